@@ -62,6 +62,7 @@ pub trait FieldElement:
     + AddAssign
     + SubAssign
     + MulAssign
+    + zeroize::Zeroize
     + Send
     + Sync
     + 'static
@@ -116,6 +117,43 @@ pub trait FieldElement:
 
     /// A uniformly random element, by rejection sampling (no modular bias).
     fn random<R: CryptoRng + ?Sized>(rng: &mut R) -> Self;
+
+    /// One step of rejection sampling from uniformly random bytes: reads exactly
+    /// [`FieldElement::ENCODED_SIZE`] bytes as a little-endian integer, keeps its low
+    /// `⌈log2 p⌉` bits, and returns the element if that integer is below `p` (else
+    /// `None`, and the caller draws again). Accepted outputs are exactly uniform.
+    ///
+    /// Whether a candidate is rejected is visible in the running time, but a rejected
+    /// candidate is discarded, so this leaks nothing about accepted values. Used by
+    /// [`crate::prg::Prg::fill_field`]; fields override it with a faster version.
+    fn try_from_uniform_bytes(bytes: &[u8]) -> Option<Self> {
+        const MAX_BYTES: usize = 64;
+        let n = Self::ENCODED_SIZE;
+        if bytes.len() != n || n > MAX_BYTES {
+            return None;
+        }
+        let mut buf = [0u8; MAX_BYTES];
+        buf[..n].copy_from_slice(bytes);
+        // Bit length of p − 1: every element fits, and masking to it keeps the
+        // candidate uniform on [0, 2^bits) with acceptance probability > 1/2.
+        let bits = (128 - (Self::MODULUS - 1).leading_zeros()) as usize;
+        let full_bytes = bits / 8;
+        let rest = bits % 8;
+        if full_bytes < n {
+            buf[full_bytes] &= ((1u16 << rest) - 1) as u8;
+            buf[full_bytes + 1..n].fill(0);
+        }
+        Self::decode(&buf[..n]).ok()
+    }
+
+    /// `Σ a_i·b_i` over the common prefix of `a` and `b` (callers check lengths;
+    /// [`crate::vector::inner_product`] does). Fields override this with lazy
+    /// reduction.
+    fn sum_of_products(a: &[Self], b: &[Self]) -> Self {
+        a.iter()
+            .zip(b)
+            .fold(Self::ZERO, |acc, (&x, &y)| acc + x * y)
+    }
 }
 
 /// A field with large power-of-two roots of unity, for the number-theoretic transform.
@@ -148,7 +186,11 @@ impl Field64 {
 
     /// Builds an element from an integer already known to be below `p`, or `None`.
     pub const fn new(v: u64) -> Option<Self> {
-        if v < Self::MODULUS_U64 { Some(Self(v)) } else { None }
+        if v < Self::MODULUS_U64 {
+            Some(Self(v))
+        } else {
+            None
+        }
     }
 
     /// Reduces any 64-bit integer modulo `p` (one conditional subtraction suffices
@@ -238,6 +280,8 @@ impl Add for Field64 {
     type Output = Self;
 
     #[inline(always)]
+    // The `&` builds a mask for a branch-free conditional correction.
+    #[allow(clippy::suspicious_arithmetic_impl)]
     fn add(self, rhs: Self) -> Self {
         // a + b < 2p < 2^65. On carry, the true value is 2^64 + s ≡ s + ε, and
         // s + ε < p, so no further correction; otherwise subtract p once if needed.
@@ -251,6 +295,8 @@ impl Sub for Field64 {
     type Output = Self;
 
     #[inline(always)]
+    // The `&` builds a mask for a branch-free conditional correction.
+    #[allow(clippy::suspicious_arithmetic_impl)]
     fn sub(self, rhs: Self) -> Self {
         // On borrow the wrapped difference is a − b + 2^64; adding p means subtracting
         // 2^64 − p = ε, which cannot underflow since the wrapped value exceeds ε.
@@ -298,6 +344,9 @@ impl MulAssign for Field64 {
     }
 }
 
+/// Zeroizing a `Field64` writes its default, zero.
+impl zeroize::DefaultIsZeroes for Field64 {}
+
 impl FieldElement for Field64 {
     const MODULUS: u128 = Self::MODULUS_U64 as u128;
     const ENCODED_SIZE: usize = 8;
@@ -329,6 +378,18 @@ impl FieldElement for Field64 {
         } else {
             Err(FieldError::NotCanonical)
         }
+    }
+
+    #[inline(always)]
+    fn try_from_uniform_bytes(bytes: &[u8]) -> Option<Self> {
+        // 2^64 − p = ε, so a random 64-bit word is rejected with probability ≈ 2^-32.
+        let word: [u8; 8] = bytes.try_into().ok()?;
+        Self::new(u64::from_le_bytes(word))
+    }
+
+    #[inline]
+    fn sum_of_products(a: &[Self], b: &[Self]) -> Self {
+        crate::vector::field64_sum_of_products(a, b)
     }
 
     fn random<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
@@ -462,7 +523,11 @@ mod tests {
     fn roots_of_unity_have_exact_order() {
         for log_n in 0..=Field64::TWO_ADICITY {
             let w = Field64::root_of_unity(log_n).unwrap();
-            assert_eq!(w.pow(1u128 << log_n), Field64::ONE, "order divides 2^{log_n}");
+            assert_eq!(
+                w.pow(1u128 << log_n),
+                Field64::ONE,
+                "order divides 2^{log_n}"
+            );
             if log_n > 0 {
                 assert_ne!(
                     w.pow(1u128 << (log_n - 1)),

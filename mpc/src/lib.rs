@@ -1,8 +1,21 @@
 //! `cairn-mpc`: the arithmetic and secret-sharing core of Cairn.
 //!
-//! This crate depends on no other Cairn crate. It provides:
+//! This crate depends on no other Cairn crate. Its modules, bottom-up:
 //!
 //! - [`field`]: prime fields ([`field::Field64`], Goldilocks) behind the
 //!   [`field::FieldElement`] trait.
+//! - [`zq`]: the rings `Z_{2^b}`, `b ∈ {8, 16, 32}`, as machine words ([`zq::ZqWord`]).
+//! - [`secret`]: secret types ([`secret::Seed`], [`secret::SecretVec`]): no `Clone`,
+//!   zeroized on drop, redacted `Debug`, constant-time equality.
+//! - [`prg`]: domain-separated ChaCha20 seed expansion ([`prg::Prg`], [`prg::Domain`]).
 
 pub mod field;
+pub mod prg;
+pub mod secret;
+pub mod vector;
+pub mod zq;
+
+pub use field::{Field64, FieldElement};
+pub use prg::{Domain, PROTOCOL_VERSION, Prg, Usage};
+pub use secret::{SecretVec, Seed};
+pub use zq::ZqWord;
