@@ -8,14 +8,23 @@
 //! - [`secret`]: secret types ([`secret::Seed`], [`secret::SecretVec`]): no `Clone`,
 //!   zeroized on drop, redacted `Debug`, constant-time equality.
 //! - [`prg`]: domain-separated ChaCha20 seed expansion ([`prg::Prg`], [`prg::Domain`]).
+//! - [`vector`]: vector kernels (add, sub, scale, lazy-reduced inner product, `Z_q`
+//!   accumulation).
+//! - [`fixed_point`]: fixed-point encoding of `f32`/`f64` with unbiased randomised
+//!   rounding.
+//! - [`sharing`]: additive n-of-n sharing over fields and `Z_{2^b}`, helper shares
+//!   compressed to seeds.
 
 pub mod field;
+pub mod fixed_point;
 pub mod prg;
 pub mod secret;
+pub mod sharing;
 pub mod vector;
 pub mod zq;
 
 pub use field::{Field64, FieldElement};
 pub use prg::{Domain, PROTOCOL_VERSION, Prg, Usage};
 pub use secret::{SecretVec, Seed};
+pub use sharing::{ShareContext, Sharing};
 pub use zq::ZqWord;
