@@ -1,1 +1,13 @@
-//! `cairn-proofs` (being built).
+//! `cairn-proofs`: validity proofs on secret-shared client inputs.
+//!
+//! Bottom-up:
+//!
+//! - [`ntt`]: the radix-2 number-theoretic transform over an FFT-friendly field.
+//! - [`polynomial`]: polynomial evaluation, multiplication, Lagrange coefficients and
+//!   domain extension on roots-of-unity domains.
+//! - [`flp`]: fully linear proofs (BBCGGI19, as in Prio3): gadgets, validity circuits,
+//!   `prove` / `query` / `decide`.
+
+pub mod flp;
+pub mod ntt;
+pub mod polynomial;

@@ -1,0 +1,167 @@
+//! The prover (BBCGGI19 §4.2; draft-irtf-cfrg-vdaf §7.3.3 "Construction", `prove`).
+//!
+//! 1. Run the circuit with recording oracles: gadget `g`'s call `k` stores its inputs as
+//!    the values of the wire polynomials at `α^{s+k}`; the seeds go at `α^0 … α^{s−1}`.
+//! 2. For each gadget, extend each wire polynomial from its `P` values on `H` to the
+//!    `N ≥ deg G·(P − 1) + 1` points of a larger power-of-two domain (one inverse and
+//!    `N/P − 1` forward NTTs of size `P`), evaluate the gadget pointwise there, and
+//!    interpolate each output back to coefficients (one inverse NTT of size `N`).
+//!    Pointwise evaluation is exact because `G(W)` has degree `< N`.
+
+use cairn_mpc::field::FftFriendlyField;
+
+use super::{FlpError, Gadget, GadgetOracle, GadgetShape, Validity, check_len, check_shapes};
+use crate::ntt::NttDomain;
+use crate::polynomial::extend_evaluations;
+
+/// Proves that `input` satisfies `circuit` under `joint_rand`, with wire seeds
+/// `prove_rand` (length [`Validity::prove_rand_len`], uniformly random and secret).
+///
+/// Returns the proof (length [`Validity::proof_len`]); layout per gadget: the seeds
+/// (seed `i` of wire `j` at `i·L + j`), then each output's coefficients. Proving an
+/// invalid input is not an error: the proof simply will not verify.
+pub fn prove<F: FftFriendlyField, V: Validity<F> + ?Sized>(
+    circuit: &V,
+    input: &[F],
+    prove_rand: &[F],
+    joint_rand: &[F],
+) -> Result<Vec<F>, FlpError> {
+    check_len("input", circuit.input_len(), input.len())?;
+    check_len("prove_rand", circuit.prove_rand_len(), prove_rand.len())?;
+    check_len("joint_rand", circuit.joint_rand_len(), joint_rand.len())?;
+    let s = circuit.num_query_points();
+    let shapes = circuit.gadget_shapes();
+    let gadgets = circuit.gadgets(joint_rand)?;
+    check_shapes(&gadgets, &shapes)?;
+
+    let mut oracles = Vec::with_capacity(gadgets.len());
+    let mut seeds = prove_rand;
+    for (gadget, shape) in gadgets.iter().zip(&shapes) {
+        let (mine, rest) = seeds.split_at(s * shape.arity);
+        seeds = rest;
+        oracles.push(RecordingOracle::new(gadget.as_ref(), shape, s, mine));
+    }
+    {
+        let mut refs: Vec<&mut dyn GadgetOracle<F>> = oracles
+            .iter_mut()
+            .map(|o| o as &mut dyn GadgetOracle<F>)
+            .collect();
+        let mut output = vec![F::ZERO; circuit.output_len()];
+        circuit.eval(&mut refs, input, joint_rand, 1, &mut output)?;
+    }
+
+    let mut proof = Vec::with_capacity(circuit.proof_len());
+    for (index, (oracle, shape)) in oracles.iter().zip(&shapes).enumerate() {
+        if oracle.calls != shape.calls {
+            return Err(FlpError::CallCount {
+                gadget: index,
+                expected: shape.calls,
+                got: oracle.calls,
+            });
+        }
+        proof.extend_from_slice(&prove_rand_slice(prove_rand, &shapes, s, index));
+        gadget_polynomials(oracle, shape, s, &mut proof)?;
+    }
+    Ok(proof)
+}
+
+/// The seeds of gadget `index` within `prove_rand`.
+fn prove_rand_slice<F: Copy>(
+    prove_rand: &[F],
+    shapes: &[GadgetShape],
+    s: usize,
+    index: usize,
+) -> Vec<F> {
+    let start: usize = shapes[..index].iter().map(|g| s * g.arity).sum();
+    prove_rand[start..start + s * shapes[index].arity].to_vec()
+}
+
+/// Appends the coefficients of every output polynomial `G_r(W)` of one gadget.
+fn gadget_polynomials<F: FftFriendlyField>(
+    oracle: &RecordingOracle<'_, F>,
+    shape: &GadgetShape,
+    s: usize,
+    proof: &mut Vec<F>,
+) -> Result<(), FlpError> {
+    let p = shape.domain_size(s);
+    let poly_len = shape.proof_poly_len(s);
+    let small = NttDomain::<F>::at_least(p)?;
+    let large = NttDomain::<F>::at_least(poly_len)?;
+    let n = large.size();
+    let arity = shape.arity;
+
+    // Wire values on the large domain, point-major (`arity` values per point), so the
+    // pointwise gadget evaluation reads contiguous memory.
+    let mut at_points = vec![F::ZERO; n * arity];
+    let mut extended = vec![F::ZERO; n];
+    for (j, wire) in oracle.wires.iter().enumerate() {
+        extend_evaluations(&small, &large, wire, &mut extended)?;
+        for (i, v) in extended.iter().enumerate() {
+            at_points[i * arity + j] = *v;
+        }
+    }
+
+    let outputs = shape.num_outputs;
+    let mut values = vec![vec![F::ZERO; n]; outputs];
+    let mut point_out = vec![F::ZERO; outputs];
+    for (i, point) in at_points.chunks_exact(arity.max(1)).enumerate().take(n) {
+        let inputs = if arity == 0 { &[][..] } else { point };
+        oracle.gadget.eval(inputs, &mut point_out)?;
+        for (r, v) in point_out.iter().enumerate() {
+            values[r][i] = *v;
+        }
+    }
+    for mut v in values {
+        large.inverse(&mut v)?;
+        proof.extend_from_slice(&v[..poly_len]);
+    }
+    Ok(())
+}
+
+/// Records each call's inputs as wire-polynomial values and answers with the gadget.
+struct RecordingOracle<'g, F> {
+    gadget: &'g dyn Gadget<F>,
+    /// `wires[j][i]` = value of wire `j` at `α^i`, `i < P`.
+    wires: Vec<Vec<F>>,
+    num_query_points: usize,
+    max_calls: usize,
+    calls: usize,
+}
+
+impl<'g, F: FftFriendlyField> RecordingOracle<'g, F> {
+    fn new(gadget: &'g dyn Gadget<F>, shape: &GadgetShape, s: usize, seeds: &[F]) -> Self {
+        let p = shape.domain_size(s);
+        let mut wires = vec![vec![F::ZERO; p]; shape.arity];
+        for (i, row) in seeds.chunks_exact(shape.arity.max(1)).enumerate() {
+            for (wire, seed) in wires.iter_mut().zip(row) {
+                wire[i] = *seed;
+            }
+        }
+        Self {
+            gadget,
+            wires,
+            num_query_points: s,
+            max_calls: shape.calls,
+            calls: 0,
+        }
+    }
+}
+
+impl<F: FftFriendlyField> GadgetOracle<F> for RecordingOracle<'_, F> {
+    fn call(&mut self, inputs: &[F], outputs: &mut [F]) -> Result<(), FlpError> {
+        check_len("gadget inputs", self.wires.len(), inputs.len())?;
+        if self.calls >= self.max_calls {
+            return Err(FlpError::CallCount {
+                gadget: usize::MAX,
+                expected: self.max_calls,
+                got: self.calls + 1,
+            });
+        }
+        let point = self.num_query_points + self.calls;
+        for (wire, v) in self.wires.iter_mut().zip(inputs) {
+            wire[point] = *v;
+        }
+        self.calls += 1;
+        self.gadget.eval(inputs, outputs)
+    }
+}

@@ -1,0 +1,302 @@
+//! Polynomial helpers over an [`FftFriendlyField`]: evaluation, multiplication,
+//! Lagrange coefficients on a roots-of-unity domain, and re-evaluation of a polynomial
+//! given by its values on a small domain over a larger one.
+//!
+//! Polynomials are coefficient vectors, lowest degree first. The domain of size
+//! `P = 2^k` is `H = {α^0, …, α^{P−1}}` for the primitive root `α` of
+//! [`NttDomain::new`]. On it, the vanishing polynomial is `Z(x) = x^P − 1`, and the
+//! Lagrange basis polynomial of the point `α^i` is
+//!
+//! ```text
+//! L_i(t) = Z(t) / (Z'(α^i)·(t − α^i)) = α^i·(t^P − 1) / (P·(t − α^i)),
+//! ```
+//!
+//! because `Z'(α^i) = P·α^{i(P−1)} = P·α^{−i}` (Berrut–Trefethen, "Barycentric Lagrange
+//! interpolation", SIAM Review 46(3), 2004, §5, roots-of-unity nodes). A polynomial of
+//! degree `< P` with values `v_i` on `H` is `w(t) = Σ_i v_i·L_i(t)`: evaluating it at one
+//! point `t ∉ H` costs one batch inversion and one dot product, with no transform.
+
+use cairn_mpc::field::FftFriendlyField;
+
+use crate::ntt::{NttDomain, NttError, powers};
+
+/// Errors from the polynomial helpers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolynomialError {
+    /// An NTT domain could not be built or did not fit.
+    #[error(transparent)]
+    Ntt(#[from] NttError),
+    /// The evaluation point lies in the interpolation domain, where the barycentric
+    /// formula divides by zero.
+    #[error("the evaluation point lies in the interpolation domain")]
+    PointInDomain,
+    /// A batch inversion met a zero.
+    #[error("cannot invert zero")]
+    ZeroInverse,
+    /// The sizes of the inputs are inconsistent.
+    #[error("inconsistent sizes: {0}")]
+    Size(&'static str),
+}
+
+/// `a(x)` by Horner's rule. The empty polynomial is zero.
+pub fn evaluate<F: FftFriendlyField>(coefficients: &[F], x: F) -> F {
+    coefficients
+        .iter()
+        .rev()
+        .fold(F::ZERO, |acc, c| acc * x + *c)
+}
+
+/// The product `a·b`, with `len(a) + len(b) − 1` coefficients (empty if either is
+/// empty). Schoolbook for small inputs, NTT for large ones.
+pub fn multiply<F: FftFriendlyField>(a: &[F], b: &[F]) -> Result<Vec<F>, PolynomialError> {
+    if a.is_empty() || b.is_empty() {
+        return Ok(Vec::new());
+    }
+    let out_len = a.len() + b.len() - 1;
+    if a.len().min(b.len()) <= 32 {
+        let mut out = vec![F::ZERO; out_len];
+        for (i, x) in a.iter().enumerate() {
+            for (o, y) in out[i..].iter_mut().zip(b) {
+                *o += *x * *y;
+            }
+        }
+        return Ok(out);
+    }
+    let domain = NttDomain::<F>::at_least(out_len)?;
+    let mut fa = a.to_vec();
+    fa.resize(domain.size(), F::ZERO);
+    let mut fb = b.to_vec();
+    fb.resize(domain.size(), F::ZERO);
+    domain.forward(&mut fa)?;
+    domain.forward(&mut fb)?;
+    for (x, y) in fa.iter_mut().zip(&fb) {
+        *x *= *y;
+    }
+    domain.inverse(&mut fa)?;
+    fa.truncate(out_len);
+    Ok(fa)
+}
+
+/// `a + b` (the longer length).
+pub fn add<F: FftFriendlyField>(a: &[F], b: &[F]) -> Vec<F> {
+    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
+    let mut out = long.to_vec();
+    for (o, s) in out.iter_mut().zip(short) {
+        *o += *s;
+    }
+    out
+}
+
+/// Inverts every element in place with Montgomery's trick (3 multiplications per
+/// element and one inversion). Fails, leaving `values` unchanged, if any is zero.
+pub fn batch_inverse<F: FftFriendlyField>(values: &mut [F]) -> Result<(), PolynomialError> {
+    let mut prefix = Vec::with_capacity(values.len());
+    let mut acc = F::ONE;
+    for v in values.iter() {
+        prefix.push(acc);
+        acc *= *v;
+    }
+    if bool::from(subtle::ConstantTimeEq::ct_eq(&acc, &F::ZERO)) {
+        return Err(PolynomialError::ZeroInverse);
+    }
+    let mut inv = acc.inv();
+    for (v, before) in values.iter_mut().zip(prefix).rev() {
+        let original = *v;
+        *v = inv * before;
+        inv *= original;
+    }
+    Ok(())
+}
+
+/// The Lagrange coefficients `L_i(t)` of the first `count` points `α^0, …, α^{count−1}`
+/// of `domain` (module docs). Fails if `t` lies in the domain (`t^P = 1`).
+pub fn lagrange_coefficients<F: FftFriendlyField>(
+    domain: &NttDomain<F>,
+    t: F,
+    count: usize,
+) -> Result<Vec<F>, PolynomialError> {
+    if count > domain.size() {
+        return Err(PolynomialError::Size("more points than the domain has"));
+    }
+    let vanishing = t.pow(domain.size() as u128) - F::ONE;
+    if vanishing == F::ZERO {
+        return Err(PolynomialError::PointInDomain);
+    }
+    let nodes = powers(domain.generator(), count);
+    let mut denominators: Vec<F> = nodes.iter().map(|a| t - *a).collect();
+    batch_inverse(&mut denominators)?;
+    let scale = vanishing * domain.size_inverse();
+    Ok(nodes
+        .iter()
+        .zip(denominators)
+        .map(|(a, d)| *a * d * scale)
+        .collect())
+}
+
+/// Given the values of a polynomial `w` of degree `< P` on the small domain (size `P`),
+/// returns its values on the large domain (size `N = r·P`), in natural order.
+///
+/// The large domain's generator `β` satisfies `β^r = α`, so the point `β^{jr+c}` is
+/// `α^j·β^c`: coset `c` of the small domain. Coset 0 is the input; each other coset is
+/// one NTT of the coefficients scaled by `β^{c·j}`. Cost: one inverse and `r − 1`
+/// forward transforms of size `P` (cheaper than one transform of size `N` after
+/// interpolation).
+pub fn extend_evaluations<F: FftFriendlyField>(
+    small: &NttDomain<F>,
+    large: &NttDomain<F>,
+    values: &[F],
+    out: &mut [F],
+) -> Result<(), PolynomialError> {
+    let p = small.size();
+    let n = large.size();
+    if n < p || !n.is_multiple_of(p) || values.len() != p || out.len() != n {
+        return Err(PolynomialError::Size("extend_evaluations"));
+    }
+    let r = n / p;
+    let mut coefficients = values.to_vec();
+    small.inverse(&mut coefficients)?;
+    for (j, v) in values.iter().enumerate() {
+        out[j * r] = *v;
+    }
+    let beta = large.generator();
+    let mut coset_shift = F::ONE;
+    let mut scaled = vec![F::ZERO; p];
+    for c in 1..r {
+        coset_shift *= beta;
+        let mut shift_power = F::ONE;
+        for (s, a) in scaled.iter_mut().zip(&coefficients) {
+            *s = *a * shift_power;
+            shift_power *= coset_shift;
+        }
+        small.forward(&mut scaled)?;
+        for (j, v) in scaled.iter().enumerate() {
+            out[j * r + c] = *v;
+        }
+    }
+    Ok(())
+}
+
+/// The values `a(α^0), …, a(α^{P−1})` of a polynomial with any number of coefficients on
+/// the domain of size `P`: since `α^P = 1`, `a` is first reduced modulo `x^P − 1`
+/// (coefficient `j` folds onto `j mod P`), then transformed.
+pub fn evaluate_on_domain<F: FftFriendlyField>(
+    domain: &NttDomain<F>,
+    coefficients: &[F],
+) -> Result<Vec<F>, PolynomialError> {
+    let p = domain.size();
+    let mut folded = vec![F::ZERO; p];
+    for chunk in coefficients.chunks(p) {
+        for (f, c) in folded.iter_mut().zip(chunk) {
+            *f += *c;
+        }
+    }
+    domain.forward(&mut folded)?;
+    Ok(folded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_mpc::field::{Field64, FieldElement};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn random_vec(rng: &mut ChaCha20Rng, n: usize) -> Vec<Field64> {
+        (0..n).map(|_| Field64::random(rng)).collect()
+    }
+
+    fn naive_multiply(a: &[Field64], b: &[Field64]) -> Vec<Field64> {
+        let mut out = vec![Field64::ZERO; a.len() + b.len() - 1];
+        for (i, x) in a.iter().enumerate() {
+            for (j, y) in b.iter().enumerate() {
+                out[i + j] += *x * *y;
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn multiply_matches_schoolbook_on_both_paths() {
+        let mut rng = ChaCha20Rng::from_seed([2; 32]);
+        for (la, lb) in [(1, 1), (3, 7), (33, 40), (100, 257), (64, 64)] {
+            let a = random_vec(&mut rng, la);
+            let b = random_vec(&mut rng, lb);
+            assert_eq!(multiply(&a, &b).unwrap(), naive_multiply(&a, &b));
+        }
+        assert!(
+            multiply::<Field64>(&[], &[Field64::ONE])
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn batch_inverse_inverts_and_rejects_zero() {
+        let mut rng = ChaCha20Rng::from_seed([3; 32]);
+        let original = random_vec(&mut rng, 50);
+        let mut v = original.clone();
+        batch_inverse(&mut v).unwrap();
+        for (a, b) in original.iter().zip(&v) {
+            assert_eq!(*a * *b, Field64::ONE);
+        }
+        let mut with_zero = vec![Field64::ONE, Field64::ZERO, Field64::ONE];
+        assert_eq!(
+            batch_inverse(&mut with_zero),
+            Err(PolynomialError::ZeroInverse)
+        );
+        assert_eq!(with_zero[1], Field64::ZERO, "unchanged on failure");
+    }
+
+    #[test]
+    fn lagrange_interpolation_matches_horner() {
+        let mut rng = ChaCha20Rng::from_seed([4; 32]);
+        let domain = NttDomain::<Field64>::new(5).unwrap();
+        let coefficients = random_vec(&mut rng, 32);
+        let mut values = coefficients.clone();
+        domain.forward(&mut values).unwrap();
+        let t = Field64::random(&mut rng);
+        let lagrange = lagrange_coefficients(&domain, t, 32).unwrap();
+        let via_lagrange = values
+            .iter()
+            .zip(&lagrange)
+            .fold(Field64::ZERO, |acc, (v, l)| acc + *v * *l);
+        assert_eq!(via_lagrange, evaluate(&coefficients, t));
+        assert_eq!(
+            lagrange_coefficients(&domain, domain.generator().pow(7), 32),
+            Err(PolynomialError::PointInDomain)
+        );
+    }
+
+    #[test]
+    fn extend_evaluations_matches_direct_evaluation() {
+        let mut rng = ChaCha20Rng::from_seed([5; 32]);
+        let small = NttDomain::<Field64>::new(4).unwrap();
+        for log_large in 4..=7 {
+            let large = NttDomain::<Field64>::new(log_large).unwrap();
+            let coefficients = random_vec(&mut rng, 16);
+            let mut values = coefficients.clone();
+            small.forward(&mut values).unwrap();
+            let mut out = vec![Field64::ZERO; large.size()];
+            extend_evaluations(&small, &large, &values, &mut out).unwrap();
+            let mut x = Field64::ONE;
+            for v in &out {
+                assert_eq!(*v, evaluate(&coefficients, x));
+                x *= large.generator();
+            }
+        }
+    }
+
+    #[test]
+    fn evaluate_on_domain_folds_long_polynomials() {
+        let mut rng = ChaCha20Rng::from_seed([6; 32]);
+        let domain = NttDomain::<Field64>::new(3).unwrap();
+        let coefficients = random_vec(&mut rng, 21);
+        let values = evaluate_on_domain(&domain, &coefficients).unwrap();
+        let mut x = Field64::ONE;
+        for v in values {
+            assert_eq!(v, evaluate(&coefficients, x));
+            x *= domain.generator();
+        }
+    }
+}
