@@ -14,7 +14,10 @@
 //!   rounding.
 //! - [`sharing`]: additive n-of-n sharing over fields and `Z_{2^b}`, helper shares
 //!   compressed to seeds.
+//! - [`codec`]: the [`codec::Encode`]/[`codec::Decode`] traits and the checked
+//!   [`codec::Reader`] every Cairn crate uses for wire formats.
 
+pub mod codec;
 pub mod field;
 pub mod fixed_point;
 pub mod prg;
@@ -23,6 +26,7 @@ pub mod sharing;
 pub mod vector;
 pub mod zq;
 
+pub use codec::{CodecError, Decode, Encode, Reader};
 pub use field::{Field64, FieldElement};
 pub use prg::{Domain, PROTOCOL_VERSION, Prg, Usage};
 pub use secret::{SecretVec, Seed};
