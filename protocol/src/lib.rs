@@ -7,7 +7,11 @@
 //! - [`clock`]: the injected notion of time.
 //! - [`config`]: the task configuration (`task.toml`), validated, and the task id.
 //! - [`hpke`]: sealing helper shares and aggregate shares (RFC 9180).
+//! - [`ids`]: report and job ids, client tokens.
+//! - [`messages`]: the wire messages and their size limits.
 
 pub mod clock;
 pub mod config;
 pub mod hpke;
+pub mod ids;
+pub mod messages;
