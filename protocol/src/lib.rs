@@ -8,10 +8,12 @@
 //! - [`config`]: the task configuration (`task.toml`), validated, and the task id.
 //! - [`hpke`]: sealing helper shares and aggregate shares (RFC 9180).
 //! - [`ids`]: report and job ids, client tokens.
+//! - [`ledger`]: the hash-chained privacy-budget ledger each aggregator enforces.
 //! - [`messages`]: the wire messages and their size limits.
 
 pub mod clock;
 pub mod config;
 pub mod hpke;
 pub mod ids;
+pub mod ledger;
 pub mod messages;

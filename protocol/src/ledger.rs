@@ -1,0 +1,362 @@
+//! The privacy-budget ledger every aggregator keeps on its own.
+//!
+//! DESIGN §6: before an aggregator lets its aggregate share of a round leave, it
+//! appends a ledger entry (round, ρ, time, report count) and makes it durable; it
+//! refuses any release that would take the task's total ρ past its budget. Each
+//! aggregator enforces this independently, so the guarantee holds as long as one
+//! aggregator is honest, even if the others release everything.
+//!
+//! The ledger is append-only and **hash-chained**: entry `k` stores the hash of entry
+//! `k − 1`, and its own hash covers the task id and all its fields. A ledger whose
+//! entries were edited, deleted or reordered no longer verifies, and
+//! [`Ledger::verify_chain`] names the first bad entry. This module is pure data; the
+//! node persists entries (SQLite, `synchronous=FULL`) and reloads them with
+//! [`Ledger::from_entries`] on restart, which re-verifies the chain, so a restart can
+//! never forget spent budget.
+//!
+//! Budget comparisons are exact-or-conservative under floating point: the running
+//! total is accumulated with **upward** rounding (an error-free two-sum detects when
+//! round-to-nearest went down, and the result is bumped to the next `f64`), so the
+//! stored total is never below the true sum of the recorded ρ values, and a release is
+//! allowed only if that total is `≤` the budget. Exact cases pass (four releases of
+//! 0.25 exactly fill a budget of 1.0); a true sum even one ulp over is refused (ten
+//! releases of the `f64` nearest 0.1 sum to slightly more than 1.0, so the tenth is
+//! refused against a budget of 1.0).
+
+use sha2::{Digest, Sha256};
+
+use crate::clock::Time;
+use crate::config::TaskId;
+
+/// Errors of the ledger.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The release would spend more than the remaining budget.
+    #[error(
+        "privacy budget exceeded: releasing ρ = {requested} would bring the total to \
+         more than the budget ρ = {budget} (already spent {spent})"
+    )]
+    BudgetExceeded {
+        /// ρ of the refused release.
+        requested: f64,
+        /// ρ spent before it.
+        spent: f64,
+        /// The task's ρ budget.
+        budget: f64,
+    },
+    /// The round was released before; a round is released once.
+    #[error("round {0} was already released")]
+    AlreadyReleased(u32),
+    /// A ρ that is negative, NaN or infinite.
+    #[error("invalid ρ {0}")]
+    InvalidRho(f64),
+    /// The hash chain breaks at this entry (0-based): edited, removed or reordered.
+    #[error("ledger hash chain broken at entry {index}")]
+    BrokenChain {
+        /// The first entry that does not verify.
+        index: usize,
+    },
+}
+
+/// One release, as recorded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LedgerEntry {
+    /// Position in the ledger, from 0.
+    pub seq: u64,
+    /// The released round.
+    pub round: u32,
+    /// When it was released.
+    pub time: Time,
+    /// Reports in the released aggregate.
+    pub report_count: u32,
+    /// ρ this release cost.
+    pub rho: f64,
+    /// ρ spent by the task after this release.
+    pub rho_total: f64,
+    /// Hash of the previous entry (all zero for the first).
+    pub prev_hash: [u8; 32],
+    /// This entry's hash.
+    pub hash: [u8; 32],
+}
+
+impl LedgerEntry {
+    /// The hash this entry must carry, given its fields and its task.
+    pub fn compute_hash(&self, task_id: &TaskId) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"cairn/1 ledger entry");
+        h.update(task_id.0);
+        h.update(self.seq.to_le_bytes());
+        h.update(self.round.to_le_bytes());
+        h.update(self.time.0.to_le_bytes());
+        h.update(self.report_count.to_le_bytes());
+        h.update(self.rho.to_bits().to_le_bytes());
+        h.update(self.rho_total.to_bits().to_le_bytes());
+        h.update(self.prev_hash);
+        h.finalize().into()
+    }
+}
+
+/// A task's ledger at one aggregator.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    task_id: TaskId,
+    rho_budget: f64,
+    entries: Vec<LedgerEntry>,
+}
+
+impl Ledger {
+    /// An empty ledger for a task with ρ budget `rho_budget`.
+    pub fn new(task_id: TaskId, rho_budget: f64) -> Result<Self, LedgerError> {
+        if !(rho_budget.is_finite() && rho_budget > 0.0) {
+            return Err(LedgerError::InvalidRho(rho_budget));
+        }
+        Ok(Self {
+            task_id,
+            rho_budget,
+            entries: Vec::new(),
+        })
+    }
+
+    /// A ledger reloaded from storage: the chain must verify.
+    pub fn from_entries(
+        task_id: TaskId,
+        rho_budget: f64,
+        entries: Vec<LedgerEntry>,
+    ) -> Result<Self, LedgerError> {
+        let mut ledger = Self::new(task_id, rho_budget)?;
+        Self::verify_chain(&task_id, &entries)?;
+        ledger.entries = entries;
+        Ok(ledger)
+    }
+
+    /// Checks every entry's position, hash, link and running total; returns the first
+    /// bad entry.
+    pub fn verify_chain(task_id: &TaskId, entries: &[LedgerEntry]) -> Result<(), LedgerError> {
+        let mut prev = [0u8; 32];
+        let mut total = 0.0f64;
+        for (index, e) in entries.iter().enumerate() {
+            total = add_round_up(total, e.rho);
+            let ok = e.seq == index as u64
+                && e.prev_hash == prev
+                && e.hash == e.compute_hash(task_id)
+                && e.rho.is_finite()
+                && e.rho >= 0.0
+                && e.rho_total == total;
+            if !ok {
+                return Err(LedgerError::BrokenChain { index });
+            }
+            prev = e.hash;
+        }
+        Ok(())
+    }
+
+    /// The entries, oldest first.
+    pub fn entries(&self) -> &[LedgerEntry] {
+        &self.entries
+    }
+
+    /// ρ spent so far.
+    pub fn rho_spent(&self) -> f64 {
+        self.entries.last().map_or(0.0, |e| e.rho_total)
+    }
+
+    /// The task's ρ budget.
+    pub fn rho_budget(&self) -> f64 {
+        self.rho_budget
+    }
+
+    /// Whether `round` has been released.
+    pub fn is_released(&self, round: u32) -> bool {
+        self.entries.iter().any(|e| e.round == round)
+    }
+
+    /// Checks that releasing `round` at cost `rho` fits, and returns the entry to make
+    /// durable **before** the aggregate share leaves. The ledger itself is unchanged
+    /// until [`Ledger::commit`] is called with that entry (after it is stored).
+    pub fn prepare_release(
+        &self,
+        round: u32,
+        rho: f64,
+        report_count: u32,
+        now: Time,
+    ) -> Result<LedgerEntry, LedgerError> {
+        if !(rho.is_finite() && rho >= 0.0) {
+            return Err(LedgerError::InvalidRho(rho));
+        }
+        if self.is_released(round) {
+            return Err(LedgerError::AlreadyReleased(round));
+        }
+        let spent = self.rho_spent();
+        let total = add_round_up(spent, rho);
+        if total > self.rho_budget {
+            return Err(LedgerError::BudgetExceeded {
+                requested: rho,
+                spent,
+                budget: self.rho_budget,
+            });
+        }
+        let prev_hash = self.entries.last().map_or([0u8; 32], |e| e.hash);
+        let mut entry = LedgerEntry {
+            seq: self.entries.len() as u64,
+            round,
+            time: now,
+            report_count,
+            rho,
+            rho_total: total,
+            prev_hash,
+            hash: [0; 32],
+        };
+        entry.hash = entry.compute_hash(&self.task_id);
+        Ok(entry)
+    }
+
+    /// Appends an entry made by [`Ledger::prepare_release`] once it is durable.
+    pub fn commit(&mut self, entry: LedgerEntry) -> Result<(), LedgerError> {
+        let index = self.entries.len();
+        let prev = self.entries.last().map_or([0u8; 32], |e| e.hash);
+        if entry.seq != index as u64
+            || entry.prev_hash != prev
+            || entry.hash != entry.compute_hash(&self.task_id)
+        {
+            return Err(LedgerError::BrokenChain { index });
+        }
+        self.entries.push(entry);
+        Ok(())
+    }
+}
+
+/// `a + b` for finite, non-negative `a`, `b`, rounded towards +∞: the result is never
+/// below the exact sum. Knuth's TwoSum (TAOCP vol. 2, §4.2.2, Theorem B) gives the
+/// exact rounding error `e` of `s = fl(a + b)` (`a + b = s + e` exactly); if `e > 0`
+/// round-to-nearest went down and `s` is bumped to the next representable value.
+fn add_round_up(a: f64, b: f64) -> f64 {
+    let s = a + b;
+    let bb = s - a;
+    let e = (a - (s - bb)) + (b - bb);
+    if e > 0.0 {
+        f64::from_bits(s.to_bits() + 1)
+    } else {
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> TaskId {
+        TaskId([3; 32])
+    }
+
+    #[test]
+    fn spends_until_the_budget_and_refuses_past_it() {
+        let mut ledger = Ledger::new(task(), 1.0).unwrap();
+        for round in 0..4 {
+            let e = ledger
+                .prepare_release(round, 0.25, 10, Time(100 + u64::from(round)))
+                .unwrap();
+            ledger.commit(e).unwrap();
+        }
+        // 4 × 0.25 = 1.0 exactly: the edge itself is allowed...
+        assert_eq!(ledger.rho_spent(), 1.0);
+        // ...and anything beyond is refused.
+        assert!(matches!(
+            ledger.prepare_release(9, 1e-12, 1, Time(200)),
+            Err(LedgerError::BudgetExceeded { .. })
+        ));
+        Ledger::verify_chain(&task(), ledger.entries()).unwrap();
+    }
+
+    #[test]
+    fn float_accumulation_never_passes_the_budget() {
+        // The f64 nearest 0.1 is 0.1000000000000000055…, so ten of them sum to
+        // slightly more than 1.0 (round-to-nearest would even show 0.9999999999999999):
+        // exactly nine releases fit a budget of 1.0.
+        let mut ledger = Ledger::new(task(), 1.0).unwrap();
+        let mut round = 0;
+        while let Ok(e) = ledger.prepare_release(round, 0.1, 1, Time(0)) {
+            ledger.commit(e).unwrap();
+            round += 1;
+        }
+        assert_eq!(round, 9);
+        assert!(ledger.rho_spent() <= 1.0);
+    }
+
+    #[test]
+    fn a_round_is_released_once() {
+        let mut ledger = Ledger::new(task(), 10.0).unwrap();
+        let e = ledger.prepare_release(5, 1.0, 3, Time(1)).unwrap();
+        ledger.commit(e).unwrap();
+        assert_eq!(
+            ledger.prepare_release(5, 1.0, 3, Time(2)),
+            Err(LedgerError::AlreadyReleased(5))
+        );
+    }
+
+    #[test]
+    fn invalid_inputs_are_refused() {
+        assert!(Ledger::new(task(), 0.0).is_err());
+        assert!(Ledger::new(task(), f64::NAN).is_err());
+        let ledger = Ledger::new(task(), 1.0).unwrap();
+        assert!(matches!(
+            ledger.prepare_release(0, -0.1, 1, Time(0)),
+            Err(LedgerError::InvalidRho(_))
+        ));
+        assert!(matches!(
+            ledger.prepare_release(0, f64::NAN, 1, Time(0)),
+            Err(LedgerError::InvalidRho(_))
+        ));
+    }
+
+    #[test]
+    fn tampering_is_detected_at_the_first_bad_entry() {
+        let mut ledger = Ledger::new(task(), 10.0).unwrap();
+        for round in 0..5 {
+            let e = ledger.prepare_release(round, 0.5, 7, Time(10)).unwrap();
+            ledger.commit(e).unwrap();
+        }
+        let good = ledger.entries().to_vec();
+        Ledger::verify_chain(&task(), &good).unwrap();
+
+        let mut edited = good.clone();
+        edited[2].rho = 0.1;
+        assert_eq!(
+            Ledger::verify_chain(&task(), &edited),
+            Err(LedgerError::BrokenChain { index: 2 })
+        );
+        let mut removed = good.clone();
+        removed.remove(1);
+        assert_eq!(
+            Ledger::verify_chain(&task(), &removed),
+            Err(LedgerError::BrokenChain { index: 1 })
+        );
+        let mut swapped = good.clone();
+        swapped.swap(3, 4);
+        assert_eq!(
+            Ledger::verify_chain(&task(), &swapped),
+            Err(LedgerError::BrokenChain { index: 3 })
+        );
+        // Another task's ledger does not verify under this task id.
+        assert_eq!(
+            Ledger::verify_chain(&TaskId([4; 32]), &good),
+            Err(LedgerError::BrokenChain { index: 0 })
+        );
+        // Reloading re-verifies.
+        assert!(Ledger::from_entries(task(), 10.0, edited).is_err());
+        let reloaded = Ledger::from_entries(task(), 10.0, good).unwrap();
+        assert_eq!(reloaded.rho_spent(), 2.5);
+    }
+
+    #[test]
+    fn commit_refuses_an_entry_not_prepared_for_this_state() {
+        let mut ledger = Ledger::new(task(), 10.0).unwrap();
+        let e0 = ledger.prepare_release(0, 1.0, 1, Time(0)).unwrap();
+        let stale = e0.clone();
+        ledger.commit(e0).unwrap();
+        assert!(matches!(
+            ledger.commit(stale),
+            Err(LedgerError::BrokenChain { .. })
+        ));
+    }
+}
