@@ -8,6 +8,7 @@
 //! - [`flp`]: fully linear proofs (BBCGGI19, as in Prio3): gadgets, validity circuits,
 //!   `prove` / `query` / `decide`.
 
+pub mod carry_lift;
 pub mod flp;
 pub mod ntt;
 pub mod polynomial;

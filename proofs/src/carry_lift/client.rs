@@ -1,0 +1,223 @@
+//! The client: validate, encode, share, prove ([`CarryLift::shard`]).
+
+use cairn_mpc::field::FieldElement;
+use cairn_mpc::prg::Usage;
+use cairn_mpc::secret::{SecretVec, Seed};
+use cairn_mpc::sharing::{self, ShareContext, SharingError};
+use rand_core::CryptoRng;
+
+use super::messages::{HelperInputShare, LeaderInputShare, PublicShare, Report};
+use super::randomness::{expand_joint_rand, helper_part, joint_rand_seed, leader_part};
+use super::{CarryLift, CarryLiftError, Field};
+use crate::flp::{self, Validity};
+
+impl CarryLift {
+    /// Encodes, shares and proves the client's vector `x` for report `report_id` of task
+    /// `task_id`.
+    ///
+    /// Refuses (typed errors, nothing is produced) a wrong length, a coordinate outside
+    /// `[−q/2, q/2)`, or `‖x‖² > B²`: an honest client never sends an invalid report.
+    pub fn shard<R: CryptoRng + ?Sized>(
+        &self,
+        task_id: &[u8; 32],
+        report_id: &[u8; 16],
+        x: &[i64],
+        rng: &mut R,
+    ) -> Result<Report, CarryLiftError> {
+        let d = self.params.dimension;
+        if x.len() != d {
+            return Err(CarryLiftError::WrongDimension {
+                expected: d,
+                got: x.len(),
+            });
+        }
+        let half_q = (self.q() / 2) as i64;
+        let mut norm_sq: u128 = 0;
+        for (index, v) in x.iter().enumerate() {
+            if *v < -half_q || *v >= half_q {
+                return Err(CarryLiftError::CoordinateOutOfRange { index });
+            }
+            norm_sq += u128::from(v.unsigned_abs()) * u128::from(v.unsigned_abs());
+        }
+        if norm_sq > self.norm_bound_sq {
+            return Err(CarryLiftError::NormTooLarge);
+        }
+
+        let ctx = ShareContext::new(*task_id, *report_id);
+        let helper_seeds: Vec<Seed> = (1..self.params.num_aggregators)
+            .map(|_| Seed::generate(rng))
+            .collect();
+        // x' = x + q/2 ∈ [0, q); x'_0 = x' − Σ_j x'_j mod q.
+        let shifted = SecretVec::new(x.iter().map(|v| (*v + half_q) as u32).collect::<Vec<_>>());
+        let (leader_words, sums) =
+            self.share_words(&ctx, shifted.expose_secret(), &helper_seeds)?;
+
+        // Carries c_i = (S_i − x'_i)/q, then the base-n digits of the slack.
+        let mut witness = SecretVec::<Field>::zeroed(self.circuit.range_entries());
+        let q = self.q();
+        for ((w, s), xs) in witness
+            .expose_secret_mut()
+            .iter_mut()
+            .zip(sums.expose_secret())
+            .zip(shifted.expose_secret())
+        {
+            *w = Field::from_u64((*s - u64::from(*xs)) / q);
+        }
+        let mut slack = self.norm_bound_sq - norm_sq;
+        let base = self.params.num_aggregators as u128;
+        for digit in witness.expose_secret_mut()[d..].iter_mut() {
+            *digit = Field::from_u64((slack % base) as u64);
+            slack /= base;
+        }
+        self.shard_with_witness(
+            &ctx,
+            leader_words,
+            helper_seeds,
+            sums.expose_secret(),
+            witness.expose_secret(),
+            rng,
+        )
+    }
+
+    /// `x'_0 = x' − Σ_{j≥1} x'_j mod q` and the integer sums `S = Σ_j x'_j`.
+    pub(crate) fn share_words(
+        &self,
+        ctx: &ShareContext,
+        shifted: &[u32],
+        helper_seeds: &[Seed],
+    ) -> Result<(SecretVec<u32>, SecretVec<u64>), CarryLiftError> {
+        let mask = (self.q() - 1) as u32;
+        let mut helper_sum = SecretVec::<u64>::zeroed(shifted.len());
+        for (party, seed) in (1u8..).zip(helper_seeds) {
+            let words = self.expand_words(seed, ctx, party)?;
+            for (acc, w) in helper_sum
+                .expose_secret_mut()
+                .iter_mut()
+                .zip(words.expose_secret())
+            {
+                *acc += u64::from(*w);
+            }
+        }
+        let mut leader = SecretVec::<u32>::zeroed(shifted.len());
+        let mut sums = SecretVec::<u64>::zeroed(shifted.len());
+        for (((l, s), h), x) in leader
+            .expose_secret_mut()
+            .iter_mut()
+            .zip(sums.expose_secret_mut())
+            .zip(helper_sum.expose_secret())
+            .zip(shifted)
+        {
+            // Truncation to the low b bits is reduction mod q.
+            *l = x.wrapping_sub(*h as u32) & mask;
+            *s = u64::from(*l) + *h;
+        }
+        Ok((leader, sums))
+    }
+
+    /// Helper `party`'s `Z_q` share: `d` words of `b` bits expanded from its seed.
+    pub(crate) fn expand_words(
+        &self,
+        seed: &Seed,
+        ctx: &ShareContext,
+        party: u8,
+    ) -> Result<SecretVec<u32>, SharingError> {
+        let d = self.params.dimension;
+        fn widen<W: Copy + zeroize::Zeroize + Into<u32>>(v: &SecretVec<W>) -> SecretVec<u32> {
+            SecretVec::new(v.expose_secret().iter().map(|w| (*w).into()).collect())
+        }
+        Ok(match self.params.bits {
+            8 => widen(&sharing::expand_zq_share::<u8>(
+                seed,
+                ctx,
+                party,
+                Usage::ZqShare,
+                d,
+            )?),
+            16 => widen(&sharing::expand_zq_share::<u16>(
+                seed,
+                ctx,
+                party,
+                Usage::ZqShare,
+                d,
+            )?),
+            _ => sharing::expand_zq_share::<u32>(seed, ctx, party, Usage::ZqShare, d)?,
+        })
+    }
+
+    /// Shares the claimed witness `(c, δ)` over `F_p`, derives the joint randomness,
+    /// proves, and shares the proof. `sums[i] = Σ_j x'_{j,i}` must match the `Z_q`
+    /// shares (the lifted input is computed from them and the claimed carries, exactly
+    /// as the aggregators will). Tests call this directly to play a cheating client.
+    pub(crate) fn shard_with_witness<R: CryptoRng + ?Sized>(
+        &self,
+        ctx: &ShareContext,
+        leader_words: SecretVec<u32>,
+        helper_seeds: Vec<Seed>,
+        sums: &[u64],
+        witness: &[Field],
+        rng: &mut R,
+    ) -> Result<Report, CarryLiftError> {
+        let d = self.params.dimension;
+        let field_share =
+            sharing::leader_share_field(witness, ctx, &helper_seeds, Usage::FieldShare)?;
+
+        let blind = Seed::generate(rng);
+        let mut parts = Vec::with_capacity(self.params.num_aggregators);
+        parts.push(leader_part(
+            ctx,
+            &blind,
+            leader_words.expose_secret(),
+            self.word_bytes(),
+            field_share.expose_secret(),
+        ));
+        for (party, seed) in (1u8..).zip(&helper_seeds) {
+            parts.push(helper_part(ctx, party, seed));
+        }
+        let seed = joint_rand_seed(ctx, &parts);
+        let joint_rand = expand_joint_rand(ctx, &seed, self.circuit.joint_rand_len());
+
+        // The FLP input [X | c | δ] with X_i = S_i − q·c_i − q/2.
+        let q = Field::from_u64(self.q());
+        let half_q = Field::from_u64(self.q() / 2);
+        let mut input = SecretVec::<Field>::zeroed(self.circuit.input_len());
+        {
+            let (lifted, rest) = input.expose_secret_mut().split_at_mut(d);
+            for ((x, s), c) in lifted.iter_mut().zip(sums).zip(witness) {
+                *x = Field::from_u64(*s) - q * *c - half_q;
+            }
+            rest.copy_from_slice(witness);
+        }
+        let prove_rand = SecretVec::new(
+            (0..self.circuit.prove_rand_len())
+                .map(|_| Field::random(rng))
+                .collect::<Vec<_>>(),
+        );
+        let proof = SecretVec::new(flp::prove(
+            &self.circuit,
+            input.expose_secret(),
+            prove_rand.expose_secret(),
+            &joint_rand,
+        )?);
+        let proof_share = sharing::leader_share_field(
+            proof.expose_secret(),
+            ctx,
+            &helper_seeds,
+            Usage::ProofShare,
+        )?;
+
+        Ok(Report {
+            public_share: PublicShare { parts },
+            leader_share: LeaderInputShare {
+                blind,
+                words: leader_words,
+                word_bytes: self.word_bytes(),
+                field_share,
+                proof_share,
+            },
+            helper_shares: helper_seeds
+                .into_iter()
+                .map(|seed| HelperInputShare { seed })
+                .collect(),
+        })
+    }
+}
