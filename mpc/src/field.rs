@@ -283,11 +283,14 @@ impl Add for Field64 {
     // The `&` builds a mask for a branch-free conditional correction.
     #[allow(clippy::suspicious_arithmetic_impl)]
     fn add(self, rhs: Self) -> Self {
-        // a + b < 2p < 2^65. On carry, the true value is 2^64 + s ≡ s + ε, and
-        // s + ε < p, so no further correction; otherwise subtract p once if needed.
+        // a + b < 2p < 2^65 and p + ε = 2^64. With s = a + b mod 2^64:
+        // * on carry, the true value 2^64 + s ≡ s + ε, and s + ε < p (no overflow);
+        // * otherwise, s ≥ p exactly when s + ε overflows, and then s + ε − 2^64 = s − p.
+        // So the result is t = s + ε mod 2^64 if either addition carried, else s.
         let (s, carry) = self.0.overflowing_add(rhs.0);
-        let s = s.wrapping_add(EPSILON & (carry as u64).wrapping_neg());
-        Self::from_u64_reduced(s)
+        let (t, overflow) = s.overflowing_add(EPSILON);
+        let take_t = ((carry | overflow) as u64).wrapping_neg();
+        Self((t & take_t) | (s & !take_t))
     }
 }
 
