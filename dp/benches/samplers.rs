@@ -1,0 +1,79 @@
+//! Throughput of the exact samplers, ours beside OpenDP's (`cargo bench -p cairn-dp --bench
+//! samplers`). Ours draw from ChaCha20 (rand_chacha); OpenDP draws from its own global RNG
+//! (OpenSSL-free build: `rand`'s thread RNG) and works in arbitrary-precision rationals.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use cairn_dp::sample::{DiscreteGaussian, DiscreteLaplace, Ratio};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use dashu::rational::RBig;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const SIGMAS: [(u32, &str); 4] = [(1, "1"), (1 << 5, "2^5"), (1 << 10, "2^10"), (1 << 20, "2^20")];
+
+fn gaussian(c: &mut Criterion) {
+    let mut group = c.benchmark_group("discrete_gaussian");
+    for (sigma, label) in SIGMAS {
+        let sampler = DiscreteGaussian::new(Ratio::from_integer(u64::from(sigma))).unwrap();
+        let mut rng = ChaCha20Rng::from_seed([1; 32]);
+        let mut out = vec![0i64; 10_000];
+        group.throughput(Throughput::Elements(out.len() as u64));
+        group.bench_function(BenchmarkId::new("cairn", label), |b| {
+            b.iter(|| {
+                sampler.fill(&mut rng, &mut out);
+                black_box(&out);
+            })
+        });
+        let scale = RBig::from(sigma);
+        group.throughput(Throughput::Elements(100));
+        group.bench_function(BenchmarkId::new("opendp", label), |b| {
+            b.iter(|| {
+                for _ in 0..100 {
+                    black_box(
+                        opendp::traits::samplers::sample_discrete_gaussian(scale.clone()).unwrap(),
+                    );
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn laplace(c: &mut Criterion) {
+    let mut group = c.benchmark_group("discrete_laplace");
+    for (scale, label) in SIGMAS {
+        let sampler = DiscreteLaplace::new(Ratio::from_integer(u64::from(scale))).unwrap();
+        let mut rng = ChaCha20Rng::from_seed([2; 32]);
+        let mut out = vec![0i64; 10_000];
+        group.throughput(Throughput::Elements(out.len() as u64));
+        group.bench_function(BenchmarkId::new("cairn", label), |b| {
+            b.iter(|| {
+                sampler.fill(&mut rng, &mut out);
+                black_box(&out);
+            })
+        });
+        let rscale = RBig::from(scale);
+        group.throughput(Throughput::Elements(100));
+        group.bench_function(BenchmarkId::new("opendp", label), |b| {
+            b.iter(|| {
+                for _ in 0..100 {
+                    black_box(
+                        opendp::traits::samplers::sample_discrete_laplace(rscale.clone()).unwrap(),
+                    );
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+fn setup(c: &mut Criterion) {
+    c.bench_function("discrete_gaussian_setup/2^20", |b| {
+        b.iter(|| DiscreteGaussian::new(Ratio::from_integer(1 << 20)).unwrap())
+    });
+}
+
+criterion_group!(benches, gaussian, laplace, setup);
+criterion_main!(benches);
