@@ -46,7 +46,7 @@ pub enum FieldError {
 /// A prime-field element, as used by sharing, vector kernels and proofs.
 ///
 /// Implementations store elements canonically, so `==` (which must be constant time)
-/// compares values, and [`FieldElement::encode`] is a bijection onto the canonical
+/// compares values, and [`FieldElement::encode_into`] is a bijection onto the canonical
 /// byte strings of length [`FieldElement::ENCODED_SIZE`].
 pub trait FieldElement:
     Copy

@@ -32,7 +32,16 @@
 //! `ENCODED_SIZE`-byte little-endian candidates (see
 //! [`FieldElement::try_from_uniform_bytes`]), so field elements are exactly uniform.
 //! Expansion into `Z_{2^b}` reads consecutive `b/8`-byte little-endian words (every
-//! word is valid). [`Prg`] also implements the `rand_core` traits, so samplers can
+//! word is valid).
+//!
+//! **Chunking.** The keystream is consumed in whole 32-bit words; a fill whose byte
+//! length is not a multiple of 4 discards the rest of its last word. So filling a
+//! vector in pieces gives the same result as one fill whenever every piece but the
+//! last has a byte length divisible by 4 — always true for field elements of 8 or
+//! 16 bytes (every Cairn field: `ENCODED_SIZE` must be a multiple of 4), and for
+//! `Z_q` pieces of a multiple of 4 elements. Sharing relies on this (tested).
+//!
+//! [`Prg`] also implements the `rand_core` traits, so samplers can
 //! draw from it directly.
 
 use core::convert::Infallible;

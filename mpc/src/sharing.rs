@@ -185,14 +185,7 @@ pub fn expand_field_share<F: FieldElement>(
 ) -> Result<SecretVec<F>, SharingError> {
     check_helper(party)?;
     let mut share = SecretVec::zeroed(len);
-    apply_field_stream(
-        seed,
-        &ctx.domain(party, usage),
-        share.expose_secret_mut(),
-        |a, r| {
-            *a = r;
-        },
-    );
+    Prg::new(seed, &ctx.domain(party, usage)).fill_field(share.expose_secret_mut());
     Ok(share)
 }
 
@@ -206,14 +199,7 @@ pub fn expand_zq_share<W: ZqWord>(
 ) -> Result<SecretVec<W>, SharingError> {
     check_helper(party)?;
     let mut share = SecretVec::zeroed(len);
-    apply_zq_stream(
-        seed,
-        &ctx.domain(party, usage),
-        share.expose_secret_mut(),
-        |a, r| {
-            *a = r;
-        },
-    );
+    Prg::new(seed, &ctx.domain(party, usage)).fill_zq(share.expose_secret_mut());
     Ok(share)
 }
 
@@ -284,7 +270,8 @@ fn check_helper(party: u8) -> Result<(), SharingError> {
 
 /// Elements expanded per PRG call when streaming into a target vector (L1-sized, and
 /// a multiple of 4 so every call but the last consumes whole keystream words: the
-/// chunked expansion equals one call over the whole vector).
+/// chunked expansion equals the single fill by which [`expand_field_share`] and
+/// [`expand_zq_share`] define a share; see [`crate::prg`] on chunking).
 const CHUNK: usize = 1024;
 
 /// Streams the expansion of `seed` in `domain` into `target`, combining element-wise
