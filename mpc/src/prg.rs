@@ -50,7 +50,7 @@ use core::fmt;
 use chacha20::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng, TryCryptoRng, TryRng};
 use sha2::{Digest, Sha256};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::field::FieldElement;
 use crate::secret::Seed;
@@ -271,6 +271,10 @@ impl TryRng for Prg {
 
 impl TryCryptoRng for Prg {}
 
+/// The only field, the `chacha20` stream, zeroizes its key, counter and buffered
+/// keystream on drop.
+impl ZeroizeOnDrop for Prg {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +452,16 @@ mod tests {
         }
         assert_eq!(Usage::from_u8(0), None);
         assert_eq!(Usage::from_u8(8), None);
+    }
+
+    #[test]
+    fn stream_state_is_zeroized_on_drop() {
+        // Compiles only while the chacha20 crate's `zeroize` feature is on, which is
+        // what makes `impl ZeroizeOnDrop for Prg` true.
+        fn zeroizes_on_drop<T: ZeroizeOnDrop>() {}
+        zeroizes_on_drop::<ChaCha20Rng>();
+        zeroizes_on_drop::<Prg>();
+        zeroizes_on_drop::<Seed>();
     }
 
     #[test]
