@@ -44,8 +44,8 @@ pub struct RoundReport {
     pub round: u32,
     /// Scores of the global model after the round, on the test set.
     pub evaluation: Evaluation,
-    /// Privacy budget spent so far (as released by the backend).
-    pub epsilon_spent: f64,
+    /// Privacy budget spent so far as released by the backend (`None`: no DP).
+    pub epsilon_spent: Option<f64>,
     /// Number of updates in the collected sum.
     pub reports: usize,
     /// How many organisations' deltas were scaled down by clipping.
@@ -207,7 +207,7 @@ pub fn run_centralised<M: Classifier>(
         let report = RoundReport {
             round,
             evaluation: evaluate(model, test),
-            epsilon_spent: 0.0,
+            epsilon_spent: None,
             reports: 1,
             clipped: 0,
             mean_delta_norm: 0.0,

@@ -3,11 +3,12 @@
 //!
 //! Several organisations train one intrusion-triage model without sharing their traffic:
 //! the standardisation statistics and every round's clipped model deltas go through a
-//! [`SecureSum`] backend. [`PlaintextSum`] (exact, ε = 0) is the reference backend;
+//! [`SecureSum`] backend. [`PlaintextSum`] (exact, no DP) is the reference backend;
 //! the Cairn backend (aggregator nodes on loopback, client SDK) plugs in behind the same
 //! trait once the node and SDK exist.
 
 pub mod data;
+pub mod experiment;
 pub mod features;
 pub mod fedavg;
 pub mod metrics;

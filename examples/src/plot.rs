@@ -102,7 +102,7 @@ pub fn write_macro_f1_svg(
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::MiddleRight)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()

@@ -7,7 +7,7 @@
 //! only the (noisy) sum, the number of accepted reports and the privacy budget spent so
 //! far. Nothing else about individual submissions comes back.
 //!
-//! [`PlaintextSum`] adds the vectors exactly in the clear (ε = 0 spent, no privacy): the
+//! [`PlaintextSum`] adds the vectors exactly in the clear (no noise, no DP budget): the
 //! reference that the Cairn backend must equal when its noise is off.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,8 +22,9 @@ pub struct Aggregate {
     /// The number of accepted updates.
     pub count: usize,
     /// Privacy budget spent by the task so far, including this release (ε at the task's
-    /// δ; 0 for a backend without DP).
-    pub epsilon_spent: f64,
+    /// δ), or `None` for a backend that gives no DP guarantee (the plaintext sum: its
+    /// exact release is not differentially private at any ε).
+    pub epsilon_spent: Option<f64>,
 }
 
 /// Why a submission or collection failed.
@@ -75,7 +76,7 @@ pub trait SecureSum {
     fn collect(&mut self, round: u32) -> Result<Aggregate, SecureSumError>;
 }
 
-/// Exact plaintext summation: no privacy, ε = 0.
+/// Exact plaintext summation: no noise and no privacy guarantee.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlaintextSum {
     dimension: usize,
@@ -144,7 +145,7 @@ impl SecureSum for PlaintextSum {
         Ok(Aggregate {
             sum: open.sum,
             count: open.submitted.len(),
-            epsilon_spent: 0.0,
+            epsilon_spent: None,
         })
     }
 }
@@ -162,7 +163,7 @@ mod tests {
         let a = s.collect(1).unwrap();
         assert_eq!(a.sum, [1.5, -2.0]);
         assert_eq!(a.count, 2);
-        assert_eq!(a.epsilon_spent, 0.0);
+        assert_eq!(a.epsilon_spent, None);
         assert_eq!(s.collect(2).unwrap().sum, [9.0, 9.0]);
     }
 
