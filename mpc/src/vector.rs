@@ -7,10 +7,11 @@
 //! are checked once, up front, with a typed error.
 //!
 //! **Lazy reduction** (inner product over [`Field64`]): every product of two canonical
-//! elements is below `p² < 2^128`; summing the 128-bit products in a `u128` and counting
-//! the wrap-arounds `w` (each worth `2^128`) gives `Σ a_i b_i = acc + w·2^128` over the
-//! integers. One reduction at the end uses `2^128 ≡ ε² = 2^64 − 2^33 + 1 (mod p)`
-//! (with `ε = 2^32 − 1 ≡ 2^64`), instead of one reduction per term.
+//! elements is below `p² < 2^128`. Splitting each product into 64-bit halves
+//! `h_i·2^64 + l_i` and summing the halves in two `u128` accumulators gives
+//! `Σ a_i b_i = L + H·2^64` over the integers, with no overflow for fewer than `2^64`
+//! terms. One reduction at the end uses `2^64 ≡ ε = 2^32 − 1 (mod p)`: the result is
+//! `(L mod p) + (H mod p)·ε`, instead of one reduction per term.
 //!
 //! `Z_q` share vectors (machine words) are summed either modulo `2^b` (wrapping, as
 //! the `NoProof` mode aggregates) or exactly into `u64`/field accumulators.
@@ -136,23 +137,23 @@ fn check_lengths(left: usize, right: usize) -> Result<(), VectorError> {
     }
 }
 
-/// `2^128 mod p` for the Goldilocks prime: `(2^64)^2 ≡ ε² = 2^64 − 2^33 + 1`.
-const TWO_POW_128_MOD_P: u64 = 0xFFFF_FFFE_0000_0001;
+/// `2^64 mod p = ε = 2^32 − 1` for the Goldilocks prime.
+const TWO_POW_64_MOD_P: u64 = 0xFFFF_FFFF;
 
-/// `Σ a_i·b_i` over Field64 with lazy reduction (module docs): the 128-bit products
-/// are summed in a `u128`, the wrap-arounds counted, and one reduction done at the end.
+/// `Σ a_i·b_i` over Field64 with lazy reduction (module docs): the low and high 64-bit
+/// halves of the products are summed in two `u128` accumulators (two independent
+/// add-with-carry chains, no overflow for fewer than 2^64 terms) and reduced once.
 /// Called through [`FieldElement::sum_of_products`]; zips, so it reads the common
 /// prefix of `a` and `b`.
 pub(crate) fn field64_sum_of_products(a: &[Field64], b: &[Field64]) -> Field64 {
-    let mut acc: u128 = 0;
-    let mut wraps: u64 = 0;
+    let mut low: u128 = 0;
+    let mut high: u128 = 0;
     for (x, y) in a.iter().zip(b) {
         let product = u128::from(x.as_u64()) * u128::from(y.as_u64());
-        let (sum, carry) = acc.overflowing_add(product);
-        acc = sum;
-        wraps += u64::from(carry);
+        low += u128::from(product as u64);
+        high += product >> 64;
     }
-    Field64::reduce_u128(acc) + Field64::from_u64(wraps) * Field64::from_u64(TWO_POW_128_MOD_P)
+    Field64::reduce_u128(low) + Field64::reduce_u128(high) * Field64::from_u64(TWO_POW_64_MOD_P)
 }
 
 #[cfg(test)]
@@ -229,7 +230,7 @@ mod tests {
 
     #[test]
     fn inner_product_of_many_maximal_terms_wraps_correctly() {
-        // (p−1)² summed 10 000 times wraps the u128 accumulator thousands of times.
+        // 10 000 maximal products: both halves of every product are large.
         let m = Field64::new(Field64::MODULUS_U64 - 1).unwrap();
         let a = vec![m; 10_000];
         // (p−1)² ≡ 1, so the sum is 10 000.
