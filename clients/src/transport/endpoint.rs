@@ -1,0 +1,370 @@
+//! QUIC endpoints and connections.
+//!
+//! [`ServerEndpoint`] listens (an aggregator node), [`ClientEndpoint`] dials (clients, the
+//! collector, and the leader towards its helpers), and [`Connection`] carries requests:
+//! [`Connection::request`] opens one bidirectional stream, writes one frame, ends its
+//! side, and reads one response frame (see [`crate::transport::frame`]).
+//!
+//! [`TransportOptions`] bounds everything a peer could stretch: the handshake time, the
+//! idle time of a connection, the time to move one frame, the frame size, the streams
+//! open at once on one connection, the requests handled at once by a server, and the
+//! connections a server keeps. QUIC itself (RFC 9000 §10.1) closes a connection silent
+//! for longer than the idle timeout; a client sends keep-alive packets to hold a
+//! connection it wants to reuse.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use rustls::pki_types::CertificateDer;
+use tokio::sync::Semaphore;
+
+use crate::transport::cert::{Fingerprint, Identity, fingerprint};
+use crate::transport::error::{TimeoutKind, TransportError, from_connection_error};
+use crate::transport::frame::{read_frame, write_frame};
+use crate::transport::tls::{ClientAuth, pinned_client_config, server_tls_config};
+
+/// The server name a client puts in its TLS `ClientHello`. Peers are authenticated by
+/// pinned fingerprints, so no name is checked; this is a fixed, valid DNS name.
+const SERVER_NAME: &str = "cairn.invalid";
+
+/// Limits and timeouts of the transport. The defaults suit a node on the Internet;
+/// tests shorten them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportOptions {
+    /// A connection silent for this long is closed (QUIC idle timeout; the smaller of
+    /// both peers' values applies). Default 30 s.
+    pub idle_timeout: Duration,
+    /// A client sends a keep-alive packet this often when otherwise silent, so a
+    /// connection it keeps for reuse is not closed as idle (`None`: never). Must be
+    /// shorter than `idle_timeout`. Default 10 s. Servers send none.
+    pub keep_alive_interval: Option<Duration>,
+    /// A QUIC/TLS handshake must complete within this time. Default 10 s.
+    pub handshake_timeout: Duration,
+    /// Writing a frame, and reading one, must each complete within this time. A server
+    /// handler's own run time is not bounded by it (the client's read is). Default 30 s.
+    pub request_timeout: Duration,
+    /// The longest frame read: a server's requests, a client's responses. Set it from
+    /// the task (`Limits::max_frame_len()`). Default 1 MiB.
+    pub max_frame_len: usize,
+    /// Bidirectional streams (requests) a peer may have open at once on one connection
+    /// (QUIC flow control: further `open_bi` calls wait). Default 64.
+    pub max_concurrent_streams: u32,
+    /// Requests a server handles at once over all its connections; further streams wait
+    /// in the accept loop. Default 256.
+    pub max_concurrent_requests: usize,
+    /// Connections a server keeps open at once; further connection attempts are
+    /// refused. Default 1024.
+    pub max_connections: usize,
+}
+
+impl Default for TransportOptions {
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::from_secs(30),
+            keep_alive_interval: Some(Duration::from_secs(10)),
+            handshake_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            max_frame_len: 1 << 20,
+            max_concurrent_streams: 64,
+            max_concurrent_requests: 256,
+            max_connections: 1024,
+        }
+    }
+}
+
+impl TransportOptions {
+    /// Checks the options and builds quinn's transport configuration; `keep_alive`
+    /// selects whether this side sends keep-alive packets.
+    fn quinn_transport(&self, keep_alive: bool) -> Result<quinn::TransportConfig, TransportError> {
+        let bad = |what: &str| Err(TransportError::Config(what.to_owned()));
+        if self.handshake_timeout.is_zero() || self.request_timeout.is_zero() {
+            return bad("handshake and request timeouts must be positive");
+        }
+        if self.max_concurrent_streams == 0
+            || self.max_concurrent_requests == 0
+            || self.max_connections == 0
+        {
+            return bad("stream, request and connection limits must be positive");
+        }
+        if self.max_concurrent_requests > Semaphore::MAX_PERMITS {
+            return bad("max_concurrent_requests is above tokio's semaphore limit");
+        }
+        if u32::try_from(self.max_frame_len).is_err() {
+            return bad("max_frame_len must fit the u32 length prefix");
+        }
+        if self.idle_timeout.is_zero() {
+            return bad("idle_timeout must be positive");
+        }
+        let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
+            .map_err(|_| TransportError::Config("idle_timeout is too long for QUIC".into()))?;
+        if let Some(k) = self.keep_alive_interval
+            && (k.is_zero() || k >= self.idle_timeout)
+        {
+            return bad("keep_alive_interval must be positive and shorter than idle_timeout");
+        }
+        let mut t = quinn::TransportConfig::default();
+        t.max_idle_timeout(Some(idle))
+            .keep_alive_interval(if keep_alive { self.keep_alive_interval } else { None })
+            .max_concurrent_bidi_streams(self.max_concurrent_streams.into())
+            .max_concurrent_uni_streams(0u32.into())
+            .datagram_receive_buffer_size(None);
+        Ok(t)
+    }
+}
+
+/// Who is at the other end of a connection, as TLS established it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PeerIdentity {
+    /// The peer presented no certificate (a client; it authenticates by token).
+    Anonymous,
+    /// The peer presented this pinned certificate (its SHA-256 fingerprint).
+    Certificate(Fingerprint),
+}
+
+impl PeerIdentity {
+    /// The peer certificate's fingerprint, if it presented one.
+    pub fn fingerprint(&self) -> Option<&Fingerprint> {
+        match self {
+            PeerIdentity::Anonymous => None,
+            PeerIdentity::Certificate(fp) => Some(fp),
+        }
+    }
+
+    /// Reads the identity off an established quinn connection.
+    pub(crate) fn of(conn: &quinn::Connection) -> Self {
+        conn.peer_identity()
+            .and_then(|any| any.downcast::<Vec<CertificateDer<'static>>>().ok())
+            .and_then(|chain| chain.first().map(|c| fingerprint(c.as_ref())))
+            .map_or(PeerIdentity::Anonymous, PeerIdentity::Certificate)
+    }
+}
+
+impl core::fmt::Display for PeerIdentity {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            PeerIdentity::Anonymous => f.write_str("anonymous"),
+            PeerIdentity::Certificate(fp) => write!(f, "cert:{}", hex::encode(fp)),
+        }
+    }
+}
+
+/// A listening QUIC endpoint presenting a certificate. Cheap to clone (clones share the
+/// socket and the request limit).
+#[derive(Debug, Clone)]
+pub struct ServerEndpoint {
+    pub(crate) endpoint: quinn::Endpoint,
+    pub(crate) options: TransportOptions,
+    pub(crate) requests: Arc<Semaphore>,
+}
+
+impl ServerEndpoint {
+    /// Binds a UDP socket at `addr` (port 0 picks a free port) and listens with TLS
+    /// 1.3, ALPN `cairn/1`, presenting `identity` and authenticating clients as
+    /// `client_auth` says. Must be called inside a tokio runtime. Serve requests with
+    /// [`ServerEndpoint::serve`].
+    pub fn bind(
+        addr: SocketAddr,
+        identity: &Identity,
+        client_auth: &ClientAuth,
+        options: TransportOptions,
+    ) -> Result<Self, TransportError> {
+        let tls = server_tls_config(identity, client_auth)?;
+        let crypto = QuicServerConfig::try_from(tls)
+            .map_err(|e| TransportError::Tls(format!("QUIC server config: {e}")))?;
+        let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+        config.transport_config(Arc::new(options.quinn_transport(false)?));
+        let endpoint = quinn::Endpoint::server(config, addr)?;
+        let requests = Arc::new(Semaphore::new(options.max_concurrent_requests));
+        Ok(Self {
+            endpoint,
+            options,
+            requests,
+        })
+    }
+
+    /// The bound address (with the port chosen when binding port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, TransportError> {
+        Ok(self.endpoint.local_addr()?)
+    }
+
+    /// The options this endpoint was bound with.
+    pub fn options(&self) -> &TransportOptions {
+        &self.options
+    }
+
+    /// Connections currently open.
+    pub fn open_connections(&self) -> usize {
+        self.endpoint.open_connections()
+    }
+
+    /// Closes every connection at once and stops accepting; [`ServerEndpoint::serve`]
+    /// returns.
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"shutdown");
+    }
+
+    /// Graceful shutdown: refuses new connections, waits up to `grace` for the requests
+    /// being handled to finish, then closes every connection and waits until the peers
+    /// were told.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.endpoint.set_server_config(None);
+        let all = u32::try_from(self.options.max_concurrent_requests).unwrap_or(u32::MAX);
+        // Taking every permit means no handler is running; the permits are released on
+        // drop, after the endpoint is closed.
+        let drained = tokio::time::timeout(grace, self.requests.acquire_many(all)).await;
+        self.close();
+        drop(drained);
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// A QUIC endpoint that dials servers, optionally presenting a certificate.
+#[derive(Debug, Clone)]
+pub struct ClientEndpoint {
+    endpoint: quinn::Endpoint,
+    key: Option<Arc<rustls::sign::CertifiedKey>>,
+    options: TransportOptions,
+    transport: Arc<quinn::TransportConfig>,
+}
+
+impl ClientEndpoint {
+    /// Binds a UDP socket at `addr` (e.g. `127.0.0.1:0` or `0.0.0.0:0`). With an
+    /// `identity`, every connection presents its certificate (mutual TLS towards
+    /// helpers). Must be called inside a tokio runtime.
+    pub fn bind(
+        addr: SocketAddr,
+        identity: Option<&Identity>,
+        options: TransportOptions,
+    ) -> Result<Self, TransportError> {
+        let transport = Arc::new(options.quinn_transport(true)?);
+        let key = identity.map(Identity::certified_key).transpose()?;
+        let endpoint = quinn::Endpoint::client(addr)?;
+        Ok(Self {
+            endpoint,
+            key,
+            options,
+            transport,
+        })
+    }
+
+    /// Connects to the server at `addr`, accepting it only if its certificate's
+    /// fingerprint is `pinned_server` (the task's `aggregator_fingerprint(i)`).
+    ///
+    /// Errors: [`TransportError::PeerNotPinned`] if the server presents another
+    /// certificate, [`TransportError::Tls`] for other handshake failures (including a
+    /// server that refuses our certificate during the handshake),
+    /// [`TransportError::Timeout`] (kind `Handshake`), [`TransportError::Closed`] if the
+    /// server is unreachable or closes, [`TransportError::Connect`] for a bad address.
+    ///
+    /// With TLS 1.3 a client finishes its handshake before the server has checked the
+    /// client certificate, so a server that refuses our certificate may instead make the
+    /// first [`Connection::request`] fail with [`TransportError::Tls`].
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        pinned_server: &Fingerprint,
+    ) -> Result<Connection, TransportError> {
+        let (tls, verifier) = pinned_client_config(*pinned_server, self.key.clone())?;
+        let crypto = QuicClientConfig::try_from(tls)
+            .map_err(|e| TransportError::Tls(format!("QUIC client config: {e}")))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        config.transport_config(self.transport.clone());
+        let connecting = self
+            .endpoint
+            .connect_with(config, addr, SERVER_NAME)
+            .map_err(|e| TransportError::Connect(e.to_string()))?;
+        let after = self.options.handshake_timeout;
+        let result = tokio::time::timeout(after, connecting)
+            .await
+            .map_err(|_| TransportError::Timeout {
+                kind: TimeoutKind::Handshake,
+                after,
+            })?;
+        let inner = result.map_err(|e| match verifier.rejected() {
+            Some(presented) => TransportError::PeerNotPinned { presented },
+            None => from_connection_error(e),
+        })?;
+        Ok(Connection {
+            inner,
+            peer: PeerIdentity::Certificate(*pinned_server),
+            max_frame_len: self.options.max_frame_len,
+            request_timeout: self.options.request_timeout,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> Result<SocketAddr, TransportError> {
+        Ok(self.endpoint.local_addr()?)
+    }
+
+    /// Closes every connection of this endpoint at once.
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"done");
+    }
+
+    /// Waits until closed connections have told their peers (call after `close`).
+    pub async fn wait_idle(&self) {
+        self.endpoint.wait_idle().await;
+    }
+}
+
+/// An established connection to a pinned server. Cheap to clone; requests on clones
+/// run concurrently on separate streams.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    inner: quinn::Connection,
+    peer: PeerIdentity,
+    max_frame_len: usize,
+    request_timeout: Duration,
+}
+
+impl Connection {
+    /// Sends one request frame and returns the response frame: opens a bidirectional
+    /// stream, writes `request`, ends the stream's sending side, then reads one response
+    /// of at most `max_frame_len` bytes ([`TransportOptions`]). Opening the stream
+    /// waits while the server's stream limit is reached, within the request timeout.
+    pub async fn request(&self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
+        let after = self.request_timeout;
+        let opened = tokio::time::timeout(after, self.inner.open_bi())
+            .await
+            .map_err(|_| TransportError::Timeout {
+                kind: TimeoutKind::Write,
+                after,
+            })?;
+        let (mut send, mut recv) = opened.map_err(from_connection_error)?;
+        write_frame(&mut send, request, after)
+            .await?;
+        send.finish()
+            .map_err(|e| TransportError::Closed(e.to_string()))?;
+        read_frame(&mut recv, self.max_frame_len, after)
+            .await
+    }
+
+    /// The server's identity (its pinned fingerprint).
+    pub fn peer(&self) -> &PeerIdentity {
+        &self.peer
+    }
+
+    /// The server's address.
+    pub fn remote_address(&self) -> SocketAddr {
+        self.inner.remote_address()
+    }
+
+    /// Why the connection closed, or `None` while it is open.
+    pub fn close_reason(&self) -> Option<TransportError> {
+        self.inner.close_reason().map(from_connection_error)
+    }
+
+    /// Waits until the connection closes (idle timeout, peer close, loss) and says why.
+    pub async fn closed(&self) -> TransportError {
+        from_connection_error(self.inner.closed().await)
+    }
+
+    /// Closes the connection at once; pending requests fail.
+    pub fn close(&self) {
+        self.inner.close(0u32.into(), b"done");
+    }
+
+}

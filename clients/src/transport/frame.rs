@@ -1,0 +1,205 @@
+//! Length-prefixed frames: one request and one response per QUIC bidirectional stream.
+//!
+//! On the wire, each direction of a stream carries exactly one frame and then ends:
+//!
+//! ```text
+//! length: u32, little-endian (the byte order of Cairn's codec) ‖ frame: `length` bytes ‖ FIN
+//! ```
+//!
+//! The frame is an encoded protocol message (`cairn_protocol::messages::Message`); the
+//! transport does not look inside. [`read_frame`] checks the announced length against the
+//! caller's limit (for a task, `Limits::max_frame_len()`) **before** allocating the
+//! buffer, so a peer cannot make a node allocate more than the limit by lying in the
+//! prefix; it then requires the stream to end (trailing bytes are an error). Both
+//! directions run under a timeout, so a stalled peer cannot hold a task forever.
+
+use std::io;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::transport::error::{TimeoutKind, TransportError, from_connection_error};
+
+/// Bytes of the length prefix.
+pub const LENGTH_PREFIX_LEN: usize = 4;
+
+/// Reads one frame of at most `max_len` bytes, then the end of the stream.
+///
+/// Errors: [`TransportError::FrameTooLarge`] if the prefix announces more than `max_len`
+/// (nothing is allocated and the body is not read), [`TransportError::UnexpectedEof`] if
+/// the stream ends inside the prefix or the body, [`TransportError::TrailingBytes`] if
+/// more bytes follow the frame, [`TransportError::Timeout`] (kind `Read`) if all this
+/// takes longer than `timeout`, [`TransportError::Closed`] if the stream or connection is
+/// reset or lost.
+pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(
+    recv: &mut R,
+    max_len: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, TransportError> {
+    let read = async {
+        let mut prefix = [0u8; LENGTH_PREFIX_LEN];
+        recv.read_exact(&mut prefix).await.map_err(read_io_err)?;
+        let len = u32::from_le_bytes(prefix);
+        // u32 → usize is lossless on the 32- and 64-bit targets Cairn supports; compare as
+        // u64 so the check holds on any width.
+        if u64::from(len) > max_len as u64 {
+            return Err(TransportError::FrameTooLarge {
+                len: u64::from(len),
+                max: max_len,
+            });
+        }
+        let mut frame = vec![0u8; len as usize];
+        recv.read_exact(&mut frame).await.map_err(read_io_err)?;
+        let mut probe = [0u8; 1];
+        if recv.read(&mut probe).await.map_err(read_io_err)? != 0 {
+            return Err(TransportError::TrailingBytes);
+        }
+        Ok(frame)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .map_err(|_| TransportError::Timeout {
+            kind: TimeoutKind::Read,
+            after: timeout,
+        })?
+}
+
+/// Writes one frame (length prefix and bytes) and flushes. The caller then ends the
+/// stream (`SendStream::finish` for QUIC).
+///
+/// Errors: [`TransportError::FrameTooLarge`] if `frame` is longer than `u32::MAX` bytes,
+/// [`TransportError::Timeout`] (kind `Write`) after `timeout`, [`TransportError::Closed`]
+/// if the peer stopped the stream or the connection is lost.
+pub async fn write_frame<W: AsyncWrite + Unpin + ?Sized>(
+    send: &mut W,
+    frame: &[u8],
+    timeout: Duration,
+) -> Result<(), TransportError> {
+    let len = u32::try_from(frame.len()).map_err(|_| TransportError::FrameTooLarge {
+        len: frame.len() as u64,
+        max: u32::MAX as usize,
+    })?;
+    let write = async {
+        send.write_all(&len.to_le_bytes()).await?;
+        send.write_all(frame).await?;
+        send.flush().await
+    };
+    tokio::time::timeout(timeout, write)
+        .await
+        .map_err(|_| TransportError::Timeout {
+            kind: TimeoutKind::Write,
+            after: timeout,
+        })?
+        .map_err(write_io_err)
+}
+
+fn read_io_err(e: io::Error) -> TransportError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => TransportError::UnexpectedEof,
+        _ => stream_io_err(e),
+    }
+}
+
+fn write_io_err(e: io::Error) -> TransportError {
+    stream_io_err(e)
+}
+
+/// quinn reports stream resets and lost connections as `io::Error`s wrapping its own
+/// error types in its tokio I/O impls: a reset or stop by the peer is
+/// [`TransportError::StreamRefused`], a lost connection is mapped by its cause.
+fn stream_io_err(e: io::Error) -> TransportError {
+    if let Some(inner) = e.get_ref() {
+        if let Some(read) = inner.downcast_ref::<quinn::ReadError>() {
+            match read {
+                quinn::ReadError::Reset(code) => {
+                    return TransportError::StreamRefused {
+                        code: code.into_inner(),
+                    };
+                }
+                quinn::ReadError::ConnectionLost(lost) => return from_connection_error(lost.clone()),
+                _ => {}
+            }
+        }
+        if let Some(write) = inner.downcast_ref::<quinn::WriteError>() {
+            match write {
+                quinn::WriteError::Stopped(code) => {
+                    return TransportError::StreamRefused {
+                        code: code.into_inner(),
+                    };
+                }
+                quinn::WriteError::ConnectionLost(lost) => {
+                    return from_connection_error(lost.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::NotConnected
+        | io::ErrorKind::BrokenPipe => TransportError::Closed(e.to_string()),
+        _ => TransportError::Io(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_secs(5);
+
+    fn framed(body: &[u8]) -> Vec<u8> {
+        let mut v = (body.len() as u32).to_le_bytes().to_vec();
+        v.extend_from_slice(body);
+        v
+    }
+
+    #[tokio::test]
+    async fn roundtrip_through_a_buffer() {
+        for body in [&b""[..], b"x", &[7u8; 1000]] {
+            let mut wire = Vec::new();
+            write_frame(&mut wire, body, T).await.unwrap();
+            assert_eq!(wire, framed(body));
+            let got = read_frame(&mut wire.as_slice(), body.len(), T).await.unwrap();
+            assert_eq!(got, body);
+        }
+    }
+
+    #[tokio::test]
+    async fn oversize_prefix_is_refused_before_reading_the_body() {
+        // The prefix announces 4 GiB − 1 and no body follows: a reader that allocated and
+        // read the body would fail with UnexpectedEof instead; the prefix alone is consumed.
+        let wire = u32::MAX.to_le_bytes();
+        let mut reader = &wire[..];
+        let err = read_frame(&mut reader, 1024, T).await.unwrap_err();
+        assert!(matches!(err, TransportError::FrameTooLarge { len, max: 1024 } if len == u64::from(u32::MAX)));
+        // One byte above the limit is refused too; exactly the limit is accepted.
+        let wire = framed(&[1u8; 65]);
+        let err = read_frame(&mut wire.as_slice(), 64, T).await.unwrap_err();
+        assert!(matches!(err, TransportError::FrameTooLarge { len: 65, max: 64 }));
+        assert_eq!(read_frame(&mut wire.as_slice(), 65, T).await.unwrap().len(), 65);
+    }
+
+    #[tokio::test]
+    async fn truncated_and_trailing_input_are_typed_errors() {
+        let wire = framed(b"hello");
+        for cut in 0..wire.len() {
+            let err = read_frame(&mut &wire[..cut], 100, T).await.unwrap_err();
+            assert!(matches!(err, TransportError::UnexpectedEof), "cut at {cut}: {err:?}");
+        }
+        let mut long = wire.clone();
+        long.push(0);
+        let err = read_frame(&mut long.as_slice(), 100, T).await.unwrap_err();
+        assert!(matches!(err, TransportError::TrailingBytes));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_peer_times_out() {
+        let (mut near, mut far) = tokio::io::duplex(64);
+        far.write_all(&[5, 0]).await.unwrap(); // half a prefix, then silence
+        let err = read_frame(&mut near, 100, Duration::from_millis(200)).await.unwrap_err();
+        assert!(matches!(err, TransportError::Timeout { kind: TimeoutKind::Read, .. }));
+        drop(far);
+    }
+}
