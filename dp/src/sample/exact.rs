@@ -68,12 +68,15 @@ fn series_bounds(z: &BigUint, precision: u64, bits: u32) -> (BigInt, BigInt) {
     let mut i: u64 = 0;
     loop {
         i += 1;
-        let div = BigUint::from(i) << precision;
-        let prod_lo = &t_lo * z;
-        t_lo = &prod_lo / &div;
+        // ⌊⌊A/2^P⌋/i⌋ = ⌊A/(i·2^P)⌋ and ⌈⌈A/2^P⌉/i⌉ = ⌈A/(i·2^P)⌉ for integers A ≥ 0.
+        t_lo = ((&t_lo * z) >> precision) / i;
         let prod_hi = &t_hi * z;
-        let q = &prod_hi / &div;
-        t_hi = if &q * &div == prod_hi { q } else { q + 1u32 };
+        let mut shifted = &prod_hi >> precision;
+        if (&shifted << precision) != prod_hi {
+            shifted += 1u32;
+        }
+        let q = &shifted / i;
+        t_hi = if &q * i == shifted { q } else { q + 1u32 };
         if i % 2 == 1 {
             // Odd terms are subtracted: the lower sum takes the larger enclosure.
             lower -= BigInt::from(t_hi.clone());
@@ -174,6 +177,35 @@ mod tests {
                 / 2f64.powi(80);
             assert!((lo_f - approx).abs() <= 1e-14 * approx + 2f64.powi(-79), "{n}/{d}");
         }
+    }
+
+    /// The arbitrary-precision path alone (no 64-bit prefix): mean of [U < a] is a, for an
+    /// irrational a = exp(−γ) and a dyadic one (bounds exact).
+    #[test]
+    fn lazy_comparison_is_unbiased() {
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::SeedableRng;
+        let mut rng = ChaCha20Rng::from_seed([8; 32]);
+        let n = 20_000u32;
+        let (num, den) = (big(3), big(4));
+        let hits = (0..n)
+            .filter(|_| uniform_less_than(&mut rng, 0, 0, |b| exp_neg_bounds(&num, &den, b)))
+            .count();
+        let p = (-0.75f64).exp();
+        let band = 6.0 * (p * (1.0 - p) / f64::from(n)).sqrt();
+        assert!((hits as f64 / f64::from(n) - p).abs() < band);
+        // a = 5/8 exactly.
+        let hits = (0..n)
+            .filter(|_| {
+                uniform_less_than(&mut rng, 0, 0, |b| {
+                    let scaled = big(5) << b;
+                    let lo = &scaled >> 3u32;
+                    let hi = if (&lo << 3u32) == scaled { lo.clone() } else { &lo + 1u32 };
+                    (lo, hi)
+                })
+            })
+            .count();
+        assert!((hits as f64 / f64::from(n) - 0.625).abs() < 6.0 * (0.625f64 * 0.375 / 2e4).sqrt());
     }
 
     #[test]

@@ -243,10 +243,25 @@ impl DiscreteGaussian {
             + u128::from(level) * u128::from(self.tail_width)
             + u128::from(offset);
         let x = u64::try_from(x).ok().filter(|&x| x <= i64::MAX as u64)?;
+        let prefix = rng.next_u64();
+        // Fast enclosure of 2^64·a = S·2^level·(2^64·ρ(x)) first (decides most trials).
+        if level < 64 {
+            let (g_lo, g_hi) = self.gamma_fixed(x);
+            let (e_lo, e_hi) = exp_neg_interval(g_lo, g_hi);
+            let mult = u128::from(self.scale) << level; // < 2^127
+            let a_lo = mult.checked_mul(e_lo).unwrap_or(u128::MAX);
+            let a_hi = mult.checked_mul(e_hi).unwrap_or(u128::MAX);
+            if u128::from(prefix) >= a_hi {
+                return None;
+            }
+            if u128::from(prefix) + 1 <= a_lo {
+                let x = x as i64; // x ≤ i64::MAX checked above
+                return Some(if negative { -x } else { x });
+            }
+        }
         let (gn, gd) = self.gamma_exact(x);
         let mult = BigUint::from(self.scale) << level;
         let one = BigUint::from(1u32);
-        let prefix = rng.next_u64();
         let accept = uniform_less_than(rng, prefix, 64, |bits| {
             scaled_exp_bounds(&gn, &gd, &mult, &one, bits)
         });
@@ -502,6 +517,39 @@ mod tests {
         }
         let scaled: Vec<u128> = weights.iter().map(|w| w * 4).collect();
         assert_eq!(mass.to_vec(), scaled);
+    }
+
+    /// The tail path is reached with probability ~2^−30 per sample, so exercise it directly:
+    /// accepted magnitudes start at K and follow ρ (mean excess over K against the exact
+    /// conditional mean).
+    #[test]
+    fn tail_follows_rho() {
+        use rand_chacha::ChaCha20Rng;
+        use rand_core::SeedableRng;
+        let sigma = 40.0f64;
+        let sampler = DiscreteGaussian::from_f64(sigma).unwrap();
+        let k = sampler.tail_start as i64;
+        let mut rng = ChaCha20Rng::from_seed([9; 32]);
+        let mut excess = Vec::new();
+        for _ in 0..100_000 {
+            if let Some(x) = sampler.sample_tail(&mut rng) {
+                assert!(x.abs() >= k);
+                excess.push((x.abs() - k) as f64);
+            }
+        }
+        assert!(excess.len() > 2_000, "{}", excess.len());
+        // Exact E[X − K | X ≥ K] and its variance under ρ, relative to ρ(K).
+        let w = |d: f64| (-((2.0 * k as f64) * d + d * d) / (2.0 * sigma * sigma)).exp();
+        let (mut z, mut m1, mut m2) = (0.0, 0.0, 0.0);
+        for d in 0..2_000 {
+            let d = f64::from(d);
+            z += w(d);
+            m1 += d * w(d);
+            m2 += d * d * w(d);
+        }
+        let (mean, var) = (m1 / z, m2 / z - (m1 / z).powi(2));
+        let got = excess.iter().sum::<f64>() / excess.len() as f64;
+        assert!((got - mean).abs() < 6.0 * (var / excess.len() as f64).sqrt(), "{got} vs {mean}");
     }
 
     #[test]
