@@ -201,6 +201,13 @@ fn load_dataset(args: &Args) -> Result<Dataset> {
                 .context("fetching the KEEL data (or pass --data PATH)")?
         }
     };
+    if !path.exists() {
+        bail!(
+            "--data {}: no such file or directory (expected a directory holding the five \
+             KEEL kddcup-*.dat files, or an NSL-KDD text file)",
+            path.display()
+        );
+    }
     if path.is_dir() {
         let dataset = load_keel_dir(&path)
             .with_context(|| format!("loading KEEL files from {}", path.display()))?;

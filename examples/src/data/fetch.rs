@@ -59,7 +59,10 @@ pub enum FetchError {
         path: PathBuf,
     },
     /// A file's SHA-256 differs from its pin.
-    #[error("SHA-256 mismatch for {path}: expected {expected}, found {actual}")]
+    #[error(
+        "SHA-256 mismatch for {path}: expected {expected}, found {actual} \
+         (a corrupted or different download: delete it to fetch again)"
+    )]
     PinMismatch {
         /// The file (or wheel entry).
         path: PathBuf,
