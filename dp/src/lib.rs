@@ -1,7 +1,13 @@
 //! `cairn-dp`: the differential-privacy core of Cairn (pure arithmetic, no I/O).
 //!
+//! - [`clip`]: L2 clipping of f32/f64 vectors.
+//! - [`rounding`]: fixed point by unbiased randomised rounding; KLS21 conditional rounding.
 //! - [`sample`]: exact discrete Gaussian / discrete Laplace / Bernoulli(exp(−γ)) samplers.
 
+pub mod clip;
+pub mod rounding;
 pub mod sample;
 
+pub use clip::{ClipError, clip_l2, l2_norm};
+pub use rounding::{RoundingError, conditional_round, inflated_norm_bound_sq, randomized_round};
 pub use sample::{DiscreteGaussian, DiscreteLaplace, Ratio, SampleError};
