@@ -2,6 +2,7 @@
 //!
 //! Bottom-up:
 //!
+//! - [`kernels`]: the hot vector loops, generic with a fast `Field64` path.
 //! - [`ntt`]: the radix-2 number-theoretic transform over an FFT-friendly field.
 //! - [`polynomial`]: polynomial evaluation, multiplication, Lagrange coefficients and
 //!   domain extension on roots-of-unity domains.
@@ -10,5 +11,6 @@
 
 pub mod carry_lift;
 pub mod flp;
+pub mod kernels;
 pub mod ntt;
 pub mod polynomial;

@@ -1,4 +1,4 @@
-//! Polynomial helpers over an [`FftFriendlyField`]: evaluation, multiplication,
+//! Polynomial helpers over an [`ProofField`]: evaluation, multiplication,
 //! Lagrange coefficients on a roots-of-unity domain, and re-evaluation of a polynomial
 //! given by its values on a small domain over a larger one.
 //!
@@ -16,7 +16,7 @@
 //! degree `< P` with values `v_i` on `H` is `w(t) = Σ_i v_i·L_i(t)`: evaluating it at one
 //! point `t ∉ H` costs one batch inversion and one dot product, with no transform.
 
-use cairn_mpc::field::FftFriendlyField;
+use crate::kernels::ProofField;
 
 use crate::ntt::{NttDomain, NttError, powers};
 
@@ -40,7 +40,7 @@ pub enum PolynomialError {
 }
 
 /// `a(x)` by Horner's rule. The empty polynomial is zero.
-pub fn evaluate<F: FftFriendlyField>(coefficients: &[F], x: F) -> F {
+pub fn evaluate<F: ProofField>(coefficients: &[F], x: F) -> F {
     coefficients
         .iter()
         .rev()
@@ -49,7 +49,7 @@ pub fn evaluate<F: FftFriendlyField>(coefficients: &[F], x: F) -> F {
 
 /// The product `a·b`, with `len(a) + len(b) − 1` coefficients (empty if either is
 /// empty). Schoolbook for small inputs, NTT for large ones.
-pub fn multiply<F: FftFriendlyField>(a: &[F], b: &[F]) -> Result<Vec<F>, PolynomialError> {
+pub fn multiply<F: ProofField>(a: &[F], b: &[F]) -> Result<Vec<F>, PolynomialError> {
     if a.is_empty() || b.is_empty() {
         return Ok(Vec::new());
     }
@@ -79,7 +79,7 @@ pub fn multiply<F: FftFriendlyField>(a: &[F], b: &[F]) -> Result<Vec<F>, Polynom
 }
 
 /// `a + b` (the longer length).
-pub fn add<F: FftFriendlyField>(a: &[F], b: &[F]) -> Vec<F> {
+pub fn add<F: ProofField>(a: &[F], b: &[F]) -> Vec<F> {
     let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
     let mut out = long.to_vec();
     for (o, s) in out.iter_mut().zip(short) {
@@ -90,7 +90,7 @@ pub fn add<F: FftFriendlyField>(a: &[F], b: &[F]) -> Vec<F> {
 
 /// Inverts every element in place with Montgomery's trick (3 multiplications per
 /// element and one inversion). Fails, leaving `values` unchanged, if any is zero.
-pub fn batch_inverse<F: FftFriendlyField>(values: &mut [F]) -> Result<(), PolynomialError> {
+pub fn batch_inverse<F: ProofField>(values: &mut [F]) -> Result<(), PolynomialError> {
     let mut prefix = Vec::with_capacity(values.len());
     let mut acc = F::ONE;
     for v in values.iter() {
@@ -111,7 +111,7 @@ pub fn batch_inverse<F: FftFriendlyField>(values: &mut [F]) -> Result<(), Polyno
 
 /// The Lagrange coefficients `L_i(t)` of the first `count` points `α^0, …, α^{count−1}`
 /// of `domain` (module docs). Fails if `t` lies in the domain (`t^P = 1`).
-pub fn lagrange_coefficients<F: FftFriendlyField>(
+pub fn lagrange_coefficients<F: ProofField>(
     domain: &NttDomain<F>,
     t: F,
     count: usize,
@@ -134,53 +134,94 @@ pub fn lagrange_coefficients<F: FftFriendlyField>(
         .collect())
 }
 
-/// Given the values of a polynomial `w` of degree `< P` on the small domain (size `P`),
-/// returns its values on the large domain (size `N = r·P`), in natural order.
+/// Re-evaluation from a small domain (size `P`) to a large one (size `N = r·P`), with
+/// the per-coset tables computed once and shared by every polynomial extended.
 ///
 /// The large domain's generator `β` satisfies `β^r = α`, so the point `β^{jr+c}` is
-/// `α^j·β^c`: coset `c` of the small domain. Coset 0 is the input; each other coset is
-/// one NTT of the coefficients scaled by `β^{c·j}`. Cost: one inverse and `r − 1`
-/// forward transforms of size `P` (cheaper than one transform of size `N` after
-/// interpolation).
-pub fn extend_evaluations<F: FftFriendlyField>(
+/// `α^j·β^c`: coset `c` of the small domain. Coset 0 holds the input values; coset `c`
+/// is one NTT of the coefficients scaled by `β^{c·j}`. Cost per polynomial: one
+/// inverse and `r − 1` forward transforms of size `P` (cheaper than interpolating and
+/// running one transform of size `N`).
+#[derive(Debug, Clone)]
+pub struct DomainExtension<F> {
+    small: NttDomain<F>,
+    large: NttDomain<F>,
+    /// For each coset `c ≥ 1`: `P^{-1}·β^{c·j}`, `j < P` (the `P^{-1}` of the inverse
+    /// transform is folded in).
+    shifts: Vec<Vec<F>>,
+}
+
+impl<F: ProofField> DomainExtension<F> {
+    /// Tables for extending from `small` to `large` (`large.size()` a multiple of
+    /// `small.size()`).
+    pub fn new(small: NttDomain<F>, large: NttDomain<F>) -> Result<Self, PolynomialError> {
+        let p = small.size();
+        let n = large.size();
+        if n < p || !n.is_multiple_of(p) {
+            return Err(PolynomialError::Size("large domain must be a multiple"));
+        }
+        let beta = large.generator();
+        let mut shift = F::ONE;
+        let mut shifts = Vec::with_capacity(n / p - 1);
+        for _ in 1..n / p {
+            shift *= beta;
+            let mut table = powers(shift, p);
+            let unscaled = table.clone();
+            F::scale_into(&mut table, &unscaled, small.size_inverse());
+            shifts.push(table);
+        }
+        Ok(Self {
+            small,
+            large,
+            shifts,
+        })
+    }
+
+    /// The large domain.
+    pub fn large(&self) -> &NttDomain<F> {
+        &self.large
+    }
+
+    /// `out` (length `N`, natural order) ← values on the large domain of the polynomial
+    /// of degree `< P` whose values on the small domain are `values`.
+    pub fn extend(&self, values: &[F], out: &mut [F]) -> Result<(), PolynomialError> {
+        let p = self.small.size();
+        let n = self.large.size();
+        if values.len() != p || out.len() != n {
+            return Err(PolynomialError::Size("extend"));
+        }
+        let r = n / p;
+        let mut coefficients = values.to_vec();
+        self.small.inverse_unscaled(&mut coefficients)?;
+        for (j, v) in values.iter().enumerate() {
+            out[j * r] = *v;
+        }
+        let mut scaled = vec![F::ZERO; p];
+        for (c, shifts) in (1..r).zip(&self.shifts) {
+            F::mul_into(&mut scaled, &coefficients, shifts);
+            self.small.forward(&mut scaled)?;
+            for (j, v) in scaled.iter().enumerate() {
+                out[j * r + c] = *v;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One-off [`DomainExtension::extend`] (builds the tables each call).
+pub fn extend_evaluations<F: ProofField>(
     small: &NttDomain<F>,
     large: &NttDomain<F>,
     values: &[F],
     out: &mut [F],
 ) -> Result<(), PolynomialError> {
-    let p = small.size();
-    let n = large.size();
-    if n < p || !n.is_multiple_of(p) || values.len() != p || out.len() != n {
-        return Err(PolynomialError::Size("extend_evaluations"));
-    }
-    let r = n / p;
-    let mut coefficients = values.to_vec();
-    small.inverse(&mut coefficients)?;
-    for (j, v) in values.iter().enumerate() {
-        out[j * r] = *v;
-    }
-    let beta = large.generator();
-    let mut coset_shift = F::ONE;
-    let mut scaled = vec![F::ZERO; p];
-    for c in 1..r {
-        coset_shift *= beta;
-        let mut shift_power = F::ONE;
-        for (s, a) in scaled.iter_mut().zip(&coefficients) {
-            *s = *a * shift_power;
-            shift_power *= coset_shift;
-        }
-        small.forward(&mut scaled)?;
-        for (j, v) in scaled.iter().enumerate() {
-            out[j * r + c] = *v;
-        }
-    }
-    Ok(())
+    DomainExtension::new(small.clone(), large.clone())?.extend(values, out)
 }
 
 /// The values `a(α^0), …, a(α^{P−1})` of a polynomial with any number of coefficients on
 /// the domain of size `P`: since `α^P = 1`, `a` is first reduced modulo `x^P − 1`
 /// (coefficient `j` folds onto `j mod P`), then transformed.
-pub fn evaluate_on_domain<F: FftFriendlyField>(
+pub fn evaluate_on_domain<F: ProofField>(
     domain: &NttDomain<F>,
     coefficients: &[F],
 ) -> Result<Vec<F>, PolynomialError> {

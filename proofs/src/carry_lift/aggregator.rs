@@ -17,6 +17,7 @@ use super::randomness::{
 };
 use super::{CarryLift, CarryLiftError, Field};
 use crate::flp::{self, Validity};
+use crate::kernels::ProofField;
 
 /// An aggregator's state between [`CarryLift::prepare_init`] and
 /// [`CarryLift::decide`]: its share of the lifted vector `X` (its contribution to the
@@ -145,9 +146,7 @@ impl CarryLift {
         let mut input = SecretVec::<Field>::zeroed(self.circuit.input_len());
         {
             let (lifted, rest) = input.expose_secret_mut().split_at_mut(d);
-            for ((x, w), c) in lifted.iter_mut().zip(words).zip(field_share) {
-                *x = Field::from_u64(u64::from(*w)) - q * *c - offset;
-            }
+            Field::lift(lifted, words, field_share, q, offset);
             rest.copy_from_slice(field_share);
         }
         let points = query_points(&ctx, verify_key, self.domain_size(), QUERY_POINTS);

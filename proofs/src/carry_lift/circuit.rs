@@ -25,7 +25,7 @@
 //! exactly once while the range residuals get the random weight `a0_σ·β_k²`, so one
 //! degree-`n` gadget does both checks (no extra weight wire, no degree increase).
 
-use cairn_mpc::field::FftFriendlyField;
+use crate::kernels::ProofField;
 
 use crate::flp::{FlpError, Gadget, GadgetOracle, GadgetShape, PolyEval, Validity};
 use crate::polynomial::{self, batch_inverse};
@@ -52,7 +52,7 @@ pub(crate) struct CarryLiftCircuit<F> {
     pub(crate) digit_weights: Vec<F>,
 }
 
-impl<F: FftFriendlyField> CarryLiftCircuit<F> {
+impl<F: ProofField> CarryLiftCircuit<F> {
     pub(crate) fn new(
         dimension: usize,
         num_aggregators: u64,
@@ -113,7 +113,7 @@ pub(crate) fn default_chunk(range_entries: usize) -> usize {
     }
 }
 
-impl<F: FftFriendlyField> Validity<F> for CarryLiftCircuit<F> {
+impl<F: ProofField> Validity<F> for CarryLiftCircuit<F> {
     fn input_len(&self) -> usize {
         2 * self.dimension + self.num_digits
     }
@@ -189,9 +189,9 @@ impl<F: FftFriendlyField> Validity<F> for CarryLiftCircuit<F> {
             let (e_wires, y_wires) = wires.split_at_mut(m);
             let entries = range.get(start..).unwrap_or(&[]);
             let xs = lifted.get(start..).unwrap_or(&[]);
-            for (sigma, w) in e_wires.iter_mut().enumerate() {
-                *w = entries.get(sigma).copied().unwrap_or(F::ZERO);
-            }
+            let available = entries.len().min(m);
+            e_wires[..available].copy_from_slice(&entries[..available]);
+            e_wires[available..].fill(F::ZERO);
             for (sigma, w) in y_wires.iter_mut().enumerate() {
                 *w = xs.get(sigma).map_or(F::ZERO, |x| *x * beta_inverse[k]);
             }
@@ -225,7 +225,7 @@ pub(crate) struct CarryLiftGadget<F> {
     negated_roots: Vec<F>,
 }
 
-impl<F: FftFriendlyField> CarryLiftGadget<F> {
+impl<F: ProofField> CarryLiftGadget<F> {
     pub(crate) fn new(num_aggregators: u64, chunk: usize, weights: Vec<F>) -> Self {
         let negated_roots = (0..num_aggregators).map(|i| -F::from_u64(i)).collect();
         Self {
@@ -235,17 +235,9 @@ impl<F: FftFriendlyField> CarryLiftGadget<F> {
             negated_roots,
         }
     }
-
-    /// `R_n(z) = Π_{i<n} (z − i)`.
-    #[inline]
-    fn range(&self, z: F) -> F {
-        self.negated_roots
-            .iter()
-            .fold(F::ONE, |acc, minus_i| acc * (z + *minus_i))
-    }
 }
 
-impl<F: FftFriendlyField> Gadget<F> for CarryLiftGadget<F> {
+impl<F: ProofField> Gadget<F> for CarryLiftGadget<F> {
     fn arity(&self) -> usize {
         2 * self.chunk
     }
@@ -270,15 +262,11 @@ impl<F: FftFriendlyField> Gadget<F> for CarryLiftGadget<F> {
         let (entries, ys) = inputs.split_at(m);
         let (a0, rest) = self.weights.split_at(m);
         let (a1, a2) = rest.split_at(m);
-        let mut acc = [F::ZERO; COMBINATIONS];
-        for sigma in 0..m {
-            let r = self.range(entries[sigma]);
-            let y = ys[sigma];
-            acc[0] += a0[sigma] * r + y * y;
-            acc[1] += a1[sigma] * r;
-            acc[2] += a2[sigma] * r;
-        }
-        outputs.copy_from_slice(&acc);
+        let mut residuals = vec![F::ZERO; m];
+        F::range_products(&mut residuals, entries, &self.negated_roots);
+        outputs[0] = F::sum_of_products(a0, &residuals) + F::sum_of_products(ys, ys);
+        outputs[1] = F::sum_of_products(a1, &residuals);
+        outputs[2] = F::sum_of_products(a2, &residuals);
         Ok(())
     }
 

@@ -10,6 +10,7 @@ use super::messages::{HelperInputShare, LeaderInputShare, PublicShare, Report};
 use super::randomness::{expand_joint_rand, helper_part, joint_rand_seed, leader_part};
 use super::{CarryLift, CarryLiftError, Field};
 use crate::flp::{self, Validity};
+use crate::kernels::ProofField;
 
 impl CarryLift {
     /// Encodes, shares and proves the client's vector `x` for report `report_id` of task
@@ -144,6 +145,22 @@ impl CarryLift {
         })
     }
 
+    /// `v − Σ_{j≥1} expand(seed_j, usage)`: the leader's explicit share of `v`.
+    fn leader_field_share(
+        &self,
+        v: &[Field],
+        ctx: &ShareContext,
+        helper_seeds: &[Seed],
+        usage: Usage,
+    ) -> Result<SecretVec<Field>, CarryLiftError> {
+        let mut share = SecretVec::new(v.to_vec());
+        for (party, seed) in (1u8..).zip(helper_seeds) {
+            let helper = sharing::expand_field_share::<Field>(seed, ctx, party, usage, v.len())?;
+            Field::sub_assign(share.expose_secret_mut(), helper.expose_secret());
+        }
+        Ok(share)
+    }
+
     /// Shares the claimed witness `(c, δ)` over `F_p`, derives the joint randomness,
     /// proves, and shares the proof. `sums[i] = Σ_j x'_{j,i}` must match the `Z_q`
     /// shares (the lifted input is computed from them and the claimed carries, exactly
@@ -159,7 +176,7 @@ impl CarryLift {
     ) -> Result<Report, CarryLiftError> {
         let d = self.params.dimension;
         let field_share =
-            sharing::leader_share_field(witness, ctx, &helper_seeds, Usage::FieldShare)?;
+            self.leader_field_share(witness, ctx, &helper_seeds, Usage::FieldShare)?;
 
         let blind = Seed::generate(rng);
         let mut parts = Vec::with_capacity(self.params.num_aggregators);
@@ -182,9 +199,7 @@ impl CarryLift {
         let mut input = SecretVec::<Field>::zeroed(self.circuit.input_len());
         {
             let (lifted, rest) = input.expose_secret_mut().split_at_mut(d);
-            for ((x, s), c) in lifted.iter_mut().zip(sums).zip(witness) {
-                *x = Field::from_u64(*s) - q * *c - half_q;
-            }
+            Field::lift(lifted, sums, witness, q, half_q);
             rest.copy_from_slice(witness);
         }
         let prove_rand = SecretVec::new(
@@ -198,12 +213,8 @@ impl CarryLift {
             prove_rand.expose_secret(),
             &joint_rand,
         )?);
-        let proof_share = sharing::leader_share_field(
-            proof.expose_secret(),
-            ctx,
-            &helper_seeds,
-            Usage::ProofShare,
-        )?;
+        let proof_share =
+            self.leader_field_share(proof.expose_secret(), ctx, &helper_seeds, Usage::ProofShare)?;
 
         Ok(Report {
             public_share: PublicShare { parts },

@@ -8,13 +8,13 @@
 //! domain, which only needs [`Gadget::eval`]; [`Gadget::eval_poly`] is the direct
 //! coefficient-form definition, kept for reference and cross-checked in tests.
 
-use cairn_mpc::field::FftFriendlyField;
+use crate::kernels::ProofField;
 
 use super::FlpError;
 use crate::polynomial;
 
 /// A polynomial map `F^arity → F^num_outputs` of total degree `degree`.
-pub trait Gadget<F: FftFriendlyField>: Send + Sync {
+pub trait Gadget<F: ProofField>: Send + Sync {
     /// Number of inputs.
     fn arity(&self) -> usize;
     /// Total degree of every output (an upper bound).
@@ -29,7 +29,7 @@ pub trait Gadget<F: FftFriendlyField>: Send + Sync {
     fn eval_poly(&self, inputs: &[Vec<F>]) -> Result<Vec<Vec<F>>, FlpError>;
 }
 
-fn check_io<F: FftFriendlyField, G: Gadget<F> + ?Sized>(
+fn check_io<F: ProofField, G: Gadget<F> + ?Sized>(
     gadget: &G,
     inputs: usize,
     outputs: usize,
@@ -42,7 +42,7 @@ fn check_io<F: FftFriendlyField, G: Gadget<F> + ?Sized>(
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Mul;
 
-impl<F: FftFriendlyField> Gadget<F> for Mul {
+impl<F: ProofField> Gadget<F> for Mul {
     fn arity(&self) -> usize {
         2
     }
@@ -71,7 +71,7 @@ pub struct PolyEval<F> {
     degree: usize,
 }
 
-impl<F: FftFriendlyField> PolyEval<F> {
+impl<F: ProofField> PolyEval<F> {
     /// The gadget for `p`; trailing zero coefficients are dropped.
     pub fn new(coefficients: Vec<F>) -> Self {
         let mut coefficients = coefficients;
@@ -111,7 +111,7 @@ impl<F: FftFriendlyField> PolyEval<F> {
     }
 }
 
-impl<F: FftFriendlyField> Gadget<F> for PolyEval<F> {
+impl<F: ProofField> Gadget<F> for PolyEval<F> {
     fn arity(&self) -> usize {
         1
     }
@@ -153,7 +153,7 @@ pub struct ParallelSum<F, G> {
     weights: Option<Vec<F>>,
 }
 
-impl<F: FftFriendlyField, G: Gadget<F>> ParallelSum<F, G> {
+impl<F: ProofField, G: Gadget<F>> ParallelSum<F, G> {
     /// `chunks` unweighted copies of `inner`.
     pub fn new(inner: G, chunks: usize) -> Self {
         Self {
@@ -180,7 +180,7 @@ impl<F: FftFriendlyField, G: Gadget<F>> ParallelSum<F, G> {
     }
 }
 
-impl<F: FftFriendlyField, G: Gadget<F>> Gadget<F> for ParallelSum<F, G> {
+impl<F: ProofField, G: Gadget<F>> Gadget<F> for ParallelSum<F, G> {
     fn arity(&self) -> usize {
         self.chunks * self.inner.arity()
     }

@@ -75,7 +75,7 @@ pub use gadget::{Gadget, Mul, ParallelSum, PolyEval};
 pub use prove::prove;
 pub use query::{decide, query};
 
-use cairn_mpc::field::FftFriendlyField;
+use crate::kernels::ProofField;
 
 use crate::ntt::NttError;
 use crate::polynomial::PolynomialError;
@@ -176,7 +176,7 @@ pub trait GadgetOracle<F> {
 }
 
 /// A validity circuit: affine except for gadget calls (module docs).
-pub trait Validity<F: FftFriendlyField> {
+pub trait Validity<F: ProofField> {
     /// Length of the input vector.
     fn input_len(&self) -> usize;
     /// Number of circuit outputs (all must be zero for a valid input).
@@ -256,14 +256,14 @@ struct DirectOracle<'g, F> {
     gadget: &'g dyn Gadget<F>,
 }
 
-impl<F: FftFriendlyField> GadgetOracle<F> for DirectOracle<'_, F> {
+impl<F: ProofField> GadgetOracle<F> for DirectOracle<'_, F> {
     fn call(&mut self, inputs: &[F], outputs: &mut [F]) -> Result<(), FlpError> {
         self.gadget.eval(inputs, outputs)
     }
 }
 
 /// Checks that built gadgets match the declared shapes.
-fn check_shapes<F: FftFriendlyField>(
+fn check_shapes<F: ProofField>(
     gadgets: &[Box<dyn Gadget<F>>],
     shapes: &[GadgetShape],
 ) -> Result<(), FlpError> {

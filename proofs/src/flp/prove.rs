@@ -8,11 +8,11 @@
 //!    interpolate each output back to coefficients (one inverse NTT of size `N`).
 //!    Pointwise evaluation is exact because `G(W)` has degree `< N`.
 
-use cairn_mpc::field::FftFriendlyField;
+use crate::kernels::ProofField;
 
 use super::{FlpError, Gadget, GadgetOracle, GadgetShape, Validity, check_len, check_shapes};
 use crate::ntt::NttDomain;
-use crate::polynomial::extend_evaluations;
+use crate::polynomial::DomainExtension;
 
 /// Proves that `input` satisfies `circuit` under `joint_rand`, with wire seeds
 /// `prove_rand` (length [`Validity::prove_rand_len`], uniformly random and secret).
@@ -20,7 +20,7 @@ use crate::polynomial::extend_evaluations;
 /// Returns the proof (length [`Validity::proof_len`]); layout per gadget: the seeds
 /// (seed `i` of wire `j` at `i·L + j`), then each output's coefficients. Proving an
 /// invalid input is not an error: the proof simply will not verify.
-pub fn prove<F: FftFriendlyField, V: Validity<F> + ?Sized>(
+pub fn prove<F: ProofField, V: Validity<F> + ?Sized>(
     circuit: &V,
     input: &[F],
     prove_rand: &[F],
@@ -77,7 +77,7 @@ fn prove_rand_slice<F: Copy>(
 }
 
 /// Appends the coefficients of every output polynomial `G_r(W)` of one gadget.
-fn gadget_polynomials<F: FftFriendlyField>(
+fn gadget_polynomials<F: ProofField>(
     oracle: &RecordingOracle<'_, F>,
     shape: &GadgetShape,
     s: usize,
@@ -88,6 +88,7 @@ fn gadget_polynomials<F: FftFriendlyField>(
     let small = NttDomain::<F>::at_least(p)?;
     let large = NttDomain::<F>::at_least(poly_len)?;
     let n = large.size();
+    let extension = DomainExtension::new(small, large)?;
     let arity = shape.arity;
 
     // Wire values on the large domain, point-major (`arity` values per point), so the
@@ -95,7 +96,7 @@ fn gadget_polynomials<F: FftFriendlyField>(
     let mut at_points = vec![F::ZERO; n * arity];
     let mut extended = vec![F::ZERO; n];
     for (j, wire) in oracle.wires.iter().enumerate() {
-        extend_evaluations(&small, &large, wire, &mut extended)?;
+        extension.extend(wire, &mut extended)?;
         for (i, v) in extended.iter().enumerate() {
             at_points[i * arity + j] = *v;
         }
@@ -112,7 +113,7 @@ fn gadget_polynomials<F: FftFriendlyField>(
         }
     }
     for mut v in values {
-        large.inverse(&mut v)?;
+        extension.large().inverse(&mut v)?;
         proof.extend_from_slice(&v[..poly_len]);
     }
     Ok(())
@@ -128,7 +129,7 @@ struct RecordingOracle<'g, F> {
     calls: usize,
 }
 
-impl<'g, F: FftFriendlyField> RecordingOracle<'g, F> {
+impl<'g, F: ProofField> RecordingOracle<'g, F> {
     fn new(gadget: &'g dyn Gadget<F>, shape: &GadgetShape, s: usize, seeds: &[F]) -> Self {
         let p = shape.domain_size(s);
         let mut wires = vec![vec![F::ZERO; p]; shape.arity];
@@ -147,7 +148,7 @@ impl<'g, F: FftFriendlyField> RecordingOracle<'g, F> {
     }
 }
 
-impl<F: FftFriendlyField> GadgetOracle<F> for RecordingOracle<'_, F> {
+impl<F: ProofField> GadgetOracle<F> for RecordingOracle<'_, F> {
     fn call(&mut self, inputs: &[F], outputs: &mut [F]) -> Result<(), FlpError> {
         check_len("gadget inputs", self.wires.len(), inputs.len())?;
         if self.calls >= self.max_calls {

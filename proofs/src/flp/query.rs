@@ -9,7 +9,7 @@
 //! `t_l` as `Σ_i L_i(t_l)·W_j(α^i)` on the fly (Lagrange coefficients computed once per
 //! point; no per-wire transform). Its cost is linear in the input length.
 
-use cairn_mpc::field::FftFriendlyField;
+use crate::kernels::ProofField;
 
 use super::{FlpError, GadgetOracle, GadgetShape, Validity, check_len, check_shapes};
 use crate::ntt::NttDomain;
@@ -23,7 +23,7 @@ use crate::polynomial::{evaluate, evaluate_on_domain, lagrange_coefficients};
 ///
 /// Layout of the result: the circuit outputs, then per gadget and query point the `L`
 /// wire values and the `R` proof-polynomial values.
-pub fn query<F: FftFriendlyField, V: Validity<F> + ?Sized>(
+pub fn query<F: ProofField, V: Validity<F> + ?Sized>(
     circuit: &V,
     input: &[F],
     proof: &[F],
@@ -59,7 +59,7 @@ pub fn query<F: FftFriendlyField, V: Validity<F> + ?Sized>(
             .collect();
         circuit.eval(&mut refs, input, joint_rand, num_shares, &mut verifier)?;
     }
-    for (index, (oracle, shape)) in oracles.into_iter().zip(&shapes).enumerate() {
+    for (index, (mut oracle, shape)) in oracles.into_iter().zip(&shapes).enumerate() {
         if oracle.calls != shape.calls {
             return Err(FlpError::CallCount {
                 gadget: index,
@@ -67,6 +67,7 @@ pub fn query<F: FftFriendlyField, V: Validity<F> + ?Sized>(
                 got: oracle.calls,
             });
         }
+        oracle.finish();
         for l in 0..s {
             verifier.extend_from_slice(&oracle.wire_at_points[l * shape.arity..][..shape.arity]);
             verifier.extend_from_slice(
@@ -79,7 +80,7 @@ pub fn query<F: FftFriendlyField, V: Validity<F> + ?Sized>(
 
 /// Decides on the **sum** of all verifier shares: accepts iff every circuit output is
 /// zero and, for every gadget and query point, `G(W(t)) = p(t)`.
-pub fn decide<F: FftFriendlyField, V: Validity<F> + ?Sized>(
+pub fn decide<F: ProofField, V: Validity<F> + ?Sized>(
     circuit: &V,
     verifier: &[F],
     joint_rand: &[F],
@@ -116,7 +117,9 @@ struct ProofOracle<F> {
     /// `p_r(α^i)` for each output `r` (row-major, `P` per output).
     poly_on_domain: Vec<F>,
     domain_size: usize,
-    /// `W_j(t_l)` at `l·L + j`, accumulated.
+    /// Wire values on `H`, wire-major: `wires[j·(s + M) + i] = W_j(α^i)`.
+    wires: Vec<F>,
+    /// `W_j(t_l)` at `l·L + j`, filled by [`ProofOracle::finish`].
     wire_at_points: Vec<F>,
     /// `p_r(t_l)` at `l·R + r`.
     poly_at_points: Vec<F>,
@@ -124,7 +127,7 @@ struct ProofOracle<F> {
     calls: usize,
 }
 
-impl<F: FftFriendlyField> ProofOracle<F> {
+impl<F: ProofField> ProofOracle<F> {
     fn new(shape: &GadgetShape, s: usize, proof: &[F], points: &[F]) -> Result<Self, FlpError> {
         let arity = shape.arity;
         let outputs = shape.num_outputs;
@@ -144,14 +147,10 @@ impl<F: FftFriendlyField> ProofOracle<F> {
         }
 
         let (seeds, polys) = proof.split_at(s * arity);
-        let mut wire_at_points = vec![F::ZERO; s * arity];
-        for l in 0..s {
-            let coefficients = &lagrange[l * used..][..used];
-            let acc = &mut wire_at_points[l * arity..][..arity];
-            for (i, row) in seeds.chunks_exact(arity.max(1)).enumerate() {
-                for (a, seed) in acc.iter_mut().zip(row) {
-                    *a += coefficients[i] * *seed;
-                }
+        let mut wires = vec![F::ZERO; arity * used];
+        for (i, row) in seeds.chunks_exact(arity.max(1)).enumerate() {
+            for (j, seed) in row.iter().enumerate() {
+                wires[j * used + i] = *seed;
             }
         }
 
@@ -171,7 +170,8 @@ impl<F: FftFriendlyField> ProofOracle<F> {
             lagrange,
             poly_on_domain,
             domain_size: p,
-            wire_at_points,
+            wires,
+            wire_at_points: vec![F::ZERO; s * arity],
             poly_at_points,
             max_calls: shape.calls,
             calls: 0,
@@ -179,7 +179,22 @@ impl<F: FftFriendlyField> ProofOracle<F> {
     }
 }
 
-impl<F: FftFriendlyField> GadgetOracle<F> for ProofOracle<F> {
+impl<F: ProofField> ProofOracle<F> {
+    /// `W_j(t_l) = Σ_i L_i(t_l)·W_j(α^i)`: one lazily reduced dot product per wire and
+    /// point.
+    fn finish(&mut self) {
+        let used = self.s + self.max_calls;
+        for l in 0..self.s {
+            let coefficients = &self.lagrange[l * used..][..used];
+            for j in 0..self.arity {
+                self.wire_at_points[l * self.arity + j] =
+                    F::sum_of_products(coefficients, &self.wires[j * used..][..used]);
+            }
+        }
+    }
+}
+
+impl<F: ProofField> GadgetOracle<F> for ProofOracle<F> {
     fn call(&mut self, inputs: &[F], outputs: &mut [F]) -> Result<(), FlpError> {
         check_len("gadget inputs", self.arity, inputs.len())?;
         check_len("gadget outputs", self.num_outputs, outputs.len())?;
@@ -192,12 +207,8 @@ impl<F: FftFriendlyField> GadgetOracle<F> for ProofOracle<F> {
         }
         let point = self.s + self.calls;
         let used = self.s + self.max_calls;
-        for l in 0..self.s {
-            let coefficient = self.lagrange[l * used + point];
-            let acc = &mut self.wire_at_points[l * self.arity..][..self.arity];
-            for (a, v) in acc.iter_mut().zip(inputs) {
-                *a += coefficient * *v;
-            }
+        for (j, v) in inputs.iter().enumerate() {
+            self.wires[j * used + point] = *v;
         }
         for (r, o) in outputs.iter_mut().enumerate() {
             *o = self.poly_on_domain[r * self.domain_size + point];

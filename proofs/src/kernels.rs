@@ -1,0 +1,305 @@
+//! The proof system's hot loops, with a generic definition and a fast path for
+//! [`Field64`].
+//!
+//! [`ProofField`] extends [`FftFriendlyField`] with the few vector kernels that dominate
+//! proving and verifying (the NTT butterflies, `acc += a·x`, the carry-lift lift).
+//! Every method has a generic default written with the field operators; `Field64`
+//! overrides them with Goldilocks arithmetic on raw `u64`s whose conditional
+//! corrections use [`core::hint::select_unpredictable`]. That matters: with
+//! uniformly random operands the carries and borrows of modular addition are coin
+//! flips, and when the compiler turns the masks into branches about half of them are
+//! mispredicted (measured: ≈ 5× slower butterflies). The selects compile to
+//! conditional moves, so the fast path is also free of secret-dependent branches.
+//!
+//! Both paths compute the same canonical results; tests compare them.
+
+use core::hint::select_unpredictable;
+
+use cairn_mpc::field::{FftFriendlyField, Field64};
+
+/// An FFT-friendly field with the proof system's vector kernels.
+pub trait ProofField: FftFriendlyField {
+    /// Radix-2 decimation-in-time butterflies over `values` (already in bit-reversed
+    /// order, power-of-two length), with `twiddles[j] = w^j`, `j < n/2`.
+    fn butterflies(values: &mut [Self], twiddles: &[Self]) {
+        generic_butterflies(values, twiddles);
+    }
+
+    /// `acc[i] += a·x[i]` (over the shorter length).
+    fn axpy(acc: &mut [Self], a: Self, x: &[Self]) {
+        for (s, v) in acc.iter_mut().zip(x) {
+            *s += a * *v;
+        }
+    }
+
+    /// `out[i] = Π_k (z[i] + negated_roots[k])` (a polynomial in product form).
+    fn range_products(out: &mut [Self], z: &[Self], negated_roots: &[Self]) {
+        for (o, v) in out.iter_mut().zip(z) {
+            *o = negated_roots
+                .iter()
+                .fold(Self::ONE, |acc, r| acc * (*v + *r));
+        }
+    }
+
+    /// `out[i] = a[i]·b[i]`.
+    fn mul_into(out: &mut [Self], a: &[Self], b: &[Self]) {
+        for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+            *o = *x * *y;
+        }
+    }
+
+    /// `out[i] = s·x[i]`.
+    fn scale_into(out: &mut [Self], x: &[Self], s: Self) {
+        for (o, v) in out.iter_mut().zip(x) {
+            *o = s * *v;
+        }
+    }
+
+    /// `acc[i] −= x[i]`.
+    fn sub_assign(acc: &mut [Self], x: &[Self]) {
+        for (a, v) in acc.iter_mut().zip(x) {
+            *a -= *v;
+        }
+    }
+
+    /// `out[i] = words[i] − q·carries[i] − offset`: an aggregator's share of the
+    /// lifted vector (carry-lift).
+    fn lift<W: Copy + Into<u64>>(
+        out: &mut [Self],
+        words: &[W],
+        carries: &[Self],
+        q: Self,
+        offset: Self,
+    ) {
+        for ((o, w), c) in out.iter_mut().zip(words).zip(carries) {
+            *o = Self::from_u64((*w).into()) - q * *c - offset;
+        }
+    }
+}
+
+/// The butterflies with the field operators.
+pub(crate) fn generic_butterflies<F: FftFriendlyField>(values: &mut [F], twiddles: &[F]) {
+    let n = values.len();
+    let mut half = 1;
+    while half < n {
+        let stride = n / (2 * half);
+        for block in values.chunks_exact_mut(2 * half) {
+            let (lo, hi) = block.split_at_mut(half);
+            for (j, (u, v)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
+                let t = *v * twiddles[j * stride];
+                let a = *u;
+                *u = a + t;
+                *v = a - t;
+            }
+        }
+        half *= 2;
+    }
+}
+
+impl ProofField for Field64 {
+    fn butterflies(values: &mut [Self], twiddles: &[Self]) {
+        let mut raw: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
+        let n = raw.len();
+        let mut stage_twiddles: Vec<u64> = Vec::with_capacity(n / 2);
+        let mut half = 1;
+        while half < n {
+            let stride = n / (2 * half);
+            if half == 1 {
+                // The only twiddle is w^0 = 1.
+                for pair in raw.chunks_exact_mut(2) {
+                    let (a, b) = (pair[0], pair[1]);
+                    pair[0] = gl::add(a, b);
+                    pair[1] = gl::sub(a, b);
+                }
+            } else {
+                // This stage's twiddles, contiguous: w^{j·stride}, j < half.
+                stage_twiddles.clear();
+                stage_twiddles.extend(
+                    twiddles
+                        .iter()
+                        .step_by(stride)
+                        .take(half)
+                        .map(|w| w.as_u64()),
+                );
+                for block in raw.chunks_exact_mut(2 * half) {
+                    let (lo, hi) = block.split_at_mut(half);
+                    for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(&stage_twiddles) {
+                        let t = gl::mul(*v, *w);
+                        let a = *u;
+                        *u = gl::add(a, t);
+                        *v = gl::sub(a, t);
+                    }
+                }
+            }
+            half *= 2;
+        }
+        for (v, r) in values.iter_mut().zip(raw) {
+            *v = Field64::from_u64_reduced(r);
+        }
+    }
+
+    fn axpy(acc: &mut [Self], a: Self, x: &[Self]) {
+        let a = a.as_u64();
+        for (s, v) in acc.iter_mut().zip(x) {
+            *s = Field64::from_u64_reduced(gl::add(s.as_u64(), gl::mul(a, v.as_u64())));
+        }
+    }
+
+    fn range_products(out: &mut [Self], z: &[Self], negated_roots: &[Self]) {
+        for (o, v) in out.iter_mut().zip(z) {
+            let v = v.as_u64();
+            let mut acc = 1u64;
+            for r in negated_roots {
+                acc = gl::mul(acc, gl::add(v, r.as_u64()));
+            }
+            *o = Field64::from_u64_reduced(acc);
+        }
+    }
+
+    fn mul_into(out: &mut [Self], a: &[Self], b: &[Self]) {
+        for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
+            *o = Field64::from_u64_reduced(gl::mul(x.as_u64(), y.as_u64()));
+        }
+    }
+
+    fn scale_into(out: &mut [Self], x: &[Self], s: Self) {
+        let s = s.as_u64();
+        for (o, v) in out.iter_mut().zip(x) {
+            *o = Field64::from_u64_reduced(gl::mul(s, v.as_u64()));
+        }
+    }
+
+    fn sub_assign(acc: &mut [Self], x: &[Self]) {
+        for (a, v) in acc.iter_mut().zip(x) {
+            *a = Field64::from_u64_reduced(gl::sub(a.as_u64(), v.as_u64()));
+        }
+    }
+
+    fn lift<W: Copy + Into<u64>>(
+        out: &mut [Self],
+        words: &[W],
+        carries: &[Self],
+        q: Self,
+        offset: Self,
+    ) {
+        let (q, offset) = (q.as_u64(), offset.as_u64());
+        for ((o, w), c) in out.iter_mut().zip(words).zip(carries) {
+            let w = Field64::from_u64_reduced((*w).into()).as_u64();
+            let v = gl::sub(gl::sub(w, gl::mul(q, c.as_u64())), offset);
+            *o = Field64::from_u64_reduced(v);
+        }
+    }
+}
+
+/// Canonical Goldilocks arithmetic on `u64` (inputs and outputs in `[0, p)`), with
+/// conditional moves instead of branches. Same reductions as `Field64` (see its docs:
+/// `2^64 ≡ ε`, `2^96 ≡ −1` with `ε = 2^32 − 1`).
+mod gl {
+    use super::select_unpredictable;
+
+    const P: u64 = 0xFFFF_FFFF_0000_0001;
+    const EPSILON: u64 = 0xFFFF_FFFF;
+
+    #[inline(always)]
+    pub(super) fn add(a: u64, b: u64) -> u64 {
+        let (s, carry) = a.overflowing_add(b);
+        // A carry is worth 2^64 ≡ ε; then s + ε < p cannot carry again.
+        let s = s.wrapping_add(select_unpredictable(carry, EPSILON, 0));
+        let (r, borrow) = s.overflowing_sub(P);
+        select_unpredictable(borrow, s, r)
+    }
+
+    #[inline(always)]
+    pub(super) fn sub(a: u64, b: u64) -> u64 {
+        let (d, borrow) = a.overflowing_sub(b);
+        // On borrow the wrapped value is too large by 2^64 − p = ε.
+        d.wrapping_sub(select_unpredictable(borrow, EPSILON, 0))
+    }
+
+    #[inline(always)]
+    pub(super) fn mul(a: u64, b: u64) -> u64 {
+        let x = u128::from(a) * u128::from(b);
+        let x_lo = x as u64;
+        let x_hi = (x >> 64) as u64;
+        let x_hi_hi = x_hi >> 32;
+        let x_hi_lo = x_hi & EPSILON;
+        let (t0, borrow) = x_lo.overflowing_sub(x_hi_hi);
+        let t0 = t0.wrapping_sub(select_unpredictable(borrow, EPSILON, 0));
+        let t1 = x_hi_lo * EPSILON;
+        let (s, carry) = t0.overflowing_add(t1);
+        let s = s.wrapping_add(select_unpredictable(carry, EPSILON, 0));
+        let (r, borrow) = s.overflowing_sub(P);
+        select_unpredictable(borrow, s, r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_mpc::field::FieldElement;
+    use proptest::prelude::*;
+
+    fn arb() -> impl Strategy<Value = Field64> {
+        prop_oneof![
+            (0..Field64::MODULUS_U64).prop_map(|v| Field64::new(v).unwrap()),
+            (0u64..3).prop_map(|k| Field64::new(Field64::MODULUS_U64 - 1 - k).unwrap()),
+            (0u64..3).prop_map(Field64::from_u64),
+            (0u64..3).prop_map(|k| Field64::from_u64(0xFFFF_FFFF - 1 + k)),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn raw_ops_match_field_ops(a in arb(), b in arb()) {
+            prop_assert_eq!(gl::add(a.as_u64(), b.as_u64()), (a + b).as_u64());
+            prop_assert_eq!(gl::sub(a.as_u64(), b.as_u64()), (a - b).as_u64());
+            prop_assert_eq!(gl::mul(a.as_u64(), b.as_u64()), (a * b).as_u64());
+        }
+
+        #[test]
+        fn fast_kernels_match_generic(values in proptest::collection::vec(arb(), 16),
+                                      a in arb(), q in arb(), offset in arb(),
+                                      words in proptest::collection::vec(any::<u32>(), 16)) {
+            // Real twiddle tables start with w^0 = 1 (the fast path skips that product).
+            let mut twiddles: Vec<Field64> = values[..8].to_vec();
+            twiddles[0] = Field64::ONE;
+            let mut fast = values.clone();
+            let mut slow = values.clone();
+            Field64::butterflies(&mut fast, &twiddles);
+            generic_butterflies(&mut slow, &twiddles);
+            prop_assert_eq!(&fast, &slow);
+
+            let mut fast = values.clone();
+            Field64::axpy(&mut fast, a, &twiddles);
+            let mut slow = values.clone();
+            for (s, v) in slow.iter_mut().zip(&twiddles) {
+                *s += a * *v;
+            }
+            prop_assert_eq!(&fast, &slow);
+
+            let roots = [Field64::ZERO, -Field64::ONE, -q];
+            let mut fast = vec![Field64::ZERO; 16];
+            Field64::range_products(&mut fast, &values, &roots);
+            for (f, v) in fast.iter().zip(&values) {
+                prop_assert_eq!(*f, *v * (*v - Field64::ONE) * (*v - q));
+            }
+            Field64::mul_into(&mut fast, &values, &words.iter().map(|w| Field64::from_u64(u64::from(*w))).collect::<Vec<_>>());
+            for ((f, v), w) in fast.iter().zip(&values).zip(&words) {
+                prop_assert_eq!(*f, *v * Field64::from_u64(u64::from(*w)));
+            }
+            Field64::scale_into(&mut fast, &values, a);
+            for (f, v) in fast.iter().zip(&values) {
+                prop_assert_eq!(*f, a * *v);
+            }
+            let mut acc = values.clone();
+            Field64::sub_assign(&mut acc, &twiddles);
+            for ((f, v), t) in acc.iter().zip(&values).zip(&twiddles) {
+                prop_assert_eq!(*f, *v - *t);
+            }
+            Field64::lift(&mut fast, &words, &values, q, offset);
+            for ((f, w), c) in fast.iter().zip(&words).zip(&values) {
+                prop_assert_eq!(*f, Field64::from_u64(u64::from(*w)) - q * *c - offset);
+            }
+        }
+    }
+}
