@@ -164,9 +164,9 @@ impl Identity {
     pub fn from_parts(cert_der: &[u8], key: PrivateKey) -> Result<Self, TransportError> {
         let cert_der = CertificateDer::from(cert_der.to_vec());
         let certified = rustls::sign::CertifiedKey::new(vec![cert_der.clone()], key.signing_key()?);
-        certified
-            .keys_match()
-            .map_err(|e| TransportError::Certificate(format!("key does not match certificate: {e}")))?;
+        certified.keys_match().map_err(|e| {
+            TransportError::Certificate(format!("key does not match certificate: {e}"))
+        })?;
         let fingerprint = fingerprint(cert_der.as_ref());
         Ok(Self {
             cert_der,
@@ -339,7 +339,10 @@ mod tests {
             let der: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
             let pem = certificate_pem(&der);
             assert_eq!(pem.len(), pem_len("CERTIFICATE", len));
-            assert!(pem.lines().all(|l| l.len() <= PEM_LINE || l.starts_with("-----")));
+            assert!(
+                pem.lines()
+                    .all(|l| l.len() <= PEM_LINE || l.starts_with("-----"))
+            );
             if len > 0 {
                 assert_eq!(certificate_der_from_pem(pem.as_bytes()).unwrap(), der);
             }
@@ -355,8 +358,11 @@ mod tests {
         assert_ne!(a.fingerprint(), c.fingerprint());
         assert_eq!(*a.fingerprint(), fingerprint(a.certificate_der()));
 
-        let again = Identity::from_pem(a.certificate_pem().as_bytes(), a.private_key().to_pem().as_bytes())
-            .unwrap();
+        let again = Identity::from_pem(
+            a.certificate_pem().as_bytes(),
+            a.private_key().to_pem().as_bytes(),
+        )
+        .unwrap();
         assert_eq!(again.fingerprint(), a.fingerprint());
         assert!(bool::from(again.private_key().ct_eq(a.private_key())));
         assert!(!bool::from(c.private_key().ct_eq(a.private_key())));
@@ -375,9 +381,18 @@ mod tests {
 
     #[test]
     fn garbage_keys_and_pem_are_typed_errors() {
-        assert!(matches!(PrivateKey::from_pkcs8_der(&[0x30, 0x00]), Err(TransportError::Certificate(_))));
-        assert!(matches!(PrivateKey::from_pem(b"not pem"), Err(TransportError::Certificate(_))));
-        assert!(matches!(certificate_der_from_pem(b""), Err(TransportError::Certificate(_))));
+        assert!(matches!(
+            PrivateKey::from_pkcs8_der(&[0x30, 0x00]),
+            Err(TransportError::Certificate(_))
+        ));
+        assert!(matches!(
+            PrivateKey::from_pem(b"not pem"),
+            Err(TransportError::Certificate(_))
+        ));
+        assert!(matches!(
+            certificate_der_from_pem(b""),
+            Err(TransportError::Certificate(_))
+        ));
     }
 
     #[test]
@@ -398,11 +413,17 @@ mod tests {
         let _ = fs::remove_file(&key);
         let id = Identity::generate(&mut ChaCha20Rng::from_seed([4; 32]), &["127.0.0.1"]).unwrap();
         id.write_pem_files(&cert, &key).unwrap();
-        assert!(matches!(id.write_pem_files(&cert, &key), Err(TransportError::Io(_))));
+        assert!(matches!(
+            id.write_pem_files(&cert, &key),
+            Err(TransportError::Io(_))
+        ));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let back = Identity::read_pem_files(&cert, &key).unwrap();
         assert_eq!(back.fingerprint(), id.fingerprint());

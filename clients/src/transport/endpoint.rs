@@ -106,7 +106,11 @@ impl TransportOptions {
         }
         let mut t = quinn::TransportConfig::default();
         t.max_idle_timeout(Some(idle))
-            .keep_alive_interval(if keep_alive { self.keep_alive_interval } else { None })
+            .keep_alive_interval(if keep_alive {
+                self.keep_alive_interval
+            } else {
+                None
+            })
             .max_concurrent_bidi_streams(self.max_concurrent_streams.into())
             .max_concurrent_uni_streams(0u32.into())
             .datagram_receive_buffer_size(None);
@@ -276,12 +280,13 @@ impl ClientEndpoint {
             .connect_with(config, addr, SERVER_NAME)
             .map_err(|e| TransportError::Connect(e.to_string()))?;
         let after = self.options.handshake_timeout;
-        let result = tokio::time::timeout(after, connecting)
-            .await
-            .map_err(|_| TransportError::Timeout {
-                kind: TimeoutKind::Handshake,
-                after,
-            })?;
+        let result =
+            tokio::time::timeout(after, connecting)
+                .await
+                .map_err(|_| TransportError::Timeout {
+                    kind: TimeoutKind::Handshake,
+                    after,
+                })?;
         let inner = result.map_err(|e| match verifier.rejected() {
             Some(presented) => TransportError::PeerNotPinned { presented },
             None => from_connection_error(e),
@@ -334,12 +339,10 @@ impl Connection {
                 after,
             })?;
         let (mut send, mut recv) = opened.map_err(from_connection_error)?;
-        write_frame(&mut send, request, after)
-            .await?;
+        write_frame(&mut send, request, after).await?;
         send.finish()
             .map_err(|e| TransportError::Closed(e.to_string()))?;
-        read_frame(&mut recv, self.max_frame_len, after)
-            .await
+        read_frame(&mut recv, self.max_frame_len, after).await
     }
 
     /// The server's identity (its pinned fingerprint).
@@ -366,5 +369,4 @@ impl Connection {
     pub fn close(&self) {
         self.inner.close(0u32.into(), b"done");
     }
-
 }

@@ -33,7 +33,10 @@ pub enum TransportError {
     #[error("TLS error: {0}")]
     Tls(String),
     /// The server presented a certificate whose SHA-256 fingerprint is not the pinned one.
-    #[error("peer certificate is not pinned (presented fingerprint {})", hex_fingerprint(presented))]
+    #[error(
+        "peer certificate is not pinned (presented fingerprint {})",
+        hex_fingerprint(presented)
+    )]
     PeerNotPinned {
         /// The fingerprint of the certificate the peer presented.
         presented: Fingerprint,

@@ -116,7 +116,9 @@ fn stream_io_err(e: io::Error) -> TransportError {
                         code: code.into_inner(),
                     };
                 }
-                quinn::ReadError::ConnectionLost(lost) => return from_connection_error(lost.clone()),
+                quinn::ReadError::ConnectionLost(lost) => {
+                    return from_connection_error(lost.clone());
+                }
                 _ => {}
             }
         }
@@ -161,7 +163,9 @@ mod tests {
             let mut wire = Vec::new();
             write_frame(&mut wire, body, T).await.unwrap();
             assert_eq!(wire, framed(body));
-            let got = read_frame(&mut wire.as_slice(), body.len(), T).await.unwrap();
+            let got = read_frame(&mut wire.as_slice(), body.len(), T)
+                .await
+                .unwrap();
             assert_eq!(got, body);
         }
     }
@@ -173,12 +177,20 @@ mod tests {
         let wire = u32::MAX.to_le_bytes();
         let mut reader = &wire[..];
         let err = read_frame(&mut reader, 1024, T).await.unwrap_err();
-        assert!(matches!(err, TransportError::FrameTooLarge { len, max: 1024 } if len == u64::from(u32::MAX)));
+        assert!(
+            matches!(err, TransportError::FrameTooLarge { len, max: 1024 } if len == u64::from(u32::MAX))
+        );
         // One byte above the limit is refused too; exactly the limit is accepted.
         let wire = framed(&[1u8; 65]);
         let err = read_frame(&mut wire.as_slice(), 64, T).await.unwrap_err();
-        assert!(matches!(err, TransportError::FrameTooLarge { len: 65, max: 64 }));
-        assert_eq!(read_frame(&mut wire.as_slice(), 65, T).await.unwrap().len(), 65);
+        assert!(matches!(
+            err,
+            TransportError::FrameTooLarge { len: 65, max: 64 }
+        ));
+        assert_eq!(
+            read_frame(&mut wire.as_slice(), 65, T).await.unwrap().len(),
+            65
+        );
     }
 
     #[tokio::test]
@@ -186,7 +198,10 @@ mod tests {
         let wire = framed(b"hello");
         for cut in 0..wire.len() {
             let err = read_frame(&mut &wire[..cut], 100, T).await.unwrap_err();
-            assert!(matches!(err, TransportError::UnexpectedEof), "cut at {cut}: {err:?}");
+            assert!(
+                matches!(err, TransportError::UnexpectedEof),
+                "cut at {cut}: {err:?}"
+            );
         }
         let mut long = wire.clone();
         long.push(0);
@@ -198,8 +213,16 @@ mod tests {
     async fn a_stalled_peer_times_out() {
         let (mut near, mut far) = tokio::io::duplex(64);
         far.write_all(&[5, 0]).await.unwrap(); // half a prefix, then silence
-        let err = read_frame(&mut near, 100, Duration::from_millis(200)).await.unwrap_err();
-        assert!(matches!(err, TransportError::Timeout { kind: TimeoutKind::Read, .. }));
+        let err = read_frame(&mut near, 100, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            TransportError::Timeout {
+                kind: TimeoutKind::Read,
+                ..
+            }
+        ));
         drop(far);
     }
 }

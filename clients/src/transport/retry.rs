@@ -150,7 +150,10 @@ mod tests {
             .collect();
         assert_eq!(got, [0, 100, 200, 400, 800, 1000, 1000]);
         // Huge retry numbers saturate instead of overflowing.
-        assert_eq!(policy(false).delay(u32::MAX, &mut rng), Duration::from_millis(1000));
+        assert_eq!(
+            policy(false).delay(u32::MAX, &mut rng),
+            Duration::from_millis(1000)
+        );
     }
 
     #[test]
@@ -160,7 +163,10 @@ mod tests {
         for k in 1..8u32 {
             let cap = Duration::from_millis((100u64 << (k - 1)).min(1000));
             let samples: Vec<Duration> = (0..200).map(|_| p.delay(k, &mut rng)).collect();
-            assert!(samples.iter().all(|d| *d >= cap / 2 && *d <= cap), "retry {k}");
+            assert!(
+                samples.iter().all(|d| *d >= cap / 2 && *d <= cap),
+                "retry {k}"
+            );
             let lowest = samples.iter().min().unwrap();
             let highest = samples.iter().max().unwrap();
             // 200 uniform draws cover most of the range [cap/2, cap].

@@ -59,8 +59,11 @@ impl ServerEndpoint {
     }
 }
 
-async fn handle_connection<H, Fut>(incoming: quinn::Incoming, server: ServerEndpoint, handler: Arc<H>)
-where
+async fn handle_connection<H, Fut>(
+    incoming: quinn::Incoming,
+    server: ServerEndpoint,
+    handler: Arc<H>,
+) where
     H: Fn(PeerIdentity, Vec<u8>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Vec<u8>> + Send + 'static,
 {
@@ -116,7 +119,8 @@ async fn handle_stream<H, Fut>(
     Fut: Future<Output = Vec<u8>> + Send + 'static,
 {
     let options = &server.options;
-    let request = match read_frame(&mut recv, options.max_frame_len, options.request_timeout).await {
+    let request = match read_frame(&mut recv, options.max_frame_len, options.request_timeout).await
+    {
         Ok(request) => request,
         Err(e) => {
             tracing::info!(%remote, %peer, error = %e, "request refused");

@@ -108,20 +108,20 @@ pub fn server_tls_config(
         .map_err(tls_err)?;
     let builder = match client_auth {
         ClientAuth::Anonymous => builder.with_no_client_auth(),
-        ClientAuth::Optional(pins) => builder.with_client_cert_verifier(Arc::new(
-            PinnedClientVerifier {
+        ClientAuth::Optional(pins) => {
+            builder.with_client_cert_verifier(Arc::new(PinnedClientVerifier {
                 pins: pins.clone(),
                 mandatory: false,
                 algorithms,
-            },
-        )),
-        ClientAuth::Required(pins) => builder.with_client_cert_verifier(Arc::new(
-            PinnedClientVerifier {
+            }))
+        }
+        ClientAuth::Required(pins) => {
+            builder.with_client_cert_verifier(Arc::new(PinnedClientVerifier {
                 pins: pins.clone(),
                 mandatory: true,
                 algorithms,
-            },
-        )),
+            }))
+        }
     };
     let mut config = builder.with_cert_resolver(Arc::new(SingleCert(identity.certified_key()?)));
     config.alpn_protocols = vec![ALPN.to_vec()];

@@ -1,0 +1,468 @@
+//! End-to-end tests of the transport over loopback QUIC: authentication by pinned
+//! fingerprints in every direction, frame limits, timeouts and bounded concurrency.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::Poll;
+use std::time::Duration;
+
+use cairn_client::transport::{
+    ClientAuth, ClientEndpoint, Identity, PeerIdentity, PinSet, STREAM_BAD_REQUEST, ServerEndpoint,
+    TimeoutKind, TransportError, TransportOptions,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const LOOPBACK: &str = "127.0.0.1:0";
+
+fn identity(seed: u8) -> Identity {
+    Identity::generate(
+        &mut ChaCha20Rng::from_seed([seed; 32]),
+        &["localhost", "127.0.0.1"],
+    )
+    .unwrap()
+}
+
+fn fast_options() -> TransportOptions {
+    TransportOptions {
+        idle_timeout: Duration::from_secs(5),
+        keep_alive_interval: Some(Duration::from_secs(1)),
+        handshake_timeout: Duration::from_secs(3),
+        request_timeout: Duration::from_secs(3),
+        max_frame_len: 4096,
+        ..TransportOptions::default()
+    }
+}
+
+/// A server whose handler answers `peer ‖ request` and counts its calls.
+struct EchoServer {
+    endpoint: ServerEndpoint,
+    addr: SocketAddr,
+    calls: Arc<AtomicUsize>,
+}
+
+fn start_echo(id: &Identity, auth: ClientAuth, options: TransportOptions) -> EchoServer {
+    let endpoint = ServerEndpoint::bind(LOOPBACK.parse().unwrap(), id, &auth, options).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = calls.clone();
+    let serving = endpoint.clone();
+    tokio::spawn(async move {
+        serving
+            .serve(move |peer: PeerIdentity, request: Vec<u8>| {
+                counter.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    let mut out = peer.to_string().into_bytes();
+                    out.push(b'|');
+                    out.extend_from_slice(&request);
+                    out
+                }
+            })
+            .await;
+    });
+    EchoServer {
+        endpoint,
+        addr,
+        calls,
+    }
+}
+
+fn client(id: Option<&Identity>, options: TransportOptions) -> ClientEndpoint {
+    ClientEndpoint::bind(LOOPBACK.parse().unwrap(), id, options).unwrap()
+}
+
+fn expected_echo(peer: &PeerIdentity, request: &[u8]) -> Vec<u8> {
+    let mut out = peer.to_string().into_bytes();
+    out.push(b'|');
+    out.extend_from_slice(request);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_client_roundtrips_with_a_leader_style_server() {
+    let leader = identity(1);
+    let server = start_echo(&leader, ClientAuth::Anonymous, fast_options());
+    let client = client(None, fast_options());
+    let conn = client
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.peer(),
+        &PeerIdentity::Certificate(*leader.fingerprint())
+    );
+
+    // Several requests at once on one connection, each on its own stream.
+    let requests: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i; 100 * usize::from(i)]).collect();
+    let answers = futures_join(requests.iter().map(|r| conn.request(r))).await;
+    for (request, answer) in requests.iter().zip(answers) {
+        assert_eq!(
+            answer.unwrap(),
+            expected_echo(&PeerIdentity::Anonymous, request)
+        );
+    }
+    // An empty request is a valid frame too.
+    assert_eq!(
+        conn.request(&[]).await.unwrap(),
+        expected_echo(&PeerIdentity::Anonymous, &[])
+    );
+    assert_eq!(server.calls.load(Ordering::SeqCst), 11);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_frames_are_refused_in_both_directions() {
+    let leader = identity(2);
+    let server = start_echo(&leader, ClientAuth::Anonymous, fast_options());
+
+    // A request above the server's limit: the stream is refused, the handler never runs.
+    let big_client = client(
+        None,
+        TransportOptions {
+            max_frame_len: 1 << 20,
+            ..fast_options()
+        },
+    );
+    let conn = big_client
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    let err = conn.request(&vec![0u8; 4097]).await.unwrap_err();
+    assert!(
+        matches!(err, TransportError::StreamRefused { code } if code == u64::from(STREAM_BAD_REQUEST)),
+        "{err:?}"
+    );
+    assert!(!err.is_retriable());
+    assert_eq!(server.calls.load(Ordering::SeqCst), 0);
+    // The connection survives a refused stream; exactly the limit is accepted.
+    let at_limit = vec![1u8; 4096];
+    let echoed = conn.request(&at_limit).await.unwrap();
+    assert_eq!(echoed, expected_echo(&PeerIdentity::Anonymous, &at_limit));
+    assert_eq!(server.calls.load(Ordering::SeqCst), 1);
+
+    // A response above the client's limit is refused before the client allocates it.
+    let small_client = client(
+        None,
+        TransportOptions {
+            max_frame_len: 64,
+            ..fast_options()
+        },
+    );
+    let conn = small_client
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    let request = vec![2u8; 60]; // the echo adds "anonymous|": 70 bytes > 64
+    let err = conn.request(&request).await.unwrap_err();
+    assert!(
+        matches!(err, TransportError::FrameTooLarge { len: 70, max: 64 }),
+        "{err:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_certificate_is_not_pinned_is_refused() {
+    let real = identity(3);
+    let impostor = identity(4);
+    let server = start_echo(&impostor, ClientAuth::Anonymous, fast_options());
+    let client = client(None, fast_options());
+    let err = client
+        .connect(server.addr, real.fingerprint())
+        .await
+        .unwrap_err();
+    match err {
+        TransportError::PeerNotPinned { presented } => {
+            assert_eq!(&presented, impostor.fingerprint());
+        }
+        other => panic!("expected PeerNotPinned, got {other:?}"),
+    }
+    assert_eq!(server.calls.load(Ordering::SeqCst), 0);
+}
+
+/// Whether a client with `id` gets a request through `server` (the refusal may come at
+/// connect time or, with TLS 1.3 client authentication, at the first request).
+async fn try_request(
+    server: &EchoServer,
+    pinned: &Identity,
+    id: Option<&Identity>,
+) -> Result<Vec<u8>, TransportError> {
+    let client = client(id, fast_options());
+    let conn = client.connect(server.addr, pinned.fingerprint()).await?;
+    conn.request(b"job").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helper_with_mutual_tls_accepts_only_pinned_clients() {
+    let helper = identity(5);
+    let leader = identity(6);
+    let collector = identity(7);
+    let stranger = identity(8);
+    let pins: PinSet = [*leader.fingerprint(), *collector.fingerprint()]
+        .into_iter()
+        .collect();
+    let server = start_echo(&helper, ClientAuth::Required(pins), fast_options());
+
+    for refused in [Some(&stranger), None] {
+        let err = try_request(&server, &helper, refused).await.unwrap_err();
+        assert!(matches!(err, TransportError::Tls(_)), "{err:?}");
+        assert!(!err.is_retriable());
+    }
+    assert_eq!(server.calls.load(Ordering::SeqCst), 0);
+
+    for accepted in [&leader, &collector] {
+        let answer = try_request(&server, &helper, Some(accepted)).await.unwrap();
+        let peer = PeerIdentity::Certificate(*accepted.fingerprint());
+        assert_eq!(answer, expected_echo(&peer, b"job"));
+    }
+    assert_eq!(server.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optional_client_auth_admits_anonymous_and_pinned_but_not_unpinned() {
+    let leader = identity(9);
+    let collector = identity(10);
+    let stranger = identity(11);
+    let pins: PinSet = [*collector.fingerprint()].into_iter().collect();
+    let server = start_echo(&leader, ClientAuth::Optional(pins), fast_options());
+
+    let anonymous = try_request(&server, &leader, None).await.unwrap();
+    assert_eq!(anonymous, expected_echo(&PeerIdentity::Anonymous, b"job"));
+    let pinned = try_request(&server, &leader, Some(&collector))
+        .await
+        .unwrap();
+    let peer = PeerIdentity::Certificate(*collector.fingerprint());
+    assert_eq!(pinned, expected_echo(&peer, b"job"));
+    let err = try_request(&server, &leader, Some(&stranger))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Tls(_)), "{err:?}");
+    assert_eq!(server.calls.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_closes_unless_kept_alive() {
+    let leader = identity(12);
+    let options = TransportOptions {
+        idle_timeout: Duration::from_millis(300),
+        keep_alive_interval: None,
+        ..fast_options()
+    };
+    let server = start_echo(&leader, ClientAuth::Anonymous, options.clone());
+
+    let silent = client(None, options.clone());
+    let conn = silent
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    let reason = tokio::time::timeout(Duration::from_secs(3), conn.closed())
+        .await
+        .expect("idle connection not closed");
+    assert!(matches!(reason, TransportError::Closed(_)), "{reason:?}");
+    let err = conn.request(b"late").await.unwrap_err();
+    assert!(matches!(err, TransportError::Closed(_)), "{err:?}");
+    assert!(err.is_retriable());
+
+    let chatty = client(
+        None,
+        TransportOptions {
+            keep_alive_interval: Some(Duration::from_millis(100)),
+            ..options
+        },
+    );
+    let conn = chatty
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    assert!(conn.close_reason().is_none());
+    assert_eq!(
+        conn.request(b"still here").await.unwrap(),
+        expected_echo(&PeerIdentity::Anonymous, b"still here")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_makes_the_handshake_time_out() {
+    // A UDP socket that never answers.
+    let silent = std::net::UdpSocket::bind(LOOPBACK).unwrap();
+    let client = client(
+        None,
+        TransportOptions {
+            handshake_timeout: Duration::from_millis(300),
+            ..fast_options()
+        },
+    );
+    let err = client
+        .connect(silent.local_addr().unwrap(), &[0u8; 32])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TransportError::Timeout {
+                kind: TimeoutKind::Handshake,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_retriable());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_bounded_by_the_server_limit() {
+    let leader = identity(13);
+    let options = TransportOptions {
+        max_concurrent_requests: 2,
+        ..fast_options()
+    };
+    let endpoint = ServerEndpoint::bind(
+        LOOPBACK.parse().unwrap(),
+        &leader,
+        &ClientAuth::Anonymous,
+        options,
+    )
+    .unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (in_flight2, peak2) = (in_flight.clone(), peak.clone());
+    let serving = endpoint.clone();
+    tokio::spawn(async move {
+        serving
+            .serve(move |_peer, request| {
+                let (in_flight, peak) = (in_flight2.clone(), peak2.clone());
+                async move {
+                    let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    in_flight.fetch_sub(1, Ordering::SeqCst);
+                    request
+                }
+            })
+            .await;
+    });
+
+    // Eight requests over two connections, all at once.
+    let client = client(None, fast_options());
+    let a = client.connect(addr, leader.fingerprint()).await.unwrap();
+    let b = client.connect(addr, leader.fingerprint()).await.unwrap();
+    let requests: Vec<[u8; 1]> = (0..8u8).map(|i| [i]).collect();
+    let answers = futures_join(requests.iter().enumerate().map(|(i, r)| {
+        if i % 2 == 0 {
+            a.request(r)
+        } else {
+            b.request(r)
+        }
+    }))
+    .await;
+    for (request, answer) in requests.iter().zip(answers) {
+        assert_eq!(answer.unwrap(), request);
+    }
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        2,
+        "the limit is reached and never passed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_refused() {
+    let leader = identity(14);
+    let server = start_echo(
+        &leader,
+        ClientAuth::Anonymous,
+        TransportOptions {
+            max_connections: 1,
+            ..fast_options()
+        },
+    );
+    let client = client(None, fast_options());
+    let first = client
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    assert_eq!(server.endpoint.open_connections(), 1);
+    let err = client
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TransportError::Closed(_)), "{err:?}");
+    assert!(err.is_retriable(), "a full server is worth retrying later");
+    assert_eq!(server.endpoint.open_connections(), 1);
+    assert_eq!(
+        first.request(b"ok").await.unwrap(),
+        expected_echo(&PeerIdentity::Anonymous, b"ok")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_finishes_running_requests_then_refuses() {
+    let leader = identity(15);
+    let endpoint = ServerEndpoint::bind(
+        LOOPBACK.parse().unwrap(),
+        &leader,
+        &ClientAuth::Anonymous,
+        fast_options(),
+    )
+    .unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let serving = endpoint.clone();
+    let served = tokio::spawn(async move {
+        serving
+            .serve(|_peer, request| async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                request
+            })
+            .await;
+    });
+    let client = client(
+        None,
+        TransportOptions {
+            handshake_timeout: Duration::from_millis(500),
+            ..fast_options()
+        },
+    );
+    let conn = client.connect(addr, leader.fingerprint()).await.unwrap();
+    let pending = tokio::spawn({
+        let conn = conn.clone();
+        async move { conn.request(b"slow").await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await; // the request is being handled
+    endpoint.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(pending.await.unwrap().unwrap(), b"slow");
+    tokio::time::timeout(Duration::from_secs(2), served)
+        .await
+        .expect("serve returns after shutdown")
+        .unwrap();
+    assert!(client.connect(addr, leader.fingerprint()).await.is_err());
+}
+
+/// Runs futures concurrently on this task and returns their outputs in order (a tiny
+/// `join_all`, to avoid a dependency).
+async fn futures_join<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    Poll::Ready(v) => *slot = Some(v),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.unwrap()).collect()
+}
