@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cairn_client::transport::{
     ClientAuth, ClientEndpoint, Identity, PeerIdentity, PinSet, STREAM_BAD_REQUEST, ServerEndpoint,
-    TimeoutKind, TransportError, TransportOptions,
+    TimeoutKind, TransportError, TransportOptions, tls,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -465,4 +465,102 @@ async fn futures_join<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F:
     })
     .await;
     outputs.into_iter().map(|o| o.unwrap()).collect()
+}
+
+/// Presents `cert` while signing with another identity's key: a peer that copied a
+/// pinned certificate (public) but does not hold its private key.
+#[derive(Debug)]
+struct Forged(Arc<rustls::sign::CertifiedKey>);
+
+impl Forged {
+    fn new(cert_of: &Identity, key_of: &Identity) -> Self {
+        let der = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            key_of.private_key().expose_pkcs8_der().to_vec().into(),
+        );
+        let key = rustls::crypto::ring::sign::any_supported_type(&der).unwrap();
+        let cert = rustls::pki_types::CertificateDer::from(cert_of.certificate_der().to_vec());
+        Forged(Arc::new(rustls::sign::CertifiedKey::new(vec![cert], key)))
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Forged {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+impl rustls::client::ResolvesClientCert for Forged {
+    fn resolve(
+        &self,
+        _hints: &[&[u8]],
+        _schemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_with_the_pinned_certificate_but_not_its_key_is_refused() {
+    let real = identity(16);
+    let attacker = identity(17);
+    let mut tls = tls::server_tls_config(&attacker, &ClientAuth::Anonymous).unwrap();
+    tls.cert_resolver = Arc::new(Forged::new(&real, &attacker));
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls).unwrap();
+    let forged_server = quinn::Endpoint::server(
+        quinn::ServerConfig::with_crypto(Arc::new(crypto)),
+        LOOPBACK.parse().unwrap(),
+    )
+    .unwrap();
+    let addr = forged_server.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Some(incoming) = forged_server.accept().await {
+            let _ = incoming.await;
+        }
+    });
+
+    let client = client(None, fast_options());
+    let err = client.connect(addr, real.fingerprint()).await.unwrap_err();
+    // The fingerprint matches, so the refusal comes from the handshake signature check.
+    assert!(matches!(err, TransportError::Tls(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_with_a_pinned_certificate_but_not_its_key_is_refused() {
+    let helper = identity(18);
+    let leader = identity(19);
+    let attacker = identity(20);
+    let pins: PinSet = [*leader.fingerprint()].into_iter().collect();
+    let server = start_echo(&helper, ClientAuth::Required(pins), fast_options());
+
+    let mut tls = tls::client_tls_config(*helper.fingerprint(), None).unwrap();
+    tls.client_auth_cert_resolver = Arc::new(Forged::new(&leader, &attacker));
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
+    let endpoint = quinn::Endpoint::client(LOOPBACK.parse().unwrap()).unwrap();
+    let outcome = async {
+        let conn = endpoint
+            .connect_with(quinn::ClientConfig::new(Arc::new(crypto)), server.addr, "x")
+            .unwrap()
+            .await?;
+        let (mut send, mut recv) = conn.open_bi().await?;
+        send.write_all(&[3, 0, 0, 0, b'j', b'o', b'b']).await?;
+        send.finish()?;
+        Ok::<_, Box<dyn std::error::Error>>(recv.read_to_end(1024).await?)
+    }
+    .await;
+    assert!(outcome.is_err(), "forged client got an answer: {outcome:?}");
+    assert_eq!(server.calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn required_client_auth_without_pins_is_a_configuration_error() {
+    let err =
+        tls::server_tls_config(&identity(21), &ClientAuth::Required(PinSet::new())).unwrap_err();
+    assert!(matches!(err, TransportError::Config(_)), "{err:?}");
 }

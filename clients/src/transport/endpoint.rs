@@ -331,6 +331,16 @@ impl Connection {
     /// of at most `max_frame_len` bytes ([`TransportOptions`]). Opening the stream
     /// waits while the server's stream limit is reached, within the request timeout.
     pub async fn request(&self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
+        self.request_with_limit(request, self.max_frame_len).await
+    }
+
+    /// [`Connection::request`] with a response limit of `max_response_len` bytes instead
+    /// of the endpoint's `max_frame_len` (for a response whose size the caller knows).
+    pub async fn request_with_limit(
+        &self,
+        request: &[u8],
+        max_response_len: usize,
+    ) -> Result<Vec<u8>, TransportError> {
         let after = self.request_timeout;
         let opened = tokio::time::timeout(after, self.inner.open_bi())
             .await
@@ -342,7 +352,7 @@ impl Connection {
         write_frame(&mut send, request, after).await?;
         send.finish()
             .map_err(|e| TransportError::Closed(e.to_string()))?;
-        read_frame(&mut recv, self.max_frame_len, after).await
+        read_frame(&mut recv, max_response_len, after).await
     }
 
     /// The server's identity (its pinned fingerprint).

@@ -97,10 +97,19 @@ pub(crate) fn provider() -> Arc<CryptoProvider> {
 }
 
 /// A TLS 1.3 server configuration presenting `identity`, with ALPN [`ALPN`].
+///
+/// Errors: [`TransportError::Config`] for [`ClientAuth::Required`] with an empty pin set
+/// (no client could ever connect), [`TransportError::Certificate`] if the key cannot be
+/// loaded.
 pub fn server_tls_config(
     identity: &Identity,
     client_auth: &ClientAuth,
 ) -> Result<rustls::ServerConfig, TransportError> {
+    if matches!(client_auth, ClientAuth::Required(pins) if pins.is_empty()) {
+        return Err(TransportError::Config(
+            "client authentication is required but no client certificate is pinned".into(),
+        ));
+    }
     let provider = provider();
     let algorithms = provider.signature_verification_algorithms;
     let builder = rustls::ServerConfig::builder_with_provider(provider)
