@@ -1,13 +1,21 @@
 //! `cairn-dp`: the differential-privacy core of Cairn (pure arithmetic, no I/O).
 //!
+//! - [`accountant`]: zCDP — ρ of a release, composition, tight and simple ε(ρ, δ), inverse.
+//! - [`budget`]: a ρ budget whose exact ledger can never pass its limit.
 //! - [`clip`]: L2 clipping of f32/f64 vectors.
 //! - [`rounding`]: fixed point by unbiased randomised rounding; KLS21 conditional rounding.
 //! - [`sample`]: exact discrete Gaussian / discrete Laplace / Bernoulli(exp(−γ)) samplers.
 
+pub mod accountant;
+pub mod budget;
 pub mod clip;
 pub mod rounding;
 pub mod sample;
 
+pub use accountant::{
+    AccountantError, epsilon_simple, epsilon_tight, rho_discrete_gaussian, rho_for_epsilon,
+};
+pub use budget::{Budget, BudgetError, BudgetExceeded, Receipt, Rho};
 pub use clip::{ClipError, clip_l2, l2_norm};
 pub use rounding::{RoundingError, conditional_round, inflated_norm_bound_sq, randomized_round};
 pub use sample::{DiscreteGaussian, DiscreteLaplace, Ratio, SampleError};
