@@ -182,6 +182,22 @@ impl<F: ProofField> DomainExtension<F> {
         &self.large
     }
 
+    /// The values on cosets `1 … r−1` only (coset 0 is the input itself): `out` has
+    /// length `(r − 1)·P`, coset `c` at `(c − 1)·P + j` (the point `α^j·β^c`).
+    pub fn extend_cosets(&self, values: &[F], out: &mut [F]) -> Result<(), PolynomialError> {
+        let p = self.small.size();
+        if values.len() != p || out.len() != self.shifts.len() * p {
+            return Err(PolynomialError::Size("extend_cosets"));
+        }
+        let mut coefficients = values.to_vec();
+        self.small.inverse_unscaled(&mut coefficients)?;
+        for (coset, shifts) in out.chunks_exact_mut(p.max(1)).zip(&self.shifts) {
+            F::mul_into(coset, &coefficients, shifts);
+            self.small.forward(coset)?;
+        }
+        Ok(())
+    }
+
     /// `out` (length `N`, natural order) ← values on the large domain of the polynomial
     /// of degree `< P` whose values on the small domain are `values`.
     pub fn extend(&self, values: &[F], out: &mut [F]) -> Result<(), PolynomialError> {

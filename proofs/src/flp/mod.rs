@@ -105,7 +105,8 @@ pub enum FlpError {
         /// Actual calls.
         got: usize,
     },
-    /// The gadgets built by the circuit do not match its declared shapes.
+    /// The gadgets built by the circuit do not match its declared shapes (or have no
+    /// inputs).
     #[error("gadget {0} does not match the circuit's declared shape")]
     ShapeMismatch(usize),
     /// Two query points coincide or one lies in the interpolation domain (the caller
@@ -275,7 +276,11 @@ fn check_shapes<F: ProofField>(
         });
     }
     for (i, (g, s)) in gadgets.iter().zip(shapes).enumerate() {
-        if g.arity() != s.arity || g.degree() != s.degree || g.num_outputs() != s.num_outputs {
+        if s.arity == 0
+            || g.arity() != s.arity
+            || g.degree() != s.degree
+            || g.num_outputs() != s.num_outputs
+        {
             return Err(FlpError::ShapeMismatch(i));
         }
     }

@@ -91,25 +91,52 @@ fn gadget_polynomials<F: ProofField>(
     let extension = DomainExtension::new(small, large)?;
     let arity = shape.arity;
 
-    // Wire values on the large domain, point-major (`arity` values per point), so the
-    // pointwise gadget evaluation reads contiguous memory.
-    let mut at_points = vec![F::ZERO; n * arity];
-    let mut extended = vec![F::ZERO; n];
-    for (j, wire) in oracle.wires.iter().enumerate() {
-        extension.extend(wire, &mut extended)?;
-        for (i, v) in extended.iter().enumerate() {
-            at_points[i * arity + j] = *v;
+    let outputs = shape.num_outputs;
+    let ratio = n / p;
+    let mut values = vec![vec![F::ZERO; n]; outputs];
+    let mut point_out = vec![F::ZERO; outputs];
+
+    // Coset 0 is H itself: the gadget at the seed points, the recorded call outputs,
+    // and G(0) at the unused points; nothing to transform.
+    let mut seed_point = vec![F::ZERO; arity];
+    for i in 0..p {
+        if i >= s && i < s + oracle.calls {
+            for (r, v) in values.iter_mut().enumerate() {
+                v[i * ratio] = oracle.outputs[(i - s) * outputs + r];
+            }
+            continue;
+        }
+        for (sp, wire) in seed_point.iter_mut().zip(&oracle.wires) {
+            *sp = wire[i];
+        }
+        oracle.gadget.eval(&seed_point, &mut point_out)?;
+        for (v, o) in values.iter_mut().zip(&point_out) {
+            v[i * ratio] = *o;
         }
     }
 
-    let outputs = shape.num_outputs;
-    let mut values = vec![vec![F::ZERO; n]; outputs];
-    let mut point_out = vec![F::ZERO; outputs];
-    for (i, point) in at_points.chunks_exact(arity.max(1)).enumerate().take(n) {
+    // Cosets 1 … r−1: extend every wire, then evaluate the gadget point by point
+    // (point-major buffer, so each evaluation reads contiguous inputs).
+    let cosets = ratio - 1;
+    let mut at_points = vec![F::ZERO; cosets * p * arity];
+    let mut extended = vec![F::ZERO; cosets * p];
+    for (j, wire) in oracle.wires.iter().enumerate() {
+        extension.extend_cosets(wire, &mut extended)?;
+        for (k, v) in extended.iter().enumerate() {
+            at_points[k * arity + j] = *v;
+        }
+    }
+    for (k, point) in at_points
+        .chunks_exact(arity.max(1))
+        .enumerate()
+        .take(cosets * p)
+    {
         let inputs = if arity == 0 { &[][..] } else { point };
         oracle.gadget.eval(inputs, &mut point_out)?;
-        for (r, v) in point_out.iter().enumerate() {
-            values[r][i] = *v;
+        // k = (c − 1)·P + j is the point β^{j·r + c}.
+        let (c, j) = (k / p + 1, k % p);
+        for (v, o) in values.iter_mut().zip(&point_out) {
+            v[j * ratio + c] = *o;
         }
     }
     for mut v in values {
@@ -124,6 +151,8 @@ struct RecordingOracle<'g, F> {
     gadget: &'g dyn Gadget<F>,
     /// `wires[j][i]` = value of wire `j` at `α^i`, `i < P`.
     wires: Vec<Vec<F>>,
+    /// The gadget's outputs, call-major (`num_outputs` per call).
+    outputs: Vec<F>,
     num_query_points: usize,
     max_calls: usize,
     calls: usize,
@@ -141,6 +170,7 @@ impl<'g, F: ProofField> RecordingOracle<'g, F> {
         Self {
             gadget,
             wires,
+            outputs: Vec::with_capacity(shape.calls * shape.num_outputs),
             num_query_points: s,
             max_calls: shape.calls,
             calls: 0,
@@ -163,6 +193,8 @@ impl<F: ProofField> GadgetOracle<F> for RecordingOracle<'_, F> {
             wire[point] = *v;
         }
         self.calls += 1;
-        self.gadget.eval(inputs, outputs)
+        self.gadget.eval(inputs, outputs)?;
+        self.outputs.extend_from_slice(outputs);
+        Ok(())
     }
 }
