@@ -122,27 +122,7 @@ impl CarryLift {
         ctx: &ShareContext,
         party: u8,
     ) -> Result<SecretVec<u32>, SharingError> {
-        let d = self.params.dimension;
-        fn widen<W: Copy + zeroize::Zeroize + Into<u32>>(v: &SecretVec<W>) -> SecretVec<u32> {
-            SecretVec::new(v.expose_secret().iter().map(|w| (*w).into()).collect())
-        }
-        Ok(match self.params.bits {
-            8 => widen(&sharing::expand_zq_share::<u8>(
-                seed,
-                ctx,
-                party,
-                Usage::ZqShare,
-                d,
-            )?),
-            16 => widen(&sharing::expand_zq_share::<u16>(
-                seed,
-                ctx,
-                party,
-                Usage::ZqShare,
-                d,
-            )?),
-            _ => sharing::expand_zq_share::<u32>(seed, ctx, party, Usage::ZqShare, d)?,
-        })
+        crate::words::expand_words(self.params.bits, seed, ctx, party, self.params.dimension)
     }
 
     /// `v − Σ_{j≥1} expand(seed_j, usage)`: the leader's explicit share of `v`.

@@ -148,9 +148,7 @@ impl Encode for PublicShare {
 impl Encode for LeaderInputShare {
     fn encode(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(self.blind.expose_secret());
-        for w in self.words.expose_secret() {
-            out.extend_from_slice(&w.to_le_bytes()[..self.word_bytes]);
-        }
+        crate::words::encode_words(self.words.expose_secret(), self.word_bytes, out);
         for v in self.field_share.expose_secret() {
             v.encode_into(out);
         }
@@ -213,13 +211,7 @@ impl CarryLift {
         let mut r = Reader::new(bytes);
         let blind = Seed::from_bytes(r.read_array::<32>()?);
         let word_bytes = self.word_bytes();
-        let mut words = SecretVec::<u32>::zeroed(self.params.dimension);
-        for w in words.expose_secret_mut() {
-            let raw = r.read_bytes(word_bytes)?;
-            let mut le = [0u8; 4];
-            le[..word_bytes].copy_from_slice(raw);
-            *w = u32::from_le_bytes(le);
-        }
+        let words = crate::words::read_words(&mut r, self.params.dimension, word_bytes)?;
         let field_share = read_field_vec(&mut r, self.circuit.range_entries())?;
         let proof_share = read_field_vec(&mut r, self.proof_len())?;
         r.finish()?;
