@@ -5,6 +5,7 @@
 
 use std::hint::black_box;
 
+use cairn_mpc::codec::{Decode, Encode, Reader, encode_zq_slice};
 use cairn_mpc::field::{Field64, FieldElement};
 use cairn_mpc::prg::{Prg, Usage};
 use cairn_mpc::secret::Seed;
@@ -145,5 +146,31 @@ fn kernels(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, expansion, sharing, kernels);
+fn codec(c: &mut Criterion) {
+    let mut rng = ChaCha20Rng::from_seed([5; 32]);
+    let field = random_field_vec(&mut rng);
+    let zq: Vec<u16> = (0..D).map(|_| rng.next_u32() as u16).collect();
+    let field_bytes = field.to_bytes();
+    let mut zq_bytes = Vec::new();
+    encode_zq_slice(&zq, &mut zq_bytes);
+    let mut g = c.benchmark_group("codec_d1e5");
+    g.bench_function("decode_vec_field64_generic", |b| {
+        b.iter(|| black_box(Vec::<Field64>::decode(&field_bytes).unwrap()));
+    });
+    g.bench_function("read_field_vec_bulk", |b| {
+        b.iter(|| {
+            black_box(
+                Reader::new(&field_bytes[4..])
+                    .read_field_vec::<Field64>(D)
+                    .unwrap(),
+            )
+        });
+    });
+    g.bench_function("read_zq_vec_u16_bulk", |b| {
+        b.iter(|| black_box(Reader::new(&zq_bytes).read_zq_vec::<u16>(D).unwrap()));
+    });
+    g.finish();
+}
+
+criterion_group!(benches, expansion, sharing, kernels, codec);
 criterion_main!(benches);

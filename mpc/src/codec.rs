@@ -24,6 +24,7 @@ use zeroize::Zeroize;
 use crate::field::{Field64, FieldElement, FieldError};
 use crate::prg::Usage;
 use crate::secret::{SEED_LEN, SecretVec, Seed};
+use crate::zq::ZqWord;
 
 /// Errors from decoding.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -219,6 +220,35 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Exactly `count` `Z_{2^b}` words (`b/8` bytes each, little-endian) in one bulk
+    /// pass; the byte length is checked against the remaining input before allocating.
+    pub fn read_zq_vec<W: ZqWord>(&mut self, count: usize) -> Result<Vec<W>, CodecError> {
+        let bytes = self.read_bytes(bulk_len(count, W::BYTES, self.rest.len())?)?;
+        let mut out = vec![W::ZERO; count];
+        W::decode_le_into(bytes, &mut out)
+            .map_err(|_| CodecError::InvalidValue { what: "Z_q vector" })?;
+        Ok(out)
+    }
+
+    /// Exactly `count` canonical field elements in one bulk pass; the byte length is
+    /// checked against the remaining input before allocating.
+    pub fn read_field_vec<F: FieldElement>(&mut self, count: usize) -> Result<Vec<F>, CodecError> {
+        let bytes = self.read_bytes(bulk_len(count, F::ENCODED_SIZE, self.rest.len())?)?;
+        let mut out = vec![F::ZERO; count];
+        let mut canonical = true;
+        for (o, chunk) in out.iter_mut().zip(bytes.chunks_exact(F::ENCODED_SIZE)) {
+            match F::decode(chunk) {
+                Ok(v) => *o = v,
+                Err(_) => canonical = false,
+            }
+        }
+        if canonical {
+            Ok(out)
+        } else {
+            Err(CodecError::NotCanonical)
+        }
+    }
+
     /// Rejects a count whose minimum encoding is longer than the remaining input.
     fn check_count<T: Decode>(&self, count: usize) -> Result<(), CodecError> {
         let min_bytes = count.saturating_mul(T::MIN_ENCODED_LEN.max(1));
@@ -241,6 +271,36 @@ impl<'a> Reader<'a> {
             out.push(T::decode_from(self)?);
         }
         Ok(())
+    }
+}
+
+/// `count · size` if it fits in the remaining input, else the error a truncated
+/// input gets.
+fn bulk_len(count: usize, size: usize, remaining: usize) -> Result<usize, CodecError> {
+    match count.checked_mul(size) {
+        Some(n) => Ok(n),
+        None => Err(CodecError::UnexpectedEnd {
+            needed: usize::MAX,
+            remaining,
+        }),
+    }
+}
+
+/// Appends `Z_{2^b}` words without a length prefix (the format of
+/// [`Reader::read_zq_vec`]).
+pub fn encode_zq_slice<W: ZqWord>(words: &[W], out: &mut Vec<u8>) {
+    out.reserve(words.len().saturating_mul(W::BYTES));
+    for &w in words {
+        w.encode_le(out);
+    }
+}
+
+/// Appends field elements without a length prefix (the format of
+/// [`Reader::read_field_vec`]).
+pub fn encode_field_slice<F: FieldElement>(values: &[F], out: &mut Vec<u8>) {
+    out.reserve(values.len().saturating_mul(F::ENCODED_SIZE));
+    for v in values {
+        v.encode_into(out);
     }
 }
 
@@ -448,6 +508,38 @@ mod tests {
         let bytes = shares.to_bytes();
         assert_eq!(bytes, vec![3, 0, 0, 0, 1, 0, 2, 0, 3, 0]);
         assert_eq!(SecretVec::<u16>::decode(&bytes), Ok(shares));
+    }
+
+    #[test]
+    fn bulk_vectors_roundtrip_and_check_lengths() {
+        let words = [1u16, 0xFFFF, 7];
+        let field = [Field64::from_u64(3), Field64::ZERO - Field64::ONE];
+        let mut bytes = Vec::new();
+        encode_zq_slice(&words, &mut bytes);
+        encode_field_slice(&field, &mut bytes);
+        assert_eq!(bytes.len(), 6 + 16);
+        let mut r = Reader::new(&bytes);
+        assert_eq!(r.read_zq_vec::<u16>(3).unwrap(), words);
+        assert_eq!(r.read_field_vec::<Field64>(2).unwrap(), field);
+        assert_eq!(r.finish(), Ok(()));
+
+        let mut r = Reader::new(&bytes);
+        assert_eq!(
+            r.read_zq_vec::<u32>(6),
+            Err(CodecError::UnexpectedEnd {
+                needed: 24,
+                remaining: 22
+            })
+        );
+        assert!(matches!(
+            Reader::new(&bytes).read_field_vec::<Field64>(usize::MAX),
+            Err(CodecError::UnexpectedEnd { .. })
+        ));
+        let p = Field64::MODULUS_U64.to_le_bytes();
+        assert_eq!(
+            Reader::new(&p).read_field_vec::<Field64>(1),
+            Err(CodecError::NotCanonical)
+        );
     }
 
     #[test]

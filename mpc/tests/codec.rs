@@ -82,6 +82,12 @@ fn try_everything(bytes: &[u8]) {
     let _ = u64::decode(bytes);
     let mut r = Reader::new(bytes);
     let _ = r.read_bytes_with_len_prefix(16);
+    // Bulk readers with counts taken from the input itself.
+    let count = usize::from(bytes.first().copied().unwrap_or(0));
+    let _ = Reader::new(bytes).read_zq_vec::<u16>(count);
+    let _ = Reader::new(bytes).read_zq_vec::<u32>(bytes.len() / 4);
+    let _ = Reader::new(bytes).read_field_vec::<Field64>(count);
+    let _ = Reader::new(bytes).read_field_vec::<Field64>(bytes.len() / 8);
 }
 
 proptest! {
