@@ -271,8 +271,10 @@ impl TaskConfig {
     }
 
     /// L2 norm bound B in quantised units that proofs enforce: the configured value,
-    /// or ⌈C·2^f + √d⌉ (the clipped norm plus the largest possible randomised-rounding
-    /// error, since each coordinate moves by less than 1).
+    /// or by default ⌈C·2^f + √d⌉ (the clipped norm plus the largest possible
+    /// randomised-rounding error, since each coordinate moves by less than 1), plus,
+    /// with client noise of σ_c = σ/√n_min per coordinate, a margin
+    /// [`NOISE_TAIL`]·σ_c·√d (see [`NOISE_TAIL`]).
     pub fn norm_bound(&self) -> u64 {
         self.norm_bound
     }
@@ -363,7 +365,21 @@ impl TaskConfig {
                 ),
             ));
         }
-        let default_bound = (scaled_clip + f64::from(raw.dimension).sqrt()).ceil() as u64;
+        if let Some(sigma_client) = client_noise_sigma(&raw.privacy) {
+            let reach = scaled_clip.floor() + 1.0 + NOISE_TAIL * sigma_client;
+            if reach >= q_half as f64 {
+                return Err(invalid(
+                    "privacy.sigma",
+                    format!(
+                        "with client noise σ/√n_min = {sigma_client:.1}, coordinates reach \
+                         ⌊C·2^f⌋ + 1 + {NOISE_TAIL}·σ_c = {reach:.0}, beyond b = {} bits: \
+                         raise bits or min_honest_clients, or lower frac_bits",
+                        raw.bits
+                    ),
+                ));
+            }
+        }
+        let default_bound = default_norm_bound(scaled_clip, raw.dimension, &raw.privacy);
         let norm_bound = raw.norm_bound.unwrap_or(default_bound);
         if norm_bound == 0 {
             return Err(invalid("norm_bound", "must be positive"));
@@ -464,6 +480,34 @@ impl TaskConfig {
             id,
         })
     }
+}
+
+/// Client noise is assumed to stay within `NOISE_TAIL·σ_c` in every coordinate. The
+/// discrete Gaussian `N_Z(0, σ_c²)` is σ_c-subgaussian (Canonne–Kamath–Steinke 2020),
+/// so `P(|z_i| ≥ t·σ_c) ≤ 2·e^(−t²/2)`; with `t = 12` and a union bound over
+/// `d ≤ 2^24` coordinates the probability that any coordinate exceeds it is below
+/// `2^−78`. Then `‖z‖ ≤ t·σ_c·√d`, the margin the default norm bound adds, and each
+/// coordinate stays inside `[−q/2, q/2)` if `⌊C·2^f⌋ + 1 + t·σ_c < q/2` (checked). A
+/// client whose noise falls outside (practically never) gets a typed error and retries.
+pub const NOISE_TAIL: f64 = 12.0;
+
+/// σ_c = σ/√n_min when the clients add noise and the parameters are usable.
+fn client_noise_sigma(privacy: &PrivacyConfig) -> Option<f64> {
+    if !matches!(privacy.noise, NoisePlacement::Client | NoisePlacement::Both) {
+        return None;
+    }
+    let (sigma, n_min) = (privacy.sigma?, privacy.min_honest_clients?);
+    let sigma_client = sigma / f64::from(n_min.max(1)).sqrt();
+    (sigma_client.is_finite() && sigma_client > 0.0).then_some(sigma_client)
+}
+
+fn default_norm_bound(scaled_clip: f64, dimension: u32, privacy: &PrivacyConfig) -> u64 {
+    let sqrt_d = f64::from(dimension).sqrt();
+    let mut bound = scaled_clip + sqrt_d;
+    if let Some(sigma_client) = client_noise_sigma(privacy) {
+        bound += NOISE_TAIL * sigma_client * sqrt_d;
+    }
+    bound.ceil() as u64
 }
 
 fn validate_privacy(p: &PrivacyConfig, min_clients: u32) -> Result<(), ConfigError> {

@@ -106,6 +106,12 @@ impl ClientToken {
         zeroize::Zeroizing::new(hex::encode(self.0))
     }
 
+    /// A copy for one more request. Crate-internal on purpose: secrets have no
+    /// `Clone`, and only the client state machine needs to send its token repeatedly.
+    pub(crate) fn copy_for_request(&self) -> Self {
+        Self(self.0)
+    }
+
     /// The hash the leader stores.
     pub fn hash(&self) -> TokenHash {
         let mut h = Sha256::new();

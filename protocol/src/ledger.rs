@@ -14,15 +14,13 @@
 //! [`Ledger::from_entries`] on restart, which re-verifies the chain, so a restart can
 //! never forget spent budget.
 //!
-//! Budget comparisons are exact-or-conservative under floating point: the running
-//! total is accumulated with **upward** rounding (an error-free two-sum detects when
-//! round-to-nearest went down, and the result is bumped to the next `f64`), so the
-//! stored total is never below the true sum of the recorded ρ values, and a release is
-//! allowed only if that total is `≤` the budget. Exact cases pass (four releases of
-//! 0.25 exactly fill a budget of 1.0); a true sum even one ulp over is refused (ten
-//! releases of the `f64` nearest 0.1 sum to slightly more than 1.0, so the tenth is
-//! refused against a budget of 1.0).
+//! Budget arithmetic is `cairn-dp`'s [`Budget`]: exact in units of 2^−1074, so the
+//! true sum of the recorded ρ values never passes the budget, while exact cases pass
+//! (four releases of 0.25 exactly fill a budget of 1.0; ten releases of the `f64`
+//! nearest 0.1 sum to slightly more than 1.0, so the tenth is refused). Each entry's
+//! `rho_total` is that exact total rounded up to an `f64`.
 
+use cairn_dp::{Budget, Rho};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Time;
@@ -101,24 +99,22 @@ impl LedgerEntry {
 #[derive(Debug, Clone)]
 pub struct Ledger {
     task_id: TaskId,
-    rho_budget: f64,
+    budget: Budget,
     entries: Vec<LedgerEntry>,
 }
 
 impl Ledger {
     /// An empty ledger for a task with ρ budget `rho_budget`.
     pub fn new(task_id: TaskId, rho_budget: f64) -> Result<Self, LedgerError> {
-        if !(rho_budget.is_finite() && rho_budget > 0.0) {
-            return Err(LedgerError::InvalidRho(rho_budget));
-        }
+        let budget = Budget::new(rho_budget).map_err(|_| LedgerError::InvalidRho(rho_budget))?;
         Ok(Self {
             task_id,
-            rho_budget,
+            budget,
             entries: Vec::new(),
         })
     }
 
-    /// A ledger reloaded from storage: the chain must verify.
+    /// A ledger reloaded from storage: the chain must verify and fit the budget.
     pub fn from_entries(
         task_id: TaskId,
         rho_budget: f64,
@@ -126,6 +122,11 @@ impl Ledger {
     ) -> Result<Self, LedgerError> {
         let mut ledger = Self::new(task_id, rho_budget)?;
         Self::verify_chain(&task_id, &entries)?;
+        // The budget is part of the task id, so a stored ledger can only exceed it if
+        // it was tampered with: refuse to load rather than guess.
+        for e in &entries {
+            ledger.spend(e.rho)?;
+        }
         ledger.entries = entries;
         Ok(ledger)
     }
@@ -134,15 +135,17 @@ impl Ledger {
     /// bad entry.
     pub fn verify_chain(task_id: &TaskId, entries: &[LedgerEntry]) -> Result<(), LedgerError> {
         let mut prev = [0u8; 32];
-        let mut total = 0.0f64;
+        // An unbounded budget, to recompute each running total exactly.
+        let mut totals = Budget::new(f64::MAX).map_err(|_| LedgerError::InvalidRho(f64::MAX))?;
         for (index, e) in entries.iter().enumerate() {
-            total = add_round_up(total, e.rho);
+            let total = Rho::new(e.rho)
+                .ok()
+                .and_then(|r| totals.try_spend(r).ok())
+                .map(|receipt| receipt.spent);
             let ok = e.seq == index as u64
                 && e.prev_hash == prev
                 && e.hash == e.compute_hash(task_id)
-                && e.rho.is_finite()
-                && e.rho >= 0.0
-                && e.rho_total == total;
+                && total == Some(e.rho_total);
             if !ok {
                 return Err(LedgerError::BrokenChain { index });
             }
@@ -163,7 +166,7 @@ impl Ledger {
 
     /// The task's ρ budget.
     pub fn rho_budget(&self) -> f64 {
-        self.rho_budget
+        self.budget.limit()
     }
 
     /// Whether `round` has been released.
@@ -181,21 +184,11 @@ impl Ledger {
         report_count: u32,
         now: Time,
     ) -> Result<LedgerEntry, LedgerError> {
-        if !(rho.is_finite() && rho >= 0.0) {
-            return Err(LedgerError::InvalidRho(rho));
-        }
         if self.is_released(round) {
             return Err(LedgerError::AlreadyReleased(round));
         }
-        let spent = self.rho_spent();
-        let total = add_round_up(spent, rho);
-        if total > self.rho_budget {
-            return Err(LedgerError::BudgetExceeded {
-                requested: rho,
-                spent,
-                budget: self.rho_budget,
-            });
-        }
+        // Trial spend on a copy: the ledger changes only in `commit`.
+        let total = self.clone().spend(rho)?;
         let prev_hash = self.entries.last().map_or([0u8; 32], |e| e.hash);
         let mut entry = LedgerEntry {
             seq: self.entries.len() as u64,
@@ -221,23 +214,31 @@ impl Ledger {
         {
             return Err(LedgerError::BrokenChain { index });
         }
+        let mut after = self.budget.clone();
+        let total = Rho::new(entry.rho)
+            .ok()
+            .and_then(|r| after.try_spend(r).ok())
+            .map(|receipt| receipt.spent);
+        if total != Some(entry.rho_total) {
+            return Err(LedgerError::BrokenChain { index });
+        }
+        self.budget = after;
         self.entries.push(entry);
         Ok(())
     }
-}
 
-/// `a + b` for finite, non-negative `a`, `b`, rounded towards +∞: the result is never
-/// below the exact sum. Knuth's TwoSum (TAOCP vol. 2, §4.2.2, Theorem B) gives the
-/// exact rounding error `e` of `s = fl(a + b)` (`a + b = s + e` exactly); if `e > 0`
-/// round-to-nearest went down and `s` is bumped to the next representable value.
-fn add_round_up(a: f64, b: f64) -> f64 {
-    let s = a + b;
-    let bb = s - a;
-    let e = (a - (s - bb)) + (b - bb);
-    if e > 0.0 {
-        f64::from_bits(s.to_bits() + 1)
-    } else {
-        s
+    /// Spends `rho` from the budget; the new exact total, rounded up.
+    fn spend(&mut self, rho: f64) -> Result<f64, LedgerError> {
+        let spend = Rho::new(rho).map_err(|_| LedgerError::InvalidRho(rho))?;
+        let spent = self.budget.spent();
+        self.budget
+            .try_spend(spend)
+            .map(|receipt| receipt.spent)
+            .map_err(|_| LedgerError::BudgetExceeded {
+                requested: rho,
+                spent,
+                budget: self.budget.limit(),
+            })
     }
 }
 

@@ -1,19 +1,41 @@
 //! `cairn-protocol`: everything about the Cairn protocol that is not I/O.
 //!
-//! No sockets, no async runtime, no clock reads: time comes through [`clock::Clock`]
-//! and randomness through `R: rand_core::CryptoRng`. The node and the SDK move the
-//! messages defined here.
+//! No sockets, no async runtime, no clock reads: time comes through [`clock::Clock`],
+//! randomness through `R: rand_core::CryptoRng`, and durable state through
+//! [`store::TaskStore`]. The node (`cairn-aggregator`) and the SDK (`cairn-client`)
+//! move the messages defined here.
 //!
-//! - [`clock`]: the injected notion of time.
+//! Configuration and identities:
 //! - [`config`]: the task configuration (`task.toml`), validated, and the task id.
-//! - [`hpke`]: sealing helper shares and aggregate shares (RFC 9180).
 //! - [`ids`]: report and job ids, client tokens.
-//! - [`ledger`]: the hash-chained privacy-budget ledger each aggregator enforces.
+//! - [`hpke`]: sealing helper shares and aggregate shares (RFC 9180).
+//! - [`clock`]: the injected notion of time.
+//!
+//! The wire and the cryptographic scheme:
 //! - [`messages`]: the wire messages and their size limits.
+//! - [`scheme`]: the task's validity scheme (carry-lift proofs) behind one interface.
+//! - [`privacy`]: noise placement, ρ per release and the budget, from the task.
+//! - [`ledger`]: the hash-chained privacy-budget ledger each aggregator enforces.
+//! - [`store`]: what an aggregator keeps durably, and an in-memory store.
+//!
+//! The parties (sans-IO state machines):
+//! - [`client`]: clip → quantise → noise → share → prove → seal.
+//! - [`leader`]: accept uploads, run aggregation jobs, drive releases.
+//! - [`helper`]: verify and aggregate its shares, release on its own terms.
+//! - [`aggregator`]: what leader and helpers share (the release step).
+//! - [`collector`]: open the shares and decode the sum.
 
+pub mod aggregator;
+pub mod client;
 pub mod clock;
+pub mod collector;
 pub mod config;
+pub mod helper;
 pub mod hpke;
 pub mod ids;
+pub mod leader;
 pub mod ledger;
 pub mod messages;
+pub mod privacy;
+pub mod scheme;
+pub mod store;

@@ -144,6 +144,16 @@ impl ErrorCode {
         }
     }
 
+    /// The code for a frame that does not decode: a length above the task's limits is
+    /// [`ErrorCode::WrongSize`] (an oversize report), anything else
+    /// [`ErrorCode::BadMessage`].
+    pub fn for_decode_error(e: &CodecError) -> Self {
+        match e {
+            CodecError::LengthTooLarge { .. } => ErrorCode::WrongSize,
+            _ => ErrorCode::BadMessage,
+        }
+    }
+
     fn from_u16(v: u16) -> Option<Self> {
         use ErrorCode::*;
         Some(match v {
@@ -733,9 +743,10 @@ fn decode_aggregate_share(
     let mut f = [0f64; 4];
     for v in &mut f {
         *v = f64::from_bits(r.read_u64()?);
-        if !v.is_finite() {
+        // +∞ is meaningful (no budget: a task without noise); NaN and negatives are not.
+        if v.is_nan() || *v < 0.0 {
             return Err(CodecError::InvalidValue {
-                what: "budget receipt (not finite)",
+                what: "budget receipt (negative or NaN)",
             });
         }
     }

@@ -1,0 +1,258 @@
+//! What the leader and the helpers share: a task's configuration, scheme, store and
+//! ledger, and the release of an aggregate share.
+//!
+//! # Releasing a round (each aggregator on its own, DESIGN §3 "close")
+//! 1. If this aggregator released the round before, return the stored release: a
+//!    retried request never spends budget twice nor re-draws noise (fresh noise on a
+//!    second release would let the collector average it away).
+//! 2. Check the round's report count against the request (the aggregators must add
+//!    the same reports) and against `min_clients`.
+//! 3. Prepare the ledger entry; refuse with [`ErrorCode::BudgetExceeded`] if it would
+//!    pass the budget.
+//! 4. Add this aggregator's discrete-Gaussian noise (if the task places noise at the
+//!    aggregators) to a copy of the aggregate share and seal it to the collector.
+//! 5. Store the ledger entry and the sealed release in one transaction; only then
+//!    return it. A crash before step 5 releases nothing; after it, step 1 applies.
+
+use cairn_mpc::secret::Seed;
+use rand_core::CryptoRng;
+
+use crate::clock::Time;
+use crate::config::{TaskConfig, TaskId};
+use crate::hpke::{self, SealPurpose};
+use crate::ledger::{Ledger, LedgerError};
+use crate::messages::{AggregateShare, BudgetReceipt, ErrorCode, Limits};
+use crate::privacy::Privacy;
+use crate::scheme::Scheme;
+use crate::store::{RoundRecord, TaskStore};
+
+/// A refusal: a wire error code and a human-readable detail for logs and the peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {detail}")]
+pub struct Reject {
+    /// The code sent to the peer.
+    pub code: ErrorCode,
+    /// What happened, without secrets.
+    pub detail: String,
+}
+
+impl Reject {
+    /// A refusal with `code` and `detail`.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    /// A storage failure: retriable [`ErrorCode::Internal`].
+    pub fn storage(e: impl std::fmt::Display) -> Self {
+        Self::new(ErrorCode::Internal, format!("storage: {e}"))
+    }
+}
+
+impl From<ErrorCode> for Reject {
+    fn from(code: ErrorCode) -> Self {
+        Self::new(code, code.as_str())
+    }
+}
+
+/// The task-level state every aggregator holds.
+pub struct AggregatorCore<S: TaskStore> {
+    pub(crate) task: TaskConfig,
+    pub(crate) scheme: Scheme,
+    pub(crate) privacy: Privacy,
+    pub(crate) verify_key: Seed,
+    pub(crate) store: S,
+    pub(crate) ledger: Ledger,
+    pub(crate) index: u8,
+}
+
+impl<S: TaskStore> AggregatorCore<S> {
+    /// Loads the task's state: validates the scheme and privacy parameters and reloads
+    /// (and re-verifies) the ledger from the store.
+    pub(crate) fn new(
+        task: TaskConfig,
+        verify_key: Seed,
+        store: S,
+        index: u8,
+    ) -> Result<Self, Reject> {
+        let scheme = Scheme::for_task(&task)
+            .map_err(|e| Reject::new(ErrorCode::Internal, format!("task: {e}")))?;
+        let privacy = Privacy::for_task(&task)
+            .map_err(|e| Reject::new(ErrorCode::Internal, format!("task: {e}")))?;
+        let entries = store.ledger().map_err(Reject::storage)?;
+        let ledger = Ledger::from_entries(task.id(), privacy.rho_budget(), entries)
+            .map_err(|e| Reject::new(ErrorCode::Internal, format!("ledger: {e}")))?;
+        Ok(Self {
+            task,
+            scheme,
+            privacy,
+            verify_key,
+            store,
+            ledger,
+            index,
+        })
+    }
+
+    /// The task id.
+    pub(crate) fn task_id(&self) -> TaskId {
+        self.task.id()
+    }
+
+    pub(crate) fn limits(&self) -> Limits {
+        self.scheme.limits()
+    }
+
+    pub(crate) fn check_task(&self, task_id: &TaskId) -> Result<(), Reject> {
+        if *task_id == self.task.id() {
+            Ok(())
+        } else {
+            Err(Reject::new(
+                ErrorCode::UnknownTask,
+                format!("task {task_id} is not served here"),
+            ))
+        }
+    }
+
+    /// Releases this aggregator's share of `round` (module docs), checking that it
+    /// covers `expected_count` reports with digest `expected_digest`.
+    pub(crate) fn release<R: CryptoRng + ?Sized>(
+        &mut self,
+        round: u32,
+        expected_count: u32,
+        expected_digest: &[u8; 32],
+        now: Time,
+        rng: &mut R,
+    ) -> Result<AggregateShare, Reject> {
+        if let Some(bytes) = self.store.release(round).map_err(Reject::storage)? {
+            return decode_release(&bytes, &self.limits());
+        }
+        let record = self
+            .store
+            .round(round)
+            .map_err(Reject::storage)?
+            .ok_or_else(|| {
+                Reject::new(
+                    ErrorCode::NotEnoughReports,
+                    format!("round {round} has no reports"),
+                )
+            })?;
+        if record.count != expected_count || &record.report_set_digest != expected_digest {
+            return Err(Reject::new(
+                ErrorCode::Mismatch,
+                format!(
+                    "round {round}: this aggregator has {} reports, the request says {expected_count}",
+                    record.count
+                ),
+            ));
+        }
+        self.check_min_reports(&record)?;
+        let rho = self.privacy.rho_per_release();
+        let entry = self
+            .ledger
+            .prepare_release(round, rho, record.count, now)
+            .map_err(|e| match e {
+                LedgerError::BudgetExceeded { .. } => {
+                    Reject::new(ErrorCode::BudgetExceeded, e.to_string())
+                }
+                other => Reject::new(ErrorCode::Internal, other.to_string()),
+            })?;
+        let mut aggregate = record.aggregate.clone();
+        if let Some(noise) = self.privacy.aggregator_noise() {
+            let mut z = vec![0i64; aggregate.as_slice().len()];
+            noise.fill(rng, &mut z);
+            aggregate.add_noise(&z);
+        }
+        let sealed = hpke::seal(
+            self.task.collector_hpke_key(),
+            SealPurpose::AggregateShare,
+            &aggregate_aad(&self.task_id(), round, self.index),
+            &aggregate.encode(),
+            rng,
+        )
+        .map_err(|e| Reject::new(ErrorCode::Internal, format!("seal: {e}")))?;
+        let share = AggregateShare {
+            aggregator_index: self.index,
+            report_count: record.count,
+            receipt: self.receipt_after(&entry),
+            sealed_share: sealed,
+        };
+        self.store
+            .commit_release(&entry, &encode_release(&share))
+            .map_err(Reject::storage)?;
+        self.ledger
+            .commit(entry)
+            .map_err(|e| Reject::new(ErrorCode::Internal, format!("ledger: {e}")))?;
+        Ok(share)
+    }
+
+    /// Refuses a round below `min_clients` (or below `min_honest_clients` when the
+    /// clients carry the noise: KLS21's guarantee needs that many noise shares).
+    pub(crate) fn check_min_reports(&self, record: &RoundRecord) -> Result<(), Reject> {
+        let needed = self.privacy.min_reports(self.task.min_clients());
+        if record.count < needed {
+            return Err(Reject::new(
+                ErrorCode::NotEnoughReports,
+                format!(
+                    "round {} has {} valid reports, needs {needed}",
+                    record.round, record.count
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn receipt_after(&self, entry: &crate::ledger::LedgerEntry) -> BudgetReceipt {
+        let epsilon_total = self.privacy.epsilon_of_rho(entry.rho_total);
+        BudgetReceipt {
+            rho_spent: entry.rho,
+            rho_total: entry.rho_total,
+            epsilon_total,
+            epsilon_remaining: (self.privacy.epsilon_budget() - epsilon_total).max(0.0),
+        }
+    }
+}
+
+/// HPKE associated data of a sealed aggregate share: task, round, aggregator.
+pub fn aggregate_aad(task_id: &TaskId, round: u32, index: u8) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(37);
+    aad.extend_from_slice(&task_id.0);
+    aad.extend_from_slice(&round.to_le_bytes());
+    aad.push(index);
+    aad
+}
+
+/// HPKE associated data of a sealed helper input share: task, report, round, helper.
+pub fn input_share_aad(
+    task_id: &TaskId,
+    report_id: &crate::ids::ReportId,
+    round: u32,
+    index: u8,
+) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(53);
+    aad.extend_from_slice(&task_id.0);
+    aad.extend_from_slice(&report_id.0);
+    aad.extend_from_slice(&round.to_le_bytes());
+    aad.push(index);
+    aad
+}
+
+fn encode_release(share: &AggregateShare) -> Vec<u8> {
+    // Stored as the wire form of a one-share collect response: one codec for both.
+    crate::messages::Message::AggregateShareResponse(crate::messages::AggregateShareResponse {
+        round: 0,
+        share: share.clone(),
+    })
+    .encode()
+}
+
+fn decode_release(bytes: &[u8], limits: &Limits) -> Result<AggregateShare, Reject> {
+    match crate::messages::Message::decode(bytes, limits) {
+        Ok(crate::messages::Message::AggregateShareResponse(r)) => Ok(r.share),
+        _ => Err(Reject::new(
+            ErrorCode::Internal,
+            "stored release does not decode",
+        )),
+    }
+}

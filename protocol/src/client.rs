@@ -1,0 +1,172 @@
+//! The client: from an `f32` update to an upload.
+//!
+//! DESIGN §3, client side: clip the update to L2 norm `C`; scale by `2^f` with
+//! unbiased randomised rounding; add the client's share of distributed discrete
+//! Gaussian noise if the task places noise at the clients; share and prove with the
+//! task's scheme; seal each helper's share to that helper's HPKE key, bound to the
+//! task, the report, the round and the helper index.
+
+use cairn_mpc::fixed_point::FixedPoint;
+use rand_core::CryptoRng;
+
+use crate::aggregator::input_share_aad;
+use crate::config::TaskConfig;
+use crate::hpke::{self, SealPurpose};
+use crate::ids::{ClientToken, ReportId};
+use crate::messages::{Report, UploadRequest};
+use crate::privacy::Privacy;
+use crate::scheme::Scheme;
+
+/// Errors of report preparation. None of them sends anything.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The task does not load.
+    #[error("task: {0}")]
+    Task(String),
+    /// The update has the wrong length.
+    #[error("the update has {got} values, the task's dimension is {expected}")]
+    WrongDimension {
+        /// The task's dimension.
+        expected: usize,
+        /// The update's length.
+        got: usize,
+    },
+    /// The update contains NaN or an infinity.
+    #[error("the update contains a non-finite value at index {0}")]
+    NonFinite(usize),
+    /// Encoding failed (a value does not fit the fixed-point range after clipping —
+    /// impossible for a validated task, reported rather than clamped).
+    #[error("fixed-point encoding failed: {0}")]
+    Encoding(String),
+    /// The noisy quantised update exceeds the task's norm bound B (client noise larger
+    /// than the bound's margin; retry with fresh noise, or raise `norm_bound`).
+    #[error("the noisy update exceeds the task's norm bound; retry")]
+    NormBoundExceeded,
+    /// Sealing a helper's share failed.
+    #[error("sealing a share failed: {0}")]
+    Seal(String),
+}
+
+/// A client of one task.
+pub struct Client {
+    task: TaskConfig,
+    scheme: Scheme,
+    privacy: Privacy,
+    fixed: FixedPoint,
+    token: ClientToken,
+}
+
+impl Client {
+    /// A client of `task` authenticating with `token`.
+    pub fn new(task: TaskConfig, token: ClientToken) -> Result<Self, ClientError> {
+        let scheme = Scheme::for_task(&task).map_err(|e| ClientError::Task(e.to_string()))?;
+        let privacy = Privacy::for_task(&task).map_err(|e| ClientError::Task(e.to_string()))?;
+        let fixed = FixedPoint::new(u32::from(task.frac_bits()), u32::from(task.bits()))
+            .map_err(|e| ClientError::Task(e.to_string()))?;
+        Ok(Self {
+            task,
+            scheme,
+            privacy,
+            fixed,
+            token,
+        })
+    }
+
+    /// The task.
+    pub fn task(&self) -> &TaskConfig {
+        &self.task
+    }
+
+    /// Quantises an update: clip to `C`, scale by `2^f`, round randomly (unbiased).
+    pub fn quantise<R: CryptoRng + ?Sized>(
+        &self,
+        update: &[f32],
+        rng: &mut R,
+    ) -> Result<Vec<i64>, ClientError> {
+        let d = self.task.dimension();
+        if update.len() != d {
+            return Err(ClientError::WrongDimension {
+                expected: d,
+                got: update.len(),
+            });
+        }
+        if let Some(i) = update.iter().position(|v| !v.is_finite()) {
+            return Err(ClientError::NonFinite(i));
+        }
+        let mut clipped: Vec<f64> = update.iter().map(|v| f64::from(*v)).collect();
+        cairn_dp::clip::clip_l2(&mut clipped, self.task.clip_norm())
+            .map_err(|e| ClientError::Encoding(e.to_string()))?;
+        self.fixed
+            .encode_f64(&clipped, rng)
+            .map_err(|e| ClientError::Encoding(e.to_string()))
+    }
+
+    /// Builds the upload of `update` for `round` with a fresh random report id.
+    pub fn prepare_upload<R: CryptoRng + ?Sized>(
+        &self,
+        round: u32,
+        update: &[f32],
+        rng: &mut R,
+    ) -> Result<UploadRequest, ClientError> {
+        let mut x = self.quantise(update, rng)?;
+        if let Some(noise) = self.privacy.client_noise() {
+            let mut z = vec![0i64; x.len()];
+            noise.fill(rng, &mut z);
+            for (v, e) in x.iter_mut().zip(&z) {
+                *v = v.saturating_add(*e);
+            }
+        }
+        self.prepare_upload_quantised(round, &x, rng)
+    }
+
+    /// Builds the upload of an already quantised vector (used by tests and by callers
+    /// that quantise themselves).
+    pub fn prepare_upload_quantised<R: CryptoRng + ?Sized>(
+        &self,
+        round: u32,
+        x: &[i64],
+        rng: &mut R,
+    ) -> Result<UploadRequest, ClientError> {
+        let report_id = ReportId::random(rng);
+        let sharded = self.scheme.shard(&report_id, x, rng).map_err(|e| match e {
+            cairn_proofs::carry_lift::CarryLiftError::NormTooLarge
+            | cairn_proofs::carry_lift::CarryLiftError::CoordinateOutOfRange { .. } => {
+                ClientError::NormBoundExceeded
+            }
+            other => ClientError::Encoding(other.to_string()),
+        })?;
+        let task_id = self.task.id();
+        let mut helper_shares = Vec::with_capacity(sharded.helper_shares.len());
+        for (j, share) in sharded.helper_shares.iter().enumerate() {
+            let index =
+                u8::try_from(j + 1).map_err(|_| ClientError::Task("too many helpers".into()))?;
+            let key = self
+                .task
+                .aggregator_hpke_key(j + 1)
+                .ok_or_else(|| ClientError::Task("missing helper key".into()))?;
+            let aad = input_share_aad(&task_id, &report_id, round, index);
+            helper_shares.push(
+                hpke::seal(
+                    key,
+                    SealPurpose::HelperInputShare,
+                    &aad,
+                    share.expose_secret(),
+                    rng,
+                )
+                .map_err(|e| ClientError::Seal(e.to_string()))?,
+            );
+        }
+        Ok(UploadRequest {
+            task_id,
+            token: self.token.copy_for_request(),
+            report: Report {
+                report_id,
+                round,
+                public_share: sharded.public_share,
+                leader_share: sharded.leader_share,
+                helper_shares,
+            },
+        })
+    }
+}

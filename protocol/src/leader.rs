@@ -1,0 +1,557 @@
+//! The leader's state machine.
+//!
+//! The leader accepts uploads, batches stored reports into aggregation jobs, combines
+//! the helpers' verifier shares into accept/reject decisions, adds accepted reports to
+//! the round's running aggregate, and drives the release of a round. It performs no
+//! I/O of its own: the node passes it decoded messages and sends the messages it
+//! returns, and every durable effect goes through the injected [`TaskStore`].
+//!
+//! # One job, step by step
+//! ```text
+//! start_job ──▶ JobInit (one per helper)          [job recorded in the store]
+//! decide_job(JobResponse per helper) ──▶ JobContinue   [decision recorded]
+//! commit_job(JobContinueResponse per helper)      [aggregate += contributions]
+//! ```
+//! Each step can be repeated after a crash: a recorded job is re-prepared from its
+//! stored reports ([`Leader::resume_jobs`]), a recorded decision is re-sent rather than
+//! re-made, and a committed job is never applied twice.
+
+use std::collections::BTreeMap;
+
+use cairn_mpc::codec::Reader;
+use cairn_mpc::secret::Seed;
+use rand_core::CryptoRng;
+
+use crate::aggregator::{AggregatorCore, Reject};
+use crate::clock::Time;
+use crate::config::TaskConfig;
+use crate::ids::{JobId, ReportId, TokenHash};
+use crate::messages::{
+    AggregateShare, AggregateShareRequest, AggregateShareResponse, CollectRequest, CollectResponse,
+    ErrorCode, JobContinue, JobContinueResponse, JobInit, JobResponse, PrepareResult, ReportShare,
+    UploadRequest, UploadResponse, decode_report, encode_report,
+};
+use crate::scheme::{Aggregate, MAX_REPORTS_PER_JOB, Prepared};
+use crate::store::{CommitOutcome, JobRecord, PutOutcome, RoundStatus, TaskStore};
+
+/// The leader of one task.
+pub struct Leader<S: TaskStore> {
+    core: AggregatorCore<S>,
+    token_hash: TokenHash,
+    jobs: BTreeMap<JobId, InFlightJob>,
+}
+
+/// A job between its start and its commit.
+struct InFlightJob {
+    record: JobRecord,
+    /// The leader's preparation of each report, in job order.
+    prepared: Vec<(ReportId, Result<(Prepared, Vec<u8>), ErrorCode>)>,
+}
+
+/// A report the leader rejected, for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The report.
+    pub report_id: ReportId,
+    /// Why.
+    pub code: ErrorCode,
+}
+
+/// What [`Leader::begin_collect`] needs next.
+#[derive(Debug)]
+pub enum CollectStep {
+    /// Ask every helper for its share with this request, then call
+    /// [`Leader::finish_collect`] with their answers and the leader's own share.
+    AskHelpers {
+        /// The request for every helper.
+        request: AggregateShareRequest,
+        /// The leader's released share.
+        leader_share: AggregateShare,
+    },
+}
+
+impl<S: TaskStore> Leader<S> {
+    /// The leader of `task`, with the task's verify key, the hash of the clients'
+    /// token and its store (reloading its ledger).
+    pub fn new(
+        task: TaskConfig,
+        verify_key: Seed,
+        token_hash: TokenHash,
+        store: S,
+    ) -> Result<Self, Reject> {
+        Ok(Self {
+            core: AggregatorCore::new(task, verify_key, store, 0)?,
+            token_hash,
+            jobs: BTreeMap::new(),
+        })
+    }
+
+    /// The task.
+    pub fn task(&self) -> &TaskConfig {
+        &self.core.task
+    }
+
+    /// The decoding limits of this task's messages.
+    pub fn limits(&self) -> crate::messages::Limits {
+        self.core.limits()
+    }
+
+    /// ρ spent so far according to this leader's ledger.
+    pub fn rho_spent(&self) -> f64 {
+        self.core.ledger.rho_spent()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.core.store
+    }
+
+    /// Accepts an upload: task, token, round open, sizes, well-formed leader share,
+    /// then the atomic anti-replay insert. `Ok` means stored: it will be counted once.
+    pub fn handle_upload(
+        &mut self,
+        req: UploadRequest,
+        now: Time,
+    ) -> Result<UploadResponse, Reject> {
+        self.core.check_task(&req.task_id)?;
+        if !self.token_hash.verify(&req.token) {
+            return Err(Reject::new(
+                ErrorCode::Unauthorized,
+                "client token not accepted",
+            ));
+        }
+        let report = req.report;
+        let round = self
+            .core
+            .store
+            .open_round(report.round, now, self.core.scheme.dimension())
+            .map_err(Reject::storage)?;
+        let expires = round
+            .opened_at
+            .plus_secs(self.core.task.round_duration_secs());
+        if round.status != RoundStatus::Open || now >= expires {
+            return Err(Reject::new(
+                ErrorCode::RoundClosed,
+                format!("round {} no longer accepts reports", report.round),
+            ));
+        }
+        let limits = self.core.limits();
+        let sealed_len = limits.helper_share + crate::hpke::HPKE_TAG_LEN;
+        if report.public_share.len() != limits.public_share
+            || report.leader_share.len() != limits.leader_share
+            || report.helper_shares.len() != limits.helpers
+            || report
+                .helper_shares
+                .iter()
+                .any(|c| c.payload.len() != sealed_len)
+        {
+            return Err(Reject::new(
+                ErrorCode::WrongSize,
+                "report sizes do not match the task",
+            ));
+        }
+        let mut bytes = Vec::new();
+        encode_report(&report, &mut bytes);
+        match self
+            .core
+            .store
+            .put_report(report.round, report.report_id, &bytes)
+            .map_err(Reject::storage)?
+        {
+            PutOutcome::Stored => Ok(UploadResponse {
+                report_id: report.report_id,
+            }),
+            // A retry of the same report (its acknowledgement was lost): acknowledge
+            // again; it is still stored, and counted, once.
+            PutOutcome::Duplicate { identical: true } => Ok(UploadResponse {
+                report_id: report.report_id,
+            }),
+            PutOutcome::Duplicate { identical: false } => Err(Reject::new(
+                ErrorCode::Replay,
+                format!("report id {} was used before", report.report_id),
+            )),
+        }
+    }
+
+    /// Rounds that have reports waiting for a job.
+    pub fn rounds_with_queued_reports(&self, rounds: &[u32]) -> Result<Vec<u32>, Reject> {
+        let mut out = Vec::new();
+        for &r in rounds {
+            if !self
+                .core
+                .store
+                .queued_reports(r, 1)
+                .map_err(Reject::storage)?
+                .is_empty()
+            {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Starts a job over up to [`MAX_REPORTS_PER_JOB`] queued reports of `round`:
+    /// prepares the leader's side, records the job, and returns one [`JobInit`] per
+    /// helper (in helper order). `None` if nothing is queued.
+    pub fn start_job<R: CryptoRng + ?Sized>(
+        &mut self,
+        round: u32,
+        rng: &mut R,
+    ) -> Result<Option<(JobId, Vec<JobInit>)>, Reject> {
+        let ids = self
+            .core
+            .store
+            .queued_reports(round, MAX_REPORTS_PER_JOB)
+            .map_err(Reject::storage)?;
+        if ids.is_empty() {
+            return Ok(None);
+        }
+        let record = JobRecord {
+            job_id: JobId::random(rng),
+            round,
+            reports: ids,
+            accepted: None,
+        };
+        let (job, inits) = self.prepare_job(record.clone())?;
+        self.core
+            .store
+            .create_job(&record)
+            .map_err(Reject::storage)?;
+        self.jobs.insert(record.job_id, job);
+        Ok(Some((record.job_id, inits)))
+    }
+
+    /// After a restart: re-prepares every recorded, uncommitted job. Returns, per job,
+    /// the [`JobInit`]s and, for decided jobs, the [`JobContinue`] to re-send.
+    pub fn resume_jobs(
+        &mut self,
+    ) -> Result<Vec<(JobId, Vec<JobInit>, Option<JobContinue>)>, Reject> {
+        let mut out = Vec::new();
+        for record in self.core.store.open_jobs().map_err(Reject::storage)? {
+            if self.jobs.contains_key(&record.job_id) {
+                continue;
+            }
+            let job_id = record.job_id;
+            let cont = record.accepted.as_ref().map(|accepted| JobContinue {
+                task_id: self.core.task_id(),
+                job_id,
+                round: record.round,
+                accepted: accepted.clone(),
+            });
+            let (job, inits) = self.prepare_job(record)?;
+            self.jobs.insert(job_id, job);
+            out.push((job_id, inits, cont));
+        }
+        Ok(out)
+    }
+
+    /// Combines the helpers' responses (one per helper, in helper order) with the
+    /// leader's own verifier shares, decides every report, records the decision and
+    /// returns the [`JobContinue`] for all helpers and the rejections.
+    pub fn decide_job(
+        &mut self,
+        job_id: JobId,
+        responses: &[JobResponse],
+    ) -> Result<(JobContinue, Vec<Rejection>), Reject> {
+        let job = self.jobs.get(&job_id).ok_or_else(|| {
+            Reject::new(ErrorCode::UnknownJob, format!("job {}", job_id.to_hex()))
+        })?;
+        if let Some(accepted) = &job.record.accepted {
+            // Decided before (a retry after a crash): re-send, never re-decide.
+            return Ok((
+                self.continue_message(&job.record, accepted.clone()),
+                Vec::new(),
+            ));
+        }
+        let helpers = self.core.scheme.num_aggregators() - 1;
+        if responses.len() != helpers || responses.iter().any(|r| r.job_id != job_id) {
+            return Err(Reject::new(
+                ErrorCode::BadMessage,
+                "one response per helper is needed",
+            ));
+        }
+        // Each helper answers the reports the leader sent it, in order.
+        let sent: Vec<ReportId> = job
+            .prepared
+            .iter()
+            .filter(|(_, p)| p.is_ok())
+            .map(|(id, _)| *id)
+            .collect();
+        for r in responses {
+            if r.results.len() != sent.len()
+                || r.results
+                    .iter()
+                    .zip(&sent)
+                    .any(|(res, id)| res.report_id() != *id)
+            {
+                return Err(Reject::new(
+                    ErrorCode::BadMessage,
+                    "helper results do not match the job",
+                ));
+            }
+        }
+        let mut accepted = Vec::new();
+        let mut rejections = Vec::new();
+        let mut sent_index = 0;
+        for (report_id, prepared) in &job.prepared {
+            let (state, own_verifier) = match prepared {
+                Ok(p) => p,
+                Err(code) => {
+                    rejections.push(Rejection {
+                        report_id: *report_id,
+                        code: *code,
+                    });
+                    continue;
+                }
+            };
+            let mut shares: Vec<&[u8]> = vec![own_verifier.as_slice()];
+            let mut helper_code = None;
+            for r in responses {
+                match &r.results[sent_index] {
+                    PrepareResult::Verifier { verifier_share, .. } => shares.push(verifier_share),
+                    PrepareResult::Rejected { code, .. } => helper_code = Some(*code),
+                }
+            }
+            sent_index += 1;
+            let outcome = match helper_code {
+                Some(code) => Err(code),
+                None => self.core.scheme.decide(state, &shares),
+            };
+            match outcome {
+                Ok(()) => accepted.push(*report_id),
+                Err(code) => rejections.push(Rejection {
+                    report_id: *report_id,
+                    code,
+                }),
+            }
+        }
+        self.core
+            .store
+            .decide_job(job_id, &accepted)
+            .map_err(Reject::storage)?;
+        let record = {
+            // Invariant: the job was looked up above and nothing removed it since.
+            let job = self
+                .jobs
+                .get_mut(&job_id)
+                .ok_or_else(|| Reject::new(ErrorCode::Internal, "job vanished"))?;
+            job.record.accepted = Some(accepted.clone());
+            job.record.clone()
+        };
+        Ok((self.continue_message(&record, accepted), rejections))
+    }
+
+    /// Commits a decided job once every helper confirmed it added the same reports:
+    /// the accepted reports' shares go into the round's aggregate, exactly once.
+    pub fn commit_job(
+        &mut self,
+        job_id: JobId,
+        responses: &[JobContinueResponse],
+    ) -> Result<CommitOutcome, Reject> {
+        if self
+            .core
+            .store
+            .job_committed(job_id)
+            .map_err(Reject::storage)?
+            .is_some()
+        {
+            self.jobs.remove(&job_id);
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        let job = self.jobs.get(&job_id).ok_or_else(|| {
+            Reject::new(ErrorCode::UnknownJob, format!("job {}", job_id.to_hex()))
+        })?;
+        let accepted = job
+            .record
+            .accepted
+            .clone()
+            .ok_or_else(|| Reject::new(ErrorCode::BadMessage, "job not decided yet"))?;
+        let helpers = self.core.scheme.num_aggregators() - 1;
+        let count = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+        if responses.len() != helpers
+            || responses
+                .iter()
+                .any(|r| r.job_id != job_id || r.accepted_count != count)
+        {
+            return Err(Reject::new(
+                ErrorCode::Mismatch,
+                "helpers did not confirm the same reports",
+            ));
+        }
+        let mut contribution = Aggregate::zero(self.core.scheme.dimension());
+        for (report_id, prepared) in &job.prepared {
+            if let (true, Ok((state, _))) = (accepted.contains(report_id), prepared) {
+                self.core.scheme.accumulate(state, &mut contribution)?;
+            }
+        }
+        let outcome = self
+            .core
+            .store
+            .commit_job(job.record.round, job_id, &accepted, &contribution)
+            .map_err(Reject::storage)?;
+        self.jobs.remove(&job_id);
+        Ok(outcome)
+    }
+
+    /// Starts releasing `round` for the collector: the round must have no report left
+    /// in a queue or a job (else [`ErrorCode::Mismatch`], retriable) and enough valid
+    /// reports; it is closed (no more uploads), the leader releases its own share and
+    /// returns the request for the helpers.
+    pub fn begin_collect<R: CryptoRng + ?Sized>(
+        &mut self,
+        req: &CollectRequest,
+        now: Time,
+        rng: &mut R,
+    ) -> Result<CollectStep, Reject> {
+        self.core.check_task(&req.task_id)?;
+        let round = req.round;
+        let record = self
+            .core
+            .store
+            .round(round)
+            .map_err(Reject::storage)?
+            .ok_or_else(|| {
+                Reject::new(
+                    ErrorCode::NotEnoughReports,
+                    format!("round {round} has no reports"),
+                )
+            })?;
+        if record.status != RoundStatus::Released {
+            let queued = !self
+                .core
+                .store
+                .queued_reports(round, 1)
+                .map_err(Reject::storage)?
+                .is_empty();
+            let in_jobs = self
+                .core
+                .store
+                .open_jobs()
+                .map_err(Reject::storage)?
+                .iter()
+                .any(|j| j.round == round);
+            if queued || in_jobs {
+                return Err(Reject::new(
+                    ErrorCode::Mismatch,
+                    format!("round {round} still has reports being verified; retry shortly"),
+                ));
+            }
+            self.core.check_min_reports(&record)?;
+            self.core
+                .store
+                .close_round(round)
+                .map_err(Reject::storage)?;
+        }
+        let request = AggregateShareRequest {
+            task_id: self.core.task_id(),
+            round,
+            report_count: record.count,
+            report_set_digest: record.report_set_digest,
+        };
+        let leader_share =
+            self.core
+                .release(round, record.count, &record.report_set_digest, now, rng)?;
+        Ok(CollectStep::AskHelpers {
+            request,
+            leader_share,
+        })
+    }
+
+    /// Assembles the collector's answer from the leader's share and every helper's.
+    pub fn finish_collect(
+        &self,
+        round: u32,
+        leader_share: AggregateShare,
+        helper_responses: Vec<AggregateShareResponse>,
+    ) -> Result<CollectResponse, Reject> {
+        let n = self.core.scheme.num_aggregators();
+        if helper_responses.len() != n - 1 {
+            return Err(Reject::new(
+                ErrorCode::BadMessage,
+                "one share per helper is needed",
+            ));
+        }
+        let report_count = leader_share.report_count;
+        let mut shares = vec![leader_share];
+        for (i, r) in helper_responses.into_iter().enumerate() {
+            if usize::from(r.share.aggregator_index) != i + 1
+                || r.share.report_count != report_count
+            {
+                return Err(Reject::new(
+                    ErrorCode::Mismatch,
+                    "a helper's share does not match the round",
+                ));
+            }
+            shares.push(r.share);
+        }
+        Ok(CollectResponse {
+            round,
+            report_count,
+            shares,
+        })
+    }
+
+    fn continue_message(&self, record: &JobRecord, accepted: Vec<ReportId>) -> JobContinue {
+        JobContinue {
+            task_id: self.core.task_id(),
+            job_id: record.job_id,
+            round: record.round,
+            accepted,
+        }
+    }
+
+    /// Prepares the leader's side of every report of a job and builds the helpers'
+    /// job messages. Reports the leader already rejects are not sent to helpers.
+    fn prepare_job(&self, record: JobRecord) -> Result<(InFlightJob, Vec<JobInit>), Reject> {
+        let limits = self.core.limits();
+        let helpers = limits.helpers;
+        let mut per_helper: Vec<Vec<ReportShare>> = vec![Vec::new(); helpers];
+        let mut prepared = Vec::with_capacity(record.reports.len());
+        for report_id in &record.reports {
+            let Some(bytes) = self
+                .core
+                .store
+                .report(*report_id)
+                .map_err(Reject::storage)?
+            else {
+                prepared.push((*report_id, Err(ErrorCode::Internal)));
+                continue;
+            };
+            let mut reader = Reader::new(&bytes);
+            let report = match decode_report(&mut reader, &limits) {
+                Ok(r) => r,
+                Err(_) => {
+                    prepared.push((*report_id, Err(ErrorCode::BadMessage)));
+                    continue;
+                }
+            };
+            let outcome = self.core.scheme.prepare(
+                0,
+                &self.core.verify_key,
+                report_id,
+                &report.public_share,
+                report.leader_share.expose_secret(),
+            );
+            if outcome.is_ok() {
+                for (j, sealed) in report.helper_shares.into_iter().enumerate() {
+                    per_helper[j].push(ReportShare {
+                        report_id: *report_id,
+                        public_share: report.public_share.clone(),
+                        sealed_share: sealed,
+                    });
+                }
+            }
+            prepared.push((*report_id, outcome));
+        }
+        let inits = per_helper
+            .into_iter()
+            .map(|reports| JobInit {
+                task_id: self.core.task_id(),
+                job_id: record.job_id,
+                round: record.round,
+                reports,
+            })
+            .collect();
+        Ok((InFlightJob { record, prepared }, inits))
+    }
+}

@@ -1,0 +1,171 @@
+//! A task's differential-privacy parameters, turned into what the aggregators enforce.
+//!
+//! All accounting is zCDP (DESIGN §6), with the formulas of `cairn-dp`:
+//!
+//! * **Sensitivity.** Adding or removing one honest client changes the released sum by
+//!   its quantised, clipped update: L2 norm at most `Δ = C·2^f + √d` (clipping to `C`,
+//!   then randomised rounding moves each coordinate by less than 1). With noise only at
+//!   the aggregators, the proof bounds *every* accepted report by `B`, and the task's
+//!   `B` is what the accounting uses (`B ≥ Δ` by default; a smaller configured `B`
+//!   rejects larger reports, so `B` is then the bound). With client noise, `B` also
+//!   covers the noise, so the signal bound `Δ` is used.
+//! * **Aggregator noise.** Each aggregator adds `N_Z(0, σ²)` to its share. If one
+//!   aggregator is honest the release is a discrete Gaussian mechanism:
+//!   `ρ = Δ²/(2σ²)` (Canonne–Kamath–Steinke 2020, Theorem 14).
+//! * **Client noise.** Each client adds `N_Z(0, σ_c²)` with `σ_c = σ/√n_min`; with at
+//!   least `n_min` honest clients the sum of their noise is close to `N_Z(0, σ²)`, and
+//!   Kairouz–Liu–Steinke 2021 (Theorem 1) bound the ρ including their τ correction
+//!   ([`cairn_dp::calibrate::rho_distributed`]).
+//! * **Both.** The guarantee holds under either assumption; the ledger charges the
+//!   larger ρ of the two, so the accounting is valid whichever assumption holds.
+//! * **Budget.** The task's (ε, δ) becomes the largest ρ whose tight CKS20 conversion
+//!   (Corollary 13) is at most ε; the ledger enforces that ρ.
+
+use cairn_dp::sample::DiscreteGaussian;
+
+use crate::config::{ConfigError, NoisePlacement, TaskConfig};
+
+/// The DP parameters of a task, validated.
+#[derive(Debug, Clone)]
+pub struct Privacy {
+    placement: NoisePlacement,
+    rho_per_release: f64,
+    rho_budget: f64,
+    epsilon_budget: f64,
+    delta: f64,
+    min_honest_clients: u32,
+    aggregator_noise: Option<DiscreteGaussian>,
+    client_noise: Option<DiscreteGaussian>,
+}
+
+fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        reason: reason.into(),
+    }
+}
+
+impl Privacy {
+    /// Derives the accounting for `task`; refuses a budget too small for one release.
+    pub fn for_task(task: &TaskConfig) -> Result<Self, ConfigError> {
+        let p = task.privacy();
+        if p.noise == NoisePlacement::None {
+            return Ok(Self {
+                placement: NoisePlacement::None,
+                rho_per_release: 0.0,
+                rho_budget: f64::MAX,
+                epsilon_budget: f64::INFINITY,
+                delta: 0.0,
+                min_honest_clients: 0,
+                aggregator_noise: None,
+                client_noise: None,
+            });
+        }
+        // Validated by TaskConfig: present, finite and in range.
+        let sigma = p.sigma.unwrap_or(f64::NAN);
+        let epsilon = p.epsilon.unwrap_or(f64::NAN);
+        let delta = p.delta.unwrap_or(f64::NAN);
+        let signal = signal_sensitivity(task);
+        let n_min = p.min_honest_clients.unwrap_or(0);
+
+        let rho_aggregator =
+            cairn_dp::accountant::rho_discrete_gaussian(task.norm_bound() as f64, sigma)
+                .map_err(|e| invalid("privacy.sigma", e.to_string()))?;
+        let sigma_client = sigma / f64::from(n_min.max(1)).sqrt();
+        let rho_client = || {
+            cairn_dp::calibrate::rho_distributed(
+                signal,
+                sigma_client,
+                u64::from(n_min),
+                task.dimension() as u64,
+            )
+            .map_err(|e| invalid("privacy.min_honest_clients", e.to_string()))
+        };
+        let rho_per_release = match p.noise {
+            NoisePlacement::Aggregator => rho_aggregator,
+            NoisePlacement::Client => rho_client()?,
+            NoisePlacement::Both => rho_aggregator.max(rho_client()?),
+            NoisePlacement::None => 0.0,
+        };
+        let rho_budget = cairn_dp::accountant::rho_for_epsilon(epsilon, delta)
+            .map_err(|e| invalid("privacy.epsilon", e.to_string()))?;
+        if rho_per_release > rho_budget {
+            return Err(invalid(
+                "privacy.epsilon",
+                format!(
+                    "the budget (ε = {epsilon}, δ = {delta}: ρ = {rho_budget:.6}) is too small for even \
+                     one release, which costs ρ = {rho_per_release:.6}: raise sigma or epsilon"
+                ),
+            ));
+        }
+        let gaussian = |s: f64| {
+            DiscreteGaussian::from_f64(s).map_err(|e| invalid("privacy.sigma", e.to_string()))
+        };
+        let aggregator_noise = match p.noise {
+            NoisePlacement::Aggregator | NoisePlacement::Both => Some(gaussian(sigma)?),
+            _ => None,
+        };
+        let client_noise = match p.noise {
+            NoisePlacement::Client | NoisePlacement::Both => Some(gaussian(sigma_client)?),
+            _ => None,
+        };
+        Ok(Self {
+            placement: p.noise,
+            rho_per_release,
+            rho_budget,
+            epsilon_budget: epsilon,
+            delta,
+            min_honest_clients: n_min,
+            aggregator_noise,
+            client_noise,
+        })
+    }
+
+    /// Where noise is added.
+    pub fn placement(&self) -> NoisePlacement {
+        self.placement
+    }
+
+    /// ρ charged per release.
+    pub fn rho_per_release(&self) -> f64 {
+        self.rho_per_release
+    }
+
+    /// The task's ρ budget.
+    pub fn rho_budget(&self) -> f64 {
+        self.rho_budget
+    }
+
+    /// The task's ε budget (at δ).
+    pub fn epsilon_budget(&self) -> f64 {
+        self.epsilon_budget
+    }
+
+    /// ε at the task's δ for a total ρ (tight CKS20 conversion); 0 without noise.
+    pub fn epsilon_of_rho(&self, rho: f64) -> f64 {
+        if self.placement == NoisePlacement::None || rho <= 0.0 {
+            return 0.0;
+        }
+        cairn_dp::accountant::epsilon_tight(rho, self.delta).unwrap_or(f64::INFINITY)
+    }
+
+    /// Each aggregator's noise sampler, if the task places noise there.
+    pub fn aggregator_noise(&self) -> Option<&DiscreteGaussian> {
+        self.aggregator_noise.as_ref()
+    }
+
+    /// Each client's noise sampler, if the task places noise there.
+    pub fn client_noise(&self) -> Option<&DiscreteGaussian> {
+        self.client_noise.as_ref()
+    }
+
+    /// The fewest accepted reports a release needs.
+    pub fn min_reports(&self, min_clients: u32) -> u32 {
+        min_clients.max(self.min_honest_clients)
+    }
+}
+
+/// `Δ = C·2^f + √d`: the L2 norm of an honest client's quantised update.
+pub fn signal_sensitivity(task: &TaskConfig) -> f64 {
+    task.clip_norm() * 2f64.powi(i32::from(task.frac_bits())) + (task.dimension() as f64).sqrt()
+}

@@ -1,0 +1,609 @@
+//! A deterministic in-memory simulation of whole rounds (issue 5, DESIGN §9).
+//!
+//! One collector, two or three aggregators and 50 clients run three rounds over a
+//! simulated network that drops, duplicates and reorders messages under a seeded
+//! scheduler. Every message crosses the "network" as bytes (encoded, then decoded
+//! with the task's limits). Honest clients retry until acknowledged; the leader retries
+//! jobs until committed. Five malicious clients send every kind of bad report.
+//!
+//! Checked: with noise off, the released sum equals the plaintext sum of the valid
+//! reports exactly; every bad report is refused with the right error and changes
+//! nothing; no report is counted twice; a round below `min_clients` is not released;
+//! a release beyond the budget is refused by every aggregator on its own.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use cairn_mpc::secret::Seed;
+use cairn_protocol::aggregator::Reject;
+use cairn_protocol::client::Client;
+use cairn_protocol::clock::Time;
+use cairn_protocol::collector::Collector;
+use cairn_protocol::config::TaskConfig;
+use cairn_protocol::helper::Helper;
+use cairn_protocol::hpke::{HpkeSecretKey, generate_keypair};
+use cairn_protocol::ids::{ClientToken, ReportId};
+use cairn_protocol::leader::{CollectStep, Leader};
+use cairn_protocol::messages::{ErrorCode, Limits, Message};
+use cairn_protocol::store::{MemoryStore, TaskStore};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+const DIM: usize = 12;
+
+/// Everything one simulated deployment holds.
+struct World {
+    task: TaskConfig,
+    leader: Leader<MemoryStore>,
+    helpers: Vec<Helper<MemoryStore>>,
+    collector: Collector,
+    token_bytes: [u8; 32],
+    limits: Limits,
+    rng: ChaCha20Rng,
+    now: Time,
+}
+
+fn task_toml(
+    n: usize,
+    noise: &str,
+    min_clients: u32,
+) -> (String, Vec<HpkeSecretKey>, HpkeSecretKey) {
+    let mut rng = ChaCha20Rng::from_seed([42; 32]);
+    let (collector_sk, collector_pk) = generate_keypair(&mut rng);
+    let mut aggs = String::new();
+    let mut keys = Vec::new();
+    for i in 0..n {
+        let (sk, pk) = generate_keypair(&mut rng);
+        keys.push(sk);
+        aggs.push_str(&format!(
+            "\n[[aggregators]]\nrole = \"{}\"\nendpoint = \"127.0.0.1:{}\"\ntls_cert_sha256 = \"{}\"\nhpke_public_key = \"{}\"\n",
+            if i == 0 { "leader" } else { "helper" },
+            7000 + i,
+            format!("{:02x}", i).repeat(32),
+            pk.to_hex()
+        ));
+    }
+    let toml = format!(
+        r#"name = "simulation"
+dimension = {DIM}
+bits = 16
+frac_bits = 8
+clip_norm = 4.0
+proof = "carry-lift"
+min_clients = {min_clients}
+max_clients = 1000
+round_duration_secs = 3600
+
+[privacy]
+{noise}
+
+[collector]
+hpke_public_key = "{}"
+{aggs}"#,
+        collector_pk.to_hex()
+    );
+    (toml, keys, collector_sk)
+}
+
+fn world(n: usize, noise: &str, min_clients: u32, seed: u8) -> World {
+    let (toml, keys, collector_sk) = task_toml(n, noise, min_clients);
+    let task = TaskConfig::from_toml(&toml).unwrap();
+    let token_bytes = [7u8; 32];
+    let token_hash = ClientToken::from_bytes(token_bytes).hash();
+    let verify_key = [9u8; 32];
+    let mut keys = keys.into_iter();
+    let _leader_hpke = keys.next();
+    let leader = Leader::new(
+        task.clone(),
+        Seed::from_bytes(verify_key),
+        token_hash,
+        MemoryStore::new(),
+    )
+    .unwrap();
+    let helpers = keys
+        .enumerate()
+        .map(|(i, sk)| {
+            Helper::new(
+                task.clone(),
+                (i + 1) as u8,
+                Seed::from_bytes(verify_key),
+                sk,
+                MemoryStore::new(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let collector = Collector::new(task.clone(), collector_sk).unwrap();
+    let limits = leader.limits();
+    World {
+        task,
+        leader,
+        helpers,
+        collector,
+        token_bytes,
+        limits,
+        rng: ChaCha20Rng::from_seed([seed; 32]),
+        now: Time(1_000),
+    }
+}
+
+/// A seeded lossy link: each delivery may be dropped or duplicated.
+fn fate(rng: &mut ChaCha20Rng) -> Fate {
+    match rng.next_u32() % 10 {
+        0 => Fate::DropRequest,
+        1 => Fate::DropResponse,
+        2 => Fate::Duplicate,
+        _ => Fate::Deliver,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fate {
+    Deliver,
+    DropRequest,
+    DropResponse,
+    Duplicate,
+}
+
+/// Sends a frame over the lossy link to a handler; `None` if the answer was lost.
+fn rpc(
+    rng: &mut ChaCha20Rng,
+    limits: &Limits,
+    frame: Vec<u8>,
+    mut handler: impl FnMut(Message) -> Message,
+) -> Option<Message> {
+    let f = fate(rng);
+    if f == Fate::DropRequest {
+        return None;
+    }
+    let deliver = |h: &mut dyn FnMut(Message) -> Message| {
+        let msg = Message::decode(&frame, limits).expect("frames on the wire decode");
+        let answer = h(msg).encode();
+        Message::decode(&answer, limits).expect("answers decode")
+    };
+    let mut answer = deliver(&mut handler);
+    if f == Fate::Duplicate {
+        answer = deliver(&mut handler);
+    }
+    if f == Fate::DropResponse {
+        None
+    } else {
+        Some(answer)
+    }
+}
+
+fn error(reject: Reject) -> Message {
+    Message::Error(cairn_protocol::messages::ErrorMessage {
+        code: reject.code,
+        detail: reject.detail,
+    })
+}
+
+impl World {
+    fn client(&self) -> Client {
+        Client::new(self.task.clone(), ClientToken::from_bytes(self.token_bytes)).unwrap()
+    }
+
+    /// Delivers one upload frame to the leader; the leader's answer, if it arrived.
+    fn upload(&mut self, frame: Vec<u8>) -> Option<Message> {
+        let now = self.now;
+        let leader = &mut self.leader;
+        let limits = self.limits;
+        let f = fate(&mut self.rng);
+        if f == Fate::DropRequest {
+            return None;
+        }
+        let mut deliver = || match Message::decode(&frame, &limits) {
+            Ok(Message::UploadRequest(req)) => match leader.handle_upload(req, now) {
+                Ok(ack) => Message::UploadResponse(ack),
+                Err(e) => error(e),
+            },
+            Ok(_) => error(Reject::new(ErrorCode::BadMessage, "not an upload")),
+            Err(e) => error(Reject::new(ErrorCode::for_decode_error(&e), e.to_string())),
+        };
+        let mut answer = deliver();
+        if f == Fate::Duplicate {
+            answer = deliver();
+        }
+        if f == Fate::DropResponse {
+            None
+        } else {
+            Some(answer)
+        }
+    }
+
+    /// Uploads until the leader answers; returns the final answer.
+    fn upload_until_answered(&mut self, frame: &[u8]) -> Message {
+        for _ in 0..100 {
+            if let Some(m) = self.upload(frame.to_vec()) {
+                return m;
+            }
+        }
+        panic!("upload never answered");
+    }
+
+    /// Runs every queued report of `round` through jobs, with faults, until committed.
+    /// Returns the rejections.
+    fn aggregate(&mut self, round: u32) -> Vec<(ReportId, ErrorCode)> {
+        let mut rejected = Vec::new();
+        while let Some((job_id, inits)) = self.leader.start_job(round, &mut self.rng).unwrap() {
+            let limits = self.limits;
+            let now = self.now;
+            // Init: each helper, retried until it answers.
+            let mut responses = Vec::new();
+            for (j, init) in inits.iter().enumerate() {
+                let frame = Message::JobInit(init.clone()).encode();
+                let answer = loop {
+                    let helper = &mut self.helpers[j];
+                    if let Some(a) = rpc(&mut self.rng, &limits, frame.clone(), |m| match m {
+                        Message::JobInit(i) => match helper.handle_job_init(&i, now) {
+                            Ok(r) => Message::JobResponse(r),
+                            Err(e) => error(e),
+                        },
+                        _ => unreachable!(),
+                    }) {
+                        break a;
+                    }
+                };
+                match answer {
+                    Message::JobResponse(r) => responses.push(r),
+                    other => panic!("helper refused a job: {other:?}"),
+                }
+            }
+            let (cont, rejections) = self.leader.decide_job(job_id, &responses).unwrap();
+            rejected.extend(rejections.into_iter().map(|r| (r.report_id, r.code)));
+            // Continue: each helper, retried; a helper that lost the job gets it again.
+            let mut acks = Vec::new();
+            for (j, init) in inits.iter().enumerate() {
+                let frame = Message::JobContinue(cont.clone()).encode();
+                let ack = loop {
+                    let helper = &mut self.helpers[j];
+                    match rpc(&mut self.rng, &limits, frame.clone(), |m| match m {
+                        Message::JobContinue(c) => match helper.handle_job_continue(&c) {
+                            Ok(r) => Message::JobContinueResponse(r),
+                            Err(e) => error(e),
+                        },
+                        _ => unreachable!(),
+                    }) {
+                        Some(Message::JobContinueResponse(r)) => break r,
+                        Some(Message::Error(e)) if e.code == ErrorCode::UnknownJob => {
+                            helper.handle_job_init(init, now).unwrap();
+                        }
+                        Some(other) => panic!("continue refused: {other:?}"),
+                        None => {}
+                    }
+                };
+                acks.push(ack);
+            }
+            self.leader.commit_job(job_id, &acks).unwrap();
+        }
+        rejected
+    }
+
+    /// Collects a round through the lossy network.
+    fn collect(&mut self, round: u32) -> Result<cairn_protocol::collector::Collection, ErrorCode> {
+        let req = self.collector.request(round);
+        let now = self.now;
+        let step = match self.leader.begin_collect(&req, now, &mut self.rng) {
+            Ok(s) => s,
+            Err(e) => return Err(e.code),
+        };
+        let CollectStep::AskHelpers {
+            request,
+            leader_share,
+        } = step;
+        let limits = self.limits;
+        let mut shares = Vec::new();
+        for j in 0..self.helpers.len() {
+            let frame = Message::AggregateShareRequest(request.clone()).encode();
+            let answer = loop {
+                let helper = &mut self.helpers[j];
+                let rng2 = &mut ChaCha20Rng::from_seed([j as u8; 32]);
+                if let Some(a) = rpc(&mut self.rng, &limits, frame.clone(), |m| match m {
+                    Message::AggregateShareRequest(r) => {
+                        match helper.handle_aggregate_share_request(&r, now, rng2) {
+                            Ok(r) => Message::AggregateShareResponse(r),
+                            Err(e) => error(e),
+                        }
+                    }
+                    _ => unreachable!(),
+                }) {
+                    break a;
+                }
+            };
+            match answer {
+                Message::AggregateShareResponse(r) => shares.push(r),
+                Message::Error(e) => return Err(e.code),
+                other => panic!("{other:?}"),
+            }
+        }
+        let resp = self
+            .leader
+            .finish_collect(round, leader_share, shares)
+            .unwrap();
+        let bytes = Message::CollectResponse(resp).encode();
+        let Message::CollectResponse(resp) = Message::decode(&bytes, &limits).unwrap() else {
+            panic!("collect response decodes");
+        };
+        Ok(self.collector.open(round, &resp).unwrap())
+    }
+}
+
+/// A random honest quantised vector with norm well inside B.
+fn honest_vector(rng: &mut ChaCha20Rng) -> Vec<i64> {
+    (0..DIM)
+        .map(|_| i64::from(rng.next_u32() % 201) - 100)
+        .collect()
+}
+
+fn run_rounds(n: usize, seed: u8) {
+    let mut w = world(n, "noise = \"none\"", 10, seed);
+    let client = w.client();
+    let mut client_rng = ChaCha20Rng::from_seed([seed.wrapping_add(1); 32]);
+    for round in 0..3u32 {
+        // Round 2 gets too few clients and must not be released.
+        let clients = if round == 2 { 5 } else { 50 };
+        let mut expected = vec![0i64; DIM];
+        let mut frames = Vec::new();
+        let mut ids = BTreeSet::new();
+        for _ in 0..clients {
+            let x = honest_vector(&mut client_rng);
+            for (e, v) in expected.iter_mut().zip(&x) {
+                *e += v;
+            }
+            let req = client
+                .prepare_upload_quantised(round, &x, &mut client_rng)
+                .unwrap();
+            ids.insert(req.report.report_id);
+            frames.push(Message::UploadRequest(req).encode());
+        }
+        // Reordered delivery; every honest client retries until it has an answer.
+        let mut order: Vec<usize> = (0..frames.len()).collect();
+        for i in (1..order.len()).rev() {
+            let j = (w.rng.next_u32() as usize) % (i + 1);
+            order.swap(i, j);
+        }
+        for &i in &order {
+            match w.upload_until_answered(&frames[i]) {
+                Message::UploadResponse(_) => {}
+                other => panic!("honest upload refused: {other:?}"),
+            }
+        }
+        // Duplicated uploads after the fact: acknowledged, not counted again.
+        for &i in order.iter().take(5) {
+            assert!(matches!(
+                w.upload_until_answered(&frames[i]),
+                Message::UploadResponse(_)
+            ));
+        }
+
+        // Malicious clients.
+        let malicious = malicious_frames(&w, &client, round, &mut client_rng, &frames[0]);
+        let mut expected_rejections = BTreeMap::new();
+        for (name, frame, expected_code, at_upload) in malicious {
+            let answer = w.upload_until_answered(&frame);
+            if at_upload {
+                match answer {
+                    Message::Error(e) => assert_eq!(e.code, expected_code, "{name}"),
+                    other => panic!("{name}: accepted at upload: {other:?}"),
+                }
+            } else {
+                let Message::UploadResponse(ack) = answer else {
+                    panic!("{name}: should pass upload checks, got {answer:?}");
+                };
+                expected_rejections.insert(ack.report_id, (name, expected_code));
+            }
+        }
+
+        let rejected = w.aggregate(round);
+        let rejected: BTreeMap<_, _> = rejected.into_iter().collect();
+        for (id, (name, code)) in &expected_rejections {
+            assert_eq!(
+                rejected.get(id),
+                Some(code),
+                "{name} rejected with the right error"
+            );
+        }
+        assert_eq!(
+            rejected.len(),
+            expected_rejections.len(),
+            "no honest report rejected"
+        );
+
+        match w.collect(round) {
+            Ok(c) => {
+                assert_ne!(round, 2, "a round below min_clients must not be released");
+                assert_eq!(c.count as usize, clients, "every valid report counted once");
+                assert_eq!(c.sum_quantised, expected, "sum equals the plaintext sum");
+                // A retried collect returns the same release.
+                let again = w.collect(round).unwrap();
+                assert_eq!(again.sum_quantised, expected);
+            }
+            Err(code) => {
+                assert_eq!(round, 2);
+                assert_eq!(code, ErrorCode::NotEnoughReports);
+            }
+        }
+    }
+}
+
+/// Builds the bad reports: (name, frame, expected code, refused already at upload).
+fn malicious_frames(
+    w: &World,
+    client: &Client,
+    round: u32,
+    rng: &mut ChaCha20Rng,
+    honest_frame: &[u8],
+) -> Vec<(&'static str, Vec<u8>, ErrorCode, bool)> {
+    let limits = w.limits;
+    let fresh = |rng: &mut ChaCha20Rng| {
+        client
+            .prepare_upload_quantised(round, &honest_vector(rng), rng)
+            .unwrap()
+    };
+    let mut out = Vec::new();
+
+    out.push((
+        "malformed bytes",
+        vec![1, 1, 0xde, 0xad],
+        ErrorCode::BadMessage,
+        true,
+    ));
+
+    let mut r = fresh(rng);
+    r.task_id.0[0] ^= 1;
+    out.push((
+        "wrong task id",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::UnknownTask,
+        true,
+    ));
+
+    let mut r = fresh(rng);
+    r.token = ClientToken::from_bytes([8; 32]);
+    out.push((
+        "bad token",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::Unauthorized,
+        true,
+    ));
+
+    let mut r = fresh(rng);
+    let mut longer = r.report.leader_share.expose_secret().to_vec();
+    longer.push(0);
+    r.report.leader_share = cairn_mpc::secret::SecretVec::new(longer);
+    out.push((
+        "oversize report",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::WrongSize,
+        true,
+    ));
+
+    let mut r = fresh(rng);
+    let mut shorter = r.report.leader_share.expose_secret().to_vec();
+    shorter.pop();
+    r.report.leader_share = cairn_mpc::secret::SecretVec::new(shorter);
+    out.push((
+        "undersize report",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::WrongSize,
+        true,
+    ));
+
+    // A replay: an honest report's id with another client's content.
+    let Message::UploadRequest(honest) = Message::decode(honest_frame, &limits).unwrap() else {
+        unreachable!()
+    };
+    let mut r = fresh(rng);
+    r.report.report_id = honest.report.report_id;
+    out.push((
+        "replayed id",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::Replay,
+        true,
+    ));
+
+    // Tampered leader share (changes x'_0 after the proof was made).
+    let mut r = fresh(rng);
+    let mut share = r.report.leader_share.expose_secret().to_vec();
+    share[40] ^= 0x10;
+    r.report.leader_share = cairn_mpc::secret::SecretVec::new(share);
+    out.push((
+        "tampered leader share",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::ProofFailed,
+        false,
+    ));
+
+    // Tampered helper ciphertext: the helper cannot open it.
+    let mut r = fresh(rng);
+    r.report.helper_shares[0].payload[3] ^= 1;
+    out.push((
+        "tampered helper share",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::DecryptFailed,
+        false,
+    ));
+
+    // A joint-randomness claim that does not match the shares.
+    let mut r = fresh(rng);
+    r.report.public_share[0] ^= 1;
+    out.push((
+        "forged joint randomness",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::ProofFailed,
+        false,
+    ));
+
+    // A report sealed for another report id (cut and pasted): the helper cannot open it.
+    let mut r = fresh(rng);
+    let other = fresh(rng);
+    r.report.helper_shares = other.report.helper_shares;
+    out.push((
+        "helper share from another report",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::DecryptFailed,
+        false,
+    ));
+    out
+}
+
+#[test]
+fn three_rounds_two_aggregators_with_faults() {
+    run_rounds(2, 1);
+}
+
+#[test]
+fn three_rounds_three_aggregators_with_faults() {
+    run_rounds(3, 2);
+}
+
+#[test]
+fn a_release_beyond_the_budget_is_refused_by_every_aggregator() {
+    // ρ per release = B²/(2σ²); the budget is sized for two releases, not three.
+    let noise = "noise = \"aggregator\"\nsigma = 8000.0\nepsilon = 1.0\ndelta = 1e-6";
+    let mut w = world(2, noise, 3, 9);
+    let client = w.client();
+    let mut rng = ChaCha20Rng::from_seed([5; 32]);
+    let rho = cairn_protocol::privacy::Privacy::for_task(&w.task).unwrap();
+    let per_release = rho.rho_per_release();
+    let releases_allowed = (rho.rho_budget() / per_release).floor() as u32;
+    assert!(releases_allowed >= 1);
+    let mut released = 0;
+    for round in 0..=releases_allowed {
+        for _ in 0..3 {
+            let req = client
+                .prepare_upload_quantised(round, &honest_vector(&mut rng), &mut rng)
+                .unwrap();
+            assert!(matches!(
+                w.upload_until_answered(&Message::UploadRequest(req).encode()),
+                Message::UploadResponse(_)
+            ));
+        }
+        w.aggregate(round);
+        match w.collect(round) {
+            Ok(_) => released += 1,
+            Err(code) => {
+                assert_eq!(code, ErrorCode::BudgetExceeded);
+                assert_eq!(round, releases_allowed);
+            }
+        }
+    }
+    assert_eq!(released, releases_allowed);
+    // The helper, asked directly (as if the leader ignored its own ledger), refuses on
+    // its own: its ledger is full too.
+    let round = releases_allowed;
+    let record = w.helpers[0].store().round(round).unwrap().unwrap();
+    let req = cairn_protocol::messages::AggregateShareRequest {
+        task_id: w.task.id(),
+        round,
+        report_count: record.count,
+        report_set_digest: record.report_set_digest,
+    };
+    let err = w.helpers[0]
+        .handle_aggregate_share_request(&req, w.now, &mut rng)
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::BudgetExceeded);
+    assert!(w.helpers[0].rho_spent() <= rho.rho_budget());
+    assert!(w.leader.rho_spent() <= rho.rho_budget());
+}
