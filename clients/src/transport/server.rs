@@ -44,7 +44,22 @@ where
             incoming.refuse();
             continue;
         }
-        tokio::spawn(handle_connection(incoming, server.clone(), handler.clone()));
+        let remote = incoming.remote_address();
+        // Accepting here, not in the spawned task, counts the connection at once, so a
+        // burst of attempts cannot pass the limit check together.
+        let connecting = match incoming.accept() {
+            Ok(connecting) => connecting,
+            Err(e) => {
+                tracing::info!(%remote, error = %e, "connection attempt failed");
+                continue;
+            }
+        };
+        tokio::spawn(handle_connection(
+            connecting,
+            remote,
+            server.clone(),
+            handler.clone(),
+        ));
     }
 }
 
@@ -60,15 +75,15 @@ impl ServerEndpoint {
 }
 
 async fn handle_connection<H, Fut>(
-    incoming: quinn::Incoming,
+    connecting: quinn::Connecting,
+    remote: SocketAddr,
     server: ServerEndpoint,
     handler: Arc<H>,
 ) where
     H: Fn(PeerIdentity, Vec<u8>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Vec<u8>> + Send + 'static,
 {
-    let remote = incoming.remote_address();
-    let conn = match tokio::time::timeout(server.options.handshake_timeout, incoming).await {
+    let conn = match tokio::time::timeout(server.options.handshake_timeout, connecting).await {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
             tracing::info!(%remote, error = %e, "handshake failed");
