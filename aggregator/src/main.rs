@@ -1,3 +1,22 @@
-//! The `cairn` command-line tool (being built).
+//! The `cairn` command-line tool: a thin shell over [`cairn_aggregator::cli`].
 
-fn main() {}
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cairn_aggregator::cli::Cli::parse();
+    match cairn_aggregator::cli::run(cli) {
+        Ok(out) => {
+            print!("{out}");
+            if !out.ends_with('\n') {
+                println!();
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Runs the `cairn` binary's `dp` calculator: JSON values against the reference rows of
+//! shared/testvectors/accountant_refs.csv (section C, copied with provenance into
+//! dp/testvectors/cks20_zcdp.json), and error exits for bad input.
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+struct File {
+    vectors: Vec<Vector>,
+}
+
+#[derive(Deserialize)]
+struct Vector {
+    section: String,
+    sigma: f64,
+    sensitivity: f64,
+    compositions: u64,
+    delta: f64,
+    rho: f64,
+    method: String,
+    epsilon: f64,
+}
+
+fn cairn(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).output().unwrap()
+}
+
+fn json(args: &[&str]) -> serde_json::Value {
+    let out = cairn(args);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs()
+}
+
+fn reference_rows() -> Vec<Vector> {
+    let file: File =
+        serde_json::from_str(include_str!("../../dp/testvectors/cks20_zcdp.json")).unwrap();
+    file.vectors
+        .into_iter()
+        .filter(|v| v.section.starts_with("C_"))
+        .collect()
+}
+
+#[test]
+fn epsilon_json_matches_reference_rows() {
+    let rows = reference_rows();
+    let simple = |v: &Vector| {
+        rows.iter()
+            .find(|w| {
+                w.method == "zcdp_bun_steinke16"
+                    && w.sigma == v.sigma
+                    && w.sensitivity == v.sensitivity
+                    && w.compositions == v.compositions
+            })
+            .unwrap()
+            .epsilon
+    };
+    let opendp: Vec<&Vector> = rows.iter().filter(|v| v.method == "zcdp_to_approxdp").collect();
+    assert_eq!(opendp.len(), 18);
+    for v in opendp {
+        let (s, d, t, x) = (
+            v.sigma.to_string(),
+            v.sensitivity.to_string(),
+            v.compositions.to_string(),
+            v.delta.to_string(),
+        );
+        let out = json(&[
+            "dp", "epsilon", "--sigma", &s, "--sensitivity", &d, "--rounds", &t, "--delta", &x,
+            "--format", "json",
+        ]);
+        let keys: Vec<&str> = out.as_object().unwrap().keys().map(String::as_str).collect();
+        for key in ["rho", "epsilon", "sigma", "rounds", "delta", "sensitivity"] {
+            assert!(keys.contains(&key), "missing {key}");
+        }
+        assert!(rel(out["rho"].as_f64().unwrap(), v.rho) < 1e-12);
+        assert!(rel(out["epsilon"].as_f64().unwrap(), v.epsilon) <= 1e-9);
+        assert!(rel(out["epsilon_simple"].as_f64().unwrap(), simple(v)) <= 1e-9);
+        assert_eq!(out["rounds"].as_u64().unwrap(), v.compositions);
+        assert_eq!(out["sigma"].as_f64().unwrap(), v.sigma);
+        assert_eq!(out["delta"].as_f64().unwrap(), v.delta);
+        assert_eq!(out["sensitivity"].as_f64().unwrap(), v.sensitivity);
+    }
+}
+
+#[test]
+fn sigma_json_inverts_reference_rows() {
+    for v in reference_rows().iter().filter(|v| v.method == "zcdp_to_approxdp") {
+        let (e, d, t, x) = (
+            v.epsilon.to_string(),
+            v.sensitivity.to_string(),
+            v.compositions.to_string(),
+            v.delta.to_string(),
+        );
+        let out = json(&[
+            "dp", "sigma", "--epsilon", &e, "--delta", &x, "--rounds", &t, "--sensitivity", &d,
+            "--format", "json",
+        ]);
+        let sigma = out["sigma"].as_f64().unwrap();
+        // The reference σ spends exactly ε, so ours is σ up to the conservative margin.
+        assert!(sigma >= v.sigma * (1.0 - 1e-12) && rel(sigma, v.sigma) < 1e-8, "{sigma}");
+        assert!(out["epsilon"].as_f64().unwrap() <= v.epsilon);
+    }
+}
+
+#[test]
+fn table_output_and_help() {
+    let out = cairn(&["dp", "epsilon", "--sigma", "2", "--sensitivity", "1", "--delta", "1e-5"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("rho (total)") && text.contains("0.125"));
+    assert!(text.contains("2.16571554517548"));
+    for sub in ["epsilon", "sigma"] {
+        let help = cairn(&["dp", sub, "--help"]);
+        assert!(help.status.success());
+        let help = String::from_utf8(help.stdout).unwrap();
+        for flag in ["--delta", "--rounds", "--sensitivity", "--format"] {
+            assert!(help.contains(flag), "{sub} --help lacks {flag}");
+        }
+    }
+}
+
+#[test]
+fn bad_input_exits_with_an_error() {
+    let cases: &[&[&str]] = &[
+        &["dp", "epsilon", "--sigma", "0", "--sensitivity", "1", "--delta", "1e-5"],
+        &["dp", "epsilon", "--sigma=-1", "--sensitivity", "1", "--delta", "1e-5"],
+        &["dp", "epsilon", "--sigma", "NaN", "--sensitivity", "1", "--delta", "1e-5"],
+        &["dp", "epsilon", "--sigma", "1", "--sensitivity", "0", "--delta", "1e-5"],
+        &["dp", "epsilon", "--sigma", "1", "--sensitivity", "1", "--delta", "1.5"],
+        &["dp", "epsilon", "--sigma", "1", "--sensitivity", "1", "--delta", "0"],
+        &["dp", "epsilon", "--sigma", "1", "--sensitivity", "1", "--delta", "1e-5", "--rounds", "0"],
+        &["dp", "sigma", "--epsilon", "0", "--delta", "1e-5", "--sensitivity", "1"],
+        &["dp", "sigma", "--epsilon=-2", "--delta", "1e-5", "--sensitivity", "1"],
+        &["dp", "sigma", "--epsilon", "1", "--delta", "1", "--sensitivity", "1"],
+        &["dp", "sigma", "--epsilon", "1", "--delta", "1e-5", "--sensitivity", "inf"],
+        &["dp", "epsilon", "--sigma", "abc", "--sensitivity", "1", "--delta", "1e-5"],
+        &["dp", "epsilon", "--sensitivity", "1", "--delta", "1e-5"],
+    ];
+    for args in cases {
+        let out = cairn(args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(out.stdout.is_empty(), "{args:?} printed a result");
+        assert!(!out.stderr.is_empty());
+    }
+}
