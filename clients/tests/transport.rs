@@ -12,8 +12,9 @@ use std::task::Poll;
 use std::time::Duration;
 
 use cairn_client::transport::{
-    ClientAuth, ClientEndpoint, Identity, PeerIdentity, PinSet, STREAM_BAD_REQUEST, ServerEndpoint,
-    TimeoutKind, TransportError, TransportOptions, tls,
+    ClientAuth, ClientEndpoint, Identity, Peer, PeerIdentity, PinSet, RetryPolicy,
+    STREAM_BAD_REQUEST, ServerEndpoint, TimeoutKind, TransportError, TransportOptions,
+    retry_with_backoff, tls,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -47,7 +48,26 @@ struct EchoServer {
 }
 
 fn start_echo(id: &Identity, auth: ClientAuth, options: TransportOptions) -> EchoServer {
-    let endpoint = ServerEndpoint::bind(LOOPBACK.parse().unwrap(), id, &auth, options).unwrap();
+    start_echo_on(LOOPBACK.parse().unwrap(), id, auth, options)
+}
+
+fn start_echo_on(
+    addr: SocketAddr,
+    id: &Identity,
+    auth: ClientAuth,
+    options: TransportOptions,
+) -> EchoServer {
+    // A restarted server may find its port still held for a moment by the closing one.
+    let mut bound = ServerEndpoint::bind(addr, id, &auth, options.clone());
+    for _ in 0..50 {
+        if !matches!(&bound, Err(TransportError::Io(e)) if e.kind() == std::io::ErrorKind::AddrInUse)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        bound = ServerEndpoint::bind(addr, id, &auth, options.clone());
+    }
+    let endpoint = bound.unwrap();
     let addr = endpoint.local_addr().unwrap();
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
@@ -56,12 +76,7 @@ fn start_echo(id: &Identity, auth: ClientAuth, options: TransportOptions) -> Ech
         serving
             .serve(move |peer: PeerIdentity, request: Vec<u8>| {
                 counter.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    let mut out = peer.to_string().into_bytes();
-                    out.push(b'|');
-                    out.extend_from_slice(&request);
-                    out
-                }
+                async move { expected_echo(&peer, &request) }
             })
             .await;
     });
@@ -247,7 +262,7 @@ async fn optional_client_auth_admits_anonymous_and_pinned_but_not_unpinned() {
 async fn an_idle_connection_closes_unless_kept_alive() {
     let leader = identity(12);
     let options = TransportOptions {
-        idle_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(500),
         keep_alive_interval: None,
         ..fast_options()
     };
@@ -563,4 +578,119 @@ fn required_client_auth_without_pins_is_a_configuration_error() {
     let err =
         tls::server_tls_config(&identity(21), &ClientAuth::Required(PinSet::new())).unwrap_err();
     assert!(matches!(err, TransportError::Config(_)), "{err:?}");
+}
+
+fn no_jitter(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        initial_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(400),
+        jitter: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_retries_until_a_late_server_comes_up() {
+    let leader = identity(22);
+    // Reserve a port, then free it: nothing answers there until the server starts.
+    let addr = std::net::UdpSocket::bind(LOOPBACK)
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let peer = Peer::new(
+        client(
+            None,
+            TransportOptions {
+                handshake_timeout: Duration::from_millis(200),
+                ..fast_options()
+            },
+        ),
+        addr,
+        *leader.fingerprint(),
+    );
+    let late = {
+        let options = fast_options();
+        let leader = identity(22);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(350)).await;
+            let endpoint =
+                ServerEndpoint::bind(addr, &leader, &ClientAuth::Anonymous, options).unwrap();
+            endpoint
+                .serve(|_peer, request| async move { request })
+                .await;
+        })
+    };
+    let mut attempts = Vec::new();
+    let mut rng = ChaCha20Rng::from_seed([0; 32]);
+    let answer = retry_with_backoff(&no_jitter(6), &mut rng, |attempt| {
+        attempts.push(attempt);
+        peer.request(b"upload")
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer, b"upload");
+    assert!(
+        attempts.len() >= 2,
+        "the first attempt cannot succeed: {attempts:?}"
+    );
+    late.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_failures_are_not_retried() {
+    let real = identity(23);
+    let impostor = identity(24);
+    let server = start_echo(&impostor, ClientAuth::Anonymous, fast_options());
+    let peer = Peer::new(
+        client(None, fast_options()),
+        server.addr,
+        *real.fingerprint(),
+    );
+    let mut attempts = 0;
+    let mut rng = ChaCha20Rng::from_seed([0; 32]);
+    let err = retry_with_backoff(&no_jitter(5), &mut rng, |_| {
+        attempts += 1;
+        peer.request(b"x")
+    })
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, TransportError::PeerNotPinned { .. }),
+        "{err:?}"
+    );
+    assert_eq!(attempts, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_reuses_its_connection_and_reconnects_after_a_server_restart() {
+    let helper = identity(25);
+    let first = start_echo(&helper, ClientAuth::Anonymous, fast_options());
+    let addr = first.addr;
+    let peer = Peer::new(client(None, fast_options()), addr, *helper.fingerprint());
+    peer.request(b"a").await.unwrap();
+    let before = peer.connection().await.unwrap().stable_id();
+    peer.request(b"b").await.unwrap();
+    assert_eq!(
+        peer.connection().await.unwrap().stable_id(),
+        before,
+        "connection reused"
+    );
+    assert_eq!(first.endpoint.open_connections(), 1);
+
+    // Restart the server on the same address (same identity).
+    first.endpoint.close();
+    first.endpoint.wait_idle().await;
+    drop(first);
+    let second = start_echo_on(addr, &helper, ClientAuth::Anonymous, fast_options());
+    let mut rng = ChaCha20Rng::from_seed([0; 32]);
+    let answer = retry_with_backoff(&no_jitter(4), &mut rng, |_| peer.request(b"c"))
+        .await
+        .unwrap();
+    assert_eq!(answer, expected_echo(&PeerIdentity::Anonymous, b"c"));
+    assert_ne!(
+        peer.connection().await.unwrap().stable_id(),
+        before,
+        "reconnected"
+    );
+    assert_eq!(second.calls.load(Ordering::SeqCst), 1);
 }

@@ -14,11 +14,12 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::CertificateDer;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::transport::cert::{Fingerprint, Identity, fingerprint};
 use crate::transport::error::{TimeoutKind, TransportError, from_connection_error};
@@ -161,6 +162,47 @@ pub struct ServerEndpoint {
     pub(crate) endpoint: quinn::Endpoint,
     pub(crate) options: TransportOptions,
     pub(crate) requests: Arc<Semaphore>,
+    pub(crate) in_flight: Arc<InFlight>,
+}
+
+/// Counts request streams from the start of their handling until their response is
+/// acknowledged, so a graceful shutdown can wait for them.
+#[derive(Debug, Default)]
+pub(crate) struct InFlight {
+    count: AtomicUsize,
+    idle: Notify,
+}
+
+impl InFlight {
+    /// Counts one stream until the guard drops.
+    pub(crate) fn enter(self: &Arc<Self>) -> InFlightGuard {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        InFlightGuard(self.clone())
+    }
+
+    /// Waits until no stream is in flight.
+    async fn wait_idle(&self) {
+        loop {
+            // Registered before the check, so a notification in between is not missed.
+            let notified = self.idle.notified();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// One stream in flight; see [`InFlight`].
+#[derive(Debug)]
+pub(crate) struct InFlightGuard(Arc<InFlight>);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl ServerEndpoint {
@@ -185,6 +227,7 @@ impl ServerEndpoint {
             endpoint,
             options,
             requests,
+            in_flight: Arc::new(InFlight::default()),
         })
     }
 
@@ -209,17 +252,19 @@ impl ServerEndpoint {
         self.endpoint.close(0u32.into(), b"shutdown");
     }
 
-    /// Graceful shutdown: refuses new connections, waits up to `grace` for the requests
-    /// being handled to finish, then closes every connection and waits until the peers
-    /// were told.
+    /// Waits until closed connections have told their peers (call after `close`).
+    pub async fn wait_idle(&self) {
+        self.endpoint.wait_idle().await;
+    }
+
+    /// Graceful shutdown: refuses new connections, waits up to `grace` until the
+    /// requests being handled have been answered and their responses acknowledged by
+    /// the peers, then closes every connection and waits until the peers were told.
     pub async fn shutdown(&self, grace: Duration) {
         self.endpoint.set_server_config(None);
-        let all = u32::try_from(self.options.max_concurrent_requests).unwrap_or(u32::MAX);
-        // Taking every permit means no handler is running; the permits are released on
-        // drop, after the endpoint is closed.
-        let drained = tokio::time::timeout(grace, self.requests.acquire_many(all)).await;
+        // Timing out only shortens the grace period: the close below ends everything.
+        let _ = tokio::time::timeout(grace, self.in_flight.wait_idle()).await;
         self.close();
-        drop(drained);
         self.endpoint.wait_idle().await;
     }
 }
@@ -373,6 +418,11 @@ impl Connection {
     /// Waits until the connection closes (idle timeout, peer close, loss) and says why.
     pub async fn closed(&self) -> TransportError {
         from_connection_error(self.inner.closed().await)
+    }
+
+    /// An identifier of this connection, unique among the endpoint's connections.
+    pub fn stable_id(&self) -> usize {
+        self.inner.stable_id()
     }
 
     /// Closes the connection at once; pending requests fail.

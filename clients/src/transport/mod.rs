@@ -40,6 +40,7 @@
 //! - [`cert`]: certificates, fingerprints, private keys, PEM.
 //! - [`tls`]: rustls configurations with pinned verifiers, ALPN.
 //! - [`endpoint`]: quinn endpoints, [`Connection::request`], options, peer identity.
+//! - [`peer`]: a pinned server with a reused, reconnecting connection ([`Peer`]).
 //! - [`server`]: the accept loop [`serve`] with bounded concurrency.
 //! - [`frame`]: length-prefixed frames with limits and timeouts.
 //! - [`retry`]: retry with exponential backoff and jitter.
@@ -72,6 +73,7 @@ pub mod cert;
 pub mod endpoint;
 pub mod error;
 pub mod frame;
+pub mod peer;
 pub mod retry;
 pub mod server;
 pub mod tls;
@@ -80,6 +82,7 @@ pub use cert::{Fingerprint, Identity, PrivateKey, fingerprint};
 pub use endpoint::{ClientEndpoint, Connection, PeerIdentity, ServerEndpoint, TransportOptions};
 pub use error::{TimeoutKind, TransportError};
 pub use frame::{read_frame, write_frame};
+pub use peer::Peer;
 pub use retry::{Retriable, RetryPolicy, retry_with_backoff};
 pub use server::{STREAM_BAD_REQUEST, serve};
 pub use tls::{ALPN, ClientAuth, PinSet};

@@ -133,6 +133,7 @@ async fn handle_stream<H, Fut>(
     H: Fn(PeerIdentity, Vec<u8>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Vec<u8>> + Send + 'static,
 {
+    let in_flight = server.in_flight.enter();
     let options = &server.options;
     let request = match read_frame(&mut recv, options.max_frame_len, options.request_timeout).await
     {
@@ -152,8 +153,14 @@ async fn handle_stream<H, Fut>(
             .map_err(|e| TransportError::Closed(e.to_string()))
     }
     .await;
+    // The handler is done: let the next request in while the response travels.
+    drop(permit);
     if let Err(e) = written {
         tracing::debug!(%remote, %peer, error = %e, "response not delivered");
+        return;
     }
-    drop(permit);
+    // Stay counted until the peer acknowledges the response, so a graceful shutdown
+    // does not cut it off; the outcome itself needs no handling.
+    let _ = tokio::time::timeout(options.request_timeout, send.stopped()).await;
+    drop(in_flight);
 }
