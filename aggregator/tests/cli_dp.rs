@@ -25,12 +25,19 @@ struct Vector {
 }
 
 fn cairn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_cairn")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_cairn"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
     let out = cairn(args);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -61,7 +68,10 @@ fn epsilon_json_matches_reference_rows() {
             .unwrap()
             .epsilon
     };
-    let opendp: Vec<&Vector> = rows.iter().filter(|v| v.method == "zcdp_to_approxdp").collect();
+    let opendp: Vec<&Vector> = rows
+        .iter()
+        .filter(|v| v.method == "zcdp_to_approxdp")
+        .collect();
     assert_eq!(opendp.len(), 18);
     for v in opendp {
         let (s, d, t, x) = (
@@ -71,10 +81,25 @@ fn epsilon_json_matches_reference_rows() {
             v.delta.to_string(),
         );
         let out = json(&[
-            "dp", "epsilon", "--sigma", &s, "--sensitivity", &d, "--rounds", &t, "--delta", &x,
-            "--format", "json",
+            "dp",
+            "epsilon",
+            "--sigma",
+            &s,
+            "--sensitivity",
+            &d,
+            "--rounds",
+            &t,
+            "--delta",
+            &x,
+            "--format",
+            "json",
         ]);
-        let keys: Vec<&str> = out.as_object().unwrap().keys().map(String::as_str).collect();
+        let keys: Vec<&str> = out
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         for key in ["rho", "epsilon", "sigma", "rounds", "delta", "sensitivity"] {
             assert!(keys.contains(&key), "missing {key}");
         }
@@ -90,7 +115,10 @@ fn epsilon_json_matches_reference_rows() {
 
 #[test]
 fn sigma_json_inverts_reference_rows() {
-    for v in reference_rows().iter().filter(|v| v.method == "zcdp_to_approxdp") {
+    for v in reference_rows()
+        .iter()
+        .filter(|v| v.method == "zcdp_to_approxdp")
+    {
         let (e, d, t, x) = (
             v.epsilon.to_string(),
             v.sensitivity.to_string(),
@@ -98,19 +126,41 @@ fn sigma_json_inverts_reference_rows() {
             v.delta.to_string(),
         );
         let out = json(&[
-            "dp", "sigma", "--epsilon", &e, "--delta", &x, "--rounds", &t, "--sensitivity", &d,
-            "--format", "json",
+            "dp",
+            "sigma",
+            "--epsilon",
+            &e,
+            "--delta",
+            &x,
+            "--rounds",
+            &t,
+            "--sensitivity",
+            &d,
+            "--format",
+            "json",
         ]);
         let sigma = out["sigma"].as_f64().unwrap();
         // The reference σ spends exactly ε, so ours is σ up to the conservative margin.
-        assert!(sigma >= v.sigma * (1.0 - 1e-12) && rel(sigma, v.sigma) < 1e-8, "{sigma}");
+        assert!(
+            sigma >= v.sigma * (1.0 - 1e-12) && rel(sigma, v.sigma) < 1e-8,
+            "{sigma}"
+        );
         assert!(out["epsilon"].as_f64().unwrap() <= v.epsilon);
     }
 }
 
 #[test]
 fn table_output_and_help() {
-    let out = cairn(&["dp", "epsilon", "--sigma", "2", "--sensitivity", "1", "--delta", "1e-5"]);
+    let out = cairn(&[
+        "dp",
+        "epsilon",
+        "--sigma",
+        "2",
+        "--sensitivity",
+        "1",
+        "--delta",
+        "1e-5",
+    ]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("rho (total)") && text.contains("0.125"));
@@ -128,18 +178,126 @@ fn table_output_and_help() {
 #[test]
 fn bad_input_exits_with_an_error() {
     let cases: &[&[&str]] = &[
-        &["dp", "epsilon", "--sigma", "0", "--sensitivity", "1", "--delta", "1e-5"],
-        &["dp", "epsilon", "--sigma=-1", "--sensitivity", "1", "--delta", "1e-5"],
-        &["dp", "epsilon", "--sigma", "NaN", "--sensitivity", "1", "--delta", "1e-5"],
-        &["dp", "epsilon", "--sigma", "1", "--sensitivity", "0", "--delta", "1e-5"],
-        &["dp", "epsilon", "--sigma", "1", "--sensitivity", "1", "--delta", "1.5"],
-        &["dp", "epsilon", "--sigma", "1", "--sensitivity", "1", "--delta", "0"],
-        &["dp", "epsilon", "--sigma", "1", "--sensitivity", "1", "--delta", "1e-5", "--rounds", "0"],
-        &["dp", "sigma", "--epsilon", "0", "--delta", "1e-5", "--sensitivity", "1"],
-        &["dp", "sigma", "--epsilon=-2", "--delta", "1e-5", "--sensitivity", "1"],
-        &["dp", "sigma", "--epsilon", "1", "--delta", "1", "--sensitivity", "1"],
-        &["dp", "sigma", "--epsilon", "1", "--delta", "1e-5", "--sensitivity", "inf"],
-        &["dp", "epsilon", "--sigma", "abc", "--sensitivity", "1", "--delta", "1e-5"],
+        &[
+            "dp",
+            "epsilon",
+            "--sigma",
+            "0",
+            "--sensitivity",
+            "1",
+            "--delta",
+            "1e-5",
+        ],
+        &[
+            "dp",
+            "epsilon",
+            "--sigma=-1",
+            "--sensitivity",
+            "1",
+            "--delta",
+            "1e-5",
+        ],
+        &[
+            "dp",
+            "epsilon",
+            "--sigma",
+            "NaN",
+            "--sensitivity",
+            "1",
+            "--delta",
+            "1e-5",
+        ],
+        &[
+            "dp",
+            "epsilon",
+            "--sigma",
+            "1",
+            "--sensitivity",
+            "0",
+            "--delta",
+            "1e-5",
+        ],
+        &[
+            "dp",
+            "epsilon",
+            "--sigma",
+            "1",
+            "--sensitivity",
+            "1",
+            "--delta",
+            "1.5",
+        ],
+        &[
+            "dp",
+            "epsilon",
+            "--sigma",
+            "1",
+            "--sensitivity",
+            "1",
+            "--delta",
+            "0",
+        ],
+        &[
+            "dp",
+            "epsilon",
+            "--sigma",
+            "1",
+            "--sensitivity",
+            "1",
+            "--delta",
+            "1e-5",
+            "--rounds",
+            "0",
+        ],
+        &[
+            "dp",
+            "sigma",
+            "--epsilon",
+            "0",
+            "--delta",
+            "1e-5",
+            "--sensitivity",
+            "1",
+        ],
+        &[
+            "dp",
+            "sigma",
+            "--epsilon=-2",
+            "--delta",
+            "1e-5",
+            "--sensitivity",
+            "1",
+        ],
+        &[
+            "dp",
+            "sigma",
+            "--epsilon",
+            "1",
+            "--delta",
+            "1",
+            "--sensitivity",
+            "1",
+        ],
+        &[
+            "dp",
+            "sigma",
+            "--epsilon",
+            "1",
+            "--delta",
+            "1e-5",
+            "--sensitivity",
+            "inf",
+        ],
+        &[
+            "dp",
+            "epsilon",
+            "--sigma",
+            "abc",
+            "--sensitivity",
+            "1",
+            "--delta",
+            "1e-5",
+        ],
         &["dp", "epsilon", "--sensitivity", "1", "--delta", "1e-5"],
     ];
     for args in cases {

@@ -11,7 +11,12 @@ use dashu::rational::RBig;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-const SIGMAS: [(u32, &str); 4] = [(1, "1"), (1 << 5, "2^5"), (1 << 10, "2^10"), (1 << 20, "2^20")];
+const SIGMAS: [(u32, &str); 4] = [
+    (1, "1"),
+    (1 << 5, "2^5"),
+    (1 << 10, "2^10"),
+    (1 << 20, "2^20"),
+];
 
 fn gaussian(c: &mut Criterion) {
     let mut group = c.benchmark_group("discrete_gaussian");

@@ -236,15 +236,33 @@ mod tests {
         assert!(rho_discrete_gaussian(f64::NAN, 1.0).is_err());
         assert!(rho_discrete_gaussian(-1.0, 1.0).is_err());
         for d in [0.0, 1.0, -0.1, 1.5, f64::NAN] {
-            assert!(matches!(epsilon_tight(1.0, d), Err(AccountantError::InvalidDelta(_))));
-            assert!(matches!(epsilon_simple(1.0, d), Err(AccountantError::InvalidDelta(_))));
-            assert!(matches!(rho_for_epsilon(1.0, d), Err(AccountantError::InvalidDelta(_))));
+            assert!(matches!(
+                epsilon_tight(1.0, d),
+                Err(AccountantError::InvalidDelta(_))
+            ));
+            assert!(matches!(
+                epsilon_simple(1.0, d),
+                Err(AccountantError::InvalidDelta(_))
+            ));
+            assert!(matches!(
+                rho_for_epsilon(1.0, d),
+                Err(AccountantError::InvalidDelta(_))
+            ));
         }
         for e in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(matches!(rho_for_epsilon(e, 1e-5), Err(AccountantError::InvalidEpsilon(_))));
+            assert!(matches!(
+                rho_for_epsilon(e, 1e-5),
+                Err(AccountantError::InvalidEpsilon(_))
+            ));
         }
-        assert!(matches!(epsilon_tight(f64::NAN, 1e-5), Err(AccountantError::InvalidRho(_))));
-        assert!(matches!(compose(&[1.0, -0.5]), Err(AccountantError::InvalidRho(_))));
+        assert!(matches!(
+            epsilon_tight(f64::NAN, 1e-5),
+            Err(AccountantError::InvalidRho(_))
+        ));
+        assert!(matches!(
+            compose(&[1.0, -0.5]),
+            Err(AccountantError::InvalidRho(_))
+        ));
         assert_eq!(compose_rounds(1.0, 0), Err(AccountantError::ZeroRounds));
     }
 
@@ -263,11 +281,20 @@ mod tests {
 
     #[test]
     fn inverse_is_conservative_and_tight() {
-        for &(eps, delta) in &[(0.1, 1e-5), (1.0, 1e-5), (3.0, 1e-9), (8.0, 1e-6), (50.0, 0.01)] {
+        for &(eps, delta) in &[
+            (0.1, 1e-5),
+            (1.0, 1e-5),
+            (3.0, 1e-9),
+            (8.0, 1e-6),
+            (50.0, 0.01),
+        ] {
             let rho = rho_for_epsilon(eps, delta).unwrap();
             let back = epsilon_tight(rho, delta).unwrap();
             assert!(back <= eps, "ε = {eps}: ε(ρ) = {back}");
-            assert!(back >= eps * (1.0 - 1e-9), "ε = {eps}: ε(ρ) = {back} too loose");
+            assert!(
+                back >= eps * (1.0 - 1e-9),
+                "ε = {eps}: ε(ρ) = {back} too loose"
+            );
         }
     }
 }

@@ -252,7 +252,11 @@ mod tests {
     fn kls21_accounting_matches_python_reference() {
         for c in vectors().rho_cases {
             let tau = kls21_tau(c.sigma, c.clients).unwrap();
-            assert!(close(tau, c.tau, 1e-12) || (tau == 0.0 && c.tau == 0.0), "τ {tau} vs {}", c.tau);
+            assert!(
+                close(tau, c.tau, 1e-12) || (tau == 0.0 && c.tau == 0.0),
+                "τ {tau} vs {}",
+                c.tau
+            );
             let rho = rho_distributed(c.sensitivity, c.sigma, c.clients, c.dim).unwrap();
             assert!(close(rho, c.rho, 1e-12), "ρ {rho} vs {}", c.rho);
         }
@@ -262,7 +266,11 @@ mod tests {
     fn client_sigma_matches_python_reference_and_is_conservative() {
         for c in vectors().client_sigma_cases {
             let sigma = client_sigma(c.rho, c.sensitivity, c.clients, c.dim).unwrap();
-            assert!(close(sigma, c.client_sigma, 1e-12), "σ {sigma} vs {}", c.client_sigma);
+            assert!(
+                close(sigma, c.client_sigma, 1e-12),
+                "σ {sigma} vs {}",
+                c.client_sigma
+            );
             assert!(rho_distributed(c.sensitivity, sigma, c.clients, c.dim).unwrap() <= c.rho);
         }
     }
@@ -282,26 +290,52 @@ mod tests {
             let sigma = sigma_for_epsilon(eps, delta, 1.0, t).unwrap();
             let rho = rho_discrete_gaussian(1.0, sigma).unwrap() * t as f64;
             let eps_back = crate::accountant::epsilon_tight(rho, delta).unwrap();
-            assert!(eps_back <= eps && eps_back > eps * (1.0 - 1e-9), "{eps_back} vs {eps}");
+            assert!(
+                eps_back <= eps && eps_back > eps * (1.0 - 1e-9),
+                "{eps_back} vs {eps}"
+            );
         }
     }
 
     #[test]
     fn bad_input_is_a_typed_error() {
-        assert!(matches!(sigma_for_rho(0.0, 1.0), Err(CalibrateError::InvalidRho(_))));
-        assert!(matches!(sigma_for_rho(f64::NAN, 1.0), Err(CalibrateError::InvalidRho(_))));
-        assert!(matches!(sigma_for_rho(1.0, 0.0), Err(CalibrateError::InvalidSensitivity(_))));
-        assert!(matches!(sigma_for_epsilon(1.0, 1e-5, 1.0, 0), Err(CalibrateError::ZeroCount(_))));
+        assert!(matches!(
+            sigma_for_rho(0.0, 1.0),
+            Err(CalibrateError::InvalidRho(_))
+        ));
+        assert!(matches!(
+            sigma_for_rho(f64::NAN, 1.0),
+            Err(CalibrateError::InvalidRho(_))
+        ));
+        assert!(matches!(
+            sigma_for_rho(1.0, 0.0),
+            Err(CalibrateError::InvalidSensitivity(_))
+        ));
+        assert!(matches!(
+            sigma_for_epsilon(1.0, 1e-5, 1.0, 0),
+            Err(CalibrateError::ZeroCount(_))
+        ));
         assert!(matches!(
             sigma_for_epsilon(0.0, 1e-5, 1.0, 1),
-            Err(CalibrateError::Accountant(AccountantError::InvalidEpsilon(_)))
+            Err(CalibrateError::Accountant(AccountantError::InvalidEpsilon(
+                _
+            )))
         ));
         assert!(matches!(
             sigma_for_epsilon(1.0, 1.0, 1.0, 1),
             Err(CalibrateError::Accountant(AccountantError::InvalidDelta(_)))
         ));
-        assert!(matches!(kls21_tau(-1.0, 3), Err(CalibrateError::InvalidSigma(_))));
-        assert!(matches!(client_sigma(1.0, 1.0, 0, 1), Err(CalibrateError::ZeroCount(_))));
-        assert!(matches!(client_sigma(1.0, 1.0, 1, 0), Err(CalibrateError::ZeroCount(_))));
+        assert!(matches!(
+            kls21_tau(-1.0, 3),
+            Err(CalibrateError::InvalidSigma(_))
+        ));
+        assert!(matches!(
+            client_sigma(1.0, 1.0, 0, 1),
+            Err(CalibrateError::ZeroCount(_))
+        ));
+        assert!(matches!(
+            client_sigma(1.0, 1.0, 1, 0),
+            Err(CalibrateError::ZeroCount(_))
+        ));
     }
 }

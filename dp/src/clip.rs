@@ -155,7 +155,10 @@ mod tests {
         assert_eq!(clip_l2(&mut v, 1.0), Err(ClipError::NonFinite { index: 0 }));
         let mut v = vec![1.0f64];
         for b in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-            assert!(matches!(clip_l2(&mut v, b), Err(ClipError::InvalidBound(_))));
+            assert!(matches!(
+                clip_l2(&mut v, b),
+                Err(ClipError::InvalidBound(_))
+            ));
         }
     }
 

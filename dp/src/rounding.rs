@@ -99,7 +99,9 @@ pub fn randomized_round<T: Coordinate, R: CryptoRng + ?Sized>(
 /// [`RoundingError::InvalidParameter`] for c ≤ 0 or non-finite, or β ∉ (0, 1).
 pub fn inflated_norm_bound_sq(c: f64, dim: usize, beta: f64) -> Result<u128, RoundingError> {
     if !(c.is_finite() && c > 0.0) {
-        return Err(RoundingError::InvalidParameter("c must be positive and finite"));
+        return Err(RoundingError::InvalidParameter(
+            "c must be positive and finite",
+        ));
     }
     if !(beta > 0.0 && beta < 1.0) {
         return Err(RoundingError::InvalidParameter("beta must be in (0, 1)"));
@@ -127,7 +129,9 @@ pub fn conditional_round<T: Coordinate, R: CryptoRng + ?Sized>(
     beta: f64,
 ) -> Result<(Vec<i64>, u128), RoundingError> {
     if !(clip.is_finite() && clip > 0.0) {
-        return Err(RoundingError::InvalidParameter("clip must be positive and finite"));
+        return Err(RoundingError::InvalidParameter(
+            "clip must be positive and finite",
+        ));
     }
     let norm = l2_norm(x)?;
     if norm > clip {
@@ -249,14 +253,19 @@ mod tests {
         let mut rng = ChaCha20Rng::from_seed([2; 32]);
         assert!((0..10_000).all(|_| !bernoulli_dyadic(&mut rng, 2f64.powi(-70))));
         // p = 1/2 via the k ≤ 64 branch (k = 1).
-        let hits = (0..100_000).filter(|_| bernoulli_dyadic(&mut rng, 0.5)).count();
+        let hits = (0..100_000)
+            .filter(|_| bernoulli_dyadic(&mut rng, 0.5))
+            .count();
         assert!((hits as f64 / 1e5 - 0.5).abs() < 0.006);
     }
 
     #[test]
     fn scaling_is_exact_and_checked() {
         let mut rng = ChaCha20Rng::from_seed([3; 32]);
-        assert_eq!(randomized_round(&mut rng, &[1.5f32, -2.25], 2).unwrap(), vec![6, -9]);
+        assert_eq!(
+            randomized_round(&mut rng, &[1.5f32, -2.25], 2).unwrap(),
+            vec![6, -9]
+        );
         assert_eq!(
             randomized_round(&mut rng, &[f32::NAN], 2),
             Err(RoundingError::NonFinite { index: 0 })
@@ -273,7 +282,10 @@ mod tests {
     /// first (10 + 10)² = 400 ⇒ 155. With β = 1e−300 the second term exceeds the first.
     #[test]
     fn inflated_bound_matches_formula() {
-        assert_eq!(inflated_norm_bound_sq(10.0, 100, (-2.0f64).exp()).unwrap(), 155);
+        assert_eq!(
+            inflated_norm_bound_sq(10.0, 100, (-2.0f64).exp()).unwrap(),
+            155
+        );
         // c = 3, d = 1, β → tiny: (3 + 1)² = 16 < 9 + 0.25 + √(2·690.8)·3.5 ≈ 139.3.
         assert_eq!(inflated_norm_bound_sq(3.0, 1, 1e-300).unwrap(), 16);
         assert!(inflated_norm_bound_sq(0.0, 1, 0.5).is_err());
@@ -287,7 +299,9 @@ mod tests {
         let mut rng = ChaCha20Rng::from_seed([4; 32]);
         let d = 1000;
         // A vector on the sphere of radius 1, 8 fractional bits (c = 256 scaled units).
-        let x: Vec<f32> = (0..d).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect();
+        let x: Vec<f32> = (0..d)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
         let norm = (d as f32).sqrt();
         let x: Vec<f32> = x.iter().map(|v| v / norm * 0.999_999).collect();
         for _ in 0..50 {

@@ -40,7 +40,10 @@ fn every_zcdp_row_is_reproduced() {
     let vectors = vectors();
     assert_eq!(vectors.len(), 66);
     assert_eq!(
-        vectors.iter().filter(|v| v.section.starts_with("C_")).count(),
+        vectors
+            .iter()
+            .filter(|v| v.section.starts_with("C_"))
+            .count(),
         54
     );
     let mut worst: f64 = 0.0;
@@ -67,7 +70,10 @@ fn every_zcdp_row_is_reproduced() {
             v.epsilon
         );
     }
-    eprintln!("worst relative error over {} rows: {worst:e}", vectors.len());
+    eprintln!(
+        "worst relative error over {} rows: {worst:e}",
+        vectors.len()
+    );
 }
 
 #[test]

@@ -42,7 +42,9 @@ impl Pmf {
 
     fn gaussian(sigma: f64) -> Self {
         let radius = (12.0 * sigma).ceil() as i64 + 5;
-        Self::new(radius, |k| (-(k as f64).powi(2) / (2.0 * sigma * sigma)).exp())
+        Self::new(radius, |k| {
+            (-(k as f64).powi(2) / (2.0 * sigma * sigma)).exp()
+        })
     }
 
     fn laplace(scale: f64) -> Self {
@@ -184,7 +186,10 @@ fn check_one_sample(name: &str, pmf: &Pmf, samples: &[i64]) {
 fn discrete_gaussian_matches_exact_pmf() {
     // σ = 0.5, 1, 3.7 (not an integer: 3.7 as f64 is an exact dyadic rational), 32 (w = 1),
     // 1000.5 and 2^20 (block width > 1).
-    for (i, sigma) in [0.5, 1.0, 3.7, 32.0, 1000.5, 1_048_576.0].into_iter().enumerate() {
+    for (i, sigma) in [0.5, 1.0, 3.7, 32.0, 1000.5, 1_048_576.0]
+        .into_iter()
+        .enumerate()
+    {
         let sampler = DiscreteGaussian::from_f64(sigma).unwrap();
         let mut rng = ChaCha20Rng::from_seed([10 + i as u8; 32]);
         let mut samples = vec![0i64; 1_000_000];
@@ -200,7 +205,10 @@ fn discrete_gaussian_matches_exact_pmf() {
             .map(|(k, p)| p * ((pmf.lo + k as i64) as f64).powi(2))
             .sum();
         // Standard error of the sample second moment ≈ √(2/n)·var; 6 standard errors.
-        assert!((var - exact).abs() < 6.0 * (2.0f64 / 1e6).sqrt() * exact, "σ = {sigma}");
+        assert!(
+            (var - exact).abs() < 6.0 * (2.0f64 / 1e6).sqrt() * exact,
+            "σ = {sigma}"
+        );
     }
 }
 
@@ -233,7 +241,11 @@ fn cks20_reference_matches_exact_pmf() {
         let samples: Vec<i64> = (0..100_000)
             .map(|_| discrete_gaussian_cks20(&mut rng, ratio).unwrap())
             .collect();
-        check_one_sample(&format!("CKS20 σ = {sigma}"), &Pmf::gaussian(sigma), &samples);
+        check_one_sample(
+            &format!("CKS20 σ = {sigma}"),
+            &Pmf::gaussian(sigma),
+            &samples,
+        );
     }
 }
 
@@ -244,7 +256,11 @@ fn discrete_laplace_matches_exact_pmf() {
         let mut rng = ChaCha20Rng::from_seed([30 + i as u8; 32]);
         let mut samples = vec![0i64; 300_000];
         sampler.fill(&mut rng, &mut samples);
-        check_one_sample(&format!("Laplace t = {scale}"), &Pmf::laplace(scale), &samples);
+        check_one_sample(
+            &format!("Laplace t = {scale}"),
+            &Pmf::laplace(scale),
+            &samples,
+        );
     }
 }
 

@@ -30,8 +30,8 @@ pub fn bernoulli_exp<R: Rng + ?Sized>(rng: &mut R, gamma: Ratio) -> bool {
     let (e_lo, e_hi) = exp_neg_interval(g_lo, g_hi);
     let r = rng.next_u64();
     let r_lo = u128::from(r);
-    // U ∈ [r, r+1)·2^−64.
-    if r_lo + 1 <= e_lo {
+    // U ∈ [r, r+1)·2^−64: U < e_lo·2^−64 whenever r + 1 ≤ e_lo, i.e. r < e_lo.
+    if r_lo < e_lo {
         return true;
     }
     if r_lo >= e_hi {
@@ -43,7 +43,11 @@ pub fn bernoulli_exp<R: Rng + ?Sized>(rng: &mut R, gamma: Ratio) -> bool {
 }
 
 /// Bernoulli(exp(−num/den)) exactly for big rationals (`den > 0`), as [`bernoulli_exp`].
-pub(crate) fn bernoulli_exp_big<R: Rng + ?Sized>(rng: &mut R, num: &BigUint, den: &BigUint) -> bool {
+pub(crate) fn bernoulli_exp_big<R: Rng + ?Sized>(
+    rng: &mut R,
+    num: &BigUint,
+    den: &BigUint,
+) -> bool {
     let scaled = num << 64u32;
     let g_lo = &scaled / den;
     let g_hi = if &g_lo * den == scaled {
@@ -57,7 +61,7 @@ pub(crate) fn bernoulli_exp_big<R: Rng + ?Sized>(rng: &mut R, num: &BigUint, den
         _ => (0, 1),
     };
     let r = rng.next_u64();
-    if u128::from(r) + 1 <= e_lo {
+    if u128::from(r) < e_lo {
         return true;
     }
     if u128::from(r) >= e_hi {
@@ -118,10 +122,15 @@ mod tests {
             let p = (-(num as f64) / den as f64).exp();
             let band = 6.0 * (p * (1.0 - p) / f64::from(n)).sqrt() + 1e-12;
             let fast = (0..n).filter(|_| bernoulli_exp(&mut rng, gamma)).count();
-            let slow = (0..n).filter(|_| bernoulli_exp_cks20(&mut rng, gamma)).count();
+            let slow = (0..n)
+                .filter(|_| bernoulli_exp_cks20(&mut rng, gamma))
+                .count();
             for (name, hits) in [("fast", fast), ("cks20", slow)] {
                 let mean = hits as f64 / f64::from(n);
-                assert!((mean - p).abs() <= band, "{name} γ={num}/{den}: {mean} vs {p}");
+                assert!(
+                    (mean - p).abs() <= band,
+                    "{name} γ={num}/{den}: {mean} vs {p}"
+                );
             }
         }
         let half = Ratio::new(1, 2).unwrap();

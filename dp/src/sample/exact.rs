@@ -109,7 +109,8 @@ pub(crate) fn uniform_less_than<R: Rng + ?Sized>(
     let mut bits = prefix_bits;
     loop {
         let (lo, hi) = bounds(bits);
-        if &u + 1u32 <= lo {
+        // U < (u + 1)·2^−bits ≤ lo·2^−bits ≤ a when u + 1 ≤ lo, i.e. u < lo.
+        if u < lo {
             return true;
         }
         if u >= hi {
@@ -170,12 +171,13 @@ mod tests {
             assert!(&hi - &lo <= big(2));
             let approx = (-(n as f64) / d as f64).exp();
             let scaled = lo.to_u64_digits();
-            let lo_f = scaled
-                .iter()
-                .rev()
-                .fold(0.0f64, |acc, &w| acc * 18_446_744_073_709_551_616.0 + w as f64)
-                / 2f64.powi(80);
-            assert!((lo_f - approx).abs() <= 1e-14 * approx + 2f64.powi(-79), "{n}/{d}");
+            let lo_f = scaled.iter().rev().fold(0.0f64, |acc, &w| {
+                acc * 18_446_744_073_709_551_616.0 + w as f64
+            }) / 2f64.powi(80);
+            assert!(
+                (lo_f - approx).abs() <= 1e-14 * approx + 2f64.powi(-79),
+                "{n}/{d}"
+            );
         }
     }
 
@@ -200,7 +202,11 @@ mod tests {
                 uniform_less_than(&mut rng, 0, 0, |b| {
                     let scaled = big(5) << b;
                     let lo = &scaled >> 3u32;
-                    let hi = if (&lo << 3u32) == scaled { lo.clone() } else { &lo + 1u32 };
+                    let hi = if (&lo << 3u32) == scaled {
+                        lo.clone()
+                    } else {
+                        &lo + 1u32
+                    };
                     (lo, hi)
                 })
             })

@@ -105,11 +105,12 @@ mod tests {
         // Compare with the arbitrary-precision enclosure at a range of dyadic γ.
         let mut g: u128 = 12_345;
         for _ in 0..300 {
-            g = g.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407)
+            g = g
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407)
                 % (50u128 << 64);
             let (lo, hi) = exp_neg_interval(g, g);
-            let (elo, ehi) =
-                exp_neg_bounds(&BigUint::from(g), &(BigUint::from(1u32) << 64u32), 64);
+            let (elo, ehi) = exp_neg_bounds(&BigUint::from(g), &(BigUint::from(1u32) << 64u32), 64);
             let elo = u128::try_from(&elo).unwrap();
             let ehi = u128::try_from(&ehi).unwrap();
             // Both enclose the same real: the intervals must overlap, and ours is valid.

@@ -160,10 +160,10 @@ impl DiscreteGaussian {
                 }
             } else if chosen == self.zero_col {
                 return 0;
-            } else if chosen == self.tail_col {
-                if let Some(x) = self.sample_tail(rng) {
-                    return x;
-                }
+            } else if chosen == self.tail_col
+                && let Some(x) = self.sample_tail(rng)
+            {
+                return x;
             }
         }
     }
@@ -249,12 +249,12 @@ impl DiscreteGaussian {
             let (g_lo, g_hi) = self.gamma_fixed(x);
             let (e_lo, e_hi) = exp_neg_interval(g_lo, g_hi);
             let mult = u128::from(self.scale) << level; // < 2^127
-            let a_lo = mult.checked_mul(e_lo).unwrap_or(u128::MAX);
-            let a_hi = mult.checked_mul(e_hi).unwrap_or(u128::MAX);
+            let a_lo = mult.saturating_mul(e_lo);
+            let a_hi = mult.saturating_mul(e_hi);
             if u128::from(prefix) >= a_hi {
                 return None;
             }
-            if u128::from(prefix) + 1 <= a_lo {
+            if u128::from(prefix) < a_lo {
                 let x = x as i64; // x ≤ i64::MAX checked above
                 return Some(if negative { -x } else { x });
             }
@@ -301,7 +301,11 @@ impl Setup {
     /// Enclosure of 2^SETUP_BITS·ρ(x).
     fn rho_bounds(&self, x: u64) -> (BigUint, BigUint) {
         let x = BigUint::from(x);
-        exp_neg_bounds(&(&x * &x * &self.sq_den), &(&self.sq_num << 1u32), SETUP_BITS)
+        exp_neg_bounds(
+            &(&x * &x * &self.sq_den),
+            &(&self.sq_num << 1u32),
+            SETUP_BITS,
+        )
     }
 
     /// Is S·ρ(x) ≤ 1, proven with the upper enclosure?
@@ -379,7 +383,8 @@ impl Setup {
             let height = u64::try_from(&height_big).ok()?;
             let low = &s_big * &bottom_lo / &unit;
             let accept_below = (&low << prefix_bits) / &height_big;
-            let reject_from = ceil_div(&((&s_big * &top_hi) << prefix_bits), &(&unit * &height_big));
+            let reject_from =
+                ceil_div(&((&s_big * &top_hi) << prefix_bits), &(&unit * &height_big));
             let cap = 1u64 << prefix_bits;
             blocks.push(Block {
                 start,
@@ -549,7 +554,10 @@ mod tests {
         }
         let (mean, var) = (m1 / z, m2 / z - (m1 / z).powi(2));
         let got = excess.iter().sum::<f64>() / excess.len() as f64;
-        assert!((got - mean).abs() < 6.0 * (var / excess.len() as f64).sqrt(), "{got} vs {mean}");
+        assert!(
+            (got - mean).abs() < 6.0 * (var / excess.len() as f64).sqrt(),
+            "{got} vs {mean}"
+        );
     }
 
     #[test]
@@ -560,7 +568,16 @@ mod tests {
         assert!(DiscreteGaussian::from_f64(f64::INFINITY).is_err());
         assert!(DiscreteGaussian::from_f64(1e-3).is_err());
         assert!(DiscreteGaussian::from_f64(3e7).is_err());
-        for s in [MIN_SIGMA, 0.5, 1.0, 3.7, 64.0, 1000.5, 1_048_576.0, MAX_SIGMA] {
+        for s in [
+            MIN_SIGMA,
+            0.5,
+            1.0,
+            3.7,
+            64.0,
+            1000.5,
+            1_048_576.0,
+            MAX_SIGMA,
+        ] {
             let g = DiscreteGaussian::from_f64(s).unwrap();
             assert!(g.blocks.len() + 3 <= g.alias.len());
         }

@@ -29,7 +29,11 @@ pub(crate) fn uniform_below_u128<R: Rng + ?Sized>(rng: &mut R, n: u128) -> u128 
     let bits = 128 - (n - 1).leading_zeros();
     loop {
         let x = (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64());
-        let x = if bits == 128 { x } else { x & ((1u128 << bits) - 1) };
+        let x = if bits == 128 {
+            x
+        } else {
+            x & ((1u128 << bits) - 1)
+        };
         if x < n {
             return x;
         }
