@@ -209,6 +209,61 @@ mod tests {
         assert!(matches!(err, TransportError::TrailingBytes));
     }
 
+    proptest::proptest! {
+        /// Any byte string either yields a frame within the limit that re-encodes to
+        /// exactly the input, or a typed error; never a panic.
+        #[test]
+        fn arbitrary_input_never_panics(
+            wire in proptest::collection::vec(proptest::num::u8::ANY, 0..64),
+            max in 0usize..48,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            match rt.block_on(read_frame(&mut wire.as_slice(), max, T)) {
+                Ok(frame) => {
+                    proptest::prop_assert!(frame.len() <= max);
+                    proptest::prop_assert_eq!(framed(&frame), wire);
+                }
+                Err(e) => {
+                    let typed = matches!(
+                        e,
+                        TransportError::FrameTooLarge { .. }
+                            | TransportError::UnexpectedEof
+                            | TransportError::TrailingBytes
+                    );
+                    proptest::prop_assert!(typed, "unexpected error {:?}", e);
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// A length prefix that may lie about the body: each case gets its exact error.
+        #[test]
+        fn lying_prefixes_get_the_matching_error(
+            announced in 0u32..80,
+            body in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            max in 0usize..80,
+        ) {
+            let mut wire = announced.to_le_bytes().to_vec();
+            wire.extend_from_slice(&body);
+            let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+            let result = rt.block_on(read_frame(&mut wire.as_slice(), max, T));
+            let announced = announced as usize;
+            let expected_ok = announced <= max && announced == body.len();
+            match result {
+                Ok(frame) => proptest::prop_assert!(expected_ok && frame == body),
+                Err(TransportError::FrameTooLarge { .. }) => proptest::prop_assert!(announced > max),
+                Err(TransportError::UnexpectedEof) => {
+                    proptest::prop_assert!(announced <= max && announced > body.len())
+                }
+                Err(TransportError::TrailingBytes) => {
+                    proptest::prop_assert!(announced <= max && announced < body.len())
+                }
+                Err(e) => proptest::prop_assert!(false, "unexpected error {:?}", e),
+            }
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_stalled_peer_times_out() {
         let (mut near, mut far) = tokio::io::duplex(64);
