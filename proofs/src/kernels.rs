@@ -55,6 +55,22 @@ pub trait ProofField: FftFriendlyField {
         }
     }
 
+    /// `out[j] = Σ_k coefficients[k]·rows[k·width + j]`: a vector–matrix product with
+    /// the matrix stored row by row (`rows.len() = coefficients.len()·width`).
+    fn weighted_column_sums(coefficients: &[Self], rows: &[Self], width: usize, out: &mut [Self]) {
+        out.fill(Self::ZERO);
+        for (c, row) in coefficients.iter().zip(rows.chunks_exact(width.max(1))) {
+            Self::axpy(out, *c, row);
+        }
+    }
+
+    /// `acc[i] += x[i]·x[i]`.
+    fn add_squares(acc: &mut [Self], x: &[Self]) {
+        for (a, v) in acc.iter_mut().zip(x) {
+            *a += *v * *v;
+        }
+    }
+
     /// `acc[i] −= x[i]`.
     fn sub_assign(acc: &mut [Self], x: &[Self]) {
         for (a, v) in acc.iter_mut().zip(x) {
@@ -166,6 +182,33 @@ impl ProofField for Field64 {
         let s = s.as_u64();
         for (o, v) in out.iter_mut().zip(x) {
             *o = Field64::from_u64_reduced(gl::mul(s, v.as_u64()));
+        }
+    }
+
+    fn weighted_column_sums(coefficients: &[Self], rows: &[Self], width: usize, out: &mut [Self]) {
+        // Lazy reduction: the 128-bit products' low and high halves are summed in
+        // separate u128 accumulators (no overflow for fewer than 2^64 rows), reduced
+        // once per column at the end: value = lo + hi·2^64, and 2^64 ≡ ε (mod p).
+        let mut lo = vec![0u128; width];
+        let mut hi = vec![0u128; width];
+        for (c, row) in coefficients.iter().zip(rows.chunks_exact(width.max(1))) {
+            let c = u128::from(c.as_u64());
+            for ((l, h), v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
+                let product = c * u128::from(v.as_u64());
+                *l += product & u128::from(u64::MAX);
+                *h += product >> 64;
+            }
+        }
+        let two_64 = Field64::from_u64_reduced(0xFFFF_FFFF);
+        for ((o, l), h) in out.iter_mut().zip(lo).zip(hi) {
+            *o = Field64::reduce_u128(l) + Field64::reduce_u128(h) * two_64;
+        }
+    }
+
+    fn add_squares(acc: &mut [Self], x: &[Self]) {
+        for (a, v) in acc.iter_mut().zip(x) {
+            let v = v.as_u64();
+            *a = Field64::from_u64_reduced(gl::add(a.as_u64(), gl::mul(v, v)));
         }
     }
 
@@ -290,6 +333,21 @@ mod tests {
             Field64::scale_into(&mut fast, &values, a);
             for (f, v) in fast.iter().zip(&values) {
                 prop_assert_eq!(*f, a * *v);
+            }
+            // 16 values as 4 rows of width 4, weighted by 4 coefficients.
+            let mut fast = vec![Field64::ZERO; 4];
+            Field64::weighted_column_sums(&twiddles[..4], &values, 4, &mut fast);
+            let mut slow = vec![Field64::ZERO; 4];
+            for (k, c) in twiddles[..4].iter().enumerate() {
+                for (j, s) in slow.iter_mut().enumerate() {
+                    *s += *c * values[4 * k + j];
+                }
+            }
+            prop_assert_eq!(&fast, &slow);
+            let mut acc = values.clone();
+            Field64::add_squares(&mut acc, &twiddles);
+            for ((f, v), t) in acc.iter().zip(&values).zip(&twiddles) {
+                prop_assert_eq!(*f, *v + *t * *t);
             }
             let mut acc = values.clone();
             Field64::sub_assign(&mut acc, &twiddles);

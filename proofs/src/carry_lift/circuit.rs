@@ -161,6 +161,9 @@ impl<F: ProofField> Validity<F> for CarryLiftCircuit<F> {
         let m = self.chunk;
         let calls = self.calls;
         let d = self.dimension;
+        if num_shares == 0 || num_shares as u128 >= F::MODULUS {
+            return Err(FlpError::NumShares);
+        }
         if input.len() != self.input_len()
             || joint_rand.len() != self.joint_rand_len()
             || output.len() != COMBINATIONS
@@ -192,9 +195,9 @@ impl<F: ProofField> Validity<F> for CarryLiftCircuit<F> {
             let available = entries.len().min(m);
             e_wires[..available].copy_from_slice(&entries[..available]);
             e_wires[available..].fill(F::ZERO);
-            for (sigma, w) in y_wires.iter_mut().enumerate() {
-                *w = xs.get(sigma).map_or(F::ZERO, |x| *x * beta_inverse[k]);
-            }
+            let take = xs.len().min(m);
+            F::scale_into(&mut y_wires[..take], &xs[..take], beta_inverse[k]);
+            y_wires[take..].fill(F::ZERO);
             gadget.call(&wires, &mut out)?;
             acc[0] += beta[k] * beta[k] * out[0];
             acc[1] += b1[k] * out[1];
@@ -204,11 +207,9 @@ impl<F: ProofField> Validity<F> for CarryLiftCircuit<F> {
         for (w, digit) in self.digit_weights.iter().zip(digits) {
             slack += *w * *digit;
         }
-        let shares = F::from_u64(num_shares as u64);
-        if num_shares == 0 {
-            return Err(FlpError::NumShares);
-        }
-        acc[0] += slack - self.norm_bound_sq * shares.inv();
+        // Constant terms are split evenly among the shares (affine evaluation).
+        let share_inverse = F::from_u64(num_shares as u64).inv();
+        acc[0] += slack - self.norm_bound_sq * share_inverse;
         output.copy_from_slice(&acc);
         Ok(())
     }
@@ -270,6 +271,39 @@ impl<F: ProofField> Gadget<F> for CarryLiftGadget<F> {
         Ok(())
     }
 
+    /// Streaming version of [`Gadget::eval`] over many points: per slot, the range
+    /// residuals of its column and three `axpy`s, then the squares.
+    fn eval_batch(&self, columns: &[Vec<F>], outputs: &mut [Vec<F>]) -> Result<(), FlpError> {
+        let m = self.chunk;
+        let points = columns.first().map_or(0, Vec::len);
+        if columns.len() != 2 * m
+            || outputs.len() != COMBINATIONS
+            || self.weights.len() != 3 * m
+            || columns.iter().any(|c| c.len() != points)
+            || outputs.iter().any(|o| o.len() != points)
+        {
+            return Err(FlpError::Length {
+                what: "carry-lift gadget batch",
+                expected: 2 * m,
+                got: columns.len(),
+            });
+        }
+        for o in outputs.iter_mut() {
+            o.fill(F::ZERO);
+        }
+        let mut residuals = vec![F::ZERO; points];
+        for (sigma, column) in columns[..m].iter().enumerate() {
+            F::range_products(&mut residuals, column, &self.negated_roots);
+            for (c, output) in outputs.iter_mut().enumerate() {
+                F::axpy(output, self.weights[c * m + sigma], &residuals);
+            }
+        }
+        for column in &columns[m..] {
+            F::add_squares(&mut outputs[0], column);
+        }
+        Ok(())
+    }
+
     fn eval_poly(&self, inputs: &[Vec<F>]) -> Result<Vec<Vec<F>>, FlpError> {
         let m = self.chunk;
         if inputs.len() != 2 * m || self.weights.len() != 3 * m {
@@ -292,5 +326,77 @@ impl<F: ProofField> Gadget<F> for CarryLiftGadget<F> {
             outputs[0] = polynomial::add(&outputs[0], &y_squared);
         }
         Ok(outputs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_mpc::field::{Field64, FieldElement};
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    fn random(rng: &mut ChaCha20Rng, n: usize) -> Vec<Field64> {
+        (0..n).map(|_| Field64::random(rng)).collect()
+    }
+
+    #[test]
+    fn batch_and_polynomial_evaluation_match_pointwise_evaluation() {
+        let mut rng = ChaCha20Rng::from_seed([1; 32]);
+        for n in [2u64, 3, 5] {
+            let m = 4;
+            let gadget = CarryLiftGadget::new(n, m, random(&mut rng, 3 * m));
+            // Batch over 9 points.
+            let columns: Vec<Vec<Field64>> = (0..2 * m).map(|_| random(&mut rng, 9)).collect();
+            let mut batch = vec![vec![Field64::ZERO; 9]; COMBINATIONS];
+            gadget.eval_batch(&columns, &mut batch).unwrap();
+            for i in 0..9 {
+                let point: Vec<Field64> = columns.iter().map(|c| c[i]).collect();
+                let mut out = [Field64::ZERO; COMBINATIONS];
+                gadget.eval(&point, &mut out).unwrap();
+                for r in 0..COMBINATIONS {
+                    assert_eq!(batch[r][i], out[r]);
+                }
+            }
+            // Polynomials of degree 2 evaluated at a point agree with eval there.
+            let polys: Vec<Vec<Field64>> = (0..2 * m).map(|_| random(&mut rng, 3)).collect();
+            let out_polys = gadget.eval_poly(&polys).unwrap();
+            let t = Field64::random(&mut rng);
+            let point: Vec<Field64> = polys.iter().map(|p| polynomial::evaluate(p, t)).collect();
+            let mut out = [Field64::ZERO; COMBINATIONS];
+            gadget.eval(&point, &mut out).unwrap();
+            for r in 0..COMBINATIONS {
+                assert_eq!(polynomial::evaluate(&out_polys[r], t), out[r]);
+                assert!(out_polys[r].len() <= 2 * n as usize + 1);
+            }
+        }
+    }
+
+    #[test]
+    fn range_polynomial_vanishes_exactly_on_the_allowed_values() {
+        let gadget = CarryLiftGadget::new(3, 1, vec![Field64::ONE; 3]);
+        let eval = |c: Field64| {
+            let mut out = [Field64::ZERO; COMBINATIONS];
+            gadget.eval(&[c, Field64::ZERO], &mut out).unwrap();
+            out[1]
+        };
+        for c in 0..3 {
+            assert_eq!(eval(Field64::from_u64(c)), Field64::ZERO);
+        }
+        assert_ne!(eval(Field64::from_u64(3)), Field64::ZERO);
+        assert_ne!(eval(-Field64::ONE), Field64::ZERO);
+    }
+
+    #[test]
+    fn default_chunk_keeps_the_verifier_within_4_kib() {
+        for entries in [1usize, 10, 1_000, 10_034, 100_034, 1_000_040] {
+            let m = default_chunk(entries);
+            assert!(m <= MAX_DEFAULT_CHUNK);
+            let verifier_bytes = 8 * (3 + QUERY_POINTS * (2 * m + 3));
+            assert!(
+                verifier_bytes <= 4096,
+                "entries {entries}: {verifier_bytes} B"
+            );
+        }
     }
 }

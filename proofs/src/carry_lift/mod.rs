@@ -116,6 +116,27 @@
 //!
 //! The exact figures for a parameter set come from the `*_len` methods of
 //! [`CarryLift`] and are printed by the `carry_lift` bench.
+//!
+//! # Changes to DESIGN.md §5 (and why)
+//! * **The no-wrap condition is `d·(nq)² + n^L ≤ p`, not `d·(nq)² < p`.** The norm
+//!   equation is `‖X‖² + s ≡ B² (mod p)`; it is exact only if the *left side* cannot
+//!   wrap, and the slack `s` can be as large as its digit representation allows, so its
+//!   range must be counted too.
+//! * **Slack digits are base `n`**, checked by the same polynomial `R_n` as the carries
+//!   (for `n = 2`, the main case, this is exactly the bit decomposition of the design).
+//!   A separate 0/1 check would need a second gadget; `R_n` already makes every digit a
+//!   small non-negative integer, which is all the exactness argument needs.
+//! * **One proof with three random combinations and two query points** instead of
+//!   several independent proofs: the same grinding-resistant combination error
+//!   (`12/(p−1)³` per attempt), a smaller check error, and one set of wire
+//!   polynomials, so the prover's transforms are done once, not three times.
+//! * **A blind in the leader's joint-randomness part** (as Prio3 does): without it, the
+//!   part is a public hash of the leader's share, and a helper who knows its own share
+//!   could test guesses of a low-entropy input against it.
+//! * What is aggregated is `X`, not `x`: a client may legitimately shift a coordinate
+//!   by a multiple of `q` with an in-range wrong carry (above); the guarantee is
+//!   `‖X‖ ≤ B` for every accepted contribution, which is what robustness and the DP
+//!   sensitivity need.
 
 mod aggregator;
 mod circuit;

@@ -27,6 +27,30 @@ pub trait Gadget<F: ProofField>: Send + Sync {
     fn eval(&self, inputs: &[F], outputs: &mut [F]) -> Result<(), FlpError>;
     /// Evaluates on polynomials (coefficient vectors): one output polynomial per output.
     fn eval_poly(&self, inputs: &[Vec<F>]) -> Result<Vec<Vec<F>>, FlpError>;
+
+    /// Evaluates at many points at once, column-wise: `columns[j][i]` is input `j` at
+    /// point `i`, `outputs[r][i]` receives output `r` at point `i`. The default gathers
+    /// each point and calls [`Gadget::eval`]; gadgets that are sums of per-slot terms
+    /// override it with streaming vector kernels (the prover's hot loop).
+    fn eval_batch(&self, columns: &[Vec<F>], outputs: &mut [Vec<F>]) -> Result<(), FlpError> {
+        super::check_len("batch columns", self.arity(), columns.len())?;
+        super::check_len("batch outputs", self.num_outputs(), outputs.len())?;
+        let points = columns.first().map_or(0, Vec::len);
+        let mut point = vec![F::ZERO; self.arity()];
+        let mut out = vec![F::ZERO; self.num_outputs()];
+        for i in 0..points {
+            for (p, c) in point.iter_mut().zip(columns) {
+                *p = c.get(i).copied().unwrap_or(F::ZERO);
+            }
+            self.eval(&point, &mut out)?;
+            for (o, v) in outputs.iter_mut().zip(&out) {
+                if let Some(slot) = o.get_mut(i) {
+                    *slot = *v;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn check_io<F: ProofField, G: Gadget<F> + ?Sized>(

@@ -115,27 +115,19 @@ fn gadget_polynomials<F: ProofField>(
         }
     }
 
-    // Cosets 1 … r−1: extend every wire, then evaluate the gadget point by point
-    // (point-major buffer, so each evaluation reads contiguous inputs).
+    // Cosets 1 … r−1: extend every wire (wire-major columns), then evaluate the gadget
+    // on all coset points at once.
     let cosets = ratio - 1;
-    let mut at_points = vec![F::ZERO; cosets * p * arity];
-    let mut extended = vec![F::ZERO; cosets * p];
-    for (j, wire) in oracle.wires.iter().enumerate() {
-        extension.extend_cosets(wire, &mut extended)?;
-        for (k, v) in extended.iter().enumerate() {
-            at_points[k * arity + j] = *v;
-        }
+    let mut columns = vec![vec![F::ZERO; cosets * p]; arity];
+    for (wire, column) in oracle.wires.iter().zip(columns.iter_mut()) {
+        extension.extend_cosets(wire, column)?;
     }
-    for (k, point) in at_points
-        .chunks_exact(arity.max(1))
-        .enumerate()
-        .take(cosets * p)
-    {
-        let inputs = if arity == 0 { &[][..] } else { point };
-        oracle.gadget.eval(inputs, &mut point_out)?;
-        // k = (c − 1)·P + j is the point β^{j·r + c}.
-        let (c, j) = (k / p + 1, k % p);
-        for (v, o) in values.iter_mut().zip(&point_out) {
+    let mut coset_outputs = vec![vec![F::ZERO; cosets * p]; outputs];
+    oracle.gadget.eval_batch(&columns, &mut coset_outputs)?;
+    // Point k = (c − 1)·P + j of the cosets is β^{j·r + c}.
+    for (v, computed) in values.iter_mut().zip(&coset_outputs) {
+        for (k, o) in computed.iter().enumerate() {
+            let (c, j) = (k / p + 1, k % p);
             v[j * ratio + c] = *o;
         }
     }

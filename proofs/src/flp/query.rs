@@ -117,8 +117,9 @@ struct ProofOracle<F> {
     /// `p_r(α^i)` for each output `r` (row-major, `P` per output).
     poly_on_domain: Vec<F>,
     domain_size: usize,
-    /// Wire values on `H`, wire-major: `wires[j·(s + M) + i] = W_j(α^i)`.
-    wires: Vec<F>,
+    /// Wire values on `H`, point-major: `rows[i·L + j] = W_j(α^i)`, `i < s + M` (the
+    /// seed rows, then one row per call, appended in call order).
+    rows: Vec<F>,
     /// `W_j(t_l)` at `l·L + j`, filled by [`ProofOracle::finish`].
     wire_at_points: Vec<F>,
     /// `p_r(t_l)` at `l·R + r`.
@@ -147,12 +148,8 @@ impl<F: ProofField> ProofOracle<F> {
         }
 
         let (seeds, polys) = proof.split_at(s * arity);
-        let mut wires = vec![F::ZERO; arity * used];
-        for (i, row) in seeds.chunks_exact(arity.max(1)).enumerate() {
-            for (j, seed) in row.iter().enumerate() {
-                wires[j * used + i] = *seed;
-            }
-        }
+        let mut rows = Vec::with_capacity(arity * used);
+        rows.extend_from_slice(seeds);
 
         let poly_len = shape.proof_poly_len(s);
         let mut poly_on_domain = Vec::with_capacity(outputs * p);
@@ -170,7 +167,7 @@ impl<F: ProofField> ProofOracle<F> {
             lagrange,
             poly_on_domain,
             domain_size: p,
-            wires,
+            rows,
             wire_at_points: vec![F::ZERO; s * arity],
             poly_at_points,
             max_calls: shape.calls,
@@ -185,11 +182,12 @@ impl<F: ProofField> ProofOracle<F> {
     fn finish(&mut self) {
         let used = self.s + self.max_calls;
         for l in 0..self.s {
-            let coefficients = &self.lagrange[l * used..][..used];
-            for j in 0..self.arity {
-                self.wire_at_points[l * self.arity + j] =
-                    F::sum_of_products(coefficients, &self.wires[j * used..][..used]);
-            }
+            F::weighted_column_sums(
+                &self.lagrange[l * used..][..used],
+                &self.rows,
+                self.arity,
+                &mut self.wire_at_points[l * self.arity..][..self.arity],
+            );
         }
     }
 }
@@ -206,10 +204,7 @@ impl<F: ProofField> GadgetOracle<F> for ProofOracle<F> {
             });
         }
         let point = self.s + self.calls;
-        let used = self.s + self.max_calls;
-        for (j, v) in inputs.iter().enumerate() {
-            self.wires[j * used + point] = *v;
-        }
+        self.rows.extend_from_slice(inputs);
         for (r, o) in outputs.iter_mut().enumerate() {
             *o = self.poly_on_domain[r * self.domain_size + point];
         }
