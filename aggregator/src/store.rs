@@ -269,6 +269,15 @@ impl TaskStore for SqliteTaskStore {
             .collect()
     }
 
+    fn queued_rounds(&self) -> Result<Vec<u32>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT DISTINCT round FROM reports WHERE task = ?1 AND job_id IS NULL ORDER BY round",
+        )?;
+        let rows = stmt.query_map(params![self.t()], |r| r.get::<_, u32>(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn create_job(&self, job: &JobRecord) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -592,6 +601,7 @@ mod tests {
         );
         assert_eq!(s.report(id).unwrap().as_deref(), Some(&b"abc"[..]));
         assert_eq!(s.queued_reports(0, 10).unwrap(), vec![id]);
+        assert_eq!(s.queued_rounds().unwrap(), vec![0]);
     }
 
     #[test]

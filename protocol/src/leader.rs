@@ -174,20 +174,8 @@ impl<S: TaskStore> Leader<S> {
     }
 
     /// Rounds that have reports waiting for a job.
-    pub fn rounds_with_queued_reports(&self, rounds: &[u32]) -> Result<Vec<u32>, Reject> {
-        let mut out = Vec::new();
-        for &r in rounds {
-            if !self
-                .core
-                .store
-                .queued_reports(r, 1)
-                .map_err(Reject::storage)?
-                .is_empty()
-            {
-                out.push(r);
-            }
-        }
-        Ok(out)
+    pub fn rounds_with_queued_reports(&self) -> Result<Vec<u32>, Reject> {
+        self.core.store.queued_rounds().map_err(Reject::storage)
     }
 
     /// Starts a job over up to [`MAX_REPORTS_PER_JOB`] queued reports of `round`:

@@ -128,6 +128,9 @@ pub trait TaskStore: Send + Sync {
     /// Leader: up to `limit` stored reports of `round` not yet in a job.
     fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, Self::Error>;
 
+    /// Leader: the rounds that have reports not yet in a job.
+    fn queued_rounds(&self) -> Result<Vec<u32>, Self::Error>;
+
     /// Leader: records a job and takes its reports out of the queue.
     fn create_job(&self, job: &JobRecord) -> Result<(), Self::Error>;
 
@@ -264,6 +267,16 @@ impl TaskStore for MemoryStore {
             .get(&round)
             .map(|q| q.iter().take(limit).copied().collect())
             .unwrap_or_default())
+    }
+
+    fn queued_rounds(&self) -> Result<Vec<u32>, StoreError> {
+        Ok(self
+            .lock()
+            .queued
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(r, _)| *r)
+            .collect())
     }
 
     fn create_job(&self, job: &JobRecord) -> Result<(), StoreError> {

@@ -1,0 +1,627 @@
+//! The aggregator node: the protocol's state machines behind QUIC endpoints.
+//!
+//! A node loads its configuration, the task, its keys and its SQLite store, binds a
+//! QUIC endpoint and serves requests until told to stop. It only moves messages: every
+//! protocol decision is made by [`cairn_protocol::leader::Leader`] or
+//! [`cairn_protocol::helper::Helper`], whose state sits behind a mutex and whose
+//! durable effects go through the store before any answer leaves.
+//!
+//! * **Leader.** Accepts uploads from anonymous clients (they prove themselves with the
+//!   task's token inside the upload) and collect requests from the collector's pinned
+//!   certificate. A background driver batches stored reports into aggregation jobs and
+//!   runs them with the helpers over mutual TLS; after a restart it first resumes the
+//!   jobs the store says are unfinished.
+//! * **Helper.** Accepts only the leader's pinned certificate (mutual TLS; the
+//!   collector's certificate is pinned too, for its own requests) and answers job and
+//!   aggregate-share requests.
+//!
+//! CPU-heavy protocol steps (proof verification) run on tokio's blocking pool so the
+//! network tasks stay responsive.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cairn_client::transport::{
+    ClientAuth, ClientEndpoint, Identity, Peer, PeerIdentity, PinSet, ServerEndpoint,
+    TransportOptions,
+};
+use cairn_mpc::secret::Seed;
+use cairn_protocol::aggregator::Reject;
+use cairn_protocol::clock::{Clock, Time};
+use cairn_protocol::config::TaskConfig;
+use cairn_protocol::helper::Helper;
+use cairn_protocol::hpke::HpkeSecretKey;
+use cairn_protocol::ids::{JobId, TokenHash};
+use cairn_protocol::leader::{CollectStep, Leader};
+use cairn_protocol::messages::{
+    CollectRequest, ErrorCode, ErrorMessage, JobContinue, JobContinueResponse, JobInit,
+    JobResponse, Limits, Message,
+};
+use zeroize::Zeroizing;
+
+use crate::node_config::{NodeConfig, NodeRole};
+use crate::store::{SqliteStore, SqliteTaskStore};
+
+/// The system clock, read only here (the protocol receives it injected).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Time {
+        Time(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )
+    }
+}
+
+/// How often the leader's driver looks for queued reports.
+const DRIVER_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a collect request waits for the round's jobs to finish.
+const COLLECT_WAIT: Duration = Duration::from_secs(60);
+
+/// Everything a node needs, loaded from its files.
+pub struct NodeSetup {
+    /// The configuration.
+    pub config: NodeConfig,
+    /// The task.
+    pub task: TaskConfig,
+    /// The node's TLS identity.
+    pub identity: Identity,
+    /// The task's verify key (secret).
+    pub verify_key: Seed,
+    /// The node's HPKE secret key.
+    pub hpke_key: HpkeSecretKey,
+}
+
+impl NodeSetup {
+    /// Loads and cross-checks the configuration, the task and the keys.
+    pub fn load(config_path: &Path) -> anyhow::Result<Self> {
+        let config = NodeConfig::load(config_path)?;
+        let task_text = std::fs::read_to_string(&config.task)
+            .with_context(|| format!("reading the task file {}", config.task.display()))?;
+        let task = TaskConfig::from_toml(&task_text)
+            .with_context(|| format!("loading the task file {}", config.task.display()))?;
+        let identity = Identity::read_pem_files(&config.tls_cert, &config.tls_key)
+            .with_context(|| format!("loading the TLS identity {}", config.tls_cert.display()))?;
+        let verify_key = read_secret_hex(&config.verify_key)
+            .map(Seed::from_bytes)
+            .with_context(|| format!("loading the verify key {}", config.verify_key.display()))?;
+        let hpke_key = read_secret_hex(&config.hpke_key)
+            .map(HpkeSecretKey::from_bytes)
+            .with_context(|| format!("loading the HPKE key {}", config.hpke_key.display()))?;
+        let index = usize::from(config.index);
+        let Some(pinned) = task.aggregator_fingerprint(index) else {
+            bail!("node index {index} is not in the task's aggregator list");
+        };
+        if identity.fingerprint() != pinned {
+            bail!("this node's certificate is not the one the task pins for aggregator {index}");
+        }
+        if task.aggregator_hpke_key(index) != Some(&hpke_key.public_key()) {
+            bail!("this node's HPKE key does not match the task's key for aggregator {index}");
+        }
+        Ok(Self {
+            config,
+            task,
+            identity,
+            verify_key,
+            hpke_key,
+        })
+    }
+}
+
+/// Reads a 32-byte secret written as 64 hex digits.
+pub fn read_secret_hex(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let text = Zeroizing::new(std::fs::read_to_string(path)?);
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes).context("expected 64 hex digits")?;
+    Ok(bytes)
+}
+
+/// Transport options for a task: frames sized from the task's limits.
+pub fn transport_options(limits: &Limits) -> TransportOptions {
+    TransportOptions {
+        max_frame_len: limits.max_frame_len(),
+        ..TransportOptions::default()
+    }
+}
+
+/// A running node.
+pub struct RunningNode {
+    /// The address it listens on.
+    pub local_addr: SocketAddr,
+    server: ServerEndpoint,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Graceful shutdown: stop accepting, let requests in flight finish (up to
+    /// `grace`), stop the driver.
+    pub async fn shutdown(self, grace: Duration) {
+        self.server.shutdown(grace).await;
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Starts the node described by `setup`; returns once it listens.
+pub async fn start(setup: NodeSetup) -> anyhow::Result<RunningNode> {
+    let db_path = setup.config.data_dir.join("cairn.sqlite");
+    std::fs::create_dir_all(&setup.config.data_dir)
+        .with_context(|| format!("creating {}", setup.config.data_dir.display()))?;
+    let db =
+        SqliteStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
+    let store = db.task(setup.task.id(), setup.task.dimension());
+    match setup.config.role {
+        NodeRole::Leader => start_leader(setup, store).await,
+        NodeRole::Helper => start_helper(setup, store).await,
+    }
+}
+
+/// Runs a node until `shutdown` resolves (e.g. SIGINT/SIGTERM).
+pub async fn run_until(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let node = start(setup).await?;
+    tracing::info!(addr = %node.local_addr, "node listening");
+    shutdown.await;
+    tracing::info!("shutting down");
+    node.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+fn reject_to_message(e: Reject) -> Vec<u8> {
+    Message::Error(ErrorMessage {
+        code: e.code,
+        detail: e.detail,
+    })
+    .encode()
+}
+
+fn error_message(code: ErrorCode, detail: &str) -> Vec<u8> {
+    reject_to_message(Reject::new(code, detail))
+}
+
+/// A CSPRNG from the OS, or a retriable internal error.
+fn os_rng() -> Result<rand_chacha::ChaCha20Rng, Reject> {
+    cairn_client::os_rng().map_err(|e| Reject::new(ErrorCode::Internal, e.to_string()))
+}
+
+/// Runs a blocking protocol step on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Reject> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Reject::new(ErrorCode::Internal, format!("worker failed: {e}")))
+}
+
+// ---------------------------------------------------------------------------------
+// Helper
+
+async fn start_helper(setup: NodeSetup, store: SqliteTaskStore) -> anyhow::Result<RunningNode> {
+    let NodeSetup {
+        config,
+        task,
+        identity,
+        verify_key,
+        hpke_key,
+    } = setup;
+    let leader_fp = *task
+        .aggregator_fingerprint(0)
+        .context("the task has no leader")?;
+    let mut pins = PinSet::new();
+    pins.insert(leader_fp);
+    pins.insert(config.collector_cert_sha256);
+    let helper = Helper::new(task, config.index, verify_key, hpke_key, store)
+        .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
+    let limits = helper.limits();
+    let server = ServerEndpoint::bind(
+        config.listen,
+        &identity,
+        &ClientAuth::Required(pins),
+        transport_options(&limits),
+    )?;
+    let local_addr = server.local_addr()?;
+    let state = Arc::new(Mutex::new(helper));
+    let clock = SystemClock;
+    let serve_server = server.clone();
+    let task = tokio::spawn(async move {
+        serve_server
+            .serve(move |peer, bytes| {
+                let state = Arc::clone(&state);
+                async move {
+                    if peer.fingerprint() != Some(&leader_fp) {
+                        return error_message(
+                            ErrorCode::Unauthorized,
+                            "helpers answer only the leader",
+                        );
+                    }
+                    let msg = match Message::decode(&bytes, &limits) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            return error_message(ErrorCode::for_decode_error(&e), &e.to_string());
+                        }
+                    };
+                    let now = clock.now();
+                    let answer = blocking(move || {
+                        let mut helper = state.lock().unwrap_or_else(|e| e.into_inner());
+                        match msg {
+                            Message::JobInit(init) => {
+                                helper.handle_job_init(&init, now).map(Message::JobResponse)
+                            }
+                            Message::JobContinue(cont) => helper
+                                .handle_job_continue(&cont)
+                                .map(Message::JobContinueResponse),
+                            Message::AggregateShareRequest(req) => {
+                                let mut rng = os_rng()?;
+                                helper
+                                    .handle_aggregate_share_request(&req, now, &mut rng)
+                                    .map(Message::AggregateShareResponse)
+                            }
+                            other => Err(Reject::new(
+                                ErrorCode::BadMessage,
+                                format!("a helper does not take {}", other.name()),
+                            )),
+                        }
+                    })
+                    .await;
+                    match answer {
+                        Ok(Ok(m)) => m.encode(),
+                        Ok(Err(e)) | Err(e) => {
+                            tracing::info!(code = %e.code, detail = %e.detail, "request refused");
+                            reject_to_message(e)
+                        }
+                    }
+                }
+            })
+            .await;
+    });
+    Ok(RunningNode {
+        local_addr,
+        server,
+        tasks: vec![task],
+    })
+}
+
+// ---------------------------------------------------------------------------------
+// Leader
+
+/// The leader's shared state: the state machine and the connections to helpers.
+struct LeaderShared {
+    leader: Mutex<Leader<SqliteTaskStore>>,
+    helpers: Vec<Peer>,
+    limits: Limits,
+    /// Serialises job runs (the driver and a collect request's flush).
+    jobs: tokio::sync::Mutex<()>,
+}
+
+async fn start_leader(setup: NodeSetup, store: SqliteTaskStore) -> anyhow::Result<RunningNode> {
+    let NodeSetup {
+        config,
+        task,
+        identity,
+        verify_key,
+        hpke_key: _,
+    } = setup;
+    let token_hash = config
+        .client_token_sha256
+        .as_deref()
+        .and_then(TokenHash::from_hex)
+        .context("the leader needs client_token_sha256")?;
+    let collector_fp = config.collector_cert_sha256;
+    let leader = Leader::new(task.clone(), verify_key, token_hash, store)
+        .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
+    let limits = leader.limits();
+    let options = transport_options(&limits);
+    let mut pins = PinSet::new();
+    pins.insert(collector_fp);
+    let server = ServerEndpoint::bind(
+        config.listen,
+        &identity,
+        &ClientAuth::Optional(pins),
+        options.clone(),
+    )?;
+    let local_addr = server.local_addr()?;
+    let client = ClientEndpoint::bind(unspecified_for(config.listen), Some(&identity), options)?;
+    let helpers = task
+        .aggregators()
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, a)| {
+            let fp = *task.aggregator_fingerprint(i).unwrap_or(&[0; 32]);
+            Peer::new(client.clone(), a.endpoint, fp)
+        })
+        .collect();
+    let shared = Arc::new(LeaderShared {
+        leader: Mutex::new(leader),
+        helpers,
+        limits,
+        jobs: tokio::sync::Mutex::new(()),
+    });
+
+    let driver_shared = Arc::clone(&shared);
+    let driver = tokio::spawn(async move {
+        if let Err(e) = resume_jobs(&driver_shared).await {
+            tracing::warn!(code = %e.code, detail = %e.detail, "resuming jobs failed; will retry");
+        }
+        loop {
+            if let Err(e) = run_queued_jobs(&driver_shared).await {
+                tracing::warn!(code = %e.code, detail = %e.detail, "aggregation job failed; will retry");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            tokio::time::sleep(DRIVER_INTERVAL).await;
+        }
+    });
+
+    let serve_server = server.clone();
+    let serve_shared = Arc::clone(&shared);
+    let serve = tokio::spawn(async move {
+        serve_server
+            .serve(move |peer, bytes| {
+                let shared = Arc::clone(&serve_shared);
+                async move { handle_leader_request(&shared, peer, collector_fp, bytes).await }
+            })
+            .await;
+    });
+    Ok(RunningNode {
+        local_addr,
+        server,
+        tasks: vec![driver, serve],
+    })
+}
+
+fn unspecified_for(listen: SocketAddr) -> SocketAddr {
+    match listen {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
+}
+
+async fn handle_leader_request(
+    shared: &Arc<LeaderShared>,
+    peer: PeerIdentity,
+    collector_fp: [u8; 32],
+    bytes: Vec<u8>,
+) -> Vec<u8> {
+    let msg = match Message::decode(&bytes, &shared.limits) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = ErrorCode::for_decode_error(&e);
+            tracing::info!(reason = %code, "report rejected: does not decode");
+            return error_message(code, &e.to_string());
+        }
+    };
+    let now = SystemClock.now();
+    match msg {
+        Message::UploadRequest(req) => {
+            let report_id = req.report.report_id;
+            let shared = Arc::clone(shared);
+            let outcome = blocking(move || {
+                let mut leader = shared.leader.lock().unwrap_or_else(|e| e.into_inner());
+                leader.handle_upload(req, now)
+            })
+            .await
+            .and_then(|r| r);
+            match outcome {
+                Ok(ack) => Message::UploadResponse(ack).encode(),
+                Err(e) => {
+                    tracing::info!(report = %report_id, reason = %e.code, detail = %e.detail, "report rejected");
+                    reject_to_message(e)
+                }
+            }
+        }
+        Message::CollectRequest(req) => {
+            if peer.fingerprint() != Some(&collector_fp) {
+                return error_message(
+                    ErrorCode::Unauthorized,
+                    "only the task's collector may collect",
+                );
+            }
+            match collect(shared, req, now).await {
+                Ok(m) => m.encode(),
+                Err(e) => {
+                    tracing::info!(code = %e.code, detail = %e.detail, "collect refused");
+                    reject_to_message(e)
+                }
+            }
+        }
+        other => error_message(
+            ErrorCode::BadMessage,
+            &format!("the leader does not take {}", other.name()),
+        ),
+    }
+}
+
+/// Sends `msg` to helper `j` and decodes its answer; transport failures are retriable
+/// [`ErrorCode::Busy`] rejects (the job is retried later).
+async fn ask_helper(shared: &LeaderShared, j: usize, msg: &Message) -> Result<Message, Reject> {
+    let peer = shared
+        .helpers
+        .get(j)
+        .ok_or_else(|| Reject::new(ErrorCode::Internal, "no such helper"))?;
+    let answer = peer
+        .request(&msg.encode())
+        .await
+        .map_err(|e| Reject::new(ErrorCode::Busy, format!("helper {}: {e}", j + 1)))?;
+    let answer = Message::decode(&answer, &shared.limits).map_err(|e| {
+        Reject::new(
+            ErrorCode::BadMessage,
+            format!("helper {} answer: {e}", j + 1),
+        )
+    })?;
+    match answer {
+        Message::Error(e) => Err(Reject::new(
+            e.code,
+            format!("helper {}: {}", j + 1, e.detail),
+        )),
+        m => Ok(m),
+    }
+}
+
+async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
+    let _guard = shared.jobs.lock().await;
+    let s = Arc::clone(shared);
+    let jobs = blocking(move || {
+        s.leader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .resume_jobs()
+    })
+    .await??;
+    for (job_id, inits, cont) in jobs {
+        tracing::info!(job = %job_id.to_hex(), "resuming aggregation job");
+        run_job(shared, job_id, &inits, cont).await?;
+    }
+    Ok(())
+}
+
+/// Runs jobs until no report is queued.
+async fn run_queued_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
+    let _guard = shared.jobs.lock().await;
+    loop {
+        let s = Arc::clone(shared);
+        let started = blocking(move || {
+            let mut leader = s.leader.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(&round) = leader.rounds_with_queued_reports()?.first() else {
+                return Ok(None);
+            };
+            let mut rng = os_rng()?;
+            leader.start_job(round, &mut rng)
+        })
+        .await??;
+        let Some((job_id, inits)) = started else {
+            return Ok(());
+        };
+        run_job(shared, job_id, &inits, None).await?;
+    }
+}
+
+/// Drives one job to its commit: init at every helper (unless already decided),
+/// decide, continue at every helper (re-sending the init to a helper that lost it),
+/// commit.
+async fn run_job(
+    shared: &Arc<LeaderShared>,
+    job_id: JobId,
+    inits: &[JobInit],
+    decided: Option<JobContinue>,
+) -> Result<(), Reject> {
+    let cont = match decided {
+        Some(c) => c,
+        None => {
+            let mut responses: Vec<JobResponse> = Vec::with_capacity(inits.len());
+            for (j, init) in inits.iter().enumerate() {
+                match ask_helper(shared, j, &Message::JobInit(init.clone())).await? {
+                    Message::JobResponse(r) => responses.push(r),
+                    other => {
+                        return Err(Reject::new(
+                            ErrorCode::BadMessage,
+                            format!("helper sent {}", other.name()),
+                        ));
+                    }
+                }
+            }
+            let s = Arc::clone(shared);
+            let (cont, rejections) = blocking(move || {
+                s.leader
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .decide_job(job_id, &responses)
+            })
+            .await??;
+            for r in rejections {
+                tracing::info!(report = %r.report_id, reason = %r.code, "report rejected");
+            }
+            cont
+        }
+    };
+    let mut acks: Vec<JobContinueResponse> = Vec::with_capacity(inits.len());
+    for (j, init) in inits.iter().enumerate() {
+        let ack = match ask_helper(shared, j, &Message::JobContinue(cont.clone())).await {
+            Err(e) if e.code == ErrorCode::UnknownJob => {
+                // The helper restarted between init and continue: prepare again.
+                ask_helper(shared, j, &Message::JobInit(init.clone())).await?;
+                ask_helper(shared, j, &Message::JobContinue(cont.clone())).await?
+            }
+            other => other?,
+        };
+        match ack {
+            Message::JobContinueResponse(a) => acks.push(a),
+            other => {
+                return Err(Reject::new(
+                    ErrorCode::BadMessage,
+                    format!("helper sent {}", other.name()),
+                ));
+            }
+        }
+    }
+    let s = Arc::clone(shared);
+    blocking(move || {
+        s.leader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .commit_job(job_id, &acks)
+    })
+    .await??;
+    Ok(())
+}
+
+/// Releases a round: flush its jobs, release the leader's share, gather the helpers'.
+async fn collect(
+    shared: &Arc<LeaderShared>,
+    req: CollectRequest,
+    now: Time,
+) -> Result<Message, Reject> {
+    let deadline = tokio::time::Instant::now() + COLLECT_WAIT;
+    let step = loop {
+        if let Err(e) = run_queued_jobs(shared).await {
+            tracing::warn!(code = %e.code, detail = %e.detail, "job failed while collecting");
+        }
+        let s = Arc::clone(shared);
+        let req = req.clone();
+        let attempt = blocking(move || {
+            let mut rng = os_rng()?;
+            s.leader
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .begin_collect(&req, now, &mut rng)
+        })
+        .await?;
+        match attempt {
+            Ok(step) => break step,
+            Err(e) if e.code == ErrorCode::Mismatch && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let CollectStep::AskHelpers {
+        request,
+        leader_share,
+    } = step;
+    let mut responses = Vec::with_capacity(shared.helpers.len());
+    for j in 0..shared.helpers.len() {
+        match ask_helper(shared, j, &Message::AggregateShareRequest(request.clone())).await? {
+            Message::AggregateShareResponse(r) => responses.push(r),
+            other => {
+                return Err(Reject::new(
+                    ErrorCode::BadMessage,
+                    format!("helper sent {}", other.name()),
+                ));
+            }
+        }
+    }
+    let s = Arc::clone(shared);
+    let round = req.round;
+    let resp = blocking(move || {
+        s.leader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .finish_collect(round, leader_share, responses)
+    })
+    .await??;
+    Ok(Message::CollectResponse(resp))
+}
