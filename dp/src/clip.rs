@@ -3,7 +3,7 @@
 //! The norm is computed in f64 for both f32 and f64 inputs, with max-abs scaling so that
 //! squaring cannot overflow (‖x‖ = m·‖x/m‖ with m = max|x_i|). After scaling, rounding of
 //! the products can leave the norm a hair above C; the factor is then shrunk by a relative
-//! 2^−40 per step until the clipped vector's norm, computed by the same [`l2_norm`], is
+//! 2^−40, 2^−39, … until the clipped vector's norm, computed by the same [`l2_norm`], is
 //! ≤ C. So `l2_norm(clipped) ≤ C` holds exactly as computed, which is what downstream
 //! bounds (randomised rounding, the validity proof) rely on. NaN/±∞ coordinates are a typed
 //! error (never silently clamped).
@@ -105,6 +105,9 @@ pub fn clip_l2<T: Coordinate>(x: &mut [T], bound: f64) -> Result<ClipOutcome, Cl
         });
     }
     let mut factor = bound / norm_before;
+    // Shrink steps double (2^−40, 2^−39, …) so that even f32 rounding (relative 2^−24) is
+    // absorbed within a few dozen passes.
+    let mut step = 2f64.powi(-40);
     loop {
         for (dst, &src) in x.iter_mut().zip(&original) {
             *dst = T::from_f64(src.to_f64() * factor);
@@ -117,7 +120,8 @@ pub fn clip_l2<T: Coordinate>(x: &mut [T], bound: f64) -> Result<ClipOutcome, Cl
                 clipped: true,
             });
         }
-        factor *= 1.0 - 2f64.powi(-40);
+        factor *= 1.0 - step;
+        step = (step * 2.0).min(0.5);
     }
 }
 

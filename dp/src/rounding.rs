@@ -247,6 +247,23 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Every output is ⌊x·2^f⌋ or ⌈x·2^f⌉, for any finite input in range.
+        #[test]
+        fn rounds_to_a_neighbour(
+            x in proptest::collection::vec(-1e9f64..1e9, 1..50),
+            f in 0u32..20,
+            seed in proptest::prelude::any::<[u8; 32]>(),
+        ) {
+            let mut rng = ChaCha20Rng::from_seed(seed);
+            let out = randomized_round(&mut rng, &x, f).unwrap();
+            for (&v, &xi) in out.iter().zip(&x) {
+                let y = xi * (1u64 << f) as f64;
+                proptest::prop_assert!(v == y.floor() as i64 || v == y.ceil() as i64);
+            }
+        }
+    }
+
     #[test]
     fn tiny_fractions_use_long_prefixes() {
         // p = 2^−70: essentially never true, and exercises the k > 64 branch.

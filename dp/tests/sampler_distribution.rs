@@ -254,7 +254,7 @@ fn discrete_laplace_matches_exact_pmf() {
     for (i, scale) in [0.5, 1.0, 2.5, 100.0].into_iter().enumerate() {
         let sampler = DiscreteLaplace::from_f64(scale).unwrap();
         let mut rng = ChaCha20Rng::from_seed([30 + i as u8; 32]);
-        let mut samples = vec![0i64; 300_000];
+        let mut samples = vec![0i64; 1_000_000];
         sampler.fill(&mut rng, &mut samples);
         check_one_sample(
             &format!("Laplace t = {scale}"),

@@ -135,6 +135,16 @@ mod tests {
         assert_eq!((r.num(), r.den()), (5, 2));
     }
 
+    proptest::proptest! {
+        /// Exact conversion: num/den recovers the float bit for bit.
+        #[test]
+        fn from_f64_round_trips(x in 1e-9f64..1e12) {
+            let r = Ratio::from_f64(x).unwrap();
+            proptest::prop_assert_eq!(r.to_f64(), x);
+            proptest::prop_assert!(r.den().is_power_of_two());
+        }
+    }
+
     #[test]
     fn from_f64_rejects_bad_values() {
         assert!(matches!(
