@@ -25,6 +25,13 @@
 //! Since p is irrational (exp of a non-zero rational, Lindemann) or known exactly, the loop
 //! ends with probability 1, and the outcome is `[U < p]` exactly.
 
+//!
+//! ## Timing
+//! The samplers are rejection samplers: how many random words they draw and which branch
+//! they take depend on the value sampled, so their running time is variable and correlated
+//! with the (secret) noise. They are exact in distribution, not constant-time; a local
+//! timing attacker on the sampling host is outside what they defend against.
+
 mod bernoulli;
 mod exact;
 mod fastexp;
