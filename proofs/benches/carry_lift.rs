@@ -8,6 +8,7 @@
 //! the ratios is printed at the end.
 //!
 //! Run: `cargo bench -p cairn-proofs --bench carry_lift -- --warm-up-time 1 --measurement-time 3`
+//! (set `CAIRN_BENCH_SKIP_PRIO=1` to skip the anchor, which takes a few minutes).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
@@ -168,6 +169,10 @@ fn bench(c: &mut Criterion) {
 
 /// The anchor: prio 0.17 `Prio3FixedPointBoundedL2VecSum<FixedI16<U15>>`, 2 aggregators.
 fn bench_prio(c: &mut Criterion) {
+    if std::env::var_os("CAIRN_BENCH_SKIP_PRIO").is_some() {
+        eprintln!("prio anchor skipped (CAIRN_BENCH_SKIP_PRIO is set)");
+        return;
+    }
     use fixed::types::{I1F15, extra::U15};
     use prio::codec::Encode as _;
     use prio::vdaf::prio3::Prio3FixedPointBoundedL2VecSum;

@@ -48,6 +48,13 @@ pub trait ProofField: FftFriendlyField {
         }
     }
 
+    /// `acc[i] *= x[i]`.
+    fn mul_assign_slice(acc: &mut [Self], x: &[Self]) {
+        for (a, v) in acc.iter_mut().zip(x) {
+            *a *= *v;
+        }
+    }
+
     /// `out[i] = s·x[i]`.
     fn scale_into(out: &mut [Self], x: &[Self], s: Self) {
         for (o, v) in out.iter_mut().zip(x) {
@@ -114,18 +121,20 @@ pub(crate) fn generic_butterflies<F: FftFriendlyField>(values: &mut [F], twiddle
 
 impl ProofField for Field64 {
     fn butterflies(values: &mut [Self], twiddles: &[Self]) {
-        let mut raw: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
-        let n = raw.len();
+        // Works on the elements in place: `as_u64` is free and every result of the
+        // `gl` operations is canonical, so `from_u64_reduced` never subtracts (a
+        // perfectly predicted branch at worst).
+        let n = values.len();
         let mut stage_twiddles: Vec<u64> = Vec::with_capacity(n / 2);
         let mut half = 1;
         while half < n {
             let stride = n / (2 * half);
             if half == 1 {
                 // The only twiddle is w^0 = 1.
-                for pair in raw.chunks_exact_mut(2) {
-                    let (a, b) = (pair[0], pair[1]);
-                    pair[0] = gl::add(a, b);
-                    pair[1] = gl::sub(a, b);
+                for pair in values.chunks_exact_mut(2) {
+                    let (a, b) = (pair[0].as_u64(), pair[1].as_u64());
+                    pair[0] = Field64::from_u64_reduced(gl::add(a, b));
+                    pair[1] = Field64::from_u64_reduced(gl::sub(a, b));
                 }
             } else {
                 // This stage's twiddles, contiguous: w^{j·stride}, j < half.
@@ -137,20 +146,17 @@ impl ProofField for Field64 {
                         .take(half)
                         .map(|w| w.as_u64()),
                 );
-                for block in raw.chunks_exact_mut(2 * half) {
+                for block in values.chunks_exact_mut(2 * half) {
                     let (lo, hi) = block.split_at_mut(half);
                     for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(&stage_twiddles) {
-                        let t = gl::mul(*v, *w);
-                        let a = *u;
-                        *u = gl::add(a, t);
-                        *v = gl::sub(a, t);
+                        let t = gl::mul(v.as_u64(), *w);
+                        let a = u.as_u64();
+                        *u = Field64::from_u64_reduced(gl::add(a, t));
+                        *v = Field64::from_u64_reduced(gl::sub(a, t));
                     }
                 }
             }
             half *= 2;
-        }
-        for (v, r) in values.iter_mut().zip(raw) {
-            *v = Field64::from_u64_reduced(r);
         }
     }
 
@@ -175,6 +181,12 @@ impl ProofField for Field64 {
     fn mul_into(out: &mut [Self], a: &[Self], b: &[Self]) {
         for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
             *o = Field64::from_u64_reduced(gl::mul(x.as_u64(), y.as_u64()));
+        }
+    }
+
+    fn mul_assign_slice(acc: &mut [Self], x: &[Self]) {
+        for (a, v) in acc.iter_mut().zip(x) {
+            *a = Field64::from_u64_reduced(gl::mul(a.as_u64(), v.as_u64()));
         }
     }
 
@@ -329,6 +341,11 @@ mod tests {
             Field64::mul_into(&mut fast, &values, &words.iter().map(|w| Field64::from_u64(u64::from(*w))).collect::<Vec<_>>());
             for ((f, v), w) in fast.iter().zip(&values).zip(&words) {
                 prop_assert_eq!(*f, *v * Field64::from_u64(u64::from(*w)));
+            }
+            let mut product = values.clone();
+            Field64::mul_assign_slice(&mut product, &twiddles);
+            for ((f, v), t) in product.iter().zip(&values).zip(&twiddles) {
+                prop_assert_eq!(*f, *v * *t);
             }
             Field64::scale_into(&mut fast, &values, a);
             for (f, v) in fast.iter().zip(&values) {

@@ -118,8 +118,8 @@ impl<F: ProofField> NttDomain<F> {
     pub fn inverse(&self, values: &mut [F]) -> Result<(), NttError> {
         self.check_length(values)?;
         transform(values, &self.inverse_twiddles);
-        let unscaled = values.to_vec();
-        F::scale_into(values, &unscaled, self.size_inverse);
+        let scale = vec![self.size_inverse; values.len()];
+        F::mul_assign_slice(values, &scale);
         Ok(())
     }
 

@@ -198,6 +198,33 @@ impl<F: ProofField> DomainExtension<F> {
         Ok(())
     }
 
+    /// Like [`DomainExtension::extend_cosets`], replacing `values` (length `P`) by the
+    /// coset values (length `(r − 1)·P`); for `r = 2` this allocates nothing.
+    pub fn extend_cosets_in_place(&self, values: &mut Vec<F>) -> Result<(), PolynomialError> {
+        let p = self.small.size();
+        if values.len() != p {
+            return Err(PolynomialError::Size("extend_cosets_in_place"));
+        }
+        self.small.inverse_unscaled(values)?;
+        match self.shifts.as_slice() {
+            [] => values.clear(),
+            [only] => {
+                F::mul_assign_slice(values, only);
+                self.small.forward(values)?;
+            }
+            many => {
+                let coefficients = core::mem::take(values);
+                let mut out = vec![F::ZERO; many.len() * p];
+                for (coset, shifts) in out.chunks_exact_mut(p.max(1)).zip(many) {
+                    F::mul_into(coset, &coefficients, shifts);
+                    self.small.forward(coset)?;
+                }
+                *values = out;
+            }
+        }
+        Ok(())
+    }
+
     /// `out` (length `N`, natural order) ← values on the large domain of the polynomial
     /// of degree `< P` whose values on the small domain are `values`.
     pub fn extend(&self, values: &[F], out: &mut [F]) -> Result<(), PolynomialError> {

@@ -51,7 +51,7 @@ pub fn prove<F: ProofField, V: Validity<F> + ?Sized>(
     }
 
     let mut proof = Vec::with_capacity(circuit.proof_len());
-    for (index, (oracle, shape)) in oracles.iter().zip(&shapes).enumerate() {
+    for (index, (oracle, shape)) in oracles.into_iter().zip(&shapes).enumerate() {
         if oracle.calls != shape.calls {
             return Err(FlpError::CallCount {
                 gadget: index,
@@ -78,7 +78,7 @@ fn prove_rand_slice<F: Copy>(
 
 /// Appends the coefficients of every output polynomial `G_r(W)` of one gadget.
 fn gadget_polynomials<F: ProofField>(
-    oracle: &RecordingOracle<'_, F>,
+    mut oracle: RecordingOracle<'_, F>,
     shape: &GadgetShape,
     s: usize,
     proof: &mut Vec<F>,
@@ -117,13 +117,16 @@ fn gadget_polynomials<F: ProofField>(
 
     // Cosets 1 … r−1: extend every wire (wire-major columns), then evaluate the gadget
     // on all coset points at once.
+    // The wire values on H are not needed any more: each wire is replaced in place by
+    // its values on the new cosets (no new allocation when r = 2).
     let cosets = ratio - 1;
-    let mut columns = vec![vec![F::ZERO; cosets * p]; arity];
-    for (wire, column) in oracle.wires.iter().zip(columns.iter_mut()) {
-        extension.extend_cosets(wire, column)?;
+    for wire in oracle.wires.iter_mut() {
+        extension.extend_cosets_in_place(wire)?;
     }
     let mut coset_outputs = vec![vec![F::ZERO; cosets * p]; outputs];
-    oracle.gadget.eval_batch(&columns, &mut coset_outputs)?;
+    oracle
+        .gadget
+        .eval_batch(&oracle.wires, &mut coset_outputs)?;
     // Point k = (c − 1)·P + j of the cosets is β^{j·r + c}.
     for (v, computed) in values.iter_mut().zip(&coset_outputs) {
         for (k, o) in computed.iter().enumerate() {
