@@ -472,9 +472,9 @@ async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
             .resume_jobs()
     })
     .await??;
-    for (job_id, inits, cont) in jobs {
-        tracing::info!(job = %job_id.to_hex(), "resuming aggregation job");
-        run_job(shared, job_id, &inits, cont).await?;
+    for job in jobs {
+        tracing::info!(job = %job.job_id.to_hex(), "resuming aggregation job");
+        run_job(shared, job.job_id, &job.inits, job.decided).await?;
     }
     Ok(())
 }

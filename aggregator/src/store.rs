@@ -202,7 +202,7 @@ fn ids_to_blob(ids: &[ReportId]) -> Vec<u8> {
 }
 
 fn blob_to_ids(blob: &[u8]) -> Result<Vec<ReportId>, StoreError> {
-    if blob.len() % 16 != 0 {
+    if !blob.len().is_multiple_of(16) {
         return Err(StoreError::Corrupt("report id list".into()));
     }
     blob.chunks_exact(16)

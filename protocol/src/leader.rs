@@ -45,7 +45,21 @@ pub struct Leader<S: TaskStore> {
 struct InFlightJob {
     record: JobRecord,
     /// The leader's preparation of each report, in job order.
-    prepared: Vec<(ReportId, Result<(Prepared, Vec<u8>), ErrorCode>)>,
+    prepared: Vec<(ReportId, LeaderPrep)>,
+}
+
+/// The leader's side of one report: its state and verifier share, or why it refused.
+type LeaderPrep = Result<(Prepared, Vec<u8>), ErrorCode>;
+
+/// A recorded job to re-run after a restart.
+#[derive(Debug)]
+pub struct ResumedJob {
+    /// The job.
+    pub job_id: JobId,
+    /// Its init message for each helper, in helper order.
+    pub inits: Vec<JobInit>,
+    /// The recorded decision, to re-send instead of deciding again.
+    pub decided: Option<JobContinue>,
 }
 
 /// A report the leader rejected, for logs and metrics.
@@ -211,9 +225,7 @@ impl<S: TaskStore> Leader<S> {
 
     /// After a restart: re-prepares every recorded, uncommitted job. Returns, per job,
     /// the [`JobInit`]s and, for decided jobs, the [`JobContinue`] to re-send.
-    pub fn resume_jobs(
-        &mut self,
-    ) -> Result<Vec<(JobId, Vec<JobInit>, Option<JobContinue>)>, Reject> {
+    pub fn resume_jobs(&mut self) -> Result<Vec<ResumedJob>, Reject> {
         let mut out = Vec::new();
         for record in self.core.store.open_jobs().map_err(Reject::storage)? {
             if self.jobs.contains_key(&record.job_id) {
@@ -228,7 +240,11 @@ impl<S: TaskStore> Leader<S> {
             });
             let (job, inits) = self.prepare_job(record)?;
             self.jobs.insert(job_id, job);
-            out.push((job_id, inits, cont));
+            out.push(ResumedJob {
+                job_id,
+                inits,
+                decided: cont,
+            });
         }
         Ok(out)
     }

@@ -1,0 +1,336 @@
+//! Writing a ready local deployment (`cairn init`): keys, certificates, the task and
+//! one configuration per aggregator.
+//!
+//! Layout of the folder (secrets are created with mode 0600 and never overwritten):
+//!
+//! ```text
+//! task.toml            the task, shared by everyone (no secrets)
+//! verify.key           the aggregators' shared verify key           (secret)
+//! client.token         the clients' bearer token                    (secret)
+//! node-0.toml          the leader's configuration
+//! node-1.toml …        the helpers' configurations
+//! aggregator-I/        cert.pem, key.pem (secret), hpke.key (secret), data/
+//! collector/           cert.pem, key.pem (secret), hpke.key (secret)
+//! ```
+//!
+//! In a real deployment each operator generates its own keys and only public values
+//! (certificate fingerprints, HPKE public keys) are exchanged; `cairn init` makes all of
+//! them at once for a local trial.
+
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use cairn_client::transport::Identity;
+use cairn_protocol::config::{NoisePlacement, TaskConfig};
+use cairn_protocol::hpke::generate_keypair;
+use cairn_protocol::ids::ClientToken;
+use rand_core::CryptoRng;
+use zeroize::Zeroizing;
+
+/// What to deploy.
+#[derive(Debug, Clone)]
+pub struct InitParams {
+    /// Number of aggregators (2..=16).
+    pub aggregators: usize,
+    /// Vector dimension.
+    pub dimension: u32,
+    /// L2 clipping norm of updates.
+    pub clip: f64,
+    /// Total ε budget (ignored with `noise = none`).
+    pub epsilon: f64,
+    /// δ.
+    pub delta: f64,
+    /// Rounds the budget is planned for (σ is calibrated so that many releases fit).
+    pub rounds: u64,
+    /// Where noise is added.
+    pub noise: NoisePlacement,
+    /// Fewest reports per released round.
+    pub min_clients: u32,
+    /// Most reports per round.
+    pub max_clients: u32,
+    /// The leader's port; helper `i` listens on `base_port + i`.
+    pub base_port: u16,
+    /// Listen address of every node.
+    pub host: std::net::IpAddr,
+    /// Task name.
+    pub name: String,
+}
+
+impl Default for InitParams {
+    fn default() -> Self {
+        Self {
+            aggregators: 2,
+            dimension: 100,
+            clip: 1.0,
+            epsilon: 4.0,
+            delta: 1e-6,
+            rounds: 10,
+            noise: NoisePlacement::Aggregator,
+            min_clients: 10,
+            max_clients: 100_000,
+            base_port: 7100,
+            host: std::net::IpAddr::from([127, 0, 0, 1]),
+            name: "cairn-task".into(),
+        }
+    }
+}
+
+/// The files of a deployment.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// The folder.
+    pub dir: PathBuf,
+    /// `task.toml`.
+    pub task: PathBuf,
+    /// One `node-I.toml` per aggregator, leader first.
+    pub nodes: Vec<PathBuf>,
+    /// `client.token`.
+    pub client_token: PathBuf,
+    /// `collector/`.
+    pub collector_dir: PathBuf,
+}
+
+/// Fixed-point bits used by `cairn init`: b = 16.
+const BITS: u8 = 16;
+
+/// Writes a deployment into `dir` (created; must be empty or absent).
+pub fn init<R: CryptoRng + ?Sized>(
+    dir: &Path,
+    params: &InitParams,
+    rng: &mut R,
+) -> anyhow::Result<Deployment> {
+    if !(2..=16).contains(&params.aggregators) {
+        bail!("--aggregators must be between 2 and 16");
+    }
+    if dir.exists() && fs::read_dir(dir)?.next().is_some() {
+        bail!(
+            "{} is not empty: refusing to overwrite a deployment",
+            dir.display()
+        );
+    }
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+
+    let collector_dir = dir.join("collector");
+    fs::create_dir_all(&collector_dir)?;
+    let collector_identity = Identity::generate(rng, &["cairn-collector"])?;
+    collector_identity.write_pem_files(
+        &collector_dir.join("cert.pem"),
+        &collector_dir.join("key.pem"),
+    )?;
+    let (collector_sk, collector_pk) = generate_keypair(rng);
+    write_secret(
+        &collector_dir.join("hpke.key"),
+        &collector_sk.dangerous_to_hex(),
+    )?;
+
+    let mut verify = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(verify.as_mut());
+    write_secret(
+        &dir.join("verify.key"),
+        &Zeroizing::new(hex::encode(verify.as_ref())),
+    )?;
+    let token = ClientToken::generate(rng);
+    write_secret(&dir.join("client.token"), &token.dangerous_to_hex())?;
+
+    let mut aggregators = String::new();
+    let mut fingerprints = Vec::new();
+    for i in 0..params.aggregators {
+        let agg_dir = dir.join(format!("aggregator-{i}"));
+        fs::create_dir_all(&agg_dir)?;
+        let host = params.host.to_string();
+        let identity = Identity::generate(rng, &[host.as_str(), "localhost"])?;
+        identity.write_pem_files(&agg_dir.join("cert.pem"), &agg_dir.join("key.pem"))?;
+        let (sk, pk) = generate_keypair(rng);
+        write_secret(&agg_dir.join("hpke.key"), &sk.dangerous_to_hex())?;
+        let port = params
+            .base_port
+            .checked_add(u16::try_from(i)?)
+            .context("port out of range")?;
+        let endpoint = SocketAddr::new(params.host, port);
+        aggregators.push_str(&format!(
+            "\n[[aggregators]]\nrole = \"{}\"\nendpoint = \"{endpoint}\"\ntls_cert_sha256 = \"{}\"\nhpke_public_key = \"{}\"\n",
+            if i == 0 { "leader" } else { "helper" },
+            hex::encode(identity.fingerprint()),
+            pk.to_hex()
+        ));
+        fingerprints.push((endpoint, identity.fingerprint().to_owned()));
+    }
+
+    let task_text = task_toml(params, &collector_pk.to_hex(), &aggregators)?;
+    let task_path = dir.join("task.toml");
+    fs::write(&task_path, &task_text)?;
+
+    let mut nodes = Vec::new();
+    for (i, (endpoint, _)) in fingerprints.iter().enumerate() {
+        let path = dir.join(format!("node-{i}.toml"));
+        let token_line = if i == 0 {
+            format!("client_token_sha256 = \"{}\"\n", token.hash().to_hex())
+        } else {
+            String::new()
+        };
+        fs::write(
+            &path,
+            format!(
+                "# Aggregator {i} of task `{name}` ({role}). Paths are relative to this file.\n\
+                 role = \"{role}\"\nindex = {i}\nlisten = \"{endpoint}\"\ntask = \"task.toml\"\n\
+                 data_dir = \"aggregator-{i}/data\"\ntls_cert = \"aggregator-{i}/cert.pem\"\n\
+                 tls_key = \"aggregator-{i}/key.pem\"\nhpke_key = \"aggregator-{i}/hpke.key\"\n\
+                 verify_key = \"verify.key\"\ncollector_cert_sha256 = \"{collector}\"\n{token_line}",
+                name = params.name,
+                role = if i == 0 { "leader" } else { "helper" },
+                collector = hex::encode(collector_identity.fingerprint()),
+            ),
+        )?;
+        nodes.push(path);
+    }
+    Ok(Deployment {
+        dir: dir.to_owned(),
+        task: task_path,
+        nodes,
+        client_token: dir.join("client.token"),
+        collector_dir,
+    })
+}
+
+/// The task file: the largest fractional precision that validates, and σ calibrated
+/// so that `rounds` releases fit the (ε, δ) budget.
+fn task_toml(params: &InitParams, collector_pk: &str, aggregators: &str) -> anyhow::Result<String> {
+    let noise = match params.noise {
+        NoisePlacement::None => "none",
+        NoisePlacement::Aggregator => "aggregator",
+        NoisePlacement::Client => "client",
+        NoisePlacement::Both => "both",
+    };
+    let mut last_error = None;
+    for frac_bits in (0..=14u8).rev() {
+        let base = format!(
+            "name = \"{name}\"\ndimension = {d}\nbits = {BITS}\nfrac_bits = {frac_bits}\nclip_norm = {clip:?}\n\
+             proof = \"carry-lift\"\nmin_clients = {min}\nmax_clients = {max}\nround_duration_secs = 3600\n",
+            name = params.name,
+            d = params.dimension,
+            clip = params.clip,
+            min = params.min_clients,
+            max = params.max_clients,
+        );
+        let privacy = if params.noise == NoisePlacement::None {
+            "[privacy]\nnoise = \"none\"\n".to_owned()
+        } else {
+            // Sensitivity is the task's norm bound, known only once the task parses:
+            // first parse without noise to learn B, then calibrate σ.
+            let probe = format!(
+                "{base}\n[privacy]\nnoise = \"none\"\n\n[collector]\nhpke_public_key = \"{collector_pk}\"\n{aggregators}"
+            );
+            let b = match TaskConfig::from_toml(&probe) {
+                Ok(t) => t.norm_bound() as f64,
+                Err(e) => {
+                    last_error = Some(e.to_string());
+                    continue;
+                }
+            };
+            let sigma = cairn_dp::calibrate::sigma_for_epsilon(
+                params.epsilon,
+                params.delta,
+                b,
+                params.rounds,
+            )
+            .context("calibrating σ for the budget")?;
+            let honest = if matches!(params.noise, NoisePlacement::Client | NoisePlacement::Both) {
+                format!("min_honest_clients = {}\n", params.min_clients)
+            } else {
+                String::new()
+            };
+            format!(
+                "[privacy]\nnoise = \"{noise}\"\nsigma = {sigma:?}\nepsilon = {:?}\ndelta = {:?}\n{honest}",
+                params.epsilon, params.delta
+            )
+        };
+        let text = format!(
+            "# Written by `cairn init`. Every party of the task uses this file unchanged.\n{base}\n{privacy}\n\
+             [collector]\nhpke_public_key = \"{collector_pk}\"\n{aggregators}"
+        );
+        match TaskConfig::from_toml(&text) {
+            Ok(_) => return Ok(text),
+            Err(e) => last_error = Some(e.to_string()),
+        }
+    }
+    bail!(
+        "no fixed-point precision fits these parameters: {}",
+        last_error.unwrap_or_default()
+    )
+}
+
+/// A base port `p` such that UDP ports `p .. p + count` on `host` are free right now
+/// (for tests and `cairn demo`; another process may still take one before the node
+/// binds it, which the node then reports).
+pub fn free_base_port(host: std::net::IpAddr, count: u16) -> anyhow::Result<u16> {
+    for _ in 0..200 {
+        // An OS-assigned port as the starting point spreads attempts over the range.
+        let probe = std::net::UdpSocket::bind(SocketAddr::new(host, 0))?;
+        let base = probe.local_addr()?.port();
+        drop(probe);
+        if base.checked_add(count).is_none() {
+            continue;
+        }
+        let held: Result<Vec<_>, _> = (0..count)
+            .map(|i| std::net::UdpSocket::bind(SocketAddr::new(host, base + i)))
+            .collect();
+        if held.is_ok() {
+            return Ok(base);
+        }
+    }
+    bail!("no {count} consecutive free UDP ports found")
+}
+
+/// Writes a secret file: created new (never overwriting), mode 0600 on Unix.
+fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand_chacha::ChaCha20Rng;
+    use rand_core::SeedableRng;
+
+    #[test]
+    fn writes_a_deployment_whose_files_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("deploy");
+        let mut rng = ChaCha20Rng::from_seed([3; 32]);
+        let params = InitParams {
+            aggregators: 3,
+            ..InitParams::default()
+        };
+        let d = init(&target, &params, &mut rng).unwrap();
+        let task = TaskConfig::from_toml(&fs::read_to_string(&d.task).unwrap()).unwrap();
+        assert_eq!(task.num_aggregators(), 3);
+        assert!(task.privacy().sigma.unwrap() > 0.0);
+        for node in &d.nodes {
+            crate::node::NodeSetup::load(node).unwrap();
+        }
+        // A second init into the same folder refuses.
+        assert!(init(&target, &params, &mut rng).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(&d.client_token).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "secrets are private to their owner");
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! A full round over loopback QUIC: `cairn init` files, a leader and a helper started
+//! in this process, clients submitting through the SDK (honest and malformed), the
+//! collector releasing the round; the released sum equals the plaintext sum within the
+//! fixed-point rounding bound (noise off).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::time::Duration;
+
+use cairn_aggregator::deploy::{InitParams, free_base_port, init};
+use cairn_aggregator::node::{NodeSetup, read_secret_hex, start};
+use cairn_client::sdk::{Client, Collector, SdkError};
+use cairn_client::transport::Identity;
+use cairn_protocol::config::{NoisePlacement, TaskConfig};
+use cairn_protocol::hpke::HpkeSecretKey;
+use cairn_protocol::ids::ClientToken;
+use cairn_protocol::messages::ErrorCode;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_over_quic_releases_the_exact_sum() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = std::net::IpAddr::from([127, 0, 0, 1]);
+    let params = InitParams {
+        aggregators: 2,
+        dimension: 50,
+        noise: NoisePlacement::None,
+        min_clients: 5,
+        base_port: free_base_port(host, 2).unwrap(),
+        ..InitParams::default()
+    };
+    let mut rng = ChaCha20Rng::from_seed([11; 32]);
+    let d = init(&dir.path().join("deploy"), &params, &mut rng).unwrap();
+    let mut nodes = Vec::new();
+    for node in &d.nodes {
+        nodes.push(start(NodeSetup::load(node).unwrap()).await.unwrap());
+    }
+    let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
+    let token = ClientToken::from_hex(&std::fs::read_to_string(&d.client_token).unwrap()).unwrap();
+    let client = Client::builder(task.clone())
+        .token(token)
+        .build()
+        .await
+        .unwrap();
+
+    let mut expected = vec![0f64; 50];
+    for _ in 0..8 {
+        let update: Vec<f32> = (0..50)
+            .map(|_| (rng.next_u32() % 1000) as f32 / 20_000.0 - 0.025)
+            .collect();
+        for (e, v) in expected.iter_mut().zip(&update) {
+            *e += f64::from(*v);
+        }
+        client.submit(0, &update).await.unwrap();
+    }
+    // Bad input: wrong length is refused locally, a wrong token by the leader.
+    assert!(matches!(
+        client.submit(0, &[0.0; 3]).await,
+        Err(SdkError::Prepare(_))
+    ));
+    let stranger = Client::builder(task.clone())
+        .token(ClientToken::from_bytes([1; 32]))
+        .build()
+        .await
+        .unwrap();
+    match stranger.submit(0, &[0.0; 50]).await {
+        Err(SdkError::Refused { code, .. }) => assert_eq!(code, ErrorCode::Unauthorized),
+        other => panic!("{other:?}"),
+    }
+
+    let collector = Collector::builder(task.clone())
+        .hpke_key(HpkeSecretKey::from_bytes(
+            read_secret_hex(&d.collector_dir.join("hpke.key")).unwrap(),
+        ))
+        .identity(
+            Identity::read_pem_files(
+                &d.collector_dir.join("cert.pem"),
+                &d.collector_dir.join("key.pem"),
+            )
+            .unwrap(),
+        )
+        .build()
+        .await
+        .unwrap();
+    let released = tokio::time::timeout(Duration::from_secs(60), collector.collect(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(released.count, 8);
+    // Randomised rounding moves each coordinate of each report by less than 2^-f.
+    let tolerance = 8.0 * 2f64.powi(-i32::from(task.frac_bits()));
+    for (got, want) in released.sum.iter().zip(&expected) {
+        assert!((got - want).abs() <= tolerance, "{got} vs {want}");
+    }
+    // Releasing again returns the same result.
+    let again = collector.collect(0).await.unwrap();
+    assert_eq!(again.sum_quantised, released.sum_quantised);
+
+    // A client without the collector's certificate cannot collect.
+    let impostor = Collector::builder(task)
+        .hpke_key(HpkeSecretKey::from_bytes(
+            read_secret_hex(&d.collector_dir.join("hpke.key")).unwrap(),
+        ))
+        .identity(Identity::generate(&mut rng, &["impostor"]).unwrap())
+        .build()
+        .await
+        .unwrap();
+    assert!(impostor.collect(0).await.is_err());
+
+    for n in nodes {
+        n.shutdown(Duration::from_secs(1)).await;
+    }
+}
