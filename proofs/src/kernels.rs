@@ -8,8 +8,8 @@
 //! corrections use [`core::hint::select_unpredictable`]. That matters: with
 //! uniformly random operands the carries and borrows of modular addition are coin
 //! flips, and when the compiler turns the masks into branches about half of them are
-//! mispredicted (measured: ≈ 5× slower butterflies). The selects compile to
-//! conditional moves, so the fast path is also free of secret-dependent branches.
+//! mispredicted, which dominated the NTT in profiles. The selects compile to
+//! conditional moves, so the fast path is also free of data-dependent branches.
 //!
 //! Both paths compute the same canonical results; tests compare them.
 

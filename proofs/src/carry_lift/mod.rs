@@ -20,9 +20,18 @@
 //! aggregate is `Σ X` over accepted reports, in `F_p`, decoded as centred integers
 //! ([`CarryLift::unshard`]).
 //!
-//! # What the proof checks (circuit: [`circuit`](self) docs)
+//! # What the proof checks
 //! 1. every carry and every slack digit lies in `{0, …, n−1}`: `R_n(z) = Π_{i<n}(z − i) = 0`;
 //! 2. `‖X‖² + Σ_j n^j·δ_j − B² = 0` in `F_p`.
+//!
+//! The circuit has one gadget, called `M = ⌈(d + L)/m⌉` times on `m` slots; slot `σ` of
+//! call `k` holds range entry `e = k·m + σ` (a carry or a digit) and `y = X_e/β_k`. Its
+//! three outputs share the wires: `G_0 = Σ_σ a0_σ R_n(e_σ) + Σ_σ y_σ²`,
+//! `G_r = Σ_σ ar_σ R_n(e_σ)` (`r = 1, 2`), and the circuit outputs are
+//! `v_0 = Σ_k β_k² G_0(k) + Σ_j n^j δ_j − B²` (the squares count exactly once since
+//! `β_k²·(X/β_k)² = X²`, the residuals get the random weights `a0_σ β_k²`),
+//! `v_1 = Σ_k b1_k G_1(k)`, `v_2 = Σ_k b2_k G_2(k)`, with joint randomness
+//! `a0, a1, a2 ∈ (F^*)^m`, `β, b1, b2 ∈ (F^*)^M`.
 //!
 //! ## Why `X` cannot wrap, and why the bound is exact
 //! The `Z_q` shares are **structurally** bounded: the leader's share travels as
@@ -45,8 +54,9 @@
 //! `R_n(c_1) ≠ 0` and check 1 fails. A carry *inside* `{0, …, n−1}` but different from
 //! the true one shifts `X_i` by a multiple of `q` while keeping it in `(−nq, nq)`; the
 //! norm check then applies to that shifted `X`, which is what gets aggregated, so the
-//! aggregate still only receives vectors of norm `≤ B`. (Such a client gains nothing
-//! it could not get by encoding a different `x` of norm `≤ B`.)
+//! aggregate still only receives vectors of norm `≤ B`. (Such a client can move a
+//! coordinate outside `[−q/2, q/2)`, but its whole contribution still has norm `≤ B`,
+//! which is what robustness and the DP sensitivity rely on.)
 //!
 //! ## Not promised
 //! * Honest noise or honest rounding: the proof bounds the norm of the contributed
@@ -87,8 +97,10 @@
 //! * *Combination error* (the only grindable part). If some range residual
 //!   `e = R_n(·) ≠ 0`, each output is a non-zero polynomial in the joint randomness:
 //!   `v_0 = Σ_k β_k² Σ_σ a0_σ e_{kσ} + E` has degree 3, `v_1, v_2` degree 2, in
-//!   independent variables drawn uniformly from `F^*`. By Schwartz–Zippel
-//!   (Schwartz 1980, Lemma 1) all three vanish with probability
+//!   independent variables drawn uniformly from `F^*`. By the Schwartz–Zippel lemma
+//!   (Schwartz, J. ACM 27(4), 1980; Zippel, EUROSAM 1979: a non-zero polynomial of total
+//!   degree `D` vanishes at a uniform point of `S^k` with probability `≤ D/|S|`), and
+//!   by the independence of the three combinations, all three vanish with probability
 //!   `≤ 3/(p−1) · (2/(p−1))² = 12/(p−1)³ ≈ 2^-188.4` per Fiat–Shamir attempt. If every
 //!   residual is zero, `v_0 = ‖X‖² + s − B²` is not random: non-zero means rejection.
 //!   A client who grinds the hash `2^g` times succeeds here with probability
