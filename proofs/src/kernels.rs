@@ -71,6 +71,21 @@ pub trait ProofField: FftFriendlyField {
         }
     }
 
+    /// `out[j] = Σ_k coefficients[k]·rows[k][j]` (rows of equal length `out.len()`).
+    fn weighted_row_sums(coefficients: &[Self], rows: &[&[Self]], out: &mut [Self]) {
+        out.fill(Self::ZERO);
+        for (c, row) in coefficients.iter().zip(rows) {
+            Self::axpy(out, *c, row);
+        }
+    }
+
+    /// `acc[j] += Σ_k rows[k][j]²`.
+    fn add_row_square_sums(rows: &[&[Self]], acc: &mut [Self]) {
+        for row in rows {
+            Self::add_squares(acc, row);
+        }
+    }
+
     /// `acc[i] += x[i]·x[i]`.
     fn add_squares(acc: &mut [Self], x: &[Self]) {
         for (a, v) in acc.iter_mut().zip(x) {
@@ -217,6 +232,37 @@ impl ProofField for Field64 {
         }
     }
 
+    fn weighted_row_sums(coefficients: &[Self], rows: &[&[Self]], out: &mut [Self]) {
+        // Lazy reduction as in `weighted_column_sums`.
+        let width = out.len();
+        let mut lo = vec![0u128; width];
+        let mut hi = vec![0u128; width];
+        for (c, row) in coefficients.iter().zip(rows) {
+            let c = u128::from(c.as_u64());
+            for ((l, h), v) in lo.iter_mut().zip(hi.iter_mut()).zip(row.iter()) {
+                let product = c * u128::from(v.as_u64());
+                *l += product & u128::from(u64::MAX);
+                *h += product >> 64;
+            }
+        }
+        finish_lazy(out, &lo, &hi, false);
+    }
+
+    fn add_row_square_sums(rows: &[&[Self]], acc: &mut [Self]) {
+        let width = acc.len();
+        let mut lo = vec![0u128; width];
+        let mut hi = vec![0u128; width];
+        for row in rows {
+            for ((l, h), v) in lo.iter_mut().zip(hi.iter_mut()).zip(row.iter()) {
+                let v = u128::from(v.as_u64());
+                let product = v * v;
+                *l += product & u128::from(u64::MAX);
+                *h += product >> 64;
+            }
+        }
+        finish_lazy(acc, &lo, &hi, true);
+    }
+
     fn add_squares(acc: &mut [Self], x: &[Self]) {
         for (a, v) in acc.iter_mut().zip(x) {
             let v = v.as_u64();
@@ -243,6 +289,15 @@ impl ProofField for Field64 {
             let v = gl::sub(gl::sub(w, gl::mul(q, c.as_u64())), offset);
             *o = Field64::from_u64_reduced(v);
         }
+    }
+}
+
+/// `out[j] (+)= lo[j] + 2^64·hi[j] mod p` (`2^64 ≡ ε`), adding when `accumulate`.
+fn finish_lazy(out: &mut [Field64], lo: &[u128], hi: &[u128], accumulate: bool) {
+    let two_64 = Field64::from_u64_reduced(0xFFFF_FFFF);
+    for ((o, l), h) in out.iter_mut().zip(lo).zip(hi) {
+        let v = Field64::reduce_u128(*l) + Field64::reduce_u128(*h) * two_64;
+        *o = if accumulate { *o + v } else { v };
     }
 }
 
@@ -293,6 +348,15 @@ mod tests {
     use super::*;
     use cairn_mpc::field::FieldElement;
     use proptest::prelude::*;
+
+    fn generic_weighted_row_sums(c: &[Field64], rows: &[&[Field64]], out: &mut [Field64]) {
+        out.fill(Field64::ZERO);
+        for (c, row) in c.iter().zip(rows) {
+            for (o, v) in out.iter_mut().zip(row.iter()) {
+                *o += *c * *v;
+            }
+        }
+    }
 
     fn arb() -> impl Strategy<Value = Field64> {
         prop_oneof![
@@ -358,6 +422,21 @@ mod tests {
             for (k, c) in twiddles[..4].iter().enumerate() {
                 for (j, s) in slow.iter_mut().enumerate() {
                     *s += *c * values[4 * k + j];
+                }
+            }
+            prop_assert_eq!(&fast, &slow);
+            let rows: Vec<&[Field64]> = values.chunks(4).collect();
+            let mut fast = vec![Field64::ZERO; 4];
+            Field64::weighted_row_sums(&twiddles[..4], &rows, &mut fast);
+            let mut slow = vec![Field64::ZERO; 4];
+            generic_weighted_row_sums(&twiddles[..4], &rows, &mut slow);
+            prop_assert_eq!(&fast, &slow);
+            let mut fast = twiddles[..4].to_vec();
+            Field64::add_row_square_sums(&rows, &mut fast);
+            let mut slow = twiddles[..4].to_vec();
+            for row in &rows {
+                for (s, v) in slow.iter_mut().zip(row.iter()) {
+                    *s += *v * *v;
                 }
             }
             prop_assert_eq!(&fast, &slow);

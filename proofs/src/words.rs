@@ -2,7 +2,8 @@
 //! seed expansion with `cairn_mpc`'s typed words, and the `b/8`-byte wire encoding.
 
 use cairn_mpc::codec::{CodecError, Reader};
-use cairn_mpc::prg::Usage;
+use cairn_mpc::field::{Field64, FieldElement};
+use cairn_mpc::prg::{Prg, Usage};
 use cairn_mpc::secret::{SecretVec, Seed};
 use cairn_mpc::sharing::{self, ShareContext, SharingError};
 
@@ -58,4 +59,97 @@ pub(crate) fn read_words(
         *w = u32::from_le_bytes(le);
     }
     Ok(words)
+}
+
+/// Words per streamed chunk (a few KiB on the stack).
+const CHUNK: usize = 1024;
+
+/// Streams helper `party`'s `Z_{2^bits}` share (the same words as [`expand_words`], in
+/// order) in chunks: `f(offset, words)` for consecutive slices, without allocating the
+/// whole share.
+pub(crate) fn for_each_word_chunk(
+    bits: u32,
+    seed: &Seed,
+    ctx: &ShareContext,
+    party: u8,
+    len: usize,
+    mut f: impl FnMut(usize, &[u32]),
+) {
+    use zeroize::Zeroize;
+    let mut prg = Prg::new(seed, &ctx.domain(party, Usage::ZqShare));
+    let mut wide = [0u32; CHUNK];
+    let mut offset = 0;
+    while offset < len {
+        let n = CHUNK.min(len - offset);
+        match bits {
+            8 => {
+                let mut raw = [0u8; CHUNK];
+                prg.fill_zq(&mut raw[..n]);
+                for (w, r) in wide.iter_mut().zip(&raw[..n]) {
+                    *w = u32::from(*r);
+                }
+                raw.zeroize();
+            }
+            16 => {
+                let mut raw = [0u16; CHUNK];
+                prg.fill_zq(&mut raw[..n]);
+                for (w, r) in wide.iter_mut().zip(&raw[..n]) {
+                    *w = u32::from(*r);
+                }
+                raw.zeroize();
+            }
+            _ => prg.fill_zq(&mut wide[..n]),
+        }
+        f(offset, &wide[..n]);
+        offset += n;
+    }
+    wide.zeroize();
+}
+
+/// Streams helper `party`'s field share for `usage` in chunks: `f(offset, values)`.
+pub(crate) fn for_each_field_chunk(
+    seed: &Seed,
+    ctx: &ShareContext,
+    party: u8,
+    usage: Usage,
+    len: usize,
+    mut f: impl FnMut(usize, &[Field64]),
+) {
+    use zeroize::Zeroize;
+    let mut prg = Prg::new(seed, &ctx.domain(party, usage));
+    let mut buf = [Field64::ZERO; CHUNK];
+    let mut offset = 0;
+    while offset < len {
+        let n = CHUNK.min(len - offset);
+        prg.fill_field(&mut buf[..n]);
+        f(offset, &buf[..n]);
+        offset += n;
+    }
+    buf.zeroize();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_mpc::sharing::expand_field_share;
+
+    #[test]
+    fn streamed_expansions_equal_whole_expansions() {
+        let seed = Seed::from_bytes([4; 32]);
+        let ctx = ShareContext::new([1; 32], [2; 16]);
+        for bits in [8, 16, 32] {
+            let whole = expand_words(bits, &seed, &ctx, 1, 2500).unwrap();
+            let mut streamed = vec![0u32; 2500];
+            for_each_word_chunk(bits, &seed, &ctx, 1, 2500, |o, w| {
+                streamed[o..o + w.len()].copy_from_slice(w);
+            });
+            assert_eq!(whole.expose_secret(), &streamed[..]);
+        }
+        let whole = expand_field_share::<Field64>(&seed, &ctx, 2, Usage::FieldShare, 2500).unwrap();
+        let mut streamed = vec![Field64::ZERO; 2500];
+        for_each_field_chunk(&seed, &ctx, 2, Usage::FieldShare, 2500, |o, v| {
+            streamed[o..o + v.len()].copy_from_slice(v);
+        });
+        assert_eq!(whole.expose_secret(), &streamed[..]);
+    }
 }

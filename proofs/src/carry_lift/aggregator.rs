@@ -18,6 +18,7 @@ use super::randomness::{
 use super::{CarryLift, CarryLiftError, Field};
 use crate::flp::{self, Validity};
 use crate::kernels::ProofField;
+use crate::words::{for_each_field_chunk, for_each_word_chunk};
 
 /// An aggregator's state between [`CarryLift::prepare_init`] and
 /// [`CarryLift::decide`]: its share of the lifted vector `X` (its contribution to the
@@ -52,6 +53,15 @@ impl fmt::Debug for PrepState {
     }
 }
 
+/// Constant-time comparison of a recomputed joint-randomness part with the claim.
+fn check_part(mine: &[u8; 32], claimed: &[u8; 32]) -> Result<(), CarryLiftError> {
+    if bool::from(mine.ct_eq(claimed)) {
+        Ok(())
+    } else {
+        Err(CarryLiftError::VerificationFailed)
+    }
+}
+
 impl CarryLift {
     /// Aggregator `agg_id` (0 = leader) checks its joint-randomness part, lifts its
     /// share to `F_p` and computes its verifier share.
@@ -79,11 +89,16 @@ impl CarryLift {
         let ctx = ShareContext::new(*task_id, *report_id);
         let party = u8::try_from(agg_id).map_err(|_| CarryLiftError::AggregatorId(agg_id))?;
 
-        let expanded;
-        let (words, field_share, proof_share, my_part) = match (agg_id, input_share) {
+        // This aggregator's share of the FLP input [X | c | δ], built in place:
+        // X^(j) = x'_j − q·c^(j) − [j = 0]·q/2.
+        let q = Field::from_u64(self.q());
+        let entries = self.circuit.range_entries();
+        let mut input = SecretVec::<Field>::zeroed(self.circuit.input_len());
+        let expanded_proof;
+        let proof_share = match (agg_id, input_share) {
             (0, InputShare::Leader(share)) => {
                 if share.words.len() != d
-                    || share.field_share.len() != self.circuit.range_entries()
+                    || share.field_share.len() != entries
                     || share.proof_share.len() != self.proof_len()
                 {
                     return Err(CarryLiftError::VerificationFailed);
@@ -95,60 +110,44 @@ impl CarryLift {
                     self.word_bytes(),
                     share.field_share.expose_secret(),
                 );
-                (
-                    share.words.expose_secret(),
-                    share.field_share.expose_secret(),
-                    share.proof_share.expose_secret(),
-                    part,
-                )
+                check_part(&part, &public_share.parts[0])?;
+                let (lifted, rest) = input.expose_secret_mut().split_at_mut(d);
+                rest.copy_from_slice(share.field_share.expose_secret());
+                let half_q = Field::from_u64(self.q() / 2);
+                Field::lift(lifted, share.words.expose_secret(), &rest[..d], q, half_q);
+                share.proof_share.expose_secret()
             }
             (j, InputShare::Helper(share)) if j > 0 => {
                 let seed = &share.seed;
-                expanded = (
-                    self.expand_words(seed, &ctx, party)?,
-                    sharing::expand_field_share::<Field>(
-                        seed,
-                        &ctx,
-                        party,
-                        Usage::FieldShare,
-                        self.circuit.range_entries(),
-                    )?,
-                    sharing::expand_field_share::<Field>(
-                        seed,
-                        &ctx,
-                        party,
-                        Usage::ProofShare,
-                        self.proof_len(),
-                    )?,
-                );
-                (
-                    expanded.0.expose_secret(),
-                    expanded.1.expose_secret(),
-                    expanded.2.expose_secret(),
-                    helper_part(&ctx, party, seed),
-                )
+                check_part(&helper_part(&ctx, party, seed), &public_share.parts[j])?;
+                let (lifted, rest) = input.expose_secret_mut().split_at_mut(d);
+                for_each_field_chunk(seed, &ctx, party, Usage::FieldShare, entries, |o, v| {
+                    rest[o..o + v.len()].copy_from_slice(v);
+                });
+                let carries = &rest[..d];
+                for_each_word_chunk(self.params.bits, seed, &ctx, party, d, |o, words| {
+                    let n = words.len();
+                    Field::lift(
+                        &mut lifted[o..o + n],
+                        words,
+                        &carries[o..o + n],
+                        q,
+                        Field::ZERO,
+                    );
+                });
+                expanded_proof = sharing::expand_field_share::<Field>(
+                    seed,
+                    &ctx,
+                    party,
+                    Usage::ProofShare,
+                    self.proof_len(),
+                )?;
+                expanded_proof.expose_secret()
             }
             _ => return Err(CarryLiftError::AggregatorId(agg_id)),
         };
-        if !bool::from(my_part.ct_eq(&public_share.parts[agg_id])) {
-            return Err(CarryLiftError::VerificationFailed);
-        }
         let joint_rand_seed = joint_rand_seed(&ctx, &public_share.parts);
         let joint_rand = expand_joint_rand(&ctx, &joint_rand_seed, self.circuit.joint_rand_len());
-
-        // This aggregator's share of [X | c | δ]: X^(j) = x'_j − q·c^(j) − [j = 0]·q/2.
-        let q = Field::from_u64(self.q());
-        let offset = if agg_id == 0 {
-            Field::from_u64(self.q() / 2)
-        } else {
-            Field::ZERO
-        };
-        let mut input = SecretVec::<Field>::zeroed(self.circuit.input_len());
-        {
-            let (lifted, rest) = input.expose_secret_mut().split_at_mut(d);
-            Field::lift(lifted, words, field_share, q, offset);
-            rest.copy_from_slice(field_share);
-        }
         let points = query_points(&ctx, verify_key, self.domain_size(), QUERY_POINTS);
         let values = flp::query(
             &self.circuit,

@@ -288,18 +288,27 @@ impl<F: ProofField> Gadget<F> for CarryLiftGadget<F> {
                 got: columns.len(),
             });
         }
-        for o in outputs.iter_mut() {
-            o.fill(F::ZERO);
-        }
-        let mut residuals = vec![F::ZERO; points];
-        for (sigma, column) in columns[..m].iter().enumerate() {
-            F::range_products(&mut residuals, column, &self.negated_roots);
-            for (c, output) in outputs.iter_mut().enumerate() {
-                F::axpy(output, self.weights[c * m + sigma], &residuals);
+        // Blocks of points keep the residual rows and the lazy accumulators in cache.
+        const BLOCK: usize = 256;
+        let mut residuals = vec![F::ZERO; m * BLOCK];
+        let mut start = 0;
+        while start < points {
+            let len = BLOCK.min(points - start);
+            let block = start..start + len;
+            for (row, column) in residuals.chunks_exact_mut(BLOCK).zip(&columns[..m]) {
+                F::range_products(&mut row[..len], &column[block.clone()], &self.negated_roots);
             }
-        }
-        for column in &columns[m..] {
-            F::add_squares(&mut outputs[0], column);
+            let rows: Vec<&[F]> = residuals.chunks_exact(BLOCK).map(|r| &r[..len]).collect();
+            for (c, output) in outputs.iter_mut().enumerate() {
+                F::weighted_row_sums(
+                    &self.weights[c * m..(c + 1) * m],
+                    &rows,
+                    &mut output[block.clone()],
+                );
+            }
+            let squares: Vec<&[F]> = columns[m..].iter().map(|c| &c[block.clone()]).collect();
+            F::add_row_square_sums(&squares, &mut outputs[0][block]);
+            start += len;
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 use cairn_mpc::field::FieldElement;
 use cairn_mpc::prg::Usage;
 use cairn_mpc::secret::{SecretVec, Seed};
-use cairn_mpc::sharing::{self, ShareContext, SharingError};
+use cairn_mpc::sharing::{ShareContext, SharingError};
 use rand_core::CryptoRng;
 
 use super::messages::{HelperInputShare, LeaderInputShare, PublicShare, Report};
@@ -88,41 +88,35 @@ impl CarryLift {
         helper_seeds: &[Seed],
     ) -> Result<(SecretVec<u32>, SecretVec<u64>), CarryLiftError> {
         let mask = (self.q() - 1) as u32;
-        let mut helper_sum = SecretVec::<u64>::zeroed(shifted.len());
+        // S accumulates the helpers' words, then x'_0 = x' − S mod q and S += x'_0.
+        let mut sums = SecretVec::<u64>::zeroed(shifted.len());
         for (party, seed) in (1u8..).zip(helper_seeds) {
-            let words = self.expand_words(seed, ctx, party)?;
-            for (acc, w) in helper_sum
-                .expose_secret_mut()
-                .iter_mut()
-                .zip(words.expose_secret())
-            {
-                *acc += u64::from(*w);
-            }
+            let acc = sums.expose_secret_mut();
+            crate::words::for_each_word_chunk(
+                self.params.bits,
+                seed,
+                ctx,
+                party,
+                shifted.len(),
+                |offset, words| {
+                    for (a, w) in acc[offset..].iter_mut().zip(words) {
+                        *a += u64::from(*w);
+                    }
+                },
+            );
         }
         let mut leader = SecretVec::<u32>::zeroed(shifted.len());
-        let mut sums = SecretVec::<u64>::zeroed(shifted.len());
-        for (((l, s), h), x) in leader
+        for ((l, s), x) in leader
             .expose_secret_mut()
             .iter_mut()
             .zip(sums.expose_secret_mut())
-            .zip(helper_sum.expose_secret())
             .zip(shifted)
         {
             // Truncation to the low b bits is reduction mod q.
-            *l = x.wrapping_sub(*h as u32) & mask;
-            *s = u64::from(*l) + *h;
+            *l = x.wrapping_sub(*s as u32) & mask;
+            *s += u64::from(*l);
         }
         Ok((leader, sums))
-    }
-
-    /// Helper `party`'s `Z_q` share: `d` words of `b` bits expanded from its seed.
-    pub(crate) fn expand_words(
-        &self,
-        seed: &Seed,
-        ctx: &ShareContext,
-        party: u8,
-    ) -> Result<SecretVec<u32>, SharingError> {
-        crate::words::expand_words(self.params.bits, seed, ctx, party, self.params.dimension)
     }
 
     /// `v − Σ_{j≥1} expand(seed_j, usage)`: the leader's explicit share of `v`.
@@ -135,8 +129,10 @@ impl CarryLift {
     ) -> Result<SecretVec<Field>, CarryLiftError> {
         let mut share = SecretVec::new(v.to_vec());
         for (party, seed) in (1u8..).zip(helper_seeds) {
-            let helper = sharing::expand_field_share::<Field>(seed, ctx, party, usage, v.len())?;
-            Field::sub_assign(share.expose_secret_mut(), helper.expose_secret());
+            let acc = share.expose_secret_mut();
+            crate::words::for_each_field_chunk(seed, ctx, party, usage, v.len(), |offset, h| {
+                Field::sub_assign(&mut acc[offset..offset + h.len()], h);
+            });
         }
         Ok(share)
     }
