@@ -3,7 +3,7 @@
 use cairn_mpc::field::FieldElement;
 use cairn_mpc::prg::Usage;
 use cairn_mpc::secret::{SecretVec, Seed};
-use cairn_mpc::sharing::{ShareContext, SharingError};
+use cairn_mpc::sharing::ShareContext;
 use rand_core::CryptoRng;
 
 use super::messages::{HelperInputShare, LeaderInputShare, PublicShare, Report};
