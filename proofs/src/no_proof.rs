@@ -5,9 +5,9 @@
 //! helper `j ≥ 1` expands its share from a 32-byte seed, the leader receives
 //! `x − Σ_j x_j mod 2^b` explicitly (`b/8` bytes per coordinate). Aggregators add their
 //! shares mod `2^b` ([`NoProof::accumulate`]); the collector adds the aggregate shares
-//! and reads the result as a signed `b`-bit integer ([`NoProof::unshard`]), as in the
-//! distributed discrete Gaussian of Kairouz, Liu and Steinke (ICML 2021, §4, modular
-//! clipping).
+//! and reads the result as a signed `b`-bit integer ([`NoProof::unshard`]), the modular
+//! aggregation of the distributed discrete Gaussian mechanism of Kairouz, Liu and
+//! Steinke (ICML 2021).
 //!
 //! **Exactness.** The true sum is at most `max_clients·max_abs` in absolute value;
 //! construction requires `max_clients·max_abs < 2^(b−1)`

@@ -73,8 +73,8 @@
 //!   shares and the zero-knowledge verifier message.
 //!
 //! # Randomness
-//! * **Joint randomness** (Fiat–Shamir over the shares, as in Prio3,
-//!   draft-irtf-cfrg-vdaf §7.2): aggregator `j`'s *part* is
+//! * **Joint randomness** (Fiat–Shamir over the shares, as in Prio3's joint
+//!   randomness derivation, draft-irtf-cfrg-vdaf §7): aggregator `j`'s *part* is
 //!   `SHA-256(label ‖ version ‖ task ‖ report ‖ j ‖ seed_j)` for a helper (its whole
 //!   input share is the expansion of `seed_j` under this task and report) and
 //!   `SHA-256(label ‖ version ‖ task ‖ report ‖ 0 ‖ blind ‖ x'_0 ‖ (c, δ)^{(0)})` for the

@@ -1,5 +1,5 @@
 //! Gadgets: the non-affine building blocks of validity circuits (BBCGGI19 §4.1,
-//! "G-gates"; draft-irtf-cfrg-vdaf §7.3.2 "Gadgets").
+//! "G-gates"; draft-irtf-cfrg-vdaf §7.3, gadgets).
 //!
 //! A gadget is a fixed polynomial map `G: F^L → F^R` of total degree `deg G`. The proof
 //! system needs it two ways: on values (the prover's circuit run, the verifier's
@@ -165,7 +165,7 @@ impl<F: ProofField> Gadget<F> for PolyEval<F> {
 /// `Σ_{s < chunks} w_s·G(inputs of slot s)`: `chunks` copies of an inner gadget on
 /// consecutive slices of the inputs, summed (optionally with public weights `w_s`).
 ///
-/// This is Prio3's `ParallelSum` (draft-irtf-cfrg-vdaf §7.3.2): a circuit over `d`
+/// This is Prio3's `ParallelSum` (draft-irtf-cfrg-vdaf §7.3): a circuit over `d`
 /// values calls it `⌈d/chunks⌉` times instead of calling the inner gadget `d` times, so
 /// the proof (dominated by the proof polynomial, `≈ deg G·d/chunks` elements) and the
 /// verifier message (dominated by the `chunks·L` wire values) are both `O(√d)` for

@@ -1,4 +1,4 @@
-//! The prover (BBCGGI19 §4.2; draft-irtf-cfrg-vdaf §7.3.3 "Construction", `prove`).
+//! The prover (BBCGGI19 §4.2; draft-irtf-cfrg-vdaf §7.3, `prove`).
 //!
 //! 1. Run the circuit with recording oracles: gadget `g`'s call `k` stores its inputs as
 //!    the values of the wire polynomials at `α^{s+k}`; the seeds go at `α^0 … α^{s−1}`.

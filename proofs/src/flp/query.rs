@@ -1,5 +1,5 @@
 //! The verifier: [`query`] (run by each aggregator on its shares) and [`decide`] (run on
-//! the sum of the verifier shares). BBCGGI19 §4.2 and §5; draft-irtf-cfrg-vdaf §7.3.3
+//! the sum of the verifier shares). BBCGGI19 §4.2 and §5; draft-irtf-cfrg-vdaf §7.3
 //! (`query`, `decide`).
 //!
 //! `query` is linear in `(input, proof)` for fixed joint and query randomness: it reads
