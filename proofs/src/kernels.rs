@@ -136,20 +136,20 @@ pub(crate) fn generic_butterflies<F: FftFriendlyField>(values: &mut [F], twiddle
 
 impl ProofField for Field64 {
     fn butterflies(values: &mut [Self], twiddles: &[Self]) {
-        // Works on the elements in place: `as_u64` is free and every result of the
-        // `gl` operations is canonical, so `from_u64_reduced` never subtracts (a
-        // perfectly predicted branch at worst).
-        let n = values.len();
+        // On a raw copy: every intermediate stays a plain canonical u64, and only the
+        // final write-back converts (converting at every stage costs more than the copy).
+        let mut raw: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
+        let n = raw.len();
         let mut stage_twiddles: Vec<u64> = Vec::with_capacity(n / 2);
         let mut half = 1;
         while half < n {
             let stride = n / (2 * half);
             if half == 1 {
                 // The only twiddle is w^0 = 1.
-                for pair in values.chunks_exact_mut(2) {
-                    let (a, b) = (pair[0].as_u64(), pair[1].as_u64());
-                    pair[0] = Field64::from_u64_reduced(gl::add(a, b));
-                    pair[1] = Field64::from_u64_reduced(gl::sub(a, b));
+                for pair in raw.chunks_exact_mut(2) {
+                    let (a, b) = (pair[0], pair[1]);
+                    pair[0] = gl::add(a, b);
+                    pair[1] = gl::sub(a, b);
                 }
             } else {
                 // This stage's twiddles, contiguous: w^{j·stride}, j < half.
@@ -161,17 +161,20 @@ impl ProofField for Field64 {
                         .take(half)
                         .map(|w| w.as_u64()),
                 );
-                for block in values.chunks_exact_mut(2 * half) {
+                for block in raw.chunks_exact_mut(2 * half) {
                     let (lo, hi) = block.split_at_mut(half);
                     for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(&stage_twiddles) {
-                        let t = gl::mul(v.as_u64(), *w);
-                        let a = u.as_u64();
-                        *u = Field64::from_u64_reduced(gl::add(a, t));
-                        *v = Field64::from_u64_reduced(gl::sub(a, t));
+                        let t = gl::mul(*v, *w);
+                        let a = *u;
+                        *u = gl::add(a, t);
+                        *v = gl::sub(a, t);
                     }
                 }
             }
             half *= 2;
+        }
+        for (v, r) in values.iter_mut().zip(raw) {
+            *v = Field64::from_u64_reduced(r);
         }
     }
 
