@@ -4,8 +4,8 @@
 //! Several organisations train one intrusion-triage model without sharing their traffic:
 //! the standardisation statistics and every round's clipped model deltas go through a
 //! [`SecureSum`] backend. [`PlaintextSum`] (exact, no DP) is the reference backend;
-//! the Cairn backend (aggregator nodes on loopback, client SDK) plugs in behind the same
-//! trait once the node and SDK exist.
+//! [`CairnSum`] runs a leader and a helper Cairn node in-process on loopback and goes
+//! through the client SDK (secret sharing, norm proofs, aggregator-side DP noise).
 //!
 //! Modules, in pipeline order:
 //!
@@ -16,24 +16,30 @@
 //! - [`model`]: multinomial logistic regression and a one-hidden-layer MLP over flat
 //!   parameter vectors, minibatch SGD.
 //! - [`secure_sum`]: the [`SecureSum`] backend trait and [`PlaintextSum`].
+//! - [`cairn_sum`]: [`CairnSum`], the backend running real Cairn nodes on loopback.
+//! - [`limb_sum`]: [`LimbSum`], exact sums of large values through a 16-bit task.
 //! - [`fedavg`]: clipped FedAvg through a [`SecureSum`], the centralised baseline.
 //! - [`metrics`]: accuracy, macro-F1, the majority-class baseline.
 //! - [`experiment`]: the pipeline shared by the binary and the tests.
 //! - [`plot`]: the SVG plot of macro-F1 over rounds.
 //! - [`rng`]: seeded sampling helpers (every run is deterministic given `--seed`).
 
+pub mod cairn_sum;
 pub mod data;
 pub mod experiment;
 pub mod features;
 pub mod fedavg;
+pub mod limb_sum;
 pub mod metrics;
 pub mod model;
 pub mod plot;
 pub mod rng;
 pub mod secure_sum;
 
+pub use cairn_sum::{CairnNoise, CairnSum, CairnSumConfig, CairnSumError};
 pub use features::{Samples, Standardiser, local_stats, standardiser_from_sum};
 pub use fedavg::{FedAvgConfig, RoundReport, run_centralised, run_fedavg};
+pub use limb_sum::{LimbLayout, LimbSum};
 pub use metrics::Evaluation;
 pub use model::{Classifier, LogReg, Mlp, Model, SgdConfig};
 pub use secure_sum::{Aggregate, PlaintextSum, SecureSum, SecureSumError};
