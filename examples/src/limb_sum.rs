@@ -13,7 +13,7 @@
 //! digit a as the real number a·2^−f, which the task's fixed-point encoding represents
 //! exactly (f = the inner task's fractional bits, no rounding happens). Summation is
 //! linear, so from the released digit sums A_l = Σ_org a_l (exact integers, no carries
-//! needed: they are recombined in f64, exact below 2^53) the sum of the values is
+//! needed: they are recombined in f64, exact while the total stays below 2^53) the sum of the values is
 //! Σ_org V = Σ_l A_l·2^{kl}, then divided by 2^F. k is the largest digit width for which
 //! even a vector of all-maximal digits has norm ≤ C, so the client never clips:
 //! (2^k − 1)·√(d·L)·2^−f ≤ C.
@@ -105,9 +105,11 @@ impl LimbLayout {
         }
         let scaled_clip = clip_norm * 2f64.powi(unit_bits as i32);
         let root = (dimension as f64 * f64::from(limbs)).sqrt();
-        // Largest k ≤ 24 (digits stay exact in f32) with (2^k − 1)·root ≤ C·2^f.
+        // Largest k ≤ 24 (digits stay exact in f32), with L·k ≤ 52 (a value is an exact
+        // f64 integer; the recombined sum is exact while it stays below 2^53) and (2^k − 1)·root ≤ C·2^f.
+        let cap = 24.min(52 / limbs);
         let mut limb_bits = 0;
-        while limb_bits < 24 && (2f64.powi(limb_bits as i32 + 1) - 1.0) * root <= scaled_clip {
+        while limb_bits < cap && (2f64.powi(limb_bits as i32 + 1) - 1.0) * root <= scaled_clip {
             limb_bits += 1;
         }
         if limb_bits == 0 {
@@ -294,8 +296,10 @@ mod tests {
             // Each value is rounded to 2^-16 once.
             assert!((out.sum[j] - want).abs() <= 2.0 * 2f64.powi(-17), "{j}");
         }
-        // The digit vector never exceeds the clip norm.
-        let digits = layout.encode(&[layout.max_value() as f32; 3]).unwrap();
+        // The digit vector of large values stays within the clip norm.
+        let digits = layout
+            .encode(&[(layout.max_value() * 0.999) as f32; 3])
+            .unwrap();
         let norm: f64 = digits
             .iter()
             .map(|v| f64::from(*v).powi(2))
