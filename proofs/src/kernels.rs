@@ -20,7 +20,9 @@ use cairn_mpc::field::{FftFriendlyField, Field64};
 /// An FFT-friendly field with the proof system's vector kernels.
 pub trait ProofField: FftFriendlyField {
     /// Radix-2 decimation-in-time butterflies over `values` (already in bit-reversed
-    /// order, power-of-two length), with `twiddles[j] = w^j`, `j < n/2`.
+    /// order, power-of-two length), with the per-stage twiddle tables of
+    /// [`crate::ntt::stage_twiddles`] (`n − 1` values; stage `half` at offset
+    /// `half − 1`).
     fn butterflies(values: &mut [Self], twiddles: &[Self]) {
         generic_butterflies(values, twiddles);
     }
@@ -120,11 +122,11 @@ pub(crate) fn generic_butterflies<F: FftFriendlyField>(values: &mut [F], twiddle
     let n = values.len();
     let mut half = 1;
     while half < n {
-        let stride = n / (2 * half);
+        let stage = &twiddles[half - 1..2 * half - 1];
         for block in values.chunks_exact_mut(2 * half) {
             let (lo, hi) = block.split_at_mut(half);
-            for (j, (u, v)) in lo.iter_mut().zip(hi.iter_mut()).enumerate() {
-                let t = *v * twiddles[j * stride];
+            for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(stage) {
+                let t = *v * *w;
                 let a = *u;
                 *u = a + t;
                 *v = a - t;
@@ -140,10 +142,8 @@ impl ProofField for Field64 {
         // final write-back converts (converting at every stage costs more than the copy).
         let mut raw: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
         let n = raw.len();
-        let mut stage_twiddles: Vec<u64> = Vec::with_capacity(n / 2);
         let mut half = 1;
         while half < n {
-            let stride = n / (2 * half);
             if half == 1 {
                 // The only twiddle is w^0 = 1.
                 for pair in raw.chunks_exact_mut(2) {
@@ -152,19 +152,11 @@ impl ProofField for Field64 {
                     pair[1] = gl::sub(a, b);
                 }
             } else {
-                // This stage's twiddles, contiguous: w^{j·stride}, j < half.
-                stage_twiddles.clear();
-                stage_twiddles.extend(
-                    twiddles
-                        .iter()
-                        .step_by(stride)
-                        .take(half)
-                        .map(|w| w.as_u64()),
-                );
+                let stage = &twiddles[half - 1..2 * half - 1];
                 for block in raw.chunks_exact_mut(2 * half) {
                     let (lo, hi) = block.split_at_mut(half);
-                    for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(&stage_twiddles) {
-                        let t = gl::mul(*v, *w);
+                    for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(stage) {
+                        let t = gl::mul(*v, w.as_u64());
                         let a = *u;
                         *u = gl::add(a, t);
                         *v = gl::sub(a, t);
@@ -387,8 +379,9 @@ mod tests {
             twiddles[0] = Field64::ONE;
             let mut fast = values.clone();
             let mut slow = values.clone();
-            Field64::butterflies(&mut fast, &twiddles);
-            generic_butterflies(&mut slow, &twiddles);
+            let tables = crate::ntt::stage_twiddles(&twiddles);
+            Field64::butterflies(&mut fast, &tables);
+            generic_butterflies(&mut slow, &tables);
             prop_assert_eq!(&fast, &slow);
 
             let mut fast = values.clone();

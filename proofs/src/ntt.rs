@@ -43,9 +43,9 @@ pub struct NttDomain<F> {
     log_size: u32,
     size: usize,
     generator: F,
-    /// `ω^j` for `j < n/2`.
+    /// Per-stage twiddle tables of `ω` ([`stage_twiddles`]).
     twiddles: Vec<F>,
-    /// `ω^{−j}` for `j < n/2`.
+    /// Per-stage twiddle tables of `ω^{-1}`.
     inverse_twiddles: Vec<F>,
     /// `n^{-1}`.
     size_inverse: F,
@@ -62,8 +62,8 @@ impl<F: ProofField> NttDomain<F> {
         let size = 1usize << log_size;
         let inverse_generator = generator.inv();
         let half = size / 2;
-        let twiddles = powers(generator, half);
-        let inverse_twiddles = powers(inverse_generator, half);
+        let twiddles = stage_twiddles(&powers(generator, half));
+        let inverse_twiddles = stage_twiddles(&powers(inverse_generator, half));
         let size_inverse = F::from_u64(size as u64).inv();
         Ok(Self {
             log_size,
@@ -154,9 +154,24 @@ pub(crate) fn powers<F: ProofField>(g: F, count: usize) -> Vec<F> {
     out
 }
 
+/// The twiddles of every butterfly stage, concatenated: for `half = 1, 2, 4, …, n/2`,
+/// the `half` values `w^{j·n/(2·half)}`, `j < half` (table offset `half − 1`), from
+/// `w^j`, `j < n/2`. Contiguous per stage, so the butterflies read them sequentially.
+pub(crate) fn stage_twiddles<F: Copy>(powers_of_w: &[F]) -> Vec<F> {
+    let n = 2 * powers_of_w.len();
+    let mut out = Vec::with_capacity(n.saturating_sub(1));
+    let mut half = 1;
+    while half < n {
+        let stride = n / (2 * half);
+        out.extend(powers_of_w.iter().step_by(stride).take(half));
+        half *= 2;
+    }
+    out
+}
+
 /// Bit-reversal permutation followed by the decimation-in-time butterflies
-/// ([`ProofField::butterflies`]). `twiddles` holds `w^j`, `j < n/2`, for the root `w`
-/// of the transform (`ω` or `ω^{-1}`).
+/// ([`ProofField::butterflies`]), with the per-stage tables of [`stage_twiddles`] for
+/// the root `w` of the transform (`ω` or `ω^{-1}`).
 fn transform<F: ProofField>(values: &mut [F], twiddles: &[F]) {
     if values.len() <= 1 {
         return;
