@@ -1,0 +1,226 @@
+//! The end-to-end round over loopback QUIC: a deployment from `cairn init`'s writer,
+//! the leader and the helper as two separate processes (this binary in its hidden
+//! `--serve-node CONFIG` mode), N clients submitting concurrently as tokio tasks, and
+//! the collector releasing the round. Measured: wall time of the round (first submit
+//! to decoded release), its two phases, and each node's peak RSS (`VmHWM`).
+//!
+//! A node process prints `ready` once it listens and shuts down when its stdin closes,
+//! so a crashed harness never leaves nodes behind.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cairn_aggregator::deploy::{InitParams, free_base_port, init};
+use cairn_aggregator::node::{NodeSetup, read_secret_hex, start};
+use cairn_client::sdk::{Client, Collector};
+use cairn_client::transport::{Identity, RetryPolicy};
+use cairn_protocol::config::{NoisePlacement, TaskConfig};
+use cairn_protocol::hpke::HpkeSecretKey;
+use cairn_protocol::ids::ClientToken;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use serde::Serialize;
+
+use crate::cairn::random_update;
+use crate::machine::peak_rss_kib;
+
+/// One end-to-end round.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct RoundFigures {
+    /// Clients.
+    pub(crate) clients: usize,
+    /// Dimension d.
+    pub(crate) d: usize,
+    /// First submit to decoded release, seconds.
+    pub(crate) round_secs: f64,
+    /// All clients prepared and uploaded (acknowledged), seconds.
+    pub(crate) submit_secs: f64,
+    /// Collect request to decoded release (aggregation jobs finish meanwhile), seconds.
+    pub(crate) collect_secs: f64,
+    /// Reports in the release.
+    pub(crate) count: u32,
+    /// Peak RSS of the leader process, MiB.
+    pub(crate) leader_peak_rss_mib: Option<f64>,
+    /// Peak RSS of the helper process, MiB.
+    pub(crate) helper_peak_rss_mib: Option<f64>,
+    /// Noise placement of the task.
+    pub(crate) noise: String,
+}
+
+/// The hidden node mode: start the node of `config`, print `ready`, run until stdin
+/// closes.
+pub(crate) fn serve_node(config: &Path) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let node = start(NodeSetup::load(config)?).await?;
+        println!("ready {}", node.local_addr);
+        // Any read result (EOF, error) ends the node.
+        let _ = tokio::task::spawn_blocking(|| {
+            let mut sink = String::new();
+            while std::io::stdin()
+                .read_line(&mut sink)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
+                sink.clear();
+            }
+        })
+        .await;
+        node.shutdown(Duration::from_secs(1)).await;
+        anyhow::Ok(())
+    })
+}
+
+/// A node child process; killed (by its own pid) if still running when dropped.
+struct NodeProcess {
+    child: Child,
+}
+
+impl NodeProcess {
+    fn spawn(config: &Path) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new(exe)
+            .arg("--serve-node")
+            .arg(config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("spawning a node process")?;
+        let stdout = child.stdout.take().context("node stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        if !line.starts_with("ready") {
+            let _ = child.kill();
+            bail!("node {} did not start: {line:?}", config.display());
+        }
+        Ok(Self { child })
+    }
+
+    fn peak_rss_mib(&self) -> Option<f64> {
+        peak_rss_kib(self.child.id()).map(|k| k as f64 / 1024.0)
+    }
+
+    fn stop(mut self) {
+        // Closing stdin asks the node to shut down.
+        drop(self.child.stdin.take());
+        for _ in 0..50 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Runs one round with `clients` clients at dimension `d` in a fresh deployment.
+pub(crate) fn round(
+    clients: usize,
+    d: usize,
+    dir: &Path,
+    seed: u8,
+) -> anyhow::Result<RoundFigures> {
+    let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+    let host = std::net::IpAddr::from([127, 0, 0, 1]);
+    let deploy_dir = dir.join(format!("e2e-{clients}-{d}"));
+    let params = InitParams {
+        aggregators: 2,
+        dimension: u32::try_from(d)?,
+        noise: NoisePlacement::Aggregator,
+        min_clients: u32::try_from(clients)?,
+        base_port: free_base_port(host, 2)?,
+        ..InitParams::default()
+    };
+    let dep = init(&deploy_dir, &params, &mut rng)?;
+    let leader = NodeProcess::spawn(&dep.nodes[0])?;
+    let helper = NodeProcess::spawn(&dep.nodes[1])?;
+    let task = TaskConfig::from_toml(&std::fs::read_to_string(&dep.task)?)
+        .map_err(|e| anyhow::anyhow!("task: {e}"))?;
+    let token_hex = std::fs::read_to_string(&dep.client_token)?;
+    let updates: Vec<Vec<f32>> = (0..clients)
+        .map(|_| random_update(&mut rng, d, task.clip_norm()))
+        .collect();
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let figures = rt.block_on(async {
+        // A few client endpoints shared by the tasks (one per simulated device would
+        // mean N QUIC endpoints in one process).
+        let mut sdk_clients = Vec::new();
+        for _ in 0..clients.clamp(1, 8) {
+            sdk_clients.push(Arc::new(
+                Client::builder(task.clone())
+                    .token(ClientToken::from_hex(token_hex.trim()).context("client token")?)
+                    .build()
+                    .await?,
+            ));
+        }
+        let collector = Collector::builder(task.clone())
+            .hpke_key(HpkeSecretKey::from_bytes(read_secret_hex(
+                &dep.collector_dir.join("hpke.key"),
+            )?))
+            .identity(Identity::read_pem_files(
+                &dep.collector_dir.join("cert.pem"),
+                &dep.collector_dir.join("key.pem"),
+            )?)
+            .retry(RetryPolicy {
+                max_attempts: 10_000,
+                initial_delay: Duration::from_millis(20),
+                max_delay: Duration::from_millis(200),
+                jitter: false,
+            })
+            .build()
+            .await?;
+
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for (i, u) in updates.into_iter().enumerate() {
+            let c = Arc::clone(&sdk_clients[i % sdk_clients.len()]);
+            tasks.push(tokio::spawn(async move { c.submit(0, &u).await }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        let submitted = start.elapsed();
+        let collection = tokio::time::timeout(Duration::from_secs(1800), collector.collect(0))
+            .await
+            .context("collect timed out")??;
+        let total = start.elapsed();
+        anyhow::Ok(RoundFigures {
+            clients,
+            d,
+            round_secs: total.as_secs_f64(),
+            submit_secs: submitted.as_secs_f64(),
+            collect_secs: (total - submitted).as_secs_f64(),
+            count: collection.count,
+            leader_peak_rss_mib: None,
+            helper_peak_rss_mib: None,
+            noise: "aggregator".into(),
+        })
+    })?;
+    let figures = RoundFigures {
+        leader_peak_rss_mib: leader.peak_rss_mib(),
+        helper_peak_rss_mib: helper.peak_rss_mib(),
+        ..figures
+    };
+    rt.shutdown_timeout(Duration::from_secs(1));
+    leader.stop();
+    helper.stop();
+    Ok(figures)
+}

@@ -1,0 +1,347 @@
+//! `cairn-bench`: every DESIGN §8 figure beside its anchors, measured in one run on the
+//! same machine (so the ratios hold even when the machine is noisy).
+//!
+//! ```text
+//! cargo run --release -p cairn-bench -- [--quick | --smoke] [--out bench/results.json]
+//! ```
+//!
+//! Prints one summary table (Cairn figure, DESIGN §8 target, anchor, ratio) and a
+//! per-dimension table, writes every figure and the machine to a JSON file, and
+//! log-log SVG plots next to it. `--quick` runs d ∈ {10^3, 10^4} and a 10-client
+//! round at d = 10^3; `--smoke` (for the test in debug builds) runs d = 10^3 only.
+
+mod anchors;
+mod cairn;
+mod e2e;
+mod machine;
+mod plots;
+mod table;
+mod timing;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use serde::Serialize;
+
+use crate::anchors::{AnchorFigures, FloorFigures, NoiseFigures};
+use crate::cairn::CairnFigures;
+use crate::e2e::RoundFigures;
+use crate::machine::Machine;
+
+/// Command-line options.
+#[derive(Debug, Parser)]
+#[command(name = "cairn-bench", about = "Cairn beside its anchors, in one run")]
+struct Cli {
+    /// Small sizes: d ∈ {10^3, 10^4}, one 10-client round at d = 10^3.
+    #[arg(long)]
+    quick: bool,
+    /// Smallest sizes (d = 10^3 only): for tests in unoptimised builds.
+    #[arg(long, conflicts_with = "quick")]
+    smoke: bool,
+    /// Where to write the JSON results.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/results.json"))]
+    out: PathBuf,
+    /// Where to write the SVG plots.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/plots"))]
+    plots: PathBuf,
+    /// An anchor size whose single shard takes longer than this is skipped (seconds).
+    #[arg(long, default_value_t = 60)]
+    anchor_cutoff_secs: u64,
+    /// Skip the end-to-end rounds.
+    #[arg(long)]
+    no_e2e: bool,
+    /// Internal: run one aggregator node from this config until stdin closes.
+    #[arg(long, hide = true)]
+    serve_node: Option<PathBuf>,
+}
+
+/// Sizes of one run.
+#[derive(Debug, Clone, Serialize)]
+struct Plan {
+    mode: &'static str,
+    dimensions: Vec<usize>,
+    bits: u8,
+    aggregators: usize,
+    e2e_dimension: usize,
+    e2e_clients: Vec<usize>,
+    noise_sigma: u64,
+    cairn_noise_samples: usize,
+    opendp_noise_samples: usize,
+    runs: usize,
+}
+
+impl Plan {
+    fn new(cli: &Cli) -> Self {
+        let (mode, dimensions, e2e_dimension, e2e_clients, cairn_noise, opendp_noise, runs) =
+            if cli.smoke {
+                ("smoke", vec![1_000], 1_000, vec![10], 10_000, 100, 1)
+            } else if cli.quick {
+                (
+                    "quick",
+                    vec![1_000, 10_000],
+                    1_000,
+                    vec![10],
+                    100_000,
+                    1_000,
+                    3,
+                )
+            } else {
+                (
+                    "full",
+                    vec![1_000, 10_000, 100_000, 1_000_000],
+                    100_000,
+                    vec![10, 100, 1_000],
+                    1_000_000,
+                    10_000,
+                    5,
+                )
+            };
+        Self {
+            mode,
+            dimensions,
+            bits: 16,
+            aggregators: 2,
+            e2e_dimension,
+            e2e_clients,
+            noise_sigma: 1 << 10,
+            cairn_noise_samples: cairn_noise,
+            opendp_noise_samples: opendp_noise,
+            runs,
+        }
+    }
+}
+
+/// Everything written to the JSON file.
+#[derive(Debug, Serialize)]
+struct Results {
+    command: String,
+    machine: Machine,
+    plan: Plan,
+    cairn: Vec<CairnFigures>,
+    prio017_fixedpoint_l2: Vec<AnchorFigures>,
+    prio018_sumvec: Vec<AnchorFigures>,
+    floor: Vec<FloorFigures>,
+    noise: NoiseFigures,
+    e2e: Vec<RoundFigures>,
+    e2e_skipped: Option<String>,
+    flower_secagg: String,
+    table: Vec<table::Row>,
+    total_secs: f64,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(config) = &cli.serve_node {
+        return e2e::serve_node(config);
+    }
+    let started = Instant::now();
+    let plan = Plan::new(&cli);
+    let machine = Machine::detect();
+    eprintln!(
+        "cairn-bench ({} run) on {} ({} cores)",
+        plan.mode, machine.cpu_model, machine.cores
+    );
+    let work = tempfile::tempdir().context("temporary directory")?;
+    let cutoff = Duration::from_secs(cli.anchor_cutoff_secs);
+
+    let mut cairn = Vec::new();
+    let mut prio017 = Vec::new();
+    let mut prio018 = Vec::new();
+    let mut floor = Vec::new();
+    for &d in &plan.dimensions {
+        let runs = if d >= 1_000_000 { 3 } else { plan.runs };
+        eprintln!("d = {d}: cairn");
+        let reports = cairn::reports_for(d, plan.mode != "full");
+        let c = cairn::measure(d, reports, runs, work.path())?;
+        anyhow::ensure!(c.correct, "d = {d}: the released sum is wrong");
+        cairn.push(c);
+        floor.push(anchors::floor(d, runs.max(3)));
+        eprintln!("d = {d}: prio 0.17 Prio3FixedPointBoundedL2VecSum");
+        let a = anchors::prio017_l2(d, 3, cutoff);
+        if let Some(why) = &a.skipped {
+            eprintln!("  skipped: {why}");
+        }
+        prio017.push(a);
+        eprintln!("d = {d}: prio 0.18 Prio3SumVec (16-bit)");
+        let a = anchors::prio018_sumvec(d, 3, cutoff);
+        if let Some(why) = &a.skipped {
+            eprintln!("  skipped: {why}");
+        }
+        prio018.push(a);
+    }
+    eprintln!("exact discrete-Gaussian noise: cairn vs OpenDP");
+    let noise = anchors::noise(
+        plan.noise_sigma,
+        plan.cairn_noise_samples,
+        plan.opendp_noise_samples,
+    )?;
+
+    let mut e2e = Vec::new();
+    let mut e2e_skipped = None;
+    if cli.no_e2e {
+        e2e_skipped = Some("--no-e2e".to_owned());
+    } else {
+        for &n in &plan.e2e_clients {
+            eprintln!("end-to-end round: {n} clients, d = {}", plan.e2e_dimension);
+            let r = e2e::round(n, plan.e2e_dimension, work.path(), n as u8)?;
+            anyhow::ensure!(
+                r.count as usize == n,
+                "round with {n} clients counted {}",
+                r.count
+            );
+            e2e.push(r);
+        }
+    }
+    let flower = "skipped: Flower SecAgg+ is optional and not installed by this harness".to_owned();
+    eprintln!("Flower SecAgg+ {flower}");
+
+    let rows = table::summary(&cairn, &prio017, &prio018, &floor, &noise, &e2e);
+    println!();
+    println!("{}", table::render_summary(&rows, &cairn));
+    println!(
+        "{}",
+        table::render_per_dimension(&cairn, &prio017, &prio018, &floor)
+    );
+    if !e2e.is_empty() {
+        println!("{}", table::render_rounds(&e2e));
+    }
+
+    std::fs::create_dir_all(&cli.plots)?;
+    write_plots(&cli.plots, &cairn, &prio017, &prio018, &floor, &e2e)?;
+
+    let results = Results {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine,
+        plan,
+        cairn,
+        prio017_fixedpoint_l2: prio017,
+        prio018_sumvec: prio018,
+        floor,
+        noise,
+        e2e,
+        e2e_skipped,
+        flower_secagg: flower,
+        table: rows,
+        total_secs: started.elapsed().as_secs_f64(),
+    };
+    if let Some(parent) = cli.out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&cli.out, serde_json::to_string_pretty(&results)?)
+        .with_context(|| format!("writing {}", cli.out.display()))?;
+    eprintln!(
+        "wrote {} and plots in {} ({:.0} s)",
+        cli.out.display(),
+        cli.plots.display(),
+        results.total_secs
+    );
+    Ok(())
+}
+
+fn write_plots(
+    dir: &std::path::Path,
+    cairn: &[CairnFigures],
+    prio017: &[AnchorFigures],
+    prio018: &[AnchorFigures],
+    floor: &[FloorFigures],
+    e2e: &[RoundFigures],
+) -> anyhow::Result<()> {
+    use plots::Series;
+    let d = |v: usize| v as f64;
+    let anchor = |label: &str, a: &[AnchorFigures], f: fn(&AnchorFigures) -> Option<f64>| Series {
+        label: label.to_owned(),
+        points: a.iter().filter_map(|x| Some((d(x.d), f(x)?))).collect(),
+    };
+    plots::log_log(
+        &dir.join("client_time_vs_d.svg"),
+        "Client prepare time vs d (b = 16, 2 aggregators)",
+        "d",
+        "ms",
+        &[
+            Series {
+                label: "Cairn prepare_upload".into(),
+                points: cairn
+                    .iter()
+                    .map(|c| (d(c.d), c.client_prepare_ms))
+                    .collect(),
+            },
+            anchor("prio 0.17 FixedPointBoundedL2VecSum shard", prio017, |a| {
+                a.shard_ms
+            }),
+            anchor("prio 0.18 SumVec 16-bit shard", prio018, |a| a.shard_ms),
+            Series {
+                label: "floor: ChaCha20 d u64 + one pass".into(),
+                points: floor.iter().map(|f| (d(f.d), f.floor_ms)).collect(),
+            },
+        ],
+    )?;
+    plots::log_log(
+        &dir.join("aggregator_time_vs_d.svg"),
+        "Verify + aggregate per report, per aggregator, vs d",
+        "d",
+        "ms per report",
+        &[
+            Series {
+                label: "Cairn leader".into(),
+                points: cairn
+                    .iter()
+                    .map(|c| (d(c.d), c.leader_ms_per_report))
+                    .collect(),
+            },
+            Series {
+                label: "Cairn helper".into(),
+                points: cairn
+                    .iter()
+                    .map(|c| (d(c.d), c.helper_ms_per_report))
+                    .collect(),
+            },
+            anchor(
+                "prio 0.17 FixedPointBoundedL2VecSum prepare",
+                prio017,
+                |a| a.prepare_ms_per_report,
+            ),
+            anchor("prio 0.18 SumVec 16-bit prepare", prio018, |a| {
+                a.prepare_ms_per_report
+            }),
+            Series {
+                label: "floor: ChaCha20 d u64 + one pass".into(),
+                points: floor.iter().map(|f| (d(f.d), f.floor_ms)).collect(),
+            },
+        ],
+    )?;
+    if !e2e.is_empty() {
+        let dim = e2e[0].d;
+        plots::log_log(
+            &dir.join("round_time_vs_clients.svg"),
+            &format!("End-to-end round over loopback QUIC vs N (d = {dim})"),
+            "clients N",
+            "seconds",
+            &[
+                Series {
+                    label: "round (first submit to release)".into(),
+                    points: e2e
+                        .iter()
+                        .map(|r| (r.clients as f64, r.round_secs))
+                        .collect(),
+                },
+                Series {
+                    label: "submit phase".into(),
+                    points: e2e
+                        .iter()
+                        .map(|r| (r.clients as f64, r.submit_secs))
+                        .collect(),
+                },
+                Series {
+                    label: "collect phase".into(),
+                    points: e2e
+                        .iter()
+                        .map(|r| (r.clients as f64, r.collect_secs))
+                        .collect(),
+                },
+            ],
+        )?;
+    }
+    Ok(())
+}
