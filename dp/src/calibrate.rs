@@ -23,6 +23,7 @@
 //! otherwise).
 
 use crate::accountant::{AccountantError, check_rho, rho_discrete_gaussian, rho_for_epsilon};
+use crate::budget::Budget;
 
 /// Errors of calibration.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -63,7 +64,11 @@ pub fn sigma_for_rho(rho: f64, sensitivity: f64) -> Result<f64, CalibrateError> 
 }
 
 /// σ for T discrete-Gaussian releases of sensitivity Δ under a total (ε, δ) target
-/// (tight CKS20 conversion), such that T·Δ²/(2σ²) ≤ ρ(ε, δ).
+/// (tight CKS20 conversion), such that T releases of ρ = Δ²/(2σ²) fit ρ(ε, δ) **exactly**
+/// as a [`Budget`] counts them: σ is calibrated for the largest per-release ρ of which T
+/// fit the budget ([`Budget::equal_share`]), so a ledger enforcing that budget accepts
+/// all T releases (computing `T·ρ ≤ total` in floating point could round a true excess
+/// away, and the T-th release would then be refused).
 ///
 /// # Errors
 /// Invalid ε, δ, Δ or T = 0.
@@ -78,12 +83,11 @@ pub fn sigma_for_epsilon(
     }
     check_sensitivity(sensitivity)?;
     let total = rho_for_epsilon(epsilon, delta)?;
-    let per_round = total / rounds as f64;
-    let mut sigma = sigma_for_rho(per_round, sensitivity)?;
-    while rho_discrete_gaussian(sensitivity, sigma)? * rounds as f64 > total {
-        sigma = next_up(sigma);
-    }
-    Ok(sigma)
+    let share = Budget::new(total)
+        .and_then(|b| b.equal_share(rounds))
+        .map_err(|_| CalibrateError::InvalidRho(total))?
+        .get();
+    sigma_for_rho(share, sensitivity)
 }
 
 /// τ = 10·Σ_{k=1}^{n−1} exp(−2π²σ²·k/(k+1)) of KLS21 Theorem 1 (σ per client).
@@ -294,6 +298,23 @@ mod tests {
                 eps_back <= eps && eps_back > eps * (1.0 - 1e-9),
                 "{eps_back} vs {eps}"
             );
+        }
+        // All T releases fit a budget that counts exactly (the demo's case: Δ = 16416,
+        // ε = 8, δ = 1e-6, T = 3, where f64 arithmetic said they fit and they did not).
+        for &(eps, delta, sens, t) in &[
+            (8.0, 1e-6, 16416.0, 3u64),
+            (4.0, 1e-6, 1028.0, 10),
+            (1.0, 1e-5, 1.0, 7),
+        ] {
+            let sigma = sigma_for_epsilon(eps, delta, sens, t).unwrap();
+            let rho = crate::budget::Rho::new(rho_discrete_gaussian(sens, sigma).unwrap()).unwrap();
+            let mut budget = Budget::new(rho_for_epsilon(eps, delta).unwrap()).unwrap();
+            for release in 0..t {
+                assert!(
+                    budget.try_spend(rho).is_ok(),
+                    "release {release} of {t} refused"
+                );
+            }
         }
     }
 
