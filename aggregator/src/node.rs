@@ -345,11 +345,14 @@ async fn start_leader(setup: NodeSetup, store: SqliteTaskStore) -> anyhow::Resul
 
     let driver_shared = Arc::clone(&shared);
     let driver = tokio::spawn(async move {
-        if let Err(e) = resume_jobs(&driver_shared).await {
-            tracing::warn!(code = %e.code, detail = %e.detail, "resuming jobs failed; will retry");
-        }
         loop {
-            if let Err(e) = run_queued_jobs(&driver_shared).await {
+            // Jobs recorded but not committed (after a restart, or whose helper was
+            // unreachable) first, then new ones.
+            let outcome = match resume_jobs(&driver_shared).await {
+                Ok(()) => run_queued_jobs(&driver_shared).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
                 tracing::warn!(code = %e.code, detail = %e.detail, "aggregation job failed; will retry");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -479,6 +482,25 @@ async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
     Ok(())
 }
 
+/// [`run_job_once`], forgetting the job's in-memory state if it fails so that the next
+/// [`resume_jobs`] re-sends it from the store.
+async fn run_job(
+    shared: &Arc<LeaderShared>,
+    job_id: JobId,
+    inits: &[JobInit],
+    decided: Option<JobContinue>,
+) -> Result<(), Reject> {
+    let outcome = run_job_once(shared, job_id, inits, decided).await;
+    if outcome.is_err() {
+        shared
+            .leader
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .forget_job(job_id);
+    }
+    outcome
+}
+
 /// Runs jobs until no report is queued.
 async fn run_queued_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
     let _guard = shared.jobs.lock().await;
@@ -503,7 +525,7 @@ async fn run_queued_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
 /// Drives one job to its commit: init at every helper (unless already decided),
 /// decide, continue at every helper (re-sending the init to a helper that lost it),
 /// commit.
-async fn run_job(
+async fn run_job_once(
     shared: &Arc<LeaderShared>,
     job_id: JobId,
     inits: &[JobInit],

@@ -319,6 +319,12 @@ impl CollectorBuilder {
         self
     }
 
+    /// Transport limits and timeouts (default: frames sized from the task).
+    pub fn transport_options(mut self, options: TransportOptions) -> Self {
+        self.connect.options = Some(options);
+        self
+    }
+
     /// Builds the collector.
     pub async fn build(self) -> Result<Collector, SdkError> {
         let key = self.hpke_key.ok_or(SdkError::Missing("hpke_key"))?;

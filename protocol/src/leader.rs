@@ -249,6 +249,13 @@ impl<S: TaskStore> Leader<S> {
         Ok(out)
     }
 
+    /// Drops the in-memory state of a job whose messages could not be delivered (a
+    /// helper unreachable). The job stays recorded in the store, so the next
+    /// [`Leader::resume_jobs`] prepares it again and re-sends it; nothing is lost.
+    pub fn forget_job(&mut self, job_id: JobId) {
+        self.jobs.remove(&job_id);
+    }
+
     /// Combines the helpers' responses (one per helper, in helper order) with the
     /// leader's own verifier shares, decides every report, records the decision and
     /// returns the [`JobContinue`] for all helpers and the rejections.

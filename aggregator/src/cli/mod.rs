@@ -1,24 +1,64 @@
 //! The `cairn` command line, as clap definitions plus one function per subcommand, so that
 //! `main.rs` stays a thin shell and every command is testable as a library call.
 //!
+//! - [`demo`]: `cairn demo`, a whole deployment in one process.
+//! - [`init`]: `cairn init DIR`, a ready local deployment.
+//! - [`node`]: `cairn node --config FILE`, one aggregator.
+//! - [`submit`]: `cairn submit`, one client's update.
+//! - [`collect`]: `cairn collect`, release a round.
 //! - [`dp`]: `cairn dp epsilon|sigma`, the privacy-budget calculator.
 
+pub mod collect;
+pub mod demo;
 pub mod dp;
+pub mod init;
+pub mod node;
+pub mod submit;
 
-use clap::{Parser, Subcommand};
+use std::path::Path;
+
+use anyhow::Context;
+use cairn_protocol::config::TaskConfig;
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// Cairn: private aggregation with MPC and differential privacy.
+///
+/// Clients secret-share clipped, quantised updates among non-colluding aggregators and
+/// prove them norm-bounded; the aggregators release only the noisy sum, within a
+/// privacy budget each of them enforces. Start with `cairn demo`.
 #[derive(Debug, Parser)]
-#[command(name = "cairn", version, about, long_about = None)]
+#[command(name = "cairn", version, about, long_about)]
 pub struct Cli {
+    /// Log format on standard error.
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
     /// The subcommand.
     #[command(subcommand)]
     pub command: Command,
 }
 
-/// Top-level subcommands (later: node, init, demo, budget).
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Top-level subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a whole deployment in one process on loopback: N clients, R rounds, noisy sums.
+    Demo(demo::DemoArgs),
+    /// Write a ready local deployment: keys, certificates, task and node configurations.
+    Init(init::InitArgs),
+    /// Run one aggregator node until SIGINT or SIGTERM.
+    Node(node::NodeArgs),
+    /// Submit one client's update (a JSON array of numbers) for a round.
+    Submit(submit::SubmitArgs),
+    /// Close and release a round; write the decoded sum and the budget spent as JSON.
+    Collect(collect::CollectArgs),
     /// Differential-privacy calculator: plan σ, ρ and ε before running anything.
     #[command(subcommand)]
     Dp(dp::DpCommand),
@@ -29,7 +69,36 @@ pub enum Command {
 /// # Errors
 /// Any failure of the subcommand, with context for the user.
 pub fn run(cli: Cli) -> anyhow::Result<String> {
+    init_logging(cli.log_format);
     match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Init(args) => init::run(args),
+        Command::Node(args) => node::run(args),
+        Command::Submit(args) => submit::run(args),
+        Command::Collect(args) => collect::run(args),
         Command::Dp(cmd) => dp::run(cmd),
     }
+}
+
+/// Logs to standard error, filtered by `RUST_LOG` (default `info` for Cairn, `warn`
+/// for dependencies). Secrets never reach a log call: their types print redacted.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,cairn_aggregator=info,cairn_client=info")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    // A second initialisation (tests calling `run` twice) is harmless: keep the first.
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// Reads and validates a task file.
+pub fn load_task(path: &Path) -> anyhow::Result<TaskConfig> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    TaskConfig::from_toml(&text).with_context(|| format!("loading {}", path.display()))
 }

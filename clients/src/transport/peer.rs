@@ -63,11 +63,19 @@ impl Peer {
     }
 
     /// One request over the current connection (see [`Connection::request`]). On
-    /// failure, a connection that has closed is forgotten, so the next call reconnects.
+    /// failure, a connection that has closed — or that timed out, which is how a
+    /// restarted server looks (it no longer knows the connection, and QUIC only notices
+    /// at the idle timeout) — is forgotten, so the next call connects afresh. Other
+    /// requests already on the old connection keep it until they finish.
     pub async fn request(&self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
         let conn = self.connection().await?;
         let result = conn.request(request).await;
-        if result.is_err() && conn.close_reason().is_some() {
+        let dead = match &result {
+            Ok(_) => false,
+            Err(TransportError::Timeout { .. }) => true,
+            Err(_) => conn.close_reason().is_some(),
+        };
+        if dead {
             let mut current = self.current.lock().await;
             // Forget it only if no other caller has replaced it meanwhile.
             if current

@@ -1,0 +1,190 @@
+//! Issue 6: three `cairn node` processes from `cairn init`, 30 uploads with
+//! `cairn submit` (honest, malformed and cheating), `cairn collect`, and the released
+//! sum against the plaintext sum (noise off: within the fixed-point rounding bound).
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::path::Path;
+
+use cairn_client::transport::{ClientEndpoint, TransportOptions};
+use cairn_protocol::config::TaskConfig;
+use cairn_protocol::ids::ClientToken;
+use cairn_protocol::messages::Message;
+use common::{NodeProcess, init, run, run_ok, write_update};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+const DIM: usize = 20;
+
+/// Sends a report whose leader share was tampered with after the proof was made: the
+/// leader acknowledges it (it is well-formed) and the joint verification rejects it.
+fn send_cheating_report(deploy: &Path) {
+    let task =
+        TaskConfig::from_toml(&std::fs::read_to_string(deploy.join("task.toml")).unwrap()).unwrap();
+    let token =
+        ClientToken::from_hex(&std::fs::read_to_string(deploy.join("client.token")).unwrap())
+            .unwrap();
+    let client = cairn_protocol::client::Client::new(task.clone(), token).unwrap();
+    let mut rng = ChaCha20Rng::from_seed([5; 32]);
+    let mut req = client.prepare_upload(0, &[0.01; DIM], &mut rng).unwrap();
+    let mut share = req.report.leader_share.expose_secret().to_vec();
+    share[40] ^= 0x40;
+    req.report.leader_share = cairn_mpc::secret::SecretVec::new(share);
+    let limits = cairn_protocol::scheme::Scheme::for_task(&task)
+        .unwrap()
+        .limits();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let answer = runtime.block_on(async {
+        let endpoint = ClientEndpoint::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            None,
+            TransportOptions {
+                max_frame_len: limits.max_frame_len(),
+                ..TransportOptions::default()
+            },
+        )
+        .unwrap();
+        let mut last = None;
+        for _ in 0..50 {
+            match endpoint
+                .connect(
+                    task.aggregators()[0].endpoint,
+                    task.aggregator_fingerprint(0).unwrap(),
+                )
+                .await
+            {
+                Ok(conn) => match conn.request(&Message::UploadRequest(req).encode()).await {
+                    Ok(bytes) => return Message::decode(&bytes, &limits).unwrap(),
+                    Err(e) => panic!("{e}"),
+                },
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("leader unreachable: {last:?}");
+    });
+    assert!(matches!(answer, Message::UploadResponse(_)), "{answer:?}");
+}
+
+#[test]
+fn thirty_uploads_through_three_node_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let deploy = init(
+        dir.path(),
+        &["--dim", "20", "--noise", "none", "--min-clients", "5"],
+        3,
+    );
+    let _nodes: Vec<NodeProcess> = (0..3)
+        .map(|i| NodeProcess::start(&deploy.join(format!("node-{i}.toml"))))
+        .collect();
+    let task_path = deploy.join("task.toml");
+    let task = task_path.to_str().unwrap();
+    let mut rng = ChaCha20Rng::from_seed([9; 32]);
+    let mut expected = vec![0f64; DIM];
+    let mut honest = 0;
+    for i in 0..30 {
+        let input = dir.path().join(format!("update-{i}.json"));
+        match i {
+            // Wrong length: refused before anything is sent.
+            25 => {
+                write_update(&input, &[0.5; 3]);
+                let out = run(&[
+                    "submit",
+                    "--task",
+                    task,
+                    "--round",
+                    "0",
+                    "--input",
+                    input.to_str().unwrap(),
+                ]);
+                assert!(!out.status.success());
+                assert!(String::from_utf8_lossy(&out.stderr).contains("dimension"));
+            }
+            // Not a JSON array of numbers.
+            26 => {
+                std::fs::write(&input, "{\"not\": \"numbers\"}").unwrap();
+                let out = run(&[
+                    "submit",
+                    "--task",
+                    task,
+                    "--round",
+                    "0",
+                    "--input",
+                    input.to_str().unwrap(),
+                ]);
+                assert!(!out.status.success());
+            }
+            // A wrong token: refused by the leader.
+            27 => {
+                write_update(&input, &[0.0; DIM]);
+                let bad = dir.path().join("bad.token");
+                std::fs::write(
+                    &bad,
+                    ClientToken::from_bytes([3; 32]).dangerous_to_hex().as_str(),
+                )
+                .unwrap();
+                let out = run(&[
+                    "submit",
+                    "--task",
+                    task,
+                    "--round",
+                    "0",
+                    "--input",
+                    input.to_str().unwrap(),
+                    "--token",
+                    bad.to_str().unwrap(),
+                ]);
+                assert!(!out.status.success());
+                assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
+            }
+            // Cheating: a tampered share, acknowledged but rejected by verification.
+            28 | 29 => send_cheating_report(&deploy),
+            _ => {
+                let values: Vec<f64> = (0..DIM)
+                    .map(|_| f64::from(rng.next_u32() % 2001) / 10_000.0 - 0.1)
+                    .collect();
+                // Norm ≤ √20·0.1 < 1 = C: no clipping, so the plaintext sum is exact.
+                for (e, v) in expected.iter_mut().zip(&values) {
+                    *e += f64::from(*v as f32);
+                }
+                write_update(&input, &values);
+                run_ok(&[
+                    "submit",
+                    "--task",
+                    task,
+                    "--round",
+                    "0",
+                    "--input",
+                    input.to_str().unwrap(),
+                ]);
+                honest += 1;
+            }
+        }
+    }
+    let output = dir.path().join("sum.json");
+    run_ok(&[
+        "collect",
+        "--task",
+        task,
+        "--round",
+        "0",
+        "--output",
+        output.to_str().unwrap(),
+    ]);
+    let released: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    assert_eq!(released["round"], 0);
+    assert_eq!(released["count"], honest);
+    let frac_bits = TaskConfig::from_toml(&std::fs::read_to_string(&task_path).unwrap())
+        .unwrap()
+        .frac_bits();
+    let tolerance = f64::from(honest) * 2f64.powi(-i32::from(frac_bits));
+    let sum = released["sum"].as_array().unwrap();
+    assert_eq!(sum.len(), DIM);
+    for (got, want) in sum.iter().zip(&expected) {
+        let got = got.as_f64().unwrap();
+        assert!((got - want).abs() <= tolerance, "{got} vs {want}");
+    }
+    assert_eq!(released["rho_spent"], 0.0);
+}

@@ -1,0 +1,105 @@
+//! Shared helpers of the process-level tests: run `cairn`, keep node processes alive
+//! for the test's duration and kill them when it ends.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+pub fn cairn() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_cairn"));
+    c.env("RUST_LOG", "warn");
+    c
+}
+
+/// Runs `cairn ARGS…` to completion.
+pub fn run(args: &[&str]) -> Output {
+    cairn().args(args).output().expect("cairn runs")
+}
+
+/// Runs `cairn ARGS…` and insists on success; returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "cairn {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A `cairn node` process, SIGKILLed when dropped.
+pub struct NodeProcess {
+    pub config: PathBuf,
+    child: Option<Child>,
+}
+
+impl NodeProcess {
+    pub fn start(config: &Path) -> Self {
+        let child = cairn()
+            .args(["node", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node starts");
+        Self {
+            config: config.to_owned(),
+            child: Some(child),
+        }
+    }
+
+    /// SIGKILL: no shutdown handler runs.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// Starts the same node again (after `kill`), retrying while the port is still held.
+    pub fn restart(&mut self) {
+        self.kill();
+        std::thread::sleep(Duration::from_millis(200));
+        *self = Self::start(&self.config.clone());
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `cairn init` into `dir/deploy` with free loopback ports; returns the folder.
+pub fn init(dir: &Path, extra: &[&str], aggregators: u16) -> PathBuf {
+    let deploy = dir.join("deploy");
+    let port = cairn_aggregator::deploy::free_base_port(
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        aggregators,
+    )
+    .unwrap()
+    .to_string();
+    let n = aggregators.to_string();
+    let mut args = vec![
+        "init",
+        deploy.to_str().unwrap(),
+        "--aggregators",
+        &n,
+        "--port",
+        &port,
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    deploy
+}
+
+/// Writes an update file.
+pub fn write_update(path: &Path, values: &[f64]) {
+    std::fs::write(path, serde_json::to_string(values).unwrap()).unwrap();
+}

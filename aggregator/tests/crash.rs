@@ -1,0 +1,188 @@
+//! Issue 6: crash safety. A node SIGKILLed in the middle of a round resumes after a
+//! restart, and the round releases exactly the acknowledged reports — none lost, none
+//! counted twice. And a spent privacy budget survives a restart of every node.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use cairn_aggregator::node::read_secret_hex;
+use cairn_client::sdk::{Client, Collector, SdkError};
+use cairn_client::transport::{Identity, RetryPolicy, TransportOptions};
+use cairn_protocol::config::TaskConfig;
+use cairn_protocol::hpke::HpkeSecretKey;
+use cairn_protocol::ids::ClientToken;
+use cairn_protocol::messages::ErrorCode;
+use common::{NodeProcess, init};
+
+const DIM: usize = 16;
+
+fn task(deploy: &Path) -> TaskConfig {
+    TaskConfig::from_toml(&std::fs::read_to_string(deploy.join("task.toml")).unwrap()).unwrap()
+}
+
+/// Patient retries: a node may be down for a while.
+fn patient() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 40,
+        initial_delay: Duration::from_millis(50),
+        max_delay: Duration::from_millis(500),
+        jitter: true,
+    }
+}
+
+/// Short timeouts: a connection to a killed node is given up on quickly (a restarted
+/// node does not know the old connection, and the client would otherwise wait for the
+/// idle timeout).
+fn quick_transport(deploy: &Path) -> TransportOptions {
+    let limits = cairn_protocol::scheme::Scheme::for_task(&task(deploy))
+        .unwrap()
+        .limits();
+    TransportOptions {
+        idle_timeout: Duration::from_secs(3),
+        keep_alive_interval: Some(Duration::from_millis(500)),
+        request_timeout: Duration::from_secs(3),
+        max_frame_len: limits.max_frame_len(),
+        ..TransportOptions::default()
+    }
+}
+
+async fn client(deploy: &Path) -> Client {
+    let token =
+        ClientToken::from_hex(&std::fs::read_to_string(deploy.join("client.token")).unwrap())
+            .unwrap();
+    Client::builder(task(deploy))
+        .token(token)
+        .retry(patient())
+        .transport_options(quick_transport(deploy))
+        .build()
+        .await
+        .unwrap()
+}
+
+async fn collector(deploy: &Path) -> Collector {
+    let dir = deploy.join("collector");
+    Collector::builder(task(deploy))
+        .hpke_key(HpkeSecretKey::from_bytes(
+            read_secret_hex(&dir.join("hpke.key")).unwrap(),
+        ))
+        .identity(Identity::read_pem_files(&dir.join("cert.pem"), &dir.join("key.pem")).unwrap())
+        .retry(patient())
+        .transport_options(quick_transport(deploy))
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Every report is the vector (k, 0, 0, …)/1000 for its number k: the released sum's
+/// first coordinate identifies exactly which reports were counted.
+fn update(k: u32) -> Vec<f32> {
+    let mut u = vec![0f32; DIM];
+    u[0] = k as f32 / 1000.0;
+    u
+}
+
+async fn crash_during_round(victim: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let deploy = init(
+        dir.path(),
+        &["--dim", "16", "--noise", "none", "--min-clients", "1"],
+        2,
+    );
+    let mut nodes: Vec<NodeProcess> = (0..2)
+        .map(|i| NodeProcess::start(&deploy.join(format!("node-{i}.toml"))))
+        .collect();
+    let c = client(&deploy).await;
+    let mut acknowledged = Vec::new();
+    for k in 1..=10u32 {
+        c.submit(0, &update(k)).await.unwrap();
+        acknowledged.push(k);
+    }
+    // Kill while the leader's driver is (likely) in the middle of jobs.
+    nodes[victim].kill();
+    if victim == 1 {
+        // The leader keeps accepting uploads while its helper is down.
+        for k in 11..=20u32 {
+            c.submit(0, &update(k)).await.unwrap();
+            acknowledged.push(k);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    nodes[victim].restart();
+    for k in 21..=25u32 {
+        c.submit(0, &update(k)).await.unwrap();
+        acknowledged.push(k);
+    }
+    let released = collector(&deploy).await.collect(0).await.unwrap();
+    assert_eq!(
+        released.count as usize,
+        acknowledged.len(),
+        "every acknowledged report, once"
+    );
+    let expected: f64 = acknowledged
+        .iter()
+        .map(|k| f64::from(*k as f32 / 1000.0))
+        .sum();
+    let tolerance = acknowledged.len() as f64 * 2f64.powi(-i32::from(task(&deploy).frac_bits()));
+    assert!(
+        (released.sum[0] - expected).abs() <= tolerance,
+        "sum {} vs {expected}",
+        released.sum[0]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helper_killed_mid_round_loses_nothing() {
+    crash_during_round(1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_killed_mid_round_loses_nothing() {
+    crash_during_round(0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_budget_ledger_survives_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    // σ is calibrated so that exactly two releases fit the budget.
+    let deploy = init(
+        dir.path(),
+        &[
+            "--dim",
+            "16",
+            "--noise",
+            "aggregator",
+            "--rounds",
+            "2",
+            "--min-clients",
+            "2",
+        ],
+        2,
+    );
+    let mut nodes: Vec<NodeProcess> = (0..2)
+        .map(|i| NodeProcess::start(&deploy.join(format!("node-{i}.toml"))))
+        .collect();
+    let c = client(&deploy).await;
+    let col = collector(&deploy).await;
+    for round in 0..3u32 {
+        for k in 0..2 {
+            c.submit(round, &update(k)).await.unwrap();
+        }
+        let outcome = col.collect(round).await;
+        if round < 2 {
+            let released = outcome.unwrap();
+            assert_eq!(released.count, 2);
+            // Kill both nodes (no graceful shutdown) and start them again.
+            for n in &mut nodes {
+                n.restart();
+            }
+        } else {
+            match outcome {
+                Err(SdkError::Refused { code, .. }) => assert_eq!(code, ErrorCode::BudgetExceeded),
+                other => panic!("a third release must be refused: {other:?}"),
+            }
+        }
+    }
+}
