@@ -42,8 +42,9 @@ impl core::fmt::Debug for Prepared {
 }
 
 /// An aggregator's running aggregate share of a round: `d` field elements, O(d)
-/// whatever the number of reports (eager aggregation).
-#[derive(Clone, PartialEq, Eq)]
+/// whatever the number of reports (eager aggregation). Secret until released (it is
+/// one share of a sum), so it is wiped on drop and prints redacted.
+#[derive(Clone, PartialEq, Eq, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub struct Aggregate(Vec<Field64>);
 
 impl core::fmt::Debug for Aggregate {
