@@ -81,7 +81,10 @@ pub enum CairnSumError {
     Config(String),
     /// The tokio runtime could not be built.
     #[error("tokio runtime: {0}")]
-    Runtime(#[from] std::io::Error),
+    Runtime(std::io::Error),
+    /// A deployment file could not be read or the folder created.
+    #[error("deployment files: {0}")]
+    Io(#[from] std::io::Error),
     /// Writing the deployment or starting a node failed.
     #[error("deployment: {0}")]
     Deploy(String),
@@ -194,10 +197,8 @@ impl CairnSum {
             .prefix("cairn-example-")
             .tempdir()?;
         let deployment = init(&dir.path().join("deploy"), &params, rng).map_err(deploy)?;
-        let task = TaskConfig::from_toml(
-            &std::fs::read_to_string(&deployment.task).map_err(CairnSumError::Runtime)?,
-        )?;
-        let token_hex = std::fs::read_to_string(&deployment.client_token)?;
+        let task = TaskConfig::from_toml(&std::fs::read_to_string(&deployment.task)?)?;
+        let token_hex = zeroize::Zeroizing::new(std::fs::read_to_string(&deployment.client_token)?);
         let hpke_key =
             read_secret_hex(&deployment.collector_dir.join("hpke.key")).map_err(deploy)?;
         let identity = Identity::read_pem_files(
@@ -209,7 +210,8 @@ impl CairnSum {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
-            .build()?;
+            .build()
+            .map_err(CairnSumError::Runtime)?;
         let live = runtime.block_on(async {
             let mut nodes = Vec::with_capacity(deployment.nodes.len());
             for node in &deployment.nodes {
