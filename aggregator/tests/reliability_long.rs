@@ -1,0 +1,370 @@
+//! Issue 10, the long reliability runs (`--ignored`; figures in RELIABILITY.md):
+//!
+//! - `kill_loop_50_trials`: 50 seeded trials of `reliability_support::kill_trial`;
+//! - `load_10000_uploads`: 10,000 uploads at d = 1000, up to 1,000 in flight, against a
+//!   leader and a helper on loopback; every acknowledged report must be released;
+//!   prints p50/p99 upload latency, throughput and each node's peak RSS;
+//! - `partition_heals`: a UDP proxy the test controls sits between leader and helper;
+//!   while it drops everything uploads still succeed and no round is released; after
+//!   healing, the round releases the right count and sum.
+//!
+//! ```sh
+//! cargo test --release -p cairn-aggregator --test reliability_long -- --ignored --nocapture --test-threads 1
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+mod reliability_support;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use cairn_client::transport::{ClientEndpoint, Connection, RetryPolicy};
+use cairn_protocol::messages::{ErrorCode, Message};
+use common::{NodeProcess, init};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+use reliability_support::{
+    LoggedNode, client, collector, collector_identity, collector_with, kill_trial, patient,
+    peak_rss_kb, quick_transport, task, token, verify_ledgers,
+};
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: 50 process-level trials"]
+async fn kill_loop_50_trials() {
+    let mut tally: HashMap<String, usize> = HashMap::new();
+    let mut reports = 0;
+    for seed in 0..50 {
+        let o = kill_trial(1000 + seed).await;
+        println!("{o:?}");
+        *tally
+            .entry(format!("victim {} at {:?}", o.victim, o.moment))
+            .or_default() += 1;
+        reports += o.acknowledged;
+    }
+    println!("50 trials passed; {reports} acknowledged reports all released once; {tally:?}");
+}
+
+const LOAD_DIM: usize = 1000;
+const LOAD_REPORTS: usize = 10_000;
+const LOAD_IN_FLIGHT: usize = 1_000;
+const LOAD_CONNECTIONS: usize = 50;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Sends one prepared upload with the SDK's retry semantics: the same bytes again on a
+/// network failure or a retriable refusal; `Replay` on a retry means stored.
+async fn upload(
+    conn: &Connection,
+    frame: &[u8],
+    limits: &cairn_protocol::messages::Limits,
+) -> (bool, u32) {
+    let retry = RetryPolicy {
+        max_attempts: 100,
+        initial_delay: Duration::from_millis(20),
+        max_delay: Duration::from_secs(1),
+        jitter: true,
+    };
+    let mut rng = ChaCha20Rng::seed_from_u64(frame.len() as u64);
+    for attempt in 1..=retry.max_attempts {
+        let retriable = match conn.request(frame).await {
+            Ok(bytes) => match Message::decode(&bytes, limits).unwrap() {
+                Message::UploadResponse(_) => return (true, attempt),
+                Message::Error(e) if e.code == ErrorCode::Replay && attempt > 1 => {
+                    return (true, attempt);
+                }
+                Message::Error(e) if e.code.is_retriable() => true,
+                other => panic!("upload refused: {other:?}"),
+            },
+            Err(e) => e.is_retriable(),
+        };
+        assert!(retriable, "a non-retriable failure");
+        tokio::time::sleep(retry.delay(attempt, &mut rng)).await;
+    }
+    (false, retry.max_attempts)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: 10,000 uploads at d = 1000"]
+async fn load_10000_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let deploy = init(
+        dir.path(),
+        &["--dim", "1000", "--noise", "none", "--min-clients", "1"],
+        2,
+    );
+    let nodes: Vec<LoggedNode> = (0..2)
+        .map(|i| {
+            LoggedNode::start(
+                &deploy.join(format!("node-{i}.toml")),
+                &dir.path().join(format!("node-{i}.log")),
+                "warn",
+            )
+        })
+        .collect();
+    let task = task(&deploy);
+    let limits = cairn_protocol::scheme::Scheme::for_task(&task)
+        .unwrap()
+        .limits();
+
+    // Prepare every report first (client-side proving is not the node's load).
+    let started = Instant::now();
+    let protocol =
+        Arc::new(cairn_protocol::client::Client::new(task.clone(), token(&deploy)).unwrap());
+    let mut frames = Vec::with_capacity(LOAD_REPORTS);
+    let chunks: Vec<_> = (0..4)
+        .map(|c| {
+            let protocol = protocol.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut rng = ChaCha20Rng::seed_from_u64(c);
+                (0..LOAD_REPORTS / 4)
+                    .map(|_| {
+                        let mut x = vec![0i64; LOAD_DIM];
+                        x[0] = 1;
+                        x[LOAD_DIM - 1] = 2;
+                        Message::UploadRequest(
+                            protocol.prepare_upload_quantised(0, &x, &mut rng).unwrap(),
+                        )
+                        .encode()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for c in chunks {
+        frames.extend(c.await.unwrap());
+    }
+    println!(
+        "prepared {} uploads in {:?}",
+        frames.len(),
+        started.elapsed()
+    );
+
+    let endpoint = ClientEndpoint::bind(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        None,
+        cairn_client::transport::TransportOptions {
+            request_timeout: Duration::from_secs(30),
+            ..quick_transport(&task)
+        },
+    )
+    .unwrap();
+    let mut conns = Vec::new();
+    for _ in 0..LOAD_CONNECTIONS {
+        let conn = loop {
+            match endpoint
+                .connect(
+                    task.aggregators()[0].endpoint,
+                    task.aggregator_fingerprint(0).unwrap(),
+                )
+                .await
+            {
+                Ok(c) => break c,
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        conns.push(conn);
+    }
+
+    let gate = Arc::new(Semaphore::new(LOAD_IN_FLIGHT));
+    let retries = Arc::new(AtomicU64::new(0));
+    let limits = Arc::new(limits);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(LOAD_REPORTS);
+    for (i, frame) in frames.into_iter().enumerate() {
+        let permit = gate.clone().acquire_owned().await.unwrap();
+        let conn = conns[i % LOAD_CONNECTIONS].clone();
+        let (retries, limits) = (retries.clone(), limits.clone());
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let (ok, attempts) = upload(&conn, &frame, &limits).await;
+            retries.fetch_add(u64::from(attempts - 1), Ordering::Relaxed);
+            drop(permit);
+            (ok, t.elapsed())
+        }));
+    }
+    let mut latencies = Vec::with_capacity(LOAD_REPORTS);
+    let mut acknowledged = 0u32;
+    for t in tasks {
+        let (ok, latency) = t.await.unwrap();
+        acknowledged += u32::from(ok);
+        latencies.push(latency);
+    }
+    let upload_time = started.elapsed();
+    latencies.sort();
+    let rss_after_uploads: Vec<_> = nodes.iter().map(|n| peak_rss_kb(n.pid())).collect();
+
+    let col = collector_with(
+        &deploy,
+        collector_identity(&deploy),
+        RetryPolicy {
+            max_attempts: 2000,
+            initial_delay: Duration::from_millis(200),
+            max_delay: Duration::from_secs(1),
+            jitter: true,
+        },
+    )
+    .await;
+    let collect_start = Instant::now();
+    let released = col.collect(0).await.unwrap();
+    let collect_time = collect_start.elapsed();
+    let rss: Vec<_> = nodes.iter().map(|n| peak_rss_kb(n.pid())).collect();
+    println!(
+        "LOAD d={LOAD_DIM}: {acknowledged}/{LOAD_REPORTS} acknowledged in {upload_time:?} \
+         ({:.1} uploads/s) with up to {LOAD_IN_FLIGHT} in flight over {LOAD_CONNECTIONS} connections; \
+         {} retries; latency p50 {:?} p99 {:?} max {:?}; collect (jobs + release) {collect_time:?}; \
+         released count {}; peak RSS kB after uploads {rss_after_uploads:?}, at the end (leader, helper) {rss:?}",
+        f64::from(acknowledged) / upload_time.as_secs_f64(),
+        retries.load(Ordering::Relaxed),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().unwrap(),
+        released.count,
+    );
+    assert_eq!(acknowledged as usize, LOAD_REPORTS);
+    assert_eq!(
+        released.count, acknowledged,
+        "every acknowledged report is released"
+    );
+    assert_eq!(released.sum_quantised[0], i64::from(acknowledged));
+    assert_eq!(
+        released.sum_quantised[LOAD_DIM - 1],
+        2 * i64::from(acknowledged)
+    );
+    drop(nodes);
+    assert_eq!(verify_ledgers(&deploy, 2), vec![1, 1]);
+}
+
+/// A UDP proxy: datagrams from any client to `listen` go to `upstream` from a socket
+/// per client, and back. While `cut` is set every datagram is dropped both ways.
+async fn proxy(listen: UdpSocket, upstream: SocketAddr, cut: Arc<AtomicBool>) {
+    let listen = Arc::new(listen);
+    let mut routes: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let (n, from) = listen.recv_from(&mut buf).await.unwrap();
+        if cut.load(Ordering::SeqCst) {
+            continue;
+        }
+        let out = match routes.get(&from) {
+            Some(s) => s.clone(),
+            None => {
+                let s = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                s.connect(upstream).await.unwrap();
+                let (back, listen, cut) = (s.clone(), listen.clone(), cut.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(n) = back.recv(&mut buf).await {
+                        if !cut.load(Ordering::SeqCst) {
+                            let _ = listen.send_to(&buf[..n], from).await;
+                        }
+                    }
+                });
+                routes.insert(from, s.clone());
+                s
+            }
+        };
+        let _ = out.send(&buf[..n]).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "long: waits out transport timeouts"]
+async fn partition_heals() {
+    let dir = tempfile::tempdir().unwrap();
+    let deploy = init(
+        dir.path(),
+        &["--dim", "8", "--noise", "none", "--min-clients", "1"],
+        2,
+    );
+    // The task's helper endpoint becomes the proxy; the helper still listens where
+    // its node configuration says.
+    let helper = task(&deploy).aggregators()[1].endpoint;
+    let listen = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let via = listen.local_addr().unwrap();
+    let text = std::fs::read_to_string(deploy.join("task.toml")).unwrap();
+    let quoted = format!("\"{helper}\"");
+    assert_eq!(text.matches(&quoted).count(), 1);
+    std::fs::write(
+        deploy.join("task.toml"),
+        text.replace(&quoted, &format!("\"{via}\"")),
+    )
+    .unwrap();
+    let cut = Arc::new(AtomicBool::new(false));
+    tokio::spawn(proxy(listen, helper, cut.clone()));
+    let nodes: Vec<NodeProcess> = (0..2)
+        .map(|i| NodeProcess::start(&deploy.join(format!("node-{i}.toml"))))
+        .collect();
+    let c = client(&deploy, patient()).await;
+    let submit = |k: i64| {
+        let mut x = vec![0i64; 8];
+        x[0] = k;
+        x
+    };
+
+    // Through the proxy, a round completes.
+    for k in 1..=3 {
+        c.submit_quantised(0, &submit(k)).await.unwrap();
+    }
+    let released = collector(&deploy).await.collect(0).await.unwrap();
+    assert_eq!((released.count, released.sum_quantised[0]), (3, 6));
+
+    // The cut: uploads are still acknowledged, no release happens.
+    cut.store(true, Ordering::SeqCst);
+    let t = Instant::now();
+    for k in 1..=5 {
+        c.submit_quantised(1, &submit(k)).await.unwrap();
+    }
+    println!("5 uploads during the cut acknowledged in {:?}", t.elapsed());
+    let impatient = collector_with(
+        &deploy,
+        collector_identity(&deploy),
+        RetryPolicy {
+            max_attempts: 3,
+            ..patient()
+        },
+    )
+    .await;
+    for _ in 0..3 {
+        let outcome = impatient.collect(1).await;
+        println!(
+            "collect during the cut: {:?}",
+            outcome.as_ref().map(|r| r.count)
+        );
+        assert!(outcome.is_err(), "no release while the helper is cut off");
+    }
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    // Heal: the same round releases every acknowledged report.
+    cut.store(false, Ordering::SeqCst);
+    let t = Instant::now();
+    let released = collector_with(
+        &deploy,
+        collector_identity(&deploy),
+        RetryPolicy {
+            max_attempts: 300,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            jitter: true,
+        },
+    )
+    .await
+    .collect(1)
+    .await
+    .unwrap();
+    println!(
+        "released {} reports {:?} after healing",
+        released.count,
+        t.elapsed()
+    );
+    assert_eq!((released.count, released.sum_quantised[0]), (5, 15));
+    drop(nodes);
+    assert_eq!(verify_ledgers(&deploy, 2), vec![2, 2]);
+}
