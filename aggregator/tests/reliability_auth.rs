@@ -89,6 +89,7 @@ async fn a_token_for_task_a_cannot_submit_to_task_b() {
 
     // A's request (A's task id, A's token) at B's leader.
     let answer = send_raw(&b, 0, None, &upload(&mut rng)).await.unwrap();
+    println!("A's upload at B's leader: {answer:?}");
     let code = refusal_code(&answer);
     assert!(
         matches!(code, Some(ErrorCode::UnknownTask | ErrorCode::Unauthorized)),
@@ -114,6 +115,7 @@ async fn a_token_for_task_a_cannot_submit_to_task_b() {
             }
         }
     }
+    println!("B's task with A's token: {last:?}");
     match last {
         Some(Err(SdkError::Refused { code, .. })) => assert_eq!(code, ErrorCode::Unauthorized),
         other => panic!("a foreign token must be refused: {other:?}"),
@@ -151,7 +153,9 @@ async fn an_unauthenticated_collector_is_refused_and_spends_nothing() {
     .encode();
 
     // No certificate at all.
-    match send_raw(&deploy, 0, None, &request).await {
+    let outcome = send_raw(&deploy, 0, None, &request).await;
+    println!("collect without a certificate: {outcome:?}");
+    match outcome {
         Ok(m) => assert_eq!(
             refusal_code(&m),
             Some(ErrorCode::Unauthorized),
@@ -161,7 +165,9 @@ async fn an_unauthenticated_collector_is_refused_and_spends_nothing() {
     }
     // A certificate that is not the pinned collector's.
     let stranger = Identity::generate(&mut ChaCha20Rng::seed_from_u64(9), &["localhost"]).unwrap();
-    match send_raw(&deploy, 0, Some(&stranger), &request).await {
+    let outcome = send_raw(&deploy, 0, Some(&stranger), &request).await;
+    println!("collect with an unknown certificate: {outcome:?}");
+    match outcome {
         Ok(m) => assert_eq!(
             refusal_code(&m),
             Some(ErrorCode::Unauthorized),
@@ -206,12 +212,18 @@ async fn a_helper_refuses_a_peer_whose_certificate_is_not_pinned() {
     )
     .unwrap();
     let answer = send_raw(&deploy, 1, Some(&leader), &frame).await;
+    println!("helper, the pinned leader's certificate: {answer:?}");
     assert!(answer.is_ok(), "the pinned leader is served: {answer:?}");
 
     // A fresh identity, and no identity: refused at the TLS layer or with Unauthorized.
     let stranger = Identity::generate(&mut ChaCha20Rng::seed_from_u64(3), &["localhost"]).unwrap();
     for identity in [Some(&stranger), None] {
-        match send_raw(&deploy, 1, identity, &frame).await {
+        let outcome = send_raw(&deploy, 1, identity, &frame).await;
+        println!(
+            "helper, peer certificate {:?}: {outcome:?}",
+            identity.map(|i| i.fingerprint())
+        );
+        match outcome {
             Err(TransportError::Tls(_) | TransportError::Closed(_)) => {}
             Ok(m) => assert_eq!(
                 refusal_code(&m),

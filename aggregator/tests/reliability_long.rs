@@ -51,7 +51,13 @@ async fn kill_loop_50_trials() {
 }
 
 const LOAD_DIM: usize = 1000;
-const LOAD_REPORTS: usize = 10_000;
+/// Uploads of the load test; `RELIABILITY_LOAD_REPORTS` overrides (a multiple of 4).
+fn load_reports() -> usize {
+    std::env::var("RELIABILITY_LOAD_REPORTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
 const LOAD_IN_FLIGHT: usize = 1_000;
 const LOAD_CONNECTIONS: usize = 50;
 
@@ -113,18 +119,20 @@ async fn load_10000_uploads() {
     let limits = cairn_protocol::scheme::Scheme::for_task(&task)
         .unwrap()
         .limits();
+    let reports = load_reports();
 
     // Prepare every report first (client-side proving is not the node's load).
     let started = Instant::now();
     let protocol =
         Arc::new(cairn_protocol::client::Client::new(task.clone(), token(&deploy)).unwrap());
-    let mut frames = Vec::with_capacity(LOAD_REPORTS);
+    let mut frames = Vec::with_capacity(reports);
     let chunks: Vec<_> = (0..4)
         .map(|c| {
             let protocol = protocol.clone();
             tokio::task::spawn_blocking(move || {
+                let reports = load_reports();
                 let mut rng = ChaCha20Rng::seed_from_u64(c);
-                (0..LOAD_REPORTS / 4)
+                (0..reports / 4)
                     .map(|_| {
                         let mut x = vec![0i64; LOAD_DIM];
                         x[0] = 1;
@@ -177,7 +185,7 @@ async fn load_10000_uploads() {
     let retries = Arc::new(AtomicU64::new(0));
     let limits = Arc::new(limits);
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(LOAD_REPORTS);
+    let mut tasks = Vec::with_capacity(reports);
     for (i, frame) in frames.into_iter().enumerate() {
         let permit = gate.clone().acquire_owned().await.unwrap();
         let conn = conns[i % LOAD_CONNECTIONS].clone();
@@ -190,7 +198,7 @@ async fn load_10000_uploads() {
             (ok, t.elapsed())
         }));
     }
-    let mut latencies = Vec::with_capacity(LOAD_REPORTS);
+    let mut latencies = Vec::with_capacity(reports);
     let mut acknowledged = 0u32;
     for t in tasks {
         let (ok, latency) = t.await.unwrap();
@@ -217,7 +225,7 @@ async fn load_10000_uploads() {
     let collect_time = collect_start.elapsed();
     let rss: Vec<_> = nodes.iter().map(|n| peak_rss_kb(n.pid())).collect();
     println!(
-        "LOAD d={LOAD_DIM}: {acknowledged}/{LOAD_REPORTS} acknowledged in {upload_time:?} \
+        "LOAD d={LOAD_DIM}: {acknowledged}/{reports} acknowledged in {upload_time:?} \
          ({:.1} uploads/s) with up to {LOAD_IN_FLIGHT} in flight over {LOAD_CONNECTIONS} connections; \
          {} retries; latency p50 {:?} p99 {:?} max {:?}; collect (jobs + release) {collect_time:?}; \
          released count {}; peak RSS kB after uploads {rss_after_uploads:?}, at the end (leader, helper) {rss:?}",
@@ -228,7 +236,7 @@ async fn load_10000_uploads() {
         latencies.last().unwrap(),
         released.count,
     );
-    assert_eq!(acknowledged as usize, LOAD_REPORTS);
+    assert_eq!(acknowledged as usize, reports);
     assert_eq!(
         released.count, acknowledged,
         "every acknowledged report is released"
@@ -340,7 +348,12 @@ async fn partition_heals() {
         );
         assert!(outcome.is_err(), "no release while the helper is cut off");
     }
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Outlast the nodes' QUIC idle timeout (30 s): the leader must reconnect.
+    let cut_at = t;
+    while cut_at.elapsed() < Duration::from_secs(40) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    println!("cut for {:?}", cut_at.elapsed());
 
     // Heal: the same round releases every acknowledged report.
     cut.store(false, Ordering::SeqCst);
