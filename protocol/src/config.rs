@@ -471,14 +471,20 @@ impl TaskConfig {
             })?;
         validate_privacy(&raw.privacy, raw.min_clients)?;
         let id = canonical_id(&raw, norm_bound, &aggregator_keys, &aggregator_fingerprints);
-        Ok(Self {
+        let task = Self {
             raw,
             norm_bound,
             aggregator_keys,
             aggregator_fingerprints,
             collector_key,
             id,
-        })
+        };
+        // The proof system's own conditions (no wrap-around, soundness) and the privacy
+        // accounting (a budget that allows at least one release) are checked here too,
+        // so a task that loads is a task that runs.
+        crate::scheme::Scheme::for_task(&task)?;
+        crate::privacy::Privacy::for_task(&task)?;
+        Ok(task)
     }
 }
 
@@ -668,7 +674,7 @@ hpke_public_key = "{KEY_B}"
         )
     }
 
-    const AGG_NOISE: &str = "noise = \"aggregator\"\nsigma = 100.0\nepsilon = 4.0\ndelta = 1e-6";
+    const AGG_NOISE: &str = "noise = \"aggregator\"\nsigma = 1000.0\nepsilon = 4.0\ndelta = 1e-6";
 
     fn field_of(err: ConfigError) -> &'static str {
         match err {
@@ -728,20 +734,24 @@ hpke_public_key = "{KEY_B}"
         let err = TaskConfig::from_toml(&text).unwrap_err();
         assert!(err.to_string().contains("d·(n·q)² < p"), "{err}");
         // b = 16, n = 2: d·2^34 < p ⇔ d < 2^30 − 2^−2 …: the largest allowed d is fine.
-        let ok = sample("", AGG_NOISE).replace("dimension = 1000", "dimension = 16777216");
+        let ok = sample("", "noise = \"none\"").replace("dimension = 1000", "dimension = 16777216");
         assert!(TaskConfig::from_toml(&ok).is_ok());
     }
 
     #[test]
     fn no_proof_mode_needs_the_sum_to_fit() {
         let text = sample("", AGG_NOISE).replace("proof = \"carry-lift\"", "proof = \"none\"");
-        // max_clients · (256 + 1) = 25_700 < 2^15: fits.
-        assert!(TaskConfig::from_toml(&text).is_ok());
+        // max_clients · (256 + 1) = 51 400 ≥ 2^15: the sum would not fit in 16 bits.
         let too_many = text.replace("max_clients = 100", "max_clients = 200");
         assert_eq!(
             field_of(TaskConfig::from_toml(&too_many).unwrap_err()),
             "max_clients"
         );
+        // Within the bound the task validates, but the protocol does not run the
+        // no-proof scheme yet, and says so at load rather than at the first report.
+        let err = TaskConfig::from_toml(&text).unwrap_err();
+        assert_eq!(field_of(err.clone()), "proof");
+        assert!(err.to_string().contains("carry-lift"), "{err}");
     }
 
     #[test]
@@ -758,7 +768,7 @@ hpke_public_key = "{KEY_B}"
                 "round_duration_secs = 0",
                 "round_duration_secs",
             ),
-            ("sigma = 100.0", "sigma = 0.0", "privacy.sigma"),
+            ("sigma = 1000.0", "sigma = 0.0", "privacy.sigma"),
             ("epsilon = 4.0", "epsilon = -1.0", "privacy.epsilon"),
             ("delta = 1e-6", "delta = 1.0", "privacy.delta"),
             ("role = \"helper\"", "role = \"leader\"", "aggregators"),
@@ -770,6 +780,18 @@ hpke_public_key = "{KEY_B}"
             let err = TaskConfig::from_toml(&text).unwrap_err();
             assert_eq!(field_of(err), *field, "case {to}");
         }
+    }
+
+    #[test]
+    fn a_budget_too_small_for_one_release_is_refused_at_load() {
+        // B = 288 and σ = 1: one release costs ρ = 288²/2 ≈ 41 472, far above ε = 4.
+        let tiny = AGG_NOISE.replace("sigma = 1000.0", "sigma = 1.0");
+        let err = TaskConfig::from_toml(&sample("", &tiny)).unwrap_err();
+        assert_eq!(field_of(err.clone()), "privacy.epsilon");
+        assert!(
+            err.to_string().contains("too small for even one release"),
+            "{err}"
+        );
     }
 
     #[test]
