@@ -130,10 +130,7 @@ impl Client {
     ) -> Result<UploadRequest, ClientError> {
         let report_id = ReportId::random(rng);
         let sharded = self.scheme.shard(&report_id, x, rng).map_err(|e| match e {
-            cairn_proofs::carry_lift::CarryLiftError::NormTooLarge
-            | cairn_proofs::carry_lift::CarryLiftError::CoordinateOutOfRange { .. } => {
-                ClientError::NormBoundExceeded
-            }
+            crate::scheme::ShardError::OutOfBounds(_) => ClientError::NormBoundExceeded,
             other => ClientError::Encoding(other.to_string()),
         })?;
         let task_id = self.task.id();

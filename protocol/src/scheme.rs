@@ -6,11 +6,19 @@
 //! this module: shares and verifier messages as byte strings of exactly known length
 //! (so the wire layer can enforce sizes), a per-report [`Prepared`] state, and the
 //! running [`Aggregate`].
+//!
+//! Both schemes aggregate into `d` elements of Field64. For carry-lift they are the
+//! aggregator's shares of `Σ X`. For no-proof they are the aggregator's `b`-bit share
+//! words added as integers (no reduction mod 2^b on the way: `N·2^b` stays far below
+//! `p`, so the field sum *is* the integer sum, and integer noise adds exactly); the
+//! collector reduces each aggregator's integer sum mod 2^b before combining, which is
+//! what DDG-style aggregation mod 2^b computes.
 
 use cairn_mpc::codec::{CodecError, Encode, Reader};
 use cairn_mpc::field::{Field64, FieldElement};
 use cairn_mpc::secret::{SecretVec, Seed};
 use cairn_proofs::carry_lift::{CarryLift, CarryLiftParams, InputShare, PrepState};
+use cairn_proofs::no_proof::{NoProof, NoProofInputShare, NoProofParams};
 use rand_core::CryptoRng;
 
 use crate::config::{ConfigError, ProofMode, TaskConfig, TaskId};
@@ -32,7 +40,13 @@ pub struct ShardedReport {
 
 /// An aggregator's state for one report between preparation and the decision.
 pub struct Prepared {
-    state: PrepState,
+    state: PreparedState,
+}
+
+enum PreparedState {
+    CarryLift(PrepState),
+    /// This aggregator's `b`-bit share words of the report.
+    NoProof(SecretVec<u32>),
 }
 
 impl core::fmt::Debug for Prepared {
@@ -98,34 +112,66 @@ impl Aggregate {
 /// The validity scheme of one task.
 #[derive(Debug, Clone)]
 pub struct Scheme {
-    carry_lift: CarryLift,
+    kind: Kind,
     task_id: TaskId,
     num_aggregators: usize,
     dimension: usize,
+    bits: u8,
+}
+
+#[derive(Debug, Clone)]
+enum Kind {
+    CarryLift(CarryLift),
+    NoProof(NoProof),
+}
+
+/// Errors of sharding a client's vector.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ShardError {
+    /// A coordinate or the norm is outside what the task accepts.
+    #[error("the vector is outside the task's bounds: {0}")]
+    OutOfBounds(String),
+    /// Anything else (wrong length, internal).
+    #[error("sharding failed: {0}")]
+    Other(String),
 }
 
 impl Scheme {
     /// The scheme a task configures, with its parameters checked by the proofs crate
-    /// (the no-wrap and soundness conditions).
+    /// (the no-wrap and soundness conditions, or the no-proof sum bound).
     pub fn for_task(task: &TaskConfig) -> Result<Self, ConfigError> {
-        if task.proof() != ProofMode::CarryLift {
-            return Err(ConfigError::Invalid {
-                field: "proof",
-                reason: "this build supports only proof = \"carry-lift\"".into(),
-            });
-        }
-        let mut params =
-            CarryLiftParams::new(task.dimension(), task.num_aggregators(), task.norm_bound());
-        params.bits = u32::from(task.bits());
-        let carry_lift = CarryLift::new(params).map_err(|e| ConfigError::Invalid {
+        let invalid = |e: String| ConfigError::Invalid {
             field: "proof",
-            reason: e.to_string(),
-        })?;
+            reason: e,
+        };
+        let kind = match task.proof() {
+            ProofMode::CarryLift => {
+                let mut params = CarryLiftParams::new(
+                    task.dimension(),
+                    task.num_aggregators(),
+                    task.norm_bound(),
+                );
+                params.bits = u32::from(task.bits());
+                Kind::CarryLift(CarryLift::new(params).map_err(|e| invalid(e.to_string()))?)
+            }
+            ProofMode::None => Kind::NoProof(
+                NoProof::new(NoProofParams {
+                    dimension: task.dimension(),
+                    num_aggregators: task.num_aggregators(),
+                    bits: u32::from(task.bits()),
+                    max_clients: u64::from(task.max_clients()),
+                    max_abs: crate::config::max_quantised_coordinate(task),
+                })
+                .map_err(|e| invalid(e.to_string()))?,
+            ),
+        };
         Ok(Self {
-            carry_lift,
+            kind,
             task_id: task.id(),
             num_aggregators: task.num_aggregators(),
             dimension: task.dimension(),
+            bits: task.bits(),
         })
     }
 
@@ -141,50 +187,88 @@ impl Scheme {
 
     /// Exact byte sizes of every scheme payload, as decoding limits.
     pub fn limits(&self) -> Limits {
+        let (public_share, leader_share, verifier_share) = match &self.kind {
+            Kind::CarryLift(c) => (
+                c.public_share_len(),
+                c.leader_share_len(),
+                c.verifier_share_len(),
+            ),
+            Kind::NoProof(np) => (0, np.leader_share_len(), 0),
+        };
         Limits {
-            public_share: self.carry_lift.public_share_len(),
-            leader_share: self.carry_lift.leader_share_len(),
-            helper_share: self.carry_lift.helper_share_len(),
+            public_share,
+            leader_share,
+            helper_share: 32,
             helpers: self.num_aggregators - 1,
             reports_per_job: MAX_REPORTS_PER_JOB,
-            verifier_share: self.carry_lift.verifier_share_len(),
+            verifier_share,
             aggregate_share: 8 * self.dimension,
         }
     }
 
     /// The most reports a round may aggregate and still decode exactly.
     pub fn max_reports(&self) -> u64 {
-        self.carry_lift.max_reports()
+        match &self.kind {
+            Kind::CarryLift(c) => c.max_reports(),
+            Kind::NoProof(np) => np.params().max_clients,
+        }
     }
 
-    /// Client: shares and proves the quantised vector `x`.
+    /// Client: shares (and, with carry-lift, proves) the quantised vector `x`.
     pub fn shard<R: CryptoRng + ?Sized>(
         &self,
         report_id: &ReportId,
         x: &[i64],
         rng: &mut R,
-    ) -> Result<ShardedReport, cairn_proofs::carry_lift::CarryLiftError> {
-        let report = self
-            .carry_lift
-            .shard(&self.task_id.0, &report_id.0, x, rng)?;
-        let public_share = report.public_share.to_bytes();
-        let leader_share = SecretVec::new(report.leader_share.to_bytes());
-        let helper_shares = report
-            .helper_shares
-            .iter()
-            .map(|h| SecretVec::new(h.to_bytes()))
-            .collect();
-        Ok(ShardedReport {
-            public_share,
-            leader_share,
-            helper_shares,
-        })
+    ) -> Result<ShardedReport, ShardError> {
+        use cairn_proofs::carry_lift::CarryLiftError;
+        use cairn_proofs::no_proof::NoProofError;
+        match &self.kind {
+            Kind::CarryLift(c) => {
+                let report =
+                    c.shard(&self.task_id.0, &report_id.0, x, rng)
+                        .map_err(|e| match e {
+                            CarryLiftError::NormTooLarge
+                            | CarryLiftError::CoordinateOutOfRange { .. } => {
+                                ShardError::OutOfBounds(e.to_string())
+                            }
+                            other => ShardError::Other(other.to_string()),
+                        })?;
+                Ok(ShardedReport {
+                    public_share: report.public_share.to_bytes(),
+                    leader_share: SecretVec::new(report.leader_share.to_bytes()),
+                    helper_shares: report
+                        .helper_shares
+                        .iter()
+                        .map(|h| SecretVec::new(h.to_bytes()))
+                        .collect(),
+                })
+            }
+            Kind::NoProof(np) => {
+                let (leader, helpers) =
+                    np.shard(&self.task_id.0, &report_id.0, x, rng)
+                        .map_err(|e| match e {
+                            NoProofError::CoordinateOutOfRange { .. } => {
+                                ShardError::OutOfBounds(e.to_string())
+                            }
+                            other => ShardError::Other(other.to_string()),
+                        })?;
+                Ok(ShardedReport {
+                    public_share: Vec::new(),
+                    leader_share: SecretVec::new(leader.to_bytes()),
+                    helper_shares: helpers
+                        .iter()
+                        .map(|h| SecretVec::new(h.to_bytes()))
+                        .collect(),
+                })
+            }
+        }
     }
 
     /// Aggregator `agg_id`: decodes its share, checks its joint-randomness part and
-    /// computes its verifier share. Every failure maps to an [`ErrorCode`]: sizes to
-    /// [`ErrorCode::WrongSize`], anything the proof machinery refuses to
-    /// [`ErrorCode::ProofFailed`].
+    /// computes its verifier share (empty without a proof). Every failure maps to an
+    /// [`ErrorCode`]: sizes to [`ErrorCode::WrongSize`], anything the proof machinery
+    /// refuses to [`ErrorCode::ProofFailed`].
     pub fn prepare(
         &self,
         agg_id: usize,
@@ -202,52 +286,96 @@ impl Scheme {
         if public_share.len() != limits.public_share || input_share.len() != expected_share {
             return Err(ErrorCode::WrongSize);
         }
-        let public = self
-            .carry_lift
-            .decode_public_share(public_share)
-            .map_err(|_| ErrorCode::WrongSize)?;
-        let share = if agg_id == 0 {
-            InputShare::Leader(
-                self.carry_lift
-                    .decode_leader_share(input_share)
-                    .map_err(|_| ErrorCode::BadMessage)?,
-            )
-        } else {
-            InputShare::Helper(
-                self.carry_lift
-                    .decode_helper_share(input_share)
-                    .map_err(|_| ErrorCode::BadMessage)?,
-            )
-        };
-        let (state, verifier) = self
-            .carry_lift
-            .prepare_init(
-                agg_id,
-                verify_key,
-                &self.task_id.0,
-                &report_id.0,
-                &public,
-                &share,
-            )
-            .map_err(|_| ErrorCode::ProofFailed)?;
-        Ok((Prepared { state }, verifier.to_bytes()))
+        match &self.kind {
+            Kind::CarryLift(c) => {
+                let public = c
+                    .decode_public_share(public_share)
+                    .map_err(|_| ErrorCode::WrongSize)?;
+                let share = if agg_id == 0 {
+                    InputShare::Leader(
+                        c.decode_leader_share(input_share)
+                            .map_err(|_| ErrorCode::BadMessage)?,
+                    )
+                } else {
+                    InputShare::Helper(
+                        c.decode_helper_share(input_share)
+                            .map_err(|_| ErrorCode::BadMessage)?,
+                    )
+                };
+                let (state, verifier) = c
+                    .prepare_init(
+                        agg_id,
+                        verify_key,
+                        &self.task_id.0,
+                        &report_id.0,
+                        &public,
+                        &share,
+                    )
+                    .map_err(|_| ErrorCode::ProofFailed)?;
+                Ok((
+                    Prepared {
+                        state: PreparedState::CarryLift(state),
+                    },
+                    verifier.to_bytes(),
+                ))
+            }
+            Kind::NoProof(np) => {
+                let share = if agg_id == 0 {
+                    NoProofInputShare::Leader(
+                        np.decode_leader_share(input_share)
+                            .map_err(|_| ErrorCode::BadMessage)?,
+                    )
+                } else {
+                    NoProofInputShare::Helper(
+                        np.decode_helper_share(input_share)
+                            .map_err(|_| ErrorCode::BadMessage)?,
+                    )
+                };
+                let mut words = SecretVec::<u32>::zeroed(self.dimension);
+                np.accumulate(
+                    agg_id,
+                    &self.task_id.0,
+                    &report_id.0,
+                    &share,
+                    words.expose_secret_mut(),
+                )
+                .map_err(|_| ErrorCode::BadMessage)?;
+                Ok((
+                    Prepared {
+                        state: PreparedState::NoProof(words),
+                    },
+                    Vec::new(),
+                ))
+            }
+        }
     }
 
     /// Leader: decides a report from all `n` verifier shares (its own first, then the
     /// helpers' in order). `Err(ProofFailed)` for any failure, by design opaque.
+    /// Without a proof every well-formed report is accepted.
     pub fn decide(
         &self,
         leader_state: &Prepared,
         verifier_shares: &[&[u8]],
     ) -> Result<(), ErrorCode> {
-        let shares = verifier_shares
-            .iter()
-            .map(|b| self.carry_lift.decode_verifier_share(b))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| ErrorCode::ProofFailed)?;
-        self.carry_lift
-            .decide(&leader_state.state, &shares)
-            .map_err(|_| ErrorCode::ProofFailed)
+        match (&self.kind, &leader_state.state) {
+            (Kind::CarryLift(c), PreparedState::CarryLift(state)) => {
+                let shares = verifier_shares
+                    .iter()
+                    .map(|b| c.decode_verifier_share(b))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| ErrorCode::ProofFailed)?;
+                c.decide(state, &shares).map_err(|_| ErrorCode::ProofFailed)
+            }
+            (Kind::NoProof(_), PreparedState::NoProof(_)) => {
+                if verifier_shares.iter().all(|v| v.is_empty()) {
+                    Ok(())
+                } else {
+                    Err(ErrorCode::BadMessage)
+                }
+            }
+            _ => Err(ErrorCode::Internal),
+        }
     }
 
     /// Adds an accepted report's share into the running aggregate.
@@ -256,18 +384,45 @@ impl Scheme {
         prepared: &Prepared,
         aggregate: &mut Aggregate,
     ) -> Result<(), ErrorCode> {
-        prepared
-            .state
-            .accumulate_into(&mut aggregate.0)
-            .map_err(|_| ErrorCode::Internal)
+        match &prepared.state {
+            PreparedState::CarryLift(state) => state
+                .accumulate_into(&mut aggregate.0)
+                .map_err(|_| ErrorCode::Internal),
+            PreparedState::NoProof(words) => {
+                if words.len() != aggregate.0.len() {
+                    return Err(ErrorCode::Internal);
+                }
+                for (a, w) in aggregate.0.iter_mut().zip(words.expose_secret()) {
+                    *a += Field64::from_u64(u64::from(*w));
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Collector: sums the aggregators' (opened) aggregate shares and decodes the
     /// centred integer sum.
     pub fn unshard(&self, shares: &[Aggregate]) -> Result<Vec<i64>, ErrorCode> {
-        let slices: Vec<&[Field64]> = shares.iter().map(|s| s.as_slice()).collect();
-        self.carry_lift
-            .unshard(&slices)
-            .map_err(|_| ErrorCode::BadMessage)
+        match &self.kind {
+            Kind::CarryLift(c) => {
+                let slices: Vec<&[Field64]> = shares.iter().map(|s| s.as_slice()).collect();
+                c.unshard(&slices).map_err(|_| ErrorCode::BadMessage)
+            }
+            Kind::NoProof(np) => {
+                // Each share is an integer (words plus noise); reduce it mod 2^b.
+                let modulus = 1i128 << self.bits;
+                let words: Vec<Vec<u32>> = shares
+                    .iter()
+                    .map(|s| {
+                        s.as_slice()
+                            .iter()
+                            .map(|v| v.to_centred_i128().rem_euclid(modulus) as u32)
+                            .collect()
+                    })
+                    .collect();
+                let slices: Vec<&[u32]> = words.iter().map(|w| w.as_slice()).collect();
+                np.unshard(&slices).map_err(|_| ErrorCode::BadMessage)
+            }
+        }
     }
 }

@@ -47,8 +47,11 @@ fn task_toml(
     n: usize,
     noise: &str,
     min_clients: u32,
+    proof: &str,
 ) -> (String, Vec<HpkeSecretKey>, HpkeSecretKey) {
     let mut rng = ChaCha20Rng::from_seed([42; 32]);
+    // Without a proof the whole sum must fit in 16 bits: 30 · (4·2^8 + 1) < 2^15.
+    let max_clients = if proof == "none" { 30 } else { 1000 };
     let (collector_sk, collector_pk) = generate_keypair(&mut rng);
     let mut aggs = String::new();
     let mut keys = Vec::new();
@@ -69,9 +72,9 @@ dimension = {DIM}
 bits = 16
 frac_bits = 8
 clip_norm = 4.0
-proof = "carry-lift"
+proof = "{proof}"
 min_clients = {min_clients}
-max_clients = 1000
+max_clients = {max_clients}
 round_duration_secs = 3600
 
 [privacy]
@@ -86,7 +89,11 @@ hpke_public_key = "{}"
 }
 
 fn world(n: usize, noise: &str, min_clients: u32, seed: u8) -> World {
-    let (toml, keys, collector_sk) = task_toml(n, noise, min_clients);
+    world_with_proof(n, noise, min_clients, seed, "carry-lift")
+}
+
+fn world_with_proof(n: usize, noise: &str, min_clients: u32, seed: u8, proof: &str) -> World {
+    let (toml, keys, collector_sk) = task_toml(n, noise, min_clients, proof);
     let task = TaskConfig::from_toml(&toml).unwrap();
     let token_bytes = [7u8; 32];
     let token_hash = ClientToken::from_bytes(token_bytes).hash();
@@ -606,4 +613,29 @@ fn a_release_beyond_the_budget_is_refused_by_every_aggregator() {
     assert_eq!(err.code, ErrorCode::BudgetExceeded);
     assert!(w.helpers[0].rho_spent() <= rho.rho_budget());
     assert!(w.leader.rho_spent() <= rho.rho_budget());
+}
+
+#[test]
+fn no_proof_mode_sums_exactly_over_the_lossy_network() {
+    // Semi-honest clients: plain 16-bit shares, no proof; the sum must still be exact
+    // (max_clients · max|x_i| < 2^15 is checked at task creation).
+    let mut w = world_with_proof(3, "noise = \"none\"", 5, 21, "none");
+    let client = w.client();
+    let mut rng = ChaCha20Rng::from_seed([22; 32]);
+    let mut expected = vec![0i64; DIM];
+    for _ in 0..30 {
+        let x = honest_vector(&mut rng);
+        for (e, v) in expected.iter_mut().zip(&x) {
+            *e += v;
+        }
+        let req = client.prepare_upload_quantised(0, &x, &mut rng).unwrap();
+        assert!(matches!(
+            w.upload_until_answered(&Message::UploadRequest(req).encode()),
+            Message::UploadResponse(_)
+        ));
+    }
+    assert!(w.aggregate(0).is_empty(), "no report rejected");
+    let released = w.collect(0).unwrap();
+    assert_eq!(released.count, 30);
+    assert_eq!(released.sum_quantised, expected);
 }
