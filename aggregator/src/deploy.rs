@@ -178,7 +178,10 @@ pub fn init<R: CryptoRng + ?Sized>(
                  role = \"{role}\"\nindex = {i}\nlisten = \"{endpoint}\"\ntask = \"task.toml\"\n\
                  data_dir = \"aggregator-{i}/data\"\ntls_cert = \"aggregator-{i}/cert.pem\"\n\
                  tls_key = \"aggregator-{i}/key.pem\"\nhpke_key = \"aggregator-{i}/hpke.key\"\n\
-                 verify_key = \"verify.key\"\ncollector_cert_sha256 = \"{collector}\"\n{token_line}",
+                 verify_key = \"verify.key\"\ncollector_cert_sha256 = \"{collector}\"\n{token_line}\
+                 # Prometheus metrics on /metrics and a health check on /health (HTTP):\n\
+                 # metrics_listen = \"127.0.0.1:{metrics_port}\"\n",
+                metrics_port = 9100 + i,
                 name = params.name,
                 role = if i == 0 { "leader" } else { "helper" },
                 collector = hex::encode(collector_identity.fingerprint()),

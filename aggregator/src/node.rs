@@ -41,8 +41,11 @@ use cairn_protocol::messages::{
     CollectRequest, ErrorCode, ErrorMessage, JobContinue, JobContinueResponse, JobInit,
     JobResponse, Limits, Message,
 };
+use cairn_protocol::privacy::Privacy;
+use cairn_protocol::store::{CommitOutcome, TaskStore};
 use zeroize::Zeroizing;
 
+use crate::metrics::{MetricsEndpoint, NodeMetrics};
 use crate::node_config::{NodeConfig, NodeRole};
 use crate::store::{SqliteStore, SqliteTaskStore};
 
@@ -135,8 +138,13 @@ pub fn transport_options(limits: &Limits) -> TransportOptions {
 pub struct RunningNode {
     /// The address it listens on.
     pub local_addr: SocketAddr,
+    /// The metrics and health endpoint's address, if `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The node's counters (also served on `metrics_addr`).
+    pub metrics: Arc<NodeMetrics>,
     server: ServerEndpoint,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    metrics_endpoint: Option<MetricsEndpoint>,
 }
 
 impl RunningNode {
@@ -146,6 +154,10 @@ impl RunningNode {
         self.server.shutdown(grace).await;
         for t in self.tasks {
             t.abort();
+        }
+        // Stops the metrics thread (joins it off the async workers).
+        if let Some(endpoint) = self.metrics_endpoint {
+            let _ = tokio::task::spawn_blocking(move || drop(endpoint)).await;
         }
     }
 }
@@ -158,10 +170,34 @@ pub async fn start(setup: NodeSetup) -> anyhow::Result<RunningNode> {
     let db =
         SqliteStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
     let store = db.task(setup.task.id(), setup.task.dimension());
-    match setup.config.role {
-        NodeRole::Leader => start_leader(setup, store).await,
-        NodeRole::Helper => start_helper(setup, store).await,
+    let metrics = Arc::new(NodeMetrics::new());
+    let task_hex = setup.task.id().to_hex();
+    let privacy = Privacy::for_task(&setup.task)
+        .map_err(|e| anyhow::anyhow!("the task's privacy settings: {e}"))?;
+    let rho_spent = store
+        .ledger()
+        .context("reading the ledger")?
+        .last()
+        .map_or(0.0, |e| e.rho_total);
+    metrics.set_epsilon_remaining(
+        &task_hex,
+        (privacy.epsilon_budget() - privacy.epsilon_of_rho(rho_spent)).max(0.0),
+    );
+    let metrics_endpoint = setup
+        .config
+        .metrics_listen
+        .map(|addr| MetricsEndpoint::start(addr, Arc::clone(&metrics)))
+        .transpose()?;
+    let mut node = match setup.config.role {
+        NodeRole::Leader => start_leader(setup, store, Arc::clone(&metrics)).await?,
+        NodeRole::Helper => start_helper(setup, store, Arc::clone(&metrics)).await?,
+    };
+    node.metrics_addr = metrics_endpoint.as_ref().map(MetricsEndpoint::local_addr);
+    if let Some(addr) = node.metrics_addr {
+        tracing::info!(%addr, "metrics on http://{addr}/metrics, health on /health");
     }
+    node.metrics_endpoint = metrics_endpoint;
+    Ok(node)
 }
 
 /// Runs a node until `shutdown` resolves (e.g. SIGINT/SIGTERM).
@@ -201,7 +237,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 // ---------------------------------------------------------------------------------
 // Helper
 
-async fn start_helper(setup: NodeSetup, store: SqliteTaskStore) -> anyhow::Result<RunningNode> {
+async fn start_helper(
+    setup: NodeSetup,
+    store: SqliteTaskStore,
+    metrics: Arc<NodeMetrics>,
+) -> anyhow::Result<RunningNode> {
     let NodeSetup {
         config,
         task,
@@ -215,6 +255,7 @@ async fn start_helper(setup: NodeSetup, store: SqliteTaskStore) -> anyhow::Resul
     let mut pins = PinSet::new();
     pins.insert(leader_fp);
     pins.insert(config.collector_cert_sha256);
+    let task_id_hex = task.id().to_hex();
     let helper = Helper::new(task, config.index, verify_key, hpke_key, store)
         .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
     let limits = helper.limits();
@@ -228,10 +269,14 @@ async fn start_helper(setup: NodeSetup, store: SqliteTaskStore) -> anyhow::Resul
     let state = Arc::new(Mutex::new(helper));
     let clock = SystemClock;
     let serve_server = server.clone();
+    let task_hex = Arc::new(task_id_hex);
+    let node_metrics = Arc::clone(&metrics);
     let task = tokio::spawn(async move {
         serve_server
             .serve(move |peer, bytes| {
                 let state = Arc::clone(&state);
+                let metrics = Arc::clone(&node_metrics);
+                let task_hex = Arc::clone(&task_hex);
                 async move {
                     if peer.fingerprint() != Some(&leader_fp) {
                         return error_message(
@@ -269,7 +314,16 @@ async fn start_helper(setup: NodeSetup, store: SqliteTaskStore) -> anyhow::Resul
                     })
                     .await;
                     match answer {
-                        Ok(Ok(m)) => m.encode(),
+                        Ok(Ok(m)) => {
+                            if let Message::AggregateShareResponse(r) = &m {
+                                metrics.round_released(r.round);
+                                metrics.set_epsilon_remaining(
+                                    &task_hex,
+                                    r.share.receipt.epsilon_remaining,
+                                );
+                            }
+                            m.encode()
+                        }
                         Ok(Err(e)) | Err(e) => {
                             tracing::info!(code = %e.code, detail = %e.detail, "request refused");
                             reject_to_message(e)
@@ -281,8 +335,11 @@ async fn start_helper(setup: NodeSetup, store: SqliteTaskStore) -> anyhow::Resul
     });
     Ok(RunningNode {
         local_addr,
+        metrics_addr: None,
+        metrics,
         server,
         tasks: vec![task],
+        metrics_endpoint: None,
     })
 }
 
@@ -296,9 +353,17 @@ struct LeaderShared {
     limits: Limits,
     /// Serialises job runs (the driver and a collect request's flush).
     jobs: tokio::sync::Mutex<()>,
+    /// The node's counters.
+    metrics: Arc<NodeMetrics>,
+    /// The task id, hex (the ε gauge's label).
+    task_hex: String,
 }
 
-async fn start_leader(setup: NodeSetup, store: SqliteTaskStore) -> anyhow::Result<RunningNode> {
+async fn start_leader(
+    setup: NodeSetup,
+    store: SqliteTaskStore,
+    metrics: Arc<NodeMetrics>,
+) -> anyhow::Result<RunningNode> {
     let NodeSetup {
         config,
         task,
@@ -341,6 +406,8 @@ async fn start_leader(setup: NodeSetup, store: SqliteTaskStore) -> anyhow::Resul
         helpers,
         limits,
         jobs: tokio::sync::Mutex::new(()),
+        metrics: Arc::clone(&metrics),
+        task_hex: task.id().to_hex(),
     });
 
     let driver_shared = Arc::clone(&shared);
@@ -372,8 +439,11 @@ async fn start_leader(setup: NodeSetup, store: SqliteTaskStore) -> anyhow::Resul
     });
     Ok(RunningNode {
         local_addr,
+        metrics_addr: None,
+        metrics,
         server,
         tasks: vec![driver, serve],
+        metrics_endpoint: None,
     })
 }
 
@@ -394,6 +464,8 @@ async fn handle_leader_request(
         Ok(m) => m,
         Err(e) => {
             let code = ErrorCode::for_decode_error(&e);
+            shared.metrics.report_received(None);
+            shared.metrics.report_rejected(code);
             tracing::info!(reason = %code, "report rejected: does not decode");
             return error_message(code, &e.to_string());
         }
@@ -402,9 +474,11 @@ async fn handle_leader_request(
     match msg {
         Message::UploadRequest(req) => {
             let report_id = req.report.report_id;
+            shared.metrics.report_received(Some(req.report.round));
             let shared = Arc::clone(shared);
+            let s = Arc::clone(&shared);
             let outcome = blocking(move || {
-                let mut leader = shared.leader.lock().unwrap_or_else(|e| e.into_inner());
+                let mut leader = s.leader.lock().unwrap_or_else(|e| e.into_inner());
                 leader.handle_upload(req, now)
             })
             .await
@@ -412,6 +486,7 @@ async fn handle_leader_request(
             match outcome {
                 Ok(ack) => Message::UploadResponse(ack).encode(),
                 Err(e) => {
+                    shared.metrics.report_rejected(e.code);
                     tracing::info!(report = %report_id, reason = %e.code, detail = %e.detail, "report rejected");
                     reject_to_message(e)
                 }
@@ -425,7 +500,18 @@ async fn handle_leader_request(
                 );
             }
             match collect(shared, req, now).await {
-                Ok(m) => m.encode(),
+                Ok(m) => {
+                    if let Message::CollectResponse(r) = &m {
+                        shared.metrics.round_released(r.round);
+                        if let Some(own) = r.shares.first() {
+                            shared.metrics.set_epsilon_remaining(
+                                &shared.task_hex,
+                                own.receipt.epsilon_remaining,
+                            );
+                        }
+                    }
+                    m.encode()
+                }
                 Err(e) => {
                     tracing::info!(code = %e.code, detail = %e.detail, "collect refused");
                     reject_to_message(e)
@@ -555,6 +641,7 @@ async fn run_job_once(
             })
             .await??;
             for r in rejections {
+                shared.metrics.report_rejected(r.code);
                 tracing::info!(report = %r.report_id, reason = %r.code, "report rejected");
             }
             cont
@@ -581,13 +668,18 @@ async fn run_job_once(
         }
     }
     let s = Arc::clone(shared);
-    blocking(move || {
+    let outcome = blocking(move || {
         s.leader
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .commit_job(job_id, &acks)
     })
     .await??;
+    if outcome == CommitOutcome::Applied {
+        shared
+            .metrics
+            .reports_accepted(u64::try_from(cont.accepted.len()).unwrap_or(u64::MAX));
+    }
     Ok(())
 }
 

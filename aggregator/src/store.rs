@@ -92,6 +92,19 @@ impl SqliteStore {
         Self::init(conn)
     }
 
+    /// Opens an existing database read-only (reports, inspection): no schema change,
+    /// no write, so it can run beside a live node (WAL lets readers in while it writes).
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
     /// A private in-memory database (tests, `cairn demo` with no data directory).
     pub fn open_in_memory() -> Result<Self, StoreError> {
         Self::init(Connection::open_in_memory()?)

@@ -46,6 +46,26 @@ pub struct CollectOutput {
     pub epsilon_spent: f64,
     /// ε left in the budget.
     pub epsilon_remaining: f64,
+    /// Each aggregator's own budget receipt (leader first): every aggregator enforces
+    /// its own ledger, so they should agree; `cairn collect` warns when they do not.
+    pub receipts: Vec<ReceiptOutput>,
+    /// Whether the aggregators' ledgers disagree on the ρ spent.
+    pub ledgers_disagree: bool,
+}
+
+/// One aggregator's budget receipt, as `cairn collect` prints it.
+#[derive(Debug, Serialize)]
+pub struct ReceiptOutput {
+    /// The aggregator (0 = leader).
+    pub aggregator: usize,
+    /// ρ this release cost by its ledger.
+    pub rho_spent: f64,
+    /// ρ spent by the task so far by its ledger.
+    pub rho_total: f64,
+    /// ε spent so far by its ledger (tight conversion at the task's δ).
+    pub epsilon_total: f64,
+    /// ε left by its ledger (`null` without noise: no budget).
+    pub epsilon_remaining: Option<f64>,
 }
 
 /// Runs `cairn collect`.
@@ -70,6 +90,25 @@ pub fn run(args: CollectArgs) -> anyhow::Result<String> {
         collector.collect(args.round).await
     })?;
     let receipt = collection.receipt();
+    let disagree = collection.ledgers_disagree();
+    let receipts: Vec<ReceiptOutput> = collection
+        .receipts
+        .iter()
+        .enumerate()
+        .map(|(aggregator, r)| ReceiptOutput {
+            aggregator,
+            rho_spent: r.rho_spent,
+            rho_total: r.rho_total,
+            epsilon_total: r.epsilon_total,
+            epsilon_remaining: r
+                .epsilon_remaining
+                .is_finite()
+                .then_some(r.epsilon_remaining),
+        })
+        .collect();
+    if disagree {
+        eprintln!("{}", disagreement_warning(collection.round, &receipts));
+    }
     let out = CollectOutput {
         round: collection.round,
         count: collection.count,
@@ -77,6 +116,8 @@ pub fn run(args: CollectArgs) -> anyhow::Result<String> {
         rho_spent: receipt.map_or(0.0, |r| r.rho_spent),
         epsilon_spent: receipt.map_or(0.0, |r| r.epsilon_total),
         epsilon_remaining: receipt.map_or(f64::INFINITY, |r| r.epsilon_remaining),
+        receipts,
+        ledgers_disagree: disagree,
     };
     let json = serde_json::to_string_pretty(&out)?;
     match args.output {
@@ -91,5 +132,41 @@ pub fn run(args: CollectArgs) -> anyhow::Result<String> {
             ))
         }
         None => Ok(json),
+    }
+}
+
+/// The warning printed when the aggregators' ledgers disagree: one line per aggregator.
+pub fn disagreement_warning(round: u32, receipts: &[ReceiptOutput]) -> String {
+    let mut w = format!(
+        "warning: round {round}: the aggregators' privacy ledgers disagree on the ρ spent \
+         (each enforces its own ledger; the most conservative figure is reported; compare \
+         them with `cairn budget report --node …`):"
+    );
+    for r in receipts {
+        w.push_str(&format!(
+            "\n  aggregator {}: ρ total {:.6}, ε spent {:.4}",
+            r.aggregator, r.rho_total, r.epsilon_total
+        ));
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_warning_names_every_aggregator() {
+        let receipt = |aggregator, rho_total| ReceiptOutput {
+            aggregator,
+            rho_spent: 0.1,
+            rho_total,
+            epsilon_total: rho_total * 10.0,
+            epsilon_remaining: Some(1.0),
+        };
+        let w = disagreement_warning(3, &[receipt(0, 0.2), receipt(1, 0.3)]);
+        assert!(w.contains("round 3"), "{w}");
+        assert!(w.contains("aggregator 0: ρ total 0.200000"), "{w}");
+        assert!(w.contains("aggregator 1: ρ total 0.300000"), "{w}");
     }
 }

@@ -5,8 +5,11 @@
 //! concurrently through the SDK for R rounds, and after each round has the collector
 //! release the noisy sum. For every round it prints the report count, the largest
 //! error of the released mean against the plaintext mean (the cost of DP noise and
-//! rounding), and the ε spent so far.
+//! rounding), and the ε spent so far. On a terminal, progress bars show the rounds and
+//! the clients submitting (`indicatif`); when standard output is not a terminal they are
+//! hidden and only the per-round lines are printed.
 
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -16,6 +19,8 @@ use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::ids::ClientToken;
 use clap::Args;
+use futures::FutureExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand_core::Rng;
 
 use super::init::Noise;
@@ -107,8 +112,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<String> {
         .await?;
 
     let dim = args.dim as usize;
+    let bars = Bars::new(args.rounds, args.clients);
     for round in 0..args.rounds {
         let round_start = Instant::now();
+        let submitting = bars.round(round);
         // Each client's update: random, then clipped to the task's norm as the client
         // will do, so the plaintext sum is exactly what the aggregators should see.
         let mut updates = Vec::new();
@@ -125,14 +132,19 @@ async fn demo(args: DemoArgs) -> anyhow::Result<String> {
                 *m += f64::from(*v);
             }
         }
-        let submissions = clients
-            .iter()
-            .zip(&updates)
-            .map(|(c, u)| c.submit(round, u));
+        let submissions = clients.iter().zip(&updates).map(|(c, u)| {
+            c.submit(round, u).map(|outcome| {
+                submitting.inc(1);
+                outcome
+            })
+        });
         for outcome in futures::future::join_all(submissions).await {
             outcome?;
         }
+        submitting.set_message("collecting");
         let released = collector.collect(round).await?;
+        submitting.finish_and_clear();
+        bars.rounds.inc(1);
         let n = f64::from(released.count.max(1));
         let max_error = released
             .sum
@@ -141,7 +153,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<String> {
             .map(|(s, p)| ((s - p) / n).abs())
             .fold(0.0, f64::max);
         let receipt = released.receipt();
-        println!(
+        bars.multi.suspend(|| println!(
             "round {round}: {} reports, max |released mean − plaintext mean| = {max_error:.5}, ε spent {} ({:.2} s)",
             released.count,
             receipt.map_or("0 (no noise)".to_owned(), |r| format!(
@@ -149,10 +161,56 @@ async fn demo(args: DemoArgs) -> anyhow::Result<String> {
                 r.epsilon_total, params.epsilon
             )),
             round_start.elapsed().as_secs_f64()
-        );
+        ));
     }
+    bars.rounds.finish_and_clear();
     for n in nodes {
         n.shutdown(Duration::from_secs(1)).await;
     }
     Ok(format!("done in {:.2} s", started.elapsed().as_secs_f64()))
+}
+
+/// The demo's progress bars: one for the rounds, one per round for the clients
+/// submitting; drawn only when standard output is a terminal.
+struct Bars {
+    multi: MultiProgress,
+    rounds: ProgressBar,
+    clients: u32,
+}
+
+impl Bars {
+    fn new(rounds: u32, clients: u32) -> Self {
+        let target = if std::io::stdout().is_terminal() {
+            ProgressDrawTarget::stdout()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let bar = multi.add(ProgressBar::new(u64::from(rounds)));
+        bar.set_style(style("rounds   [{bar:30}] {pos}/{len} {elapsed}"));
+        Self {
+            multi,
+            rounds: bar,
+            clients,
+        }
+    }
+
+    /// The bar of one round's submissions.
+    fn round(&self, round: u32) -> ProgressBar {
+        let bar = self.multi.add(ProgressBar::new(u64::from(self.clients)));
+        bar.set_style(style(
+            "round {prefix:>2} [{bar:30}] {pos}/{len} clients {msg}",
+        ));
+        bar.set_prefix(round.to_string());
+        bar.set_message("submitting");
+        bar
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    // The templates are constants of this file; fall back to the default style if one
+    // were ever malformed rather than fail the demo.
+    ProgressStyle::with_template(template)
+        .map(|s| s.progress_chars("=> "))
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
 }

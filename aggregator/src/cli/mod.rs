@@ -7,7 +7,9 @@
 //! - [`submit`]: `cairn submit`, one client's update.
 //! - [`collect`]: `cairn collect`, release a round.
 //! - [`dp`]: `cairn dp epsilon|sigma`, the privacy-budget calculator.
+//! - [`budget`]: `cairn budget report`, where a task's budget went (from a node's ledger).
 
+pub mod budget;
 pub mod collect;
 pub mod demo;
 pub mod dp;
@@ -62,6 +64,9 @@ pub enum Command {
     /// Differential-privacy calculator: plan σ, ρ and ε before running anything.
     #[command(subcommand)]
     Dp(dp::DpCommand),
+    /// Privacy-budget reports from a node's durable, hash-chained ledger.
+    #[command(subcommand)]
+    Budget(budget::BudgetCommand),
 }
 
 /// Runs a parsed command line and returns what to print on standard output.
@@ -77,6 +82,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
         Command::Submit(args) => submit::run(args),
         Command::Collect(args) => collect::run(args),
         Command::Dp(cmd) => dp::run(cmd),
+        Command::Budget(cmd) => budget::run(cmd),
     }
 }
 
