@@ -239,7 +239,7 @@ impl BudgetReport {
                 self.noise,
                 fmt_opt(self.sigma, 3),
                 self.sensitivity,
-                self.delta
+                crate::report_html::fmt_delta(self.delta)
             )),
             _ => {
                 out.push_str("Noise: none; the released sums are exact and carry no DP guarantee\n")

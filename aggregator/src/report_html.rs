@@ -76,7 +76,10 @@ pub fn render(report: &BudgetReport) -> String {
         item("sensitivity Δ", format!("{}", report.sensitivity));
         item(
             "budget",
-            format!("ε = {eps} at δ = {} (ρ = {rho:.6})", report.delta),
+            format!(
+                "ε = {eps} at δ = {} (ρ = {rho:.6})",
+                fmt_delta(report.delta)
+            ),
         );
         item(
             "spent",
@@ -150,11 +153,13 @@ fn plot(report: &BudgetReport) -> String {
     let y_max = (y_max_data / step).ceil().max(1.0) * step;
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
+    // Points sit inside the axes, a margin away from them.
+    let inset = 24.0;
     let x_of = |i: usize| {
         if n <= 1 {
             LEFT + plot_w / 2.0
         } else {
-            LEFT + plot_w * i as f64 / (n - 1) as f64
+            LEFT + inset + (plot_w - 2.0 * inset) * i as f64 / (n - 1) as f64
         }
     };
     let y_of = |v: f64| TOP + plot_h * (1.0 - v / y_max);
@@ -215,7 +220,7 @@ fn plot(report: &BudgetReport) -> String {
         LEFT + plot_w / 2.0,
         HEIGHT - 12.0,
         TOP + plot_h / 2.0,
-        report.delta
+        fmt_delta(report.delta)
     );
     // Budget line.
     let yb = y_of(budget);
@@ -322,6 +327,15 @@ fn fmt_tick(v: f64, step: f64) -> String {
     format!("{v:.decimals$}")
 }
 
+/// δ as people write it: `1e-6` rather than `0.000001`.
+pub(crate) fn fmt_delta(delta: f64) -> String {
+    if delta != 0.0 && delta.abs() < 1e-3 {
+        format!("{delta:e}")
+    } else {
+        format!("{delta}")
+    }
+}
+
 /// Escapes text for HTML content and attribute values.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -359,5 +373,7 @@ mod tests {
         assert!((nice_step(0.013) - 0.02).abs() < 1e-15);
         assert_eq!(fmt_tick(0.4, 0.2), "0.4");
         assert_eq!(fmt_tick(10.0, 5.0), "10");
+        assert_eq!(fmt_delta(1e-6), "1e-6");
+        assert_eq!(fmt_delta(0.01), "0.01");
     }
 }
