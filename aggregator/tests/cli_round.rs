@@ -187,4 +187,28 @@ fn thirty_uploads_through_three_node_processes() {
         assert!((got - want).abs() <= tolerance, "{got} vs {want}");
     }
     assert_eq!(released["rho_spent"], 0.0);
+    // One budget receipt per aggregator, all agreeing.
+    assert_eq!(released["receipts"].as_array().unwrap().len(), 3);
+    assert_eq!(released["ledgers_disagree"], false);
+    // Every node's ledger reads (read-only, beside the running node) and verifies.
+    for i in 0..3 {
+        let node = deploy.join(format!("node-{i}.toml"));
+        let report: serde_json::Value = serde_json::from_str(&run_ok(&[
+            "budget",
+            "report",
+            "--task",
+            task,
+            "--node",
+            node.to_str().unwrap(),
+            "--format",
+            "json",
+        ]))
+        .unwrap();
+        assert_eq!(report["aggregator_index"], i);
+        assert_eq!(report["trust_assumption"], "no DP: noise = none");
+        let releases = report["releases"].as_array().unwrap();
+        assert_eq!(releases.len(), 1);
+        assert_eq!(releases[0]["round"], 0);
+        assert_eq!(releases[0]["report_count"], honest);
+    }
 }
