@@ -11,7 +11,7 @@
 //!
 //! | name | type | meaning |
 //! |---|---|---|
-//! | `reports_received_total` | counter | uploads that reached the leader |
+//! | `reports_received_total` | counter | uploads that reached the leader (a request that does not decode counts as a received and rejected report) |
 //! | `reports_accepted_total` | counter | reports verified and added to a round's aggregate |
 //! | `reports_rejected_total{reason}` | counter | reports refused at upload or excluded by a job; `reason` is the protocol's `ErrorCode` string |
 //! | `rounds_released_total` | counter | rounds whose aggregate share this node released |
