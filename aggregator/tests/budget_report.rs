@@ -248,3 +248,39 @@ fn a_node_that_never_ran_is_a_clear_error() {
     let err = report(&d, "table").unwrap_err().to_string();
     assert!(err.contains("no database"), "{err}");
 }
+
+#[test]
+fn the_header_states_the_trust_assumption_of_each_placement() {
+    for (noise, expected) in [
+        (
+            "client",
+            "DP holds if at least 5000 clients (min_honest_clients) are honest",
+        ),
+        (
+            "both",
+            "DP holds if at least one of the 2 aggregators is honest, or if at least 5000 \
+             clients (min_honest_clients) are honest",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (d, _, db) = deployment(dir.path(), NoisePlacement::Aggregator);
+        // The same task with client-side noise for 5000 honest clients (so that each
+        // client's share of the noise fits the 16-bit encoding).
+        let text = std::fs::read_to_string(&d.task).unwrap();
+        let text = text
+            .replace("noise = \"aggregator\"", &format!("noise = \"{noise}\""))
+            .replace("\n[collector]", "min_honest_clients = 5000\n\n[collector]")
+            .replace("min_clients = 2\n", "min_clients = 5000\n")
+            .replace("epsilon = 3.0\n", "epsilon = 30.0\n");
+        std::fs::write(&d.task, text).unwrap();
+        let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
+        drop(write_releases(&task, &db));
+        let json: serde_json::Value = serde_json::from_str(&report(&d, "json").unwrap()).unwrap();
+        assert_eq!(json["trust_assumption"], expected);
+        assert_eq!(json["noise"], noise);
+        assert_eq!(
+            json["releases"].as_array().unwrap().len(),
+            RELEASES as usize
+        );
+    }
+}
