@@ -81,6 +81,7 @@ pub fn run(args: CollectArgs) -> anyhow::Result<String> {
     let identity = Identity::read_pem_files(&dir.join("cert.pem"), &dir.join("key.pem"))
         .with_context(|| format!("reading the collector's certificate in {}", dir.display()))?;
     let runtime = tokio::runtime::Runtime::new()?;
+    let spinner = spinner(format!("releasing round {}", args.round));
     let collection = runtime.block_on(async {
         let collector = Collector::builder(task)
             .hpke_key(key)
@@ -88,7 +89,9 @@ pub fn run(args: CollectArgs) -> anyhow::Result<String> {
             .build()
             .await?;
         collector.collect(args.round).await
-    })?;
+    });
+    spinner.finish_and_clear();
+    let collection = collection?;
     let receipt = collection.receipt();
     let disagree = collection.ledgers_disagree();
     let receipts: Vec<ReceiptOutput> = collection
@@ -133,6 +136,23 @@ pub fn run(args: CollectArgs) -> anyhow::Result<String> {
         }
         None => Ok(json),
     }
+}
+
+/// A spinner on standard error while the round is released (it can take seconds: the
+/// leader first finishes the round's aggregation jobs); hidden unless standard error is
+/// a terminal, so scripts and pipes see only the JSON.
+fn spinner(message: String) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    let target = if std::io::stderr().is_terminal() {
+        indicatif::ProgressDrawTarget::stderr()
+    } else {
+        indicatif::ProgressDrawTarget::hidden()
+    };
+    let bar = indicatif::ProgressBar::with_draw_target(None, target);
+    bar.set_style(indicatif::ProgressStyle::default_spinner());
+    bar.set_message(message);
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
+    bar
 }
 
 /// The warning printed when the aggregators' ledgers disagree: one line per aggregator.
