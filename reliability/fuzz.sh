@@ -21,5 +21,9 @@ for t in "${targets[@]}"; do
     rm -rf "fuzz/corpus/$t.min" && mkdir -p "fuzz/corpus/$t.min"
     (cd fuzz && RUSTC_BOOTSTRAP=1 cargo fuzz cmin "$t" "corpus/$t" 2>&1 | tail -3) || true
     cp -n fuzz/corpus/"$t"/* "reliability/corpus/$t/" 2>/dev/null || true
-    ls fuzz/artifacts/"$t" 2>/dev/null && echo "CRASHES in $t (see fuzz/artifacts/$t)" || echo "$t: no crash"
+    if [ -n "$(ls -A fuzz/artifacts/"$t" 2>/dev/null)" ]; then
+        echo "CRASHES in $t (see fuzz/artifacts/$t)"
+    else
+        echo "$t: no crash"
+    fi
 done
