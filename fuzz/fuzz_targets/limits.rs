@@ -10,7 +10,7 @@ pub fn limits() -> Limits {
         leader_share: 13_376,
         helper_share: 32,
         helpers: 1,
-        reports_per_job: 256,
+        reports_per_job: 64,
         verifier_share: 2_472,
         aggregate_share: 8 * 1000,
     }

@@ -44,8 +44,32 @@ pub struct Leader<S: TaskStore> {
 /// A job between its start and its commit.
 struct InFlightJob {
     record: JobRecord,
-    /// The leader's preparation of each report, in job order.
+    /// The leader's preparation of each report, in job order (dropped once decided:
+    /// each holds an O(d) share).
     prepared: Vec<(ReportId, LeaderPrep)>,
+    /// The sum of the accepted reports' shares, once decided: O(d) per job instead of
+    /// O(reports·d) between the decision and the commit.
+    contribution: Option<Aggregate>,
+}
+
+impl InFlightJob {
+    /// The sum of the shares of the `accepted` reports.
+    fn contribution(
+        &self,
+        scheme: &crate::scheme::Scheme,
+        accepted: &[ReportId],
+    ) -> Result<Aggregate, Reject> {
+        if let Some(c) = &self.contribution {
+            return Ok(c.clone());
+        }
+        let mut contribution = Aggregate::zero(scheme.dimension());
+        for (report_id, prepared) in &self.prepared {
+            if let (true, Ok((state, _))) = (accepted.contains(report_id), prepared) {
+                scheme.accumulate(state, &mut contribution)?;
+            }
+        }
+        Ok(contribution)
+    }
 }
 
 /// The leader's side of one report: its state and verifier share, or why it refused.
@@ -347,6 +371,9 @@ impl<S: TaskStore> Leader<S> {
                 .get_mut(&job_id)
                 .ok_or_else(|| Reject::new(ErrorCode::Internal, "job vanished"))?;
             job.record.accepted = Some(accepted.clone());
+            let contribution = job.contribution(&self.core.scheme, &accepted)?;
+            job.contribution = Some(contribution);
+            job.prepared.clear();
             job.record.clone()
         };
         Ok((self.continue_message(&record, accepted), rejections))
@@ -389,12 +416,7 @@ impl<S: TaskStore> Leader<S> {
                 "helpers did not confirm the same reports",
             ));
         }
-        let mut contribution = Aggregate::zero(self.core.scheme.dimension());
-        for (report_id, prepared) in &job.prepared {
-            if let (true, Ok((state, _))) = (accepted.contains(report_id), prepared) {
-                self.core.scheme.accumulate(state, &mut contribution)?;
-            }
-        }
+        let contribution = job.contribution(&self.core.scheme, &accepted)?;
         let outcome = self
             .core
             .store
@@ -563,6 +585,13 @@ impl<S: TaskStore> Leader<S> {
                 reports,
             })
             .collect();
-        Ok((InFlightJob { record, prepared }, inits))
+        Ok((
+            InFlightJob {
+                record,
+                prepared,
+                contribution: None,
+            },
+            inits,
+        ))
     }
 }

@@ -25,8 +25,9 @@ use crate::config::{ConfigError, ProofMode, TaskConfig, TaskId};
 use crate::ids::ReportId;
 use crate::messages::{ErrorCode, Limits};
 
-/// Reports per aggregation job, at most (bounds job messages).
-pub const MAX_REPORTS_PER_JOB: usize = 256;
+/// Reports per aggregation job, at most. Bounds job messages and the memory a job
+/// holds while it is being verified (each prepared report keeps an O(d) share).
+pub const MAX_REPORTS_PER_JOB: usize = 64;
 
 /// A report's shares as bytes, produced by the client.
 pub struct ShardedReport {
