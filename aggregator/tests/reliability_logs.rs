@@ -183,5 +183,10 @@ fn no_secret_appears_in_trace_logs_of_a_full_round() {
         );
         searched += 1;
     }
+    println!(
+        "{} bytes of logs, {} lines, searched for {searched} secret forms",
+        text.len(),
+        text.lines().count()
+    );
     assert!(searched >= 40);
 }
