@@ -5,7 +5,7 @@
 //!   leader and a helper on loopback; every acknowledged report must be released;
 //!   prints p50/p99 upload latency, throughput and each node's peak RSS;
 //! - `partition_heals`: a UDP proxy the test controls sits between leader and helper;
-//!   while it drops everything uploads still succeed and no round is released; after
+//!   a round completes with 150 ms of delay each way; while it drops everything uploads still succeed and no round is released; after
 //!   healing, the round releases the right count and sum.
 //!
 //! ```sh
@@ -250,36 +250,66 @@ async fn load_10000_uploads() {
     assert_eq!(verify_ledgers(&deploy, 2), vec![1, 1]);
 }
 
+/// What the proxy does to datagrams.
+#[derive(Default)]
+struct Impairment {
+    /// Drop every datagram, both ways.
+    cut: AtomicBool,
+    /// Delay every datagram by this many milliseconds, both ways.
+    delay_ms: AtomicU64,
+}
+
+impl Impairment {
+    /// Forwards `data` through `send` unless cut, after the configured delay.
+    fn forward<F, Fut>(&self, data: &[u8], send: F)
+    where
+        F: FnOnce(Vec<u8>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()> + Send,
+    {
+        if self.cut.load(Ordering::SeqCst) {
+            return;
+        }
+        let delay = Duration::from_millis(self.delay_ms.load(Ordering::SeqCst));
+        let data = data.to_vec();
+        tokio::spawn(async move {
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            send(data).await;
+        });
+    }
+}
+
 /// A UDP proxy: datagrams from any client to `listen` go to `upstream` from a socket
-/// per client, and back. While `cut` is set every datagram is dropped both ways.
-async fn proxy(listen: UdpSocket, upstream: SocketAddr, cut: Arc<AtomicBool>) {
+/// per client, and back, dropped or delayed as `impair` says.
+async fn proxy(listen: UdpSocket, upstream: SocketAddr, impair: Arc<Impairment>) {
     let listen = Arc::new(listen);
     let mut routes: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut buf = vec![0u8; 65536];
     loop {
         let (n, from) = listen.recv_from(&mut buf).await.unwrap();
-        if cut.load(Ordering::SeqCst) {
-            continue;
-        }
         let out = match routes.get(&from) {
             Some(s) => s.clone(),
             None => {
                 let s = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
                 s.connect(upstream).await.unwrap();
-                let (back, listen, cut) = (s.clone(), listen.clone(), cut.clone());
+                let (back, listen, impair) = (s.clone(), listen.clone(), impair.clone());
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 65536];
                     while let Ok(n) = back.recv(&mut buf).await {
-                        if !cut.load(Ordering::SeqCst) {
-                            let _ = listen.send_to(&buf[..n], from).await;
-                        }
+                        let listen = listen.clone();
+                        impair.forward(&buf[..n], move |d| async move {
+                            let _ = listen.send_to(&d, from).await;
+                        });
                     }
                 });
                 routes.insert(from, s.clone());
                 s
             }
         };
-        let _ = out.send(&buf[..n]).await;
+        impair.forward(&buf[..n], move |d| async move {
+            let _ = out.send(&d).await;
+        });
     }
 }
 
@@ -305,8 +335,8 @@ async fn partition_heals() {
         text.replace(&quoted, &format!("\"{via}\"")),
     )
     .unwrap();
-    let cut = Arc::new(AtomicBool::new(false));
-    tokio::spawn(proxy(listen, helper, cut.clone()));
+    let impair = Arc::new(Impairment::default());
+    tokio::spawn(proxy(listen, helper, impair.clone()));
     let nodes: Vec<NodeProcess> = (0..2)
         .map(|i| NodeProcess::start(&deploy.join(format!("node-{i}.toml"))))
         .collect();
@@ -317,15 +347,22 @@ async fn partition_heals() {
         x
     };
 
-    // Through the proxy, a round completes.
+    // Through the proxy, delaying every datagram by 150 ms each way, a round completes.
+    impair.delay_ms.store(150, Ordering::SeqCst);
+    let t = Instant::now();
     for k in 1..=3 {
         c.submit_quantised(0, &submit(k)).await.unwrap();
     }
     let released = collector(&deploy).await.collect(0).await.unwrap();
+    println!(
+        "round 0 with 150 ms delay each way released in {:?}",
+        t.elapsed()
+    );
     assert_eq!((released.count, released.sum_quantised[0]), (3, 6));
+    impair.delay_ms.store(0, Ordering::SeqCst);
 
     // The cut: uploads are still acknowledged, no release happens.
-    cut.store(true, Ordering::SeqCst);
+    impair.cut.store(true, Ordering::SeqCst);
     let t = Instant::now();
     for k in 1..=5 {
         c.submit_quantised(1, &submit(k)).await.unwrap();
@@ -356,7 +393,7 @@ async fn partition_heals() {
     println!("cut for {:?}", cut_at.elapsed());
 
     // Heal: the same round releases every acknowledged report.
-    cut.store(false, Ordering::SeqCst);
+    impair.cut.store(false, Ordering::SeqCst);
     let t = Instant::now();
     let released = collector_with(
         &deploy,
