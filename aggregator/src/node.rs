@@ -234,6 +234,24 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| Reject::new(ErrorCode::Internal, format!("worker failed: {e}")))
 }
 
+/// Runs `f` on the leader's state machine, on the blocking pool (the lock is held only
+/// there, never across network waits).
+async fn with_leader<T: Send + 'static>(
+    shared: &Arc<LeaderShared>,
+    f: impl FnOnce(&mut Leader<SqliteTaskStore>) -> Result<T, Reject> + Send + 'static,
+) -> Result<T, Reject> {
+    let s = Arc::clone(shared);
+    blocking(move || f(&mut s.lock_leader())).await?
+}
+
+/// A helper's answer of the wrong kind.
+fn unexpected(answer: &Message) -> Reject {
+    Reject::new(
+        ErrorCode::BadMessage,
+        format!("helper sent {}", answer.name()),
+    )
+}
+
 // ---------------------------------------------------------------------------------
 // Helper
 
@@ -359,6 +377,14 @@ struct LeaderShared {
     task_hex: String,
 }
 
+impl LeaderShared {
+    /// The leader's state machine. A poisoned lock is safe to reuse: every store
+    /// operation is one transaction, so a panic mid-step left no partial state behind.
+    fn lock_leader(&self) -> std::sync::MutexGuard<'_, Leader<SqliteTaskStore>> {
+        self.leader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 async fn start_leader(
     setup: NodeSetup,
     store: SqliteTaskStore,
@@ -476,13 +502,7 @@ async fn handle_leader_request(
             let report_id = req.report.report_id;
             shared.metrics.report_received(Some(req.report.round));
             let shared = Arc::clone(shared);
-            let s = Arc::clone(&shared);
-            let outcome = blocking(move || {
-                let mut leader = s.leader.lock().unwrap_or_else(|e| e.into_inner());
-                leader.handle_upload(req, now)
-            })
-            .await
-            .and_then(|r| r);
+            let outcome = with_leader(&shared, move |leader| leader.handle_upload(req, now)).await;
             match outcome {
                 Ok(ack) => Message::UploadResponse(ack).encode(),
                 Err(e) => {
@@ -553,14 +573,7 @@ async fn ask_helper(shared: &LeaderShared, j: usize, msg: &Message) -> Result<Me
 
 async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
     let _guard = shared.jobs.lock().await;
-    let s = Arc::clone(shared);
-    let jobs = blocking(move || {
-        s.leader
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .resume_jobs()
-    })
-    .await??;
+    let jobs = with_leader(shared, |leader| leader.resume_jobs()).await?;
     for job in jobs {
         tracing::info!(job = %job.job_id.to_hex(), "resuming aggregation job");
         run_job(shared, job.job_id, &job.inits, job.decided).await?;
@@ -578,11 +591,7 @@ async fn run_job(
 ) -> Result<(), Reject> {
     let outcome = run_job_once(shared, job_id, inits, decided).await;
     if outcome.is_err() {
-        shared
-            .leader
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .forget_job(job_id);
+        shared.lock_leader().forget_job(job_id);
     }
     outcome
 }
@@ -591,16 +600,14 @@ async fn run_job(
 async fn run_queued_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
     let _guard = shared.jobs.lock().await;
     loop {
-        let s = Arc::clone(shared);
-        let started = blocking(move || {
-            let mut leader = s.leader.lock().unwrap_or_else(|e| e.into_inner());
+        let started = with_leader(shared, |leader| {
             let Some(&round) = leader.rounds_with_queued_reports()?.first() else {
                 return Ok(None);
             };
             let mut rng = os_rng()?;
             leader.start_job(round, &mut rng)
         })
-        .await??;
+        .await?;
         let Some((job_id, inits)) = started else {
             return Ok(());
         };
@@ -624,22 +631,11 @@ async fn run_job_once(
             for (j, init) in inits.iter().enumerate() {
                 match ask_helper(shared, j, &Message::JobInit(init.clone())).await? {
                     Message::JobResponse(r) => responses.push(r),
-                    other => {
-                        return Err(Reject::new(
-                            ErrorCode::BadMessage,
-                            format!("helper sent {}", other.name()),
-                        ));
-                    }
+                    other => return Err(unexpected(&other)),
                 }
             }
-            let s = Arc::clone(shared);
-            let (cont, rejections) = blocking(move || {
-                s.leader
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .decide_job(job_id, &responses)
-            })
-            .await??;
+            let (cont, rejections) =
+                with_leader(shared, move |leader| leader.decide_job(job_id, &responses)).await?;
             for r in rejections {
                 shared.metrics.report_rejected(r.code);
                 tracing::info!(report = %r.report_id, reason = %r.code, "report rejected");
@@ -659,22 +655,10 @@ async fn run_job_once(
         };
         match ack {
             Message::JobContinueResponse(a) => acks.push(a),
-            other => {
-                return Err(Reject::new(
-                    ErrorCode::BadMessage,
-                    format!("helper sent {}", other.name()),
-                ));
-            }
+            other => return Err(unexpected(&other)),
         }
     }
-    let s = Arc::clone(shared);
-    let outcome = blocking(move || {
-        s.leader
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .commit_job(job_id, &acks)
-    })
-    .await??;
+    let outcome = with_leader(shared, move |leader| leader.commit_job(job_id, &acks)).await?;
     if outcome == CommitOutcome::Applied {
         shared
             .metrics
@@ -694,16 +678,12 @@ async fn collect(
         if let Err(e) = run_queued_jobs(shared).await {
             tracing::warn!(code = %e.code, detail = %e.detail, "job failed while collecting");
         }
-        let s = Arc::clone(shared);
         let req = req.clone();
-        let attempt = blocking(move || {
+        let attempt = with_leader(shared, move |leader| {
             let mut rng = os_rng()?;
-            s.leader
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .begin_collect(&req, now, &mut rng)
+            leader.begin_collect(&req, now, &mut rng)
         })
-        .await?;
+        .await;
         match attempt {
             Ok(step) => break step,
             Err(e) if e.code == ErrorCode::Mismatch && tokio::time::Instant::now() < deadline => {
@@ -720,22 +700,13 @@ async fn collect(
     for j in 0..shared.helpers.len() {
         match ask_helper(shared, j, &Message::AggregateShareRequest(request.clone())).await? {
             Message::AggregateShareResponse(r) => responses.push(r),
-            other => {
-                return Err(Reject::new(
-                    ErrorCode::BadMessage,
-                    format!("helper sent {}", other.name()),
-                ));
-            }
+            other => return Err(unexpected(&other)),
         }
     }
-    let s = Arc::clone(shared);
     let round = req.round;
-    let resp = blocking(move || {
-        s.leader
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .finish_collect(round, leader_share, responses)
+    let resp = with_leader(shared, move |leader| {
+        leader.finish_collect(round, leader_share, responses)
     })
-    .await??;
+    .await?;
     Ok(Message::CollectResponse(resp))
 }
