@@ -6,12 +6,17 @@
 //! ```text
 //! task.toml            the task, shared by everyone (no secrets)
 //! verify.key           the aggregators' shared verify key           (secret)
-//! client.token         the clients' bearer token                    (secret)
 //! node-0.toml          the leader's configuration
 //! node-1.toml …        the helpers' configurations
 //! aggregator-I/        cert.pem, key.pem (secret), hpke.key (secret), data/
 //! collector/           cert.pem, key.pem (secret), hpke.key (secret)
+//! clients/client-K.toml  one credential per client                  (secret)
 //! ```
+//!
+//! Every client is registered at every aggregator (in the aggregator's database under
+//! `data/`) with the MAC key that aggregator checks ([`cairn_protocol::auth`]); more
+//! clients can be added, or revoked, later with [`add_clients`] and [`revoke_client`]
+//! (`cairn client add|revoke`).
 //!
 //! In a real deployment each operator generates its own keys and only public values
 //! (certificate fingerprints, HPKE public keys) are exchanged; `cairn init` makes all of
@@ -24,11 +29,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use cairn_client::transport::Identity;
+use cairn_protocol::auth::{ClientId, Credential};
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::generate_keypair;
-use cairn_protocol::ids::ClientToken;
+use cairn_protocol::store::TaskStore;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
+
+use crate::node_config::NodeConfig;
+use crate::store::SqliteStore;
 
 /// What to deploy.
 #[derive(Debug, Clone)]
@@ -51,6 +60,8 @@ pub struct InitParams {
     pub min_clients: u32,
     /// Most reports per round.
     pub max_clients: u32,
+    /// Client credentials to write (each registered at every aggregator).
+    pub clients: u32,
     /// The leader's port; helper `i` listens on `base_port + i`.
     pub base_port: u16,
     /// Listen address of every node.
@@ -71,6 +82,7 @@ impl Default for InitParams {
             noise: NoisePlacement::Aggregator,
             min_clients: 10,
             max_clients: 100_000,
+            clients: 10,
             base_port: 7100,
             host: std::net::IpAddr::from([127, 0, 0, 1]),
             name: "cairn-task".into(),
@@ -87,8 +99,8 @@ pub struct Deployment {
     pub task: PathBuf,
     /// One `node-I.toml` per aggregator, leader first.
     pub nodes: Vec<PathBuf>,
-    /// `client.token`.
-    pub client_token: PathBuf,
+    /// `clients/client-K.toml`, one credential per client.
+    pub credentials: Vec<PathBuf>,
     /// `collector/`.
     pub collector_dir: PathBuf,
 }
@@ -132,8 +144,6 @@ pub fn init<R: CryptoRng + ?Sized>(
         &dir.join("verify.key"),
         &Zeroizing::new(hex::encode(verify.as_ref())),
     )?;
-    let token = ClientToken::generate(rng);
-    write_secret(&dir.join("client.token"), &token.dangerous_to_hex())?;
 
     let mut aggregators = String::new();
     let mut fingerprints = Vec::new();
@@ -166,11 +176,6 @@ pub fn init<R: CryptoRng + ?Sized>(
     let mut nodes = Vec::new();
     for (i, (endpoint, _)) in fingerprints.iter().enumerate() {
         let path = dir.join(format!("node-{i}.toml"));
-        let token_line = if i == 0 {
-            format!("client_token_sha256 = \"{}\"\n", token.hash().to_hex())
-        } else {
-            String::new()
-        };
         fs::write(
             &path,
             format!(
@@ -178,7 +183,7 @@ pub fn init<R: CryptoRng + ?Sized>(
                  role = \"{role}\"\nindex = {i}\nlisten = \"{endpoint}\"\ntask = \"task.toml\"\n\
                  data_dir = \"aggregator-{i}/data\"\ntls_cert = \"aggregator-{i}/cert.pem\"\n\
                  tls_key = \"aggregator-{i}/key.pem\"\nhpke_key = \"aggregator-{i}/hpke.key\"\n\
-                 verify_key = \"verify.key\"\ncollector_cert_sha256 = \"{collector}\"\n{token_line}\
+                 verify_key = \"verify.key\"\ncollector_cert_sha256 = \"{collector}\"\n\
                  # Prometheus metrics on /metrics and a health check on /health (HTTP):\n\
                  # metrics_listen = \"127.0.0.1:{metrics_port}\"\n",
                 metrics_port = 9100 + i,
@@ -189,13 +194,120 @@ pub fn init<R: CryptoRng + ?Sized>(
         )?;
         nodes.push(path);
     }
+    let credentials = add_clients(dir, params.clients, rng)?;
     Ok(Deployment {
         dir: dir.to_owned(),
         task: task_path,
         nodes,
-        client_token: dir.join("client.token"),
+        credentials,
         collector_dir,
     })
+}
+
+/// The node configurations of a deployment folder, in aggregator order.
+pub fn node_configs(dir: &Path) -> anyhow::Result<Vec<NodeConfig>> {
+    let mut nodes = Vec::new();
+    for i in 0.. {
+        let path = dir.join(format!("node-{i}.toml"));
+        if !path.exists() {
+            break;
+        }
+        nodes.push(NodeConfig::load(&path)?);
+    }
+    if nodes.len() < 2 {
+        bail!(
+            "{} holds no deployment (node-0.toml, node-1.toml, … written by `cairn init`)",
+            dir.display()
+        );
+    }
+    Ok(nodes)
+}
+
+/// Writes `count` new client credentials into `DIR/clients/` (numbered after the
+/// existing ones) and registers each at every aggregator of the deployment. Safe while
+/// the nodes run: registration is one SQLite transaction per client and aggregator.
+pub fn add_clients<R: CryptoRng + ?Sized>(
+    dir: &Path,
+    count: u32,
+    rng: &mut R,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let nodes = node_configs(dir)?;
+    let task = load_task(&nodes[0].task)?;
+    let clients_dir = dir.join("clients");
+    fs::create_dir_all(&clients_dir)?;
+    let mut next = 0u32;
+    for entry in fs::read_dir(&clients_dir)? {
+        let name = entry?.file_name();
+        if let Some(k) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("client-"))
+            .and_then(|n| n.strip_suffix(".toml"))
+            .and_then(|n| n.parse::<u32>().ok())
+        {
+            next = next.max(k + 1);
+        }
+    }
+    let stores = nodes
+        .iter()
+        .map(|n| open_store(n, &task))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut written = Vec::new();
+    for k in next..next + count {
+        let credential = Credential::generate(task.id(), rng);
+        let path = clients_dir.join(format!("client-{k}.toml"));
+        write_secret(&path, &credential.dangerous_to_toml())?;
+        for (node, store) in nodes.iter().zip(&stores) {
+            store
+                .add_client(credential.client_id(), &credential.key_for(node.index))
+                .with_context(|| format!("registering a client at aggregator {}", node.index))?;
+        }
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// Revokes a client at every aggregator of the deployment. `client` is a credential
+/// file or a client id (32 hex digits). Returns the id.
+pub fn revoke_client(dir: &Path, client: &str) -> anyhow::Result<ClientId> {
+    let id = match ClientId::from_hex(client) {
+        Ok(id) => id,
+        Err(_) => {
+            let text = Zeroizing::new(
+                fs::read_to_string(client)
+                    .with_context(|| format!("{client} is neither a client id nor a file"))?,
+            );
+            Credential::from_toml(&text)
+                .with_context(|| format!("reading {client}"))?
+                .client_id()
+        }
+    };
+    let nodes = node_configs(dir)?;
+    let task = load_task(&nodes[0].task)?;
+    let mut known = false;
+    for node in &nodes {
+        known |= open_store(node, &task)?.revoke_client(id)?;
+    }
+    if !known {
+        bail!("client {id} is not registered in this deployment");
+    }
+    Ok(id)
+}
+
+fn load_task(path: &Path) -> anyhow::Result<TaskConfig> {
+    let text = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    TaskConfig::from_toml(&text).with_context(|| format!("loading {}", path.display()))
+}
+
+fn open_store(
+    node: &NodeConfig,
+    task: &TaskConfig,
+) -> anyhow::Result<crate::store::SqliteTaskStore> {
+    fs::create_dir_all(&node.data_dir)
+        .with_context(|| format!("creating {}", node.data_dir.display()))?;
+    let path = crate::node::database_path(node);
+    Ok(SqliteStore::open(&path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .task(task.id(), task.dimension()))
 }
 
 /// The task file: the largest fractional precision that validates, and σ calibrated
@@ -332,8 +444,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&d.client_token).unwrap().permissions().mode();
-            assert_eq!(mode & 0o077, 0, "secrets are private to their owner");
+            for c in &d.credentials {
+                let mode = fs::metadata(c).unwrap().permissions().mode();
+                assert_eq!(mode & 0o077, 0, "secrets are private to their owner");
+            }
         }
     }
 }

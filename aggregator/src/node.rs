@@ -35,10 +35,10 @@ use cairn_protocol::clock::{Clock, Time};
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::ids::{JobId, TokenHash};
+use cairn_protocol::ids::JobId;
 use cairn_protocol::leader::{CollectStep, Leader};
 use cairn_protocol::messages::{
-    CollectRequest, ErrorCode, ErrorMessage, JobContinue, JobContinueResponse, JobInit,
+    CollectRequest, ErrorCode, ErrorMessage, Inbound, JobContinue, JobContinueResponse, JobInit,
     JobResponse, Limits, Message,
 };
 use cairn_protocol::privacy::Privacy;
@@ -126,10 +126,11 @@ pub fn read_secret_hex(path: &Path) -> anyhow::Result<[u8; 32]> {
     Ok(bytes)
 }
 
-/// Transport options for a task: frames sized from the task's limits.
-pub fn transport_options(limits: &Limits) -> TransportOptions {
+/// Transport options for a task: frames no larger than what the peers of `inbound` may
+/// send under the task's limits.
+pub fn transport_options(limits: &Limits, inbound: Inbound) -> TransportOptions {
     TransportOptions {
-        max_frame_len: limits.max_frame_len(),
+        max_frame_len: limits.max_inbound_frame_len(inbound),
         ..TransportOptions::default()
     }
 }
@@ -162,9 +163,14 @@ impl RunningNode {
     }
 }
 
+/// The node's database file: `cairn.sqlite` in its data folder.
+pub fn database_path(config: &NodeConfig) -> std::path::PathBuf {
+    config.data_dir.join("cairn.sqlite")
+}
+
 /// Starts the node described by `setup`; returns once it listens.
 pub async fn start(setup: NodeSetup) -> anyhow::Result<RunningNode> {
-    let db_path = setup.config.data_dir.join("cairn.sqlite");
+    let db_path = database_path(&setup.config);
     std::fs::create_dir_all(&setup.config.data_dir)
         .with_context(|| format!("creating {}", setup.config.data_dir.display()))?;
     let db =
@@ -281,7 +287,7 @@ async fn start_helper(
         config.listen,
         &identity,
         &ClientAuth::Required(pins),
-        transport_options(&limits),
+        transport_options(&limits, Inbound::HelperFromLeader),
     )?;
     let local_addr = server.local_addr()?;
     let state = Arc::new(Mutex::new(helper));
@@ -397,26 +403,25 @@ async fn start_leader(
         verify_key,
         hpke_key: _,
     } = setup;
-    let token_hash = config
-        .client_token_sha256
-        .as_deref()
-        .and_then(TokenHash::from_hex)
-        .context("the leader needs client_token_sha256")?;
     let collector_fp = config.collector_cert_sha256;
-    let leader = Leader::new(task.clone(), verify_key, token_hash, store)
+    let leader = Leader::new(task.clone(), verify_key, store)
         .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
     let limits = leader.limits();
-    let options = transport_options(&limits);
+    let options = transport_options(&limits, Inbound::LeaderFromClients);
     let mut pins = PinSet::new();
     pins.insert(collector_fp);
     let server = ServerEndpoint::bind(
         config.listen,
         &identity,
         &ClientAuth::Optional(pins),
-        options.clone(),
+        options,
     )?;
     let local_addr = server.local_addr()?;
-    let client = ClientEndpoint::bind(unspecified_for(config.listen), Some(&identity), options)?;
+    let client = ClientEndpoint::bind(
+        unspecified_for(config.listen),
+        Some(&identity),
+        transport_options(&limits, Inbound::LeaderFromHelpers),
+    )?;
     let helpers = task
         .aggregators()
         .iter()
@@ -490,7 +495,6 @@ async fn handle_leader_request(
         Ok(m) => m,
         Err(e) => {
             let code = ErrorCode::for_decode_error(&e);
-            shared.metrics.report_received(None);
             shared.metrics.report_rejected(code);
             tracing::info!(reason = %code, "report rejected: does not decode");
             return error_message(code, &e.to_string());
@@ -500,9 +504,18 @@ async fn handle_leader_request(
     match msg {
         Message::UploadRequest(req) => {
             let report_id = req.report.report_id;
-            shared.metrics.report_received(Some(req.report.round));
+            let round = req.report.round;
             let shared = Arc::clone(shared);
             let outcome = with_leader(&shared, move |leader| leader.handle_upload(req, now)).await;
+            // Only an authenticated report counts as received, and only an accepted one
+            // names its round: nobody can grow the per-round metrics with made-up rounds.
+            match &outcome {
+                Ok(_) => shared.metrics.report_received(Some(round)),
+                Err(e) if !matches!(e.code, ErrorCode::Unauthorized | ErrorCode::UnknownTask) => {
+                    shared.metrics.report_received(None)
+                }
+                Err(_) => {}
+            }
             match outcome {
                 Ok(ack) => Message::UploadResponse(ack).encode(),
                 Err(e) => {

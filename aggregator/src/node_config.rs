@@ -15,7 +15,6 @@
 //! tls_key = "leader/key.pem"
 //! hpke_key = "leader/hpke.key"
 //! verify_key = "verify.key"       # shared by the aggregators of the task
-//! client_token_sha256 = "…"       # leader only: hash of the clients' token
 //! collector_cert_sha256 = "…"     # pinned TLS certificate of the collector
 //! ```
 
@@ -78,8 +77,6 @@ struct RawNodeConfig {
     tls_key: PathBuf,
     hpke_key: PathBuf,
     verify_key: PathBuf,
-    #[serde(default)]
-    client_token_sha256: Option<String>,
     collector_cert_sha256: String,
     #[serde(default)]
     metrics_listen: Option<SocketAddr>,
@@ -106,8 +103,6 @@ pub struct NodeConfig {
     pub hpke_key: PathBuf,
     /// The task's verify key (hex, secret, shared by the aggregators).
     pub verify_key: PathBuf,
-    /// Leader only: SHA-256 of the clients' token, hex.
-    pub client_token_sha256: Option<String>,
     /// The collector's pinned certificate fingerprint, hex.
     pub collector_cert_sha256: [u8; 32],
     /// Optional local address of the metrics and health endpoint.
@@ -143,20 +138,6 @@ impl NodeConfig {
             }
             (NodeRole::Helper, _) => {}
         }
-        match (raw.role, &raw.client_token_sha256) {
-            (NodeRole::Leader, None) => {
-                return Err(invalid("client_token_sha256", "is required for the leader"));
-            }
-            (NodeRole::Helper, Some(_)) => {
-                return Err(invalid("client_token_sha256", "is only for the leader"));
-            }
-            (NodeRole::Leader, Some(h))
-                if cairn_protocol::ids::TokenHash::from_hex(h).is_none() =>
-            {
-                return Err(invalid("client_token_sha256", "must be 64 hex digits"));
-            }
-            _ => {}
-        }
         let mut collector = [0u8; 32];
         hex::decode_to_slice(raw.collector_cert_sha256.trim(), &mut collector)
             .map_err(|_| invalid("collector_cert_sha256", "must be 64 hex digits"))?;
@@ -178,7 +159,6 @@ impl NodeConfig {
             tls_key: resolve(&raw.tls_key),
             hpke_key: resolve(&raw.hpke_key),
             verify_key: resolve(&raw.verify_key),
-            client_token_sha256: raw.client_token_sha256,
             collector_cert_sha256: collector,
             metrics_listen: raw.metrics_listen,
         })
@@ -189,24 +169,18 @@ impl NodeConfig {
 mod tests {
     use super::*;
 
-    fn sample(role: &str, index: u8, token: bool) -> String {
+    fn sample(role: &str, index: u8) -> String {
         format!(
             "role = \"{role}\"\nindex = {index}\nlisten = \"127.0.0.1:7100\"\ntask = \"task.toml\"\n\
              data_dir = \"n\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nhpke_key = \"h.key\"\n\
-             verify_key = \"/abs/verify.key\"\ncollector_cert_sha256 = \"{}\"\n{}",
+             verify_key = \"/abs/verify.key\"\ncollector_cert_sha256 = \"{}\"\n",
             "ab".repeat(32),
-            if token {
-                format!("client_token_sha256 = \"{}\"\n", "cd".repeat(32))
-            } else {
-                String::new()
-            }
         )
     }
 
     #[test]
     fn parses_and_resolves_relative_paths() {
-        let c = NodeConfig::parse(&sample("leader", 0, true), Path::new("/deploy/leader.toml"))
-            .unwrap();
+        let c = NodeConfig::parse(&sample("leader", 0), Path::new("/deploy/leader.toml")).unwrap();
         assert_eq!(c.role, NodeRole::Leader);
         assert_eq!(c.task, Path::new("/deploy/task.toml"));
         assert_eq!(c.verify_key, Path::new("/abs/verify.key"));
@@ -216,15 +190,19 @@ mod tests {
     #[test]
     fn rejects_inconsistent_or_unknown_settings() {
         let p = Path::new("x.toml");
-        assert!(NodeConfig::parse(&sample("leader", 1, true), p).is_err());
-        assert!(NodeConfig::parse(&sample("helper", 0, false), p).is_err());
-        assert!(NodeConfig::parse(&sample("leader", 0, false), p).is_err());
-        assert!(NodeConfig::parse(&sample("helper", 1, true), p).is_err());
-        assert!(
-            NodeConfig::parse(&format!("{}colour = 1\n", sample("helper", 1, false)), p).is_err()
+        assert!(NodeConfig::parse(&sample("leader", 1), p).is_err());
+        assert!(NodeConfig::parse(&sample("helper", 0), p).is_err());
+        assert!(NodeConfig::parse(&format!("{}colour = 1\n", sample("helper", 1)), p).is_err());
+        // The shared client token of earlier versions is gone: clients have credentials.
+        let old = format!(
+            "{}client_token_sha256 = \"{}\"\n",
+            sample("leader", 0),
+            "cd".repeat(32)
         );
-        let bad_hex = sample("helper", 1, false).replace(&"ab".repeat(32), "zz");
+        let err = NodeConfig::parse(&old, p).unwrap_err().to_string();
+        assert!(err.contains("client_token_sha256"), "{err}");
+        let bad_hex = sample("helper", 1).replace(&"ab".repeat(32), "zz");
         assert!(NodeConfig::parse(&bad_hex, p).is_err());
-        assert!(NodeConfig::parse(&sample("helper", 2, false), p).is_ok());
+        assert!(NodeConfig::parse(&sample("helper", 2), p).is_ok());
     }
 }

@@ -15,14 +15,15 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use cairn_protocol::auth::{ClientId, ClientKey, ClientRecord};
 use cairn_protocol::clock::Time;
 use cairn_protocol::config::TaskId;
 use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
-    CommitOutcome, JobRecord, PutOutcome, RoundRecord, RoundStatus, TaskStore, report_bytes_digest,
-    report_digest, xor_into,
+    Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundStatus,
+    TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
 };
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -45,7 +46,24 @@ pub enum StoreError {
     /// The round was released; nothing more can be added.
     #[error("round {0} was released")]
     RoundReleased(u32),
+    /// A job names one report more than once.
+    #[error("report {0} appears twice in one job")]
+    DuplicateInJob(ReportId),
+    /// The database was made by a Cairn version with another schema.
+    #[error(
+        "the database has schema version {found}, this cairn uses {expected}: it was made by \
+         another version of cairn; use a new data_dir (or the version that made it)"
+    )]
+    SchemaVersion {
+        /// The database's version.
+        found: i64,
+        /// This build's version.
+        expected: i64,
+    },
 }
+
+/// The schema version this build writes and reads (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// One node's database.
 #[derive(Clone)]
@@ -54,6 +72,22 @@ pub struct SqliteStore {
 }
 
 const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS clients (
+    task BLOB NOT NULL, client_id BLOB NOT NULL, key BLOB NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (task, client_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    task BLOB NOT NULL, round INTEGER NOT NULL, client_id BLOB NOT NULL,
+    report_id BLOB NOT NULL,
+    PRIMARY KEY (task, round, client_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS prepared_jobs (
+    task BLOB NOT NULL, job_id BLOB NOT NULL, digest BLOB NOT NULL,
+    PRIMARY KEY (task, job_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS prepared_reports (
+    task BLOB NOT NULL, report_id BLOB NOT NULL, job_id BLOB NOT NULL,
+    round INTEGER NOT NULL, client_id BLOB NOT NULL,
+    PRIMARY KEY (task, report_id),
+    UNIQUE (task, round, client_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS seen_reports (
     task BLOB NOT NULL, report_id BLOB NOT NULL, digest BLOB NOT NULL,
     PRIMARY KEY (task, report_id)) WITHOUT ROWID;
@@ -68,12 +102,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     accepted_count INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (task, job_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS aggregated (
-    task BLOB NOT NULL, report_id BLOB NOT NULL,
+    task BLOB NOT NULL, report_id BLOB NOT NULL, round INTEGER NOT NULL,
     PRIMARY KEY (task, report_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS aggregated_by_round ON aggregated (task, round, report_id);
 CREATE TABLE IF NOT EXISTS rounds (
     task BLOB NOT NULL, round INTEGER NOT NULL, status INTEGER NOT NULL,
     opened_at INTEGER NOT NULL, count INTEGER NOT NULL, aggregate BLOB NOT NULL,
-    digest BLOB NOT NULL,
     PRIMARY KEY (task, round)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger (
     task BLOB NOT NULL, seq INTEGER NOT NULL, round INTEGER NOT NULL, time INTEGER NOT NULL,
@@ -117,7 +151,20 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let has_tables: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
+            [],
+            |r| r.get(0),
+        )?;
+        if (has_tables || version != 0) && version != SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion {
+                found: version,
+                expected: SCHEMA_VERSION,
+            });
+        }
         conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -155,7 +202,7 @@ impl SqliteTaskStore {
     fn round_in(&self, conn: &Connection, round: u32) -> Result<Option<RoundRecord>, StoreError> {
         let row = conn
             .query_row(
-                "SELECT status, opened_at, count, aggregate, digest FROM rounds WHERE task = ?1 AND round = ?2",
+                "SELECT status, opened_at, count, aggregate FROM rounds WHERE task = ?1 AND round = ?2",
                 params![self.t(), round],
                 |r| {
                     Ok((
@@ -163,12 +210,11 @@ impl SqliteTaskStore {
                         r.get::<_, i64>(1)?,
                         r.get::<_, i64>(2)?,
                         r.get::<_, Vec<u8>>(3)?,
-                        r.get::<_, Vec<u8>>(4)?,
                     ))
                 },
             )
             .optional()?;
-        let Some((status, opened_at, count, aggregate, digest)) = row else {
+        let Some((status, opened_at, count, aggregate)) = row else {
             return Ok(None);
         };
         let status = match status {
@@ -191,7 +237,6 @@ impl SqliteTaskStore {
             ),
             count: u32::try_from(count).map_err(|_| StoreError::Corrupt("count".into()))?,
             aggregate,
-            report_set_digest: to_array(&digest, "digest")?,
         }))
     }
 }
@@ -226,11 +271,49 @@ fn blob_to_ids(blob: &[u8]) -> Result<Vec<ReportId>, StoreError> {
 impl TaskStore for SqliteTaskStore {
     type Error = StoreError;
 
+    fn client(&self, id: ClientId) -> Result<Option<ClientRecord>, StoreError> {
+        let row = self
+            .lock()
+            .query_row(
+                "SELECT key, revoked FROM clients WHERE task = ?1 AND client_id = ?2",
+                params![self.t(), id.0],
+                |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?)),
+            )
+            .optional()?;
+        let Some((mut key, revoked)) = row else {
+            return Ok(None);
+        };
+        let bytes = to_array::<32>(&key, "client key");
+        zeroize::Zeroize::zeroize(&mut key);
+        Ok(Some(ClientRecord {
+            key: ClientKey::from_bytes(bytes?),
+            revoked: revoked != 0,
+        }))
+    }
+
+    fn add_client(&self, id: ClientId, key: &ClientKey) -> Result<bool, StoreError> {
+        let added = self.lock().execute(
+            "INSERT OR IGNORE INTO clients (task, client_id, key) VALUES (?1, ?2, ?3)",
+            params![self.t(), id.0, key.dangerous_as_bytes()],
+        )?;
+        Ok(added == 1)
+    }
+
+    fn revoke_client(&self, id: ClientId) -> Result<bool, StoreError> {
+        let changed = self.lock().execute(
+            "UPDATE clients SET revoked = 1 WHERE task = ?1 AND client_id = ?2",
+            params![self.t(), id.0],
+        )?;
+        Ok(changed == 1)
+    }
+
     fn put_report(
         &self,
         round: u32,
         report_id: ReportId,
+        client_id: ClientId,
         report: &[u8],
+        max_reports: u32,
     ) -> Result<PutOutcome, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -247,9 +330,29 @@ impl TaskStore for SqliteTaskStore {
                 identical: previous == digest,
             });
         }
+        let client_used: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM uploads WHERE task = ?1 AND round = ?2 AND client_id = ?3)",
+            params![self.t(), round, client_id.0],
+            |r| r.get(0),
+        )?;
+        if client_used {
+            return Ok(PutOutcome::ClientAlreadySubmitted);
+        }
+        let in_round: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM uploads WHERE task = ?1 AND round = ?2",
+            params![self.t(), round],
+            |r| r.get(0),
+        )?;
+        if in_round >= i64::from(max_reports) {
+            return Ok(PutOutcome::RoundFull);
+        }
         tx.execute(
             "INSERT INTO seen_reports (task, report_id, digest) VALUES (?1, ?2, ?3)",
             params![self.t(), report_id.0, digest],
+        )?;
+        tx.execute(
+            "INSERT INTO uploads (task, round, client_id, report_id) VALUES (?1, ?2, ?3, ?4)",
+            params![self.t(), round, client_id.0, report_id.0],
         )?;
         tx.execute(
             "INSERT INTO reports (task, report_id, round, job_id, payload) VALUES (?1, ?2, ?3, NULL, ?4)",
@@ -351,6 +454,90 @@ impl TaskStore for SqliteTaskStore {
         Ok(jobs)
     }
 
+    fn prepared_job_digest(&self, job_id: JobId) -> Result<Option<[u8; 32]>, StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT digest FROM prepared_jobs WHERE task = ?1 AND job_id = ?2",
+                params![self.t(), job_id.0],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .optional()?
+            .map(|d| to_array(&d, "job digest"))
+            .transpose()
+    }
+
+    fn record_prepared(
+        &self,
+        job_id: JobId,
+        job_digest: &[u8; 32],
+        round: u32,
+        reports: &[(ReportId, ClientId)],
+        max_reports: u32,
+    ) -> Result<JobAdmission, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let recorded: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT digest FROM prepared_jobs WHERE task = ?1 AND job_id = ?2",
+                params![self.t(), job_id.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match recorded {
+            Some(d) if d.as_slice() != job_digest.as_slice() => return Ok(JobAdmission::Conflict),
+            Some(_) => {}
+            None => {
+                tx.execute(
+                    "INSERT INTO prepared_jobs (task, job_id, digest) VALUES (?1, ?2, ?3)",
+                    params![self.t(), job_id.0, job_digest],
+                )?;
+            }
+        }
+        let mut in_round: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM prepared_reports WHERE task = ?1 AND round = ?2",
+            params![self.t(), round],
+            |r| r.get(0),
+        )?;
+        let mut verdicts = Vec::with_capacity(reports.len());
+        for (report_id, client_id) in reports {
+            let job_of_report: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT job_id FROM prepared_reports WHERE task = ?1 AND report_id = ?2",
+                    params![self.t(), report_id.0],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let verdict = match job_of_report {
+                Some(j) if j.as_slice() == job_id.0.as_slice() => Admission::Admitted,
+                Some(_) => Admission::Replay,
+                None => {
+                    let client_used: bool = tx.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM prepared_reports \
+                         WHERE task = ?1 AND round = ?2 AND client_id = ?3)",
+                        params![self.t(), round, client_id.0],
+                        |r| r.get(0),
+                    )?;
+                    if client_used {
+                        Admission::ClientAlreadySubmitted
+                    } else if in_round >= i64::from(max_reports) {
+                        Admission::RoundFull
+                    } else {
+                        tx.execute(
+                            "INSERT INTO prepared_reports (task, report_id, job_id, round, client_id) \
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![self.t(), report_id.0, job_id.0, round, client_id.0],
+                        )?;
+                        in_round += 1;
+                        Admission::Admitted
+                    }
+                }
+            };
+            verdicts.push(verdict);
+        }
+        tx.commit()?;
+        Ok(JobAdmission::Recorded(verdicts))
+    }
+
     fn round(&self, round: u32) -> Result<Option<RoundRecord>, StoreError> {
         let conn = self.lock();
         self.round_in(&conn, round)
@@ -373,18 +560,16 @@ impl TaskStore for SqliteTaskStore {
             opened_at: now,
             count: 0,
             aggregate: Aggregate::zero(dimension),
-            report_set_digest: [0; 32],
         };
         tx.execute(
-            "INSERT INTO rounds (task, round, status, opened_at, count, aggregate, digest) \
-             VALUES (?1, ?2, ?3, ?4, 0, ?5, ?6)",
+            "INSERT INTO rounds (task, round, status, opened_at, count, aggregate) \
+             VALUES (?1, ?2, ?3, ?4, 0, ?5)",
             params![
                 self.t(),
                 round,
                 status_code(RoundStatus::Open),
                 i64::try_from(now.0).unwrap_or(i64::MAX),
                 record.aggregate.encode(),
-                record.report_set_digest
             ],
         )?;
         tx.commit()?;
@@ -397,6 +582,18 @@ impl TaskStore for SqliteTaskStore {
             params![self.t(), round],
         )?;
         Ok(())
+    }
+
+    fn report_set_digest(&self, round: u32) -> Result<[u8; 32], StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT report_id FROM aggregated WHERE task = ?1 AND round = ?2 ORDER BY report_id",
+        )?;
+        let ids = stmt
+            .query_map(params![self.t(), round], |r| r.get::<_, Vec<u8>>(0))?
+            .map(|r| to_array::<16>(&r?, "report id").map(ReportId))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(report_set_digest(&ids))
     }
 
     fn is_aggregated(&self, report_id: ReportId) -> Result<bool, StoreError> {
@@ -441,6 +638,9 @@ impl TaskStore for SqliteTaskStore {
         if committed == Some(1) {
             return Ok(CommitOutcome::AlreadyCommitted);
         }
+        if let Some(id) = first_duplicate(accepted) {
+            return Err(StoreError::DuplicateInJob(id));
+        }
         let mut record = self
             .round_in(&tx, round)?
             .ok_or(StoreError::NotFound("round"))?;
@@ -449,14 +649,13 @@ impl TaskStore for SqliteTaskStore {
         }
         for id in accepted {
             let inserted = tx.execute(
-                "INSERT OR IGNORE INTO aggregated (task, report_id) VALUES (?1, ?2)",
-                params![self.t(), id.0],
+                "INSERT OR IGNORE INTO aggregated (task, report_id, round) VALUES (?1, ?2, ?3)",
+                params![self.t(), id.0, round],
             )?;
             if inserted == 0 {
                 // Dropping the transaction rolls back everything above.
                 return Err(StoreError::AlreadyAggregated(*id));
             }
-            xor_into(&mut record.report_set_digest, &report_digest(id));
         }
         record
             .aggregate
@@ -469,14 +668,8 @@ impl TaskStore for SqliteTaskStore {
             )
             .ok_or_else(|| StoreError::Corrupt("count overflow".into()))?;
         tx.execute(
-            "UPDATE rounds SET count = ?3, aggregate = ?4, digest = ?5 WHERE task = ?1 AND round = ?2",
-            params![
-                self.t(),
-                round,
-                record.count,
-                record.aggregate.encode(),
-                record.report_set_digest
-            ],
+            "UPDATE rounds SET count = ?3, aggregate = ?4 WHERE task = ?1 AND round = ?2",
+            params![self.t(), round, record.count, record.aggregate.encode()],
         )?;
         let count = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
         if committed.is_some() {
@@ -603,14 +796,28 @@ mod tests {
     fn reports_are_stored_once_and_retries_are_told_from_replays() {
         let s = store();
         let id = ReportId([5; 16]);
-        assert_eq!(s.put_report(0, id, b"abc").unwrap(), PutOutcome::Stored);
+        let c = ClientId([1; 16]);
         assert_eq!(
-            s.put_report(0, id, b"abc").unwrap(),
+            s.put_report(0, id, c, b"abc", 10).unwrap(),
+            PutOutcome::Stored
+        );
+        assert_eq!(
+            s.put_report(0, id, c, b"abc", 10).unwrap(),
             PutOutcome::Duplicate { identical: true }
         );
         assert_eq!(
-            s.put_report(1, id, b"xyz").unwrap(),
+            s.put_report(1, id, c, b"xyz", 10).unwrap(),
             PutOutcome::Duplicate { identical: false }
+        );
+        // One report per client per round; a full round refuses new clients.
+        assert_eq!(
+            s.put_report(0, ReportId([6; 16]), c, b"def", 10).unwrap(),
+            PutOutcome::ClientAlreadySubmitted
+        );
+        assert_eq!(
+            s.put_report(0, ReportId([7; 16]), ClientId([2; 16]), b"ghi", 1)
+                .unwrap(),
+            PutOutcome::RoundFull
         );
         assert_eq!(s.report(id).unwrap().as_deref(), Some(&b"abc"[..]));
         assert_eq!(s.queued_reports(0, 10).unwrap(), vec![id]);
@@ -622,7 +829,7 @@ mod tests {
         let s = store();
         let ids = [ReportId([1; 16]), ReportId([2; 16])];
         for id in ids {
-            s.put_report(4, id, &id.0).unwrap();
+            s.put_report(4, id, ClientId(id.0), &id.0, 10).unwrap();
         }
         s.open_round(4, Time(10), 3).unwrap();
         let job = JobRecord {
@@ -674,6 +881,93 @@ mod tests {
         assert_eq!(r.count, 1);
         assert_eq!(r.aggregate, agg([1, 1, 1]));
         assert!(!s.is_aggregated(ReportId([4; 16])).unwrap());
+    }
+
+    #[test]
+    fn a_job_naming_a_report_twice_is_refused_whole() {
+        let s = store();
+        s.open_round(0, Time(0), 3).unwrap();
+        let id = ReportId([3; 16]);
+        let err = s
+            .commit_job(0, JobId([1; 16]), &[id, id], &agg([1, 1, 1]))
+            .unwrap_err();
+        assert!(matches!(err, StoreError::DuplicateInJob(_)));
+        assert_eq!(s.round(0).unwrap().unwrap().count, 0);
+        assert_eq!(
+            s.report_set_digest(0).unwrap(),
+            report_set_digest(&[] as &[ReportId])
+        );
+    }
+
+    #[test]
+    fn the_helper_record_survives_reopening_and_refuses_replays() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let task = TaskId([7; 32]);
+        let (j1, j2) = (JobId([1; 16]), JobId([2; 16]));
+        let (r1, r2) = (ReportId([1; 16]), ReportId([2; 16]));
+        let c = ClientId([9; 16]);
+        {
+            let s = SqliteStore::open(&path).unwrap().task(task, 3);
+            assert_eq!(
+                s.record_prepared(j1, &[1; 32], 0, &[(r1, c)], 5).unwrap(),
+                JobAdmission::Recorded(vec![Admission::Admitted])
+            );
+        }
+        let s = SqliteStore::open(&path).unwrap().task(task, 3);
+        assert_eq!(s.prepared_job_digest(j1).unwrap(), Some([1; 32]));
+        assert_eq!(
+            s.record_prepared(j1, &[1; 32], 0, &[(r1, c)], 5).unwrap(),
+            JobAdmission::Recorded(vec![Admission::Admitted])
+        );
+        assert_eq!(
+            s.record_prepared(j1, &[2; 32], 0, &[(r1, c)], 5).unwrap(),
+            JobAdmission::Conflict
+        );
+        assert_eq!(
+            s.record_prepared(j2, &[3; 32], 0, &[(r1, c), (r2, c)], 5)
+                .unwrap(),
+            JobAdmission::Recorded(vec![Admission::Replay, Admission::ClientAlreadySubmitted])
+        );
+        assert_eq!(
+            s.record_prepared(j2, &[3; 32], 1, &[(r2, c)], 0).unwrap(),
+            JobAdmission::Recorded(vec![Admission::RoundFull])
+        );
+    }
+
+    #[test]
+    fn clients_are_registered_once_and_revoked_for_good() {
+        let s = store();
+        let id = ClientId([4; 16]);
+        assert!(s.client(id).unwrap().is_none());
+        assert!(s.add_client(id, &ClientKey::from_bytes([5; 32])).unwrap());
+        assert!(!s.add_client(id, &ClientKey::from_bytes([6; 32])).unwrap());
+        let rec = s.client(id).unwrap().unwrap();
+        assert_eq!(rec.key, ClientKey::from_bytes([5; 32]));
+        assert!(!rec.revoked);
+        assert!(s.revoke_client(id).unwrap());
+        assert!(s.client(id).unwrap().unwrap().revoked);
+        assert!(!s.revoke_client(ClientId([0; 16])).unwrap());
+    }
+
+    #[test]
+    fn a_database_of_another_schema_version_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.sqlite");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("CREATE TABLE rounds (task BLOB); PRAGMA user_version = 0;")
+                .unwrap();
+        }
+        let err = SqliteStore::open(&path).err().unwrap();
+        assert!(
+            matches!(err, StoreError::SchemaVersion { found: 0, .. }),
+            "{err}"
+        );
+        // A new file gets the current version and reopens.
+        let fresh = dir.path().join("new.sqlite");
+        drop(SqliteStore::open(&fresh).unwrap());
+        SqliteStore::open(&fresh).unwrap();
     }
 
     #[test]

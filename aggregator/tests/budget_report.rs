@@ -242,9 +242,16 @@ fn without_noise_the_report_says_there_is_no_dp() {
 }
 
 #[test]
-fn a_node_that_never_ran_is_a_clear_error() {
+fn a_node_without_a_database_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let (d, _task, _db) = deployment(dir.path(), NoisePlacement::Aggregator);
+    let (d, _task, db) = deployment(dir.path(), NoisePlacement::Aggregator);
+    // `cairn init` creates each node's database (it registers the clients there): a
+    // fresh node reports no releases; a missing database is an error that says so.
+    let fresh: serde_json::Value = serde_json::from_str(&report(&d, "json").unwrap()).unwrap();
+    assert_eq!(fresh["releases"].as_array().unwrap().len(), 0);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
     let err = report(&d, "table").unwrap_err().to_string();
     assert!(err.contains("no database"), "{err}");
 }

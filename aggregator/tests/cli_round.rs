@@ -1,6 +1,7 @@
-//! Issue 6: three `cairn node` processes from `cairn init`, 30 uploads with
-//! `cairn submit` (honest, malformed and cheating), `cairn collect`, and the released
-//! sum against the plaintext sum (noise off: within the fixed-point rounding bound).
+//! Three `cairn node` processes from `cairn init`, 30 uploads with `cairn submit`
+//! (honest, malformed, unregistered, a second report of one client, and cheating),
+//! `cairn collect`, and the released sum against the plaintext sum (noise off: within
+//! the fixed-point rounding bound).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -8,10 +9,10 @@ mod common;
 use std::path::Path;
 
 use cairn_client::transport::{ClientEndpoint, TransportOptions};
+use cairn_protocol::auth::Credential;
 use cairn_protocol::config::TaskConfig;
-use cairn_protocol::ids::ClientToken;
 use cairn_protocol::messages::Message;
-use common::{NodeProcess, init, run, run_ok, write_update};
+use common::{NodeProcess, credential, credential_path, init, run, run_ok, write_update};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -19,14 +20,12 @@ const DIM: usize = 20;
 
 /// Sends a report whose leader share was tampered with after the proof was made: the
 /// leader acknowledges it (it is well-formed) and the joint verification rejects it.
-fn send_cheating_report(deploy: &Path) {
+fn send_cheating_report(deploy: &Path, k: usize) {
     let task =
         TaskConfig::from_toml(&std::fs::read_to_string(deploy.join("task.toml")).unwrap()).unwrap();
-    let token =
-        ClientToken::from_hex(&std::fs::read_to_string(deploy.join("client.token")).unwrap())
-            .unwrap();
-    let client = cairn_protocol::client::Client::new(task.clone(), token).unwrap();
-    let mut rng = ChaCha20Rng::from_seed([5; 32]);
+    let client = cairn_protocol::client::Client::new(task.clone(), credential(deploy, k)).unwrap();
+    // A seed per client: two cheating reports must be two reports, not one retried.
+    let mut rng = ChaCha20Rng::from_seed([k as u8; 32]);
     let mut req = client.prepare_upload(0, &[0.01; DIM], &mut rng).unwrap();
     let mut share = req.report.leader_share.expose_secret().to_vec();
     share[40] ^= 0x40;
@@ -40,7 +39,8 @@ fn send_cheating_report(deploy: &Path) {
             "127.0.0.1:0".parse().unwrap(),
             None,
             TransportOptions {
-                max_frame_len: limits.max_frame_len(),
+                max_frame_len: limits
+                    .max_inbound_frame_len(cairn_protocol::messages::Inbound::ClientFromLeader),
                 ..TransportOptions::default()
             },
         )
@@ -85,6 +85,7 @@ fn thirty_uploads_through_three_node_processes() {
     let mut honest = 0;
     for i in 0..30 {
         let input = dir.path().join(format!("update-{i}.json"));
+        let cred = credential_path(&deploy, i);
         match i {
             // Wrong length: refused before anything is sent.
             25 => {
@@ -93,6 +94,8 @@ fn thirty_uploads_through_three_node_processes() {
                     "submit",
                     "--task",
                     task,
+                    "--credential",
+                    cred.to_str().unwrap(),
                     "--round",
                     "0",
                     "--input",
@@ -108,6 +111,8 @@ fn thirty_uploads_through_three_node_processes() {
                     "submit",
                     "--task",
                     task,
+                    "--credential",
+                    cred.to_str().unwrap(),
                     "--round",
                     "0",
                     "--input",
@@ -115,31 +120,36 @@ fn thirty_uploads_through_three_node_processes() {
                 ]);
                 assert!(!out.status.success());
             }
-            // A wrong token: refused by the leader.
+            // A credential for this task that no aggregator registered: refused.
             27 => {
                 write_update(&input, &[0.0; DIM]);
-                let bad = dir.path().join("bad.token");
+                let task_id = TaskConfig::from_toml(&std::fs::read_to_string(&task_path).unwrap())
+                    .unwrap()
+                    .id();
+                let bad = dir.path().join("unregistered.toml");
                 std::fs::write(
                     &bad,
-                    ClientToken::from_bytes([3; 32]).dangerous_to_hex().as_str(),
+                    Credential::generate(task_id, &mut rng)
+                        .dangerous_to_toml()
+                        .as_str(),
                 )
                 .unwrap();
                 let out = run(&[
                     "submit",
                     "--task",
                     task,
+                    "--credential",
+                    bad.to_str().unwrap(),
                     "--round",
                     "0",
                     "--input",
                     input.to_str().unwrap(),
-                    "--token",
-                    bad.to_str().unwrap(),
                 ]);
                 assert!(!out.status.success());
                 assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
             }
             // Cheating: a tampered share, acknowledged but rejected by verification.
-            28 | 29 => send_cheating_report(&deploy),
+            28 | 29 => send_cheating_report(&deploy, i),
             _ => {
                 let values: Vec<f64> = (0..DIM)
                     .map(|_| f64::from(rng.next_u32() % 2001) / 10_000.0 - 0.1)
@@ -153,6 +163,8 @@ fn thirty_uploads_through_three_node_processes() {
                     "submit",
                     "--task",
                     task,
+                    "--credential",
+                    cred.to_str().unwrap(),
                     "--round",
                     "0",
                     "--input",
@@ -162,6 +174,42 @@ fn thirty_uploads_through_three_node_processes() {
             }
         }
     }
+    // The same client again in round 0, with another update: refused by the leader
+    // (not merely by its own state folder: that one is bypassed here), nodes still up.
+    let again = dir.path().join("again.json");
+    write_update(&again, &[0.05; DIM]);
+    let other_state = dir.path().join("fresh-state");
+    let out = run(&[
+        "submit",
+        "--task",
+        task,
+        "--credential",
+        credential_path(&deploy, 0).to_str().unwrap(),
+        "--state-dir",
+        other_state.to_str().unwrap(),
+        "--round",
+        "0",
+        "--input",
+        again.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("already submitted"), "{stderr}");
+    // With its own state folder, the client's CLI refuses before sending anything.
+    let out = run(&[
+        "submit",
+        "--task",
+        task,
+        "--credential",
+        credential_path(&deploy, 0).to_str().unwrap(),
+        "--round",
+        "0",
+        "--input",
+        again.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already submitted"));
+
     let output = dir.path().join("sum.json");
     run_ok(&[
         "collect",

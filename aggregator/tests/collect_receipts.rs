@@ -1,7 +1,9 @@
-//! `cairn collect` shows every aggregator's budget receipt and warns on standard error
-//! when their ledgers disagree. The disagreement is staged as an operator could cause
-//! it: the helper's ledger holds an extra, valid release (of a round the leader never
-//! released), so after round 0 the helper counts twice the leader's ρ.
+//! Ledgers that disagree stop a release. The disagreement is staged as an operator
+//! could cause it (the leader's ledger restored from an old copy): the helper's ledger
+//! holds an extra, valid release of a round the leader never released, so after round
+//! 0 the helper records two releases and the leader one. The leader refuses to forward
+//! the shares (`ledger_rollback`) and `cairn collect` fails with a message that says
+//! what to do; nothing reaches the collector.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -16,7 +18,7 @@ use cairn_protocol::store::TaskStore;
 use common::{NodeProcess, init, run, run_ok, write_update};
 
 #[test]
-fn collect_prints_receipts_and_warns_when_ledgers_disagree() {
+fn collect_is_refused_when_a_helpers_ledger_records_more_than_the_leaders() {
     let dir = tempfile::tempdir().unwrap();
     let deploy = init(
         dir.path(),
@@ -34,8 +36,8 @@ fn collect_prints_receipts_and_warns_when_ledgers_disagree() {
             .unwrap()
             .task(task.id(), task.dimension());
         let ledger = Ledger::new(task.id(), privacy.rho_budget()).unwrap();
-        store.open_round(99, Time(1), task.dimension()).unwrap();
-        let e = ledger.prepare_release(99, rho, 2, Time(2)).unwrap();
+        store.open_round(5, Time(1), task.dimension()).unwrap();
+        let e = ledger.prepare_release(5, rho, 2, Time(2)).unwrap();
         store.commit_release(&e, b"elsewhere").unwrap();
     }
     let _nodes: Vec<NodeProcess> = (0..2)
@@ -49,6 +51,8 @@ fn collect_prints_receipts_and_warns_when_ledgers_disagree() {
             "submit",
             "--task",
             t,
+            "--credential",
+            common::credential_path(&deploy, i).to_str().unwrap(),
             "--round",
             "0",
             "--input",
@@ -56,25 +60,11 @@ fn collect_prints_receipts_and_warns_when_ledgers_disagree() {
         ]);
     }
     let out = run(&["collect", "--task", t, "--round", "0"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let receipts = json["receipts"].as_array().unwrap();
-    assert_eq!(receipts.len(), 2);
-    assert_eq!(receipts[0]["aggregator"], 0);
-    assert_eq!(receipts[0]["rho_total"], rho);
-    assert_eq!(receipts[1]["aggregator"], 1);
-    assert!((receipts[1]["rho_total"].as_f64().unwrap() - 2.0 * rho).abs() <= 1e-12 * rho);
-    assert_eq!(json["ledgers_disagree"], true);
-    // The conservative figure is the helper's.
-    assert_eq!(json["epsilon_spent"], receipts[1]["epsilon_total"]);
+    assert!(!out.status.success(), "the release must be refused");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("ledgers disagree"), "{stderr}");
-    assert!(
-        stderr.contains("aggregator 0") && stderr.contains("aggregator 1"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("ledger_rollback"), "{stderr}");
+    assert!(stderr.contains("restored from an old copy"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no sum was written");
+    // Unchanged by the refusal: the task's noise stays on and ρ per release is positive.
+    assert!(rho > 0.0);
 }

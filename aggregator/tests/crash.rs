@@ -13,7 +13,6 @@ use cairn_client::sdk::{Client, Collector, SdkError};
 use cairn_client::transport::{Identity, RetryPolicy, TransportOptions};
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::ids::ClientToken;
 use cairn_protocol::messages::ErrorCode;
 use common::{NodeProcess, init};
 
@@ -49,12 +48,10 @@ fn quick_transport(deploy: &Path) -> TransportOptions {
     }
 }
 
-async fn client(deploy: &Path) -> Client {
-    let token =
-        ClientToken::from_hex(&std::fs::read_to_string(deploy.join("client.token")).unwrap())
-            .unwrap();
+/// The SDK client of client `k` of the deployment (one report per client per round).
+async fn client(deploy: &Path, k: u32) -> Client {
     Client::builder(task(deploy))
-        .token(token)
+        .credential(common::credential(deploy, k as usize))
         .retry(patient())
         .transport_options(quick_transport(deploy))
         .build()
@@ -94,10 +91,13 @@ async fn crash_during_round(victim: usize) {
     let mut nodes: Vec<NodeProcess> = (0..2)
         .map(|i| NodeProcess::start(&deploy.join(format!("node-{i}.toml"))))
         .collect();
-    let c = client(&deploy).await;
     let mut acknowledged = Vec::new();
     for k in 1..=10u32 {
-        c.submit(0, &update(k)).await.unwrap();
+        client(&deploy, k)
+            .await
+            .submit(0, &update(k))
+            .await
+            .unwrap();
         acknowledged.push(k);
     }
     // Kill while the leader's driver is (likely) in the middle of jobs.
@@ -105,14 +105,22 @@ async fn crash_during_round(victim: usize) {
     if victim == 1 {
         // The leader keeps accepting uploads while its helper is down.
         for k in 11..=20u32 {
-            c.submit(0, &update(k)).await.unwrap();
+            client(&deploy, k)
+                .await
+                .submit(0, &update(k))
+                .await
+                .unwrap();
             acknowledged.push(k);
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     nodes[victim].restart();
     for k in 21..=25u32 {
-        c.submit(0, &update(k)).await.unwrap();
+        client(&deploy, k)
+            .await
+            .submit(0, &update(k))
+            .await
+            .unwrap();
         acknowledged.push(k);
     }
     let released = collector(&deploy).await.collect(0).await.unwrap();
@@ -164,11 +172,11 @@ async fn the_budget_ledger_survives_restarts() {
     let mut nodes: Vec<NodeProcess> = (0..2)
         .map(|i| NodeProcess::start(&deploy.join(format!("node-{i}.toml"))))
         .collect();
-    let c = client(&deploy).await;
+    let cs = [client(&deploy, 0).await, client(&deploy, 1).await];
     let col = collector(&deploy).await;
     for round in 0..3u32 {
-        for k in 0..2 {
-            c.submit(round, &update(k)).await.unwrap();
+        for (k, c) in cs.iter().enumerate() {
+            c.submit(round, &update(k as u32)).await.unwrap();
         }
         let outcome = col.collect(round).await;
         if round < 2 {

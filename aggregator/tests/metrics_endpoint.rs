@@ -11,9 +11,9 @@ use cairn_aggregator::deploy::{InitParams, free_base_port, init};
 use cairn_aggregator::node::{NodeSetup, read_secret_hex, start};
 use cairn_client::sdk::{Client, Collector, SdkError};
 use cairn_client::transport::Identity;
+use cairn_protocol::auth::Credential;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::ids::ClientToken;
 use cairn_protocol::messages::ErrorCode;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -80,18 +80,25 @@ async fn a_scrape_after_a_round_finds_the_counts() {
     assert_eq!(sample(&before, &eps_series), Some(4.0), "{before}");
     assert_eq!(sample(&before, "cairn_reports_received_total"), Some(0.0));
 
-    let token = ClientToken::from_hex(&std::fs::read_to_string(&d.client_token).unwrap()).unwrap();
-    let client = Client::builder(task.clone())
-        .token(token)
-        .build()
-        .await
-        .unwrap();
-    for i in 0..4 {
+    let mut clients = Vec::new();
+    for path in &d.credentials {
+        let credential = cairn_client::sdk::read_credential(path).unwrap();
+        clients.push(
+            Client::builder(task.clone())
+                .credential(credential)
+                .build()
+                .await
+                .unwrap(),
+        );
+    }
+    let client = &clients[0];
+    let _ = client;
+    for (i, c) in clients.iter().take(4).enumerate() {
         let update = vec![0.01 * i as f32; 20];
-        client.submit(0, &update).await.unwrap();
+        c.submit(0, &update).await.unwrap();
     }
     let stranger = Client::builder(task.clone())
-        .token(ClientToken::from_bytes([1; 32]))
+        .credential(Credential::generate(task.id(), &mut rng))
         .build()
         .await
         .unwrap();
@@ -130,9 +137,11 @@ async fn a_scrape_after_a_round_finds_the_counts() {
     })
     .await
     .unwrap();
+    // The stranger's upload is refused before it counts as received: only
+    // authenticated reports reach the per-round metrics.
     assert_eq!(
         sample(&text, "cairn_reports_received_total"),
-        Some(5.0),
+        Some(4.0),
         "{text}"
     );
     assert_eq!(

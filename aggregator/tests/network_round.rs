@@ -10,9 +10,9 @@ use cairn_aggregator::deploy::{InitParams, free_base_port, init};
 use cairn_aggregator::node::{NodeSetup, read_secret_hex, start};
 use cairn_client::sdk::{Client, Collector, SdkError};
 use cairn_client::transport::Identity;
+use cairn_protocol::auth::Credential;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::ids::ClientToken;
 use cairn_protocol::messages::ErrorCode;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -36,15 +36,21 @@ async fn a_round_over_quic_releases_the_exact_sum() {
         nodes.push(start(NodeSetup::load(node).unwrap()).await.unwrap());
     }
     let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
-    let token = ClientToken::from_hex(&std::fs::read_to_string(&d.client_token).unwrap()).unwrap();
-    let client = Client::builder(task.clone())
-        .token(token)
-        .build()
-        .await
-        .unwrap();
+    let mut clients = Vec::new();
+    for path in &d.credentials {
+        let credential = cairn_client::sdk::read_credential(path).unwrap();
+        clients.push(
+            Client::builder(task.clone())
+                .credential(credential)
+                .build()
+                .await
+                .unwrap(),
+        );
+    }
+    let client = &clients[0];
 
     let mut expected = vec![0f64; 50];
-    for _ in 0..8 {
+    for client in clients.iter().take(8) {
         let update: Vec<f32> = (0..50)
             .map(|_| (rng.next_u32() % 1000) as f32 / 20_000.0 - 0.025)
             .collect();
@@ -53,13 +59,13 @@ async fn a_round_over_quic_releases_the_exact_sum() {
         }
         client.submit(0, &update).await.unwrap();
     }
-    // Bad input: wrong length is refused locally, a wrong token by the leader.
+    // Bad input: wrong length is refused locally, an unregistered client by the leader.
     assert!(matches!(
         client.submit(0, &[0.0; 3]).await,
         Err(SdkError::Prepare(_))
     ));
     let stranger = Client::builder(task.clone())
-        .token(ClientToken::from_bytes([1; 32]))
+        .credential(Credential::generate(task.id(), &mut rng))
         .build()
         .await
         .unwrap();
@@ -107,6 +113,92 @@ async fn a_round_over_quic_releases_the_exact_sum() {
         .unwrap();
     assert!(impostor.collect(0).await.is_err());
 
+    for n in nodes {
+        n.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+/// A client whose upload failed (the leader was down) keeps the prepared report in its
+/// state folder; submitting the round again later, even with another update, re-sends
+/// that very report: counted once, with the first update, and a third submit is
+/// refused locally.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_prepared_before_a_failed_upload_is_the_one_sent_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = std::net::IpAddr::from([127, 0, 0, 1]);
+    let params = InitParams {
+        aggregators: 2,
+        dimension: 4,
+        noise: NoisePlacement::None,
+        min_clients: 1,
+        base_port: free_base_port(host, 2).unwrap(),
+        ..InitParams::default()
+    };
+    let mut rng = ChaCha20Rng::from_seed([12; 32]);
+    let d = init(&dir.path().join("deploy"), &params, &mut rng).unwrap();
+    let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
+    let state = dir.path().join("state");
+    let build = || async {
+        Client::builder(task.clone())
+            .credential(cairn_client::sdk::read_credential(&d.credentials[0]).unwrap())
+            .state_dir(&state)
+            .retry(cairn_client::transport::RetryPolicy {
+                max_attempts: 1,
+                ..Default::default()
+            })
+            .transport_options(cairn_client::transport::TransportOptions {
+                idle_timeout: Duration::from_millis(800),
+                keep_alive_interval: Some(Duration::from_millis(200)),
+                request_timeout: Duration::from_millis(800),
+                ..Default::default()
+            })
+            .build()
+            .await
+            .unwrap()
+    };
+    // Nodes not started: the upload fails, the prepared report stays.
+    let first = build().await;
+    assert!(matches!(
+        first.submit(0, &[0.5, 0.0, 0.0, 0.0]).await,
+        Err(SdkError::Transport(_))
+    ));
+    drop(first);
+
+    let mut nodes = Vec::new();
+    for node in &d.nodes {
+        nodes.push(start(NodeSetup::load(node).unwrap()).await.unwrap());
+    }
+    // A new process of the same client, another update: the kept report is sent.
+    let again = build().await;
+    let id = again.submit(0, &[0.0, 0.25, 0.0, 0.0]).await.unwrap();
+    assert!(matches!(
+        again.submit(0, &[0.0, 0.0, 0.125, 0.0]).await,
+        Err(SdkError::AlreadySubmitted { round: 0, .. })
+    ));
+    let collector = Collector::builder(task.clone())
+        .hpke_key(HpkeSecretKey::from_bytes(
+            read_secret_hex(&d.collector_dir.join("hpke.key")).unwrap(),
+        ))
+        .identity(
+            Identity::read_pem_files(
+                &d.collector_dir.join("cert.pem"),
+                &d.collector_dir.join("key.pem"),
+            )
+            .unwrap(),
+        )
+        .build()
+        .await
+        .unwrap();
+    let released = tokio::time::timeout(Duration::from_secs(60), collector.collect(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(released.count, 1, "report {id} counted once");
+    assert_eq!(
+        released.sum,
+        vec![0.5, 0.0, 0.0, 0.0],
+        "the first update, not the second"
+    );
     for n in nodes {
         n.shutdown(Duration::from_secs(1)).await;
     }

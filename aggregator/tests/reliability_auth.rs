@@ -1,4 +1,4 @@
-//! Issue 10, hostile peers: a client token is bound to its task, a collector must
+//! Hostile peers: a client credential is bound to its task, a collector must
 //! present the pinned certificate, and a helper talks only to pinned peers. Each
 //! refusal is paired with the same request from the legitimate party succeeding, so
 //! the test fails if the refusal came from anything but the credentials.
@@ -14,12 +14,10 @@ use std::time::Duration;
 use cairn_client::sdk::SdkError;
 use cairn_client::transport::{ClientEndpoint, Identity, RetryPolicy, TransportError};
 use cairn_protocol::messages::{CollectRequest, ErrorCode, Message};
-use common::{NodeProcess, init};
+use common::{NodeProcess, credential, credential_path, init};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use reliability_support::{
-    client, collector, collector_with, patient, quick_transport, task, token,
-};
+use reliability_support::{client, collector, collector_with, patient, quick_transport, task};
 
 const FLAGS: &[&str] = &["--dim", "8", "--noise", "none", "--min-clients", "1"];
 
@@ -74,20 +72,20 @@ fn refusal_code(m: &Message) -> Option<ErrorCode> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_token_for_task_a_cannot_submit_to_task_b() {
+async fn a_credential_for_task_a_cannot_submit_to_task_b() {
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
     let a = init(dir_a.path(), FLAGS, 2);
     let b = init(dir_b.path(), FLAGS, 2);
     let _leader_a = NodeProcess::start(&a.join("node-0.toml"));
     let _leader_b = NodeProcess::start(&b.join("node-0.toml"));
-    let protocol_a = cairn_protocol::client::Client::new(task(&a), token(&a)).unwrap();
+    let protocol_a = cairn_protocol::client::Client::new(task(&a), credential(&a, 0)).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(1);
     let upload = |rng: &mut ChaCha20Rng| {
         Message::UploadRequest(protocol_a.prepare_upload(0, &[0.1; 8], rng).unwrap()).encode()
     };
 
-    // A's request (A's task id, A's token) at B's leader.
+    // A's request (A's task id, A's credential) at B's leader.
     let answer = send_raw(&b, 0, None, &upload(&mut rng)).await.unwrap();
     println!("A's upload at B's leader: {answer:?}");
     let code = refusal_code(&answer);
@@ -96,10 +94,26 @@ async fn a_token_for_task_a_cannot_submit_to_task_b() {
         "B's leader must refuse A's upload: {answer:?}"
     );
 
-    // B's task with A's token: the SDK is refused with Unauthorized.
+    // B's task with A's credential: the SDK refuses before sending anything.
     let task_b = task(&b);
+    let refused_locally = cairn_client::sdk::Client::builder(task_b.clone())
+        .credential(credential(&a, 0))
+        .build()
+        .await;
+    assert!(
+        matches!(refused_locally, Err(SdkError::Credential(_))),
+        "{:?}",
+        refused_locally.err()
+    );
+    // The *same* credential bytes relabelled for task B: B's leader refuses them (the
+    // keys are derived with the task id, and B never registered this client).
+    let text = std::fs::read_to_string(credential_path(&a, 0)).unwrap();
+    let relabelled = cairn_protocol::auth::Credential::from_toml(
+        &text.replace(&task(&a).id().to_hex(), &task_b.id().to_hex()),
+    )
+    .unwrap();
     let wrong_token = cairn_client::sdk::Client::builder(task_b.clone())
-        .token(token(&a))
+        .credential(relabelled)
         .retry(once())
         .transport_options(quick_transport(&task_b))
         .build()
@@ -115,10 +129,10 @@ async fn a_token_for_task_a_cannot_submit_to_task_b() {
             }
         }
     }
-    println!("B's task with A's token: {last:?}");
+    println!("B's task with A's relabelled credential: {last:?}");
     match last {
         Some(Err(SdkError::Refused { code, .. })) => assert_eq!(code, ErrorCode::Unauthorized),
-        other => panic!("a foreign token must be refused: {other:?}"),
+        other => panic!("a foreign credential must be refused: {other:?}"),
     }
 
     // The control: the same kind of request at A's own leader is stored.

@@ -136,8 +136,7 @@ fn regenerate_seed_corpus() {
     let deploy = common::init(dir.path(), &["--dim", "1000", "--noise", "none"], 2);
     let task = reliability_support::task(&deploy);
     let protocol =
-        cairn_protocol::client::Client::new(task.clone(), reliability_support::token(&deploy))
-            .unwrap();
+        cairn_protocol::client::Client::new(task.clone(), common::credential(&deploy, 0)).unwrap();
     let mut rng = ChaCha20Rng::seed_from_u64(2026);
     let mut messages = Vec::new();
     let mut reports = Vec::new();

@@ -16,7 +16,7 @@ use cairn_protocol::messages::Message;
 use common::{cairn, init, write_update};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use reliability_support::{LoggedNode, deployment_secrets, quick_transport, task, token};
+use reliability_support::{LoggedNode, deployment_secrets, protocol_client, quick_transport, task};
 
 const DIM: usize = 8;
 
@@ -82,6 +82,10 @@ fn no_secret_appears_in_trace_logs_of_a_full_round() {
                 "submit",
                 "--task",
                 task_arg,
+                "--credential",
+                common::credential_path(&deploy, k as usize)
+                    .to_str()
+                    .unwrap(),
                 "--round",
                 "0",
                 "--input",
@@ -93,7 +97,7 @@ fn no_secret_appears_in_trace_logs_of_a_full_round() {
 
     // One upload whose leader share we know, so the logs can be searched for it.
     let task = task(&deploy);
-    let protocol = cairn_protocol::client::Client::new(task.clone(), token(&deploy)).unwrap();
+    let protocol = protocol_client(&deploy, 3);
     let req = protocol
         .prepare_upload(0, &[0.1; DIM], &mut ChaCha20Rng::seed_from_u64(7))
         .unwrap();

@@ -28,8 +28,8 @@ use common::{NodeProcess, init};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use reliability_support::{
-    LoggedNode, client, collector, collector_identity, collector_with, kill_trial, patient,
-    peak_rss_kb, quick_transport, task, token, verify_ledgers,
+    LoggedNode, client_k, collector, collector_identity, collector_with, kill_trial, patient,
+    peak_rss_kb, protocol_client, quick_transport, task, verify_ledgers,
 };
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
@@ -101,9 +101,19 @@ async fn upload(
 #[ignore = "long: 10,000 uploads at d = 1000"]
 async fn load_10000_uploads() {
     let dir = tempfile::tempdir().unwrap();
+    let clients = load_reports().to_string();
     let deploy = init(
         dir.path(),
-        &["--dim", "1000", "--noise", "none", "--min-clients", "1"],
+        &[
+            "--dim",
+            "1000",
+            "--noise",
+            "none",
+            "--min-clients",
+            "1",
+            "--clients",
+            &clients,
+        ],
         2,
     );
     let nodes: Vec<LoggedNode> = (0..2)
@@ -123,17 +133,18 @@ async fn load_10000_uploads() {
 
     // Prepare every report first (client-side proving is not the node's load).
     let started = Instant::now();
-    let protocol =
-        Arc::new(cairn_protocol::client::Client::new(task.clone(), token(&deploy)).unwrap());
     let mut frames = Vec::with_capacity(reports);
     let chunks: Vec<_> = (0..4)
         .map(|c| {
-            let protocol = protocol.clone();
+            let deploy = deploy.clone();
             tokio::task::spawn_blocking(move || {
                 let reports = load_reports();
                 let mut rng = ChaCha20Rng::seed_from_u64(c);
-                (0..reports / 4)
-                    .map(|_| {
+                let per_chunk = reports / 4;
+                (0..per_chunk)
+                    .map(|i| {
+                        // One client per report (one report per client per round).
+                        let protocol = protocol_client(&deploy, c as usize * per_chunk + i);
                         let mut x = vec![0i64; LOAD_DIM];
                         x[0] = 1;
                         x[LOAD_DIM - 1] = 2;
@@ -340,7 +351,10 @@ async fn partition_heals() {
     let nodes: Vec<NodeProcess> = (0..2)
         .map(|i| NodeProcess::start(&deploy.join(format!("node-{i}.toml"))))
         .collect();
-    let c = client(&deploy, patient()).await;
+    let mut cs = Vec::new();
+    for k in 0..=5 {
+        cs.push(client_k(&deploy, k, patient()).await);
+    }
     let submit = |k: i64| {
         let mut x = vec![0i64; 8];
         x[0] = k;
@@ -351,7 +365,10 @@ async fn partition_heals() {
     impair.delay_ms.store(150, Ordering::SeqCst);
     let t = Instant::now();
     for k in 1..=3 {
-        c.submit_quantised(0, &submit(k)).await.unwrap();
+        cs[k as usize]
+            .submit_quantised(0, &submit(k))
+            .await
+            .unwrap();
     }
     let released = collector(&deploy).await.collect(0).await.unwrap();
     println!(
@@ -365,7 +382,10 @@ async fn partition_heals() {
     impair.cut.store(true, Ordering::SeqCst);
     let t = Instant::now();
     for k in 1..=5 {
-        c.submit_quantised(1, &submit(k)).await.unwrap();
+        cs[k as usize]
+            .submit_quantised(1, &submit(k))
+            .await
+            .unwrap();
     }
     println!("5 uploads during the cut acknowledged in {:?}", t.elapsed());
     let impatient = collector_with(

@@ -13,16 +13,17 @@ use anyhow::{Context, bail};
 use cairn_aggregator::deploy::{InitParams, init};
 use cairn_aggregator::node::read_secret_hex;
 use cairn_mpc::secret::Seed;
+use cairn_protocol::auth::Credential;
 use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::Collector;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::ids::ClientToken;
 use cairn_protocol::leader::{CollectStep, Leader};
 use cairn_protocol::messages::Message;
 use cairn_protocol::store::MemoryStore;
+use cairn_protocol::store::TaskStore;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 use serde::Serialize;
@@ -96,21 +97,15 @@ pub(crate) fn measure(
     let dep = init(&deploy_dir, &params, &mut rng)?;
     let task = TaskConfig::from_toml(&std::fs::read_to_string(&dep.task)?)
         .map_err(|e| anyhow::anyhow!("task: {e}"))?;
-    let token = ClientToken::from_hex(std::fs::read_to_string(&dep.client_token)?.trim())
-        .context("client token")?;
+    let credential = cairn_client::sdk::read_credential(&dep.credentials[0])?;
     let verify = read_secret_hex(&deploy_dir.join("verify.key"))?;
     let helper_key =
         HpkeSecretKey::from_bytes(read_secret_hex(&deploy_dir.join("aggregator-1/hpke.key"))?);
     let collector_key =
         HpkeSecretKey::from_bytes(read_secret_hex(&dep.collector_dir.join("hpke.key"))?);
 
-    let mut leader = Leader::new(
-        task.clone(),
-        Seed::from_bytes(verify),
-        token.hash(),
-        MemoryStore::new(),
-    )
-    .map_err(|e| anyhow::anyhow!("leader: {e:?}"))?;
+    let mut leader = Leader::new(task.clone(), Seed::from_bytes(verify), MemoryStore::new())
+        .map_err(|e| anyhow::anyhow!("leader: {e:?}"))?;
     let mut helper = Helper::new(
         task.clone(),
         1,
@@ -121,7 +116,14 @@ pub(crate) fn measure(
     .map_err(|e| anyhow::anyhow!("helper: {e:?}"))?;
     let collector = Collector::new(task.clone(), collector_key)
         .map_err(|e| anyhow::anyhow!("collector: {e}"))?;
-    let client = Client::new(task.clone(), token).map_err(|e| anyhow::anyhow!("client: {e}"))?;
+    leader
+        .store()
+        .add_client(credential.client_id(), &credential.key_for(0))?;
+    helper
+        .store()
+        .add_client(credential.client_id(), &credential.key_for(1))?;
+    let client =
+        Client::new(task.clone(), credential).map_err(|e| anyhow::anyhow!("client: {e}"))?;
     let limits = leader.limits();
     let clip = task.clip_norm();
 
@@ -148,6 +150,16 @@ pub(crate) fn measure(
     let now = Time(1_000);
     let mut expected = vec![0i64; d];
     for _ in 0..reports {
+        // One client per report: each aggregator takes one report per client and round.
+        let credential = Credential::generate(task.id(), &mut rng);
+        leader
+            .store()
+            .add_client(credential.client_id(), &credential.key_for(0))?;
+        helper
+            .store()
+            .add_client(credential.client_id(), &credential.key_for(1))?;
+        let client =
+            Client::new(task.clone(), credential).map_err(|e| anyhow::anyhow!("client: {e}"))?;
         let u = random_update(&mut rng, d, clip);
         let x = client
             .quantise(&u, &mut rng)

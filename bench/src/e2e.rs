@@ -20,7 +20,6 @@ use cairn_client::sdk::{Client, Collector};
 use cairn_client::transport::{Identity, RetryPolicy};
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::ids::ClientToken;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use serde::Serialize;
@@ -143,6 +142,7 @@ pub(crate) fn round(
         dimension: u32::try_from(d)?,
         noise: NoisePlacement::Aggregator,
         min_clients: u32::try_from(clients)?,
+        clients: u32::try_from(clients)?,
         base_port: free_base_port(host, 2)?,
         ..InitParams::default()
     };
@@ -151,7 +151,6 @@ pub(crate) fn round(
     let helper = NodeProcess::spawn(&dep.nodes[1])?;
     let task = TaskConfig::from_toml(&std::fs::read_to_string(&dep.task)?)
         .map_err(|e| anyhow::anyhow!("task: {e}"))?;
-    let token_hex = std::fs::read_to_string(&dep.client_token)?;
     let updates: Vec<Vec<f32>> = (0..clients)
         .map(|_| random_update(&mut rng, d, task.clip_norm()))
         .collect();
@@ -160,16 +159,16 @@ pub(crate) fn round(
         .enable_all()
         .build()?;
     let figures = rt.block_on(async {
-        // A few client endpoints shared by the tasks (one per simulated device would
-        // mean N QUIC endpoints in one process).
-        let mut sdk_clients = Vec::new();
-        for _ in 0..clients.clamp(1, 8) {
-            sdk_clients.push(Arc::new(
-                Client::builder(task.clone())
-                    .token(ClientToken::from_hex(token_hex.trim()).context("client token")?)
-                    .build()
-                    .await?,
-            ));
+        // One client (credential) per simulated device, sharing a few QUIC endpoints
+        // (one per device would mean N endpoints in one process).
+        let mut sdk_clients: Vec<Arc<Client>> = Vec::new();
+        for (i, path) in dep.credentials.iter().enumerate() {
+            let mut builder = Client::builder(task.clone())
+                .credential(cairn_client::sdk::read_credential(path).context("credential")?);
+            if i >= 8 {
+                builder = builder.share_connection_of(&sdk_clients[i % 8]);
+            }
+            sdk_clients.push(Arc::new(builder.build().await?));
         }
         let collector = Collector::builder(task.clone())
             .hpke_key(HpkeSecretKey::from_bytes(read_secret_hex(
@@ -191,7 +190,7 @@ pub(crate) fn round(
         let start = Instant::now();
         let mut tasks = Vec::new();
         for (i, u) in updates.into_iter().enumerate() {
-            let c = Arc::clone(&sdk_clients[i % sdk_clients.len()]);
+            let c = Arc::clone(&sdk_clients[i]);
             tasks.push(tokio::spawn(async move { c.submit(0, &u).await }));
         }
         for t in tasks {

@@ -3,12 +3,23 @@
 //! Both wrap the protocol's sans-IO parties (`cairn_protocol::client` and
 //! `cairn_protocol::collector`) around a pinned QUIC connection to the leader.
 //!
+//! **Every client has its own credential** ([`cairn_protocol::auth::Credential`], a file
+//! `cairn init` writes per client); every aggregator accepts at most one report per
+//! client per round.
+//!
 //! **Uploads are idempotent.** [`Client::submit`] prepares the report once (fresh random
 //! report id, shares, proof, sealed helper shares) and re-sends *the same bytes* on every
 //! retry, with exponential backoff. The leader stores a report once and acknowledges a
 //! byte-identical retry again; if an earlier attempt was stored but its acknowledgement
 //! was lost, a retry may instead be told the id was used, which — the id being 16
 //! random bytes only this client knows — also proves the report is stored.
+//!
+//! **Across crashes too**, with [`ClientBuilder::state_dir`]: the prepared report is
+//! written there (mode 0600: it holds the leader's share) before it is first sent and
+//! kept until acknowledged, so a client that crashed mid-upload re-sends the very same
+//! report when it submits that round again, and is never counted twice nor refused as
+//! a second report. After the acknowledgement only the report id is kept, and a second
+//! submit for the round is refused locally ([`SdkError::AlreadySubmitted`]).
 //!
 //! # Example
 //! ```no_run
@@ -17,12 +28,16 @@
 //! #     collector_identity: cairn_client::transport::Identity,
 //! # ) -> Result<(), cairn_client::sdk::SdkError> {
 //! use cairn_client::sdk::{Client, Collector};
+//! use cairn_protocol::auth::Credential;
 //! use cairn_protocol::config::TaskConfig;
-//! use cairn_protocol::ids::ClientToken;
 //!
 //! let task = TaskConfig::from_toml(&std::fs::read_to_string("task.toml")?)?;
-//! let token = ClientToken::from_hex(&std::fs::read_to_string("client.token")?).expect("a token");
-//! let client = Client::builder(task.clone()).token(token).build().await?;
+//! let credential = Credential::from_toml(&std::fs::read_to_string("clients/client-0.toml")?)?;
+//! let client = Client::builder(task.clone())
+//!     .credential(credential)
+//!     .state_dir("clients/client-0.state")
+//!     .build()
+//!     .await?;
 //! client.submit(0, &[0.25_f32; 100]).await?;
 //!
 //! let collector = Collector::builder(task)
@@ -36,14 +51,16 @@
 //! ```
 
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use cairn_protocol::auth::{AuthError, Credential};
 use cairn_protocol::client::ClientError;
 use cairn_protocol::collector::{Collection, CollectorError};
 use cairn_protocol::config::{ConfigError, TaskConfig};
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::ids::{ClientToken, ReportId};
-use cairn_protocol::messages::{ErrorCode, Limits, Message};
+use cairn_protocol::ids::ReportId;
+use cairn_protocol::messages::{ErrorCode, Inbound, Limits, Message};
 use rand_chacha::ChaCha20Rng;
 
 use crate::os_rng::{OsRngError, os_rng};
@@ -87,6 +104,17 @@ pub enum SdkError {
     /// The OS random source failed.
     #[error(transparent)]
     Rng(#[from] OsRngError),
+    /// The credential is unusable (or for another task).
+    #[error("credential: {0}")]
+    Credential(#[from] AuthError),
+    /// This client's report for the round was acknowledged before (one per round).
+    #[error("this client already submitted report {report_id} for round {round}")]
+    AlreadySubmitted {
+        /// The round.
+        round: u32,
+        /// The acknowledged report.
+        report_id: String,
+    },
 }
 
 impl SdkError {
@@ -123,9 +151,10 @@ impl Connect {
         task: &TaskConfig,
         limits: &Limits,
         identity: Option<&Identity>,
+        inbound: Inbound,
     ) -> Result<Peer, SdkError> {
         let options = self.options.clone().unwrap_or_else(|| TransportOptions {
-            max_frame_len: limits.max_frame_len(),
+            max_frame_len: limits.max_inbound_frame_len(inbound),
             ..TransportOptions::default()
         });
         let bind = match task.aggregators()[0].endpoint {
@@ -185,14 +214,30 @@ fn refused(m: Message) -> SdkError {
 #[derive(Debug)]
 pub struct ClientBuilder {
     task: TaskConfig,
-    token: Option<ClientToken>,
+    credential: Option<Credential>,
+    state_dir: Option<PathBuf>,
+    shared_leader: Option<Arc<Peer>>,
     connect: Connect,
 }
 
 impl ClientBuilder {
-    /// The task's client token (required).
-    pub fn token(mut self, token: ClientToken) -> Self {
-        self.token = Some(token);
+    /// Sends through `other`'s connection to the leader instead of a QUIC endpoint of
+    /// its own (many clients in one process, as in load tests).
+    pub fn share_connection_of(mut self, other: &Client) -> Self {
+        self.shared_leader = Some(Arc::clone(&other.leader));
+        self
+    }
+
+    /// The client's credential (required; it must be for the builder's task).
+    pub fn credential(mut self, credential: Credential) -> Self {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// A folder where prepared reports are kept until acknowledged (module docs). One
+    /// folder may serve several clients and tasks: each gets a subfolder.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
         self
     }
 
@@ -210,16 +255,34 @@ impl ClientBuilder {
 
     /// Builds the client (no connection is made until the first submission).
     pub async fn build(self) -> Result<Client, SdkError> {
-        let token = self.token.ok_or(SdkError::Missing("token"))?;
-        let protocol = cairn_protocol::client::Client::new(self.task.clone(), token)?;
+        let credential = self.credential.ok_or(SdkError::Missing("credential"))?;
+        credential.check_task(&self.task.id())?;
+        let state_dir = self.state_dir.map(|d| {
+            d.join(self.task.id().to_hex())
+                .join(credential.client_id().to_hex())
+        });
+        if let Some(dir) = &state_dir {
+            create_private_dir(dir)?;
+        }
+        let protocol = cairn_protocol::client::Client::new(self.task.clone(), credential)?;
         let limits = cairn_protocol::scheme::Scheme::for_task(&self.task)?.limits();
-        let leader = self.connect.leader(&self.task, &limits, None)?;
+        let leader = match self.shared_leader {
+            Some(peer) => peer,
+            None => Arc::new(self.connect.leader(
+                &self.task,
+                &limits,
+                None,
+                Inbound::ClientFromLeader,
+            )?),
+        };
         Ok(Client {
             protocol,
             leader,
             limits,
             retry: self.connect.retry,
             rng: Mutex::new(os_rng()?),
+            state_dir,
+            files: Mutex::new(()),
         })
     }
 }
@@ -227,10 +290,13 @@ impl ClientBuilder {
 /// A data holder's client of one task.
 pub struct Client {
     protocol: cairn_protocol::client::Client,
-    leader: Peer,
+    leader: Arc<Peer>,
     limits: Limits,
     retry: RetryPolicy,
     rng: Mutex<ChaCha20Rng>,
+    state_dir: Option<PathBuf>,
+    /// Serialises reads and writes of the state folder.
+    files: Mutex<()>,
 }
 
 impl Client {
@@ -238,7 +304,9 @@ impl Client {
     pub fn builder(task: TaskConfig) -> ClientBuilder {
         ClientBuilder {
             task,
-            token: None,
+            credential: None,
+            state_dir: None,
+            shared_leader: None,
             connect: Connect::default(),
         }
     }
@@ -248,38 +316,95 @@ impl Client {
         self.protocol.task()
     }
 
+    /// The client's id.
+    pub fn client_id(&self) -> cairn_protocol::auth::ClientId {
+        self.protocol.client_id()
+    }
+
     /// Clips, quantises, noises (if the task says so), shares, proves, seals and
     /// uploads `update` for `round`; returns once the leader has stored it. Retries
-    /// with backoff on network failures and retriable refusals.
+    /// with backoff on network failures and retriable refusals. With a state folder, a
+    /// report prepared for `round` before a crash is re-sent instead (module docs).
     pub async fn submit(&self, round: u32, update: &[f32]) -> Result<ReportId, SdkError> {
-        let req = {
-            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-            self.protocol.prepare_upload(round, update, &mut *rng)?
-        };
-        self.upload(req).await
+        let (report_id, frame) = self.prepared(round, |rng| {
+            self.protocol
+                .prepare_upload(round, update, rng)
+                .map_err(SdkError::from)
+        })?;
+        self.upload(round, report_id, &frame).await
     }
 
     /// Uploads an already quantised vector (integers in the task's fixed-point units).
     pub async fn submit_quantised(&self, round: u32, x: &[i64]) -> Result<ReportId, SdkError> {
+        let (report_id, frame) = self.prepared(round, |rng| {
+            self.protocol
+                .prepare_upload_quantised(round, x, rng)
+                .map_err(SdkError::from)
+        })?;
+        self.upload(round, report_id, &frame).await
+    }
+
+    /// The upload for `round`: the one kept from an earlier, unacknowledged attempt if
+    /// there is one, else a new one (kept before it is first sent).
+    fn prepared(
+        &self,
+        round: u32,
+        prepare: impl FnOnce(
+            &mut ChaCha20Rng,
+        ) -> Result<cairn_protocol::messages::UploadRequest, SdkError>,
+    ) -> Result<(ReportId, Vec<u8>), SdkError> {
+        let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(dir) = &self.state_dir else {
+            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            let req = prepare(&mut rng)?;
+            return Ok((req.report.report_id, Message::UploadRequest(req).encode()));
+        };
+        if let Ok(id) = std::fs::read_to_string(dir.join(format!("round-{round}.acked"))) {
+            return Err(SdkError::AlreadySubmitted {
+                round,
+                report_id: id.trim().to_owned(),
+            });
+        }
+        let pending = dir.join(format!("round-{round}.pending"));
+        match std::fs::read(&pending) {
+            Ok(frame) => {
+                let Ok(Message::UploadRequest(req)) = Message::decode(&frame, &self.limits) else {
+                    return Err(SdkError::Unexpected(format!(
+                        "{} does not hold an upload of this task; remove it to prepare anew",
+                        pending.display()
+                    )));
+                };
+                tracing::warn!(
+                    round,
+                    report = %req.report.report_id,
+                    "re-sending the report prepared before a restart (not the new update)"
+                );
+                return Ok((req.report.report_id, frame));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
         let req = {
             let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-            self.protocol
-                .prepare_upload_quantised(round, x, &mut *rng)?
+            prepare(&mut rng)?
         };
-        self.upload(req).await
+        let report_id = req.report.report_id;
+        let frame = Message::UploadRequest(req).encode();
+        write_private_file(&pending, &frame)?;
+        Ok((report_id, frame))
     }
 
     async fn upload(
         &self,
-        req: cairn_protocol::messages::UploadRequest,
+        round: u32,
+        report_id: ReportId,
+        frame: &[u8],
     ) -> Result<ReportId, SdkError> {
-        let report_id = req.report.report_id;
-        let frame = Message::UploadRequest(req).encode();
         request_with_retry(
             &self.leader,
             &self.limits,
             &self.retry,
-            &frame,
+            frame,
             |m, attempt| match m {
                 Message::UploadResponse(ack) if ack.report_id == report_id => Ok(report_id),
                 // Only this client knows the id: on a retry, "used before" means an
@@ -288,7 +413,19 @@ impl Client {
                 other => Err(refused(other)),
             },
         )
-        .await
+        .await?;
+        if let Some(dir) = &self.state_dir {
+            let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            write_private_file(
+                &dir.join(format!("round-{round}.acked")),
+                report_id.to_hex().as_bytes(),
+            )?;
+            match std::fs::remove_file(dir.join(format!("round-{round}.pending"))) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(report_id)
     }
 }
 
@@ -331,7 +468,12 @@ impl CollectorBuilder {
         let identity = self.identity.ok_or(SdkError::Missing("identity"))?;
         let protocol = cairn_protocol::collector::Collector::new(self.task.clone(), key)?;
         let limits = cairn_protocol::scheme::Scheme::for_task(&self.task)?.limits();
-        let leader = self.connect.leader(&self.task, &limits, Some(&identity))?;
+        let leader = self.connect.leader(
+            &self.task,
+            &limits,
+            Some(&identity),
+            Inbound::CollectorFromLeader,
+        )?;
         Ok(Collector {
             protocol,
             leader,
@@ -386,4 +528,44 @@ impl Collector {
         }
         Ok(collection)
     }
+}
+
+/// Reads a client credential file (`clients/client-K.toml` of `cairn init`).
+pub fn read_credential(path: &Path) -> Result<Credential, SdkError> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path)?);
+    Ok(Credential::from_toml(&text)?)
+}
+
+/// Creates `dir` (and its parents) readable by its owner only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically and durably (temporary file, fsync, rename,
+/// fsync of the folder), readable by its owner only.
+fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }

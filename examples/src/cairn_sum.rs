@@ -29,7 +29,6 @@ use cairn_client::sdk::{Client, Collector, SdkError};
 use cairn_client::transport::Identity;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::ids::ClientToken;
 use cairn_protocol::messages::ErrorCode;
 use rand_core::CryptoRng;
 use thiserror::Error;
@@ -189,6 +188,7 @@ impl CairnSum {
             noise,
             min_clients: organisations,
             max_clients: organisations,
+            clients: organisations,
             base_port: free_base_port(host, 2).map_err(deploy)?,
             host,
             name: config.name.clone(),
@@ -198,7 +198,6 @@ impl CairnSum {
             .tempdir()?;
         let deployment = init(&dir.path().join("deploy"), &params, rng).map_err(deploy)?;
         let task = TaskConfig::from_toml(&std::fs::read_to_string(&deployment.task)?)?;
-        let token_hex = zeroize::Zeroizing::new(std::fs::read_to_string(&deployment.client_token)?);
         let hpke_key =
             read_secret_hex(&deployment.collector_dir.join("hpke.key")).map_err(deploy)?;
         let identity = Identity::read_pem_files(
@@ -219,11 +218,14 @@ impl CairnSum {
                 nodes.push(start(setup).await.map_err(deploy)?);
             }
             let mut clients = Vec::with_capacity(config.organisations);
-            for _ in 0..config.organisations {
-                let token = ClientToken::from_hex(&token_hex).ok_or_else(|| {
-                    CairnSumError::Deploy("client.token is not 64 hex digits".into())
-                })?;
-                clients.push(Client::builder(task.clone()).token(token).build().await?);
+            for path in &deployment.credentials {
+                let credential = cairn_client::sdk::read_credential(path)?;
+                clients.push(
+                    Client::builder(task.clone())
+                        .credential(credential)
+                        .build()
+                        .await?,
+                );
             }
             let collector = Collector::builder(task.clone())
                 .hpke_key(HpkeSecretKey::from_bytes(hpke_key))

@@ -5,22 +5,28 @@
 //! 1. If this aggregator released the round before, return the stored release: a
 //!    retried request never spends budget twice nor re-draws noise (fresh noise on a
 //!    second release would let the collector average it away).
-//! 2. Check the round's report count against the request (the aggregators must add
-//!    the same reports) and against `min_clients`.
+//! 2. Check the round's report count and report-set digest against the request (the
+//!    aggregators must add the same reports) and the count against `min_clients`.
 //! 3. Prepare the ledger entry; refuse with [`ErrorCode::BudgetExceeded`] if it would
-//!    pass the budget.
+//!    pass the budget, and with [`ErrorCode::LedgerRollback`] if the requesting peer's
+//!    ledger records more releases than this one would after the entry (this ledger
+//!    may have been restored from an old copy: see [`crate::ledger::LedgerHead`]).
 //! 4. Add this aggregator's discrete-Gaussian noise (if the task places noise at the
-//!    aggregators) to a copy of the aggregate share and seal it to the collector.
+//!    aggregators) to a copy of the aggregate share
+//!    ([`crate::scheme::Scheme::finalize_share`]) and seal it to the collector, with the
+//!    report count, the budget receipt and the ledger head in the associated data so
+//!    that nobody on the way can rewrite them.
 //! 5. Store the ledger entry and the sealed release in one transaction; only then
 //!    return it. A crash before step 5 releases nothing; after it, step 1 applies.
 
 use cairn_mpc::secret::Seed;
 use rand_core::CryptoRng;
 
+use crate::auth::{ClientId, public_share_digest};
 use crate::clock::Time;
 use crate::config::{TaskConfig, TaskId};
 use crate::hpke::{self, SealPurpose};
-use crate::ledger::{Ledger, LedgerError};
+use crate::ledger::{Ledger, LedgerError, LedgerHead};
 use crate::messages::{AggregateShare, BudgetReceipt, ErrorCode, Limits};
 use crate::privacy::Privacy;
 use crate::scheme::Scheme;
@@ -115,13 +121,46 @@ impl<S: TaskStore> AggregatorCore<S> {
         }
     }
 
+    /// Refuses a round outside the window of rounds this aggregator takes reports
+    /// for: at most [`ROUND_WINDOW`] rounds before or after the highest released
+    /// round (before any release: rounds below [`ROUND_WINDOW`]). Checked before
+    /// anything is written for the round, so nobody can make an aggregator store
+    /// state for arbitrarily many rounds.
+    pub(crate) fn check_round_window(&self, round: u32) -> Result<(), Reject> {
+        let (low, high) = match self.ledger.highest_released_round() {
+            Some(r) => (
+                r.saturating_sub(ROUND_WINDOW),
+                r.saturating_add(ROUND_WINDOW),
+            ),
+            None => (0, ROUND_WINDOW - 1),
+        };
+        if round < low {
+            return Err(Reject::new(
+                ErrorCode::RoundClosed,
+                format!("round {round} is long past (the window is {low}..={high})"),
+            ));
+        }
+        if round > high {
+            return Err(Reject::new(
+                ErrorCode::RoundClosed,
+                format!(
+                    "round {round} is too far ahead (the window is {low}..={high}: \
+                     release earlier rounds first)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Releases this aggregator's share of `round` (module docs), checking that it
-    /// covers `expected_count` reports with digest `expected_digest`.
+    /// covers `expected_count` reports with digest `expected_digest` and, if a peer
+    /// asks, that the peer's ledger does not record more than this one.
     pub(crate) fn release<R: CryptoRng + ?Sized>(
         &mut self,
         round: u32,
         expected_count: u32,
         expected_digest: &[u8; 32],
+        peer_ledger: Option<&LedgerHead>,
         now: Time,
         rng: &mut R,
     ) -> Result<AggregateShare, Reject> {
@@ -138,12 +177,19 @@ impl<S: TaskStore> AggregatorCore<S> {
                     format!("round {round} has no reports"),
                 )
             })?;
-        if record.count != expected_count || &record.report_set_digest != expected_digest {
+        let digest = self
+            .store
+            .report_set_digest(round)
+            .map_err(Reject::storage)?;
+        if record.count != expected_count || &digest != expected_digest {
             return Err(Reject::new(
                 ErrorCode::Mismatch,
                 format!(
-                    "round {round}: this aggregator has {} reports, the request says {expected_count}",
-                    record.count
+                    "round {round}: this aggregator has {} reports (digest {}), the request \
+                     says {expected_count} (digest {})",
+                    record.count,
+                    hex::encode(&digest[..8]),
+                    hex::encode(&expected_digest[..8])
                 ),
             ));
         }
@@ -158,16 +204,40 @@ impl<S: TaskStore> AggregatorCore<S> {
                 }
                 other => Reject::new(ErrorCode::Internal, other.to_string()),
             })?;
-        let mut aggregate = record.aggregate.clone();
-        if let Some(noise) = self.privacy.aggregator_noise() {
-            let mut z = vec![0i64; aggregate.as_slice().len()];
-            noise.fill(rng, &mut z);
-            aggregate.add_noise(&z);
+        let head = self.ledger.head_after(&entry);
+        if let Some(peer) = peer_ledger
+            && head.is_behind(peer)
+        {
+            return Err(Reject::new(
+                ErrorCode::LedgerRollback,
+                format!(
+                    "aggregator {} would record {} releases (ρ = {}) after this one, but its \
+                     peer records {} (ρ = {}): either an earlier round was released by the \
+                     peer only (collect it again first) or this ledger was restored from an \
+                     old copy (restore the newest one); nothing is released until then",
+                    self.index, head.entries, head.rho_total, peer.entries, peer.rho_total
+                ),
+            ));
         }
+        let mut aggregate = record.aggregate.clone();
+        let noise = self.privacy.aggregator_noise().map(|sampler| {
+            let mut z = vec![0i64; aggregate.as_slice().len()];
+            sampler.fill(rng, &mut z);
+            z
+        });
+        self.scheme.finalize_share(&mut aggregate, noise.as_deref());
+        let receipt = self.receipt_after(&entry);
         let sealed = hpke::seal(
             self.task.collector_hpke_key(),
             SealPurpose::AggregateShare,
-            &aggregate_aad(&self.task_id(), round, self.index),
+            &aggregate_aad(
+                &self.task_id(),
+                round,
+                self.index,
+                record.count,
+                &receipt,
+                &head,
+            ),
             &aggregate.encode(),
             rng,
         )
@@ -175,7 +245,8 @@ impl<S: TaskStore> AggregatorCore<S> {
         let share = AggregateShare {
             aggregator_index: self.index,
             report_count: record.count,
-            receipt: self.receipt_after(&entry),
+            receipt,
+            ledger: head,
             sealed_share: sealed,
         };
         self.store
@@ -214,27 +285,58 @@ impl<S: TaskStore> AggregatorCore<S> {
     }
 }
 
-/// HPKE associated data of a sealed aggregate share: task, round, aggregator.
-pub fn aggregate_aad(task_id: &TaskId, round: u32, index: u8) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(37);
+/// How many rounds before or after the highest released round an aggregator accepts
+/// ([`AggregatorCore::check_round_window`]).
+pub const ROUND_WINDOW: u32 = 16;
+
+/// HPKE associated data of a sealed aggregate share: task, round, aggregator, and the
+/// metadata the collector reads beside the share (report count, budget receipt,
+/// ledger head), so that a leader forwarding a helper's share cannot rewrite them.
+pub fn aggregate_aad(
+    task_id: &TaskId,
+    round: u32,
+    index: u8,
+    report_count: u32,
+    receipt: &BudgetReceipt,
+    ledger: &LedgerHead,
+) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(32 + 4 + 1 + 4 + 32 + LedgerHead::ENCODED_LEN);
     aad.extend_from_slice(&task_id.0);
     aad.extend_from_slice(&round.to_le_bytes());
     aad.push(index);
+    aad.extend_from_slice(&report_count.to_le_bytes());
+    for v in [
+        receipt.rho_spent,
+        receipt.rho_total,
+        receipt.epsilon_total,
+        receipt.epsilon_remaining,
+    ] {
+        aad.extend_from_slice(&v.to_bits().to_le_bytes());
+    }
+    ledger.encode_into(&mut aad);
     aad
 }
 
-/// HPKE associated data of a sealed helper input share: task, report, round, helper.
+/// HPKE associated data of a sealed helper input share: task, report, round, helper,
+/// client and the hash of everything else the client made public (the public share),
+/// as DAP's `InputShareAad` binds the public share. A leader that alters the public
+/// share (and so the joint randomness the helper would verify under) makes the share
+/// fail to open.
 pub fn input_share_aad(
     task_id: &TaskId,
     report_id: &crate::ids::ReportId,
     round: u32,
     index: u8,
+    client_id: &ClientId,
+    public_share: &[u8],
 ) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(53);
+    let mut aad = Vec::with_capacity(32 + 16 + 4 + 1 + 16 + 32);
     aad.extend_from_slice(&task_id.0);
     aad.extend_from_slice(&report_id.0);
     aad.extend_from_slice(&round.to_le_bytes());
     aad.push(index);
+    aad.extend_from_slice(&client_id.0);
+    aad.extend_from_slice(&public_share_digest(public_share));
     aad
 }
 

@@ -3,16 +3,20 @@
 //! DESIGN §3, client side: clip the update to L2 norm `C`; scale by `2^f` with
 //! unbiased randomised rounding; add the client's share of distributed discrete
 //! Gaussian noise if the task places noise at the clients; share and prove with the
-//! task's scheme; seal each helper's share to that helper's HPKE key, bound to the
-//! task, the report, the round and the helper index.
+//! task's scheme; tag the report for every aggregator with the client's credential
+//! ([`crate::auth`]); seal each helper's share, followed by its tag, to that helper's
+//! HPKE key, bound to the task, the report, the round, the helper index, the client
+//! and the public share.
 
 use cairn_mpc::fixed_point::FixedPoint;
 use rand_core::CryptoRng;
+use zeroize::Zeroizing;
 
 use crate::aggregator::input_share_aad;
+use crate::auth::{Credential, TagContext};
 use crate::config::TaskConfig;
 use crate::hpke::{self, SealPurpose};
-use crate::ids::{ClientToken, ReportId};
+use crate::ids::ReportId;
 use crate::messages::{Report, UploadRequest};
 use crate::privacy::Privacy;
 use crate::scheme::Scheme;
@@ -54,12 +58,15 @@ pub struct Client {
     scheme: Scheme,
     privacy: Privacy,
     fixed: FixedPoint,
-    token: ClientToken,
+    credential: Credential,
 }
 
 impl Client {
-    /// A client of `task` authenticating with `token`.
-    pub fn new(task: TaskConfig, token: ClientToken) -> Result<Self, ClientError> {
+    /// A client of `task` authenticating with `credential` (which must be for `task`).
+    pub fn new(task: TaskConfig, credential: Credential) -> Result<Self, ClientError> {
+        credential
+            .check_task(&task.id())
+            .map_err(|e| ClientError::Task(e.to_string()))?;
         let scheme = Scheme::for_task(&task).map_err(|e| ClientError::Task(e.to_string()))?;
         let privacy = Privacy::for_task(&task).map_err(|e| ClientError::Task(e.to_string()))?;
         let fixed = FixedPoint::new(u32::from(task.frac_bits()), u32::from(task.bits()))
@@ -69,8 +76,13 @@ impl Client {
             scheme,
             privacy,
             fixed,
-            token,
+            credential,
         })
+    }
+
+    /// The client's id.
+    pub fn client_id(&self) -> crate::auth::ClientId {
+        self.credential.client_id()
     }
 
     /// The task.
@@ -134,6 +146,16 @@ impl Client {
             other => ClientError::Encoding(other.to_string()),
         })?;
         let task_id = self.task.id();
+        let client_id = self.credential.client_id();
+        let context = |aggregator: u8| TagContext {
+            task_id: &task_id,
+            client_id: &client_id,
+            round,
+            report_id: &report_id,
+            public_share: &sharded.public_share,
+            aggregator,
+        };
+        let leader_tag = self.credential.key_for(0).tag(&context(0));
         let mut helper_shares = Vec::with_capacity(sharded.helper_shares.len());
         for (j, share) in sharded.helper_shares.iter().enumerate() {
             let index =
@@ -142,24 +164,29 @@ impl Client {
                 .task
                 .aggregator_hpke_key(j + 1)
                 .ok_or_else(|| ClientError::Task("missing helper key".into()))?;
-            let aad = input_share_aad(&task_id, &report_id, round, index);
+            let aad = input_share_aad(
+                &task_id,
+                &report_id,
+                round,
+                index,
+                &client_id,
+                &sharded.public_share,
+            );
+            let mut plaintext = Zeroizing::new(Vec::with_capacity(share.len() + 32));
+            plaintext.extend_from_slice(share.expose_secret());
+            plaintext.extend_from_slice(&self.credential.key_for(index).tag(&context(index)));
             helper_shares.push(
-                hpke::seal(
-                    key,
-                    SealPurpose::HelperInputShare,
-                    &aad,
-                    share.expose_secret(),
-                    rng,
-                )
-                .map_err(|e| ClientError::Seal(e.to_string()))?,
+                hpke::seal(key, SealPurpose::HelperInputShare, &aad, &plaintext, rng)
+                    .map_err(|e| ClientError::Seal(e.to_string()))?,
             );
         }
         Ok(UploadRequest {
             task_id,
-            token: self.token.copy_for_request(),
             report: Report {
                 report_id,
                 round,
+                client_id,
+                leader_tag,
                 public_share: sharded.public_share,
                 leader_share: sharded.leader_share,
                 helper_shares,

@@ -1,7 +1,9 @@
 //! The collector: opens the aggregators' sealed shares and decodes the sum.
 //!
 //! Each aggregator sealed its (noisy) aggregate share to the collector's HPKE key,
-//! bound to the task, the round and its own index; the collector needs every share,
+//! bound to the task, the round, its own index, and the report count, budget receipt
+//! and ledger head it states beside the share (so the leader, which forwards the
+//! helpers' shares, cannot rewrite a helper's figures); the collector needs every share,
 //! adds them in the field, reads the result as centred integers and divides by `2^f`.
 //! Only the sum is ever visible: no single share reveals anything.
 
@@ -123,7 +125,14 @@ impl Collector {
                     "aggregators counted different reports",
                 ));
             }
-            let aad = aggregate_aad(&self.task.id(), round, share.aggregator_index);
+            let aad = aggregate_aad(
+                &self.task.id(),
+                round,
+                share.aggregator_index,
+                share.report_count,
+                &share.receipt,
+                &share.ledger,
+            );
             let plain = hpke::open(
                 &self.key,
                 SealPurpose::AggregateShare,

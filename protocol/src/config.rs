@@ -366,6 +366,17 @@ impl TaskConfig {
             ));
         }
         if let Some(sigma_client) = client_noise_sigma(&raw.privacy) {
+            // Kairouz–Liu–Steinke 2021 (Theorem 1) bound the privacy of a sum of
+            // discrete Gaussians for per-client σ ≥ 1/2 only.
+            if sigma_client < 0.5 {
+                return Err(invalid(
+                    "privacy.sigma",
+                    format!(
+                        "client noise needs σ/√min_honest_clients ≥ 1/2 (KLS21, Theorem 1); \
+                         it is {sigma_client:.3}: raise sigma or lower min_honest_clients"
+                    ),
+                ));
+            }
             let reach = scaled_clip.floor() + 1.0 + NOISE_TAIL * sigma_client;
             if reach >= q_half as f64 {
                 return Err(invalid(
@@ -428,16 +439,26 @@ impl TaskConfig {
             }
             ProofMode::None => {
                 // DESIGN §5: without a proof the aggregators add shares mod 2^b, so the
-                // whole sum must fit: max_clients · max|x_i| < 2^(b−1).
-                let max_coord = scaled_clip.floor() as u128 + 1;
-                if u128::from(raw.max_clients) * max_coord >= u128::from(q_half) {
+                // whole noisy sum must fit: max_clients · max|x_i| plus the noise
+                // tail (NOISE_TAIL·σ per aggregator that adds noise, and the clients'
+                // noise inside max|x_i|) must stay below 2^(b−1).
+                let sigma_client = client_noise_sigma(&raw.privacy).unwrap_or(0.0);
+                let max_coord = (scaled_clip.floor() + 1.0 + NOISE_TAIL * sigma_client).ceil();
+                let aggregator_noise = match raw.privacy.noise {
+                    NoisePlacement::Aggregator | NoisePlacement::Both => {
+                        NOISE_TAIL * raw.privacy.sigma.unwrap_or(0.0) * n as f64
+                    }
+                    _ => 0.0,
+                };
+                let reach = f64::from(raw.max_clients) * max_coord + aggregator_noise;
+                if reach >= q_half as f64 {
                     return Err(invalid(
                         "max_clients",
                         format!(
-                            "without a proof the sum must fit in b = {} bits: \
-                             max_clients · (⌊C·2^f⌋ + 1) = {} ≥ 2^{}",
+                            "without a proof the noisy sum must fit in b = {} bits: \
+                             max_clients · max|x_i| + {NOISE_TAIL}·σ·n_aggregators = {reach:.0} \
+                             ≥ 2^{}: lower max_clients or frac_bits, or raise bits",
                             raw.bits,
-                            u128::from(raw.max_clients) * max_coord,
                             raw.bits - 1
                         ),
                     ));
@@ -758,6 +779,60 @@ hpke_public_key = "{KEY_B}"
             field_of(TaskConfig::from_toml(&too_many).unwrap_err()),
             "max_clients"
         );
+    }
+
+    #[test]
+    fn no_proof_mode_counts_the_aggregators_noise_tail_in_the_sum() {
+        // 100 · 257 = 25 700 fits in 2^15 = 32 768 without noise; with σ = 200 at two
+        // aggregators the tail adds 12 · 200 · 2 = 4 800 (fits), with σ = 400 it adds
+        // 9 600 (does not).
+        let with_sigma = |sigma: &str| {
+            sample(
+                "",
+                &format!("noise = \"aggregator\"\nsigma = {sigma}\nepsilon = 1000.0\ndelta = 1e-6"),
+            )
+            .replace("proof = \"carry-lift\"", "proof = \"none\"")
+        };
+        assert!(TaskConfig::from_toml(&with_sigma("200.0")).is_ok());
+        assert_eq!(
+            field_of(TaskConfig::from_toml(&with_sigma("400.0")).unwrap_err()),
+            "max_clients"
+        );
+    }
+
+    #[test]
+    fn client_noise_below_one_half_per_client_is_refused() {
+        // σ/√n_min = 2/√25 = 0.4 < 1/2 (KLS21 needs ≥ 1/2).
+        let text = sample(
+            "",
+            "noise = \"client\"\nsigma = 2.0\nepsilon = 1000.0\ndelta = 1e-6\nmin_honest_clients = 5",
+        )
+        .replace("min_clients = 5", "min_clients = 25")
+        .replace("min_honest_clients = 5", "min_honest_clients = 25");
+        let err = TaskConfig::from_toml(&text).unwrap_err();
+        assert_eq!(field_of(err.clone()), "privacy.sigma", "{err}");
+        assert!(err.to_string().contains("1/2"), "{err}");
+    }
+
+    #[test]
+    fn without_a_proof_the_noise_is_charged_for_an_honest_update_whatever_b_says() {
+        // A configured B of 10 is far below Δ = 256 + √1000 ≈ 287.6: with a proof the
+        // accounting may use B (the proof enforces it), without one it must use Δ.
+        let privacy = "noise = \"aggregator\"\nsigma = 200.0\nepsilon = 1000.0\ndelta = 1e-6";
+        let proven = TaskConfig::from_toml(&sample("norm_bound = 10", privacy)).unwrap();
+        let unproven = TaskConfig::from_toml(
+            &sample("norm_bound = 10", privacy)
+                .replace("proof = \"carry-lift\"", "proof = \"none\""),
+        )
+        .unwrap();
+        assert_eq!(crate::privacy::aggregator_sensitivity(&proven), 10.0);
+        let delta = 256.0 + 1000f64.sqrt();
+        assert_eq!(crate::privacy::aggregator_sensitivity(&unproven), delta);
+        let rho = crate::privacy::Privacy::for_task(&unproven)
+            .unwrap()
+            .rho_per_release();
+        // ρ = Δ²/(2σ²) (CKS20 Theorem 14).
+        assert!((rho - delta * delta / (2.0 * 200.0 * 200.0)).abs() < 1e-12);
     }
 
     #[test]

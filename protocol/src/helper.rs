@@ -1,45 +1,78 @@
 //! A helper's state machine.
 //!
-//! A helper never talks to clients. For each job from the leader it opens its sealed
-//! input shares (HPKE, bound to task, report, round and helper index), refuses report
-//! ids it has aggregated before, prepares its verifier shares, and — once the leader
-//! sends the joint decision — adds exactly the accepted reports to its running
-//! aggregate in one atomic store operation. Its preparation state lives only in memory
-//! between the two messages: if the helper restarts in between, it answers
-//! [`ErrorCode::UnknownJob`] and the leader re-sends the job, which prepares to the
-//! same verifier shares.
+//! A helper never talks to clients: it sees reports only through jobs from the leader,
+//! and it must assume the leader may be malicious. For each job it
+//!
+//! 1. refuses a job id it recorded before with other content, and a job that names a
+//!    report twice;
+//! 2. opens each sealed input share (HPKE, bound to task, report, round, helper index,
+//!    client and public share) and checks the client's tag inside it with the key it
+//!    registered for that client ([`crate::auth`]) — so the leader can neither alter
+//!    the public share (and with it the joint randomness) nor invent a client;
+//! 3. records durably, **before any verifier message leaves**, the job's digest and each
+//!    `(report id, client)` it will prepare ([`TaskStore::record_prepared`]): a report
+//!    id is answered in one job only, a client once per round;
+//! 4. prepares its verifier shares.
+//!
+//! A byte-identical resend of a recorded job (the leader retrying after a helper
+//! restart) is prepared again and yields the same verifier messages, since preparation
+//! is deterministic; anything else about a recorded report — another job, other bytes —
+//! is refused. So a malicious leader learns at most one verifier message per report,
+//! the one an honest run reveals. Without step 3 a leader could replay a report with
+//! altered joint randomness and learn a new linear combination of the input each time.
+//!
+//! Once the leader sends the joint decision, the helper adds exactly the accepted
+//! reports to its running aggregate in one atomic store operation. Its preparation
+//! state lives only in memory between the two messages (at most [`MAX_OPEN_JOBS`]
+//! jobs; the oldest is forgotten first): if it is gone, the helper answers
+//! [`ErrorCode::UnknownJob`] and the leader re-sends the same job.
 //!
 //! On the leader's request it releases its aggregate share of a round on its own
-//! terms: same report count and report-set digest as the leader, enough reports, and
-//! its **own** ledger's budget check (see [`crate::aggregator`]).
+//! terms: same report count and report-set digest as the leader, enough reports, a
+//! ledger not behind the leader's, and its **own** ledger's budget check (see
+//! [`crate::aggregator`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use cairn_mpc::secret::Seed;
 use rand_core::CryptoRng;
+use sha2::{Digest, Sha256};
 
 use crate::aggregator::{AggregatorCore, Reject, input_share_aad};
+use crate::auth::{ClientId, REPORT_TAG_LEN, TagContext};
 use crate::clock::Time;
 use crate::config::TaskConfig;
 use crate::hpke::{self, HpkeSecretKey, SealPurpose};
 use crate::ids::{JobId, ReportId};
 use crate::messages::{
     AggregateShareRequest, AggregateShareResponse, ErrorCode, JobContinue, JobContinueResponse,
-    JobInit, JobResponse, PrepareResult,
+    JobInit, JobResponse, Message, PrepareResult,
 };
 use crate::scheme::{Aggregate, Prepared};
-use crate::store::{RoundStatus, TaskStore};
+use crate::store::{Admission, JobAdmission, RoundStatus, TaskStore, first_duplicate};
+
+/// The most prepared jobs a helper holds in memory between init and continue.
+pub const MAX_OPEN_JOBS: usize = 64;
 
 /// A helper of one task.
 pub struct Helper<S: TaskStore> {
     core: AggregatorCore<S>,
     hpke_key: HpkeSecretKey,
     jobs: BTreeMap<JobId, PreparedJob>,
+    job_order: VecDeque<JobId>,
 }
 
 struct PreparedJob {
     round: u32,
     prepared: Vec<(ReportId, Prepared)>,
+}
+
+/// One report of a job after opening and authentication, before the durable record.
+struct Opened {
+    report_id: ReportId,
+    client_id: ClientId,
+    prepared: Prepared,
+    verifier_share: Vec<u8>,
 }
 
 impl<S: TaskStore> Helper<S> {
@@ -62,6 +95,7 @@ impl<S: TaskStore> Helper<S> {
             core: AggregatorCore::new(task, verify_key, store, index)?,
             hpke_key,
             jobs: BTreeMap::new(),
+            job_order: VecDeque::new(),
         })
     }
 
@@ -85,9 +119,32 @@ impl<S: TaskStore> Helper<S> {
         &self.core.store
     }
 
-    /// Prepares every report of a job; one result per report, in order.
+    /// Gives the store back (to reopen the task over it, as after a restart).
+    pub fn into_store(self) -> S {
+        self.core.store
+    }
+
+    /// Prepares every report of a job; one result per report, in order (module docs).
     pub fn handle_job_init(&mut self, init: &JobInit, now: Time) -> Result<JobResponse, Reject> {
         self.core.check_task(&init.task_id)?;
+        if let Some(id) =
+            first_duplicate(&init.reports.iter().map(|r| r.report_id).collect::<Vec<_>>())
+        {
+            return Err(Reject::new(
+                ErrorCode::BadMessage,
+                format!("the job names report {id} twice"),
+            ));
+        }
+        let digest = job_digest(init);
+        let recorded = self
+            .core
+            .store
+            .prepared_job_digest(init.job_id)
+            .map_err(Reject::storage)?;
+        if recorded.is_some_and(|d| d != digest) {
+            return Err(job_conflict(init.job_id));
+        }
+        self.core.check_round_window(init.round)?;
         let round = self
             .core
             .store
@@ -99,48 +156,77 @@ impl<S: TaskStore> Helper<S> {
                 format!("round {} was released", init.round),
             ));
         }
-        let task_id = self.core.task_id();
-        let mut results = Vec::with_capacity(init.reports.len());
-        let mut prepared = Vec::new();
-        for share in &init.reports {
-            let report_id = share.report_id;
-            let outcome = (|| {
-                if self
-                    .core
-                    .store
-                    .is_aggregated(report_id)
-                    .map_err(|_| ErrorCode::Internal)?
-                {
-                    return Err(ErrorCode::Replay);
-                }
-                let aad = input_share_aad(&task_id, &report_id, init.round, self.core.index);
-                let plain = hpke::open(
-                    &self.hpke_key,
-                    SealPurpose::HelperInputShare,
-                    &aad,
-                    &share.sealed_share,
-                )
-                .map_err(|_| ErrorCode::DecryptFailed)?;
-                self.core.scheme.prepare(
-                    usize::from(self.core.index),
-                    &self.core.verify_key,
-                    &report_id,
-                    &share.public_share,
-                    &plain,
-                )
-            })();
-            match outcome {
-                Ok((state, verifier_share)) => {
-                    prepared.push((report_id, state));
-                    results.push(PrepareResult::Verifier {
-                        report_id,
-                        verifier_share,
-                    });
-                }
-                Err(code) => results.push(PrepareResult::Rejected { report_id, code }),
+        let expires = round
+            .opened_at
+            .plus_secs(self.core.task.round_duration_secs());
+        if recorded.is_none() && now >= expires {
+            return Err(Reject::new(
+                ErrorCode::RoundClosed,
+                format!("round {} expired", init.round),
+            ));
+        }
+
+        let mut outcomes: Vec<Result<Opened, ErrorCode>> = init
+            .reports
+            .iter()
+            .map(|share| self.open_and_prepare(init.round, share))
+            .collect();
+
+        // Record before anything leaves: the job, and each report it will answer.
+        let candidates: Vec<(ReportId, ClientId)> = outcomes
+            .iter()
+            .filter_map(|o| o.as_ref().ok().map(|p| (p.report_id, p.client_id)))
+            .collect();
+        let verdicts = match self
+            .core
+            .store
+            .record_prepared(
+                init.job_id,
+                &digest,
+                init.round,
+                &candidates,
+                self.core.task.max_clients(),
+            )
+            .map_err(Reject::storage)?
+        {
+            JobAdmission::Conflict => return Err(job_conflict(init.job_id)),
+            JobAdmission::Recorded(v) if v.len() == candidates.len() => v,
+            JobAdmission::Recorded(_) => {
+                return Err(Reject::new(ErrorCode::Internal, "store answered wrongly"));
+            }
+        };
+        let mut verdicts = verdicts.into_iter();
+        for outcome in outcomes.iter_mut().filter(|o| o.is_ok()) {
+            let refusal = match verdicts.next() {
+                Some(Admission::Admitted) => None,
+                Some(Admission::Replay) => Some(ErrorCode::Replay),
+                Some(Admission::ClientAlreadySubmitted) => Some(ErrorCode::AlreadySubmitted),
+                Some(Admission::RoundFull) => Some(ErrorCode::RoundClosed),
+                None => Some(ErrorCode::Internal),
+            };
+            if let Some(code) = refusal {
+                *outcome = Err(code);
             }
         }
-        self.jobs.insert(
+
+        let mut results = Vec::with_capacity(init.reports.len());
+        let mut prepared = Vec::new();
+        for (share, outcome) in init.reports.iter().zip(outcomes) {
+            match outcome {
+                Ok(opened) => {
+                    prepared.push((opened.report_id, opened.prepared));
+                    results.push(PrepareResult::Verifier {
+                        report_id: opened.report_id,
+                        verifier_share: opened.verifier_share,
+                    });
+                }
+                Err(code) => results.push(PrepareResult::Rejected {
+                    report_id: share.report_id,
+                    code,
+                }),
+            }
+        }
+        self.remember_job(
             init.job_id,
             PreparedJob {
                 round: init.round,
@@ -151,6 +237,88 @@ impl<S: TaskStore> Helper<S> {
             job_id: init.job_id,
             results,
         })
+    }
+
+    /// Opens one report's share, authenticates its client and prepares it (nothing
+    /// durable yet).
+    fn open_and_prepare(
+        &self,
+        round: u32,
+        share: &crate::messages::ReportShare,
+    ) -> Result<Opened, ErrorCode> {
+        let task_id = self.core.task_id();
+        let index = self.core.index;
+        let aad = input_share_aad(
+            &task_id,
+            &share.report_id,
+            round,
+            index,
+            &share.client_id,
+            &share.public_share,
+        );
+        let plain = hpke::open(
+            &self.hpke_key,
+            SealPurpose::HelperInputShare,
+            &aad,
+            &share.sealed_share,
+        )
+        .map_err(|_| ErrorCode::DecryptFailed)?;
+        let split = plain
+            .len()
+            .checked_sub(REPORT_TAG_LEN)
+            .ok_or(ErrorCode::WrongSize)?;
+        let (input, tag) = plain.split_at(split);
+        let client = self
+            .core
+            .store
+            .client(share.client_id)
+            .map_err(|_| ErrorCode::Internal)?
+            .ok_or(ErrorCode::Unauthorized)?;
+        let context = TagContext {
+            task_id: &task_id,
+            client_id: &share.client_id,
+            round,
+            report_id: &share.report_id,
+            public_share: &share.public_share,
+            aggregator: index,
+        };
+        if client.revoked || !client.key.verify(&context, tag) {
+            return Err(ErrorCode::Unauthorized);
+        }
+        let (prepared, verifier_share) = self.core.scheme.prepare(
+            usize::from(index),
+            &self.core.verify_key,
+            &share.report_id,
+            &share.public_share,
+            input,
+        )?;
+        Ok(Opened {
+            report_id: share.report_id,
+            client_id: share.client_id,
+            prepared,
+            verifier_share,
+        })
+    }
+
+    /// Keeps a prepared job until its continue, forgetting the oldest beyond
+    /// [`MAX_OPEN_JOBS`] (the leader re-sends a forgotten job).
+    fn remember_job(&mut self, job_id: JobId, job: PreparedJob) {
+        if self.jobs.insert(job_id, job).is_none() {
+            self.job_order.push_back(job_id);
+        }
+        while self.jobs.len() > MAX_OPEN_JOBS {
+            match self.job_order.pop_front() {
+                Some(oldest) => {
+                    self.jobs.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// How many prepared jobs this helper holds in memory.
+    pub fn open_jobs(&self) -> usize {
+        self.jobs.len()
     }
 
     /// Adds the job's accepted reports to the aggregate, once. A retried continue for a
@@ -182,6 +350,12 @@ impl<S: TaskStore> Helper<S> {
         if job.round != cont.round {
             return Err(Reject::new(ErrorCode::BadMessage, "job round differs"));
         }
+        if let Some(id) = first_duplicate(&cont.accepted) {
+            return Err(Reject::new(
+                ErrorCode::BadMessage,
+                format!("the decision names report {id} twice"),
+            ));
+        }
         let mut contribution = Aggregate::zero(self.core.scheme.dimension());
         for id in &cont.accepted {
             let (_, state) = job.prepared.iter().find(|(r, _)| r == id).ok_or_else(|| {
@@ -197,6 +371,7 @@ impl<S: TaskStore> Helper<S> {
             .commit_job(cont.round, cont.job_id, &cont.accepted, &contribution)
             .map_err(Reject::storage)?;
         self.jobs.remove(&cont.job_id);
+        self.job_order.retain(|j| *j != cont.job_id);
         Ok(JobContinueResponse {
             job_id: cont.job_id,
             accepted_count: u32::try_from(cont.accepted.len()).unwrap_or(u32::MAX),
@@ -227,6 +402,7 @@ impl<S: TaskStore> Helper<S> {
             req.round,
             req.report_count,
             &req.report_set_digest,
+            Some(&req.leader_ledger),
             now,
             rng,
         )?;
@@ -235,4 +411,22 @@ impl<S: TaskStore> Helper<S> {
             share,
         })
     }
+}
+
+/// SHA-256 of a job's encoding: a resend of the job must match it byte for byte.
+fn job_digest(init: &JobInit) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"cairn/2 job");
+    h.update(Message::JobInit(init.clone()).encode());
+    h.finalize().into()
+}
+
+fn job_conflict(job_id: JobId) -> Reject {
+    Reject::new(
+        ErrorCode::Replay,
+        format!(
+            "job {} was prepared before with other content; only a byte-identical resend is answered",
+            job_id.to_hex()
+        ),
+    )
 }

@@ -23,9 +23,10 @@ use cairn_mpc::secret::Seed;
 use rand_core::CryptoRng;
 
 use crate::aggregator::{AggregatorCore, Reject};
+use crate::auth::TagContext;
 use crate::clock::Time;
 use crate::config::TaskConfig;
-use crate::ids::{JobId, ReportId, TokenHash};
+use crate::ids::{JobId, ReportId};
 use crate::messages::{
     AggregateShare, AggregateShareRequest, AggregateShareResponse, CollectRequest, CollectResponse,
     ErrorCode, JobContinue, JobContinueResponse, JobInit, JobResponse, PrepareResult, ReportShare,
@@ -37,7 +38,6 @@ use crate::store::{CommitOutcome, JobRecord, PutOutcome, RoundStatus, TaskStore}
 /// The leader of one task.
 pub struct Leader<S: TaskStore> {
     core: AggregatorCore<S>,
-    token_hash: TokenHash,
     jobs: BTreeMap<JobId, InFlightJob>,
 }
 
@@ -109,17 +109,11 @@ pub enum CollectStep {
 }
 
 impl<S: TaskStore> Leader<S> {
-    /// The leader of `task`, with the task's verify key, the hash of the clients'
-    /// token and its store (reloading its ledger).
-    pub fn new(
-        task: TaskConfig,
-        verify_key: Seed,
-        token_hash: TokenHash,
-        store: S,
-    ) -> Result<Self, Reject> {
+    /// The leader of `task`, with the task's verify key and its store (reloading its
+    /// ledger; clients are registered in the store).
+    pub fn new(task: TaskConfig, verify_key: Seed, store: S) -> Result<Self, Reject> {
         Ok(Self {
             core: AggregatorCore::new(task, verify_key, store, 0)?,
-            token_hash,
             jobs: BTreeMap::new(),
         })
     }
@@ -144,21 +138,39 @@ impl<S: TaskStore> Leader<S> {
         &self.core.store
     }
 
-    /// Accepts an upload: task, token, round open, sizes, well-formed leader share,
-    /// then the atomic anti-replay insert. `Ok` means stored: it will be counted once.
+    /// Gives the store back (to reopen the task over it, as after a restart).
+    pub fn into_store(self) -> S {
+        self.core.store
+    }
+
+    /// Accepts an upload: task, client and tag, sizes, round window — all before
+    /// anything is written — then the round open and not expired, then the atomic
+    /// insert (anti-replay, one report per client per round, `max_clients`). `Ok`
+    /// means stored: it will be counted once.
     pub fn handle_upload(
         &mut self,
         req: UploadRequest,
         now: Time,
     ) -> Result<UploadResponse, Reject> {
         self.core.check_task(&req.task_id)?;
-        if !self.token_hash.verify(&req.token) {
+        let report = req.report;
+        self.authenticate(&report)?;
+        let limits = self.core.limits();
+        let sealed_len = limits.helper_plaintext() + crate::hpke::HPKE_TAG_LEN;
+        if report.public_share.len() != limits.public_share
+            || report.leader_share.len() != limits.leader_share
+            || report.helper_shares.len() != limits.helpers
+            || report
+                .helper_shares
+                .iter()
+                .any(|c| c.payload.len() != sealed_len)
+        {
             return Err(Reject::new(
-                ErrorCode::Unauthorized,
-                "client token not accepted",
+                ErrorCode::WrongSize,
+                "report sizes do not match the task",
             ));
         }
-        let report = req.report;
+        self.core.check_round_window(report.round)?;
         let round = self
             .core
             .store
@@ -173,27 +185,18 @@ impl<S: TaskStore> Leader<S> {
                 format!("round {} no longer accepts reports", report.round),
             ));
         }
-        let limits = self.core.limits();
-        let sealed_len = limits.helper_share + crate::hpke::HPKE_TAG_LEN;
-        if report.public_share.len() != limits.public_share
-            || report.leader_share.len() != limits.leader_share
-            || report.helper_shares.len() != limits.helpers
-            || report
-                .helper_shares
-                .iter()
-                .any(|c| c.payload.len() != sealed_len)
-        {
-            return Err(Reject::new(
-                ErrorCode::WrongSize,
-                "report sizes do not match the task",
-            ));
-        }
         let mut bytes = Vec::new();
         encode_report(&report, &mut bytes);
         match self
             .core
             .store
-            .put_report(report.round, report.report_id, &bytes)
+            .put_report(
+                report.round,
+                report.report_id,
+                report.client_id,
+                &bytes,
+                self.core.task.max_clients(),
+            )
             .map_err(Reject::storage)?
         {
             PutOutcome::Stored => Ok(UploadResponse {
@@ -208,7 +211,47 @@ impl<S: TaskStore> Leader<S> {
                 ErrorCode::Replay,
                 format!("report id {} was used before", report.report_id),
             )),
+            PutOutcome::ClientAlreadySubmitted => Err(Reject::new(
+                ErrorCode::AlreadySubmitted,
+                format!(
+                    "client {} already submitted another report for round {} (one per round)",
+                    report.client_id, report.round
+                ),
+            )),
+            PutOutcome::RoundFull => Err(Reject::new(
+                ErrorCode::RoundClosed,
+                format!(
+                    "round {} already holds max_clients = {} reports",
+                    report.round,
+                    self.core.task.max_clients()
+                ),
+            )),
         }
+    }
+
+    /// Checks that the report comes from a registered, unrevoked client: its tag for
+    /// the leader must verify under the key registered for its client id.
+    fn authenticate(&self, report: &crate::messages::Report) -> Result<(), Reject> {
+        let unauthorized = || Reject::new(ErrorCode::Unauthorized, "client not accepted");
+        let client = self
+            .core
+            .store
+            .client(report.client_id)
+            .map_err(Reject::storage)?
+            .ok_or_else(unauthorized)?;
+        let task_id = self.core.task_id();
+        let context = TagContext {
+            task_id: &task_id,
+            client_id: &report.client_id,
+            round: report.round,
+            report_id: &report.report_id,
+            public_share: &report.public_share,
+            aggregator: 0,
+        };
+        if client.revoked || !client.key.verify(&context, &report.leader_tag) {
+            return Err(unauthorized());
+        }
+        Ok(())
     }
 
     /// Rounds that have reports waiting for a job.
@@ -475,15 +518,21 @@ impl<S: TaskStore> Leader<S> {
                 .close_round(round)
                 .map_err(Reject::storage)?;
         }
+        let digest = self
+            .core
+            .store
+            .report_set_digest(round)
+            .map_err(Reject::storage)?;
+        let leader_share = self
+            .core
+            .release(round, record.count, &digest, None, now, rng)?;
         let request = AggregateShareRequest {
             task_id: self.core.task_id(),
             round,
             report_count: record.count,
-            report_set_digest: record.report_set_digest,
+            report_set_digest: digest,
+            leader_ledger: leader_share.ledger,
         };
-        let leader_share =
-            self.core
-                .release(round, record.count, &record.report_set_digest, now, rng)?;
         Ok(CollectStep::AskHelpers {
             request,
             leader_share,
@@ -505,6 +554,7 @@ impl<S: TaskStore> Leader<S> {
             ));
         }
         let report_count = leader_share.report_count;
+        let own_ledger = leader_share.ledger;
         let mut shares = vec![leader_share];
         for (i, r) in helper_responses.into_iter().enumerate() {
             if usize::from(r.share.aggregator_index) != i + 1
@@ -513,6 +563,21 @@ impl<S: TaskStore> Leader<S> {
                 return Err(Reject::new(
                     ErrorCode::Mismatch,
                     "a helper's share does not match the round",
+                ));
+            }
+            if own_ledger.is_behind(&r.share.ledger) {
+                return Err(Reject::new(
+                    ErrorCode::LedgerRollback,
+                    format!(
+                        "helper {} records {} releases (ρ = {}), the leader {} (ρ = {}): the \
+                         leader's ledger may have been restored from an old copy; nothing is \
+                         forwarded until an operator resolves it",
+                        i + 1,
+                        r.share.ledger.entries,
+                        r.share.ledger.rho_total,
+                        own_ledger.entries,
+                        own_ledger.rho_total
+                    ),
                 ));
             }
             shares.push(r.share);
@@ -569,6 +634,7 @@ impl<S: TaskStore> Leader<S> {
                 for (j, sealed) in report.helper_shares.into_iter().enumerate() {
                     per_helper[j].push(ReportShare {
                         report_id: *report_id,
+                        client_id: report.client_id,
                         public_share: report.public_share.clone(),
                         sealed_share: sealed,
                     });

@@ -95,6 +95,63 @@ impl LedgerEntry {
     }
 }
 
+/// The head of a ledger, as exchanged between aggregators and shown to the collector:
+/// how many releases it records, their total ρ and the last entry's hash.
+///
+/// Aggregators compare heads at every release (see [`LedgerHead::is_behind`]): an
+/// aggregator whose ledger was restored from an old backup or wiped records fewer
+/// releases than its peers, and refuses to release until an operator resolves it.
+/// Hashes differ between aggregators (entries carry each one's own clock), so only
+/// the count and the total are compared; the hash lets an auditor match a receipt to
+/// a ledger entry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LedgerHead {
+    /// Number of entries.
+    pub entries: u64,
+    /// ρ spent after the last entry (0 for an empty ledger).
+    pub rho_total: f64,
+    /// Hash of the last entry (all zero for an empty ledger).
+    pub hash: [u8; 32],
+}
+
+impl LedgerHead {
+    /// Bytes of the encoding.
+    pub const ENCODED_LEN: usize = 48;
+
+    /// Whether this ledger records fewer releases, or less ρ, than `peer`'s: then it
+    /// may have been rolled back. Ledgers that agree hold the same ρ values in the same
+    /// order, so their totals are equal; the relative slack of 1e-12 is far below any
+    /// one release's ρ and so never hides a missing entry.
+    pub fn is_behind(&self, peer: &LedgerHead) -> bool {
+        self.entries < peer.entries || self.rho_total < peer.rho_total * (1.0 - 1e-12)
+    }
+
+    /// Appends the encoding (entries, ρ bits, hash; little-endian).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.entries.to_le_bytes());
+        out.extend_from_slice(&self.rho_total.to_bits().to_le_bytes());
+        out.extend_from_slice(&self.hash);
+    }
+
+    /// Reads the encoding; refuses a negative or NaN ρ.
+    pub fn decode_from(
+        r: &mut cairn_mpc::codec::Reader<'_>,
+    ) -> Result<Self, cairn_mpc::codec::CodecError> {
+        let entries = r.read_u64()?;
+        let rho_total = f64::from_bits(r.read_u64()?);
+        if rho_total.is_nan() || rho_total < 0.0 {
+            return Err(cairn_mpc::codec::CodecError::InvalidValue {
+                what: "ledger head ρ",
+            });
+        }
+        Ok(Self {
+            entries,
+            rho_total,
+            hash: r.read_array()?,
+        })
+    }
+}
+
 /// A task's ledger at one aggregator.
 #[derive(Debug, Clone)]
 pub struct Ledger {
@@ -157,6 +214,29 @@ impl Ledger {
     /// The entries, oldest first.
     pub fn entries(&self) -> &[LedgerEntry] {
         &self.entries
+    }
+
+    /// The ledger's head.
+    pub fn head(&self) -> LedgerHead {
+        LedgerHead {
+            entries: self.entries.len() as u64,
+            rho_total: self.rho_spent(),
+            hash: self.entries.last().map_or([0; 32], |e| e.hash),
+        }
+    }
+
+    /// The head this ledger would have after appending `entry`.
+    pub fn head_after(&self, entry: &LedgerEntry) -> LedgerHead {
+        LedgerHead {
+            entries: entry.seq + 1,
+            rho_total: entry.rho_total,
+            hash: entry.hash,
+        }
+    }
+
+    /// The highest released round, if any.
+    pub fn highest_released_round(&self) -> Option<u32> {
+        self.entries.iter().map(|e| e.round).max()
     }
 
     /// ρ spent so far.

@@ -7,7 +7,8 @@
 //!
 //! Configuration and identities:
 //! - [`config`]: the task configuration (`task.toml`), validated, and the task id.
-//! - [`ids`]: report and job ids, client tokens.
+//! - [`ids`]: report and job ids.
+//! - [`auth`]: per-client credentials and the report tags every aggregator checks.
 //! - [`hpke`]: sealing helper shares and aggregate shares (RFC 9180).
 //! - [`clock`]: the injected notion of time.
 //!
@@ -26,6 +27,7 @@
 //! - [`collector`]: open the shares and decode the sum.
 
 pub mod aggregator;
+pub mod auth;
 pub mod client;
 pub mod clock;
 pub mod collector;

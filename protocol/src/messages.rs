@@ -22,12 +22,15 @@
 use cairn_mpc::codec::{CodecError, Decode, Encode, Reader};
 use cairn_mpc::secret::SecretVec;
 
+use crate::auth::{ClientId, REPORT_TAG_LEN};
 use crate::config::TaskId;
 use crate::hpke::{HPKE_KEY_LEN, HPKE_TAG_LEN, HpkeCiphertext};
-use crate::ids::{ClientToken, JobId, ReportId};
+use crate::ids::{JobId, ReportId};
+use crate::ledger::LedgerHead;
 
-/// The wire version every frame starts with.
-pub const WIRE_VERSION: u8 = 1;
+/// The wire version every frame starts with. Version 2 added client identities and
+/// tags to reports and ledger heads to the release exchange.
+pub const WIRE_VERSION: u8 = 2;
 /// Longest error detail string, in bytes.
 pub const MAX_ERROR_DETAIL: usize = 512;
 
@@ -38,7 +41,9 @@ pub struct Limits {
     pub public_share: usize,
     /// Bytes of a report's leader share.
     pub leader_share: usize,
-    /// Bytes of one helper's plaintext input share (sealed adds the HPKE tag).
+    /// Bytes of one helper's input share of the validity scheme. What the client seals
+    /// to the helper is this share followed by the helper's report tag
+    /// ([`Limits::helper_plaintext`]).
     pub helper_share: usize,
     /// Number of helpers (aggregators − 1).
     pub helpers: usize,
@@ -51,19 +56,42 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The largest frame any message may take under these limits: what a transport
-    /// may read before decoding. Saturates rather than overflowing.
+    /// Bytes a client seals to each helper: the helper's input share and its tag.
+    pub fn helper_plaintext(&self) -> usize {
+        self.helper_share.saturating_add(REPORT_TAG_LEN)
+    }
+
+    /// The largest frame any message may take under these limits. Saturates rather
+    /// than overflowing. A transport should read no more than the frames its peer
+    /// may send ([`Limits::max_inbound_frame_len`]).
     pub fn max_frame_len(&self) -> usize {
+        [
+            Inbound::LeaderFromClients,
+            Inbound::LeaderFromHelpers,
+            Inbound::HelperFromLeader,
+            Inbound::ClientFromLeader,
+            Inbound::CollectorFromLeader,
+        ]
+        .into_iter()
+        .map(|i| self.max_inbound_frame_len(i))
+        .max()
+        .unwrap_or(1024)
+    }
+
+    /// The largest frame a party may receive from the peers of `inbound`: a client's
+    /// upload is not a collect response, so a leader reading uploads does not accept
+    /// frames the size of 64-report jobs.
+    pub fn max_inbound_frame_len(&self, inbound: Inbound) -> usize {
         let sealed_helper = self
-            .helper_share
+            .helper_plaintext()
             .saturating_add(HPKE_KEY_LEN + HPKE_TAG_LEN + 4);
-        let report = 64usize
+        let report = 128usize
             .saturating_add(self.public_share)
             .saturating_add(self.leader_share)
             .saturating_add(sealed_helper.saturating_mul(self.helpers));
         let job_init = 64usize.saturating_add(
             self.reports_per_job.saturating_mul(
-                64usize
+                96usize
                     .saturating_add(self.public_share)
                     .saturating_add(sealed_helper),
             ),
@@ -74,10 +102,32 @@ impl Limits {
         );
         let sealed_aggregate = self
             .aggregate_share
-            .saturating_add(HPKE_KEY_LEN + HPKE_TAG_LEN + 128);
+            .saturating_add(HPKE_KEY_LEN + HPKE_TAG_LEN + 192);
         let collect = 64usize.saturating_add(sealed_aggregate.saturating_mul(self.helpers + 1));
-        report.max(job_init).max(job_resp).max(collect).max(1024)
+        let small = 1024;
+        match inbound {
+            Inbound::LeaderFromClients => report.max(small),
+            Inbound::LeaderFromHelpers => job_resp.max(sealed_aggregate).max(small),
+            Inbound::HelperFromLeader => job_init.max(small),
+            Inbound::ClientFromLeader => small,
+            Inbound::CollectorFromLeader => collect.max(small),
+        }
     }
+}
+
+/// Who receives frames from whom, for [`Limits::max_inbound_frame_len`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inbound {
+    /// The leader's server: uploads from clients, collect requests from the collector.
+    LeaderFromClients,
+    /// The leader's answers from helpers: job responses and aggregate shares.
+    LeaderFromHelpers,
+    /// A helper's server: jobs and aggregate-share requests from the leader.
+    HelperFromLeader,
+    /// A client's answers: acknowledgements and errors.
+    ClientFromLeader,
+    /// The collector's answers: collect responses and errors.
+    CollectorFromLeader,
 }
 
 /// Error codes carried in [`ErrorMessage`] and per-report rejections.
@@ -89,7 +139,7 @@ pub enum ErrorCode {
     BadMessage = 1,
     /// The task id is not one this node serves.
     UnknownTask = 2,
-    /// The client token (or peer identity) is not authorised for this task.
+    /// The client (its credential and tag) or peer is not authorised for this task.
     Unauthorized = 3,
     /// The round no longer accepts reports (closed, released or expired).
     RoundClosed = 4,
@@ -113,6 +163,11 @@ pub enum ErrorCode {
     UnknownJob = 13,
     /// An internal error (storage); retry later.
     Internal = 14,
+    /// This client already submitted another report for the round (one per round).
+    AlreadySubmitted = 15,
+    /// A peer's privacy ledger records more releases than this aggregator's: this
+    /// ledger may have been rolled back, so nothing is released until it is resolved.
+    LedgerRollback = 16,
 }
 
 impl ErrorCode {
@@ -141,6 +196,8 @@ impl ErrorCode {
             ErrorCode::Mismatch => "mismatch",
             ErrorCode::UnknownJob => "unknown_job",
             ErrorCode::Internal => "internal",
+            ErrorCode::AlreadySubmitted => "already_submitted",
+            ErrorCode::LedgerRollback => "ledger_rollback",
         }
     }
 
@@ -171,6 +228,8 @@ impl ErrorCode {
             12 => Mismatch,
             13 => UnknownJob,
             14 => Internal,
+            15 => AlreadySubmitted,
+            16 => LedgerRollback,
             _ => return None,
         })
     }
@@ -189,21 +248,24 @@ pub struct Report {
     pub report_id: ReportId,
     /// The round the report belongs to.
     pub round: u32,
+    /// The submitting client ([`crate::auth`]).
+    pub client_id: ClientId,
+    /// The client's tag for the leader ([`crate::auth::ClientKey::tag`]).
+    pub leader_tag: [u8; REPORT_TAG_LEN],
     /// Public data of the validity scheme (the joint-randomness parts).
     pub public_share: Vec<u8>,
     /// The leader's input share (secret: zeroized on drop).
     pub leader_share: SecretVec<u8>,
-    /// One HPKE ciphertext per helper, in helper order.
+    /// One HPKE ciphertext per helper, in helper order; each seals the helper's input
+    /// share followed by the client's tag for that helper.
     pub helper_shares: Vec<HpkeCiphertext>,
 }
 
-/// Client → leader: one report, with the client's token.
+/// Client → leader: one report.
 #[derive(Debug)]
 pub struct UploadRequest {
     /// The task.
     pub task_id: TaskId,
-    /// The client's bearer token for the task.
-    pub token: ClientToken,
     /// The report.
     pub report: Report,
 }
@@ -220,6 +282,8 @@ pub struct UploadResponse {
 pub struct ReportShare {
     /// The report id.
     pub report_id: ReportId,
+    /// The submitting client.
+    pub client_id: ClientId,
     /// The report's public share.
     pub public_share: Vec<u8>,
     /// The helper's sealed input share, exactly as the client sent it.
@@ -300,7 +364,7 @@ pub struct JobContinueResponse {
 }
 
 /// Leader → helper: release your aggregate share of a round.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AggregateShareRequest {
     /// The task.
     pub task_id: TaskId,
@@ -310,6 +374,9 @@ pub struct AggregateShareRequest {
     pub report_count: u32,
     /// SHA-256 over the sorted accepted report ids: both sides must agree.
     pub report_set_digest: [u8; 32],
+    /// The leader's ledger after its own release of the round: a helper whose ledger
+    /// records less refuses ([`ErrorCode::LedgerRollback`]).
+    pub leader_ledger: LedgerHead,
 }
 
 /// The privacy-budget state an aggregator reports with its share.
@@ -334,7 +401,11 @@ pub struct AggregateShare {
     pub report_count: u32,
     /// The aggregator's own budget accounting after this release.
     pub receipt: BudgetReceipt,
-    /// The share, sealed to the collector.
+    /// The aggregator's ledger head after this release.
+    pub ledger: LedgerHead,
+    /// The share, sealed to the collector. The index, the count, the receipt and the
+    /// ledger head are in its associated data ([`crate::aggregator::aggregate_aad`]),
+    /// so nobody on the way (the leader included) can rewrite them.
     pub sealed_share: HpkeCiphertext,
 }
 
@@ -412,7 +483,6 @@ impl Message {
         match self {
             Message::UploadRequest(m) => {
                 m.task_id.0.encode(&mut out);
-                m.token.encode(&mut out);
                 encode_report(&m.report, &mut out);
             }
             Message::UploadResponse(m) => m.report_id.encode(&mut out),
@@ -423,6 +493,7 @@ impl Message {
                 put_count(m.reports.len(), &mut out);
                 for r in &m.reports {
                     r.report_id.encode(&mut out);
+                    r.client_id.0.encode(&mut out);
                     put_bytes(&r.public_share, &mut out);
                     encode_ciphertext(&r.sealed_share, &mut out);
                 }
@@ -466,6 +537,7 @@ impl Message {
                 m.round.encode(&mut out);
                 m.report_count.encode(&mut out);
                 m.report_set_digest.encode(&mut out);
+                m.leader_ledger.encode_into(&mut out);
             }
             Message::AggregateShareResponse(m) => {
                 m.round.encode(&mut out);
@@ -505,7 +577,6 @@ impl Message {
         let message = match ty {
             1 => Message::UploadRequest(UploadRequest {
                 task_id: TaskId(r.read_array()?),
-                token: ClientToken::decode_from(&mut r)?,
                 report: decode_report(&mut r, limits)?,
             }),
             2 => Message::UploadResponse(UploadResponse {
@@ -520,8 +591,9 @@ impl Message {
                 for _ in 0..count {
                     reports.push(ReportShare {
                         report_id: ReportId::decode_from(&mut r)?,
+                        client_id: ClientId(r.read_array()?),
                         public_share: r.read_bytes_with_len_prefix(limits.public_share)?.to_vec(),
-                        sealed_share: decode_ciphertext(&mut r, limits.helper_share)?,
+                        sealed_share: decode_ciphertext(&mut r, limits.helper_plaintext())?,
                     });
                 }
                 Message::JobInit(JobInit {
@@ -579,6 +651,7 @@ impl Message {
                 round: r.read_u32()?,
                 report_count: r.read_u32()?,
                 report_set_digest: r.read_array()?,
+                leader_ledger: LedgerHead::decode_from(&mut r)?,
             }),
             8 => Message::AggregateShareResponse(AggregateShareResponse {
                 round: r.read_u32()?,
@@ -660,6 +733,8 @@ impl Message {
 pub fn encode_report(report: &Report, out: &mut Vec<u8>) {
     report.report_id.encode(out);
     report.round.encode(out);
+    report.client_id.0.encode(out);
+    report.leader_tag.encode(out);
     put_bytes(&report.public_share, out);
     put_bytes(report.leader_share.expose_secret(), out);
     put_count(report.helper_shares.len(), out);
@@ -672,16 +747,20 @@ pub fn encode_report(report: &Report, out: &mut Vec<u8>) {
 pub fn decode_report(r: &mut Reader<'_>, limits: &Limits) -> Result<Report, CodecError> {
     let report_id = ReportId::decode_from(r)?;
     let round = r.read_u32()?;
+    let client_id = ClientId(r.read_array()?);
+    let leader_tag = r.read_array()?;
     let public_share = r.read_bytes_with_len_prefix(limits.public_share)?.to_vec();
     let leader_share = SecretVec::new(r.read_bytes_with_len_prefix(limits.leader_share)?.to_vec());
     let count = r.read_len_prefix(limits.helpers)?;
     let mut helper_shares = Vec::with_capacity(count);
     for _ in 0..count {
-        helper_shares.push(decode_ciphertext(r, limits.helper_share)?);
+        helper_shares.push(decode_ciphertext(r, limits.helper_plaintext())?);
     }
     Ok(Report {
         report_id,
         round,
+        client_id,
+        leader_tag,
         public_share,
         leader_share,
         helper_shares,
@@ -726,6 +805,7 @@ fn encode_aggregate_share(s: &AggregateShare, out: &mut Vec<u8>) {
     ] {
         v.to_bits().encode(out);
     }
+    s.ledger.encode_into(out);
     encode_ciphertext(&s.sealed_share, out);
 }
 
@@ -759,6 +839,7 @@ fn decode_aggregate_share(
             epsilon_total: f[2],
             epsilon_remaining: f[3],
         },
+        ledger: LedgerHead::decode_from(r)?,
         sealed_share: decode_ciphertext(r, limits.aggregate_share)?,
     })
 }
@@ -811,21 +892,31 @@ mod tests {
         }
     }
 
+    fn head() -> LedgerHead {
+        LedgerHead {
+            entries: 2,
+            rho_total: 0.25,
+            hash: [6; 32],
+        }
+    }
+
     fn samples() -> Vec<Message> {
         let rid = ReportId([7; 16]);
         let share = AggregateShare {
             aggregator_index: 1,
             report_count: 3,
             receipt: receipt(),
+            ledger: head(),
             sealed_share: ct(100, 4),
         };
         vec![
             Message::UploadRequest(UploadRequest {
                 task_id: TaskId([1; 32]),
-                token: ClientToken::from_bytes([9; 32]),
                 report: Report {
                     report_id: rid,
                     round: 3,
+                    client_id: ClientId([9; 16]),
+                    leader_tag: [10; 32],
                     public_share: vec![1, 2, 3],
                     leader_share: SecretVec::new(vec![5; 200]),
                     helper_shares: vec![ct(80, 1), ct(80, 2)],
@@ -838,6 +929,7 @@ mod tests {
                 round: 3,
                 reports: vec![ReportShare {
                     report_id: rid,
+                    client_id: ClientId([9; 16]),
                     public_share: vec![9; 10],
                     sealed_share: ct(96, 3),
                 }],
@@ -870,6 +962,7 @@ mod tests {
                 round: 3,
                 report_count: 10,
                 report_set_digest: [5; 32],
+                leader_ledger: head(),
             }),
             Message::AggregateShareResponse(AggregateShareResponse {
                 round: 3,
@@ -932,7 +1025,7 @@ mod tests {
             Err(CodecError::LengthTooLarge { len: 200, max: 100 })
         ));
         let mut bad_version = upload.encode();
-        bad_version[0] = 2;
+        bad_version[0] = 1;
         assert!(matches!(
             Message::decode(&bad_version, &limits()),
             Err(CodecError::InvalidValue { .. })
@@ -946,12 +1039,29 @@ mod tests {
     fn a_huge_count_does_not_allocate() {
         // An upload claiming a 4 GiB public share fails on the limit, not on memory.
         let mut bytes = vec![WIRE_VERSION, 1];
-        bytes.extend_from_slice(&[0; 32 + 32 + 16 + 4]);
+        // task id, report id, round, client id, leader tag
+        bytes.extend_from_slice(&[0; 32 + 16 + 4 + 16 + 32]);
         bytes.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(matches!(
             Message::decode(&bytes, &limits()),
             Err(CodecError::LengthTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn each_party_reads_only_frames_its_peers_may_send() {
+        let l = limits();
+        let upload = samples()[0].encode();
+        let job = samples()[2].encode();
+        assert!(upload.len() <= l.max_inbound_frame_len(Inbound::LeaderFromClients));
+        assert!(job.len() <= l.max_inbound_frame_len(Inbound::HelperFromLeader));
+        // A full job is far larger than anything a client may send the leader.
+        let full_job = l.reports_per_job
+            * (16 + 16 + 4 + l.public_share + 32 + 4 + l.helper_plaintext() + HPKE_TAG_LEN);
+        assert!(full_job <= l.max_inbound_frame_len(Inbound::HelperFromLeader));
+        assert!(full_job > l.max_inbound_frame_len(Inbound::LeaderFromClients));
+        // An acknowledgement or error is small whatever the task.
+        assert_eq!(l.max_inbound_frame_len(Inbound::ClientFromLeader), 1024);
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //!   the aggregators, the proof bounds *every* accepted report by `B`, and the task's
 //!   `B` is what the accounting uses (`B ≥ Δ` by default; a smaller configured `B`
 //!   rejects larger reports, so `B` is then the bound). With client noise, `B` also
-//!   covers the noise, so the signal bound `Δ` is used.
+//!   covers the noise, so the signal bound `Δ` is used. Without a proof
+//!   (`proof = "none"`) nothing enforces `B`, so the aggregator noise is charged for
+//!   `max(B, Δ)`: an honest client's update, however `B` was configured.
 //! * **Aggregator noise.** Each aggregator adds `N_Z(0, σ²)` to its share. If one
 //!   aggregator is honest the release is a discrete Gaussian mechanism:
 //!   `ρ = Δ²/(2σ²)` (Canonne–Kamath–Steinke 2020, Theorem 14).
@@ -68,8 +70,9 @@ impl Privacy {
         let signal = signal_sensitivity(task);
         let n_min = p.min_honest_clients.unwrap_or(0);
 
+        let aggregator_sensitivity = aggregator_sensitivity(task);
         let rho_aggregator =
-            cairn_dp::accountant::rho_discrete_gaussian(task.norm_bound() as f64, sigma)
+            cairn_dp::accountant::rho_discrete_gaussian(aggregator_sensitivity, sigma)
                 .map_err(|e| invalid("privacy.sigma", e.to_string()))?;
         let sigma_client = sigma / f64::from(n_min.max(1)).sqrt();
         let rho_client = || {
@@ -162,6 +165,16 @@ impl Privacy {
     /// The fewest accepted reports a release needs.
     pub fn min_reports(&self, min_clients: u32) -> u32 {
         min_clients.max(self.min_honest_clients)
+    }
+}
+
+/// The L2 sensitivity the aggregator noise is charged for: the proven bound `B`, or,
+/// without a proof, `max(B, Δ)` (module docs).
+pub fn aggregator_sensitivity(task: &TaskConfig) -> f64 {
+    let bound = task.norm_bound() as f64;
+    match task.proof() {
+        crate::config::ProofMode::CarryLift => bound,
+        crate::config::ProofMode::None => bound.max(signal_sensitivity(task)),
     }
 }
 

@@ -9,10 +9,12 @@
 //!
 //! Both schemes aggregate into `d` elements of Field64. For carry-lift they are the
 //! aggregator's shares of `Σ X`. For no-proof they are the aggregator's `b`-bit share
-//! words added as integers (no reduction mod 2^b on the way: `N·2^b` stays far below
-//! `p`, so the field sum *is* the integer sum, and integer noise adds exactly); the
-//! collector reduces each aggregator's integer sum mod 2^b before combining, which is
-//! what DDG-style aggregation mod 2^b computes.
+//! words added as integers (`N·2^b` stays far below `p`, so the field sum *is* the
+//! integer sum). The integer sum must not leave the aggregator: how often it wrapped
+//! past 2^b depends on the inputs and is not covered by the noise. So
+//! [`Scheme::finalize_share`] reduces it mod 2^b and adds the noise mod 2^b, and
+//! only `b`-bit words are released, which is what DDG-style aggregation mod 2^b
+//! computes.
 
 use cairn_mpc::codec::{CodecError, Encode, Reader};
 use cairn_mpc::field::{Field64, FieldElement};
@@ -88,6 +90,18 @@ impl Aggregate {
     pub fn add_noise(&mut self, noise: &[i64]) {
         for (a, z) in self.0.iter_mut().zip(noise) {
             *a += Field64::from_i64(*z);
+        }
+    }
+
+    /// Reduces every element (an integer below `p`, read as such) mod `2^bits` and
+    /// adds `noise` mod `2^bits`: the no-proof release (module docs).
+    fn reduce_mod_pow2(&mut self, bits: u8, noise: Option<&[i64]>) {
+        let modulus = 1i128 << bits;
+        for (i, a) in self.0.iter_mut().enumerate() {
+            let z = noise.and_then(|n| n.get(i)).copied().unwrap_or(0);
+            let v = (i128::from(a.as_u64()) + i128::from(z)).rem_euclid(modulus);
+            // In [0, 2^bits) with bits ≤ 32: fits u64 exactly.
+            *a = Field64::from_u64(v as u64);
         }
     }
 
@@ -379,6 +393,20 @@ impl Scheme {
         }
     }
 
+    /// Turns a round's aggregate share into what the aggregator releases, adding its
+    /// `noise` (if any): in the field for carry-lift; for no-proof, the integer sum is
+    /// reduced mod 2^b first and the noise added mod 2^b (module docs).
+    pub fn finalize_share(&self, aggregate: &mut Aggregate, noise: Option<&[i64]>) {
+        match &self.kind {
+            Kind::CarryLift(_) => {
+                if let Some(z) = noise {
+                    aggregate.add_noise(z);
+                }
+            }
+            Kind::NoProof(_) => aggregate.reduce_mod_pow2(self.bits, noise),
+        }
+    }
+
     /// Adds an accepted report's share into the running aggregate.
     pub fn accumulate(
         &self,
@@ -425,5 +453,56 @@ impl Scheme {
                 np.unshard(&slices).map_err(|_| ErrorCode::BadMessage)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cairn_mpc::field::FieldElement;
+
+    fn no_proof_scheme() -> Scheme {
+        let toml = r#"
+name = "np"
+dimension = 3
+bits = 8
+frac_bits = 0
+clip_norm = 1.0
+proof = "none"
+min_clients = 1
+max_clients = 10
+round_duration_secs = 60
+[privacy]
+noise = "none"
+[collector]
+hpke_public_key = "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"
+[[aggregators]]
+role = "leader"
+endpoint = "127.0.0.1:7100"
+tls_cert_sha256 = "1111111111111111111111111111111111111111111111111111111111111111"
+hpke_public_key = "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a"
+[[aggregators]]
+role = "helper"
+endpoint = "127.0.0.1:7101"
+tls_cert_sha256 = "2222222222222222222222222222222222222222222222222222222222222222"
+hpke_public_key = "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"
+"#;
+        Scheme::for_task(&TaskConfig::from_toml(toml).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_no_proof_release_is_b_bit_words_so_wrap_arounds_stay_hidden() {
+        let scheme = no_proof_scheme();
+        // Integer sums of b-bit words: 700 = 2·256 + 188 wrapped twice, 255 never.
+        let mut share = Aggregate(vec![
+            Field64::from_u64(700),
+            Field64::from_u64(255),
+            Field64::from_u64(0),
+        ]);
+        scheme.finalize_share(&mut share, Some(&[3, 1, -1]));
+        let words: Vec<u64> = share.as_slice().iter().map(|v| v.as_u64()).collect();
+        // (700 + 3) mod 256, (255 + 1) mod 256, (0 − 1) mod 256.
+        assert_eq!(words, vec![191, 0, 255]);
+        assert!(words.iter().all(|w| *w < 256));
     }
 }

@@ -1,26 +1,28 @@
 //! What an aggregator must keep durably, as a trait, and an in-memory implementation.
 //!
 //! The state machines ([`crate::leader`], [`crate::helper`]) never hold anything that
-//! matters only in memory: every acknowledgement, decision and release is preceded by
-//! one atomic store operation, so a node killed at any instant resumes from its store
-//! without losing an acknowledged report or counting one twice. The operations are
-//! chosen so that each is a single transaction in SQLite (the node's embedded default)
-//! or PostgreSQL (later):
+//! matters only in memory: every acknowledgement, verifier message, decision and
+//! release is preceded by one atomic store operation, so a node killed at any instant
+//! resumes from its store without losing an acknowledged report, counting one twice
+//! or answering a replay. The operations are chosen so that each is a single
+//! transaction in SQLite (the node's embedded default) or PostgreSQL:
 //!
 //! | operation | atomically |
 //! |---|---|
-//! | [`TaskStore::put_report`] | anti-replay check + store the report (leader) |
+//! | [`TaskStore::put_report`] | anti-replay check + one report per client per round + round capacity + store the report (leader) |
+//! | [`TaskStore::record_prepared`] | a helper records a job's digest and each report id and client **before** its first verifier message leaves |
 //! | [`TaskStore::create_job`] | record a job and take its reports out of the queue |
 //! | [`TaskStore::commit_job`] | add the job's contribution to the round aggregate, count it, remember its report ids, drop the report payloads, mark the job done — or nothing if the job was already committed |
 //! | [`TaskStore::commit_release`] | append the ledger entry, store the released share, mark the round released |
 //!
 //! One `TaskStore` serves one task at one aggregator.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
+use crate::auth::{ClientId, ClientKey, ClientRecord};
 use crate::clock::Time;
 use crate::ids::{JobId, ReportId};
 use crate::ledger::LedgerEntry;
@@ -36,6 +38,9 @@ pub enum StoreError {
     /// A report id in a job was aggregated before (replay across jobs).
     #[error("report {0} was already aggregated")]
     AlreadyAggregated(ReportId),
+    /// A job names one report more than once.
+    #[error("report {0} appears twice in one job")]
+    DuplicateInJob(ReportId),
     /// The round is not open for this operation.
     #[error("round {0} is not open")]
     RoundNotOpen(u32),
@@ -44,7 +49,7 @@ pub enum StoreError {
     Backend(String),
 }
 
-/// Whether a report was new.
+/// Whether an upload was new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PutOutcome {
     /// Stored; the report will be aggregated exactly once.
@@ -56,6 +61,33 @@ pub enum PutOutcome {
         /// Whether the stored report had exactly these bytes.
         identical: bool,
     },
+    /// The client already has another report in this round (one per round).
+    ClientAlreadySubmitted,
+    /// The round holds `max_clients` reports already.
+    RoundFull,
+}
+
+/// A helper's verdict on one report of a job, recorded before it prepares the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// First seen in this job (or a byte-identical resend of this job): prepare it.
+    Admitted,
+    /// The report id was recorded under another job: a replay.
+    Replay,
+    /// The client already has another report in this round.
+    ClientAlreadySubmitted,
+    /// The round holds `max_clients` reports already.
+    RoundFull,
+}
+
+/// What [`TaskStore::record_prepared`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobAdmission {
+    /// The job is recorded (now or before, with the same digest): one verdict per
+    /// report, in order.
+    Recorded(Vec<Admission>),
+    /// The job id was recorded before with other content: refuse the whole job.
+    Conflict,
 }
 
 /// Whether a job's commit changed anything.
@@ -91,9 +123,6 @@ pub struct RoundRecord {
     pub count: u32,
     /// The running aggregate share.
     pub aggregate: Aggregate,
-    /// Order-independent digest of the accepted report ids (XOR of their SHA-256
-    /// hashes): a consistency check between aggregators, not a security mechanism.
-    pub report_set_digest: [u8; 32],
 }
 
 /// A leader's record of an aggregation job.
@@ -114,12 +143,25 @@ pub trait TaskStore: Send + Sync {
     /// The store's error type.
     type Error: std::error::Error + Send + Sync + 'static;
 
-    /// Leader: stores a report unless its id was seen before (in any round).
+    /// The registered client `id` (its MAC key at this aggregator), if any.
+    fn client(&self, id: ClientId) -> Result<Option<ClientRecord>, Self::Error>;
+
+    /// Registers a client with its key at this aggregator. `false` if it was
+    /// registered already (the stored key is kept).
+    fn add_client(&self, id: ClientId, key: &ClientKey) -> Result<bool, Self::Error>;
+
+    /// Revokes a client: its reports are refused from now on. `false` if unknown.
+    fn revoke_client(&self, id: ClientId) -> Result<bool, Self::Error>;
+
+    /// Leader: stores a report unless its id was seen before (in any round), its
+    /// client already has a report in `round`, or `round` holds `max_reports`.
     fn put_report(
         &self,
         round: u32,
         report_id: ReportId,
+        client_id: ClientId,
         report: &[u8],
+        max_reports: u32,
     ) -> Result<PutOutcome, Self::Error>;
 
     /// Leader: the stored bytes of a report still awaiting aggregation.
@@ -140,6 +182,25 @@ pub trait TaskStore: Send + Sync {
     /// Leader: jobs not yet committed (to resume after a restart).
     fn open_jobs(&self) -> Result<Vec<JobRecord>, Self::Error>;
 
+    /// Helper: the digest a job id was first recorded with, if any.
+    fn prepared_job_digest(&self, job_id: JobId) -> Result<Option<[u8; 32]>, Self::Error>;
+
+    /// Helper: before any verifier message of job `job_id` leaves, records the job
+    /// with `job_digest` and each `(report, client)` it is about to prepare, and says
+    /// per report whether it may be prepared (see [`Admission`]). A report id is
+    /// admitted in one job only, a client once per round, a round up to `max_reports`
+    /// clients. Re-recording the same job with the same digest admits the same
+    /// reports again (an idempotent retry after a restart); another digest under the
+    /// same job id is a [`JobAdmission::Conflict`] and records nothing.
+    fn record_prepared(
+        &self,
+        job_id: JobId,
+        job_digest: &[u8; 32],
+        round: u32,
+        reports: &[(ReportId, ClientId)],
+        max_reports: u32,
+    ) -> Result<JobAdmission, Self::Error>;
+
     /// The round's record, if any report reached it.
     fn round(&self, round: u32) -> Result<Option<RoundRecord>, Self::Error>;
 
@@ -154,13 +215,19 @@ pub trait TaskStore: Send + Sync {
     /// Marks an open round closed (no more reports).
     fn close_round(&self, round: u32) -> Result<(), Self::Error>;
 
-    /// Whether a report id is in some committed job's aggregate (helper anti-replay).
+    /// The digest of the set of report ids aggregated into `round`
+    /// ([`report_set_digest`]).
+    fn report_set_digest(&self, round: u32) -> Result<[u8; 32], Self::Error>;
+
+    /// Whether a report id is in some committed job's aggregate.
     fn is_aggregated(&self, report_id: ReportId) -> Result<bool, Self::Error>;
 
     /// Whether `job_id` was committed, and with how many accepted reports.
     fn job_committed(&self, job_id: JobId) -> Result<Option<u32>, Self::Error>;
 
     /// Atomically adds a job's contribution to an open round (see the module table).
+    /// Refuses an `accepted` list that names a report twice or a report aggregated
+    /// before, changing nothing.
     fn commit_job(
         &self,
         round: u32,
@@ -180,11 +247,24 @@ pub trait TaskStore: Send + Sync {
     fn release(&self, round: u32) -> Result<Option<Vec<u8>>, Self::Error>;
 }
 
-/// The digest contribution of one report id (see [`RoundRecord::report_set_digest`]).
-pub fn report_digest(report_id: &ReportId) -> [u8; 32] {
+/// The digest of a set of report ids: SHA-256 over the count and the ids in ascending
+/// order. Both aggregators must report the same digest before either releases a round;
+/// unlike a XOR of per-id hashes, a report counted twice changes it.
+pub fn report_set_digest<'a>(sorted_ids: impl IntoIterator<Item = &'a ReportId>) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(b"cairn/1 report set");
-    h.update(report_id.0);
+    h.update(b"cairn/2 report set");
+    let mut count = 0u64;
+    let mut prev: Option<&ReportId> = None;
+    for id in sorted_ids {
+        debug_assert!(
+            prev.is_none_or(|p| p < id),
+            "ids must be strictly ascending"
+        );
+        prev = Some(id);
+        h.update(id.0);
+        count += 1;
+    }
+    h.update(count.to_le_bytes());
     h.finalize().into()
 }
 
@@ -194,11 +274,10 @@ pub fn report_bytes_digest(report: &[u8]) -> [u8; 32] {
     Sha256::digest(report).into()
 }
 
-/// XORs `b` into `a`.
-pub fn xor_into(a: &mut [u8; 32], b: &[u8; 32]) {
-    for (x, y) in a.iter_mut().zip(b) {
-        *x ^= y;
-    }
+/// Whether `ids` names some report twice; the first repeated id.
+pub fn first_duplicate(ids: &[ReportId]) -> Option<ReportId> {
+    let mut seen = BTreeSet::new();
+    ids.iter().find(|id| !seen.insert(**id)).copied()
 }
 
 /// An in-memory [`TaskStore`]: for tests, the simulation and ephemeral demos. It is
@@ -210,15 +289,28 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct MemoryInner {
+    clients: BTreeMap<ClientId, (ClientKey, bool)>,
     seen: BTreeMap<ReportId, [u8; 32]>,
+    uploads_by_client: BTreeMap<(u32, ClientId), ReportId>,
+    uploads_per_round: BTreeMap<u32, u32>,
     reports: BTreeMap<ReportId, (u32, Vec<u8>)>,
     queued: BTreeMap<u32, BTreeSet<ReportId>>,
     jobs: BTreeMap<JobId, JobRecord>,
+    prepared_jobs: BTreeMap<JobId, [u8; 32]>,
+    prepared: BTreeMap<ReportId, JobId>,
+    prepared_by_client: BTreeMap<(u32, ClientId), ReportId>,
+    prepared_per_round: BTreeMap<u32, u32>,
     committed_jobs: BTreeMap<JobId, u32>,
-    aggregated: HashSet<ReportId>,
+    aggregated: BTreeMap<u32, BTreeSet<ReportId>>,
     rounds: BTreeMap<u32, RoundRecord>,
     ledger: Vec<LedgerEntry>,
     releases: BTreeMap<u32, Vec<u8>>,
+}
+
+impl MemoryInner {
+    fn is_aggregated(&self, id: &ReportId) -> bool {
+        self.aggregated.values().any(|ids| ids.contains(id))
+    }
 }
 
 impl MemoryStore {
@@ -237,11 +329,42 @@ impl MemoryStore {
 impl TaskStore for MemoryStore {
     type Error = StoreError;
 
+    fn client(&self, id: ClientId) -> Result<Option<ClientRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .clients
+            .get(&id)
+            .map(|(key, revoked)| ClientRecord {
+                key: key.duplicate(),
+                revoked: *revoked,
+            }))
+    }
+
+    fn add_client(&self, id: ClientId, key: &ClientKey) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if s.clients.contains_key(&id) {
+            return Ok(false);
+        }
+        s.clients.insert(id, (key.duplicate(), false));
+        Ok(true)
+    }
+
+    fn revoke_client(&self, id: ClientId) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .clients
+            .get_mut(&id)
+            .map(|(_, revoked)| *revoked = true)
+            .is_some())
+    }
+
     fn put_report(
         &self,
         round: u32,
         report_id: ReportId,
+        client_id: ClientId,
         report: &[u8],
+        max_reports: u32,
     ) -> Result<PutOutcome, StoreError> {
         let mut s = self.lock();
         let digest = report_bytes_digest(report);
@@ -250,7 +373,15 @@ impl TaskStore for MemoryStore {
                 identical: *previous == digest,
             });
         }
+        if s.uploads_by_client.contains_key(&(round, client_id)) {
+            return Ok(PutOutcome::ClientAlreadySubmitted);
+        }
+        if s.uploads_per_round.get(&round).copied().unwrap_or(0) >= max_reports {
+            return Ok(PutOutcome::RoundFull);
+        }
         s.seen.insert(report_id, digest);
+        s.uploads_by_client.insert((round, client_id), report_id);
+        *s.uploads_per_round.entry(round).or_default() += 1;
         s.reports.insert(report_id, (round, report.to_vec()));
         s.queued.entry(round).or_default().insert(report_id);
         Ok(PutOutcome::Stored)
@@ -301,6 +432,49 @@ impl TaskStore for MemoryStore {
         Ok(self.lock().jobs.values().cloned().collect())
     }
 
+    fn prepared_job_digest(&self, job_id: JobId) -> Result<Option<[u8; 32]>, StoreError> {
+        Ok(self.lock().prepared_jobs.get(&job_id).copied())
+    }
+
+    fn record_prepared(
+        &self,
+        job_id: JobId,
+        job_digest: &[u8; 32],
+        round: u32,
+        reports: &[(ReportId, ClientId)],
+        max_reports: u32,
+    ) -> Result<JobAdmission, StoreError> {
+        let mut s = self.lock();
+        match s.prepared_jobs.get(&job_id) {
+            Some(d) if d != job_digest => return Ok(JobAdmission::Conflict),
+            Some(_) => {}
+            None => {
+                s.prepared_jobs.insert(job_id, *job_digest);
+            }
+        }
+        let mut verdicts = Vec::with_capacity(reports.len());
+        for (report_id, client_id) in reports {
+            let verdict = match s.prepared.get(report_id) {
+                Some(job) if *job == job_id => Admission::Admitted,
+                Some(_) => Admission::Replay,
+                None if s.prepared_by_client.contains_key(&(round, *client_id)) => {
+                    Admission::ClientAlreadySubmitted
+                }
+                None if s.prepared_per_round.get(&round).copied().unwrap_or(0) >= max_reports => {
+                    Admission::RoundFull
+                }
+                None => {
+                    s.prepared.insert(*report_id, job_id);
+                    s.prepared_by_client.insert((round, *client_id), *report_id);
+                    *s.prepared_per_round.entry(round).or_default() += 1;
+                    Admission::Admitted
+                }
+            };
+            verdicts.push(verdict);
+        }
+        Ok(JobAdmission::Recorded(verdicts))
+    }
+
     fn round(&self, round: u32) -> Result<Option<RoundRecord>, StoreError> {
         Ok(self.lock().rounds.get(&round).cloned())
     }
@@ -320,7 +494,6 @@ impl TaskStore for MemoryStore {
                 opened_at: now,
                 count: 0,
                 aggregate: Aggregate::zero(dimension),
-                report_set_digest: [0; 32],
             })
             .clone())
     }
@@ -337,8 +510,15 @@ impl TaskStore for MemoryStore {
         Ok(())
     }
 
+    fn report_set_digest(&self, round: u32) -> Result<[u8; 32], StoreError> {
+        let s = self.lock();
+        Ok(report_set_digest(
+            s.aggregated.get(&round).into_iter().flatten(),
+        ))
+    }
+
     fn is_aggregated(&self, report_id: ReportId) -> Result<bool, StoreError> {
-        Ok(self.lock().aggregated.contains(&report_id))
+        Ok(self.lock().is_aggregated(&report_id))
     }
 
     fn job_committed(&self, job_id: JobId) -> Result<Option<u32>, StoreError> {
@@ -361,7 +541,10 @@ impl TaskStore for MemoryStore {
         if record.status == RoundStatus::Released {
             return Err(StoreError::RoundNotOpen(round));
         }
-        if let Some(id) = accepted.iter().find(|id| s.aggregated.contains(id)) {
+        if let Some(id) = first_duplicate(accepted) {
+            return Err(StoreError::DuplicateInJob(id));
+        }
+        if let Some(id) = accepted.iter().find(|id| s.is_aggregated(id)) {
             return Err(StoreError::AlreadyAggregated(*id));
         }
         let mut record = record.clone();
@@ -371,13 +554,11 @@ impl TaskStore for MemoryStore {
             .map_err(|_| StoreError::Backend("contribution has the wrong length".into()))?;
         record.count +=
             u32::try_from(accepted.len()).map_err(|_| StoreError::Backend("count".into()))?;
-        for id in accepted {
-            xor_into(&mut record.report_set_digest, &report_digest(id));
-        }
         s.rounds.insert(round, record);
-        for id in accepted {
-            s.aggregated.insert(*id);
-        }
+        s.aggregated
+            .entry(round)
+            .or_default()
+            .extend(accepted.iter().copied());
         if let Some(job) = s.jobs.remove(&job_id) {
             for id in &job.reports {
                 s.reports.remove(id);
@@ -406,5 +587,97 @@ impl TaskStore for MemoryStore {
 
     fn release(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock().releases.get(&round).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_set_digest_counts_duplicates_and_ignores_nothing() {
+        let a = ReportId([1; 16]);
+        let b = ReportId([2; 16]);
+        let empty = report_set_digest([].iter());
+        assert_ne!(report_set_digest([a].iter()), empty);
+        assert_ne!(
+            report_set_digest([a, b].iter()),
+            report_set_digest([a].iter())
+        );
+        assert_ne!(report_set_digest([a, b].iter()), empty);
+    }
+
+    #[test]
+    fn a_job_naming_a_report_twice_is_refused_by_the_memory_store() {
+        let s = MemoryStore::new();
+        s.open_round(0, Time(0), 2).unwrap();
+        let id = ReportId([3; 16]);
+        let err = s
+            .commit_job(0, JobId([1; 16]), &[id, id], &Aggregate::zero(2))
+            .unwrap_err();
+        assert_eq!(err, StoreError::DuplicateInJob(id));
+        assert_eq!(s.round(0).unwrap().unwrap().count, 0);
+        assert!(!s.is_aggregated(id).unwrap());
+    }
+
+    #[test]
+    fn one_upload_per_client_per_round_and_at_most_max_reports() {
+        let s = MemoryStore::new();
+        let (c1, c2, c3) = (ClientId([1; 16]), ClientId([2; 16]), ClientId([3; 16]));
+        let r = |b: u8| ReportId([b; 16]);
+        assert_eq!(
+            s.put_report(0, r(1), c1, b"a", 2).unwrap(),
+            PutOutcome::Stored
+        );
+        assert_eq!(
+            s.put_report(0, r(1), c1, b"a", 2).unwrap(),
+            PutOutcome::Duplicate { identical: true }
+        );
+        assert_eq!(
+            s.put_report(0, r(2), c1, b"b", 2).unwrap(),
+            PutOutcome::ClientAlreadySubmitted
+        );
+        assert_eq!(
+            s.put_report(1, r(3), c1, b"c", 2).unwrap(),
+            PutOutcome::Stored
+        );
+        assert_eq!(
+            s.put_report(0, r(4), c2, b"d", 2).unwrap(),
+            PutOutcome::Stored
+        );
+        assert_eq!(
+            s.put_report(0, r(5), c3, b"e", 2).unwrap(),
+            PutOutcome::RoundFull
+        );
+    }
+
+    #[test]
+    fn a_helper_admits_a_report_in_one_job_only_and_a_client_once_per_round() {
+        let s = MemoryStore::new();
+        let (j1, j2) = (JobId([1; 16]), JobId([2; 16]));
+        let (r1, r2) = (ReportId([1; 16]), ReportId([2; 16]));
+        let c = ClientId([7; 16]);
+        let d1 = [1u8; 32];
+        assert_eq!(
+            s.record_prepared(j1, &d1, 0, &[(r1, c)], 10).unwrap(),
+            JobAdmission::Recorded(vec![Admission::Admitted])
+        );
+        // The same job again (a resend): admitted again.
+        assert_eq!(
+            s.record_prepared(j1, &d1, 0, &[(r1, c)], 10).unwrap(),
+            JobAdmission::Recorded(vec![Admission::Admitted])
+        );
+        // The same job id with other content: refused whole.
+        assert_eq!(
+            s.record_prepared(j1, &[2; 32], 0, &[(r1, c)], 10).unwrap(),
+            JobAdmission::Conflict
+        );
+        // The same report in another job: a replay; another report of the client: refused.
+        assert_eq!(
+            s.record_prepared(j2, &[3; 32], 0, &[(r1, c), (r2, c)], 10)
+                .unwrap(),
+            JobAdmission::Recorded(vec![Admission::Replay, Admission::ClientAlreadySubmitted])
+        );
+        assert_eq!(s.prepared_job_digest(j1).unwrap(), Some(d1));
     }
 }

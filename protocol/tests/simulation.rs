@@ -16,13 +16,14 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use cairn_mpc::secret::Seed;
 use cairn_protocol::aggregator::Reject;
+use cairn_protocol::auth::{Credential, TagContext};
 use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::Collector;
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::{HpkeSecretKey, generate_keypair};
-use cairn_protocol::ids::{ClientToken, ReportId};
+use cairn_protocol::ids::ReportId;
 use cairn_protocol::leader::{CollectStep, Leader};
 use cairn_protocol::messages::{ErrorCode, Limits, Message};
 use cairn_protocol::store::{MemoryStore, TaskStore};
@@ -37,7 +38,7 @@ struct World {
     leader: Leader<MemoryStore>,
     helpers: Vec<Helper<MemoryStore>>,
     collector: Collector,
-    token_bytes: [u8; 32],
+    credential_rng: ChaCha20Rng,
     limits: Limits,
     rng: ChaCha20Rng,
     now: Time,
@@ -95,15 +96,12 @@ fn world(n: usize, noise: &str, min_clients: u32, seed: u8) -> World {
 fn world_with_proof(n: usize, noise: &str, min_clients: u32, seed: u8, proof: &str) -> World {
     let (toml, keys, collector_sk) = task_toml(n, noise, min_clients, proof);
     let task = TaskConfig::from_toml(&toml).unwrap();
-    let token_bytes = [7u8; 32];
-    let token_hash = ClientToken::from_bytes(token_bytes).hash();
     let verify_key = [9u8; 32];
     let mut keys = keys.into_iter();
     let _leader_hpke = keys.next();
     let leader = Leader::new(
         task.clone(),
         Seed::from_bytes(verify_key),
-        token_hash,
         MemoryStore::new(),
     )
     .unwrap();
@@ -127,7 +125,7 @@ fn world_with_proof(n: usize, noise: &str, min_clients: u32, seed: u8, proof: &s
         leader,
         helpers,
         collector,
-        token_bytes,
+        credential_rng: ChaCha20Rng::from_seed([seed ^ 0x5a; 32]),
         limits,
         rng: ChaCha20Rng::from_seed([seed; 32]),
         now: Time(1_000),
@@ -187,8 +185,31 @@ fn error(reject: Reject) -> Message {
 }
 
 impl World {
-    fn client(&self) -> Client {
-        Client::new(self.task.clone(), ClientToken::from_bytes(self.token_bytes)).unwrap()
+    /// A fresh credential, registered at every aggregator.
+    fn credential(&mut self) -> Credential {
+        let cred = Credential::generate(self.task.id(), &mut self.credential_rng);
+        assert!(
+            self.leader
+                .store()
+                .add_client(cred.client_id(), &cred.key_for(0))
+                .unwrap()
+        );
+        for (j, h) in self.helpers.iter().enumerate() {
+            let key = cred.key_for((j + 1) as u8);
+            assert!(h.store().add_client(cred.client_id(), &key).unwrap());
+        }
+        cred
+    }
+
+    /// A new registered client.
+    fn client(&mut self) -> Client {
+        let cred = self.credential();
+        Client::new(self.task.clone(), cred).unwrap()
+    }
+
+    /// `k` new registered clients.
+    fn clients(&mut self, k: usize) -> Vec<Client> {
+        (0..k).map(|_| self.client()).collect()
     }
 
     /// Delivers one upload frame to the leader; the leader's answer, if it arrived.
@@ -345,7 +366,7 @@ fn honest_vector(rng: &mut ChaCha20Rng) -> Vec<i64> {
 
 fn run_rounds(n: usize, seed: u8) {
     let mut w = world(n, "noise = \"none\"", 10, seed);
-    let client = w.client();
+    let pool = w.clients(50);
     let mut client_rng = ChaCha20Rng::from_seed([seed.wrapping_add(1); 32]);
     for round in 0..3u32 {
         // Round 2 gets too few clients and must not be released.
@@ -353,7 +374,7 @@ fn run_rounds(n: usize, seed: u8) {
         let mut expected = vec![0i64; DIM];
         let mut frames = Vec::new();
         let mut ids = BTreeSet::new();
-        for _ in 0..clients {
+        for client in pool.iter().take(clients) {
             let x = honest_vector(&mut client_rng);
             for (e, v) in expected.iter_mut().zip(&x) {
                 *e += v;
@@ -385,7 +406,7 @@ fn run_rounds(n: usize, seed: u8) {
         }
 
         // Malicious clients.
-        let malicious = malicious_frames(&w, &client, round, &mut client_rng, &frames[0]);
+        let malicious = malicious_frames(&mut w, &pool[0], round, &mut client_rng, &frames[0]);
         let mut expected_rejections = BTreeMap::new();
         for (name, frame, expected_code, at_upload) in malicious {
             let answer = w.upload_until_answered(&frame);
@@ -436,15 +457,17 @@ fn run_rounds(n: usize, seed: u8) {
 
 /// Builds the bad reports: (name, frame, expected code, refused already at upload).
 fn malicious_frames(
-    w: &World,
-    client: &Client,
+    w: &mut World,
+    honest_client: &Client,
     round: u32,
     rng: &mut ChaCha20Rng,
     honest_frame: &[u8],
 ) -> Vec<(&'static str, Vec<u8>, ErrorCode, bool)> {
     let limits = w.limits;
-    let fresh = |rng: &mut ChaCha20Rng| {
-        client
+    let task_id = w.task.id();
+    // Each bad report comes from a client of its own (one report per client per round).
+    let fresh = |w: &mut World, rng: &mut ChaCha20Rng| {
+        w.client()
             .prepare_upload_quantised(round, &honest_vector(rng), rng)
             .unwrap()
     };
@@ -457,7 +480,7 @@ fn malicious_frames(
         true,
     ));
 
-    let mut r = fresh(rng);
+    let mut r = fresh(w, rng);
     r.task_id.0[0] ^= 1;
     out.push((
         "wrong task id",
@@ -466,16 +489,38 @@ fn malicious_frames(
         true,
     ));
 
-    let mut r = fresh(rng);
-    r.token = ClientToken::from_bytes([8; 32]);
+    let unregistered = Client::new(w.task.clone(), Credential::generate(task_id, rng)).unwrap();
+    let r = unregistered
+        .prepare_upload_quantised(round, &honest_vector(rng), rng)
+        .unwrap();
     out.push((
-        "bad token",
+        "unregistered client",
         Message::UploadRequest(r).encode(),
         ErrorCode::Unauthorized,
         true,
     ));
 
-    let mut r = fresh(rng);
+    let mut r = fresh(w, rng);
+    r.report.leader_tag[0] ^= 1;
+    out.push((
+        "wrong leader tag",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::Unauthorized,
+        true,
+    ));
+
+    // The honest client again, with another report for the same round.
+    let r = honest_client
+        .prepare_upload_quantised(round, &honest_vector(rng), rng)
+        .unwrap();
+    out.push((
+        "second report of one client",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::AlreadySubmitted,
+        true,
+    ));
+
+    let mut r = fresh(w, rng);
     let mut longer = r.report.leader_share.expose_secret().to_vec();
     longer.push(0);
     r.report.leader_share = cairn_mpc::secret::SecretVec::new(longer);
@@ -486,7 +531,7 @@ fn malicious_frames(
         true,
     ));
 
-    let mut r = fresh(rng);
+    let mut r = fresh(w, rng);
     let mut shorter = r.report.leader_share.expose_secret().to_vec();
     shorter.pop();
     r.report.leader_share = cairn_mpc::secret::SecretVec::new(shorter);
@@ -497,12 +542,29 @@ fn malicious_frames(
         true,
     ));
 
-    // A replay: an honest report's id with another client's content.
+    // A replay: an honest report's id with another (registered, correctly tagging)
+    // client's content.
     let Message::UploadRequest(honest) = Message::decode(honest_frame, &limits).unwrap() else {
         unreachable!()
     };
-    let mut r = fresh(rng);
+    let cred = w.credential();
+    let thief = Client::new(
+        w.task.clone(),
+        Credential::from_toml(&cred.dangerous_to_toml()).unwrap(),
+    )
+    .unwrap();
+    let mut r = thief
+        .prepare_upload_quantised(round, &honest_vector(rng), rng)
+        .unwrap();
     r.report.report_id = honest.report.report_id;
+    r.report.leader_tag = cred.key_for(0).tag(&TagContext {
+        task_id: &task_id,
+        client_id: &r.report.client_id,
+        round,
+        report_id: &r.report.report_id,
+        public_share: &r.report.public_share,
+        aggregator: 0,
+    });
     out.push((
         "replayed id",
         Message::UploadRequest(r).encode(),
@@ -511,7 +573,7 @@ fn malicious_frames(
     ));
 
     // Tampered leader share (changes x'_0 after the proof was made).
-    let mut r = fresh(rng);
+    let mut r = fresh(w, rng);
     let mut share = r.report.leader_share.expose_secret().to_vec();
     share[40] ^= 0x10;
     r.report.leader_share = cairn_mpc::secret::SecretVec::new(share);
@@ -523,7 +585,7 @@ fn malicious_frames(
     ));
 
     // Tampered helper ciphertext: the helper cannot open it.
-    let mut r = fresh(rng);
+    let mut r = fresh(w, rng);
     r.report.helper_shares[0].payload[3] ^= 1;
     out.push((
         "tampered helper share",
@@ -532,9 +594,38 @@ fn malicious_frames(
         false,
     ));
 
-    // A joint-randomness claim that does not match the shares.
-    let mut r = fresh(rng);
+    // A public share altered on the way: the leader's tag no longer verifies.
+    let mut r = fresh(w, rng);
     r.report.public_share[0] ^= 1;
+    out.push((
+        "altered public share",
+        Message::UploadRequest(r).encode(),
+        ErrorCode::Unauthorized,
+        true,
+    ));
+
+    // A malicious client forging its joint-randomness claim after sealing: it can
+    // re-tag for the leader, but its joint randomness no longer matches its shares,
+    // so the proof fails (and the helper's share, bound to the public share it was
+    // sealed with, would not open either).
+    let cred = w.credential();
+    let client = Client::new(
+        w.task.clone(),
+        Credential::from_toml(&cred.dangerous_to_toml()).unwrap(),
+    )
+    .unwrap();
+    let mut r = client
+        .prepare_upload_quantised(round, &honest_vector(rng), rng)
+        .unwrap();
+    r.report.public_share[0] ^= 1;
+    r.report.leader_tag = cred.key_for(0).tag(&TagContext {
+        task_id: &task_id,
+        client_id: &r.report.client_id,
+        round,
+        report_id: &r.report.report_id,
+        public_share: &r.report.public_share,
+        aggregator: 0,
+    });
     out.push((
         "forged joint randomness",
         Message::UploadRequest(r).encode(),
@@ -543,8 +634,8 @@ fn malicious_frames(
     ));
 
     // A report sealed for another report id (cut and pasted): the helper cannot open it.
-    let mut r = fresh(rng);
-    let other = fresh(rng);
+    let mut r = fresh(w, rng);
+    let other = fresh(w, rng);
     r.report.helper_shares = other.report.helper_shares;
     out.push((
         "helper share from another report",
@@ -570,7 +661,7 @@ fn a_release_beyond_the_budget_is_refused_by_every_aggregator() {
     // ρ per release = B²/(2σ²); the budget is sized for two releases, not three.
     let noise = "noise = \"aggregator\"\nsigma = 8000.0\nepsilon = 1.0\ndelta = 1e-6";
     let mut w = world(2, noise, 3, 9);
-    let client = w.client();
+    let pool = w.clients(3);
     let mut rng = ChaCha20Rng::from_seed([5; 32]);
     let rho = cairn_protocol::privacy::Privacy::for_task(&w.task).unwrap();
     let per_release = rho.rho_per_release();
@@ -578,7 +669,7 @@ fn a_release_beyond_the_budget_is_refused_by_every_aggregator() {
     assert!(releases_allowed >= 1);
     let mut released = 0;
     for round in 0..=releases_allowed {
-        for _ in 0..3 {
+        for client in &pool {
             let req = client
                 .prepare_upload_quantised(round, &honest_vector(&mut rng), &mut rng)
                 .unwrap();
@@ -605,7 +696,12 @@ fn a_release_beyond_the_budget_is_refused_by_every_aggregator() {
         task_id: w.task.id(),
         round,
         report_count: record.count,
-        report_set_digest: record.report_set_digest,
+        report_set_digest: w.helpers[0].store().report_set_digest(round).unwrap(),
+        leader_ledger: cairn_protocol::ledger::LedgerHead {
+            entries: 0,
+            rho_total: 0.0,
+            hash: [0; 32],
+        },
     };
     let err = w.helpers[0]
         .handle_aggregate_share_request(&req, w.now, &mut rng)
@@ -620,10 +716,10 @@ fn no_proof_mode_sums_exactly_over_the_lossy_network() {
     // Semi-honest clients: plain 16-bit shares, no proof; the sum must still be exact
     // (max_clients · max|x_i| < 2^15 is checked at task creation).
     let mut w = world_with_proof(3, "noise = \"none\"", 5, 21, "none");
-    let client = w.client();
+    let pool = w.clients(30);
     let mut rng = ChaCha20Rng::from_seed([22; 32]);
     let mut expected = vec![0i64; DIM];
-    for _ in 0..30 {
+    for client in &pool {
         let x = honest_vector(&mut rng);
         for (e, v) in expected.iter_mut().zip(&x) {
             *e += v;

@@ -17,7 +17,6 @@ use cairn_client::sdk::{Client, Collector};
 use cairn_client::transport::Identity;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::ids::ClientToken;
 use clap::Args;
 use futures::FutureExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -68,6 +67,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<String> {
         rounds: u64::from(args.rounds.max(1)),
         noise: NoisePlacement::from(args.noise),
         min_clients: args.clients.max(1),
+        clients: args.clients.max(1),
         base_port: free_base_port(host, 2)?,
         name: "cairn-demo".into(),
         ..InitParams::default()
@@ -94,11 +94,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<String> {
     for node in &d.nodes {
         nodes.push(start(NodeSetup::load(node)?).await?);
     }
-    let token_hex = zeroize::Zeroizing::new(std::fs::read_to_string(&d.client_token)?);
     let mut clients = Vec::new();
-    for _ in 0..args.clients {
-        let token = ClientToken::from_hex(&token_hex).context("reading the client token")?;
-        clients.push(Client::builder(task.clone()).token(token).build().await?);
+    for path in &d.credentials {
+        let credential = cairn_client::sdk::read_credential(path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        clients.push(
+            Client::builder(task.clone())
+                .credential(credential)
+                .build()
+                .await?,
+        );
     }
     let collector = Collector::builder(task.clone())
         .hpke_key(HpkeSecretKey::from_bytes(read_secret_hex(

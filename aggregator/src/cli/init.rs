@@ -58,9 +58,14 @@ pub struct InitArgs {
     /// Where noise is added.
     #[arg(long, value_enum, default_value_t = Noise::Aggregator)]
     pub noise: Noise,
-    /// Fewest valid reports a round needs before it can be released.
+    /// Fewest valid reports (from distinct clients) a round needs before it can be
+    /// released.
     #[arg(long, default_value_t = 10)]
     pub min_clients: u32,
+    /// Client credentials to write (`DIR/clients/client-K.toml`), each registered at
+    /// every aggregator; add more later with `cairn client add`.
+    #[arg(long, default_value_t = 10)]
+    pub clients: u32,
     /// The leader's UDP port on 127.0.0.1; helper i listens on port + i.
     #[arg(long, default_value_t = 7100)]
     pub port: u16,
@@ -77,6 +82,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<String> {
         rounds: args.rounds,
         noise: args.noise.into(),
         min_clients: args.min_clients,
+        clients: args.clients,
         base_port: args.port,
         ..InitParams::default()
     };
@@ -94,17 +100,21 @@ pub fn run(args: InitArgs) -> anyhow::Result<String> {
             if i == 0 { "the leader" } else { "a helper" }
         ));
     }
-    out.push_str(&format!(
-        "  cairn submit --task {} --round 0 --input update.json   # a JSON array of {} numbers\n",
-        d.task.display(),
-        params.dimension
-    ));
+    if let Some(first) = d.credentials.first() {
+        out.push_str(&format!(
+            "  cairn submit --task {} --credential {} --round 0 --input update.json   # a JSON array of {} numbers\n",
+            d.task.display(),
+            first.display(),
+            params.dimension
+        ));
+    }
     out.push_str(&format!(
         "  cairn collect --task {} --round 0 --output sum.json\n",
         d.task.display()
     ));
     out.push_str(
-        "\nSecrets (*.key, client.token, key.pem) are readable by you only; keep them so.\n",
+        "\nSecrets (*.key, key.pem, clients/*.toml) are readable by you only; keep them so.\n\
+         Each client needs its own credential: hand clients/client-K.toml to client K only.\n",
     );
     Ok(out)
 }

@@ -5,11 +5,13 @@
 //! - [`init`]: `cairn init DIR`, a ready local deployment.
 //! - [`node`]: `cairn node --config FILE`, one aggregator.
 //! - [`submit`]: `cairn submit`, one client's update.
+//! - [`client`]: `cairn client add|revoke`, the clients of a deployment.
 //! - [`collect`]: `cairn collect`, release a round.
 //! - [`dp`]: `cairn dp epsilon|sigma`, the privacy-budget calculator.
 //! - [`budget`]: `cairn budget report`, where a task's budget went (from a node's ledger).
 
 pub mod budget;
+pub mod client;
 pub mod collect;
 pub mod demo;
 pub mod dp;
@@ -59,6 +61,9 @@ pub enum Command {
     Node(node::NodeArgs),
     /// Submit one client's update (a JSON array of numbers) for a round.
     Submit(submit::SubmitArgs),
+    /// Add or revoke clients of a deployment (each has its own credential).
+    #[command(subcommand)]
+    Client(client::ClientCommand),
     /// Close and release a round; write the decoded sum and the budget spent as JSON.
     Collect(collect::CollectArgs),
     /// Differential-privacy calculator: plan σ, ρ and ε before running anything.
@@ -80,6 +85,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
         Command::Init(args) => init::run(args),
         Command::Node(args) => node::run(args),
         Command::Submit(args) => submit::run(args),
+        Command::Client(cmd) => client::run(cmd),
         Command::Collect(args) => collect::run(args),
         Command::Dp(cmd) => dp::run(cmd),
         Command::Budget(cmd) => budget::run(cmd),

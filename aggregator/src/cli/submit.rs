@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use cairn_client::sdk::Client;
-use cairn_protocol::ids::ClientToken;
+use cairn_client::sdk::{Client, SdkError, read_credential};
+use cairn_protocol::messages::ErrorCode;
 use clap::Args;
 
 use super::load_task;
@@ -22,33 +22,48 @@ pub struct SubmitArgs {
     /// dimension).
     #[arg(long)]
     pub input: PathBuf,
-    /// The client token file [default: client.token next to the task file].
+    /// This client's credential file (`clients/client-K.toml` written by `cairn init`
+    /// or `cairn client add`). Every client has its own; each aggregator accepts one
+    /// report per client per round.
     #[arg(long)]
-    pub token: Option<PathBuf>,
+    pub credential: PathBuf,
+    /// Where the prepared report is kept until the leader acknowledges it, so that a
+    /// retry after a crash re-sends the same report [default: `<credential>.state`
+    /// beside the credential file].
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Runs `cairn submit`.
 pub fn run(args: SubmitArgs) -> anyhow::Result<String> {
     let task = load_task(&args.task)?;
-    let token_path = args
-        .token
-        .unwrap_or_else(|| sibling(&args.task, "client.token"));
-    let token_text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&token_path)
-            .with_context(|| format!("reading {}", token_path.display()))?,
-    );
-    let Some(token) = ClientToken::from_hex(&token_text) else {
-        bail!(
-            "{} does not hold a token (64 hex digits)",
-            token_path.display()
-        );
-    };
+    let credential = read_credential(&args.credential)
+        .with_context(|| format!("reading the credential {}", args.credential.display()))?;
+    let state_dir = args
+        .state_dir
+        .unwrap_or_else(|| args.credential.with_extension("state"));
     let update = read_update(&args.input)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let report_id = runtime.block_on(async {
-        let client = Client::builder(task).token(token).build().await?;
+    let outcome = runtime.block_on(async {
+        let client = Client::builder(task)
+            .credential(credential)
+            .state_dir(&state_dir)
+            .build()
+            .await?;
         client.submit(args.round, &update).await
-    })?;
+    });
+    let report_id = match outcome {
+        Ok(id) => id,
+        Err(SdkError::Refused {
+            code: ErrorCode::AlreadySubmitted,
+            detail,
+        }) => bail!(
+            "refused: this client already submitted a report for round {} ({detail})",
+            args.round
+        ),
+        Err(e @ SdkError::AlreadySubmitted { .. }) => bail!("refused locally: {e}"),
+        Err(e) => return Err(e.into()),
+    };
     Ok(format!(
         "submitted report {report_id} for round {}",
         args.round

@@ -95,8 +95,22 @@ pub fn init(dir: &Path, extra: &[&str], aggregators: u16) -> PathBuf {
         &port,
     ];
     args.extend_from_slice(extra);
+    // Every client needs its own credential; enough for every test's reports.
+    if !extra.contains(&"--clients") {
+        args.extend_from_slice(&["--clients", "64"]);
+    }
     run_ok(&args);
     deploy
+}
+
+/// The credential file of client `k` of a deployment.
+pub fn credential_path(deploy: &Path, k: usize) -> PathBuf {
+    deploy.join("clients").join(format!("client-{k}.toml"))
+}
+
+/// The credential of client `k` of a deployment.
+pub fn credential(deploy: &Path, k: usize) -> cairn_protocol::auth::Credential {
+    cairn_client::sdk::read_credential(&credential_path(deploy, k)).unwrap()
 }
 
 /// Writes an update file.

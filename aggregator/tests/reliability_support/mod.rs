@@ -21,25 +21,20 @@ use cairn_client::sdk::{Client, Collector};
 use cairn_client::transport::{Identity, RetryPolicy, TransportOptions};
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::ids::ClientToken;
 use cairn_protocol::ledger::Ledger;
 use cairn_protocol::store::TaskStore;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
-use crate::common::{NodeProcess, cairn, init};
+use crate::common::{NodeProcess, cairn, credential, init};
 
 pub fn task(deploy: &Path) -> TaskConfig {
     TaskConfig::from_toml(&std::fs::read_to_string(deploy.join("task.toml")).unwrap()).unwrap()
 }
 
-pub fn token(deploy: &Path) -> ClientToken {
-    ClientToken::from_hex(
-        std::fs::read_to_string(deploy.join("client.token"))
-            .unwrap()
-            .trim(),
-    )
-    .unwrap()
+/// A protocol (sans-IO) client with the credential of client `k`.
+pub fn protocol_client(deploy: &Path, k: usize) -> cairn_protocol::client::Client {
+    cairn_protocol::client::Client::new(task(deploy), credential(deploy, k)).unwrap()
 }
 
 /// Patient retries: a node may be down for a few seconds.
@@ -66,10 +61,16 @@ pub fn quick_transport(task: &TaskConfig) -> TransportOptions {
     }
 }
 
+/// An SDK client with the credential of client 0.
 pub async fn client(deploy: &Path, retry: RetryPolicy) -> Client {
+    client_k(deploy, 0, retry).await
+}
+
+/// An SDK client with the credential of client `k`.
+pub async fn client_k(deploy: &Path, k: usize, retry: RetryPolicy) -> Client {
     let task = task(deploy);
     Client::builder(task.clone())
-        .token(token(deploy))
+        .credential(credential(deploy, k))
         .retry(retry)
         .transport_options(quick_transport(&task))
         .build()
@@ -236,12 +237,13 @@ pub async fn kill_trial_at(seed: u64, victim: usize, moment: Moment) -> TrialOut
     let mut nodes: Vec<NodeProcess> = (0..2)
         .map(|i| NodeProcess::start(&deploy.join(format!("node-{i}.toml"))))
         .collect();
-    let c = Arc::new(client(&deploy, patient()).await);
     let acks = Arc::new(AtomicUsize::new(0));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<u32>();
     let mut uploads = Vec::new();
     for k in 1..=TRIAL_REPORTS {
-        let (c, acks, tx) = (c.clone(), acks.clone(), tx.clone());
+        // One client per report: every aggregator takes one report per client per round.
+        let c = Arc::new(client_k(&deploy, k as usize, patient()).await);
+        let (acks, tx) = (acks.clone(), tx.clone());
         uploads.push(tokio::spawn(async move {
             let mut x = vec![0i64; TRIAL_DIM];
             x[0] = i64::from(k);
@@ -328,7 +330,21 @@ pub fn deployment_secrets(deploy: &Path) -> Vec<(String, String)> {
         secrets.push((label.to_owned(), text.trim().to_owned()));
     };
     add_hex("verify.key", deploy.join("verify.key"));
-    add_hex("client.token", deploy.join("client.token"));
+    let mut client_secrets = Vec::new();
+    for k in 0.. {
+        let path = deploy.join("clients").join(format!("client-{k}.toml"));
+        if !path.exists() {
+            break;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let secret = text
+            .lines()
+            .find_map(|l| l.strip_prefix("secret = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .unwrap()
+            .to_owned();
+        client_secrets.push((format!("clients/client-{k}.toml"), secret));
+    }
     add_hex("collector/hpke.key", deploy.join("collector/hpke.key"));
     let mut pems = vec![(
         "collector/key.pem".to_owned(),
@@ -351,5 +367,6 @@ pub fn deployment_secrets(deploy: &Path) -> Vec<(String, String)> {
             .concat();
         secrets.push((format!("{label} (base64 body)"), body));
     }
+    secrets.extend(client_secrets);
     secrets
 }

@@ -11,7 +11,7 @@
 //! The handler decides what a peer may do: TLS has already refused unpinned certificates
 //! (per the endpoint's [`crate::transport::tls::ClientAuth`]); the handler checks, for
 //! example, that a job request comes from the leader's fingerprint and that an upload
-//! carries a valid client token. Protocol-level refusals are ordinary responses (an
+//! carries a valid client credential tag. Protocol-level refusals are ordinary responses (an
 //! encoded error message); the transport only refuses malformed frames, by resetting the
 //! stream with one of the codes below.
 
