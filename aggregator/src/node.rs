@@ -716,9 +716,8 @@ async fn collect(
             other => return Err(unexpected(&other)),
         }
     }
-    let round = req.round;
     let resp = with_leader(shared, move |leader| {
-        leader.finish_collect(round, leader_share, responses)
+        leader.finish_collect(&request, leader_share, responses)
     })
     .await?;
     Ok(Message::CollectResponse(resp))

@@ -237,7 +237,7 @@ pub(crate) fn measure(
         .handle_aggregate_share_request(&request, now, &mut rng)
         .map_err(|e| anyhow::anyhow!("aggregate share: {e:?}"))?;
     let resp = leader
-        .finish_collect(0, leader_share, vec![share])
+        .finish_collect(&request, leader_share, vec![share])
         .map_err(|e| anyhow::anyhow!("finish_collect: {e:?}"))?;
     let frame = Message::CollectResponse(resp).encode();
     let mut opened = None;

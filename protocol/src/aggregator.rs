@@ -122,18 +122,18 @@ impl<S: TaskStore> AggregatorCore<S> {
     }
 
     /// Refuses a round outside the window of rounds this aggregator takes reports
-    /// for: at most [`ROUND_WINDOW`] rounds before or after the highest released
-    /// round (before any release: rounds below [`ROUND_WINDOW`]). Checked before
-    /// anything is written for the round, so nobody can make an aggregator store
-    /// state for arbitrarily many rounds.
+    /// for: at most [`ROUND_WINDOW`] rounds after the highest round it has state for,
+    /// and at most [`ROUND_WINDOW`] rounds before the highest released one (the first
+    /// round of a task may be any number). Checked before anything is written for the
+    /// round, so a peer cannot make an aggregator store state for arbitrarily many
+    /// rounds at once: every new round needs one more accepted message.
     pub(crate) fn check_round_window(&self, round: u32) -> Result<(), Reject> {
-        let (low, high) = match self.ledger.highest_released_round() {
-            Some(r) => (
-                r.saturating_sub(ROUND_WINDOW),
-                r.saturating_add(ROUND_WINDOW),
-            ),
-            None => (0, ROUND_WINDOW - 1),
-        };
+        let latest = self.store.latest_round().map_err(Reject::storage)?;
+        let low = self
+            .ledger
+            .highest_released_round()
+            .map_or(0, |r| r.saturating_sub(ROUND_WINDOW));
+        let high = latest.map_or(u32::MAX, |r| r.saturating_add(ROUND_WINDOW));
         if round < low {
             return Err(Reject::new(
                 ErrorCode::RoundClosed,
@@ -154,18 +154,52 @@ impl<S: TaskStore> AggregatorCore<S> {
 
     /// Releases this aggregator's share of `round` (module docs), checking that it
     /// covers `expected_count` reports with digest `expected_digest` and, if a peer
-    /// asks, that the peer's ledger does not record more than this one.
+    /// asks, that the two ledgers agree ([`PeerLedger`]).
     pub(crate) fn release<R: CryptoRng + ?Sized>(
         &mut self,
         round: u32,
         expected_count: u32,
         expected_digest: &[u8; 32],
-        peer_ledger: Option<&LedgerHead>,
+        peer: Option<&PeerLedger>,
         now: Time,
         rng: &mut R,
-    ) -> Result<AggregateShare, Reject> {
+    ) -> Result<Released, Reject> {
         if let Some(bytes) = self.store.release(round).map_err(Reject::storage)? {
-            return decode_release(&bytes, &self.limits());
+            let (share, answered) = decode_release(&bytes, &self.limits())?;
+            if let Some(peer) = peer {
+                // The same exchange again (the answer was lost on the way): the release
+                // was made for this very peer head.
+                if answered.as_ref() == Some(&peer.ledger) {
+                    self.check_not_behind(&self.ledger.head(), &peer.ledger)?;
+                    return Ok(Released {
+                        share,
+                        released_before: peer.released_before,
+                    });
+                }
+                if !peer.released_before {
+                    return Err(rollback(format!(
+                        "aggregator {} released round {round} before, but its peer has no record \
+                         of that release: the peer's ledger was rolled back (restore its newest \
+                         copy); nothing is released until then",
+                        self.index
+                    )));
+                }
+                self.check_not_behind(&self.ledger.head(), &peer.ledger)?;
+            }
+            return Ok(Released {
+                share,
+                released_before: true,
+            });
+        }
+        if let Some(peer) = peer
+            && peer.released_before
+        {
+            return Err(rollback(format!(
+                "the peer released round {round} before, but aggregator {} has no record of \
+                 that release: this ledger was rolled back (restore its newest copy); nothing \
+                 is released until then",
+                self.index
+            )));
         }
         let record = self
             .store
@@ -205,19 +239,8 @@ impl<S: TaskStore> AggregatorCore<S> {
                 other => Reject::new(ErrorCode::Internal, other.to_string()),
             })?;
         let head = self.ledger.head_after(&entry);
-        if let Some(peer) = peer_ledger
-            && head.is_behind(peer)
-        {
-            return Err(Reject::new(
-                ErrorCode::LedgerRollback,
-                format!(
-                    "aggregator {} would record {} releases (ρ = {}) after this one, but its \
-                     peer records {} (ρ = {}): either an earlier round was released by the \
-                     peer only (collect it again first) or this ledger was restored from an \
-                     old copy (restore the newest one); nothing is released until then",
-                    self.index, head.entries, head.rho_total, peer.entries, peer.rho_total
-                ),
-            ));
+        if let Some(peer) = peer {
+            self.check_not_behind(&head, &peer.ledger)?;
         }
         let mut aggregate = record.aggregate.clone();
         let noise = self.privacy.aggregator_noise().map(|sampler| {
@@ -250,12 +273,35 @@ impl<S: TaskStore> AggregatorCore<S> {
             sealed_share: sealed,
         };
         self.store
-            .commit_release(&entry, &encode_release(&share))
+            .commit_release(&entry, &encode_release(&share, peer.map(|p| &p.ledger)))
             .map_err(Reject::storage)?;
         self.ledger
             .commit(entry)
             .map_err(|e| Reject::new(ErrorCode::Internal, format!("ledger: {e}")))?;
-        Ok(share)
+        Ok(Released {
+            share,
+            released_before: false,
+        })
+    }
+
+    /// This aggregator's current ledger head.
+    pub(crate) fn ledger_head(&self) -> LedgerHead {
+        self.ledger.head()
+    }
+
+    /// Refuses when `own` (this ledger, after the release at hand) records fewer
+    /// releases or less ρ than the peer's current ledger.
+    fn check_not_behind(&self, own: &LedgerHead, peer: &LedgerHead) -> Result<(), Reject> {
+        if own.is_behind(peer) {
+            return Err(rollback(format!(
+                "aggregator {} records {} releases (ρ = {}), its peer {} (ρ = {}): either a \
+                 round was released by the peer only (collect it again first) or this ledger \
+                 was restored from an old copy (restore the newest one); nothing is released \
+                 until then",
+                self.index, own.entries, own.rho_total, peer.entries, peer.rho_total
+            )));
+        }
+        Ok(())
     }
 
     /// Refuses a round below `min_clients` (or below `min_honest_clients` when the
@@ -285,9 +331,35 @@ impl<S: TaskStore> AggregatorCore<S> {
     }
 }
 
-/// How many rounds before or after the highest released round an aggregator accepts
-/// ([`AggregatorCore::check_round_window`]).
+/// How many rounds an aggregator accepts beyond the highest round it has state for, and
+/// before the highest released round ([`AggregatorCore::check_round_window`]).
 pub const ROUND_WINDOW: u32 = 16;
+
+/// What the aggregator asking for a release says about its own ledger: its current head
+/// and whether it had released the round before. Every aggregator refuses a release
+/// when the two ledgers disagree on that round or the peer records more releases: one
+/// of them was rolled back, and a fresh release of a round released before would let
+/// the collector average away its noise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PeerLedger {
+    /// The peer's current ledger head (after its own release of the round).
+    pub ledger: LedgerHead,
+    /// Whether the peer had released the round before this request.
+    pub released_before: bool,
+}
+
+/// An aggregator's release of a round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Released {
+    /// The sealed share.
+    pub share: AggregateShare,
+    /// Whether it was released before (this is the stored release, not a new one).
+    pub released_before: bool,
+}
+
+fn rollback(detail: String) -> Reject {
+    Reject::new(ErrorCode::LedgerRollback, detail)
+}
 
 /// HPKE associated data of a sealed aggregate share: task, round, aggregator, and the
 /// metadata the collector reads beside the share (report count, budget receipt,
@@ -340,21 +412,39 @@ pub fn input_share_aad(
     aad
 }
 
-fn encode_release(share: &AggregateShare) -> Vec<u8> {
-    // Stored as the wire form of a one-share collect response: one codec for both.
-    crate::messages::Message::AggregateShareResponse(crate::messages::AggregateShareResponse {
-        round: 0,
-        share: share.clone(),
-    })
-    .encode()
+/// Version tag of a stored release (its own storage format, not a wire message).
+const STORED_RELEASE_V2: u8 = 2;
+
+/// A stored release: the share, and the peer ledger head it answered (helpers), so
+/// that a resent request is told from a peer that forgot the release.
+fn encode_release(share: &AggregateShare, answered: Option<&LedgerHead>) -> Vec<u8> {
+    let mut out = vec![STORED_RELEASE_V2];
+    crate::messages::encode_aggregate_share(share, &mut out);
+    match answered {
+        Some(head) => {
+            out.push(1);
+            head.encode_into(&mut out);
+        }
+        None => out.push(0),
+    }
+    out
 }
 
-fn decode_release(bytes: &[u8], limits: &Limits) -> Result<AggregateShare, Reject> {
-    match crate::messages::Message::decode(bytes, limits) {
-        Ok(crate::messages::Message::AggregateShareResponse(r)) => Ok(r.share),
-        _ => Err(Reject::new(
-            ErrorCode::Internal,
-            "stored release does not decode",
-        )),
+fn decode_release(
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<(AggregateShare, Option<LedgerHead>), Reject> {
+    let corrupt = || Reject::new(ErrorCode::Internal, "stored release does not decode");
+    let mut r = cairn_mpc::codec::Reader::new(bytes);
+    if r.read_u8().map_err(|_| corrupt())? != STORED_RELEASE_V2 {
+        return Err(corrupt());
     }
+    let share = crate::messages::decode_aggregate_share(&mut r, limits).map_err(|_| corrupt())?;
+    let answered = match r.read_u8().map_err(|_| corrupt())? {
+        0 => None,
+        1 => Some(LedgerHead::decode_from(&mut r).map_err(|_| corrupt())?),
+        _ => return Err(corrupt()),
+    };
+    r.finish().map_err(|_| corrupt())?;
+    Ok((share, answered))
 }

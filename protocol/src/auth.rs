@@ -107,8 +107,17 @@ impl fmt::Display for ClientId {
 
 /// A client's MAC key at one aggregator: what that aggregator stores to verify the
 /// client. Secret.
-#[derive(Zeroize, ZeroizeOnDrop, PartialEq, Eq)]
+#[derive(Zeroize, ZeroizeOnDrop)]
 pub struct ClientKey([u8; 32]);
+
+impl PartialEq for ClientKey {
+    /// Constant time: keys are secrets.
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for ClientKey {}
 
 impl ClientKey {
     /// A key from its bytes (as stored).

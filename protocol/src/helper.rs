@@ -38,7 +38,7 @@ use cairn_mpc::secret::Seed;
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
-use crate::aggregator::{AggregatorCore, Reject, input_share_aad};
+use crate::aggregator::{AggregatorCore, PeerLedger, Reject, input_share_aad};
 use crate::auth::{ClientId, REPORT_TAG_LEN, TagContext};
 use crate::clock::Time;
 use crate::config::TaskConfig;
@@ -127,6 +127,9 @@ impl<S: TaskStore> Helper<S> {
     /// Prepares every report of a job; one result per report, in order (module docs).
     pub fn handle_job_init(&mut self, init: &JobInit, now: Time) -> Result<JobResponse, Reject> {
         self.core.check_task(&init.task_id)?;
+        if init.reports.is_empty() {
+            return Err(Reject::new(ErrorCode::BadMessage, "a job needs reports"));
+        }
         if let Some(id) =
             first_duplicate(&init.reports.iter().map(|r| r.report_id).collect::<Vec<_>>())
         {
@@ -135,7 +138,7 @@ impl<S: TaskStore> Helper<S> {
                 format!("the job names report {id} twice"),
             ));
         }
-        let digest = job_digest(init);
+        let digest = job_digest(init, &self.core.verify_key);
         let recorded = self
             .core
             .store
@@ -366,6 +369,23 @@ impl<S: TaskStore> Helper<S> {
             })?;
             self.core.scheme.accumulate(state, &mut contribution)?;
         }
+        let released = self
+            .core
+            .store
+            .round(cont.round)
+            .map_err(Reject::storage)?
+            .is_some_and(|r| r.status == RoundStatus::Released);
+        if released {
+            // Not retriable: the round's share has left; these reports come too late.
+            self.jobs.remove(&cont.job_id);
+            return Err(Reject::new(
+                ErrorCode::RoundClosed,
+                format!(
+                    "round {} was released before this job committed",
+                    cont.round
+                ),
+            ));
+        }
         self.core
             .store
             .commit_job(cont.round, cont.job_id, &cont.accepted, &contribution)
@@ -398,25 +418,34 @@ impl<S: TaskStore> Helper<S> {
                 .close_round(req.round)
                 .map_err(Reject::storage)?;
         }
-        let share = self.core.release(
+        let peer = PeerLedger {
+            ledger: req.leader_ledger,
+            released_before: req.leader_released_before,
+        };
+        let released = self.core.release(
             req.round,
             req.report_count,
             &req.report_set_digest,
-            Some(&req.leader_ledger),
+            Some(&peer),
             now,
             rng,
         )?;
         Ok(AggregateShareResponse {
             round: req.round,
-            share,
+            share: released.share,
+            helper_ledger: self.core.ledger_head(),
+            released_before: released.released_before,
         })
     }
 }
 
-/// SHA-256 of a job's encoding: a resend of the job must match it byte for byte.
-fn job_digest(init: &JobInit) -> [u8; 32] {
+/// SHA-256 of a job's encoding and of the verify key it is prepared under: a resend of
+/// the job must match it byte for byte, and a changed verify key (which would give other
+/// verifier messages for the same reports) makes it another job.
+fn job_digest(init: &JobInit, verify_key: &Seed) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"cairn/2 job");
+    h.update(Sha256::digest(verify_key.expose_secret()));
     h.update(Message::JobInit(init.clone()).encode());
     h.finalize().into()
 }

@@ -523,7 +523,7 @@ impl<S: TaskStore> Leader<S> {
             .store
             .report_set_digest(round)
             .map_err(Reject::storage)?;
-        let leader_share = self
+        let released = self
             .core
             .release(round, record.count, &digest, None, now, rng)?;
         let request = AggregateShareRequest {
@@ -531,21 +531,28 @@ impl<S: TaskStore> Leader<S> {
             round,
             report_count: record.count,
             report_set_digest: digest,
-            leader_ledger: leader_share.ledger,
+            leader_ledger: self.core.ledger_head(),
+            leader_released_before: released.released_before,
         };
+        let leader_share = released.share;
         Ok(CollectStep::AskHelpers {
             request,
             leader_share,
         })
     }
 
-    /// Assembles the collector's answer from the leader's share and every helper's.
+    /// Assembles the collector's answer from the leader's share and every helper's
+    /// answer to `request`. Refuses ([`ErrorCode::LedgerRollback`]) when a helper's
+    /// ledger records more releases than the leader's, or disagrees on whether the round
+    /// was released before: one of the ledgers was rolled back, and forwarding could
+    /// hand the collector two independently noised releases of one round.
     pub fn finish_collect(
         &self,
-        round: u32,
+        request: &AggregateShareRequest,
         leader_share: AggregateShare,
         helper_responses: Vec<AggregateShareResponse>,
     ) -> Result<CollectResponse, Reject> {
+        let round = request.round;
         let n = self.core.scheme.num_aggregators();
         if helper_responses.len() != n - 1 {
             return Err(Reject::new(
@@ -554,10 +561,11 @@ impl<S: TaskStore> Leader<S> {
             ));
         }
         let report_count = leader_share.report_count;
-        let own_ledger = leader_share.ledger;
+        let own_ledger = self.core.ledger_head();
         let mut shares = vec![leader_share];
         for (i, r) in helper_responses.into_iter().enumerate() {
-            if usize::from(r.share.aggregator_index) != i + 1
+            if r.round != round
+                || usize::from(r.share.aggregator_index) != i + 1
                 || r.share.report_count != report_count
             {
                 return Err(Reject::new(
@@ -565,7 +573,28 @@ impl<S: TaskStore> Leader<S> {
                     "a helper's share does not match the round",
                 ));
             }
-            if own_ledger.is_behind(&r.share.ledger) {
+            if r.released_before != request.leader_released_before {
+                return Err(Reject::new(
+                    ErrorCode::LedgerRollback,
+                    format!(
+                        "helper {} {} round {round} before and the leader {}: one of the \
+                         ledgers was rolled back (restore its newest copy); nothing is \
+                         forwarded until an operator resolves it",
+                        i + 1,
+                        if r.released_before {
+                            "released"
+                        } else {
+                            "had not released"
+                        },
+                        if request.leader_released_before {
+                            "had"
+                        } else {
+                            "had not"
+                        },
+                    ),
+                ));
+            }
+            if own_ledger.is_behind(&r.helper_ledger) {
                 return Err(Reject::new(
                     ErrorCode::LedgerRollback,
                     format!(
@@ -573,8 +602,8 @@ impl<S: TaskStore> Leader<S> {
                          leader's ledger may have been restored from an old copy; nothing is \
                          forwarded until an operator resolves it",
                         i + 1,
-                        r.share.ledger.entries,
-                        r.share.ledger.rho_total,
+                        r.helper_ledger.entries,
+                        r.helper_ledger.rho_total,
                         own_ledger.entries,
                         own_ledger.rho_total
                     ),

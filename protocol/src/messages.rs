@@ -374,9 +374,12 @@ pub struct AggregateShareRequest {
     pub report_count: u32,
     /// SHA-256 over the sorted accepted report ids: both sides must agree.
     pub report_set_digest: [u8; 32],
-    /// The leader's ledger after its own release of the round: a helper whose ledger
-    /// records less refuses ([`ErrorCode::LedgerRollback`]).
+    /// The leader's current ledger head (after its own release of the round): a
+    /// helper whose ledger records less refuses ([`ErrorCode::LedgerRollback`]).
     pub leader_ledger: LedgerHead,
+    /// Whether the leader had released the round before this request (a retry): a
+    /// helper that disagrees refuses ([`crate::aggregator::PeerLedger`]).
+    pub leader_released_before: bool,
 }
 
 /// The privacy-budget state an aggregator reports with its share.
@@ -416,6 +419,10 @@ pub struct AggregateShareResponse {
     pub round: u32,
     /// The share.
     pub share: AggregateShare,
+    /// The helper's current ledger head.
+    pub helper_ledger: LedgerHead,
+    /// Whether the helper had released the round before this request.
+    pub released_before: bool,
 }
 
 /// Collector → leader: close and release a round.
@@ -538,10 +545,13 @@ impl Message {
                 m.report_count.encode(&mut out);
                 m.report_set_digest.encode(&mut out);
                 m.leader_ledger.encode_into(&mut out);
+                u8::from(m.leader_released_before).encode(&mut out);
             }
             Message::AggregateShareResponse(m) => {
                 m.round.encode(&mut out);
                 encode_aggregate_share(&m.share, &mut out);
+                m.helper_ledger.encode_into(&mut out);
+                u8::from(m.released_before).encode(&mut out);
             }
             Message::CollectRequest(m) => {
                 m.task_id.0.encode(&mut out);
@@ -652,10 +662,13 @@ impl Message {
                 report_count: r.read_u32()?,
                 report_set_digest: r.read_array()?,
                 leader_ledger: LedgerHead::decode_from(&mut r)?,
+                leader_released_before: decode_bool(&mut r)?,
             }),
             8 => Message::AggregateShareResponse(AggregateShareResponse {
                 round: r.read_u32()?,
                 share: decode_aggregate_share(&mut r, limits)?,
+                helper_ledger: LedgerHead::decode_from(&mut r)?,
+                released_before: decode_bool(&mut r)?,
             }),
             9 => Message::CollectRequest(CollectRequest {
                 task_id: TaskId(r.read_array()?),
@@ -794,7 +807,7 @@ fn decode_ciphertext(
     })
 }
 
-fn encode_aggregate_share(s: &AggregateShare, out: &mut Vec<u8>) {
+pub(crate) fn encode_aggregate_share(s: &AggregateShare, out: &mut Vec<u8>) {
     s.aggregator_index.encode(out);
     s.report_count.encode(out);
     for v in [
@@ -809,7 +822,7 @@ fn encode_aggregate_share(s: &AggregateShare, out: &mut Vec<u8>) {
     encode_ciphertext(&s.sealed_share, out);
 }
 
-fn decode_aggregate_share(
+pub(crate) fn decode_aggregate_share(
     r: &mut Reader<'_>,
     limits: &Limits,
 ) -> Result<AggregateShare, CodecError> {
@@ -842,6 +855,14 @@ fn decode_aggregate_share(
         ledger: LedgerHead::decode_from(r)?,
         sealed_share: decode_ciphertext(r, limits.aggregate_share)?,
     })
+}
+
+fn decode_bool(r: &mut Reader<'_>) -> Result<bool, CodecError> {
+    match r.read_u8()? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(CodecError::InvalidValue { what: "boolean" }),
+    }
 }
 
 fn decode_error_code(r: &mut Reader<'_>) -> Result<ErrorCode, CodecError> {
@@ -963,10 +984,13 @@ mod tests {
                 report_count: 10,
                 report_set_digest: [5; 32],
                 leader_ledger: head(),
+                leader_released_before: true,
             }),
             Message::AggregateShareResponse(AggregateShareResponse {
                 round: 3,
                 share: share.clone(),
+                helper_ledger: head(),
+                released_before: false,
             }),
             Message::CollectRequest(CollectRequest {
                 task_id: TaskId([1; 32]),

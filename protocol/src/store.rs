@@ -215,6 +215,9 @@ pub trait TaskStore: Send + Sync {
     /// Marks an open round closed (no more reports).
     fn close_round(&self, round: u32) -> Result<(), Self::Error>;
 
+    /// The highest round with a record, if any.
+    fn latest_round(&self) -> Result<Option<u32>, Self::Error>;
+
     /// The digest of the set of report ids aggregated into `round`
     /// ([`report_set_digest`]).
     fn report_set_digest(&self, round: u32) -> Result<[u8; 32], Self::Error>;
@@ -508,6 +511,10 @@ impl TaskStore for MemoryStore {
             r.status = RoundStatus::Closed;
         }
         Ok(())
+    }
+
+    fn latest_round(&self) -> Result<Option<u32>, StoreError> {
+        Ok(self.lock().rounds.keys().next_back().copied())
     }
 
     fn report_set_digest(&self, round: u32) -> Result<[u8; 32], StoreError> {

@@ -448,7 +448,7 @@ fn a_leader_cannot_rewrite_a_helpers_count_or_budget_receipt() {
         .unwrap();
     let honest = s
         .leader
-        .finish_collect(0, leader_share.clone(), vec![helper_share.clone()])
+        .finish_collect(&request, leader_share.clone(), vec![helper_share.clone()])
         .unwrap();
     assert_eq!(collector.open(0, &honest).unwrap().count, 1);
 
@@ -512,24 +512,34 @@ fn a_leader_refuses_to_forward_when_a_helper_records_more_than_it_does() {
         .leader
         .begin_collect(&collector.request(0), NOW, &mut s.rng)
         .unwrap();
-    let mut helper_share = s
+    let helper_share = s
         .helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
         .unwrap();
-    helper_share.share.ledger.entries += 3;
+    let mut ahead = helper_share.clone();
+    ahead.helper_ledger.entries += 3;
     let err = s
         .leader
-        .finish_collect(0, leader_share, vec![helper_share])
+        .finish_collect(&request, leader_share.clone(), vec![ahead])
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::LedgerRollback);
+    // A helper saying it had released the round before, when the leader had not.
+    let mut disagree = helper_share;
+    disagree.released_before = true;
+    let err = s
+        .leader
+        .finish_collect(&request, leader_share, vec![disagree])
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::LedgerRollback);
 }
 
 #[test]
-fn rounds_far_from_the_released_ones_are_refused_before_anything_is_stored() {
+fn rounds_far_ahead_of_the_known_ones_are_refused_before_anything_is_stored() {
     let mut s = setup();
+    aggregated_round(&mut s); // round 0 exists at both aggregators
     let cred = s.register();
     let client = Client::new(s.task.clone(), cred).unwrap();
-    let far = cairn_protocol::aggregator::ROUND_WINDOW;
+    let far = cairn_protocol::aggregator::ROUND_WINDOW + 1;
     let req = client
         .prepare_upload_quantised(far, &[1; DIM], &mut s.rng)
         .unwrap();
@@ -539,32 +549,154 @@ fn rounds_far_from_the_released_ones_are_refused_before_anything_is_stored() {
         s.leader.store().round(far).unwrap().is_none(),
         "nothing written"
     );
-    let job = JobInit {
-        task_id: s.task.id(),
-        job_id: JobId([8; 16]),
-        round: u32::MAX,
-        reports: Vec::new(),
+    // The helper likewise, for a job the leader should not have sent.
+    let (_, mut init) = {
+        let cred = s.register();
+        let client = Client::new(s.task.clone(), cred).unwrap();
+        let req = client
+            .prepare_upload_quantised(1, &[1; DIM], &mut s.rng)
+            .unwrap();
+        s.leader.handle_upload(req, NOW).unwrap();
+        let (id, mut inits) = s.leader.start_job(1, &mut s.rng).unwrap().unwrap();
+        (id, inits.remove(0))
     };
+    init.round = u32::MAX;
     assert_eq!(
-        s.helper.handle_job_init(&job, NOW).unwrap_err().code,
+        s.helper.handle_job_init(&init, NOW).unwrap_err().code,
         ErrorCode::RoundClosed
     );
     assert!(s.helper.store().round(u32::MAX).unwrap().is_none());
+    // An empty job is refused outright.
+    init.reports.clear();
+    init.round = 1;
+    assert_eq!(
+        s.helper.handle_job_init(&init, NOW).unwrap_err().code,
+        ErrorCode::BadMessage
+    );
 }
 
 #[test]
 fn the_helper_holds_a_bounded_number_of_prepared_jobs() {
     let mut s = setup();
+    let (_, init) = s.honest_job();
     for k in 0..(cairn_protocol::helper::MAX_OPEN_JOBS + 10) {
         let mut id = [0u8; 16];
         id[..8].copy_from_slice(&(k as u64).to_le_bytes());
-        let job = JobInit {
-            task_id: s.task.id(),
-            job_id: JobId(id),
-            round: 0,
-            reports: Vec::new(),
-        };
+        let mut job = init.clone();
+        job.job_id = JobId(id);
+        // Each job holds one report the helper cannot open: cheap, and still a job.
+        job.reports[0].sealed_share.payload[0] ^= 1;
         s.helper.handle_job_init(&job, NOW).unwrap();
     }
     assert_eq!(s.helper.open_jobs(), cairn_protocol::helper::MAX_OPEN_JOBS);
+}
+
+/// Runs one honest report through the leader, `s.helper` and `backup` (a copy of the
+/// helper's state taken after the job, before any release).
+fn round_with_backup(s: &mut Setup) -> Helper<MemoryStore> {
+    let backup = Helper::new(
+        s.task.clone(),
+        1,
+        Seed::from_bytes([9; 32]),
+        HpkeSecretKey::from_bytes(s.helper_key),
+        MemoryStore::new(),
+    )
+    .unwrap();
+    let mut backup = backup;
+    let cred = s.register();
+    backup
+        .store()
+        .add_client(cred.client_id(), &cred.key_for(1))
+        .unwrap();
+    let client = Client::new(s.task.clone(), cred).unwrap();
+    let req = client
+        .prepare_upload_quantised(0, &[3; DIM], &mut s.rng)
+        .unwrap();
+    s.leader.handle_upload(req, NOW).unwrap();
+    let (job_id, inits) = s.leader.start_job(0, &mut s.rng).unwrap().unwrap();
+    let resp = s.helper.handle_job_init(&inits[0], NOW).unwrap();
+    assert_eq!(backup.handle_job_init(&inits[0], NOW).unwrap(), resp);
+    let (cont, _) = s.leader.decide_job(job_id, &[resp]).unwrap();
+    let ack = s.helper.handle_job_continue(&cont).unwrap();
+    backup.handle_job_continue(&cont).unwrap();
+    s.leader.commit_job(job_id, &[ack]).unwrap();
+    backup
+}
+
+#[test]
+fn a_helper_restored_from_an_old_copy_does_not_release_a_round_again() {
+    let mut s = setup();
+    let mut backup = round_with_backup(&mut s);
+    let collector = collector_of(&s);
+    let cairn_protocol::leader::CollectStep::AskHelpers {
+        request,
+        leader_share,
+    } = s
+        .leader
+        .begin_collect(&collector.request(0), NOW, &mut s.rng)
+        .unwrap();
+    assert!(!request.leader_released_before);
+    let first = s
+        .helper
+        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
+        .unwrap();
+    s.leader
+        .finish_collect(&request, leader_share, vec![first])
+        .unwrap();
+
+    // The helper is restored from the copy taken before its release; the collector
+    // asks for round 0 again. The leader answers from its stored release; the restored
+    // helper must not release the round a second time with fresh noise (the collector
+    // could average the two noises away).
+    let cairn_protocol::leader::CollectStep::AskHelpers { request, .. } = s
+        .leader
+        .begin_collect(&collector.request(0), NOW, &mut s.rng)
+        .unwrap();
+    assert!(request.leader_released_before);
+    let err = backup
+        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::LedgerRollback, "{}", err.detail);
+    assert_eq!(
+        backup.store().ledger().unwrap().len(),
+        0,
+        "nothing released"
+    );
+    assert!(backup.store().release(0).unwrap().is_none());
+}
+
+#[test]
+fn a_helper_refuses_a_leader_that_has_forgotten_a_release() {
+    let mut s = setup();
+    aggregated_round(&mut s);
+    let collector = collector_of(&s);
+    let cairn_protocol::leader::CollectStep::AskHelpers { mut request, .. } = s
+        .leader
+        .begin_collect(&collector.request(0), NOW, &mut s.rng)
+        .unwrap();
+    s.helper
+        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
+        .unwrap();
+    // The same request again (its answer was lost): answered as the same exchange.
+    let resent = s
+        .helper
+        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
+        .unwrap();
+    assert!(!resent.released_before);
+    // A leader restored from an old copy releases round 0 afresh: a new ledger entry
+    // (another head) and no earlier release. The helper, which released the round
+    // before, refuses to hand out its share again.
+    request.leader_ledger.hash = [0x77; 32];
+    let err = s
+        .helper
+        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::LedgerRollback, "{}", err.detail);
+    // The honest retry (the leader had released it before) is answered as before.
+    request.leader_released_before = true;
+    let again = s
+        .helper
+        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
+        .unwrap();
+    assert!(again.released_before);
 }

@@ -347,7 +347,7 @@ impl World {
         }
         let resp = self
             .leader
-            .finish_collect(round, leader_share, shares)
+            .finish_collect(&request, leader_share, shares)
             .unwrap();
         let bytes = Message::CollectResponse(resp).encode();
         let Message::CollectResponse(resp) = Message::decode(&bytes, &limits).unwrap() else {
@@ -702,6 +702,7 @@ fn a_release_beyond_the_budget_is_refused_by_every_aggregator() {
             rho_total: 0.0,
             hash: [0; 32],
         },
+        leader_released_before: false,
     };
     let err = w.helpers[0]
         .handle_aggregate_share_request(&req, w.now, &mut rng)

@@ -21,8 +21,9 @@ pub enum ClientCommand {
     /// Example: `cairn client add deploy --count 3` writes deploy/clients/client-10.toml
     /// … client-12.toml (after the existing ones).
     Add(AddArgs),
-    /// Revoke a client at every aggregator: its reports are refused from now on (a
-    /// report already acknowledged is still counted).
+    /// Revoke a client at every aggregator: its reports are refused from now on, also
+    /// one already acknowledged by the leader but not yet verified (the helpers refuse
+    /// it when its job arrives).
     ///
     /// Example: `cairn client revoke deploy deploy/clients/client-3.toml`.
     Revoke(RevokeArgs),
