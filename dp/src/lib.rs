@@ -5,6 +5,8 @@
 //! - [`calibrate`]: σ for a target ρ or (ε, δ); per-client σ for the distributed discrete
 //!   Gaussian (KLS21, with the τ correction).
 //! - [`clip`]: L2 clipping of f32/f64 vectors.
+//! - [`rdp`]: Rényi DP of the Poisson-subsampled discrete Gaussian (record-level DP-SGD),
+//!   composition over a fixed order grid, the improved RDP → (ε, δ) conversion.
 //! - [`rounding`]: fixed point by unbiased randomised rounding; KLS21 conditional rounding.
 //! - [`sample`]: exact discrete Gaussian / discrete Laplace / Bernoulli(exp(−γ)) samplers.
 
@@ -12,6 +14,7 @@ pub mod accountant;
 pub mod budget;
 pub mod calibrate;
 pub mod clip;
+pub mod rdp;
 pub mod rounding;
 pub mod sample;
 
@@ -21,5 +24,6 @@ pub use accountant::{
 pub use budget::{Budget, BudgetError, BudgetExceeded, Receipt, Rho};
 pub use calibrate::{CalibrateError, client_sigma, sigma_for_epsilon, sigma_for_rho};
 pub use clip::{ClipError, clip_l2, l2_norm};
+pub use rdp::{RdpCurve, RdpError, epsilon_subsampled, sigma_for_epsilon_subsampled};
 pub use rounding::{RoundingError, conditional_round, inflated_norm_bound_sq, randomized_round};
 pub use sample::{DiscreteGaussian, DiscreteLaplace, Ratio, SampleError};

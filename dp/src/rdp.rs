@@ -1,0 +1,378 @@
+//! Rényi DP of the Poisson-subsampled discrete Gaussian, on a fixed grid of integer
+//! orders, its composition, and its conversion to (ε, δ).
+//!
+//! # The mechanism
+//! Every record of every data holder is included in a round independently with
+//! probability `q` (Poisson sampling); the sum of the included records' clipped,
+//! quantised vectors receives discrete Gaussian noise `N_Z(0, σ²)^d`. Two neighbouring
+//! datasets differ in one record, whose contribution `μ` is an integer vector with
+//! `‖μ‖₂ ≤ Δ`. Everything else (the other records, their sampling, the randomised
+//! rounding of the sum) is a common random shift; it enters both output distributions
+//! as a mixture with the same weights, which cannot increase a Rényi divergence
+//! (`exp((α−1)·D_α)` is jointly convex), so it suffices to bound the pair
+//! `P = N_Z(0, σ²)^d`, `Q = N_Z(μ, σ²)^d` and the subsampled pair built from it:
+//! `(M, P)` when the record is added and `(P, M)` when it is removed, with
+//! `M = (1 − q)·P + q·Q`.
+//!
+//! # The add direction, exactly, at integer orders
+//! With `L = Q/P = exp((2⟨μ, x⟩ − ‖μ‖²)/(2σ²))`,
+//! `A_α = E_P[(M/P)^α] = Σ_{k=0}^{α} C(α, k) (1 − q)^{α−k} q^k E_P[L^k]`.
+//! For an integer vector `kμ` the discrete Gaussian's moment generating function is the
+//! continuous one: `Σ_{x∈ℤ} exp(−(x − kμ_i)²/(2σ²)) = Σ_{x∈ℤ} exp(−x²/(2σ²))` (a shift
+//! by an integer permutes ℤ), hence `E_P[exp(k⟨μ, x⟩/σ²)] = exp(k²‖μ‖²/(2σ²))` and
+//!
+//! ```text
+//! A_α = Σ_{k=0}^{α} C(α, k) (1 − q)^{α−k} q^k exp((k² − k)·‖μ‖²/(2σ²)),
+//! ```
+//!
+//! increasing in `‖μ‖`, so `‖μ‖ = Δ` is the worst case. This is the closed form of
+//! Mironov, Talwar and Zhang (2019), *Rényi Differential Privacy of the Sampled Gaussian
+//! Mechanism*, §3.3, for the continuous Gaussian; the identity above carries it to the
+//! discrete Gaussian exactly (it is not an approximation of it).
+//!
+//! # The remove direction is no worse
+//! `B_α = E_M[(P/M)^α] ≤ A_α` for any pair swapped by an involution `φ`
+//! (`P∘φ = Q`, `Q∘φ = P`); here `φ(x) = μ − x`, which maps `ℤ^d` to itself. Proof: the
+//! involution gives `E_P[f(L)] = E_P[L·f(1/L)]`. With `u = (1 − q)L + q` and
+//! `v = 1 − q + qL`, `A_α = E_P[v^α] = E_P[L^{1−α} u^α]` and
+//! `B_α = E_P[v^{1−α}] = E_P[L^α u^{1−α}]`, so `2(A_α − B_α) = E_P[c(L)]` with
+//! `c(L) = u^α L^{1−α} − L^α u^{1−α} + v^α − v^{1−α}` and `c(L) = L·c(1/L)`. For `L ≤ 1`
+//! put `t = q(1 − L)`: `u = L + t`, `v = 1 − t ≥ L`, and `c(L) = h(L) − h(1 − t)` with
+//! `h(s) = F(s + t, s)`, `F(x, y) = x^α y^{1−α} − y^α x^{1−α}`. `h` is non-increasing:
+//! at `x/y = e^z ≥ 1`, `F_x + F_y = 2α·sinh((α − 1)z) − 2(α − 1)·sinh(αz) ≤ 0`, because
+//! `sinh(kz)/k` increases with `k`. So `c(L) ≥ 0` for `L ≤ 1`, and for `L > 1` by
+//! `c(L) = L·c(1/L)`. (`tests::the_remove_direction_is_dominated` checks `c ≥ 0` on a
+//! grid.) The order-`α` RDP of the subsampled mechanism is therefore
+//! `ε(α) = log(A_α)/(α − 1)` in both directions.
+//!
+//! # Composition and conversion
+//! RDP curves add up under composition (Mironov 2017, *Rényi Differential Privacy*,
+//! Proposition 1). A curve becomes (ε, δ)-DP by the improved conversion of Balle et al.
+//! (2020), *Hypothesis Testing Interpretations and Rényi Differential Privacy*,
+//! Theorem 21 (also Canonne, Kamath and Steinke 2020, Proposition 12):
+//! `ε(δ) = min_α [ε(α) + log(1 − 1/α) − (log δ + log α)/(α − 1)]`.
+//!
+//! # Orders and floating point
+//! The grid is the integers `2..=256` ([`ORDERS`]): the exactness above needs integer
+//! orders. Accountants that also use fractional orders in (1, 2) (Opacus,
+//! dp-accounting) report a lower ε only when the best order is below 2, which happens
+//! at very large ε (tens); `tests/rdp_vectors.rs` states the worst ratios. Every value
+//! is rounded up to the next `f64` after it is computed and after every addition, so a
+//! ledger that sums curves can only over-estimate what was spent.
+
+/// The smallest order of the grid.
+pub const MIN_ORDER: u32 = 2;
+/// The largest order of the grid.
+pub const MAX_ORDER: u32 = 256;
+/// Number of orders on the grid.
+pub const NUM_ORDERS: usize = (MAX_ORDER - MIN_ORDER + 1) as usize;
+
+/// The orders of the grid, ascending.
+pub fn orders() -> impl Iterator<Item = u32> {
+    MIN_ORDER..=MAX_ORDER
+}
+
+/// The orders, for documentation and reports: `2..=256`.
+pub const ORDERS: core::ops::RangeInclusive<u32> = MIN_ORDER..=MAX_ORDER;
+
+/// Errors of the RDP accountant.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RdpError {
+    /// The sampling rate is not in (0, 1].
+    #[error("the sampling rate must be in (0, 1], got {0}")]
+    SamplingRate(f64),
+    /// σ or the sensitivity is not positive and finite.
+    #[error("{0} must be positive and finite, got {1}")]
+    NotPositive(&'static str, f64),
+    /// δ is not in (0, 1).
+    #[error("δ must lie strictly between 0 and 1, got {0}")]
+    Delta(f64),
+    /// A curve of the wrong length (a stored curve that does not match the grid).
+    #[error("an RDP curve has {got} orders, the grid has {expected}")]
+    Length {
+        /// The grid's size.
+        expected: usize,
+        /// The curve's.
+        got: usize,
+    },
+    /// A value that is negative or NaN.
+    #[error("an RDP value is negative or NaN")]
+    BadValue,
+    /// No σ up to the search limit meets the target.
+    #[error("no σ up to {0} meets the target ε")]
+    Unreachable(f64),
+}
+
+/// An RDP curve: `ε(α)` for every order of the grid ([`ORDERS`]), never rounded down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RdpCurve(Vec<f64>);
+
+impl RdpCurve {
+    /// The zero curve (nothing spent).
+    pub fn zero() -> Self {
+        Self(vec![0.0; NUM_ORDERS])
+    }
+
+    /// A curve from stored values; refuses a wrong length, negatives and NaN.
+    pub fn from_values(values: Vec<f64>) -> Result<Self, RdpError> {
+        if values.len() != NUM_ORDERS {
+            return Err(RdpError::Length {
+                expected: NUM_ORDERS,
+                got: values.len(),
+            });
+        }
+        if values.iter().any(|v| v.is_nan() || *v < 0.0) {
+            return Err(RdpError::BadValue);
+        }
+        Ok(Self(values))
+    }
+
+    /// The values, one per order of the grid, ascending.
+    pub fn values(&self) -> &[f64] {
+        &self.0
+    }
+
+    /// The RDP of one release of the Poisson-subsampled discrete Gaussian with L2
+    /// sensitivity `sensitivity`, noise `sigma` and sampling rate `q` (module docs).
+    /// With `q = 1` it is `α·Δ²/(2σ²)`, the discrete Gaussian's own curve.
+    pub fn subsampled_discrete_gaussian(
+        sensitivity: f64,
+        sigma: f64,
+        q: f64,
+    ) -> Result<Self, RdpError> {
+        check_positive("sensitivity", sensitivity)?;
+        check_positive("σ", sigma)?;
+        if !(q > 0.0 && q <= 1.0) {
+            return Err(RdpError::SamplingRate(q));
+        }
+        let c = sensitivity * sensitivity / (2.0 * sigma * sigma);
+        let values = orders()
+            .map(|alpha| round_up(order_value(alpha, q, c)))
+            .collect();
+        Ok(Self(values))
+    }
+
+    /// This curve composed with `other` (values added, rounded up).
+    pub fn compose(&self, other: &RdpCurve) -> RdpCurve {
+        RdpCurve(
+            self.0
+                .iter()
+                .zip(&other.0)
+                .map(|(a, b)| round_up(a + b))
+                .collect(),
+        )
+    }
+
+    /// `rounds` compositions of this curve.
+    pub fn times(&self, rounds: u64) -> RdpCurve {
+        RdpCurve(self.0.iter().map(|v| round_up(v * rounds as f64)).collect())
+    }
+
+    /// ε at `delta`, and the order that attains it (module docs, Balle et al. 2020
+    /// Theorem 21). Never negative.
+    pub fn epsilon(&self, delta: f64) -> Result<(f64, u32), RdpError> {
+        if !(delta > 0.0 && delta < 1.0) {
+            return Err(RdpError::Delta(delta));
+        }
+        let mut best = (f64::INFINITY, MIN_ORDER);
+        for (alpha, rdp) in orders().zip(&self.0) {
+            let a = f64::from(alpha);
+            let eps = rdp + (-1.0 / a).ln_1p() - (delta.ln() + a.ln()) / (a - 1.0);
+            if eps < best.0 {
+                best = (eps, alpha);
+            }
+        }
+        Ok((round_up(best.0.max(0.0)), best.1))
+    }
+}
+
+/// ε of `rounds` releases of the subsampled discrete Gaussian, at `delta`.
+pub fn epsilon_subsampled(
+    sensitivity: f64,
+    sigma: f64,
+    q: f64,
+    rounds: u64,
+    delta: f64,
+) -> Result<f64, RdpError> {
+    Ok(
+        RdpCurve::subsampled_discrete_gaussian(sensitivity, sigma, q)?
+            .times(rounds)
+            .epsilon(delta)?
+            .0,
+    )
+}
+
+/// The smallest σ (to a relative precision of 1e−6, rounded up) whose `rounds`
+/// releases at sampling rate `q` spend at most `epsilon` at `delta`.
+pub fn sigma_for_epsilon_subsampled(
+    epsilon: f64,
+    delta: f64,
+    sensitivity: f64,
+    q: f64,
+    rounds: u64,
+) -> Result<f64, RdpError> {
+    check_positive("ε", epsilon)?;
+    check_positive("sensitivity", sensitivity)?;
+    let spends = |sigma: f64| epsilon_subsampled(sensitivity, sigma, q, rounds.max(1), delta);
+    let limit = sensitivity * 1e9;
+    let (mut lo, mut hi) = (sensitivity * 1e-6, sensitivity);
+    while spends(hi)? > epsilon {
+        hi *= 2.0;
+        if hi > limit {
+            return Err(RdpError::Unreachable(limit));
+        }
+    }
+    while hi / lo > 1.0 + 1e-6 {
+        let mid = (lo * hi).sqrt();
+        if spends(mid)? > epsilon {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    Ok(hi)
+}
+
+/// `ε(α) = log(A_α)/(α − 1)` with `c = Δ²/(2σ²)` (module docs), by log-sum-exp.
+fn order_value(alpha: u32, q: f64, c: f64) -> f64 {
+    let a = f64::from(alpha);
+    if q >= 1.0 {
+        return a * c;
+    }
+    let (log_q, log_1mq) = (q.ln(), (-q).ln_1p());
+    let mut log_binom = 0.0f64; // log C(α, 0)
+    let mut terms = Vec::with_capacity(alpha as usize + 1);
+    for k in 0..=alpha {
+        if k > 0 {
+            log_binom += f64::from(alpha - k + 1).ln() - f64::from(k).ln();
+        }
+        let kf = f64::from(k);
+        terms.push(log_binom + (a - kf) * log_1mq + kf * log_q + (kf * kf - kf) * c);
+    }
+    let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let log_a = max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln();
+    // A_α ≥ 1 (Rényi divergences are non-negative); rounding cannot take it below.
+    (log_a / (a - 1.0)).max(0.0)
+}
+
+/// A relative margin far above the error of the log-sum-exp, so rounded values stay
+/// upper bounds.
+fn round_up(v: f64) -> f64 {
+    if v == 0.0 {
+        0.0
+    } else {
+        (v * (1.0 + 1e-12)).next_up()
+    }
+}
+
+fn check_positive(what: &'static str, v: f64) -> Result<(), RdpError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(RdpError::NotPositive(what, v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_subsampling_the_curve_is_the_discrete_gaussians() {
+        let c = RdpCurve::subsampled_discrete_gaussian(3.0, 2.0, 1.0).unwrap();
+        for (alpha, v) in orders().zip(c.values()) {
+            let exact = f64::from(alpha) * 9.0 / 8.0;
+            assert!(
+                (v - exact).abs() <= 1e-11 * exact,
+                "{alpha}: {v} vs {exact}"
+            );
+            assert!(*v >= exact, "rounded up");
+        }
+        // The sum form agrees with the closed form as q → 1.
+        let near = RdpCurve::subsampled_discrete_gaussian(3.0, 2.0, 1.0 - 1e-12).unwrap();
+        for (a, b) in c.values().iter().zip(near.values()).take(20) {
+            assert!((a - b).abs() <= 1e-6 * a, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn order_two_matches_its_closed_form() {
+        // A_2 = (1 − q)² + 2q(1 − q) + q² e^{Δ²/σ²} = 1 + q²(e^{Δ²/σ²} − 1).
+        let (q, s) = (0.05f64, 1.3f64);
+        let c = RdpCurve::subsampled_discrete_gaussian(1.0, s, q).unwrap();
+        let exact = (q * q * ((1.0 / (s * s)).exp() - 1.0)).ln_1p();
+        let got = c.values()[0];
+        assert!(
+            got >= exact && got <= exact * (1.0 + 1e-10),
+            "{got} vs {exact}"
+        );
+    }
+
+    #[test]
+    fn the_remove_direction_is_dominated() {
+        // c(L) ≥ 0 (module docs) on a grid of q, α and L, up to rounding.
+        for q in [1e-4, 1e-3, 0.01, 0.1, 0.3, 0.5, 0.9, 0.999] {
+            for alpha in [1.01f64, 1.5, 2.0, 3.0, 8.0, 32.0, 256.0] {
+                for z in -200..=200 {
+                    let l = (f64::from(z) / 10.0).exp();
+                    let u = (1.0 - q) * l + q;
+                    let v = 1.0 - q + q * l;
+                    let terms = [
+                        u.powf(alpha) * l.powf(1.0 - alpha),
+                        -(l.powf(alpha) * u.powf(1.0 - alpha)),
+                        v.powf(alpha),
+                        -v.powf(1.0 - alpha),
+                    ];
+                    if terms.iter().any(|t| !t.is_finite()) {
+                        continue;
+                    }
+                    let c: f64 = terms.iter().sum();
+                    let scale: f64 = terms.iter().map(|t| t.abs()).sum();
+                    assert!(c >= -1e-12 * scale, "q {q}, α {alpha}, L {l}: {c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn composition_adds_and_epsilon_falls_with_delta() {
+        let one = RdpCurve::subsampled_discrete_gaussian(1.0, 1.0, 0.1).unwrap();
+        let two = one.compose(&one);
+        for (t, o) in two.values().iter().zip(one.values()) {
+            assert!(
+                *t >= 2.0 * o && *t <= 2.0 * o * (1.0 + 1e-11),
+                "{t} vs 2·{o}"
+            );
+        }
+        assert_eq!(one.times(2).values().len(), NUM_ORDERS);
+        let (e5, _) = two.epsilon(1e-5).unwrap();
+        let (e9, _) = two.epsilon(1e-9).unwrap();
+        assert!(e9 > e5 && e5 > 0.0);
+        assert!(RdpCurve::zero().epsilon(0.5).unwrap().0 >= 0.0);
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        assert!(matches!(
+            RdpCurve::subsampled_discrete_gaussian(1.0, 1.0, 0.0),
+            Err(RdpError::SamplingRate(_))
+        ));
+        assert!(RdpCurve::subsampled_discrete_gaussian(1.0, 1.0, 1.5).is_err());
+        assert!(RdpCurve::subsampled_discrete_gaussian(1.0, 1.0, f64::NAN).is_err());
+        assert!(RdpCurve::subsampled_discrete_gaussian(1.0, 0.0, 0.5).is_err());
+        assert!(RdpCurve::subsampled_discrete_gaussian(-1.0, 1.0, 0.5).is_err());
+        assert!(RdpCurve::zero().epsilon(0.0).is_err());
+        assert!(RdpCurve::from_values(vec![0.0; 3]).is_err());
+        assert!(RdpCurve::from_values(vec![-1.0; NUM_ORDERS]).is_err());
+    }
+
+    #[test]
+    fn calibration_meets_the_target_and_not_by_much() {
+        let sigma = sigma_for_epsilon_subsampled(1.0, 1e-6, 1.0, 0.01, 1000).unwrap();
+        let eps = epsilon_subsampled(1.0, sigma, 0.01, 1000, 1e-6).unwrap();
+        assert!(eps <= 1.0, "{eps}");
+        let tighter = epsilon_subsampled(1.0, sigma * 0.999, 0.01, 1000, 1e-6).unwrap();
+        assert!(tighter > 0.99, "{tighter}");
+    }
+}
