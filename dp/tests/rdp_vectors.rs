@@ -47,7 +47,10 @@ struct Case {
     rdp_best_order: Option<f64>,
 }
 
-fn cases() -> BTreeMap<(u64, u64, u64, u64, u64), (Vector, Case)> {
+/// A case's parameters as bits: σ, Δ, q, T, δ.
+type CaseKey = (u64, u64, u64, u64, u64);
+
+fn cases() -> BTreeMap<CaseKey, (Vector, Case)> {
     let file: File = serde_json::from_str(include_str!(
         "../testvectors/poisson_subsampled_gaussian.json"
     ))
