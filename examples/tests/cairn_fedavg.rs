@@ -1,4 +1,4 @@
-//! FedAvg on the real shared KEEL data through real Cairn nodes (a leader and a helper
+//! FedAvg on the real KEEL data through real Cairn nodes (a leader and a helper
 //! on loopback, the client SDK), with the noise off: the released sums equal the
 //! plaintext sums of what was submitted within the fixed-point rounding bound, the
 //! standardisation statistics come through exactly, and the model learns.
@@ -17,7 +17,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
 fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/kddcup99-keel")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel")
 }
 
 /// Keeps every submission and release of the wrapped backend.

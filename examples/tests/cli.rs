@@ -7,7 +7,7 @@ use std::process::Command;
 
 #[test]
 fn binary_runs_plaintext_and_cairn_runs() {
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/kddcup99-keel");
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel");
     let out = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
         .args(["--rounds", "2", "--epsilon", "4", "--data"])

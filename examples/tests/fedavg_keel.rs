@@ -1,4 +1,4 @@
-//! A short federated run on the real shared KEEL data (tests may read `../shared`).
+//! A short federated run on the real KEEL data (vendored in `examples/data`).
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::path::PathBuf;
@@ -13,7 +13,7 @@ use cairn_examples::{
 };
 
 fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/kddcup99-keel")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel")
 }
 
 #[test]

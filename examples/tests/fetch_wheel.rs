@@ -10,7 +10,7 @@ use cairn_examples::data::fetch::{
 use cairn_examples::data::keel::KEEL_FILES;
 
 fn shared_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/kddcup99-keel")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel")
 }
 
 /// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320), as the zip format requires.

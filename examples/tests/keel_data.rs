@@ -1,4 +1,4 @@
-//! The KEEL loader and the pins on the real shared data (`../shared`, tests only).
+//! The KEEL loader and the pins on the real data vendored in `examples/data/kddcup99-keel`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
@@ -8,10 +8,10 @@ use cairn_examples::data::keel::{AttackClass, KEEL_FILES, parse_keel};
 use cairn_examples::data::load_keel_dir;
 
 fn shared_dir() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/kddcup99-keel");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel");
     assert!(
         dir.is_dir(),
-        "the shared KEEL data is expected at {} (shared/ beside the repository)",
+        "the KEEL data is expected at {} (vendored in the repository)",
         dir.display()
     );
     dir
@@ -28,7 +28,7 @@ fn shared_files_match_their_pins() {
 #[test]
 fn per_file_class_counts_match_the_readme() {
     let dir = shared_dir();
-    // (positive, negative) counts from shared/data/kddcup99-keel/README.md.
+    // (positive, negative) counts from examples/data/kddcup99-keel/README.md.
     let expected = [(30, 2203), (53, 1589), (21, 1040), (21, 1589), (22, 2203)];
     for (spec, (pos, neg)) in KEEL_FILES.iter().zip(expected) {
         let text = std::fs::read_to_string(dir.join(spec.file_name)).unwrap();
