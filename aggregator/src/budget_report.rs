@@ -14,7 +14,15 @@
 //! zCDP composes additively (Bun–Steinke 2016, Lemma 2.3), so the running ρ after k
 //! releases is the sum of their ρ and ε is recomputed from it, never summed.
 //!
-//! The header states the trust assumption under which the numbers are a guarantee:
+//! Record-level tasks (`unit = "record"`) are accounted with Rényi DP instead: each
+//! ledger entry carries the RDP curve of its release (the Poisson-subsampled discrete
+//! Gaussian, [`cairn_dp::rdp`]); the running ε after k releases is the conversion of
+//! the sum of their curves (Mironov 2017, Proposition 1; Balle et al. 2020,
+//! Theorem 21), and the ρ columns stay 0.
+//!
+//! The header states the unit of privacy (each organisation's whole participation, or
+//! each record), the accountant, and the trust assumption under which the numbers are a
+//! guarantee:
 //! with aggregator noise, one honest aggregator suffices; with client noise,
 //! `min_honest_clients` honest clients are needed; without noise there is none.
 //!
@@ -24,7 +32,8 @@
 use std::path::Path;
 
 use cairn_dp::accountant::{epsilon_simple, epsilon_tight};
-use cairn_protocol::config::{NoisePlacement, TaskConfig};
+use cairn_dp::rdp::RdpCurve;
+use cairn_protocol::config::{NoisePlacement, PrivacyUnit, TaskConfig};
 use cairn_protocol::ledger::{Ledger, LedgerEntry, LedgerError};
 use cairn_protocol::privacy::{Privacy, signal_sensitivity};
 use cairn_protocol::store::TaskStore;
@@ -86,6 +95,15 @@ pub struct BudgetReport {
     pub rho_budget: Option<f64>,
     /// The condition under which the ε figures are a guarantee.
     pub trust_assumption: String,
+    /// What one unit of privacy is: `client` (each organisation's whole participation)
+    /// or `record` (each record of each organisation).
+    pub unit: String,
+    /// The unit in words.
+    pub unit_of_privacy: String,
+    /// The accountant and its parameters, in words.
+    pub accountant: String,
+    /// Record level: the per-record Poisson sampling rate.
+    pub sampling_rate: Option<f64>,
     /// The releases, oldest first.
     pub releases: Vec<ReleaseRow>,
 }
@@ -113,7 +131,8 @@ pub struct ReleaseRow {
     pub rho_total: f64,
     /// ε at δ after this release, tight CKS20 conversion.
     pub epsilon: f64,
-    /// ε at δ after this release, simple bound ρ + 2√(ρ ln 1/δ).
+    /// ε at δ after this release, simple bound ρ + 2√(ρ ln 1/δ) (zCDP ledgers; the
+    /// same as `epsilon` in RDP ledgers).
     pub epsilon_simple: f64,
     /// ε left in the budget after this release (`None` without noise).
     pub epsilon_remaining: Option<f64>,
@@ -165,9 +184,18 @@ impl BudgetReport {
             0.0
         };
         let epsilon_budget = has_noise.then(|| privacy.epsilon_budget());
+        let record_level = task.unit() == PrivacyUnit::Record;
+        let mut composed = RdpCurve::zero();
         let mut releases = Vec::with_capacity(entries.len());
         for e in entries {
-            let (epsilon, simple) = if has_noise && e.rho_total > 0.0 {
+            let (epsilon, simple) = if let Some(curve) = &e.rdp {
+                composed = composed.compose(curve);
+                let eps = composed
+                    .epsilon(delta)
+                    .map_err(|err| BudgetReportError::Accounting(err.to_string()))?
+                    .0;
+                (eps, eps)
+            } else if has_noise && e.rho_total > 0.0 {
                 let accounting = |r: Result<f64, _>| {
                     r.map_err(|err: cairn_dp::accountant::AccountantError| {
                         BudgetReportError::Accounting(err.to_string())
@@ -205,8 +233,12 @@ impl BudgetReport {
             sensitivity: sensitivity(task, placement),
             delta,
             epsilon_budget,
-            rho_budget: has_noise.then(|| privacy.rho_budget()),
+            rho_budget: (has_noise && !record_level).then(|| privacy.rho_budget()),
             trust_assumption: trust_assumption(task, placement),
+            unit: if record_level { "record" } else { "client" }.to_owned(),
+            unit_of_privacy: unit_of_privacy(task),
+            accountant: accountant(task, placement),
+            sampling_rate: record_level.then(|| task.sampling_rate()),
             releases,
         })
     }
@@ -231,8 +263,17 @@ impl BudgetReport {
             self.aggregator_index,
             self.aggregators
         ));
+        out.push_str(&format!("Unit of privacy: {}\n", self.unit_of_privacy));
         out.push_str(&format!("Trust assumption: {}\n", self.trust_assumption));
+        out.push_str(&format!("Accountant: {}\n", self.accountant));
         match (self.epsilon_budget, self.rho_budget) {
+            (Some(eps), None) => out.push_str(&format!(
+                "Noise: {}, σ = {}, sensitivity Δ = {} per record; budget ε = {eps} at δ = {}\n",
+                self.noise,
+                fmt_opt(self.sigma, 3),
+                self.sensitivity,
+                crate::report_html::fmt_delta(self.delta)
+            )),
             (Some(eps), Some(rho)) => out.push_str(&format!(
                 "Noise: {}, σ = {}, sensitivity Δ = {}; budget ε = {eps} at δ = {} (ρ = {rho:.6}); \
                  zCDP accounting, ε by the tight CKS20 conversion (simple bound beside it)\n",
@@ -348,13 +389,51 @@ pub fn trust_assumption(task: &TaskConfig, placement: NoisePlacement) -> String 
     }
 }
 
-/// The sensitivity the task's accounting uses ([`cairn_protocol::privacy`]): the norm
-/// bound B with aggregator noise (the proof bounds every report by B), the signal bound
-/// Δ = C·2^f + √d with client noise only.
+/// The sensitivity the task's accounting uses ([`cairn_protocol::privacy`]): per record
+/// Δ = C·2^f + √d at record level; at client level the norm bound B with aggregator
+/// noise (the proof bounds every report by B, or max(B, Δ) without a proof), the signal
+/// bound Δ with client noise only.
 fn sensitivity(task: &TaskConfig, placement: NoisePlacement) -> f64 {
-    match placement {
-        NoisePlacement::Client => signal_sensitivity(task),
-        _ => task.norm_bound() as f64,
+    match (task.unit(), placement) {
+        (PrivacyUnit::Record, _) | (_, NoisePlacement::Client) => signal_sensitivity(task),
+        _ => cairn_protocol::privacy::aggregator_sensitivity(task),
+    }
+}
+
+/// The unit of privacy in words.
+pub fn unit_of_privacy(task: &TaskConfig) -> String {
+    match task.unit() {
+        PrivacyUnit::Client => "each organisation's whole participation (one report per \
+                                 client and round; the ε bounds what the releases reveal \
+                                 about any one client's data as a whole)"
+            .to_owned(),
+        PrivacyUnit::Record => format!(
+            "each record of each organisation (records Poisson-sampled at q = {} per round, \
+             at most {} per report; the ε bounds what the releases reveal about any one \
+             record)",
+            task.sampling_rate(),
+            task.max_records_per_report()
+        ),
+    }
+}
+
+/// The accountant in words.
+pub fn accountant(task: &TaskConfig, placement: NoisePlacement) -> String {
+    match (task.unit(), placement) {
+        (_, NoisePlacement::None) => "none (no noise, no guarantee)".to_owned(),
+        (PrivacyUnit::Record, _) => format!(
+            "Rényi DP of the Poisson-subsampled discrete Gaussian (q = {}), integer orders \
+             {}..={}, curves composed by addition, ε by the conversion of Balle et al. 2020 \
+             (Theorem 21)",
+            task.sampling_rate(),
+            cairn_dp::rdp::MIN_ORDER,
+            cairn_dp::rdp::MAX_ORDER
+        ),
+        (PrivacyUnit::Client, _) => {
+            "zCDP (ρ adds up), ε by the tight conversion of Canonne–Kamath–Steinke 2020 \
+             (Corollary 13)"
+                .to_owned()
+        }
     }
 }
 

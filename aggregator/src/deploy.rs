@@ -62,6 +62,9 @@ pub struct InitParams {
     pub max_clients: u32,
     /// Client credentials to write (each registered at every aggregator).
     pub clients: u32,
+    /// Record level: `Some((sampling rate q, max records per report m))`; `None` for a
+    /// client-level task.
+    pub record_level: Option<(f64, u32)>,
     /// The leader's port; helper `i` listens on `base_port + i`.
     pub base_port: u16,
     /// Listen address of every node.
@@ -83,6 +86,7 @@ impl Default for InitParams {
             min_clients: 10,
             max_clients: 100_000,
             clients: 10,
+            record_level: None,
             base_port: 7100,
             host: std::net::IpAddr::from([127, 0, 0, 1]),
             name: "cairn-task".into(),
@@ -330,35 +334,52 @@ fn task_toml(params: &InitParams, collector_pk: &str, aggregators: &str) -> anyh
             min = params.min_clients,
             max = params.max_clients,
         );
+        let unit = match params.record_level {
+            Some((q, m)) => {
+                format!("unit = \"record\"\nsampling_rate = {q:?}\nmax_records_per_report = {m}\n")
+            }
+            None => String::new(),
+        };
         let privacy = if params.noise == NoisePlacement::None {
-            "[privacy]\nnoise = \"none\"\n".to_owned()
+            format!("[privacy]\nnoise = \"none\"\n{unit}")
         } else {
-            // Sensitivity is the task's norm bound, known only once the task parses:
-            // first parse without noise to learn B, then calibrate σ.
+            // Sensitivity is the task's norm bound (client level) or the per-record
+            // bound (record level), known only once the task parses: first parse
+            // without noise to learn it, then calibrate σ.
             let probe = format!(
-                "{base}\n[privacy]\nnoise = \"none\"\n\n[collector]\nhpke_public_key = \"{collector_pk}\"\n{aggregators}"
+                "{base}\n[privacy]\nnoise = \"none\"\n{unit}\n[collector]\nhpke_public_key = \"{collector_pk}\"\n{aggregators}"
             );
-            let b = match TaskConfig::from_toml(&probe) {
-                Ok(t) => t.norm_bound() as f64,
+            let probe = match TaskConfig::from_toml(&probe) {
+                Ok(t) => t,
                 Err(e) => {
                     last_error = Some(e.to_string());
                     continue;
                 }
             };
-            let sigma = cairn_dp::calibrate::sigma_for_epsilon(
-                params.epsilon,
-                params.delta,
-                b,
-                params.rounds,
-            )
-            .context("calibrating σ for the budget")?;
+            let sigma = match params.record_level {
+                Some((q, _)) => cairn_dp::rdp::sigma_for_epsilon_subsampled(
+                    params.epsilon,
+                    params.delta,
+                    cairn_protocol::privacy::signal_sensitivity(&probe),
+                    q,
+                    params.rounds,
+                )
+                .context("calibrating σ for the budget")?,
+                None => cairn_dp::calibrate::sigma_for_epsilon(
+                    params.epsilon,
+                    params.delta,
+                    probe.norm_bound() as f64,
+                    params.rounds,
+                )
+                .context("calibrating σ for the budget")?,
+            };
             let honest = if matches!(params.noise, NoisePlacement::Client | NoisePlacement::Both) {
                 format!("min_honest_clients = {}\n", params.min_clients)
             } else {
                 String::new()
             };
             format!(
-                "[privacy]\nnoise = \"{noise}\"\nsigma = {sigma:?}\nepsilon = {:?}\ndelta = {:?}\n{honest}",
+                "[privacy]\nnoise = \"{noise}\"\nsigma = {sigma:?}\nepsilon = {:?}\ndelta = {:?}\n{honest}{unit}",
                 params.epsilon, params.delta
             )
         };

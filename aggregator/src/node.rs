@@ -180,14 +180,19 @@ pub async fn start(setup: NodeSetup) -> anyhow::Result<RunningNode> {
     let task_hex = setup.task.id().to_hex();
     let privacy = Privacy::for_task(&setup.task)
         .map_err(|e| anyhow::anyhow!("the task's privacy settings: {e}"))?;
-    let rho_spent = store
-        .ledger()
-        .context("reading the ledger")?
-        .last()
-        .map_or(0.0, |e| e.rho_total);
+    let ledger = cairn_protocol::ledger::Ledger::from_entries_with(
+        setup.task.id(),
+        &privacy.ledger_budget(),
+        store.ledger().context("reading the ledger")?,
+    )
+    .map_err(|e| anyhow::anyhow!("the ledger does not verify: {e}"))?;
+    let epsilon_spent = match ledger.rdp_epsilon_spent() {
+        Some((eps, _)) => eps,
+        None => privacy.epsilon_of_rho(ledger.rho_spent()),
+    };
     metrics.set_epsilon_remaining(
         &task_hex,
-        (privacy.epsilon_budget() - privacy.epsilon_of_rho(rho_spent)).max(0.0),
+        (privacy.epsilon_budget() - epsilon_spent).max(0.0),
     );
     let metrics_endpoint = setup
         .config

@@ -67,7 +67,31 @@ pub fn render(report: &BudgetReport) -> String {
     let mut item = |k: &str, v: String| {
         let _ = write!(h, "<dt>{}</dt><dd>{}</dd>", escape(k), escape(&v));
     };
+    item("unit of privacy", report.unit_of_privacy.clone());
+    item("accountant", report.accountant.clone());
     item("noise placement", report.noise.clone());
+    if let (Some(eps), None) = (report.epsilon_budget, report.rho_budget) {
+        item(
+            "σ (quantised units)",
+            report.sigma.map_or("-".into(), |s| format!("{s:.3}")),
+        );
+        item(
+            "sensitivity Δ per record",
+            format!("{}", report.sensitivity),
+        );
+        item(
+            "budget",
+            format!("ε = {eps} at δ = {}", fmt_delta(report.delta)),
+        );
+        item(
+            "spent",
+            format!(
+                "ε = {:.4} in {} releases",
+                report.epsilon_spent(),
+                report.releases.len()
+            ),
+        );
+    }
     if let (Some(eps), Some(rho)) = (report.epsilon_budget, report.rho_budget) {
         item(
             "σ (quantised units)",

@@ -15,6 +15,7 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use cairn_dp::rdp::RdpCurve;
 use cairn_protocol::auth::{ClientId, ClientKey, ClientRecord};
 use cairn_protocol::clock::Time;
 use cairn_protocol::config::TaskId;
@@ -112,7 +113,7 @@ CREATE TABLE IF NOT EXISTS rounds (
 CREATE TABLE IF NOT EXISTS ledger (
     task BLOB NOT NULL, seq INTEGER NOT NULL, round INTEGER NOT NULL, time INTEGER NOT NULL,
     report_count INTEGER NOT NULL, rho_bits INTEGER NOT NULL, rho_total_bits INTEGER NOT NULL,
-    prev_hash BLOB NOT NULL, hash BLOB NOT NULL,
+    rdp BLOB, prev_hash BLOB NOT NULL, hash BLOB NOT NULL,
     PRIMARY KEY (task, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS releases (
     task BLOB NOT NULL, round INTEGER NOT NULL, payload BLOB NOT NULL,
@@ -705,7 +706,7 @@ impl TaskStore for SqliteTaskStore {
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash \
+            "SELECT seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp \
              FROM ledger WHERE task = ?1 ORDER BY seq",
         )?;
         let rows = stmt.query_map(params![self.t()], |r| {
@@ -718,11 +719,25 @@ impl TaskStore for SqliteTaskStore {
                 r.get::<_, i64>(5)?,
                 r.get::<_, Vec<u8>>(6)?,
                 r.get::<_, Vec<u8>>(7)?,
+                r.get::<_, Option<Vec<u8>>>(8)?,
             ))
         })?;
         let mut entries = Vec::new();
         for row in rows {
-            let (seq, round, time, report_count, rho, rho_total, prev, hash) = row?;
+            let (seq, round, time, report_count, rho, rho_total, prev, hash, rdp) = row?;
+            let rdp = rdp
+                .map(|blob| {
+                    if !blob.len().is_multiple_of(8) {
+                        return Err(StoreError::Corrupt("ledger rdp curve".into()));
+                    }
+                    let values = blob
+                        .chunks_exact(8)
+                        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
+                        .collect();
+                    RdpCurve::from_values(values)
+                        .map_err(|e| StoreError::Corrupt(format!("ledger rdp curve: {e}")))
+                })
+                .transpose()?;
             entries.push(LedgerEntry {
                 seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("ledger seq".into()))?,
                 round,
@@ -732,6 +747,7 @@ impl TaskStore for SqliteTaskStore {
                 report_count,
                 rho: f64::from_bits(rho as u64),
                 rho_total: f64::from_bits(rho_total as u64),
+                rdp,
                 prev_hash: to_array(&prev, "ledger prev_hash")?,
                 hash: to_array(&hash, "ledger hash")?,
             });
@@ -743,8 +759,8 @@ impl TaskStore for SqliteTaskStore {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         tx.execute(
-            "INSERT INTO ledger (task, seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO ledger (task, seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 self.t(),
                 i64::try_from(entry.seq).map_err(|_| StoreError::Corrupt("ledger seq".into()))?,
@@ -754,7 +770,12 @@ impl TaskStore for SqliteTaskStore {
                 entry.rho.to_bits() as i64,
                 entry.rho_total.to_bits() as i64,
                 entry.prev_hash,
-                entry.hash
+                entry.hash,
+                entry.rdp.as_ref().map(|c| c
+                    .values()
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect::<Vec<u8>>())
             ],
         )?;
         tx.execute(
@@ -976,6 +997,35 @@ mod tests {
         let fresh = dir.path().join("new.sqlite");
         drop(SqliteStore::open(&fresh).unwrap());
         SqliteStore::open(&fresh).unwrap();
+    }
+
+    #[test]
+    fn an_rdp_ledger_entry_survives_reopening_the_file() {
+        use cairn_protocol::ledger::{Ledger, LedgerBudget, ReleaseCost};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.sqlite");
+        let task = TaskId([8; 32]);
+        let budget = LedgerBudget::Rdp {
+            epsilon: 5.0,
+            delta: 1e-6,
+        };
+        let curve = RdpCurve::subsampled_discrete_gaussian(1.0, 1.5, 0.1).unwrap();
+        let mut ledger = Ledger::with_budget(task, &budget).unwrap();
+        {
+            let s = SqliteStore::open(&path).unwrap().task(task, 3);
+            s.open_round(0, Time(1), 3).unwrap();
+            let e = ledger
+                .prepare(0, ReleaseCost::Rdp(curve.clone()), 4, Time(2))
+                .unwrap();
+            s.commit_release(&e, b"sealed").unwrap();
+            ledger.commit(e).unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap().task(task, 3);
+        let entries = s.ledger().unwrap();
+        assert_eq!(entries, ledger.entries());
+        assert_eq!(entries[0].rdp.as_ref(), Some(&curve));
+        let reloaded = Ledger::from_entries_with(task, &budget, entries).unwrap();
+        assert_eq!(reloaded.rdp_epsilon_spent(), ledger.rdp_epsilon_spent());
     }
 
     #[test]

@@ -307,3 +307,142 @@ fn bad_input_exits_with_an_error() {
         assert!(!out.stderr.is_empty());
     }
 }
+
+/// `--sampling-rate`: the RDP accountant of the subsampled discrete Gaussian, against
+/// the canonical DP-SGD row of section B2 (Opacus 1.6.0: ε = 2.59656 at best order 8.1;
+/// the integer grid gives order 8, within 0.1%).
+#[test]
+fn sampled_epsilon_and_sigma_json() {
+    let q = (256.0f64 / 60_000.0).to_string();
+    let out = json(&[
+        "dp",
+        "epsilon",
+        "--sigma",
+        "1.1",
+        "--sensitivity",
+        "1",
+        "--rounds",
+        "14062",
+        "--delta",
+        "1e-5",
+        "--sampling-rate",
+        &q,
+        "--format",
+        "json",
+    ]);
+    let eps = out["epsilon"].as_f64().unwrap();
+    assert!((2.596_555..=2.596_555 * 1.001).contains(&eps), "{eps}");
+    assert!(out["rho"].is_null() && out["epsilon_simple"].is_null());
+    assert_eq!(out["accountant"], "rdp");
+    assert_eq!(out["order"], 8);
+    let back = json(&[
+        "dp",
+        "sigma",
+        "--epsilon",
+        &eps.to_string(),
+        "--delta",
+        "1e-5",
+        "--rounds",
+        "14062",
+        "--sensitivity",
+        "1",
+        "--sampling-rate",
+        &q,
+        "--format",
+        "json",
+    ]);
+    let sigma = back["sigma"].as_f64().unwrap();
+    assert!(sigma <= 1.1 * (1.0 + 1e-5) && sigma > 1.09, "{sigma}");
+    for bad in ["0", "1.5", "-1", "nan"] {
+        let flag = format!("--sampling-rate={bad}");
+        let out = cairn(&[
+            "dp",
+            "epsilon",
+            "--sigma",
+            "1",
+            "--sensitivity",
+            "1",
+            "--delta",
+            "1e-5",
+            &flag,
+        ]);
+        assert!(!out.status.success(), "{bad}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("sampling"),
+            "{bad}"
+        );
+    }
+}
+
+/// `cairn init --unit record` writes a record-level task whose budget report states
+/// the unit of privacy and the RDP accountant.
+#[test]
+fn init_writes_a_record_level_task_and_the_report_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let deploy = dir.path().join("d");
+    let d = deploy.to_str().unwrap();
+    let out = cairn(&[
+        "init",
+        d,
+        "--dim",
+        "20",
+        "--clients",
+        "3",
+        "--min-clients",
+        "2",
+        "--unit",
+        "record",
+        "--sampling-rate",
+        "0.1",
+        "--max-records",
+        "50",
+        "--epsilon",
+        "2",
+        "--rounds",
+        "20",
+        "--port",
+        "47400",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let task = std::fs::read_to_string(deploy.join("task.toml")).unwrap();
+    assert!(task.contains("unit = \"record\"") && task.contains("sampling_rate = 0.1"));
+    let report = json(&[
+        "budget",
+        "report",
+        "--task",
+        deploy.join("task.toml").to_str().unwrap(),
+        "--node",
+        deploy.join("node-1.toml").to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(report["unit"], "record");
+    assert!(
+        report["unit_of_privacy"]
+            .as_str()
+            .unwrap()
+            .contains("each record")
+    );
+    assert!(report["accountant"].as_str().unwrap().contains("Rényi"));
+    assert_eq!(report["sampling_rate"], 0.1);
+    // Inconsistent flags are refused with a clear message.
+    let out = cairn(&[
+        "init",
+        dir.path().join("e").to_str().unwrap(),
+        "--unit",
+        "record",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--sampling-rate"));
+    let out = cairn(&[
+        "init",
+        dir.path().join("f").to_str().unwrap(),
+        "--sampling-rate",
+        "0.1",
+    ]);
+    assert!(!out.status.success());
+}

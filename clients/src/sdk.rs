@@ -344,6 +344,52 @@ impl Client {
         self.upload(round, report_id, &frame).await
     }
 
+    /// Record level: submits the sum of already sampled records (rows of `records`, `d`
+    /// values each, row-major), each clipped to the task's `C` first
+    /// ([`cairn_protocol::client::Client::prepare_upload_records`]).
+    pub async fn submit_records(&self, round: u32, records: &[f32]) -> Result<ReportId, SdkError> {
+        let (report_id, frame) = self.prepared(round, |rng| {
+            self.protocol
+                .prepare_upload_records(round, records, rng)
+                .map_err(SdkError::from)
+        })?;
+        self.upload(round, report_id, &frame).await
+    }
+
+    /// Record level, the whole client step of DP-SGD: Poisson-samples the rows of
+    /// `all_records` (`d` values each) at the task's sampling rate with the OS-seeded
+    /// CSPRNG, and submits the sum of the sampled ones, each clipped to `C`. Returns the
+    /// report id and how many records were sampled.
+    ///
+    /// The sampled set stays with this client. Whoever turns the released sum into a
+    /// mean should divide by the expected batch `q·N` with `N` the public total number
+    /// of records, not by the (private) sampled count.
+    pub async fn sample_and_submit_records(
+        &self,
+        round: u32,
+        all_records: &[f32],
+    ) -> Result<(ReportId, usize), SdkError> {
+        let d = self.task().dimension();
+        if !all_records.len().is_multiple_of(d) {
+            return Err(SdkError::Prepare(ClientError::WrongDimension {
+                expected: d,
+                got: all_records.len() % d,
+            }));
+        }
+        let q = self.task().sampling_rate();
+        let sampled = {
+            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            cairn_dp::sample::poisson_subsample(all_records.len() / d, q, &mut *rng)
+                .map_err(|e| SdkError::Unexpected(format!("sampling: {e}")))?
+        };
+        let mut rows = Vec::with_capacity(sampled.len() * d);
+        for i in &sampled {
+            rows.extend_from_slice(&all_records[i * d..(i + 1) * d]);
+        }
+        let id = self.submit_records(round, &rows).await?;
+        Ok((id, sampled.len()))
+    }
+
     /// The upload for `round`: the one kept from an earlier, unacknowledged attempt if
     /// there is one, else a new one (kept before it is first sent).
     fn prepared(

@@ -189,6 +189,7 @@ impl CairnSum {
             min_clients: organisations,
             max_clients: organisations,
             clients: organisations,
+            record_level: None,
             base_port: free_base_port(host, 2).map_err(deploy)?,
             host,
             name: config.name.clone(),

@@ -88,7 +88,7 @@ impl<S: TaskStore> AggregatorCore<S> {
         let privacy = Privacy::for_task(&task)
             .map_err(|e| Reject::new(ErrorCode::Internal, format!("task: {e}")))?;
         let entries = store.ledger().map_err(Reject::storage)?;
-        let ledger = Ledger::from_entries(task.id(), privacy.rho_budget(), entries)
+        let ledger = Ledger::from_entries_with(task.id(), &privacy.ledger_budget(), entries)
             .map_err(|e| Reject::new(ErrorCode::Internal, format!("ledger: {e}")))?;
         Ok(Self {
             task,
@@ -228,12 +228,11 @@ impl<S: TaskStore> AggregatorCore<S> {
             ));
         }
         self.check_min_reports(&record)?;
-        let rho = self.privacy.rho_per_release();
         let entry = self
             .ledger
-            .prepare_release(round, rho, record.count, now)
+            .prepare(round, self.privacy.release_cost(), record.count, now)
             .map_err(|e| match e {
-                LedgerError::BudgetExceeded { .. } => {
+                LedgerError::BudgetExceeded { .. } | LedgerError::EpsilonExceeded { .. } => {
                     Reject::new(ErrorCode::BudgetExceeded, e.to_string())
                 }
                 other => Reject::new(ErrorCode::Internal, other.to_string()),
@@ -321,7 +320,10 @@ impl<S: TaskStore> AggregatorCore<S> {
     }
 
     fn receipt_after(&self, entry: &crate::ledger::LedgerEntry) -> BudgetReceipt {
-        let epsilon_total = self.privacy.epsilon_of_rho(entry.rho_total);
+        let epsilon_total = match self.ledger.epsilon_after(entry) {
+            Some(eps) => eps,
+            None => self.privacy.epsilon_of_rho(entry.rho_total),
+        };
         BudgetReceipt {
             rho_spent: entry.rho,
             rho_total: entry.rho_total,

@@ -50,6 +50,21 @@ pub enum ClientError {
     /// Sealing a helper's share failed.
     #[error("sealing a share failed: {0}")]
     Seal(String),
+    /// A record-level call on a client-level task, or the reverse.
+    #[error("{0}")]
+    WrongUnit(&'static str),
+    /// More sampled records than the task allows in one report. The round is refused
+    /// for this client rather than truncated silently (see `cairn_protocol::privacy`).
+    #[error(
+        "{sampled} records were sampled, the task allows {max} per report: this client \
+         skips the round (raise max_records_per_report, or lower sampling_rate)"
+    )]
+    TooManyRecords {
+        /// Records given.
+        sampled: usize,
+        /// The task's `max_records_per_report`.
+        max: u32,
+    },
 }
 
 /// A client of one task.
@@ -114,6 +129,56 @@ impl Client {
             .map_err(|e| ClientError::Encoding(e.to_string()))
     }
 
+    /// Record level: clips each of the sampled records (rows of `records`, `d` values
+    /// each, row-major) to `C`, sums them in `f64`, rounds the sum once (unbiased
+    /// randomised rounding) and builds the upload. Sampling is the caller's
+    /// ([`cairn_dp::sample::poisson_subsample`] with the task's rate); zero records is a
+    /// valid report (the zero vector).
+    pub fn prepare_upload_records<R: CryptoRng + ?Sized>(
+        &self,
+        round: u32,
+        records: &[f32],
+        rng: &mut R,
+    ) -> Result<UploadRequest, ClientError> {
+        if self.task.unit() != crate::config::PrivacyUnit::Record {
+            return Err(ClientError::WrongUnit(
+                "this task's unit of privacy is the client: submit one update per round",
+            ));
+        }
+        let d = self.task.dimension();
+        if !records.len().is_multiple_of(d) {
+            return Err(ClientError::WrongDimension {
+                expected: d,
+                got: records.len() % d,
+            });
+        }
+        if let Some(i) = records.iter().position(|v| !v.is_finite()) {
+            return Err(ClientError::NonFinite(i));
+        }
+        let n = records.len() / d;
+        let max = self.task.max_records_per_report();
+        if n > max as usize {
+            return Err(ClientError::TooManyRecords { sampled: n, max });
+        }
+        let mut sum = vec![0f64; d];
+        let mut row = vec![0f64; d];
+        for record in records.chunks_exact(d) {
+            for (r, v) in row.iter_mut().zip(record) {
+                *r = f64::from(*v);
+            }
+            cairn_dp::clip::clip_l2(&mut row, self.task.clip_norm())
+                .map_err(|e| ClientError::Encoding(e.to_string()))?;
+            for (s, r) in sum.iter_mut().zip(&row) {
+                *s += r;
+            }
+        }
+        let x = self
+            .fixed
+            .encode_f64(&sum, rng)
+            .map_err(|e| ClientError::Encoding(e.to_string()))?;
+        self.prepare_upload_quantised(round, &x, rng)
+    }
+
     /// Builds the upload of `update` for `round` with a fresh random report id.
     pub fn prepare_upload<R: CryptoRng + ?Sized>(
         &self,
@@ -121,6 +186,11 @@ impl Client {
         update: &[f32],
         rng: &mut R,
     ) -> Result<UploadRequest, ClientError> {
+        if self.task.unit() == crate::config::PrivacyUnit::Record {
+            return Err(ClientError::WrongUnit(
+                "this task's unit of privacy is the record: submit the sampled records",
+            ));
+        }
         let mut x = self.quantise(update, rng)?;
         if let Some(noise) = self.privacy.client_noise() {
             let mut z = vec![0i64; x.len()];

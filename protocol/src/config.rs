@@ -117,6 +117,19 @@ pub enum NoisePlacement {
     Both,
 }
 
+/// The unit of privacy of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrivacyUnit {
+    /// A client's whole participation: one report per round, accounted in zCDP.
+    #[default]
+    Client,
+    /// Each record of each client: Poisson-sampled, clipped per record, summed into one
+    /// report per client and round, accounted with the RDP of the subsampled discrete
+    /// Gaussian ([`cairn_dp::rdp`]).
+    Record,
+}
+
 /// An aggregator's role in the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -161,6 +174,17 @@ pub struct PrivacyConfig {
     /// with fewer accepted reports is refused.
     #[serde(default)]
     pub min_honest_clients: Option<u32>,
+    /// What one unit of privacy is: a client's whole participation (default) or each
+    /// record of each client (record-level DP-SGD across silos).
+    #[serde(default)]
+    pub unit: PrivacyUnit,
+    /// Record level: the probability with which every record is sampled into a round
+    /// (Poisson sampling, per record, per round).
+    #[serde(default)]
+    pub sampling_rate: Option<f64>,
+    /// Record level: the most sampled records one report may sum.
+    #[serde(default)]
+    pub max_records_per_report: Option<u32>,
 }
 
 /// The collector, as the aggregators see it.
@@ -304,6 +328,21 @@ impl TaskConfig {
         &self.raw.privacy
     }
 
+    /// The unit of privacy.
+    pub fn unit(&self) -> PrivacyUnit {
+        self.raw.privacy.unit
+    }
+
+    /// Record level: the per-record sampling rate q (1 at client level).
+    pub fn sampling_rate(&self) -> f64 {
+        self.raw.privacy.sampling_rate.unwrap_or(1.0)
+    }
+
+    /// The most records one report may sum (1 at client level).
+    pub fn max_records_per_report(&self) -> u32 {
+        self.raw.privacy.max_records_per_report.unwrap_or(1)
+    }
+
     /// The aggregators, leader first.
     pub fn aggregators(&self) -> &[AggregatorInfo] {
         &self.raw.aggregators
@@ -353,13 +392,17 @@ impl TaskConfig {
         // [−q/2, q/2), so ⌊C·2^f⌋ + 1 must stay below q/2.
         let q_half = 1u64 << (raw.bits - 1);
         // Multiplying by a power of two is exact in floating point.
-        let scaled_clip = raw.clip_norm * 2f64.powi(i32::from(raw.frac_bits));
+        let record_clip = raw.clip_norm * 2f64.powi(i32::from(raw.frac_bits));
+        validate_unit(&raw.privacy)?;
+        // A report sums up to m clipped records (m = 1 at client level).
+        let records = f64::from(raw.privacy.max_records_per_report.unwrap_or(1));
+        let scaled_clip = record_clip * records;
         if scaled_clip.floor() + 1.0 >= q_half as f64 {
             return Err(invalid(
                 "frac_bits",
                 format!(
-                    "C·2^f = {scaled_clip} does not fit in b = {} bits (needs < 2^{} − 1): \
-                     lower frac_bits or clip_norm, or raise bits",
+                    "m·C·2^f = {scaled_clip} does not fit in b = {} bits (needs < 2^{} − 1): \
+                     lower frac_bits, clip_norm or max_records_per_report, or raise bits",
                     raw.bits,
                     raw.bits - 1
                 ),
@@ -521,7 +564,8 @@ pub const NOISE_TAIL: f64 = 12.0;
 /// The largest `|x_i|` an honest client sends: `⌊C·2^f⌋ + 1` after randomised rounding,
 /// plus [`NOISE_TAIL`]`·σ_c` with client noise.
 pub fn max_quantised_coordinate(task: &TaskConfig) -> u64 {
-    let scaled_clip = task.clip_norm() * 2f64.powi(i32::from(task.frac_bits()));
+    let records = f64::from(task.max_records_per_report());
+    let scaled_clip = task.clip_norm() * 2f64.powi(i32::from(task.frac_bits())) * records;
     let noise = client_noise_sigma(task.privacy()).map_or(0.0, |s| NOISE_TAIL * s);
     (scaled_clip.floor() + 1.0 + noise).ceil() as u64
 }
@@ -543,6 +587,56 @@ fn default_norm_bound(scaled_clip: f64, dimension: u32, privacy: &PrivacyConfig)
         bound += NOISE_TAIL * sigma_client * sqrt_d;
     }
     bound.ceil() as u64
+}
+
+/// The record-level settings: present and in range with `unit = "record"`, absent
+/// otherwise.
+fn validate_unit(p: &PrivacyConfig) -> Result<(), ConfigError> {
+    match p.unit {
+        PrivacyUnit::Client => {
+            if p.sampling_rate.is_some() || p.max_records_per_report.is_some() {
+                return Err(invalid(
+                    "privacy.sampling_rate",
+                    "sampling_rate and max_records_per_report are only for unit = \"record\"",
+                ));
+            }
+            Ok(())
+        }
+        PrivacyUnit::Record => {
+            match p.sampling_rate {
+                Some(q) if q > 0.0 && q <= 1.0 => {}
+                Some(q) => {
+                    return Err(invalid(
+                        "privacy.sampling_rate",
+                        format!("must be in (0, 1], got {q}"),
+                    ));
+                }
+                None => {
+                    return Err(invalid(
+                        "privacy.sampling_rate",
+                        "unit = \"record\" needs sampling_rate (in (0, 1])",
+                    ));
+                }
+            }
+            match p.max_records_per_report {
+                Some(m) if m >= 1 => {}
+                _ => {
+                    return Err(invalid(
+                        "privacy.max_records_per_report",
+                        "unit = \"record\" needs max_records_per_report ≥ 1",
+                    ));
+                }
+            }
+            if !matches!(p.noise, NoisePlacement::Aggregator | NoisePlacement::None) {
+                return Err(invalid(
+                    "privacy.noise",
+                    "unit = \"record\" is accounted for aggregator noise only (noise = \
+                     \"aggregator\", or \"none\" for testing)",
+                ));
+            }
+            Ok(())
+        }
+    }
 }
 
 fn validate_privacy(p: &PrivacyConfig, min_clients: u32) -> Result<(), ConfigError> {
@@ -642,6 +736,20 @@ fn canonical_id(
         Some(k) => {
             h.update([1]);
             h.update(k.to_le_bytes());
+        }
+        None => h.update([0]),
+    }
+    // The unit of privacy and its sampling are part of the task: changing them makes
+    // another task (and another ledger), never a silent change of an existing one.
+    h.update([match raw.privacy.unit {
+        PrivacyUnit::Client => 0,
+        PrivacyUnit::Record => 1,
+    }]);
+    put_opt_f64(&mut h, raw.privacy.sampling_rate);
+    match raw.privacy.max_records_per_report {
+        Some(m) => {
+            h.update([1]);
+            h.update(m.to_le_bytes());
         }
         None => h.update([0]),
     }

@@ -20,6 +20,7 @@
 //! nearest 0.1 sum to slightly more than 1.0, so the tenth is refused). Each entry's
 //! `rho_total` is that exact total rounded up to an `f64`.
 
+use cairn_dp::rdp::RdpCurve;
 use cairn_dp::{Budget, Rho};
 use sha2::{Digest, Sha256};
 
@@ -55,6 +56,51 @@ pub enum LedgerError {
         /// The first entry that does not verify.
         index: usize,
     },
+    /// The release would bring the task's ε (RDP accounting) past its budget.
+    #[error(
+        "privacy budget exceeded: this release would bring ε to {would_be} at δ = {delta}, \
+         above the budget ε = {budget} (already spent ε = {spent})"
+    )]
+    EpsilonExceeded {
+        /// ε after the refused release.
+        would_be: f64,
+        /// ε spent before it.
+        spent: f64,
+        /// The budget.
+        budget: f64,
+        /// δ.
+        delta: f64,
+    },
+    /// An entry of the other accountant (a zCDP cost in an RDP ledger or the reverse).
+    #[error("a {0} release does not belong in this ledger")]
+    WrongAccountant(&'static str),
+}
+
+/// What a ledger enforces: a ρ budget (zCDP: client-level tasks) or an (ε, δ) budget
+/// on composed RDP curves (record-level tasks, [`cairn_dp::rdp`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum LedgerBudget {
+    /// zCDP: the total ρ may not pass this.
+    Zcdp {
+        /// The ρ budget.
+        rho: f64,
+    },
+    /// RDP: ε(δ) of the composed curves may not pass `epsilon`.
+    Rdp {
+        /// The ε budget.
+        epsilon: f64,
+        /// δ.
+        delta: f64,
+    },
+}
+
+/// What one release costs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReleaseCost {
+    /// zCDP ρ.
+    Rho(f64),
+    /// An RDP curve on the grid of [`cairn_dp::rdp`].
+    Rdp(RdpCurve),
 }
 
 /// One release, as recorded.
@@ -68,10 +114,13 @@ pub struct LedgerEntry {
     pub time: Time,
     /// Reports in the released aggregate.
     pub report_count: u32,
-    /// ρ this release cost.
+    /// ρ this release cost (zCDP ledgers; 0 in RDP ledgers).
     pub rho: f64,
-    /// ρ spent by the task after this release.
+    /// ρ spent by the task after this release (zCDP ledgers; 0 in RDP ledgers).
     pub rho_total: f64,
+    /// The release's RDP curve (RDP ledgers only): kept per entry, so the ledger can be
+    /// re-composed and audited from its entries alone.
+    pub rdp: Option<RdpCurve>,
     /// Hash of the previous entry (all zero for the first).
     pub prev_hash: [u8; 32],
     /// This entry's hash.
@@ -90,6 +139,16 @@ impl LedgerEntry {
         h.update(self.report_count.to_le_bytes());
         h.update(self.rho.to_bits().to_le_bytes());
         h.update(self.rho_total.to_bits().to_le_bytes());
+        match &self.rdp {
+            Some(curve) => {
+                h.update([1]);
+                h.update((curve.values().len() as u64).to_le_bytes());
+                for v in curve.values() {
+                    h.update(v.to_bits().to_le_bytes());
+                }
+            }
+            None => h.update([0]),
+        }
         h.update(self.prev_hash);
         h.finalize().into()
     }
@@ -157,35 +216,119 @@ impl LedgerHead {
 pub struct Ledger {
     task_id: TaskId,
     budget: Budget,
+    rdp: Option<RdpState>,
     entries: Vec<LedgerEntry>,
 }
 
+/// The RDP side of a ledger: the budget and the composition of every entry's curve.
+#[derive(Debug, Clone)]
+struct RdpState {
+    epsilon: f64,
+    delta: f64,
+    spent: RdpCurve,
+}
+
 impl Ledger {
-    /// An empty ledger for a task with ρ budget `rho_budget`.
+    /// An empty zCDP ledger for a task with ρ budget `rho_budget`.
     pub fn new(task_id: TaskId, rho_budget: f64) -> Result<Self, LedgerError> {
         let budget = Budget::new(rho_budget).map_err(|_| LedgerError::InvalidRho(rho_budget))?;
         Ok(Self {
             task_id,
             budget,
+            rdp: None,
             entries: Vec::new(),
         })
     }
 
-    /// A ledger reloaded from storage: the chain must verify and fit the budget.
+    /// An empty ledger enforcing `budget`.
+    pub fn with_budget(task_id: TaskId, budget: &LedgerBudget) -> Result<Self, LedgerError> {
+        match *budget {
+            LedgerBudget::Zcdp { rho } => Self::new(task_id, rho),
+            LedgerBudget::Rdp { epsilon, delta } => {
+                if !(epsilon.is_finite() && epsilon > 0.0 && delta > 0.0 && delta < 1.0) {
+                    return Err(LedgerError::InvalidRho(epsilon));
+                }
+                let mut ledger = Self::new(task_id, f64::MAX)?;
+                ledger.rdp = Some(RdpState {
+                    epsilon,
+                    delta,
+                    spent: RdpCurve::zero(),
+                });
+                Ok(ledger)
+            }
+        }
+    }
+
+    /// A zCDP ledger reloaded from storage: the chain must verify and fit the budget.
     pub fn from_entries(
         task_id: TaskId,
         rho_budget: f64,
         entries: Vec<LedgerEntry>,
     ) -> Result<Self, LedgerError> {
-        let mut ledger = Self::new(task_id, rho_budget)?;
+        Self::from_entries_with(task_id, &LedgerBudget::Zcdp { rho: rho_budget }, entries)
+    }
+
+    /// A ledger reloaded from storage under `budget`: the chain must verify, every entry
+    /// must be of the budget's accountant, and the total must fit. The budget is part
+    /// of the task id, so a stored ledger can only exceed it if it was tampered with:
+    /// it is refused rather than guessed at.
+    pub fn from_entries_with(
+        task_id: TaskId,
+        budget: &LedgerBudget,
+        entries: Vec<LedgerEntry>,
+    ) -> Result<Self, LedgerError> {
+        let mut ledger = Self::with_budget(task_id, budget)?;
         Self::verify_chain(&task_id, &entries)?;
-        // The budget is part of the task id, so a stored ledger can only exceed it if
-        // it was tampered with: refuse to load rather than guess.
         for e in &entries {
-            ledger.spend(e.rho)?;
+            ledger.account(e)?;
         }
         ledger.entries = entries;
         Ok(ledger)
+    }
+
+    /// Adds an entry's cost to the running totals, refusing one of the wrong kind or
+    /// past the budget.
+    fn account(&mut self, e: &LedgerEntry) -> Result<(), LedgerError> {
+        match (&mut self.rdp, &e.rdp) {
+            (None, None) => self.spend(e.rho).map(|_| ()),
+            (Some(state), Some(curve)) if e.rho == 0.0 => {
+                let spent = state.spent.compose(curve);
+                let (eps, _) = spent
+                    .epsilon(state.delta)
+                    .map_err(|_| LedgerError::InvalidRho(state.delta))?;
+                if eps > state.epsilon {
+                    return Err(LedgerError::EpsilonExceeded {
+                        would_be: eps,
+                        spent: state.spent.epsilon(state.delta).map_or(f64::NAN, |e| e.0),
+                        budget: state.epsilon,
+                        delta: state.delta,
+                    });
+                }
+                state.spent = spent;
+                Ok(())
+            }
+            (None, Some(_)) => Err(LedgerError::WrongAccountant("RDP")),
+            (Some(_), _) => Err(LedgerError::WrongAccountant("zCDP")),
+        }
+    }
+
+    /// The composed RDP curve of an RDP ledger.
+    pub fn rdp_spent(&self) -> Option<&RdpCurve> {
+        self.rdp.as_ref().map(|s| &s.spent)
+    }
+
+    /// ε at the ledger's δ after `entry` (RDP ledgers; `None` for zCDP ledgers or an
+    /// entry without a curve).
+    pub fn epsilon_after(&self, entry: &LedgerEntry) -> Option<f64> {
+        let s = self.rdp.as_ref()?;
+        let curve = entry.rdp.as_ref()?;
+        s.spent.compose(curve).epsilon(s.delta).ok().map(|e| e.0)
+    }
+
+    /// ε spent at the ledger's δ (RDP ledgers), with the order that attains it.
+    pub fn rdp_epsilon_spent(&self) -> Option<(f64, u32)> {
+        let s = self.rdp.as_ref()?;
+        s.spent.epsilon(s.delta).ok()
     }
 
     /// Checks every entry's position, hash, link and running total; returns the first
@@ -264,11 +407,25 @@ impl Ledger {
         report_count: u32,
         now: Time,
     ) -> Result<LedgerEntry, LedgerError> {
+        self.prepare(round, ReleaseCost::Rho(rho), report_count, now)
+    }
+
+    /// [`Ledger::prepare_release`] for a release of any cost: a ρ in a zCDP ledger, an
+    /// RDP curve in an RDP ledger.
+    pub fn prepare(
+        &self,
+        round: u32,
+        cost: ReleaseCost,
+        report_count: u32,
+        now: Time,
+    ) -> Result<LedgerEntry, LedgerError> {
         if self.is_released(round) {
             return Err(LedgerError::AlreadyReleased(round));
         }
-        // Trial spend on a copy: the ledger changes only in `commit`.
-        let total = self.clone().spend(rho)?;
+        let (rho, rdp) = match cost {
+            ReleaseCost::Rho(rho) => (rho, None),
+            ReleaseCost::Rdp(curve) => (0.0, Some(curve)),
+        };
         let prev_hash = self.entries.last().map_or([0u8; 32], |e| e.hash);
         let mut entry = LedgerEntry {
             seq: self.entries.len() as u64,
@@ -276,10 +433,18 @@ impl Ledger {
             time: now,
             report_count,
             rho,
-            rho_total: total,
+            rho_total: 0.0,
+            rdp,
             prev_hash,
             hash: [0; 32],
         };
+        // Trial spend on a copy: the ledger changes only in `commit`.
+        let mut trial = self.clone();
+        trial.account(&entry)?;
+        entry.rho_total = trial.budget.spent();
+        if trial.rdp.is_some() {
+            entry.rho_total = 0.0;
+        }
         entry.hash = entry.compute_hash(&self.task_id);
         Ok(entry)
     }
@@ -294,15 +459,18 @@ impl Ledger {
         {
             return Err(LedgerError::BrokenChain { index });
         }
-        let mut after = self.budget.clone();
-        let total = Rho::new(entry.rho)
-            .ok()
-            .and_then(|r| after.try_spend(r).ok())
-            .map(|receipt| receipt.spent);
-        if total != Some(entry.rho_total) {
+        let mut after = self.clone();
+        after.account(&entry)?;
+        let total = if after.rdp.is_some() {
+            0.0
+        } else {
+            after.budget.spent()
+        };
+        if total != entry.rho_total {
             return Err(LedgerError::BrokenChain { index });
         }
-        self.budget = after;
+        self.budget = after.budget;
+        self.rdp = after.rdp;
         self.entries.push(entry);
         Ok(())
     }
@@ -439,5 +607,67 @@ mod tests {
             ledger.commit(stale),
             Err(LedgerError::BrokenChain { .. })
         ));
+    }
+
+    #[test]
+    fn an_rdp_ledger_composes_curves_enforces_epsilon_and_reloads() {
+        let budget = LedgerBudget::Rdp {
+            epsilon: 2.0,
+            delta: 1e-6,
+        };
+        let curve = RdpCurve::subsampled_discrete_gaussian(1.0, 1.1, 0.05).unwrap();
+        let mut ledger = Ledger::with_budget(task(), &budget).unwrap();
+        let mut round = 0;
+        let refused = loop {
+            match ledger.prepare(round, ReleaseCost::Rdp(curve.clone()), 5, Time(1)) {
+                Ok(e) => {
+                    assert_eq!(ledger.epsilon_after(&e), {
+                        let mut t = ledger.clone();
+                        t.commit(e.clone()).unwrap();
+                        t.rdp_epsilon_spent().map(|x| x.0)
+                    });
+                    ledger.commit(e).unwrap();
+                    round += 1;
+                }
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(refused, LedgerError::EpsilonExceeded { .. }),
+            "{refused}"
+        );
+        assert!(round >= 2, "{round}");
+        let (spent, _) = ledger.rdp_epsilon_spent().unwrap();
+        assert!(spent <= 2.0);
+        // Reloaded from its entries (a restart): the same total, the same refusal.
+        let reloaded =
+            Ledger::from_entries_with(task(), &budget, ledger.entries().to_vec()).unwrap();
+        assert_eq!(reloaded.rdp_epsilon_spent(), ledger.rdp_epsilon_spent());
+        assert!(
+            reloaded
+                .prepare(round, ReleaseCost::Rdp(curve.clone()), 5, Time(2))
+                .is_err()
+        );
+        // The entries do not load as a zCDP ledger, nor zCDP entries as an RDP one.
+        assert!(matches!(
+            Ledger::from_entries(task(), 10.0, ledger.entries().to_vec()),
+            Err(LedgerError::WrongAccountant(_))
+        ));
+        let mut zcdp = Ledger::new(task(), 10.0).unwrap();
+        let e = zcdp.prepare_release(0, 0.5, 1, Time(0)).unwrap();
+        zcdp.commit(e).unwrap();
+        assert!(matches!(
+            Ledger::from_entries_with(task(), &budget, zcdp.entries().to_vec()),
+            Err(LedgerError::WrongAccountant(_))
+        ));
+        // An edited curve breaks the chain.
+        let mut entries = ledger.entries().to_vec();
+        let mut values = entries[0].rdp.as_ref().unwrap().values().to_vec();
+        values[3] /= 2.0;
+        entries[0].rdp = Some(RdpCurve::from_values(values).unwrap());
+        assert_eq!(
+            Ledger::verify_chain(&task(), &entries),
+            Err(LedgerError::BrokenChain { index: 0 })
+        );
     }
 }

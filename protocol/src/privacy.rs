@@ -22,15 +22,30 @@
 //!   larger ρ of the two, so the accounting is valid whichever assumption holds.
 //! * **Budget.** The task's (ε, δ) becomes the largest ρ whose tight CKS20 conversion
 //!   (Corollary 13) is at most ε; the ledger enforces that ρ.
+//! * **Record level** (`unit = "record"`). Each record is Poisson-sampled with rate `q`,
+//!   clipped to `C` and summed with the client's other sampled records (at most `m`);
+//!   the sum is rounded once (unbiased randomised rounding) and proven against
+//!   `B = m·C·2^f + √d`. Adding or removing one record changes the rounded sum by at
+//!   most `Δ = C·2^f + √d` in L2 under the coupling that rounds both sums with the
+//!   same uniform variables (each coordinate moves by the record's value plus less
+//!   than 1), and the mixture over that coupling cannot increase a Rényi divergence,
+//!   so the release is the Poisson-subsampled discrete Gaussian with sensitivity `Δ`.
+//!   Its cost is an RDP curve ([`cairn_dp::rdp`]); the ledger composes the curves and
+//!   enforces ε at δ directly. Only aggregator noise is accounted at this level.
 
 use cairn_dp::sample::DiscreteGaussian;
 
-use crate::config::{ConfigError, NoisePlacement, TaskConfig};
+use cairn_dp::rdp::RdpCurve;
+
+use crate::config::{ConfigError, NoisePlacement, PrivacyUnit, TaskConfig};
+use crate::ledger::{LedgerBudget, ReleaseCost};
 
 /// The DP parameters of a task, validated.
 #[derive(Debug, Clone)]
 pub struct Privacy {
     placement: NoisePlacement,
+    unit: PrivacyUnit,
+    rdp_per_release: Option<RdpCurve>,
     rho_per_release: f64,
     rho_budget: f64,
     epsilon_budget: f64,
@@ -54,6 +69,8 @@ impl Privacy {
         if p.noise == NoisePlacement::None {
             return Ok(Self {
                 placement: NoisePlacement::None,
+                unit: p.unit,
+                rdp_per_release: None,
                 rho_per_release: 0.0,
                 rho_budget: f64::MAX,
                 epsilon_budget: f64::INFINITY,
@@ -69,6 +86,9 @@ impl Privacy {
         let delta = p.delta.unwrap_or(f64::NAN);
         let signal = signal_sensitivity(task);
         let n_min = p.min_honest_clients.unwrap_or(0);
+        if p.unit == PrivacyUnit::Record {
+            return Self::for_record_level(task, sigma, epsilon, delta);
+        }
 
         let aggregator_sensitivity = aggregator_sensitivity(task);
         let rho_aggregator =
@@ -114,6 +134,8 @@ impl Privacy {
         };
         Ok(Self {
             placement: p.noise,
+            unit: p.unit,
+            rdp_per_release: None,
             rho_per_release,
             rho_budget,
             epsilon_budget: epsilon,
@@ -124,9 +146,88 @@ impl Privacy {
         })
     }
 
+    /// Record level (module docs): aggregator noise σ on a sum of Poisson-sampled
+    /// records, sensitivity `Δ = C·2^f + √d` per record.
+    fn for_record_level(
+        task: &TaskConfig,
+        sigma: f64,
+        epsilon: f64,
+        delta: f64,
+    ) -> Result<Self, ConfigError> {
+        let curve = RdpCurve::subsampled_discrete_gaussian(
+            signal_sensitivity(task),
+            sigma,
+            task.sampling_rate(),
+        )
+        .map_err(|e| invalid("privacy.sigma", e.to_string()))?;
+        let (one, _) = curve
+            .epsilon(delta)
+            .map_err(|e| invalid("privacy.delta", e.to_string()))?;
+        if one > epsilon {
+            return Err(invalid(
+                "privacy.epsilon",
+                format!(
+                    "the budget ε = {epsilon} (δ = {delta}) is too small for even one release, \
+                     which costs ε = {one:.6}: raise sigma or epsilon, or lower sampling_rate"
+                ),
+            ));
+        }
+        Ok(Self {
+            placement: NoisePlacement::Aggregator,
+            unit: PrivacyUnit::Record,
+            rdp_per_release: Some(curve),
+            rho_per_release: 0.0,
+            rho_budget: f64::MAX,
+            epsilon_budget: epsilon,
+            delta,
+            min_honest_clients: 0,
+            aggregator_noise: Some(
+                DiscreteGaussian::from_f64(sigma)
+                    .map_err(|e| invalid("privacy.sigma", e.to_string()))?,
+            ),
+            client_noise: None,
+        })
+    }
+
     /// Where noise is added.
     pub fn placement(&self) -> NoisePlacement {
         self.placement
+    }
+
+    /// The unit of privacy.
+    pub fn unit(&self) -> PrivacyUnit {
+        self.unit
+    }
+
+    /// What one release costs: ρ (zCDP) or an RDP curve (record level).
+    pub fn release_cost(&self) -> ReleaseCost {
+        match &self.rdp_per_release {
+            Some(curve) => ReleaseCost::Rdp(curve.clone()),
+            None => ReleaseCost::Rho(self.rho_per_release),
+        }
+    }
+
+    /// The budget every aggregator's ledger enforces.
+    pub fn ledger_budget(&self) -> LedgerBudget {
+        match self.rdp_per_release {
+            Some(_) => LedgerBudget::Rdp {
+                epsilon: self.epsilon_budget,
+                delta: self.delta,
+            },
+            None => LedgerBudget::Zcdp {
+                rho: self.rho_budget,
+            },
+        }
+    }
+
+    /// The δ of the task's guarantee (0 without noise).
+    pub fn delta(&self) -> f64 {
+        self.delta
+    }
+
+    /// The RDP curve of one release (record level).
+    pub fn rdp_per_release(&self) -> Option<&RdpCurve> {
+        self.rdp_per_release.as_ref()
     }
 
     /// ρ charged per release.

@@ -7,8 +7,15 @@
 //! - `cairn dp sigma --epsilon E --delta X --rounds T --sensitivity D`: the smallest σ whose
 //!   T releases stay within (ε, δ) under the tight conversion.
 //!
-//! `--format json` prints one object with the keys `rho`, `epsilon`, `epsilon_simple`,
-//! `sigma`, `rounds`, `delta`, `sensitivity`.
+//! With `--sampling-rate Q < 1` (record-level DP-SGD: every record is Poisson-sampled
+//! with probability Q each round) both commands use the RDP accountant of the
+//! subsampled discrete Gaussian instead ([`cairn_dp::rdp`]: integer orders 2..=256,
+//! the conversion of Balle et al. 2020, Theorem 21); there is then no ρ.
+//!
+//! `--format json` prints one object with the keys `rho` (null when sampled), `epsilon`,
+//! `epsilon_simple` (null when sampled), `sigma`, `rounds`, `delta`, `sensitivity`,
+//! `sampling_rate`, `accountant` (`zcdp` or `rdp`) and `order` (the RDP order attaining
+//! ε, null for zCDP).
 
 use anyhow::Context;
 use cairn_dp::accountant::{compose_rounds, epsilon_simple, epsilon_tight, rho_discrete_gaussian};
@@ -53,6 +60,10 @@ pub struct EpsilonArgs {
     /// Target δ of the (ε, δ) guarantee, strictly between 0 and 1 (e.g. 1e-5).
     #[arg(long)]
     pub delta: f64,
+    /// Per-record Poisson sampling rate Q in (0, 1] (record-level DP-SGD); below 1 the
+    /// RDP accountant of the subsampled discrete Gaussian is used.
+    #[arg(long, default_value_t = 1.0)]
+    pub sampling_rate: f64,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -73,6 +84,10 @@ pub struct SigmaArgs {
     /// L2 sensitivity Δ of one release (the clipping norm bound, in quantised units).
     #[arg(long)]
     pub sensitivity: f64,
+    /// Per-record Poisson sampling rate Q in (0, 1] (record-level DP-SGD); below 1 the
+    /// RDP accountant of the subsampled discrete Gaussian is used.
+    #[arg(long, default_value_t = 1.0)]
+    pub sampling_rate: f64,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -81,12 +96,18 @@ pub struct SigmaArgs {
 /// The result of either calculation (also the JSON object printed).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DpReport {
-    /// Total ρ over all rounds.
-    pub rho: f64,
-    /// ε at δ, tight conversion.
+    /// Total ρ over all rounds (zCDP; `None` with sampling).
+    pub rho: Option<f64>,
+    /// ε at δ: tight zCDP conversion, or the RDP conversion with sampling.
     pub epsilon: f64,
-    /// ε at δ, simple Bun–Steinke bound.
-    pub epsilon_simple: f64,
+    /// ε at δ, simple Bun–Steinke bound (zCDP only).
+    pub epsilon_simple: Option<f64>,
+    /// The per-record sampling rate (1: no sampling).
+    pub sampling_rate: f64,
+    /// `zcdp` or `rdp`.
+    pub accountant: &'static str,
+    /// The RDP order attaining ε (RDP only).
+    pub order: Option<u32>,
     /// Noise σ per coordinate.
     pub sigma: f64,
     /// Number of releases.
@@ -104,11 +125,11 @@ pub struct DpReport {
 pub fn run(cmd: DpCommand) -> anyhow::Result<String> {
     let (report, format) = match cmd {
         DpCommand::Epsilon(a) => (
-            epsilon_report(a.sigma, a.sensitivity, a.rounds, a.delta)?,
+            sampled_epsilon_report(a.sigma, a.sensitivity, a.rounds, a.delta, a.sampling_rate)?,
             a.format,
         ),
         DpCommand::Sigma(a) => (
-            sigma_report(a.epsilon, a.delta, a.rounds, a.sensitivity)?,
+            sampled_sigma_report(a.epsilon, a.delta, a.rounds, a.sensitivity, a.sampling_rate)?,
             a.format,
         ),
     };
@@ -133,14 +154,83 @@ pub fn epsilon_report(
     let epsilon = epsilon_tight(rho, delta).context("invalid --delta")?;
     let simple = epsilon_simple(rho, delta).context("invalid --delta")?;
     Ok(DpReport {
-        rho,
+        rho: Some(rho),
         epsilon,
-        epsilon_simple: simple,
+        epsilon_simple: Some(simple),
+        sampling_rate: 1.0,
+        accountant: "zcdp",
+        order: None,
         sigma,
         rounds,
         delta,
         sensitivity,
     })
+}
+
+/// [`epsilon_report`] with per-record Poisson sampling at rate `q`: the RDP accountant
+/// of the subsampled discrete Gaussian when `q < 1`, zCDP when `q = 1`.
+///
+/// # Errors
+/// Invalid parameters (`q ∉ (0, 1]` among them).
+pub fn sampled_epsilon_report(
+    sigma: f64,
+    sensitivity: f64,
+    rounds: u64,
+    delta: f64,
+    q: f64,
+) -> anyhow::Result<DpReport> {
+    if !(q > 0.0 && q <= 1.0) {
+        anyhow::bail!("--sampling-rate must be in (0, 1] (got {q})");
+    }
+    if q == 1.0 {
+        return epsilon_report(sigma, sensitivity, rounds, delta);
+    }
+    if rounds == 0 {
+        anyhow::bail!("--rounds must be at least 1");
+    }
+    let curve = cairn_dp::rdp::RdpCurve::subsampled_discrete_gaussian(sensitivity, sigma, q)
+        .context("invalid --sigma, --sensitivity or --sampling-rate")?;
+    let (epsilon, order) = curve
+        .times(rounds)
+        .epsilon(delta)
+        .context("invalid --delta")?;
+    Ok(DpReport {
+        rho: None,
+        epsilon,
+        epsilon_simple: None,
+        sampling_rate: q,
+        accountant: "rdp",
+        order: Some(order),
+        sigma,
+        rounds,
+        delta,
+        sensitivity,
+    })
+}
+
+/// [`sigma_report`] with per-record Poisson sampling at rate `q`.
+///
+/// # Errors
+/// Invalid parameters.
+pub fn sampled_sigma_report(
+    epsilon: f64,
+    delta: f64,
+    rounds: u64,
+    sensitivity: f64,
+    q: f64,
+) -> anyhow::Result<DpReport> {
+    if !(q > 0.0 && q <= 1.0) {
+        anyhow::bail!("--sampling-rate must be in (0, 1] (got {q})");
+    }
+    if q == 1.0 {
+        return sigma_report(epsilon, delta, rounds, sensitivity);
+    }
+    if rounds == 0 {
+        anyhow::bail!("--rounds must be at least 1");
+    }
+    let sigma = cairn_dp::rdp::sigma_for_epsilon_subsampled(epsilon, delta, sensitivity, q, rounds)
+        .context("cannot calibrate sigma")?;
+    sampled_epsilon_report(sigma, sensitivity, rounds, delta, q)
 }
 
 /// The σ for a total (ε, δ) over T releases of sensitivity Δ, with the resulting ρ and ε.
@@ -165,25 +255,39 @@ pub fn sigma_report(
 pub fn render(report: &DpReport, format: Format) -> anyhow::Result<String> {
     match format {
         Format::Json => Ok(serde_json::to_string(report).context("serialising the report")?),
-        Format::Table => Ok(format!(
-            "discrete Gaussian noise, zCDP accounting\n\
-             {:<18}{}\n{:<18}{}\n{:<18}{}\n{:<18}{}\n{:<18}{}\n\
-             {:<18}{}  (tight, CKS20 conversion)\n{:<18}{}  (rho + 2 sqrt(rho ln 1/delta))\n",
-            "sigma",
-            report.sigma,
-            "sensitivity",
-            report.sensitivity,
-            "rounds",
-            report.rounds,
-            "delta",
-            report.delta,
-            "rho (total)",
-            report.rho,
-            "epsilon",
-            report.epsilon,
-            "epsilon (simple)",
-            report.epsilon_simple,
-        )),
+        Format::Table => {
+            let row = |k: &str, v: String| format!("{k:<18}{v}\n");
+            let mut out = String::new();
+            out.push_str(&row("sigma", report.sigma.to_string()));
+            out.push_str(&row("sensitivity", report.sensitivity.to_string()));
+            out.push_str(&row("rounds", report.rounds.to_string()));
+            out.push_str(&row("delta", report.delta.to_string()));
+            match (report.rho, report.epsilon_simple, report.order) {
+                (Some(rho), Some(simple), _) => {
+                    out.push_str(&row("rho (total)", rho.to_string()));
+                    out.push_str(&row(
+                        "epsilon",
+                        format!("{}  (tight, CKS20 conversion)", report.epsilon),
+                    ));
+                    out.push_str(&row(
+                        "epsilon (simple)",
+                        format!("{simple}  (rho + 2 sqrt(rho ln 1/delta))"),
+                    ));
+                }
+                (_, _, order) => {
+                    out.push_str(&row("sampling rate", report.sampling_rate.to_string()));
+                    out.push_str(&row(
+                        "epsilon",
+                        format!(
+                            "{}  (RDP of the subsampled discrete Gaussian, order {}; Balle et al. 2020 conversion)",
+                            report.epsilon,
+                            order.map_or("-".to_owned(), |o| o.to_string())
+                        ),
+                    ));
+                }
+            }
+            Ok(out)
+        }
     }
 }
 
@@ -196,9 +300,9 @@ mod tests {
     #[test]
     fn epsilon_report_matches_reference_row() {
         let r = epsilon_report(2.0, 1.0, 10, 1e-5).unwrap();
-        assert_eq!(r.rho, 1.25);
+        assert_eq!(r.rho, Some(1.25));
         assert!((r.epsilon - 8.078_359_548_144_45).abs() < 1e-9 * 8.08);
-        assert!((r.epsilon_simple - 8.837_135_646_925_73).abs() < 1e-9 * 8.84);
+        assert!((r.epsilon_simple.unwrap() - 8.837_135_646_925_73).abs() < 1e-9 * 8.84);
     }
 
     #[test]
@@ -210,6 +314,33 @@ mod tests {
             r.sigma
         );
         assert!(r.epsilon <= 8.078_359_548_144_45);
+    }
+
+    /// Row of section B2 (Opacus 1.6.0): σ = 1.1, q = 256/60000, T = 14062, δ = 1e−5,
+    /// ε = 2.5966 (best order 8.1; integer 8 here).
+    #[test]
+    fn the_sampled_accountant_matches_the_dp_sgd_reference_row() {
+        let r = sampled_epsilon_report(1.1, 1.0, 14_062, 1e-5, 256.0 / 60_000.0).unwrap();
+        assert_eq!((r.accountant, r.rho, r.order), ("rdp", None, Some(8)));
+        assert!(
+            r.epsilon >= 2.596_555 && r.epsilon <= 2.596_555 * 1.001,
+            "{}",
+            r.epsilon
+        );
+        let s = sampled_sigma_report(r.epsilon, 1e-5, 14_062, 1.0, 256.0 / 60_000.0).unwrap();
+        assert!(
+            s.sigma <= 1.1 * (1.0 + 1e-5) && s.epsilon <= r.epsilon,
+            "{}",
+            s.sigma
+        );
+        assert!(sampled_epsilon_report(1.1, 1.0, 10, 1e-5, 0.0).is_err());
+        assert!(sampled_epsilon_report(1.1, 1.0, 10, 1e-5, 1.5).is_err());
+        assert!(sampled_epsilon_report(1.1, 1.0, 0, 1e-5, 0.5).is_err());
+        // q = 1 is the zCDP calculator.
+        assert_eq!(
+            sampled_epsilon_report(2.0, 1.0, 10, 1e-5, 1.0).unwrap().rho,
+            Some(1.25)
+        );
     }
 
     #[test]

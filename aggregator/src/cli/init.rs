@@ -66,13 +66,52 @@ pub struct InitArgs {
     /// every aggregator; add more later with `cairn client add`.
     #[arg(long, default_value_t = 10)]
     pub clients: u32,
+    /// The unit of privacy: `client` (each client's whole participation) or `record`
+    /// (each record, with Poisson sampling: DP-SGD across silos; needs
+    /// `--sampling-rate` and `--max-records`).
+    #[arg(long, value_enum, default_value_t = Unit::Client)]
+    pub unit: Unit,
+    /// Record level: the per-record Poisson sampling rate per round, in (0, 1].
+    #[arg(long)]
+    pub sampling_rate: Option<f64>,
+    /// Record level: the most sampled records one report may sum (a client with more
+    /// skips the round).
+    #[arg(long)]
+    pub max_records: Option<u32>,
     /// The leader's UDP port on 127.0.0.1; helper i listens on port + i.
     #[arg(long, default_value_t = 7100)]
     pub port: u16,
 }
 
+/// The unit of privacy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Unit {
+    /// Each client's whole participation.
+    Client,
+    /// Each record of each client (Poisson-sampled DP-SGD).
+    Record,
+}
+
 /// Runs `cairn init`.
 pub fn run(args: InitArgs) -> anyhow::Result<String> {
+    let record_level = match (args.unit, args.sampling_rate, args.max_records) {
+        (Unit::Client, None, None) => None,
+        (Unit::Client, _, _) => {
+            anyhow::bail!("--sampling-rate and --max-records go with --unit record")
+        }
+        (Unit::Record, Some(q), Some(m)) => {
+            if !(q > 0.0 && q <= 1.0) {
+                anyhow::bail!("--sampling-rate must be in (0, 1] (got {q})");
+            }
+            if m == 0 {
+                anyhow::bail!("--max-records must be at least 1");
+            }
+            Some((q, m))
+        }
+        (Unit::Record, _, _) => {
+            anyhow::bail!("--unit record needs --sampling-rate Q and --max-records M")
+        }
+    };
     let params = InitParams {
         aggregators: args.aggregators,
         dimension: args.dim,
@@ -83,6 +122,7 @@ pub fn run(args: InitArgs) -> anyhow::Result<String> {
         noise: args.noise.into(),
         min_clients: args.min_clients,
         clients: args.clients,
+        record_level,
         base_port: args.port,
         ..InitParams::default()
     };

@@ -12,6 +12,8 @@
 //!   Algorithm 1 of Canonne–Kamath–Steinke 2020, kept as a cross-check.
 //! - [`DiscreteLaplace`]: Algorithm 2 of CKS20 ("The Discrete Gaussian for Differential
 //!   Privacy", NeurIPS 2020), with the fast exact Bernoulli coins.
+//! - [`poisson_subsample`]: Poisson subsampling (each item kept with probability q), the
+//!   sampling of record-level DP-SGD.
 //! - [`DiscreteGaussian`]: N_Z(0, σ²) by rejection from a dyadic block envelope, exact and fast
 //!   (≈ 2 random words per sample); its module docs give the proof of exactness. CKS20
 //!   Algorithm 3 is provided as [`discrete_gaussian_cks20`], the slower textbook reference.
@@ -37,12 +39,14 @@ mod exact;
 mod fastexp;
 mod gaussian;
 mod laplace;
+mod poisson;
 mod ratio;
 mod uniform;
 
 pub use bernoulli::{bernoulli_exp, bernoulli_exp_cks20, bernoulli_ratio};
 pub use gaussian::{DiscreteGaussian, MAX_SIGMA, MIN_SIGMA, discrete_gaussian_cks20};
 pub use laplace::DiscreteLaplace;
+pub use poisson::poisson_subsample;
 pub use ratio::Ratio;
 pub use uniform::uniform_below;
 
