@@ -312,6 +312,16 @@ impl Ledger {
         }
     }
 
+    /// A copy of the running totals without the entries (O(1) in the ledger's length).
+    fn totals(&self) -> Ledger {
+        Ledger {
+            task_id: self.task_id,
+            budget: self.budget.clone(),
+            rdp: self.rdp.clone(),
+            entries: Vec::new(),
+        }
+    }
+
     /// The composed RDP curve of an RDP ledger.
     pub fn rdp_spent(&self) -> Option<&RdpCurve> {
         self.rdp.as_ref().map(|s| &s.spent)
@@ -438,8 +448,8 @@ impl Ledger {
             prev_hash,
             hash: [0; 32],
         };
-        // Trial spend on a copy: the ledger changes only in `commit`.
-        let mut trial = self.clone();
+        // Trial spend on a copy of the totals: the ledger changes only in `commit`.
+        let mut trial = self.totals();
         trial.account(&entry)?;
         entry.rho_total = trial.budget.spent();
         if trial.rdp.is_some() {
@@ -459,7 +469,7 @@ impl Ledger {
         {
             return Err(LedgerError::BrokenChain { index });
         }
-        let mut after = self.clone();
+        let mut after = self.totals();
         after.account(&entry)?;
         let total = if after.rdp.is_some() {
             0.0
