@@ -1,4 +1,6 @@
-//! `cairn submit`: one client's update for one round.
+//! `cairn submit`: one client's update for one round (`--input`), or, for a record-level
+//! task, the sum of its sampled records (`--records`: each record is clipped to the
+//! task's `C` before the sum).
 
 use std::path::{Path, PathBuf};
 
@@ -19,9 +21,14 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub round: u32,
     /// A JSON file holding one array of numbers (the update; its length is the task's
-    /// dimension).
+    /// dimension). For a client-level task.
+    #[arg(long, required_unless_present = "records", conflicts_with = "records")]
+    pub input: Option<PathBuf>,
+    /// A JSON file holding an array of records, each an array of numbers of the task's
+    /// dimension: this round's sampled records (Poisson sampling at the task's rate is
+    /// the caller's). For a record-level task (`unit = "record"`).
     #[arg(long)]
-    pub input: PathBuf,
+    pub records: Option<PathBuf>,
     /// This client's credential file (`clients/client-K.toml` written by `cairn init`
     /// or `cairn client add`). Every client has its own; each aggregator accepts one
     /// report per client per round.
@@ -42,7 +49,11 @@ pub fn run(args: SubmitArgs) -> anyhow::Result<String> {
     let state_dir = args
         .state_dir
         .unwrap_or_else(|| args.credential.with_extension("state"));
-    let update = read_update(&args.input)?;
+    let (update, records) = match (&args.input, &args.records) {
+        (Some(path), _) => (read_update(path)?, false),
+        (None, Some(path)) => (read_records(path, task.dimension())?, true),
+        (None, None) => bail!("give --input (an update) or --records (sampled records)"),
+    };
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(async {
         let client = Client::builder(task)
@@ -50,7 +61,11 @@ pub fn run(args: SubmitArgs) -> anyhow::Result<String> {
             .state_dir(&state_dir)
             .build()
             .await?;
-        client.submit(args.round, &update).await
+        if records {
+            client.submit_records(args.round, &update).await
+        } else {
+            client.submit(args.round, &update).await
+        }
     });
     let report_id = match outcome {
         Ok(id) => id,
@@ -88,6 +103,39 @@ pub fn read_update(path: &Path) -> anyhow::Result<Vec<f32>> {
             }
         })
         .collect()
+}
+
+/// Reads a JSON array of records (arrays of `d` numbers), flattened row-major.
+pub fn read_records(path: &Path, d: usize) -> anyhow::Result<Vec<f32>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let rows: Vec<Vec<f64>> = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "{} must hold one JSON array of records (arrays of numbers)",
+            path.display()
+        )
+    })?;
+    let mut out = Vec::with_capacity(rows.len() * d);
+    for (r, row) in rows.iter().enumerate() {
+        if row.len() != d {
+            bail!(
+                "record {r} of {} has {} values, the task's dimension is {d}",
+                path.display(),
+                row.len()
+            );
+        }
+        for (i, v) in row.iter().enumerate() {
+            let f = *v as f32;
+            if !f.is_finite() {
+                bail!(
+                    "value {i} of record {r} of {} is not a finite f32",
+                    path.display()
+                );
+            }
+            out.push(f);
+        }
+    }
+    Ok(out)
 }
 
 /// `name` in the folder of `file`.
