@@ -261,33 +261,60 @@ impl<S: TaskStore> Leader<S> {
 
     /// Starts a job over up to [`MAX_REPORTS_PER_JOB`] queued reports of `round`:
     /// prepares the leader's side, records the job, and returns one [`JobInit`] per
-    /// helper (in helper order). `None` if nothing is queued.
+    /// helper (in helper order). `None` if nothing is queued. A batch whose reports
+    /// all fail the leader's own checks has nothing for the helpers: it is decided and
+    /// committed here (every report rejected) and the next batch is taken.
     pub fn start_job<R: CryptoRng + ?Sized>(
         &mut self,
         round: u32,
         rng: &mut R,
     ) -> Result<Option<(JobId, Vec<JobInit>)>, Reject> {
-        let ids = self
-            .core
-            .store
-            .queued_reports(round, MAX_REPORTS_PER_JOB)
-            .map_err(Reject::storage)?;
-        if ids.is_empty() {
-            return Ok(None);
+        loop {
+            let ids = self
+                .core
+                .store
+                .queued_reports(round, MAX_REPORTS_PER_JOB)
+                .map_err(Reject::storage)?;
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            let record = JobRecord {
+                job_id: JobId::random(rng),
+                round,
+                reports: ids,
+                accepted: None,
+            };
+            let (job, inits) = self.prepare_job(record.clone())?;
+            self.core
+                .store
+                .create_job(&record)
+                .map_err(Reject::storage)?;
+            if inits.iter().all(|i| i.reports.is_empty()) {
+                self.commit_locally(&record)?;
+                continue;
+            }
+            self.jobs.insert(record.job_id, job);
+            return Ok(Some((record.job_id, inits)));
         }
-        let record = JobRecord {
-            job_id: JobId::random(rng),
-            round,
-            reports: ids,
-            accepted: None,
-        };
-        let (job, inits) = self.prepare_job(record.clone())?;
+    }
+
+    /// Decides and commits a recorded job that has nothing for the helpers: all its
+    /// reports were refused by the leader's own checks.
+    fn commit_locally(&mut self, record: &JobRecord) -> Result<(), Reject> {
         self.core
             .store
-            .create_job(&record)
+            .decide_job(record.job_id, &[])
             .map_err(Reject::storage)?;
-        self.jobs.insert(record.job_id, job);
-        Ok(Some((record.job_id, inits)))
+        self.core
+            .store
+            .commit_job(
+                record.round,
+                record.job_id,
+                &[],
+                &Aggregate::zero(self.core.scheme.dimension()),
+            )
+            .map_err(Reject::storage)?;
+        Ok(())
     }
 
     /// After a restart: re-prepares every recorded, uncommitted job. Returns, per job,
@@ -305,7 +332,11 @@ impl<S: TaskStore> Leader<S> {
                 round: record.round,
                 accepted: accepted.clone(),
             });
-            let (job, inits) = self.prepare_job(record)?;
+            let (job, inits) = self.prepare_job(record.clone())?;
+            if inits.iter().all(|i| i.reports.is_empty()) {
+                self.commit_locally(&record)?;
+                continue;
+            }
             self.jobs.insert(job_id, job);
             out.push(ResumedJob {
                 job_id,

@@ -700,3 +700,44 @@ fn a_helper_refuses_a_leader_that_has_forgotten_a_release() {
         .unwrap();
     assert!(again.released_before);
 }
+
+#[test]
+fn a_batch_the_leader_refuses_entirely_is_settled_without_the_helpers() {
+    // A report whose leader share was tampered with fails the leader's own checks; in a
+    // batch of its own, nothing is left for the helpers (which refuse empty jobs), so
+    // the leader settles the job itself instead of retrying it forever.
+    let mut s = setup();
+    let cred = s.register();
+    let client = Client::new(s.task.clone(), cred).unwrap();
+    let mut req = client
+        .prepare_upload_quantised(0, &[1; DIM], &mut s.rng)
+        .unwrap();
+    // After the 64 two-byte words, the first field element of the share: all ones is
+    // not a canonical element (≥ p), so the leader cannot even decode the share.
+    let mut share = req.report.leader_share.expose_secret().to_vec();
+    share[2 * DIM..2 * DIM + 8].fill(0xff);
+    req.report.leader_share = cairn_mpc::secret::SecretVec::new(share);
+    s.leader.handle_upload(req, NOW).unwrap();
+    assert!(s.leader.start_job(0, &mut s.rng).unwrap().is_none());
+    assert!(s.leader.store().open_jobs().unwrap().is_empty());
+    assert!(s.leader.store().queued_reports(0, 10).unwrap().is_empty());
+    // The round goes on: an honest report is aggregated and released alone.
+    aggregated_round(&mut s);
+    let collector = collector_of(&s);
+    let cairn_protocol::leader::CollectStep::AskHelpers {
+        request,
+        leader_share,
+    } = s
+        .leader
+        .begin_collect(&collector.request(0), NOW, &mut s.rng)
+        .unwrap();
+    let helper_share = s
+        .helper
+        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
+        .unwrap();
+    let resp = s
+        .leader
+        .finish_collect(&request, leader_share, vec![helper_share])
+        .unwrap();
+    assert_eq!(collector.open(0, &resp).unwrap().count, 1);
+}
