@@ -283,3 +283,96 @@ pub fn aggregator_sensitivity(task: &TaskConfig) -> f64 {
 pub fn signal_sensitivity(task: &TaskConfig) -> f64 {
     task.clip_norm() * 2f64.powi(i32::from(task.frac_bits())) + (task.dimension() as f64).sqrt()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// d = 100, b = 16, f = 10, C = 1: Δ = 1024 + 10 = 1034 = B by default.
+    fn task(privacy: &str) -> TaskConfig {
+        let text = format!(
+            "name = \"p\"\ndimension = 100\nbits = 16\nfrac_bits = 10\nclip_norm = 1.0\n\
+             proof = \"carry-lift\"\nmin_clients = 8\nmax_clients = 100\nround_duration_secs = 60\n\
+             [privacy]\n{privacy}\n[collector]\n\
+             hpke_public_key = \"de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f\"\n\
+             [[aggregators]]\nrole = \"leader\"\nendpoint = \"127.0.0.1:1\"\n\
+             tls_cert_sha256 = \"{a}\"\nhpke_public_key = \"8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a\"\n\
+             [[aggregators]]\nrole = \"helper\"\nendpoint = \"127.0.0.1:2\"\n\
+             tls_cert_sha256 = \"{b}\"\nhpke_public_key = \"de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f\"\n",
+            a = "11".repeat(32),
+            b = "22".repeat(32),
+        );
+        TaskConfig::from_toml(&text).unwrap()
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() <= 1e-12 * b.abs().max(1e-300)
+    }
+
+    #[test]
+    fn aggregator_noise_costs_b_squared_over_two_sigma_squared() {
+        let t = task("noise = \"aggregator\"\nsigma = 2000.0\nepsilon = 10.0\ndelta = 1e-6");
+        assert_eq!(t.norm_bound(), 1034);
+        let p = Privacy::for_task(&t).unwrap();
+        // 1034² / (2 · 2000²) = 1069156 / 8000000.
+        assert!(close(p.rho_per_release(), 1_069_156.0 / 8_000_000.0));
+        assert_eq!(p.placement(), NoisePlacement::Aggregator);
+        assert!(p.aggregator_noise().is_some() && p.client_noise().is_none());
+        assert_eq!(p.release_cost(), ReleaseCost::Rho(p.rho_per_release()));
+    }
+
+    #[test]
+    fn client_noise_costs_the_kls21_bound_with_the_signal_sensitivity() {
+        let t = task(
+            "noise = \"client\"\nsigma = 2000.0\nepsilon = 100.0\ndelta = 1e-6\nmin_honest_clients = 8",
+        );
+        let p = Privacy::for_task(&t).unwrap();
+        // KLS21 Theorem 1 with Δ = 1034, σ_c = 2000/√8, n = 8, d = 100:
+        // τ = 10 Σ_{k=1}^{7} exp(−2π²σ_c² k/(k+1)) = 0 in f64 (σ_c ≈ 707),
+        // ρ = ½ min{Δ²/(n σ_c²), (Δ/(√n σ_c))²} = Δ²/(2 · 8 · 500000) = Δ²/(2σ²).
+        assert!(close(
+            p.rho_per_release(),
+            1034.0f64.powi(2) / (2.0 * 2000.0f64.powi(2))
+        ));
+        assert!(p.client_noise().is_some() && p.aggregator_noise().is_none());
+        assert_eq!(p.min_reports(3), 8, "min_honest_clients raises the floor");
+    }
+
+    #[test]
+    fn both_placements_charge_the_larger_cost() {
+        // With client noise B covers the noise too (B = ⌈1024 + 10 + 12·σ_c·10⌉), so the
+        // aggregator side, charged for B, is the larger.
+        let t = task(
+            "noise = \"both\"\nsigma = 40.0\nepsilon = 1e6\ndelta = 1e-6\nmin_honest_clients = 4",
+        );
+        let b = t.norm_bound() as f64;
+        assert_eq!(b, (1034.0f64 + 12.0 * 20.0 * 10.0).ceil());
+        let p = Privacy::for_task(&t).unwrap();
+        let aggregator = b * b / (2.0 * 1600.0);
+        let client = cairn_dp::calibrate::rho_distributed(1034.0, 20.0, 4, 100).unwrap();
+        assert!(aggregator > client);
+        assert!(close(p.rho_per_release(), aggregator));
+    }
+
+    #[test]
+    fn no_noise_costs_nothing_and_record_level_costs_a_curve() {
+        let none = Privacy::for_task(&task("noise = \"none\"")).unwrap();
+        assert_eq!(none.rho_per_release(), 0.0);
+        assert_eq!(none.epsilon_of_rho(1.0), 0.0);
+        let t = task(
+            "noise = \"aggregator\"\nsigma = 5000.0\nepsilon = 2.0\ndelta = 1e-6\n\
+             unit = \"record\"\nsampling_rate = 0.1\nmax_records_per_report = 20",
+        );
+        let p = Privacy::for_task(&t).unwrap();
+        let expected = RdpCurve::subsampled_discrete_gaussian(1034.0, 5000.0, 0.1).unwrap();
+        assert_eq!(p.rdp_per_release(), Some(&expected));
+        assert_eq!(p.release_cost(), ReleaseCost::Rdp(expected));
+        assert_eq!(
+            p.ledger_budget(),
+            LedgerBudget::Rdp {
+                epsilon: 2.0,
+                delta: 1e-6
+            }
+        );
+    }
+}

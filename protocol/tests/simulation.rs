@@ -666,7 +666,16 @@ fn a_release_beyond_the_budget_is_refused_by_every_aggregator() {
     let rho = cairn_protocol::privacy::Privacy::for_task(&w.task).unwrap();
     let per_release = rho.rho_per_release();
     let releases_allowed = (rho.rho_budget() / per_release).floor() as u32;
-    assert!(releases_allowed >= 1);
+    // By hand: B = ⌈4·2^8 + √12⌉ = 1028, ρ = 1028²/(2·8000²) = 0.0082561 per release;
+    // the budget ε = 1 at δ = 1e-6 is ρ = 0.024356 (CKS20 Corollary 13, computed
+    // independently in Python), so 2.95 releases: exactly two fit.
+    assert!((per_release - 1028.0f64.powi(2) / (2.0 * 8000.0f64.powi(2))).abs() < 1e-15);
+    assert!(
+        (rho.rho_budget() - 0.024_356).abs() < 1e-5,
+        "{}",
+        rho.rho_budget()
+    );
+    assert_eq!(releases_allowed, 2);
     let mut released = 0;
     for round in 0..=releases_allowed {
         for client in &pool {
