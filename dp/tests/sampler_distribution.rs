@@ -367,3 +367,50 @@ fn chi2_helpers_match_known_quantiles() {
     assert!((gamma_q(0.5, 3.841_458_820_694_124 / 2.0) - 0.05).abs() < 1e-10);
     assert!((gamma_q(5.0, 29.588_298_445_074_42 / 2.0) - 0.001).abs() < 1e-12);
 }
+
+/// χ² p-value of the residues `x mod m` of `samples` against the uniform law on 0..m.
+///
+/// For N_Z(0, σ²) the residue law mod m is uniform up to terms of order
+/// exp(−2π²σ²/m²) (Poisson summation), below 1e−300 when σ/m ≥ 20: so uniform is exact
+/// in f64 for the moduli used here.
+fn residue_chi2_p_value(samples: &[i64], m: i64) -> f64 {
+    let mut counts = vec![0u64; m as usize];
+    for &x in samples {
+        counts[x.rem_euclid(m) as usize] += 1;
+    }
+    let expected = samples.len() as f64 / m as f64;
+    let stat: f64 = counts
+        .iter()
+        .map(|&c| (c as f64 - expected).powi(2) / expected)
+        .sum();
+    gamma_q((m - 1) as f64 / 2.0, stat / 2.0)
+}
+
+#[test]
+fn low_bits_and_block_offsets_are_uniform_at_large_sigma() {
+    // The sampler draws an offset inside blocks of width w = 2^(⌊log₂σ⌋ − 5) and a sign:
+    // a bias there (say, only even values, or only the start of each block) would pass
+    // a χ² over wide bins. Residues mod 2, mod w and mod 3 (not a power of two) must be
+    // uniform.
+    for (i, (sigma, block)) in [(1000.5, 16i64), (1_048_576.0, 1 << 15)]
+        .into_iter()
+        .enumerate()
+    {
+        let sampler = DiscreteGaussian::from_f64(sigma).unwrap();
+        let mut rng = ChaCha20Rng::from_seed([60 + i as u8; 32]);
+        let mut samples = vec![0i64; 1_000_000];
+        sampler.fill(&mut rng, &mut samples);
+        for m in [2, 3, block] {
+            let p = residue_chi2_p_value(&samples, m);
+            assert!(p > ALPHA, "σ = {sigma}: residues mod {m}: p = {p:e}");
+        }
+        // Power: the same samples made even, or snapped to block starts, fail.
+        let even: Vec<i64> = samples.iter().map(|x| x - x.rem_euclid(2)).collect();
+        assert!(residue_chi2_p_value(&even, 2) < ALPHA);
+        let snapped: Vec<i64> = samples
+            .iter()
+            .map(|x| x - x.rem_euclid(block) + (x.rem_euclid(block) / 2))
+            .collect();
+        assert!(residue_chi2_p_value(&snapped, block) < ALPHA);
+    }
+}
