@@ -41,6 +41,10 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with_min_clients(1)
+}
+
+fn setup_with_min_clients(min_clients: u32) -> Setup {
     let mut rng = ChaCha20Rng::from_seed([77; 32]);
     let (_collector_sk, collector_pk) = generate_keypair(&mut rng);
     let (_leader_sk, leader_pk) = generate_keypair(&mut rng);
@@ -52,7 +56,7 @@ bits = 16
 frac_bits = 8
 clip_norm = 4.0
 proof = "carry-lift"
-min_clients = 1
+min_clients = {min_clients}
 max_clients = 100
 round_duration_secs = 3600
 
@@ -740,4 +744,140 @@ fn a_batch_the_leader_refuses_entirely_is_settled_without_the_helpers() {
         .finish_collect(&request, leader_share, vec![helper_share])
         .unwrap();
     assert_eq!(collector.open(0, &resp).unwrap().count, 1);
+}
+
+/// The leader's honest request for round 0 after one aggregated report.
+fn honest_request(s: &mut Setup) -> cairn_protocol::messages::AggregateShareRequest {
+    cairn_protocol::messages::AggregateShareRequest {
+        task_id: s.task.id(),
+        round: 0,
+        report_count: 1,
+        report_set_digest: s.helper.store().report_set_digest(0).unwrap(),
+        leader_ledger: cairn_protocol::ledger::LedgerHead {
+            entries: 1,
+            rho_total: 0.0,
+            hash: [3; 32],
+        },
+        leader_released_before: false,
+    }
+}
+
+#[test]
+fn the_helper_holds_its_own_line_against_a_dishonest_leaders_release_requests() {
+    // min_clients = 2 and one report: the helper refuses whatever the leader claims.
+    let mut s = setup_with_min_clients(2);
+    aggregated_round(&mut s);
+    let req = honest_request(&mut s);
+    let code = |s: &mut Setup, r: &cairn_protocol::messages::AggregateShareRequest| {
+        s.helper
+            .handle_aggregate_share_request(r, NOW, &mut s.rng)
+            .unwrap_err()
+            .code
+    };
+    assert_eq!(code(&mut s, &req), ErrorCode::NotEnoughReports);
+    // A wrong count or digest: the aggregators would not add the same reports.
+    let mut wrong = req.clone();
+    wrong.report_count = 2;
+    assert_eq!(code(&mut s, &wrong), ErrorCode::Mismatch);
+    let mut wrong = req.clone();
+    wrong.report_set_digest[0] ^= 1;
+    assert_eq!(code(&mut s, &wrong), ErrorCode::Mismatch);
+    assert!(
+        s.helper.store().ledger().unwrap().is_empty(),
+        "nothing spent"
+    );
+}
+
+#[test]
+fn the_helper_refuses_jobs_for_released_and_expired_rounds() {
+    let mut s = setup();
+    aggregated_round(&mut s);
+    let req = honest_request(&mut s);
+    s.helper
+        .handle_aggregate_share_request(&req, NOW, &mut s.rng)
+        .unwrap();
+    // A job for the released round.
+    let (_, init) = s.honest_job();
+    assert_eq!(
+        s.helper.handle_job_init(&init, NOW).unwrap_err().code,
+        ErrorCode::RoundClosed
+    );
+    // A job for a round opened an hour ago (round_duration_secs = 3600), then expired.
+    let cred = s.register();
+    let client = Client::new(s.task.clone(), cred).unwrap();
+    let req = client
+        .prepare_upload_quantised(1, &[1; DIM], &mut s.rng)
+        .unwrap();
+    s.leader.handle_upload(req, NOW).unwrap();
+    let (_, mut inits) = s.leader.start_job(1, &mut s.rng).unwrap().unwrap();
+    let mut late = inits.remove(0);
+    // The helper opens round 1 at NOW with a first (other) job...
+    let first = late.clone();
+    let mut first = first;
+    first.job_id = JobId([0xaa; 16]);
+    first.reports[0].sealed_share.payload[0] ^= 1; // cannot open: nothing recorded
+    s.helper.handle_job_init(&first, NOW).unwrap();
+    // ...and refuses a new job after the round's duration.
+    late.job_id = JobId([0xbb; 16]);
+    assert_eq!(
+        s.helper
+            .handle_job_init(&late, NOW.plus_secs(3600))
+            .unwrap_err()
+            .code,
+        ErrorCode::RoundClosed
+    );
+}
+
+#[test]
+fn the_collector_refuses_shares_swapped_reordered_or_missing() {
+    let mut s = setup();
+    aggregated_round(&mut s);
+    let collector = collector_of(&s);
+    let cairn_protocol::leader::CollectStep::AskHelpers {
+        request,
+        leader_share,
+    } = s
+        .leader
+        .begin_collect(&collector.request(0), NOW, &mut s.rng)
+        .unwrap();
+    let helper_share = s
+        .helper
+        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
+        .unwrap();
+    let honest = s
+        .leader
+        .finish_collect(&request, leader_share, vec![helper_share])
+        .unwrap();
+    assert!(collector.open(0, &honest).is_ok());
+    use cairn_protocol::collector::CollectorError;
+    // Opened as another round: the AAD binds the round.
+    let mut other_round = honest.clone();
+    other_round.round = 1;
+    assert!(matches!(
+        collector.open(1, &other_round),
+        Err(CollectorError::OpenFailed(0))
+    ));
+    // The shares swapped between aggregator indices (the labels follow the order).
+    let mut swapped = honest.clone();
+    swapped.shares.swap(0, 1);
+    swapped.shares[0].aggregator_index = 0;
+    swapped.shares[1].aggregator_index = 1;
+    assert!(matches!(
+        collector.open(0, &swapped),
+        Err(CollectorError::OpenFailed(_))
+    ));
+    // Out of order, labels kept: refused as inconsistent.
+    let mut reordered = honest.clone();
+    reordered.shares.swap(0, 1);
+    assert!(matches!(
+        collector.open(0, &reordered),
+        Err(CollectorError::Inconsistent(_))
+    ));
+    // One share dropped.
+    let mut missing = honest;
+    missing.shares.pop();
+    assert!(matches!(
+        collector.open(0, &missing),
+        Err(CollectorError::Inconsistent(_))
+    ));
 }
