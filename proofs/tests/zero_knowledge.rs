@@ -10,8 +10,10 @@ use rand_core::SeedableRng;
 
 const SAMPLES: usize = 3000;
 const BUCKETS: usize = 16;
-/// χ² critical value for 15 degrees of freedom at significance 0.001.
-const CHI2_CRITICAL_15_DF: f64 = 37.70;
+/// χ² critical value for 15 degrees of freedom at significance 1e-6/8: the suite's
+/// false-failure rate of 1e-6 over the 8 coordinates tested (Bonferroni), computed from
+/// the regularised incomplete gamma function (37.70 at 0.001, for comparison).
+const CHI2_CRITICAL_15_DF: f64 = 61.77;
 
 /// The summed verifier of `SAMPLES` reports of `x`, one vector per report.
 fn verifiers(cl: &CarryLift, x: &[i64], seed: u8) -> Vec<Vec<Field64>> {
@@ -85,10 +87,14 @@ fn verifier_distribution_does_not_depend_on_the_input() {
         len - 4,
     ];
     for &c in &coordinates {
-        assert!(
-            a.iter()
-                .all(|v| v[0] == Field64::ZERO && v[1] == Field64::ZERO)
-        );
+        // The circuit's outputs are zero for every valid input, both inputs included.
+        for samples in [&a, &b] {
+            assert!(
+                samples
+                    .iter()
+                    .all(|v| v[0] == Field64::ZERO && v[1] == Field64::ZERO)
+            );
+        }
         let stat = chi2_two_sample(&histogram(&a, c), &histogram(&b, c));
         assert!(
             stat < CHI2_CRITICAL_15_DF,

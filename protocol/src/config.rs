@@ -846,6 +846,67 @@ hpke_public_key = "{KEY_B}"
     }
 
     #[test]
+    fn every_parameter_that_matters_changes_the_task_id() {
+        let base = sample("", AGG_NOISE);
+        let id = TaskConfig::from_toml(&base).unwrap().id();
+        let changes: &[(&str, &str)] = &[
+            ("name = \"t\"", "name = \"u\""),
+            ("dimension = 1000", "dimension = 999"),
+            ("bits = 16", "bits = 32"),
+            ("frac_bits = 8", "frac_bits = 7"),
+            ("clip_norm = 1.0", "clip_norm = 0.5"),
+            ("min_clients = 5", "min_clients = 6"),
+            ("max_clients = 100", "max_clients = 101"),
+            ("sigma = 1000.0", "sigma = 1001.0"),
+            ("epsilon = 4.0", "epsilon = 4.5"),
+            ("delta = 1e-6", "delta = 1e-7"),
+            (&"11".repeat(32), &"33".repeat(32)),
+            (
+                KEY_A,
+                "0900000000000000000000000000000000000000000000000000000000000000",
+            ),
+        ];
+        for (from, to) in changes {
+            let changed = base.replacen(from, to, 1);
+            assert_ne!(changed, base, "{from} not in the sample");
+            match TaskConfig::from_toml(&changed) {
+                Ok(t) => assert_ne!(t.id(), id, "changing {from} kept the task id"),
+                // bits = 32 breaks the carry-lift no-wrap bound: a different task anyway.
+                Err(e) => assert_eq!(*from, "bits = 16", "{from}: {e}"),
+            }
+        }
+        for (extra, privacy) in [
+            ("norm_bound = 300", AGG_NOISE.to_owned()),
+            (
+                "",
+                AGG_NOISE.to_owned()
+                    + "\nunit = \"record\"\nsampling_rate = 0.5\nmax_records_per_report = 2",
+            ),
+        ] {
+            let t = TaskConfig::from_toml(&sample(extra, &privacy)).unwrap();
+            assert_ne!(t.id(), id, "{extra} {privacy}");
+        }
+        // The noise placement (client vs both at the same parameters).
+        let placement = |noise: &str| {
+            let privacy = format!(
+                "noise = \"{noise}\"\nsigma = 1000.0\nepsilon = 1e9\ndelta = 1e-6\nmin_honest_clients = 5"
+            );
+            TaskConfig::from_toml(&sample("", &privacy)).unwrap().id()
+        };
+        assert_ne!(placement("client"), placement("both"));
+        // The collector's key too (replacing the collector key, not the helper's).
+        let other = base.replacen(
+            &format!("[collector]\nhpke_public_key = \"{KEY_B}\""),
+            &format!("[collector]\nhpke_public_key = \"{KEY_A}\""),
+            1,
+        );
+        assert_ne!(TaskConfig::from_toml(&other).unwrap().id(), id);
+        // Operational settings do not: the round duration and the endpoints.
+        let op = base.replace("round_duration_secs = 60", "round_duration_secs = 61");
+        assert_eq!(TaskConfig::from_toml(&op).unwrap().id(), id);
+    }
+
+    #[test]
     fn unknown_keys_are_rejected() {
         let err = TaskConfig::from_toml(&sample("colour = \"red\"", AGG_NOISE)).unwrap_err();
         assert!(matches!(err, ConfigError::Toml(_)), "{err:?}");

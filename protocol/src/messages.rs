@@ -1108,7 +1108,10 @@ mod tests {
 
         #[test]
         fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = Message::decode(&bytes, &limits());
+            // And whatever decodes is canonical: it re-encodes to the same bytes.
+            if let Ok(m) = Message::decode(&bytes, &limits()) {
+                prop_assert_eq!(m.encode(), bytes);
+            }
         }
 
         #[test]
@@ -1116,7 +1119,9 @@ mod tests {
             let mut bytes = samples()[idx].encode();
             let p = pos % bytes.len();
             bytes[p] = val;
-            let _ = Message::decode(&bytes, &limits());
+            if let Ok(m) = Message::decode(&bytes, &limits()) {
+                prop_assert_eq!(m.encode(), bytes);
+            }
         }
     }
 }
