@@ -980,6 +980,22 @@ mod tests {
     }
 
     #[test]
+    fn every_commit_is_synced_to_disk() {
+        // synchronous = FULL (2) with the WAL: an acknowledged report or a ledger entry
+        // is on disk before the answer leaves.
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("n.sqlite")).unwrap();
+        let conn = store.conn.lock().unwrap();
+        let sync: i64 = conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!((sync, mode.as_str()), (2, "wal"));
+    }
+
+    #[test]
     fn a_database_of_another_schema_version_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("old.sqlite");

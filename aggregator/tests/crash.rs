@@ -1,6 +1,8 @@
-//! Issue 6: crash safety. A node SIGKILLed in the middle of a round resumes after a
-//! restart, and the round releases exactly the acknowledged reports — none lost, none
-//! counted twice. And a spent privacy budget survives a restart of every node.
+//! Crash safety. A node SIGKILLed in the middle of a round resumes after a restart, and
+//! the round releases exactly the acknowledged reports — none lost, none counted twice:
+//! each report is the integer vector (k, 0, …) and the released integer sum must equal
+//! Σk exactly. And a spent privacy budget survives a restart of every node: each node's
+//! own ledger is read back from its database, the helper's included.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
@@ -95,19 +97,36 @@ async fn crash_during_round(victim: usize) {
     for k in 1..=10u32 {
         client(&deploy, k)
             .await
-            .submit(0, &update(k))
+            .submit_quantised(0, &integer_update(k))
             .await
             .unwrap();
         acknowledged.push(k);
     }
-    // Kill while the leader's driver is (likely) in the middle of jobs.
     nodes[victim].kill();
+    // What the victim had in flight when it died, from its own database.
+    let config = cairn_aggregator::node_config::NodeConfig::load(
+        &deploy.join(format!("node-{victim}.toml")),
+    )
+    .unwrap();
+    let store = cairn_aggregator::store::SqliteStore::open_read_only(
+        &cairn_aggregator::node::database_path(&config),
+    )
+    .unwrap()
+    .task(task(&deploy).id(), DIM);
+    use cairn_protocol::store::TaskStore;
+    let round = store.round(0).unwrap();
+    println!(
+        "killed aggregator {victim} with {} open jobs, {} reports aggregated",
+        store.open_jobs().unwrap().len(),
+        round.map_or(0, |r| r.count)
+    );
+    drop(store);
     if victim == 1 {
         // The leader keeps accepting uploads while its helper is down.
         for k in 11..=20u32 {
             client(&deploy, k)
                 .await
-                .submit(0, &update(k))
+                .submit_quantised(0, &integer_update(k))
                 .await
                 .unwrap();
             acknowledged.push(k);
@@ -118,7 +137,7 @@ async fn crash_during_round(victim: usize) {
     for k in 21..=25u32 {
         client(&deploy, k)
             .await
-            .submit(0, &update(k))
+            .submit_quantised(0, &integer_update(k))
             .await
             .unwrap();
         acknowledged.push(k);
@@ -129,16 +148,17 @@ async fn crash_during_round(victim: usize) {
         acknowledged.len(),
         "every acknowledged report, once"
     );
-    let expected: f64 = acknowledged
-        .iter()
-        .map(|k| f64::from(*k as f32 / 1000.0))
-        .sum();
-    let tolerance = acknowledged.len() as f64 * 2f64.powi(-i32::from(task(&deploy).frac_bits()));
-    assert!(
-        (released.sum[0] - expected).abs() <= tolerance,
-        "sum {} vs {expected}",
-        released.sum[0]
-    );
+    // Exact: a report lost and another counted twice would change Σk.
+    let expected: i64 = acknowledged.iter().map(|k| i64::from(*k)).sum();
+    assert_eq!(released.sum_quantised[0], expected);
+    assert!(released.sum_quantised[1..].iter().all(|v| *v == 0));
+}
+
+/// The quantised report (k, 0, …, 0): an integer vector, summed exactly.
+fn integer_update(k: u32) -> Vec<i64> {
+    let mut x = vec![0i64; DIM];
+    x[0] = i64::from(k);
+    x
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -192,5 +212,29 @@ async fn the_budget_ledger_survives_restarts() {
                 other => panic!("a third release must be refused: {other:?}"),
             }
         }
+    }
+    // Every aggregator's own ledger, read from its database after the SIGKILLs: the
+    // leader refusing first must not hide a helper that forgot its releases.
+    for n in &mut nodes {
+        n.kill();
+    }
+    let task = task(&deploy);
+    for i in 0..2 {
+        let config =
+            cairn_aggregator::node_config::NodeConfig::load(&deploy.join(format!("node-{i}.toml")))
+                .unwrap();
+        let store = cairn_aggregator::store::SqliteStore::open_read_only(
+            &cairn_aggregator::node::database_path(&config),
+        )
+        .unwrap()
+        .task(task.id(), task.dimension());
+        use cairn_protocol::store::TaskStore;
+        let entries = store.ledger().unwrap();
+        assert_eq!(entries.len(), 2, "aggregator {i} keeps both releases");
+        cairn_protocol::ledger::Ledger::verify_chain(&task.id(), &entries).unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.round).collect::<Vec<_>>(),
+            vec![0, 1]
+        );
     }
 }
