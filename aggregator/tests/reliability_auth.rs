@@ -151,7 +151,12 @@ async fn a_credential_for_task_a_cannot_submit_to_task_b() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unauthenticated_collector_is_refused_and_spends_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let deploy = init(dir.path(), FLAGS, 2);
+    // Noise on: a release would spend budget, so "spends nothing" can be checked.
+    let deploy = init(
+        dir.path(),
+        &["--dim", "8", "--noise", "aggregator", "--min-clients", "1"],
+        2,
+    );
     let _nodes: Vec<NodeProcess> = (0..2)
         .map(|i| NodeProcess::start(&deploy.join(format!("node-{i}.toml"))))
         .collect();
@@ -201,10 +206,32 @@ async fn an_unauthenticated_collector_is_refused_and_spends_nothing() {
         other => panic!("an unknown collector must be refused: {other:?}"),
     }
 
-    // The refused attempts neither released the round nor spent budget: the real
-    // collector gets the one report.
+    // The refused attempts neither released the round nor spent budget: no ledger
+    // holds an entry, and the real collector then gets the one report.
+    assert_eq!(ledger_entries(&deploy), [0, 0]);
     let released = collector(&deploy).await.collect(0).await.unwrap();
     assert_eq!(released.count, 1);
+    assert!(released.receipt().unwrap().rho_spent > 0.0);
+    assert_eq!(ledger_entries(&deploy), [1, 1]);
+}
+
+/// The number of ledger entries in each node's database (read-only, nodes running).
+fn ledger_entries(deploy: &Path) -> [usize; 2] {
+    use cairn_protocol::store::TaskStore;
+    let task = task(deploy);
+    [0, 1].map(|i| {
+        let config =
+            cairn_aggregator::node_config::NodeConfig::load(&deploy.join(format!("node-{i}.toml")))
+                .unwrap();
+        cairn_aggregator::store::SqliteStore::open_read_only(
+            &cairn_aggregator::node::database_path(&config),
+        )
+        .unwrap()
+        .task(task.id(), task.dimension())
+        .ledger()
+        .unwrap()
+        .len()
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
