@@ -54,6 +54,22 @@ pub enum CairnNoise {
         /// Releases the budget is planned for.
         rounds: u64,
     },
+    /// Record level (`unit = "record"`): aggregator noise calibrated with the RDP of
+    /// the Poisson-subsampled discrete Gaussian so that `rounds` releases spend at most
+    /// (`epsilon`, `delta`) per record; organisations submit the sums of their sampled
+    /// records ([`SecureSum::submit_records`]), and a round needs one of them.
+    Records {
+        /// Total ε over all rounds, per record.
+        epsilon: f64,
+        /// δ.
+        delta: f64,
+        /// Releases the budget is planned for.
+        rounds: u64,
+        /// Per-record sampling rate q.
+        sampling_rate: f64,
+        /// Most records per report m.
+        max_records: u32,
+    },
 }
 
 /// What to deploy.
@@ -170,13 +186,32 @@ impl CairnSum {
             ));
         }
         let host = std::net::IpAddr::from([127, 0, 0, 1]);
-        let (noise, epsilon, delta, rounds) = match config.noise {
-            CairnNoise::None => (NoisePlacement::None, 1.0, 1e-6, 1),
+        let (noise, epsilon, delta, rounds, record_level) = match config.noise {
+            CairnNoise::None => (NoisePlacement::None, 1.0, 1e-6, 1, None),
             CairnNoise::Aggregator {
                 epsilon,
                 delta,
                 rounds,
-            } => (NoisePlacement::Aggregator, epsilon, delta, rounds),
+            } => (NoisePlacement::Aggregator, epsilon, delta, rounds, None),
+            CairnNoise::Records {
+                epsilon,
+                delta,
+                rounds,
+                sampling_rate,
+                max_records,
+            } => (
+                NoisePlacement::Aggregator,
+                epsilon,
+                delta,
+                rounds,
+                Some((sampling_rate, max_records)),
+            ),
+        };
+        // Record level: an organisation that sampled too many records skips a round.
+        let min_clients = if record_level.is_some() {
+            1
+        } else {
+            organisations
         };
         let params = InitParams {
             aggregators: 2,
@@ -186,10 +221,10 @@ impl CairnSum {
             delta,
             rounds,
             noise,
-            min_clients: organisations,
+            min_clients,
             max_clients: organisations,
             clients: organisations,
-            record_level: None,
+            record_level,
             base_port: free_base_port(host, 2).map_err(deploy)?,
             host,
             name: config.name.clone(),
@@ -332,6 +367,45 @@ impl SecureSum for CairnSum {
         Ok(())
     }
 
+    /// Through the SDK's record path: each record is clipped to the task's `C` (which
+    /// is `clip_norm` when the task was deployed with it) and summed by the client.
+    fn submit_records(
+        &mut self,
+        org: usize,
+        round: u32,
+        records: &[f32],
+        _clip_norm: f64,
+    ) -> Result<(), SecureSumError> {
+        if !matches!(self.noise, CairnNoise::Records { .. }) {
+            return Err(CairnSumError::Inconsistent(
+                "submit_records needs a record-level task (CairnNoise::Records)".into(),
+            )
+            .into());
+        }
+        if let Some(index) = records.iter().position(|v| !v.is_finite()) {
+            return Err(SecureSumError::NonFinite { index });
+        }
+        if self.collected.contains(&round) {
+            return Err(SecureSumError::RoundClosed(round));
+        }
+        let live = self.live()?;
+        let client = live
+            .clients
+            .get(org)
+            .ok_or(CairnSumError::UnknownOrganisation {
+                org,
+                count: live.clients.len(),
+            })?;
+        if self.submitted.contains(&(round, org)) {
+            return Err(SecureSumError::Duplicate { org, round });
+        }
+        self.runtime
+            .block_on(client.submit_records(round, records))
+            .map_err(CairnSumError::from)?;
+        self.submitted.insert((round, org));
+        Ok(())
+    }
+
     fn collect(&mut self, round: u32) -> Result<Aggregate, SecureSumError> {
         if self.collected.contains(&round) {
             return Err(SecureSumError::RoundClosed(round));
@@ -358,7 +432,7 @@ impl SecureSum for CairnSum {
         }
         let epsilon_spent = match self.noise {
             CairnNoise::None => None,
-            CairnNoise::Aggregator { .. } => Some(
+            CairnNoise::Aggregator { .. } | CairnNoise::Records { .. } => Some(
                 collection
                     .receipt()
                     .ok_or_else(|| CairnSumError::Inconsistent("no budget receipt".into()))?

@@ -165,6 +165,28 @@ pub fn standardiser_from_sum(sum: &[f64]) -> Result<Standardiser, FeatureError> 
     Ok(Standardiser { mean, variance })
 }
 
+/// A [`Standardiser`] from **public** bounds instead of released statistics: each
+/// numeric feature lies in `[0, max_i]` (after `log1p` on [`LOG_SCALED_COLUMNS`]), and is
+/// mapped to `[−1, 1]` (centre `t(max)/2`, scale `t(max)/2`). Nothing about the data
+/// is released; a record-level DP run uses this so that its budget covers everything.
+/// `max` holds the 38 numeric maxima in schema order (e.g. from the KEEL headers,
+/// [`crate::data::keel::public_numeric_maxima`]).
+pub fn standardiser_from_public_ranges(max: &[f64; NUM_NUMERIC]) -> Standardiser {
+    let mut mean = [0.0; NUM_NUMERIC];
+    let mut variance = [0.0; NUM_NUMERIC];
+    for (i, m) in max.iter().enumerate() {
+        let column = if i == 0 { 0 } else { i + 3 };
+        let top = if LOG_SCALED_COLUMNS.contains(&column) {
+            m.max(0.0).ln_1p()
+        } else {
+            m.max(0.0)
+        };
+        mean[i] = top / 2.0;
+        variance[i] = (top / 2.0).powi(2);
+    }
+    Standardiser { mean, variance }
+}
+
 impl Standardiser {
     /// Per-feature means (of the log-scaled values).
     pub fn mean(&self) -> &[f64] {

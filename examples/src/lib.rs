@@ -12,13 +12,16 @@
 //! - [`data`]: the 41-feature KDD schema, the KEEL `.dat` and NSL-KDD loaders, the
 //!   pinned PyPI fetcher, the deduplicated stratified hold-out split.
 //! - [`features`]: log-scaling, one-hot encoding, standardisation from summed
-//!   statistics ([`local_stats`], [`standardiser_from_sum`]).
+//!   statistics ([`local_stats`], [`standardiser_from_sum`]) or from public attribute
+//!   ranges ([`standardiser_from_public_ranges`]).
 //! - [`model`]: multinomial logistic regression and a one-hidden-layer MLP over flat
 //!   parameter vectors, minibatch SGD.
 //! - [`secure_sum`]: the [`SecureSum`] backend trait and [`PlaintextSum`].
 //! - [`cairn_sum`]: [`CairnSum`], the backend running real Cairn nodes on loopback.
 //! - [`limb_sum`]: [`LimbSum`], exact sums of large values through a 16-bit task.
 //! - [`fedavg`]: clipped FedAvg through a [`SecureSum`], the centralised baseline.
+//! - [`dpsgd`]: record-level DP-SGD across silos through a [`SecureSum`] (Poisson
+//!   sampling, per-record clipping, Adam on the noisy sum, iterate averaging).
 //! - [`metrics`]: accuracy, macro-F1, the majority-class baseline.
 //! - [`experiment`]: the pipeline shared by the binary and the tests.
 //! - [`plot`]: the SVG plot of macro-F1 over rounds.
@@ -26,6 +29,7 @@
 
 pub mod cairn_sum;
 pub mod data;
+pub mod dpsgd;
 pub mod experiment;
 pub mod features;
 pub mod fedavg;
@@ -37,7 +41,10 @@ pub mod rng;
 pub mod secure_sum;
 
 pub use cairn_sum::{CairnNoise, CairnSum, CairnSumConfig, CairnSumError};
-pub use features::{Samples, Standardiser, local_stats, standardiser_from_sum};
+pub use dpsgd::{DpSgdConfig, DpSgdError, DpSgdReport, run_dpsgd};
+pub use features::{
+    Samples, Standardiser, local_stats, standardiser_from_public_ranges, standardiser_from_sum,
+};
 pub use fedavg::{FedAvgConfig, RoundReport, run_centralised, run_fedavg};
 pub use limb_sum::{LimbLayout, LimbSum};
 pub use metrics::Evaluation;

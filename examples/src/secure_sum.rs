@@ -74,6 +74,36 @@ pub trait SecureSum {
 
     /// Closes `round` and releases its aggregate.
     fn collect(&mut self, round: u32) -> Result<Aggregate, SecureSumError>;
+
+    /// Record level: organisation `org` submits the sum of its sampled `records` (rows
+    /// of [`SecureSum::dimension`] values), each clipped to `clip_norm` first. The
+    /// default clips and sums here and submits the sum; a backend whose task is
+    /// record-level (Cairn) does it in the client SDK instead.
+    fn submit_records(
+        &mut self,
+        org: usize,
+        round: u32,
+        records: &[f32],
+        clip_norm: f64,
+    ) -> Result<(), SecureSumError> {
+        let d = self.dimension();
+        if !records.len().is_multiple_of(d) {
+            return Err(SecureSumError::Dimension {
+                expected: d,
+                found: records.len() % d,
+            });
+        }
+        let mut sum = vec![0f32; d];
+        let mut row = vec![0f32; d];
+        for record in records.chunks_exact(d) {
+            row.copy_from_slice(record);
+            crate::fedavg::clip_l2(&mut row, clip_norm);
+            for (s, r) in sum.iter_mut().zip(&row) {
+                *s += r;
+            }
+        }
+        self.submit(org, round, &sum)
+    }
 }
 
 /// Exact plaintext summation: no noise and no privacy guarantee.

@@ -51,3 +51,78 @@ fn binary_runs_plaintext_and_cairn_runs() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--orgs 6"));
 }
+
+/// `--unit record`: DP-SGD across the silos through a record-level Cairn task, a few
+/// steps, two seeds; `results.json` has one object per run and seed with the required
+/// keys, and the ledgers report the whole budget spent, never more.
+#[test]
+fn record_level_dpsgd_writes_results_json() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel");
+    let out = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
+        .args([
+            "--unit",
+            "record",
+            "--epsilons",
+            "2",
+            "--seeds",
+            "1,2",
+            "--steps",
+            "8",
+            "--sampling-rate",
+            "0.05",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
+            .unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2 * 2, "two runs (no noise, ε = 2) × two seeds");
+    for row in rows {
+        for key in ["run", "unit", "epsilon", "seed", "macro_f1", "accuracy"] {
+            assert!(row.get(key).is_some(), "{key} missing: {row}");
+        }
+        assert_eq!(row["unit"], "record");
+        let f1 = row["macro_f1"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f1));
+    }
+    assert!(rows.iter().any(|r| r["epsilon"].is_null()));
+    assert!(rows.iter().any(|r| r["epsilon"] == 2.0 && r["seed"] == 2));
+    // The ledgers spent the planned ε over the 8 steps, never more.
+    let spent: Vec<f64> = stdout
+        .lines()
+        .filter(|l| l.contains("dpsgd_cairn_eps_2:"))
+        .map(|l| {
+            l.split("ε spent ")
+                .nth(1)
+                .and_then(|t| t.split(',').next())
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(spent.len(), 2);
+    assert!(spent.iter().all(|e| *e > 1.9 && *e <= 2.0), "{spent:?}");
+
+    // Record level scales by the public KEEL ranges: NSL-KDD text is refused.
+    let nsl = out.path().join("train.txt");
+    std::fs::write(&nsl, "0,tcp,http,SF\n").unwrap();
+    let bad = Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
+        .args(["--unit", "record", "--data"])
+        .arg(&nsl)
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("public attribute ranges"));
+}

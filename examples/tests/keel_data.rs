@@ -70,3 +70,30 @@ fn a_corrupted_copy_fails_its_pin() {
     let err = verify_file_sha256(&path, spec.sha256).unwrap_err();
     assert!(err.to_string().contains("SHA-256 mismatch"), "{err}");
 }
+
+#[test]
+fn public_ranges_from_the_headers_bound_every_record() {
+    use cairn_examples::data::keel::public_numeric_maxima;
+    use cairn_examples::standardiser_from_public_ranges;
+    let dir = shared_dir();
+    let max = public_numeric_maxima(&dir).unwrap();
+    // duration's range in kddcup-land_vs_satan.dat is [0.0, 58329.0].
+    assert!(max[0] >= 58_329.0);
+    assert!(max.iter().all(|m| m.is_finite() && *m >= 0.0));
+    let standardiser = standardiser_from_public_ranges(&max);
+    let dataset = load_keel_dir(&dir).unwrap();
+    let records: Vec<_> = dataset
+        .organisations
+        .iter()
+        .flat_map(|o| o.records.iter().cloned())
+        .collect();
+    let samples = standardiser.encode(&records);
+    for i in 0..samples.len() {
+        let row = samples.row(i);
+        assert!(
+            row[..38].iter().all(|v| (-1.0..=1.0).contains(v)),
+            "record {i}: {:?}",
+            &row[..38]
+        );
+    }
+}

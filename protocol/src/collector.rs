@@ -53,17 +53,21 @@ impl Collection {
     /// Whether the aggregators' ledgers disagree on the ρ spent (each enforces its own
     /// ledger; a disagreement is worth a warning).
     pub fn ledgers_disagree(&self) -> bool {
-        self.receipts
-            .windows(2)
-            .any(|w| (w[0].rho_total - w[1].rho_total).abs() > 1e-12 * w[0].rho_total.max(1.0))
+        self.receipts.windows(2).any(|w| {
+            (w[0].rho_total - w[1].rho_total).abs() > 1e-12 * w[0].rho_total.max(1.0)
+                || (w[0].epsilon_total - w[1].epsilon_total).abs()
+                    > 1e-12 * w[0].epsilon_total.max(1.0)
+        })
     }
 
-    /// The most conservative receipt (the largest ρ spent).
+    /// The most conservative receipt (the largest ρ spent, then the largest ε: RDP
+    /// ledgers of record-level tasks spend no ρ).
     pub fn receipt(&self) -> Option<BudgetReceipt> {
-        self.receipts
-            .iter()
-            .copied()
-            .max_by(|a, b| a.rho_total.total_cmp(&b.rho_total))
+        self.receipts.iter().copied().max_by(|a, b| {
+            a.rho_total
+                .total_cmp(&b.rho_total)
+                .then(a.epsilon_total.total_cmp(&b.epsilon_total))
+        })
     }
 }
 

@@ -14,14 +14,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use cairn_examples::data::fetch::{PipCommand, default_cache_dir, ensure_keel_data};
+use cairn_examples::data::keel::public_numeric_maxima;
+use cairn_examples::data::split::holdout_split;
 use cairn_examples::data::{Dataset, load_keel_dir, nsl_kdd_dataset, parse_nsl_kdd};
 use cairn_examples::experiment::{
     ModelKind, Prepared, STATS_LIMBS, cairn_stats_backend, new_model, prepare,
 };
 use cairn_examples::plot::{Curve, write_macro_f1_svg};
 use cairn_examples::{
-    CairnNoise, CairnSum, CairnSumConfig, Classifier, FedAvgConfig, PlaintextSum, RoundReport,
-    SgdConfig, run_centralised, run_fedavg,
+    CairnNoise, CairnSum, CairnSumConfig, Classifier, DpSgdConfig, FedAvgConfig, PlaintextSum,
+    RoundReport, SgdConfig, run_centralised, run_dpsgd, run_fedavg,
+    standardiser_from_public_ranges,
 };
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -106,9 +109,58 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
 
-    /// Output folder for the SVG plot and the CSV of per-round scores.
+    /// Output folder for the SVG plot, the CSV of per-round scores and `results.json`
+    /// (one object per run and seed: run, unit, epsilon, seed, macro_f1, accuracy).
     #[arg(long, value_name = "DIR", default_value = "fl_intrusion_out")]
     out: PathBuf,
+
+    /// The unit of privacy: `client` (each organisation's whole participation: clipped
+    /// FedAvg deltas) or `record` (each record: DP-SGD across silos with Poisson
+    /// sampling and per-record clipping, features scaled by the public KEEL ranges).
+    #[arg(long, value_enum, default_value_t = UnitArg::Client)]
+    unit: UnitArg,
+
+    /// Seeds to run (split, initial model, training, sampling); overrides --seed.
+    #[arg(long, value_delimiter = ',')]
+    seeds: Vec<u64>,
+
+    /// Record level: DP-SGD steps (one Cairn round each; the budget covers them all).
+    #[arg(long, default_value_t = 600)]
+    steps: u32,
+
+    /// Record level: per-record Poisson sampling rate per step.
+    #[arg(long, default_value_t = 0.02)]
+    sampling_rate: f64,
+
+    /// Record level: most sampled records an organisation submits in one step (more
+    /// and it skips the step).
+    #[arg(long, default_value_t = 100)]
+    max_records: u32,
+
+    /// Record level: Adam step size.
+    #[arg(long, default_value_t = 0.05)]
+    dpsgd_lr: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum UnitArg {
+    /// Each organisation's whole participation.
+    Client,
+    /// Each record (DP-SGD across silos).
+    Record,
+}
+
+/// One line of `results.json`.
+#[derive(Debug, Clone, serde::Serialize)]
+struct ResultRow {
+    run: String,
+    unit: &'static str,
+    epsilon: Option<f64>,
+    seed: u64,
+    macro_f1: f64,
+    accuracy: f64,
+    /// F1 of each class (null: absent from the test set and the predictions).
+    per_class_f1: Vec<Option<f64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -130,6 +182,187 @@ struct Run {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if args.unit == UnitArg::Record {
+        return run_record_level(&args);
+    }
+    let seeds = if args.seeds.is_empty() {
+        vec![args.seed]
+    } else {
+        args.seeds.clone()
+    };
+    let mut rows = Vec::new();
+    for seed in seeds {
+        let mut one = Args::parse();
+        one.seed = seed;
+        rows.extend(run_client_level(&one)?);
+    }
+    write_results(&args.out, &rows)
+}
+
+/// Writes `DIR/results.json`: one object per run and seed.
+fn write_results(out: &Path, rows: &[ResultRow]) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let path = out.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(rows)?)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Record-level DP-SGD across silos (`--unit record`) for every seed and ε, with a
+/// noise-free reference, through real Cairn nodes.
+fn run_record_level(args: &Args) -> Result<()> {
+    if args.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    if !(args.sampling_rate > 0.0 && args.sampling_rate <= 1.0) {
+        bail!("--sampling-rate must be in (0, 1]");
+    }
+    let epsilons = match args.epsilon {
+        Some(e) => vec![e],
+        None => args.epsilons.clone(),
+    };
+    if let Some(e) = epsilons.iter().find(|e| !(e.is_finite() && **e > 0.0)) {
+        bail!("every ε must be finite and > 0 (got {e})");
+    }
+    let Some(dir) = args.data.clone().filter(|d| d.is_dir()) else {
+        bail!(
+            "--unit record needs --data DIR with the KEEL files: their headers give the public \
+             attribute ranges the features are scaled by (no statistics of the records are \
+             released)"
+        );
+    };
+    let dataset = load_dataset(args)?;
+    print_dataset(&dataset);
+    let maxima = public_numeric_maxima(&dir).context("reading the KEEL headers")?;
+    let standardiser = standardiser_from_public_ranges(&maxima);
+    let classes = dataset.num_classes();
+    let seeds = if args.seeds.is_empty() {
+        vec![args.seed]
+    } else {
+        args.seeds.clone()
+    };
+    let kind = match args.model {
+        ModelArg::Logreg => ModelKind::LogReg,
+        ModelArg::Mlp => ModelKind::Mlp {
+            hidden: args.hidden,
+        },
+    };
+    let mut rng = cairn_client::os_rng().context("seeding from the OS")?;
+    let mut rows = Vec::new();
+    for &seed in &seeds {
+        let split = holdout_split(&dataset, args.test_fraction, seed)?;
+        let train: Vec<_> = split.train.iter().map(|r| standardiser.encode(r)).collect();
+        let test = standardiser.encode(&split.test);
+        let config = DpSgdConfig {
+            steps: args.steps,
+            sampling_rate: args.sampling_rate,
+            clip_norm: args.clip,
+            max_records: args.max_records as usize,
+            learning_rate: args.dpsgd_lr,
+            seed,
+        };
+        let mut runs: Vec<(String, Option<f64>)> = vec![("dpsgd_no_noise".into(), None)];
+        runs.extend(
+            epsilons
+                .iter()
+                .map(|e| (format!("dpsgd_cairn_eps_{e}"), Some(*e))),
+        );
+        for (run, epsilon) in runs {
+            let mut model = new_model(kind, classes, seed)?;
+            let dimension = model.params().len();
+            let report = match epsilon {
+                None => run_dpsgd(
+                    &mut PlaintextSum::new(dimension),
+                    &mut model,
+                    &train,
+                    &test,
+                    &config,
+                )?,
+                Some(epsilon) => {
+                    let mut backend = CairnSum::start(
+                        &CairnSumConfig {
+                            dimension,
+                            organisations: train.len(),
+                            clip_norm: args.clip,
+                            noise: CairnNoise::Records {
+                                epsilon,
+                                delta: args.delta,
+                                rounds: u64::from(args.steps),
+                                sampling_rate: args.sampling_rate,
+                                max_records: args.max_records,
+                            },
+                            name: format!("fl-intrusion-records-{epsilon}"),
+                        },
+                        &mut rng,
+                    )
+                    .context("starting the record-level Cairn task")?;
+                    let task = backend.task();
+                    let sigma = task.privacy().sigma.unwrap_or(0.0);
+                    let delta_q = cairn_protocol::privacy::signal_sensitivity(task);
+                    println!(
+                        "seed {seed}, ε = {epsilon}: b = {}, f = {}, m = {}, Δ = {delta_q:.1}, \
+                         σ = {sigma:.1} (σ/Δ = {:.3}) per aggregator",
+                        task.bits(),
+                        task.frac_bits(),
+                        task.max_records_per_report(),
+                        sigma / delta_q
+                    );
+                    let report = run_dpsgd(&mut backend, &mut model, &train, &test, &config)?;
+                    backend.shutdown();
+                    report
+                }
+            };
+            println!(
+                "seed {seed} {run}: macro-F1 {:.3}, accuracy {:.3}, ε spent {}, {} records sampled, {} steps skipped",
+                report.evaluation.macro_f1,
+                report.evaluation.accuracy,
+                report
+                    .epsilon_spent
+                    .map_or("-".to_owned(), |e| format!("{e:.3}")),
+                report.sampled,
+                report.skipped
+            );
+            rows.push(ResultRow {
+                run,
+                unit: "record",
+                epsilon,
+                seed,
+                macro_f1: report.evaluation.macro_f1,
+                accuracy: report.evaluation.accuracy,
+                per_class_f1: report.evaluation.per_class_f1.clone(),
+            });
+        }
+    }
+    print_means(&rows);
+    write_results(&args.out, &rows)
+}
+
+/// Mean macro-F1 and accuracy per run over the seeds.
+fn print_means(rows: &[ResultRow]) {
+    let mut runs: Vec<&str> = rows.iter().map(|r| r.run.as_str()).collect();
+    runs.dedup();
+    runs.sort_unstable();
+    runs.dedup();
+    println!(
+        "\n{:<28} {:>8} {:>10} {:>10}",
+        "run", "seeds", "macro-F1", "accuracy"
+    );
+    for run in runs {
+        let of: Vec<&ResultRow> = rows.iter().filter(|r| r.run == run).collect();
+        let n = of.len() as f64;
+        println!(
+            "{run:<28} {:>8} {:>10.3} {:>10.3}",
+            of.len(),
+            of.iter().map(|r| r.macro_f1).sum::<f64>() / n,
+            of.iter().map(|r| r.accuracy).sum::<f64>() / n
+        );
+    }
+}
+
+/// The client-level runs for `args.seed`: centralised, FedAvg plaintext, through Cairn
+/// with the noise off and at each ε.
+fn run_client_level(args: &Args) -> Result<Vec<ResultRow>> {
     if args.rounds == 0 {
         bail!("--rounds must be at least 1");
     }
@@ -143,7 +376,7 @@ fn main() -> Result<()> {
     if !(args.delta > 0.0 && args.delta < 1.0) {
         bail!("--delta must be in (0, 1)");
     }
-    let dataset = load_dataset(&args)?;
+    let dataset = load_dataset(args)?;
     print_dataset(&dataset);
     let orgs = dataset.organisations.len();
     // Keys and certificates of the local deployments.
@@ -293,7 +526,25 @@ fn main() -> Result<()> {
 
     print_table(&prepared, &runs, args.clip, &norms);
     write_outputs(&args.out, &prepared, &runs)?;
-    Ok(())
+    Ok(runs
+        .iter()
+        .filter_map(|run| {
+            let last = run.reports.last()?;
+            let epsilon = run
+                .key
+                .strip_prefix("cairn_eps_")
+                .and_then(|e| e.parse::<f64>().ok());
+            Some(ResultRow {
+                run: run.key.clone(),
+                unit: "client",
+                epsilon,
+                seed: args.seed,
+                macro_f1: last.evaluation.macro_f1,
+                accuracy: last.evaluation.accuracy,
+                per_class_f1: last.evaluation.per_class_f1.clone(),
+            })
+        })
+        .collect())
 }
 
 fn load_dataset(args: &Args) -> Result<Dataset> {
