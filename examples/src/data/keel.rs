@@ -267,6 +267,53 @@ pub fn load_keel_dir(dir: &Path) -> Result<Dataset, KeelError> {
     })
 }
 
+/// The largest value the KEEL headers (`@attribute Atr-k real [lo, hi]` or
+/// `@attribute Atr-k {0, 1, 3}`) allow for each of the 38 numeric features, over every
+/// file of `dir` in [`KEEL_FILES`]: public bounds, published with the data, that a
+/// record-level DP run scales by instead of releasing statistics of the records.
+pub fn public_numeric_maxima(dir: &Path) -> Result<[f64; NUM_NUMERIC], KeelError> {
+    let mut max = [0.0f64; NUM_NUMERIC];
+    for spec in KEEL_FILES {
+        let path = dir.join(spec.file_name);
+        let text = std::fs::read_to_string(&path).map_err(|source| KeelError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        for line in text.lines().take_while(|l| !l.starts_with("@data")) {
+            let Some(rest) = line.strip_prefix("@attribute Atr-") else {
+                continue;
+            };
+            let Some((column, domain)) = rest.split_once(' ') else {
+                continue;
+            };
+            let Some(i) = column.parse::<usize>().ok().and_then(numeric_index) else {
+                continue;
+            };
+            let top = if let Some(range) = domain.split_once('[') {
+                range
+                    .1
+                    .trim_end_matches(']')
+                    .split(',')
+                    .nth(1)
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+            } else if let Some(values) = domain.split_once('{') {
+                values
+                    .1
+                    .trim_end_matches('}')
+                    .split(',')
+                    .filter_map(|v| v.trim().parse::<f64>().ok())
+                    .reduce(f64::max)
+            } else {
+                None
+            };
+            if let Some(top) = top.filter(|t| t.is_finite()) {
+                max[i] = max[i].max(top);
+            }
+        }
+    }
+    Ok(max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,51 +384,4 @@ mod tests {
             Err(KeelError::FileName { .. })
         ));
     }
-}
-
-/// The largest value the KEEL headers (`@attribute Atr-k real [lo, hi]` or
-/// `@attribute Atr-k {0, 1, 3}`) allow for each of the 38 numeric features, over every
-/// file of `dir` in [`KEEL_FILES`]: public bounds, published with the data, that a
-/// record-level DP run scales by instead of releasing statistics of the records.
-pub fn public_numeric_maxima(dir: &Path) -> Result<[f64; NUM_NUMERIC], KeelError> {
-    let mut max = [0.0f64; NUM_NUMERIC];
-    for spec in KEEL_FILES {
-        let path = dir.join(spec.file_name);
-        let text = std::fs::read_to_string(&path).map_err(|source| KeelError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        for line in text.lines().take_while(|l| !l.starts_with("@data")) {
-            let Some(rest) = line.strip_prefix("@attribute Atr-") else {
-                continue;
-            };
-            let Some((column, domain)) = rest.split_once(' ') else {
-                continue;
-            };
-            let Some(i) = column.parse::<usize>().ok().and_then(numeric_index) else {
-                continue;
-            };
-            let top = if let Some(range) = domain.split_once('[') {
-                range
-                    .1
-                    .trim_end_matches(']')
-                    .split(',')
-                    .nth(1)
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-            } else if let Some(values) = domain.split_once('{') {
-                values
-                    .1
-                    .trim_end_matches('}')
-                    .split(',')
-                    .filter_map(|v| v.trim().parse::<f64>().ok())
-                    .reduce(f64::max)
-            } else {
-                None
-            };
-            if let Some(top) = top.filter(|t| t.is_finite()) {
-                max[i] = max[i].max(top);
-            }
-        }
-    }
-    Ok(max)
 }
