@@ -710,10 +710,14 @@ async fn collect(
             Err(e) => return Err(e),
         }
     };
-    let CollectStep::AskHelpers {
-        request,
-        leader_share,
-    } = step;
+    let (request, leader_share) = match step {
+        CollectStep::AskHelpers {
+            request,
+            leader_share,
+        } => (request, leader_share),
+        // Collected before: the stored answer, no helper asked again.
+        CollectStep::Done(resp) => return Ok(Message::CollectResponse(resp)),
+    };
     let mut responses = Vec::with_capacity(shared.helpers.len());
     for j in 0..shared.helpers.len() {
         match ask_helper(shared, j, &Message::AggregateShareRequest(request.clone())).await? {

@@ -118,6 +118,9 @@ CREATE TABLE IF NOT EXISTS ledger (
 CREATE TABLE IF NOT EXISTS releases (
     task BLOB NOT NULL, round INTEGER NOT NULL, payload BLOB NOT NULL,
     PRIMARY KEY (task, round)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS collect_responses (
+    task BLOB NOT NULL, round INTEGER NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (task, round)) WITHOUT ROWID;
 ";
 
 impl SqliteStore {
@@ -795,6 +798,25 @@ impl TaskStore for SqliteTaskStore {
             .lock()
             .query_row(
                 "SELECT payload FROM releases WHERE task = ?1 AND round = ?2",
+                params![self.t(), round],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    fn put_collect_response(&self, round: u32, response: &[u8]) -> Result<(), StoreError> {
+        self.lock().execute(
+            "INSERT OR IGNORE INTO collect_responses (task, round, payload) VALUES (?1, ?2, ?3)",
+            params![self.t(), round, response],
+        )?;
+        Ok(())
+    }
+
+    fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT payload FROM collect_responses WHERE task = ?1 AND round = ?2",
                 params![self.t(), round],
                 |r| r.get(0),
             )

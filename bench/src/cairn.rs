@@ -232,7 +232,10 @@ pub(crate) fn measure(
         leader_share,
     } = leader
         .begin_collect(&req, now, &mut rng)
-        .map_err(|e| anyhow::anyhow!("begin_collect: {e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("begin_collect: {e:?}"))?
+    else {
+        bail!("round 0 was collected before");
+    };
     let share = helper
         .handle_aggregate_share_request(&request, now, &mut rng)
         .map_err(|e| anyhow::anyhow!("aggregate share: {e:?}"))?;

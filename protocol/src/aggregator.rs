@@ -191,16 +191,7 @@ impl<S: TaskStore> AggregatorCore<S> {
                 released_before: true,
             });
         }
-        if let Some(peer) = peer
-            && peer.released_before
-        {
-            return Err(rollback(format!(
-                "the peer released round {round} before, but aggregator {} has no record of \
-                 that release: this ledger was rolled back (restore its newest copy); nothing \
-                 is released until then",
-                self.index
-            )));
-        }
+
         let record = self
             .store
             .round(round)
@@ -338,10 +329,13 @@ impl<S: TaskStore> AggregatorCore<S> {
 pub const ROUND_WINDOW: u32 = 16;
 
 /// What the aggregator asking for a release says about its own ledger: its current head
-/// and whether it had released the round before. Every aggregator refuses a release
-/// when the two ledgers disagree on that round or the peer records more releases: one
-/// of them was rolled back, and a fresh release of a round released before would let
-/// the collector average away its noise.
+/// and whether it had released the round before. An aggregator refuses when the peer
+/// records more releases than it would after this one, or when it released the round
+/// before and the peer says it had not (the peer's ledger lost that release, and its
+/// new share carries fresh noise the collector could average with the old one). A
+/// peer that released the round when this aggregator did not is a helper that was
+/// down: it releases now. The leader never asks a helper again for a round whose
+/// shares the collector already has: it answers from its stored collect response.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PeerLedger {
     /// The peer's current ledger head (after its own release of the round).

@@ -29,8 +29,8 @@ use crate::config::TaskConfig;
 use crate::ids::{JobId, ReportId};
 use crate::messages::{
     AggregateShare, AggregateShareRequest, AggregateShareResponse, CollectRequest, CollectResponse,
-    ErrorCode, JobContinue, JobContinueResponse, JobInit, JobResponse, PrepareResult, ReportShare,
-    UploadRequest, UploadResponse, decode_report, encode_report,
+    ErrorCode, JobContinue, JobContinueResponse, JobInit, JobResponse, Message, PrepareResult,
+    ReportShare, UploadRequest, UploadResponse, decode_report, encode_report,
 };
 use crate::scheme::{Aggregate, MAX_REPORTS_PER_JOB, Prepared};
 use crate::store::{CommitOutcome, JobRecord, PutOutcome, RoundStatus, TaskStore};
@@ -96,6 +96,9 @@ pub struct Rejection {
 }
 
 /// What [`Leader::begin_collect`] needs next.
+// One value per collect request: the size difference between the variants is
+// irrelevant, and boxing would only add an allocation to the common path.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum CollectStep {
     /// Ask every helper for its share with this request, then call
@@ -106,6 +109,9 @@ pub enum CollectStep {
         /// The leader's released share.
         leader_share: AggregateShare,
     },
+    /// The round was collected before: the stored answer, sent again as it was. No
+    /// helper is asked again, so no helper can be made to release the round twice.
+    Done(CollectResponse),
 }
 
 impl<S: TaskStore> Leader<S> {
@@ -512,6 +518,20 @@ impl<S: TaskStore> Leader<S> {
     ) -> Result<CollectStep, Reject> {
         self.core.check_task(&req.task_id)?;
         let round = req.round;
+        if let Some(bytes) = self
+            .core
+            .store
+            .collect_response(round)
+            .map_err(Reject::storage)?
+        {
+            return match Message::decode(&bytes, &self.core.limits()) {
+                Ok(Message::CollectResponse(r)) if r.round == round => Ok(CollectStep::Done(r)),
+                _ => Err(Reject::new(
+                    ErrorCode::Internal,
+                    "stored collect response does not decode",
+                )),
+            };
+        }
         let record = self
             .core
             .store
@@ -573,10 +593,12 @@ impl<S: TaskStore> Leader<S> {
     }
 
     /// Assembles the collector's answer from the leader's share and every helper's
-    /// answer to `request`. Refuses ([`ErrorCode::LedgerRollback`]) when a helper's
-    /// ledger records more releases than the leader's, or disagrees on whether the round
-    /// was released before: one of the ledgers was rolled back, and forwarding could
-    /// hand the collector two independently noised releases of one round.
+    /// answer to `request`, and stores it: a repeated collect is answered from the store
+    /// ([`CollectStep::Done`]) and never asks a helper again. Refuses
+    /// ([`ErrorCode::LedgerRollback`]) when a helper's ledger records more releases
+    /// than the leader's, or when a helper had released the round and the leader had
+    /// not: the leader's ledger was rolled back, and forwarding would hand the
+    /// collector two independently noised releases of one round.
     pub fn finish_collect(
         &self,
         request: &AggregateShareRequest,
@@ -604,24 +626,17 @@ impl<S: TaskStore> Leader<S> {
                     "a helper's share does not match the round",
                 ));
             }
-            if r.released_before != request.leader_released_before {
+            // A helper that released the round before, when the leader had not: the
+            // leader's ledger lost that release, and its new share carries fresh noise.
+            // (The reverse is a helper that was down when the leader released: fine.)
+            if r.released_before && !request.leader_released_before {
                 return Err(Reject::new(
                     ErrorCode::LedgerRollback,
                     format!(
-                        "helper {} {} round {round} before and the leader {}: one of the \
-                         ledgers was rolled back (restore its newest copy); nothing is \
+                        "helper {} released round {round} before and the leader had not: the \
+                         leader's ledger was rolled back (restore its newest copy); nothing is \
                          forwarded until an operator resolves it",
                         i + 1,
-                        if r.released_before {
-                            "released"
-                        } else {
-                            "had not released"
-                        },
-                        if request.leader_released_before {
-                            "had"
-                        } else {
-                            "had not"
-                        },
                     ),
                 ));
             }
@@ -642,11 +657,16 @@ impl<S: TaskStore> Leader<S> {
             }
             shares.push(r.share);
         }
-        Ok(CollectResponse {
+        let response = CollectResponse {
             round,
             report_count,
             shares,
-        })
+        };
+        self.core
+            .store
+            .put_collect_response(round, &Message::CollectResponse(response.clone()).encode())
+            .map_err(Reject::storage)?;
+        Ok(response)
     }
 
     fn continue_message(&self, record: &JobRecord, accepted: Vec<ReportId>) -> JobContinue {

@@ -248,6 +248,14 @@ pub trait TaskStore: Send + Sync {
 
     /// The stored release of a round, if released.
     fn release(&self, round: u32) -> Result<Option<Vec<u8>>, Self::Error>;
+
+    /// Leader: stores the collector's whole answer for a round (every aggregator's
+    /// share), once assembled, so that a repeated collect is answered from it and no
+    /// helper is asked for the round again.
+    fn put_collect_response(&self, round: u32, response: &[u8]) -> Result<(), Self::Error>;
+
+    /// Leader: the stored collect response of a round.
+    fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, Self::Error>;
 }
 
 /// The digest of a set of report ids: SHA-256 over the count and the ids in ascending
@@ -308,6 +316,7 @@ struct MemoryInner {
     rounds: BTreeMap<u32, RoundRecord>,
     ledger: Vec<LedgerEntry>,
     releases: BTreeMap<u32, Vec<u8>>,
+    collect_responses: BTreeMap<u32, Vec<u8>>,
 }
 
 impl MemoryInner {
@@ -594,6 +603,18 @@ impl TaskStore for MemoryStore {
 
     fn release(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock().releases.get(&round).cloned())
+    }
+
+    fn put_collect_response(&self, round: u32, response: &[u8]) -> Result<(), StoreError> {
+        self.lock()
+            .collect_responses
+            .entry(round)
+            .or_insert_with(|| response.to_vec());
+        Ok(())
+    }
+
+    fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().collect_responses.get(&round).cloned())
     }
 }
 

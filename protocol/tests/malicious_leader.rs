@@ -445,7 +445,10 @@ fn a_leader_cannot_rewrite_a_helpers_count_or_budget_receipt() {
     } = s
         .leader
         .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("the round was collected before")
+    };
     let helper_share = s
         .helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
@@ -485,7 +488,10 @@ fn a_helper_whose_ledger_is_behind_its_leaders_refuses_to_release() {
     let cairn_protocol::leader::CollectStep::AskHelpers { mut request, .. } = s
         .leader
         .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("the round was collected before")
+    };
     // As if the helper's ledger had been restored from an old copy: the leader records
     // two more releases than the helper would after this one.
     let honest_head = request.leader_ledger;
@@ -515,7 +521,10 @@ fn a_leader_refuses_to_forward_when_a_helper_records_more_than_it_does() {
     } = s
         .leader
         .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("the round was collected before")
+    };
     let helper_share = s
         .helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
@@ -595,42 +604,13 @@ fn the_helper_holds_a_bounded_number_of_prepared_jobs() {
     assert_eq!(s.helper.open_jobs(), cairn_protocol::helper::MAX_OPEN_JOBS);
 }
 
-/// Runs one honest report through the leader, `s.helper` and `backup` (a copy of the
-/// helper's state taken after the job, before any release).
-fn round_with_backup(s: &mut Setup) -> Helper<MemoryStore> {
-    let backup = Helper::new(
-        s.task.clone(),
-        1,
-        Seed::from_bytes([9; 32]),
-        HpkeSecretKey::from_bytes(s.helper_key),
-        MemoryStore::new(),
-    )
-    .unwrap();
-    let mut backup = backup;
-    let cred = s.register();
-    backup
-        .store()
-        .add_client(cred.client_id(), &cred.key_for(1))
-        .unwrap();
-    let client = Client::new(s.task.clone(), cred).unwrap();
-    let req = client
-        .prepare_upload_quantised(0, &[3; DIM], &mut s.rng)
-        .unwrap();
-    s.leader.handle_upload(req, NOW).unwrap();
-    let (job_id, inits) = s.leader.start_job(0, &mut s.rng).unwrap().unwrap();
-    let resp = s.helper.handle_job_init(&inits[0], NOW).unwrap();
-    assert_eq!(backup.handle_job_init(&inits[0], NOW).unwrap(), resp);
-    let (cont, _) = s.leader.decide_job(job_id, &[resp]).unwrap();
-    let ack = s.helper.handle_job_continue(&cont).unwrap();
-    backup.handle_job_continue(&cont).unwrap();
-    s.leader.commit_job(job_id, &[ack]).unwrap();
-    backup
-}
-
 #[test]
-fn a_helper_restored_from_an_old_copy_does_not_release_a_round_again() {
+fn a_repeated_collect_is_answered_from_storage_and_never_asks_a_helper_again() {
+    // Once the collector has every share of a round, the leader answers a repeated
+    // collect from its store: no helper is asked again, so even a helper restored from
+    // an old copy (which would draw fresh noise) is never asked for the round twice.
     let mut s = setup();
-    let mut backup = round_with_backup(&mut s);
+    aggregated_round(&mut s);
     let collector = collector_of(&s);
     let cairn_protocol::leader::CollectStep::AskHelpers {
         request,
@@ -638,35 +618,66 @@ fn a_helper_restored_from_an_old_copy_does_not_release_a_round_again() {
     } = s
         .leader
         .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap();
-    assert!(!request.leader_released_before);
-    let first = s
+        .unwrap()
+    else {
+        panic!("the round was collected before")
+    };
+    let helper_share = s
         .helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
         .unwrap();
-    s.leader
-        .finish_collect(&request, leader_share, vec![first])
+    let first = s
+        .leader
+        .finish_collect(&request, leader_share, vec![helper_share])
         .unwrap();
+    match s
+        .leader
+        .begin_collect(&collector.request(0), NOW, &mut s.rng)
+        .unwrap()
+    {
+        cairn_protocol::leader::CollectStep::Done(again) => assert_eq!(again, first),
+        other => panic!("a collected round must be answered from storage: {other:?}"),
+    }
+}
 
-    // The helper is restored from the copy taken before its release; the collector
-    // asks for round 0 again. The leader answers from its stored release; the restored
-    // helper must not release the round a second time with fresh noise (the collector
-    // could average the two noises away).
+#[test]
+fn a_helper_that_was_down_when_the_leader_released_catches_up() {
+    let mut s = setup();
+    aggregated_round(&mut s);
+    let collector = collector_of(&s);
+    // The leader releases its share; the helper is down and never gets the request.
     let cairn_protocol::leader::CollectStep::AskHelpers { request, .. } = s
         .leader
         .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("the round was collected before")
+    };
+    assert!(!request.leader_released_before);
+    // The collector retries: the leader's share is the stored one, the helper (which
+    // never released the round) releases now, and the round completes once.
+    let cairn_protocol::leader::CollectStep::AskHelpers {
+        request,
+        leader_share,
+    } = s
+        .leader
+        .begin_collect(&collector.request(0), NOW, &mut s.rng)
+        .unwrap()
+    else {
+        panic!("the round was collected before")
+    };
     assert!(request.leader_released_before);
-    let err = backup
+    let helper_share = s
+        .helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
-        .unwrap_err();
-    assert_eq!(err.code, ErrorCode::LedgerRollback, "{}", err.detail);
-    assert_eq!(
-        backup.store().ledger().unwrap().len(),
-        0,
-        "nothing released"
-    );
-    assert!(backup.store().release(0).unwrap().is_none());
+        .unwrap();
+    assert!(!helper_share.released_before);
+    let resp = s
+        .leader
+        .finish_collect(&request, leader_share, vec![helper_share])
+        .unwrap();
+    assert_eq!(collector.open(0, &resp).unwrap().count, 1);
+    assert_eq!(s.helper.store().ledger().unwrap().len(), 1);
 }
 
 #[test]
@@ -677,7 +688,10 @@ fn a_helper_refuses_a_leader_that_has_forgotten_a_release() {
     let cairn_protocol::leader::CollectStep::AskHelpers { mut request, .. } = s
         .leader
         .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("the round was collected before")
+    };
     s.helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
         .unwrap();
@@ -734,7 +748,10 @@ fn a_batch_the_leader_refuses_entirely_is_settled_without_the_helpers() {
     } = s
         .leader
         .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("the round was collected before")
+    };
     let helper_share = s
         .helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
@@ -839,7 +856,10 @@ fn the_collector_refuses_shares_swapped_reordered_or_missing() {
     } = s
         .leader
         .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap();
+        .unwrap()
+    else {
+        panic!("the round was collected before")
+    };
     let helper_share = s
         .helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)

@@ -134,7 +134,10 @@ fn noise_samples(privacy: &str, clients: usize, rounds: u32, records: bool) -> V
             leader_share,
         } = leader
             .begin_collect(&collector.request(round), NOW, &mut rng)
-            .unwrap();
+            .unwrap()
+        else {
+            panic!("the round was collected before")
+        };
         let shares: Vec<_> = helpers
             .iter_mut()
             .map(|h| {

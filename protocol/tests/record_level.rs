@@ -131,7 +131,10 @@ impl World {
         } = self
             .leader
             .begin_collect(&self.collector.request(round), NOW, &mut self.rng)
-            .map_err(|e| e.code)?;
+            .map_err(|e| e.code)?
+        else {
+            panic!("the round was collected before")
+        };
         let share = self
             .helper
             .handle_aggregate_share_request(&request, NOW, &mut self.rng)
