@@ -314,6 +314,33 @@ impl CairnSum {
         }
     }
 
+    /// Organisation `org`'s client, after the checks every submission shares: finite
+    /// values, the round still open, no earlier submission of `org` to it.
+    fn client_for(
+        &self,
+        org: usize,
+        round: u32,
+        values: &[f32],
+    ) -> Result<&cairn_client::sdk::Client, SecureSumError> {
+        if let Some(index) = values.iter().position(|v| !v.is_finite()) {
+            return Err(SecureSumError::NonFinite { index });
+        }
+        if self.collected.contains(&round) {
+            return Err(SecureSumError::RoundClosed(round));
+        }
+        if self.submitted.contains(&(round, org)) {
+            return Err(SecureSumError::Duplicate { org, round });
+        }
+        let live = self.live()?;
+        Ok(live
+            .clients
+            .get(org)
+            .ok_or(CairnSumError::UnknownOrganisation {
+                org,
+                count: live.clients.len(),
+            })?)
+    }
+
     fn live(&self) -> Result<&Live, CairnSumError> {
         self.live
             .as_ref()
@@ -343,23 +370,7 @@ impl SecureSum for CairnSum {
                 found: update.len(),
             });
         }
-        if let Some(index) = update.iter().position(|v| !v.is_finite()) {
-            return Err(SecureSumError::NonFinite { index });
-        }
-        if self.collected.contains(&round) {
-            return Err(SecureSumError::RoundClosed(round));
-        }
-        let live = self.live()?;
-        let client = live
-            .clients
-            .get(org)
-            .ok_or(CairnSumError::UnknownOrganisation {
-                org,
-                count: live.clients.len(),
-            })?;
-        if self.submitted.contains(&(round, org)) {
-            return Err(SecureSumError::Duplicate { org, round });
-        }
+        let client = self.client_for(org, round, update)?;
         self.runtime
             .block_on(client.submit(round, update))
             .map_err(CairnSumError::from)?;
@@ -382,23 +393,7 @@ impl SecureSum for CairnSum {
             )
             .into());
         }
-        if let Some(index) = records.iter().position(|v| !v.is_finite()) {
-            return Err(SecureSumError::NonFinite { index });
-        }
-        if self.collected.contains(&round) {
-            return Err(SecureSumError::RoundClosed(round));
-        }
-        let live = self.live()?;
-        let client = live
-            .clients
-            .get(org)
-            .ok_or(CairnSumError::UnknownOrganisation {
-                org,
-                count: live.clients.len(),
-            })?;
-        if self.submitted.contains(&(round, org)) {
-            return Err(SecureSumError::Duplicate { org, round });
-        }
+        let client = self.client_for(org, round, records)?;
         self.runtime
             .block_on(client.submit_records(round, records))
             .map_err(CairnSumError::from)?;
