@@ -37,6 +37,8 @@ struct Vector {
     library: String,
     method_params: String,
     epsilon: f64,
+    /// prv-accountant's rigorous lower end of its bracket around the true ε.
+    epsilon_lower: Option<f64>,
 }
 
 /// One (σ, q, T, δ) case and its reference values.
@@ -168,5 +170,43 @@ proptest! {
         for (a, b) in composed.values().iter().zip(at_once.values()) {
             prop_assert!((a - b).abs() <= 1e-9 * a.max(1e-300));
         }
+    }
+}
+
+/// prv-accountant brackets the true ε of the continuous subsampled Gaussian between
+/// `epsilon_lower` and `epsilon_upper` (Gopi, Lee, Wutschitz, "Numerical Composition of
+/// Differential Privacy", NeurIPS 2021). The accountant's integer-order curve dominates
+/// that mechanism's, so its ε may never fall below the lower end: a row where it does
+/// would mean the accountant under-charges.
+#[test]
+fn epsilon_is_never_below_the_prv_lower_bound() {
+    let file: File = serde_json::from_str(include_str!(
+        "../testvectors/poisson_subsampled_gaussian.json"
+    ))
+    .unwrap();
+    let bracketed: Vec<&Vector> = file
+        .vectors
+        .iter()
+        .filter(|v| v.epsilon_lower.is_some())
+        .collect();
+    assert_eq!(bracketed.len(), 12);
+    for v in bracketed {
+        let lower = v.epsilon_lower.unwrap();
+        let eps = epsilon_subsampled(
+            v.sensitivity,
+            v.sigma,
+            v.sampling_rate,
+            v.compositions,
+            v.delta,
+        )
+        .unwrap();
+        println!(
+            "σ {} q {} T {}: ε {eps:.5} ≥ PRV lower {lower:.5} (×{:.3})",
+            v.sigma,
+            v.sampling_rate,
+            v.compositions,
+            eps / lower
+        );
+        assert!(eps >= lower, "ε {eps} below the PRV lower bound {lower}");
     }
 }

@@ -35,6 +35,11 @@ for r in rows:
         "method_params": r["method_params"],
         "epsilon": float(r["epsilon"]),
     })
+    # prv-accountant reports a rigorous bracket [epsilon_lower, epsilon_upper] around
+    # the true epsilon; the lower end is what a sound accountant must never go below.
+    for bound in ("epsilon_lower", "epsilon_upper"):
+        if r.get(bound):
+            vectors[-1][bound] = float(r[bound])
 
 doc = {
     "provenance": {
