@@ -411,4 +411,6 @@ impl CarryLift {
 }
 
 #[cfg(test)]
+mod share_uniformity_tests;
+#[cfg(test)]
 mod soundness_tests;
