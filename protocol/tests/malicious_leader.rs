@@ -434,29 +434,51 @@ fn collector_of(s: &Setup) -> cairn_protocol::collector::Collector {
     cairn_protocol::collector::Collector::new(s.task.clone(), collector_sk).unwrap()
 }
 
+/// The leader's first step of collecting round 0: the request for the helper and the
+/// leader's own released share.
+fn begin_collect(
+    s: &mut Setup,
+    collector: &cairn_protocol::collector::Collector,
+) -> (
+    cairn_protocol::messages::AggregateShareRequest,
+    cairn_protocol::messages::AggregateShare,
+) {
+    match s
+        .leader
+        .begin_collect(&collector.request(0), NOW, &mut s.rng)
+        .unwrap()
+    {
+        cairn_protocol::leader::CollectStep::AskHelpers {
+            request,
+            leader_share,
+        } => (request, leader_share),
+        cairn_protocol::leader::CollectStep::Done(_) => {
+            panic!("the round was collected before")
+        }
+    }
+}
+
+/// Collects round 0 honestly: the leader asks the helper and assembles the answer.
+fn collect_honestly(
+    s: &mut Setup,
+    collector: &cairn_protocol::collector::Collector,
+) -> cairn_protocol::messages::CollectResponse {
+    let (request, leader_share) = begin_collect(s, collector);
+    let helper_share = s
+        .helper
+        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
+        .unwrap();
+    s.leader
+        .finish_collect(&request, leader_share, vec![helper_share])
+        .unwrap()
+}
+
 #[test]
 fn a_leader_cannot_rewrite_a_helpers_count_or_budget_receipt() {
     let mut s = setup();
     aggregated_round(&mut s);
     let collector = collector_of(&s);
-    let cairn_protocol::leader::CollectStep::AskHelpers {
-        request,
-        leader_share,
-    } = s
-        .leader
-        .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap()
-    else {
-        panic!("the round was collected before")
-    };
-    let helper_share = s
-        .helper
-        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
-        .unwrap();
-    let honest = s
-        .leader
-        .finish_collect(&request, leader_share.clone(), vec![helper_share.clone()])
-        .unwrap();
+    let honest = collect_honestly(&mut s, &collector);
     assert_eq!(collector.open(0, &honest).unwrap().count, 1);
 
     // The leader rewrites the helper's figures on the way (and its own to match).
@@ -485,13 +507,7 @@ fn a_helper_whose_ledger_is_behind_its_leaders_refuses_to_release() {
     let mut s = setup();
     aggregated_round(&mut s);
     let collector = collector_of(&s);
-    let cairn_protocol::leader::CollectStep::AskHelpers { mut request, .. } = s
-        .leader
-        .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap()
-    else {
-        panic!("the round was collected before")
-    };
+    let (mut request, _) = begin_collect(&mut s, &collector);
     // As if the helper's ledger had been restored from an old copy: the leader records
     // two more releases than the helper would after this one.
     let honest_head = request.leader_ledger;
@@ -515,16 +531,7 @@ fn a_leader_refuses_to_forward_when_a_helper_records_more_than_it_does() {
     let mut s = setup();
     aggregated_round(&mut s);
     let collector = collector_of(&s);
-    let cairn_protocol::leader::CollectStep::AskHelpers {
-        request,
-        leader_share,
-    } = s
-        .leader
-        .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap()
-    else {
-        panic!("the round was collected before")
-    };
+    let (request, leader_share) = begin_collect(&mut s, &collector);
     let helper_share = s
         .helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
@@ -612,24 +619,7 @@ fn a_repeated_collect_is_answered_from_storage_and_never_asks_a_helper_again() {
     let mut s = setup();
     aggregated_round(&mut s);
     let collector = collector_of(&s);
-    let cairn_protocol::leader::CollectStep::AskHelpers {
-        request,
-        leader_share,
-    } = s
-        .leader
-        .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap()
-    else {
-        panic!("the round was collected before")
-    };
-    let helper_share = s
-        .helper
-        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
-        .unwrap();
-    let first = s
-        .leader
-        .finish_collect(&request, leader_share, vec![helper_share])
-        .unwrap();
+    let first = collect_honestly(&mut s, &collector);
     match s
         .leader
         .begin_collect(&collector.request(0), NOW, &mut s.rng)
@@ -646,26 +636,11 @@ fn a_helper_that_was_down_when_the_leader_released_catches_up() {
     aggregated_round(&mut s);
     let collector = collector_of(&s);
     // The leader releases its share; the helper is down and never gets the request.
-    let cairn_protocol::leader::CollectStep::AskHelpers { request, .. } = s
-        .leader
-        .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap()
-    else {
-        panic!("the round was collected before")
-    };
+    let (request, _) = begin_collect(&mut s, &collector);
     assert!(!request.leader_released_before);
     // The collector retries: the leader's share is the stored one, the helper (which
     // never released the round) releases now, and the round completes once.
-    let cairn_protocol::leader::CollectStep::AskHelpers {
-        request,
-        leader_share,
-    } = s
-        .leader
-        .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap()
-    else {
-        panic!("the round was collected before")
-    };
+    let (request, leader_share) = begin_collect(&mut s, &collector);
     assert!(request.leader_released_before);
     let helper_share = s
         .helper
@@ -685,13 +660,7 @@ fn a_helper_refuses_a_leader_that_has_forgotten_a_release() {
     let mut s = setup();
     aggregated_round(&mut s);
     let collector = collector_of(&s);
-    let cairn_protocol::leader::CollectStep::AskHelpers { mut request, .. } = s
-        .leader
-        .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap()
-    else {
-        panic!("the round was collected before")
-    };
+    let (mut request, _) = begin_collect(&mut s, &collector);
     s.helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
         .unwrap();
@@ -742,24 +711,7 @@ fn a_batch_the_leader_refuses_entirely_is_settled_without_the_helpers() {
     // The round goes on: an honest report is aggregated and released alone.
     aggregated_round(&mut s);
     let collector = collector_of(&s);
-    let cairn_protocol::leader::CollectStep::AskHelpers {
-        request,
-        leader_share,
-    } = s
-        .leader
-        .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap()
-    else {
-        panic!("the round was collected before")
-    };
-    let helper_share = s
-        .helper
-        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
-        .unwrap();
-    let resp = s
-        .leader
-        .finish_collect(&request, leader_share, vec![helper_share])
-        .unwrap();
+    let resp = collect_honestly(&mut s, &collector);
     assert_eq!(collector.open(0, &resp).unwrap().count, 1);
 }
 
@@ -850,24 +802,7 @@ fn the_collector_refuses_shares_swapped_reordered_or_missing() {
     let mut s = setup();
     aggregated_round(&mut s);
     let collector = collector_of(&s);
-    let cairn_protocol::leader::CollectStep::AskHelpers {
-        request,
-        leader_share,
-    } = s
-        .leader
-        .begin_collect(&collector.request(0), NOW, &mut s.rng)
-        .unwrap()
-    else {
-        panic!("the round was collected before")
-    };
-    let helper_share = s
-        .helper
-        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
-        .unwrap();
-    let honest = s
-        .leader
-        .finish_collect(&request, leader_share, vec![helper_share])
-        .unwrap();
+    let honest = collect_honestly(&mut s, &collector);
     assert!(collector.open(0, &honest).is_ok());
     use cairn_protocol::collector::CollectorError;
     // Opened as another round: the AAD binds the round.
