@@ -23,29 +23,9 @@ const CHI2_CRITICAL_15_DF: f64 = 61.77;
 /// The summed verifier of `SAMPLES` reports of `x`, one vector per report.
 fn verifiers(cl: &CarryLift, x: &[i64], seed: u8) -> Vec<Vec<Field64>> {
     let mut rng = ChaCha20Rng::from_seed([seed; 32]);
-    let key = Seed::generate(&mut rng);
-    let task = [1; 32];
-    (0..SAMPLES)
-        .map(|r| {
-            let report_id: [u8; 16] = (r as u128).to_le_bytes();
-            let report = cl.shard(&task, &report_id, x, &mut rng).unwrap();
-            let (public, shares) = report.into_input_shares();
-            let mut sum = vec![Field64::ZERO; cl.verifier_len()];
-            let mut states = Vec::new();
-            let mut vs = Vec::new();
-            for (j, share) in shares.iter().enumerate() {
-                let (state, v) = cl
-                    .prepare_init(j, &key, &task, &report_id, &public, share)
-                    .unwrap();
-                for (s, e) in sum.iter_mut().zip(v.values()) {
-                    *s += *e;
-                }
-                states.push(state);
-                vs.push(v);
-            }
-            cl.decide(&states[0], &vs).unwrap();
-            sum
-        })
+    views(cl, x, 0, &mut rng, SAMPLES)
+        .into_iter()
+        .map(|v| v.sum)
         .collect()
 }
 
@@ -172,18 +152,21 @@ fn views<R: rand_core::CryptoRng>(
                 .unwrap()
                 .into_input_shares();
             let mut sum = vec![Field64::ZERO; cl.verifier_len()];
-            let mut own = Vec::new();
+            let mut states = Vec::new();
+            let mut verifier_shares = Vec::new();
             for (j, share) in shares.iter().enumerate() {
-                let (_, v) = cl
+                let (state, v) = cl
                     .prepare_init(j, &key, &task, &report_id, &public, share)
                     .unwrap();
                 for (s, e) in sum.iter_mut().zip(v.values()) {
                     *s += *e;
                 }
-                if j == corrupt {
-                    own = v.values().to_vec();
-                }
+                states.push(state);
+                verifier_shares.push(v);
             }
+            // Every report is valid, so every one must be accepted.
+            cl.decide(&states[0], &verifier_shares).unwrap();
+            let own = verifier_shares[corrupt].values().to_vec();
             View { own, sum }
         })
         .collect()
