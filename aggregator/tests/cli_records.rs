@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{NodeProcess, credential_path, init, run, run_ok};
+use common::{NodeProcess, credential_path, init, run, run_ok, submit_args};
 
 const DIM: usize = 4;
 
@@ -53,32 +53,22 @@ fn sampled_records_of_three_clients_are_summed_after_clipping() {
         }
         let input = dir.path().join(format!("records-{k}.json"));
         std::fs::write(&input, serde_json::to_string(&records).unwrap()).unwrap();
-        run_ok(&[
-            "submit",
-            "--task",
+        run_ok(&submit_args(
             task.to_str().unwrap(),
-            "--credential",
             credential_path(&deploy, k).to_str().unwrap(),
-            "--round",
-            "0",
             "--records",
             input.to_str().unwrap(),
-        ]);
+        ));
     }
     // A record of the wrong length is refused before anything is sent.
     let bad = dir.path().join("bad.json");
     std::fs::write(&bad, "[[1.0, 2.0]]").unwrap();
-    let out = run(&[
-        "submit",
-        "--task",
+    let out = run(&submit_args(
         task.to_str().unwrap(),
-        "--credential",
         credential_path(&deploy, 5).to_str().unwrap(),
-        "--round",
-        "0",
         "--records",
         bad.to_str().unwrap(),
-    ]);
+    ));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("dimension"));
 

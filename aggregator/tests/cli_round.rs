@@ -12,7 +12,9 @@ use cairn_client::transport::{ClientEndpoint, TransportOptions};
 use cairn_protocol::auth::Credential;
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::messages::Message;
-use common::{NodeProcess, credential, credential_path, init, run, run_ok, write_update};
+use common::{
+    NodeProcess, credential, credential_path, init, run, run_ok, submit_args, write_update,
+};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -90,34 +92,24 @@ fn thirty_uploads_through_three_node_processes() {
             // Wrong length: refused before anything is sent.
             25 => {
                 write_update(&input, &[0.5; 3]);
-                let out = run(&[
-                    "submit",
-                    "--task",
+                let out = run(&submit_args(
                     task,
-                    "--credential",
                     cred.to_str().unwrap(),
-                    "--round",
-                    "0",
                     "--input",
                     input.to_str().unwrap(),
-                ]);
+                ));
                 assert!(!out.status.success());
                 assert!(String::from_utf8_lossy(&out.stderr).contains("dimension"));
             }
             // Not a JSON array of numbers.
             26 => {
                 std::fs::write(&input, "{\"not\": \"numbers\"}").unwrap();
-                let out = run(&[
-                    "submit",
-                    "--task",
+                let out = run(&submit_args(
                     task,
-                    "--credential",
                     cred.to_str().unwrap(),
-                    "--round",
-                    "0",
                     "--input",
                     input.to_str().unwrap(),
-                ]);
+                ));
                 assert!(!out.status.success());
             }
             // A credential for this task that no aggregator registered: refused.
@@ -134,17 +126,12 @@ fn thirty_uploads_through_three_node_processes() {
                         .as_str(),
                 )
                 .unwrap();
-                let out = run(&[
-                    "submit",
-                    "--task",
+                let out = run(&submit_args(
                     task,
-                    "--credential",
                     bad.to_str().unwrap(),
-                    "--round",
-                    "0",
                     "--input",
                     input.to_str().unwrap(),
-                ]);
+                ));
                 assert!(!out.status.success());
                 assert!(String::from_utf8_lossy(&out.stderr).contains("unauthorized"));
             }
@@ -159,17 +146,12 @@ fn thirty_uploads_through_three_node_processes() {
                     *e += f64::from(*v as f32);
                 }
                 write_update(&input, &values);
-                run_ok(&[
-                    "submit",
-                    "--task",
+                run_ok(&submit_args(
                     task,
-                    "--credential",
                     cred.to_str().unwrap(),
-                    "--round",
-                    "0",
                     "--input",
                     input.to_str().unwrap(),
-                ]);
+                ));
                 honest += 1;
             }
         }
@@ -179,34 +161,25 @@ fn thirty_uploads_through_three_node_processes() {
     let again = dir.path().join("again.json");
     write_update(&again, &[0.05; DIM]);
     let other_state = dir.path().join("fresh-state");
-    let out = run(&[
-        "submit",
-        "--task",
+    let first_client = credential_path(&deploy, 0);
+    let mut args = submit_args(
         task,
-        "--credential",
-        credential_path(&deploy, 0).to_str().unwrap(),
-        "--state-dir",
-        other_state.to_str().unwrap(),
-        "--round",
-        "0",
+        first_client.to_str().unwrap(),
         "--input",
         again.to_str().unwrap(),
-    ]);
+    );
+    args.extend(["--state-dir", other_state.to_str().unwrap()]);
+    let out = run(&args);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("already submitted"), "{stderr}");
     // With its own state folder, the client's CLI refuses before sending anything.
-    let out = run(&[
-        "submit",
-        "--task",
+    let out = run(&submit_args(
         task,
-        "--credential",
         credential_path(&deploy, 0).to_str().unwrap(),
-        "--round",
-        "0",
         "--input",
         again.to_str().unwrap(),
-    ]);
+    ));
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already submitted"));
 

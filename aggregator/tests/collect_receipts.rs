@@ -15,7 +15,7 @@ use cairn_protocol::config::TaskConfig;
 use cairn_protocol::ledger::Ledger;
 use cairn_protocol::privacy::Privacy;
 use cairn_protocol::store::TaskStore;
-use common::{NodeProcess, init, run, run_ok, write_update};
+use common::{NodeProcess, init, run, run_ok, submit_args, write_update};
 
 #[test]
 fn collect_is_refused_when_a_helpers_ledger_records_more_than_the_leaders() {
@@ -47,17 +47,12 @@ fn collect_is_refused_when_a_helpers_ledger_records_more_than_the_leaders() {
     for i in 0..2 {
         let input = dir.path().join(format!("u{i}.json"));
         write_update(&input, &[0.1; 8]);
-        run_ok(&[
-            "submit",
-            "--task",
+        run_ok(&submit_args(
             t,
-            "--credential",
             common::credential_path(&deploy, i).to_str().unwrap(),
-            "--round",
-            "0",
             "--input",
             input.to_str().unwrap(),
-        ]);
+        ));
     }
     let out = run(&["collect", "--task", t, "--round", "0"]);
     assert!(!out.status.success(), "the release must be refused");

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cairn_client::transport::{ClientEndpoint, PrivateKey};
 use cairn_protocol::messages::Message;
-use common::{cairn, init, write_update};
+use common::{cairn, init, submit_args, write_update};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 use reliability_support::{LoggedNode, deployment_secrets, protocol_client, quick_transport, task};
@@ -78,19 +78,14 @@ fn no_secret_appears_in_trace_logs_of_a_full_round() {
         let input = dir.path().join(format!("u{k}.json"));
         write_update(&input, &[0.05 * f64::from(k); DIM]);
         run_logged(
-            &[
-                "submit",
-                "--task",
+            &submit_args(
                 task_arg,
-                "--credential",
                 common::credential_path(&deploy, k as usize)
                     .to_str()
                     .unwrap(),
-                "--round",
-                "0",
                 "--input",
                 input.to_str().unwrap(),
-            ],
+            ),
             &cli_log,
         );
     }

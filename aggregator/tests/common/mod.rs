@@ -34,6 +34,27 @@ pub fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// The arguments of `cairn submit` for round 0 of `task` as the client whose credential
+/// file is `credential`, sending `file` as `source` (`--input` or `--records`).
+pub fn submit_args<'a>(
+    task: &'a str,
+    credential: &'a str,
+    source: &'static str,
+    file: &'a str,
+) -> Vec<&'a str> {
+    vec![
+        "submit",
+        "--task",
+        task,
+        "--credential",
+        credential,
+        "--round",
+        "0",
+        source,
+        file,
+    ]
+}
+
 /// A `cairn node` process, SIGKILLed when dropped.
 pub struct NodeProcess {
     pub config: PathBuf,
