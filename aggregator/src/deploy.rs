@@ -31,11 +31,12 @@ use anyhow::{Context, bail};
 use cairn_client::transport::Identity;
 use cairn_protocol::auth::{ClientId, Credential};
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
-use cairn_protocol::hpke::generate_keypair;
+use cairn_protocol::hpke::{HpkeSecretKey, generate_keypair};
 use cairn_protocol::store::TaskStore;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
+use crate::node::read_secret_hex;
 use crate::node_config::NodeConfig;
 use crate::store::SqliteStore;
 
@@ -107,6 +108,18 @@ pub struct Deployment {
     pub credentials: Vec<PathBuf>,
     /// `collector/`.
     pub collector_dir: PathBuf,
+}
+
+/// The collector's secrets in a deployment's `collector/` folder: its HPKE key (to
+/// open the aggregate shares) and its TLS identity (the one the leader pins).
+pub fn read_collector_keys(dir: &Path) -> anyhow::Result<(HpkeSecretKey, Identity)> {
+    let key = HpkeSecretKey::from_bytes(
+        read_secret_hex(&dir.join("hpke.key"))
+            .with_context(|| format!("reading {}/hpke.key", dir.display()))?,
+    );
+    let identity = Identity::read_pem_files(&dir.join("cert.pem"), &dir.join("key.pem"))
+        .with_context(|| format!("reading the collector's certificate in {}", dir.display()))?;
+    Ok((key, identity))
 }
 
 /// Fixed-point bits used by `cairn init`: b = 16.

@@ -10,11 +10,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use cairn_aggregator::node::read_secret_hex;
+use cairn_aggregator::deploy::read_collector_keys;
 use cairn_client::sdk::{Client, Collector, SdkError};
-use cairn_client::transport::{Identity, RetryPolicy, TransportOptions};
+use cairn_client::transport::{RetryPolicy, TransportOptions};
 use cairn_protocol::config::TaskConfig;
-use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::messages::ErrorCode;
 use common::{NodeProcess, init};
 
@@ -62,12 +61,10 @@ async fn client(deploy: &Path, k: u32) -> Client {
 }
 
 async fn collector(deploy: &Path) -> Collector {
-    let dir = deploy.join("collector");
+    let (key, identity) = read_collector_keys(&deploy.join("collector")).unwrap();
     Collector::builder(task(deploy))
-        .hpke_key(HpkeSecretKey::from_bytes(
-            read_secret_hex(&dir.join("hpke.key")).unwrap(),
-        ))
-        .identity(Identity::read_pem_files(&dir.join("cert.pem"), &dir.join("key.pem")).unwrap())
+        .hpke_key(key)
+        .identity(identity)
         .retry(patient())
         .transport_options(quick_transport(deploy))
         .build()

@@ -7,13 +7,11 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use cairn_aggregator::deploy::{InitParams, free_base_port, init};
-use cairn_aggregator::node::{NodeSetup, read_secret_hex, start};
+use cairn_aggregator::deploy::{InitParams, free_base_port, init, read_collector_keys};
+use cairn_aggregator::node::{NodeSetup, start};
 use cairn_client::sdk::{Client, Collector, SdkError};
-use cairn_client::transport::Identity;
 use cairn_protocol::auth::Credential;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
-use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::messages::ErrorCode;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -106,17 +104,10 @@ async fn a_scrape_after_a_round_finds_the_counts() {
         Err(SdkError::Refused { code, .. }) => assert_eq!(code, ErrorCode::Unauthorized),
         other => panic!("{other:?}"),
     }
+    let (collector_key, collector_identity) = read_collector_keys(&d.collector_dir).unwrap();
     let collector = Collector::builder(task.clone())
-        .hpke_key(HpkeSecretKey::from_bytes(
-            read_secret_hex(&d.collector_dir.join("hpke.key")).unwrap(),
-        ))
-        .identity(
-            Identity::read_pem_files(
-                &d.collector_dir.join("cert.pem"),
-                &d.collector_dir.join("key.pem"),
-            )
-            .unwrap(),
-        )
+        .hpke_key(collector_key)
+        .identity(collector_identity)
         .build()
         .await
         .unwrap();

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use cairn_aggregator::deploy::{InitParams, free_base_port, init};
+use cairn_aggregator::deploy::{InitParams, free_base_port, init, read_collector_keys};
 use cairn_aggregator::node::{NodeSetup, read_secret_hex, start};
 use cairn_client::sdk::{Client, Collector, SdkError};
 use cairn_client::transport::Identity;
@@ -74,17 +74,10 @@ async fn a_round_over_quic_releases_the_exact_sum() {
         other => panic!("{other:?}"),
     }
 
+    let (collector_key, collector_identity) = read_collector_keys(&d.collector_dir).unwrap();
     let collector = Collector::builder(task.clone())
-        .hpke_key(HpkeSecretKey::from_bytes(
-            read_secret_hex(&d.collector_dir.join("hpke.key")).unwrap(),
-        ))
-        .identity(
-            Identity::read_pem_files(
-                &d.collector_dir.join("cert.pem"),
-                &d.collector_dir.join("key.pem"),
-            )
-            .unwrap(),
-        )
+        .hpke_key(collector_key)
+        .identity(collector_identity)
         .build()
         .await
         .unwrap();
@@ -175,17 +168,10 @@ async fn a_report_prepared_before_a_failed_upload_is_the_one_sent_later() {
         again.submit(0, &[0.0, 0.0, 0.125, 0.0]).await,
         Err(SdkError::AlreadySubmitted { round: 0, .. })
     ));
+    let (collector_key, collector_identity) = read_collector_keys(&d.collector_dir).unwrap();
     let collector = Collector::builder(task.clone())
-        .hpke_key(HpkeSecretKey::from_bytes(
-            read_secret_hex(&d.collector_dir.join("hpke.key")).unwrap(),
-        ))
-        .identity(
-            Identity::read_pem_files(
-                &d.collector_dir.join("cert.pem"),
-                &d.collector_dir.join("key.pem"),
-            )
-            .unwrap(),
-        )
+        .hpke_key(collector_key)
+        .identity(collector_identity)
         .build()
         .await
         .unwrap();

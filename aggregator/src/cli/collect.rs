@@ -4,14 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use cairn_client::sdk::Collector;
-use cairn_client::transport::Identity;
-use cairn_protocol::hpke::HpkeSecretKey;
 use clap::Args;
 use serde::Serialize;
 
 use super::load_task;
 use super::submit::sibling;
-use crate::node::read_secret_hex;
+use crate::deploy::read_collector_keys;
 
 /// Arguments of `cairn collect`.
 #[derive(Debug, Args)]
@@ -74,12 +72,7 @@ pub fn run(args: CollectArgs) -> anyhow::Result<String> {
     let dir = args
         .collector_dir
         .unwrap_or_else(|| sibling(&args.task, "collector"));
-    let key = HpkeSecretKey::from_bytes(
-        read_secret_hex(&dir.join("hpke.key"))
-            .with_context(|| format!("reading {}/hpke.key", dir.display()))?,
-    );
-    let identity = Identity::read_pem_files(&dir.join("cert.pem"), &dir.join("key.pem"))
-        .with_context(|| format!("reading the collector's certificate in {}", dir.display()))?;
+    let (key, identity) = read_collector_keys(&dir)?;
     let runtime = tokio::runtime::Runtime::new()?;
     let spinner = spinner(format!("releasing round {}", args.round));
     let collection = runtime.block_on(async {

@@ -14,9 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use cairn_client::sdk::{Client, Collector};
-use cairn_client::transport::Identity;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
-use cairn_protocol::hpke::HpkeSecretKey;
 use clap::Args;
 use futures::FutureExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -24,7 +22,7 @@ use rand_core::Rng;
 
 use super::init::Noise;
 use crate::deploy::{self, InitParams, free_base_port};
-use crate::node::{NodeSetup, read_secret_hex, start};
+use crate::node::{NodeSetup, start};
 
 /// Arguments of `cairn demo`.
 #[derive(Debug, Args)]
@@ -105,14 +103,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<String> {
                 .await?,
         );
     }
+    let (collector_key, collector_identity) = deploy::read_collector_keys(&d.collector_dir)?;
     let collector = Collector::builder(task.clone())
-        .hpke_key(HpkeSecretKey::from_bytes(read_secret_hex(
-            &d.collector_dir.join("hpke.key"),
-        )?))
-        .identity(Identity::read_pem_files(
-            &d.collector_dir.join("cert.pem"),
-            &d.collector_dir.join("key.pem"),
-        )?)
+        .hpke_key(collector_key)
+        .identity(collector_identity)
         .build()
         .await?;
 
