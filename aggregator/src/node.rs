@@ -33,14 +33,11 @@ use cairn_mpc::secret::Seed;
 use cairn_protocol::aggregator::Reject;
 use cairn_protocol::clock::{Clock, Time};
 use cairn_protocol::config::TaskConfig;
+use cairn_protocol::driver::{CollectDriver, CollectPoll, JobDriver, Transmit};
 use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::ids::JobId;
-use cairn_protocol::leader::{CollectStep, Leader};
-use cairn_protocol::messages::{
-    CollectRequest, ErrorCode, ErrorMessage, Inbound, JobContinue, JobContinueResponse, JobInit,
-    JobResponse, Limits, Message,
-};
+use cairn_protocol::leader::Leader;
+use cairn_protocol::messages::{CollectRequest, ErrorCode, ErrorMessage, Inbound, Limits, Message};
 use cairn_protocol::privacy::Privacy;
 use cairn_protocol::store::{CommitOutcome, TaskStore};
 use zeroize::Zeroizing;
@@ -255,14 +252,6 @@ async fn with_leader<T: Send + 'static>(
     blocking(move || f(&mut s.lock_leader())).await?
 }
 
-/// A helper's answer of the wrong kind.
-fn unexpected(answer: &Message) -> Reject {
-    Reject::new(
-        ErrorCode::BadMessage,
-        format!("helper sent {}", answer.name()),
-    )
-}
-
 // ---------------------------------------------------------------------------------
 // Helper
 
@@ -322,24 +311,7 @@ async fn start_helper(
                     let now = clock.now();
                     let answer = blocking(move || {
                         let mut helper = state.lock().unwrap_or_else(|e| e.into_inner());
-                        match msg {
-                            Message::JobInit(init) => {
-                                helper.handle_job_init(&init, now).map(Message::JobResponse)
-                            }
-                            Message::JobContinue(cont) => helper
-                                .handle_job_continue(&cont)
-                                .map(Message::JobContinueResponse),
-                            Message::AggregateShareRequest(req) => {
-                                let mut rng = os_rng()?;
-                                helper
-                                    .handle_aggregate_share_request(&req, now, &mut rng)
-                                    .map(Message::AggregateShareResponse)
-                            }
-                            other => Err(Reject::new(
-                                ErrorCode::BadMessage,
-                                format!("a helper does not take {}", other.name()),
-                            )),
-                        }
+                        helper.handle_message(msg, now, &mut os_rng()?)
                     })
                     .await;
                     match answer {
@@ -563,171 +535,97 @@ async fn handle_leader_request(
     }
 }
 
-/// Sends `msg` to helper `j` and decodes its answer; transport failures are retriable
-/// [`ErrorCode::Busy`] rejects (the job is retried later).
-async fn ask_helper(shared: &LeaderShared, j: usize, msg: &Message) -> Result<Message, Reject> {
+/// Sends a driver's request to its helper and decodes the answer; a transport failure
+/// is a retriable [`ErrorCode::Busy`] reject (the job or release is retried later).
+async fn send(shared: &LeaderShared, t: &Transmit) -> Result<Message, Reject> {
     let peer = shared
         .helpers
-        .get(j)
+        .get(t.helper)
         .ok_or_else(|| Reject::new(ErrorCode::Internal, "no such helper"))?;
     let answer = peer
-        .request(&msg.encode())
+        .request(&t.message.encode())
         .await
-        .map_err(|e| Reject::new(ErrorCode::Busy, format!("helper {}: {e}", j + 1)))?;
-    let answer = Message::decode(&answer, &shared.limits).map_err(|e| {
-        Reject::new(
-            ErrorCode::BadMessage,
-            format!("helper {} answer: {e}", j + 1),
-        )
-    })?;
-    match answer {
-        Message::Error(e) => Err(Reject::new(
-            e.code,
-            format!("helper {}: {}", j + 1, e.detail),
-        )),
-        m => Ok(m),
-    }
+        .map_err(|e| Reject::new(ErrorCode::Busy, e.to_string()))?;
+    Message::decode(&answer, &shared.limits)
+        .map_err(|e| Reject::new(ErrorCode::BadMessage, format!("undecodable answer: {e}")))
 }
 
-async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
-    let _guard = shared.jobs.lock().await;
-    let jobs = with_leader(shared, |leader| leader.resume_jobs()).await?;
-    for job in jobs {
-        tracing::info!(job = %job.job_id.to_hex(), "resuming aggregation job");
-        run_job(shared, job.job_id, &job.inits, job.decided).await?;
+/// Moves one job's messages until the driver has committed it or failed.
+async fn drive_job(shared: &Arc<LeaderShared>, mut driver: JobDriver) -> Result<(), Reject> {
+    while let Some(t) = driver.poll_transmit() {
+        let answer = send(shared, &t).await;
+        driver = with_leader(shared, move |leader| {
+            driver.handle_answer(leader, answer)?;
+            Ok(driver)
+        })
+        .await?;
+    }
+    for r in driver.take_rejections() {
+        shared.metrics.report_rejected(r.code);
+        tracing::info!(report = %r.report_id, reason = %r.code, "report rejected");
+    }
+    if let Some(outcome) = driver.outcome()
+        && outcome.commit == CommitOutcome::Applied
+    {
+        shared
+            .metrics
+            .reports_accepted(u64::try_from(outcome.accepted).unwrap_or(u64::MAX));
     }
     Ok(())
 }
 
-/// [`run_job_once`], forgetting the job's in-memory state if it fails so that the next
-/// [`resume_jobs`] re-sends it from the store.
-async fn run_job(
-    shared: &Arc<LeaderShared>,
-    job_id: JobId,
-    inits: &[JobInit],
-    decided: Option<JobContinue>,
-) -> Result<(), Reject> {
-    let outcome = run_job_once(shared, job_id, inits, decided).await;
-    if outcome.is_err() {
-        shared.lock_leader().forget_job(job_id);
+/// Re-runs the jobs the store recorded before a restart.
+async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
+    let _guard = shared.jobs.lock().await;
+    for driver in with_leader(shared, JobDriver::resume_all).await? {
+        tracing::info!(job = %driver.job_id().to_hex(), "resuming aggregation job");
+        drive_job(shared, driver).await?;
     }
-    outcome
+    Ok(())
 }
 
 /// Runs jobs until no report is queued.
 async fn run_queued_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
     let _guard = shared.jobs.lock().await;
     loop {
-        let started = with_leader(shared, |leader| {
-            let Some(&round) = leader.rounds_with_queued_reports()?.first() else {
-                return Ok(None);
-            };
-            let mut rng = os_rng()?;
-            leader.start_job(round, &mut rng)
+        let next = with_leader(shared, |leader| {
+            JobDriver::next_queued(leader, &mut os_rng()?)
         })
         .await?;
-        let Some((job_id, inits)) = started else {
+        let Some(driver) = next else {
             return Ok(());
         };
-        run_job(shared, job_id, &inits, None).await?;
+        drive_job(shared, driver).await?;
     }
 }
 
-/// Drives one job to its commit: init at every helper (unless already decided),
-/// decide, continue at every helper (re-sending the init to a helper that lost it),
-/// commit.
-async fn run_job_once(
-    shared: &Arc<LeaderShared>,
-    job_id: JobId,
-    inits: &[JobInit],
-    decided: Option<JobContinue>,
-) -> Result<(), Reject> {
-    let cont = match decided {
-        Some(c) => c,
-        None => {
-            let mut responses: Vec<JobResponse> = Vec::with_capacity(inits.len());
-            for (j, init) in inits.iter().enumerate() {
-                match ask_helper(shared, j, &Message::JobInit(init.clone())).await? {
-                    Message::JobResponse(r) => responses.push(r),
-                    other => return Err(unexpected(&other)),
-                }
-            }
-            let (cont, rejections) =
-                with_leader(shared, move |leader| leader.decide_job(job_id, &responses)).await?;
-            for r in rejections {
-                shared.metrics.report_rejected(r.code);
-                tracing::info!(report = %r.report_id, reason = %r.code, "report rejected");
-            }
-            cont
-        }
-    };
-    let mut acks: Vec<JobContinueResponse> = Vec::with_capacity(inits.len());
-    for (j, init) in inits.iter().enumerate() {
-        let ack = match ask_helper(shared, j, &Message::JobContinue(cont.clone())).await {
-            Err(e) if e.code == ErrorCode::UnknownJob => {
-                // The helper restarted between init and continue: prepare again.
-                ask_helper(shared, j, &Message::JobInit(init.clone())).await?;
-                ask_helper(shared, j, &Message::JobContinue(cont.clone())).await?
-            }
-            other => other?,
-        };
-        match ack {
-            Message::JobContinueResponse(a) => acks.push(a),
-            other => return Err(unexpected(&other)),
-        }
-    }
-    let outcome = with_leader(shared, move |leader| leader.commit_job(job_id, &acks)).await?;
-    if outcome == CommitOutcome::Applied {
-        shared
-            .metrics
-            .reports_accepted(u64::try_from(cont.accepted.len()).unwrap_or(u64::MAX));
-    }
-    Ok(())
-}
-
-/// Releases a round: flush its jobs, release the leader's share, gather the helpers'.
+/// Releases a round for the collector, running queued jobs while the driver waits for
+/// reports in flight.
 async fn collect(
     shared: &Arc<LeaderShared>,
     req: CollectRequest,
     now: Time,
 ) -> Result<Message, Reject> {
-    let deadline = tokio::time::Instant::now() + COLLECT_WAIT;
-    let step = loop {
-        if let Err(e) = run_queued_jobs(shared).await {
-            tracing::warn!(code = %e.code, detail = %e.detail, "job failed while collecting");
-        }
-        let req = req.clone();
-        let attempt = with_leader(shared, move |leader| {
-            let mut rng = os_rng()?;
-            leader.begin_collect(&req, now, &mut rng)
+    let mut driver = CollectDriver::new(req, now, std::time::Instant::now(), COLLECT_WAIT);
+    loop {
+        let (polled, step) = with_leader(shared, move |leader| {
+            let step = driver.poll(leader, &mut os_rng()?, std::time::Instant::now());
+            Ok((driver, step))
         })
-        .await;
-        match attempt {
-            Ok(step) => break step,
-            Err(e) if e.code == ErrorCode::Mismatch && tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+        .await?;
+        driver = polled;
+        match step? {
+            CollectPoll::Transmit(t) => {
+                let answer = send(shared, &t).await;
+                driver.handle_answer(answer)?;
             }
-            Err(e) => return Err(e),
-        }
-    };
-    let (request, leader_share) = match step {
-        CollectStep::AskHelpers {
-            request,
-            leader_share,
-        } => (request, leader_share),
-        // Collected before: the stored answer, no helper asked again.
-        CollectStep::Done(resp) => return Ok(Message::CollectResponse(resp)),
-    };
-    let mut responses = Vec::with_capacity(shared.helpers.len());
-    for j in 0..shared.helpers.len() {
-        match ask_helper(shared, j, &Message::AggregateShareRequest(request.clone())).await? {
-            Message::AggregateShareResponse(r) => responses.push(r),
-            other => return Err(unexpected(&other)),
+            CollectPoll::Retry { after } => {
+                if let Err(e) = run_queued_jobs(shared).await {
+                    tracing::warn!(code = %e.code, detail = %e.detail, "job failed while collecting");
+                }
+                tokio::time::sleep(after).await;
+            }
+            CollectPoll::Done(response) => return Ok(Message::CollectResponse(response)),
         }
     }
-    let resp = with_leader(shared, move |leader| {
-        leader.finish_collect(&request, leader_share, responses)
-    })
-    .await?;
-    Ok(Message::CollectResponse(resp))
 }

@@ -18,9 +18,10 @@ use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::Collector;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
+use cairn_protocol::driver::{CollectDriver, CollectPoll, JobDriver};
 use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::HpkeSecretKey;
-use cairn_protocol::leader::{CollectStep, Leader};
+use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::Message;
 use cairn_protocol::store::MemoryStore;
 use cairn_protocol::store::TaskStore;
@@ -180,68 +181,57 @@ pub(crate) fn measure(
             .map_err(|e| anyhow::anyhow!("upload refused: {e:?}"))?;
     }
 
-    // Aggregation jobs until the queue is empty.
+    // Aggregation jobs until the queue is empty, through the leader's job driver.
     let (mut leader_time, mut helper_time) = (Duration::ZERO, Duration::ZERO);
     let (mut wire_bytes, mut init_bytes) = (0usize, 0usize);
     loop {
         let t = Instant::now();
-        let job = leader
-            .start_job(0, &mut rng)
+        let job = JobDriver::start(&mut leader, 0, &mut rng)
             .map_err(|e| anyhow::anyhow!("start_job: {e:?}"))?;
         leader_time += t.elapsed();
-        let Some((job_id, inits)) = job else { break };
-        let mut responses = Vec::new();
-        for init in &inits {
-            let frame = Message::JobInit(init.clone()).encode();
-            init_bytes += frame.len();
+        let Some(mut driver) = job else { break };
+        while let Some(request) = driver.poll_transmit() {
+            let frame = request.message.encode();
             wire_bytes += frame.len();
+            if matches!(request.message, Message::JobInit(_)) {
+                init_bytes += frame.len();
+            }
             let t = Instant::now();
-            let r = helper
-                .handle_job_init(init, now)
-                .map_err(|e| anyhow::anyhow!("job init: {e:?}"))?;
+            let answer = helper
+                .handle_message(request.message, now, &mut rng)
+                .map_err(|e| anyhow::anyhow!("helper refused: {e:?}"))?;
             helper_time += t.elapsed();
-            wire_bytes += Message::JobResponse(r.clone()).encode().len();
-            responses.push(r);
+            wire_bytes += answer.encode().len();
+            let t = Instant::now();
+            driver
+                .handle_answer(&mut leader, Ok(answer))
+                .map_err(|e| anyhow::anyhow!("job: {e:?}"))?;
+            leader_time += t.elapsed();
         }
-        let t = Instant::now();
-        let (cont, rejections) = leader
-            .decide_job(job_id, &responses)
-            .map_err(|e| anyhow::anyhow!("decide: {e:?}"))?;
-        leader_time += t.elapsed();
-        if !rejections.is_empty() {
-            bail!("{} honest reports rejected", rejections.len());
+        if !driver.take_rejections().is_empty() {
+            bail!("honest reports rejected");
         }
-        wire_bytes += Message::JobContinue(cont.clone()).encode().len();
-        let t = Instant::now();
-        let ack = helper
-            .handle_job_continue(&cont)
-            .map_err(|e| anyhow::anyhow!("continue: {e:?}"))?;
-        helper_time += t.elapsed();
-        wire_bytes += Message::JobContinueResponse(ack.clone()).encode().len();
-        let t = Instant::now();
-        leader
-            .commit_job(job_id, &[ack])
-            .map_err(|e| anyhow::anyhow!("commit: {e:?}"))?;
-        leader_time += t.elapsed();
     }
 
-    // Collect; time the collector's decode + open.
-    let req = collector.request(0);
-    let CollectStep::AskHelpers {
-        request,
-        leader_share,
-    } = leader
-        .begin_collect(&req, now, &mut rng)
-        .map_err(|e| anyhow::anyhow!("begin_collect: {e:?}"))?
-    else {
-        bail!("round 0 was collected before");
+    // Collect through the leader's collect driver; time the collector's decode + open.
+    let mut driver = CollectDriver::new(collector.request(0), now, Instant::now(), Duration::ZERO);
+    let resp = loop {
+        match driver
+            .poll(&mut leader, &mut rng, Instant::now())
+            .map_err(|e| anyhow::anyhow!("collect: {e:?}"))?
+        {
+            CollectPoll::Transmit(request) => {
+                let answer = helper
+                    .handle_message(request.message, now, &mut rng)
+                    .map_err(|e| anyhow::anyhow!("helper refused: {e:?}"))?;
+                driver
+                    .handle_answer(Ok(answer))
+                    .map_err(|e| anyhow::anyhow!("collect: {e:?}"))?;
+            }
+            CollectPoll::Retry { .. } => bail!("reports left in flight after the jobs"),
+            CollectPoll::Done(resp) => break resp,
+        }
     };
-    let share = helper
-        .handle_aggregate_share_request(&request, now, &mut rng)
-        .map_err(|e| anyhow::anyhow!("aggregate share: {e:?}"))?;
-    let resp = leader
-        .finish_collect(&request, leader_share, vec![share])
-        .map_err(|e| anyhow::anyhow!("finish_collect: {e:?}"))?;
     let frame = Message::CollectResponse(resp).encode();
     let mut opened = None;
     let decode = median_time(runs, || {

@@ -124,6 +124,30 @@ impl<S: TaskStore> Helper<S> {
         self.core.store
     }
 
+    /// Answers one request from the leader: a [`JobInit`], a [`JobContinue`] or an
+    /// [`AggregateShareRequest`]; anything else is refused. This is the whole of the
+    /// helper's service: the node only checks the peer and moves the bytes.
+    pub fn handle_message<R: CryptoRng + ?Sized>(
+        &mut self,
+        message: Message,
+        now: Time,
+        rng: &mut R,
+    ) -> Result<Message, Reject> {
+        match message {
+            Message::JobInit(init) => self.handle_job_init(&init, now).map(Message::JobResponse),
+            Message::JobContinue(cont) => self
+                .handle_job_continue(&cont)
+                .map(Message::JobContinueResponse),
+            Message::AggregateShareRequest(req) => self
+                .handle_aggregate_share_request(&req, now, rng)
+                .map(Message::AggregateShareResponse),
+            other => Err(Reject::new(
+                ErrorCode::BadMessage,
+                format!("a helper does not take {}", other.name()),
+            )),
+        }
+    }
+
     /// Prepares every report of a job; one result per report, in order (module docs).
     pub fn handle_job_init(&mut self, init: &JobInit, now: Time) -> Result<JobResponse, Reject> {
         self.core.check_task(&init.task_id)?;

@@ -14,7 +14,9 @@
 //! ```
 //! Each step can be repeated after a crash: a recorded job is re-prepared from its
 //! stored reports ([`Leader::resume_jobs`]), a recorded decision is re-sent rather than
-//! re-made, and a committed job is never applied twice.
+//! re-made, and a committed job is never applied twice. The order of the steps, the
+//! exchanges with the helpers around them and the retries belong to
+//! [`crate::driver`], which every caller uses instead of calling the steps itself.
 
 use std::collections::BTreeMap;
 

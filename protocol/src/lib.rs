@@ -25,6 +25,8 @@
 //! - [`helper`]: verify and aggregate its shares, release on its own terms.
 //! - [`aggregator`]: what leader and helpers share (the release step).
 //! - [`collector`]: open the shares and decode the sum.
+//! - [`driver`]: the leader's exchanges with its helpers (a job, a release), step by
+//!   step, for a caller that only moves bytes.
 
 pub mod aggregator;
 pub mod auth;
@@ -32,6 +34,7 @@ pub mod client;
 pub mod clock;
 pub mod collector;
 pub mod config;
+pub mod driver;
 pub mod helper;
 pub mod hpke;
 pub mod ids;

@@ -25,9 +25,10 @@ use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::Collector;
 use cairn_protocol::config::TaskConfig;
+use cairn_protocol::driver::{aggregate_in_process, collect_in_process};
 use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::generate_keypair;
-use cairn_protocol::leader::{CollectStep, Leader};
+use cairn_protocol::leader::Leader;
 use cairn_protocol::store::{MemoryStore, TaskStore};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -115,39 +116,17 @@ fn noise_samples(privacy: &str, clients: usize, rounds: u32, records: bool) -> V
             };
             leader.handle_upload(req, NOW).unwrap();
         }
-        while let Some((job_id, inits)) = leader.start_job(round, &mut rng).unwrap() {
-            let responses: Vec<_> = helpers
-                .iter_mut()
-                .zip(&inits)
-                .map(|(h, init)| h.handle_job_init(init, NOW).unwrap())
-                .collect();
-            let (cont, rejected) = leader.decide_job(job_id, &responses).unwrap();
-            assert!(rejected.is_empty());
-            let acks: Vec<_> = helpers
-                .iter_mut()
-                .map(|h| h.handle_job_continue(&cont).unwrap())
-                .collect();
-            leader.commit_job(job_id, &acks).unwrap();
-        }
-        let CollectStep::AskHelpers {
-            request,
-            leader_share,
-        } = leader
-            .begin_collect(&collector.request(round), NOW, &mut rng)
-            .unwrap()
-        else {
-            panic!("the round was collected before")
-        };
-        let shares: Vec<_> = helpers
-            .iter_mut()
-            .map(|h| {
-                h.handle_aggregate_share_request(&request, NOW, &mut rng)
-                    .unwrap()
-            })
-            .collect();
-        let resp = leader
-            .finish_collect(&request, leader_share, shares)
-            .unwrap();
+        let rejected =
+            aggregate_in_process(&mut leader, &mut helpers, round, NOW, &mut rng).unwrap();
+        assert!(rejected.is_empty());
+        let resp = collect_in_process(
+            &mut leader,
+            &mut helpers,
+            collector.request(round),
+            NOW,
+            &mut rng,
+        )
+        .unwrap();
         let released = collector.open(round, &resp).unwrap();
         assert_eq!(released.count as usize, clients);
         samples.extend(

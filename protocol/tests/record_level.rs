@@ -11,9 +11,10 @@ use cairn_protocol::client::{Client, ClientError};
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::{Collection, Collector};
 use cairn_protocol::config::{ConfigError, TaskConfig};
+use cairn_protocol::driver::{aggregate_in_process, collect_in_process};
 use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::{HpkeSecretKey, generate_keypair};
-use cairn_protocol::leader::{CollectStep, Leader};
+use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::ErrorCode;
 use cairn_protocol::privacy::{Privacy, signal_sensitivity};
 use cairn_protocol::store::{MemoryStore, TaskStore};
@@ -115,33 +116,16 @@ impl World {
     }
 
     fn aggregate(&mut self, round: u32) {
-        while let Some((job_id, inits)) = self.leader.start_job(round, &mut self.rng).unwrap() {
-            let resp = self.helper.handle_job_init(&inits[0], NOW).unwrap();
-            let (cont, rejected) = self.leader.decide_job(job_id, &[resp]).unwrap();
-            assert!(rejected.is_empty(), "{rejected:?}");
-            let ack = self.helper.handle_job_continue(&cont).unwrap();
-            self.leader.commit_job(job_id, &[ack]).unwrap();
-        }
+        let helpers = std::slice::from_mut(&mut self.helper);
+        let rejected =
+            aggregate_in_process(&mut self.leader, helpers, round, NOW, &mut self.rng).unwrap();
+        assert!(rejected.is_empty(), "{rejected:?}");
     }
 
     fn collect(&mut self, round: u32) -> Result<Collection, ErrorCode> {
-        let CollectStep::AskHelpers {
-            request,
-            leader_share,
-        } = self
-            .leader
-            .begin_collect(&self.collector.request(round), NOW, &mut self.rng)
-            .map_err(|e| e.code)?
-        else {
-            panic!("the round was collected before")
-        };
-        let share = self
-            .helper
-            .handle_aggregate_share_request(&request, NOW, &mut self.rng)
-            .map_err(|e| e.code)?;
-        let resp = self
-            .leader
-            .finish_collect(&request, leader_share, vec![share])
+        let request = self.collector.request(round);
+        let helpers = std::slice::from_mut(&mut self.helper);
+        let resp = collect_in_process(&mut self.leader, helpers, request, NOW, &mut self.rng)
             .map_err(|e| e.code)?;
         Ok(self.collector.open(round, &resp).unwrap())
     }

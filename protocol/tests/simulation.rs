@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use cairn_mpc::secret::Seed;
 use cairn_protocol::aggregator::Reject;
@@ -21,12 +22,13 @@ use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::Collector;
 use cairn_protocol::config::TaskConfig;
+use cairn_protocol::driver::{CollectDriver, CollectPoll, JobDriver, Transmit};
 use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::{HpkeSecretKey, generate_keypair};
 use cairn_protocol::ids::ReportId;
-use cairn_protocol::leader::{CollectStep, Leader};
+use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::{ErrorCode, Limits, Message};
-use cairn_protocol::store::{MemoryStore, TaskStore};
+use cairn_protocol::store::{CommitOutcome, MemoryStore, TaskStore};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -42,6 +44,14 @@ struct World {
     limits: Limits,
     rng: ChaCha20Rng,
     now: Time,
+    /// `task_toml`'s arguments: its keys are deterministic, so a restarted helper gets
+    /// its own key again by calling it once more.
+    key_source: (usize, String, u32, String),
+    /// Helper restarts injected between a job's init and its continue (the helper then
+    /// answers `UnknownJob`, and the driver must prepare it again).
+    restarts_mid_job: usize,
+    /// Jobs that failed and were resumed from the leader's store.
+    jobs_resumed: usize,
 }
 
 fn task_toml(
@@ -129,6 +139,9 @@ fn world_with_proof(n: usize, noise: &str, min_clients: u32, seed: u8, proof: &s
         limits,
         rng: ChaCha20Rng::from_seed([seed; 32]),
         now: Time(1_000),
+        key_source: (n, noise.to_string(), min_clients, proof.to_string()),
+        restarts_mid_job: 0,
+        jobs_resumed: 0,
     }
 }
 
@@ -250,121 +263,113 @@ impl World {
         panic!("upload never answered");
     }
 
-    /// Runs every queued report of `round` through jobs, with faults, until committed.
-    /// Returns the rejections.
+    /// Restarts helper `j`: its in-memory jobs are lost, its store survives.
+    fn restart_helper(&mut self, j: usize) {
+        let (n, noise, min_clients, proof) = &self.key_source;
+        let (_, keys, _) = task_toml(*n, noise, *min_clients, proof);
+        let Some(key) = keys.into_iter().nth(j + 1) else {
+            panic!("no key for helper {j}");
+        };
+        let store = self.helpers.remove(j).into_store();
+        let restarted = Helper::new(
+            self.task.clone(),
+            (j + 1) as u8,
+            Seed::from_bytes([9u8; 32]),
+            key,
+            store,
+        )
+        .unwrap();
+        self.helpers.insert(j, restarted);
+    }
+
+    /// Sends a driver's request to its helper over the lossy link; `None` if lost.
+    fn send_lossy(&mut self, t: &Transmit) -> Option<Message> {
+        let (limits, now) = (self.limits, self.now);
+        let helper = &mut self.helpers[t.helper];
+        let rng2 = &mut ChaCha20Rng::from_seed([t.helper as u8; 32]);
+        rpc(&mut self.rng, &limits, t.message.encode(), |m| {
+            helper.handle_message(m, now, rng2).unwrap_or_else(error)
+        })
+    }
+
+    /// Sends a driver's request to its helper over a reliable link.
+    fn send_reliably(&mut self, t: &Transmit) -> Message {
+        let (now, message) = (self.now, Message::decode(&t.message.encode(), &self.limits));
+        self.helpers[t.helper]
+            .handle_message(message.unwrap(), now, &mut self.rng)
+            .unwrap_or_else(error)
+    }
+
+    /// Runs every queued report of `round` through the leader's job driver over the
+    /// lossy link, with helper restarts between requests, until committed. A job that
+    /// fails (a helper lost it twice) is resumed from the leader's store, as the node
+    /// does. Returns the rejections.
     fn aggregate(&mut self, round: u32) -> Vec<(ReportId, ErrorCode)> {
         let mut rejected = Vec::new();
-        while let Some((job_id, inits)) = self.leader.start_job(round, &mut self.rng).unwrap() {
-            let limits = self.limits;
-            let now = self.now;
-            // Init: each helper, retried until it answers.
-            let mut responses = Vec::new();
-            for (j, init) in inits.iter().enumerate() {
-                let frame = Message::JobInit(init.clone()).encode();
-                let answer = loop {
-                    let helper = &mut self.helpers[j];
-                    if let Some(a) = rpc(&mut self.rng, &limits, frame.clone(), |m| match m {
-                        Message::JobInit(i) => match helper.handle_job_init(&i, now) {
-                            Ok(r) => Message::JobResponse(r),
-                            Err(e) => error(e),
-                        },
-                        _ => unreachable!(),
-                    }) {
-                        break a;
+        let mut resumed: Vec<JobDriver> = Vec::new();
+        'jobs: loop {
+            let mut driver = match resumed.pop() {
+                Some(d) => d,
+                None => match JobDriver::start(&mut self.leader, round, &mut self.rng).unwrap() {
+                    Some(d) => d,
+                    None => break,
+                },
+            };
+            while let Some(t) = driver.poll_transmit() {
+                if self.rng.next_u32().is_multiple_of(2) {
+                    self.restart_helper(t.helper);
+                    if matches!(t.message, Message::JobContinue(_)) {
+                        self.restarts_mid_job += 1;
                     }
+                }
+                // A lost request or answer: the driver's request is sent again.
+                let Some(answer) = self.send_lossy(&t) else {
+                    continue;
                 };
-                match answer {
-                    Message::JobResponse(r) => responses.push(r),
-                    other => panic!("helper refused a job: {other:?}"),
+                if let Err(e) = driver.handle_answer(&mut self.leader, Ok(answer)) {
+                    assert_eq!(e.code, ErrorCode::UnknownJob, "{}", e.detail);
+                    self.jobs_resumed += 1;
+                    assert!(self.jobs_resumed < 100, "a job keeps failing");
+                    resumed = JobDriver::resume_all(&mut self.leader).unwrap();
+                    continue 'jobs;
                 }
             }
-            let (cont, rejections) = self.leader.decide_job(job_id, &responses).unwrap();
-            rejected.extend(rejections.into_iter().map(|r| (r.report_id, r.code)));
-            // Continue: each helper, retried; a helper that lost the job gets it again.
-            let mut acks = Vec::new();
-            for (j, init) in inits.iter().enumerate() {
-                let frame = Message::JobContinue(cont.clone()).encode();
-                let ack = loop {
-                    let helper = &mut self.helpers[j];
-                    match rpc(&mut self.rng, &limits, frame.clone(), |m| match m {
-                        Message::JobContinue(c) => match helper.handle_job_continue(&c) {
-                            Ok(r) => Message::JobContinueResponse(r),
-                            Err(e) => error(e),
-                        },
-                        _ => unreachable!(),
-                    }) {
-                        Some(Message::JobContinueResponse(r)) => break r,
-                        Some(Message::Error(e)) if e.code == ErrorCode::UnknownJob => {
-                            helper.handle_job_init(init, now).unwrap();
-                        }
-                        Some(other) => panic!("continue refused: {other:?}"),
-                        None => {}
-                    }
-                };
-                acks.push(ack);
-            }
-            self.leader.commit_job(job_id, &acks).unwrap();
+            let outcome = driver.outcome().expect("the job is committed");
+            assert_eq!(outcome.commit, CommitOutcome::Applied);
+            rejected.extend(
+                driver
+                    .take_rejections()
+                    .into_iter()
+                    .map(|r| (r.report_id, r.code)),
+            );
         }
         rejected
     }
 
-    /// Collects a round through the lossy network.
+    /// Collects a round through the leader's collect driver over the lossy link.
     fn collect(&mut self, round: u32) -> Result<cairn_protocol::collector::Collection, ErrorCode> {
         let req = self.collector.request(round);
-        let now = self.now;
-        let step = match self.leader.begin_collect(&req, now, &mut self.rng) {
-            Ok(s) => s,
-            Err(e) => return Err(e.code),
-        };
-        let (request, leader_share) = match step {
-            CollectStep::AskHelpers {
-                request,
-                leader_share,
-            } => (request, leader_share),
-            // Collected before: the stored answer, through the codec as on the wire.
-            CollectStep::Done(resp) => {
-                let bytes = Message::CollectResponse(resp).encode();
-                let Message::CollectResponse(resp) = Message::decode(&bytes, &self.limits).unwrap()
-                else {
-                    panic!("collect response decodes");
-                };
-                return Ok(self.collector.open(round, &resp).unwrap());
-            }
-        };
-        let limits = self.limits;
-        let mut shares = Vec::new();
-        for j in 0..self.helpers.len() {
-            let frame = Message::AggregateShareRequest(request.clone()).encode();
-            let answer = loop {
-                let helper = &mut self.helpers[j];
-                let rng2 = &mut ChaCha20Rng::from_seed([j as u8; 32]);
-                if let Some(a) = rpc(&mut self.rng, &limits, frame.clone(), |m| match m {
-                    Message::AggregateShareRequest(r) => {
-                        match helper.handle_aggregate_share_request(&r, now, rng2) {
-                            Ok(r) => Message::AggregateShareResponse(r),
-                            Err(e) => error(e),
-                        }
+        let started = Instant::now();
+        let mut driver = CollectDriver::new(req, self.now, started, Duration::ZERO);
+        let response = loop {
+            match driver.poll(&mut self.leader, &mut self.rng, started) {
+                Ok(CollectPoll::Transmit(t)) => {
+                    if let Some(answer) = self.send_lossy(&t) {
+                        driver.handle_answer(Ok(answer)).map_err(|e| e.code)?;
                     }
-                    _ => unreachable!(),
-                }) {
-                    break a;
                 }
-            };
-            match answer {
-                Message::AggregateShareResponse(r) => shares.push(r),
-                Message::Error(e) => return Err(e.code),
-                other => panic!("{other:?}"),
+                Ok(CollectPoll::Retry { .. }) => panic!("every job ran before the collect"),
+                Ok(CollectPoll::Done(response)) => break response,
+                Err(e) => return Err(e.code),
             }
-        }
-        let resp = self
-            .leader
-            .finish_collect(&request, leader_share, shares)
-            .unwrap();
-        let bytes = Message::CollectResponse(resp).encode();
-        let Message::CollectResponse(resp) = Message::decode(&bytes, &limits).unwrap() else {
+        };
+        // Through the codec, as on the wire.
+        let bytes = Message::CollectResponse(response).encode();
+        let Message::CollectResponse(response) = Message::decode(&bytes, &self.limits).unwrap()
+        else {
             panic!("collect response decodes");
         };
-        Ok(self.collector.open(round, &resp).unwrap())
+        Ok(self.collector.open(round, &response).unwrap())
     }
 }
 
@@ -464,6 +469,12 @@ fn run_rounds(n: usize, seed: u8) {
             }
         }
     }
+    // The driver's re-init of a helper that lost a job was exercised.
+    assert!(w.restarts_mid_job > 0, "no helper restarted mid-job");
+    eprintln!(
+        "{} helper restarts mid-job, {} jobs resumed",
+        w.restarts_mid_job, w.jobs_resumed
+    );
 }
 
 /// Builds the bad reports: (name, frame, expected code, refused already at upload).
@@ -754,5 +765,95 @@ fn no_proof_mode_sums_exactly_over_the_lossy_network() {
     assert!(w.aggregate(0).is_empty(), "no report rejected");
     let released = w.collect(0).unwrap();
     assert_eq!(released.count, 30);
+    assert_eq!(released.sum_quantised, expected);
+}
+
+/// Uploads one honest report from each of `clients` new clients for `round`; returns
+/// the plaintext sum.
+fn upload_honest(w: &mut World, clients: usize, round: u32, rng: &mut ChaCha20Rng) -> Vec<i64> {
+    let mut expected = vec![0i64; DIM];
+    for client in w.clients(clients) {
+        let x = honest_vector(rng);
+        for (e, v) in expected.iter_mut().zip(&x) {
+            *e += v;
+        }
+        let req = client.prepare_upload_quantised(round, &x, rng).unwrap();
+        assert!(matches!(
+            w.upload_until_answered(&Message::UploadRequest(req).encode()),
+            Message::UploadResponse(_)
+        ));
+    }
+    expected
+}
+
+#[test]
+fn the_collect_driver_waits_for_reports_in_flight_then_gives_up() {
+    let mut w = world(2, "noise = \"none\"", 3, 31);
+    let mut rng = ChaCha20Rng::from_seed([32; 32]);
+    let expected = upload_honest(&mut w, 5, 0, &mut rng);
+    let t0 = Instant::now();
+    let mut driver = CollectDriver::new(w.collector.request(0), w.now, t0, Duration::from_secs(1));
+    // Reports still queued: retry at once (after running the jobs), then at intervals.
+    let poll = |d: &mut CollectDriver, w: &mut World, at| d.poll(&mut w.leader, &mut w.rng, at);
+    assert!(matches!(
+        poll(&mut driver, &mut w, t0),
+        Ok(CollectPoll::Retry { after }) if after == Duration::ZERO
+    ));
+    assert!(matches!(
+        poll(&mut driver, &mut w, t0),
+        Ok(CollectPoll::Retry { after }) if after == CollectDriver::RETRY_INTERVAL
+    ));
+    // Out of patience: the retriable Mismatch goes to the collector.
+    let late = t0 + Duration::from_secs(2);
+    assert_eq!(
+        poll(&mut driver, &mut w, late).unwrap_err().code,
+        ErrorCode::Mismatch
+    );
+    // Once the jobs ran, a new request is released with every report.
+    assert!(w.aggregate(0).is_empty());
+    let released = w.collect(0).unwrap();
+    assert_eq!(released.count, 5);
+    assert_eq!(released.sum_quantised, expected);
+}
+
+#[test]
+fn a_wrong_answer_ends_the_job_and_the_resumed_job_counts_each_report_once() {
+    let mut w = world(2, "noise = \"none\"", 3, 33);
+    let mut rng = ChaCha20Rng::from_seed([34; 32]);
+    let expected = upload_honest(&mut w, 4, 0, &mut rng);
+    let mut driver = JobDriver::start(&mut w.leader, 0, &mut w.rng)
+        .unwrap()
+        .unwrap();
+    // The helper prepares the job but the answer that arrives is of the wrong kind.
+    let t = driver.poll_transmit().unwrap();
+    assert!(matches!(t.message, Message::JobInit(_)));
+    w.send_reliably(&t);
+    let wrong = Message::UploadResponse(cairn_protocol::messages::UploadResponse {
+        report_id: ReportId([0; 16]),
+    });
+    let err = driver.handle_answer(&mut w.leader, Ok(wrong)).unwrap_err();
+    assert_eq!(err.code, ErrorCode::BadMessage);
+    assert!(
+        driver.poll_transmit().is_none(),
+        "a failed job sends nothing more"
+    );
+    assert!(driver.outcome().is_none());
+    // The store kept the job: it is resumed (and no new job takes its reports).
+    let mut resumed = JobDriver::resume_all(&mut w.leader).unwrap();
+    assert_eq!(resumed.len(), 1);
+    assert_eq!(resumed[0].job_id(), driver.job_id());
+    assert!(
+        JobDriver::start(&mut w.leader, 0, &mut w.rng)
+            .unwrap()
+            .is_none()
+    );
+    let mut job = resumed.remove(0);
+    while let Some(t) = job.poll_transmit() {
+        let answer = w.send_reliably(&t);
+        job.handle_answer(&mut w.leader, Ok(answer)).unwrap();
+    }
+    assert_eq!(job.outcome().unwrap().accepted, 4);
+    let released = w.collect(0).unwrap();
+    assert_eq!(released.count, 4);
     assert_eq!(released.sum_quantised, expected);
 }
