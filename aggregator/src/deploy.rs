@@ -28,11 +28,11 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use cairn_client::transport::Identity;
 use cairn_protocol::auth::{ClientId, Credential};
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::{HpkeSecretKey, generate_keypair};
 use cairn_protocol::store::TaskStore;
+use cairn_transport::Identity;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 

@@ -25,10 +25,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cairn_client::transport::{
-    ClientAuth, ClientEndpoint, Identity, Peer, PeerIdentity, PinSet, ServerEndpoint,
-    TransportOptions,
-};
 use cairn_mpc::secret::Seed;
 use cairn_protocol::aggregator::Reject;
 use cairn_protocol::clock::{Clock, Time};
@@ -40,6 +36,10 @@ use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::{CollectRequest, ErrorCode, ErrorMessage, Inbound, Limits, Message};
 use cairn_protocol::privacy::Privacy;
 use cairn_protocol::store::{CommitOutcome, TaskStore};
+use cairn_transport::{
+    ClientAuth, ClientEndpoint, Identity, Peer, PeerIdentity, PinSet, ServerEndpoint,
+    TransportOptions,
+};
 use zeroize::Zeroizing;
 
 use crate::metrics::{MetricsEndpoint, NodeMetrics};

@@ -8,10 +8,10 @@ mod common;
 
 use std::path::Path;
 
-use cairn_client::transport::{ClientEndpoint, TransportOptions};
 use cairn_protocol::auth::Credential;
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::messages::Message;
+use cairn_transport::{ClientEndpoint, TransportOptions};
 use common::{
     NodeProcess, credential, credential_path, init, run, run_ok, submit_args, write_update,
 };

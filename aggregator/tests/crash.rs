@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use cairn_aggregator::deploy::read_collector_keys;
 use cairn_client::sdk::{Client, Collector, SdkError};
-use cairn_client::transport::{RetryPolicy, TransportOptions};
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::messages::ErrorCode;
+use cairn_transport::{RetryPolicy, TransportOptions};
 use common::{NodeProcess, init};
 
 const DIM: usize = 16;

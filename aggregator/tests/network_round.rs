@@ -9,11 +9,11 @@ use std::time::Duration;
 use cairn_aggregator::deploy::{InitParams, free_base_port, init, read_collector_keys};
 use cairn_aggregator::node::{NodeSetup, read_secret_hex, start};
 use cairn_client::sdk::{Client, Collector, SdkError};
-use cairn_client::transport::Identity;
 use cairn_protocol::auth::Credential;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::messages::ErrorCode;
+use cairn_transport::Identity;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -135,11 +135,11 @@ async fn a_report_prepared_before_a_failed_upload_is_the_one_sent_later() {
         Client::builder(task.clone())
             .credential(cairn_client::sdk::read_credential(&d.credentials[0]).unwrap())
             .state_dir(&state)
-            .retry(cairn_client::transport::RetryPolicy {
+            .retry(cairn_transport::RetryPolicy {
                 max_attempts: 1,
                 ..Default::default()
             })
-            .transport_options(cairn_client::transport::TransportOptions {
+            .transport_options(cairn_transport::TransportOptions {
                 idle_timeout: Duration::from_millis(800),
                 keep_alive_interval: Some(Duration::from_millis(200)),
                 request_timeout: Duration::from_millis(800),

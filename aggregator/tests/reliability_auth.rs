@@ -12,8 +12,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use cairn_client::sdk::SdkError;
-use cairn_client::transport::{ClientEndpoint, Identity, RetryPolicy, TransportError};
 use cairn_protocol::messages::{CollectRequest, ErrorCode, Message};
+use cairn_transport::{ClientEndpoint, Identity, RetryPolicy, TransportError};
 use common::{NodeProcess, credential, credential_path, init};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use cairn_client::transport::{ClientEndpoint, PrivateKey};
 use cairn_protocol::messages::Message;
+use cairn_transport::{ClientEndpoint, PrivateKey};
 use common::{cairn, init, submit_args, write_update};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

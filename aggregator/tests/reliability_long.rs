@@ -22,8 +22,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cairn_client::transport::{ClientEndpoint, Connection, RetryPolicy};
 use cairn_protocol::messages::{ErrorCode, Message};
+use cairn_transport::{ClientEndpoint, Connection, RetryPolicy};
 use common::{NodeProcess, init};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -169,7 +169,7 @@ async fn load_10000_uploads() {
     let endpoint = ClientEndpoint::bind(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         None,
-        cairn_client::transport::TransportOptions {
+        cairn_transport::TransportOptions {
             request_timeout: Duration::from_secs(30),
             ..quick_transport(&task)
         },

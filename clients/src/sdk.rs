@@ -25,7 +25,7 @@
 //! ```no_run
 //! # async fn example(
 //! #     collector_key: cairn_protocol::hpke::HpkeSecretKey,
-//! #     collector_identity: cairn_client::transport::Identity,
+//! #     collector_identity: cairn_transport::Identity,
 //! # ) -> Result<(), cairn_client::sdk::SdkError> {
 //! use cairn_client::sdk::{Client, Collector};
 //! use cairn_protocol::auth::Credential;
@@ -64,7 +64,7 @@ use cairn_protocol::messages::{ErrorCode, Inbound, Limits, Message};
 use rand_chacha::ChaCha20Rng;
 
 use crate::os_rng::{OsRngError, os_rng};
-use crate::transport::{
+use cairn_transport::{
     ClientEndpoint, Identity, Peer, RetryPolicy, TransportError, TransportOptions,
 };
 

@@ -26,10 +26,10 @@ use std::time::Duration;
 use cairn_aggregator::deploy::{InitParams, free_base_port, init};
 use cairn_aggregator::node::{NodeSetup, RunningNode, read_secret_hex, start};
 use cairn_client::sdk::{Client, Collector, SdkError};
-use cairn_client::transport::Identity;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::messages::ErrorCode;
+use cairn_transport::Identity;
 use rand_core::CryptoRng;
 use thiserror::Error;
 

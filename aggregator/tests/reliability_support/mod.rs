@@ -18,11 +18,11 @@ use cairn_aggregator::node::read_secret_hex;
 use cairn_aggregator::node_config::NodeConfig;
 use cairn_aggregator::store::SqliteStore;
 use cairn_client::sdk::{Client, Collector};
-use cairn_client::transport::{Identity, RetryPolicy, TransportOptions};
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::ledger::Ledger;
 use cairn_protocol::store::TaskStore;
+use cairn_transport::{Identity, RetryPolicy, TransportOptions};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 

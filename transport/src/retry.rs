@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use rand_core::Rng;
 
-use crate::transport::error::TransportError;
+use crate::error::TransportError;
 
 /// Whether an error is worth retrying.
 pub trait Retriable {
@@ -224,7 +224,7 @@ mod tests {
 
     #[test]
     fn transport_errors_are_classified() {
-        use crate::transport::error::TimeoutKind;
+        use crate::error::TimeoutKind;
         let retriable = [
             TransportError::Closed("lost".into()),
             TransportError::Timeout {

@@ -2,12 +2,12 @@
 //!
 //! Every failure of the transport layer is one [`TransportError`] variant, so callers can
 //! tell an authentication failure (never retried) from a lost connection or a timeout
-//! (retried with backoff, see [`crate::transport::retry`]).
+//! (retried with backoff, see [`crate::retry`]).
 
 use std::io;
 use std::time::Duration;
 
-use crate::transport::cert::Fingerprint;
+use crate::cert::Fingerprint;
 
 /// What timed out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,7 @@ pub enum TransportError {
     #[error("bytes after the frame on a one-frame stream")]
     TrailingBytes,
     /// The peer refused this request's stream (QUIC `RESET_STREAM`/`STOP_SENDING` with an
-    /// application code, see [`crate::transport::server`]): a malformed or oversize
+    /// application code, see [`crate::server`]): a malformed or oversize
     /// request, not a transient failure.
     #[error("stream refused by the peer (code {code})")]
     StreamRefused {

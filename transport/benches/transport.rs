@@ -2,16 +2,14 @@
 //! an open connection), and a fresh connection (QUIC + TLS 1.3 handshake, Ed25519,
 //! pinned certificate).
 //!
-//! `cargo bench -p cairn-client --bench transport -- --warm-up-time 1 --measurement-time 3`
+//! `cargo bench -p cairn-transport --bench transport -- --warm-up-time 1 --measurement-time 3`
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
 use std::time::Duration;
 
-use cairn_client::transport::{
-    ClientAuth, ClientEndpoint, Identity, ServerEndpoint, TransportOptions,
-};
+use cairn_transport::{ClientAuth, ClientEndpoint, Identity, ServerEndpoint, TransportOptions};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;

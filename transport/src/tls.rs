@@ -1,7 +1,7 @@
 //! TLS 1.3 configurations with pinned certificates.
 //!
 //! There is no certificate authority: a peer is trusted iff the SHA-256 fingerprint of
-//! the end-entity certificate it presents is pinned ([`crate::transport::cert`]). The
+//! the end-entity certificate it presents is pinned ([`crate::cert`]). The
 //! custom verifiers below make exactly that decision and then still check the TLS 1.3
 //! `CertificateVerify` signature with the ring provider's algorithms
 //! (`rustls::crypto::verify_tls13_signature`), which proves that the peer holds the
@@ -35,8 +35,8 @@ use rustls::{
     CertificateError, DigitallySignedStruct, DistinguishedName, PeerIncompatible, SignatureScheme,
 };
 
-use crate::transport::cert::{Fingerprint, Identity, fingerprint};
-use crate::transport::error::TransportError;
+use crate::cert::{Fingerprint, Identity, fingerprint};
+use crate::error::TransportError;
 
 /// The ALPN protocol identifier of Cairn's wire protocol, version 1.
 pub const ALPN: &[u8] = b"cairn/1";

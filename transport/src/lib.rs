@@ -1,4 +1,5 @@
-//! The network transport shared by the SDK and the aggregator node: QUIC (quinn) with
+//! `cairn-transport`: the network transport shared by the SDK and the aggregator node:
+//! QUIC (quinn) with
 //! TLS 1.3 (rustls, ring provider), ALPN `cairn/1`, pinned self-signed certificates, one
 //! length-prefixed request/response per stream, bounded sizes, times and concurrency.
 //!
@@ -49,8 +50,8 @@
 //! # Example
 //!
 //! ```no_run
-//! # async fn demo() -> Result<(), cairn_client::transport::TransportError> {
-//! use cairn_client::transport::*;
+//! # async fn demo() -> Result<(), cairn_transport::TransportError> {
+//! use cairn_transport::*;
 //! # let mut rng = rand_chacha::ChaCha20Rng::from_seed([0; 32]);
 //! # use rand_core::SeedableRng;
 //! let node = Identity::generate(&mut rng, &["localhost"])?;

@@ -9,7 +9,7 @@
 //! the peer identity and the request bytes, and writes the handler's response frame.
 //!
 //! The handler decides what a peer may do: TLS has already refused unpinned certificates
-//! (per the endpoint's [`crate::transport::tls::ClientAuth`]); the handler checks, for
+//! (per the endpoint's [`crate::tls::ClientAuth`]); the handler checks, for
 //! example, that a job request comes from the leader's fingerprint and that an upload
 //! carries a valid client credential tag. Protocol-level refusals are ordinary responses (an
 //! encoded error message); the transport only refuses malformed frames, by resetting the
@@ -21,9 +21,9 @@ use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::transport::endpoint::{PeerIdentity, ServerEndpoint};
-use crate::transport::error::TransportError;
-use crate::transport::frame::{read_frame, write_frame};
+use crate::endpoint::{PeerIdentity, ServerEndpoint};
+use crate::error::TransportError;
+use crate::frame::{read_frame, write_frame};
 
 /// Stream error code: the request frame was malformed, too large or too slow.
 pub const STREAM_BAD_REQUEST: u32 = 1;

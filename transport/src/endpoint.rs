@@ -3,7 +3,7 @@
 //! [`ServerEndpoint`] listens (an aggregator node), [`ClientEndpoint`] dials (clients, the
 //! collector, and the leader towards its helpers), and [`Connection`] carries requests:
 //! [`Connection::request`] opens one bidirectional stream, writes one frame, ends its
-//! side, and reads one response frame (see [`crate::transport::frame`]).
+//! side, and reads one response frame (see [`crate::frame`]).
 //!
 //! [`TransportOptions`] bounds everything a peer could stretch: the handshake time, the
 //! idle time of a connection, the time to move one frame, the frame size, the streams
@@ -21,10 +21,10 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::CertificateDer;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::transport::cert::{Fingerprint, Identity, fingerprint};
-use crate::transport::error::{TimeoutKind, TransportError, from_connection_error};
-use crate::transport::frame::{read_frame, write_frame};
-use crate::transport::tls::{ClientAuth, pinned_client_config, server_tls_config};
+use crate::cert::{Fingerprint, Identity, fingerprint};
+use crate::error::{TimeoutKind, TransportError, from_connection_error};
+use crate::frame::{read_frame, write_frame};
+use crate::tls::{ClientAuth, pinned_client_config, server_tls_config};
 
 /// The server name a client puts in its TLS `ClientHello`. Peers are authenticated by
 /// pinned fingerprints, so no name is checked; this is a fixed, valid DNS name.

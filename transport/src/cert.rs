@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::transport::error::TransportError;
+use crate::error::TransportError;
 
 /// Bytes of a certificate fingerprint (SHA-256).
 pub const FINGERPRINT_LEN: usize = 32;

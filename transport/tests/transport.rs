@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
-use cairn_client::transport::{
+use cairn_transport::{
     ClientAuth, ClientEndpoint, Identity, Peer, PeerIdentity, PinSet, RetryPolicy,
     STREAM_BAD_REQUEST, ServerEndpoint, TimeoutKind, TransportError, TransportOptions,
     retry_with_backoff, tls,

@@ -5,16 +5,16 @@
 //! concurrent requests (each on its own stream). When the connection has closed (idle
 //! timeout, server restart, network loss), the next request connects again. A request
 //! that fails is not resent here: wrap it in
-//! [`retry_with_backoff`](crate::transport::retry::retry_with_backoff), which is safe
+//! [`retry_with_backoff`](crate::retry::retry_with_backoff), which is safe
 //! because Cairn's requests are idempotent (report ids, job ids).
 
 use std::net::SocketAddr;
 
 use tokio::sync::Mutex;
 
-use crate::transport::cert::Fingerprint;
-use crate::transport::endpoint::{ClientEndpoint, Connection};
-use crate::transport::error::TransportError;
+use crate::cert::Fingerprint;
+use crate::endpoint::{ClientEndpoint, Connection};
+use crate::error::TransportError;
 
 /// A server at a fixed address with a pinned certificate, with a cached connection.
 #[derive(Debug)]
