@@ -4,7 +4,7 @@
 //! transaction survives power loss, which is what "an acknowledged report is never
 //! lost" and "a spent budget is never forgotten" need) and hands out one
 //! [`SqliteTaskStore`] per task, which implements the protocol's
-//! [`TaskStore`](cairn_protocol::store::TaskStore). Every trait operation is one
+//! [`TaskStore`]. Every trait operation is one
 //! SQLite transaction, so a node killed at any instant leaves either all of an
 //! operation or none of it.
 //!

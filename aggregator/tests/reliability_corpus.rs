@@ -1,4 +1,4 @@
-//! Issue 10, hostile input on stable Rust: every input kept under
+//! Hostile input on stable Rust: every input kept under
 //! `reliability/corpus/<target>/` (the fuzz targets' regression corpus, seeded from
 //! valid encodings and their mutations, plus whatever `cargo fuzz` found) is replayed
 //! through the decoder of its fuzz target with the target's limits. Decoding must not

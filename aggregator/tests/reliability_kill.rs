@@ -1,4 +1,4 @@
-//! Issue 10, CI part of the kill loop: 5 trials, each SIGKILLs a node (leader or
+//! The CI part of the kill loop (RELIABILITY.md): 5 trials, each SIGKILLs a node (leader or
 //! helper) at a moment of a round (mid-uploads with more in flight, mid-jobs, or
 //! mid-collect), restarts it, and checks that the round releases exactly the
 //! acknowledged reports (count and exact sum) and that every node's budget ledger hash

@@ -1,4 +1,4 @@
-//! Issue 10, log secrecy: a full round (two `cairn node` processes, `cairn submit`,
+//! Log secrecy: a full round (two `cairn node` processes, `cairn submit`,
 //! a raw upload with a known leader share, `cairn collect`) with every process at
 //! `RUST_LOG=trace`; no secret of the deployment may appear in any log, in hex (either
 //! case), base64 (PEM bodies) or Rust's byte-array `Debug` form.

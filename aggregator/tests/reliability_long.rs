@@ -1,4 +1,4 @@
-//! Issue 10, the long reliability runs (`--ignored`; figures in RELIABILITY.md):
+//! The long reliability runs (`--ignored`; figures in RELIABILITY.md):
 //!
 //! - `kill_loop_50_trials`: 50 seeded trials of `reliability_support::kill_trial`;
 //! - `load_10000_uploads`: 10,000 uploads at d = 1000, up to 1,000 in flight, against a

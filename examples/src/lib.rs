@@ -1,5 +1,5 @@
 //! Runnable Cairn examples: federated attack-family classification on real KDD Cup '99
-//! records (issue 8).
+//! records.
 //!
 //! Several organisations train one intrusion-triage model without sharing their traffic:
 //! the standardisation statistics and every round's clipped model deltas go through a

@@ -1,4 +1,4 @@
-//! Codec robustness (issue 2): decoding random byte strings never panics, and each
+//! Codec robustness: decoding random byte strings never panics, and each
 //! kind of malformed input gets its own typed error.
 #![allow(missing_docs, clippy::unwrap_used)]
 

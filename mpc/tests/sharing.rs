@@ -1,4 +1,4 @@
-//! Sharing properties from issue 2: reconstruction is the identity for every n and b,
+//! Sharing properties: reconstruction is the identity for every n and b,
 //! sharing is linear, any n − 1 shares are uniform (χ²), and different domains give
 //! unrelated streams.
 #![allow(missing_docs, clippy::unwrap_used)]

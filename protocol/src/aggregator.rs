@@ -325,7 +325,7 @@ impl<S: TaskStore> AggregatorCore<S> {
 }
 
 /// How many rounds an aggregator accepts beyond the highest round it has state for, and
-/// before the highest released round ([`AggregatorCore::check_round_window`]).
+/// before the highest released round (`AggregatorCore::check_round_window`).
 pub const ROUND_WINDOW: u32 = 16;
 
 /// What the aggregator asking for a release says about its own ledger: its current head

@@ -10,6 +10,8 @@
 //! `CAIRN_UPDATE_VECTORS=1 cargo test -p cairn-protocol --test known_answers` and
 //! review the diff: it is the change to the specification.
 
+#![allow(clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use cairn_mpc::prg::{Domain, Prg, Usage};

@@ -1,4 +1,4 @@
-//! A deterministic in-memory simulation of whole rounds (issue 5, DESIGN §9).
+//! A deterministic in-memory simulation of whole rounds (DESIGN §9).
 //!
 //! One collector, two or three aggregators and 50 clients run three rounds over a
 //! simulated network that drops, duplicates and reorders messages under a seeded

@@ -1,4 +1,4 @@
-//! Shared helpers of the reliability tests (issue 10): SDK clients with short timeouts,
+//! Shared helpers of the reliability tests: SDK clients with short timeouts,
 //! node processes with captured logs, ledger verification, and one kill-loop trial.
 #![allow(
     dead_code,

@@ -8,8 +8,9 @@
 //!   `f64` converts to a `Ratio` *exactly* (every finite binary float is a dyadic rational) or
 //!   not at all.
 //! - [`bernoulli_exp`]: Bernoulli(exp(−γ)) for rational γ ≥ 0 by lazy exact comparison of a
-//!   uniform real with exp(−γ) (see `lazy`), and [`bernoulli_exp_cks20`], the literal
-//!   Algorithm 1 of Canonne–Kamath–Steinke 2020, kept as a cross-check.
+//!   uniform real with exp(−γ) (see *The exactness tool* below), and
+//!   [`bernoulli_exp_cks20`], the literal Algorithm 1 of Canonne–Kamath–Steinke 2020, kept
+//!   as a cross-check.
 //! - [`DiscreteLaplace`]: Algorithm 2 of CKS20 ("The Discrete Gaussian for Differential
 //!   Privacy", NeurIPS 2020), with the fast exact Bernoulli coins.
 //! - [`poisson_subsample`]: Poisson subsampling (each item kept with probability q), the

@@ -1,4 +1,4 @@
-//! The shares a client really sends are uniform (issue 19, item 6): every part of an
+//! The shares a client really sends are uniform: every part of an
 //! aggregator's input share — its `Z_q` words, its share of the carry witness and slack
 //! digits, its proof share — and every pair of shares that n − 1 corrupt aggregators
 //! could hold together, for n ∈ {2, 3, 5}. A pair is tested through its sum and its
