@@ -827,178 +827,25 @@ impl TaskStore for SqliteTaskStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cairn_mpc::field::{Field64, FieldElement};
-
-    fn store() -> SqliteTaskStore {
-        SqliteStore::open_in_memory()
-            .unwrap()
-            .task(TaskId([1; 32]), 3)
-    }
-
-    fn agg(v: [u64; 3]) -> Aggregate {
-        let mut bytes = Vec::new();
-        for x in v {
-            bytes.extend_from_slice(&Field64::from_u64(x).as_u64().to_le_bytes());
-        }
-        Aggregate::decode(&bytes, 3).unwrap()
-    }
 
     #[test]
-    fn reports_are_stored_once_and_retries_are_told_from_replays() {
-        let s = store();
-        let id = ReportId([5; 16]);
-        let c = ClientId([1; 16]);
-        assert_eq!(
-            s.put_report(0, id, c, b"abc", 10).unwrap(),
-            PutOutcome::Stored
-        );
-        assert_eq!(
-            s.put_report(0, id, c, b"abc", 10).unwrap(),
-            PutOutcome::Duplicate { identical: true }
-        );
-        assert_eq!(
-            s.put_report(1, id, c, b"xyz", 10).unwrap(),
-            PutOutcome::Duplicate { identical: false }
-        );
-        // One report per client per round; a full round refuses new clients.
-        assert_eq!(
-            s.put_report(0, ReportId([6; 16]), c, b"def", 10).unwrap(),
-            PutOutcome::ClientAlreadySubmitted
-        );
-        assert_eq!(
-            s.put_report(0, ReportId([7; 16]), ClientId([2; 16]), b"ghi", 1)
-                .unwrap(),
-            PutOutcome::RoundFull
-        );
-        assert_eq!(s.report(id).unwrap().as_deref(), Some(&b"abc"[..]));
-        assert_eq!(s.queued_reports(0, 10).unwrap(), vec![id]);
-        assert_eq!(s.queued_rounds().unwrap(), vec![0]);
-    }
-
-    #[test]
-    fn a_job_commits_once_and_drops_its_payloads() {
-        let s = store();
-        let ids = [ReportId([1; 16]), ReportId([2; 16])];
-        for id in ids {
-            s.put_report(4, id, ClientId(id.0), &id.0, 10).unwrap();
-        }
-        s.open_round(4, Time(10), 3).unwrap();
-        let job = JobRecord {
-            job_id: JobId([9; 16]),
-            round: 4,
-            reports: ids.to_vec(),
-            accepted: None,
-        };
-        s.create_job(&job).unwrap();
-        assert!(s.queued_reports(4, 10).unwrap().is_empty());
-        s.decide_job(job.job_id, &ids[..1]).unwrap();
-        assert_eq!(
-            s.open_jobs().unwrap()[0].accepted.as_deref(),
-            Some(&ids[..1])
-        );
-        let contribution = agg([1, 2, 3]);
-        assert_eq!(
-            s.commit_job(4, job.job_id, &ids[..1], &contribution)
-                .unwrap(),
-            CommitOutcome::Applied
-        );
-        assert_eq!(
-            s.commit_job(4, job.job_id, &ids[..1], &contribution)
-                .unwrap(),
-            CommitOutcome::AlreadyCommitted
-        );
-        let r = s.round(4).unwrap().unwrap();
-        assert_eq!(r.count, 1);
-        assert_eq!(r.aggregate, contribution);
-        assert!(s.open_jobs().unwrap().is_empty());
-        assert!(s.report(ids[0]).unwrap().is_none());
-        assert!(s.is_aggregated(ids[0]).unwrap());
-        assert!(!s.is_aggregated(ids[1]).unwrap());
-        assert_eq!(s.job_committed(job.job_id).unwrap(), Some(1));
-    }
-
-    #[test]
-    fn a_replayed_report_in_another_job_rolls_the_whole_commit_back() {
-        let s = store();
-        s.open_round(0, Time(0), 3).unwrap();
-        let id = ReportId([3; 16]);
-        s.commit_job(0, JobId([1; 16]), &[id], &agg([1, 1, 1]))
-            .unwrap();
-        let err = s
-            .commit_job(0, JobId([2; 16]), &[ReportId([4; 16]), id], &agg([5, 5, 5]))
-            .unwrap_err();
-        assert!(matches!(err, StoreError::AlreadyAggregated(_)));
-        let r = s.round(0).unwrap().unwrap();
-        assert_eq!(r.count, 1);
-        assert_eq!(r.aggregate, agg([1, 1, 1]));
-        assert!(!s.is_aggregated(ReportId([4; 16])).unwrap());
-    }
-
-    #[test]
-    fn a_job_naming_a_report_twice_is_refused_whole() {
-        let s = store();
-        s.open_round(0, Time(0), 3).unwrap();
-        let id = ReportId([3; 16]);
-        let err = s
-            .commit_job(0, JobId([1; 16]), &[id, id], &agg([1, 1, 1]))
-            .unwrap_err();
-        assert!(matches!(err, StoreError::DuplicateInJob(_)));
-        assert_eq!(s.round(0).unwrap().unwrap().count, 0);
-        assert_eq!(
-            s.report_set_digest(0).unwrap(),
-            report_set_digest(&[] as &[ReportId])
-        );
-    }
-
-    #[test]
-    fn the_helper_record_survives_reopening_and_refuses_replays() {
+    fn the_sqlite_store_keeps_the_store_contract() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.sqlite");
-        let task = TaskId([7; 32]);
-        let (j1, j2) = (JobId([1; 16]), JobId([2; 16]));
-        let (r1, r2) = (ReportId([1; 16]), ReportId([2; 16]));
-        let c = ClientId([9; 16]);
-        {
-            let s = SqliteStore::open(&path).unwrap().task(task, 3);
-            assert_eq!(
-                s.record_prepared(j1, &[1; 32], 0, &[(r1, c)], 5).unwrap(),
-                JobAdmission::Recorded(vec![Admission::Admitted])
-            );
-        }
-        let s = SqliteStore::open(&path).unwrap().task(task, 3);
-        assert_eq!(s.prepared_job_digest(j1).unwrap(), Some([1; 32]));
-        assert_eq!(
-            s.record_prepared(j1, &[1; 32], 0, &[(r1, c)], 5).unwrap(),
-            JobAdmission::Recorded(vec![Admission::Admitted])
+        let task = TaskId([1; 32]);
+        let made = std::cell::Cell::new(0u32);
+        let path = |n: u32| dir.path().join(format!("node-{n}.sqlite"));
+        cairn_protocol::store::conformance::run_all(
+            task,
+            || {
+                made.set(made.get() + 1);
+                SqliteStore::open(&path(made.get())).unwrap().task(task, 3)
+            },
+            |store| {
+                // A restart: the connection is closed and the file opened again.
+                drop(store);
+                SqliteStore::open(&path(made.get())).unwrap().task(task, 3)
+            },
         );
-        assert_eq!(
-            s.record_prepared(j1, &[2; 32], 0, &[(r1, c)], 5).unwrap(),
-            JobAdmission::Conflict
-        );
-        assert_eq!(
-            s.record_prepared(j2, &[3; 32], 0, &[(r1, c), (r2, c)], 5)
-                .unwrap(),
-            JobAdmission::Recorded(vec![Admission::Replay, Admission::ClientAlreadySubmitted])
-        );
-        assert_eq!(
-            s.record_prepared(j2, &[3; 32], 1, &[(r2, c)], 0).unwrap(),
-            JobAdmission::Recorded(vec![Admission::RoundFull])
-        );
-    }
-
-    #[test]
-    fn clients_are_registered_once_and_revoked_for_good() {
-        let s = store();
-        let id = ClientId([4; 16]);
-        assert!(s.client(id).unwrap().is_none());
-        assert!(s.add_client(id, &ClientKey::from_bytes([5; 32])).unwrap());
-        assert!(!s.add_client(id, &ClientKey::from_bytes([6; 32])).unwrap());
-        let rec = s.client(id).unwrap().unwrap();
-        assert_eq!(rec.key, ClientKey::from_bytes([5; 32]));
-        assert!(!rec.revoked);
-        assert!(s.revoke_client(id).unwrap());
-        assert!(s.client(id).unwrap().unwrap().revoked);
-        assert!(!s.revoke_client(ClientId([0; 16])).unwrap());
     }
 
     #[test]
@@ -1064,27 +911,5 @@ mod tests {
         assert_eq!(entries[0].rdp.as_ref(), Some(&curve));
         let reloaded = Ledger::from_entries_with(task, &budget, entries).unwrap();
         assert_eq!(reloaded.rdp_epsilon_spent(), ledger.rdp_epsilon_spent());
-    }
-
-    #[test]
-    fn ledger_and_release_survive_reopening_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.sqlite");
-        let task = TaskId([7; 32]);
-        let mut ledger = cairn_protocol::ledger::Ledger::new(task, 1.0).unwrap();
-        {
-            let s = SqliteStore::open(&path).unwrap().task(task, 3);
-            s.open_round(0, Time(1), 3).unwrap();
-            let e = ledger.prepare_release(0, 0.25, 10, Time(2)).unwrap();
-            s.commit_release(&e, b"sealed").unwrap();
-            ledger.commit(e).unwrap();
-        }
-        let s = SqliteStore::open(&path).unwrap().task(task, 3);
-        let entries = s.ledger().unwrap();
-        assert_eq!(entries, ledger.entries());
-        let reloaded = cairn_protocol::ledger::Ledger::from_entries(task, 1.0, entries).unwrap();
-        assert_eq!(reloaded.rho_spent(), 0.25);
-        assert_eq!(s.release(0).unwrap().as_deref(), Some(&b"sealed"[..]));
-        assert_eq!(s.round(0).unwrap().unwrap().status, RoundStatus::Released);
     }
 }

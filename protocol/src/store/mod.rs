@@ -15,7 +15,8 @@
 //! | [`TaskStore::commit_job`] | add the job's contribution to the round aggregate, count it, remember its report ids, drop the report payloads, mark the job done — or nothing if the job was already committed |
 //! | [`TaskStore::commit_release`] | append the ledger entry, store the released share, mark the round released |
 //!
-//! One `TaskStore` serves one task at one aggregator.
+//! One `TaskStore` serves one task at one aggregator. [`conformance`] (feature
+//! `test-util`) is the suite every implementation must pass.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -27,6 +28,9 @@ use crate::clock::Time;
 use crate::ids::{JobId, ReportId};
 use crate::ledger::LedgerEntry;
 use crate::scheme::Aggregate;
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod conformance;
 
 /// Errors of the in-memory store (a real store adds I/O errors of its own).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -623,6 +627,11 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_memory_store_keeps_the_store_contract() {
+        conformance::run_all(crate::config::TaskId([1; 32]), MemoryStore::new, |s| s);
+    }
+
+    #[test]
     fn the_set_digest_counts_duplicates_and_ignores_nothing() {
         let a = ReportId([1; 16]);
         let b = ReportId([2; 16]);
@@ -633,79 +642,5 @@ mod tests {
             report_set_digest([a].iter())
         );
         assert_ne!(report_set_digest([a, b].iter()), empty);
-    }
-
-    #[test]
-    fn a_job_naming_a_report_twice_is_refused_by_the_memory_store() {
-        let s = MemoryStore::new();
-        s.open_round(0, Time(0), 2).unwrap();
-        let id = ReportId([3; 16]);
-        let err = s
-            .commit_job(0, JobId([1; 16]), &[id, id], &Aggregate::zero(2))
-            .unwrap_err();
-        assert_eq!(err, StoreError::DuplicateInJob(id));
-        assert_eq!(s.round(0).unwrap().unwrap().count, 0);
-        assert!(!s.is_aggregated(id).unwrap());
-    }
-
-    #[test]
-    fn one_upload_per_client_per_round_and_at_most_max_reports() {
-        let s = MemoryStore::new();
-        let (c1, c2, c3) = (ClientId([1; 16]), ClientId([2; 16]), ClientId([3; 16]));
-        let r = |b: u8| ReportId([b; 16]);
-        assert_eq!(
-            s.put_report(0, r(1), c1, b"a", 2).unwrap(),
-            PutOutcome::Stored
-        );
-        assert_eq!(
-            s.put_report(0, r(1), c1, b"a", 2).unwrap(),
-            PutOutcome::Duplicate { identical: true }
-        );
-        assert_eq!(
-            s.put_report(0, r(2), c1, b"b", 2).unwrap(),
-            PutOutcome::ClientAlreadySubmitted
-        );
-        assert_eq!(
-            s.put_report(1, r(3), c1, b"c", 2).unwrap(),
-            PutOutcome::Stored
-        );
-        assert_eq!(
-            s.put_report(0, r(4), c2, b"d", 2).unwrap(),
-            PutOutcome::Stored
-        );
-        assert_eq!(
-            s.put_report(0, r(5), c3, b"e", 2).unwrap(),
-            PutOutcome::RoundFull
-        );
-    }
-
-    #[test]
-    fn a_helper_admits_a_report_in_one_job_only_and_a_client_once_per_round() {
-        let s = MemoryStore::new();
-        let (j1, j2) = (JobId([1; 16]), JobId([2; 16]));
-        let (r1, r2) = (ReportId([1; 16]), ReportId([2; 16]));
-        let c = ClientId([7; 16]);
-        let d1 = [1u8; 32];
-        assert_eq!(
-            s.record_prepared(j1, &d1, 0, &[(r1, c)], 10).unwrap(),
-            JobAdmission::Recorded(vec![Admission::Admitted])
-        );
-        // The same job again (a resend): admitted again.
-        assert_eq!(
-            s.record_prepared(j1, &d1, 0, &[(r1, c)], 10).unwrap(),
-            JobAdmission::Recorded(vec![Admission::Admitted])
-        );
-        // The same job id with other content: refused whole.
-        assert_eq!(
-            s.record_prepared(j1, &[2; 32], 0, &[(r1, c)], 10).unwrap(),
-            JobAdmission::Conflict
-        );
-        // The same report in another job: a replay; another report of the client: refused.
-        assert_eq!(
-            s.record_prepared(j2, &[3; 32], 0, &[(r1, c), (r2, c)], 10)
-                .unwrap(),
-            JobAdmission::Recorded(vec![Admission::Replay, Admission::ClientAlreadySubmitted])
-        );
-        assert_eq!(s.prepared_job_digest(j1).unwrap(), Some(d1));
     }
 }

@@ -1,0 +1,404 @@
+//! The contract every [`TaskStore`] must keep, as one suite any implementation runs.
+//!
+//! The in-memory store runs it in this crate's tests and the SQLite store in the
+//! aggregator's; a new store (PostgreSQL) is done when it passes too. Each check gets a
+//! fresh, empty store of one task (dimension 3), and the checks of durability get the
+//! store back through `reopen` — for a durable store, the same database opened again as
+//! after a crash (a store that lives in memory returns itself). Error types differ
+//! between stores, so a refusal is checked by its effect: nothing changed.
+//!
+//! ```ignore
+//! cairn_protocol::store::conformance::run_all(TASK, || fresh_store(), |s| reopen(s));
+//! ```
+
+// A test suite: a failed expectation is a failed test, reported with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use cairn_mpc::field::{Field64, FieldElement};
+
+use super::{
+    Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundStatus, TaskStore,
+    report_set_digest,
+};
+use crate::auth::{ClientId, ClientKey};
+use crate::clock::Time;
+use crate::config::TaskId;
+use crate::ids::{JobId, ReportId};
+use crate::ledger::{Ledger, LedgerEntry};
+use crate::scheme::Aggregate;
+
+/// The dimension of the aggregates the suite stores.
+pub const DIMENSION: usize = 3;
+
+/// Runs every check. `fresh` makes an empty store of task `task` with aggregates of
+/// [`DIMENSION`]; `reopen` gives the same store back as after a restart.
+pub fn run_all<S: TaskStore>(
+    task: TaskId,
+    mut fresh: impl FnMut() -> S,
+    mut reopen: impl FnMut(S) -> S,
+) {
+    clients_are_registered_once_and_revoked_for_good(fresh());
+    uploads_are_idempotent_and_one_per_client_per_round(fresh());
+    a_job_leaves_the_queue_and_commits_exactly_once(fresh());
+    a_commit_naming_a_report_twice_or_a_replay_changes_nothing(fresh());
+    a_helper_admits_a_report_in_one_job_and_a_client_once_per_round(fresh());
+    rounds_open_once_close_and_are_listed(fresh());
+    the_ledger_is_append_only_and_a_release_is_atomic(task, fresh());
+    the_collect_answer_is_kept(fresh());
+    everything_acknowledged_survives_a_restart(task, fresh(), &mut reopen);
+}
+
+fn rid(b: u8) -> ReportId {
+    ReportId([b; 16])
+}
+
+fn cid(b: u8) -> ClientId {
+    ClientId([b; 16])
+}
+
+fn agg(v: [u64; DIMENSION]) -> Aggregate {
+    let mut bytes = Vec::new();
+    for x in v {
+        bytes.extend_from_slice(&Field64::from_u64(x).as_u64().to_le_bytes());
+    }
+    Aggregate::decode(&bytes, DIMENSION).expect("an aggregate of the suite's dimension")
+}
+
+/// Registration keeps the first key; revocation is permanent.
+pub fn clients_are_registered_once_and_revoked_for_good<S: TaskStore>(s: S) {
+    let id = cid(4);
+    assert!(s.client(id).unwrap().is_none());
+    assert!(s.add_client(id, &ClientKey::from_bytes([5; 32])).unwrap());
+    assert!(!s.add_client(id, &ClientKey::from_bytes([6; 32])).unwrap());
+    let rec = s.client(id).unwrap().expect("registered");
+    assert_eq!(
+        rec.key,
+        ClientKey::from_bytes([5; 32]),
+        "the first key is kept"
+    );
+    assert!(!rec.revoked);
+    assert!(s.revoke_client(id).unwrap());
+    assert!(s.client(id).unwrap().expect("still known").revoked);
+    assert!(!s.add_client(id, &ClientKey::from_bytes([5; 32])).unwrap());
+    assert!(
+        s.client(id).unwrap().expect("known").revoked,
+        "re-adding does not un-revoke"
+    );
+    assert!(!s.revoke_client(cid(9)).unwrap(), "an unknown client");
+}
+
+/// A retry is told from a replay; one report per client per round; round capacity.
+pub fn uploads_are_idempotent_and_one_per_client_per_round<S: TaskStore>(s: S) {
+    let id = rid(5);
+    assert_eq!(
+        s.put_report(0, id, cid(1), b"abc", 2).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        s.put_report(0, id, cid(1), b"abc", 2).unwrap(),
+        PutOutcome::Duplicate { identical: true }
+    );
+    assert_eq!(
+        s.put_report(1, id, cid(1), b"xyz", 2).unwrap(),
+        PutOutcome::Duplicate { identical: false },
+        "the same id with other bytes, in any round, is a replay"
+    );
+    assert_eq!(
+        s.put_report(0, rid(6), cid(1), b"def", 2).unwrap(),
+        PutOutcome::ClientAlreadySubmitted
+    );
+    assert_eq!(
+        s.put_report(1, rid(7), cid(1), b"ghi", 2).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        s.put_report(0, rid(8), cid(2), b"jkl", 2).unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(
+        s.put_report(0, rid(9), cid(3), b"mno", 2).unwrap(),
+        PutOutcome::RoundFull
+    );
+    assert_eq!(s.report(id).unwrap().as_deref(), Some(&b"abc"[..]));
+    assert!(
+        s.report(rid(6)).unwrap().is_none(),
+        "a refused report is not stored"
+    );
+    let mut queued = s.queued_reports(0, 10).unwrap();
+    queued.sort();
+    assert_eq!(queued, vec![id, rid(8)]);
+    assert_eq!(
+        s.queued_reports(0, 1).unwrap().len(),
+        1,
+        "the limit is kept"
+    );
+    assert_eq!(s.queued_rounds().unwrap(), vec![0, 1]);
+}
+
+/// `create_job` takes reports out of the queue; the decision is kept; `commit_job`
+/// applies once, drops the payloads and remembers the ids.
+pub fn a_job_leaves_the_queue_and_commits_exactly_once<S: TaskStore>(s: S) {
+    let ids = [rid(1), rid(2)];
+    for (i, id) in ids.iter().enumerate() {
+        s.put_report(4, *id, cid(i as u8), &id.0, 10).unwrap();
+    }
+    s.open_round(4, Time(10), DIMENSION).unwrap();
+    let job = JobRecord {
+        job_id: JobId([9; 16]),
+        round: 4,
+        reports: ids.to_vec(),
+        accepted: None,
+    };
+    s.create_job(&job).unwrap();
+    assert!(s.queued_reports(4, 10).unwrap().is_empty());
+    assert!(s.queued_rounds().unwrap().is_empty());
+    assert_eq!(s.open_jobs().unwrap(), vec![job.clone()]);
+    assert_eq!(s.job_committed(job.job_id).unwrap(), None);
+    s.decide_job(job.job_id, &ids[..1]).unwrap();
+    assert_eq!(
+        s.open_jobs().unwrap()[0].accepted.as_deref(),
+        Some(&ids[..1])
+    );
+    let contribution = agg([1, 2, 3]);
+    assert_eq!(
+        s.commit_job(4, job.job_id, &ids[..1], &contribution)
+            .unwrap(),
+        CommitOutcome::Applied
+    );
+    assert_eq!(
+        s.commit_job(4, job.job_id, &ids[..1], &contribution)
+            .unwrap(),
+        CommitOutcome::AlreadyCommitted
+    );
+    let r = s.round(4).unwrap().expect("the round exists");
+    assert_eq!(r.count, 1, "counted once");
+    assert_eq!(r.aggregate, contribution, "added once");
+    assert!(s.open_jobs().unwrap().is_empty());
+    assert!(s.report(ids[0]).unwrap().is_none(), "payloads are dropped");
+    assert!(s.is_aggregated(ids[0]).unwrap());
+    assert!(
+        !s.is_aggregated(ids[1]).unwrap(),
+        "a rejected report is not aggregated"
+    );
+    assert_eq!(s.job_committed(job.job_id).unwrap(), Some(1));
+    assert_eq!(
+        s.report_set_digest(4).unwrap(),
+        report_set_digest(&ids[..1])
+    );
+}
+
+/// A job naming a report twice, or a report another job aggregated, is refused whole.
+pub fn a_commit_naming_a_report_twice_or_a_replay_changes_nothing<S: TaskStore>(s: S) {
+    s.open_round(0, Time(0), DIMENSION).unwrap();
+    let id = rid(3);
+    assert!(
+        s.commit_job(0, JobId([1; 16]), &[id, id], &agg([1, 1, 1]))
+            .is_err()
+    );
+    assert_eq!(s.round(0).unwrap().expect("round").count, 0);
+    assert!(!s.is_aggregated(id).unwrap());
+    assert_eq!(s.job_committed(JobId([1; 16])).unwrap(), None);
+    s.commit_job(0, JobId([2; 16]), &[id], &agg([1, 1, 1]))
+        .unwrap();
+    assert!(
+        s.commit_job(0, JobId([3; 16]), &[rid(4), id], &agg([5, 5, 5]))
+            .is_err(),
+        "a replay across jobs"
+    );
+    let r = s.round(0).unwrap().expect("round");
+    assert_eq!(r.count, 1);
+    assert_eq!(r.aggregate, agg([1, 1, 1]), "rolled back whole");
+    assert!(!s.is_aggregated(rid(4)).unwrap());
+    assert_eq!(s.job_committed(JobId([3; 16])).unwrap(), None);
+    assert_eq!(s.report_set_digest(0).unwrap(), report_set_digest(&[id]));
+}
+
+/// The helper's anti-replay record (see [`TaskStore::record_prepared`]).
+pub fn a_helper_admits_a_report_in_one_job_and_a_client_once_per_round<S: TaskStore>(s: S) {
+    let (j1, j2) = (JobId([1; 16]), JobId([2; 16]));
+    let c = cid(7);
+    assert_eq!(s.prepared_job_digest(j1).unwrap(), None);
+    assert_eq!(
+        s.record_prepared(j1, &[1; 32], 0, &[(rid(1), c)], 10)
+            .unwrap(),
+        JobAdmission::Recorded(vec![Admission::Admitted])
+    );
+    assert_eq!(
+        s.record_prepared(j1, &[1; 32], 0, &[(rid(1), c)], 10)
+            .unwrap(),
+        JobAdmission::Recorded(vec![Admission::Admitted]),
+        "a resend of the same job"
+    );
+    assert_eq!(
+        s.record_prepared(j1, &[2; 32], 0, &[(rid(1), c)], 10)
+            .unwrap(),
+        JobAdmission::Conflict,
+        "the same job id with other content"
+    );
+    assert_eq!(
+        s.record_prepared(j2, &[3; 32], 0, &[(rid(1), c), (rid(2), c)], 10)
+            .unwrap(),
+        JobAdmission::Recorded(vec![Admission::Replay, Admission::ClientAlreadySubmitted])
+    );
+    assert_eq!(
+        s.record_prepared(JobId([3; 16]), &[4; 32], 1, &[(rid(5), cid(8))], 0)
+            .unwrap(),
+        JobAdmission::Recorded(vec![Admission::RoundFull])
+    );
+    assert_eq!(s.prepared_job_digest(j1).unwrap(), Some([1; 32]));
+}
+
+/// `open_round` creates once and returns the existing record after; `close_round`.
+pub fn rounds_open_once_close_and_are_listed<S: TaskStore>(s: S) {
+    assert!(s.round(2).unwrap().is_none());
+    assert_eq!(s.latest_round().unwrap(), None);
+    let first = s.open_round(2, Time(10), DIMENSION).unwrap();
+    assert_eq!(first.status, RoundStatus::Open);
+    assert_eq!(first.opened_at, Time(10));
+    assert_eq!(first.count, 0);
+    assert_eq!(first.aggregate, Aggregate::zero(DIMENSION));
+    let again = s.open_round(2, Time(99), DIMENSION).unwrap();
+    assert_eq!(
+        again.opened_at,
+        Time(10),
+        "opening again keeps the first record"
+    );
+    s.open_round(5, Time(11), DIMENSION).unwrap();
+    assert_eq!(s.latest_round().unwrap(), Some(5));
+    s.close_round(2).unwrap();
+    assert_eq!(
+        s.round(2).unwrap().expect("round").status,
+        RoundStatus::Closed
+    );
+}
+
+/// `commit_release` appends the entry, stores the release and marks the round released,
+/// together; nothing can be added to a released round.
+pub fn the_ledger_is_append_only_and_a_release_is_atomic<S: TaskStore>(task: TaskId, s: S) {
+    let mut ledger = Ledger::new(task, 1.0).unwrap();
+    assert!(s.ledger().unwrap().is_empty());
+    for round in 0..2u32 {
+        s.open_round(round, Time(1), DIMENSION).unwrap();
+        s.commit_job(
+            round,
+            JobId([round as u8; 16]),
+            &[rid(round as u8)],
+            &agg([1, 2, 3]),
+        )
+        .unwrap();
+        s.close_round(round).unwrap();
+        let e = ledger.prepare_release(round, 0.25, 1, Time(2)).unwrap();
+        s.commit_release(&e, &[round as u8; 4]).unwrap();
+        ledger.commit(e).unwrap();
+        assert_eq!(
+            s.round(round).unwrap().expect("round").status,
+            RoundStatus::Released
+        );
+        assert_eq!(
+            s.release(round).unwrap().as_deref(),
+            Some(&[round as u8; 4][..])
+        );
+    }
+    let entries: Vec<LedgerEntry> = s.ledger().unwrap();
+    assert_eq!(entries, ledger.entries(), "every entry, oldest first");
+    assert!(
+        s.commit_job(0, JobId([7; 16]), &[rid(7)], &agg([9, 9, 9]))
+            .is_err(),
+        "a released round takes nothing more"
+    );
+    assert_eq!(s.round(0).unwrap().expect("round").count, 1);
+    assert!(s.release(9).unwrap().is_none());
+}
+
+/// The leader's stored answer to a collect.
+pub fn the_collect_answer_is_kept<S: TaskStore>(s: S) {
+    assert!(s.collect_response(3).unwrap().is_none());
+    s.put_collect_response(3, b"answer").unwrap();
+    assert_eq!(
+        s.collect_response(3).unwrap().as_deref(),
+        Some(&b"answer"[..])
+    );
+}
+
+/// Every acknowledged upload, recorded job and decision, helper record, commit and
+/// ledger entry is there after a restart.
+pub fn everything_acknowledged_survives_a_restart<S: TaskStore>(
+    task: TaskId,
+    s: S,
+    reopen: &mut impl FnMut(S) -> S,
+) {
+    s.add_client(cid(1), &ClientKey::from_bytes([1; 32]))
+        .unwrap();
+    for b in 1..=3u8 {
+        s.put_report(0, rid(b), cid(b), &[b; 8], 10).unwrap();
+    }
+    s.open_round(0, Time(5), DIMENSION).unwrap();
+    let decided = JobRecord {
+        job_id: JobId([1; 16]),
+        round: 0,
+        reports: vec![rid(1)],
+        accepted: None,
+    };
+    s.create_job(&decided).unwrap();
+    s.decide_job(decided.job_id, &[rid(1)]).unwrap();
+    let committed = JobRecord {
+        job_id: JobId([2; 16]),
+        round: 0,
+        reports: vec![rid(2)],
+        accepted: None,
+    };
+    s.create_job(&committed).unwrap();
+    s.commit_job(0, committed.job_id, &[rid(2)], &agg([4, 5, 6]))
+        .unwrap();
+    s.record_prepared(JobId([3; 16]), &[3; 32], 0, &[(rid(9), cid(9))], 10)
+        .unwrap();
+    s.open_round(1, Time(6), DIMENSION).unwrap();
+    let mut ledger = Ledger::new(task, 1.0).unwrap();
+    let e = ledger.prepare_release(1, 0.5, 0, Time(7)).unwrap();
+    s.commit_release(&e, b"released").unwrap();
+    ledger.commit(e).unwrap();
+    s.put_collect_response(1, b"answer").unwrap();
+
+    let s = reopen(s);
+    assert!(s.client(cid(1)).unwrap().is_some());
+    assert_eq!(s.report(rid(3)).unwrap().as_deref(), Some(&[3u8; 8][..]));
+    assert_eq!(s.queued_reports(0, 10).unwrap(), vec![rid(3)]);
+    let open = s.open_jobs().unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].job_id, decided.job_id);
+    assert_eq!(
+        open[0].accepted.as_deref(),
+        Some(&[rid(1)][..]),
+        "the decision is kept"
+    );
+    assert_eq!(s.job_committed(committed.job_id).unwrap(), Some(1));
+    assert_eq!(
+        s.commit_job(0, committed.job_id, &[rid(2)], &agg([4, 5, 6]))
+            .unwrap(),
+        CommitOutcome::AlreadyCommitted,
+        "a commit repeated after the restart changes nothing"
+    );
+    let r = s.round(0).unwrap().expect("round 0");
+    assert_eq!((r.count, r.aggregate), (1, agg([4, 5, 6])));
+    assert_eq!(r.opened_at, Time(5));
+    assert_eq!(
+        s.prepared_job_digest(JobId([3; 16])).unwrap(),
+        Some([3; 32])
+    );
+    assert_eq!(
+        s.record_prepared(JobId([4; 16]), &[4; 32], 0, &[(rid(9), cid(9))], 10)
+            .unwrap(),
+        JobAdmission::Recorded(vec![Admission::Replay]),
+        "the helper's record survives"
+    );
+    assert_eq!(
+        s.ledger().unwrap(),
+        ledger.entries(),
+        "the spent budget survives"
+    );
+    assert_eq!(s.release(1).unwrap().as_deref(), Some(&b"released"[..]));
+    assert_eq!(
+        s.collect_response(1).unwrap().as_deref(),
+        Some(&b"answer"[..])
+    );
+}
