@@ -1,0 +1,115 @@
+//! Client ↔ leader: the upload of one report and its acknowledgement.
+
+use cairn_mpc::codec::{CodecError, Decode, Encode, Reader};
+use cairn_mpc::secret::SecretVec;
+
+use super::codec::{decode_ciphertext, encode_ciphertext, put_bytes, put_count};
+use super::{Limits, MessageType, WireMessage};
+use crate::auth::{ClientId, REPORT_TAG_LEN};
+use crate::config::TaskId;
+use crate::hpke::HpkeCiphertext;
+use crate::ids::ReportId;
+
+/// A client's report: its shares for every aggregator.
+#[derive(Debug)]
+pub struct Report {
+    /// The client's random report id.
+    pub report_id: ReportId,
+    /// The round the report belongs to.
+    pub round: u32,
+    /// The submitting client ([`crate::auth`]).
+    pub client_id: ClientId,
+    /// The client's tag for the leader ([`crate::auth::ClientKey::tag`]).
+    pub leader_tag: [u8; REPORT_TAG_LEN],
+    /// Public data of the validity scheme (the joint-randomness parts).
+    pub public_share: Vec<u8>,
+    /// The leader's input share (secret: zeroized on drop).
+    pub leader_share: SecretVec<u8>,
+    /// One HPKE ciphertext per helper, in helper order; each seals the helper's input
+    /// share followed by the client's tag for that helper.
+    pub helper_shares: Vec<HpkeCiphertext>,
+}
+
+/// Client → leader: one report.
+#[derive(Debug)]
+pub struct UploadRequest {
+    /// The task.
+    pub task_id: TaskId,
+    /// The report.
+    pub report: Report,
+}
+
+/// Leader → client: the report is stored and will be counted exactly once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadResponse {
+    /// The acknowledged report.
+    pub report_id: ReportId,
+}
+
+impl WireMessage for UploadRequest {
+    const TYPE: MessageType = MessageType::UploadRequest;
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        self.task_id.0.encode(out);
+        encode_report(&self.report, out);
+    }
+
+    fn decode_body(r: &mut Reader<'_>, limits: &Limits) -> Result<Self, CodecError> {
+        Ok(UploadRequest {
+            task_id: TaskId(r.read_array()?),
+            report: decode_report(r, limits)?,
+        })
+    }
+}
+
+impl WireMessage for UploadResponse {
+    const TYPE: MessageType = MessageType::UploadResponse;
+
+    fn encode_body(&self, out: &mut Vec<u8>) {
+        self.report_id.encode(out);
+    }
+
+    fn decode_body(r: &mut Reader<'_>, _limits: &Limits) -> Result<Self, CodecError> {
+        Ok(UploadResponse {
+            report_id: ReportId::decode_from(r)?,
+        })
+    }
+}
+
+/// Encodes a report alone (what a leader stores until the report is verified).
+pub fn encode_report(report: &Report, out: &mut Vec<u8>) {
+    report.report_id.encode(out);
+    report.round.encode(out);
+    report.client_id.0.encode(out);
+    report.leader_tag.encode(out);
+    put_bytes(&report.public_share, out);
+    put_bytes(report.leader_share.expose_secret(), out);
+    put_count(report.helper_shares.len(), out);
+    for c in &report.helper_shares {
+        encode_ciphertext(c, out);
+    }
+}
+
+/// Decodes a report stored with [`encode_report`], under `limits`.
+pub fn decode_report(r: &mut Reader<'_>, limits: &Limits) -> Result<Report, CodecError> {
+    let report_id = ReportId::decode_from(r)?;
+    let round = r.read_u32()?;
+    let client_id = ClientId(r.read_array()?);
+    let leader_tag = r.read_array()?;
+    let public_share = r.read_bytes_with_len_prefix(limits.public_share)?.to_vec();
+    let leader_share = SecretVec::new(r.read_bytes_with_len_prefix(limits.leader_share)?.to_vec());
+    let count = r.read_len_prefix(limits.helpers)?;
+    let mut helper_shares = Vec::with_capacity(count);
+    for _ in 0..count {
+        helper_shares.push(decode_ciphertext(r, limits.helper_plaintext())?);
+    }
+    Ok(Report {
+        report_id,
+        round,
+        client_id,
+        leader_tag,
+        public_share,
+        leader_share,
+        helper_shares,
+    })
+}
