@@ -24,8 +24,9 @@ use rand_core::CryptoRng;
 
 use crate::auth::{ClientId, public_share_digest};
 use crate::clock::Time;
-use crate::config::{TaskConfig, TaskId};
+use crate::config::TaskConfig;
 use crate::hpke::{self, SealPurpose};
+use crate::ids::TaskId;
 use crate::ledger::{Ledger, LedgerError, LedgerHead};
 use crate::messages::{AggregateShare, BudgetReceipt, ErrorCode, Limits};
 use crate::privacy::Privacy;

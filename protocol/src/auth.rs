@@ -37,8 +37,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use crate::config::TaskId;
 use crate::ids::ReportId;
+use crate::ids::TaskId;
 
 type HmacSha256 = Hmac<Sha256>;
 

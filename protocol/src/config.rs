@@ -58,6 +58,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::hpke::HpkePublicKey;
+pub use crate::ids::TaskId;
 
 /// The Goldilocks prime `p = 2^64 − 2^32 + 1`, the proof field's modulus.
 const FIELD64_MODULUS: u128 = 0xFFFF_FFFF_0000_0001;
@@ -226,32 +227,10 @@ pub struct TaskConfig {
     id: TaskId,
 }
 
-/// A task's identifier: SHA-256 over the canonical encoding of its parameters.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId(pub [u8; 32]);
-
-impl TaskId {
-    /// Lower-case hexadecimal.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-}
-
-impl core::fmt::Debug for TaskId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "TaskId({})", self.to_hex())
-    }
-}
-
-impl core::fmt::Display for TaskId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(&self.to_hex())
-    }
-}
-
 impl TaskConfig {
-    /// Parses and validates a task file.
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+    /// Parses a task file and validates its own fields; [`TaskConfig::from_toml`]
+    /// (in [`crate::task`]) adds the checks of the scheme and the privacy model.
+    pub(crate) fn parse_toml(text: &str) -> Result<Self, ConfigError> {
         let raw: RawTask = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
         Self::validate(raw)
     }
@@ -543,11 +522,6 @@ impl TaskConfig {
             collector_key,
             id,
         };
-        // The proof system's own conditions (no wrap-around, soundness, the no-proof
-        // sum bound) and the privacy accounting (a budget that allows at least one
-        // release) are checked here too, so a task that loads is a task that runs.
-        crate::scheme::Scheme::for_task(&task)?;
-        crate::privacy::Privacy::for_task(&task)?;
         Ok(task)
     }
 }

@@ -1,5 +1,7 @@
 //! Identifiers.
 //!
+//! A task id is the hash of the task's configuration, so every party that holds the
+//! same `task.toml` derives the same id.
 //! Report ids are 16 random bytes chosen by the client; they name a report for
 //! anti-replay and bind its sealed shares (HPKE associated data) and its PRG streams.
 //! Job ids name an aggregation job between the leader and the helpers, so that a
@@ -11,6 +13,30 @@ use core::fmt;
 
 use cairn_mpc::codec::{CodecError, Decode, Encode, Reader};
 use rand_core::CryptoRng;
+
+/// A task's identifier: SHA-256 over the canonical encoding of its parameters
+/// ([`crate::config::TaskConfig::id`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TaskId(pub [u8; 32]);
+
+impl TaskId {
+    /// Lower-case hexadecimal.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl fmt::Debug for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TaskId({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
 
 /// Bytes in a report id.
 pub const REPORT_ID_LEN: usize = cairn_mpc::prg::REPORT_ID_LEN;

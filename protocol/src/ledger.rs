@@ -25,7 +25,7 @@ use cairn_dp::{Budget, Rho};
 use sha2::{Digest, Sha256};
 
 use crate::clock::Time;
-use crate::config::TaskId;
+use crate::ids::TaskId;
 
 /// Errors of the ledger.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

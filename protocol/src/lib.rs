@@ -6,8 +6,9 @@
 //! move the messages defined here.
 //!
 //! Configuration and identities:
-//! - [`config`]: the task configuration (`task.toml`), validated, and the task id.
-//! - [`ids`]: report and job ids.
+//! - [`config`]: the task configuration (`task.toml`), parsed and validated field by field.
+//! - [`task`]: loading a task, checked against its scheme and privacy model.
+//! - [`ids`]: task, report and job ids.
 //! - [`auth`]: per-client credentials and the report tags every aggregator checks.
 //! - [`hpke`]: sealing helper shares and aggregate shares (RFC 9180).
 //! - [`clock`]: the injected notion of time.
@@ -44,3 +45,4 @@ pub mod messages;
 pub mod privacy;
 pub mod scheme;
 pub mod store;
+pub mod task;

@@ -23,8 +23,9 @@ use cairn_proofs::carry_lift::{CarryLift, CarryLiftParams, InputShare, PrepState
 use cairn_proofs::no_proof::{NoProof, NoProofInputShare, NoProofParams};
 use rand_core::CryptoRng;
 
-use crate::config::{ConfigError, ProofMode, TaskConfig, TaskId};
+use crate::config::{ConfigError, ProofMode, TaskConfig};
 use crate::ids::ReportId;
+use crate::ids::TaskId;
 use crate::messages::{ErrorCode, Limits};
 
 /// Reports per aggregation job, at most. Bounds job messages and the memory a job

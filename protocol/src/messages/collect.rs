@@ -4,8 +4,8 @@ use cairn_mpc::codec::{CodecError, Encode, Reader};
 
 use super::codec::{decode_bool, decode_ciphertext, encode_ciphertext, put_count};
 use super::{Limits, MessageType, WireMessage};
-use crate::config::TaskId;
 use crate::hpke::HpkeCiphertext;
+use crate::ids::TaskId;
 use crate::ledger::LedgerHead;
 
 /// Leader → helper: release your aggregate share of a round.
@@ -20,7 +20,7 @@ pub struct AggregateShareRequest {
     /// SHA-256 over the sorted accepted report ids: both sides must agree.
     pub report_set_digest: [u8; 32],
     /// The leader's current ledger head (after its own release of the round): a
-    /// helper whose ledger records less refuses ([`ErrorCode::LedgerRollback`]).
+    /// helper whose ledger records less refuses ([`super::ErrorCode::LedgerRollback`]).
     pub leader_ledger: LedgerHead,
     /// Whether the leader had released the round before this request (a retry): a
     /// helper that disagrees refuses ([`crate::aggregator::PeerLedger`]).

@@ -6,8 +6,8 @@ use super::codec::{decode_ciphertext, encode_ciphertext, put_bytes, put_count};
 use super::error::decode_error_code;
 use super::{ErrorCode, Limits, MessageType, WireMessage};
 use crate::auth::ClientId;
-use crate::config::TaskId;
 use crate::hpke::HpkeCiphertext;
+use crate::ids::TaskId;
 use crate::ids::{JobId, ReportId};
 
 /// One report's material for one helper inside a job.

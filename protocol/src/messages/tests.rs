@@ -6,8 +6,8 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::auth::ClientId;
-use crate::config::TaskId;
 use crate::hpke::{HPKE_TAG_LEN, HpkeCiphertext};
+use crate::ids::TaskId;
 use crate::ids::{JobId, ReportId};
 use crate::ledger::LedgerHead;
 

@@ -6,9 +6,9 @@ use cairn_mpc::secret::SecretVec;
 use super::codec::{decode_ciphertext, encode_ciphertext, put_bytes, put_count};
 use super::{Limits, MessageType, WireMessage};
 use crate::auth::{ClientId, REPORT_TAG_LEN};
-use crate::config::TaskId;
 use crate::hpke::HpkeCiphertext;
 use crate::ids::ReportId;
+use crate::ids::TaskId;
 
 /// A client's report: its shares for every aggregator.
 #[derive(Debug)]

@@ -22,7 +22,7 @@ use super::{
 };
 use crate::auth::{ClientId, ClientKey};
 use crate::clock::Time;
-use crate::config::TaskId;
+use crate::ids::TaskId;
 use crate::ids::{JobId, ReportId};
 use crate::ledger::{Ledger, LedgerEntry};
 use crate::scheme::Aggregate;

@@ -15,7 +15,7 @@
 //! | [`TaskStore::commit_job`] | add the job's contribution to the round aggregate, count it, remember its report ids, drop the report payloads, mark the job done — or nothing if the job was already committed |
 //! | [`TaskStore::commit_release`] | append the ledger entry, store the released share, mark the round released |
 //!
-//! One `TaskStore` serves one task at one aggregator. [`conformance`] (feature
+//! One `TaskStore` serves one task at one aggregator. `conformance` (feature
 //! `test-util`) is the suite every implementation must pass.
 
 use std::collections::BTreeSet;
@@ -303,7 +303,7 @@ mod tests {
 
     #[test]
     fn the_memory_store_keeps_the_store_contract() {
-        conformance::run_all(crate::config::TaskId([1; 32]), MemoryStore::new, |s| s);
+        conformance::run_all(crate::ids::TaskId([1; 32]), MemoryStore::new, |s| s);
     }
 
     #[test]
