@@ -1,0 +1,104 @@
+//! Moving the protocol drivers' messages: each request a [`JobDriver`] or
+//! [`CollectDriver`] names goes to its helper over QUIC, and the answer comes back to
+//! the driver; every decision stays in the driver.
+
+use super::leader::{LeaderShared, with_leader};
+use super::*;
+
+/// Sends a driver's request to its helper and decodes the answer; a transport failure
+/// is a retriable [`ErrorCode::Busy`] reject (the job or release is retried later).
+pub(super) async fn send(shared: &LeaderShared, t: &Transmit) -> Result<Message, Reject> {
+    let peer = shared
+        .helpers
+        .get(t.helper)
+        .ok_or_else(|| Reject::new(ErrorCode::Internal, "no such helper"))?;
+    let answer = peer
+        .request(&t.message.encode())
+        .await
+        .map_err(|e| Reject::new(ErrorCode::Busy, e.to_string()))?;
+    Message::decode(&answer, &shared.limits)
+        .map_err(|e| Reject::new(ErrorCode::BadMessage, format!("undecodable answer: {e}")))
+}
+
+/// Moves one job's messages until the driver has committed it or failed.
+pub(super) async fn drive_job(
+    shared: &Arc<LeaderShared>,
+    mut driver: JobDriver,
+) -> Result<(), Reject> {
+    while let Some(t) = driver.poll_transmit() {
+        let answer = send(shared, &t).await;
+        driver = with_leader(shared, move |leader| {
+            driver.handle_answer(leader, answer)?;
+            Ok(driver)
+        })
+        .await?;
+    }
+    for r in driver.take_rejections() {
+        shared.metrics.report_rejected(r.code);
+        tracing::info!(report = %r.report_id, reason = %r.code, "report rejected");
+    }
+    if let Some(outcome) = driver.outcome()
+        && outcome.commit == CommitOutcome::Applied
+    {
+        shared
+            .metrics
+            .reports_accepted(u64::try_from(outcome.accepted).unwrap_or(u64::MAX));
+    }
+    Ok(())
+}
+
+/// Re-runs the jobs the store recorded before a restart.
+pub(super) async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
+    let _guard = shared.jobs.lock().await;
+    for driver in with_leader(shared, JobDriver::resume_all).await? {
+        tracing::info!(job = %driver.job_id().to_hex(), "resuming aggregation job");
+        drive_job(shared, driver).await?;
+    }
+    Ok(())
+}
+
+/// Runs jobs until no report is queued.
+pub(super) async fn run_queued_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
+    let _guard = shared.jobs.lock().await;
+    loop {
+        let next = with_leader(shared, |leader| {
+            JobDriver::next_queued(leader, &mut os_rng()?)
+        })
+        .await?;
+        let Some(driver) = next else {
+            return Ok(());
+        };
+        drive_job(shared, driver).await?;
+    }
+}
+
+/// Releases a round for the collector, running queued jobs while the driver waits for
+/// reports in flight.
+pub(super) async fn collect(
+    shared: &Arc<LeaderShared>,
+    req: CollectRequest,
+    now: Time,
+) -> Result<Message, Reject> {
+    let mut driver = CollectDriver::new(req, now, std::time::Instant::now(), COLLECT_WAIT);
+    loop {
+        let (polled, step) = with_leader(shared, move |leader| {
+            let step = driver.poll(leader, &mut os_rng()?, std::time::Instant::now());
+            Ok((driver, step))
+        })
+        .await?;
+        driver = polled;
+        match step? {
+            CollectPoll::Transmit(t) => {
+                let answer = send(shared, &t).await;
+                driver.handle_answer(answer)?;
+            }
+            CollectPoll::Retry { after } => {
+                if let Err(e) = run_queued_jobs(shared).await {
+                    tracing::warn!(code = %e.code, detail = %e.detail, "job failed while collecting");
+                }
+                tokio::time::sleep(after).await;
+            }
+            CollectPoll::Done(response) => return Ok(Message::CollectResponse(response)),
+        }
+    }
+}

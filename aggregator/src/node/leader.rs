@@ -1,0 +1,216 @@
+//! The leader's service: uploads and collect requests, and the background loop that
+//! runs aggregation jobs.
+
+use super::drive::{collect, resume_jobs, run_queued_jobs};
+use super::*;
+
+/// The leader's shared state: the state machine and the connections to helpers.
+pub(super) struct LeaderShared {
+    pub(super) leader: Mutex<Leader<SqliteTaskStore>>,
+    pub(super) helpers: Vec<Peer>,
+    pub(super) limits: Limits,
+    /// Serialises job runs (the driver and a collect request's flush).
+    pub(super) jobs: tokio::sync::Mutex<()>,
+    /// The node's counters.
+    pub(super) metrics: Arc<NodeMetrics>,
+    /// The task id, hex (the ε gauge's label).
+    pub(super) task_hex: String,
+}
+
+impl LeaderShared {
+    /// The leader's state machine. A poisoned lock is safe to reuse: every store
+    /// operation is one transaction, so a panic mid-step left no partial state behind.
+    pub(super) fn lock_leader(&self) -> std::sync::MutexGuard<'_, Leader<SqliteTaskStore>> {
+        self.leader.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub(super) async fn start_leader(
+    setup: NodeSetup,
+    store: SqliteTaskStore,
+    metrics: Arc<NodeMetrics>,
+) -> anyhow::Result<RunningNode> {
+    let NodeSetup {
+        config,
+        task,
+        identity,
+        verify_key,
+        hpke_key: _,
+    } = setup;
+    let collector_fp = config.collector_cert_sha256;
+    let leader = Leader::new(task.clone(), verify_key, store)
+        .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
+    let limits = leader.limits();
+    let options = transport_options(&limits, Inbound::LeaderFromClients);
+    let mut pins = PinSet::new();
+    pins.insert(collector_fp);
+    let server = ServerEndpoint::bind(
+        config.listen,
+        &identity,
+        &ClientAuth::Optional(pins),
+        options,
+    )?;
+    let local_addr = server.local_addr()?;
+    let client = ClientEndpoint::bind(
+        unspecified_for(config.listen),
+        Some(&identity),
+        transport_options(&limits, Inbound::LeaderFromHelpers),
+    )?;
+    let helpers = task
+        .aggregators()
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, a)| {
+            let fp = *task.aggregator_fingerprint(i).unwrap_or(&[0; 32]);
+            Peer::new(client.clone(), a.endpoint, fp)
+        })
+        .collect();
+    let shared = Arc::new(LeaderShared {
+        leader: Mutex::new(leader),
+        helpers,
+        limits,
+        jobs: tokio::sync::Mutex::new(()),
+        metrics: Arc::clone(&metrics),
+        task_hex: task.id().to_hex(),
+    });
+
+    let driver_shared = Arc::clone(&shared);
+    let driver = tokio::spawn(async move {
+        loop {
+            // Jobs recorded but not committed (after a restart, or whose helper was
+            // unreachable) first, then new ones.
+            let outcome = match resume_jobs(&driver_shared).await {
+                Ok(()) => run_queued_jobs(&driver_shared).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(code = %e.code, detail = %e.detail, "aggregation job failed; will retry");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            tokio::time::sleep(DRIVER_INTERVAL).await;
+        }
+    });
+
+    let serve_server = server.clone();
+    let serve_shared = Arc::clone(&shared);
+    let serve = tokio::spawn(async move {
+        serve_server
+            .serve(move |peer, bytes| {
+                let shared = Arc::clone(&serve_shared);
+                async move { handle_leader_request(&shared, peer, collector_fp, bytes).await }
+            })
+            .await;
+    });
+    Ok(RunningNode {
+        local_addr,
+        metrics_addr: None,
+        metrics,
+        server,
+        tasks: vec![driver, serve],
+        metrics_endpoint: None,
+    })
+}
+
+pub(super) fn unspecified_for(listen: SocketAddr) -> SocketAddr {
+    match listen {
+        SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        SocketAddr::V6(_) => SocketAddr::from(([0u16; 8], 0)),
+    }
+}
+
+pub(super) async fn handle_leader_request(
+    shared: &Arc<LeaderShared>,
+    peer: PeerIdentity,
+    collector_fp: [u8; 32],
+    bytes: Vec<u8>,
+) -> Vec<u8> {
+    let msg = match Message::decode(&bytes, &shared.limits) {
+        Ok(m) => m,
+        Err(e) => {
+            let code = ErrorCode::for_decode_error(&e);
+            shared.metrics.report_rejected(code);
+            tracing::info!(reason = %code, "report rejected: does not decode");
+            return error_message(code, &e.to_string());
+        }
+    };
+    let now = SystemClock.now();
+    match msg {
+        Message::UploadRequest(req) => {
+            let report_id = req.report.report_id;
+            let round = req.report.round;
+            let shared = Arc::clone(shared);
+            let outcome = with_leader(&shared, move |leader| leader.handle_upload(req, now)).await;
+            // Only an authenticated report counts as received, and only an accepted one
+            // names its round: nobody can grow the per-round metrics with made-up rounds.
+            match &outcome {
+                Ok(_) => shared.metrics.report_received(Some(round)),
+                Err(e) if !matches!(e.code, ErrorCode::Unauthorized | ErrorCode::UnknownTask) => {
+                    shared.metrics.report_received(None)
+                }
+                Err(_) => {}
+            }
+            match outcome {
+                Ok(ack) => Message::UploadResponse(ack).encode(),
+                Err(e) => {
+                    shared.metrics.report_rejected(e.code);
+                    tracing::info!(report = %report_id, reason = %e.code, detail = %e.detail, "report rejected");
+                    reject_to_message(e)
+                }
+            }
+        }
+        Message::CollectRequest(req) => {
+            if peer.fingerprint() != Some(&collector_fp) {
+                return error_message(
+                    ErrorCode::Unauthorized,
+                    "only the task's collector may collect",
+                );
+            }
+            match collect(shared, req, now).await {
+                Ok(m) => {
+                    if let Message::CollectResponse(r) = &m {
+                        shared.metrics.round_released(r.round);
+                        if let Some(own) = r.shares.first() {
+                            shared.metrics.set_epsilon_remaining(
+                                &shared.task_hex,
+                                own.receipt.epsilon_remaining,
+                            );
+                        }
+                    }
+                    m.encode()
+                }
+                Err(e) => {
+                    tracing::info!(code = %e.code, detail = %e.detail, "collect refused");
+                    reject_to_message(e)
+                }
+            }
+        }
+        other => error_message(
+            ErrorCode::BadMessage,
+            &format!("the leader does not take {}", other.name()),
+        ),
+    }
+}
+
+/// Runs `f` on the leader's state machine, on the blocking pool (the lock is held only
+/// there, never across network waits).
+pub(super) async fn with_leader<T: Send + 'static>(
+    shared: &Arc<LeaderShared>,
+    f: impl FnOnce(&mut Leader<SqliteTaskStore>) -> Result<T, Reject> + Send + 'static,
+) -> Result<T, Reject> {
+    let s = Arc::clone(shared);
+    blocking(move || f(&mut s.lock_leader())).await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_helpers_are_dialled_from_an_unspecified_address_of_the_same_family() {
+        let v4: SocketAddr = "127.0.0.1:7000".parse().unwrap();
+        let v6: SocketAddr = "[::1]:7000".parse().unwrap();
+        assert_eq!(unspecified_for(v4), "0.0.0.0:0".parse().unwrap());
+        assert_eq!(unspecified_for(v6), "[::]:0".parse().unwrap());
+    }
+}

@@ -1,0 +1,283 @@
+//! The aggregator node: the protocol's state machines behind QUIC endpoints.
+//!
+//! A node loads its configuration, the task, its keys and its SQLite store, binds a
+//! QUIC endpoint and serves requests until told to stop. It only moves messages: every
+//! protocol decision is made by [`cairn_protocol::leader::Leader`] or
+//! [`cairn_protocol::helper::Helper`], whose state sits behind a mutex and whose
+//! durable effects go through the store before any answer leaves.
+//!
+//! * **Leader.** Accepts uploads from anonymous clients (they prove themselves with the
+//!   task's token inside the upload) and collect requests from the collector's pinned
+//!   certificate. A background driver batches stored reports into aggregation jobs and
+//!   runs them with the helpers over mutual TLS; after a restart it first resumes the
+//!   jobs the store says are unfinished.
+//! * **Helper.** Accepts only the leader's pinned certificate (mutual TLS; the
+//!   collector's certificate is pinned too, for its own requests) and answers job and
+//!   aggregate-share requests.
+//!
+//! CPU-heavy protocol steps (proof verification) run on tokio's blocking pool so the
+//! network tasks stay responsive.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use cairn_mpc::secret::Seed;
+use cairn_protocol::aggregator::Reject;
+use cairn_protocol::clock::{Clock, Time};
+use cairn_protocol::config::TaskConfig;
+use cairn_protocol::driver::{CollectDriver, CollectPoll, JobDriver, Transmit};
+use cairn_protocol::helper::Helper;
+use cairn_protocol::hpke::HpkeSecretKey;
+use cairn_protocol::leader::Leader;
+use cairn_protocol::messages::{CollectRequest, ErrorCode, ErrorMessage, Inbound, Limits, Message};
+use cairn_protocol::privacy::Privacy;
+use cairn_protocol::store::{CommitOutcome, TaskStore};
+use cairn_transport::{
+    ClientAuth, ClientEndpoint, Identity, Peer, PeerIdentity, PinSet, ServerEndpoint,
+    TransportOptions,
+};
+use zeroize::Zeroizing;
+
+use crate::metrics::{MetricsEndpoint, NodeMetrics};
+use crate::node_config::{NodeConfig, NodeRole};
+use crate::store::{SqliteStore, SqliteTaskStore};
+
+mod drive;
+mod helper;
+mod leader;
+
+/// The system clock, read only here (the protocol receives it injected).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Time {
+        Time(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        )
+    }
+}
+
+/// How often the leader's driver looks for queued reports.
+const DRIVER_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a collect request waits for the round's jobs to finish.
+const COLLECT_WAIT: Duration = Duration::from_secs(60);
+
+/// Everything a node needs, loaded from its files.
+pub struct NodeSetup {
+    /// The configuration.
+    pub config: NodeConfig,
+    /// The task.
+    pub task: TaskConfig,
+    /// The node's TLS identity.
+    pub identity: Identity,
+    /// The task's verify key (secret).
+    pub verify_key: Seed,
+    /// The node's HPKE secret key.
+    pub hpke_key: HpkeSecretKey,
+}
+
+impl NodeSetup {
+    /// Loads and cross-checks the configuration, the task and the keys.
+    pub fn load(config_path: &Path) -> anyhow::Result<Self> {
+        let config = NodeConfig::load(config_path)?;
+        let task_text = std::fs::read_to_string(&config.task)
+            .with_context(|| format!("reading the task file {}", config.task.display()))?;
+        let task = TaskConfig::from_toml(&task_text)
+            .with_context(|| format!("loading the task file {}", config.task.display()))?;
+        let identity = Identity::read_pem_files(&config.tls_cert, &config.tls_key)
+            .with_context(|| format!("loading the TLS identity {}", config.tls_cert.display()))?;
+        let verify_key = read_secret_hex(&config.verify_key)
+            .map(Seed::from_bytes)
+            .with_context(|| format!("loading the verify key {}", config.verify_key.display()))?;
+        let hpke_key = read_secret_hex(&config.hpke_key)
+            .map(HpkeSecretKey::from_bytes)
+            .with_context(|| format!("loading the HPKE key {}", config.hpke_key.display()))?;
+        let index = usize::from(config.index);
+        let Some(pinned) = task.aggregator_fingerprint(index) else {
+            bail!("node index {index} is not in the task's aggregator list");
+        };
+        if identity.fingerprint() != pinned {
+            bail!("this node's certificate is not the one the task pins for aggregator {index}");
+        }
+        if task.aggregator_hpke_key(index) != Some(&hpke_key.public_key()) {
+            bail!("this node's HPKE key does not match the task's key for aggregator {index}");
+        }
+        Ok(Self {
+            config,
+            task,
+            identity,
+            verify_key,
+            hpke_key,
+        })
+    }
+}
+
+/// Reads a 32-byte secret written as 64 hex digits.
+pub fn read_secret_hex(path: &Path) -> anyhow::Result<[u8; 32]> {
+    let text = Zeroizing::new(std::fs::read_to_string(path)?);
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut bytes).context("expected 64 hex digits")?;
+    Ok(bytes)
+}
+
+/// Transport options for a task: frames no larger than what the peers of `inbound` may
+/// send under the task's limits.
+pub fn transport_options(limits: &Limits, inbound: Inbound) -> TransportOptions {
+    TransportOptions {
+        max_frame_len: limits.max_inbound_frame_len(inbound),
+        ..TransportOptions::default()
+    }
+}
+
+/// A running node.
+pub struct RunningNode {
+    /// The address it listens on.
+    pub local_addr: SocketAddr,
+    /// The metrics and health endpoint's address, if `metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The node's counters (also served on `metrics_addr`).
+    pub metrics: Arc<NodeMetrics>,
+    server: ServerEndpoint,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    metrics_endpoint: Option<MetricsEndpoint>,
+}
+
+impl RunningNode {
+    /// Graceful shutdown: stop accepting, let requests in flight finish (up to
+    /// `grace`), stop the driver.
+    pub async fn shutdown(self, grace: Duration) {
+        self.server.shutdown(grace).await;
+        for t in self.tasks {
+            t.abort();
+        }
+        // Stops the metrics thread (joins it off the async workers).
+        if let Some(endpoint) = self.metrics_endpoint {
+            let _ = tokio::task::spawn_blocking(move || drop(endpoint)).await;
+        }
+    }
+}
+
+/// The node's database file: `cairn.sqlite` in its data folder.
+pub fn database_path(config: &NodeConfig) -> std::path::PathBuf {
+    config.data_dir.join("cairn.sqlite")
+}
+
+/// Starts the node described by `setup`; returns once it listens.
+pub async fn start(setup: NodeSetup) -> anyhow::Result<RunningNode> {
+    let db_path = database_path(&setup.config);
+    std::fs::create_dir_all(&setup.config.data_dir)
+        .with_context(|| format!("creating {}", setup.config.data_dir.display()))?;
+    let db =
+        SqliteStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
+    let store = db.task(setup.task.id(), setup.task.dimension());
+    let metrics = Arc::new(NodeMetrics::new());
+    let task_hex = setup.task.id().to_hex();
+    let privacy = Privacy::for_task(&setup.task)
+        .map_err(|e| anyhow::anyhow!("the task's privacy settings: {e}"))?;
+    let ledger = cairn_protocol::ledger::Ledger::from_entries_with(
+        setup.task.id(),
+        &privacy.ledger_budget(),
+        store.ledger().context("reading the ledger")?,
+    )
+    .map_err(|e| anyhow::anyhow!("the ledger does not verify: {e}"))?;
+    let epsilon_spent = match ledger.rdp_epsilon_spent() {
+        Some((eps, _)) => eps,
+        None => privacy.epsilon_of_rho(ledger.rho_spent()),
+    };
+    metrics.set_epsilon_remaining(
+        &task_hex,
+        (privacy.epsilon_budget() - epsilon_spent).max(0.0),
+    );
+    let metrics_endpoint = setup
+        .config
+        .metrics_listen
+        .map(|addr| MetricsEndpoint::start(addr, Arc::clone(&metrics)))
+        .transpose()?;
+    let mut node = match setup.config.role {
+        NodeRole::Leader => leader::start_leader(setup, store, Arc::clone(&metrics)).await?,
+        NodeRole::Helper => helper::start_helper(setup, store, Arc::clone(&metrics)).await?,
+    };
+    node.metrics_addr = metrics_endpoint.as_ref().map(MetricsEndpoint::local_addr);
+    if let Some(addr) = node.metrics_addr {
+        tracing::info!(%addr, "metrics on http://{addr}/metrics, health on /health");
+    }
+    node.metrics_endpoint = metrics_endpoint;
+    Ok(node)
+}
+
+/// Runs a node until `shutdown` resolves (e.g. SIGINT/SIGTERM).
+pub async fn run_until(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let node = start(setup).await?;
+    tracing::info!(addr = %node.local_addr, "node listening");
+    shutdown.await;
+    tracing::info!("shutting down");
+    node.shutdown(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+fn reject_to_message(e: Reject) -> Vec<u8> {
+    Message::Error(ErrorMessage {
+        code: e.code,
+        detail: e.detail,
+    })
+    .encode()
+}
+
+fn error_message(code: ErrorCode, detail: &str) -> Vec<u8> {
+    reject_to_message(Reject::new(code, detail))
+}
+
+/// A CSPRNG from the OS, or a retriable internal error.
+fn os_rng() -> Result<rand_chacha::ChaCha20Rng, Reject> {
+    cairn_client::os_rng().map_err(|e| Reject::new(ErrorCode::Internal, e.to_string()))
+}
+
+/// Runs a blocking protocol step on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Reject> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Reject::new(ErrorCode::Internal, format!("worker failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            public_share: 8,
+            leader_share: 8,
+            helper_share: 8,
+            helpers: 1,
+            reports_per_job: 1,
+            verifier_share: 8,
+            aggregate_share: 8,
+        }
+    }
+
+    #[test]
+    fn a_reject_goes_out_as_an_error_message_with_its_code_and_detail() {
+        let bytes = reject_to_message(Reject::new(ErrorCode::BudgetExceeded, "spent"));
+        match Message::decode(&bytes, &limits()).unwrap() {
+            Message::Error(e) => {
+                assert_eq!(e.code, ErrorCode::BudgetExceeded);
+                assert_eq!(e.detail, "spent");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_system_clock_reads_the_present() {
+        // 2024-01-01 and 2200-01-01, in Unix seconds.
+        let now = SystemClock.now().0;
+        assert!((1_704_067_200..7_258_118_400).contains(&now), "{now}");
+    }
+}
