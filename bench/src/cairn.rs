@@ -117,14 +117,7 @@ pub(crate) fn measure(
     .map_err(|e| anyhow::anyhow!("helper: {e:?}"))?;
     let collector = Collector::new(task.clone(), collector_key)
         .map_err(|e| anyhow::anyhow!("collector: {e}"))?;
-    leader
-        .store()
-        .add_client(credential.client_id(), &credential.key_for(0))?;
-    helper
-        .store()
-        .add_client(credential.client_id(), &credential.key_for(1))?;
-    let client =
-        Client::new(task.clone(), credential).map_err(|e| anyhow::anyhow!("client: {e}"))?;
+    let client = register(&leader, &helper, &task, credential)?;
     let limits = leader.limits();
     let clip = task.clip_norm();
 
@@ -153,14 +146,7 @@ pub(crate) fn measure(
     for _ in 0..reports {
         // One client per report: each aggregator takes one report per client and round.
         let credential = Credential::generate(task.id(), &mut rng);
-        leader
-            .store()
-            .add_client(credential.client_id(), &credential.key_for(0))?;
-        helper
-            .store()
-            .add_client(credential.client_id(), &credential.key_for(1))?;
-        let client =
-            Client::new(task.clone(), credential).map_err(|e| anyhow::anyhow!("client: {e}"))?;
+        let client = register(&leader, &helper, &task, credential)?;
         let u = random_update(&mut rng, d, clip);
         let x = client
             .quantise(&u, &mut rng)
@@ -258,4 +244,20 @@ pub(crate) fn measure(
         collector_decode_ms: ms(decode),
         correct,
     })
+}
+
+/// Registers a client's keys at both aggregators and returns the client.
+fn register(
+    leader: &Leader<MemoryStore>,
+    helper: &Helper<MemoryStore>,
+    task: &TaskConfig,
+    credential: Credential,
+) -> anyhow::Result<Client> {
+    leader
+        .store()
+        .add_client(credential.client_id(), &credential.key_for(0))?;
+    helper
+        .store()
+        .add_client(credential.client_id(), &credential.key_for(1))?;
+    Client::new(task.clone(), credential).map_err(|e| anyhow::anyhow!("client: {e}"))
 }

@@ -84,10 +84,13 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        reason: reason.into(),
+impl ConfigError {
+    /// An invalid value of `field`, with what is wrong and what to do about it.
+    pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            field,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -349,22 +352,25 @@ impl TaskConfig {
 
     fn validate(raw: RawTask) -> Result<Self, ConfigError> {
         if raw.name.is_empty() || raw.name.len() > 128 {
-            return Err(invalid("name", "must be 1 to 128 characters"));
+            return Err(ConfigError::invalid("name", "must be 1 to 128 characters"));
         }
         if raw.dimension == 0 || raw.dimension > MAX_DIMENSION {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "dimension",
                 format!("must be between 1 and {MAX_DIMENSION}"),
             ));
         }
         if !matches!(raw.bits, 8 | 16 | 32) {
-            return Err(invalid("bits", "must be 8, 16 or 32"));
+            return Err(ConfigError::invalid("bits", "must be 8, 16 or 32"));
         }
         if !(raw.clip_norm.is_finite() && raw.clip_norm > 0.0) {
-            return Err(invalid("clip_norm", "must be a positive, finite number"));
+            return Err(ConfigError::invalid(
+                "clip_norm",
+                "must be a positive, finite number",
+            ));
         }
         if raw.frac_bits > 40 {
-            return Err(invalid("frac_bits", "must be at most 40"));
+            return Err(ConfigError::invalid("frac_bits", "must be at most 40"));
         }
         // The largest quantised coordinate: |x_i| ≤ C·2^f before rounding, and
         // randomised rounding moves it up by less than 1. Coordinates are encoded in
@@ -377,7 +383,7 @@ impl TaskConfig {
         let records = f64::from(raw.privacy.max_records_per_report.unwrap_or(1));
         let scaled_clip = record_clip * records;
         if scaled_clip.floor() + 1.0 >= q_half as f64 {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "frac_bits",
                 format!(
                     "m·C·2^f = {scaled_clip} does not fit in b = {} bits (needs < 2^{} − 1): \
@@ -391,7 +397,7 @@ impl TaskConfig {
             // Kairouz–Liu–Steinke 2021 (Theorem 1) bound the privacy of a sum of
             // discrete Gaussians for per-client σ ≥ 1/2 only.
             if sigma_client < 0.5 {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "privacy.sigma",
                     format!(
                         "client noise needs σ/√min_honest_clients ≥ 1/2 (KLS21, Theorem 1); \
@@ -401,7 +407,7 @@ impl TaskConfig {
             }
             let reach = scaled_clip.floor() + 1.0 + NOISE_TAIL * sigma_client;
             if reach >= q_half as f64 {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "privacy.sigma",
                     format!(
                         "with client noise σ/√n_min = {sigma_client:.1}, coordinates reach \
@@ -415,11 +421,11 @@ impl TaskConfig {
         let default_bound = default_norm_bound(scaled_clip, raw.dimension, &raw.privacy);
         let norm_bound = raw.norm_bound.unwrap_or(default_bound);
         if norm_bound == 0 {
-            return Err(invalid("norm_bound", "must be positive"));
+            return Err(ConfigError::invalid("norm_bound", "must be positive"));
         }
         let n = raw.aggregators.len();
         if !(2..=MAX_AGGREGATORS).contains(&n) {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "aggregators",
                 format!("a task needs 2 to {MAX_AGGREGATORS} aggregators, found {n}"),
             ));
@@ -427,16 +433,22 @@ impl TaskConfig {
         if raw.aggregators[0].role != Role::Leader
             || raw.aggregators[1..].iter().any(|a| a.role != Role::Helper)
         {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "aggregators",
                 "the first aggregator must be the leader and all others helpers",
             ));
         }
         if raw.min_clients == 0 || raw.max_clients < raw.min_clients {
-            return Err(invalid("min_clients", "need 1 ≤ min_clients ≤ max_clients"));
+            return Err(ConfigError::invalid(
+                "min_clients",
+                "need 1 ≤ min_clients ≤ max_clients",
+            ));
         }
         if raw.round_duration_secs == 0 {
-            return Err(invalid("round_duration_secs", "must be positive"));
+            return Err(ConfigError::invalid(
+                "round_duration_secs",
+                "must be positive",
+            ));
         }
         let q = 1u128 << raw.bits;
         match raw.proof {
@@ -446,7 +458,7 @@ impl TaskConfig {
                 // field's sum of squares equals the integer one (no wrap-around).
                 let bound = u128::from(raw.dimension) * (n as u128 * q) * (n as u128 * q);
                 if bound >= FIELD64_MODULUS {
-                    return Err(invalid(
+                    return Err(ConfigError::invalid(
                         "dimension",
                         format!(
                             "carry-lift needs d·(n·q)² < p; with d = {}, n = {n}, q = 2^{} \
@@ -456,7 +468,10 @@ impl TaskConfig {
                     ));
                 }
                 if u128::from(norm_bound) * u128::from(norm_bound) >= FIELD64_MODULUS {
-                    return Err(invalid("norm_bound", "B² must be below the field modulus"));
+                    return Err(ConfigError::invalid(
+                        "norm_bound",
+                        "B² must be below the field modulus",
+                    ));
                 }
             }
             ProofMode::None => {
@@ -474,7 +489,7 @@ impl TaskConfig {
                 };
                 let reach = f64::from(raw.max_clients) * max_coord + aggregator_noise;
                 if reach >= q_half as f64 {
-                    return Err(invalid(
+                    return Err(ConfigError::invalid(
                         "max_clients",
                         format!(
                             "without a proof the noisy sum must fit in b = {} bits: \
@@ -491,14 +506,14 @@ impl TaskConfig {
         let mut aggregator_fingerprints = Vec::with_capacity(n);
         for a in &raw.aggregators {
             aggregator_keys.push(HpkePublicKey::from_hex(&a.hpke_public_key).map_err(|_| {
-                invalid(
+                ConfigError::invalid(
                     "aggregators.hpke_public_key",
                     "must be 64 hex digits of an X25519 public key",
                 )
             })?);
             let mut fp = [0u8; 32];
             hex::decode_to_slice(a.tls_cert_sha256.trim(), &mut fp).map_err(|_| {
-                invalid(
+                ConfigError::invalid(
                     "aggregators.tls_cert_sha256",
                     "must be 64 hex digits (SHA-256 of the DER certificate)",
                 )
@@ -507,7 +522,7 @@ impl TaskConfig {
         }
         let collector_key =
             HpkePublicKey::from_hex(&raw.collector.hpke_public_key).map_err(|_| {
-                invalid(
+                ConfigError::invalid(
                     "collector.hpke_public_key",
                     "must be 64 hex digits of an X25519 public key",
                 )
@@ -569,7 +584,7 @@ fn validate_unit(p: &PrivacyConfig) -> Result<(), ConfigError> {
     match p.unit {
         PrivacyUnit::Client => {
             if p.sampling_rate.is_some() || p.max_records_per_report.is_some() {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "privacy.sampling_rate",
                     "sampling_rate and max_records_per_report are only for unit = \"record\"",
                 ));
@@ -580,13 +595,13 @@ fn validate_unit(p: &PrivacyConfig) -> Result<(), ConfigError> {
             match p.sampling_rate {
                 Some(q) if q > 0.0 && q <= 1.0 => {}
                 Some(q) => {
-                    return Err(invalid(
+                    return Err(ConfigError::invalid(
                         "privacy.sampling_rate",
                         format!("must be in (0, 1], got {q}"),
                     ));
                 }
                 None => {
-                    return Err(invalid(
+                    return Err(ConfigError::invalid(
                         "privacy.sampling_rate",
                         "unit = \"record\" needs sampling_rate (in (0, 1])",
                     ));
@@ -595,14 +610,14 @@ fn validate_unit(p: &PrivacyConfig) -> Result<(), ConfigError> {
             match p.max_records_per_report {
                 Some(m) if m >= 1 => {}
                 _ => {
-                    return Err(invalid(
+                    return Err(ConfigError::invalid(
                         "privacy.max_records_per_report",
                         "unit = \"record\" needs max_records_per_report ≥ 1",
                     ));
                 }
             }
             if !matches!(p.noise, NoisePlacement::Aggregator | NoisePlacement::None) {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "privacy.noise",
                     "unit = \"record\" is accounted for aggregator noise only (noise = \
                      \"aggregator\", or \"none\" for testing)",
@@ -616,7 +631,7 @@ fn validate_unit(p: &PrivacyConfig) -> Result<(), ConfigError> {
 fn validate_privacy(p: &PrivacyConfig, min_clients: u32) -> Result<(), ConfigError> {
     if p.noise == NoisePlacement::None {
         if p.sigma.is_some() || p.min_honest_clients.is_some() {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "privacy",
                 "noise = \"none\" takes no sigma or min_honest_clients",
             ));
@@ -626,7 +641,7 @@ fn validate_privacy(p: &PrivacyConfig, min_clients: u32) -> Result<(), ConfigErr
     match p.sigma {
         Some(s) if s.is_finite() && s > 0.0 => {}
         _ => {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "privacy.sigma",
                 "must be a positive, finite number",
             ));
@@ -635,7 +650,7 @@ fn validate_privacy(p: &PrivacyConfig, min_clients: u32) -> Result<(), ConfigErr
     match p.epsilon {
         Some(e) if e.is_finite() && e > 0.0 => {}
         _ => {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "privacy.epsilon",
                 "must be a positive, finite number",
             ));
@@ -644,7 +659,7 @@ fn validate_privacy(p: &PrivacyConfig, min_clients: u32) -> Result<(), ConfigErr
     match p.delta {
         Some(d) if d > 0.0 && d < 1.0 => {}
         _ => {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "privacy.delta",
                 "must lie strictly between 0 and 1",
             ));
@@ -653,11 +668,11 @@ fn validate_privacy(p: &PrivacyConfig, min_clients: u32) -> Result<(), ConfigErr
     let needs_clients = matches!(p.noise, NoisePlacement::Client | NoisePlacement::Both);
     match (needs_clients, p.min_honest_clients) {
         (true, Some(k)) if k >= 1 && k <= min_clients => Ok(()),
-        (true, _) => Err(invalid(
+        (true, _) => Err(ConfigError::invalid(
             "privacy.min_honest_clients",
             "client noise needs 1 ≤ min_honest_clients ≤ min_clients",
         )),
-        (false, Some(_)) => Err(invalid(
+        (false, Some(_)) => Err(ConfigError::invalid(
             "privacy.min_honest_clients",
             "only meaningful with noise = \"client\" or \"both\"",
         )),

@@ -55,13 +55,6 @@ pub struct Privacy {
     client_noise: Option<DiscreteGaussian>,
 }
 
-fn invalid(field: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        reason: reason.into(),
-    }
-}
-
 impl Privacy {
     /// Derives the accounting for `task`; refuses a budget too small for one release.
     pub fn for_task(task: &TaskConfig) -> Result<Self, ConfigError> {
@@ -93,7 +86,7 @@ impl Privacy {
         let aggregator_sensitivity = aggregator_sensitivity(task);
         let rho_aggregator =
             cairn_dp::accountant::rho_discrete_gaussian(aggregator_sensitivity, sigma)
-                .map_err(|e| invalid("privacy.sigma", e.to_string()))?;
+                .map_err(|e| ConfigError::invalid("privacy.sigma", e.to_string()))?;
         let sigma_client = sigma / f64::from(n_min.max(1)).sqrt();
         let rho_client = || {
             cairn_dp::calibrate::rho_distributed(
@@ -102,7 +95,7 @@ impl Privacy {
                 u64::from(n_min),
                 task.dimension() as u64,
             )
-            .map_err(|e| invalid("privacy.min_honest_clients", e.to_string()))
+            .map_err(|e| ConfigError::invalid("privacy.min_honest_clients", e.to_string()))
         };
         let rho_per_release = match p.noise {
             NoisePlacement::Aggregator => rho_aggregator,
@@ -111,9 +104,9 @@ impl Privacy {
             NoisePlacement::None => 0.0,
         };
         let rho_budget = cairn_dp::accountant::rho_for_epsilon(epsilon, delta)
-            .map_err(|e| invalid("privacy.epsilon", e.to_string()))?;
+            .map_err(|e| ConfigError::invalid("privacy.epsilon", e.to_string()))?;
         if rho_per_release > rho_budget {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "privacy.epsilon",
                 format!(
                     "the budget (ε = {epsilon}, δ = {delta}: ρ = {rho_budget:.6}) is too small for even \
@@ -122,7 +115,8 @@ impl Privacy {
             ));
         }
         let gaussian = |s: f64| {
-            DiscreteGaussian::from_f64(s).map_err(|e| invalid("privacy.sigma", e.to_string()))
+            DiscreteGaussian::from_f64(s)
+                .map_err(|e| ConfigError::invalid("privacy.sigma", e.to_string()))
         };
         let aggregator_noise = match p.noise {
             NoisePlacement::Aggregator | NoisePlacement::Both => Some(gaussian(sigma)?),
@@ -159,12 +153,12 @@ impl Privacy {
             sigma,
             task.sampling_rate(),
         )
-        .map_err(|e| invalid("privacy.sigma", e.to_string()))?;
+        .map_err(|e| ConfigError::invalid("privacy.sigma", e.to_string()))?;
         let (one, _) = curve
             .epsilon(delta)
-            .map_err(|e| invalid("privacy.delta", e.to_string()))?;
+            .map_err(|e| ConfigError::invalid("privacy.delta", e.to_string()))?;
         if one > epsilon {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "privacy.epsilon",
                 format!(
                     "the budget ε = {epsilon} (δ = {delta}) is too small for even one release, \
@@ -183,7 +177,7 @@ impl Privacy {
             min_honest_clients: 0,
             aggregator_noise: Some(
                 DiscreteGaussian::from_f64(sigma)
-                    .map_err(|e| invalid("privacy.sigma", e.to_string()))?,
+                    .map_err(|e| ConfigError::invalid("privacy.sigma", e.to_string()))?,
             ),
             client_noise: None,
         })

@@ -7,7 +7,7 @@
 //! after a crash (a store that lives in memory returns itself). Error types differ
 //! between stores, so a refusal is checked by its effect: nothing changed.
 //!
-//! ```ignore
+//! ```text
 //! cairn_protocol::store::conformance::run_all(TASK, || fresh_store(), |s| reopen(s));
 //! ```
 
