@@ -1,0 +1,188 @@
+//! The leader's side of a release: close the round, release its own share, and
+//! assemble the collector's answer from every helper's.
+
+use super::*;
+
+/// What [`Leader::begin_collect`] needs next.
+// One value per collect request: the size difference between the variants is
+// irrelevant, and boxing would only add an allocation to the common path.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum CollectStep {
+    /// Ask every helper for its share with this request, then call
+    /// [`Leader::finish_collect`] with their answers and the leader's own share.
+    AskHelpers {
+        /// The request for every helper.
+        request: AggregateShareRequest,
+        /// The leader's released share.
+        leader_share: AggregateShare,
+    },
+    /// The round was collected before: the stored answer, sent again as it was. No
+    /// helper is asked again, so no helper can be made to release the round twice.
+    Done(CollectResponse),
+}
+
+impl<S: TaskStore> Leader<S> {
+    /// Starts releasing `round` for the collector: the round must have no report left
+    /// in a queue or a job (else [`ErrorCode::Mismatch`], retriable) and enough valid
+    /// reports; it is closed (no more uploads), the leader releases its own share and
+    /// returns the request for the helpers.
+    pub fn begin_collect<R: CryptoRng + ?Sized>(
+        &mut self,
+        req: &CollectRequest,
+        now: Time,
+        rng: &mut R,
+    ) -> Result<CollectStep, Reject> {
+        self.core.check_task(&req.task_id)?;
+        let round = req.round;
+        if let Some(bytes) = self
+            .core
+            .store
+            .collect_response(round)
+            .map_err(Reject::storage)?
+        {
+            return match Message::decode(&bytes, &self.core.limits()) {
+                Ok(Message::CollectResponse(r)) if r.round == round => Ok(CollectStep::Done(r)),
+                _ => Err(Reject::new(
+                    ErrorCode::Internal,
+                    "stored collect response does not decode",
+                )),
+            };
+        }
+        let record = self
+            .core
+            .store
+            .round(round)
+            .map_err(Reject::storage)?
+            .ok_or_else(|| {
+                Reject::new(
+                    ErrorCode::NotEnoughReports,
+                    format!("round {round} has no reports"),
+                )
+            })?;
+        if record.status != RoundStatus::Released {
+            let queued = !self
+                .core
+                .store
+                .queued_reports(round, 1)
+                .map_err(Reject::storage)?
+                .is_empty();
+            let in_jobs = self
+                .core
+                .store
+                .open_jobs()
+                .map_err(Reject::storage)?
+                .iter()
+                .any(|j| j.round == round);
+            if queued || in_jobs {
+                return Err(Reject::new(
+                    ErrorCode::Mismatch,
+                    format!("round {round} still has reports being verified; retry shortly"),
+                ));
+            }
+            self.core.check_min_reports(&record)?;
+            self.core
+                .store
+                .close_round(round)
+                .map_err(Reject::storage)?;
+        }
+        let digest = self
+            .core
+            .store
+            .report_set_digest(round)
+            .map_err(Reject::storage)?;
+        let released = self
+            .core
+            .release(round, record.count, &digest, None, now, rng)?;
+        let request = AggregateShareRequest {
+            task_id: self.core.task_id(),
+            round,
+            report_count: record.count,
+            report_set_digest: digest,
+            leader_ledger: self.core.ledger_head(),
+            leader_released_before: released.released_before,
+        };
+        let leader_share = released.share;
+        Ok(CollectStep::AskHelpers {
+            request,
+            leader_share,
+        })
+    }
+
+    /// Assembles the collector's answer from the leader's share and every helper's
+    /// answer to `request`, and stores it: a repeated collect is answered from the store
+    /// ([`CollectStep::Done`]) and never asks a helper again. Refuses
+    /// ([`ErrorCode::LedgerRollback`]) when a helper's ledger records more releases
+    /// than the leader's, or when a helper had released the round and the leader had
+    /// not: the leader's ledger was rolled back, and forwarding would hand the
+    /// collector two independently noised releases of one round.
+    pub fn finish_collect(
+        &self,
+        request: &AggregateShareRequest,
+        leader_share: AggregateShare,
+        helper_responses: Vec<AggregateShareResponse>,
+    ) -> Result<CollectResponse, Reject> {
+        let round = request.round;
+        let n = self.core.scheme.num_aggregators();
+        if helper_responses.len() != n - 1 {
+            return Err(Reject::new(
+                ErrorCode::BadMessage,
+                "one share per helper is needed",
+            ));
+        }
+        let report_count = leader_share.report_count;
+        let own_ledger = self.core.ledger_head();
+        let mut shares = vec![leader_share];
+        for (i, r) in helper_responses.into_iter().enumerate() {
+            if r.round != round
+                || usize::from(r.share.aggregator_index) != i + 1
+                || r.share.report_count != report_count
+            {
+                return Err(Reject::new(
+                    ErrorCode::Mismatch,
+                    "a helper's share does not match the round",
+                ));
+            }
+            // A helper that released the round before, when the leader had not: the
+            // leader's ledger lost that release, and its new share carries fresh noise.
+            // (The reverse is a helper that was down when the leader released: fine.)
+            if r.released_before && !request.leader_released_before {
+                return Err(Reject::new(
+                    ErrorCode::LedgerRollback,
+                    format!(
+                        "helper {} released round {round} before and the leader had not: the \
+                         leader's ledger was rolled back (restore its newest copy); nothing is \
+                         forwarded until an operator resolves it",
+                        i + 1,
+                    ),
+                ));
+            }
+            if own_ledger.is_behind(&r.helper_ledger) {
+                return Err(Reject::new(
+                    ErrorCode::LedgerRollback,
+                    format!(
+                        "helper {} records {} releases (ρ = {}), the leader {} (ρ = {}): the \
+                         leader's ledger may have been restored from an old copy; nothing is \
+                         forwarded until an operator resolves it",
+                        i + 1,
+                        r.helper_ledger.entries,
+                        r.helper_ledger.rho_total,
+                        own_ledger.entries,
+                        own_ledger.rho_total
+                    ),
+                ));
+            }
+            shares.push(r.share);
+        }
+        let response = CollectResponse {
+            round,
+            report_count,
+            shares,
+        };
+        self.core
+            .store
+            .put_collect_response(round, &Message::CollectResponse(response.clone()).encode())
+            .map_err(Reject::storage)?;
+        Ok(response)
+    }
+}
