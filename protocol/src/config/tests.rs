@@ -141,8 +141,7 @@ fn every_parameter_that_matters_changes_the_task_id() {
 fn unknown_keys_are_rejected() {
     let err = TaskConfig::from_toml(&sample("colour = \"red\"", AGG_NOISE)).unwrap_err();
     assert!(matches!(err, ConfigError::Toml(_)), "{err:?}");
-    let err =
-        TaskConfig::from_toml(&sample("", &format!("{AGG_NOISE}\nextra = 1"))).unwrap_err();
+    let err = TaskConfig::from_toml(&sample("", &format!("{AGG_NOISE}\nextra = 1"))).unwrap_err();
     assert!(matches!(err, ConfigError::Toml(_)), "{err:?}");
 }
 
@@ -169,8 +168,7 @@ fn carry_lift_no_wrap_condition_is_enforced() {
 
 #[test]
 fn no_proof_mode_needs_the_sum_to_fit() {
-    let text =
-        sample("", "noise = \"none\"").replace("proof = \"carry-lift\"", "proof = \"none\"");
+    let text = sample("", "noise = \"none\"").replace("proof = \"carry-lift\"", "proof = \"none\"");
     // max_clients · (256 + 1) = 25 700 < 2^15: fits.
     assert!(TaskConfig::from_toml(&text).is_ok());
     // max_clients · (256 + 1) = 51 400 ≥ 2^15: the sum would not fit in 16 bits.
@@ -221,8 +219,7 @@ fn without_a_proof_the_noise_is_charged_for_an_honest_update_whatever_b_says() {
     let privacy = "noise = \"aggregator\"\nsigma = 200.0\nepsilon = 1000.0\ndelta = 1e-6";
     let proven = TaskConfig::from_toml(&sample("norm_bound = 10", privacy)).unwrap();
     let unproven = TaskConfig::from_toml(
-        &sample("norm_bound = 10", privacy)
-            .replace("proof = \"carry-lift\"", "proof = \"none\""),
+        &sample("norm_bound = 10", privacy).replace("proof = \"carry-lift\"", "proof = \"none\""),
     )
     .unwrap();
     assert_eq!(crate::privacy::aggregator_sensitivity(&proven), 10.0);

@@ -101,7 +101,6 @@ pub struct Rejection {
     pub code: ErrorCode,
 }
 
-
 impl<S: TaskStore> Leader<S> {
     /// The leader of `task`, with the task's verify key and its store (reloading its
     /// ledger; clients are registered in the store).

@@ -148,8 +148,7 @@ fn an_rdp_ledger_composes_curves_enforces_epsilon_and_reloads() {
     let (spent, _) = ledger.rdp_epsilon_spent().unwrap();
     assert!(spent <= 2.0);
     // Reloaded from its entries (a restart): the same total, the same refusal.
-    let reloaded =
-        Ledger::from_entries_with(task(), &budget, ledger.entries().to_vec()).unwrap();
+    let reloaded = Ledger::from_entries_with(task(), &budget, ledger.entries().to_vec()).unwrap();
     assert_eq!(reloaded.rdp_epsilon_spent(), ledger.rdp_epsilon_spent());
     assert!(
         reloaded

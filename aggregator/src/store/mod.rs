@@ -66,124 +66,6 @@ pub enum StoreError {
 /// The schema version this build writes and reads (`PRAGMA user_version`).
 pub const SCHEMA_VERSION: i64 = 2;
 
-/// One node's database.
-#[derive(Clone)]
-pub struct SqliteStore {
-    conn: Arc<Mutex<Connection>>,
-}
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS clients (
-    task BLOB NOT NULL, client_id BLOB NOT NULL, key BLOB NOT NULL,
-    revoked INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (task, client_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS uploads (
-    task BLOB NOT NULL, round INTEGER NOT NULL, client_id BLOB NOT NULL,
-    report_id BLOB NOT NULL,
-    PRIMARY KEY (task, round, client_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS prepared_jobs (
-    task BLOB NOT NULL, job_id BLOB NOT NULL, digest BLOB NOT NULL,
-    PRIMARY KEY (task, job_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS prepared_reports (
-    task BLOB NOT NULL, report_id BLOB NOT NULL, job_id BLOB NOT NULL,
-    round INTEGER NOT NULL, client_id BLOB NOT NULL,
-    PRIMARY KEY (task, report_id),
-    UNIQUE (task, round, client_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS seen_reports (
-    task BLOB NOT NULL, report_id BLOB NOT NULL, digest BLOB NOT NULL,
-    PRIMARY KEY (task, report_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS reports (
-    task BLOB NOT NULL, report_id BLOB NOT NULL, round INTEGER NOT NULL,
-    job_id BLOB, payload BLOB NOT NULL,
-    PRIMARY KEY (task, report_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS reports_queue ON reports (task, round, job_id);
-CREATE TABLE IF NOT EXISTS jobs (
-    task BLOB NOT NULL, job_id BLOB NOT NULL, round INTEGER NOT NULL,
-    report_ids BLOB NOT NULL, accepted BLOB, committed INTEGER NOT NULL DEFAULT 0,
-    accepted_count INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (task, job_id)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS aggregated (
-    task BLOB NOT NULL, report_id BLOB NOT NULL, round INTEGER NOT NULL,
-    PRIMARY KEY (task, report_id)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS aggregated_by_round ON aggregated (task, round, report_id);
-CREATE TABLE IF NOT EXISTS rounds (
-    task BLOB NOT NULL, round INTEGER NOT NULL, status INTEGER NOT NULL,
-    opened_at INTEGER NOT NULL, count INTEGER NOT NULL, aggregate BLOB NOT NULL,
-    PRIMARY KEY (task, round)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS ledger (
-    task BLOB NOT NULL, seq INTEGER NOT NULL, round INTEGER NOT NULL, time INTEGER NOT NULL,
-    report_count INTEGER NOT NULL, rho_bits INTEGER NOT NULL, rho_total_bits INTEGER NOT NULL,
-    rdp BLOB, prev_hash BLOB NOT NULL, hash BLOB NOT NULL,
-    PRIMARY KEY (task, seq)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS releases (
-    task BLOB NOT NULL, round INTEGER NOT NULL, payload BLOB NOT NULL,
-    PRIMARY KEY (task, round)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS collect_responses (
-    task BLOB NOT NULL, round INTEGER NOT NULL, payload BLOB NOT NULL,
-    PRIMARY KEY (task, round)) WITHOUT ROWID;
-";
-
-impl SqliteStore {
-    /// Opens (creating if needed) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let conn = Connection::open(path)?;
-        Self::init(conn)
-    }
-
-    /// Opens an existing database read-only (reports, inspection): no schema change,
-    /// no write, so it can run beside a live node (WAL lets readers in while it writes).
-    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-            | rusqlite::OpenFlags::SQLITE_OPEN_URI
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
-    }
-
-    /// A private in-memory database (tests, `cairn demo` with no data directory).
-    pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::init(Connection::open_in_memory()?)
-    }
-
-    fn init(conn: Connection) -> Result<Self, StoreError> {
-        // WAL lets readers run beside the writer; FULL syncs the WAL on every commit,
-        // so an acknowledged write is on disk before the acknowledgement leaves.
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let has_tables: bool = conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
-            [],
-            |r| r.get(0),
-        )?;
-        if (has_tables || version != 0) && version != SCHEMA_VERSION {
-            return Err(StoreError::SchemaVersion {
-                found: version,
-                expected: SCHEMA_VERSION,
-            });
-        }
-        conn.execute_batch(SCHEMA)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
-    }
-
-    /// The store of one task.
-    pub fn task(&self, task_id: TaskId, dimension: usize) -> SqliteTaskStore {
-        SqliteTaskStore {
-            conn: Arc::clone(&self.conn),
-            task: task_id,
-            dimension,
-        }
-    }
-}
-
 /// One task's view of a node's database.
 #[derive(Clone)]
 pub struct SqliteTaskStore {
@@ -459,15 +341,7 @@ impl TaskStore for SqliteTaskStore {
     }
 
     fn prepared_job_digest(&self, job_id: JobId) -> Result<Option<[u8; 32]>, StoreError> {
-        self.lock()
-            .query_row(
-                "SELECT digest FROM prepared_jobs WHERE task = ?1 AND job_id = ?2",
-                params![self.t(), job_id.0],
-                |r| r.get::<_, Vec<u8>>(0),
-            )
-            .optional()?
-            .map(|d| to_array(&d, "job digest"))
-            .transpose()
+        self.sqlite_prepared_job_digest(job_id)
     }
 
     fn record_prepared(
@@ -478,68 +352,7 @@ impl TaskStore for SqliteTaskStore {
         reports: &[(ReportId, ClientId)],
         max_reports: u32,
     ) -> Result<JobAdmission, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let recorded: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT digest FROM prepared_jobs WHERE task = ?1 AND job_id = ?2",
-                params![self.t(), job_id.0],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match recorded {
-            Some(d) if d.as_slice() != job_digest.as_slice() => return Ok(JobAdmission::Conflict),
-            Some(_) => {}
-            None => {
-                tx.execute(
-                    "INSERT INTO prepared_jobs (task, job_id, digest) VALUES (?1, ?2, ?3)",
-                    params![self.t(), job_id.0, job_digest],
-                )?;
-            }
-        }
-        let mut in_round: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM prepared_reports WHERE task = ?1 AND round = ?2",
-            params![self.t(), round],
-            |r| r.get(0),
-        )?;
-        let mut verdicts = Vec::with_capacity(reports.len());
-        for (report_id, client_id) in reports {
-            let job_of_report: Option<Vec<u8>> = tx
-                .query_row(
-                    "SELECT job_id FROM prepared_reports WHERE task = ?1 AND report_id = ?2",
-                    params![self.t(), report_id.0],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let verdict = match job_of_report {
-                Some(j) if j.as_slice() == job_id.0.as_slice() => Admission::Admitted,
-                Some(_) => Admission::Replay,
-                None => {
-                    let client_used: bool = tx.query_row(
-                        "SELECT EXISTS (SELECT 1 FROM prepared_reports \
-                         WHERE task = ?1 AND round = ?2 AND client_id = ?3)",
-                        params![self.t(), round, client_id.0],
-                        |r| r.get(0),
-                    )?;
-                    if client_used {
-                        Admission::ClientAlreadySubmitted
-                    } else if in_round >= i64::from(max_reports) {
-                        Admission::RoundFull
-                    } else {
-                        tx.execute(
-                            "INSERT INTO prepared_reports (task, report_id, job_id, round, client_id) \
-                             VALUES (?1, ?2, ?3, ?4, ?5)",
-                            params![self.t(), report_id.0, job_id.0, round, client_id.0],
-                        )?;
-                        in_round += 1;
-                        Admission::Admitted
-                    }
-                }
-            };
-            verdicts.push(verdict);
-        }
-        tx.commit()?;
-        Ok(JobAdmission::Recorded(verdicts))
+        self.sqlite_record_prepared(job_id, job_digest, round, reports, max_reports)
     }
 
     fn round(&self, round: u32) -> Result<Option<RoundRecord>, StoreError> {
@@ -707,209 +520,31 @@ impl TaskStore for SqliteTaskStore {
     }
 
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare_cached(
-            "SELECT seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp \
-             FROM ledger WHERE task = ?1 ORDER BY seq",
-        )?;
-        let rows = stmt.query_map(params![self.t()], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, u32>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, u32>(3)?,
-                r.get::<_, i64>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, Vec<u8>>(6)?,
-                r.get::<_, Vec<u8>>(7)?,
-                r.get::<_, Option<Vec<u8>>>(8)?,
-            ))
-        })?;
-        let mut entries = Vec::new();
-        for row in rows {
-            let (seq, round, time, report_count, rho, rho_total, prev, hash, rdp) = row?;
-            let rdp = rdp
-                .map(|blob| {
-                    if !blob.len().is_multiple_of(8) {
-                        return Err(StoreError::Corrupt("ledger rdp curve".into()));
-                    }
-                    let values = blob
-                        .chunks_exact(8)
-                        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
-                        .collect();
-                    RdpCurve::from_values(values)
-                        .map_err(|e| StoreError::Corrupt(format!("ledger rdp curve: {e}")))
-                })
-                .transpose()?;
-            entries.push(LedgerEntry {
-                seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("ledger seq".into()))?,
-                round,
-                time: Time(
-                    u64::try_from(time).map_err(|_| StoreError::Corrupt("ledger time".into()))?,
-                ),
-                report_count,
-                rho: f64::from_bits(rho as u64),
-                rho_total: f64::from_bits(rho_total as u64),
-                rdp,
-                prev_hash: to_array(&prev, "ledger prev_hash")?,
-                hash: to_array(&hash, "ledger hash")?,
-            });
-        }
-        Ok(entries)
+        self.sqlite_ledger()
     }
 
     fn commit_release(&self, entry: &LedgerEntry, released: &[u8]) -> Result<(), StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT INTO ledger (task, seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            params![
-                self.t(),
-                i64::try_from(entry.seq).map_err(|_| StoreError::Corrupt("ledger seq".into()))?,
-                entry.round,
-                i64::try_from(entry.time.0).unwrap_or(i64::MAX),
-                entry.report_count,
-                entry.rho.to_bits() as i64,
-                entry.rho_total.to_bits() as i64,
-                entry.prev_hash,
-                entry.hash,
-                entry.rdp.as_ref().map(|c| c
-                    .values()
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect::<Vec<u8>>())
-            ],
-        )?;
-        tx.execute(
-            "INSERT INTO releases (task, round, payload) VALUES (?1, ?2, ?3)",
-            params![self.t(), entry.round, released],
-        )?;
-        tx.execute(
-            "UPDATE rounds SET status = 2 WHERE task = ?1 AND round = ?2",
-            params![self.t(), entry.round],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.sqlite_commit_release(entry, released)
     }
 
     fn release(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT payload FROM releases WHERE task = ?1 AND round = ?2",
-                params![self.t(), round],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.sqlite_release(round)
     }
 
     fn put_collect_response(&self, round: u32, response: &[u8]) -> Result<(), StoreError> {
-        self.lock().execute(
-            "INSERT OR IGNORE INTO collect_responses (task, round, payload) VALUES (?1, ?2, ?3)",
-            params![self.t(), round, response],
-        )?;
-        Ok(())
+        self.sqlite_put_collect_response(round, response)
     }
 
     fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT payload FROM collect_responses WHERE task = ?1 AND round = ?2",
-                params![self.t(), round],
-                |r| r.get(0),
-            )
-            .optional()?)
+        self.sqlite_collect_response(round)
     }
 }
+
+mod admission;
+mod open;
+mod release;
+
+pub use open::SqliteStore;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_sqlite_store_keeps_the_store_contract() {
-        let dir = tempfile::tempdir().unwrap();
-        let task = TaskId([1; 32]);
-        let made = std::cell::Cell::new(0u32);
-        let path = |n: u32| dir.path().join(format!("node-{n}.sqlite"));
-        cairn_protocol::store::conformance::run_all(
-            task,
-            || {
-                made.set(made.get() + 1);
-                SqliteStore::open(&path(made.get())).unwrap().task(task, 3)
-            },
-            |store| {
-                // A restart: the connection is closed and the file opened again.
-                drop(store);
-                SqliteStore::open(&path(made.get())).unwrap().task(task, 3)
-            },
-        );
-    }
-
-    #[test]
-    fn every_commit_is_synced_to_disk() {
-        // synchronous = FULL (2) with the WAL: an acknowledged report or a ledger entry
-        // is on disk before the answer leaves.
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("n.sqlite")).unwrap();
-        let conn = store.conn.lock().unwrap();
-        let sync: i64 = conn
-            .pragma_query_value(None, "synchronous", |r| r.get(0))
-            .unwrap();
-        let mode: String = conn
-            .pragma_query_value(None, "journal_mode", |r| r.get(0))
-            .unwrap();
-        assert_eq!((sync, mode.as_str()), (2, "wal"));
-    }
-
-    #[test]
-    fn a_database_of_another_schema_version_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("old.sqlite");
-        {
-            let conn = Connection::open(&path).unwrap();
-            conn.execute_batch("CREATE TABLE rounds (task BLOB); PRAGMA user_version = 0;")
-                .unwrap();
-        }
-        let err = SqliteStore::open(&path).err().unwrap();
-        assert!(
-            matches!(err, StoreError::SchemaVersion { found: 0, .. }),
-            "{err}"
-        );
-        // A new file gets the current version and reopens.
-        let fresh = dir.path().join("new.sqlite");
-        drop(SqliteStore::open(&fresh).unwrap());
-        SqliteStore::open(&fresh).unwrap();
-    }
-
-    #[test]
-    fn an_rdp_ledger_entry_survives_reopening_the_file() {
-        use cairn_protocol::ledger::{Ledger, LedgerBudget, ReleaseCost};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("node.sqlite");
-        let task = TaskId([8; 32]);
-        let budget = LedgerBudget::Rdp {
-            epsilon: 5.0,
-            delta: 1e-6,
-        };
-        let curve = RdpCurve::subsampled_discrete_gaussian(1.0, 1.5, 0.1).unwrap();
-        let mut ledger = Ledger::with_budget(task, &budget).unwrap();
-        {
-            let s = SqliteStore::open(&path).unwrap().task(task, 3);
-            s.open_round(0, Time(1), 3).unwrap();
-            let e = ledger
-                .prepare(0, ReleaseCost::Rdp(curve.clone()), 4, Time(2))
-                .unwrap();
-            s.commit_release(&e, b"sealed").unwrap();
-            ledger.commit(e).unwrap();
-        }
-        let s = SqliteStore::open(&path).unwrap().task(task, 3);
-        let entries = s.ledger().unwrap();
-        assert_eq!(entries, ledger.entries());
-        assert_eq!(entries[0].rdp.as_ref(), Some(&curve));
-        let reloaded = Ledger::from_entries_with(task, &budget, entries).unwrap();
-        assert_eq!(reloaded.rdp_epsilon_spent(), ledger.rdp_epsilon_spent());
-    }
-}
+mod tests;

@@ -1,0 +1,92 @@
+//! The helper's anti-replay record in a SQLite task store.
+
+use super::*;
+
+impl SqliteTaskStore {
+    pub(super) fn sqlite_prepared_job_digest(
+        &self,
+        job_id: JobId,
+    ) -> Result<Option<[u8; 32]>, StoreError> {
+        self.lock()
+            .query_row(
+                "SELECT digest FROM prepared_jobs WHERE task = ?1 AND job_id = ?2",
+                params![self.t(), job_id.0],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .optional()?
+            .map(|d| to_array(&d, "job digest"))
+            .transpose()
+    }
+
+    pub(super) fn sqlite_record_prepared(
+        &self,
+        job_id: JobId,
+        job_digest: &[u8; 32],
+        round: u32,
+        reports: &[(ReportId, ClientId)],
+        max_reports: u32,
+    ) -> Result<JobAdmission, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let recorded: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT digest FROM prepared_jobs WHERE task = ?1 AND job_id = ?2",
+                params![self.t(), job_id.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match recorded {
+            Some(d) if d.as_slice() != job_digest.as_slice() => return Ok(JobAdmission::Conflict),
+            Some(_) => {}
+            None => {
+                tx.execute(
+                    "INSERT INTO prepared_jobs (task, job_id, digest) VALUES (?1, ?2, ?3)",
+                    params![self.t(), job_id.0, job_digest],
+                )?;
+            }
+        }
+        let mut in_round: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM prepared_reports WHERE task = ?1 AND round = ?2",
+            params![self.t(), round],
+            |r| r.get(0),
+        )?;
+        let mut verdicts = Vec::with_capacity(reports.len());
+        for (report_id, client_id) in reports {
+            let job_of_report: Option<Vec<u8>> = tx
+                .query_row(
+                    "SELECT job_id FROM prepared_reports WHERE task = ?1 AND report_id = ?2",
+                    params![self.t(), report_id.0],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let verdict = match job_of_report {
+                Some(j) if j.as_slice() == job_id.0.as_slice() => Admission::Admitted,
+                Some(_) => Admission::Replay,
+                None => {
+                    let client_used: bool = tx.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM prepared_reports \
+                         WHERE task = ?1 AND round = ?2 AND client_id = ?3)",
+                        params![self.t(), round, client_id.0],
+                        |r| r.get(0),
+                    )?;
+                    if client_used {
+                        Admission::ClientAlreadySubmitted
+                    } else if in_round >= i64::from(max_reports) {
+                        Admission::RoundFull
+                    } else {
+                        tx.execute(
+                            "INSERT INTO prepared_reports (task, report_id, job_id, round, client_id) \
+                             VALUES (?1, ?2, ?3, ?4, ?5)",
+                            params![self.t(), report_id.0, job_id.0, round, client_id.0],
+                        )?;
+                        in_round += 1;
+                        Admission::Admitted
+                    }
+                }
+            };
+            verdicts.push(verdict);
+        }
+        tx.commit()?;
+        Ok(JobAdmission::Recorded(verdicts))
+    }
+}

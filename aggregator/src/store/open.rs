@@ -1,0 +1,121 @@
+//! Opening the node's database: the schema, its version and the durability settings.
+
+use super::*;
+
+/// One node's database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(super) conn: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS clients (
+    task BLOB NOT NULL, client_id BLOB NOT NULL, key BLOB NOT NULL,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (task, client_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS uploads (
+    task BLOB NOT NULL, round INTEGER NOT NULL, client_id BLOB NOT NULL,
+    report_id BLOB NOT NULL,
+    PRIMARY KEY (task, round, client_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS prepared_jobs (
+    task BLOB NOT NULL, job_id BLOB NOT NULL, digest BLOB NOT NULL,
+    PRIMARY KEY (task, job_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS prepared_reports (
+    task BLOB NOT NULL, report_id BLOB NOT NULL, job_id BLOB NOT NULL,
+    round INTEGER NOT NULL, client_id BLOB NOT NULL,
+    PRIMARY KEY (task, report_id),
+    UNIQUE (task, round, client_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen_reports (
+    task BLOB NOT NULL, report_id BLOB NOT NULL, digest BLOB NOT NULL,
+    PRIMARY KEY (task, report_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS reports (
+    task BLOB NOT NULL, report_id BLOB NOT NULL, round INTEGER NOT NULL,
+    job_id BLOB, payload BLOB NOT NULL,
+    PRIMARY KEY (task, report_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS reports_queue ON reports (task, round, job_id);
+CREATE TABLE IF NOT EXISTS jobs (
+    task BLOB NOT NULL, job_id BLOB NOT NULL, round INTEGER NOT NULL,
+    report_ids BLOB NOT NULL, accepted BLOB, committed INTEGER NOT NULL DEFAULT 0,
+    accepted_count INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (task, job_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS aggregated (
+    task BLOB NOT NULL, report_id BLOB NOT NULL, round INTEGER NOT NULL,
+    PRIMARY KEY (task, report_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS aggregated_by_round ON aggregated (task, round, report_id);
+CREATE TABLE IF NOT EXISTS rounds (
+    task BLOB NOT NULL, round INTEGER NOT NULL, status INTEGER NOT NULL,
+    opened_at INTEGER NOT NULL, count INTEGER NOT NULL, aggregate BLOB NOT NULL,
+    PRIMARY KEY (task, round)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger (
+    task BLOB NOT NULL, seq INTEGER NOT NULL, round INTEGER NOT NULL, time INTEGER NOT NULL,
+    report_count INTEGER NOT NULL, rho_bits INTEGER NOT NULL, rho_total_bits INTEGER NOT NULL,
+    rdp BLOB, prev_hash BLOB NOT NULL, hash BLOB NOT NULL,
+    PRIMARY KEY (task, seq)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS releases (
+    task BLOB NOT NULL, round INTEGER NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (task, round)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS collect_responses (
+    task BLOB NOT NULL, round INTEGER NOT NULL, payload BLOB NOT NULL,
+    PRIMARY KEY (task, round)) WITHOUT ROWID;
+";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// Opens an existing database read-only (reports, inspection): no schema change,
+    /// no write, so it can run beside a live node (WAL lets readers in while it writes).
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// A private in-memory database (tests, `cairn demo` with no data directory).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> Result<Self, StoreError> {
+        // WAL lets readers run beside the writer; FULL syncs the WAL on every commit,
+        // so an acknowledged write is on disk before the acknowledgement leaves.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let has_tables: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table')",
+            [],
+            |r| r.get(0),
+        )?;
+        if (has_tables || version != 0) && version != SCHEMA_VERSION {
+            return Err(StoreError::SchemaVersion {
+                found: version,
+                expected: SCHEMA_VERSION,
+            });
+        }
+        conn.execute_batch(SCHEMA)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// The store of one task.
+    pub fn task(&self, task_id: TaskId, dimension: usize) -> SqliteTaskStore {
+        SqliteTaskStore {
+            conn: Arc::clone(&self.conn),
+            task: task_id,
+            dimension,
+        }
+    }
+}

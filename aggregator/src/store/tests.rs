@@ -1,0 +1,88 @@
+//! Tests of `store`.
+
+use super::*;
+
+#[test]
+fn the_sqlite_store_keeps_the_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let task = TaskId([1; 32]);
+    let made = std::cell::Cell::new(0u32);
+    let path = |n: u32| dir.path().join(format!("node-{n}.sqlite"));
+    cairn_protocol::store::conformance::run_all(
+        task,
+        || {
+            made.set(made.get() + 1);
+            SqliteStore::open(&path(made.get())).unwrap().task(task, 3)
+        },
+        |store| {
+            // A restart: the connection is closed and the file opened again.
+            drop(store);
+            SqliteStore::open(&path(made.get())).unwrap().task(task, 3)
+        },
+    );
+}
+
+#[test]
+fn every_commit_is_synced_to_disk() {
+    // synchronous = FULL (2) with the WAL: an acknowledged report or a ledger entry
+    // is on disk before the answer leaves.
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("n.sqlite")).unwrap();
+    let conn = store.conn.lock().unwrap();
+    let sync: i64 = conn
+        .pragma_query_value(None, "synchronous", |r| r.get(0))
+        .unwrap();
+    let mode: String = conn
+        .pragma_query_value(None, "journal_mode", |r| r.get(0))
+        .unwrap();
+    assert_eq!((sync, mode.as_str()), (2, "wal"));
+}
+
+#[test]
+fn a_database_of_another_schema_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE rounds (task BLOB); PRAGMA user_version = 0;")
+            .unwrap();
+    }
+    let err = SqliteStore::open(&path).err().unwrap();
+    assert!(
+        matches!(err, StoreError::SchemaVersion { found: 0, .. }),
+        "{err}"
+    );
+    // A new file gets the current version and reopens.
+    let fresh = dir.path().join("new.sqlite");
+    drop(SqliteStore::open(&fresh).unwrap());
+    SqliteStore::open(&fresh).unwrap();
+}
+
+#[test]
+fn an_rdp_ledger_entry_survives_reopening_the_file() {
+    use cairn_protocol::ledger::{Ledger, LedgerBudget, ReleaseCost};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("node.sqlite");
+    let task = TaskId([8; 32]);
+    let budget = LedgerBudget::Rdp {
+        epsilon: 5.0,
+        delta: 1e-6,
+    };
+    let curve = RdpCurve::subsampled_discrete_gaussian(1.0, 1.5, 0.1).unwrap();
+    let mut ledger = Ledger::with_budget(task, &budget).unwrap();
+    {
+        let s = SqliteStore::open(&path).unwrap().task(task, 3);
+        s.open_round(0, Time(1), 3).unwrap();
+        let e = ledger
+            .prepare(0, ReleaseCost::Rdp(curve.clone()), 4, Time(2))
+            .unwrap();
+        s.commit_release(&e, b"sealed").unwrap();
+        ledger.commit(e).unwrap();
+    }
+    let s = SqliteStore::open(&path).unwrap().task(task, 3);
+    let entries = s.ledger().unwrap();
+    assert_eq!(entries, ledger.entries());
+    assert_eq!(entries[0].rdp.as_ref(), Some(&curve));
+    let reloaded = Ledger::from_entries_with(task, &budget, entries).unwrap();
+    assert_eq!(reloaded.rdp_epsilon_spent(), ledger.rdp_epsilon_spent());
+}
