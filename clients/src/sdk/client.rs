@@ -1,0 +1,268 @@
+//! The data holder's side: build a [`Client`], submit updates.
+
+use super::*;
+
+/// Builds a [`Client`].
+#[derive(Debug)]
+pub struct ClientBuilder {
+    task: TaskConfig,
+    credential: Option<Credential>,
+    state_dir: Option<PathBuf>,
+    shared_leader: Option<Arc<Peer>>,
+    connect: Connect,
+}
+
+impl ClientBuilder {
+    /// Sends through `other`'s connection to the leader instead of a QUIC endpoint of
+    /// its own (many clients in one process, as in load tests).
+    pub fn share_connection_of(mut self, other: &Client) -> Self {
+        self.shared_leader = Some(Arc::clone(&other.leader));
+        self
+    }
+
+    /// The client's credential (required; it must be for the builder's task).
+    pub fn credential(mut self, credential: Credential) -> Self {
+        self.credential = Some(credential);
+        self
+    }
+
+    /// A folder where prepared reports are kept until acknowledged (module docs). One
+    /// folder may serve several clients and tasks: each gets a subfolder.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = Some(dir.into());
+        self
+    }
+
+    /// The retry policy for uploads (default: 6 attempts, 100 ms doubling to 5 s).
+    pub fn retry(mut self, retry: RetryPolicy) -> Self {
+        self.connect.retry = retry;
+        self
+    }
+
+    /// Transport limits and timeouts (default: frames sized from the task).
+    pub fn transport_options(mut self, options: TransportOptions) -> Self {
+        self.connect.options = Some(options);
+        self
+    }
+
+    /// Builds the client (no connection is made until the first submission).
+    pub async fn build(self) -> Result<Client, SdkError> {
+        let credential = self.credential.ok_or(SdkError::Missing("credential"))?;
+        credential.check_task(&self.task.id())?;
+        let state_dir = self.state_dir.map(|d| {
+            d.join(self.task.id().to_hex())
+                .join(credential.client_id().to_hex())
+        });
+        if let Some(dir) = &state_dir {
+            create_private_dir(dir)?;
+        }
+        let protocol = cairn_protocol::client::Client::new(self.task.clone(), credential)?;
+        let limits = cairn_protocol::scheme::Scheme::for_task(&self.task)?.limits();
+        let leader = match self.shared_leader {
+            Some(peer) => peer,
+            None => Arc::new(self.connect.leader(
+                &self.task,
+                &limits,
+                None,
+                Inbound::ClientFromLeader,
+            )?),
+        };
+        Ok(Client {
+            protocol,
+            leader,
+            limits,
+            retry: self.connect.retry,
+            rng: Mutex::new(os_rng()?),
+            state_dir,
+            files: Mutex::new(()),
+        })
+    }
+}
+
+/// A data holder's client of one task.
+pub struct Client {
+    protocol: cairn_protocol::client::Client,
+    leader: Arc<Peer>,
+    limits: Limits,
+    retry: RetryPolicy,
+    rng: Mutex<ChaCha20Rng>,
+    state_dir: Option<PathBuf>,
+    /// Serialises reads and writes of the state folder.
+    files: Mutex<()>,
+}
+
+impl Client {
+    /// A builder for `task`.
+    pub fn builder(task: TaskConfig) -> ClientBuilder {
+        ClientBuilder {
+            task,
+            credential: None,
+            state_dir: None,
+            shared_leader: None,
+            connect: Connect::default(),
+        }
+    }
+
+    /// The task.
+    pub fn task(&self) -> &TaskConfig {
+        self.protocol.task()
+    }
+
+    /// The client's id.
+    pub fn client_id(&self) -> cairn_protocol::auth::ClientId {
+        self.protocol.client_id()
+    }
+
+    /// Clips, quantises, noises (if the task says so), shares, proves, seals and
+    /// uploads `update` for `round`; returns once the leader has stored it. Retries
+    /// with backoff on network failures and retriable refusals. With a state folder, a
+    /// report prepared for `round` before a crash is re-sent instead (module docs).
+    pub async fn submit(&self, round: u32, update: &[f32]) -> Result<ReportId, SdkError> {
+        let (report_id, frame) = self.prepared(round, |rng| {
+            self.protocol
+                .prepare_upload(round, update, rng)
+                .map_err(SdkError::from)
+        })?;
+        self.upload(round, report_id, &frame).await
+    }
+
+    /// Uploads an already quantised vector (integers in the task's fixed-point units).
+    pub async fn submit_quantised(&self, round: u32, x: &[i64]) -> Result<ReportId, SdkError> {
+        let (report_id, frame) = self.prepared(round, |rng| {
+            self.protocol
+                .prepare_upload_quantised(round, x, rng)
+                .map_err(SdkError::from)
+        })?;
+        self.upload(round, report_id, &frame).await
+    }
+
+    /// Record level: submits the sum of already sampled records (rows of `records`, `d`
+    /// values each, row-major), each clipped to the task's `C` first
+    /// ([`cairn_protocol::client::Client::prepare_upload_records`]).
+    pub async fn submit_records(&self, round: u32, records: &[f32]) -> Result<ReportId, SdkError> {
+        let (report_id, frame) = self.prepared(round, |rng| {
+            self.protocol
+                .prepare_upload_records(round, records, rng)
+                .map_err(SdkError::from)
+        })?;
+        self.upload(round, report_id, &frame).await
+    }
+
+    /// Record level, the whole client step of DP-SGD: Poisson-samples the rows of
+    /// `all_records` (`d` values each) at the task's sampling rate with the OS-seeded
+    /// CSPRNG, and submits the sum of the sampled ones, each clipped to `C`. Returns the
+    /// report id and how many records were sampled.
+    ///
+    /// The sampled set stays with this client. Whoever turns the released sum into a
+    /// mean should divide by the expected batch `q·N` with `N` the public total number
+    /// of records, not by the (private) sampled count.
+    pub async fn sample_and_submit_records(
+        &self,
+        round: u32,
+        all_records: &[f32],
+    ) -> Result<(ReportId, usize), SdkError> {
+        let d = self.task().dimension();
+        if !all_records.len().is_multiple_of(d) {
+            return Err(SdkError::Prepare(ClientError::WrongDimension {
+                expected: d,
+                got: all_records.len() % d,
+            }));
+        }
+        let q = self.task().sampling_rate();
+        let sampled = {
+            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            cairn_dp::sample::poisson_subsample(all_records.len() / d, q, &mut *rng)
+                .map_err(|e| SdkError::Unexpected(format!("sampling: {e}")))?
+        };
+        let mut rows = Vec::with_capacity(sampled.len() * d);
+        for i in &sampled {
+            rows.extend_from_slice(&all_records[i * d..(i + 1) * d]);
+        }
+        let id = self.submit_records(round, &rows).await?;
+        Ok((id, sampled.len()))
+    }
+
+    /// The upload for `round`: the one kept from an earlier, unacknowledged attempt if
+    /// there is one, else a new one (kept before it is first sent).
+    fn prepared(
+        &self,
+        round: u32,
+        prepare: impl FnOnce(
+            &mut ChaCha20Rng,
+        ) -> Result<cairn_protocol::messages::UploadRequest, SdkError>,
+    ) -> Result<(ReportId, Vec<u8>), SdkError> {
+        let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(dir) = &self.state_dir else {
+            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            let req = prepare(&mut rng)?;
+            return Ok((req.report.report_id, Message::UploadRequest(req).encode()));
+        };
+        if let Ok(id) = std::fs::read_to_string(dir.join(format!("round-{round}.acked"))) {
+            return Err(SdkError::AlreadySubmitted {
+                round,
+                report_id: id.trim().to_owned(),
+            });
+        }
+        let pending = dir.join(format!("round-{round}.pending"));
+        match std::fs::read(&pending) {
+            Ok(frame) => {
+                let Ok(Message::UploadRequest(req)) = Message::decode(&frame, &self.limits) else {
+                    return Err(SdkError::Unexpected(format!(
+                        "{} does not hold an upload of this task; remove it to prepare anew",
+                        pending.display()
+                    )));
+                };
+                tracing::warn!(
+                    round,
+                    report = %req.report.report_id,
+                    "re-sending the report prepared before a restart (not the new update)"
+                );
+                return Ok((req.report.report_id, frame));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        let req = {
+            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            prepare(&mut rng)?
+        };
+        let report_id = req.report.report_id;
+        let frame = Message::UploadRequest(req).encode();
+        write_private_file(&pending, &frame)?;
+        Ok((report_id, frame))
+    }
+
+    async fn upload(
+        &self,
+        round: u32,
+        report_id: ReportId,
+        frame: &[u8],
+    ) -> Result<ReportId, SdkError> {
+        request_with_retry(
+            &self.leader,
+            &self.limits,
+            &self.retry,
+            frame,
+            |m, attempt| match m {
+                Message::UploadResponse(ack) if ack.report_id == report_id => Ok(report_id),
+                // Only this client knows the id: on a retry, "used before" means an
+                // earlier attempt of ours was stored.
+                Message::Error(e) if e.code == ErrorCode::Replay && attempt > 1 => Ok(report_id),
+                other => Err(refused(other)),
+            },
+        )
+        .await?;
+        if let Some(dir) = &self.state_dir {
+            let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            write_private_file(
+                &dir.join(format!("round-{round}.acked")),
+                report_id.to_hex().as_bytes(),
+            )?;
+            match std::fs::remove_file(dir.join(format!("round-{round}.pending"))) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok(report_id)
+    }
+}

@@ -1,0 +1,257 @@
+//! The client SDK: [`Client`] submits updates, [`Collector`] releases and decodes sums.
+//!
+//! Both wrap the protocol's sans-IO parties (`cairn_protocol::client` and
+//! `cairn_protocol::collector`) around a pinned QUIC connection to the leader.
+//!
+//! **Every client has its own credential** ([`cairn_protocol::auth::Credential`], a file
+//! `cairn init` writes per client); every aggregator accepts at most one report per
+//! client per round.
+//!
+//! **Uploads are idempotent.** [`Client::submit`] prepares the report once (fresh random
+//! report id, shares, proof, sealed helper shares) and re-sends *the same bytes* on every
+//! retry, with exponential backoff. The leader stores a report once and acknowledges a
+//! byte-identical retry again; if an earlier attempt was stored but its acknowledgement
+//! was lost, a retry may instead be told the id was used, which — the id being 16
+//! random bytes only this client knows — also proves the report is stored.
+//!
+//! **Across crashes too**, with [`ClientBuilder::state_dir`]: the prepared report is
+//! written there (mode 0600: it holds the leader's share) before it is first sent and
+//! kept until acknowledged, so a client that crashed mid-upload re-sends the very same
+//! report when it submits that round again, and is never counted twice nor refused as
+//! a second report. After the acknowledgement only the report id is kept, and a second
+//! submit for the round is refused locally ([`SdkError::AlreadySubmitted`]).
+//!
+//! # Example
+//! ```no_run
+//! # async fn example(
+//! #     collector_key: cairn_protocol::hpke::HpkeSecretKey,
+//! #     collector_identity: cairn_transport::Identity,
+//! # ) -> Result<(), cairn_client::sdk::SdkError> {
+//! use cairn_client::sdk::{Client, Collector};
+//! use cairn_protocol::auth::Credential;
+//! use cairn_protocol::config::TaskConfig;
+//!
+//! let task = TaskConfig::from_toml(&std::fs::read_to_string("task.toml")?)?;
+//! let credential = Credential::from_toml(&std::fs::read_to_string("clients/client-0.toml")?)?;
+//! let client = Client::builder(task.clone())
+//!     .credential(credential)
+//!     .state_dir("clients/client-0.state")
+//!     .build()
+//!     .await?;
+//! client.submit(0, &[0.25_f32; 100]).await?;
+//!
+//! let collector = Collector::builder(task)
+//!     .hpke_key(collector_key)
+//!     .identity(collector_identity)
+//!     .build()
+//!     .await?;
+//! let released = collector.collect(0).await?;
+//! println!("{} reports, sum[0] = {}", released.count, released.sum[0]);
+//! # Ok(()) }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use cairn_protocol::auth::{AuthError, Credential};
+use cairn_protocol::client::ClientError;
+use cairn_protocol::collector::{Collection, CollectorError};
+use cairn_protocol::config::{ConfigError, TaskConfig};
+use cairn_protocol::hpke::HpkeSecretKey;
+use cairn_protocol::ids::ReportId;
+use cairn_protocol::messages::{ErrorCode, Inbound, Limits, Message};
+use rand_chacha::ChaCha20Rng;
+
+use crate::os_rng::{OsRngError, os_rng};
+use cairn_transport::{
+    ClientEndpoint, Identity, Peer, RetryPolicy, TransportError, TransportOptions,
+};
+
+mod client;
+mod collector;
+
+pub use client::{Client, ClientBuilder};
+pub use collector::{Collector, CollectorBuilder};
+
+/// Errors of the SDK.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SdkError {
+    /// The task file does not load.
+    #[error("task: {0}")]
+    Task(#[from] ConfigError),
+    /// A file could not be read.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// A required builder setting is missing.
+    #[error("missing setting: {0}")]
+    Missing(&'static str),
+    /// The report could not be prepared (bad update, …); nothing was sent.
+    #[error(transparent)]
+    Prepare(#[from] ClientError),
+    /// The released shares could not be opened or decoded.
+    #[error(transparent)]
+    Collect(#[from] CollectorError),
+    /// The network failed, after all retries.
+    #[error("network: {0}")]
+    Transport(#[from] TransportError),
+    /// The leader refused the request (after retries, for retriable refusals).
+    #[error("refused by the leader: {code}: {detail}")]
+    Refused {
+        /// The protocol's error code.
+        code: ErrorCode,
+        /// The leader's explanation.
+        detail: String,
+    },
+    /// The leader answered with an unexpected message.
+    #[error("unexpected answer: {0}")]
+    Unexpected(String),
+    /// The OS random source failed.
+    #[error(transparent)]
+    Rng(#[from] OsRngError),
+    /// The credential is unusable (or for another task).
+    #[error("credential: {0}")]
+    Credential(#[from] AuthError),
+    /// This client's report for the round was acknowledged before (one per round).
+    #[error("this client already submitted report {report_id} for round {round}")]
+    AlreadySubmitted {
+        /// The round.
+        round: u32,
+        /// The acknowledged report.
+        report_id: String,
+    },
+}
+
+impl SdkError {
+    fn is_retriable(&self) -> bool {
+        match self {
+            SdkError::Transport(e) => e.is_retriable(),
+            SdkError::Refused { code, .. } => code.is_retriable(),
+            _ => false,
+        }
+    }
+}
+
+/// Connection settings shared by the builders.
+#[derive(Debug, Clone)]
+struct Connect {
+    bind: SocketAddr,
+    retry: RetryPolicy,
+    options: Option<TransportOptions>,
+}
+
+impl Default for Connect {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+            retry: RetryPolicy::default(),
+            options: None,
+        }
+    }
+}
+
+impl Connect {
+    fn leader(
+        &self,
+        task: &TaskConfig,
+        limits: &Limits,
+        identity: Option<&Identity>,
+        inbound: Inbound,
+    ) -> Result<Peer, SdkError> {
+        let options = self.options.clone().unwrap_or_else(|| TransportOptions {
+            max_frame_len: limits.max_inbound_frame_len(inbound),
+            ..TransportOptions::default()
+        });
+        let bind = match task.aggregators()[0].endpoint {
+            SocketAddr::V6(_) if self.bind.is_ipv4() => SocketAddr::from(([0u16; 8], 0)),
+            _ => self.bind,
+        };
+        let endpoint = ClientEndpoint::bind(bind, identity, options)?;
+        let pinned = *task
+            .aggregator_fingerprint(0)
+            .ok_or(SdkError::Missing("the task's leader"))?;
+        Ok(Peer::new(endpoint, task.aggregators()[0].endpoint, pinned))
+    }
+}
+
+/// Sends `frame` to the leader with retries; `accept` maps the answer (or a refusal,
+/// with the attempt number) to a result.
+async fn request_with_retry<T>(
+    leader: &Peer,
+    limits: &Limits,
+    retry: &RetryPolicy,
+    frame: &[u8],
+    mut accept: impl FnMut(Message, u32) -> Result<T, SdkError>,
+) -> Result<T, SdkError> {
+    let mut rng = os_rng()?;
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let outcome = match leader.request(frame).await {
+            Ok(bytes) => match Message::decode(&bytes, limits) {
+                Ok(m) => accept(m, attempt),
+                Err(e) => Err(SdkError::Unexpected(format!("answer does not decode: {e}"))),
+            },
+            Err(e) => Err(SdkError::Transport(e)),
+        };
+        match outcome {
+            Err(e) if e.is_retriable() && attempt < retry.max_attempts.max(1) => {
+                let wait = retry.delay(attempt, &mut rng);
+                tracing::debug!(attempt, ?wait, error = %e, "retrying");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn refused(m: Message) -> SdkError {
+    match m {
+        Message::Error(e) => SdkError::Refused {
+            code: e.code,
+            detail: e.detail,
+        },
+        other => SdkError::Unexpected(other.name().to_owned()),
+    }
+}
+
+/// Reads a client credential file (`clients/client-K.toml` of `cairn init`).
+pub fn read_credential(path: &Path) -> Result<Credential, SdkError> {
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(path)?);
+    Ok(Credential::from_toml(&text)?)
+}
+
+/// Creates `dir` (and its parents) readable by its owner only.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically and durably (temporary file, fsync, rename,
+/// fsync of the folder), readable by its owner only.
+fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
