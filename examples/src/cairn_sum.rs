@@ -364,12 +364,7 @@ impl SecureSum for CairnSum {
     }
 
     fn submit(&mut self, org: usize, round: u32, update: &[f32]) -> Result<(), SecureSumError> {
-        if update.len() != self.dimension {
-            return Err(SecureSumError::Dimension {
-                expected: self.dimension,
-                found: update.len(),
-            });
-        }
+        crate::secure_sum::check_update(self.dimension, update)?;
         let client = self.client_for(org, round, update)?;
         self.runtime
             .block_on(client.submit(round, update))

@@ -239,15 +239,7 @@ impl<S: SecureSum> SecureSum for LimbSum<S> {
     }
 
     fn submit(&mut self, org: usize, round: u32, update: &[f32]) -> Result<(), SecureSumError> {
-        if update.len() != self.dimension {
-            return Err(SecureSumError::Dimension {
-                expected: self.dimension,
-                found: update.len(),
-            });
-        }
-        if let Some(index) = update.iter().position(|v| !v.is_finite()) {
-            return Err(SecureSumError::NonFinite { index });
-        }
+        crate::secure_sum::check_update(self.dimension, update)?;
         let digits = self.layout.encode(update)?;
         self.inner.submit(org, round, &digits)
     }

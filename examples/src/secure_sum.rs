@@ -106,6 +106,21 @@ pub trait SecureSum {
     }
 }
 
+/// The checks every backend makes of an update first: its length is the task's
+/// dimension and every value is finite.
+pub fn check_update(dimension: usize, update: &[f32]) -> Result<(), SecureSumError> {
+    if update.len() != dimension {
+        return Err(SecureSumError::Dimension {
+            expected: dimension,
+            found: update.len(),
+        });
+    }
+    if let Some(index) = update.iter().position(|v| !v.is_finite()) {
+        return Err(SecureSumError::NonFinite { index });
+    }
+    Ok(())
+}
+
 /// Exact plaintext summation: no noise and no privacy guarantee.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlaintextSum {
@@ -137,15 +152,7 @@ impl SecureSum for PlaintextSum {
     }
 
     fn submit(&mut self, org: usize, round: u32, update: &[f32]) -> Result<(), SecureSumError> {
-        if update.len() != self.dimension {
-            return Err(SecureSumError::Dimension {
-                expected: self.dimension,
-                found: update.len(),
-            });
-        }
-        if let Some(index) = update.iter().position(|v| !v.is_finite()) {
-            return Err(SecureSumError::NonFinite { index });
-        }
+        check_update(self.dimension, update)?;
         if self.collected.contains(&round) {
             return Err(SecureSumError::RoundClosed(round));
         }
