@@ -76,6 +76,19 @@ pub struct AggregatorCore<S: TaskStore> {
 }
 
 impl<S: TaskStore> AggregatorCore<S> {
+    /// The record of `round`, or [`ErrorCode::NotEnoughReports`] if no report reached it.
+    pub(crate) fn round_with_reports(&self, round: u32) -> Result<RoundRecord, Reject> {
+        self.store
+            .round(round)
+            .map_err(Reject::storage)?
+            .ok_or_else(|| {
+                Reject::new(
+                    ErrorCode::NotEnoughReports,
+                    format!("round {round} has no reports"),
+                )
+            })
+    }
+
     /// Loads the task's state: validates the scheme and privacy parameters and reloads
     /// (and re-verifies) the ledger from the store.
     pub(crate) fn new(
@@ -193,16 +206,7 @@ impl<S: TaskStore> AggregatorCore<S> {
             });
         }
 
-        let record = self
-            .store
-            .round(round)
-            .map_err(Reject::storage)?
-            .ok_or_else(|| {
-                Reject::new(
-                    ErrorCode::NotEnoughReports,
-                    format!("round {round} has no reports"),
-                )
-            })?;
+        let record = self.round_with_reports(round)?;
         let digest = self
             .store
             .report_set_digest(round)

@@ -238,17 +238,19 @@ pub fn parse_keel(text: &str, file_name: &str) -> Result<Vec<Record>, KeelError>
     Ok(records)
 }
 
+/// The text of `dir/file_name`.
+fn read_file(dir: &Path, file_name: &str) -> Result<String, KeelError> {
+    let path = dir.join(file_name);
+    std::fs::read_to_string(&path).map_err(|source| KeelError::Io { path, source })
+}
+
 /// Loads the five KEEL files of [`KEEL_FILES`] from `dir`, one organisation per file, in
 /// that order. Pins are not checked here (see [`super::fetch`]), so a user may point at a
 /// directory of their own files in the same format.
 pub fn load_keel_dir(dir: &Path) -> Result<Dataset, KeelError> {
     let mut organisations = Vec::with_capacity(KEEL_FILES.len());
     for spec in KEEL_FILES {
-        let path = dir.join(spec.file_name);
-        let text = std::fs::read_to_string(&path).map_err(|source| KeelError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let text = read_file(dir, spec.file_name)?;
         organisations.push(Organisation {
             name: spec
                 .file_name
@@ -274,11 +276,7 @@ pub fn load_keel_dir(dir: &Path) -> Result<Dataset, KeelError> {
 pub fn public_numeric_maxima(dir: &Path) -> Result<[f64; NUM_NUMERIC], KeelError> {
     let mut max = [0.0f64; NUM_NUMERIC];
     for spec in KEEL_FILES {
-        let path = dir.join(spec.file_name);
-        let text = std::fs::read_to_string(&path).map_err(|source| KeelError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let text = read_file(dir, spec.file_name)?;
         for line in text.lines().take_while(|l| !l.starts_with("@data")) {
             let Some(rest) = line.strip_prefix("@attribute Atr-") else {
                 continue;

@@ -49,17 +49,7 @@ impl<S: TaskStore> Leader<S> {
                 )),
             };
         }
-        let record = self
-            .core
-            .store
-            .round(round)
-            .map_err(Reject::storage)?
-            .ok_or_else(|| {
-                Reject::new(
-                    ErrorCode::NotEnoughReports,
-                    format!("round {round} has no reports"),
-                )
-            })?;
+        let record = self.core.round_with_reports(round)?;
         if record.status != RoundStatus::Released {
             let queued = !self
                 .core
