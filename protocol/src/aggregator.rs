@@ -58,6 +58,11 @@ impl Reject {
     }
 }
 
+/// A task that does not load, as the refusal of a party built over it.
+pub(crate) fn task_reject(e: crate::config::ConfigError) -> Reject {
+    Reject::new(ErrorCode::Internal, format!("task: {e}"))
+}
+
 impl From<ErrorCode> for Reject {
     fn from(code: ErrorCode) -> Self {
         Self::new(code, code.as_str())
@@ -92,15 +97,12 @@ impl<S: TaskStore> AggregatorCore<S> {
     /// Loads the task's state: validates the scheme and privacy parameters and reloads
     /// (and re-verifies) the ledger from the store.
     pub(crate) fn new(
-        task: TaskConfig,
+        task: crate::task::Task,
         verify_key: Seed,
         store: S,
         index: u8,
     ) -> Result<Self, Reject> {
-        let scheme = Scheme::for_task(&task)
-            .map_err(|e| Reject::new(ErrorCode::Internal, format!("task: {e}")))?;
-        let privacy = Privacy::for_task(&task)
-            .map_err(|e| Reject::new(ErrorCode::Internal, format!("task: {e}")))?;
+        let (task, scheme, privacy) = task.into_parts();
         let entries = store.ledger().map_err(Reject::storage)?;
         let ledger = Ledger::from_entries_with(task.id(), &privacy.ledger_budget(), entries)
             .map_err(|e| Reject::new(ErrorCode::Internal, format!("ledger: {e}")))?;

@@ -79,11 +79,16 @@ pub struct Client {
 impl Client {
     /// A client of `task` authenticating with `credential` (which must be for `task`).
     pub fn new(task: TaskConfig, credential: Credential) -> Result<Self, ClientError> {
+        let task = crate::task::Task::new(task).map_err(|e| ClientError::Task(e.to_string()))?;
+        Self::from_task(task, credential)
+    }
+
+    /// A client of a loaded task (see [`Client::new`]).
+    pub fn from_task(task: crate::task::Task, credential: Credential) -> Result<Self, ClientError> {
         credential
             .check_task(&task.id())
             .map_err(|e| ClientError::Task(e.to_string()))?;
-        let scheme = Scheme::for_task(&task).map_err(|e| ClientError::Task(e.to_string()))?;
-        let privacy = Privacy::for_task(&task).map_err(|e| ClientError::Task(e.to_string()))?;
+        let (task, scheme, privacy) = task.into_parts();
         let fixed = FixedPoint::new(u32::from(task.frac_bits()), u32::from(task.bits()))
             .map_err(|e| ClientError::Task(e.to_string()))?;
         Ok(Self {

@@ -82,12 +82,18 @@ impl Collector {
     /// The collector of `task`, holding the secret key matching the task's collector
     /// public key.
     pub fn new(task: TaskConfig, key: HpkeSecretKey) -> Result<Self, CollectorError> {
-        if key.public_key() != *task.collector_hpke_key() {
+        let task = crate::task::Task::new(task).map_err(|e| CollectorError::Task(e.to_string()))?;
+        Self::from_task(task, key)
+    }
+
+    /// The collector of a loaded task (see [`Collector::new`]).
+    pub fn from_task(task: crate::task::Task, key: HpkeSecretKey) -> Result<Self, CollectorError> {
+        if key.public_key() != *task.config().collector_hpke_key() {
             return Err(CollectorError::Task(
                 "the collector key does not match the task's collector public key".into(),
             ));
         }
-        let scheme = Scheme::for_task(&task).map_err(|e| CollectorError::Task(e.to_string()))?;
+        let (task, scheme, _) = task.into_parts();
         Ok(Self { task, scheme, key })
     }
 

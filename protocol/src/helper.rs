@@ -85,7 +85,19 @@ impl<S: TaskStore> Helper<S> {
         hpke_key: HpkeSecretKey,
         store: S,
     ) -> Result<Self, Reject> {
-        if index == 0 || usize::from(index) >= task.num_aggregators() {
+        let task = crate::task::Task::new(task).map_err(crate::aggregator::task_reject)?;
+        Self::from_task(task, index, verify_key, hpke_key, store)
+    }
+
+    /// Helper `index` of a loaded task (see [`Helper::new`]).
+    pub fn from_task(
+        task: crate::task::Task,
+        index: u8,
+        verify_key: Seed,
+        hpke_key: HpkeSecretKey,
+        store: S,
+    ) -> Result<Self, Reject> {
+        if index == 0 || usize::from(index) >= task.config().num_aggregators() {
             return Err(Reject::new(
                 ErrorCode::Internal,
                 format!("helper index {index} is not in the task"),

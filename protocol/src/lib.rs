@@ -7,7 +7,7 @@
 //!
 //! Configuration and identities:
 //! - [`config`]: the task configuration (`task.toml`), parsed and validated field by field.
-//! - [`task`]: loading a task, checked against its scheme and privacy model.
+//! - [`task`]: a loaded task: its configuration, scheme and privacy model, built once.
 //! - [`ids`]: task, report and job ids.
 //! - [`auth`]: per-client credentials and the report tags every aggregator checks.
 //! - [`hpke`]: sealing helper shares and aggregate shares (RFC 9180).

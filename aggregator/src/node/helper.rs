@@ -4,6 +4,7 @@ use super::*;
 
 pub(super) async fn start_helper(
     setup: NodeSetup,
+    loaded: Task,
     store: SqliteTaskStore,
     metrics: Arc<NodeMetrics>,
 ) -> anyhow::Result<RunningNode> {
@@ -21,7 +22,7 @@ pub(super) async fn start_helper(
     pins.insert(leader_fp);
     pins.insert(config.collector_cert_sha256);
     let task_id_hex = task.id().to_hex();
-    let helper = Helper::new(task, config.index, verify_key, hpke_key, store)
+    let helper = Helper::from_task(loaded, config.index, verify_key, hpke_key, store)
         .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
     let limits = helper.limits();
     let server = ServerEndpoint::bind(

@@ -27,6 +27,7 @@ impl LeaderShared {
 
 pub(super) async fn start_leader(
     setup: NodeSetup,
+    loaded: Task,
     store: SqliteTaskStore,
     metrics: Arc<NodeMetrics>,
 ) -> anyhow::Result<RunningNode> {
@@ -38,7 +39,7 @@ pub(super) async fn start_leader(
         hpke_key: _,
     } = setup;
     let collector_fp = config.collector_cert_sha256;
-    let leader = Leader::new(task.clone(), verify_key, store)
+    let leader = Leader::from_task(loaded, verify_key, store)
         .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
     let limits = leader.limits();
     let options = transport_options(&limits, Inbound::LeaderFromClients);

@@ -34,8 +34,8 @@ use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::{CollectRequest, ErrorCode, ErrorMessage, Inbound, Limits, Message};
-use cairn_protocol::privacy::Privacy;
 use cairn_protocol::store::{CommitOutcome, TaskStore};
+use cairn_protocol::task::Task;
 use cairn_transport::{
     ClientAuth, ClientEndpoint, Identity, Peer, PeerIdentity, PinSet, ServerEndpoint,
     TransportOptions,
@@ -179,8 +179,10 @@ pub async fn start(setup: NodeSetup) -> anyhow::Result<RunningNode> {
     let store = db.task(setup.task.id(), setup.task.dimension());
     let metrics = Arc::new(NodeMetrics::new());
     let task_hex = setup.task.id().to_hex();
-    let privacy = Privacy::for_task(&setup.task)
-        .map_err(|e| anyhow::anyhow!("the task's privacy settings: {e}"))?;
+    // The task's scheme and privacy model, built once for the whole node.
+    let loaded = Task::new(setup.task.clone())
+        .map_err(|e| anyhow::anyhow!("the task does not load: {e}"))?;
+    let privacy = loaded.privacy();
     let ledger = cairn_protocol::ledger::Ledger::from_entries_with(
         setup.task.id(),
         &privacy.ledger_budget(),
@@ -201,8 +203,12 @@ pub async fn start(setup: NodeSetup) -> anyhow::Result<RunningNode> {
         .map(|addr| MetricsEndpoint::start(addr, Arc::clone(&metrics)))
         .transpose()?;
     let mut node = match setup.config.role {
-        NodeRole::Leader => leader::start_leader(setup, store, Arc::clone(&metrics)).await?,
-        NodeRole::Helper => helper::start_helper(setup, store, Arc::clone(&metrics)).await?,
+        NodeRole::Leader => {
+            leader::start_leader(setup, loaded, store, Arc::clone(&metrics)).await?
+        }
+        NodeRole::Helper => {
+            helper::start_helper(setup, loaded, store, Arc::clone(&metrics)).await?
+        }
     };
     node.metrics_addr = metrics_endpoint.as_ref().map(MetricsEndpoint::local_addr);
     if let Some(addr) = node.metrics_addr {

@@ -56,8 +56,9 @@ impl ClientBuilder {
         if let Some(dir) = &state_dir {
             create_private_dir(dir)?;
         }
-        let protocol = cairn_protocol::client::Client::new(self.task.clone(), credential)?;
-        let limits = cairn_protocol::scheme::Scheme::for_task(&self.task)?.limits();
+        let loaded = cairn_protocol::task::Task::new(self.task.clone())?;
+        let limits = loaded.limits();
+        let protocol = cairn_protocol::client::Client::from_task(loaded, credential)?;
         let leader = match self.shared_leader {
             Some(peer) => peer,
             None => Arc::new(self.connect.leader(

@@ -39,8 +39,9 @@ impl CollectorBuilder {
     pub async fn build(self) -> Result<Collector, SdkError> {
         let key = self.hpke_key.ok_or(SdkError::Missing("hpke_key"))?;
         let identity = self.identity.ok_or(SdkError::Missing("identity"))?;
-        let protocol = cairn_protocol::collector::Collector::new(self.task.clone(), key)?;
-        let limits = cairn_protocol::scheme::Scheme::for_task(&self.task)?.limits();
+        let loaded = cairn_protocol::task::Task::new(self.task.clone())?;
+        let limits = loaded.limits();
+        let protocol = cairn_protocol::collector::Collector::from_task(loaded, key)?;
         let leader = self.connect.leader(
             &self.task,
             &limits,

@@ -105,6 +105,15 @@ impl<S: TaskStore> Leader<S> {
     /// The leader of `task`, with the task's verify key and its store (reloading its
     /// ledger; clients are registered in the store).
     pub fn new(task: TaskConfig, verify_key: Seed, store: S) -> Result<Self, Reject> {
+        Self::from_task(
+            crate::task::Task::new(task).map_err(crate::aggregator::task_reject)?,
+            verify_key,
+            store,
+        )
+    }
+
+    /// The leader of a loaded task (see [`Leader::new`]).
+    pub fn from_task(task: crate::task::Task, verify_key: Seed, store: S) -> Result<Self, Reject> {
         Ok(Self {
             core: AggregatorCore::new(task, verify_key, store, 0)?,
             jobs: BTreeMap::new(),
