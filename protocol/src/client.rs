@@ -27,7 +27,10 @@ use crate::scheme::Scheme;
 pub enum ClientError {
     /// The task does not load.
     #[error("task: {0}")]
-    Task(String),
+    Task(#[from] crate::config::ConfigError),
+    /// The credential is not for this task.
+    #[error("credential: {0}")]
+    Credential(#[from] crate::auth::AuthError),
     /// The update has the wrong length.
     #[error("the update has {got} values, the task's dimension is {expected}")]
     WrongDimension {
@@ -49,7 +52,7 @@ pub enum ClientError {
     NormBoundExceeded,
     /// Sealing a helper's share failed.
     #[error("sealing a share failed: {0}")]
-    Seal(String),
+    Seal(#[from] crate::hpke::HpkeError),
     /// A record-level call on a client-level task, or the reverse.
     #[error("{0}")]
     WrongUnit(&'static str),
@@ -79,18 +82,16 @@ pub struct Client {
 impl Client {
     /// A client of `task` authenticating with `credential` (which must be for `task`).
     pub fn new(task: TaskConfig, credential: Credential) -> Result<Self, ClientError> {
-        let task = crate::task::Task::new(task).map_err(|e| ClientError::Task(e.to_string()))?;
+        let task = crate::task::Task::new(task)?;
         Self::from_task(task, credential)
     }
 
     /// A client of a loaded task (see [`Client::new`]).
     pub fn from_task(task: crate::task::Task, credential: Credential) -> Result<Self, ClientError> {
-        credential
-            .check_task(&task.id())
-            .map_err(|e| ClientError::Task(e.to_string()))?;
+        credential.check_task(&task.id())?;
         let (task, scheme, privacy) = task.into_parts();
         let fixed = FixedPoint::new(u32::from(task.frac_bits()), u32::from(task.bits()))
-            .map_err(|e| ClientError::Task(e.to_string()))?;
+            .map_err(|e| crate::config::ConfigError::invalid("frac_bits", e.to_string()))?;
         Ok(Self {
             task,
             scheme,
@@ -233,12 +234,18 @@ impl Client {
         let leader_tag = self.credential.key_for(0).tag(&context(0));
         let mut helper_shares = Vec::with_capacity(sharded.helper_shares.len());
         for (j, share) in sharded.helper_shares.iter().enumerate() {
-            let index =
-                u8::try_from(j + 1).map_err(|_| ClientError::Task("too many helpers".into()))?;
-            let key = self
-                .task
-                .aggregator_hpke_key(j + 1)
-                .ok_or_else(|| ClientError::Task("missing helper key".into()))?;
+            let index = u8::try_from(j + 1).map_err(|_| {
+                ClientError::Task(crate::config::ConfigError::invalid(
+                    "aggregators",
+                    "too many",
+                ))
+            })?;
+            let key = self.task.aggregator_hpke_key(j + 1).ok_or_else(|| {
+                ClientError::Task(crate::config::ConfigError::invalid(
+                    "aggregators",
+                    "a helper has no HPKE key",
+                ))
+            })?;
             let aad = input_share_aad(
                 &task_id,
                 &report_id,
@@ -250,10 +257,13 @@ impl Client {
             let mut plaintext = Zeroizing::new(Vec::with_capacity(share.len() + 32));
             plaintext.extend_from_slice(share.expose_secret());
             plaintext.extend_from_slice(&self.credential.key_for(index).tag(&context(index)));
-            helper_shares.push(
-                hpke::seal(key, SealPurpose::HelperInputShare, &aad, &plaintext, rng)
-                    .map_err(|e| ClientError::Seal(e.to_string()))?,
-            );
+            helper_shares.push(hpke::seal(
+                key,
+                SealPurpose::HelperInputShare,
+                &aad,
+                &plaintext,
+                rng,
+            )?);
         }
         Ok(UploadRequest {
             task_id,

@@ -16,12 +16,15 @@ use crate::messages::{BudgetReceipt, CollectRequest, CollectResponse};
 use crate::scheme::{Aggregate, Scheme};
 
 /// Errors of the collector.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum CollectorError {
     /// The task does not load.
     #[error("task: {0}")]
-    Task(String),
+    Task(#[from] crate::config::ConfigError),
+    /// The secret key is not the one the task names for the collector.
+    #[error("the collector key does not match the task's collector public key")]
+    WrongKey,
     /// The response is for another round, or shares are missing, repeated or
     /// inconsistent.
     #[error("inconsistent collect response: {0}")]
@@ -82,16 +85,14 @@ impl Collector {
     /// The collector of `task`, holding the secret key matching the task's collector
     /// public key.
     pub fn new(task: TaskConfig, key: HpkeSecretKey) -> Result<Self, CollectorError> {
-        let task = crate::task::Task::new(task).map_err(|e| CollectorError::Task(e.to_string()))?;
+        let task = crate::task::Task::new(task)?;
         Self::from_task(task, key)
     }
 
     /// The collector of a loaded task (see [`Collector::new`]).
     pub fn from_task(task: crate::task::Task, key: HpkeSecretKey) -> Result<Self, CollectorError> {
         if key.public_key() != *task.config().collector_hpke_key() {
-            return Err(CollectorError::Task(
-                "the collector key does not match the task's collector public key".into(),
-            ));
+            return Err(CollectorError::WrongKey);
         }
         let (task, scheme, _) = task.into_parts();
         Ok(Self { task, scheme, key })
@@ -157,8 +158,12 @@ impl Collector {
             .scheme
             .unshard(&opened)
             .map_err(|_| CollectorError::Decode)?;
-        let fixed = FixedPoint::new(u32::from(self.task.frac_bits()), 63)
-            .map_err(|_| CollectorError::Task("fractional bits out of range".into()))?;
+        let fixed = FixedPoint::new(u32::from(self.task.frac_bits()), 63).map_err(|e| {
+            CollectorError::Task(crate::config::ConfigError::invalid(
+                "frac_bits",
+                e.to_string(),
+            ))
+        })?;
         let sum = fixed.decode_all(&sum_quantised);
         Ok(Collection {
             round,
