@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 
 use rand_core::CryptoRng;
 
-use crate::aggregator::Reject;
 use crate::clock::Time;
+use crate::error::Reject;
 use crate::helper::Helper;
 use crate::ids::JobId;
 use crate::leader::{CollectStep, Leader, Rejection};

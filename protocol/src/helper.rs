@@ -38,10 +38,11 @@ use cairn_mpc::secret::Seed;
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
-use crate::aggregator::{AggregatorCore, PeerLedger, Reject, input_share_aad};
+use crate::aggregator::{AggregatorCore, PeerLedger, input_share_aad};
 use crate::auth::{ClientId, REPORT_TAG_LEN, TagContext};
 use crate::clock::Time;
 use crate::config::TaskConfig;
+use crate::error::Reject;
 use crate::hpke::{self, HpkeSecretKey, SealPurpose};
 use crate::ids::{JobId, ReportId};
 use crate::messages::{

@@ -25,6 +25,7 @@
 //! - [`leader`]: accept uploads, run aggregation jobs, drive releases.
 //! - [`helper`]: verify and aggregate its shares, release on its own terms.
 //! - [`aggregator`]: what leader and helpers share (the release step).
+//! - [`error`]: the refusal ([`error::Reject`]) every party answers with.
 //! - [`collector`]: open the shares and decode the sum.
 //! - [`driver`]: the leader's exchanges with its helpers (a job, a release), step by
 //!   step, for a caller that only moves bytes.
@@ -36,6 +37,7 @@ pub mod clock;
 pub mod collector;
 pub mod config;
 pub mod driver;
+pub mod error;
 pub mod helper;
 pub mod hpke;
 pub mod ids;

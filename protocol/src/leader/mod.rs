@@ -24,10 +24,11 @@ use cairn_mpc::codec::Reader;
 use cairn_mpc::secret::Seed;
 use rand_core::CryptoRng;
 
-use crate::aggregator::{AggregatorCore, Reject};
+use crate::aggregator::AggregatorCore;
 use crate::auth::TagContext;
 use crate::clock::Time;
 use crate::config::TaskConfig;
+use crate::error::Reject;
 use crate::ids::{JobId, ReportId};
 use crate::messages::{
     AggregateShare, AggregateShareRequest, AggregateShareResponse, CollectRequest, CollectResponse,
