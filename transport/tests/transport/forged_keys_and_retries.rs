@@ -188,11 +188,13 @@ async fn a_peer_reuses_its_connection_and_reconnects_after_a_server_restart() {
     let addr = first.addr;
     let peer = Peer::new(client(None, fast_options()), addr, *helper.fingerprint());
     peer.request(b"a").await.unwrap();
-    let before = peer.connection().await.unwrap().stable_id();
+    // Held to the end: a stable id is unique only among live connections, so the old
+    // one must stay alive for the ids to be comparable.
+    let old = peer.connection().await.unwrap();
     peer.request(b"b").await.unwrap();
     assert_eq!(
         peer.connection().await.unwrap().stable_id(),
-        before,
+        old.stable_id(),
         "connection reused"
     );
     assert_eq!(first.endpoint.open_connections(), 1);
@@ -209,8 +211,9 @@ async fn a_peer_reuses_its_connection_and_reconnects_after_a_server_restart() {
     assert_eq!(answer, expected_echo(&PeerIdentity::Anonymous, b"c"));
     assert_ne!(
         peer.connection().await.unwrap().stable_id(),
-        before,
+        old.stable_id(),
         "reconnected"
     );
+    assert!(old.close_reason().is_some(), "the old connection is closed");
     assert_eq!(second.calls.load(Ordering::SeqCst), 1);
 }
