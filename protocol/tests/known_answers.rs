@@ -446,7 +446,7 @@ fn vectors() -> Value {
     );
 
     json!({
-        "spec": "Cairn wire format; integers little-endian; see protocol/src/messages.rs and docs/DESIGN.md",
+        "spec": "Cairn wire format; integers little-endian; see protocol/src/messages/ and docs/DESIGN.md",
         "wire_version": WIRE_VERSION,
         "seeds": "ChaCha20 seed [7; 32] for every random choice, verify key [3; 32]",
         "task_toml": text,
