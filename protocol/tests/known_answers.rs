@@ -12,6 +12,8 @@
 
 #![allow(clippy::expect_used)]
 
+mod support;
+
 use std::path::PathBuf;
 
 use cairn_mpc::prg::{Domain, Prg, Usage};
@@ -23,7 +25,6 @@ use cairn_protocol::collector::Collector;
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::driver::{CollectDriver, CollectPoll, JobDriver};
 use cairn_protocol::helper::Helper;
-use cairn_protocol::hpke::generate_keypair;
 use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::{ErrorCode, ErrorMessage, Limits, Message, WIRE_VERSION};
 use cairn_protocol::store::{MemoryStore, TaskStore};
@@ -298,54 +299,14 @@ fn vector(bytes: &[u8], limits: &Limits) -> Value {
     json!({"message": m.name(), "type": bytes[1], "hex": hex::encode(bytes), "fields": fields})
 }
 
-fn task_toml(rng: &mut ChaCha20Rng) -> (String, Vec<cairn_protocol::hpke::HpkeSecretKey>) {
-    let (collector_sk, collector_pk) = generate_keypair(rng);
-    let (_leader_sk, leader_pk) = generate_keypair(rng);
-    let (helper_sk, helper_pk) = generate_keypair(rng);
-    let text = format!(
-        r#"name = "known-answers"
-dimension = 4
-bits = 16
-frac_bits = 8
-clip_norm = 2.0
-proof = "carry-lift"
-min_clients = 1
-max_clients = 10
-round_duration_secs = 3600
-
-[privacy]
-noise = "none"
-
-[collector]
-hpke_public_key = "{}"
-
-[[aggregators]]
-role = "leader"
-endpoint = "127.0.0.1:7000"
-tls_cert_sha256 = "{}"
-hpke_public_key = "{}"
-
-[[aggregators]]
-role = "helper"
-endpoint = "127.0.0.1:7001"
-tls_cert_sha256 = "{}"
-hpke_public_key = "{}"
-"#,
-        collector_pk.to_hex(),
-        "01".repeat(32),
-        leader_pk.to_hex(),
-        "02".repeat(32),
-        helper_pk.to_hex()
-    );
-    (text, vec![collector_sk, helper_sk])
-}
-
 /// Every vector, computed now.
 fn vectors() -> Value {
     let mut rng = ChaCha20Rng::from_seed([7; 32]);
-    let (text, mut keys) = task_toml(&mut rng);
-    let helper_sk = keys.pop().expect("helper key");
-    let collector_sk = keys.pop().expect("collector key");
+    let header = "name = \"known-answers\"\ndimension = 4\nbits = 16\nfrac_bits = 8\n\
+                  clip_norm = 2.0\nproof = \"carry-lift\"\nmin_clients = 1\nmax_clients = 10\n\
+                  round_duration_secs = 3600\n";
+    let (text, collector_sk, helper_sk) =
+        support::two_aggregator_task(&mut rng, header, "noise = \"none\"");
     let task = TaskConfig::from_toml(&text).expect("the task parses");
     let verify_key = [3u8; 32];
     let mut leader = Leader::new(

@@ -4,6 +4,8 @@
 //! after a restart), and bad input is refused with a clear error.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod support;
+
 use cairn_dp::rdp::RdpCurve;
 use cairn_mpc::secret::Seed;
 use cairn_protocol::auth::Credential;
@@ -13,7 +15,7 @@ use cairn_protocol::collector::{Collection, Collector};
 use cairn_protocol::config::{ConfigError, TaskConfig};
 use cairn_protocol::driver::{aggregate_in_process, collect_in_process};
 use cairn_protocol::helper::Helper;
-use cairn_protocol::hpke::{HpkeSecretKey, generate_keypair};
+use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::ErrorCode;
 use cairn_protocol::privacy::{Privacy, signal_sensitivity};
@@ -34,46 +36,11 @@ struct World {
 }
 
 fn toml(privacy: &str) -> (String, HpkeSecretKey, HpkeSecretKey) {
-    let mut rng = ChaCha20Rng::from_seed([5; 32]);
-    let (collector_sk, collector_pk) = generate_keypair(&mut rng);
-    let (_, leader_pk) = generate_keypair(&mut rng);
-    let (helper_sk, helper_pk) = generate_keypair(&mut rng);
-    let text = format!(
-        r#"name = "records"
-dimension = {DIM}
-bits = 16
-frac_bits = 6
-clip_norm = 1.0
-proof = "carry-lift"
-min_clients = 2
-max_clients = 100
-round_duration_secs = 3600
-
-[privacy]
-{privacy}
-
-[collector]
-hpke_public_key = "{}"
-
-[[aggregators]]
-role = "leader"
-endpoint = "127.0.0.1:7000"
-tls_cert_sha256 = "{}"
-hpke_public_key = "{}"
-
-[[aggregators]]
-role = "helper"
-endpoint = "127.0.0.1:7001"
-tls_cert_sha256 = "{}"
-hpke_public_key = "{}"
-"#,
-        collector_pk.to_hex(),
-        "01".repeat(32),
-        leader_pk.to_hex(),
-        "02".repeat(32),
-        helper_pk.to_hex()
+    let header = format!(
+        "name = \"records\"\ndimension = {DIM}\nbits = 16\nfrac_bits = 6\nclip_norm = 1.0\n\
+         proof = \"carry-lift\"\nmin_clients = 2\nmax_clients = 100\nround_duration_secs = 3600\n"
     );
-    (text, collector_sk, helper_sk)
+    support::two_aggregator_task(&mut ChaCha20Rng::from_seed([5; 32]), &header, privacy)
 }
 
 const RECORD_NONE: &str =

@@ -11,6 +11,9 @@
 //! associated data. Each test below is one way a leader might try.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::collections::BTreeSet;
 
 use cairn_mpc::secret::Seed;
@@ -45,45 +48,14 @@ fn setup() -> Setup {
 }
 
 fn setup_with_min_clients(min_clients: u32) -> Setup {
-    let mut rng = ChaCha20Rng::from_seed([77; 32]);
-    let (_collector_sk, collector_pk) = generate_keypair(&mut rng);
-    let (_leader_sk, leader_pk) = generate_keypair(&mut rng);
-    let (helper_sk, helper_pk) = generate_keypair(&mut rng);
-    let toml = format!(
-        r#"name = "malicious-leader"
-dimension = {DIM}
-bits = 16
-frac_bits = 8
-clip_norm = 4.0
-proof = "carry-lift"
-min_clients = {min_clients}
-max_clients = 100
-round_duration_secs = 3600
-
-[privacy]
-noise = "none"
-
-[collector]
-hpke_public_key = "{}"
-
-[[aggregators]]
-role = "leader"
-endpoint = "127.0.0.1:7000"
-tls_cert_sha256 = "{}"
-hpke_public_key = "{}"
-
-[[aggregators]]
-role = "helper"
-endpoint = "127.0.0.1:7001"
-tls_cert_sha256 = "{}"
-hpke_public_key = "{}"
-"#,
-        collector_pk.to_hex(),
-        "01".repeat(32),
-        leader_pk.to_hex(),
-        "02".repeat(32),
-        helper_pk.to_hex()
+    let header = format!(
+        "name = \"malicious-leader\"\ndimension = {DIM}\nbits = 16\nfrac_bits = 8\n\
+         clip_norm = 4.0\nproof = \"carry-lift\"\nmin_clients = {min_clients}\n\
+         max_clients = 100\nround_duration_secs = 3600\n"
     );
+    let mut rng = ChaCha20Rng::from_seed([77; 32]);
+    let (toml, _collector_sk, helper_sk) =
+        support::two_aggregator_task(&mut rng, &header, "noise = \"none\"");
     let task = TaskConfig::from_toml(&toml).unwrap();
     let mut helper_key = [0u8; 32];
     hex::decode_to_slice(helper_sk.dangerous_to_hex().as_str(), &mut helper_key).unwrap();
