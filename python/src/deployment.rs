@@ -1,0 +1,290 @@
+//! `cairn.LocalDeployment`: a whole deployment (as ``cairn init`` writes it) whose
+//! aggregator nodes run inside this Python process, on loopback.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use cairn_aggregator::deploy::{self, Deployment, InitParams, free_base_port};
+use cairn_aggregator::node::{NodeSetup, RunningNode, start};
+use cairn_protocol::config::NoisePlacement;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+
+use crate::client::Client;
+use crate::collector::Collector;
+use crate::errors;
+use crate::runtime::{detached, runtime};
+
+/// How long in-flight requests may take to finish when the nodes stop.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// A local deployment: keys, certificates, the task, one node configuration per
+/// aggregator and one credential per client, written the way ``cairn init`` writes them
+/// into ``directory`` (or a temporary folder, removed on exit), with every aggregator
+/// node running in this process on loopback while the ``with`` block lasts.
+///
+/// The nodes listen on the ports in ``task_path``, so the ``cairn`` command line
+/// (``cairn submit``, ``cairn collect``, ``cairn budget report``) reaches them too.
+///
+/// Example::
+///
+///     with cairn.LocalDeployment(dim=100, clients=5, min_clients=3, noise="none") as d:
+///         for i in range(3):
+///             cairn.Client.from_files(d.task_path, d.credentials[i]).submit(0, update)
+///         release = d.collector().collect(0)
+///
+/// ``noise`` is ``"aggregator"`` (each aggregator adds discrete Gaussian noise: DP holds
+/// if one aggregator is honest), ``"client"``, ``"both"`` or ``"none"`` (exact sums, no
+/// DP). ``epsilon`` and ``delta`` are the task's whole budget, planned for ``rounds``
+/// releases. ``unit="record"`` makes a record-level task (DP-SGD across silos): give
+/// ``sampling_rate`` (per-record Poisson rate) and ``max_records`` (most records one
+/// report may sum).
+#[pyclass(module = "cairn", frozen)]
+pub struct LocalDeployment {
+    deployment: Deployment,
+    /// The temporary folder, when no ``directory`` was given (removed on close).
+    temporary: Mutex<Option<tempfile::TempDir>>,
+    nodes: Mutex<Vec<RunningNode>>,
+}
+
+#[pymethods]
+impl LocalDeployment {
+    #[new]
+    #[pyo3(signature = (
+        dim,
+        clients,
+        aggregators = 2,
+        noise = "aggregator",
+        epsilon = 4.0,
+        delta = 1e-6,
+        rounds = 10,
+        min_clients = None,
+        clip = 1.0,
+        unit = "client",
+        sampling_rate = None,
+        max_records = None,
+        directory = None,
+        max_clients = 100_000,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        dim: u32,
+        clients: u32,
+        aggregators: usize,
+        noise: &str,
+        epsilon: f64,
+        delta: f64,
+        rounds: u64,
+        min_clients: Option<u32>,
+        clip: f64,
+        unit: &str,
+        sampling_rate: Option<f64>,
+        max_records: Option<u32>,
+        directory: Option<PathBuf>,
+        max_clients: u32,
+    ) -> PyResult<Self> {
+        let noise = match noise {
+            "aggregator" => NoisePlacement::Aggregator,
+            "client" => NoisePlacement::Client,
+            "both" => NoisePlacement::Both,
+            "none" => NoisePlacement::None,
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "noise must be 'aggregator', 'client', 'both' or 'none', got {other:?}"
+                )));
+            }
+        };
+        let record_level = match (unit, sampling_rate, max_records) {
+            ("client", None, None) => None,
+            ("client", _, _) => {
+                return Err(PyValueError::new_err(
+                    "sampling_rate and max_records go with unit='record'",
+                ));
+            }
+            ("record", Some(q), Some(m)) => Some((q, m)),
+            ("record", _, _) => {
+                return Err(PyValueError::new_err(
+                    "unit='record' needs sampling_rate (per-record Poisson rate in (0, 1]) \
+                     and max_records (most records one report may sum)",
+                ));
+            }
+            (other, _, _) => {
+                return Err(PyValueError::new_err(format!(
+                    "unit must be 'client' or 'record', got {other:?}"
+                )));
+            }
+        };
+        if clients == 0 {
+            return Err(PyValueError::new_err("clients must be at least 1"));
+        }
+        detached(py, move || {
+            let host = std::net::IpAddr::from([127, 0, 0, 1]);
+            let (temporary, dir) = match directory {
+                Some(dir) => (None, dir),
+                None => {
+                    let t = tempfile::Builder::new()
+                        .prefix("cairn-deployment-")
+                        .tempdir()
+                        .map_err(|e| errors::other(&e.into()))?;
+                    let dir = t.path().join("deployment");
+                    (Some(t), dir)
+                }
+            };
+            let aggregator_count = u16::try_from(aggregators).unwrap_or(u16::MAX);
+            let params = InitParams {
+                aggregators,
+                dimension: dim,
+                clip,
+                epsilon,
+                delta,
+                rounds,
+                noise,
+                min_clients: min_clients.unwrap_or(clients),
+                max_clients,
+                clients,
+                record_level,
+                base_port: free_base_port(host, aggregator_count).map_err(|e| errors::other(&e))?,
+                host,
+                name: "cairn-python".into(),
+            };
+            let mut rng = cairn_client::os_rng().map_err(|e| errors::internal(e.to_string()))?;
+            let deployment =
+                deploy::init(&dir, &params, &mut rng).map_err(|e| errors::config(&e))?;
+            Ok(Self {
+                deployment,
+                temporary: Mutex::new(temporary),
+                nodes: Mutex::new(Vec::new()),
+            })
+        })
+    }
+
+    /// Starts the aggregator nodes (``__enter__`` does); a no-op if they run.
+    fn start(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || {
+            let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
+            if !nodes.is_empty() {
+                return Ok(());
+            }
+            let rt = runtime()?;
+            for path in &self.deployment.nodes {
+                let setup = NodeSetup::load(path).map_err(|e| errors::config(&e))?;
+                let node = rt.block_on(start(setup)).map_err(|e| errors::other(&e))?;
+                nodes.push(node);
+            }
+            Ok(())
+        })
+    }
+
+    /// Stops the nodes (requests in flight finish first) and, for a temporary
+    /// deployment, removes its folder. ``__exit__`` does this.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        detached(py, || {
+            self.stop_nodes()?;
+            let temporary = self
+                .temporary
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(t) = temporary {
+                t.close().map_err(|e| errors::other(&e.into()))?;
+            }
+            Ok(())
+        })
+    }
+
+    fn __enter__(slf: Py<Self>, py: Python<'_>) -> PyResult<Py<Self>> {
+        slf.get().start(py)?;
+        Ok(slf)
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    /// The deployment folder.
+    #[getter]
+    fn directory(&self) -> PathBuf {
+        self.deployment.dir.clone()
+    }
+
+    /// ``task.toml``: the task, shared by everyone (no secrets).
+    #[getter]
+    fn task_path(&self) -> PathBuf {
+        self.deployment.task.clone()
+    }
+
+    /// One credential file per client (``clients/client-K.toml``), each for one client.
+    #[getter]
+    fn credentials(&self) -> Vec<PathBuf> {
+        self.deployment.credentials.clone()
+    }
+
+    /// One node configuration per aggregator (``node-I.toml``), leader first; pass one to
+    /// ``cairn.budget_report`` or ``cairn budget report --node``.
+    #[getter]
+    fn node_configs(&self) -> Vec<PathBuf> {
+        self.deployment.nodes.clone()
+    }
+
+    /// The ``collector/`` key folder.
+    #[getter]
+    fn collector_dir(&self) -> PathBuf {
+        self.deployment.collector_dir.clone()
+    }
+
+    /// The collector of this deployment.
+    fn collector(&self, py: Python<'_>) -> PyResult<Collector> {
+        detached(py, || {
+            Collector::load(&self.deployment.task, &self.deployment.collector_dir)
+        })
+    }
+
+    /// The client holding credential ``index`` (``Client.from_files`` on its files).
+    fn client(&self, py: Python<'_>, index: usize) -> PyResult<Client> {
+        let credential = self.deployment.credentials.get(index).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "client {index} does not exist: the deployment has {} clients",
+                self.deployment.credentials.len()
+            ))
+        })?;
+        Client::load(py, self.deployment.task.clone(), credential.clone(), None)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "cairn.LocalDeployment(directory={:?}, aggregators={}, clients={})",
+            self.deployment.dir.display().to_string(),
+            self.deployment.nodes.len(),
+            self.deployment.credentials.len()
+        )
+    }
+}
+
+impl LocalDeployment {
+    fn stop_nodes(&self) -> PyResult<()> {
+        let nodes: Vec<RunningNode> =
+            std::mem::take(&mut *self.nodes.lock().unwrap_or_else(|e| e.into_inner()));
+        if nodes.is_empty() {
+            return Ok(());
+        }
+        let rt = runtime()?;
+        rt.block_on(async {
+            for node in nodes {
+                node.shutdown(GRACE).await;
+            }
+        });
+        Ok(())
+    }
+}
+
+impl Drop for LocalDeployment {
+    /// Nodes still running when the object is collected are stopped (``close`` was not
+    /// called); the temporary folder goes with its `TempDir`.
+    fn drop(&mut self) {
+        let _ = self.stop_nodes();
+    }
+}

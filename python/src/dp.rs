@@ -1,0 +1,74 @@
+//! `cairn.dp.epsilon` and `cairn.dp.sigma`: the calculators of `cairn dp`, with the same
+//! accountants (zCDP of the discrete Gaussian without sampling; RDP of the
+//! Poisson-subsampled discrete Gaussian with `sampling_rate < 1`). The formulas and
+//! their citations are in `cairn-dp` (`dp/src/zcdp.rs`, `dp/src/rdp.rs`).
+
+use cairn_aggregator::cli::dp::{DpReport, sampled_epsilon_report, sampled_sigma_report};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::runtime::guarded;
+
+fn to_dict<'py>(py: Python<'py>, r: &DpReport) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("epsilon", r.epsilon)?;
+    d.set_item("delta", r.delta)?;
+    d.set_item("sigma", r.sigma)?;
+    d.set_item("sensitivity", r.sensitivity)?;
+    d.set_item("rounds", r.rounds)?;
+    d.set_item("sampling_rate", r.sampling_rate)?;
+    d.set_item("accountant", r.accountant)?;
+    d.set_item("rho", r.rho)?;
+    d.set_item("epsilon_simple", r.epsilon_simple)?;
+    d.set_item("order", r.order)?;
+    Ok(d)
+}
+
+fn value_error(e: &anyhow::Error) -> PyErr {
+    PyValueError::new_err(format!("{e:#}"))
+}
+
+/// ε (at ``delta``) of ``rounds`` releases of discrete Gaussian noise ``sigma`` with L2
+/// sensitivity ``sensitivity`` (both in quantised units), each on a Poisson sample at
+/// ``sampling_rate`` (1: no sampling).
+///
+/// Returns a dict: ``epsilon``, ``accountant`` (``"zcdp"`` or ``"rdp"``), ``rho`` (zCDP),
+/// ``order`` (RDP), ``epsilon_simple`` (the Bun–Steinke bound, zCDP) and the inputs.
+/// Raises ``ValueError`` for invalid parameters.
+#[pyfunction]
+#[pyo3(signature = (*, sigma, sensitivity, delta, rounds = 1, sampling_rate = 1.0))]
+pub fn epsilon<'py>(
+    py: Python<'py>,
+    sigma: f64,
+    sensitivity: f64,
+    delta: f64,
+    rounds: u64,
+    sampling_rate: f64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let report = guarded(|| {
+        sampled_epsilon_report(sigma, sensitivity, rounds, delta, sampling_rate)
+            .map_err(|e| value_error(&e))
+    })?;
+    to_dict(py, &report)
+}
+
+/// The smallest ``sigma`` whose ``rounds`` releases spend at most ``epsilon`` at
+/// ``delta``, for L2 sensitivity ``sensitivity`` and Poisson ``sampling_rate``; returns
+/// the same dict as ``epsilon``. Raises ``ValueError`` for invalid parameters.
+#[pyfunction]
+#[pyo3(signature = (*, epsilon, delta, sensitivity, rounds = 1, sampling_rate = 1.0))]
+pub fn sigma<'py>(
+    py: Python<'py>,
+    epsilon: f64,
+    delta: f64,
+    sensitivity: f64,
+    rounds: u64,
+    sampling_rate: f64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let report = guarded(|| {
+        sampled_sigma_report(epsilon, delta, rounds, sensitivity, sampling_rate)
+            .map_err(|e| value_error(&e))
+    })?;
+    to_dict(py, &report)
+}

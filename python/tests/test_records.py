@@ -1,0 +1,62 @@
+"""Record-level tasks (DP-SGD across silos) from Python."""
+
+import numpy as np
+import pytest
+
+import cairn
+
+
+@pytest.fixture
+def record_deployment(tmp_path):
+    with cairn.LocalDeployment(
+        dim=4, clients=2, min_clients=2, noise="none", unit="record",
+        sampling_rate=0.5, max_records=3, directory=tmp_path / "deploy",
+    ) as d:
+        yield d
+
+
+def test_records_are_clipped_one_by_one_then_summed(record_deployment):
+    d = record_deployment
+    a, b = d.client(0), d.client(1)
+    assert a.unit == "record"
+    rows = np.array(
+        [[0.5, 0.25, 0, 0], [2.0, 0, 0, 0], [0, 0, -0.75, 0]], dtype=np.float64
+    )  # the middle row has norm 2 > C = 1: clipped to (1, 0, 0, 0)
+    a.submit_records(0, rows)
+    b.submit_records(0, np.zeros((0, 4), dtype=np.float32))  # no record sampled
+    release = d.collector().collect(0)
+    assert release.count == 2
+    np.testing.assert_array_equal(release.sum, [1.5, 0.25, -0.75, 0])
+
+
+def test_record_refusals(record_deployment, tmp_path):
+    a = record_deployment.client(0)
+    with pytest.raises(ValueError, match="3 per report"):
+        a.submit_records(0, np.zeros((4, 4), dtype=np.float32))
+    with pytest.raises(ValueError, match="dimension 4"):
+        a.submit_records(0, np.zeros((2, 3), dtype=np.float32))
+    with pytest.raises(ValueError, match="2-D"):
+        a.submit_records(0, np.zeros(4, dtype=np.float32))
+    with cairn.LocalDeployment(dim=4, clients=1, directory=tmp_path / "client-level") as c:
+        with pytest.raises(ValueError, match="unit of privacy is the client"):
+            c.client(0).submit_records(0, np.zeros((1, 4), dtype=np.float32))
+
+
+def test_sample_and_submit(record_deployment):
+    d = record_deployment
+    records = np.zeros((4, 4), dtype=np.float32)
+    records[:, 0] = 0.5
+    report_id, sampled = d.client(0).sample_and_submit_records(0, records[:2])
+    assert len(report_id) == 32 and 0 <= sampled <= 2
+    d.client(1).submit_records(0, np.zeros((0, 4), dtype=np.float32))
+    assert d.collector().collect(0).sum[0] == pytest.approx(0.5 * sampled)
+
+
+def test_deployment_arguments_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="sampling_rate"):
+        cairn.LocalDeployment(dim=4, clients=1, unit="record", directory=tmp_path / "a")
+    with pytest.raises(ValueError, match="noise must be"):
+        cairn.LocalDeployment(dim=4, clients=1, noise="laplace", directory=tmp_path / "b")
+    with pytest.raises(cairn.ConfigError, match="sampling"):
+        cairn.LocalDeployment(dim=4, clients=1, unit="record", sampling_rate=2.0,
+                              max_records=3, directory=tmp_path / "c")
