@@ -112,6 +112,23 @@ impl Client {
         })
     }
 
+    /// For ``cairn.bench``: submits, for ``round``, the vector ``x[i] = (i % 7 − 3)·scale``
+    /// built in Rust, through the same SDK call as ``submit`` — the baseline that
+    /// measures what the Python layer adds.
+    fn _submit_generated(&self, py: Python<'_>, round: u32, scale: f32) -> PyResult<String> {
+        let d = self.inner.task().dimension();
+        let inner = &self.inner;
+        detached(py, || {
+            let update: Vec<f32> = (0..d)
+                .map(|i| (f32::from(u8::try_from(i % 7).unwrap_or(0)) - 3.0) * scale)
+                .collect();
+            let id = runtime()?
+                .block_on(inner.submit(round, &update))
+                .map_err(errors::sdk)?;
+            Ok(id.to_string())
+        })
+    }
+
     /// The task's vector dimension.
     #[getter]
     fn dim(&self) -> usize {

@@ -72,3 +72,25 @@ pub fn sigma<'py>(
     })?;
     to_dict(py, &report)
 }
+
+/// A Poisson sample of ``range(n)`` at rate ``rate`` (each index kept independently with
+/// probability ``rate``, by exact Bernoulli coins from a ChaCha20 CSPRNG seeded by the
+/// operating system): the sampling that record-level accounting assumes. Returns the
+/// kept indices, ascending, as a ``numpy.ndarray`` of ``int64``.
+#[pyfunction]
+pub fn poisson_sample<'py>(
+    py: Python<'py>,
+    n: usize,
+    rate: f64,
+) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+    let kept = crate::runtime::detached(py, || {
+        let mut rng = cairn_client::os_rng().map_err(|e| crate::errors::internal(e.to_string()))?;
+        cairn_dp::sample::poisson_subsample(n, rate, &mut rng)
+            .map_err(|e| PyValueError::new_err(format!("poisson_sample: {e}")))
+    })?;
+    let kept: Vec<i64> = kept
+        .into_iter()
+        .map(|i| i64::try_from(i).unwrap_or(i64::MAX))
+        .collect();
+    Ok(numpy::IntoPyArray::into_pyarray(kept, py))
+}

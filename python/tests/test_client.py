@@ -174,3 +174,10 @@ def test_a_panic_arrives_as_internal_error():
         cairn._cairn._panic_for_tests()
     # The interpreter and the module carry on.
     assert cairn.dp.epsilon(sigma=4, sensitivity=1, delta=1e-6)["epsilon"] > 0
+
+
+def test_the_bench_runs_and_both_paths_submit():
+    from cairn import bench
+
+    r = bench.measure(dim=64, reports=2)
+    assert r["python_ms"] > 0 and r["rust_ms"] > 0

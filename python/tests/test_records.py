@@ -60,3 +60,15 @@ def test_deployment_arguments_are_checked(tmp_path):
     with pytest.raises(cairn.ConfigError, match="sampling"):
         cairn.LocalDeployment(dim=4, clients=1, unit="record", sampling_rate=2.0,
                               max_records=3, directory=tmp_path / "c")
+
+
+def test_poisson_sample():
+    kept = cairn.dp.poisson_sample(100_000, 0.1)
+    assert kept.dtype == np.int64
+    assert np.all(np.diff(kept) > 0) and kept[0] >= 0 and kept[-1] < 100_000
+    # Binomial(10^5, 0.1): mean 10^4, sd ≈ 94.9; 6 sd: false failure < 1e-8.
+    assert abs(len(kept) - 10_000) < 6 * 94.9
+    assert len(cairn.dp.poisson_sample(10, 1.0)) == 10
+    assert len(cairn.dp.poisson_sample(0, 0.5)) == 0
+    with pytest.raises(ValueError):
+        cairn.dp.poisson_sample(10, 0.0)

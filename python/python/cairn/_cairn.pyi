@@ -50,6 +50,8 @@ class Client:
         """Record level: submits the sum of the sampled rows, each clipped to ``C``."""
     def sample_and_submit_records(self, round: int, all_records: _Vector) -> tuple[str, int]:
         """Record level: Poisson-samples the rows, then ``submit_records``."""
+    def _submit_generated(self, round: int, scale: float) -> str:
+        """For ``cairn.bench``: the same SDK call with a vector built in Rust."""
     @property
     def dim(self) -> int: ...
     @property
@@ -159,3 +161,5 @@ def budget_report(
     format: Literal["table", "json", "html"] = "table",
 ) -> str: ...
 def _panic_for_tests() -> None: ...
+def poisson_sample(n: int, rate: float) -> npt.NDArray[np.int64]:
+    """Indices of ``range(n)`` kept independently with probability ``rate`` (CSPRNG)."""

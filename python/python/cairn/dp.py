@@ -13,6 +13,6 @@ discrete Gaussian, converted with Balle et al. 2020 (the sources are cited in
 the same (quantised) units.
 """
 
-from cairn._cairn import epsilon, sigma
+from cairn._cairn import epsilon, poisson_sample, sigma
 
-__all__ = ["epsilon", "sigma"]
+__all__ = ["epsilon", "poisson_sample", "sigma"]

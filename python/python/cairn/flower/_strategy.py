@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable
 from typing import Optional
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Message, MetricRecord
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
@@ -24,7 +25,8 @@ class CairnFedAvg(FedAvg):
     ``global + server_learning_rate · released_sum / divisor``, where ``divisor`` is the
     number of reports in the release (client level: the unweighted mean of the clipped
     updates, each organisation one vote, since sizes are not disclosed) or
-    ``expected_batch`` when given (record level: ``q·N``).
+    ``expected_batch`` when given (record level: ``q·N``). Override :meth:`step` for
+    another server optimizer.
 
     Every keyword argument of ``FedAvg`` is accepted (``fraction_train``,
     ``min_train_nodes``, …). ``releases[r]`` keeps each round's :class:`cairn.Release`;
@@ -47,7 +49,13 @@ class CairnFedAvg(FedAvg):
         self.server_learning_rate = server_learning_rate
         self.expected_batch = expected_batch
         self.releases: dict[int, cairn.Release] = {}
-        self._sent: dict[int, tuple[object, Layout]] = {}
+        self._sent: dict[int, tuple[np.ndarray, Layout]] = {}
+
+    def step(self, server_round: int, global_vector: np.ndarray, update: np.ndarray) -> np.ndarray:
+        """The new global model from the released mean ``update``: by default
+        ``global + server_learning_rate · update``. Override it for a server optimizer
+        (momentum, Adam): it sees only released values, so it costs no privacy."""
+        return global_vector + self.server_learning_rate * update
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
@@ -74,7 +82,7 @@ class CairnFedAvg(FedAvg):
             return None, metrics
         self.releases[server_round] = release
         divisor = self.expected_batch if self.expected_batch is not None else release.count
-        new = global_vector + self.server_learning_rate * release.sum / divisor
+        new = self.step(server_round, global_vector, release.sum / divisor)
         metrics = metrics if metrics is not None else MetricRecord()
         metrics["cairn-count"] = release.count
         metrics["cairn-epsilon-spent"] = release.epsilon_spent
