@@ -181,3 +181,36 @@ def test_the_bench_runs_and_both_paths_submit():
 
     r = bench.measure(dim=64, reports=2)
     assert r["python_ms"] > 0 and r["rust_ms"] > 0
+
+
+def test_submit_releases_the_gil(tmp_path):
+    """Another Python thread runs while `submit` proves and uploads. Held GIL: the
+    spinning thread would get at most a switch interval or two (5 ms each) of the call."""
+    dim = 40_000
+    with cairn.LocalDeployment(dim=dim, clients=1, min_clients=1, noise="none",
+                               directory=tmp_path / "deploy") as d:
+        client = d.client(0)
+        update = np.zeros(dim, dtype=np.float32)
+        count, stop = [0], threading.Event()
+
+        def spin():
+            while not stop.is_set():
+                count[0] += 1
+
+        spinner = threading.Thread(target=spin)
+        spinner.start()
+        try:
+            import time
+
+            start, before = time.perf_counter(), count[0]
+            time.sleep(0.1)  # releases the GIL: the spinning rate alone
+            rate = (count[0] - before) / (time.perf_counter() - start)
+            start, before = time.perf_counter(), count[0]
+            client.submit(0, update)
+            during = count[0] - before
+            duration = time.perf_counter() - start
+        finally:
+            stop.set()
+            spinner.join()
+        assert duration > 0.05, "the submission is too quick to tell"
+        assert during > 0.2 * rate * duration, (during, rate, duration)
