@@ -39,7 +39,8 @@ use cairn_protocol::privacy::{Privacy, signal_sensitivity};
 use cairn_protocol::store::TaskStore;
 use serde::Serialize;
 
-use crate::store::{SqliteStore, StoreError};
+use crate::node_config::NodeConfig;
+use crate::store::{NodeStore, SqliteStore, StoreError};
 
 /// Errors of building a budget report.
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +157,17 @@ impl BudgetReport {
             .ledger()
             .map_err(store_error)?;
         Self::from_entries(task, aggregator_index, &entries)
+    }
+
+    /// Reads the ledger of `task` from the store of the node configured by `node`
+    /// (its SQLite file read-only, or its PostgreSQL database), verifies it and builds
+    /// the report.
+    pub fn from_node(task: &TaskConfig, node: &NodeConfig) -> anyhow::Result<Self> {
+        let store = NodeStore::open_for_reading(node, task)?;
+        let entries = store
+            .ledger()
+            .map_err(|e| anyhow::anyhow!("reading the ledger: {e}"))?;
+        Ok(Self::from_entries(task, node.index, &entries)?)
     }
 
     /// Verifies `entries` as `task`'s ledger and builds the report.

@@ -38,7 +38,7 @@ use zeroize::Zeroizing;
 
 use crate::node::read_secret_hex;
 use crate::node_config::NodeConfig;
-use crate::store::SqliteStore;
+use crate::store::NodeStore;
 
 /// What to deploy.
 #[derive(Debug, Clone)]
@@ -315,16 +315,8 @@ fn load_task(path: &Path) -> anyhow::Result<TaskConfig> {
     TaskConfig::from_toml(&text).with_context(|| format!("loading {}", path.display()))
 }
 
-fn open_store(
-    node: &NodeConfig,
-    task: &TaskConfig,
-) -> anyhow::Result<crate::store::SqliteTaskStore> {
-    fs::create_dir_all(&node.data_dir)
-        .with_context(|| format!("creating {}", node.data_dir.display()))?;
-    let path = crate::node::database_path(node);
-    Ok(SqliteStore::open(&path)
-        .with_context(|| format!("opening {}", path.display()))?
-        .task(task.id(), task.dimension()))
+fn open_store(node: &NodeConfig, task: &TaskConfig) -> anyhow::Result<NodeStore> {
+    NodeStore::open(node, task)
 }
 
 /// The task file: the largest fractional precision that validates, and σ calibrated

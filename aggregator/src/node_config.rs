@@ -17,6 +17,18 @@
 //! verify_key = "verify.key"       # shared by the aggregators of the task
 //! collector_cert_sha256 = "…"     # pinned TLS certificate of the collector
 //! ```
+//!
+//! The store is SQLite (`data_dir/cairn.sqlite`) unless the file says otherwise. For
+//! PostgreSQL, which any number of replicas of one aggregator may share:
+//!
+//! ```toml
+//! store = "postgres"
+//! database_url = "host=db.internal port=5432 user=cairn dbname=cairn_leader"
+//! database_password_file = "db.password"   # or the CAIRN_DATABASE_PASSWORD variable
+//! database_pool_size = 8
+//! ```
+//!
+//! The password never appears in this file: a `database_url` carrying one is refused.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -80,6 +92,44 @@ struct RawNodeConfig {
     collector_cert_sha256: String,
     #[serde(default)]
     metrics_listen: Option<SocketAddr>,
+    #[serde(default)]
+    store: StoreKind,
+    #[serde(default)]
+    database_url: Option<String>,
+    #[serde(default)]
+    database_password_file: Option<PathBuf>,
+    #[serde(default)]
+    database_pool_size: Option<u32>,
+}
+
+/// Which store a node runs on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreKind {
+    /// The embedded SQLite file in `data_dir` (one process per aggregator).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL database, shared by every replica of the aggregator.
+    Postgres,
+}
+
+/// The environment variable holding the database password when no file is named.
+pub const DATABASE_PASSWORD_ENV: &str = "CAIRN_DATABASE_PASSWORD";
+
+/// Where a node keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// SQLite in `data_dir`.
+    Sqlite,
+    /// PostgreSQL.
+    Postgres {
+        /// The connection string (libpq key=value or URL), without a password.
+        url: String,
+        /// A file holding the password (else [`DATABASE_PASSWORD_ENV`], else none).
+        password_file: Option<PathBuf>,
+        /// Connections in the pool.
+        pool_size: u32,
+    },
 }
 
 /// A node's validated configuration, with paths resolved against the file's folder.
@@ -107,6 +157,8 @@ pub struct NodeConfig {
     pub collector_cert_sha256: [u8; 32],
     /// Optional local address of the metrics and health endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// The store.
+    pub store: StoreConfig,
 }
 
 impl NodeConfig {
@@ -149,6 +201,41 @@ impl NodeConfig {
                 base.join(p)
             }
         };
+        let store = match raw.store {
+            StoreKind::Sqlite => {
+                if raw.database_url.is_some()
+                    || raw.database_password_file.is_some()
+                    || raw.database_pool_size.is_some()
+                {
+                    return Err(invalid(
+                        "database_url",
+                        "and the other database_* settings need store = \"postgres\"",
+                    ));
+                }
+                StoreConfig::Sqlite
+            }
+            StoreKind::Postgres => {
+                let url = raw.database_url.ok_or_else(|| {
+                    invalid("database_url", "is required with store = \"postgres\"")
+                })?;
+                if carries_password(&url) {
+                    return Err(invalid(
+                        "database_url",
+                        "must not carry a password: put it in database_password_file or \
+                         the CAIRN_DATABASE_PASSWORD environment variable",
+                    ));
+                }
+                let pool_size = raw.database_pool_size.unwrap_or(8);
+                if !(1..=256).contains(&pool_size) {
+                    return Err(invalid("database_pool_size", "must be between 1 and 256"));
+                }
+                StoreConfig::Postgres {
+                    url,
+                    password_file: raw.database_password_file.as_deref().map(resolve),
+                    pool_size,
+                }
+            }
+        };
         Ok(Self {
             role: raw.role,
             index: raw.index,
@@ -161,8 +248,25 @@ impl NodeConfig {
             verify_key: resolve(&raw.verify_key),
             collector_cert_sha256: collector,
             metrics_listen: raw.metrics_listen,
+            store,
         })
     }
+}
+
+/// Whether a libpq connection string or URL names a password.
+fn carries_password(url: &str) -> bool {
+    let lower = url.to_ascii_lowercase();
+    if lower.starts_with("postgres://") || lower.starts_with("postgresql://") {
+        let rest = &url[url.find("://").map_or(0, |i| i + 3)..];
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        return authority
+            .rsplit_once('@')
+            .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+            || lower.contains("password=");
+    }
+    lower
+        .split_whitespace()
+        .any(|kv| kv.trim_start().starts_with("password"))
 }
 
 #[cfg(test)]
@@ -201,6 +305,36 @@ mod tests {
         );
         let err = NodeConfig::parse(&old, p).unwrap_err().to_string();
         assert!(err.contains("client_token_sha256"), "{err}");
+        let pg = |extra: &str| format!("{}store = \"postgres\"\n{extra}", sample("leader", 0));
+        let c = NodeConfig::parse(
+            &pg("database_url = \"host=/run/postgresql dbname=cairn\"\ndatabase_password_file = \"pw\"\n"),
+            Path::new("/deploy/n.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.store,
+            StoreConfig::Postgres {
+                url: "host=/run/postgresql dbname=cairn".into(),
+                password_file: Some("/deploy/pw".into()),
+                pool_size: 8
+            }
+        );
+        for bad in [
+            "",
+            "database_url = \"host=db password=hunter2\"\n",
+            "database_url = \"postgres://cairn:hunter2@db/cairn\"\n",
+            "database_url = \"postgresql://db/cairn?password=hunter2\"\n",
+            "database_url = \"host=db\"\ndatabase_pool_size = 0\n",
+        ] {
+            let err = NodeConfig::parse(&pg(bad), p).unwrap_err().to_string();
+            assert!(!err.contains("hunter2"), "{err}");
+            assert!(err.contains("database_"), "{err}");
+        }
+        assert!(
+            NodeConfig::parse(&pg("database_url = \"postgres://cairn@db/cairn\"\n"), p).is_ok()
+        );
+        let stray = format!("{}database_url = \"host=db\"\n", sample("leader", 0));
+        assert!(NodeConfig::parse(&stray, p).is_err());
         let bad_hex = sample("helper", 1).replace(&"ab".repeat(32), "zz");
         assert!(NodeConfig::parse(&bad_hex, p).is_err());
         assert!(NodeConfig::parse(&sample("helper", 2), p).is_ok());

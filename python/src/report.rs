@@ -41,32 +41,28 @@ pub fn budget_report(
         let task = cairn_aggregator::cli::load_task(&task_path).map_err(|e| errors::config(&e))?;
         let node = node
             .unwrap_or_else(|| cairn_aggregator::cli::submit::sibling(&task_path, "node-0.toml"));
-        let (index, db) = node_database(&task_path, &node)?;
-        if task.aggregator_fingerprint(usize::from(index)).is_none() {
+        let config = node_config(&task_path, &node)?;
+        if task
+            .aggregator_fingerprint(usize::from(config.index))
+            .is_none()
+        {
             return Err(errors::ConfigError::new_err(format!(
-                "{} is aggregator {index}, which the task {} does not have",
+                "{} is aggregator {}, which the task {} does not have",
                 node.display(),
+                config.index,
                 task_path.display()
             )));
         }
-        if !db.exists() {
-            return Err(errors::ConfigError::new_err(format!(
-                "no database at {}: has the node run yet?",
-                db.display()
-            )));
-        }
-        let report = BudgetReport::from_database(&task, index, &db)
-            .map_err(|e| errors::CairnError::new_err(e.to_string()))?;
+        let report = BudgetReport::from_node(&task, &config).map_err(|e| errors::other(&e))?;
         Ok(render(&report))
     })
 }
 
-/// The aggregator index and database of `node`: a node configuration file, or a data
-/// folder named by one of the node configurations beside the task file.
-fn node_database(task_path: &Path, node: &Path) -> PyResult<(u8, PathBuf)> {
+/// The configuration of `node`: a node configuration file, or the one of the node
+/// configurations beside the task file whose data folder `node` is.
+fn node_config(task_path: &Path, node: &Path) -> PyResult<NodeConfig> {
     if node.is_file() {
-        let config = NodeConfig::load(node).map_err(|e| errors::config(&e.into()))?;
-        return Ok((config.index, config.data_dir.join("cairn.sqlite")));
+        return NodeConfig::load(node).map_err(|e| errors::config(&e.into()));
     }
     let wanted = node
         .canonicalize()
@@ -76,7 +72,6 @@ fn node_database(task_path: &Path, node: &Path) -> PyResult<(u8, PathBuf)> {
     configs
         .into_iter()
         .find(|c| c.data_dir.canonicalize().is_ok_and(|d| d == wanted))
-        .map(|c| (c.index, c.data_dir.join("cairn.sqlite")))
         .ok_or_else(|| {
             errors::ConfigError::new_err(format!(
                 "{} is not the data folder of any node-I.toml beside {}: pass the node's \

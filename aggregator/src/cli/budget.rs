@@ -82,15 +82,7 @@ fn report(args: ReportArgs) -> anyhow::Result<String> {
             args.task.display()
         );
     }
-    let db = node.data_dir.join("cairn.sqlite");
-    if !db.exists() {
-        bail!(
-            "no database at {}: has the node of {} run yet?",
-            db.display(),
-            node_path.display()
-        );
-    }
-    let report = BudgetReport::from_database(&task, node.index, &db)?;
+    let report = BudgetReport::from_node(&task, &node)?;
     let text = match args.format {
         ReportFormat::Table => report.to_table(),
         ReportFormat::Json => report.to_json(),

@@ -9,10 +9,12 @@
 //! - [`collect`]: `cairn collect`, release a round.
 //! - [`dp`]: `cairn dp epsilon|sigma`, the privacy-budget calculator.
 //! - [`budget`]: `cairn budget report`, where a task's budget went (from a node's ledger).
+//! - [`db`]: `cairn db migrate`, the PostgreSQL schema of a node's database.
 
 pub mod budget;
 pub mod client;
 pub mod collect;
+pub mod db;
 pub mod demo;
 pub mod dp;
 pub mod init;
@@ -72,6 +74,9 @@ pub enum Command {
     /// Privacy-budget reports from a node's durable, hash-chained ledger.
     #[command(subcommand)]
     Budget(budget::BudgetCommand),
+    /// The node's database: apply PostgreSQL schema migrations.
+    #[command(subcommand)]
+    Db(db::DbCommand),
 }
 
 /// Runs a parsed command line and returns what to print on standard output.
@@ -89,6 +94,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
         Command::Collect(args) => collect::run(args),
         Command::Dp(cmd) => dp::run(cmd),
         Command::Budget(cmd) => budget::run(cmd),
+        Command::Db(cmd) => db::run(cmd),
     }
 }
 

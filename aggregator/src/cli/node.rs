@@ -13,10 +13,17 @@ pub struct NodeArgs {
     /// The node's configuration file (written by `cairn init` as node-I.toml).
     #[arg(long)]
     pub config: PathBuf,
+    /// Apply the PostgreSQL schema migrations first (as `cairn db migrate`); without
+    /// it, a node refuses a database whose schema it does not know.
+    #[arg(long)]
+    pub migrate: bool,
 }
 
 /// Runs `cairn node` (blocks until a shutdown signal; in-flight requests finish).
 pub fn run(args: NodeArgs) -> anyhow::Result<String> {
+    if args.migrate {
+        eprintln!("{}", super::db::migrate(&args.config)?);
+    }
     let setup = NodeSetup::load(&args.config)
         .with_context(|| format!("loading {}", args.config.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -5,7 +5,7 @@ use super::*;
 pub(super) async fn start_helper(
     setup: NodeSetup,
     loaded: Task,
-    store: SqliteTaskStore,
+    store: NodeStore,
     metrics: Arc<NodeMetrics>,
 ) -> anyhow::Result<RunningNode> {
     let NodeSetup {

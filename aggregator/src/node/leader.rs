@@ -6,7 +6,7 @@ use super::*;
 
 /// The leader's shared state: the state machine and the connections to helpers.
 pub(super) struct LeaderShared {
-    pub(super) leader: Mutex<Leader<SqliteTaskStore>>,
+    pub(super) leader: Mutex<Leader<NodeStore>>,
     pub(super) helpers: Vec<Peer>,
     pub(super) limits: Limits,
     /// Serialises job runs (the driver and a collect request's flush).
@@ -20,7 +20,7 @@ pub(super) struct LeaderShared {
 impl LeaderShared {
     /// The leader's state machine. A poisoned lock is safe to reuse: every store
     /// operation is one transaction, so a panic mid-step left no partial state behind.
-    pub(super) fn lock_leader(&self) -> std::sync::MutexGuard<'_, Leader<SqliteTaskStore>> {
+    pub(super) fn lock_leader(&self) -> std::sync::MutexGuard<'_, Leader<NodeStore>> {
         self.leader.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -28,7 +28,7 @@ impl LeaderShared {
 pub(super) async fn start_leader(
     setup: NodeSetup,
     loaded: Task,
-    store: SqliteTaskStore,
+    store: NodeStore,
     metrics: Arc<NodeMetrics>,
 ) -> anyhow::Result<RunningNode> {
     let NodeSetup {
@@ -197,7 +197,7 @@ pub(super) async fn handle_leader_request(
 /// there, never across network waits).
 pub(super) async fn with_leader<T: Send + 'static>(
     shared: &Arc<LeaderShared>,
-    f: impl FnOnce(&mut Leader<SqliteTaskStore>) -> Result<T, Reject> + Send + 'static,
+    f: impl FnOnce(&mut Leader<NodeStore>) -> Result<T, Reject> + Send + 'static,
 ) -> Result<T, Reject> {
     let s = Arc::clone(shared);
     blocking(move || f(&mut s.lock_leader())).await?

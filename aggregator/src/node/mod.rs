@@ -44,7 +44,7 @@ use zeroize::Zeroizing;
 
 use crate::metrics::{MetricsEndpoint, NodeMetrics};
 use crate::node_config::{NodeConfig, NodeRole};
-use crate::store::{SqliteStore, SqliteTaskStore};
+use crate::store::NodeStore;
 
 mod drive;
 mod helper;
@@ -171,12 +171,7 @@ pub fn database_path(config: &NodeConfig) -> std::path::PathBuf {
 
 /// Starts the node described by `setup`; returns once it listens.
 pub async fn start(setup: NodeSetup) -> anyhow::Result<RunningNode> {
-    let db_path = database_path(&setup.config);
-    std::fs::create_dir_all(&setup.config.data_dir)
-        .with_context(|| format!("creating {}", setup.config.data_dir.display()))?;
-    let db =
-        SqliteStore::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
-    let store = db.task(setup.task.id(), setup.task.dimension());
+    let store = NodeStore::open(&setup.config, &setup.task)?;
     let metrics = Arc::new(NodeMetrics::new());
     let task_hex = setup.task.id().to_hex();
     // The task's scheme and privacy model, built once for the whole node.

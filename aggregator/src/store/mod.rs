@@ -541,6 +541,10 @@ impl TaskStore for SqliteTaskStore {
 }
 
 mod admission;
+mod node_store;
+pub mod postgres;
+
+pub use node_store::{NodeStore, NodeStoreError, pg_connect};
 mod open;
 mod release;
 

@@ -1,0 +1,651 @@
+//! The protocol's [`TaskStore`] on PostgreSQL: the same operations as the SQLite store,
+//! each one serializable transaction (module docs of [`super`]).
+
+use cairn_dp::rdp::RdpCurve;
+use cairn_protocol::auth::{ClientId, ClientKey, ClientRecord};
+use cairn_protocol::clock::Time;
+use cairn_protocol::ids::{JobId, ReportId};
+use cairn_protocol::ledger::LedgerEntry;
+use cairn_protocol::scheme::Aggregate;
+use cairn_protocol::store::{
+    Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundStatus,
+    TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
+};
+use postgres::GenericClient;
+
+use super::{PgStoreError, PgTaskStore};
+
+fn status_code(s: RoundStatus) -> i16 {
+    match s {
+        RoundStatus::Open => 0,
+        RoundStatus::Closed => 1,
+        RoundStatus::Released => 2,
+    }
+}
+
+fn to_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], PgStoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| PgStoreError::Corrupt(format!("{what}: {} bytes, expected {N}", bytes.len())))
+}
+
+fn ids_to_blob(ids: &[ReportId]) -> Vec<u8> {
+    ids.iter().flat_map(|id| id.0).collect()
+}
+
+fn blob_to_ids(blob: &[u8]) -> Result<Vec<ReportId>, PgStoreError> {
+    if !blob.len().is_multiple_of(16) {
+        return Err(PgStoreError::Corrupt("report id list".into()));
+    }
+    blob.chunks_exact(16)
+        .map(|c| to_array::<16>(c, "report id").map(ReportId))
+        .collect()
+}
+
+fn u32_of(v: i64, what: &str) -> Result<u32, PgStoreError> {
+    u32::try_from(v).map_err(|_| PgStoreError::Corrupt(format!("{what}: {v}")))
+}
+
+impl PgTaskStore {
+    fn round_in(
+        &self,
+        c: &mut impl GenericClient,
+        round: u32,
+    ) -> Result<Option<RoundRecord>, PgStoreError> {
+        let Some(row) = c.query_opt(
+            "SELECT status, opened_at, count, aggregate FROM rounds WHERE task = $1 AND round = $2",
+            &[&self.t(), &i64::from(round)],
+        )?
+        else {
+            return Ok(None);
+        };
+        let status = match row.get::<_, i16>(0) {
+            0 => RoundStatus::Open,
+            1 => RoundStatus::Closed,
+            2 => RoundStatus::Released,
+            s => return Err(PgStoreError::Corrupt(format!("round {round} status {s}"))),
+        };
+        let aggregate = Aggregate::decode(row.get::<_, &[u8]>(3), self.dimension)
+            .map_err(|e| PgStoreError::Corrupt(format!("round {round} aggregate: {e}")))?;
+        Ok(Some(RoundRecord {
+            round,
+            status,
+            opened_at: Time(
+                u64::try_from(row.get::<_, i64>(1))
+                    .map_err(|_| PgStoreError::Corrupt("opened_at".into()))?,
+            ),
+            count: u32_of(row.get(2), "count")?,
+            aggregate,
+        }))
+    }
+
+    fn report_ids(
+        &self,
+        c: &mut impl GenericClient,
+        sql: &str,
+        round: u32,
+    ) -> Result<Vec<ReportId>, PgStoreError> {
+        c.query(sql, &[&self.t(), &i64::from(round)])?
+            .iter()
+            .map(|r| to_array::<16>(r.get(0), "report id").map(ReportId))
+            .collect()
+    }
+}
+
+impl TaskStore for PgTaskStore {
+    type Error = PgStoreError;
+
+    fn client(&self, id: ClientId) -> Result<Option<ClientRecord>, PgStoreError> {
+        self.read(|c| {
+            let Some(row) = c.query_opt(
+                "SELECT key, revoked FROM clients WHERE task = $1 AND client_id = $2",
+                &[&self.t(), &&id.0[..]],
+            )?
+            else {
+                return Ok(None);
+            };
+            let mut key: Vec<u8> = row.get(0);
+            let bytes = to_array::<32>(&key, "client key");
+            zeroize::Zeroize::zeroize(&mut key);
+            Ok(Some(ClientRecord {
+                key: ClientKey::from_bytes(bytes?),
+                revoked: row.get(1),
+            }))
+        })
+    }
+
+    fn add_client(&self, id: ClientId, key: &ClientKey) -> Result<bool, PgStoreError> {
+        self.serializable(|tx| {
+            Ok(tx.execute(
+                "INSERT INTO clients (task, client_id, key) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+                &[&self.t(), &&id.0[..], &&key.dangerous_as_bytes()[..]],
+            )? == 1)
+        })
+    }
+
+    fn revoke_client(&self, id: ClientId) -> Result<bool, PgStoreError> {
+        self.serializable(|tx| {
+            Ok(tx.execute(
+                "UPDATE clients SET revoked = TRUE WHERE task = $1 AND client_id = $2",
+                &[&self.t(), &&id.0[..]],
+            )? == 1)
+        })
+    }
+
+    fn put_report(
+        &self,
+        round: u32,
+        report_id: ReportId,
+        client_id: ClientId,
+        report: &[u8],
+        max_reports: u32,
+    ) -> Result<PutOutcome, PgStoreError> {
+        let digest = report_bytes_digest(report);
+        let round = i64::from(round);
+        self.serializable(|tx| {
+            if let Some(row) = tx.query_opt(
+                "SELECT digest FROM seen_reports WHERE task = $1 AND report_id = $2",
+                &[&self.t(), &&report_id.0[..]],
+            )? {
+                return Ok(PutOutcome::Duplicate {
+                    identical: row.get::<_, &[u8]>(0) == digest.as_slice(),
+                });
+            }
+            let client_used: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM uploads WHERE task = $1 AND round = $2 AND client_id = $3)",
+                    &[&self.t(), &round, &&client_id.0[..]],
+                )?
+                .get(0);
+            if client_used {
+                return Ok(PutOutcome::ClientAlreadySubmitted);
+            }
+            let in_round: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM uploads WHERE task = $1 AND round = $2",
+                    &[&self.t(), &round],
+                )?
+                .get(0);
+            if in_round >= i64::from(max_reports) {
+                return Ok(PutOutcome::RoundFull);
+            }
+            tx.execute(
+                "INSERT INTO seen_reports (task, report_id, digest) VALUES ($1, $2, $3)",
+                &[&self.t(), &&report_id.0[..], &&digest[..]],
+            )?;
+            tx.execute(
+                "INSERT INTO uploads (task, round, client_id, report_id) VALUES ($1, $2, $3, $4)",
+                &[&self.t(), &round, &&client_id.0[..], &&report_id.0[..]],
+            )?;
+            tx.execute(
+                "INSERT INTO reports (task, report_id, round, job_id, payload) VALUES ($1, $2, $3, NULL, $4)",
+                &[&self.t(), &&report_id.0[..], &round, &report],
+            )?;
+            Ok(PutOutcome::Stored)
+        })
+    }
+
+    fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, PgStoreError> {
+        self.read(|c| {
+            Ok(c.query_opt(
+                "SELECT payload FROM reports WHERE task = $1 AND report_id = $2",
+                &[&self.t(), &&report_id.0[..]],
+            )?
+            .map(|r| r.get(0)))
+        })
+    }
+
+    fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, PgStoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|c| {
+            c.query(
+                "SELECT report_id FROM reports WHERE task = $1 AND round = $2 AND job_id IS NULL \
+                 ORDER BY report_id LIMIT $3",
+                &[&self.t(), &i64::from(round), &limit],
+            )?
+            .iter()
+            .map(|r| to_array::<16>(r.get(0), "report id").map(ReportId))
+            .collect()
+        })
+    }
+
+    fn queued_rounds(&self) -> Result<Vec<u32>, PgStoreError> {
+        self.read(|c| {
+            c.query(
+                "SELECT DISTINCT round FROM reports WHERE task = $1 AND job_id IS NULL ORDER BY round",
+                &[&self.t()],
+            )?
+            .iter()
+            .map(|r| u32_of(r.get(0), "round"))
+            .collect()
+        })
+    }
+
+    fn create_job(&self, job: &JobRecord) -> Result<(), PgStoreError> {
+        let reports = ids_to_blob(&job.reports);
+        let accepted = job.accepted.as_deref().map(ids_to_blob);
+        self.serializable(|tx| {
+            tx.execute(
+                "INSERT INTO jobs (task, job_id, round, report_ids, accepted) VALUES ($1, $2, $3, $4, $5)",
+                &[&self.t(), &&job.job_id.0[..], &i64::from(job.round), &reports, &accepted],
+            )?;
+            for id in &job.reports {
+                tx.execute(
+                    "UPDATE reports SET job_id = $3 WHERE task = $1 AND report_id = $2",
+                    &[&self.t(), &&id.0[..], &&job.job_id.0[..]],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), PgStoreError> {
+        let blob = ids_to_blob(accepted);
+        self.serializable(|tx| {
+            let changed = tx.execute(
+                "UPDATE jobs SET accepted = $3 WHERE task = $1 AND job_id = $2 AND NOT committed",
+                &[&self.t(), &&job_id.0[..], &blob],
+            )?;
+            if changed == 0 {
+                return Err(PgStoreError::NotFound("job"));
+            }
+            Ok(())
+        })
+    }
+
+    fn open_jobs(&self) -> Result<Vec<JobRecord>, PgStoreError> {
+        self.read(|c| {
+            c.query(
+                "SELECT job_id, round, report_ids, accepted FROM jobs WHERE task = $1 AND NOT committed",
+                &[&self.t()],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(JobRecord {
+                    job_id: JobId(to_array(r.get(0), "job id")?),
+                    round: u32_of(r.get(1), "round")?,
+                    reports: blob_to_ids(r.get(2))?,
+                    accepted: r.get::<_, Option<&[u8]>>(3).map(blob_to_ids).transpose()?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    fn prepared_job_digest(&self, job_id: JobId) -> Result<Option<[u8; 32]>, PgStoreError> {
+        self.read(|c| {
+            c.query_opt(
+                "SELECT digest FROM prepared_jobs WHERE task = $1 AND job_id = $2",
+                &[&self.t(), &&job_id.0[..]],
+            )?
+            .map(|r| to_array(r.get(0), "job digest"))
+            .transpose()
+        })
+    }
+
+    fn record_prepared(
+        &self,
+        job_id: JobId,
+        job_digest: &[u8; 32],
+        round: u32,
+        reports: &[(ReportId, ClientId)],
+        max_reports: u32,
+    ) -> Result<JobAdmission, PgStoreError> {
+        let round = i64::from(round);
+        self.serializable(|tx| {
+            let recorded = tx.query_opt(
+                "SELECT digest FROM prepared_jobs WHERE task = $1 AND job_id = $2",
+                &[&self.t(), &&job_id.0[..]],
+            )?;
+            match recorded {
+                Some(d) if d.get::<_, &[u8]>(0) != job_digest.as_slice() => {
+                    return Ok(JobAdmission::Conflict);
+                }
+                Some(_) => {}
+                None => {
+                    tx.execute(
+                        "INSERT INTO prepared_jobs (task, job_id, digest) VALUES ($1, $2, $3)",
+                        &[&self.t(), &&job_id.0[..], &&job_digest[..]],
+                    )?;
+                }
+            }
+            let mut in_round: i64 = tx
+                .query_one(
+                    "SELECT COUNT(*) FROM prepared_reports WHERE task = $1 AND round = $2",
+                    &[&self.t(), &round],
+                )?
+                .get(0);
+            let mut verdicts = Vec::with_capacity(reports.len());
+            for (report_id, client_id) in reports {
+                let job_of_report = tx.query_opt(
+                    "SELECT job_id FROM prepared_reports WHERE task = $1 AND report_id = $2",
+                    &[&self.t(), &&report_id.0[..]],
+                )?;
+                let verdict = match job_of_report {
+                    Some(j) if j.get::<_, &[u8]>(0) == job_id.0.as_slice() => Admission::Admitted,
+                    Some(_) => Admission::Replay,
+                    None => {
+                        let client_used: bool = tx
+                            .query_one(
+                                "SELECT EXISTS (SELECT 1 FROM prepared_reports \
+                                 WHERE task = $1 AND round = $2 AND client_id = $3)",
+                                &[&self.t(), &round, &&client_id.0[..]],
+                            )?
+                            .get(0);
+                        if client_used {
+                            Admission::ClientAlreadySubmitted
+                        } else if in_round >= i64::from(max_reports) {
+                            Admission::RoundFull
+                        } else {
+                            tx.execute(
+                                "INSERT INTO prepared_reports (task, report_id, job_id, round, client_id) \
+                                 VALUES ($1, $2, $3, $4, $5)",
+                                &[&self.t(), &&report_id.0[..], &&job_id.0[..], &round, &&client_id.0[..]],
+                            )?;
+                            in_round += 1;
+                            Admission::Admitted
+                        }
+                    }
+                };
+                verdicts.push(verdict);
+            }
+            Ok(JobAdmission::Recorded(verdicts))
+        })
+    }
+
+    fn round(&self, round: u32) -> Result<Option<RoundRecord>, PgStoreError> {
+        self.read(|c| self.round_in(c, round))
+    }
+
+    fn open_round(
+        &self,
+        round: u32,
+        now: Time,
+        dimension: usize,
+    ) -> Result<RoundRecord, PgStoreError> {
+        self.serializable(|tx| {
+            if let Some(r) = self.round_in(tx, round)? {
+                return Ok(r);
+            }
+            let record = RoundRecord {
+                round,
+                status: RoundStatus::Open,
+                opened_at: now,
+                count: 0,
+                aggregate: Aggregate::zero(dimension),
+            };
+            tx.execute(
+                "INSERT INTO rounds (task, round, status, opened_at, count, aggregate) \
+                 VALUES ($1, $2, $3, $4, 0, $5)",
+                &[
+                    &self.t(),
+                    &i64::from(round),
+                    &status_code(RoundStatus::Open),
+                    &i64::try_from(now.0).unwrap_or(i64::MAX),
+                    &record.aggregate.encode(),
+                ],
+            )?;
+            Ok(record)
+        })
+    }
+
+    fn close_round(&self, round: u32) -> Result<(), PgStoreError> {
+        self.serializable(|tx| {
+            tx.execute(
+                "UPDATE rounds SET status = 1 WHERE task = $1 AND round = $2 AND status = 0",
+                &[&self.t(), &i64::from(round)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn latest_round(&self) -> Result<Option<u32>, PgStoreError> {
+        self.read(|c| {
+            c.query_one(
+                "SELECT MAX(round) FROM rounds WHERE task = $1",
+                &[&self.t()],
+            )?
+            .get::<_, Option<i64>>(0)
+            .map(|r| u32_of(r, "round"))
+            .transpose()
+        })
+    }
+
+    fn report_set_digest(&self, round: u32) -> Result<[u8; 32], PgStoreError> {
+        self.read(|c| {
+            let ids = self.report_ids(
+                c,
+                "SELECT report_id FROM aggregated WHERE task = $1 AND round = $2 ORDER BY report_id",
+                round,
+            )?;
+            Ok(report_set_digest(&ids))
+        })
+    }
+
+    fn is_aggregated(&self, report_id: ReportId) -> Result<bool, PgStoreError> {
+        self.read(|c| {
+            Ok(c.query_opt(
+                "SELECT 1 FROM aggregated WHERE task = $1 AND report_id = $2",
+                &[&self.t(), &&report_id.0[..]],
+            )?
+            .is_some())
+        })
+    }
+
+    fn job_committed(&self, job_id: JobId) -> Result<Option<u32>, PgStoreError> {
+        self.read(|c| {
+            c.query_opt(
+                "SELECT accepted_count FROM jobs WHERE task = $1 AND job_id = $2 AND committed",
+                &[&self.t(), &&job_id.0[..]],
+            )?
+            .map(|r| u32_of(r.get(0), "accepted_count"))
+            .transpose()
+        })
+    }
+
+    fn commit_job(
+        &self,
+        round: u32,
+        job_id: JobId,
+        accepted: &[ReportId],
+        contribution: &Aggregate,
+    ) -> Result<CommitOutcome, PgStoreError> {
+        if let Some(id) = first_duplicate(accepted) {
+            // Checked before anything is read: a refusal changes nothing.
+            return self.serializable(|tx| {
+                let committed: Option<bool> = tx
+                    .query_opt(
+                        "SELECT committed FROM jobs WHERE task = $1 AND job_id = $2",
+                        &[&self.t(), &&job_id.0[..]],
+                    )?
+                    .map(|r| r.get(0));
+                if committed == Some(true) {
+                    Ok(CommitOutcome::AlreadyCommitted)
+                } else {
+                    Err(PgStoreError::DuplicateInJob(id))
+                }
+            });
+        }
+        let count = i64::try_from(accepted.len()).unwrap_or(i64::MAX);
+        self.serializable(|tx| {
+            let committed: Option<bool> = tx
+                .query_opt(
+                    "SELECT committed FROM jobs WHERE task = $1 AND job_id = $2",
+                    &[&self.t(), &&job_id.0[..]],
+                )?
+                .map(|r| r.get(0));
+            if committed == Some(true) {
+                return Ok(CommitOutcome::AlreadyCommitted);
+            }
+            let mut record = self
+                .round_in(tx, round)?
+                .ok_or(PgStoreError::NotFound("round"))?;
+            if record.status == RoundStatus::Released {
+                return Err(PgStoreError::RoundReleased(round));
+            }
+            for id in accepted {
+                let inserted = tx.execute(
+                    "INSERT INTO aggregated (task, report_id, round) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                    &[&self.t(), &&id.0[..], &i64::from(round)],
+                )?;
+                if inserted == 0 {
+                    // Returning an error drops the transaction: everything rolls back.
+                    return Err(PgStoreError::AlreadyAggregated(*id));
+                }
+            }
+            record
+                .aggregate
+                .add_assign(contribution)
+                .map_err(|_| PgStoreError::Corrupt("contribution length".into()))?;
+            record.count = record
+                .count
+                .checked_add(
+                    u32::try_from(accepted.len())
+                        .map_err(|_| PgStoreError::Corrupt("count".into()))?,
+                )
+                .ok_or_else(|| PgStoreError::Corrupt("count overflow".into()))?;
+            tx.execute(
+                "UPDATE rounds SET count = $3, aggregate = $4 WHERE task = $1 AND round = $2",
+                &[
+                    &self.t(),
+                    &i64::from(round),
+                    &i64::from(record.count),
+                    &record.aggregate.encode(),
+                ],
+            )?;
+            if committed.is_some() {
+                tx.execute(
+                    "DELETE FROM reports WHERE task = $1 AND job_id = $2",
+                    &[&self.t(), &&job_id.0[..]],
+                )?;
+                tx.execute(
+                    "UPDATE jobs SET committed = TRUE, accepted_count = $3, report_ids = '\\x' \
+                     WHERE task = $1 AND job_id = $2",
+                    &[&self.t(), &&job_id.0[..], &count],
+                )?;
+            } else {
+                // A helper's job: the leader recorded it, the helper records its commit.
+                tx.execute(
+                    "INSERT INTO jobs (task, job_id, round, report_ids, committed, accepted_count) \
+                     VALUES ($1, $2, $3, '\\x', TRUE, $4)",
+                    &[&self.t(), &&job_id.0[..], &i64::from(round), &count],
+                )?;
+            }
+            Ok(CommitOutcome::Applied)
+        })
+    }
+
+    fn ledger(&self) -> Result<Vec<LedgerEntry>, PgStoreError> {
+        self.read(|c| {
+            let rows = c.query(
+                "SELECT seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp \
+                 FROM ledger WHERE task = $1 ORDER BY seq",
+                &[&self.t()],
+            )?;
+            rows.iter()
+                .map(|r| {
+                    let rdp = r
+                        .get::<_, Option<&[u8]>>(8)
+                        .map(|blob| {
+                            if !blob.len().is_multiple_of(8) {
+                                return Err(PgStoreError::Corrupt("ledger rdp curve".into()));
+                            }
+                            let values = blob
+                                .chunks_exact(8)
+                                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
+                                .collect();
+                            RdpCurve::from_values(values)
+                                .map_err(|e| PgStoreError::Corrupt(format!("ledger rdp curve: {e}")))
+                        })
+                        .transpose()?;
+                    Ok(LedgerEntry {
+                        seq: u64::try_from(r.get::<_, i64>(0))
+                            .map_err(|_| PgStoreError::Corrupt("ledger seq".into()))?,
+                        round: u32_of(r.get(1), "ledger round")?,
+                        time: Time(
+                            u64::try_from(r.get::<_, i64>(2))
+                                .map_err(|_| PgStoreError::Corrupt("ledger time".into()))?,
+                        ),
+                        report_count: u32_of(r.get(3), "ledger report count")?,
+                        rho: f64::from_bits(r.get::<_, i64>(4) as u64),
+                        rho_total: f64::from_bits(r.get::<_, i64>(5) as u64),
+                        rdp,
+                        prev_hash: to_array(r.get(6), "ledger prev_hash")?,
+                        hash: to_array(r.get(7), "ledger hash")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn commit_release(&self, entry: &LedgerEntry, released: &[u8]) -> Result<(), PgStoreError> {
+        let seq =
+            i64::try_from(entry.seq).map_err(|_| PgStoreError::Corrupt("ledger seq".into()))?;
+        let rdp = entry.rdp.as_ref().map(|c| {
+            c.values()
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>()
+        });
+        self.serializable(|tx| {
+            tx.execute(
+                "INSERT INTO ledger (task, seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                &[
+                    &self.t(),
+                    &seq,
+                    &i64::from(entry.round),
+                    &i64::try_from(entry.time.0).unwrap_or(i64::MAX),
+                    &i64::from(entry.report_count),
+                    &(entry.rho.to_bits() as i64),
+                    &(entry.rho_total.to_bits() as i64),
+                    &&entry.prev_hash[..],
+                    &&entry.hash[..],
+                    &rdp,
+                ],
+            )?;
+            tx.execute(
+                "INSERT INTO releases (task, round, payload) VALUES ($1, $2, $3)",
+                &[&self.t(), &i64::from(entry.round), &released],
+            )?;
+            tx.execute(
+                "UPDATE rounds SET status = 2 WHERE task = $1 AND round = $2",
+                &[&self.t(), &i64::from(entry.round)],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn release(&self, round: u32) -> Result<Option<Vec<u8>>, PgStoreError> {
+        self.read(|c| {
+            Ok(c.query_opt(
+                "SELECT payload FROM releases WHERE task = $1 AND round = $2",
+                &[&self.t(), &i64::from(round)],
+            )?
+            .map(|r| r.get(0)))
+        })
+    }
+
+    fn put_collect_response(&self, round: u32, response: &[u8]) -> Result<(), PgStoreError> {
+        self.serializable(|tx| {
+            tx.execute(
+                "INSERT INTO collect_responses (task, round, payload) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING",
+                &[&self.t(), &i64::from(round), &response],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, PgStoreError> {
+        self.read(|c| {
+            Ok(c.query_opt(
+                "SELECT payload FROM collect_responses WHERE task = $1 AND round = $2",
+                &[&self.t(), &i64::from(round)],
+            )?
+            .map(|r| r.get(0)))
+        })
+    }
+}

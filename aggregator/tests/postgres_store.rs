@@ -1,0 +1,160 @@
+//! The PostgreSQL store (`cargo test -p cairn-aggregator postgres` selects these): the
+//! store conformance suite, migrations and their check, and concurrency between
+//! "replicas" (several pools on one database).
+
+#[path = "common/pg_cluster.rs"]
+mod pg_cluster;
+
+use cairn_aggregator::store::postgres::{PgConnect, PgStore, PgStoreError, schema};
+use cairn_protocol::config::TaskId;
+use pg_cluster::PgCluster;
+
+fn connect(url: &str) -> PgConnect {
+    PgConnect {
+        url: url.to_owned(),
+        password: None,
+        pool_size: 4,
+    }
+}
+
+#[test]
+fn postgres_store_keeps_the_store_contract() {
+    let cluster = PgCluster::start();
+    let task = TaskId([1; 32]);
+    let last = std::cell::RefCell::new(String::new());
+    cairn_protocol::store::conformance::run_all(
+        task,
+        || {
+            let url = cluster.create_database();
+            *last.borrow_mut() = url.clone();
+            PgStore::migrate(&connect(&url)).unwrap().0.task(task, 3)
+        },
+        |store| {
+            // A restart: every connection closed, the database opened again.
+            drop(store);
+            PgStore::open(&connect(&last.borrow()))
+                .unwrap()
+                .task(task, 3)
+        },
+    );
+}
+
+#[test]
+fn postgres_schema_is_migrated_once_and_checked_at_start() {
+    let cluster = PgCluster::start();
+    let url = cluster.create_database();
+    match PgStore::open(&connect(&url)) {
+        Err(PgStoreError::SchemaVersion { found: 0, expected }) => {
+            assert_eq!(expected, schema::VERSION)
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a node must not run on an unmigrated database"),
+    }
+    let (_, applied) = PgStore::migrate(&connect(&url)).unwrap();
+    assert_eq!(applied, vec![1]);
+    let (_, again) = PgStore::migrate(&connect(&url)).unwrap();
+    assert!(again.is_empty(), "migrations are idempotent");
+    assert!(PgStore::open(&connect(&url)).unwrap().ping());
+
+    // A database migrated by a newer cairn is refused, not used.
+    let mut c = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    c.execute("INSERT INTO cairn_schema (version) VALUES (99)", &[])
+        .unwrap();
+    assert!(matches!(
+        PgStore::open(&connect(&url)),
+        Err(PgStoreError::SchemaVersion { found: 99, .. })
+    ));
+}
+
+#[test]
+fn postgres_concurrent_replicas_store_each_report_once() {
+    use cairn_protocol::auth::ClientId;
+    use cairn_protocol::ids::ReportId;
+    use cairn_protocol::store::{PutOutcome, TaskStore};
+
+    let cluster = PgCluster::start();
+    let url = cluster.create_database();
+    let task = TaskId([2; 32]);
+    PgStore::migrate(&connect(&url)).unwrap();
+    // Four "replicas": four pools on one database, racing on the same uploads.
+    let replicas: Vec<_> = (0..4)
+        .map(|_| PgStore::open(&connect(&url)).unwrap().task(task, 3))
+        .collect();
+    let stored = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for store in &replicas {
+            let stored = &stored;
+            s.spawn(move || {
+                for i in 0..40u8 {
+                    // The same 40 reports from every replica, plus a second report of
+                    // the same clients (refused: one per client per round).
+                    let outcome = store
+                        .put_report(0, ReportId([i; 16]), ClientId([i; 16]), &[i; 8], 30)
+                        .unwrap();
+                    if outcome == PutOutcome::Stored {
+                        stored.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let other = store
+                        .put_report(0, ReportId([i ^ 0x80; 16]), ClientId([i; 16]), &[1], 30)
+                        .unwrap();
+                    assert_ne!(other, PutOutcome::Stored);
+                }
+            });
+        }
+    });
+    // Each report stored exactly once, and the round's cap (30) held under the race.
+    assert_eq!(stored.load(std::sync::atomic::Ordering::SeqCst), 30);
+    assert_eq!(replicas[0].queued_reports(0, 1000).unwrap().len(), 30);
+}
+
+#[test]
+fn postgres_two_replicas_releasing_one_round_release_it_once() {
+    use cairn_protocol::clock::Time;
+    use cairn_protocol::ledger::LedgerEntry;
+    use cairn_protocol::store::TaskStore;
+
+    let cluster = PgCluster::start();
+    let url = cluster.create_database();
+    let task = TaskId([3; 32]);
+    PgStore::migrate(&connect(&url)).unwrap();
+    let replicas: Vec<_> = (0..2)
+        .map(|_| PgStore::open(&connect(&url)).unwrap().task(task, 3))
+        .collect();
+    let entry = |seq: u64, tag: u8| LedgerEntry {
+        seq,
+        round: 7,
+        time: Time(1),
+        report_count: 3,
+        rho: 0.25,
+        rho_total: 0.25 * (seq + 1) as f64,
+        rdp: None,
+        prev_hash: [0; 32],
+        hash: [tag; 32],
+    };
+    for attempt in 0..5u8 {
+        let url = cluster.create_database();
+        PgStore::migrate(&connect(&url)).unwrap();
+        let replicas: Vec<_> = (0..2)
+            .map(|_| PgStore::open(&connect(&url)).unwrap().task(task, 3))
+            .collect();
+        // Both replicas decided to release round 7 as ledger entry 0 (each its own hash)
+        // and commit at the same time: one wins, the other's commit fails.
+        let results: Vec<_> = std::thread::scope(|s| {
+            let handles: Vec<_> = replicas
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let e = entry(0, attempt * 2 + i as u8);
+                    s.spawn(move || r.commit_release(&e, b"released").is_ok())
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(results.iter().filter(|ok| **ok).count(), 1, "{results:?}");
+        assert_eq!(replicas[0].ledger().unwrap().len(), 1);
+        // A second entry for the same round (a later seq) is refused too.
+        assert!(replicas[1].commit_release(&entry(1, 99), b"again").is_err());
+        assert_eq!(replicas[1].ledger().unwrap().len(), 1);
+    }
+    drop(replicas);
+}
