@@ -36,8 +36,8 @@ impl Client {
     /// Loads a client from a task file and a credential file (``clients/client-K.toml``
     /// of ``cairn init``).
     ///
-    /// Raises ``ConfigError`` (a file is invalid, or the credential is for another
-    /// task) or ``OSError`` (a file cannot be read).
+    /// Raises ``ConfigError`` (the task file is missing or invalid, or the credential
+    /// is for another task) or ``OSError`` (the credential file cannot be read).
     #[staticmethod]
     #[pyo3(signature = (task_path, credential_path, state_dir = None))]
     fn from_files(
@@ -52,13 +52,12 @@ impl Client {
     /// Submits ``update`` (a 1-D ``float32`` or ``float64`` array of the task's
     /// dimension) for ``round``; returns the report id (hex).
     ///
-    /// ``float32`` C-contiguous arrays are read in place; ``float64`` ones are converted
-    /// once. Raises ``ValueError`` (wrong dtype, shape or dimension, NaN or infinity:
+    /// The values are copied once (under the GIL, so no other thread can change them
+    /// mid-proof); ``float64`` values are rounded to ``float32``. Raises ``ValueError`` (wrong dtype, shape or dimension, NaN or infinity:
     /// nothing is sent), ``Refused`` (e.g. ``code == 'already_submitted'`` or
     /// ``'round_closed'``) or ``NetworkError``.
     fn submit(&self, py: Python<'_>, round: u32, update: &Bound<'_, PyAny>) -> PyResult<String> {
         let values = arrays::update(update)?;
-        let values = values.as_slice();
         let inner = &self.inner;
         detached(py, || {
             let id = runtime()?
@@ -81,7 +80,6 @@ impl Client {
         per_record: &Bound<'_, PyAny>,
     ) -> PyResult<String> {
         let values = self.checked_records(per_record)?;
-        let values = values.as_slice();
         let inner = &self.inner;
         detached(py, || {
             let id = runtime()?
@@ -102,7 +100,6 @@ impl Client {
         all_records: &Bound<'_, PyAny>,
     ) -> PyResult<(String, usize)> {
         let values = self.checked_records(all_records)?;
-        let values = values.as_slice();
         let inner = &self.inner;
         detached(py, || {
             let (id, sampled) = runtime()?
@@ -209,7 +206,7 @@ impl Client {
         })
     }
 
-    fn checked_records<'py>(&self, value: &Bound<'py, PyAny>) -> PyResult<arrays::F32Values<'py>> {
+    fn checked_records(&self, value: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
         let (values, columns) = arrays::records(value)?;
         let d = self.inner.task().dimension();
         if columns != d {

@@ -46,6 +46,8 @@ pub struct LocalDeployment {
     /// The temporary folder, when no ``directory`` was given (removed on close).
     temporary: Mutex<Option<tempfile::TempDir>>,
     nodes: Mutex<Vec<RunningNode>>,
+    /// Set by `close`: the files may be gone, every method refuses.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 #[pymethods]
@@ -119,6 +121,19 @@ impl LocalDeployment {
         if clients == 0 {
             return Err(PyValueError::new_err("clients must be at least 1"));
         }
+        if !(2..=16).contains(&aggregators) {
+            return Err(PyValueError::new_err(format!(
+                "aggregators must be between 2 and 16, got {aggregators}"
+            )));
+        }
+        if let Some(m) = min_clients
+            && (m == 0 || m > clients)
+        {
+            return Err(PyValueError::new_err(format!(
+                "min_clients must be between 1 and clients ({clients}), got {m}: a round \
+                 needs that many distinct clients to be released"
+            )));
+        }
         detached(py, move || {
             let host = std::net::IpAddr::from([127, 0, 0, 1]);
             let (temporary, dir) = match directory {
@@ -132,7 +147,8 @@ impl LocalDeployment {
                     (Some(t), dir)
                 }
             };
-            let aggregator_count = u16::try_from(aggregators).unwrap_or(u16::MAX);
+            // Checked above: 2..=16.
+            let aggregator_count = u16::try_from(aggregators).unwrap_or(16);
             let params = InitParams {
                 aggregators,
                 dimension: dim,
@@ -156,12 +172,14 @@ impl LocalDeployment {
                 deployment,
                 temporary: Mutex::new(temporary),
                 nodes: Mutex::new(Vec::new()),
+                closed: std::sync::atomic::AtomicBool::new(false),
             })
         })
     }
 
     /// Starts the aggregator nodes (``__enter__`` does); a no-op if they run.
     fn start(&self, py: Python<'_>) -> PyResult<()> {
+        self.check_open()?;
         detached(py, || {
             let mut nodes = self.nodes.lock().unwrap_or_else(|e| e.into_inner());
             if !nodes.is_empty() {
@@ -181,13 +199,12 @@ impl LocalDeployment {
     /// deployment, removes its folder. ``__exit__`` does this.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         detached(py, || {
+            // One lock across stopping and removing: a second `close` (another thread)
+            // waits, then finds nothing left to do.
+            let mut temporary = self.temporary.lock().unwrap_or_else(|e| e.into_inner());
+            self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
             self.stop_nodes()?;
-            let temporary = self
-                .temporary
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .take();
-            if let Some(t) = temporary {
+            if let Some(t) = temporary.take() {
                 t.close().map_err(|e| errors::other(&e.into()))?;
             }
             Ok(())
@@ -199,9 +216,19 @@ impl LocalDeployment {
         Ok(slf)
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.close(py)?;
+    #[pyo3(signature = (exc_type, _exc, _tb))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let closed = self.close(py);
+        // While an exception is on its way out, a cleanup error must not replace it.
+        if exc_type.is_none() {
+            closed?;
+        }
         Ok(false)
     }
 
@@ -238,6 +265,7 @@ impl LocalDeployment {
 
     /// The collector of this deployment.
     fn collector(&self, py: Python<'_>) -> PyResult<Collector> {
+        self.check_open()?;
         detached(py, || {
             Collector::load(&self.deployment.task, &self.deployment.collector_dir)
         })
@@ -245,6 +273,7 @@ impl LocalDeployment {
 
     /// The client holding credential ``index`` (``Client.from_files`` on its files).
     fn client(&self, py: Python<'_>, index: usize) -> PyResult<Client> {
+        self.check_open()?;
         let credential = self.deployment.credentials.get(index).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "client {index} does not exist: the deployment has {} clients",
@@ -265,6 +294,16 @@ impl LocalDeployment {
 }
 
 impl LocalDeployment {
+    fn check_open(&self) -> PyResult<()> {
+        if self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(errors::CairnError::new_err(
+                "this LocalDeployment is closed (its nodes are stopped, a temporary folder \
+                 is removed): make a new one",
+            ));
+        }
+        Ok(())
+    }
+
     fn stop_nodes(&self) -> PyResult<()> {
         let nodes: Vec<RunningNode> =
             std::mem::take(&mut *self.nodes.lock().unwrap_or_else(|e| e.into_inner()));

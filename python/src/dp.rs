@@ -73,6 +73,10 @@ pub fn sigma<'py>(
     to_dict(py, &report)
 }
 
+/// The largest population `poisson_sample` takes (10^8 records: at rate 1 the
+/// indices alone take 800 MB).
+const MAX_POISSON_N: usize = 100_000_000;
+
 /// A Poisson sample of ``range(n)`` at rate ``rate`` (each index kept independently with
 /// probability ``rate``, by exact Bernoulli coins from a ChaCha20 CSPRNG seeded by the
 /// operating system): the sampling that record-level accounting assumes. Returns the
@@ -83,6 +87,13 @@ pub fn poisson_sample<'py>(
     n: usize,
     rate: f64,
 ) -> PyResult<Bound<'py, numpy::PyArray1<i64>>> {
+    // The sample's indices are kept in memory: bound n so that a mistaken huge value
+    // is a ValueError, not an allocation failure that aborts the interpreter.
+    if n > MAX_POISSON_N {
+        return Err(PyValueError::new_err(format!(
+            "poisson_sample: n = {n} is more than {MAX_POISSON_N} records"
+        )));
+    }
     let kept = crate::runtime::detached(py, || {
         let mut rng = cairn_client::os_rng().map_err(|e| crate::errors::internal(e.to_string()))?;
         cairn_dp::sample::poisson_subsample(n, rate, &mut rng)

@@ -186,7 +186,7 @@ def test_the_bench_runs_and_both_paths_submit():
 def test_submit_releases_the_gil(tmp_path):
     """Another Python thread runs while `submit` proves and uploads. Held GIL: the
     spinning thread would get at most a switch interval or two (5 ms each) of the call."""
-    dim = 40_000
+    dim = 100_000
     with cairn.LocalDeployment(dim=dim, clients=1, min_clients=1, noise="none",
                                directory=tmp_path / "deploy") as d:
         client = d.client(0)
@@ -214,3 +214,41 @@ def test_submit_releases_the_gil(tmp_path):
             spinner.join()
         assert duration > 0.05, "the submission is too quick to tell"
         assert during > 0.2 * rate * duration, (during, rate, duration)
+
+
+def test_deployment_lifecycle_and_arguments(tmp_path):
+    with pytest.raises(ValueError, match="min_clients"):
+        cairn.LocalDeployment(dim=4, clients=2, min_clients=5, directory=tmp_path / "a")
+    with pytest.raises(ValueError, match="aggregators"):
+        cairn.LocalDeployment(dim=4, clients=2, aggregators=70000, directory=tmp_path / "b")
+    d = cairn.LocalDeployment(dim=4, clients=1)
+    with d:
+        folder = d.directory
+        assert folder.exists()
+    assert not folder.exists()  # a temporary deployment is removed on exit
+    d.close()  # twice is fine
+    with pytest.raises(cairn.CairnError, match="closed"):
+        d.client(0)
+    with pytest.raises(cairn.CairnError, match="closed"):
+        d.start()
+
+
+def test_an_exception_in_the_with_block_is_not_replaced(tmp_path):
+    with pytest.raises(KeyError):
+        with cairn.LocalDeployment(dim=4, clients=1, directory=tmp_path / "d"):
+            raise KeyError("the user's own error")
+
+
+def test_a_secret_passed_as_the_task_is_not_quoted(exact_deployment):
+    d = exact_deployment
+    key = (d.directory / "collector" / "hpke.key").read_text().strip()
+    for call in (
+        lambda: cairn.Client.from_files(d.directory / "collector" / "hpke.key", d.credentials[0]),
+        lambda: cairn.Collector.from_files(d.directory / "verify.key", d.collector_dir),
+        lambda: cairn.budget_report(d.directory / "collector" / "hpke.key"),
+    ):
+        with pytest.raises(cairn.ConfigError) as info:
+            call()
+        assert key[:16] not in str(info.value)
+        verify = (d.directory / "verify.key").read_text().strip()
+        assert verify[:16] not in str(info.value)

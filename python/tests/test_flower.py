@@ -161,3 +161,68 @@ def test_with_noise_the_budget_is_spent_and_enforced(tmp_path):
             run_inprocess(server_app(strategy, {}), client_app(mods=[mod]), NODES)
         assert sorted(strategy.releases) == [1, 2]
         assert strategy.releases[2].epsilon_spent == pytest.approx(4.0, rel=1e-6)
+
+
+def test_a_client_without_the_mod_is_ignored_and_error_replies_say_only_the_kind(deployment, caplog):
+    """One ClientApp sends its model in the clear: the strategy never uses it. A
+    client whose update is refused answers with the kind of error only."""
+    plain_node, bad_node = 4, 3
+    mod = cairn_mod((deployment.task_path, deployment.credentials))
+    honest, plain = client_app(mods=[mod]), client_app()
+
+    class Mixed:
+        def __call__(self, msg, context):
+            pid = int(context.node_config["partition-id"])
+            if pid == plain_node:
+                return plain(msg, context)
+            if pid == bad_node:
+                return mod(msg, context, lambda m, c: _nan_reply(m))
+            return honest(msg, context)
+
+    strategy = Watching(deployment.collector(), **fedavg_kwargs())
+    Watching.seen = []
+    with caplog.at_level("WARNING"):
+        run_inprocess(server_app(strategy, {}), Mixed(), NODES)
+    # Three reports per round went through Cairn: released (min_clients = 4 → not);
+    # with 3 < 4 nothing is released and nothing in the clear was averaged.
+    assert strategy.releases == {}
+    assert "did not go through Cairn" in caplog.text
+    errors = [r for r in Watching.seen if r.has_error()]
+    assert len(errors) == ROUNDS
+    # The server learns the kind of refusal, not which value was NaN.
+    assert {e.error.reason for e in errors} == {"cairn: ValueError"}
+    reply = mod(_train_message(1), _context(bad_node), lambda m, c: _nan_reply(m))
+    assert reply.has_error()
+    assert reply.error.reason == "cairn: ValueError"
+
+
+def _train_message(rnd):
+    return Message(
+        RecordDict({"arrays": initial_arrays(), "config": ConfigRecord({"server-round": rnd})}),
+        dst_node_id=7, message_type="train",
+    )
+
+
+def _context(pid):
+    return Context(run_id=1, node_id=100 + pid, node_config={"partition-id": pid, "num-partitions": 5},
+                   state=RecordDict(), run_config={})
+
+
+def _nan_reply(msg):
+    bad = ArrayRecord({"w": Array(np.full((1, FEATURES), np.nan, dtype=np.float32)),
+                       "b": Array(np.zeros((1,), dtype=np.float32))})
+    return Message(RecordDict({"arrays": bad, "metrics": MetricRecord({"num-examples": 1})}),
+                   reply_to=msg)
+
+
+def test_a_rerun_on_a_released_task_changes_nothing(deployment):
+    mod = cairn_mod((deployment.task_path, deployment.credentials))
+    first = CairnFedAvg(deployment.collector(), **fedavg_kwargs())
+    run_inprocess(server_app(first, {}), client_app(mods=[mod]), NODES)
+    assert sorted(first.releases) == [1, 2, 3]
+    again, result = CairnFedAvg(deployment.collector(), **fedavg_kwargs()), {}
+    run_inprocess(server_app(again, result), client_app(mods=[mod]), NODES)
+    assert again.releases == {}
+    # No round produced a model (Flower's Result keeps none): the old releases were
+    # not applied again.
+    assert len(result["arrays"]) == 0

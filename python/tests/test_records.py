@@ -72,3 +72,23 @@ def test_poisson_sample():
     assert len(cairn.dp.poisson_sample(0, 0.5)) == 0
     with pytest.raises(ValueError):
         cairn.dp.poisson_sample(10, 0.0)
+
+
+def test_fortran_ordered_records_are_read_row_by_row(record_deployment):
+    """A Fortran-ordered (n, d) block (X.T, pandas) must be clipped per logical row."""
+    d = record_deployment
+    rows = np.zeros((3, 4), dtype=np.float32)
+    rows[0] = [2.0, 0, 0, 0]  # clipped to (1, 0, 0, 0)
+    rows[1] = [0, 0.5, 0, 0]
+    rows[2] = [0, 0, 0.25, 0.25]
+    fortran = np.asfortranarray(rows)
+    assert fortran.flags.f_contiguous and not fortran.flags.c_contiguous
+    d.client(0).submit_records(0, fortran)
+    d.client(1).submit_records(0, rows.T.copy().T)  # another F-ordered view
+    release = d.collector().collect(0)
+    np.testing.assert_array_equal(release.sum, 2 * np.array([1.0, 0.5, 0.25, 0.25]))
+
+
+def test_huge_poisson_populations_are_refused():
+    with pytest.raises(ValueError, match="more than"):
+        cairn.dp.poisson_sample(2**40, 1.0)

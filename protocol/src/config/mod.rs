@@ -234,7 +234,14 @@ impl TaskConfig {
     /// Parses a task file and validates its own fields; [`TaskConfig::from_toml`]
     /// (in [`crate::task`]) adds the checks of the scheme and the privacy model.
     pub(crate) fn parse_toml(text: &str) -> Result<Self, ConfigError> {
-        let raw: RawTask = toml::from_str(text).map_err(|e| ConfigError::Toml(e.to_string()))?;
+        // The parser's message and position only: its display quotes the offending
+        // line, and a secret file passed by mistake must not end up in an error.
+        let raw: RawTask = toml::from_str(text).map_err(|e| {
+            ConfigError::Toml(match e.span() {
+                Some(span) => format!("{} (at byte {})", e.message(), span.start),
+                None => e.message().to_owned(),
+            })
+        })?;
         Self::validate(raw)
     }
 

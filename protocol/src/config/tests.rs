@@ -280,3 +280,12 @@ fn client_noise_needs_min_honest_clients() {
     let ok = format!("{client}\nmin_honest_clients = 5");
     assert!(TaskConfig::from_toml(&sample("", &ok)).is_ok());
 }
+
+#[test]
+fn a_secret_file_loaded_as_a_task_is_not_quoted_in_the_error() {
+    // A hex secret (an HPKE key file, the verify key) passed where a task belongs.
+    let secret = "4f1c0ffee4f1c0ffee4f1c0ffee4f1c0ffee4f1c0ffee4f1c0ffee4f1c0ffee12\n";
+    let err = TaskConfig::from_toml(secret).unwrap_err().to_string();
+    assert!(!err.contains("4f1c0ffee"), "{err}");
+    assert!(err.contains("at byte"), "{err}");
+}

@@ -12,7 +12,16 @@ Install with ``pip install "cairn[flower]"`` (Flower 1.41). Two pieces, one per 
   ``aggregate_train`` it asks the Cairn collector to release the round and moves the
   global model by the released noisy mean. The strategy never sees an individual update.
 
-The Cairn round is the Flower round (``server_round``). A round is released when
+Only what went through Cairn counts: a reply without the mod's mark (a ClientApp that
+sent its model in the clear) is logged and ignored, never averaged. An error reply
+carries only the kind of error (``cairn: round_closed``, ``cairn: ValueError``); the
+details, which can name a record count, stay in the client's log. Federated evaluation
+is off by default (``fraction_evaluate=0``): Flower would carry each client's loss and
+test-set size in the clear.
+
+The Cairn round is the Flower round (``server_round``), and a Cairn round is released
+once: running the same app again on the same task releases nothing new (the strategy
+keeps its model and warns); use a fresh task (deployment) per training run. A round is released when
 ``aggregate_train`` runs, if at least ``min_clients`` reports are in; a ClientApp whose
 report arrives after the release is refused by the aggregators (``round_closed``) and
 its reply becomes a Flower error reply, which FedAvg drops. A round with too few

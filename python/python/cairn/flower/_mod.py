@@ -73,7 +73,8 @@ def cairn_mod(
             return clients[context.node_id]
 
     def mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
-        if msg.metadata.message_type != MessageType.TRAIN:
+        # Every train message ("train" and "train.<action>"); evaluate and query pass.
+        if msg.metadata.message_type.split(".")[0] != MessageType.TRAIN:
             return call_next(msg, context)
         server_round = int(msg.content["config"]["server-round"])
         global_vector, _ = flatten(_only_array_record(msg.content, "the train message"))
@@ -99,10 +100,12 @@ def cairn_mod(
                     )
                 report_id = c.submit(server_round, local_vector - global_vector)
         except (cairn.CairnError, ValueError, OSError) as e:
+            # The details stay here (they can name a record count or a value's index,
+            # and Flower logs error reasons on the server): the server gets the kind.
             log.warning("round %s: not submitted through Cairn: %s", server_round, e)
-            code = getattr(e, "code", type(e).__name__)
+            code = getattr(e, "code", None) or type(e).__name__
             return Message(
-                Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=f"cairn: {code}: {e}"),
+                Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=f"cairn: {code}"),
                 reply_to=msg,
             )
         metrics = MetricRecord({"num-examples": 1})

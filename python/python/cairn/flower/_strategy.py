@@ -42,6 +42,9 @@ class CairnFedAvg(FedAvg):
         expected_batch: Optional[float] = None,
         **fedavg: object,
     ) -> None:
+        # Flower's federated evaluation sends each client's loss and test-set size in
+        # the clear, outside Cairn: off unless asked for.
+        fedavg.setdefault("fraction_evaluate", 0.0)
         super().__init__(**fedavg)
         if expected_batch is not None and not expected_batch > 0:
             raise ValueError(f"expected_batch must be positive, got {expected_batch}")
@@ -66,11 +69,24 @@ class CairnFedAvg(FedAvg):
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[Optional[ArrayRecord], Optional[MetricRecord]]:
-        replies = list(replies)
-        # FedAvg checks the replies' shape and averages their metrics; the arrays it
-        # would average are empty (the mod sends none).
-        _, metrics = super().aggregate_train(server_round, replies)
         global_vector, layout = self._sent.pop(server_round)
+        replies = [r for r in replies if not r.has_error()]
+        through_cairn = [r for r in replies if _went_through_cairn(r)]
+        if len(through_cairn) < len(replies):
+            # A ClientApp without cairn_mod sent its model in the clear: never used.
+            log.error(
+                "round %s: %d replies did not go through Cairn (no cairn_mod on those "
+                "ClientApps?); they are ignored",
+                server_round, len(replies) - len(through_cairn),
+            )
+        if not through_cairn:
+            log.warning(
+                "round %s: no report reached Cairn this round; the global model stays "
+                "(a Cairn round is released once: a rerun needs a fresh task)", server_round,
+            )
+            return None, None
+        # FedAvg averages the metrics (num-examples = 1 each); the arrays are empty.
+        _, metrics = super().aggregate_train(server_round, through_cairn)
         try:
             release = self.collector.collect(server_round)
         except cairn.BudgetExceeded:
@@ -89,3 +105,13 @@ class CairnFedAvg(FedAvg):
         if release.epsilon_remaining != float("inf"):
             metrics["cairn-epsilon-remaining"] = release.epsilon_remaining
         return unflatten(new, layout), metrics
+
+
+def _went_through_cairn(reply: Message) -> bool:
+    """A reply of ``cairn_mod``: an empty ArrayRecord and a ``cairn`` record."""
+    arrays = list(reply.content.array_records.values())
+    return (
+        "cairn" in reply.content.config_records
+        and len(arrays) == 1
+        and len(arrays[0]) == 0
+    )
