@@ -158,3 +158,32 @@ fn postgres_two_replicas_releasing_one_round_release_it_once() {
     }
     drop(replicas);
 }
+
+#[test]
+fn postgres_the_readme_sample_config_parses() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let section = &readme[readme.find("## Running on PostgreSQL").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let sample = &section[start..start + section[start..].find("```").unwrap()];
+    let base = "role = \"leader\"\nindex = 0\nlisten = \"127.0.0.1:7100\"\ntask = \"task.toml\"\n\
+                data_dir = \"d\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nhpke_key = \"h.key\"\n\
+                verify_key = \"v.key\"\n";
+    let text = format!(
+        "{base}collector_cert_sha256 = \"{}\"\n{sample}",
+        "ab".repeat(32)
+    );
+    let config = cairn_aggregator::node_config::NodeConfig::parse(
+        &text,
+        std::path::Path::new("/deploy/node-0.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        config.store,
+        cairn_aggregator::node_config::StoreConfig::Postgres {
+            url: "host=db.internal port=5432 user=cairn dbname=cairn_leader".into(),
+            password_file: Some("/deploy/db.password".into()),
+            pool_size: 8,
+        }
+    );
+}
