@@ -16,6 +16,10 @@ use crate::collector::Collector;
 use crate::errors;
 use crate::runtime::{detached, runtime};
 
+/// `max_records` of a record-level deployment when none is given: a client whose
+/// Poisson sample holds more records skips the round (never truncates).
+const DEFAULT_MAX_RECORDS: u32 = 100;
+
 /// How long in-flight requests may take to finish when the nodes stop.
 const GRACE: Duration = Duration::from_secs(2);
 
@@ -105,11 +109,10 @@ impl LocalDeployment {
                     "sampling_rate and max_records go with unit='record'",
                 ));
             }
-            ("record", Some(q), Some(m)) => Some((q, m)),
-            ("record", _, _) => {
+            ("record", Some(q), m) => Some((q, m.unwrap_or(DEFAULT_MAX_RECORDS))),
+            ("record", None, _) => {
                 return Err(PyValueError::new_err(
-                    "unit='record' needs sampling_rate (per-record Poisson rate in (0, 1]) \
-                     and max_records (most records one report may sum)",
+                    "unit='record' needs sampling_rate (the per-record Poisson rate, in (0, 1])",
                 ));
             }
             (other, _, _) => {

@@ -55,6 +55,11 @@ def test_sample_and_submit(record_deployment):
 def test_deployment_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="sampling_rate"):
         cairn.LocalDeployment(dim=4, clients=1, unit="record", directory=tmp_path / "a")
+    # max_records defaults to 100.
+    with cairn.LocalDeployment(dim=4, clients=1, unit="record", sampling_rate=0.1,
+                               directory=tmp_path / "default-m") as d:
+        with pytest.raises(ValueError, match="101 records were sampled, the task allows 100"):
+            d.client(0).submit_records(0, np.zeros((101, 4), dtype=np.float32))
     with pytest.raises(ValueError, match="noise must be"):
         cairn.LocalDeployment(dim=4, clients=1, noise="laplace", directory=tmp_path / "b")
     with pytest.raises(cairn.ConfigError, match="sampling"):

@@ -50,6 +50,9 @@ pub enum StoreError {
     /// A job names one report more than once.
     #[error("report {0} appears twice in one job")]
     DuplicateInJob(ReportId),
+    /// A job names a report that is not queued (unknown, or in another job).
+    #[error("report {0} is not queued")]
+    NotQueued(ReportId),
     /// The database was made by a Cairn version with another schema.
     #[error(
         "the database has schema version {found}, this cairn uses {expected}: it was made by \
@@ -294,10 +297,15 @@ impl TaskStore for SqliteTaskStore {
             ],
         )?;
         for id in &job.reports {
-            tx.execute(
-                "UPDATE reports SET job_id = ?3 WHERE task = ?1 AND report_id = ?2",
-                params![self.t(), id.0, job.job_id.0],
+            let claimed = tx.execute(
+                "UPDATE reports SET job_id = ?4 WHERE task = ?1 AND report_id = ?2 \
+                 AND round = ?3 AND job_id IS NULL",
+                params![self.t(), id.0, job.round, job.job_id.0],
             )?;
+            if claimed == 0 {
+                // Dropping the transaction rolls back the job row too.
+                return Err(StoreError::NotQueued(*id));
+            }
         }
         tx.commit()?;
         Ok(())

@@ -153,6 +153,29 @@ pub fn a_job_leaves_the_queue_and_commits_exactly_once<S: TaskStore>(s: S) {
     assert!(s.queued_reports(4, 10).unwrap().is_empty());
     assert!(s.queued_rounds().unwrap().is_empty());
     assert_eq!(s.open_jobs().unwrap(), vec![job.clone()]);
+    // A second job naming a report already in a job (another leader process sharing
+    // the store took the same batch) is refused whole: a report is in one job.
+    s.put_report(4, rid(3), cid(3), &[3], 10).unwrap();
+    let rival = JobRecord {
+        job_id: JobId([8; 16]),
+        round: 4,
+        reports: vec![rid(2), rid(3)],
+        accepted: None,
+    };
+    assert!(s.create_job(&rival).is_err());
+    assert_eq!(s.queued_reports(4, 10).unwrap(), vec![rid(3)], "unchanged");
+    assert_eq!(s.open_jobs().unwrap(), vec![job.clone()], "no rival job");
+    let unknown = JobRecord {
+        job_id: JobId([7; 16]),
+        round: 4,
+        reports: vec![rid(0x77)],
+        accepted: None,
+    };
+    assert!(
+        s.create_job(&unknown).is_err(),
+        "an unknown report is not queued"
+    );
+    assert_eq!(s.open_jobs().unwrap(), vec![job.clone()]);
     assert_eq!(s.job_committed(job.job_id).unwrap(), None);
     s.decide_job(job.job_id, &ids[..1]).unwrap();
     assert_eq!(

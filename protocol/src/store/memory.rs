@@ -146,6 +146,14 @@ impl TaskStore for MemoryStore {
 
     fn create_job(&self, job: &JobRecord) -> Result<(), StoreError> {
         let mut s = self.lock();
+        let queued = s.queued.get(&job.round);
+        if let Some(id) = job
+            .reports
+            .iter()
+            .find(|id| !queued.is_some_and(|q| q.contains(*id)))
+        {
+            return Err(StoreError::NotQueued(*id));
+        }
         if let Some(q) = s.queued.get_mut(&job.round) {
             for id in &job.reports {
                 q.remove(id);

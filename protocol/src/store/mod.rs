@@ -50,6 +50,9 @@ pub enum StoreError {
     /// The round is not open for this operation.
     #[error("round {0} is not open")]
     RoundNotOpen(u32),
+    /// A job names a report that is not queued (unknown, or in another job).
+    #[error("report {0} is not queued")]
+    NotQueued(ReportId),
     /// An I/O or database error of a durable store.
     #[error("storage error: {0}")]
     Backend(String),
@@ -179,7 +182,10 @@ pub trait TaskStore: Send + Sync {
     /// Leader: the rounds that have reports not yet in a job.
     fn queued_rounds(&self) -> Result<Vec<u32>, Self::Error>;
 
-    /// Leader: records a job and takes its reports out of the queue.
+    /// Leader: records a job and takes its reports out of the queue. Every report must
+    /// still be queued (stored, in no job): otherwise nothing changes and an error is
+    /// returned, so that two leader processes sharing a store can never put one report
+    /// in two jobs (the one that records its job second fails and takes another batch).
     fn create_job(&self, job: &JobRecord) -> Result<(), Self::Error>;
 
     /// Leader: records the decision of a job.

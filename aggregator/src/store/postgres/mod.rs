@@ -81,6 +81,9 @@ pub enum PgStoreError {
     /// A job names one report more than once.
     #[error("report {0} appears twice in one job")]
     DuplicateInJob(ReportId),
+    /// A job names a report that is not queued (unknown, or in another job).
+    #[error("report {0} is not queued")]
+    NotQueued(ReportId),
     /// The database's schema is not the one this build knows.
     #[error(
         "the database has schema version {found}, this cairn knows versions up to {expected}: \

@@ -231,10 +231,15 @@ impl TaskStore for PgTaskStore {
                 &[&self.t(), &&job.job_id.0[..], &i64::from(job.round), &reports, &accepted],
             )?;
             for id in &job.reports {
-                tx.execute(
-                    "UPDATE reports SET job_id = $3 WHERE task = $1 AND report_id = $2",
-                    &[&self.t(), &&id.0[..], &&job.job_id.0[..]],
+                let claimed = tx.execute(
+                    "UPDATE reports SET job_id = $4 WHERE task = $1 AND report_id = $2 \
+                     AND round = $3 AND job_id IS NULL",
+                    &[&self.t(), &&id.0[..], &i64::from(job.round), &&job.job_id.0[..]],
                 )?;
+                if claimed == 0 {
+                    // Returning an error drops the transaction: the job row goes too.
+                    return Err(PgStoreError::NotQueued(*id));
+                }
             }
             Ok(())
         })
