@@ -16,8 +16,10 @@ use crate::runtime::{detached, runtime};
 /// folder of ``cairn init``: its TLS identity, which the leader pins, and its HPKE key).
 /// ``collect(round)`` asks the leader to finish the round's aggregation, waits while
 /// jobs are pending, and returns a ``Release``. It raises ``Refused`` when the round has
-/// fewer than ``min_clients`` valid reports (``code == 'not_enough_reports'``) and
-/// ``BudgetExceeded`` when any aggregator's ledger refuses the release.
+/// fewer than ``min_clients`` valid reports (``code == 'not_enough_reports'``),
+/// ``BudgetExceeded`` when any aggregator's ledger refuses the release, and
+/// ``NetworkError`` when the leader cannot be reached after the retries. Collecting a
+/// released round again returns the same release (no new budget is spent).
 #[pyclass(module = "cairn", frozen)]
 pub struct Collector {
     inner: sdk::Collector,

@@ -327,6 +327,9 @@ impl Drop for LocalDeployment {
     /// Nodes still running when the object is collected are stopped (``close`` was not
     /// called); the temporary folder goes with its `TempDir`.
     fn drop(&mut self) {
-        let _ = self.stop_nodes();
+        // Collected with the GIL held: release it while the nodes finish (up to the
+        // grace period each), so other Python threads go on.
+        let this = &*self;
+        Python::attach(|py| py.detach(|| this.stop_nodes().is_ok()));
     }
 }
