@@ -5,7 +5,8 @@
 //! them over plain HTTP on the node's `metrics_listen` address:
 //!
 //! * `GET /metrics`: the registry, text exposition format;
-//! * `GET /health`: `200 ok` while the node runs.
+//! * `GET /health`: `200 ok` while the node runs and its store answers; `503` with the
+//!   reason when the store (a PostgreSQL database) cannot be reached.
 //!
 //! Metrics (all prefixed `cairn_`):
 //!
@@ -194,6 +195,9 @@ impl NodeMetrics {
     }
 }
 
+/// What `/health` asks: `Ok` when healthy, else why not.
+pub type HealthCheck = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// The HTTP endpoint serving `/metrics` and `/health`; stops when dropped.
 pub struct MetricsEndpoint {
     server: Arc<tiny_http::Server>,
@@ -203,7 +207,11 @@ pub struct MetricsEndpoint {
 
 impl MetricsEndpoint {
     /// Binds `addr` and serves `metrics` on a thread of its own.
-    pub fn start(addr: SocketAddr, metrics: Arc<NodeMetrics>) -> Result<Self, MetricsError> {
+    pub fn start(
+        addr: SocketAddr,
+        metrics: Arc<NodeMetrics>,
+        health: HealthCheck,
+    ) -> Result<Self, MetricsError> {
         let server = tiny_http::Server::http(addr).map_err(|e| MetricsError::Bind {
             addr,
             reason: e.to_string(),
@@ -221,7 +229,7 @@ impl MetricsEndpoint {
             .name("cairn-metrics".into())
             .spawn(move || {
                 for request in serving.incoming_requests() {
-                    respond(request, &metrics);
+                    respond(request, &metrics, &*health);
                 }
             })
             .map_err(|e| MetricsError::Bind {
@@ -250,7 +258,11 @@ impl Drop for MetricsEndpoint {
     }
 }
 
-fn respond(request: tiny_http::Request, metrics: &NodeMetrics) {
+fn respond(
+    request: tiny_http::Request,
+    metrics: &NodeMetrics,
+    health: &(dyn Fn() -> Result<(), String> + Send + Sync),
+) {
     let path = request.url().split('?').next().unwrap_or("").to_owned();
     let (status, content_type, body) = if *request.method() != tiny_http::Method::Get {
         (405, "text/plain; charset=utf-8", "only GET\n".to_owned())
@@ -261,7 +273,14 @@ fn respond(request: tiny_http::Request, metrics: &NodeMetrics) {
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
                 metrics.render(),
             ),
-            "/health" => (200, "text/plain; charset=utf-8", "ok\n".to_owned()),
+            "/health" => match health() {
+                Ok(()) => (200, "text/plain; charset=utf-8", "ok\n".to_owned()),
+                Err(why) => (
+                    503,
+                    "text/plain; charset=utf-8",
+                    format!("unhealthy: {why}\n"),
+                ),
+            },
             _ => (
                 404,
                 "text/plain; charset=utf-8",

@@ -96,7 +96,7 @@ async fn postgres_two_leader_replicas_count_every_report_once() {
     let collector_b = collector(task_b.clone()).await.unwrap();
 
     for round in 0..3u32 {
-        let mut expected = vec![0i64; DIM];
+        let mut expected = [0i64; DIM];
         let updates: Vec<Vec<f32>> = (0..CLIENTS)
             .map(|_| {
                 (0..DIM)

@@ -23,7 +23,7 @@ use rand_core::SeedableRng;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nodes_release_rounds_and_a_restart_keeps_the_budget() {
-    let cluster = PgCluster::start();
+    let mut cluster = PgCluster::start();
     let dir = tempfile::tempdir().unwrap();
     let host = std::net::IpAddr::from([127, 0, 0, 1]);
     let params = InitParams {
@@ -43,7 +43,11 @@ async fn postgres_nodes_release_rounds_and_a_restart_keeps_the_budget() {
     for node in &d.nodes {
         let url = cluster.create_database();
         std::fs::write(node.with_extension("password"), "not-in-the-toml\n").unwrap();
-        let mut text = std::fs::read_to_string(node).unwrap();
+        let mut text = std::fs::read_to_string(node)
+            .unwrap()
+            .replace("# metrics_listen", "metrics_listen")
+            .replace(":9100\"", ":0\"")
+            .replace(":9101\"", ":0\"");
         text.push_str(&format!(
             "store = \"postgres\"\ndatabase_url = \"{url}\"\ndatabase_password_file = \"{}\"\n",
             node.with_extension("password")
@@ -124,7 +128,37 @@ async fn postgres_nodes_release_rounds_and_a_restart_keeps_the_budget() {
             BudgetReport::from_node(&task, &NodeConfig::load(&d.nodes[node]).unwrap()).unwrap();
         assert_eq!(report.releases.len(), 2, "aggregator {node}");
     }
+    // /health follows the database: ok while it answers, 503 when it is gone.
+    let health = nodes[0].metrics_addr.expect("metrics_listen is set");
+    let (status, body) = get(health, "/health").await;
+    assert!(status.contains("200"), "{status} {body}");
+    cluster.stop();
+    let (status, body) = get(health, "/health").await;
+    assert!(status.contains("503"), "{status} {body}");
+    assert!(body.contains("database"), "{body}");
     for n in nodes {
         n.shutdown(Duration::from_secs(1)).await;
     }
+}
+
+/// A plain HTTP/1.1 GET on a thread of its own; the status line and the body.
+async fn get(addr: std::net::SocketAddr, path: &'static str) -> (String, String) {
+    tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        (head.lines().next().unwrap().to_owned(), body.to_owned())
+    })
+    .await
+    .unwrap()
 }

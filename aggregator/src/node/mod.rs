@@ -195,7 +195,17 @@ pub async fn start(setup: NodeSetup) -> anyhow::Result<RunningNode> {
     let metrics_endpoint = setup
         .config
         .metrics_listen
-        .map(|addr| MetricsEndpoint::start(addr, Arc::clone(&metrics)))
+        .map(|addr| {
+            let probe = store.clone();
+            let health: crate::metrics::HealthCheck = Arc::new(move || {
+                if probe.is_reachable() {
+                    Ok(())
+                } else {
+                    Err("the database does not answer".into())
+                }
+            });
+            MetricsEndpoint::start(addr, Arc::clone(&metrics), health)
+        })
         .transpose()?;
     let mut node = match setup.config.role {
         NodeRole::Leader => {

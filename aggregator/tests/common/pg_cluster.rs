@@ -163,12 +163,25 @@ fn off_runtime<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> 
     std::thread::spawn(work).join().unwrap()
 }
 
-impl Drop for PgCluster {
-    fn drop(&mut self) {
-        // SIGINT: PostgreSQL's fast shutdown.
-        let _ = Command::new("kill")
-            .args(["-INT", &self.server.id().to_string()])
-            .status();
+impl PgCluster {
+    /// Stops the server (an outage, for the tests of what a node does without it).
+    pub fn stop(&mut self) {
+        self.shut_down();
+    }
+
+    fn shut_down(&mut self) {
+        // `pg_ctl stop` signals the server itself (as root, `self.server` is `runuser`,
+        // which does not pass signals on): a fast shutdown, waited for.
+        if let Some(bin) = bin_dir() {
+            let _ = as_owner(&bin.join("pg_ctl"))
+                .arg("stop")
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .args(["-m", "fast", "-w", "-t", "20"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.server.try_wait() {
@@ -178,5 +191,11 @@ impl Drop for PgCluster {
         }
         let _ = self.server.kill();
         let _ = self.server.wait();
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.shut_down();
     }
 }

@@ -219,8 +219,9 @@ impl PgStore {
     /// Whether the database answers (`/health`).
     pub fn ping(&self) -> bool {
         off_runtime(|| {
+            // A short wait: a health probe must answer before its caller gives up.
             self.pool
-                .get()
+                .get_timeout(Duration::from_secs(2))
                 .ok()
                 .is_some_and(|mut c| c.simple_query("SELECT 1").is_ok())
         })
@@ -291,8 +292,9 @@ impl PgTaskStore {
     /// Whether the database answers.
     pub fn ping(&self) -> bool {
         off_runtime(|| {
+            // A short wait: a health probe must answer before its caller gives up.
             self.pool
-                .get()
+                .get_timeout(Duration::from_secs(2))
                 .ok()
                 .is_some_and(|mut c| c.simple_query("SELECT 1").is_ok())
         })
