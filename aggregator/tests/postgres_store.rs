@@ -51,7 +51,7 @@ fn postgres_schema_is_migrated_once_and_checked_at_start() {
         Ok(_) => panic!("a node must not run on an unmigrated database"),
     }
     let (_, applied) = PgStore::migrate(&connect(&url)).unwrap();
-    assert_eq!(applied, vec![1]);
+    assert_eq!(applied, vec![1, 2]);
     let (_, again) = PgStore::migrate(&connect(&url)).unwrap();
     assert!(again.is_empty(), "migrations are idempotent");
     assert!(PgStore::open(&connect(&url)).unwrap().ping());

@@ -25,6 +25,10 @@ impl LeaderShared {
     }
 }
 
+/// How long a leader process holds a job's lease (PostgreSQL): a job a crashed process
+/// had started is taken over by another one after at most this long.
+const JOB_LEASE_SECS: u64 = 30;
+
 pub(super) async fn start_leader(
     setup: NodeSetup,
     loaded: Task,
@@ -39,8 +43,21 @@ pub(super) async fn start_leader(
         hpke_key: _,
     } = setup;
     let collector_fp = config.collector_cert_sha256;
-    let leader = Leader::from_task(loaded, verify_key, store)
+    let shared_store = matches!(store, NodeStore::Postgres(_));
+    let mut leader = Leader::from_task(loaded, verify_key, store)
         .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
+    if shared_store {
+        // Several leader processes may share a PostgreSQL database: each drives the
+        // jobs it leases. (A SQLite file has one process: no leases, so a restarted
+        // node resumes its jobs at once.)
+        let mut owner = [0u8; 16];
+        rand_core::Rng::fill_bytes(&mut cairn_client::os_rng()?, &mut owner);
+        leader = leader.with_job_leases(cairn_protocol::leader::JobLeases {
+            owner,
+            duration_secs: JOB_LEASE_SECS,
+            clock: Arc::new(SystemClock),
+        });
+    }
     let limits = leader.limits();
     let options = transport_options(&limits, Inbound::LeaderFromClients);
     let mut pins = PinSet::new();

@@ -67,7 +67,7 @@ pub enum StoreError {
 }
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// One task's view of a node's database.
 #[derive(Clone)]
@@ -309,6 +309,28 @@ impl TaskStore for SqliteTaskStore {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    fn lease_job(
+        &self,
+        job_id: JobId,
+        owner: [u8; 16],
+        now: Time,
+        until: Time,
+    ) -> Result<bool, StoreError> {
+        let changed = self.lock().execute(
+            "UPDATE jobs SET lease_owner = ?3, lease_expires = ?5 \
+             WHERE task = ?1 AND job_id = ?2 AND committed = 0 \
+             AND (lease_owner IS NULL OR lease_owner = ?3 OR lease_expires <= ?4)",
+            params![
+                self.t(),
+                job_id.0,
+                owner,
+                i64::try_from(now.0).unwrap_or(i64::MAX),
+                i64::try_from(until.0).unwrap_or(i64::MAX)
+            ],
+        )?;
+        Ok(changed == 1)
     }
 
     fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), StoreError> {

@@ -157,6 +157,15 @@ impl TaskStore for NodeStore {
     fn create_job(&self, job: &JobRecord) -> Result<(), NodeStoreError> {
         either!(self, s => s.create_job(job))
     }
+    fn lease_job(
+        &self,
+        job_id: JobId,
+        owner: [u8; 16],
+        now: Time,
+        until: Time,
+    ) -> Result<bool, NodeStoreError> {
+        either!(self, s => s.lease_job(job_id, owner, now, until))
+    }
     fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), NodeStoreError> {
         either!(self, s => s.decide_job(job_id, accepted))
     }

@@ -37,6 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     task BLOB NOT NULL, job_id BLOB NOT NULL, round INTEGER NOT NULL,
     report_ids BLOB NOT NULL, accepted BLOB, committed INTEGER NOT NULL DEFAULT 0,
     accepted_count INTEGER NOT NULL DEFAULT 0,
+    lease_owner BLOB, lease_expires INTEGER,
     PRIMARY KEY (task, job_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS aggregated (
     task BLOB NOT NULL, report_id BLOB NOT NULL, round INTEGER NOT NULL,
@@ -97,6 +98,17 @@ impl SqliteStore {
             [],
             |r| r.get(0),
         )?;
+        if has_tables && version == 2 {
+            // Version 2 → 3: job leases (for leader processes sharing a store).
+            conn.execute_batch(
+                "BEGIN IMMEDIATE;
+                 ALTER TABLE jobs ADD COLUMN lease_owner BLOB;
+                 ALTER TABLE jobs ADD COLUMN lease_expires INTEGER;
+                 PRAGMA user_version = 3;
+                 COMMIT;",
+            )?;
+            return Self::init(conn);
+        }
         if (has_tables || version != 0) && version != SCHEMA_VERSION {
             return Err(StoreError::SchemaVersion {
                 found: version,

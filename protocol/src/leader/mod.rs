@@ -46,6 +46,23 @@ pub use collect::CollectStep;
 pub struct Leader<S: TaskStore> {
     core: AggregatorCore<S>,
     jobs: BTreeMap<JobId, InFlightJob>,
+    leases: Option<JobLeases>,
+}
+
+/// Job leases, for leader processes that share one store
+/// ([`TaskStore::lease_job`]): this process drives a job only while it holds its lease,
+/// taken when it records the job or resumes it. A lease is not renewed during a job:
+/// a job that outlives `duration_secs` may be resumed by another process meanwhile,
+/// which is safe (every step is idempotent: the helpers answer a repeated request with
+/// their recorded answer, a job commits once), only wasteful — so `duration_secs`
+/// should exceed any job's run by far.
+pub struct JobLeases {
+    /// This process's id (random, per process start).
+    pub owner: [u8; 16],
+    /// How long a lease lasts.
+    pub duration_secs: u64,
+    /// The time source (the node's clock; a manual clock in tests).
+    pub clock: std::sync::Arc<dyn crate::clock::Clock>,
 }
 
 /// A job between its start and its commit.
@@ -118,7 +135,28 @@ impl<S: TaskStore> Leader<S> {
         Ok(Self {
             core: AggregatorCore::new(task, verify_key, store, 0)?,
             jobs: BTreeMap::new(),
+            leases: None,
         })
+    }
+
+    /// Drives only the jobs this process leases ([`JobLeases`]): for several leader
+    /// processes sharing one store. Without it, every open job of the store is this
+    /// process's to resume.
+    pub fn with_job_leases(mut self, leases: JobLeases) -> Self {
+        self.leases = Some(leases);
+        self
+    }
+
+    /// Whether this process may drive `job_id` now (it holds, or just took, its lease).
+    fn lease(&self, job_id: JobId) -> Result<bool, Reject> {
+        let Some(l) = &self.leases else {
+            return Ok(true);
+        };
+        let now = l.clock.now();
+        self.core
+            .store
+            .lease_job(job_id, l.owner, now, now.plus_secs(l.duration_secs))
+            .map_err(Reject::storage)
     }
 
     /// The task.
@@ -292,6 +330,10 @@ impl<S: TaskStore> Leader<S> {
                 .store
                 .create_job(&record)
                 .map_err(Reject::storage)?;
+            if !self.lease(record.job_id)? {
+                // Another leader process leased the new job first: it drives it.
+                continue;
+            }
             if inits.iter().all(|i| i.reports.is_empty()) {
                 self.commit_locally(&record)?;
                 continue;
@@ -325,7 +367,7 @@ impl<S: TaskStore> Leader<S> {
     pub fn resume_jobs(&mut self) -> Result<Vec<ResumedJob>, Reject> {
         let mut out = Vec::new();
         for record in self.core.store.open_jobs().map_err(Reject::storage)? {
-            if self.jobs.contains_key(&record.job_id) {
+            if self.jobs.contains_key(&record.job_id) || !self.lease(record.job_id)? {
                 continue;
             }
             let job_id = record.job_id;

@@ -40,6 +40,7 @@ pub fn run_all<S: TaskStore>(
     clients_are_registered_once_and_revoked_for_good(fresh());
     uploads_are_idempotent_and_one_per_client_per_round(fresh());
     a_job_leaves_the_queue_and_commits_exactly_once(fresh());
+    a_job_is_leased_to_one_owner_until_the_lease_expires(fresh());
     a_commit_naming_a_report_twice_or_a_replay_changes_nothing(fresh());
     a_helper_admits_a_report_in_one_job_and_a_client_once_per_round(fresh());
     rounds_open_once_close_and_are_listed(fresh());
@@ -207,6 +208,60 @@ pub fn a_job_leaves_the_queue_and_commits_exactly_once<S: TaskStore>(s: S) {
     assert_eq!(
         s.report_set_digest(4).unwrap(),
         report_set_digest(&ids[..1])
+    );
+}
+
+/// A job's lease: one owner at a time, renewable by its owner, taken over once expired,
+/// gone with the commit.
+pub fn a_job_is_leased_to_one_owner_until_the_lease_expires<S: TaskStore>(s: S) {
+    let (a, b) = ([0xaa; 16], [0xbb; 16]);
+    s.put_report(2, rid(1), cid(1), &[1], 10).unwrap();
+    s.open_round(2, Time(0), DIMENSION).unwrap();
+    let job = JobRecord {
+        job_id: JobId([5; 16]),
+        round: 2,
+        reports: vec![rid(1)],
+        accepted: None,
+    };
+    assert!(
+        !s.lease_job(job.job_id, a, Time(0), Time(60)).unwrap(),
+        "unknown job"
+    );
+    s.create_job(&job).unwrap();
+    assert!(
+        s.lease_job(job.job_id, a, Time(100), Time(160)).unwrap(),
+        "a free job"
+    );
+    assert!(
+        !s.lease_job(job.job_id, b, Time(120), Time(180)).unwrap(),
+        "held by a"
+    );
+    assert!(
+        s.lease_job(job.job_id, a, Time(150), Time(210)).unwrap(),
+        "a renews"
+    );
+    assert!(
+        !s.lease_job(job.job_id, b, Time(209), Time(269)).unwrap(),
+        "still a's"
+    );
+    assert!(
+        s.lease_job(job.job_id, b, Time(210), Time(270)).unwrap(),
+        "expired: b takes it"
+    );
+    assert!(
+        !s.lease_job(job.job_id, a, Time(220), Time(280)).unwrap(),
+        "now b's"
+    );
+    s.decide_job(job.job_id, &[rid(1)]).unwrap();
+    s.commit_job(2, job.job_id, &[rid(1)], &agg([1, 0, 0]))
+        .unwrap();
+    assert!(
+        !s.lease_job(job.job_id, b, Time(230), Time(290)).unwrap(),
+        "committed"
+    );
+    assert!(
+        !s.lease_job(job.job_id, a, Time(999), Time(1059)).unwrap(),
+        "committed"
     );
 }
 

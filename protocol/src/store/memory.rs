@@ -34,6 +34,7 @@ struct MemoryInner {
     prepared_by_client: BTreeMap<(u32, ClientId), ReportId>,
     prepared_per_round: BTreeMap<u32, u32>,
     committed_jobs: BTreeMap<JobId, u32>,
+    leases: BTreeMap<JobId, ([u8; 16], Time)>,
     aggregated: BTreeMap<u32, BTreeSet<ReportId>>,
     rounds: BTreeMap<u32, RoundRecord>,
     ledger: Vec<LedgerEntry>,
@@ -161,6 +162,27 @@ impl TaskStore for MemoryStore {
         }
         s.jobs.insert(job.job_id, job.clone());
         Ok(())
+    }
+
+    fn lease_job(
+        &self,
+        job_id: JobId,
+        owner: [u8; 16],
+        now: Time,
+        until: Time,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if !s.jobs.contains_key(&job_id) {
+            return Ok(false);
+        }
+        if let Some((holder, expires)) = s.leases.get(&job_id)
+            && *holder != owner
+            && *expires > now
+        {
+            return Ok(false);
+        }
+        s.leases.insert(job_id, (owner, until));
+        Ok(true)
     }
 
     fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), StoreError> {

@@ -31,6 +31,7 @@ use crate::scheme::Aggregate;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod memory;
+mod shared;
 
 pub use memory::MemoryStore;
 
@@ -187,6 +188,20 @@ pub trait TaskStore: Send + Sync {
     /// returned, so that two leader processes sharing a store can never put one report
     /// in two jobs (the one that records its job second fails and takes another batch).
     fn create_job(&self, job: &JobRecord) -> Result<(), Self::Error>;
+
+    /// Leader: takes (or renews) the lease of an open job for `owner` until `until`,
+    /// if the job is not leased to another owner at `now`. Returns whether `owner`
+    /// holds it now; `false` for a committed or unknown job. Leader processes sharing
+    /// a store drive only the jobs they lease, so a job is worked on by one process at
+    /// a time and taken over once its lease has expired (its process crashed or
+    /// stalled).
+    fn lease_job(
+        &self,
+        job_id: JobId,
+        owner: [u8; 16],
+        now: Time,
+        until: Time,
+    ) -> Result<bool, Self::Error>;
 
     /// Leader: records the decision of a job.
     fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), Self::Error>;

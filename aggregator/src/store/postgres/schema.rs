@@ -10,15 +10,16 @@ use postgres::GenericClient;
 use super::PgStoreError;
 
 /// The newest schema version this build knows.
-pub const VERSION: i64 = 1;
+pub const VERSION: i64 = 2;
 
 /// An arbitrary constant naming Cairn's migration lock.
 const LOCK: i64 = 0x6361_6972_6e5f_6462; // "cairn_db"
 
 /// The migrations, in order: `(version, SQL)`.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "
 CREATE TABLE clients (
     task BYTEA NOT NULL, client_id BYTEA NOT NULL, key BYTEA NOT NULL,
     revoked BOOLEAN NOT NULL DEFAULT FALSE,
@@ -69,7 +70,14 @@ CREATE TABLE collect_responses (
     task BYTEA NOT NULL, round BIGINT NOT NULL, payload BYTEA NOT NULL,
     PRIMARY KEY (task, round));
 ",
-)];
+    ),
+    (
+        2,
+        "
+ALTER TABLE jobs ADD COLUMN lease_owner BYTEA, ADD COLUMN lease_expires BIGINT;
+",
+    ),
+];
 
 fn ensure_table(client: &mut impl GenericClient) -> Result<(), PgStoreError> {
     client.batch_execute(

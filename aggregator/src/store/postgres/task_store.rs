@@ -245,6 +245,25 @@ impl TaskStore for PgTaskStore {
         })
     }
 
+    fn lease_job(
+        &self,
+        job_id: JobId,
+        owner: [u8; 16],
+        now: Time,
+        until: Time,
+    ) -> Result<bool, PgStoreError> {
+        let now = i64::try_from(now.0).unwrap_or(i64::MAX);
+        let until = i64::try_from(until.0).unwrap_or(i64::MAX);
+        self.serializable(|tx| {
+            Ok(tx.execute(
+                "UPDATE jobs SET lease_owner = $3, lease_expires = $5 \
+                 WHERE task = $1 AND job_id = $2 AND NOT committed \
+                 AND (lease_owner IS NULL OR lease_owner = $3 OR lease_expires <= $4)",
+                &[&self.t(), &&job_id.0[..], &&owner[..], &now, &until],
+            )? == 1)
+        })
+    }
+
     fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), PgStoreError> {
         let blob = ids_to_blob(accepted);
         self.serializable(|tx| {
