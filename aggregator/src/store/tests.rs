@@ -86,3 +86,54 @@ fn an_rdp_ledger_entry_survives_reopening_the_file() {
     let reloaded = Ledger::from_entries_with(task, &budget, entries).unwrap();
     assert_eq!(reloaded.rdp_epsilon_spent(), ledger.rdp_epsilon_spent());
 }
+
+#[test]
+fn a_version_2_database_gains_job_leases_in_place() {
+    use cairn_protocol::auth::ClientId;
+    use cairn_protocol::clock::Time;
+    use cairn_protocol::ids::{JobId, ReportId};
+    use cairn_protocol::store::JobRecord;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.sqlite");
+    {
+        // The jobs table as schema version 2 made it (no lease columns).
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE jobs (
+                task BLOB NOT NULL, job_id BLOB NOT NULL, round INTEGER NOT NULL,
+                report_ids BLOB NOT NULL, accepted BLOB, committed INTEGER NOT NULL DEFAULT 0,
+                accepted_count INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (task, job_id)) WITHOUT ROWID;
+             PRAGMA user_version = 2;",
+        )
+        .unwrap();
+    }
+    let task = TaskId([4; 32]);
+    let store = SqliteStore::open(&path).unwrap().task(task, 3);
+    store
+        .put_report(0, ReportId([1; 16]), ClientId([1; 16]), &[1], 10)
+        .unwrap();
+    let job = JobRecord {
+        job_id: JobId([2; 16]),
+        round: 0,
+        reports: vec![ReportId([1; 16])],
+        accepted: None,
+    };
+    store.create_job(&job).unwrap();
+    assert!(
+        store
+            .lease_job(job.job_id, [1; 16], Time(0), Time(30))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .lease_job(job.job_id, [2; 16], Time(10), Time(40))
+            .unwrap()
+    );
+    let conn = store.conn.lock().unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+}
