@@ -55,8 +55,15 @@ fn as_owner(program: &Path) -> Command {
 }
 
 impl PgCluster {
-    /// Starts a fresh cluster, or panics saying what is missing.
+    /// Starts a fresh cluster (without fsync: tests need speed, not durability against
+    /// power loss), or panics saying what is missing.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a fresh cluster, `fsync` on or off (benchmarks compare with SQLite,
+    /// which syncs every commit).
+    pub fn start_with(fsync: bool) -> Self {
         let bin = bin_dir().unwrap_or_else(|| {
             panic!(
                 "the PostgreSQL tests need a PostgreSQL server: install the Debian package \
@@ -99,14 +106,8 @@ impl PgCluster {
             .arg("-k")
             .arg(dir.path())
             .args(["-p", &port.to_string()])
-            .args([
-                "-c",
-                "listen_addresses=",
-                "-c",
-                "fsync=off",
-                "-c",
-                "max_connections=200",
-            ])
+            .args(["-c", "listen_addresses=", "-c", "max_connections=200"])
+            .args(["-c", if fsync { "fsync=on" } else { "fsync=off" }])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
