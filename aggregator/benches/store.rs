@@ -2,7 +2,8 @@
 //! report id, the client's one report per round and the round's cap, then inserts) on
 //! the embedded SQLite store (WAL, `synchronous = FULL`) and on PostgreSQL (a throwaway
 //! local cluster over a Unix socket, `fsync = on`, SERIALIZABLE transactions), the
-//! latter both from a plain thread and from a tokio thread (where the blocking client
+//! latter both from a plain thread and from tokio's blocking pool, marked as the node
+//! marks it (`on_blocking_thread`: the store runs in place) and unmarked (each call
 //! takes a scoped thread of its own).
 //!
 //! `cargo bench -p cairn-aggregator --bench store -- --warm-up-time 1 --measurement-time 5`
@@ -15,7 +16,7 @@ mod pg_cluster;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cairn_aggregator::store::SqliteStore;
-use cairn_aggregator::store::postgres::{PgConnect, PgStore};
+use cairn_aggregator::store::postgres::{PgConnect, PgStore, on_blocking_thread};
 use cairn_protocol::auth::ClientId;
 use cairn_protocol::config::TaskId;
 use cairn_protocol::ids::ReportId;
@@ -56,6 +57,20 @@ fn store(c: &mut Criterion) {
         .build()
         .unwrap();
     group.bench_function("postgres_from_tokio_blocking_pool", |b| {
+        b.iter(|| {
+            let pg = pg.clone();
+            rt.block_on(async {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                tokio::task::spawn_blocking(move || {
+                    on_blocking_thread(|| upload(&pg, &AtomicU64::new(n)))
+                })
+                .await
+                .unwrap()
+            })
+        })
+    });
+    // The same without the mark: every call takes a thread of its own.
+    group.bench_function("postgres_from_tokio_unmarked", |b| {
         b.iter(|| {
             let pg = pg.clone();
             rt.block_on(async {

@@ -252,7 +252,7 @@ fn os_rng() -> Result<rand_chacha::ChaCha20Rng, Reject> {
 
 /// Runs a blocking protocol step on tokio's blocking pool.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Reject> {
-    tokio::task::spawn_blocking(f)
+    tokio::task::spawn_blocking(move || crate::store::postgres::on_blocking_thread(f))
         .await
         .map_err(|e| Reject::new(ErrorCode::Internal, format!("worker failed: {e}")))
 }

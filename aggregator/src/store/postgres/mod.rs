@@ -36,14 +36,33 @@ use cairn_protocol::ids::ReportId;
 pub mod schema;
 mod task_store;
 
+thread_local! {
+    /// Set on threads where blocking is allowed although they belong to a tokio
+    /// runtime: tokio's blocking pool, entered through [`on_blocking_thread`].
+    static MAY_BLOCK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `work` (on a thread of tokio's blocking pool) marked as allowed to block, so
+/// the store's calls inside run in place rather than on a thread of their own. The
+/// node's `spawn_blocking` wrapper uses it.
+pub fn on_blocking_thread<T>(work: impl FnOnce() -> T) -> T {
+    let before = MAY_BLOCK.with(|m| m.replace(true));
+    let out = work();
+    MAY_BLOCK.with(|m| m.set(before));
+    out
+}
+
 /// Runs `work` where the blocking client may block: the blocking `postgres` client
 /// drives its own runtime, and tokio forbids starting a runtime on a thread that is
-/// driving async tasks. On any thread of a tokio runtime (tokio offers no way to tell
-/// its async workers from its blocking pool), `work` runs on a short-lived scoped
-/// thread of its own (tens of microseconds, beside a database round trip); on a plain
-/// thread it runs in place.
+/// driving async tasks. On a plain thread, or one marked by [`on_blocking_thread`],
+/// `work` runs in place; on any other thread of a tokio runtime (an `async fn` of the
+/// node) it runs on a short-lived scoped thread of its own (the benchmark found no
+/// measurable cost of that thread next to a transaction, BENCHMARKS.md; the mark
+/// saves it anyway on the node's hot paths).
 fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
-    if tokio::runtime::Handle::try_current().is_ok() {
+    let in_place =
+        MAY_BLOCK.with(std::cell::Cell::get) || tokio::runtime::Handle::try_current().is_err();
+    if !in_place {
         std::thread::scope(|s| match s.spawn(work).join() {
             Ok(value) => value,
             Err(panic) => std::panic::resume_unwind(panic),
