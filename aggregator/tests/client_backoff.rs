@@ -1,0 +1,158 @@
+//! Back-pressure seen by the SDK: a leader that answers `Busy` twice before it stores
+//! the report. The client retries with backoff (the delays the retry policy gives,
+//! without jitter here), re-sends the very same report bytes each time, and returns
+//! the acknowledged report id; a leader that stays busy makes it give up after the
+//! policy's attempts with `Refused { Busy }`.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cairn_aggregator::deploy::{self, InitParams, free_base_port};
+use cairn_client::sdk::{Client, SdkError};
+use cairn_protocol::config::{NoisePlacement, TaskConfig};
+use cairn_protocol::messages::{ErrorCode, ErrorMessage, Message, UploadResponse};
+use cairn_transport::{ClientAuth, Identity, RetryPolicy, ServerEndpoint, TransportOptions};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+/// A fake leader on the task's leader address and certificate: answers `Busy` to the
+/// first `busy` requests, then acknowledges; records every request's bytes.
+async fn fake_leader(
+    d: &deploy::Deployment,
+    task: &TaskConfig,
+    busy: usize,
+) -> (ServerEndpoint, Arc<Mutex<Vec<(Instant, Vec<u8>)>>>) {
+    let identity = Identity::read_pem_files(
+        &d.dir.join("aggregator-0/cert.pem"),
+        &d.dir.join("aggregator-0/key.pem"),
+    )
+    .unwrap();
+    let server = ServerEndpoint::bind(
+        task.aggregators()[0].endpoint,
+        &identity,
+        &ClientAuth::Anonymous,
+        TransportOptions::default(),
+    )
+    .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = Arc::clone(&seen);
+    let limits = cairn_protocol::task::Task::new(task.clone())
+        .unwrap()
+        .limits();
+    let serving = server.clone();
+    tokio::spawn(async move {
+        serving
+            .serve(move |_peer, bytes| {
+                let log = Arc::clone(&log);
+                let limits = limits.clone();
+                async move {
+                    let n = {
+                        let mut log = log.lock().unwrap();
+                        log.push((Instant::now(), bytes.clone()));
+                        log.len()
+                    };
+                    let Ok(Message::UploadRequest(req)) = Message::decode(&bytes, &limits) else {
+                        panic!("the client sent something other than an upload");
+                    };
+                    if n <= busy {
+                        Message::Error(ErrorMessage {
+                            code: ErrorCode::Busy,
+                            detail: "full, retry later".into(),
+                        })
+                        .encode()
+                    } else {
+                        Message::UploadResponse(UploadResponse {
+                            report_id: req.report.report_id,
+                        })
+                        .encode()
+                    }
+                }
+            })
+            .await;
+    });
+    (server, seen)
+}
+
+async fn setup() -> (tempfile::TempDir, deploy::Deployment, TaskConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let host = std::net::IpAddr::from([127, 0, 0, 1]);
+    let params = InitParams {
+        dimension: 8,
+        noise: NoisePlacement::None,
+        min_clients: 1,
+        clients: 1,
+        base_port: free_base_port(host, 2).unwrap(),
+        ..InitParams::default()
+    };
+    let d = deploy::init(
+        &dir.path().join("deploy"),
+        &params,
+        &mut ChaCha20Rng::from_seed([2; 32]),
+    )
+    .unwrap();
+    let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
+    (dir, d, task)
+}
+
+fn policy(max_attempts: u32) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts,
+        initial_delay: Duration::from_millis(100),
+        max_delay: Duration::from_secs(1),
+        jitter: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_leader_is_retried_with_backoff_and_the_same_report() {
+    let (_dir, d, task) = setup().await;
+    let (_server, seen) = fake_leader(&d, &task, 2).await;
+    let credential = cairn_client::sdk::read_credential(&d.credentials[0]).unwrap();
+    let client = Client::builder(task.clone())
+        .credential(credential)
+        .retry(policy(6))
+        .build()
+        .await
+        .unwrap();
+    let id = client.submit(0, &[0.1; 8]).await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3, "two Busy answers, then the acknowledgement");
+    assert!(
+        seen.iter().all(|(_, b)| *b == seen[0].1),
+        "the same report bytes each time"
+    );
+    let Ok(Message::UploadRequest(req)) = Message::decode(
+        &seen[0].1,
+        &cairn_protocol::task::Task::new(task).unwrap().limits(),
+    ) else {
+        panic!("not an upload");
+    };
+    assert_eq!(req.report.report_id, id);
+    // Backoff: at least the policy's first two delays (100 ms, then 200 ms).
+    let gap1 = seen[1].0 - seen[0].0;
+    let gap2 = seen[2].0 - seen[1].0;
+    assert!(gap1 >= Duration::from_millis(100), "{gap1:?}");
+    assert!(gap2 >= Duration::from_millis(200), "{gap2:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_stays_busy_makes_the_client_give_up_after_its_attempts() {
+    let (_dir, d, task) = setup().await;
+    let (_server, seen) = fake_leader(&d, &task, usize::MAX).await;
+    let credential = cairn_client::sdk::read_credential(&d.credentials[0]).unwrap();
+    let client = Client::builder(task)
+        .credential(credential)
+        .retry(policy(3))
+        .build()
+        .await
+        .unwrap();
+    match client.submit(0, &[0.1; 8]).await {
+        Err(SdkError::Refused {
+            code: ErrorCode::Busy,
+            ..
+        }) => {}
+        other => panic!("expected Refused(Busy), got {other:?}"),
+    }
+    assert_eq!(seen.lock().unwrap().len(), 3, "the policy's three attempts");
+}
