@@ -45,7 +45,6 @@ async fn fake_leader(
         serving
             .serve(move |_peer, bytes| {
                 let log = Arc::clone(&log);
-                let limits = limits.clone();
                 async move {
                     let n = {
                         let mut log = log.lock().unwrap();
