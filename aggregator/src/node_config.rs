@@ -173,14 +173,9 @@ impl NodeConfig {
 
     /// Parses `text` as if read from `path` (relative paths resolve against its folder).
     pub fn parse(text: &str, path: &Path) -> Result<Self, NodeConfigError> {
-        // The parser's message and position, not its quote of the line (a secret file
-        // passed here by mistake must not end up in an error).
         let raw: RawNodeConfig = toml::from_str(text).map_err(|e| NodeConfigError::Parse {
             path: path.to_owned(),
-            message: match e.span() {
-                Some(span) => format!("{} (at byte {})", e.message(), span.start),
-                None => e.message().to_owned(),
-            },
+            message: cairn_protocol::config::toml_error_message(&e),
         })?;
         let invalid = |field: &'static str, reason: &str| NodeConfigError::Invalid {
             path: path.to_owned(),

@@ -3,9 +3,11 @@
 //! and the helper's `/metrics` finds the counts, and `/health` answers `ok`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+
+#[path = "common/http.rs"]
+mod http;
+use http::get;
 
 use cairn_aggregator::deploy::{InitParams, free_base_port, init, read_collector_keys};
 use cairn_aggregator::node::{NodeSetup, start};
@@ -15,23 +17,6 @@ use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::messages::ErrorCode;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-
-/// A plain HTTP/1.1 GET; returns the status line and the body.
-fn get(addr: SocketAddr, path: &str) -> (String, String) {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    (head.lines().next().unwrap().to_owned(), body.to_owned())
-}
 
 /// The value of the sample line `name` (exact series name with labels).
 fn sample(text: &str, name: &str) -> Option<f64> {

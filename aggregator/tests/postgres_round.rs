@@ -5,6 +5,8 @@
 //! budget (`cargo test -p cairn-aggregator postgres` selects these).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "common/http.rs"]
+mod http;
 #[path = "common/pg_cluster.rs"]
 mod pg_cluster;
 
@@ -141,24 +143,9 @@ async fn postgres_nodes_release_rounds_and_a_restart_keeps_the_budget() {
     }
 }
 
-/// A plain HTTP/1.1 GET on a thread of its own; the status line and the body.
+/// [`http::get`] on a thread of its own (this test's runtime must not block).
 async fn get(addr: std::net::SocketAddr, path: &'static str) -> (String, String) {
-    tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let (head, body) = response.split_once("\r\n\r\n").unwrap();
-        (head.lines().next().unwrap().to_owned(), body.to_owned())
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || http::get(addr, path))
+        .await
+        .unwrap()
 }

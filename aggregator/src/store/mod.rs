@@ -26,6 +26,7 @@ use cairn_protocol::store::{
     Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundStatus,
     TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
 };
+use encoding::{ids_to_blob, status_code};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// Errors of the SQLite store.
@@ -106,16 +107,8 @@ impl SqliteTaskStore {
         let Some((status, opened_at, count, aggregate)) = row else {
             return Ok(None);
         };
-        let status = match status {
-            0 => RoundStatus::Open,
-            1 => RoundStatus::Closed,
-            2 => RoundStatus::Released,
-            _ => {
-                return Err(StoreError::Corrupt(format!(
-                    "round {round} status {status}"
-                )));
-            }
-        };
+        let status = encoding::status_of(status)
+            .ok_or_else(|| StoreError::Corrupt(format!("round {round} status {status}")))?;
         let aggregate = Aggregate::decode(&aggregate, self.dimension)
             .map_err(|e| StoreError::Corrupt(format!("round {round} aggregate: {e}")))?;
         Ok(Some(RoundRecord {
@@ -130,31 +123,12 @@ impl SqliteTaskStore {
     }
 }
 
-fn status_code(s: RoundStatus) -> i64 {
-    match s {
-        RoundStatus::Open => 0,
-        RoundStatus::Closed => 1,
-        RoundStatus::Released => 2,
-    }
-}
-
 fn to_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what}: {} bytes, expected {N}", bytes.len())))
-}
-
-fn ids_to_blob(ids: &[ReportId]) -> Vec<u8> {
-    ids.iter().flat_map(|id| id.0).collect()
+    encoding::to_array(bytes, what).map_err(StoreError::Corrupt)
 }
 
 fn blob_to_ids(blob: &[u8]) -> Result<Vec<ReportId>, StoreError> {
-    if !blob.len().is_multiple_of(16) {
-        return Err(StoreError::Corrupt("report id list".into()));
-    }
-    blob.chunks_exact(16)
-        .map(|c| to_array::<16>(c, "report id").map(ReportId))
-        .collect()
+    encoding::blob_to_ids(blob).map_err(StoreError::Corrupt)
 }
 
 impl TaskStore for SqliteTaskStore {
@@ -571,6 +545,7 @@ impl TaskStore for SqliteTaskStore {
 }
 
 mod admission;
+mod encoding;
 mod node_store;
 pub mod postgres;
 

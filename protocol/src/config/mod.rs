@@ -234,14 +234,8 @@ impl TaskConfig {
     /// Parses a task file and validates its own fields; [`TaskConfig::from_toml`]
     /// (in [`crate::task`]) adds the checks of the scheme and the privacy model.
     pub(crate) fn parse_toml(text: &str) -> Result<Self, ConfigError> {
-        // The parser's message and position only: its display quotes the offending
-        // line, and a secret file passed by mistake must not end up in an error.
-        let raw: RawTask = toml::from_str(text).map_err(|e| {
-            ConfigError::Toml(match e.span() {
-                Some(span) => format!("{} (at byte {})", e.message(), span.start),
-                None => e.message().to_owned(),
-            })
-        })?;
+        let raw: RawTask =
+            toml::from_str(text).map_err(|e| ConfigError::Toml(toml_error_message(&e)))?;
         Self::validate(raw)
     }
 
@@ -391,3 +385,13 @@ mod validate;
 
 #[cfg(test)]
 mod tests;
+
+/// A TOML parse error as its message and position only: the parser's display quotes
+/// the offending line, and a secret file passed by mistake (a key where a task or node
+/// file belongs) must not end up in an error message or a log.
+pub fn toml_error_message(e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => format!("{} (at byte {})", e.message(), span.start),
+        None => e.message().to_owned(),
+    }
+}

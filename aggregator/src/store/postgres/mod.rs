@@ -75,6 +75,16 @@ fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 /// How many times a transaction is tried before its serialization failure is returned.
 pub const MAX_ATTEMPTS: u32 = 12;
 
+/// Whether the database behind `pool` answers within a short wait (a health probe
+/// must answer before its caller gives up).
+fn ping(pool: &PgPool) -> bool {
+    off_runtime(|| {
+        pool.get_timeout(Duration::from_secs(2))
+            .ok()
+            .is_some_and(|mut c| c.simple_query("SELECT 1").is_ok())
+    })
+}
+
 /// Errors of the PostgreSQL store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -237,13 +247,7 @@ impl PgStore {
 
     /// Whether the database answers (`/health`).
     pub fn ping(&self) -> bool {
-        off_runtime(|| {
-            // A short wait: a health probe must answer before its caller gives up.
-            self.pool
-                .get_timeout(Duration::from_secs(2))
-                .ok()
-                .is_some_and(|mut c| c.simple_query("SELECT 1").is_ok())
-        })
+        ping(&self.pool)
     }
 }
 
@@ -310,12 +314,6 @@ impl PgTaskStore {
 
     /// Whether the database answers.
     pub fn ping(&self) -> bool {
-        off_runtime(|| {
-            // A short wait: a health probe must answer before its caller gives up.
-            self.pool
-                .get_timeout(Duration::from_secs(2))
-                .ok()
-                .is_some_and(|mut c| c.simple_query("SELECT 1").is_ok())
-        })
+        ping(&self.pool)
     }
 }

@@ -14,32 +14,14 @@ use cairn_protocol::store::{
 use postgres::GenericClient;
 
 use super::{PgStoreError, PgTaskStore};
-
-fn status_code(s: RoundStatus) -> i16 {
-    match s {
-        RoundStatus::Open => 0,
-        RoundStatus::Closed => 1,
-        RoundStatus::Released => 2,
-    }
-}
+use crate::store::encoding::{self, ids_to_blob, status_code};
 
 fn to_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], PgStoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| PgStoreError::Corrupt(format!("{what}: {} bytes, expected {N}", bytes.len())))
-}
-
-fn ids_to_blob(ids: &[ReportId]) -> Vec<u8> {
-    ids.iter().flat_map(|id| id.0).collect()
+    encoding::to_array(bytes, what).map_err(PgStoreError::Corrupt)
 }
 
 fn blob_to_ids(blob: &[u8]) -> Result<Vec<ReportId>, PgStoreError> {
-    if !blob.len().is_multiple_of(16) {
-        return Err(PgStoreError::Corrupt("report id list".into()));
-    }
-    blob.chunks_exact(16)
-        .map(|c| to_array::<16>(c, "report id").map(ReportId))
-        .collect()
+    encoding::blob_to_ids(blob).map_err(PgStoreError::Corrupt)
 }
 
 fn u32_of(v: i64, what: &str) -> Result<u32, PgStoreError> {
@@ -59,12 +41,9 @@ impl PgTaskStore {
         else {
             return Ok(None);
         };
-        let status = match row.get::<_, i16>(0) {
-            0 => RoundStatus::Open,
-            1 => RoundStatus::Closed,
-            2 => RoundStatus::Released,
-            s => return Err(PgStoreError::Corrupt(format!("round {round} status {s}"))),
-        };
+        let code = row.get::<_, i16>(0);
+        let status = encoding::status_of(i64::from(code))
+            .ok_or_else(|| PgStoreError::Corrupt(format!("round {round} status {code}")))?;
         let aggregate = Aggregate::decode(row.get::<_, &[u8]>(3), self.dimension)
             .map_err(|e| PgStoreError::Corrupt(format!("round {round} aggregate: {e}")))?;
         Ok(Some(RoundRecord {

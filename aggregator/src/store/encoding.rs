@@ -1,0 +1,48 @@
+//! How both stores (SQLite, PostgreSQL) write values the database has no type for:
+//! round statuses as small integers, report-id lists as concatenated 16-byte ids,
+//! fixed-size ids and hashes as byte strings checked on the way back. A value that
+//! does not decode is reported as text; each store wraps it in its `Corrupt` error.
+
+use cairn_protocol::ids::ReportId;
+use cairn_protocol::store::RoundStatus;
+
+/// The stored code of a round status.
+pub(super) fn status_code(s: RoundStatus) -> i16 {
+    match s {
+        RoundStatus::Open => 0,
+        RoundStatus::Closed => 1,
+        RoundStatus::Released => 2,
+    }
+}
+
+/// The round status of a stored code.
+pub(super) fn status_of(code: i64) -> Option<RoundStatus> {
+    match code {
+        0 => Some(RoundStatus::Open),
+        1 => Some(RoundStatus::Closed),
+        2 => Some(RoundStatus::Released),
+        _ => None,
+    }
+}
+
+/// `bytes` as an array of exactly `N` bytes.
+pub(super) fn to_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], String> {
+    bytes
+        .try_into()
+        .map_err(|_| format!("{what}: {} bytes, expected {N}", bytes.len()))
+}
+
+/// A list of report ids as one byte string.
+pub(super) fn ids_to_blob(ids: &[ReportId]) -> Vec<u8> {
+    ids.iter().flat_map(|id| id.0).collect()
+}
+
+/// The inverse of [`ids_to_blob`].
+pub(super) fn blob_to_ids(blob: &[u8]) -> Result<Vec<ReportId>, String> {
+    if !blob.len().is_multiple_of(16) {
+        return Err("report id list".into());
+    }
+    blob.chunks_exact(16)
+        .map(|c| to_array::<16>(c, "report id").map(ReportId))
+        .collect()
+}
