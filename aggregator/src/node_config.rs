@@ -26,6 +26,7 @@
 //! database_url = "host=db.internal port=5432 user=cairn dbname=cairn_leader"
 //! database_password_file = "db.password"   # or the CAIRN_DATABASE_PASSWORD variable
 //! database_pool_size = 8
+//! job_lease_secs = 30                      # how soon a dead replica's jobs move on
 //! ```
 //!
 //! The password never appears in this file: a `database_url` carrying one is refused.
@@ -100,6 +101,8 @@ struct RawNodeConfig {
     database_password_file: Option<PathBuf>,
     #[serde(default)]
     database_pool_size: Option<u32>,
+    #[serde(default)]
+    job_lease_secs: Option<u64>,
 }
 
 /// Which store a node runs on.
@@ -116,6 +119,9 @@ pub enum StoreKind {
 /// The environment variable holding the database password when no file is named.
 pub const DATABASE_PASSWORD_ENV: &str = "CAIRN_DATABASE_PASSWORD";
 
+/// How long a leader replica holds a job's lease unless `job_lease_secs` says otherwise.
+pub const DEFAULT_JOB_LEASE_SECS: u64 = 30;
+
 /// Where a node keeps its state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
@@ -129,6 +135,9 @@ pub enum StoreConfig {
         password_file: Option<PathBuf>,
         /// Connections in the pool.
         pool_size: u32,
+        /// How long a leader replica holds an aggregation job's lease: a job whose
+        /// replica died is taken over by another after at most this long.
+        job_lease_secs: u64,
     },
 }
 
@@ -206,6 +215,7 @@ impl NodeConfig {
                 if raw.database_url.is_some()
                     || raw.database_password_file.is_some()
                     || raw.database_pool_size.is_some()
+                    || raw.job_lease_secs.is_some()
                 {
                     return Err(invalid(
                         "database_url",
@@ -229,10 +239,15 @@ impl NodeConfig {
                 if !(1..=256).contains(&pool_size) {
                     return Err(invalid("database_pool_size", "must be between 1 and 256"));
                 }
+                let job_lease_secs = raw.job_lease_secs.unwrap_or(DEFAULT_JOB_LEASE_SECS);
+                if !(1..=3600).contains(&job_lease_secs) {
+                    return Err(invalid("job_lease_secs", "must be between 1 and 3600"));
+                }
                 StoreConfig::Postgres {
                     url,
                     password_file: raw.database_password_file.as_deref().map(resolve),
                     pool_size,
+                    job_lease_secs,
                 }
             }
         };
@@ -316,7 +331,8 @@ mod tests {
             StoreConfig::Postgres {
                 url: "host=/run/postgresql dbname=cairn".into(),
                 password_file: Some("/deploy/pw".into()),
-                pool_size: 8
+                pool_size: 8,
+                job_lease_secs: DEFAULT_JOB_LEASE_SECS,
             }
         );
         for bad in [
@@ -325,10 +341,14 @@ mod tests {
             "database_url = \"postgres://cairn:hunter2@db/cairn\"\n",
             "database_url = \"postgresql://db/cairn?password=hunter2\"\n",
             "database_url = \"host=db\"\ndatabase_pool_size = 0\n",
+            "database_url = \"host=db\"\njob_lease_secs = 0\n",
         ] {
             let err = NodeConfig::parse(&pg(bad), p).unwrap_err().to_string();
             assert!(!err.contains("hunter2"), "{err}");
-            assert!(err.contains("database_"), "{err}");
+            assert!(
+                err.contains("database_") || err.contains("job_lease_secs"),
+                "{err}"
+            );
         }
         assert!(
             NodeConfig::parse(&pg("database_url = \"postgres://cairn@db/cairn\"\n"), p).is_ok()

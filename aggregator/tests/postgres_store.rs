@@ -184,6 +184,7 @@ fn postgres_the_readme_sample_config_parses() {
             url: "host=db.internal port=5432 user=cairn dbname=cairn_leader".into(),
             password_file: Some("/deploy/db.password".into()),
             pool_size: 8,
+            job_lease_secs: 30,
         }
     );
 }

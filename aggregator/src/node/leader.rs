@@ -25,10 +25,6 @@ impl LeaderShared {
     }
 }
 
-/// How long a leader process holds a job's lease (PostgreSQL): a job a crashed process
-/// had started is taken over by another one after at most this long.
-const JOB_LEASE_SECS: u64 = 30;
-
 pub(super) async fn start_leader(
     setup: NodeSetup,
     loaded: Task,
@@ -43,10 +39,15 @@ pub(super) async fn start_leader(
         hpke_key: _,
     } = setup;
     let collector_fp = config.collector_cert_sha256;
-    let shared_store = matches!(store, NodeStore::Postgres(_));
+    // Leases exist only on PostgreSQL: a job a crashed process had started is taken
+    // over by another replica after at most `job_lease_secs`.
+    let lease_secs = match &config.store {
+        crate::node_config::StoreConfig::Postgres { job_lease_secs, .. } => Some(*job_lease_secs),
+        crate::node_config::StoreConfig::Sqlite => None,
+    };
     let mut leader = Leader::from_task(loaded, verify_key, store)
         .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
-    if shared_store {
+    if let Some(duration_secs) = lease_secs {
         // Several leader processes may share a PostgreSQL database: each drives the
         // jobs it leases. (A SQLite file has one process: no leases, so a restarted
         // node resumes its jobs at once.)
@@ -54,7 +55,7 @@ pub(super) async fn start_leader(
         rand_core::Rng::fill_bytes(&mut cairn_client::os_rng()?, &mut owner);
         leader = leader.with_job_leases(cairn_protocol::leader::JobLeases {
             owner,
-            duration_secs: JOB_LEASE_SECS,
+            duration_secs,
             clock: Arc::new(SystemClock),
         });
     }
@@ -74,6 +75,9 @@ pub(super) async fn start_leader(
         Some(&identity),
         transport_options(&limits, Inbound::LeaderFromHelpers),
     )?;
+    // Each leader process starts at a random replica of each helper (spreading the
+    // leader replicas over the helper replicas) and stays there until it fails.
+    let mut rng = cairn_client::os_rng()?;
     let helpers = task
         .aggregators()
         .iter()
@@ -81,7 +85,8 @@ pub(super) async fn start_leader(
         .skip(1)
         .map(|(i, a)| {
             let fp = *task.aggregator_fingerprint(i).unwrap_or(&[0; 32]);
-            Peer::new(client.clone(), a.endpoint, fp)
+            let start = rand_core::Rng::next_u32(&mut rng) as usize;
+            Peer::replicated(client.clone(), a.endpoints(), fp, start)
         })
         .collect();
     let shared = Arc::new(LeaderShared {

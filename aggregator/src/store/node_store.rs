@@ -42,6 +42,7 @@ pub fn pg_connect(config: &NodeConfig) -> anyhow::Result<Option<PgConnect>> {
         url,
         password_file,
         pool_size,
+        ..
     } = &config.store
     else {
         return Ok(None);

@@ -163,7 +163,8 @@ impl Connect {
             max_frame_len: limits.max_inbound_frame_len(inbound),
             ..TransportOptions::default()
         });
-        let bind = match task.aggregators()[0].endpoint {
+        let leader = &task.aggregators()[0];
+        let bind = match leader.endpoint {
             SocketAddr::V6(_) if self.bind.is_ipv4() => SocketAddr::from(([0u16; 8], 0)),
             _ => self.bind,
         };
@@ -171,7 +172,11 @@ impl Connect {
         let pinned = *task
             .aggregator_fingerprint(0)
             .ok_or(SdkError::Missing("the task's leader"))?;
-        Ok(Peer::new(endpoint, task.aggregators()[0].endpoint, pinned))
+        // Spread over the leader's replicas: each client starts at one chosen at
+        // random and fails over to the others (transport::peer).
+        let addrs = leader.endpoints();
+        let start = rand_core::Rng::next_u32(&mut os_rng()?) as usize;
+        Ok(Peer::replicated(endpoint, addrs, pinned, start))
     }
 }
 

@@ -64,6 +64,8 @@ pub use crate::ids::TaskId;
 const FIELD64_MODULUS: u128 = 0xFFFF_FFFF_0000_0001;
 /// Most aggregators a task may have (the sharing supports n ≤ 16).
 pub const MAX_AGGREGATORS: usize = 16;
+/// Most replica endpoints one aggregator may list besides its own.
+pub const MAX_REPLICA_ENDPOINTS: usize = 64;
 /// Largest vector dimension a task may declare (messages are sized from it).
 pub const MAX_DIMENSION: u32 = 1 << 24;
 
@@ -152,10 +154,30 @@ pub struct AggregatorInfo {
     pub role: Role,
     /// Where the aggregator listens for QUIC connections.
     pub endpoint: SocketAddr,
+    /// Further endpoints of the same aggregator: replicas that share its TLS identity,
+    /// HPKE key and database (`store = "postgres"`). Each client, collector and leader
+    /// starts at one of [`endpoints`](Self::endpoints) chosen at random and moves to
+    /// the next when a connection fails. Not part of the task id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replica_endpoints: Vec<SocketAddr>,
     /// SHA-256 of the aggregator's DER certificate, in hex: pinned by peers.
     pub tls_cert_sha256: String,
     /// The aggregator's HPKE public key, in hex: clients seal input shares to it.
     pub hpke_public_key: String,
+}
+
+impl AggregatorInfo {
+    /// Every endpoint of this aggregator: [`endpoint`](Self::endpoint) first, then
+    /// the replicas', without repeats.
+    pub fn endpoints(&self) -> Vec<SocketAddr> {
+        let mut all = vec![self.endpoint];
+        for e in &self.replica_endpoints {
+            if !all.contains(e) {
+                all.push(*e);
+            }
+        }
+        all
+    }
 }
 
 /// Differential-privacy parameters.

@@ -135,6 +135,45 @@ fn every_parameter_that_matters_changes_the_task_id() {
     // Operational settings do not: the round duration and the endpoints.
     let op = base.replace("round_duration_secs = 60", "round_duration_secs = 61");
     assert_eq!(TaskConfig::from_toml(&op).unwrap().id(), id);
+    let replicas = base.replacen(
+        "endpoint = \"127.0.0.1:7100\"",
+        "endpoint = \"127.0.0.1:7100\"\nreplica_endpoints = [\"127.0.0.1:7200\", \"[::1]:7300\"]",
+        1,
+    );
+    let with_replicas = TaskConfig::from_toml(&replicas).unwrap();
+    assert_eq!(with_replicas.id(), id);
+    assert_eq!(
+        with_replicas.aggregators()[0].endpoints(),
+        ["127.0.0.1:7100", "127.0.0.1:7200", "[::1]:7300"]
+            .map(|e| e.parse::<std::net::SocketAddr>().unwrap())
+    );
+}
+
+#[test]
+fn replica_endpoints_are_bounded_and_repeats_are_dropped() {
+    let list = |n: usize| {
+        let all: Vec<String> = (0..n)
+            .map(|i| format!("\"10.0.0.1:{}\"", 8000 + i))
+            .collect();
+        sample("", AGG_NOISE).replacen(
+            "endpoint = \"127.0.0.1:7100\"",
+            &format!(
+                "endpoint = \"127.0.0.1:7100\"\nreplica_endpoints = [{}]",
+                all.join(", ")
+            ),
+            1,
+        )
+    };
+    assert!(TaskConfig::from_toml(&list(MAX_REPLICA_ENDPOINTS)).is_ok());
+    let err = TaskConfig::from_toml(&list(MAX_REPLICA_ENDPOINTS + 1)).unwrap_err();
+    assert!(err.to_string().contains("replica endpoints"), "{err}");
+    let repeated = sample("", AGG_NOISE).replacen(
+        "endpoint = \"127.0.0.1:7100\"",
+        "endpoint = \"127.0.0.1:7100\"\nreplica_endpoints = [\"127.0.0.1:7100\", \"127.0.0.1:7200\", \"127.0.0.1:7200\"]",
+        1,
+    );
+    let task = TaskConfig::from_toml(&repeated).unwrap();
+    assert_eq!(task.aggregators()[0].endpoints().len(), 2);
 }
 
 #[test]

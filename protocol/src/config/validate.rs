@@ -159,6 +159,15 @@ impl TaskConfig {
         let mut aggregator_keys = Vec::with_capacity(n);
         let mut aggregator_fingerprints = Vec::with_capacity(n);
         for a in &raw.aggregators {
+            if a.replica_endpoints.len() > MAX_REPLICA_ENDPOINTS {
+                return Err(ConfigError::invalid(
+                    "aggregators.replica_endpoints",
+                    format!(
+                        "at most {MAX_REPLICA_ENDPOINTS} replica endpoints per aggregator, found {}",
+                        a.replica_endpoints.len()
+                    ),
+                ));
+            }
             aggregator_keys.push(HpkePublicKey::from_hex(&a.hpke_public_key).map_err(|_| {
                 ConfigError::invalid(
                     "aggregators.hpke_public_key",

@@ -217,3 +217,49 @@ async fn a_peer_reuses_its_connection_and_reconnects_after_a_server_restart() {
     assert!(old.close_reason().is_some(), "the old connection is closed");
     assert_eq!(second.calls.load(Ordering::SeqCst), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_peer_skips_a_dead_replica_stays_put_and_fails_over() {
+    let server = identity(26);
+    let a = start_echo(&server, ClientAuth::Anonymous, fast_options());
+    let b = start_echo(&server, ClientAuth::Anonymous, fast_options());
+    // Nothing listens at the first address.
+    let dead = std::net::UdpSocket::bind(LOOPBACK)
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let options = TransportOptions {
+        handshake_timeout: Duration::from_millis(300),
+        ..fast_options()
+    };
+    let peer = Peer::replicated(
+        client(None, options),
+        vec![dead, a.addr, b.addr],
+        *server.fingerprint(),
+        0,
+    );
+    for _ in 0..3 {
+        peer.request(b"x").await.unwrap();
+    }
+    assert_eq!(peer.addr().await, a.addr, "the dead replica is skipped");
+    assert_eq!(
+        a.calls.load(Ordering::SeqCst),
+        3,
+        "and the peer stays on one replica"
+    );
+    assert_eq!(b.calls.load(Ordering::SeqCst), 0);
+    // Replica A goes away: the next request reaches B without an error.
+    a.endpoint.close();
+    a.endpoint.wait_idle().await;
+    peer.request(b"y").await.unwrap();
+    assert_eq!(b.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(peer.addr().await, b.addr);
+    // Another peer started elsewhere begins at its own replica (load spreading).
+    let other = Peer::replicated(
+        client(None, fast_options()),
+        vec![a.addr, b.addr],
+        *server.fingerprint(),
+        3,
+    );
+    assert_eq!(other.addr().await, b.addr);
+}
