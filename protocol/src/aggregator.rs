@@ -151,6 +151,7 @@ impl<S: TaskStore> AggregatorCore<S> {
         now: Time,
         rng: &mut R,
     ) -> Result<Released, Reject> {
+        self.refresh_ledger()?;
         if let Some(bytes) = self.store.release(round).map_err(Reject::storage)? {
             let (share, answered) = decode_release(&bytes, &self.limits())?;
             if let Some(peer) = peer {
@@ -240,9 +241,23 @@ impl<S: TaskStore> AggregatorCore<S> {
             ledger: head,
             sealed_share: sealed,
         };
-        self.store
+        if let Err(e) = self
+            .store
             .commit_release(&entry, &encode_release(&share, peer.map(|p| &p.ledger)))
-            .map_err(Reject::storage)?;
+        {
+            // Another process sharing the store appended first (the store refuses an
+            // entry that does not extend its chain): nothing was spent here; the
+            // request is retried against the new ledger.
+            let before = self.ledger.head();
+            self.refresh_ledger()?;
+            if self.ledger.head() != before {
+                return Err(Reject::new(
+                    ErrorCode::Busy,
+                    format!("round {round}: another replica released meanwhile; retry"),
+                ));
+            }
+            return Err(Reject::storage(e));
+        }
         self.ledger
             .commit(entry)
             .map_err(|e| Reject::new(ErrorCode::Internal, format!("ledger: {e}")))?;
@@ -250,6 +265,21 @@ impl<S: TaskStore> AggregatorCore<S> {
             share,
             released_before: false,
         })
+    }
+
+    /// Reloads the ledger when the store's holds more entries than this process has
+    /// seen: other processes (replicas of this aggregator) sharing the store may have
+    /// released meanwhile. One read of the ledger per release; the chain and the
+    /// budget are re-verified on reload.
+    pub(crate) fn refresh_ledger(&mut self) -> Result<(), Reject> {
+        let entries = self.store.ledger().map_err(Reject::storage)?;
+        if entries.len() as u64 == self.ledger.head().entries {
+            return Ok(());
+        }
+        self.ledger =
+            Ledger::from_entries_with(self.task.id(), &self.privacy.ledger_budget(), entries)
+                .map_err(|e| Reject::new(ErrorCode::Internal, format!("ledger: {e}")))?;
+        Ok(())
     }
 
     /// This aggregator's current ledger head.

@@ -46,3 +46,17 @@ pub(super) fn blob_to_ids(blob: &[u8]) -> Result<Vec<ReportId>, String> {
         .map(|c| to_array::<16>(c, "report id").map(ReportId))
         .collect()
 }
+
+/// Whether a ledger entry extends the stored head `(seq, hash)` of the last entry
+/// (`None` for an empty ledger): the next sequence number and the head's hash.
+pub(super) fn extends_chain(
+    head: Option<(i64, Vec<u8>)>,
+    entry: &cairn_protocol::ledger::LedgerEntry,
+) -> bool {
+    match head {
+        None => entry.seq == 0 && entry.prev_hash == [0; 32],
+        Some((seq, hash)) => {
+            u64::try_from(seq).is_ok_and(|s| entry.seq == s + 1) && entry.prev_hash[..] == hash[..]
+        }
+    }
+}

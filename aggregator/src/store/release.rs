@@ -62,6 +62,21 @@ impl SqliteTaskStore {
     ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let head: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT seq, hash FROM ledger WHERE task = ?1 ORDER BY seq DESC LIMIT 1",
+                params![self.t()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let round_released: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM ledger WHERE task = ?1 AND round = ?2)",
+            params![self.t(), entry.round],
+            |r| r.get(0),
+        )?;
+        if !encoding::extends_chain(head, entry) || round_released {
+            return Err(StoreError::LedgerConflict { seq: entry.seq });
+        }
         tx.execute(
             "INSERT INTO ledger (task, seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",

@@ -38,6 +38,10 @@ use crate::messages::{
 use crate::scheme::{Aggregate, MAX_REPORTS_PER_JOB, Prepared};
 use crate::store::{CommitOutcome, JobRecord, PutOutcome, RoundStatus, TaskStore};
 
+/// How many batches in a row [`Leader::start_job`] may lose to other leader processes
+/// (sharing the store) before it gives up with a retriable [`ErrorCode::Busy`].
+const MAX_JOB_CONTENTION: u32 = 16;
+
 mod collect;
 
 pub use collect::CollectStep;
@@ -310,6 +314,7 @@ impl<S: TaskStore> Leader<S> {
         round: u32,
         rng: &mut R,
     ) -> Result<Option<(JobId, Vec<JobInit>)>, Reject> {
+        let mut contended = 0;
         loop {
             let ids = self
                 .core
@@ -326,10 +331,27 @@ impl<S: TaskStore> Leader<S> {
                 accepted: None,
             };
             let (job, inits) = self.prepare_job(record.clone())?;
-            self.core
-                .store
-                .create_job(&record)
-                .map_err(Reject::storage)?;
+            if let Err(e) = self.core.store.create_job(&record) {
+                // Another leader process sharing the store took some of these reports
+                // into its own job between the read and the write (the store refuses
+                // the second job whole): take the next batch.
+                let still = self
+                    .core
+                    .store
+                    .queued_reports(round, MAX_REPORTS_PER_JOB)
+                    .map_err(Reject::storage)?;
+                if record.reports.iter().all(|r| still.contains(r)) {
+                    return Err(Reject::storage(e));
+                }
+                contended += 1;
+                if contended >= MAX_JOB_CONTENTION {
+                    return Err(Reject::new(
+                        ErrorCode::Busy,
+                        "other leader processes keep taking the queued reports first",
+                    ));
+                }
+                continue;
+            }
             if !self.lease(record.job_id)? {
                 // Another leader process leased the new job first: it drives it.
                 continue;

@@ -45,6 +45,7 @@ pub fn run_all<S: TaskStore>(
     a_helper_admits_a_report_in_one_job_and_a_client_once_per_round(fresh());
     rounds_open_once_close_and_are_listed(fresh());
     the_ledger_is_append_only_and_a_release_is_atomic(task, fresh());
+    a_release_must_extend_the_stored_chain(task, fresh());
     the_collect_answer_is_kept(fresh());
     everything_acknowledged_survives_a_restart(task, fresh(), &mut reopen);
 }
@@ -386,6 +387,49 @@ pub fn the_ledger_is_append_only_and_a_release_is_atomic<S: TaskStore>(task: Tas
     );
     assert_eq!(s.round(0).unwrap().expect("round").count, 1);
     assert!(s.release(9).unwrap().is_none());
+}
+
+/// `commit_release` appends only an entry that extends the stored chain: two processes
+/// that prepared entries on the same head (each from the ledger it read) append one,
+/// and an entry with a gap, a foreign previous hash or an already released round
+/// changes nothing.
+pub fn a_release_must_extend_the_stored_chain<S: TaskStore>(task: TaskId, s: S) {
+    for round in 0..4u32 {
+        s.open_round(round, Time(1), DIMENSION).unwrap();
+    }
+    // Two replicas read the same (empty) ledger and prepare their releases.
+    let replica_a = Ledger::new(task, 1.0).unwrap();
+    let replica_b = Ledger::new(task, 1.0).unwrap();
+    let a = replica_a.prepare_release(0, 0.25, 1, Time(2)).unwrap();
+    let b = replica_b.prepare_release(1, 0.25, 1, Time(2)).unwrap();
+    s.commit_release(&a, b"a").unwrap();
+    assert!(
+        s.commit_release(&b, b"b").is_err(),
+        "an entry prepared on a stale head is refused"
+    );
+    assert_eq!(s.ledger().unwrap(), vec![a.clone()]);
+    assert!(s.release(1).unwrap().is_none(), "nothing of it was stored");
+    assert_ne!(
+        s.round(1).unwrap().expect("round").status,
+        RoundStatus::Released
+    );
+    // On the current head: accepted.
+    let mut current = Ledger::from_entries(task, 1.0, s.ledger().unwrap()).unwrap();
+    let next = current.prepare_release(1, 0.25, 1, Time(3)).unwrap();
+    // A gap (seq + 1) and a foreign previous hash are refused.
+    let mut gap = next.clone();
+    gap.seq += 1;
+    assert!(s.commit_release(&gap, b"gap").is_err());
+    let mut foreign = next.clone();
+    foreign.prev_hash = [7; 32];
+    assert!(s.commit_release(&foreign, b"foreign").is_err());
+    s.commit_release(&next, b"next").unwrap();
+    current.commit(next).unwrap();
+    // A second entry for a released round, even on the current head, is refused.
+    let mut again = current.prepare_release(2, 0.25, 1, Time(4)).unwrap();
+    again.round = 0;
+    assert!(s.commit_release(&again, b"again").is_err());
+    assert_eq!(s.ledger().unwrap().len(), 2);
 }
 
 /// The leader's stored answer to a collect.

@@ -343,6 +343,13 @@ impl TaskStore for MemoryStore {
 
     fn commit_release(&self, entry: &LedgerEntry, released: &[u8]) -> Result<(), StoreError> {
         let mut s = self.lock();
+        let head_hash = s.ledger.last().map_or([0; 32], |e| e.hash);
+        if entry.seq != s.ledger.len() as u64
+            || entry.prev_hash != head_hash
+            || s.ledger.iter().any(|e| e.round == entry.round)
+        {
+            return Err(StoreError::LedgerConflict { seq: entry.seq });
+        }
         let r = s
             .rounds
             .get_mut(&entry.round)

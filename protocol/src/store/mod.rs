@@ -57,6 +57,14 @@ pub enum StoreError {
     /// An I/O or database error of a durable store.
     #[error("storage error: {0}")]
     Backend(String),
+    /// A ledger entry does not extend the stored chain: its sequence number or previous
+    /// hash is not the stored head's (another process sharing the store released
+    /// meanwhile), or its round was released before.
+    #[error("ledger entry {seq} does not extend the stored ledger (released meanwhile?)")]
+    LedgerConflict {
+        /// The refused entry's sequence number.
+        seq: u64,
+    },
 }
 
 /// Whether an upload was new.
@@ -270,7 +278,12 @@ pub trait TaskStore: Send + Sync {
     fn ledger(&self) -> Result<Vec<LedgerEntry>, Self::Error>;
 
     /// Atomically appends the ledger entry, stores `released` (the encoded release
-    /// message) and marks the round released.
+    /// message) and marks the round released. The entry must extend the stored chain —
+    /// `entry.seq` is the number of stored entries, `entry.prev_hash` the last one's
+    /// hash (zeros for none), and its round has no entry — or nothing changes and an
+    /// error is returned. Processes sharing a store each prepare an entry from the
+    /// ledger they read; of two prepared on the same head only one is appended, so
+    /// the budget is never spent twice.
     fn commit_release(&self, entry: &LedgerEntry, released: &[u8]) -> Result<(), Self::Error>;
 
     /// The stored release of a round, if released.

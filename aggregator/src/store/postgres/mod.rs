@@ -113,6 +113,14 @@ pub enum PgStoreError {
     /// A job names a report that is not queued (unknown, or in another job).
     #[error("report {0} is not queued")]
     NotQueued(ReportId),
+    /// A ledger entry does not extend the stored chain: its sequence number or previous
+    /// hash is not the stored head's (another process sharing the store released
+    /// meanwhile), or its round was released before.
+    #[error("ledger entry {seq} does not extend the stored ledger (released meanwhile?)")]
+    LedgerConflict {
+        /// The refused entry's sequence number.
+        seq: u64,
+    },
     /// The database's schema is not the one this build knows.
     #[error(
         "the database has schema version {found}, this cairn knows versions up to {expected}: \

@@ -593,6 +593,21 @@ impl TaskStore for PgTaskStore {
                 .collect::<Vec<u8>>()
         });
         self.serializable(|tx| {
+            let head = tx
+                .query_opt(
+                    "SELECT seq, hash FROM ledger WHERE task = $1 ORDER BY seq DESC LIMIT 1",
+                    &[&self.t()],
+                )?
+                .map(|r| (r.get::<_, i64>(0), r.get::<_, Vec<u8>>(1)));
+            let round_released: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM ledger WHERE task = $1 AND round = $2)",
+                    &[&self.t(), &i64::from(entry.round)],
+                )?
+                .get(0);
+            if !crate::store::encoding::extends_chain(head, entry) || round_released {
+                return Err(PgStoreError::LedgerConflict { seq: entry.seq });
+            }
             tx.execute(
                 "INSERT INTO ledger (task, seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

@@ -1,0 +1,183 @@
+//! Replicas of the leader sharing one store, each with the ledger it loaded at start:
+//! what one replica released, another must see before it releases or answers.
+//!
+//! * A replica that dies mid-collect (the helper has released, the collector's answer
+//!   is not stored) leaves the collect to another replica, which must forward the
+//!   same round rather than see a helper "ahead" of its stale ledger and refuse.
+//! * Two replicas that each hold the budget's last release must not both spend it:
+//!   the stale one refuses, by its own re-read ledger, and the store refuses an entry
+//!   that does not extend its chain.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::sync::Arc;
+
+use cairn_mpc::secret::Seed;
+use cairn_protocol::auth::Credential;
+use cairn_protocol::client::Client;
+use cairn_protocol::clock::Time;
+use cairn_protocol::collector::Collector;
+use cairn_protocol::config::TaskConfig;
+use cairn_protocol::driver::{
+    CollectDriver, CollectPoll, aggregate_in_process, collect_in_process,
+};
+use cairn_protocol::helper::Helper;
+use cairn_protocol::leader::Leader;
+use cairn_protocol::messages::ErrorCode;
+use cairn_protocol::privacy::Privacy;
+use cairn_protocol::store::{MemoryStore, TaskStore};
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+const DIM: usize = 4;
+const NOW: Time = Time(1_000);
+
+struct World {
+    task: TaskConfig,
+    store: Arc<MemoryStore>,
+    helper: Helper<MemoryStore>,
+    collector: Collector,
+    rng: ChaCha20Rng,
+}
+
+fn world(privacy: &str) -> World {
+    let header = format!(
+        "name = \"replicas\"\ndimension = {DIM}\nbits = 16\nfrac_bits = 8\nclip_norm = 1.0\n\
+         proof = \"carry-lift\"\nmin_clients = 2\nmax_clients = 100\nround_duration_secs = 3600\n"
+    );
+    let mut rng = ChaCha20Rng::from_seed([21; 32]);
+    let (text, collector_sk, helper_sk) = support::two_aggregator_task(&mut rng, &header, privacy);
+    let task = TaskConfig::from_toml(&text).unwrap();
+    let helper = Helper::new(
+        task.clone(),
+        1,
+        Seed::from_bytes([3; 32]),
+        helper_sk,
+        MemoryStore::new(),
+    )
+    .unwrap();
+    World {
+        collector: Collector::new(task.clone(), collector_sk).unwrap(),
+        task,
+        store: Arc::new(MemoryStore::new()),
+        helper,
+        rng,
+    }
+}
+
+impl World {
+    /// A leader replica on the shared store, loading its ledger now.
+    fn replica(&self) -> Leader<Arc<MemoryStore>> {
+        Leader::new(
+            self.task.clone(),
+            Seed::from_bytes([3; 32]),
+            Arc::clone(&self.store),
+        )
+        .unwrap()
+    }
+
+    /// Two fresh clients upload (1, 0, 0, 0)/256 each for `round` through `leader`, and
+    /// the leader aggregates them with the helper.
+    fn round_of_two(&mut self, leader: &mut Leader<Arc<MemoryStore>>, round: u32) {
+        for _ in 0..2 {
+            let cred = Credential::generate(self.task.id(), &mut self.rng);
+            self.store
+                .add_client(cred.client_id(), &cred.key_for(0))
+                .unwrap();
+            self.helper
+                .store()
+                .add_client(cred.client_id(), &cred.key_for(1))
+                .unwrap();
+            let client = Client::new(self.task.clone(), cred).unwrap();
+            let upload = client
+                .prepare_upload_quantised(round, &[1, 0, 0, 0], &mut self.rng)
+                .unwrap();
+            leader.handle_upload(upload, NOW).unwrap();
+        }
+        aggregate_in_process(
+            leader,
+            std::slice::from_mut(&mut self.helper),
+            round,
+            NOW,
+            &mut self.rng,
+        )
+        .unwrap();
+    }
+}
+
+#[test]
+fn a_collect_left_by_a_dead_replica_is_finished_by_another() {
+    let mut w = world("noise = \"none\"");
+    let mut a = w.replica();
+    let mut b = w.replica();
+    w.round_of_two(&mut a, 0);
+
+    // Replica A releases its share, the helper releases its own… and A dies before it
+    // stores the collector's answer.
+    let request = w.collector.request(0);
+    let mut driver = CollectDriver::new(
+        request.clone(),
+        NOW,
+        std::time::Instant::now(),
+        std::time::Duration::ZERO,
+    );
+    let CollectPoll::Transmit(t) = driver
+        .poll(&mut a, &mut w.rng, std::time::Instant::now())
+        .unwrap()
+    else {
+        panic!("the leader asks the helper");
+    };
+    w.helper.handle_message(t.message, NOW, &mut w.rng).unwrap();
+    drop((driver, a));
+
+    // The collector retries on replica B, which had loaded the ledger before A's release.
+    let response = collect_in_process(
+        &mut b,
+        std::slice::from_mut(&mut w.helper),
+        request,
+        NOW,
+        &mut w.rng,
+    )
+    .expect("replica B forwards the round the helper released");
+    let released = w.collector.open(0, &response).unwrap();
+    assert_eq!(released.count, 2);
+    assert_eq!(released.sum_quantised, vec![2, 0, 0, 0]);
+    assert_eq!(w.store.ledger().unwrap().len(), 1, "released once");
+    assert_eq!(w.helper.store().ledger().unwrap().len(), 1);
+}
+
+#[test]
+fn two_replicas_holding_the_last_release_of_the_budget_spend_it_once() {
+    let mut w = world("noise = \"aggregator\"\nsigma = 1400.0\nepsilon = 1.0\ndelta = 1e-6");
+    let privacy = Privacy::for_task(&w.task).unwrap();
+    let allowed = (privacy.rho_budget() / privacy.rho_per_release()).floor();
+    assert_eq!(allowed, 1.0, "the budget holds exactly one release");
+    let mut a = w.replica();
+    let mut b = w.replica();
+    w.round_of_two(&mut a, 0);
+    w.round_of_two(&mut b, 1);
+
+    // A releases round 0: the budget is spent.
+    let r0 = collect_in_process(
+        &mut a,
+        std::slice::from_mut(&mut w.helper),
+        w.collector.request(0),
+        NOW,
+        &mut w.rng,
+    )
+    .unwrap();
+    assert_eq!(w.collector.open(0, &r0).unwrap().count, 2);
+    // B, whose ledger was loaded empty, is asked for round 1: refused on its own.
+    let err = collect_in_process(
+        &mut b,
+        std::slice::from_mut(&mut w.helper),
+        w.collector.request(1),
+        NOW,
+        &mut w.rng,
+    )
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::BudgetExceeded, "{err:?}");
+    assert_eq!(w.store.ledger().unwrap().len(), 1);
+    assert_eq!(w.helper.store().ledger().unwrap().len(), 1);
+}
