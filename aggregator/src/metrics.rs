@@ -18,6 +18,8 @@
 //! | `rounds_released_total` | counter | rounds whose aggregate share this node released |
 //! | `round_latency_seconds` | histogram | leader: first upload of a round → its release (rounds opened since the node started) |
 //! | `epsilon_remaining{task}` | gauge | ε left in the task's budget by this node's ledger (+Inf without noise) |
+//! | `store_transaction_retries_total` | counter | PostgreSQL: transactions retried after a serialization failure or deadlock (replicas, or concurrent requests, touching the same rows) |
+//! | `job_contention_total` | counter | leader on PostgreSQL: batches of queued reports, or new jobs' leases, lost to another replica sharing the database |
 //!
 //! The endpoint holds no secret and answers only GETs; bind it on a loopback or
 //! monitoring-network address.
@@ -64,6 +66,37 @@ pub struct NodeMetrics {
     round_latency: Histogram,
     epsilon_remaining: Family<TaskLabel, Gauge<f64, AtomicU64>>,
     rounds: Mutex<RoundTimes>,
+    watched: Arc<Watched>,
+}
+
+/// Counters kept elsewhere (the store, the protocol's leader) as shared atomics, read
+/// on each scrape.
+#[derive(Debug, Default)]
+struct Watched(Mutex<Vec<WatchedCounter>>);
+
+#[derive(Debug)]
+struct WatchedCounter {
+    name: &'static str,
+    help: &'static str,
+    value: Arc<AtomicU64>,
+}
+
+impl prometheus_client::collector::Collector for Watched {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let counters = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for c in counters.iter() {
+            let counter = prometheus_client::metrics::counter::ConstCounter::new(
+                c.value.load(std::sync::atomic::Ordering::Relaxed),
+            );
+            let metric = encoder.encode_descriptor(c.name, c.help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
 }
 
 /// Per-round bookkeeping for the latency histogram and for counting a release once.
@@ -121,8 +154,11 @@ impl NodeMetrics {
             "Epsilon left in the task's budget, by this node's ledger",
             epsilon_remaining.clone(),
         );
+        let watched = Arc::new(Watched::default());
+        registry.register_collector(Box::new(Arc::clone(&watched)));
         Self {
             registry,
+            watched,
             received,
             accepted,
             rejected,
@@ -131,6 +167,15 @@ impl NodeMetrics {
             epsilon_remaining,
             rounds: Mutex::new(RoundTimes::default()),
         }
+    }
+
+    /// Serves `value` (a counter kept by the store or the protocol) as `cairn_{name}_total`.
+    pub fn watch_counter(&self, name: &'static str, help: &'static str, value: Arc<AtomicU64>) {
+        self.watched
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(WatchedCounter { name, help, value });
     }
 
     /// An upload reached the leader; `round` when it decoded.
@@ -325,6 +370,29 @@ mod tests {
         );
         assert!(
             text.contains("cairn_epsilon_remaining{task=\"ab\"} 1.5"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn watched_counters_are_read_on_each_scrape() {
+        let m = NodeMetrics::new();
+        let retries = Arc::new(AtomicU64::new(0));
+        m.watch_counter("store_transaction_retries", "retries", Arc::clone(&retries));
+        assert!(
+            m.render()
+                .contains("cairn_store_transaction_retries_total 0"),
+            "{}",
+            m.render()
+        );
+        retries.fetch_add(3, std::sync::atomic::Ordering::Relaxed);
+        let text = m.render();
+        assert!(
+            text.contains("# TYPE cairn_store_transaction_retries counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cairn_store_transaction_retries_total 3"),
             "{text}"
         );
     }

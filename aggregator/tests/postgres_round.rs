@@ -130,8 +130,16 @@ async fn postgres_nodes_release_rounds_and_a_restart_keeps_the_budget() {
             BudgetReport::from_node(&task, &NodeConfig::load(&d.nodes[node]).unwrap()).unwrap();
         assert_eq!(report.releases.len(), 2, "aggregator {node}");
     }
-    // /health follows the database: ok while it answers, 503 when it is gone.
+    // The replica metrics are served on PostgreSQL (their values depend on timing).
     let health = nodes[0].metrics_addr.expect("metrics_listen is set");
+    let (_, metrics) = get(health, "/metrics").await;
+    for name in [
+        "cairn_store_transaction_retries_total",
+        "cairn_job_contention_total",
+    ] {
+        assert!(metrics.contains(name), "{name} missing: {metrics}");
+    }
+    // /health follows the database: ok while it answers, 503 when it is gone.
     let (status, body) = get(health, "/health").await;
     assert!(status.contains("200"), "{status} {body}");
     cluster.stop();

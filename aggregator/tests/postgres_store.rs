@@ -188,3 +188,75 @@ fn postgres_the_readme_sample_config_parses() {
         }
     );
 }
+
+/// The fenced blocks of `lang` in the README section that starts with `heading`.
+#[allow(clippy::unwrap_used)]
+fn readme_blocks(heading: &str, lang: &str) -> Vec<String> {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let start = readme.find(heading).unwrap();
+    let section = &readme[start..];
+    let end = section[heading.len()..]
+        .find("\n## ")
+        .map_or(section.len(), |i| i + heading.len());
+    let fence = format!("```{lang}\n");
+    section[..end]
+        .split(&fence)
+        .skip(1)
+        .map(|b| b[..b.find("```").unwrap()].to_owned())
+        .collect()
+}
+
+#[test]
+fn postgres_the_readme_replica_samples_parse() {
+    let blocks = readme_blocks("## Running at scale", "toml");
+    assert_eq!(blocks.len(), 2, "a task excerpt and a node excerpt");
+    // The task excerpt, completed with a header, a collector and real keys.
+    let mut rng = <rand_chacha::ChaCha20Rng as rand_core::SeedableRng>::from_seed([4; 32]);
+    let mut key = || cairn_protocol::hpke::generate_keypair(&mut rng).1.to_hex();
+    let mut aggregators = blocks[0].clone();
+    for (fp, pk) in [("01".repeat(32), key()), ("02".repeat(32), key())] {
+        aggregators = aggregators
+            .replacen(
+                "tls_cert_sha256 = \"…\"",
+                &format!("tls_cert_sha256 = \"{fp}\""),
+                1,
+            )
+            .replacen(
+                "hpke_public_key = \"…\"",
+                &format!("hpke_public_key = \"{pk}\""),
+                1,
+            );
+    }
+    let task = format!(
+        "name = \"scale\"\ndimension = 8\nbits = 16\nfrac_bits = 8\nclip_norm = 1.0\n\
+         proof = \"carry-lift\"\nmin_clients = 3\nmax_clients = 1000\n\
+         round_duration_secs = 60\n\n[privacy]\nnoise = \"none\"\n\n[collector]\n\
+         hpke_public_key = \"{}\"\n\n{aggregators}",
+        key()
+    );
+    let task = cairn_protocol::config::TaskConfig::from_toml(&task).unwrap();
+    assert_eq!(task.aggregators()[0].endpoints().len(), 3);
+    assert_eq!(task.aggregators()[1].endpoints().len(), 2);
+    // The node excerpt.
+    let base = "role = \"leader\"\nindex = 0\nlisten = \"10.0.1.2:7100\"\ntask = \"task.toml\"\n\
+                data_dir = \"d\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\nhpke_key = \"h.key\"\n\
+                verify_key = \"v.key\"\n";
+    let text = format!(
+        "{base}collector_cert_sha256 = \"{}\"\n{}",
+        "ab".repeat(32),
+        blocks[1]
+    );
+    let config = cairn_aggregator::node_config::NodeConfig::parse(
+        &text,
+        std::path::Path::new("/deploy/node-0.toml"),
+    )
+    .unwrap();
+    assert!(matches!(
+        config.store,
+        cairn_aggregator::node_config::StoreConfig::Postgres {
+            job_lease_secs: 30,
+            ..
+        }
+    ));
+}

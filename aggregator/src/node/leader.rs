@@ -48,6 +48,11 @@ pub(super) async fn start_leader(
     let mut leader = Leader::from_task(loaded, verify_key, store)
         .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
     if let Some(duration_secs) = lease_secs {
+        metrics.watch_counter(
+            "job_contention",
+            "Batches of queued reports, or new jobs' leases, lost to another leader replica",
+            leader.contention_counter(),
+        );
         // Several leader processes may share a PostgreSQL database: each drives the
         // jobs it leases. (A SQLite file has one process: no leases, so a restarted
         // node resumes its jobs at once.)

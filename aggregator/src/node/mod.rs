@@ -173,6 +173,13 @@ pub fn database_path(config: &NodeConfig) -> std::path::PathBuf {
 pub async fn start(setup: NodeSetup) -> anyhow::Result<RunningNode> {
     let store = NodeStore::open(&setup.config, &setup.task)?;
     let metrics = Arc::new(NodeMetrics::new());
+    if let NodeStore::Postgres(pg) = &store {
+        metrics.watch_counter(
+            "store_transaction_retries",
+            "PostgreSQL transactions retried after a serialization failure or deadlock",
+            pg.transaction_retries(),
+        );
+    }
     let task_hex = setup.task.id().to_hex();
     // The task's scheme and privacy model, built once for the whole node.
     let loaded = Task::new(setup.task.clone())

@@ -19,6 +19,8 @@
 //! [`crate::driver`], which every caller uses instead of calling the steps itself.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use cairn_mpc::codec::Reader;
 use cairn_mpc::secret::Seed;
@@ -51,6 +53,7 @@ pub struct Leader<S: TaskStore> {
     core: AggregatorCore<S>,
     jobs: BTreeMap<JobId, InFlightJob>,
     leases: Option<JobLeases>,
+    contention: Arc<AtomicU64>,
 }
 
 /// Job leases, for leader processes that share one store
@@ -140,6 +143,7 @@ impl<S: TaskStore> Leader<S> {
             core: AggregatorCore::new(task, verify_key, store, 0)?,
             jobs: BTreeMap::new(),
             leases: None,
+            contention: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -149,6 +153,13 @@ impl<S: TaskStore> Leader<S> {
     pub fn with_job_leases(mut self, leases: JobLeases) -> Self {
         self.leases = Some(leases);
         self
+    }
+
+    /// How many times this process lost a race to another process sharing its store:
+    /// a batch of queued reports taken into another's job, a new job leased by
+    /// another first. Shared, so a metrics exporter can read it while the leader runs.
+    pub fn contention_counter(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.contention)
     }
 
     /// Whether this process may drive `job_id` now (it holds, or just took, its lease).
@@ -344,6 +355,7 @@ impl<S: TaskStore> Leader<S> {
                     return Err(Reject::storage(e));
                 }
                 contended += 1;
+                self.contention.fetch_add(1, Ordering::Relaxed);
                 if contended >= MAX_JOB_CONTENTION {
                     return Err(Reject::new(
                         ErrorCode::Busy,
@@ -354,6 +366,7 @@ impl<S: TaskStore> Leader<S> {
             }
             if !self.lease(record.job_id)? {
                 // Another leader process leased the new job first: it drives it.
+                self.contention.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             if inits.iter().all(|i| i.reports.is_empty()) {

@@ -23,6 +23,7 @@
 //! Numbers: rounds are `BIGINT` (a `u32` does not fit PostgreSQL's `INTEGER`), ρ
 //! values are stored as the exact bits of their `f64`, ids and payloads as `BYTEA`.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use postgres::error::SqlState;
@@ -196,6 +197,7 @@ impl std::ops::Deref for OwnedPool {
 #[derive(Clone)]
 pub struct PgStore {
     pool: std::sync::Arc<OwnedPool>,
+    retries: std::sync::Arc<AtomicU64>,
 }
 
 impl PgStore {
@@ -241,6 +243,7 @@ impl PgStore {
             .build(manager)?;
         Ok(Self {
             pool: std::sync::Arc::new(OwnedPool(Some(pool))),
+            retries: std::sync::Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -248,6 +251,7 @@ impl PgStore {
     pub fn task(&self, task_id: TaskId, dimension: usize) -> PgTaskStore {
         PgTaskStore {
             pool: std::sync::Arc::clone(&self.pool),
+            retries: std::sync::Arc::clone(&self.retries),
             task: task_id,
             dimension,
         }
@@ -263,6 +267,7 @@ impl PgStore {
 #[derive(Clone)]
 pub struct PgTaskStore {
     pool: std::sync::Arc<OwnedPool>,
+    retries: std::sync::Arc<AtomicU64>,
     task: TaskId,
     dimension: usize,
 }
@@ -297,6 +302,7 @@ impl PgTaskStore {
             })();
             match outcome {
                 Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
+                    self.retries.fetch_add(1, Ordering::Relaxed);
                     let jitter = u64::from(std::process::id() % 7) + u64::from(attempt);
                     std::thread::sleep(Duration::from_millis(2 * jitter * u64::from(attempt)));
                 }
@@ -323,5 +329,11 @@ impl PgTaskStore {
     /// Whether the database answers.
     pub fn ping(&self) -> bool {
         ping(&self.pool)
+    }
+
+    /// Transactions retried after a serialization failure or a deadlock, by every view
+    /// of this database in this process (shared, for the metrics exporter).
+    pub fn transaction_retries(&self) -> std::sync::Arc<AtomicU64> {
+        std::sync::Arc::clone(&self.retries)
     }
 }
