@@ -3,7 +3,9 @@
 //! drivers aggregate from the shared queue, and two collectors release the same round
 //! on both at once. Every acknowledged report is counted once, the sum is exact, and
 //! each aggregator's ledger has one entry per round
-//! (`cargo test -p cairn-aggregator postgres` selects it).
+//! (`cargo test -p cairn-aggregator postgres` selects it). A second test collects on
+//! one replica while uploads still arrive on the other: every acknowledged report is
+//! released, every other upload is refused as too late.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "common/pg_cluster.rs"]
@@ -24,16 +26,27 @@ use rand_core::{Rng, SeedableRng};
 const CLIENTS: usize = 24;
 const DIM: usize = 6;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_two_leader_replicas_count_every_report_once() {
-    let cluster = PgCluster::start();
+/// A leader with two replicas (A and B, one database) and one helper, running, with
+/// `CLIENTS` SDK clients (even ones on A, odd ones on B) and a collector on each.
+struct Setup {
+    _dir: tempfile::TempDir,
+    nodes: Vec<cairn_aggregator::node::RunningNode>,
+    task_a: TaskConfig,
+    leader_config: std::path::PathBuf,
+    helper_config: std::path::PathBuf,
+    clients: Vec<Client>,
+    collector_a: Collector,
+    collector_b: Collector,
+}
+
+async fn two_leader_replicas(cluster: &PgCluster) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let host = std::net::IpAddr::from([127, 0, 0, 1]);
     let base = free_base_port(host, 3).unwrap();
     let params = InitParams {
         dimension: DIM as u32,
         noise: NoisePlacement::None,
-        min_clients: CLIENTS as u32,
+        min_clients: 1,
         clients: 1,
         base_port: base,
         ..InitParams::default()
@@ -94,7 +107,44 @@ async fn postgres_two_leader_replicas_count_every_report_once() {
     };
     let collector_a = collector(task_a.clone()).await.unwrap();
     let collector_b = collector(task_b.clone()).await.unwrap();
+    Setup {
+        leader_config: d.nodes[0].clone(),
+        helper_config: d.nodes[1].clone(),
+        _dir: dir,
+        nodes,
+        task_a,
+        clients,
+        collector_a,
+        collector_b,
+    }
+}
 
+impl Setup {
+    /// Each aggregator's ledger records exactly `rounds`.
+    fn assert_ledgers(&self, rounds: &[u32]) {
+        for (node, name) in [
+            (&self.leader_config, "leader"),
+            (&self.helper_config, "helper"),
+        ] {
+            let report =
+                BudgetReport::from_node(&self.task_a, &NodeConfig::load(node).unwrap()).unwrap();
+            let released: Vec<u32> = report.releases.iter().map(|r| r.round).collect();
+            assert_eq!(released, rounds, "{name}: one ledger entry per round");
+        }
+    }
+
+    async fn shutdown(self) {
+        for n in self.nodes {
+            n.shutdown(Duration::from_secs(1)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_two_leader_replicas_count_every_report_once() {
+    let cluster = PgCluster::start();
+    let s = two_leader_replicas(&cluster).await;
+    let mut rng = ChaCha20Rng::from_seed([10; 32]);
     for round in 0..3u32 {
         let mut expected = [0i64; DIM];
         let updates: Vec<Vec<f32>> = (0..CLIENTS)
@@ -109,7 +159,8 @@ async fn postgres_two_leader_replicas_count_every_report_once() {
                     .collect()
             })
             .collect();
-        let submissions = clients
+        let submissions = s
+            .clients
             .iter()
             .zip(&updates)
             .map(|(c, u)| c.submit(round, u));
@@ -117,7 +168,7 @@ async fn postgres_two_leader_replicas_count_every_report_once() {
             outcome.unwrap();
         }
         // Both replicas are asked to release the round at the same time.
-        let (a, b) = tokio::join!(collector_a.collect(round), collector_b.collect(round));
+        let (a, b) = tokio::join!(s.collector_a.collect(round), s.collector_b.collect(round));
         let (a, b) = (a.unwrap(), b.unwrap());
         for released in [&a, &b] {
             assert_eq!(released.count as usize, CLIENTS, "round {round}");
@@ -125,12 +176,50 @@ async fn postgres_two_leader_replicas_count_every_report_once() {
             assert_eq!(released.sum, exact, "round {round}");
         }
     }
-    for (node, name) in [(&d.nodes[0], "leader"), (&d.nodes[1], "helper")] {
-        let report = BudgetReport::from_node(&task_a, &NodeConfig::load(node).unwrap()).unwrap();
-        let rounds: Vec<u32> = report.releases.iter().map(|r| r.round).collect();
-        assert_eq!(rounds, vec![0, 1, 2], "{name}: one ledger entry per round");
-    }
-    for n in nodes {
-        n.shutdown(Duration::from_secs(1)).await;
-    }
+    s.assert_ledgers(&[0, 1, 2]);
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_collect_racing_uploads_on_another_replica_releases_every_acknowledged_report() {
+    let cluster = PgCluster::start();
+    let s = two_leader_replicas(&cluster).await;
+    // The odd clients upload through replica B, one after another, while replica A
+    // is asked to release the round once a few uploads are in.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let first_in = std::sync::Arc::new(tokio::sync::Notify::new());
+    let uploads = async {
+        for (k, c) in s.clients.iter().enumerate().filter(|(k, _)| k % 2 == 1) {
+            let mut x = vec![0i64; DIM];
+            x[0] = k as i64;
+            match c.submit_quantised(0, &x).await {
+                Ok(_) => acknowledged.lock().unwrap().push(k as i64),
+                Err(cairn_client::sdk::SdkError::Refused {
+                    code: cairn_protocol::messages::ErrorCode::RoundClosed,
+                    ..
+                }) => {}
+                Err(e) => panic!("upload {k}: {e}"),
+            }
+            if k == 5 {
+                first_in.notify_one();
+            }
+        }
+    };
+    let collect = async {
+        first_in.notified().await;
+        s.collector_a.collect(0).await
+    };
+    let ((), released) = tokio::join!(uploads, collect);
+    let released = released.unwrap();
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= 3, "{acknowledged:?}");
+    println!("acknowledged {} of {}", acknowledged.len(), CLIENTS / 2);
+    assert_eq!(
+        released.count as usize,
+        acknowledged.len(),
+        "every acknowledged upload is released, nothing else: {acknowledged:?}"
+    );
+    assert_eq!(released.sum_quantised[0], acknowledged.iter().sum::<i64>());
+    s.assert_ledgers(&[0]);
+    s.shutdown().await;
 }

@@ -270,10 +270,27 @@ impl<S: TaskStore> AggregatorCore<S> {
     /// Reloads the ledger when the store's holds more entries than this process has
     /// seen: other processes (replicas of this aggregator) sharing the store may have
     /// released meanwhile. One read of the ledger per release; the chain and the
-    /// budget are re-verified on reload.
+    /// budget are re-verified on reload. A store ledger that is shorter than what this
+    /// process saw, or that does not extend it, was rolled back (a restore from an old
+    /// copy while the node ran): refused with [`ErrorCode::LedgerRollback`].
     pub(crate) fn refresh_ledger(&mut self) -> Result<(), Reject> {
         let entries = self.store.ledger().map_err(Reject::storage)?;
-        if entries.len() as u64 == self.ledger.head().entries {
+        let seen = self.ledger.head();
+        let extends = usize::try_from(seen.entries)
+            .ok()
+            .and_then(|n| n.checked_sub(1).map(|last| (n, last)))
+            .is_none_or(|(n, last)| {
+                entries.len() >= n && entries.get(last).is_some_and(|e| e.hash == seen.hash)
+            });
+        if !extends {
+            return Err(rollback(format!(
+                "aggregator {}: the store's ledger ({} entries) does not extend the {} this                  process has seen: it was rolled back (restore its newest copy)",
+                self.index,
+                entries.len(),
+                seen.entries
+            )));
+        }
+        if entries.len() as u64 == seen.entries {
             return Ok(());
         }
         self.ledger =

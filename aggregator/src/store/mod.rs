@@ -209,6 +209,14 @@ impl TaskStore for SqliteTaskStore {
         if client_used {
             return Ok(PutOutcome::ClientAlreadySubmitted);
         }
+        let closed: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM rounds WHERE task = ?1 AND round = ?2 AND status <> ?3)",
+            params![self.t(), round, encoding::status_code(RoundStatus::Open)],
+            |r| r.get(0),
+        )?;
+        if closed {
+            return Ok(PutOutcome::RoundClosed);
+        }
         let in_round: i64 = tx.query_row(
             "SELECT COUNT(*) FROM uploads WHERE task = ?1 AND round = ?2",
             params![self.t(), round],

@@ -64,6 +64,17 @@ impl PgCluster {
     /// Starts a fresh cluster, `fsync` on or off (benchmarks compare with SQLite,
     /// which syncs every commit).
     pub fn start_with(fsync: bool) -> Self {
+        Self::start_opts(fsync, false)
+    }
+
+    /// A fresh cluster with `fsync` on that also counts every statement
+    /// (`pg_stat_statements`, loaded at start; each database that wants the view runs
+    /// `CREATE EXTENSION pg_stat_statements`): the replica benchmark's round trips.
+    pub fn start_counting_statements() -> Self {
+        Self::start_opts(true, true)
+    }
+
+    fn start_opts(fsync: bool, count_statements: bool) -> Self {
         let bin = bin_dir().unwrap_or_else(|| {
             panic!(
                 "the PostgreSQL tests need a PostgreSQL server: install the Debian package \
@@ -108,6 +119,16 @@ impl PgCluster {
             .args(["-p", &port.to_string()])
             .args(["-c", "listen_addresses=", "-c", "max_connections=200"])
             .args(["-c", if fsync { "fsync=on" } else { "fsync=off" }])
+            .args(if count_statements {
+                &[
+                    "-c",
+                    "shared_preload_libraries=pg_stat_statements",
+                    "-c",
+                    "pg_stat_statements.track_utility=on",
+                ][..]
+            } else {
+                &[][..]
+            })
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

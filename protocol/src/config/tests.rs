@@ -137,14 +137,14 @@ fn every_parameter_that_matters_changes_the_task_id() {
     assert_eq!(TaskConfig::from_toml(&op).unwrap().id(), id);
     let replicas = base.replacen(
         "endpoint = \"127.0.0.1:7100\"",
-        "endpoint = \"127.0.0.1:7100\"\nreplica_endpoints = [\"127.0.0.1:7200\", \"[::1]:7300\"]",
+        "endpoint = \"127.0.0.1:7100\"\nreplica_endpoints = [\"127.0.0.1:7200\", \"127.0.0.2:7300\"]",
         1,
     );
     let with_replicas = TaskConfig::from_toml(&replicas).unwrap();
     assert_eq!(with_replicas.id(), id);
     assert_eq!(
         with_replicas.aggregators()[0].endpoints(),
-        ["127.0.0.1:7100", "127.0.0.1:7200", "[::1]:7300"]
+        ["127.0.0.1:7100", "127.0.0.1:7200", "127.0.0.2:7300"]
             .map(|e| e.parse::<std::net::SocketAddr>().unwrap())
     );
 }
@@ -174,6 +174,13 @@ fn replica_endpoints_are_bounded_and_repeats_are_dropped() {
     );
     let task = TaskConfig::from_toml(&repeated).unwrap();
     assert_eq!(task.aggregators()[0].endpoints().len(), 2);
+    let mixed = sample("", AGG_NOISE).replacen(
+        "endpoint = \"127.0.0.1:7100\"",
+        "endpoint = \"127.0.0.1:7100\"\nreplica_endpoints = [\"[::1]:7200\"]",
+        1,
+    );
+    let err = TaskConfig::from_toml(&mixed).unwrap_err();
+    assert!(err.to_string().contains("IPv4"), "{err}");
 }
 
 #[test]

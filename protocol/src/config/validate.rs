@@ -168,6 +168,17 @@ impl TaskConfig {
                     ),
                 ));
             }
+            // A peer binds one socket for all of an aggregator's endpoints, of the
+            // first endpoint's family: the others must be reachable from it.
+            if a.replica_endpoints
+                .iter()
+                .any(|e| e.is_ipv4() != a.endpoint.is_ipv4())
+            {
+                return Err(ConfigError::invalid(
+                    "aggregators.replica_endpoints",
+                    "must all be IPv4 or all IPv6, like the aggregator's endpoint",
+                ));
+            }
             aggregator_keys.push(HpkePublicKey::from_hex(&a.hpke_public_key).map_err(|_| {
                 ConfigError::invalid(
                     "aggregators.hpke_public_key",

@@ -49,32 +49,22 @@ impl<S: TaskStore> Leader<S> {
                 )),
             };
         }
-        let record = self.core.round_with_reports(round)?;
+        let mut record = self.core.round_with_reports(round)?;
         if record.status != RoundStatus::Released {
-            let queued = !self
-                .core
-                .store
-                .queued_reports(round, 1)
-                .map_err(Reject::storage)?
-                .is_empty();
-            let in_jobs = self
-                .core
-                .store
-                .open_jobs()
-                .map_err(Reject::storage)?
-                .iter()
-                .any(|j| j.round == round);
-            if queued || in_jobs {
-                return Err(Reject::new(
-                    ErrorCode::Mismatch,
-                    format!("round {round} still has reports being verified; retry shortly"),
-                ));
+            self.wait_for_reports_in_flight(round)?;
+            if record.status == RoundStatus::Open {
+                self.core.check_min_reports(&record)?;
+                self.core
+                    .store
+                    .close_round(round)
+                    .map_err(Reject::storage)?;
+                // Another leader process sharing the store may have stored a report
+                // between the check above and the close (a store refuses reports for
+                // a closed round only from the close on): wait for it too, then count.
+                self.wait_for_reports_in_flight(round)?;
+                record = self.core.round_with_reports(round)?;
             }
             self.core.check_min_reports(&record)?;
-            self.core
-                .store
-                .close_round(round)
-                .map_err(Reject::storage)?;
         }
         let digest = self
             .core
@@ -99,6 +89,31 @@ impl<S: TaskStore> Leader<S> {
         })
     }
 
+    /// Refuses ([`ErrorCode::Mismatch`], retriable) while `round` has reports queued or
+    /// in an open job: the release must wait until they are aggregated or rejected.
+    fn wait_for_reports_in_flight(&self, round: u32) -> Result<(), Reject> {
+        let queued = !self
+            .core
+            .store
+            .queued_reports(round, 1)
+            .map_err(Reject::storage)?
+            .is_empty();
+        let in_jobs = self
+            .core
+            .store
+            .open_jobs()
+            .map_err(Reject::storage)?
+            .iter()
+            .any(|j| j.round == round);
+        if queued || in_jobs {
+            return Err(Reject::new(
+                ErrorCode::Mismatch,
+                format!("round {round} still has reports being verified; retry shortly"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Assembles the collector's answer from the leader's share and every helper's
     /// answer to `request`, and stores it: a repeated collect is answered from the store
     /// ([`CollectStep::Done`]) and never asks a helper again. Refuses
@@ -107,11 +122,14 @@ impl<S: TaskStore> Leader<S> {
     /// not: the leader's ledger was rolled back, and forwarding would hand the
     /// collector two independently noised releases of one round.
     pub fn finish_collect(
-        &self,
+        &mut self,
         request: &AggregateShareRequest,
         leader_share: AggregateShare,
         helper_responses: Vec<AggregateShareResponse>,
     ) -> Result<CollectResponse, Reject> {
+        // Other processes sharing the store may have released rounds while the helpers
+        // answered: compare with the ledger as it is now, not as this process saw it.
+        self.core.refresh_ledger()?;
         let round = request.round;
         let n = self.core.scheme.num_aggregators();
         if helper_responses.len() != n - 1 {

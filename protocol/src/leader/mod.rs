@@ -274,6 +274,10 @@ impl<S: TaskStore> Leader<S> {
                     report.client_id, report.round
                 ),
             )),
+            PutOutcome::RoundClosed => Err(Reject::new(
+                ErrorCode::RoundClosed,
+                format!("round {} no longer accepts reports", report.round),
+            )),
             PutOutcome::RoundFull => Err(Reject::new(
                 ErrorCode::RoundClosed,
                 format!(

@@ -349,6 +349,12 @@ pub fn rounds_open_once_close_and_are_listed<S: TaskStore>(s: S) {
         s.round(2).unwrap().expect("round").status,
         RoundStatus::Closed
     );
+    // A closed round stores no more reports (its release may have begun elsewhere).
+    assert_eq!(
+        s.put_report(2, rid(40), cid(40), b"late", 100).unwrap(),
+        PutOutcome::RoundClosed
+    );
+    assert!(s.queued_reports(2, 10).unwrap().is_empty());
 }
 
 /// `commit_release` appends the entry, stores the release and marks the round released,

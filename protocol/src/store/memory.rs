@@ -111,6 +111,12 @@ impl TaskStore for MemoryStore {
         if s.uploads_by_client.contains_key(&(round, client_id)) {
             return Ok(PutOutcome::ClientAlreadySubmitted);
         }
+        if s.rounds
+            .get(&round)
+            .is_some_and(|r| r.status != RoundStatus::Open)
+        {
+            return Ok(PutOutcome::RoundClosed);
+        }
         if s.uploads_per_round.get(&round).copied().unwrap_or(0) >= max_reports {
             return Ok(PutOutcome::RoundFull);
         }

@@ -83,6 +83,10 @@ pub enum PutOutcome {
     ClientAlreadySubmitted,
     /// The round holds `max_clients` reports already.
     RoundFull,
+    /// The round was closed (a collect began) or released: nothing was stored. Checked
+    /// in the same transaction as the insert, so a report is never stored into a
+    /// round whose release has started on another process sharing the store.
+    RoundClosed,
 }
 
 /// A helper's verdict on one report of a job, recorded before it prepares the report.
@@ -172,7 +176,8 @@ pub trait TaskStore: Send + Sync {
     fn revoke_client(&self, id: ClientId) -> Result<bool, Self::Error>;
 
     /// Leader: stores a report unless its id was seen before (in any round), its
-    /// client already has a report in `round`, or `round` holds `max_reports`.
+    /// client already has a report in `round`, `round` holds `max_reports`, or
+    /// `round` is no longer open (closed or released).
     fn put_report(
         &self,
         round: u32,

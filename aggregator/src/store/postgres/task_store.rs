@@ -140,6 +140,19 @@ impl TaskStore for PgTaskStore {
             if client_used {
                 return Ok(PutOutcome::ClientAlreadySubmitted);
             }
+            // FOR SHARE: a close of this round (an UPDATE of the row) waits until this
+            // upload has committed, so a collect that closes the round and then looks
+            // for reports in flight sees it. Without the lock a read after the close
+            // could miss an upload that commits later, serialized before the close.
+            let status: Option<i16> = tx
+                .query_opt(
+                    "SELECT status FROM rounds WHERE task = $1 AND round = $2 FOR SHARE",
+                    &[&self.t(), &round],
+                )?
+                .map(|r| r.get(0));
+            if status.is_some_and(|s| s != status_code(RoundStatus::Open)) {
+                return Ok(PutOutcome::RoundClosed);
+            }
             let in_round: i64 = tx
                 .query_one(
                     "SELECT COUNT(*) FROM uploads WHERE task = $1 AND round = $2",
