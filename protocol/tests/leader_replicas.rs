@@ -181,3 +181,53 @@ fn two_replicas_holding_the_last_release_of_the_budget_spend_it_once() {
     assert_eq!(w.store.ledger().unwrap().len(), 1);
     assert_eq!(w.helper.store().ledger().unwrap().len(), 1);
 }
+
+#[test]
+fn a_helper_that_missed_a_release_catches_up_after_later_rounds() {
+    let mut w = world("noise = \"none\"");
+    let mut a = w.replica();
+    let mut b = w.replica();
+    w.round_of_two(&mut a, 0);
+    w.round_of_two(&mut a, 1);
+
+    // Replica A releases its share of round 0 and dies before asking the helper.
+    let mut driver = CollectDriver::new(
+        w.collector.request(0),
+        NOW,
+        std::time::Instant::now(),
+        std::time::Duration::ZERO,
+    );
+    assert!(matches!(
+        driver
+            .poll(&mut a, &mut w.rng, std::time::Instant::now())
+            .unwrap(),
+        CollectPoll::Transmit(_)
+    ));
+    drop((driver, a));
+
+    // The collector asks for round 1 first: the leader now records two releases, the
+    // helper would record one; refused, as the helper cannot tell this from a rollback.
+    let err = collect_in_process(
+        &mut b,
+        std::slice::from_mut(&mut w.helper),
+        w.collector.request(1),
+        NOW,
+        &mut w.rng,
+    )
+    .unwrap_err();
+    assert_eq!(err.code, ErrorCode::LedgerRollback, "{err:?}");
+    // Collecting round 0, then round 1, brings both ledgers level.
+    for round in [0, 1] {
+        let response = collect_in_process(
+            &mut b,
+            std::slice::from_mut(&mut w.helper),
+            w.collector.request(round),
+            NOW,
+            &mut w.rng,
+        )
+        .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        assert_eq!(w.collector.open(round, &response).unwrap().count, 2);
+    }
+    assert_eq!(w.store.ledger().unwrap().len(), 2);
+    assert_eq!(w.helper.store().ledger().unwrap().len(), 2);
+}

@@ -79,7 +79,11 @@ impl<S: TaskStore> Leader<S> {
             round,
             report_count: record.count,
             report_set_digest: digest,
-            leader_ledger: self.core.ledger_head(),
+            // The head as of this round's release, not the current one: a helper that
+            // missed this round (the leader died before asking it) catches up by
+            // releasing it, even after the leader has released later rounds; compared
+            // with the current head it would look rolled back for ever.
+            leader_ledger: released.share.ledger,
             leader_released_before: released.released_before,
         };
         let leader_share = released.share;
