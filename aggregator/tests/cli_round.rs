@@ -232,4 +232,33 @@ fn thirty_uploads_through_three_node_processes() {
         assert_eq!(releases[0]["round"], 0);
         assert_eq!(releases[0]["report_count"], honest);
     }
+    // Retention beside the running nodes: round 0's reports and jobs go, its release
+    // stays, and collecting it again gives the same answer.
+    for i in 0..3 {
+        let node = deploy.join(format!("node-{i}.toml"));
+        let node = node.to_str().unwrap();
+        let kept = run_ok(&["db", "gc", "--config", node, "--keep-rounds", "1"]);
+        assert!(kept.contains("nothing to collect"), "{kept}");
+        let out = run_ok(&["db", "gc", "--config", node, "--keep-rounds", "0"]);
+        let deleted: u64 = out
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(deleted >= honest as u64, "node {i}: {out}");
+    }
+    let again = dir.path().join("sum-again.json");
+    run_ok(&[
+        "collect",
+        "--task",
+        task,
+        "--round",
+        "0",
+        "--output",
+        again.to_str().unwrap(),
+    ]);
+    let released_again: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&again).unwrap()).unwrap();
+    assert_eq!(released_again["sum"], released["sum"]);
+    assert_eq!(released_again["count"], honest);
 }

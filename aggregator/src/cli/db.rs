@@ -1,21 +1,48 @@
 //! `cairn db migrate --config node.toml`: apply the PostgreSQL schema migrations of a
 //! node's database (idempotent; replicas may run it together: they serialise on a
 //! lock). A SQLite node needs none: its file is created and checked at start.
+//!
+//! `cairn db gc --config node.toml --keep-rounds N`: retention. Deletes the reports,
+//! uploads, jobs and preparation records of released rounds older than the newest N
+//! released ones, on either store, beside the running node (from cron, say). The
+//! ledger is never collected, nor anything that refusing a replay or answering a
+//! repeated collect needs ([`TaskStore::collect_garbage`]).
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use cairn_protocol::config::TaskConfig;
+use cairn_protocol::store::TaskStore;
+
 use crate::node_config::NodeConfig;
-use crate::store::pg_connect;
 use crate::store::postgres::{PgStore, schema};
+use crate::store::{NodeStore, pg_connect};
 
 /// `cairn db` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum DbCommand {
     /// Apply the schema migrations this cairn knows to the node's PostgreSQL database.
     Migrate(MigrateArgs),
+    /// Delete the aggregation data (reports, uploads, jobs) of old released rounds.
+    ///
+    /// Keeps the newest `--keep-rounds` released rounds whole. Of older released rounds
+    /// it keeps the round, its release, the collector's answer, the budget ledger and
+    /// the digests of every report id (so replays are still refused). Rounds not yet
+    /// released are never touched. Safe beside running nodes and replicas.
+    Gc(GcArgs),
+}
+
+/// Arguments of `cairn db gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// The node's configuration file (SQLite or PostgreSQL).
+    #[arg(long)]
+    pub config: PathBuf,
+    /// How many of the newest released rounds to keep whole.
+    #[arg(long, default_value_t = 10)]
+    pub keep_rounds: u32,
 }
 
 /// Arguments of `cairn db migrate`.
@@ -30,7 +57,39 @@ pub struct MigrateArgs {
 pub fn run(cmd: DbCommand) -> anyhow::Result<String> {
     match cmd {
         DbCommand::Migrate(args) => migrate(&args.config),
+        DbCommand::Gc(args) => gc(&args.config, args.keep_rounds),
     }
+}
+
+/// Collects the garbage of the node `config` names, keeping the newest `keep` released
+/// rounds; returns what it did.
+pub fn gc(config: &std::path::Path, keep: u32) -> anyhow::Result<String> {
+    let node = NodeConfig::load(config)
+        .with_context(|| format!("loading the node configuration {}", config.display()))?;
+    let task_text = std::fs::read_to_string(&node.task)
+        .with_context(|| format!("reading the task {}", node.task.display()))?;
+    let task = TaskConfig::from_toml(&task_text)
+        .with_context(|| format!("the task {} does not load", node.task.display()))?;
+    let store = NodeStore::open(&node, &task)?;
+    let newest = store
+        .ledger()
+        .context("reading the ledger")?
+        .iter()
+        .map(|e| e.round)
+        .max();
+    let Some(through) = newest.and_then(|n| n.checked_sub(keep)) else {
+        return Ok(format!(
+            "fewer than {} released rounds: nothing to collect",
+            u64::from(keep) + 1
+        ));
+    };
+    let deleted = store
+        .collect_garbage(through)
+        .context("collecting garbage")?;
+    Ok(format!(
+        "deleted {deleted} records of released rounds up to {through} (kept: the rounds, \
+         the ledger, the releases, the collect answers and the report-id digests)"
+    ))
 }
 
 /// Applies the migrations of the database `config` names; returns what it did.

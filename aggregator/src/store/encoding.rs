@@ -60,3 +60,22 @@ pub(super) fn extends_chain(
         }
     }
 }
+
+/// Retention ([`TaskStore::collect_garbage`](cairn_protocol::store::TaskStore)): the
+/// statements that delete what only aggregation needed of the task's (`$1`) released
+/// (`$3`) rounds up to `$2`, in an order that keeps every reference valid. Written for
+/// PostgreSQL; SQLite runs them with `?n` for `$n`.
+pub(super) const GARBAGE: [&str; 6] = [
+    "DELETE FROM prepared_jobs WHERE task = $1 AND job_id IN (SELECT job_id FROM prepared_reports \
+     WHERE task = $1 AND round IN (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3))",
+    "DELETE FROM prepared_reports WHERE task = $1 AND round IN \
+     (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3)",
+    "DELETE FROM reports WHERE task = $1 AND round IN \
+     (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3)",
+    "DELETE FROM uploads WHERE task = $1 AND round IN \
+     (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3)",
+    "DELETE FROM jobs WHERE task = $1 AND round IN \
+     (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3)",
+    "DELETE FROM aggregated WHERE task = $1 AND round IN \
+     (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3)",
+];

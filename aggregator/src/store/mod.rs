@@ -558,6 +558,24 @@ impl TaskStore for SqliteTaskStore {
     fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
         self.sqlite_collect_response(round)
     }
+
+    fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut deleted = 0u64;
+        for sql in encoding::GARBAGE {
+            deleted += tx.execute(
+                &sql.replace('$', "?"),
+                params![
+                    self.t(),
+                    through_round,
+                    encoding::status_code(RoundStatus::Released)
+                ],
+            )? as u64;
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
 }
 
 mod admission;

@@ -47,6 +47,7 @@ pub fn run_all<S: TaskStore>(
     the_ledger_is_append_only_and_a_release_is_atomic(task, fresh());
     a_release_must_extend_the_stored_chain(task, fresh());
     the_collect_answer_is_kept(fresh());
+    retention_deletes_only_what_released_rounds_no_longer_need(task, fresh());
     everything_acknowledged_survives_a_restart(task, fresh(), &mut reopen);
 }
 
@@ -436,6 +437,77 @@ pub fn a_release_must_extend_the_stored_chain<S: TaskStore>(task: TaskId, s: S) 
     again.round = 0;
     assert!(s.commit_release(&again, b"again").is_err());
     assert_eq!(s.ledger().unwrap().len(), 2);
+}
+
+/// `collect_garbage` removes the reports, uploads, jobs and preparation records of
+/// released rounds up to the given one, and nothing that refusing a replay, answering a
+/// repeated collect or accounting needs; open rounds are untouched.
+pub fn retention_deletes_only_what_released_rounds_no_longer_need<S: TaskStore>(
+    task: TaskId,
+    s: S,
+) {
+    for b in 1..=3u8 {
+        s.put_report(if b == 3 { 1 } else { 0 }, rid(b), cid(b), &[b; 8], 10)
+            .unwrap();
+    }
+    s.open_round(0, Time(1), DIMENSION).unwrap();
+    s.open_round(1, Time(1), DIMENSION).unwrap();
+    let job = JobRecord {
+        job_id: JobId([1; 16]),
+        round: 0,
+        reports: vec![rid(1), rid(2)],
+        accepted: None,
+    };
+    s.create_job(&job).unwrap();
+    s.commit_job(0, job.job_id, &[rid(1), rid(2)], &agg([1, 1, 1]))
+        .unwrap();
+    // A helper's preparation records in both rounds.
+    s.record_prepared(JobId([5; 16]), &[5; 32], 0, &[(rid(5), cid(5))], 10)
+        .unwrap();
+    s.record_prepared(JobId([6; 16]), &[6; 32], 1, &[(rid(6), cid(6))], 10)
+        .unwrap();
+    s.close_round(0).unwrap();
+    let ledger = Ledger::new(task, 1.0).unwrap();
+    let e = ledger.prepare_release(0, 0.25, 2, Time(2)).unwrap();
+    s.commit_release(&e, b"released").unwrap();
+    s.put_collect_response(0, b"answer").unwrap();
+
+    assert!(s.collect_garbage(0).unwrap() > 0);
+    // Gone: what only aggregation of round 0 needed.
+    assert!(s.report(rid(1)).unwrap().is_none());
+    assert!(s.prepared_job_digest(JobId([5; 16])).unwrap().is_none());
+    assert!(s.open_jobs().unwrap().is_empty());
+    // Kept: the round, its release, the collect answer, the ledger, replay protection.
+    let round = s.round(0).unwrap().expect("the round is kept");
+    assert_eq!((round.status, round.count), (RoundStatus::Released, 2));
+    assert_eq!(s.release(0).unwrap().as_deref(), Some(&b"released"[..]));
+    assert_eq!(
+        s.collect_response(0).unwrap().as_deref(),
+        Some(&b"answer"[..])
+    );
+    assert_eq!(s.ledger().unwrap(), vec![e]);
+    assert_eq!(
+        s.put_report(0, rid(1), cid(1), &[1; 8], 10).unwrap(),
+        PutOutcome::Duplicate { identical: true },
+        "a retried upload is still recognised"
+    );
+    assert_eq!(
+        s.put_report(0, rid(1), cid(1), &[9; 8], 10).unwrap(),
+        PutOutcome::Duplicate { identical: false },
+        "a replayed id is still refused"
+    );
+    assert_eq!(
+        s.put_report(0, rid(7), cid(7), &[7; 8], 10).unwrap(),
+        PutOutcome::RoundClosed
+    );
+    // The open round is untouched.
+    assert_eq!(s.queued_reports(1, 10).unwrap(), vec![rid(3)]);
+    assert_eq!(s.report(rid(3)).unwrap().as_deref(), Some(&[3u8; 8][..]));
+    assert_eq!(
+        s.prepared_job_digest(JobId([6; 16])).unwrap(),
+        Some([6; 32])
+    );
+    assert_eq!(s.collect_garbage(5).unwrap(), 0, "nothing left to collect");
 }
 
 /// The leader's stored answer to a collect.

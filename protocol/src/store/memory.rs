@@ -381,4 +381,62 @@ impl TaskStore for MemoryStore {
     fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock().collect_responses.get(&round).cloned())
     }
+
+    fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
+        let mut s = self.lock();
+        let old: BTreeSet<u32> = s
+            .rounds
+            .range(..=through_round)
+            .filter(|(_, r)| r.status == RoundStatus::Released)
+            .map(|(round, _)| *round)
+            .collect();
+        let mut deleted = 0u64;
+        let mut count = |n: usize| deleted += n as u64;
+        let before = s.reports.len();
+        s.reports.retain(|_, (round, _)| !old.contains(round));
+        count(before - s.reports.len());
+        let before = s.uploads_by_client.len();
+        s.uploads_by_client
+            .retain(|(round, _), _| !old.contains(round));
+        count(before - s.uploads_by_client.len());
+        s.uploads_per_round.retain(|round, _| !old.contains(round));
+        s.queued.retain(|round, _| !old.contains(round));
+        let old_jobs: BTreeSet<JobId> = s
+            .jobs
+            .iter()
+            .filter(|(_, j)| old.contains(&j.round))
+            .map(|(id, _)| *id)
+            .collect();
+        s.jobs.retain(|id, _| !old_jobs.contains(id));
+        s.leases.retain(|id, _| !old_jobs.contains(id));
+        count(old_jobs.len());
+        let aggregated: usize = old
+            .iter()
+            .filter_map(|r| s.aggregated.remove(r))
+            .map(|ids| ids.len())
+            .sum();
+        count(aggregated);
+        // A helper's records: the reports it prepared in those rounds, and their jobs.
+        let prepared: Vec<((u32, ClientId), ReportId)> = s
+            .prepared_by_client
+            .iter()
+            .filter(|((round, _), _)| old.contains(round))
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        let mut prepared_jobs = BTreeSet::new();
+        for (key, report) in &prepared {
+            s.prepared_by_client.remove(key);
+            if let Some(job) = s.prepared.remove(report) {
+                prepared_jobs.insert(job);
+            }
+        }
+        count(prepared.len());
+        for job in &prepared_jobs {
+            s.prepared_jobs.remove(job);
+            s.committed_jobs.remove(job);
+        }
+        count(prepared_jobs.len());
+        s.prepared_per_round.retain(|round, _| !old.contains(round));
+        Ok(deleted)
+    }
 }

@@ -301,6 +301,16 @@ pub trait TaskStore: Send + Sync {
 
     /// Leader: the stored collect response of a round.
     fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, Self::Error>;
+
+    /// Retention: deletes what only aggregation needed of every **released** round up
+    /// to and including `through_round` — report payloads, uploads, jobs and their
+    /// leases, the ids of aggregated reports, a helper's preparation records — and
+    /// returns how many records went. Rounds not released are untouched. Kept for
+    /// ever: the rounds themselves (a released round stays released, so nothing can be
+    /// uploaded to, prepared for or committed to it again), the ledger, the releases
+    /// and collect answers (a repeated collect is answered as before), the digests of
+    /// every report id seen (a replayed id is still refused) and the clients.
+    fn collect_garbage(&self, through_round: u32) -> Result<u64, Self::Error>;
 }
 
 /// The digest of a set of report ids: SHA-256 over the count and the ids in ascending

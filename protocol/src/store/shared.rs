@@ -117,4 +117,8 @@ impl<S: TaskStore> TaskStore for Arc<S> {
     fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, S::Error> {
         (**self).collect_response(round)
     }
+
+    fn collect_garbage(&self, through_round: u32) -> Result<u64, S::Error> {
+        (**self).collect_garbage(through_round)
+    }
 }

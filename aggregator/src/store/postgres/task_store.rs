@@ -670,6 +670,17 @@ impl TaskStore for PgTaskStore {
         })
     }
 
+    fn collect_garbage(&self, through_round: u32) -> Result<u64, PgStoreError> {
+        let released = status_code(RoundStatus::Released);
+        self.serializable(|tx| {
+            let mut deleted = 0;
+            for sql in encoding::GARBAGE {
+                deleted += tx.execute(sql, &[&self.t(), &i64::from(through_round), &released])?;
+            }
+            Ok(deleted)
+        })
+    }
+
     fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, PgStoreError> {
         self.read(|c| {
             Ok(c.query_opt(
