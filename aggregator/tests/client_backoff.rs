@@ -2,7 +2,8 @@
 //! the report. The client retries with backoff (the delays the retry policy gives,
 //! without jitter here), re-sends the very same report bytes each time, and returns
 //! the acknowledged report id; a leader that stays busy makes it give up after the
-//! policy's attempts with `Refused { Busy }`.
+//! policy's attempts with `Refused { Busy }`; with a second leader replica listed in the
+//! task, a client answered `Busy` moves on to it.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::{Arc, Mutex};
@@ -23,13 +24,23 @@ async fn fake_leader(
     task: &TaskConfig,
     busy: usize,
 ) -> (ServerEndpoint, Arc<Mutex<Vec<(Instant, Vec<u8>)>>>) {
+    fake_leader_at(d, task, task.aggregators()[0].endpoint, busy).await
+}
+
+/// [`fake_leader`] listening at `addr` (a replica of the leader).
+async fn fake_leader_at(
+    d: &deploy::Deployment,
+    task: &TaskConfig,
+    addr: std::net::SocketAddr,
+    busy: usize,
+) -> (ServerEndpoint, Arc<Mutex<Vec<(Instant, Vec<u8>)>>>) {
     let identity = Identity::read_pem_files(
         &d.dir.join("aggregator-0/cert.pem"),
         &d.dir.join("aggregator-0/key.pem"),
     )
     .unwrap();
     let server = ServerEndpoint::bind(
-        task.aggregators()[0].endpoint,
+        addr,
         &identity,
         &ClientAuth::Anonymous,
         TransportOptions::default(),
@@ -80,8 +91,9 @@ async fn setup() -> (tempfile::TempDir, deploy::Deployment, TaskConfig) {
         dimension: 8,
         noise: NoisePlacement::None,
         min_clients: 1,
-        clients: 1,
-        base_port: free_base_port(host, 2).unwrap(),
+        clients: 8,
+        // The third port is for a second leader replica.
+        base_port: free_base_port(host, 3).unwrap(),
         ..InitParams::default()
     };
     let d = deploy::init(
@@ -154,4 +166,41 @@ async fn a_leader_that_stays_busy_makes_the_client_give_up_after_its_attempts() 
         other => panic!("expected Refused(Busy), got {other:?}"),
     }
     assert_eq!(seen.lock().unwrap().len(), 3, "the policy's three attempts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_answered_busy_moves_on_to_another_leader_replica() {
+    let (_dir, d, task) = setup().await;
+    let primary = task.aggregators()[0].endpoint;
+    let replica = std::net::SocketAddr::new(primary.ip(), primary.port() + 2);
+    let text = std::fs::read_to_string(&d.task).unwrap().replacen(
+        &format!("endpoint = \"{primary}\"\n"),
+        &format!("endpoint = \"{primary}\"\nreplica_endpoints = [\"{replica}\"]\n"),
+        1,
+    );
+    let task = TaskConfig::from_toml(&text).unwrap();
+    // The primary is always full; the replica acknowledges at once.
+    let (_full, at_full) = fake_leader_at(&d, &task, primary, usize::MAX).await;
+    let (_free, at_free) = fake_leader_at(&d, &task, replica, 0).await;
+    // Eight clients, each starting at a random replica: those that start at the full
+    // one are answered Busy once and move on (with 2 attempts they could not succeed
+    // by retrying the full replica).
+    for path in &d.credentials {
+        let client = Client::builder(task.clone())
+            .credential(cairn_client::sdk::read_credential(path).unwrap())
+            .retry(policy(2))
+            .build()
+            .await
+            .unwrap();
+        client.submit(0, &[0.1; 8]).await.unwrap();
+    }
+    assert_eq!(
+        at_free.lock().unwrap().len(),
+        8,
+        "every client ends at the replica"
+    );
+    assert!(
+        at_full.lock().unwrap().len() <= 8,
+        "at most one Busy per client"
+    );
 }

@@ -116,9 +116,12 @@ impl<S: TaskStore> AggregatorCore<S> {
     /// rounds at once: every new round needs one more accepted message.
     pub(crate) fn check_round_window(&self, round: u32) -> Result<(), Reject> {
         let latest = self.store.latest_round().map_err(Reject::storage)?;
+        // From the store, not this process's ledger: another process sharing the store
+        // (a replica) may have released later rounds since this one last released.
         let low = self
-            .ledger
-            .highest_released_round()
+            .store
+            .latest_released_round()
+            .map_err(Reject::storage)?
             .map_or(0, |r| r.saturating_sub(ROUND_WINDOW));
         let high = latest.map_or(u32::MAX, |r| r.saturating_add(ROUND_WINDOW));
         if round < low {

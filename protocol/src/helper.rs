@@ -50,7 +50,9 @@ use crate::messages::{
     JobInit, JobResponse, Message, PrepareResult,
 };
 use crate::scheme::{Aggregate, Prepared};
-use crate::store::{Admission, JobAdmission, RoundStatus, TaskStore, first_duplicate};
+use crate::store::{
+    Admission, CommitOutcome, JobAdmission, RoundStatus, TaskStore, first_duplicate,
+};
 
 /// The most prepared jobs a helper holds in memory between init and continue.
 pub const MAX_OPEN_JOBS: usize = 64;
@@ -423,15 +425,27 @@ impl<S: TaskStore> Helper<S> {
                 ),
             ));
         }
-        self.core
+        let outcome = self
+            .core
             .store
             .commit_job(cont.round, cont.job_id, &cont.accepted, &contribution)
             .map_err(Reject::storage)?;
         self.jobs.remove(&cont.job_id);
         self.job_order.retain(|j| *j != cont.job_id);
+        let accepted_count = match outcome {
+            CommitOutcome::Applied => u32::try_from(cont.accepted.len()).unwrap_or(u32::MAX),
+            // Committed meanwhile by another process sharing the store (a replica that
+            // also held the job): answer what was committed, not this request's list.
+            CommitOutcome::AlreadyCommitted => self
+                .core
+                .store
+                .job_committed(cont.job_id)
+                .map_err(Reject::storage)?
+                .unwrap_or(0),
+        };
         Ok(JobContinueResponse {
             job_id: cont.job_id,
-            accepted_count: u32::try_from(cont.accepted.len()).unwrap_or(u32::MAX),
+            accepted_count,
         })
     }
 

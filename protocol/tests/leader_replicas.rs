@@ -231,3 +231,35 @@ fn a_helper_that_missed_a_release_catches_up_after_later_rounds() {
     assert_eq!(w.store.ledger().unwrap().len(), 2);
     assert_eq!(w.helper.store().ledger().unwrap().len(), 2);
 }
+
+#[test]
+fn a_replica_keeps_the_round_window_other_replicas_moved() {
+    let mut w = world("noise = \"none\"");
+    let mut a = w.replica();
+    let mut b = w.replica();
+    w.round_of_two(&mut a, 40);
+    collect_in_process(
+        &mut a,
+        std::slice::from_mut(&mut w.helper),
+        w.collector.request(40),
+        NOW,
+        &mut w.rng,
+    )
+    .unwrap();
+    // B has released nothing itself; round 2 is long past all the same (the window
+    // starts 16 rounds below the newest release, whoever made it).
+    let cred = Credential::generate(w.task.id(), &mut w.rng);
+    w.store
+        .add_client(cred.client_id(), &cred.key_for(0))
+        .unwrap();
+    let upload = Client::new(w.task.clone(), cred)
+        .unwrap()
+        .prepare_upload_quantised(2, &[1, 0, 0, 0], &mut w.rng)
+        .unwrap();
+    let err = b.handle_upload(upload, NOW).unwrap_err();
+    assert_eq!(err.code, ErrorCode::RoundClosed, "{err:?}");
+    assert!(
+        w.store.round(2).unwrap().is_none(),
+        "nothing stored for round 2"
+    );
+}

@@ -125,6 +125,17 @@ impl Peer {
             .unwrap_or_else(|| TransportError::Closed("no address to connect to".to_owned())))
     }
 
+    /// Leaves the replica in use for the next one (a no-op with a single address): the
+    /// caller was answered that this replica is busy or failing. Requests already on
+    /// the old connection keep it until they finish.
+    pub async fn move_on(&self) {
+        if self.addrs.len() > 1 {
+            let mut current = self.current.lock().await;
+            current.conn = None;
+            current.index = (current.index + 1) % self.addrs.len();
+        }
+    }
+
     /// One request over the current connection (see [`Connection::request`]). On
     /// failure, a connection that has closed — or that timed out, which is how a
     /// restarted server looks (it no longer knows the connection, and QUIC only notices

@@ -16,8 +16,16 @@ pub(super) async fn send(shared: &LeaderShared, t: &Transmit) -> Result<Message,
         .request(&t.message.encode())
         .await
         .map_err(|e| Reject::new(ErrorCode::Busy, e.to_string()))?;
-    Message::decode(&answer, &shared.limits)
-        .map_err(|e| Reject::new(ErrorCode::BadMessage, format!("undecodable answer: {e}")))
+    let message = Message::decode(&answer, &shared.limits)
+        .map_err(|e| Reject::new(ErrorCode::BadMessage, format!("undecodable answer: {e}")))?;
+    if let Message::Error(e) = &message
+        && matches!(e.code, ErrorCode::Busy | ErrorCode::Internal)
+    {
+        // This replica of the helper is full or failing: the retry goes to another
+        // (the job is re-sent whole there if its preparation stayed behind).
+        peer.move_on().await;
+    }
+    Ok(message)
 }
 
 /// Moves one job's messages until the driver has committed it or failed.

@@ -429,6 +429,14 @@ impl TaskStore for SqliteTaskStore {
         )?)
     }
 
+    fn latest_released_round(&self) -> Result<Option<u32>, StoreError> {
+        Ok(self.lock().query_row(
+            "SELECT MAX(round) FROM rounds WHERE task = ?1 AND status = ?2",
+            params![self.t(), encoding::status_code(RoundStatus::Released)],
+            |r| r.get::<_, Option<u32>>(0),
+        )?)
+    }
+
     fn report_set_digest(&self, round: u32) -> Result<[u8; 32], StoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(

@@ -203,6 +203,9 @@ impl TaskStore for NodeStore {
     fn latest_round(&self) -> Result<Option<u32>, NodeStoreError> {
         either!(self, s => s.latest_round())
     }
+    fn latest_released_round(&self) -> Result<Option<u32>, NodeStoreError> {
+        either!(self, s => s.latest_released_round())
+    }
     fn report_set_digest(&self, round: u32) -> Result<[u8; 32], NodeStoreError> {
         either!(self, s => s.report_set_digest(round))
     }

@@ -202,6 +202,14 @@ async fn request_with_retry<T>(
         };
         match outcome {
             Err(e) if e.is_retriable() && attempt < retry.max_attempts.max(1) => {
+                if let SdkError::Refused {
+                    code: ErrorCode::Busy | ErrorCode::Internal,
+                    ..
+                } = e
+                {
+                    // This replica of the leader is full or failing: try another.
+                    leader.move_on().await;
+                }
                 let wait = retry.delay(attempt, &mut rng);
                 tracing::debug!(attempt, ?wait, error = %e, "retrying");
                 tokio::time::sleep(wait).await;

@@ -332,6 +332,7 @@ pub fn a_helper_admits_a_report_in_one_job_and_a_client_once_per_round<S: TaskSt
 pub fn rounds_open_once_close_and_are_listed<S: TaskStore>(s: S) {
     assert!(s.round(2).unwrap().is_none());
     assert_eq!(s.latest_round().unwrap(), None);
+    assert_eq!(s.latest_released_round().unwrap(), None);
     let first = s.open_round(2, Time(10), DIMENSION).unwrap();
     assert_eq!(first.status, RoundStatus::Open);
     assert_eq!(first.opened_at, Time(10));
@@ -387,6 +388,7 @@ pub fn the_ledger_is_append_only_and_a_release_is_atomic<S: TaskStore>(task: Tas
     }
     let entries: Vec<LedgerEntry> = s.ledger().unwrap();
     assert_eq!(entries, ledger.entries(), "every entry, oldest first");
+    assert_eq!(s.latest_released_round().unwrap(), Some(1));
     assert!(
         s.commit_job(0, JobId([7; 16]), &[rid(7)], &agg([9, 9, 9]))
             .is_err(),

@@ -284,6 +284,16 @@ impl TaskStore for MemoryStore {
         Ok(self.lock().rounds.keys().next_back().copied())
     }
 
+    fn latest_released_round(&self) -> Result<Option<u32>, StoreError> {
+        Ok(self
+            .lock()
+            .rounds
+            .iter()
+            .rev()
+            .find(|(_, r)| r.status == RoundStatus::Released)
+            .map(|(round, _)| *round))
+    }
+
     fn report_set_digest(&self, round: u32) -> Result<[u8; 32], StoreError> {
         let s = self.lock();
         Ok(report_set_digest(

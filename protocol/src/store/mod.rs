@@ -258,6 +258,10 @@ pub trait TaskStore: Send + Sync {
     /// The highest round with a record, if any.
     fn latest_round(&self) -> Result<Option<u32>, Self::Error>;
 
+    /// The highest released round, if any: read from the store, so that processes
+    /// sharing it (replicas) agree on the window of rounds they take reports for.
+    fn latest_released_round(&self) -> Result<Option<u32>, Self::Error>;
+
     /// The digest of the set of report ids aggregated into `round`
     /// ([`report_set_digest`]).
     fn report_set_digest(&self, round: u32) -> Result<[u8; 32], Self::Error>;

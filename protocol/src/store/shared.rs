@@ -84,6 +84,9 @@ impl<S: TaskStore> TaskStore for Arc<S> {
     fn latest_round(&self) -> Result<Option<u32>, S::Error> {
         (**self).latest_round()
     }
+    fn latest_released_round(&self) -> Result<Option<u32>, S::Error> {
+        (**self).latest_released_round()
+    }
     fn report_set_digest(&self, round: u32) -> Result<[u8; 32], S::Error> {
         (**self).report_set_digest(round)
     }

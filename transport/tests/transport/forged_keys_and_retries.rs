@@ -254,6 +254,9 @@ async fn a_replicated_peer_skips_a_dead_replica_stays_put_and_fails_over() {
     peer.request(b"y").await.unwrap();
     assert_eq!(b.calls.load(Ordering::SeqCst), 1);
     assert_eq!(peer.addr().await, b.addr);
+    // Told to move on (the replica answered Busy), it leaves B for the next address.
+    peer.move_on().await;
+    assert_eq!(peer.addr().await, dead);
     // Another peer started elsewhere begins at its own replica (load spreading).
     let other = Peer::replicated(
         client(None, fast_options()),

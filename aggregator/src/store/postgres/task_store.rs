@@ -428,6 +428,18 @@ impl TaskStore for PgTaskStore {
         })
     }
 
+    fn latest_released_round(&self) -> Result<Option<u32>, PgStoreError> {
+        self.read(|c| {
+            c.query_one(
+                "SELECT MAX(round) FROM rounds WHERE task = $1 AND status = $2",
+                &[&self.t(), &status_code(RoundStatus::Released)],
+            )?
+            .get::<_, Option<i64>>(0)
+            .map(|r| u32_of(r, "round"))
+            .transpose()
+        })
+    }
+
     fn report_set_digest(&self, round: u32) -> Result<[u8; 32], PgStoreError> {
         self.read(|c| {
             let ids = self.report_ids(
