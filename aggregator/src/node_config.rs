@@ -16,6 +16,7 @@
 //! hpke_key = "leader/hpke.key"
 //! verify_key = "verify.key"       # shared by the aggregators of the task
 //! collector_cert_sha256 = "…"     # pinned TLS certificate of the collector
+//! upload_memory_mib = 128         # leader: memory for uploads at once; beyond, `Busy`
 //! ```
 //!
 //! The store is SQLite (`data_dir/cairn.sqlite`) unless the file says otherwise. For
@@ -103,6 +104,8 @@ struct RawNodeConfig {
     database_pool_size: Option<u32>,
     #[serde(default)]
     job_lease_secs: Option<u64>,
+    #[serde(default)]
+    upload_memory_mib: Option<u32>,
 }
 
 /// Which store a node runs on.
@@ -118,6 +121,9 @@ pub enum StoreKind {
 
 /// The environment variable holding the database password when no file is named.
 pub const DATABASE_PASSWORD_ENV: &str = "CAIRN_DATABASE_PASSWORD";
+
+/// MiB of upload frames a leader holds at once unless `upload_memory_mib` says otherwise.
+pub const DEFAULT_UPLOAD_MEMORY_MIB: u32 = 128;
 
 /// How long a leader replica holds a job's lease unless `job_lease_secs` says otherwise.
 pub const DEFAULT_JOB_LEASE_SECS: u64 = 30;
@@ -168,6 +174,10 @@ pub struct NodeConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// The store.
     pub store: StoreConfig,
+    /// Leader: MiB that uploads being handled may take at once (each counted three
+    /// times its size: read, decoded, stored); an upload that finds no room for 2 s is
+    /// answered `Busy` unread. Default 128.
+    pub upload_memory_mib: u32,
 }
 
 impl NodeConfig {
@@ -264,6 +274,16 @@ impl NodeConfig {
             collector_cert_sha256: collector,
             metrics_listen: raw.metrics_listen,
             store,
+            upload_memory_mib: match raw.upload_memory_mib {
+                None => DEFAULT_UPLOAD_MEMORY_MIB,
+                Some(m) if (1..=1 << 20).contains(&m) => m,
+                Some(_) => {
+                    return Err(invalid(
+                        "upload_memory_mib",
+                        "must be between 1 and 1048576 (MiB)",
+                    ));
+                }
+            },
         })
     }
 }
@@ -358,5 +378,20 @@ mod tests {
         let bad_hex = sample("helper", 1).replace(&"ab".repeat(32), "zz");
         assert!(NodeConfig::parse(&bad_hex, p).is_err());
         assert!(NodeConfig::parse(&sample("helper", 2), p).is_ok());
+        let memory = |v: &str| format!("{}upload_memory_mib = {v}\n", sample("leader", 0));
+        assert_eq!(
+            NodeConfig::parse(&memory("64"), p)
+                .unwrap()
+                .upload_memory_mib,
+            64
+        );
+        let err = NodeConfig::parse(&memory("0"), p).unwrap_err().to_string();
+        assert!(err.contains("upload_memory_mib"), "{err}");
+        assert_eq!(
+            NodeConfig::parse(&sample("leader", 0), p)
+                .unwrap()
+                .upload_memory_mib,
+            DEFAULT_UPLOAD_MEMORY_MIB
+        );
     }
 }

@@ -163,8 +163,16 @@ pub(crate) fn round(
         // (one per device would mean N endpoints in one process).
         let mut sdk_clients: Vec<Arc<Client>> = Vec::new();
         for (i, path) in dep.credentials.iter().enumerate() {
+            // A fleet's devices are patient: a leader at its upload memory budget answers
+            // Busy, and a device retries with backoff until it is taken.
             let mut builder = Client::builder(task.clone())
-                .credential(cairn_client::sdk::read_credential(path).context("credential")?);
+                .credential(cairn_client::sdk::read_credential(path).context("credential")?)
+                .retry(RetryPolicy {
+                    max_attempts: 60,
+                    initial_delay: Duration::from_millis(100),
+                    max_delay: Duration::from_secs(2),
+                    jitter: true,
+                });
             if i >= 8 {
                 builder = builder.share_connection_of(&sdk_clients[i % 8]);
             }

@@ -52,6 +52,13 @@ struct Cli {
     /// Skip the end-to-end rounds.
     #[arg(long)]
     no_e2e: bool,
+    /// Run only the end-to-end rounds (of the run's size, or `--e2e-clients`) and
+    /// print their table; results.json and the plots are left as they are.
+    #[arg(long, conflicts_with = "no_e2e")]
+    e2e_only: bool,
+    /// With `--e2e-only`: the rounds' client counts (comma-separated).
+    #[arg(long, value_delimiter = ',', requires = "e2e_only")]
+    e2e_clients: Vec<usize>,
     /// Internal: run one aggregator node from this config until stdin closes.
     #[arg(long, hide = true)]
     serve_node: Option<PathBuf>,
@@ -145,6 +152,26 @@ fn main() -> anyhow::Result<()> {
     );
     let work = tempfile::tempdir().context("temporary directory")?;
     let cutoff = Duration::from_secs(cli.anchor_cutoff_secs);
+    if cli.e2e_only {
+        let counts = if cli.e2e_clients.is_empty() {
+            plan.e2e_clients.clone()
+        } else {
+            cli.e2e_clients.clone()
+        };
+        let mut e2e = Vec::new();
+        for n in counts {
+            eprintln!("end-to-end round: {n} clients, d = {}", plan.e2e_dimension);
+            let r = e2e::round(n, plan.e2e_dimension, work.path(), n as u8)?;
+            anyhow::ensure!(
+                r.count as usize == n,
+                "round with {n} clients counted {}",
+                r.count
+            );
+            e2e.push(r);
+        }
+        println!("{}", table::render_rounds(&e2e));
+        return Ok(());
+    }
 
     let mut cairn = Vec::new();
     let mut prio017 = Vec::new();

@@ -58,6 +58,25 @@ pub struct TransportOptions {
     /// Connections a server keeps open at once; further connection attempts are
     /// refused. Default 1024.
     pub max_connections: usize,
+    /// Bytes a peer may send on one stream before they are read (QUIC stream receive
+    /// window). Default 256 KiB (on a 100 ms path, 2.5 MB/s per stream).
+    pub stream_receive_window: u32,
+    /// Bytes a peer may send on one connection, over all its streams, before they are
+    /// read (QUIC connection receive window). Bounds what requests waiting to be
+    /// handled cost a server: at most this per connection, whatever the requests'
+    /// size. Default 4 MiB.
+    pub receive_window: u32,
+    /// Bytes a server's requests may take at once, over all its connections, from
+    /// reading a frame to the end of its handler, counting
+    /// [`REQUEST_COPIES`](crate::REQUEST_COPIES) times each frame's length (the frame,
+    /// its decoded form, what is stored). At least one `max_frame_len` request fits,
+    /// whatever this says. A request beyond it waits up to `busy_after` for room, then
+    /// gets the endpoint's busy answer ([`ServerEndpoint::answer_busy_with`]) unread,
+    /// or keeps waiting if there is none. Default 128 MiB.
+    pub request_memory: usize,
+    /// How long a request waits for room in `request_memory` before it is answered
+    /// busy. Default 2 s.
+    pub busy_after: Duration,
 }
 
 impl Default for TransportOptions {
@@ -71,6 +90,10 @@ impl Default for TransportOptions {
             max_concurrent_streams: 64,
             max_concurrent_requests: 256,
             max_connections: 1024,
+            stream_receive_window: 256 << 10,
+            receive_window: 4 << 20,
+            request_memory: 128 << 20,
+            busy_after: Duration::from_secs(2),
         }
     }
 }
@@ -98,6 +121,9 @@ impl TransportOptions {
         if self.idle_timeout.is_zero() {
             return bad("idle_timeout must be positive");
         }
+        if self.receive_window == 0 || self.stream_receive_window == 0 {
+            return bad("receive windows must be positive");
+        }
         let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
             .map_err(|_| TransportError::Config("idle_timeout is too long for QUIC".into()))?;
         if let Some(k) = self.keep_alive_interval
@@ -114,6 +140,8 @@ impl TransportOptions {
             })
             .max_concurrent_bidi_streams(self.max_concurrent_streams.into())
             .max_concurrent_uni_streams(0u32.into())
+            .receive_window(self.receive_window.into())
+            .stream_receive_window(self.stream_receive_window.into())
             .datagram_receive_buffer_size(None);
         Ok(t)
     }
@@ -163,6 +191,10 @@ pub struct ServerEndpoint {
     pub(crate) options: TransportOptions,
     pub(crate) requests: Arc<Semaphore>,
     pub(crate) in_flight: Arc<InFlight>,
+    /// `request_memory`, in KiB permits.
+    pub(crate) memory: Arc<Semaphore>,
+    /// The frame sent to a request that finds no room in `request_memory`.
+    pub(crate) busy: Option<Arc<[u8]>>,
 }
 
 /// Counts request streams from the start of their handling until their response is
@@ -223,11 +255,22 @@ impl ServerEndpoint {
         config.transport_config(Arc::new(options.quinn_transport(false)?));
         let endpoint = quinn::Endpoint::server(config, addr)?;
         let requests = Arc::new(Semaphore::new(options.max_concurrent_requests));
+        let memory_kib = options
+            .request_memory
+            .max(
+                options
+                    .max_frame_len
+                    .saturating_mul(crate::REQUEST_COPIES as usize),
+            )
+            .div_ceil(1024)
+            .min(Semaphore::MAX_PERMITS);
         Ok(Self {
             endpoint,
             options,
             requests,
             in_flight: Arc::new(InFlight::default()),
+            memory: Arc::new(Semaphore::new(memory_kib)),
+            busy: None,
         })
     }
 
@@ -239,6 +282,12 @@ impl ServerEndpoint {
     /// The options this endpoint was bound with.
     pub fn options(&self) -> &TransportOptions {
         &self.options
+    }
+
+    /// The frame a request gets, unread, when `request_memory` has had no room for it
+    /// for `busy_after` (the protocol's `Busy` error message). Set before serving.
+    pub fn answer_busy_with(&mut self, frame: Vec<u8>) {
+        self.busy = Some(frame.into());
     }
 
     /// Connections currently open.
@@ -394,9 +443,16 @@ impl Connection {
                 after,
             })?;
         let (mut send, mut recv) = opened.map_err(from_connection_error)?;
-        write_frame(&mut send, request, after).await?;
-        send.finish()
-            .map_err(|e| TransportError::Closed(e.to_string()))?;
+        match write_frame(&mut send, request, after).await {
+            Ok(()) => send
+                .finish()
+                .map_err(|e| TransportError::Closed(e.to_string()))?,
+            // The server had no room for the request and stopped reading it: its busy
+            // answer is on the way back.
+            Err(TransportError::StreamRefused { code })
+                if code == u64::from(crate::server::STREAM_BUSY) => {}
+            Err(e) => return Err(e),
+        }
         read_frame(&mut recv, max_response_len, after).await
     }
 

@@ -37,24 +37,8 @@ pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(
     timeout: Duration,
 ) -> Result<Vec<u8>, TransportError> {
     let read = async {
-        let mut prefix = [0u8; LENGTH_PREFIX_LEN];
-        recv.read_exact(&mut prefix).await.map_err(read_io_err)?;
-        let len = u32::from_le_bytes(prefix);
-        // u32 → usize is lossless on the 32- and 64-bit targets Cairn supports; compare as
-        // u64 so the check holds on any width.
-        if u64::from(len) > max_len as u64 {
-            return Err(TransportError::FrameTooLarge {
-                len: u64::from(len),
-                max: max_len,
-            });
-        }
-        let mut frame = vec![0u8; len as usize];
-        recv.read_exact(&mut frame).await.map_err(read_io_err)?;
-        let mut probe = [0u8; 1];
-        if recv.read(&mut probe).await.map_err(read_io_err)? != 0 {
-            return Err(TransportError::TrailingBytes);
-        }
-        Ok(frame)
+        let len = read_frame_len(recv, max_len).await?;
+        read_frame_body(recv, len).await
     };
     tokio::time::timeout(timeout, read)
         .await
@@ -62,6 +46,42 @@ pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(
             kind: TimeoutKind::Read,
             after: timeout,
         })?
+}
+
+/// Reads a frame's length prefix and checks it against `max_len`; nothing is allocated.
+/// With [`read_frame_body`], the two halves of [`read_frame`] (without its timeout), for
+/// a server that decides between them whether it has room for the frame.
+pub async fn read_frame_len<R: AsyncRead + Unpin + ?Sized>(
+    recv: &mut R,
+    max_len: usize,
+) -> Result<u32, TransportError> {
+    let mut prefix = [0u8; LENGTH_PREFIX_LEN];
+    recv.read_exact(&mut prefix).await.map_err(read_io_err)?;
+    let len = u32::from_le_bytes(prefix);
+    // u32 → usize is lossless on the 32- and 64-bit targets Cairn supports; compare as
+    // u64 so the check holds on any width.
+    if u64::from(len) > max_len as u64 {
+        return Err(TransportError::FrameTooLarge {
+            len: u64::from(len),
+            max: max_len,
+        });
+    }
+    Ok(len)
+}
+
+/// Reads the `len` bytes of a frame whose prefix [`read_frame_len`] checked, then the
+/// end of the stream.
+pub async fn read_frame_body<R: AsyncRead + Unpin + ?Sized>(
+    recv: &mut R,
+    len: u32,
+) -> Result<Vec<u8>, TransportError> {
+    let mut frame = vec![0u8; len as usize];
+    recv.read_exact(&mut frame).await.map_err(read_io_err)?;
+    let mut probe = [0u8; 1];
+    if recv.read(&mut probe).await.map_err(read_io_err)? != 0 {
+        return Err(TransportError::TrailingBytes);
+    }
+    Ok(frame)
 }
 
 /// Writes one frame (length prefix and bytes) and flushes. The caller then ends the

@@ -83,6 +83,10 @@ pub use cert::{Fingerprint, Identity, PrivateKey, fingerprint};
 pub use endpoint::{ClientEndpoint, Connection, PeerIdentity, ServerEndpoint, TransportOptions};
 pub use error::{TimeoutKind, TransportError};
 pub use frame::{read_frame, write_frame};
+/// How many times a request's frame length a server counts against its
+/// `request_memory` ([`TransportOptions`]): the frame read off the wire, the message
+/// decoded from it, and the record stored from that.
+pub const REQUEST_COPIES: u32 = 3;
 pub use peer::Peer;
 pub use retry::{Retriable, RetryPolicy, retry_with_backoff};
 pub use server::{STREAM_BAD_REQUEST, serve};

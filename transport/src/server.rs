@@ -23,10 +23,13 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::endpoint::{PeerIdentity, ServerEndpoint};
 use crate::error::TransportError;
-use crate::frame::{read_frame, write_frame};
+use crate::frame::{read_frame_body, read_frame_len, write_frame};
 
 /// Stream error code: the request frame was malformed, too large or too slow.
 pub const STREAM_BAD_REQUEST: u32 = 1;
+
+/// Stream error code: the request was answered busy without being read.
+pub const STREAM_BUSY: u32 = 2;
 
 /// Serves requests on `server` with `handler` until the endpoint closes
 /// ([`ServerEndpoint::close`] or [`ServerEndpoint::shutdown`]). Connections over the
@@ -135,18 +138,69 @@ async fn handle_stream<H, Fut>(
 {
     let in_flight = server.in_flight.enter();
     let options = &server.options;
-    let request = match read_frame(&mut recv, options.max_frame_len, options.request_timeout).await
-    {
-        Ok(request) => request,
-        Err(e) => {
+    let deadline = tokio::time::Instant::now() + options.request_timeout;
+    let timed_out = || TransportError::Timeout {
+        kind: crate::error::TimeoutKind::Read,
+        after: options.request_timeout,
+    };
+    let refuse =
+        |send: &mut quinn::SendStream, recv: &mut quinn::RecvStream, e: &TransportError| {
             tracing::info!(%remote, %peer, error = %e, "request refused");
             // Ignoring the results: the stream may already be closed by the peer.
             let _ = recv.stop(STREAM_BAD_REQUEST.into());
             let _ = send.reset(STREAM_BAD_REQUEST.into());
-            return;
-        }
+        };
+    let len =
+        match tokio::time::timeout_at(deadline, read_frame_len(&mut recv, options.max_frame_len))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+        {
+            Ok(len) => len,
+            Err(e) => return refuse(&mut send, &mut recv, &e),
+        };
+    // Room for the frame in the request memory, before it is read: a request that finds
+    // none within `busy_after` is answered busy and its bytes are left unread (QUIC flow
+    // control holds the rest at the peer).
+    let kib = u32::try_from((u64::from(len) * u64::from(crate::REQUEST_COPIES)).div_ceil(1024))
+        .unwrap_or(u32::MAX);
+    let memory = match tokio::time::timeout(
+        options.busy_after,
+        server.memory.clone().acquire_many_owned(kib),
+    )
+    .await
+    {
+        Ok(Ok(memory)) => memory,
+        Ok(Err(_)) => return, // the semaphore is never closed
+        Err(_) => match &server.busy {
+            Some(busy) => {
+                tracing::debug!(%remote, %peer, len, "request answered busy: no request memory");
+                let _ = recv.stop(STREAM_BUSY.into());
+                drop(permit);
+                if write_frame(&mut send, busy, options.request_timeout)
+                    .await
+                    .is_ok()
+                {
+                    let _ = send.finish();
+                    let _ = tokio::time::timeout(options.request_timeout, send.stopped()).await;
+                }
+                return;
+            }
+            None => match server.memory.clone().acquire_many_owned(kib).await {
+                Ok(memory) => memory,
+                Err(_) => return,
+            },
+        },
+    };
+    let request = match tokio::time::timeout_at(deadline, read_frame_body(&mut recv, len))
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+    {
+        Ok(request) => request,
+        Err(e) => return refuse(&mut send, &mut recv, &e),
     };
     let response = handler(peer, request).await;
+    // The handler has dropped the request: its memory is free again.
+    drop(memory);
     let written: Result<(), TransportError> = async {
         write_frame(&mut send, &response, options.request_timeout).await?;
         send.finish()

@@ -65,15 +65,22 @@ pub(super) async fn start_leader(
         });
     }
     let limits = leader.limits();
-    let options = transport_options(&limits, Inbound::LeaderFromClients);
+    let mut options = transport_options(&limits, Inbound::LeaderFromClients);
+    options.request_memory = config.upload_memory_mib as usize * (1 << 20);
     let mut pins = PinSet::new();
     pins.insert(collector_fp);
-    let server = ServerEndpoint::bind(
+    let mut server = ServerEndpoint::bind(
         config.listen,
         &identity,
         &ClientAuth::Optional(pins),
         options,
     )?;
+    // Uploads beyond the memory budget are answered Busy unread; the SDK backs off
+    // and retries (on another replica of the leader, if the task lists several).
+    server.answer_busy_with(error_message(
+        ErrorCode::Busy,
+        "the leader holds as many uploads as its memory budget allows; retry shortly",
+    ));
     let local_addr = server.local_addr()?;
     let client = ClientEndpoint::bind(
         unspecified_for(config.listen),

@@ -40,6 +40,16 @@ use crate::messages::{
 use crate::scheme::{Aggregate, MAX_REPORTS_PER_JOB, Prepared};
 use crate::store::{CommitOutcome, JobRecord, PutOutcome, RoundStatus, TaskStore};
 
+/// Memory a leader's job may take: its reports' stored bytes, their decoded form and
+/// the preparation state, counted as [`JOB_COPIES`] times the upload size per report.
+/// At d = 10^5 (uploads of about 800 kB) that is 10 reports a job; small tasks keep the
+/// full [`MAX_REPORTS_PER_JOB`].
+pub const JOB_MEMORY: usize = 32 << 20;
+
+/// The upload sizes one report of a job is counted as in [`JOB_MEMORY`] (measured: a
+/// 64-report job at d = 10^5 held about 3 MB per report beyond the upload itself).
+pub const JOB_COPIES: usize = 4;
+
 /// How many batches in a row [`Leader::start_job`] may lose to other leader processes
 /// (sharing the store) before it gives up with a retriable [`ErrorCode::Busy`].
 const MAX_JOB_CONTENTION: u32 = 16;
@@ -319,7 +329,18 @@ impl<S: TaskStore> Leader<S> {
         self.core.store.queued_rounds().map_err(Reject::storage)
     }
 
-    /// Starts a job over up to [`MAX_REPORTS_PER_JOB`] queued reports of `round`:
+    /// Reports per job: [`MAX_REPORTS_PER_JOB`], or fewer for large uploads so that a
+    /// job stays within [`JOB_MEMORY`].
+    pub fn job_batch(&self) -> usize {
+        let upload = self
+            .core
+            .limits()
+            .max_inbound_frame_len(crate::messages::Inbound::LeaderFromClients)
+            .max(1);
+        (JOB_MEMORY / upload.saturating_mul(JOB_COPIES)).clamp(1, MAX_REPORTS_PER_JOB)
+    }
+
+    /// Starts a job over up to [`Leader::job_batch`] queued reports of `round`:
     /// prepares the leader's side, records the job, and returns one [`JobInit`] per
     /// helper (in helper order). `None` if nothing is queued. A batch whose reports
     /// all fail the leader's own checks has nothing for the helpers: it is decided and
@@ -334,7 +355,7 @@ impl<S: TaskStore> Leader<S> {
             let ids = self
                 .core
                 .store
-                .queued_reports(round, MAX_REPORTS_PER_JOB)
+                .queued_reports(round, self.job_batch())
                 .map_err(Reject::storage)?;
             if ids.is_empty() {
                 return Ok(None);
@@ -353,7 +374,7 @@ impl<S: TaskStore> Leader<S> {
                 let still = self
                     .core
                     .store
-                    .queued_reports(round, MAX_REPORTS_PER_JOB)
+                    .queued_reports(round, self.job_batch())
                     .map_err(Reject::storage)?;
                 if record.reports.iter().all(|r| still.contains(r)) {
                     return Err(Reject::storage(e));

@@ -483,3 +483,62 @@ async fn futures_join<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F:
 }
 
 mod forged_keys_and_retries;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_request_memory_are_answered_busy_unread() {
+    let id = identity(30);
+    // Room for two 4000-byte requests at once (each counted 3 times: 24 KiB), not three.
+    let options = TransportOptions {
+        request_memory: 3 * 8 * 1024,
+        busy_after: Duration::from_millis(200),
+        ..fast_options()
+    };
+    let mut endpoint = ServerEndpoint::bind(
+        LOOPBACK.parse().unwrap(),
+        &id,
+        &ClientAuth::Anonymous,
+        options,
+    )
+    .unwrap();
+    endpoint.answer_busy_with(b"busy".to_vec());
+    let addr = endpoint.local_addr().unwrap();
+    // The handler holds every request until released.
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let entered = Arc::new(AtomicUsize::new(0));
+    let (gate, count) = (release.clone(), entered.clone());
+    let serving = endpoint.clone();
+    tokio::spawn(async move {
+        serving
+            .serve(move |_peer, request: Vec<u8>| {
+                let (gate, count) = (gate.clone(), count.clone());
+                async move {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let _ = gate.acquire().await.unwrap();
+                    request[..4].to_vec()
+                }
+            })
+            .await;
+    });
+    let conn = client(None, fast_options())
+        .connect(addr, id.fingerprint())
+        .await
+        .unwrap();
+    let request = |tag: u8| {
+        let conn = conn.clone();
+        tokio::spawn(async move { conn.request(&[tag; 4000]).await })
+    };
+    let first = request(1);
+    let second = request(2);
+    while entered.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The third finds no room: answered busy after `busy_after`, never handled.
+    let third = request(3).await.unwrap().unwrap();
+    assert_eq!(third, b"busy");
+    assert_eq!(entered.load(Ordering::SeqCst), 2);
+    // Once the first two are answered, a new request is handled again.
+    release.add_permits(3);
+    assert_eq!(first.await.unwrap().unwrap(), [1; 4]);
+    assert_eq!(second.await.unwrap().unwrap(), [2; 4]);
+    assert_eq!(request(4).await.unwrap().unwrap(), [4; 4]);
+}
