@@ -183,18 +183,21 @@ fn thirty_uploads_through_three_node_processes() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already submitted"));
 
-    let output = dir.path().join("sum.json");
-    run_ok(&[
-        "collect",
-        "--task",
-        task,
-        "--round",
-        "0",
-        "--output",
-        output.to_str().unwrap(),
-    ]);
-    let released: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap();
+    // `cairn collect` of round 0 into `name`; the released JSON.
+    let collect = |name: &str| -> serde_json::Value {
+        let output = dir.path().join(name);
+        run_ok(&[
+            "collect",
+            "--task",
+            task,
+            "--round",
+            "0",
+            "--output",
+            output.to_str().unwrap(),
+        ]);
+        serde_json::from_str(&std::fs::read_to_string(&output).unwrap()).unwrap()
+    };
+    let released = collect("sum.json");
     assert_eq!(released["round"], 0);
     assert_eq!(released["count"], honest);
     let frac_bits = TaskConfig::from_toml(&std::fs::read_to_string(&task_path).unwrap())
@@ -247,18 +250,7 @@ fn thirty_uploads_through_three_node_processes() {
             .unwrap_or_else(|| panic!("{out}"));
         assert!(deleted >= honest as u64, "node {i}: {out}");
     }
-    let again = dir.path().join("sum-again.json");
-    run_ok(&[
-        "collect",
-        "--task",
-        task,
-        "--round",
-        "0",
-        "--output",
-        again.to_str().unwrap(),
-    ]);
-    let released_again: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&again).unwrap()).unwrap();
+    let released_again = collect("sum-again.json");
     assert_eq!(released_again["sum"], released["sum"]);
     assert_eq!(released_again["count"], honest);
 }

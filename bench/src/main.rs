@@ -138,6 +138,27 @@ struct Results {
     total_secs: f64,
 }
 
+/// One end-to-end round per client count at dimension `d`, each checked to count every
+/// client's report.
+fn end_to_end_rounds(
+    counts: &[usize],
+    d: usize,
+    work: &std::path::Path,
+) -> anyhow::Result<Vec<RoundFigures>> {
+    let mut rounds = Vec::new();
+    for &n in counts {
+        eprintln!("end-to-end round: {n} clients, d = {d}");
+        let r = e2e::round(n, d, work, n as u8)?;
+        anyhow::ensure!(
+            r.count as usize == n,
+            "round with {n} clients counted {}",
+            r.count
+        );
+        rounds.push(r);
+    }
+    Ok(rounds)
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(config) = &cli.serve_node {
@@ -158,17 +179,7 @@ fn main() -> anyhow::Result<()> {
         } else {
             cli.e2e_clients.clone()
         };
-        let mut e2e = Vec::new();
-        for n in counts {
-            eprintln!("end-to-end round: {n} clients, d = {}", plan.e2e_dimension);
-            let r = e2e::round(n, plan.e2e_dimension, work.path(), n as u8)?;
-            anyhow::ensure!(
-                r.count as usize == n,
-                "round with {n} clients counted {}",
-                r.count
-            );
-            e2e.push(r);
-        }
+        let e2e = end_to_end_rounds(&counts, plan.e2e_dimension, work.path())?;
         println!("{}", table::render_rounds(&e2e));
         return Ok(());
     }
@@ -210,16 +221,7 @@ fn main() -> anyhow::Result<()> {
     if cli.no_e2e {
         e2e_skipped = Some("--no-e2e".to_owned());
     } else {
-        for &n in &plan.e2e_clients {
-            eprintln!("end-to-end round: {n} clients, d = {}", plan.e2e_dimension);
-            let r = e2e::round(n, plan.e2e_dimension, work.path(), n as u8)?;
-            anyhow::ensure!(
-                r.count as usize == n,
-                "round with {n} clients counted {}",
-                r.count
-            );
-            e2e.push(r);
-        }
+        e2e = end_to_end_rounds(&plan.e2e_clients, plan.e2e_dimension, work.path())?;
     }
     let flower = "skipped: Flower SecAgg+ is optional and not installed by this harness".to_owned();
     eprintln!("Flower SecAgg+ {flower}");

@@ -14,6 +14,7 @@ mod support;
 use std::sync::Arc;
 
 use cairn_mpc::secret::Seed;
+use cairn_protocol::aggregator::Reject;
 use cairn_protocol::auth::Credential;
 use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
@@ -24,7 +25,7 @@ use cairn_protocol::driver::{
 };
 use cairn_protocol::helper::Helper;
 use cairn_protocol::leader::Leader;
-use cairn_protocol::messages::ErrorCode;
+use cairn_protocol::messages::{CollectResponse, ErrorCode};
 use cairn_protocol::privacy::Privacy;
 use cairn_protocol::store::{MemoryStore, TaskStore};
 use rand_chacha::ChaCha20Rng;
@@ -67,6 +68,21 @@ fn world(privacy: &str) -> World {
 }
 
 impl World {
+    /// The collector's request for `round`, released through `leader` with the helper.
+    fn collect(
+        &mut self,
+        leader: &mut Leader<Arc<MemoryStore>>,
+        round: u32,
+    ) -> Result<CollectResponse, Reject> {
+        collect_in_process(
+            leader,
+            std::slice::from_mut(&mut self.helper),
+            self.collector.request(round),
+            NOW,
+            &mut self.rng,
+        )
+    }
+
     /// A leader replica on the shared store, loading its ledger now.
     fn replica(&self) -> Leader<Arc<MemoryStore>> {
         Leader::new(
@@ -159,24 +175,10 @@ fn two_replicas_holding_the_last_release_of_the_budget_spend_it_once() {
     w.round_of_two(&mut b, 1);
 
     // A releases round 0: the budget is spent.
-    let r0 = collect_in_process(
-        &mut a,
-        std::slice::from_mut(&mut w.helper),
-        w.collector.request(0),
-        NOW,
-        &mut w.rng,
-    )
-    .unwrap();
+    let r0 = w.collect(&mut a, 0).unwrap();
     assert_eq!(w.collector.open(0, &r0).unwrap().count, 2);
     // B, whose ledger was loaded empty, is asked for round 1: refused on its own.
-    let err = collect_in_process(
-        &mut b,
-        std::slice::from_mut(&mut w.helper),
-        w.collector.request(1),
-        NOW,
-        &mut w.rng,
-    )
-    .unwrap_err();
+    let err = w.collect(&mut b, 1).unwrap_err();
     assert_eq!(err.code, ErrorCode::BudgetExceeded, "{err:?}");
     assert_eq!(w.store.ledger().unwrap().len(), 1);
     assert_eq!(w.helper.store().ledger().unwrap().len(), 1);
@@ -207,25 +209,13 @@ fn a_helper_that_missed_a_release_catches_up_after_later_rounds() {
 
     // The collector asks for round 1 first: the leader now records two releases, the
     // helper would record one; refused, as the helper cannot tell this from a rollback.
-    let err = collect_in_process(
-        &mut b,
-        std::slice::from_mut(&mut w.helper),
-        w.collector.request(1),
-        NOW,
-        &mut w.rng,
-    )
-    .unwrap_err();
+    let err = w.collect(&mut b, 1).unwrap_err();
     assert_eq!(err.code, ErrorCode::LedgerRollback, "{err:?}");
     // Collecting round 0, then round 1, brings both ledgers level.
     for round in [0, 1] {
-        let response = collect_in_process(
-            &mut b,
-            std::slice::from_mut(&mut w.helper),
-            w.collector.request(round),
-            NOW,
-            &mut w.rng,
-        )
-        .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+        let response = w
+            .collect(&mut b, round)
+            .unwrap_or_else(|e| panic!("round {round}: {e:?}"));
         assert_eq!(w.collector.open(round, &response).unwrap().count, 2);
     }
     assert_eq!(w.store.ledger().unwrap().len(), 2);
@@ -238,14 +228,7 @@ fn a_replica_keeps_the_round_window_other_replicas_moved() {
     let mut a = w.replica();
     let mut b = w.replica();
     w.round_of_two(&mut a, 40);
-    collect_in_process(
-        &mut a,
-        std::slice::from_mut(&mut w.helper),
-        w.collector.request(40),
-        NOW,
-        &mut w.rng,
-    )
-    .unwrap();
+    w.collect(&mut a, 40).unwrap();
     // B has released nothing itself; round 2 is long past all the same (the window
     // starts 16 rounds below the newest release, whoever made it).
     let cred = Credential::generate(w.task.id(), &mut w.rng);
