@@ -49,6 +49,8 @@ pub struct AggregatorCore<S: TaskStore> {
     pub(crate) store: S,
     pub(crate) ledger: Ledger,
     pub(crate) index: u8,
+    /// The threads a job's reports are verified and aggregated on.
+    pub(crate) parallelism: crate::parallel::Parallelism,
 }
 
 impl<S: TaskStore> AggregatorCore<S> {
@@ -85,6 +87,7 @@ impl<S: TaskStore> AggregatorCore<S> {
             store,
             ledger,
             index,
+            parallelism: crate::parallel::Parallelism::sequential(),
         })
     }
 

@@ -39,7 +39,7 @@ use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
 use crate::aggregator::{AggregatorCore, PeerLedger, input_share_aad};
-use crate::auth::{ClientId, REPORT_TAG_LEN, TagContext};
+use crate::auth::{ClientId, ClientRecord, REPORT_TAG_LEN, TagContext};
 use crate::clock::Time;
 use crate::config::TaskConfig;
 use crate::error::Reject;
@@ -49,7 +49,8 @@ use crate::messages::{
     AggregateShareRequest, AggregateShareResponse, ErrorCode, JobContinue, JobContinueResponse,
     JobInit, JobResponse, Message, PrepareResult,
 };
-use crate::scheme::{Aggregate, Prepared};
+use crate::parallel::Parallelism;
+use crate::scheme::Prepared;
 use crate::store::{
     Admission, CommitOutcome, JobAdmission, RoundStatus, TaskStore, first_duplicate,
 };
@@ -112,6 +113,14 @@ impl<S: TaskStore> Helper<S> {
             jobs: BTreeMap::new(),
             job_order: VecDeque::new(),
         })
+    }
+
+    /// Opens, verifies and aggregates each job's reports on `parallelism`'s threads
+    /// ([`crate::parallel`]); without it, on the calling thread. The answers are the
+    /// same whatever the thread count.
+    pub fn with_parallelism(mut self, parallelism: Parallelism) -> Self {
+        self.core.parallelism = parallelism;
+        self
     }
 
     /// The task.
@@ -208,11 +217,30 @@ impl<S: TaskStore> Helper<S> {
             ));
         }
 
-        let mut outcomes: Vec<Result<Opened, ErrorCode>> = init
+        // The store reads (each report's client) on this thread, in job order; opening,
+        // authenticating and preparing, the CPU-heavy part, on the helper's threads.
+        let clients: Vec<Result<Option<ClientRecord>, ErrorCode>> = init
             .reports
             .iter()
-            .map(|share| self.open_and_prepare(init.round, share))
+            .map(|share| {
+                self.core
+                    .store
+                    .client(share.client_id)
+                    .map_err(|_| ErrorCode::Internal)
+            })
             .collect();
+        let opener = Opener {
+            task_id: self.core.task_id(),
+            index: self.core.index,
+            round: init.round,
+            hpke_key: &self.hpke_key,
+            scheme: &self.core.scheme,
+            verify_key: &self.core.verify_key,
+        };
+        let mut outcomes: Vec<Result<Opened, ErrorCode>> = self.core.parallelism.map(
+            init.reports.iter().zip(clients).collect(),
+            |(share, client)| opener.open_and_prepare(share, client),
+        );
 
         // Record before anything leaves: the job, and each report it will answer.
         let candidates: Vec<(ReportId, ClientId)> = outcomes
@@ -281,67 +309,6 @@ impl<S: TaskStore> Helper<S> {
         })
     }
 
-    /// Opens one report's share, authenticates its client and prepares it (nothing
-    /// durable yet).
-    fn open_and_prepare(
-        &self,
-        round: u32,
-        share: &crate::messages::ReportShare,
-    ) -> Result<Opened, ErrorCode> {
-        let task_id = self.core.task_id();
-        let index = self.core.index;
-        let aad = input_share_aad(
-            &task_id,
-            &share.report_id,
-            round,
-            index,
-            &share.client_id,
-            &share.public_share,
-        );
-        let plain = hpke::open(
-            &self.hpke_key,
-            SealPurpose::HelperInputShare,
-            &aad,
-            &share.sealed_share,
-        )
-        .map_err(|_| ErrorCode::DecryptFailed)?;
-        let split = plain
-            .len()
-            .checked_sub(REPORT_TAG_LEN)
-            .ok_or(ErrorCode::WrongSize)?;
-        let (input, tag) = plain.split_at(split);
-        let client = self
-            .core
-            .store
-            .client(share.client_id)
-            .map_err(|_| ErrorCode::Internal)?
-            .ok_or(ErrorCode::Unauthorized)?;
-        let context = TagContext {
-            task_id: &task_id,
-            client_id: &share.client_id,
-            round,
-            report_id: &share.report_id,
-            public_share: &share.public_share,
-            aggregator: index,
-        };
-        if client.revoked || !client.key.verify(&context, tag) {
-            return Err(ErrorCode::Unauthorized);
-        }
-        let (prepared, verifier_share) = self.core.scheme.prepare(
-            usize::from(index),
-            &self.core.verify_key,
-            &share.report_id,
-            &share.public_share,
-            input,
-        )?;
-        Ok(Opened {
-            report_id: share.report_id,
-            client_id: share.client_id,
-            prepared,
-            verifier_share,
-        })
-    }
-
     /// Keeps a prepared job until its continue, forgetting the oldest beyond
     /// [`MAX_OPEN_JOBS`] (the leader re-sends a forgotten job).
     fn remember_job(&mut self, job_id: JobId, job: PreparedJob) {
@@ -398,7 +365,7 @@ impl<S: TaskStore> Helper<S> {
                 format!("the decision names report {id} twice"),
             ));
         }
-        let mut contribution = Aggregate::zero(self.core.scheme.dimension());
+        let mut states = Vec::with_capacity(cont.accepted.len());
         for id in &cont.accepted {
             let (_, state) = job.prepared.iter().find(|(r, _)| r == id).ok_or_else(|| {
                 Reject::new(
@@ -406,8 +373,16 @@ impl<S: TaskStore> Helper<S> {
                     format!("report {id} was not prepared here"),
                 )
             })?;
-            self.core.scheme.accumulate(state, &mut contribution)?;
+            states.push(state);
         }
+        // Summed per worker and merged ([`crate::parallel`]).
+        let scheme = &self.core.scheme;
+        let contribution =
+            self.core
+                .parallelism
+                .sum(scheme.dimension(), &states, |state, sum| {
+                    scheme.accumulate(state, sum)
+                })?;
         let released = self
             .core
             .store
@@ -486,6 +461,75 @@ impl<S: TaskStore> Helper<S> {
             share: released.share,
             helper_ledger: self.core.ledger_head(),
             released_before: released.released_before,
+        })
+    }
+}
+
+/// What opening and preparing one report of a job needs: task-level data only, no
+/// store (so it runs on any worker thread; see [`crate::parallel`]).
+struct Opener<'a> {
+    task_id: crate::ids::TaskId,
+    index: u8,
+    round: u32,
+    hpke_key: &'a HpkeSecretKey,
+    scheme: &'a crate::scheme::Scheme,
+    verify_key: &'a Seed,
+}
+
+impl Opener<'_> {
+    /// Opens one report's share, authenticates its client (`client`: its record as
+    /// read from the store, consulted only once the share opens) and prepares it
+    /// (nothing durable yet).
+    fn open_and_prepare(
+        &self,
+        share: &crate::messages::ReportShare,
+        client: Result<Option<ClientRecord>, ErrorCode>,
+    ) -> Result<Opened, ErrorCode> {
+        let (task_id, index, round) = (self.task_id, self.index, self.round);
+        let aad = input_share_aad(
+            &task_id,
+            &share.report_id,
+            round,
+            index,
+            &share.client_id,
+            &share.public_share,
+        );
+        let plain = hpke::open(
+            self.hpke_key,
+            SealPurpose::HelperInputShare,
+            &aad,
+            &share.sealed_share,
+        )
+        .map_err(|_| ErrorCode::DecryptFailed)?;
+        let split = plain
+            .len()
+            .checked_sub(REPORT_TAG_LEN)
+            .ok_or(ErrorCode::WrongSize)?;
+        let (input, tag) = plain.split_at(split);
+        let client = client?.ok_or(ErrorCode::Unauthorized)?;
+        let context = TagContext {
+            task_id: &task_id,
+            client_id: &share.client_id,
+            round,
+            report_id: &share.report_id,
+            public_share: &share.public_share,
+            aggregator: index,
+        };
+        if client.revoked || !client.key.verify(&context, tag) {
+            return Err(ErrorCode::Unauthorized);
+        }
+        let (prepared, verifier_share) = self.scheme.prepare(
+            usize::from(index),
+            self.verify_key,
+            &share.report_id,
+            &share.public_share,
+            input,
+        )?;
+        Ok(Opened {
+            report_id: share.report_id,
+            client_id: share.client_id,
+            prepared,
+            verifier_share,
         })
     }
 }

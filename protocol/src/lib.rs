@@ -25,6 +25,7 @@
 //! - [`leader`]: accept uploads, run aggregation jobs, drive releases.
 //! - [`helper`]: verify and aggregate its shares, release on its own terms.
 //! - [`aggregator`]: what leader and helpers share (the release step).
+//! - [`parallel`]: a job's reports verified and aggregated on a pool of threads.
 //! - [`error`]: the refusal ([`error::Reject`]) every party answers with.
 //! - [`collector`]: open the shares and decode the sum.
 //! - [`driver`]: the leader's exchanges with its helpers (a job, a release), step by
@@ -44,6 +45,7 @@ pub mod ids;
 pub mod leader;
 pub mod ledger;
 pub mod messages;
+pub mod parallel;
 pub mod privacy;
 pub mod scheme;
 pub mod store;

@@ -37,6 +37,7 @@ use crate::messages::{
     ErrorCode, JobContinue, JobContinueResponse, JobInit, JobResponse, Message, PrepareResult,
     ReportShare, UploadRequest, UploadResponse, decode_report, encode_report,
 };
+use crate::parallel::Parallelism;
 use crate::scheme::{Aggregate, MAX_REPORTS_PER_JOB, Prepared};
 use crate::store::{CommitOutcome, JobRecord, PutOutcome, RoundStatus, TaskStore};
 
@@ -94,22 +95,28 @@ struct InFlightJob {
 }
 
 impl InFlightJob {
-    /// The sum of the shares of the `accepted` reports.
+    /// The sum of the shares of the `accepted` reports, summed per worker of
+    /// `parallelism` and merged.
     fn contribution(
         &self,
         scheme: &crate::scheme::Scheme,
+        parallelism: &Parallelism,
         accepted: &[ReportId],
     ) -> Result<Aggregate, Reject> {
         if let Some(c) = &self.contribution {
             return Ok(c.clone());
         }
-        let mut contribution = Aggregate::zero(scheme.dimension());
-        for (report_id, prepared) in &self.prepared {
-            if let (true, Ok((state, _))) = (accepted.contains(report_id), prepared) {
-                scheme.accumulate(state, &mut contribution)?;
-            }
-        }
-        Ok(contribution)
+        let states: Vec<&Prepared> = self
+            .prepared
+            .iter()
+            .filter_map(|(report_id, prepared)| match prepared {
+                Ok((state, _)) if accepted.contains(report_id) => Some(state),
+                _ => None,
+            })
+            .collect();
+        Ok(parallelism.sum(scheme.dimension(), &states, |state, sum| {
+            scheme.accumulate(state, sum)
+        })?)
     }
 }
 
@@ -162,6 +169,14 @@ impl<S: TaskStore> Leader<S> {
     /// process's to resume.
     pub fn with_job_leases(mut self, leases: JobLeases) -> Self {
         self.leases = Some(leases);
+        self
+    }
+
+    /// Verifies and aggregates each job's reports on `parallelism`'s threads
+    /// ([`crate::parallel`]); without it, on the calling thread. The outcome of a job
+    /// is the same whatever the thread count.
+    pub fn with_parallelism(mut self, parallelism: Parallelism) -> Self {
+        self.core.parallelism = parallelism;
         self
     }
 
@@ -504,33 +519,40 @@ impl<S: TaskStore> Leader<S> {
                 ));
             }
         }
-        let mut accepted = Vec::new();
-        let mut rejections = Vec::new();
-        let mut sent_index = 0;
-        for (report_id, prepared) in &job.prepared {
-            let (state, own_verifier) = match prepared {
-                Ok(p) => p,
-                Err(code) => {
-                    rejections.push(Rejection {
-                        report_id: *report_id,
-                        code: *code,
-                    });
-                    continue;
-                }
-            };
+        // Each report sent to the helpers has its place in their results.
+        let mut sent_count = 0;
+        let work: Vec<(&LeaderPrep, Option<usize>)> = job
+            .prepared
+            .iter()
+            .map(|(_, prepared)| {
+                let sent = prepared.is_ok().then(|| {
+                    sent_count += 1;
+                    sent_count - 1
+                });
+                (prepared, sent)
+            })
+            .collect();
+        let scheme = &self.core.scheme;
+        let outcomes = self.core.parallelism.map(work, |(prepared, sent)| {
+            let (state, own_verifier) = prepared.as_ref().map_err(|code| *code)?;
+            // Every prepared report was sent (counted above).
+            let sent = sent.ok_or(ErrorCode::Internal)?;
             let mut shares: Vec<&[u8]> = vec![own_verifier.as_slice()];
             let mut helper_code = None;
             for r in responses {
-                match &r.results[sent_index] {
+                match &r.results[sent] {
                     PrepareResult::Verifier { verifier_share, .. } => shares.push(verifier_share),
                     PrepareResult::Rejected { code, .. } => helper_code = Some(*code),
                 }
             }
-            sent_index += 1;
-            let outcome = match helper_code {
+            match helper_code {
                 Some(code) => Err(code),
-                None => self.core.scheme.decide(state, &shares),
-            };
+                None => scheme.decide(state, &shares),
+            }
+        });
+        let mut accepted = Vec::new();
+        let mut rejections = Vec::new();
+        for ((report_id, _), outcome) in job.prepared.iter().zip(outcomes) {
             match outcome {
                 Ok(()) => accepted.push(*report_id),
                 Err(code) => rejections.push(Rejection {
@@ -550,7 +572,8 @@ impl<S: TaskStore> Leader<S> {
                 .get_mut(&job_id)
                 .ok_or_else(|| Reject::new(ErrorCode::Internal, "job vanished"))?;
             job.record.accepted = Some(accepted.clone());
-            let contribution = job.contribution(&self.core.scheme, &accepted)?;
+            let contribution =
+                job.contribution(&self.core.scheme, &self.core.parallelism, &accepted)?;
             job.contribution = Some(contribution);
             job.prepared.clear();
             job.record.clone()
@@ -595,7 +618,8 @@ impl<S: TaskStore> Leader<S> {
                 "helpers did not confirm the same reports",
             ));
         }
-        let contribution = job.contribution(&self.core.scheme, &accepted)?;
+        let contribution =
+            job.contribution(&self.core.scheme, &self.core.parallelism, &accepted)?;
         let outcome = self
             .core
             .store
@@ -616,46 +640,59 @@ impl<S: TaskStore> Leader<S> {
 
     /// Prepares the leader's side of every report of a job and builds the helpers'
     /// job messages. Reports the leader already rejects are not sent to helpers.
+    ///
+    /// The store reads come first, in job order, on this thread; decoding and
+    /// preparing, the CPU-heavy part, run on the leader's [`Parallelism`] (each
+    /// report's stored bytes are dropped once it is decoded, so the job still holds
+    /// about one copy of its uploads beside the preparations: [`JOB_COPIES`]).
     fn prepare_job(&self, record: JobRecord) -> Result<(InFlightJob, Vec<JobInit>), Reject> {
         let limits = self.core.limits();
         let helpers = limits.helpers;
-        let mut per_helper: Vec<Vec<ReportShare>> = vec![Vec::new(); helpers];
-        let mut prepared = Vec::with_capacity(record.reports.len());
+        let mut stored = Vec::with_capacity(record.reports.len());
         for report_id in &record.reports {
-            let Some(bytes) = self
+            let bytes = self
                 .core
                 .store
                 .report(*report_id)
-                .map_err(Reject::storage)?
-            else {
-                prepared.push((*report_id, Err(ErrorCode::Internal)));
-                continue;
-            };
+                .map_err(Reject::storage)?;
+            stored.push((*report_id, bytes));
+        }
+        let (scheme, verify_key) = (&self.core.scheme, &self.core.verify_key);
+        let outcomes = self.core.parallelism.map(stored, |(report_id, bytes)| {
+            let bytes = bytes.ok_or(ErrorCode::Internal)?;
             let mut reader = Reader::new(&bytes);
-            let report = match decode_report(&mut reader, &limits) {
-                Ok(r) => r,
-                Err(_) => {
-                    prepared.push((*report_id, Err(ErrorCode::BadMessage)));
-                    continue;
-                }
-            };
-            let outcome = self.core.scheme.prepare(
+            let report = decode_report(&mut reader, &limits).map_err(|_| ErrorCode::BadMessage)?;
+            drop(bytes);
+            let prepared = scheme.prepare(
                 0,
-                &self.core.verify_key,
-                report_id,
+                verify_key,
+                &report_id,
                 &report.public_share,
                 report.leader_share.expose_secret(),
-            );
-            if outcome.is_ok() {
-                for (j, sealed) in report.helper_shares.into_iter().enumerate() {
+            )?;
+            // The leader's share is dropped here (wiped): only what the helpers need
+            // is kept for the job messages.
+            Ok((
+                prepared,
+                report.client_id,
+                report.public_share,
+                report.helper_shares,
+            ))
+        });
+        let mut per_helper: Vec<Vec<ReportShare>> = vec![Vec::new(); helpers];
+        let mut prepared = Vec::with_capacity(record.reports.len());
+        for (report_id, outcome) in record.reports.iter().zip(outcomes) {
+            let outcome = outcome.map(|(own, client_id, public_share, helper_shares)| {
+                for (j, sealed) in helper_shares.into_iter().enumerate() {
                     per_helper[j].push(ReportShare {
                         report_id: *report_id,
-                        client_id: report.client_id,
-                        public_share: report.public_share.clone(),
+                        client_id,
+                        public_share: public_share.clone(),
                         sealed_share: sealed,
                     });
                 }
-            }
+                own
+            });
             prepared.push((*report_id, outcome));
         }
         let inits = per_helper
