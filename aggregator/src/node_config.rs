@@ -17,6 +17,7 @@
 //! verify_key = "verify.key"       # shared by the aggregators of the task
 //! collector_cert_sha256 = "…"     # pinned TLS certificate of the collector
 //! upload_memory_mib = 128         # leader: memory for uploads at once; beyond, `Busy`
+//! threads = 2                     # threads verifying jobs (default: every core)
 //! ```
 //!
 //! The store is SQLite (`data_dir/cairn.sqlite`) unless the file says otherwise. For
@@ -33,6 +34,7 @@
 //! The password never appears in this file: a `database_url` carrying one is refused.
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -106,6 +108,8 @@ struct RawNodeConfig {
     job_lease_secs: Option<u64>,
     #[serde(default)]
     upload_memory_mib: Option<u32>,
+    #[serde(default)]
+    threads: Option<usize>,
 }
 
 /// Which store a node runs on.
@@ -121,6 +125,9 @@ pub enum StoreKind {
 
 /// The environment variable holding the database password when no file is named.
 pub const DATABASE_PASSWORD_ENV: &str = "CAIRN_DATABASE_PASSWORD";
+
+/// The most worker threads `threads` may ask for.
+pub const MAX_THREADS: usize = 1024;
 
 /// MiB of upload frames a leader holds at once unless `upload_memory_mib` says otherwise.
 pub const DEFAULT_UPLOAD_MEMORY_MIB: u32 = 128;
@@ -178,6 +185,9 @@ pub struct NodeConfig {
     /// times its size: read, decoded, stored); an upload that finds no room for 2 s is
     /// answered `Busy` unread. Default 128.
     pub upload_memory_mib: u32,
+    /// Threads each job's reports are verified and aggregated on
+    /// (`cairn_protocol::parallel`). Default: the machine's cores.
+    pub threads: NonZeroUsize,
 }
 
 impl NodeConfig {
@@ -284,8 +294,24 @@ impl NodeConfig {
                     ));
                 }
             },
+            threads: match raw.threads {
+                None => default_threads(),
+                Some(t) => NonZeroUsize::new(t)
+                    .filter(|t| t.get() <= MAX_THREADS)
+                    .ok_or_else(|| {
+                        invalid(
+                            "threads",
+                            "must be between 1 and 1024 (leave it out to use every core)",
+                        )
+                    })?,
+            },
         })
     }
+}
+
+/// The machine's cores, as the operating system reports them (1 if it cannot tell).
+pub fn default_threads() -> NonZeroUsize {
+    std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
 }
 
 /// Whether a libpq connection string or URL names a password.
@@ -393,5 +419,29 @@ mod tests {
                 .upload_memory_mib,
             DEFAULT_UPLOAD_MEMORY_MIB
         );
+    }
+
+    #[test]
+    fn threads_default_to_the_cores_and_zero_is_refused() {
+        let p = Path::new("x.toml");
+        let threads = |v: &str| format!("{}threads = {v}\n", sample("helper", 1));
+        assert_eq!(
+            NodeConfig::parse(&sample("helper", 1), p).unwrap().threads,
+            default_threads()
+        );
+        assert_eq!(
+            NodeConfig::parse(&threads("3"), p).unwrap().threads.get(),
+            3
+        );
+        for bad in ["0", "1025"] {
+            let err = NodeConfig::parse(&threads(bad), p).unwrap_err().to_string();
+            assert!(
+                err.contains("`threads` must be between 1 and 1024"),
+                "{err}"
+            );
+        }
+        for bad in ["-1", "\"two\""] {
+            assert!(NodeConfig::parse(&threads(bad), p).is_err(), "{bad}");
+        }
     }
 }

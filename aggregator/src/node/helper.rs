@@ -23,7 +23,10 @@ pub(super) async fn start_helper(
     pins.insert(config.collector_cert_sha256);
     let task_id_hex = task.id().to_hex();
     let helper = Helper::from_task(loaded, config.index, verify_key, hpke_key, store)
-        .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?
+        .with_parallelism(
+            Parallelism::with_threads(config.threads).context("the verification threads")?,
+        );
     let limits = helper.limits();
     let server = ServerEndpoint::bind(
         config.listen,

@@ -46,7 +46,10 @@ pub(super) async fn start_leader(
         crate::node_config::StoreConfig::Sqlite => None,
     };
     let mut leader = Leader::from_task(loaded, verify_key, store)
-        .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?
+        .with_parallelism(
+            Parallelism::with_threads(config.threads).context("the verification threads")?,
+        );
     if let Some(duration_secs) = lease_secs {
         metrics.watch_counter(
             "job_contention",

@@ -34,6 +34,7 @@ use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::{CollectRequest, ErrorCode, ErrorMessage, Inbound, Limits, Message};
+use cairn_protocol::parallel::Parallelism;
 use cairn_protocol::store::{CommitOutcome, TaskStore};
 use cairn_protocol::task::Task;
 use cairn_transport::{
