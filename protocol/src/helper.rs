@@ -405,7 +405,9 @@ impl<S: TaskStore> Helper<S> {
             .store
             .commit_job(cont.round, cont.job_id, &cont.accepted, &contribution)
             .map_err(Reject::storage)?;
-        self.jobs.remove(&cont.job_id);
+        if let Some(job) = self.jobs.remove(&cont.job_id) {
+            self.core.parallelism.drop_all(job.prepared);
+        }
         self.job_order.retain(|j| *j != cont.job_id);
         let accepted_count = match outcome {
             CommitOutcome::Applied => u32::try_from(cont.accepted.len()).unwrap_or(u32::MAX),

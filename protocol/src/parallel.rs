@@ -1,11 +1,13 @@
-//! Data parallelism for the aggregators: a job's reports on a pool of worker threads.
+//! Data parallelism for the aggregators: a job's reports on several threads.
 //!
 //! Verifying a report (decoding it, opening the helper's HPKE share, checking the
-//! client's tag, preparing the proof's verifier share) and adding an accepted report
-//! into the running aggregate are pure functions of that report and of task-level data
-//! (scheme, verify key, HPKE key): no report depends on another. So the leader and the
-//! helpers map their per-report work over a [`Parallelism`]'s threads, and sum the
-//! accepted reports' shares into one partial aggregate per worker, merged at the end.
+//! client's tag, preparing the proof's verifier share, deciding it) and adding an
+//! accepted report into the running aggregate are pure functions of that report and of
+//! task-level data (scheme, verify key, HPKE key): no report depends on another. So the
+//! leader and the helpers map their per-report work over a [`Parallelism`]'s workers,
+//! and sum the accepted reports' shares into one partial aggregate per worker, merged
+//! at the end. A job's preparation states, O(d) secrets wiped on drop, are dropped on
+//! the workers too.
 //!
 //! What stays on the calling thread, in job order: every store read and write (the
 //! store's transactions and the durable "record before answering" step of
@@ -16,40 +18,35 @@
 //! sum in Field64 (or of integers far below `p`, for the no-proof scheme), exact,
 //! commutative and associative, so the grouping of the partial sums cannot change it.
 //!
-//! The thread count is the node's setting (`threads` in its configuration, by
-//! default the machine's cores); this crate reads no environment and starts no thread
-//! of its own unless given a [`Parallelism`] of more than one thread. Each
-//! [`Parallelism`] of two or more threads owns a dedicated pool, so the aggregators'
-//! verification does not compete with anything else that uses rayon's global pool.
+//! The workers are scoped threads started for each step of a job (the calling thread
+//! is one of them); worker `k` of `w` takes the reports `k, k + w, …` of the job.
+//! Starting a thread costs tens of microseconds against milliseconds a report at large
+//! d; in exchange no worker spins or waits between jobs, which matters on nodes whose
+//! cores are shared (with the store, the transport, or the clients in a benchmark).
+//! The fixed shares make every run of a job split the same way: with at least two
+//! reports on two threads, both workers add some, which the tests rely on.
+//!
+//! The thread count is the node's setting (`threads` in its configuration, by default
+//! the machine's cores); this crate reads no environment and starts no thread unless
+//! given a [`Parallelism`] of more than one thread. If the system refuses a thread,
+//! the work runs on the threads it has (at least the calling one).
 
 use std::num::NonZeroUsize;
-use std::sync::Arc;
-
-use rayon::prelude::*;
+use std::sync::{Mutex, PoisonError};
 
 use crate::messages::ErrorCode;
 use crate::scheme::Aggregate;
 
 /// How many threads a leader or helper verifies and aggregates a job's reports on.
-/// Cloning shares the pool.
-#[derive(Clone, Default)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Parallelism {
-    /// `None`: on the calling thread.
-    pool: Option<Arc<rayon::ThreadPool>>,
+    threads: NonZeroUsize,
 }
 
-/// Errors of setting up a [`Parallelism`].
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ParallelismError {
-    /// The operating system refused to start the worker threads.
-    #[error("cannot start {threads} worker threads: {reason}")]
-    Pool {
-        /// The threads asked for.
-        threads: usize,
-        /// The pool builder's message.
-        reason: String,
-    },
+impl Default for Parallelism {
+    fn default() -> Self {
+        Self::sequential()
+    }
 }
 
 impl core::fmt::Debug for Parallelism {
@@ -63,82 +60,141 @@ impl core::fmt::Debug for Parallelism {
 impl Parallelism {
     /// Everything on the calling thread (the default).
     pub fn sequential() -> Self {
-        Self { pool: None }
+        Self {
+            threads: NonZeroUsize::MIN,
+        }
     }
 
-    /// A pool of `threads` worker threads (`cairn-verify-<i>`); one thread is
-    /// [`Parallelism::sequential`].
-    pub fn with_threads(threads: NonZeroUsize) -> Result<Self, ParallelismError> {
-        if threads.get() == 1 {
-            return Ok(Self::sequential());
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.get())
-            .thread_name(|i| format!("cairn-verify-{i}"))
-            .build()
-            .map_err(|e| ParallelismError::Pool {
-                threads: threads.get(),
-                reason: e.to_string(),
-            })?;
-        Ok(Self {
-            pool: Some(Arc::new(pool)),
-        })
+    /// `threads` workers: the calling thread and `threads − 1` started for each step
+    /// (named `cairn-verify`).
+    pub fn with_threads(threads: NonZeroUsize) -> Self {
+        Self { threads }
     }
 
     /// The number of threads work is spread over.
     pub fn threads(&self) -> usize {
-        self.pool.as_ref().map_or(1, |p| p.current_num_threads())
+        self.threads.get()
     }
 
-    /// `items.map(f)`, on the pool's threads, with the results in the order of `items`.
+    /// `items.map(f)`, on the workers, with the results in the order of `items`.
     pub(crate) fn map<T, U, F>(&self, items: Vec<T>, f: F) -> Vec<U>
     where
         T: Send,
         U: Send,
-        F: Fn(T) -> U + Sync + Send,
+        F: Fn(T) -> U + Sync,
     {
-        match &self.pool {
-            None => items.into_iter().map(f).collect(),
-            Some(pool) => pool.install(|| items.into_par_iter().map(f).collect()),
+        let n = items.len();
+        let per_worker = self.run(items, Vec::new, |out: &mut Vec<(usize, U)>, (i, item)| {
+            out.push((i, f(item)));
+        });
+        let mut slots: Vec<Option<U>> = (0..n).map(|_| None).collect();
+        for (i, u) in per_worker.into_iter().flatten() {
+            if let Some(slot) = slots.get_mut(i) {
+                *slot = Some(u);
+            }
         }
+        // Every index in 0..n was taken from the queue by exactly one worker.
+        slots.into_iter().flatten().collect()
+    }
+
+    /// Drops `items` on the workers. A job's preparation states are O(d) secrets each,
+    /// wiped on drop: dropped in turn on one thread they would be a sequential tail of
+    /// every job.
+    pub(crate) fn drop_all<T: Send>(&self, items: Vec<T>) {
+        self.run(items, || (), |(), (_, item)| drop(item));
     }
 
     /// The sum over `items` of what `add` adds to a zero aggregate of dimension `d`:
-    /// each worker adds its share of the items into a partial aggregate of its own,
-    /// and the partial aggregates are then added together (module docs: the result
-    /// does not depend on the grouping). The first error met is returned.
+    /// each worker adds the items it takes into a partial aggregate of its own, and
+    /// the partial aggregates are then added together (module docs: the result does
+    /// not depend on the grouping). An error of any item is returned.
     pub(crate) fn sum<T, F>(&self, d: usize, items: &[T], add: F) -> Result<Aggregate, ErrorCode>
     where
         T: Sync,
-        F: Fn(&T, &mut Aggregate) -> Result<(), ErrorCode> + Sync + Send,
+        F: Fn(&T, &mut Aggregate) -> Result<(), ErrorCode> + Sync,
     {
-        let Some(pool) = &self.pool else {
-            let mut total = Aggregate::zero(d);
-            for item in items {
-                add(item, &mut total)?;
+        let partials = self.run(
+            items.iter().collect(),
+            || Ok(Aggregate::zero(d)),
+            |partial: &mut Result<Aggregate, ErrorCode>, (_, item)| {
+                if let Ok(sum) = partial
+                    && let Err(e) = add(item, sum)
+                {
+                    *partial = Err(e);
+                }
+            },
+        );
+        let mut total = Aggregate::zero(d);
+        for partial in partials {
+            merge(&mut total, &partial?)?;
+        }
+        Ok(total)
+    }
+
+    /// Runs `step` over `items` on the workers, each with its own state (started by
+    /// `init`); returns the workers' states in worker order. Worker `k` of `w` takes
+    /// items `k, k + w, k + 2w, …`: a fixed share, so every worker has work whenever
+    /// there are at least `w` items, and interleaved, so that reports refused early
+    /// (cheap) spread over the workers.
+    fn run<T, W, I, S>(&self, items: Vec<T>, init: I, step: S) -> Vec<W>
+    where
+        T: Send,
+        W: Send,
+        I: Fn() -> W + Sync,
+        S: Fn(&mut W, (usize, T)) + Sync,
+    {
+        let workers = self.threads.get().min(items.len()).max(1);
+        let mut lanes: Vec<Lane<T>> = (0..workers).map(|_| Vec::new()).collect();
+        for (i, item) in items.into_iter().enumerate() {
+            if let Some(lane) = lanes.get_mut(i % workers) {
+                lane.push((i, item));
             }
-            return Ok(total);
+        }
+        // Each lane is taken once, by its worker (or by the calling thread, for a
+        // worker whose thread the system refused to start).
+        let lanes: Vec<Mutex<Option<Lane<T>>>> =
+            lanes.into_iter().map(|l| Mutex::new(Some(l))).collect();
+        let work = |k: usize| {
+            let mut state = init();
+            let lane = lanes
+                .get(k)
+                .and_then(|l| l.lock().unwrap_or_else(PoisonError::into_inner).take());
+            for item in lane.into_iter().flatten() {
+                step(&mut state, item);
+            }
+            state
         };
-        pool.install(|| {
-            items
-                .par_iter()
-                .try_fold(
-                    || Aggregate::zero(d),
-                    |mut partial, item| {
-                        add(item, &mut partial)?;
-                        Ok(partial)
-                    },
-                )
-                .try_reduce_with(merge)
-                .unwrap_or_else(|| Ok(Aggregate::zero(d)))
+        if workers == 1 {
+            return vec![work(0)];
+        }
+        std::thread::scope(|scope| {
+            let started: Vec<_> = (1..workers)
+                .map(|k| {
+                    let handle = std::thread::Builder::new()
+                        .name("cairn-verify".into())
+                        .spawn_scoped(scope, move || work(k));
+                    (k, handle)
+                })
+                .collect();
+            let mut states = vec![work(0)];
+            for (k, handle) in started {
+                match handle.map(|h| h.join()) {
+                    Ok(Ok(state)) => states.push(state),
+                    Ok(Err(panic)) => std::panic::resume_unwind(panic),
+                    Err(_) => states.push(work(k)),
+                }
+            }
+            states
         })
     }
 }
 
-/// Adds one worker's partial aggregate into another's.
-fn merge(mut into: Aggregate, partial: Aggregate) -> Result<Aggregate, ErrorCode> {
-    into.add_assign(&partial).map_err(|_| ErrorCode::Internal)?;
-    Ok(into)
+/// One worker's items, with their places in the input.
+type Lane<T> = Vec<(usize, T)>;
+
+/// Adds one worker's partial aggregate into the total.
+fn merge(total: &mut Aggregate, partial: &Aggregate) -> Result<(), ErrorCode> {
+    total.add_assign(partial).map_err(|_| ErrorCode::Internal)
 }
 
 #[cfg(test)]
@@ -148,7 +204,7 @@ mod tests {
     fn parallelisms() -> Vec<Parallelism> {
         [1, 2, 3, 8]
             .into_iter()
-            .map(|t| Parallelism::with_threads(NonZeroUsize::new(t).unwrap()).unwrap())
+            .map(|t| Parallelism::with_threads(NonZeroUsize::new(t).unwrap()))
             .collect()
     }
 
@@ -197,9 +253,29 @@ mod tests {
     }
 
     #[test]
+    fn every_worker_takes_a_share() {
+        for t in [2, 3] {
+            let p = Parallelism::with_threads(NonZeroUsize::new(t).unwrap());
+            let ran_on = p.map((0..10).collect(), |_: u32| std::thread::current().id());
+            let threads: std::collections::BTreeSet<String> =
+                ran_on.iter().map(|id| format!("{id:?}")).collect();
+            assert_eq!(threads.len(), t);
+        }
+    }
+
+    #[test]
+    fn drop_all_drops_every_item() {
+        let counter = std::sync::Arc::new(());
+        for p in parallelisms() {
+            p.drop_all(vec![std::sync::Arc::clone(&counter); 100]);
+            assert_eq!(std::sync::Arc::strong_count(&counter), 1);
+        }
+    }
+
+    #[test]
     fn the_thread_count_is_what_was_asked() {
         for t in [1, 2, 5] {
-            let p = Parallelism::with_threads(NonZeroUsize::new(t).unwrap()).unwrap();
+            let p = Parallelism::with_threads(NonZeroUsize::new(t).unwrap());
             assert_eq!(p.threads(), t);
             assert_eq!(format!("{p:?}"), format!("Parallelism {{ threads: {t} }}"));
         }

@@ -68,11 +68,11 @@ fn round(threads: usize) -> Outcome {
     let (toml, _collector_sk, helper_sk) =
         support::two_aggregator_task(&mut rng, &header, "noise = \"none\"");
     let task = TaskConfig::from_toml(&toml).unwrap();
-    let parallelism = Parallelism::with_threads(NonZeroUsize::new(threads).unwrap()).unwrap();
+    let parallelism = Parallelism::with_threads(NonZeroUsize::new(threads).unwrap());
     assert_eq!(parallelism.threads(), threads);
     let mut leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), MemoryStore::new())
         .unwrap()
-        .with_parallelism(parallelism.clone());
+        .with_parallelism(parallelism);
     let mut helper = Helper::new(
         task.clone(),
         1,

@@ -24,9 +24,7 @@ pub(super) async fn start_helper(
     let task_id_hex = task.id().to_hex();
     let helper = Helper::from_task(loaded, config.index, verify_key, hpke_key, store)
         .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?
-        .with_parallelism(
-            Parallelism::with_threads(config.threads).context("the verification threads")?,
-        );
+        .with_parallelism(Parallelism::with_threads(config.threads));
     let limits = helper.limits();
     let server = ServerEndpoint::bind(
         config.listen,

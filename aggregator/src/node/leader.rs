@@ -47,9 +47,7 @@ pub(super) async fn start_leader(
     };
     let mut leader = Leader::from_task(loaded, verify_key, store)
         .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?
-        .with_parallelism(
-            Parallelism::with_threads(config.threads).context("the verification threads")?,
-        );
+        .with_parallelism(Parallelism::with_threads(config.threads));
     if let Some(duration_secs) = lease_secs {
         metrics.watch_counter(
             "job_contention",

@@ -575,7 +575,9 @@ impl<S: TaskStore> Leader<S> {
             let contribution =
                 job.contribution(&self.core.scheme, &self.core.parallelism, &accepted)?;
             job.contribution = Some(contribution);
-            job.prepared.clear();
+            self.core
+                .parallelism
+                .drop_all(std::mem::take(&mut job.prepared));
             job.record.clone()
         };
         Ok((self.continue_message(&record, accepted), rejections))
