@@ -33,7 +33,7 @@ use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::{HpkeSecretKey, generate_keypair};
 use cairn_protocol::store::TaskStore;
 use cairn_transport::Identity;
-use rand_core::CryptoRng;
+use rand_core::{CryptoRng, Rng};
 use zeroize::Zeroizing;
 
 use crate::node::read_secret_hex;
@@ -404,17 +404,27 @@ fn task_toml(params: &InitParams, collector_pk: &str, aggregators: &str) -> anyh
 }
 
 /// A base port `p` such that UDP ports `p .. p + count` on `host` are free right now
-/// (for tests and `cairn demo`; another process may still take one before the node
-/// binds it, which the node then reports).
+/// (for tests, examples and `cairn demo`).
+///
+/// The ports are chosen *below* the kernel's ephemeral range (Linux:
+/// `/proc/sys/net/ipv4/ip_local_port_range`, else the IANA range 49152–65535): every
+/// socket bound to port 0 (each QUIC client endpoint, every probe) takes its port
+/// from that range, so a port picked inside it could be handed to some client socket
+/// between this check and the node's bind. Below it, only a process that binds an
+/// explicit port can still take one first, which the node then reports as a bind
+/// error.
 pub fn free_base_port(host: std::net::IpAddr, count: u16) -> anyhow::Result<u16> {
+    let (low, _) = ephemeral_port_range();
+    let floor = 10_000u16;
+    let ceiling = low.saturating_sub(count);
+    if count == 0 || ceiling <= floor {
+        bail!("no room for {count} ports below the ephemeral range (which starts at {low})");
+    }
+    let mut rng = cairn_client::os_rng()?;
+    let span = u32::from(ceiling - floor);
     for _ in 0..200 {
-        // An OS-assigned port as the starting point spreads attempts over the range.
-        let probe = std::net::UdpSocket::bind(SocketAddr::new(host, 0))?;
-        let base = probe.local_addr()?.port();
-        drop(probe);
-        if base.checked_add(count).is_none() {
-            continue;
-        }
+        // Uniform enough for spreading attempts (the modulo bias is below 2^-16).
+        let base = floor + (rng.next_u32() % span) as u16;
         let held: Result<Vec<_>, _> = (0..count)
             .map(|i| std::net::UdpSocket::bind(SocketAddr::new(host, base + i)))
             .collect();
@@ -422,7 +432,19 @@ pub fn free_base_port(host: std::net::IpAddr, count: u16) -> anyhow::Result<u16>
             return Ok(base);
         }
     }
-    bail!("no {count} consecutive free UDP ports found")
+    bail!("no {count} consecutive free UDP ports found below port {low}")
+}
+
+/// The kernel's range of ports for sockets bound to port 0, `(first, last)`.
+fn ephemeral_port_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut parts = text.split_whitespace().map(str::parse::<u16>);
+            Some((parts.next()?.ok()?, parts.next()?.ok()?))
+        })
+        .filter(|(low, high)| low <= high)
+        .unwrap_or((49_152, 65_535))
 }
 
 /// Writes a secret file: created new (never overwriting), mode 0600 on Unix.
@@ -448,6 +470,27 @@ mod tests {
     use super::*;
     use rand_chacha::ChaCha20Rng;
     use rand_core::SeedableRng;
+
+    /// A port a client socket may get from the kernel (port 0) is never chosen, so a
+    /// client endpoint bound between the choice and the node's bind cannot take it.
+    #[test]
+    fn free_ports_lie_below_the_ephemeral_range() {
+        let host = std::net::IpAddr::from([127, 0, 0, 1]);
+        let (low, _) = ephemeral_port_range();
+        for count in [1u16, 3, 8] {
+            for _ in 0..20 {
+                let base = free_base_port(host, count).unwrap();
+                assert!(
+                    base >= 10_000 && base + count <= low,
+                    "{base}+{count} vs {low}"
+                );
+                for i in 0..count {
+                    std::net::UdpSocket::bind(SocketAddr::new(host, base + i)).unwrap();
+                }
+            }
+        }
+        assert!(free_base_port(host, 0).is_err());
+    }
 
     #[test]
     fn writes_a_deployment_whose_files_load() {

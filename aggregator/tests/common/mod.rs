@@ -62,16 +62,53 @@ pub struct NodeProcess {
 }
 
 impl NodeProcess {
+    /// Starts `cairn node --config CONFIG` and returns once it listens (waits on its
+    /// "node listening" log line, never on a fixed sleep). Panics with the node's
+    /// log if it exits first or is not listening within 60 s.
     pub fn start(config: &Path) -> Self {
+        let log = log_path(config);
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("node log opens");
+        let from = log_file.metadata().map_or(0, |m| m.len());
         let child = cairn()
+            .env("RUST_LOG", "warn,cairn_aggregator::node=info")
             .args(["node", "--config", config.to_str().unwrap()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file)
             .spawn()
             .expect("node starts");
-        Self {
+        let mut node = Self {
             config: config.to_owned(),
             child: Some(child),
+        };
+        node.wait_listening(&log, from);
+        node
+    }
+
+    fn wait_listening(&mut self, log: &Path, from: u64) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let text = std::fs::read(log).unwrap_or_default();
+            let new = String::from_utf8_lossy(text.get(from as usize..).unwrap_or_default());
+            if new.contains("node listening") {
+                return;
+            }
+            let child = self.child.as_mut().expect("a started node");
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "node {} exited ({status}) before listening:\n{new}",
+                    self.config.display()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {} not listening after 60 s:\n{new}",
+                self.config.display()
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
@@ -83,12 +120,19 @@ impl NodeProcess {
         }
     }
 
-    /// Starts the same node again (after `kill`), retrying while the port is still held.
+    /// Starts the same node again after a SIGKILL. The killed process has been
+    /// reaped, so its socket is closed; `start` waits until the new one listens.
     pub fn restart(&mut self) {
         self.kill();
-        std::thread::sleep(Duration::from_millis(200));
         *self = Self::start(&self.config.clone());
     }
+}
+
+/// Where a node's standard error goes: beside its config, appended across restarts.
+fn log_path(config: &Path) -> PathBuf {
+    let mut name = config.file_name().unwrap_or_default().to_os_string();
+    name.push(".log");
+    config.with_file_name(name)
 }
 
 impl Drop for NodeProcess {
