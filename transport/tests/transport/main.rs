@@ -345,16 +345,19 @@ async fn concurrent_requests_are_bounded_by_the_server_limit() {
     let addr = endpoint.local_addr().unwrap();
     let in_flight = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
-    let (in_flight2, peak2) = (in_flight.clone(), peak.clone());
+    // Handlers hold their request until the test opens the gate, so the limit is
+    // reached for certain (not only if two requests happen to overlap in time).
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (in_flight2, peak2, gate2) = (in_flight.clone(), peak.clone(), gate.clone());
     let serving = endpoint.clone();
     tokio::spawn(async move {
         serving
             .serve(move |_peer, request| {
-                let (in_flight, peak) = (in_flight2.clone(), peak2.clone());
+                let (in_flight, peak, gate) = (in_flight2.clone(), peak2.clone(), gate2.clone());
                 async move {
                     let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    gate.acquire().await.unwrap().forget();
                     in_flight.fetch_sub(1, Ordering::SeqCst);
                     request
                 }
@@ -367,15 +370,27 @@ async fn concurrent_requests_are_bounded_by_the_server_limit() {
     let a = client.connect(addr, leader.fingerprint()).await.unwrap();
     let b = client.connect(addr, leader.fingerprint()).await.unwrap();
     let requests: Vec<[u8; 1]> = (0..8u8).map(|i| [i]).collect();
-    let answers = futures_join(requests.iter().enumerate().map(|(i, r)| {
-        if i % 2 == 0 {
-            a.request(r)
-        } else {
-            b.request(r)
-        }
-    }))
-    .await;
-    for (request, answer) in requests.iter().zip(answers) {
+    let sent = requests.clone();
+    let answers = tokio::spawn(async move {
+        futures_join(sent.iter().enumerate().map(|(i, r)| {
+            if i % 2 == 0 {
+                a.request(r)
+            } else {
+                b.request(r)
+            }
+        }))
+        .await
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while in_flight.load(Ordering::SeqCst) < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "two requests never in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    gate.add_permits(requests.len());
+    for (request, answer) in requests.iter().zip(answers.await.unwrap()) {
         assert_eq!(answer.unwrap(), request);
     }
     assert_eq!(
@@ -427,11 +442,18 @@ async fn graceful_shutdown_finishes_running_requests_then_refuses() {
     .unwrap();
     let addr = endpoint.local_addr().unwrap();
     let serving = endpoint.clone();
+    // The handler says when it has the request, so shutdown starts mid-request for sure.
+    let started = Arc::new(tokio::sync::Notify::new());
+    let handler_started = started.clone();
     let served = tokio::spawn(async move {
         serving
-            .serve(|_peer, request| async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                request
+            .serve(move |_peer, request| {
+                let handler_started = handler_started.clone();
+                async move {
+                    handler_started.notify_one();
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    request
+                }
             })
             .await;
     });
@@ -447,7 +469,9 @@ async fn graceful_shutdown_finishes_running_requests_then_refuses() {
         let conn = conn.clone();
         async move { conn.request(b"slow").await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await; // the request is being handled
+    tokio::time::timeout(Duration::from_secs(5), started.notified())
+        .await
+        .expect("the request reaches the handler");
     endpoint.shutdown(Duration::from_secs(2)).await;
     assert_eq!(pending.await.unwrap().unwrap(), b"slow");
     tokio::time::timeout(Duration::from_secs(2), served)
