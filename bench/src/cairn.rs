@@ -6,6 +6,7 @@
 //! released sum can be checked exactly against the plaintext sum of the quantised
 //! inputs (the `correct` flag in the output).
 
+use std::num::NonZeroUsize;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,7 @@ use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::Message;
+use cairn_protocol::parallel::Parallelism;
 use cairn_protocol::store::MemoryStore;
 use cairn_protocol::store::TaskStore;
 use rand_chacha::ChaCha20Rng;
@@ -38,6 +40,8 @@ pub(crate) struct CairnFigures {
     pub(crate) d: usize,
     /// Reports aggregated for the per-report figures.
     pub(crate) reports: usize,
+    /// Threads each aggregator verifies and aggregates a job's reports on.
+    pub(crate) threads: usize,
     /// `Client::prepare_upload` (clip → encode → share → prove → seal), median, ms.
     pub(crate) client_prepare_ms: f64,
     /// Encoded `UploadRequest` bytes.
@@ -79,15 +83,22 @@ pub(crate) fn reports_for(d: usize, quick: bool) -> usize {
     (budget / d).clamp(3, 32)
 }
 
-/// Measures every Cairn figure at dimension `d` with `reports` reports.
+/// Measures every Cairn figure at dimension `d` with `reports` reports, both
+/// aggregators verifying and aggregating on `threads` threads.
 pub(crate) fn measure(
     d: usize,
     reports: usize,
     runs: usize,
     dir: &Path,
+    threads: NonZeroUsize,
 ) -> anyhow::Result<CairnFigures> {
     let mut rng = ChaCha20Rng::from_seed([d as u8 ^ 0x5a; 32]);
-    let deploy_dir = dir.join(format!("inmem-{d}"));
+    let parallelism = Parallelism::with_threads(threads);
+    // A fresh deployment folder per call (`init` refuses to overwrite one).
+    let deploy_dir = (0..)
+        .map(|k| dir.join(format!("inmem-{d}-{k}")))
+        .find(|p| !p.exists())
+        .context("a deployment folder")?;
     let params = InitParams {
         aggregators: 2,
         dimension: u32::try_from(d)?,
@@ -106,7 +117,8 @@ pub(crate) fn measure(
         HpkeSecretKey::from_bytes(read_secret_hex(&dep.collector_dir.join("hpke.key"))?);
 
     let mut leader = Leader::new(task.clone(), Seed::from_bytes(verify), MemoryStore::new())
-        .map_err(|e| anyhow::anyhow!("leader: {e:?}"))?;
+        .map_err(|e| anyhow::anyhow!("leader: {e:?}"))?
+        .with_parallelism(parallelism);
     let mut helper = Helper::new(
         task.clone(),
         1,
@@ -114,7 +126,8 @@ pub(crate) fn measure(
         helper_key,
         MemoryStore::new(),
     )
-    .map_err(|e| anyhow::anyhow!("helper: {e:?}"))?;
+    .map_err(|e| anyhow::anyhow!("helper: {e:?}"))?
+    .with_parallelism(parallelism);
     let collector = Collector::new(task.clone(), collector_key)
         .map_err(|e| anyhow::anyhow!("collector: {e}"))?;
     let client = register(&leader, &helper, &task, credential)?;
@@ -233,6 +246,7 @@ pub(crate) fn measure(
     Ok(CairnFigures {
         d,
         reports,
+        threads: threads.get(),
         client_prepare_ms: ms(prepare),
         upload_bytes,
         upload_bytes_per_param: upload_bytes as f64 / d as f64,

@@ -9,15 +9,26 @@
 //! per-dimension table, writes every figure and the machine to a JSON file, and
 //! log-log SVG plots next to it. `--quick` runs d ∈ {10^3, 10^4} and a 10-client
 //! round at d = 10^3; `--smoke` (for the test in debug builds) runs d = 10^3 only.
+//! `--threads N` sets the aggregators' threads for the in-memory figures (default 1,
+//! the one-core figures of DESIGN §8).
+//!
+//! ```text
+//! cargo run --release -p cairn-bench -- --scaling --threads 1,2
+//! ```
+//!
+//! measures only how the aggregators' verify + aggregate throughput scales with their
+//! threads (at d = 10^5 unless `--scaling-d`), and prints the table.
 
 mod anchors;
 mod cairn;
 mod e2e;
 mod machine;
 mod plots;
+mod scaling;
 mod table;
 mod timing;
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -59,6 +70,25 @@ struct Cli {
     /// With `--e2e-only`: the rounds' client counts (comma-separated).
     #[arg(long, value_delimiter = ',', requires = "e2e_only")]
     e2e_clients: Vec<usize>,
+    /// Threads each aggregator verifies and aggregates a job's reports on, for the
+    /// in-memory figures; with `--scaling`, the thread counts to compare
+    /// (comma-separated, the first one the base of the speed-up).
+    #[arg(long, value_delimiter = ',', default_value = "1")]
+    threads: Vec<NonZeroUsize>,
+    /// Measure only the aggregators' verify + aggregate throughput for each
+    /// `--threads` count (interleaved runs, medians) and print the table; results.json
+    /// and the plots are left as they are.
+    #[arg(long, conflicts_with_all = ["e2e_only", "no_e2e"])]
+    scaling: bool,
+    /// With `--scaling`: the dimension.
+    #[arg(long, default_value_t = 100_000, requires = "scaling")]
+    scaling_d: usize,
+    /// With `--scaling`: reports a run (at d = 10^5, jobs of 10).
+    #[arg(long, default_value_t = 40, requires = "scaling")]
+    scaling_reports: usize,
+    /// With `--scaling`: runs per thread count.
+    #[arg(long, default_value_t = 5, requires = "scaling")]
+    scaling_runs: usize,
     /// Internal: run one aggregator node from this config until stdin closes.
     #[arg(long, hide = true)]
     serve_node: Option<PathBuf>,
@@ -184,6 +214,21 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
 
+    if cli.scaling {
+        let rows = scaling::measure(
+            cli.scaling_d,
+            cli.scaling_reports,
+            cli.scaling_runs,
+            &cli.threads,
+            work.path(),
+        )?;
+        println!("{}", scaling::render(&rows));
+        return Ok(());
+    }
+    let [threads] = cli.threads[..] else {
+        anyhow::bail!("--threads takes one count except with --scaling");
+    };
+
     let mut cairn = Vec::new();
     let mut prio017 = Vec::new();
     let mut prio018 = Vec::new();
@@ -192,7 +237,7 @@ fn main() -> anyhow::Result<()> {
         let runs = if d >= 1_000_000 { 3 } else { plan.runs };
         eprintln!("d = {d}: cairn");
         let reports = cairn::reports_for(d, plan.mode != "full");
-        let c = cairn::measure(d, reports, runs, work.path())?;
+        let c = cairn::measure(d, reports, runs, work.path(), threads)?;
         anyhow::ensure!(c.correct, "d = {d}: the released sum is wrong");
         cairn.push(c);
         floor.push(anchors::floor(d, runs.max(3)));
