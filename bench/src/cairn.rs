@@ -118,7 +118,7 @@ pub(crate) fn measure(
 
     let mut leader = Leader::new(task.clone(), Seed::from_bytes(verify), MemoryStore::new())
         .map_err(|e| anyhow::anyhow!("leader: {e:?}"))?
-        .with_parallelism(parallelism);
+        .with_parallelism(parallelism.clone());
     let mut helper = Helper::new(
         task.clone(),
         1,

@@ -18,29 +18,30 @@
 //! sum in Field64 (or of integers far below `p`, for the no-proof scheme), exact,
 //! commutative and associative, so the grouping of the partial sums cannot change it.
 //!
-//! The workers are scoped threads started for each step of a job (the calling thread
-//! is one of them); worker `k` of `w` takes the reports `k, k + w, …` of the job.
-//! Starting a thread costs tens of microseconds against milliseconds a report at large
-//! d; in exchange no worker spins or waits between jobs, which matters on nodes whose
-//! cores are shared (with the store, the transport, or the clients in a benchmark).
-//! The fixed shares make every run of a job split the same way: with at least two
-//! reports on two threads, both workers add some, which the tests rely on.
+//! The workers are the calling thread and the persistent threads of a pool (rayon)
+//! that the [`Parallelism`] owns; worker `k` of `w` takes the reports `k, k + w, …` of
+//! the job. The fixed shares make every run of a job split the same way: with at least
+//! two reports on two threads, both workers add some, which the tests rely on.
+//! Persistent threads matter: with threads started afresh for each step (scoped
+//! threads), two threads gave 1.25× one thread at d = 10^5 instead of 1.6×, each fresh
+//! thread's first allocations being slow.
 //!
 //! The thread count is the node's setting (`threads` in its configuration, by default
 //! the machine's cores); this crate reads no environment and starts no thread unless
-//! given a [`Parallelism`] of more than one thread. If the system refuses a thread,
-//! the work runs on the threads it has (at least the calling one).
+//! given a [`Parallelism`] of more than one thread.
 
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::messages::ErrorCode;
 use crate::scheme::Aggregate;
 
 /// How many threads a leader or helper verifies and aggregates a job's reports on.
-#[derive(Clone, Copy, PartialEq, Eq)]
+/// Cloning shares the worker threads.
+#[derive(Clone)]
 pub struct Parallelism {
-    threads: NonZeroUsize,
+    /// The workers besides the calling thread; `None`: the calling thread alone.
+    pool: Option<Arc<rayon::ThreadPool>>,
 }
 
 impl Default for Parallelism {
@@ -60,20 +61,31 @@ impl core::fmt::Debug for Parallelism {
 impl Parallelism {
     /// Everything on the calling thread (the default).
     pub fn sequential() -> Self {
-        Self {
-            threads: NonZeroUsize::MIN,
-        }
+        Self { pool: None }
     }
 
-    /// `threads` workers: the calling thread and `threads − 1` started for each step
-    /// (named `cairn-verify`).
+    /// `threads` workers: the calling thread and `threads − 1` persistent threads
+    /// (`cairn-verify-<i>`). If the system refuses to start them, everything runs on
+    /// the calling thread ([`Parallelism::threads`] then says 1).
     pub fn with_threads(threads: NonZeroUsize) -> Self {
-        Self { threads }
+        if threads.get() == 1 {
+            return Self::sequential();
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.get() - 1)
+            .thread_name(|i| format!("cairn-verify-{i}"))
+            .build()
+            .ok();
+        Self {
+            pool: pool.map(Arc::new),
+        }
     }
 
     /// The number of threads work is spread over.
     pub fn threads(&self) -> usize {
-        self.threads.get()
+        self.pool
+            .as_ref()
+            .map_or(1, |p| p.current_num_threads() + 1)
     }
 
     /// `items.map(f)`, on the workers, with the results in the order of `items`.
@@ -143,7 +155,7 @@ impl Parallelism {
         I: Fn() -> W + Sync,
         S: Fn(&mut W, (usize, T)) + Sync,
     {
-        let workers = self.threads.get().min(items.len()).max(1);
+        let workers = self.threads().min(items.len()).max(1);
         let mut lanes: Vec<Lane<T>> = (0..workers).map(|_| Vec::new()).collect();
         for (i, item) in items.into_iter().enumerate() {
             if let Some(lane) = lanes.get_mut(i % workers) {
@@ -164,28 +176,27 @@ impl Parallelism {
             }
             state
         };
-        if workers == 1 {
+        let Some(pool) = self.pool.as_ref().filter(|_| workers > 1) else {
             return vec![work(0)];
-        }
-        std::thread::scope(|scope| {
-            let started: Vec<_> = (1..workers)
-                .map(|k| {
-                    let handle = std::thread::Builder::new()
-                        .name("cairn-verify".into())
-                        .spawn_scoped(scope, move || work(k));
-                    (k, handle)
-                })
-                .collect();
-            let mut states = vec![work(0)];
-            for (k, handle) in started {
-                match handle.map(|h| h.join()) {
-                    Ok(Ok(state)) => states.push(state),
-                    Ok(Err(panic)) => std::panic::resume_unwind(panic),
-                    Err(_) => states.push(work(k)),
-                }
+        };
+        let states: Vec<Mutex<Option<W>>> = (0..workers).map(|_| Mutex::new(None)).collect();
+        let keep = |k: usize, state: W| {
+            if let Some(slot) = states.get(k) {
+                *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(state);
             }
-            states
-        })
+        };
+        // Worker 0 on the calling thread, the others on the pool's threads; a panic
+        // of any is raised again here when the scope ends.
+        pool.in_place_scope(|scope| {
+            for k in 1..workers {
+                scope.spawn(move |_| keep(k, work(k)));
+            }
+            keep(0, work(0));
+        });
+        states
+            .into_iter()
+            .filter_map(|s| s.into_inner().unwrap_or_else(PoisonError::into_inner))
+            .collect()
     }
 }
 
@@ -253,13 +264,15 @@ mod tests {
     }
 
     #[test]
-    fn every_worker_takes_a_share() {
-        for t in [2, 3] {
+    fn the_work_is_spread_over_the_threads() {
+        // Each worker's share is fixed; the pool may run two shares on one thread.
+        for (t, at_least) in [(2, 2), (3, 2)] {
             let p = Parallelism::with_threads(NonZeroUsize::new(t).unwrap());
             let ran_on = p.map((0..10).collect(), |_: u32| std::thread::current().id());
             let threads: std::collections::BTreeSet<String> =
                 ran_on.iter().map(|id| format!("{id:?}")).collect();
-            assert_eq!(threads.len(), t);
+            assert!(threads.len() >= at_least, "{t} threads: {threads:?}");
+            assert!(threads.len() <= t);
         }
     }
 

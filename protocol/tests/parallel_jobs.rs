@@ -72,7 +72,7 @@ fn round(threads: usize) -> Outcome {
     assert_eq!(parallelism.threads(), threads);
     let mut leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), MemoryStore::new())
         .unwrap()
-        .with_parallelism(parallelism);
+        .with_parallelism(parallelism.clone());
     let mut helper = Helper::new(
         task.clone(),
         1,
