@@ -14,7 +14,7 @@
 //! [`crate::helper`] keep their order and their single writer), and the assembly of
 //! the messages. So the outcome of a job — which reports are accepted, which rejected
 //! and why, and the aggregate share — is the same byte for byte whatever the thread
-//! count: [`Parallelism::map`] returns results in input order, and the aggregate is a
+//! count: `Parallelism::map` returns results in input order, and the aggregate is a
 //! sum in Field64 (or of integers far below `p`, for the no-proof scheme), exact,
 //! commutative and associative, so the grouping of the partial sums cannot change it.
 //!
@@ -23,8 +23,9 @@
 //! the job. The fixed shares make every run of a job split the same way: with at least
 //! two reports on two threads, both workers add some, which the tests rely on.
 //! Persistent threads matter: with threads started afresh for each step (scoped
-//! threads), two threads gave 1.25× one thread at d = 10^5 instead of 1.6×, each fresh
-//! thread's first allocations being slow.
+//! threads), two threads gave 1.25× one thread at d = 10^5 when both workers were
+//! fresh and about 1.6× when one was, against about 1.7× with a persistent one
+//! (BENCHMARKS.md); why a fresh thread is slower was not profiled.
 //!
 //! The thread count is the node's setting (`threads` in its configuration, by default
 //! the machine's cores); this crate reads no environment and starts no thread unless
