@@ -2,6 +2,7 @@
 """Macro-F1 against ε for both units of privacy, from fl_intrusion's results.json files.
 
     python3 examples/scripts/plot_units.py examples/results/record_level.json \
+        examples/results/record_level_client_noise.json \
         examples/results/client_level.json > examples/results/macro_f1_vs_epsilon.svg
 
 Each file holds the rows `fl_intrusion --out DIR` writes (run, unit, epsilon, seed,
