@@ -362,14 +362,7 @@ fn task_toml(params: &InitParams, collector_pk: &str, aggregators: &str) -> anyh
                 }
             };
             let sigma = match params.record_level {
-                Some((q, _)) => cairn_dp::rdp::sigma_for_epsilon_subsampled(
-                    params.epsilon,
-                    params.delta,
-                    cairn_protocol::privacy::signal_sensitivity(&probe),
-                    q,
-                    params.rounds,
-                )
-                .context("calibrating σ for the budget")?,
+                Some((q, _)) => record_level_sigma(params, &probe, q)?,
                 None => cairn_dp::calibrate::sigma_for_epsilon(
                     params.epsilon,
                     params.delta,
@@ -401,6 +394,41 @@ fn task_toml(params: &InitParams, collector_pk: &str, aggregators: &str) -> anyh
         "no fixed-point precision fits these parameters: {}",
         last_error.unwrap_or_default()
     )
+}
+
+/// σ for a record-level task: the subsampled discrete Gaussian's curve for aggregator
+/// noise, the subsampled distributed discrete Gaussian's (KLS21, with `min_clients`
+/// honest clients) for client noise, the larger σ of the two for both (each curve
+/// falls as σ grows, so that σ meets both).
+fn record_level_sigma(params: &InitParams, probe: &TaskConfig, q: f64) -> anyhow::Result<f64> {
+    let sensitivity = cairn_protocol::privacy::signal_sensitivity(probe);
+    let central = || {
+        cairn_dp::rdp::sigma_for_epsilon_subsampled(
+            params.epsilon,
+            params.delta,
+            sensitivity,
+            q,
+            params.rounds,
+        )
+        .context("calibrating σ for the budget")
+    };
+    let distributed = || {
+        cairn_dp::rdp::sigma_for_epsilon_subsampled_distributed(
+            params.epsilon,
+            params.delta,
+            sensitivity,
+            u64::from(params.min_clients),
+            u64::from(params.dimension),
+            q,
+            params.rounds,
+        )
+        .context("calibrating σ for the budget (client noise)")
+    };
+    match params.noise {
+        NoisePlacement::Client => distributed(),
+        NoisePlacement::Both => Ok(central()?.max(distributed()?)),
+        _ => central(),
+    }
 }
 
 /// A base port `p` such that UDP ports `p .. p + count` on `host` are free right now
@@ -490,6 +518,46 @@ mod tests {
             }
         }
         assert!(free_base_port(host, 0).is_err());
+    }
+
+    /// A record-level task with noise at the clients (or both) gets the σ whose
+    /// subsampled distributed discrete Gaussian curve meets the budget, and not much
+    /// more.
+    #[test]
+    fn record_level_client_noise_is_calibrated_on_the_distributed_curve() {
+        let mut rng = ChaCha20Rng::from_seed([4; 32]);
+        let mut sigmas = Vec::new();
+        for noise in [
+            NoisePlacement::Aggregator,
+            NoisePlacement::Client,
+            NoisePlacement::Both,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let params = InitParams {
+                noise,
+                record_level: Some((0.05, 4)),
+                min_clients: 3,
+                rounds: 200,
+                ..InitParams::default()
+            };
+            let d = init(&dir.path().join("deploy"), &params, &mut rng).unwrap();
+            let task = TaskConfig::from_toml(&fs::read_to_string(&d.task).unwrap()).unwrap();
+            let privacy = cairn_protocol::privacy::Privacy::for_task(&task).unwrap();
+            assert_eq!(privacy.placement(), noise);
+            let curve = privacy.rdp_per_release().unwrap();
+            let (spent, _) = curve.times(200).epsilon(1e-6).unwrap();
+            assert!(spent <= 4.0 && spent > 3.99, "{noise:?}: ε = {spent}");
+            // In units of the per-record sensitivity (client noise must fit in b bits
+            // beside the records, so its task may have a smaller f).
+            let per_delta =
+                task.privacy().sigma.unwrap() / cairn_protocol::privacy::signal_sensitivity(&task);
+            sigmas.push(per_delta);
+        }
+        // KLS21's correction only adds (here it is negligible): client noise needs the
+        // central σ/Δ, up to the calibration's relative precision of 1e−6.
+        assert!(sigmas[1] >= sigmas[0] * (1.0 - 2e-6), "{sigmas:?}");
+        assert!(sigmas[2] >= sigmas[1] * (1.0 - 2e-6), "{sigmas:?}");
+        assert!(sigmas[2] <= sigmas[0] * 1.001, "{sigmas:?}");
     }
 
     #[test]

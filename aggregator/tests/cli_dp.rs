@@ -374,6 +374,118 @@ fn sampled_epsilon_and_sigma_json() {
     }
 }
 
+/// `--noise client`: the subsampled distributed discrete Gaussian. With σ per client far
+/// above 1/2, KLS21's correction vanishes and ε is the central one (never below it); at
+/// σ per client near 1/2 it is visibly larger. The client-noise flags go together.
+#[test]
+fn client_noise_is_accounted_with_the_distributed_curve() {
+    let run = |sigma: &str, extra: &[&str]| {
+        let mut args = vec![
+            "dp",
+            "epsilon",
+            "--sigma",
+            sigma,
+            "--sensitivity",
+            "1",
+            "--rounds",
+            "100",
+            "--delta",
+            "1e-6",
+            "--sampling-rate",
+            "0.05",
+            "--format",
+            "json",
+        ];
+        args.extend_from_slice(extra);
+        json(&args)
+    };
+    let client = [
+        "--noise",
+        "client",
+        "--min-honest-clients",
+        "5",
+        "--dim",
+        "1000",
+    ];
+    for (sigma, close) in [("30", true), ("1.2", false)] {
+        let central = run(sigma, &[])["epsilon"].as_f64().unwrap();
+        let out = run(sigma, &client);
+        let spread = out["epsilon"].as_f64().unwrap();
+        assert_eq!(out["noise"], "client");
+        assert_eq!(out["min_honest_clients"], 5);
+        assert_eq!(out["accountant"], "rdp");
+        assert!(spread >= central, "σ {sigma}: {spread} < {central}");
+        assert_eq!(
+            spread <= central * (1.0 + 1e-9),
+            close,
+            "σ {sigma}: {spread} vs {central}"
+        );
+    }
+    // σ back from that ε: the same σ, to the calibration's precision.
+    let eps = run("30", &client)["epsilon"].as_f64().unwrap().to_string();
+    let back = json(&[
+        "dp",
+        "sigma",
+        "--epsilon",
+        &eps,
+        "--delta",
+        "1e-6",
+        "--rounds",
+        "100",
+        "--sensitivity",
+        "1",
+        "--sampling-rate",
+        "0.05",
+        "--noise",
+        "client",
+        "--min-honest-clients",
+        "5",
+        "--dim",
+        "1000",
+        "--format",
+        "json",
+    ]);
+    let sigma = back["sigma"].as_f64().unwrap();
+    assert!(sigma <= 30.0 * (1.0 + 1e-5) && sigma > 29.9, "{sigma}");
+    let base = [
+        "dp",
+        "epsilon",
+        "--sigma",
+        "1",
+        "--sensitivity",
+        "1",
+        "--delta",
+        "1e-6",
+    ];
+    for (extra, says) in [
+        (
+            &["--noise", "client", "--dim", "10"][..],
+            "--min-honest-clients",
+        ),
+        (
+            &["--noise", "client", "--min-honest-clients", "2"][..],
+            "--dim",
+        ),
+        (&["--dim", "10"][..], "--noise client"),
+        (
+            &[
+                "--noise",
+                "client",
+                "--min-honest-clients",
+                "9",
+                "--dim",
+                "10",
+            ][..],
+            "1/2",
+        ),
+    ] {
+        let out = cairn(&[&base[..], extra].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && out.stdout.is_empty(), "{extra:?}");
+        assert!(err.contains(says), "{extra:?}: {err}");
+    }
+}
+
 /// `cairn init --unit record` writes a record-level task whose budget report states
 /// the unit of privacy and the RDP accountant.
 #[test]

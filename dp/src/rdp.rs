@@ -45,6 +45,20 @@
 //! grid.) The order-`α` RDP of the subsampled mechanism is therefore
 //! `ε(α) = log(A_α)/(α − 1)` in both directions.
 //!
+//! # Other symmetric noise: the distributed discrete Gaussian
+//! Neither step above needs `P` to be one discrete Gaussian. The expansion of `A_α` is
+//! an identity for any pair; only `E_P[L^k]` is specific. For integer `k ≥ 2`,
+//! `E_P[L^k] = exp((k − 1)·D_k(Q‖P))`, so a base pair that is ρ-zCDP at integer orders
+//! (`D_k(Q‖P) ≤ k·ρ`) has `E_P[L^k] ≤ exp((k² − k)·ρ)` (and `E_P[L^0] = E_P[L] = 1`);
+//! every term of `A_α` is non-negative, so replacing `‖μ‖²/(2σ²)` by that ρ bounds
+//! `A_α` from above ([`RdpCurve::subsampled_zcdp`]; for one discrete Gaussian it is
+//! the exact value). The remove direction needs only the involution `φ(x) = μ − x`,
+//! which swaps `P` and `Q` whenever the noise is symmetric about 0 on `ℤ^d`. The sum
+//! of `n` independent discrete Gaussians, each client's share of the noise, is such
+//! noise, and Kairouz, Liu and Steinke (2021), *The Distributed Discrete Gaussian
+//! Mechanism for Federated Learning with Secure Aggregation*, Theorem 1, give its ρ
+//! ([`crate::calibrate::rho_distributed`]): [`RdpCurve::subsampled_distributed`].
+//!
 //! # Composition and conversion
 //! RDP curves add up under composition (Mironov 2017, *Rényi Differential Privacy*,
 //! Proposition 1). A curve becomes (ε, δ)-DP by the improved conversion of Balle et al.
@@ -99,6 +113,20 @@ pub enum RdpError {
     /// A value that is negative or NaN.
     #[error("an RDP value is negative or NaN")]
     BadValue,
+    /// Parameters outside what the distributed discrete Gaussian's bound covers.
+    #[error(
+        "the distributed discrete Gaussian needs at least one client, one coordinate and \
+         σ per client ≥ 1/2 (KLS21, Theorem 1); got σ_c = {sigma_client}, {clients} clients, \
+         d = {dim}"
+    )]
+    Distributed {
+        /// σ per client.
+        sigma_client: f64,
+        /// Clients assumed honest.
+        clients: u64,
+        /// Dimension.
+        dim: u64,
+    },
     /// No σ up to the search limit meets the target.
     #[error("no σ up to {0} meets the target ε")]
     Unreachable(f64),
@@ -143,14 +171,64 @@ impl RdpCurve {
     ) -> Result<Self, RdpError> {
         check_positive("sensitivity", sensitivity)?;
         check_positive("σ", sigma)?;
+        Self::subsampled_zcdp(sensitivity * sensitivity / (2.0 * sigma * sigma), q)
+    }
+
+    /// An upper bound on the RDP of one release of a Poisson-subsampled mechanism
+    /// whose noise is symmetric about 0 on `ℤ^d` and whose base pair is ρ-zCDP at
+    /// integer orders (module docs, "Other symmetric noise"). Exact for one discrete
+    /// Gaussian with `ρ = Δ²/(2σ²)`.
+    pub fn subsampled_zcdp(rho: f64, q: f64) -> Result<Self, RdpError> {
+        check_positive("ρ", rho)?;
         if !(q > 0.0 && q <= 1.0) {
             return Err(RdpError::SamplingRate(q));
         }
-        let c = sensitivity * sensitivity / (2.0 * sigma * sigma);
         let values = orders()
-            .map(|alpha| round_up(order_value(alpha, q, c)))
+            .map(|alpha| round_up(order_value(alpha, q, rho)))
             .collect();
         Ok(Self(values))
+    }
+
+    /// The RDP of one release of the Poisson-subsampled distributed discrete Gaussian:
+    /// at least `clients` clients each add `N_Z(0, σ_c²)`, `σ_c = sigma/√clients`, to
+    /// each of `dim` coordinates of a sum with L2 sensitivity `sensitivity` (module
+    /// docs; ρ from Kairouz–Liu–Steinke 2021, Theorem 1, which needs `σ_c ≥ 1/2`).
+    pub fn subsampled_distributed(
+        sensitivity: f64,
+        sigma: f64,
+        clients: u64,
+        dim: u64,
+        q: f64,
+    ) -> Result<Self, RdpError> {
+        check_positive("sensitivity", sensitivity)?;
+        check_positive("σ", sigma)?;
+        let sigma_client = sigma / (clients.max(1) as f64).sqrt();
+        if sigma_client < 0.5 || clients == 0 || dim == 0 {
+            return Err(RdpError::Distributed {
+                sigma_client,
+                clients,
+                dim,
+            });
+        }
+        let rho = crate::calibrate::rho_distributed(sensitivity, sigma_client, clients, dim)
+            .map_err(|_| RdpError::Distributed {
+                sigma_client,
+                clients,
+                dim,
+            })?;
+        Self::subsampled_zcdp(rho, q)
+    }
+
+    /// The larger of the two curves at every order: a bound valid for whichever of two
+    /// mechanisms (or trust assumptions) holds.
+    pub fn max(&self, other: &RdpCurve) -> RdpCurve {
+        RdpCurve(
+            self.0
+                .iter()
+                .zip(&other.0)
+                .map(|(a, b)| a.max(*b))
+                .collect(),
+        )
     }
 
     /// This curve composed with `other` (values added, rounded up).
@@ -212,16 +290,71 @@ pub fn sigma_for_epsilon_subsampled(
     q: f64,
     rounds: u64,
 ) -> Result<f64, RdpError> {
-    check_positive("ε", epsilon)?;
     check_positive("sensitivity", sensitivity)?;
-    let spends = |sigma: f64| epsilon_subsampled(sensitivity, sigma, q, rounds.max(1), delta);
-    let limit = sensitivity * 1e9;
-    let (mut lo, mut hi) = (sensitivity * 1e-6, sensitivity);
+    smallest_sigma(epsilon, sensitivity * 1e-6, sensitivity, |sigma| {
+        epsilon_subsampled(sensitivity, sigma, q, rounds.max(1), delta)
+    })
+}
+
+/// ε of `rounds` releases of the subsampled distributed discrete Gaussian
+/// ([`RdpCurve::subsampled_distributed`]), at `delta`.
+pub fn epsilon_subsampled_distributed(
+    sensitivity: f64,
+    sigma: f64,
+    clients: u64,
+    dim: u64,
+    q: f64,
+    rounds: u64,
+    delta: f64,
+) -> Result<f64, RdpError> {
+    Ok(
+        RdpCurve::subsampled_distributed(sensitivity, sigma, clients, dim, q)?
+            .times(rounds)
+            .epsilon(delta)?
+            .0,
+    )
+}
+
+/// The smallest total σ (σ per client `σ/√clients`; relative precision 1e−6, rounded
+/// up) whose `rounds` releases of the subsampled distributed discrete Gaussian spend
+/// at most `epsilon` at `delta`. Never below `σ_c = 1/2` per client.
+pub fn sigma_for_epsilon_subsampled_distributed(
+    epsilon: f64,
+    delta: f64,
+    sensitivity: f64,
+    clients: u64,
+    dim: u64,
+    q: f64,
+    rounds: u64,
+) -> Result<f64, RdpError> {
+    check_positive("sensitivity", sensitivity)?;
+    let floor = 0.5 * (clients.max(1) as f64).sqrt() * (1.0 + 1e-9);
+    smallest_sigma(epsilon, floor, floor.max(sensitivity), |sigma| {
+        epsilon_subsampled_distributed(sensitivity, sigma, clients, dim, q, rounds.max(1), delta)
+    })
+}
+
+/// Bisection (geometric) for the smallest σ in `[lo, ∞)` with `spends(σ) ≤ epsilon`,
+/// starting from `hi` and doubling it while it spends too much; `spends` must fall as
+/// σ grows.
+fn smallest_sigma(
+    epsilon: f64,
+    lo: f64,
+    hi: f64,
+    spends: impl Fn(f64) -> Result<f64, RdpError>,
+) -> Result<f64, RdpError> {
+    check_positive("ε", epsilon)?;
+    let (mut lo, mut hi) = (lo, hi.max(lo));
+    let limit = hi * 1e9;
     while spends(hi)? > epsilon {
         hi *= 2.0;
         if hi > limit {
             return Err(RdpError::Unreachable(limit));
         }
+    }
+    // The floor itself may already meet the target (client noise at σ_c = 1/2).
+    if spends(lo).is_ok_and(|e| e <= epsilon) {
+        return Ok(lo);
     }
     while hi / lo > 1.0 + 1e-6 {
         let mid = (lo * hi).sqrt();
@@ -234,7 +367,8 @@ pub fn sigma_for_epsilon_subsampled(
     Ok(hi)
 }
 
-/// `ε(α) = log(A_α)/(α − 1)` with `c = Δ²/(2σ²)` (module docs), by log-sum-exp.
+/// `ε(α) = log(A_α)/(α − 1)` with `c = Δ²/(2σ²)`, or a ρ bounding it (module docs),
+/// by log-sum-exp.
 fn order_value(alpha: u32, q: f64, c: f64) -> f64 {
     let a = f64::from(alpha);
     if q >= 1.0 {
@@ -365,6 +499,80 @@ mod tests {
         assert!(RdpCurve::zero().epsilon(0.0).is_err());
         assert!(RdpCurve::from_values(vec![0.0; 3]).is_err());
         assert!(RdpCurve::from_values(vec![-1.0; NUM_ORDERS]).is_err());
+    }
+
+    #[test]
+    fn the_zcdp_form_is_the_discrete_gaussians_curve() {
+        let (delta_l2, sigma, q) = (285.3f64, 935.7f64, 0.02f64);
+        let dg = RdpCurve::subsampled_discrete_gaussian(delta_l2, sigma, q).unwrap();
+        let rho = delta_l2 * delta_l2 / (2.0 * sigma * sigma);
+        assert_eq!(dg, RdpCurve::subsampled_zcdp(rho, q).unwrap());
+        // A larger ρ bounds a larger curve at every order.
+        let more = RdpCurve::subsampled_zcdp(rho * 1.01, q).unwrap();
+        assert!(more.values().iter().zip(dg.values()).all(|(m, d)| m > d));
+    }
+
+    #[test]
+    fn the_distributed_curve_approaches_the_central_one_from_above() {
+        let (delta_l2, q, d) = (285.3f64, 0.04f64, 861u64);
+        // Five clients, σ_c = σ/√5 ≥ 400: KLS21's τ is negligible, the sum of the
+        // clients' noise is as good as one discrete Gaussian of variance σ².
+        let sigma = 935.7f64;
+        let central = RdpCurve::subsampled_discrete_gaussian(delta_l2, sigma, q).unwrap();
+        let spread = RdpCurve::subsampled_distributed(delta_l2, sigma, 5, d, q).unwrap();
+        for (s, c) in spread.values().iter().zip(central.values()) {
+            assert!(*s >= *c && *s <= c * (1.0 + 1e-9), "{s} vs {c}");
+        }
+        // At σ_c near 1/2 the τ correction is visible, and only ever adds.
+        let small = 0.6 * 5f64.sqrt();
+        let central = RdpCurve::subsampled_discrete_gaussian(1.0, small, q).unwrap();
+        let spread = RdpCurve::subsampled_distributed(1.0, small, 5, d, q).unwrap();
+        assert!(
+            spread
+                .values()
+                .iter()
+                .zip(central.values())
+                .all(|(s, c)| s > c)
+        );
+        // Outside what KLS21 covers: refused, never a curve.
+        for (sigma, clients, dim) in [(0.49 * 2.0, 4u64, 10u64), (10.0, 0, 10), (10.0, 4, 0)] {
+            assert!(matches!(
+                RdpCurve::subsampled_distributed(1.0, sigma, clients, dim, q),
+                Err(RdpError::Distributed { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn the_maximum_is_taken_per_order() {
+        let a = RdpCurve::subsampled_discrete_gaussian(0.5, 1.0, 0.5).unwrap();
+        let b = RdpCurve::from_values(vec![0.3; NUM_ORDERS]).unwrap();
+        let m = a.max(&b);
+        for ((m, a), b) in m.values().iter().zip(a.values()).zip(b.values()) {
+            assert_eq!(*m, a.max(*b));
+        }
+        assert!(m.values()[0] == 0.3 && m.values()[NUM_ORDERS - 1] > 0.3);
+    }
+
+    #[test]
+    fn distributed_calibration_meets_the_target_and_costs_more_than_central() {
+        let (delta_l2, q, rounds, d) = (285.3f64, 0.04f64, 600u64, 861u64);
+        let sigma =
+            sigma_for_epsilon_subsampled_distributed(1.0, 1e-6, delta_l2, 5, d, q, rounds).unwrap();
+        let eps = epsilon_subsampled_distributed(delta_l2, sigma, 5, d, q, rounds, 1e-6).unwrap();
+        assert!(eps <= 1.0, "{eps}");
+        let tighter =
+            epsilon_subsampled_distributed(delta_l2, sigma * 0.999, 5, d, q, rounds, 1e-6).unwrap();
+        assert!(tighter > 1.0, "{tighter}");
+        let central = sigma_for_epsilon_subsampled(1.0, 1e-6, delta_l2, q, rounds).unwrap();
+        assert!(
+            sigma >= central && sigma <= central * (1.0 + 1e-5),
+            "{sigma} vs {central}"
+        );
+        // A target the floor σ_c = 1/2 already meets returns the floor.
+        let floor =
+            sigma_for_epsilon_subsampled_distributed(1e6, 1e-6, 1.0, 4, 10, 0.01, 1).unwrap();
+        assert!((floor - 1.0).abs() < 1e-6, "{floor}");
     }
 
     #[test]

@@ -2,10 +2,13 @@
 """Macro-F1 against ε for both units of privacy, from fl_intrusion's results.json files.
 
     python3 examples/scripts/plot_units.py examples/results/record_level.json \
+        examples/results/record_level_client_noise.json \
         examples/results/client_level.json > examples/results/macro_f1_vs_epsilon.svg
 
 Each file holds the rows `fl_intrusion --out DIR` writes (run, unit, epsilon, seed,
-macro_f1, accuracy); the plot shows the mean over seeds per ε and unit, with the
+macro_f1, accuracy); the plot shows the mean over seeds per ε and unit (record-level
+runs with noise at the organisations, `--record-noise client`, as a series of their
+own), with the
 min–max range as a band, ε on a log axis. Standard library only.
 """
 import json, math, sys
@@ -28,10 +31,13 @@ for path in sys.argv[1:]:
             if row["run"] in ("dpsgd_no_noise", "fedavg_plaintext"):
                 flat.setdefault(row["unit"], []).append(row["macro_f1"])
             continue
-        series[row["unit"]][row["epsilon"]].append(row["macro_f1"])
+        key = row["unit"] + ("_client_noise" if "client_noise" in row["run"] else "")
+        series[key][row["epsilon"]].append(row["macro_f1"])
 
-colours = {"record": "#1b6ca8", "client": "#c0392b"}
-names = {"record": "record level (DP-SGD)", "client": "organisation level (DP-FedAvg)"}
+colours = {"record": "#1b6ca8", "record_client_noise": "#1e8449", "client": "#c0392b"}
+names = {"record": "record level (DP-SGD)",
+         "record_client_noise": "record level, noise at the orgs",
+         "client": "organisation level (DP-FedAvg)"}
 out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
        f'<rect width="{W}" height="{H}" fill="white"/>']
 for f in [0, 0.2, 0.4, 0.6, 0.8, 1.0]:

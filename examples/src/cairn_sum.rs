@@ -54,10 +54,17 @@ pub enum CairnNoise {
         /// Releases the budget is planned for.
         rounds: u64,
     },
-    /// Record level (`unit = "record"`): aggregator noise calibrated with the RDP of
-    /// the Poisson-subsampled discrete Gaussian so that `rounds` releases spend at most
+    /// Record level (`unit = "record"`): noise calibrated with the RDP of the
+    /// Poisson-subsampled discrete Gaussian so that `rounds` releases spend at most
     /// (`epsilon`, `delta`) per record; organisations submit the sums of their sampled
-    /// records ([`SecureSum::submit_records`]), and a round needs one of them.
+    /// records ([`SecureSum::submit_records`]).
+    ///
+    /// With `client_noise` false each aggregator adds the noise (DP if one aggregator
+    /// is honest) and a round needs one report. With it true every organisation adds
+    /// `N_Z(0, σ²/n)` to its own sum, `n` the number of organisations (the subsampled
+    /// distributed discrete Gaussian, KLS21): the released sum carries σ² instead of
+    /// the aggregators' 2σ², DP holds if all `n` organisations add their share, and a
+    /// round needs all `n` reports.
     Records {
         /// Total ε over all rounds, per record.
         epsilon: f64,
@@ -69,6 +76,8 @@ pub enum CairnNoise {
         sampling_rate: f64,
         /// Most records per report m.
         max_records: u32,
+        /// Noise at the organisations instead of the aggregators.
+        client_noise: bool,
     },
 }
 
@@ -199,16 +208,23 @@ impl CairnSum {
                 rounds,
                 sampling_rate,
                 max_records,
+                client_noise,
             } => (
-                NoisePlacement::Aggregator,
+                if client_noise {
+                    NoisePlacement::Client
+                } else {
+                    NoisePlacement::Aggregator
+                },
                 epsilon,
                 delta,
                 rounds,
                 Some((sampling_rate, max_records)),
             ),
         };
-        // Record level: an organisation that sampled too many records skips a round.
-        let min_clients = if record_level.is_some() {
+        // Record level with aggregator noise: one report makes a round. Otherwise every
+        // organisation's report (with client noise, `init` makes this the number of
+        // honest clients the noise is calibrated for).
+        let min_clients = if record_level.is_some() && noise == NoisePlacement::Aggregator {
             1
         } else {
             organisations

@@ -178,11 +178,24 @@ impl Client {
                 *s += r;
             }
         }
-        let x = self
+        let mut x = self
             .fixed
             .encode_f64(&sum, rng)
             .map_err(|e| ClientError::Encoding(e.to_string()))?;
+        self.add_client_noise(&mut x, rng);
         self.prepare_upload_quantised(round, &x, rng)
+    }
+
+    /// Adds this client's share of the noise, `N_Z(0, σ_c²)` per coordinate, when the
+    /// task places noise at the clients.
+    fn add_client_noise<R: CryptoRng + ?Sized>(&self, x: &mut [i64], rng: &mut R) {
+        if let Some(noise) = self.privacy.client_noise() {
+            let mut z = vec![0i64; x.len()];
+            noise.fill(rng, &mut z);
+            for (v, e) in x.iter_mut().zip(&z) {
+                *v = v.saturating_add(*e);
+            }
+        }
     }
 
     /// Builds the upload of `update` for `round` with a fresh random report id.
@@ -198,13 +211,7 @@ impl Client {
             ));
         }
         let mut x = self.quantise(update, rng)?;
-        if let Some(noise) = self.privacy.client_noise() {
-            let mut z = vec![0i64; x.len()];
-            noise.fill(rng, &mut z);
-            for (v, e) in x.iter_mut().zip(&z) {
-                *v = v.saturating_add(*e);
-            }
-        }
+        self.add_client_noise(&mut x, rng);
         self.prepare_upload_quantised(round, &x, rng)
     }
 

@@ -31,7 +31,10 @@
 //!   than 1), and the mixture over that coupling cannot increase a Rényi divergence,
 //!   so the release is the Poisson-subsampled discrete Gaussian with sensitivity `Δ`.
 //!   Its cost is an RDP curve ([`cairn_dp::rdp`]); the ledger composes the curves and
-//!   enforces ε at δ directly. Only aggregator noise is accounted at this level.
+//!   enforces ε at δ directly. With client noise the curve is that of the subsampled
+//!   *distributed* discrete Gaussian (KLS21 Theorem 1's ρ in the subsampling bound,
+//!   [`cairn_dp::rdp::RdpCurve::subsampled_distributed`]); with both, the larger curve
+//!   at every order, valid under either assumption.
 
 use cairn_dp::sample::DiscreteGaussian;
 
@@ -140,20 +143,40 @@ impl Privacy {
         })
     }
 
-    /// Record level (module docs): aggregator noise σ on a sum of Poisson-sampled
-    /// records, sensitivity `Δ = C·2^f + √d` per record.
+    /// Record level (module docs): noise σ on a sum of Poisson-sampled records,
+    /// sensitivity `Δ = C·2^f + √d` per record; at the aggregators (one discrete
+    /// Gaussian), at the clients (the distributed discrete Gaussian of at least
+    /// `n_min` honest clients), or both (the larger curve at every order).
     fn for_record_level(
         task: &TaskConfig,
         sigma: f64,
         epsilon: f64,
         delta: f64,
     ) -> Result<Self, ConfigError> {
-        let curve = RdpCurve::subsampled_discrete_gaussian(
-            signal_sensitivity(task),
-            sigma,
-            task.sampling_rate(),
-        )
-        .map_err(|e| ConfigError::invalid("privacy.sigma", e.to_string()))?;
+        let p = task.privacy();
+        let signal = signal_sensitivity(task);
+        let q = task.sampling_rate();
+        let n_min = p.min_honest_clients.unwrap_or(0);
+        let sigma_client = sigma / f64::from(n_min.max(1)).sqrt();
+        let central = || {
+            RdpCurve::subsampled_discrete_gaussian(signal, sigma, q)
+                .map_err(|e| ConfigError::invalid("privacy.sigma", e.to_string()))
+        };
+        let distributed = || {
+            RdpCurve::subsampled_distributed(
+                signal,
+                sigma,
+                u64::from(n_min),
+                task.dimension() as u64,
+                q,
+            )
+            .map_err(|e| ConfigError::invalid("privacy.min_honest_clients", e.to_string()))
+        };
+        let curve = match p.noise {
+            NoisePlacement::Client => distributed()?,
+            NoisePlacement::Both => central()?.max(&distributed()?),
+            NoisePlacement::Aggregator | NoisePlacement::None => central()?,
+        };
         let (one, _) = curve
             .epsilon(delta)
             .map_err(|e| ConfigError::invalid("privacy.delta", e.to_string()))?;
@@ -166,20 +189,29 @@ impl Privacy {
                 ),
             ));
         }
+        let gaussian = |s: f64| {
+            DiscreteGaussian::from_f64(s)
+                .map_err(|e| ConfigError::invalid("privacy.sigma", e.to_string()))
+        };
+        let aggregator_noise = match p.noise {
+            NoisePlacement::Aggregator | NoisePlacement::Both => Some(gaussian(sigma)?),
+            _ => None,
+        };
+        let client_noise = match p.noise {
+            NoisePlacement::Client | NoisePlacement::Both => Some(gaussian(sigma_client)?),
+            _ => None,
+        };
         Ok(Self {
-            placement: NoisePlacement::Aggregator,
+            placement: p.noise,
             unit: PrivacyUnit::Record,
             rdp_per_release: Some(curve),
             rho_per_release: 0.0,
             rho_budget: f64::MAX,
             epsilon_budget: epsilon,
             delta,
-            min_honest_clients: 0,
-            aggregator_noise: Some(
-                DiscreteGaussian::from_f64(sigma)
-                    .map_err(|e| ConfigError::invalid("privacy.sigma", e.to_string()))?,
-            ),
-            client_noise: None,
+            min_honest_clients: n_min,
+            aggregator_noise,
+            client_noise,
         })
     }
 
@@ -346,6 +378,32 @@ mod tests {
         let client = cairn_dp::calibrate::rho_distributed(1034.0, 20.0, 4, 100).unwrap();
         assert!(aggregator > client);
         assert!(close(p.rho_per_release(), aggregator));
+    }
+
+    #[test]
+    fn record_level_client_noise_costs_the_subsampled_distributed_curve() {
+        let record = "\nunit = \"record\"\nsampling_rate = 0.1\nmax_records_per_report = 20";
+        // Δ = 1024 + 10 = 1034 per record whatever B is (B covers the clients' noise).
+        let client = task(&format!(
+            "noise = \"client\"\nsigma = 2.0\nepsilon = 1e9\ndelta = 1e-6\n\
+             min_honest_clients = 4{record}"
+        ));
+        let p = Privacy::for_task(&client).unwrap();
+        let distributed = RdpCurve::subsampled_distributed(1034.0, 2.0, 4, 100, 0.1).unwrap();
+        assert_eq!(p.rdp_per_release(), Some(&distributed));
+        // σ_c = 1: KLS21's τ makes the distributed curve (slightly) the larger.
+        let central = RdpCurve::subsampled_discrete_gaussian(1034.0, 2.0, 0.1).unwrap();
+        assert_ne!(distributed, central);
+        assert!(p.client_noise().is_some() && p.aggregator_noise().is_none());
+        assert_eq!(p.min_reports(3), 4, "min_honest_clients raises the floor");
+        // Both: valid under either assumption, so the larger curve at every order.
+        let both = task(&format!(
+            "noise = \"both\"\nsigma = 2.0\nepsilon = 1e9\ndelta = 1e-6\n\
+             min_honest_clients = 4{record}"
+        ));
+        let p = Privacy::for_task(&both).unwrap();
+        assert_eq!(p.rdp_per_release(), Some(&central.max(&distributed)));
+        assert!(p.aggregator_noise().is_some() && p.client_noise().is_some());
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! - `aggregator`: each of the n aggregators adds `N_Z(0, σ²)` → `n·σ²`;
 //! - `client`: each of the N clients adds `N_Z(0, σ²/n_min)` (KLS21) → `N·σ²/n_min`;
 //! - `both`: the sum of the two;
-//! - record level (aggregator noise on sampled records) → `n·σ²`.
+//! - record level: the same variances (the noise is added to the sum of sampled records).
 //!
 //! (`Var N_Z(0, σ²) = σ²(1 − O(e^{−2π²σ²}))`, equal to σ² in f64 for σ ≥ 5.)
 //!
@@ -188,4 +188,23 @@ fn record_level_aggregator_noise_has_variance_n_sigma_squared() {
                    unit = \"record\"\nsampling_rate = 0.5\nmax_records_per_report = 4";
     let samples = noise_samples(privacy, 4, 3, true);
     assert_noise(&samples, 3.0 * 900.0, "record level");
+}
+
+#[test]
+fn record_level_client_noise_has_the_variance_of_the_kls21_sum() {
+    // σ = 40, n_min = 4: each of the 5 clients adds N_Z(0, 400) to its records' sum.
+    let privacy = "noise = \"client\"\nsigma = 40.0\nepsilon = 1e7\ndelta = 1e-6\n\
+                   min_honest_clients = 4\nunit = \"record\"\nsampling_rate = 0.5\n\
+                   max_records_per_report = 4";
+    let samples = noise_samples(privacy, 5, 3, true);
+    assert_noise(&samples, 5.0 * 400.0, "record level, client noise");
+}
+
+#[test]
+fn record_level_both_placements_add_up() {
+    let privacy = "noise = \"both\"\nsigma = 40.0\nepsilon = 1e7\ndelta = 1e-6\n\
+                   min_honest_clients = 4\nunit = \"record\"\nsampling_rate = 0.5\n\
+                   max_records_per_report = 4";
+    let samples = noise_samples(privacy, 4, 3, true);
+    assert_noise(&samples, 3.0 * 1600.0 + 4.0 * 400.0, "record level, both");
 }

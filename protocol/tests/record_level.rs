@@ -12,7 +12,7 @@ use cairn_protocol::auth::Credential;
 use cairn_protocol::client::{Client, ClientError};
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::{Collection, Collector};
-use cairn_protocol::config::{ConfigError, TaskConfig};
+use cairn_protocol::config::{ConfigError, NoisePlacement, TaskConfig};
 use cairn_protocol::driver::{aggregate_in_process, collect_in_process};
 use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::HpkeSecretKey;
@@ -315,14 +315,18 @@ fn record_level_settings_are_checked_when_the_task_loads() {
         )),
         "frac_bits"
     );
-    // Client noise is not accounted at record level; sampling is only for records.
+    // Client noise is accounted at record level (the subsampled distributed discrete
+    // Gaussian), within what KLS21 covers: σ per client ≥ 1/2.
+    let client = "noise = \"client\"\nsigma = 60.0\nepsilon = 20.0\ndelta = 1e-6\n\
+                  min_honest_clients = 2\nunit = \"record\"\nsampling_rate = 0.1\n\
+                  max_records_per_report = 5";
+    let task = TaskConfig::from_toml(&toml(client).0).unwrap();
+    assert_eq!(task.privacy().noise, NoisePlacement::Client);
     assert_eq!(
-        field(
-            "noise = \"client\"\nsigma = 60.0\nepsilon = 2.0\ndelta = 1e-6\nmin_honest_clients = 2\n\
-             unit = \"record\"\nsampling_rate = 0.1\nmax_records_per_report = 5"
-        ),
-        "privacy.noise"
+        field(&client.replace("sigma = 60.0", "sigma = 0.6")),
+        "privacy.sigma"
     );
+    // Sampling is only for records.
     assert_eq!(
         field(
             "noise = \"aggregator\"\nsigma = 60.0\nepsilon = 2.0\ndelta = 1e-6\nsampling_rate = 0.1"

@@ -12,10 +12,17 @@
 //! subsampled discrete Gaussian instead ([`cairn_dp::rdp`]: integer orders 2..=256,
 //! the conversion of Balle et al. 2020, Theorem 21); there is then no ρ.
 //!
+//! `--noise client --min-honest-clients N --dim D` accounts noise added by the clients
+//! instead (each adds σ/√N; the sum of at least N honest clients' discrete Gaussians,
+//! Kairouz–Liu–Steinke 2021 Theorem 1, in the same subsampling bound: always the RDP
+//! accountant, [`cairn_dp::rdp::RdpCurve::subsampled_distributed`]).
+//!
 //! `--format json` prints one object with the keys `rho` (null when sampled), `epsilon`,
-//! `epsilon_simple` (null when sampled), `sigma`, `rounds`, `delta`, `sensitivity`,
-//! `sampling_rate`, `accountant` (`zcdp` or `rdp`) and `order` (the RDP order attaining
-//! ε, null for zCDP).
+//! `epsilon_simple` (null when sampled), `sigma` (the total σ; each client adds
+//! σ/√N with client noise), `rounds`, `delta`, `sensitivity`, `sampling_rate`,
+//! `accountant` (`zcdp` or `rdp`), `order` (the RDP order attaining ε, null for zCDP),
+//! `noise` (`aggregator` or `client`), `min_honest_clients` and `dim` (null for
+//! aggregator noise).
 
 use anyhow::Context;
 use cairn_dp::accountant::{compose_rounds, epsilon_simple, epsilon_tight, rho_discrete_gaussian};
@@ -64,6 +71,17 @@ pub struct EpsilonArgs {
     /// RDP accountant of the subsampled discrete Gaussian is used.
     #[arg(long, default_value_t = 1.0)]
     pub sampling_rate: f64,
+    /// Who adds the noise: `aggregator` (one discrete Gaussian of scale σ) or `client`
+    /// (at least `--min-honest-clients` N clients each add σ/√N: the distributed
+    /// discrete Gaussian, accounted with the RDP accountant).
+    #[arg(long, value_enum, default_value_t = NoiseArg::Aggregator)]
+    pub noise: NoiseArg,
+    /// With `--noise client`: N, the clients whose noise is assumed honest.
+    #[arg(long, value_name = "N")]
+    pub min_honest_clients: Option<u64>,
+    /// With `--noise client`: the dimension d of the sum (the KLS21 bound grows with it).
+    #[arg(long, value_name = "D")]
+    pub dim: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -88,9 +106,30 @@ pub struct SigmaArgs {
     /// RDP accountant of the subsampled discrete Gaussian is used.
     #[arg(long, default_value_t = 1.0)]
     pub sampling_rate: f64,
+    /// Who adds the noise: `aggregator` (one discrete Gaussian of scale σ) or `client`
+    /// (at least `--min-honest-clients` N clients each add σ/√N: the distributed
+    /// discrete Gaussian, accounted with the RDP accountant).
+    #[arg(long, value_enum, default_value_t = NoiseArg::Aggregator)]
+    pub noise: NoiseArg,
+    /// With `--noise client`: N, the clients whose noise is assumed honest.
+    #[arg(long, value_name = "N")]
+    pub min_honest_clients: Option<u64>,
+    /// With `--noise client`: the dimension d of the sum (the KLS21 bound grows with it).
+    #[arg(long, value_name = "D")]
+    pub dim: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// Who adds the noise (`--noise`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum NoiseArg {
+    /// Each aggregator adds N_Z(0, σ²).
+    #[default]
+    Aggregator,
+    /// Each of at least N honest clients adds N_Z(0, σ²/N).
+    Client,
 }
 
 /// The result of either calculation (also the JSON object printed).
@@ -116,6 +155,12 @@ pub struct DpReport {
     pub delta: f64,
     /// L2 sensitivity Δ.
     pub sensitivity: f64,
+    /// `aggregator` or `client`.
+    pub noise: &'static str,
+    /// Clients assumed honest (client noise).
+    pub min_honest_clients: Option<u64>,
+    /// Dimension (client noise).
+    pub dim: Option<u64>,
 }
 
 /// Runs a `cairn dp` subcommand and renders its output.
@@ -124,16 +169,146 @@ pub struct DpReport {
 /// Invalid parameters (σ ≤ 0, δ ∉ (0, 1), ε ≤ 0, T = 0, NaN …).
 pub fn run(cmd: DpCommand) -> anyhow::Result<String> {
     let (report, format) = match cmd {
-        DpCommand::Epsilon(a) => (
-            sampled_epsilon_report(a.sigma, a.sensitivity, a.rounds, a.delta, a.sampling_rate)?,
-            a.format,
-        ),
-        DpCommand::Sigma(a) => (
-            sampled_sigma_report(a.epsilon, a.delta, a.rounds, a.sensitivity, a.sampling_rate)?,
-            a.format,
-        ),
+        DpCommand::Epsilon(a) => {
+            let report = match client_noise(a.noise, a.min_honest_clients, a.dim)? {
+                None => sampled_epsilon_report(
+                    a.sigma,
+                    a.sensitivity,
+                    a.rounds,
+                    a.delta,
+                    a.sampling_rate,
+                )?,
+                Some((n, d)) => distributed_epsilon_report(
+                    a.sigma,
+                    a.sensitivity,
+                    a.rounds,
+                    a.delta,
+                    a.sampling_rate,
+                    n,
+                    d,
+                )?,
+            };
+            (report, a.format)
+        }
+        DpCommand::Sigma(a) => {
+            let report = match client_noise(a.noise, a.min_honest_clients, a.dim)? {
+                None => sampled_sigma_report(
+                    a.epsilon,
+                    a.delta,
+                    a.rounds,
+                    a.sensitivity,
+                    a.sampling_rate,
+                )?,
+                Some((n, d)) => distributed_sigma_report(
+                    a.epsilon,
+                    a.delta,
+                    a.rounds,
+                    a.sensitivity,
+                    a.sampling_rate,
+                    n,
+                    d,
+                )?,
+            };
+            (report, a.format)
+        }
     };
     render(&report, format)
+}
+
+/// `Some((N, d))` for `--noise client`; refuses the client-noise flags without it.
+fn client_noise(
+    noise: NoiseArg,
+    min_honest_clients: Option<u64>,
+    dim: Option<u64>,
+) -> anyhow::Result<Option<(u64, u64)>> {
+    match (noise, min_honest_clients, dim) {
+        (NoiseArg::Aggregator, None, None) => Ok(None),
+        (NoiseArg::Aggregator, _, _) => {
+            anyhow::bail!("--min-honest-clients and --dim go with --noise client")
+        }
+        (NoiseArg::Client, Some(n), Some(d)) if n >= 1 && d >= 1 => Ok(Some((n, d))),
+        (NoiseArg::Client, _, _) => anyhow::bail!(
+            "--noise client needs --min-honest-clients N (≥ 1) and --dim D (≥ 1), the clients \
+             whose noise is assumed honest and the dimension of the sum"
+        ),
+    }
+}
+
+/// ε of T releases with noise added by at least `clients` honest clients (σ in all,
+/// σ/√clients each), on Poisson samples at rate `q` (1: none): the RDP of the
+/// subsampled distributed discrete Gaussian.
+///
+/// # Errors
+/// Invalid parameters, σ per client below 1/2 among them.
+pub fn distributed_epsilon_report(
+    sigma: f64,
+    sensitivity: f64,
+    rounds: u64,
+    delta: f64,
+    q: f64,
+    clients: u64,
+    dim: u64,
+) -> anyhow::Result<DpReport> {
+    if !(q > 0.0 && q <= 1.0) {
+        anyhow::bail!("--sampling-rate must be in (0, 1] (got {q})");
+    }
+    if rounds == 0 {
+        anyhow::bail!("--rounds must be at least 1");
+    }
+    let curve =
+        cairn_dp::rdp::RdpCurve::subsampled_distributed(sensitivity, sigma, clients, dim, q)
+            .context("invalid --sigma, --sensitivity, --min-honest-clients or --dim")?;
+    let (epsilon, order) = curve
+        .times(rounds)
+        .epsilon(delta)
+        .context("invalid --delta")?;
+    Ok(DpReport {
+        rho: None,
+        epsilon,
+        epsilon_simple: None,
+        sampling_rate: q,
+        accountant: "rdp",
+        order: Some(order),
+        sigma,
+        rounds,
+        delta,
+        sensitivity,
+        noise: "client",
+        min_honest_clients: Some(clients),
+        dim: Some(dim),
+    })
+}
+
+/// [`distributed_epsilon_report`] for the smallest total σ meeting a target (ε, δ).
+///
+/// # Errors
+/// Invalid parameters.
+pub fn distributed_sigma_report(
+    epsilon: f64,
+    delta: f64,
+    rounds: u64,
+    sensitivity: f64,
+    q: f64,
+    clients: u64,
+    dim: u64,
+) -> anyhow::Result<DpReport> {
+    if !(q > 0.0 && q <= 1.0) {
+        anyhow::bail!("--sampling-rate must be in (0, 1] (got {q})");
+    }
+    if rounds == 0 {
+        anyhow::bail!("--rounds must be at least 1");
+    }
+    let sigma = cairn_dp::rdp::sigma_for_epsilon_subsampled_distributed(
+        epsilon,
+        delta,
+        sensitivity,
+        clients,
+        dim,
+        q,
+        rounds,
+    )
+    .context("cannot calibrate sigma")?;
+    distributed_epsilon_report(sigma, sensitivity, rounds, delta, q, clients, dim)
 }
 
 /// ρ and ε of T releases with noise σ and sensitivity Δ at δ.
@@ -164,6 +339,9 @@ pub fn epsilon_report(
         rounds,
         delta,
         sensitivity,
+        noise: "aggregator",
+        min_honest_clients: None,
+        dim: None,
     })
 }
 
@@ -205,6 +383,9 @@ pub fn sampled_epsilon_report(
         rounds,
         delta,
         sensitivity,
+        noise: "aggregator",
+        min_honest_clients: None,
+        dim: None,
     })
 }
 
@@ -276,10 +457,20 @@ pub fn render(report: &DpReport, format: Format) -> anyhow::Result<String> {
                 }
                 (_, _, order) => {
                     out.push_str(&row("sampling rate", report.sampling_rate.to_string()));
+                    let mechanism = match (report.min_honest_clients, report.dim) {
+                        (Some(n), Some(d)) => {
+                            out.push_str(&row(
+                                "noise",
+                                format!("client: sigma/sqrt({n}) from each of >= {n} honest clients, d = {d}"),
+                            ));
+                            "distributed discrete Gaussian (KLS21)"
+                        }
+                        _ => "discrete Gaussian",
+                    };
                     out.push_str(&row(
                         "epsilon",
                         format!(
-                            "{}  (RDP of the subsampled discrete Gaussian, order {}; Balle et al. 2020 conversion)",
+                            "{}  (RDP of the subsampled {mechanism}, order {}; Balle et al. 2020 conversion)",
                             report.epsilon,
                             order.map_or("-".to_owned(), |o| o.to_string())
                         ),

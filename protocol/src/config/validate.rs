@@ -262,13 +262,6 @@ fn validate_unit(p: &PrivacyConfig) -> Result<(), ConfigError> {
                     ));
                 }
             }
-            if !matches!(p.noise, NoisePlacement::Aggregator | NoisePlacement::None) {
-                return Err(ConfigError::invalid(
-                    "privacy.noise",
-                    "unit = \"record\" is accounted for aggregator noise only (noise = \
-                     \"aggregator\", or \"none\" for testing)",
-                ));
-            }
             Ok(())
         }
     }

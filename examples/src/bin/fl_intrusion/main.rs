@@ -129,17 +129,31 @@ struct Args {
     steps: u32,
 
     /// Record level: per-record Poisson sampling rate per step.
-    #[arg(long, default_value_t = 0.02)]
+    #[arg(long, default_value_t = 0.04)]
     sampling_rate: f64,
 
     /// Record level: most sampled records an organisation submits in one step (more
-    /// and it skips the step).
+    /// and it submits an empty report that step).
     #[arg(long, default_value_t = 100)]
     max_records: u32,
 
     /// Record level: Adam step size.
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.1)]
     dpsgd_lr: f64,
+
+    /// Record level: who adds the noise. `aggregator`: each aggregator adds σ (DP if
+    /// one aggregator is honest; the sum carries 2σ²). `client`: each organisation adds
+    /// σ²/n to its own sum (DP if all n organisations do; the sum carries σ²).
+    #[arg(long, value_enum, default_value_t = RecordNoiseArg::Aggregator)]
+    record_noise: RecordNoiseArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RecordNoiseArg {
+    /// Each aggregator adds the noise.
+    Aggregator,
+    /// Each organisation adds its share of the noise (distributed discrete Gaussian).
+    Client,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

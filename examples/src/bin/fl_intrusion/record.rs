@@ -56,10 +56,14 @@ pub(super) fn run_record_level(args: &Args) -> Result<()> {
             seed,
         };
         let mut runs: Vec<(String, Option<f64>)> = vec![("dpsgd_no_noise".into(), None)];
+        let placement = match args.record_noise {
+            RecordNoiseArg::Aggregator => "",
+            RecordNoiseArg::Client => "client_noise_",
+        };
         runs.extend(
             epsilons
                 .iter()
-                .map(|e| (format!("dpsgd_cairn_eps_{e}"), Some(*e))),
+                .map(|e| (format!("dpsgd_cairn_{placement}eps_{e}"), Some(*e))),
         );
         for (run, epsilon) in runs {
             let mut model = new_model(kind, classes, seed)?;
@@ -84,6 +88,7 @@ pub(super) fn run_record_level(args: &Args) -> Result<()> {
                                 rounds: u64::from(args.steps),
                                 sampling_rate: args.sampling_rate,
                                 max_records: args.max_records,
+                                client_noise: args.record_noise == RecordNoiseArg::Client,
                             },
                             name: format!("fl-intrusion-records-{epsilon}"),
                         },
@@ -93,9 +98,15 @@ pub(super) fn run_record_level(args: &Args) -> Result<()> {
                     let task = backend.task();
                     let sigma = task.privacy().sigma.unwrap_or(0.0);
                     let delta_q = cairn_protocol::privacy::signal_sensitivity(task);
+                    let whose = match args.record_noise {
+                        RecordNoiseArg::Aggregator => "per aggregator".to_owned(),
+                        RecordNoiseArg::Client => {
+                            format!("in all, σ/√{} from each organisation", train.len())
+                        }
+                    };
                     println!(
                         "seed {seed}, ε = {epsilon}: b = {}, f = {}, m = {}, Δ = {delta_q:.1}, \
-                         σ = {sigma:.1} (σ/Δ = {:.3}) per aggregator",
+                         σ = {sigma:.1} (σ/Δ = {:.3}) {whose}",
                         task.bits(),
                         task.frac_bits(),
                         task.max_records_per_report(),
@@ -107,7 +118,7 @@ pub(super) fn run_record_level(args: &Args) -> Result<()> {
                 }
             };
             println!(
-                "seed {seed} {run}: macro-F1 {:.3}, accuracy {:.3}, ε spent {}, {} records sampled, {} steps skipped",
+                "seed {seed} {run}: macro-F1 {:.3}, accuracy {:.3}, ε spent {}, {} records sampled, {} overflows (empty reports)",
                 report.evaluation.macro_f1,
                 report.evaluation.accuracy,
                 report
