@@ -3,7 +3,10 @@
 //! Poisson-subsampled discrete Gaussian with `sampling_rate < 1`). The formulas and
 //! their citations are in `cairn-dp` (`dp/src/zcdp.rs`, `dp/src/rdp.rs`).
 
-use cairn_aggregator::cli::dp::{DpReport, sampled_epsilon_report, sampled_sigma_report};
+use cairn_aggregator::cli::dp::{
+    DpReport, NoiseArg, client_noise, distributed_epsilon_report, distributed_sigma_report,
+    sampled_epsilon_report, sampled_sigma_report,
+};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -22,7 +25,24 @@ fn to_dict<'py>(py: Python<'py>, r: &DpReport) -> PyResult<Bound<'py, PyDict>> {
     d.set_item("rho", r.rho)?;
     d.set_item("epsilon_simple", r.epsilon_simple)?;
     d.set_item("order", r.order)?;
+    d.set_item("noise", r.noise)?;
+    d.set_item("min_honest_clients", r.min_honest_clients)?;
+    d.set_item("dim", r.dim)?;
     Ok(d)
+}
+
+/// `Some((n_min, d))` for client noise, as `cairn dp --noise` reads it.
+fn placement(
+    noise: &str,
+    min_honest_clients: Option<u64>,
+    dim: Option<u64>,
+) -> anyhow::Result<Option<(u64, u64)>> {
+    let noise = match noise {
+        "aggregator" => NoiseArg::Aggregator,
+        "client" => NoiseArg::Client,
+        other => anyhow::bail!("noise must be \"aggregator\" or \"client\", got {other:?}"),
+    };
+    client_noise(noise, min_honest_clients, dim)
 }
 
 fn value_error(e: &anyhow::Error) -> PyErr {
@@ -33,11 +53,16 @@ fn value_error(e: &anyhow::Error) -> PyErr {
 /// sensitivity ``sensitivity`` (both in quantised units), each on a Poisson sample at
 /// ``sampling_rate`` (1: no sampling).
 ///
+/// With ``noise="client"`` (and ``min_honest_clients``, ``dim``) the noise is added by
+/// at least ``min_honest_clients`` clients, ``sigma/√n`` each: the (subsampled)
+/// distributed discrete Gaussian, always with the RDP accountant.
+///
 /// Returns a dict: ``epsilon``, ``accountant`` (``"zcdp"`` or ``"rdp"``), ``rho`` (zCDP),
-/// ``order`` (RDP), ``epsilon_simple`` (the Bun–Steinke bound, zCDP) and the inputs.
-/// Raises ``ValueError`` for invalid parameters.
+/// ``order`` (RDP), ``epsilon_simple`` (the Bun–Steinke bound, zCDP), ``noise`` and the
+/// inputs. Raises ``ValueError`` for invalid parameters.
 #[pyfunction]
-#[pyo3(signature = (*, sigma, sensitivity, delta, rounds = 1, sampling_rate = 1.0))]
+#[pyo3(signature = (*, sigma, sensitivity, delta, rounds = 1, sampling_rate = 1.0, noise = "aggregator", min_honest_clients = None, dim = None))]
+#[allow(clippy::too_many_arguments)]
 pub fn epsilon<'py>(
     py: Python<'py>,
     sigma: f64,
@@ -45,19 +70,30 @@ pub fn epsilon<'py>(
     delta: f64,
     rounds: u64,
     sampling_rate: f64,
+    noise: &str,
+    min_honest_clients: Option<u64>,
+    dim: Option<u64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let report = guarded(|| {
-        sampled_epsilon_report(sigma, sensitivity, rounds, delta, sampling_rate)
-            .map_err(|e| value_error(&e))
+        match placement(noise, min_honest_clients, dim) {
+            Ok(None) => sampled_epsilon_report(sigma, sensitivity, rounds, delta, sampling_rate),
+            Ok(Some((n, d))) => {
+                distributed_epsilon_report(sigma, sensitivity, rounds, delta, sampling_rate, n, d)
+            }
+            Err(e) => Err(e),
+        }
+        .map_err(|e| value_error(&e))
     })?;
     to_dict(py, &report)
 }
 
 /// The smallest ``sigma`` whose ``rounds`` releases spend at most ``epsilon`` at
 /// ``delta``, for L2 sensitivity ``sensitivity`` and Poisson ``sampling_rate``; returns
-/// the same dict as ``epsilon``. Raises ``ValueError`` for invalid parameters.
+/// the same dict as ``epsilon`` (``noise``, ``min_honest_clients`` and ``dim`` as there).
+/// Raises ``ValueError`` for invalid parameters.
 #[pyfunction]
-#[pyo3(signature = (*, epsilon, delta, sensitivity, rounds = 1, sampling_rate = 1.0))]
+#[pyo3(signature = (*, epsilon, delta, sensitivity, rounds = 1, sampling_rate = 1.0, noise = "aggregator", min_honest_clients = None, dim = None))]
+#[allow(clippy::too_many_arguments)]
 pub fn sigma<'py>(
     py: Python<'py>,
     epsilon: f64,
@@ -65,10 +101,19 @@ pub fn sigma<'py>(
     sensitivity: f64,
     rounds: u64,
     sampling_rate: f64,
+    noise: &str,
+    min_honest_clients: Option<u64>,
+    dim: Option<u64>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let report = guarded(|| {
-        sampled_sigma_report(epsilon, delta, rounds, sensitivity, sampling_rate)
-            .map_err(|e| value_error(&e))
+        match placement(noise, min_honest_clients, dim) {
+            Ok(None) => sampled_sigma_report(epsilon, delta, rounds, sensitivity, sampling_rate),
+            Ok(Some((n, d))) => {
+                distributed_sigma_report(epsilon, delta, rounds, sensitivity, sampling_rate, n, d)
+            }
+            Err(e) => Err(e),
+        }
+        .map_err(|e| value_error(&e))
     })?;
     to_dict(py, &report)
 }

@@ -92,6 +92,8 @@ def test_the_calculators_agree_with_cairn_dp():
     for args in [
         dict(sigma=4.0, sensitivity=1.0, delta=1e-6, rounds=10),
         dict(sigma=1.2, sensitivity=1.0, delta=1e-5, rounds=500, sampling_rate=0.02),
+        dict(sigma=3.0, sensitivity=1.0, delta=1e-6, rounds=500, sampling_rate=0.02,
+             noise="client", min_honest_clients=5, dim=1000),
     ]:
         ours = cairn.dp.epsilon(**args)
         cli = ["dp", "epsilon", "--format", "json"]
@@ -107,6 +109,10 @@ def test_the_calculators_agree_with_cairn_dp():
     assert again["epsilon"] == pytest.approx(plan["epsilon"])
     with pytest.raises(ValueError, match="sampling-rate"):
         cairn.dp.epsilon(sigma=1, sensitivity=1, delta=1e-6, sampling_rate=1.5)
+    with pytest.raises(ValueError, match="min-honest-clients"):
+        cairn.dp.epsilon(sigma=1, sensitivity=1, delta=1e-6, noise="client", dim=10)
+    with pytest.raises(ValueError, match="aggregator"):
+        cairn.dp.epsilon(sigma=1, sensitivity=1, delta=1e-6, noise="clients")
     with pytest.raises(TypeError):
         cairn.dp.epsilon(1, 1, 1e-6)  # keyword-only: no silent argument swaps
 

@@ -216,7 +216,10 @@ pub fn run(cmd: DpCommand) -> anyhow::Result<String> {
 }
 
 /// `Some((N, d))` for `--noise client`; refuses the client-noise flags without it.
-fn client_noise(
+///
+/// # Errors
+/// The client-noise settings given without `--noise client`, or missing with it.
+pub fn client_noise(
     noise: NoiseArg,
     min_honest_clients: Option<u64>,
     dim: Option<u64>,

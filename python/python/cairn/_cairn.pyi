@@ -148,12 +148,31 @@ class _DpReport(TypedDict):
     rho: Optional[float]
     epsilon_simple: Optional[float]
     order: Optional[int]
+    noise: Literal["aggregator", "client"]
+    min_honest_clients: Optional[int]
+    dim: Optional[int]
 
 def epsilon(
-    *, sigma: float, sensitivity: float, delta: float, rounds: int = 1, sampling_rate: float = 1.0
+    *,
+    sigma: float,
+    sensitivity: float,
+    delta: float,
+    rounds: int = 1,
+    sampling_rate: float = 1.0,
+    noise: Literal["aggregator", "client"] = "aggregator",
+    min_honest_clients: Optional[int] = None,
+    dim: Optional[int] = None,
 ) -> _DpReport: ...
 def sigma(
-    *, epsilon: float, delta: float, sensitivity: float, rounds: int = 1, sampling_rate: float = 1.0
+    *,
+    epsilon: float,
+    delta: float,
+    sensitivity: float,
+    rounds: int = 1,
+    sampling_rate: float = 1.0,
+    noise: Literal["aggregator", "client"] = "aggregator",
+    min_honest_clients: Optional[int] = None,
+    dim: Optional[int] = None,
 ) -> _DpReport: ...
 def budget_report(
     task_path: _Path,
