@@ -575,6 +575,25 @@ mod tests {
         assert!((floor - 1.0).abs() < 1e-6, "{floor}");
     }
 
+    /// Survivors of the mutation run (RELIABILITY.md): the calibration is tight also
+    /// when σ falls below Δ (the bisection's lower end matters there), a target below
+    /// what the grid of orders can reach is `Unreachable` (not a loop or another
+    /// error), and σ per client of exactly 1/2 is inside KLS21's range.
+    #[test]
+    fn calibration_edges() {
+        // Large ε: σ ≈ 0.6·Δ here.
+        let sigma = sigma_for_epsilon_subsampled(50.0, 1e-6, 10.0, 0.5, 10).unwrap();
+        assert!(sigma < 10.0, "{sigma}");
+        assert!(epsilon_subsampled(10.0, sigma, 0.5, 10, 1e-6).unwrap() <= 50.0);
+        assert!(epsilon_subsampled(10.0, sigma * 0.999, 0.5, 10, 1e-6).unwrap() > 50.0);
+        // ε below the conversion's floor on the orders 2..=256 at δ = 1e−6.
+        assert!(matches!(
+            sigma_for_epsilon_subsampled(0.01, 1e-6, 1.0, 0.01, 10),
+            Err(RdpError::Unreachable(_))
+        ));
+        assert!(RdpCurve::subsampled_distributed(1.0, 1.0, 4, 10, 0.1).is_ok());
+    }
+
     #[test]
     fn calibration_meets_the_target_and_not_by_much() {
         let sigma = sigma_for_epsilon_subsampled(1.0, 1e-6, 1.0, 0.01, 1000).unwrap();
