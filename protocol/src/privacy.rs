@@ -406,6 +406,28 @@ mod tests {
         assert!(p.aggregator_noise().is_some() && p.client_noise().is_some());
     }
 
+    /// What receipts and reports read: δ, the unit and ε of a total ρ at that δ
+    /// (survivors of the mutation run, RELIABILITY.md).
+    #[test]
+    fn the_reported_guarantee_is_the_tasks() {
+        let t = task("noise = \"aggregator\"\nsigma = 2000.0\nepsilon = 10.0\ndelta = 1e-6");
+        let p = Privacy::for_task(&t).unwrap();
+        assert_eq!(p.delta(), 1e-6);
+        assert_eq!(p.unit(), PrivacyUnit::Client);
+        let expected = cairn_dp::accountant::epsilon_tight(0.5, 1e-6).unwrap();
+        assert!(expected > 0.0);
+        assert_eq!(p.epsilon_of_rho(0.5), expected);
+        assert_eq!(p.epsilon_of_rho(0.0), 0.0);
+        let record = task(
+            "noise = \"aggregator\"\nsigma = 5000.0\nepsilon = 2.0\ndelta = 1e-6\n\
+             unit = \"record\"\nsampling_rate = 0.1\nmax_records_per_report = 20",
+        );
+        assert_eq!(
+            Privacy::for_task(&record).unwrap().unit(),
+            PrivacyUnit::Record
+        );
+    }
+
     #[test]
     fn no_noise_costs_nothing_and_record_level_costs_a_curve() {
         let none = Privacy::for_task(&task("noise = \"none\"")).unwrap();
