@@ -117,18 +117,7 @@ impl Privacy {
                 ),
             ));
         }
-        let gaussian = |s: f64| {
-            DiscreteGaussian::from_f64(s)
-                .map_err(|e| ConfigError::invalid("privacy.sigma", e.to_string()))
-        };
-        let aggregator_noise = match p.noise {
-            NoisePlacement::Aggregator | NoisePlacement::Both => Some(gaussian(sigma)?),
-            _ => None,
-        };
-        let client_noise = match p.noise {
-            NoisePlacement::Client | NoisePlacement::Both => Some(gaussian(sigma_client)?),
-            _ => None,
-        };
+        let (aggregator_noise, client_noise) = noise_samplers(p.noise, sigma, sigma_client)?;
         Ok(Self {
             placement: p.noise,
             unit: p.unit,
@@ -189,18 +178,7 @@ impl Privacy {
                 ),
             ));
         }
-        let gaussian = |s: f64| {
-            DiscreteGaussian::from_f64(s)
-                .map_err(|e| ConfigError::invalid("privacy.sigma", e.to_string()))
-        };
-        let aggregator_noise = match p.noise {
-            NoisePlacement::Aggregator | NoisePlacement::Both => Some(gaussian(sigma)?),
-            _ => None,
-        };
-        let client_noise = match p.noise {
-            NoisePlacement::Client | NoisePlacement::Both => Some(gaussian(sigma_client)?),
-            _ => None,
-        };
+        let (aggregator_noise, client_noise) = noise_samplers(p.noise, sigma, sigma_client)?;
         Ok(Self {
             placement: p.noise,
             unit: PrivacyUnit::Record,
@@ -303,6 +281,31 @@ pub fn aggregator_sensitivity(task: &TaskConfig) -> f64 {
         crate::config::ProofMode::CarryLift => bound,
         crate::config::ProofMode::None => bound.max(signal_sensitivity(task)),
     }
+}
+
+/// The aggregators' and the clients' noise samplers, where the placement adds noise.
+type Samplers = (Option<DiscreteGaussian>, Option<DiscreteGaussian>);
+
+/// `N_Z(0, σ²)` for each aggregator and `N_Z(0, σ_c²)` for each client, where the
+/// placement adds them.
+fn noise_samplers(
+    placement: NoisePlacement,
+    sigma: f64,
+    sigma_client: f64,
+) -> Result<Samplers, ConfigError> {
+    let gaussian = |s: f64| {
+        DiscreteGaussian::from_f64(s)
+            .map_err(|e| ConfigError::invalid("privacy.sigma", e.to_string()))
+    };
+    let aggregator = match placement {
+        NoisePlacement::Aggregator | NoisePlacement::Both => Some(gaussian(sigma)?),
+        _ => None,
+    };
+    let client = match placement {
+        NoisePlacement::Client | NoisePlacement::Both => Some(gaussian(sigma_client)?),
+        _ => None,
+    };
+    Ok((aggregator, client))
 }
 
 /// `Δ = C·2^f + √d`: the L2 norm of an honest client's quantised update.

@@ -261,25 +261,15 @@ pub fn distributed_epsilon_report(
     let curve =
         cairn_dp::rdp::RdpCurve::subsampled_distributed(sensitivity, sigma, clients, dim, q)
             .context("invalid --sigma, --sensitivity, --min-honest-clients or --dim")?;
-    let (epsilon, order) = curve
-        .times(rounds)
-        .epsilon(delta)
-        .context("invalid --delta")?;
-    Ok(DpReport {
-        rho: None,
-        epsilon,
-        epsilon_simple: None,
-        sampling_rate: q,
-        accountant: "rdp",
-        order: Some(order),
+    rdp_report(
+        &curve,
         sigma,
+        sensitivity,
         rounds,
         delta,
-        sensitivity,
-        noise: "client",
-        min_honest_clients: Some(clients),
-        dim: Some(dim),
-    })
+        q,
+        Some((clients, dim)),
+    )
 }
 
 /// [`distributed_epsilon_report`] for the smallest total σ meeting a target (ε, δ).
@@ -371,6 +361,20 @@ pub fn sampled_epsilon_report(
     }
     let curve = cairn_dp::rdp::RdpCurve::subsampled_discrete_gaussian(sensitivity, sigma, q)
         .context("invalid --sigma, --sensitivity or --sampling-rate")?;
+    rdp_report(&curve, sigma, sensitivity, rounds, delta, q, None)
+}
+
+/// The report of `rounds` releases of `curve` (RDP accountant); `client` is
+/// `Some((n_min, d))` for client noise.
+fn rdp_report(
+    curve: &cairn_dp::rdp::RdpCurve,
+    sigma: f64,
+    sensitivity: f64,
+    rounds: u64,
+    delta: f64,
+    q: f64,
+    client: Option<(u64, u64)>,
+) -> anyhow::Result<DpReport> {
     let (epsilon, order) = curve
         .times(rounds)
         .epsilon(delta)
@@ -386,9 +390,13 @@ pub fn sampled_epsilon_report(
         rounds,
         delta,
         sensitivity,
-        noise: "aggregator",
-        min_honest_clients: None,
-        dim: None,
+        noise: if client.is_some() {
+            "client"
+        } else {
+            "aggregator"
+        },
+        min_honest_clients: client.map(|(n, _)| n),
+        dim: client.map(|(_, d)| d),
     })
 }
 
