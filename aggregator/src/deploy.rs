@@ -476,7 +476,7 @@ fn ephemeral_port_range() -> (u16, u16) {
 }
 
 /// Writes a secret file: created new (never overwriting), mode 0600 on Unix.
-fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
+pub(crate) fn write_secret(path: &Path, contents: &str) -> anyhow::Result<()> {
     let mut options = fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -20,6 +20,17 @@
 //! threads = 2                     # threads verifying jobs (default: every core)
 //! ```
 //!
+//! Rotating the HPKE key (`cairn_protocol::keyring`): `hpke_key` is always the
+//! *active* key, the one the task file names for this aggregator. Keys staged before
+//! the task file changes, and keys retired after it changed, still open input shares
+//! while they are listed here (at most 7 in all):
+//!
+//! ```toml
+//! hpke_key = "helper/hpke-2.key"                 # the task's hpke_public_key
+//! hpke_pending_keys = ["helper/hpke-3.key"]      # staged: not yet in the task file
+//! hpke_expired_keys = ["helper/hpke-1.key"]      # retired: clients with the old file
+//! ```
+//!
 //! The store is SQLite (`data_dir/cairn.sqlite`) unless the file says otherwise. For
 //! PostgreSQL, which any number of replicas of one aggregator may share:
 //!
@@ -92,6 +103,10 @@ struct RawNodeConfig {
     tls_cert: PathBuf,
     tls_key: PathBuf,
     hpke_key: PathBuf,
+    #[serde(default)]
+    hpke_pending_keys: Vec<PathBuf>,
+    #[serde(default)]
+    hpke_expired_keys: Vec<PathBuf>,
     verify_key: PathBuf,
     collector_cert_sha256: String,
     #[serde(default)]
@@ -171,8 +186,12 @@ pub struct NodeConfig {
     pub tls_cert: PathBuf,
     /// The node's TLS private key (PEM, secret).
     pub tls_key: PathBuf,
-    /// The node's HPKE secret key (hex, secret).
+    /// The node's active HPKE secret key (hex, secret): the task file's key for it.
     pub hpke_key: PathBuf,
+    /// HPKE secret keys staged for a rotation, not yet in the task file.
+    pub hpke_pending_keys: Vec<PathBuf>,
+    /// HPKE secret keys retired by a rotation, kept for clients with the old task file.
+    pub hpke_expired_keys: Vec<PathBuf>,
     /// The task's verify key (hex, secret, shared by the aggregators).
     pub verify_key: PathBuf,
     /// The collector's pinned certificate fingerprint, hex.
@@ -230,6 +249,14 @@ impl NodeConfig {
                 base.join(p)
             }
         };
+        let others = raw.hpke_pending_keys.len() + raw.hpke_expired_keys.len();
+        if others >= cairn_protocol::keyring::MAX_HPKE_KEYS {
+            return Err(invalid(
+                "hpke_pending_keys",
+                "and hpke_expired_keys may name at most 7 keys together: remove expired keys \
+                 once no client seals to them",
+            ));
+        }
         let store = match raw.store {
             StoreKind::Sqlite => {
                 if raw.database_url.is_some()
@@ -280,6 +307,8 @@ impl NodeConfig {
             tls_cert: resolve(&raw.tls_cert),
             tls_key: resolve(&raw.tls_key),
             hpke_key: resolve(&raw.hpke_key),
+            hpke_pending_keys: raw.hpke_pending_keys.iter().map(|p| resolve(p)).collect(),
+            hpke_expired_keys: raw.hpke_expired_keys.iter().map(|p| resolve(p)).collect(),
             verify_key: resolve(&raw.verify_key),
             collector_cert_sha256: collector,
             metrics_listen: raw.metrics_listen,
@@ -350,6 +379,36 @@ mod tests {
         assert_eq!(c.task, Path::new("/deploy/task.toml"));
         assert_eq!(c.verify_key, Path::new("/abs/verify.key"));
         assert_eq!(c.collector_cert_sha256, [0xab; 32]);
+    }
+
+    #[test]
+    fn rotation_keys_resolve_and_are_bounded() {
+        let p = Path::new("/deploy/helper.toml");
+        let c = NodeConfig::parse(
+            &format!(
+                "{}hpke_pending_keys = [\"h3.key\"]\nhpke_expired_keys = [\"h1.key\", \"/k/h0.key\"]\n",
+                sample("helper", 1)
+            ),
+            p,
+        )
+        .unwrap();
+        assert_eq!(c.hpke_pending_keys, [Path::new("/deploy/h3.key")]);
+        assert_eq!(
+            c.hpke_expired_keys,
+            [Path::new("/deploy/h1.key"), Path::new("/k/h0.key")]
+        );
+        // One active key and seven others fill a keyring; an eighth is refused.
+        let many = |n: usize| {
+            let list: Vec<String> = (0..n).map(|i| format!("\"e{i}.key\"")).collect();
+            format!(
+                "{}hpke_expired_keys = [{}]\n",
+                sample("helper", 1),
+                list.join(", ")
+            )
+        };
+        assert!(NodeConfig::parse(&many(7), p).is_ok());
+        let err = NodeConfig::parse(&many(8), p).unwrap_err().to_string();
+        assert!(err.contains("at most 7"), "{err}");
     }
 
     #[test]

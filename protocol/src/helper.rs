@@ -43,8 +43,9 @@ use crate::auth::{ClientId, ClientRecord, REPORT_TAG_LEN, TagContext};
 use crate::clock::Time;
 use crate::config::TaskConfig;
 use crate::error::Reject;
-use crate::hpke::{self, HpkeSecretKey, SealPurpose};
+use crate::hpke::SealPurpose;
 use crate::ids::{JobId, ReportId};
+use crate::keyring::HpkeKeyring;
 use crate::messages::{
     AggregateShareRequest, AggregateShareResponse, ErrorCode, JobContinue, JobContinueResponse,
     JobInit, JobResponse, Message, PrepareResult,
@@ -61,7 +62,7 @@ pub const MAX_OPEN_JOBS: usize = 64;
 /// A helper of one task.
 pub struct Helper<S: TaskStore> {
     core: AggregatorCore<S>,
-    hpke_key: HpkeSecretKey,
+    keyring: HpkeKeyring,
     jobs: BTreeMap<JobId, PreparedJob>,
     job_order: VecDeque<JobId>,
 }
@@ -81,16 +82,17 @@ struct Opened {
 
 impl<S: TaskStore> Helper<S> {
     /// Helper number `index` (1-based: the leader is 0) of `task`, with the task's
-    /// verify key, its HPKE secret key and its store (reloading its ledger).
+    /// verify key, its HPKE keys (one secret key, or a [`HpkeKeyring`] during a
+    /// rotation) and its store (reloading its ledger).
     pub fn new(
         task: TaskConfig,
         index: u8,
         verify_key: Seed,
-        hpke_key: HpkeSecretKey,
+        keyring: impl Into<HpkeKeyring>,
         store: S,
     ) -> Result<Self, Reject> {
         let task = crate::task::Task::new(task).map_err(crate::aggregator::task_reject)?;
-        Self::from_task(task, index, verify_key, hpke_key, store)
+        Self::from_task(task, index, verify_key, keyring, store)
     }
 
     /// Helper `index` of a loaded task (see [`Helper::new`]).
@@ -98,7 +100,7 @@ impl<S: TaskStore> Helper<S> {
         task: crate::task::Task,
         index: u8,
         verify_key: Seed,
-        hpke_key: HpkeSecretKey,
+        keyring: impl Into<HpkeKeyring>,
         store: S,
     ) -> Result<Self, Reject> {
         if index == 0 || usize::from(index) >= task.config().num_aggregators() {
@@ -109,7 +111,7 @@ impl<S: TaskStore> Helper<S> {
         }
         Ok(Self {
             core: AggregatorCore::new(task, verify_key, store, index)?,
-            hpke_key,
+            keyring: keyring.into(),
             jobs: BTreeMap::new(),
             job_order: VecDeque::new(),
         })
@@ -126,6 +128,11 @@ impl<S: TaskStore> Helper<S> {
     /// The task.
     pub fn task(&self) -> &TaskConfig {
         &self.core.task
+    }
+
+    /// The HPKE keys this helper opens input shares with.
+    pub fn keyring(&self) -> &HpkeKeyring {
+        &self.keyring
     }
 
     /// The decoding limits of this task's messages.
@@ -233,7 +240,7 @@ impl<S: TaskStore> Helper<S> {
             task_id: self.core.task_id(),
             index: self.core.index,
             round: init.round,
-            hpke_key: &self.hpke_key,
+            keyring: &self.keyring,
             scheme: &self.core.scheme,
             verify_key: &self.core.verify_key,
         };
@@ -473,7 +480,7 @@ struct Opener<'a> {
     task_id: crate::ids::TaskId,
     index: u8,
     round: u32,
-    hpke_key: &'a HpkeSecretKey,
+    keyring: &'a HpkeKeyring,
     scheme: &'a crate::scheme::Scheme,
     verify_key: &'a Seed,
 }
@@ -496,13 +503,10 @@ impl Opener<'_> {
             &share.client_id,
             &share.public_share,
         );
-        let plain = hpke::open(
-            self.hpke_key,
-            SealPurpose::HelperInputShare,
-            &aad,
-            &share.sealed_share,
-        )
-        .map_err(|_| ErrorCode::DecryptFailed)?;
+        let (plain, _) = self
+            .keyring
+            .open(SealPurpose::HelperInputShare, &aad, &share.sealed_share)
+            .map_err(|_| ErrorCode::DecryptFailed)?;
         let split = plain
             .len()
             .checked_sub(REPORT_TAG_LEN)

@@ -11,6 +11,7 @@
 //! - [`ids`]: task, report and job ids.
 //! - [`auth`]: per-client credentials and the report tags every aggregator checks.
 //! - [`hpke`]: sealing helper shares and aggregate shares (RFC 9180).
+//! - [`keyring`]: an aggregator's HPKE keys and their rotation (pending, active, expired).
 //! - [`clock`]: the injected notion of time.
 //!
 //! The wire and the cryptographic scheme:
@@ -42,6 +43,7 @@ pub mod error;
 pub mod helper;
 pub mod hpke;
 pub mod ids;
+pub mod keyring;
 pub mod leader;
 pub mod ledger;
 pub mod messages;

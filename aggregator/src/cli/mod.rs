@@ -10,6 +10,7 @@
 //! - [`dp`]: `cairn dp epsilon|sigma`, the privacy-budget calculator.
 //! - [`budget`]: `cairn budget report`, where a task's budget went (from a node's ledger).
 //! - [`db`]: `cairn db migrate`, the PostgreSQL schema of a node's database.
+//! - [`hpke`]: `cairn hpke new|list`, an aggregator's HPKE keys and their rotation.
 
 pub mod budget;
 pub mod client;
@@ -17,6 +18,7 @@ pub mod collect;
 pub mod db;
 pub mod demo;
 pub mod dp;
+pub mod hpke;
 pub mod init;
 pub mod node;
 pub mod submit;
@@ -77,6 +79,9 @@ pub enum Command {
     /// The node's database: apply PostgreSQL schema migrations.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// An aggregator's HPKE keys: make a new one, list a node's, rotate without a new task.
+    #[command(subcommand)]
+    Hpke(hpke::HpkeCommand),
 }
 
 /// Runs a parsed command line and returns what to print on standard output.
@@ -95,6 +100,7 @@ pub fn run(cli: Cli) -> anyhow::Result<String> {
         Command::Dp(cmd) => dp::run(cmd),
         Command::Budget(cmd) => budget::run(cmd),
         Command::Db(cmd) => db::run(cmd),
+        Command::Hpke(cmd) => hpke::run(cmd),
     }
 }
 

@@ -13,7 +13,7 @@ pub(super) async fn start_helper(
         task,
         identity,
         verify_key,
-        hpke_key,
+        keyring,
     } = setup;
     let leader_fp = *task
         .aggregator_fingerprint(0)
@@ -22,7 +22,21 @@ pub(super) async fn start_helper(
     pins.insert(leader_fp);
     pins.insert(config.collector_cert_sha256);
     let task_id_hex = task.id().to_hex();
-    let helper = Helper::from_task(loaded, config.index, verify_key, hpke_key, store)
+    for (state, name, help) in [
+        (
+            KeyState::Pending,
+            "hpke_pending_key_opens",
+            "Input shares opened with a pending HPKE key (clients already on the next task file)",
+        ),
+        (
+            KeyState::Expired,
+            "hpke_expired_key_opens",
+            "Input shares opened with an expired HPKE key (clients still on an old task file)",
+        ),
+    ] {
+        metrics.watch_counter(name, help, keyring.opened_counter(state));
+    }
+    let helper = Helper::from_task(loaded, config.index, verify_key, keyring, store)
         .map_err(|e| anyhow::anyhow!("loading the task state: {e}"))?
         .with_parallelism(Parallelism::with_threads(config.threads));
     let limits = helper.limits();

@@ -36,7 +36,7 @@ pub(super) async fn start_leader(
         task,
         identity,
         verify_key,
-        hpke_key: _,
+        keyring: _,
     } = setup;
     let collector_fp = config.collector_cert_sha256;
     // Leases exist only on PostgreSQL: a job a crashed process had started is taken

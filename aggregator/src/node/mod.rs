@@ -32,6 +32,7 @@ use cairn_protocol::config::TaskConfig;
 use cairn_protocol::driver::{CollectDriver, CollectPoll, JobDriver, Transmit};
 use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::HpkeSecretKey;
+use cairn_protocol::keyring::{HpkeKeyring, KeyState};
 use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::{CollectRequest, ErrorCode, ErrorMessage, Inbound, Limits, Message};
 use cairn_protocol::parallel::Parallelism;
@@ -80,8 +81,8 @@ pub struct NodeSetup {
     pub identity: Identity,
     /// The task's verify key (secret).
     pub verify_key: Seed,
-    /// The node's HPKE secret key.
-    pub hpke_key: HpkeSecretKey,
+    /// The node's HPKE keys: the active one, and any pending or expired ones.
+    pub keyring: HpkeKeyring,
 }
 
 impl NodeSetup {
@@ -97,9 +98,7 @@ impl NodeSetup {
         let verify_key = read_secret_hex(&config.verify_key)
             .map(Seed::from_bytes)
             .with_context(|| format!("loading the verify key {}", config.verify_key.display()))?;
-        let hpke_key = read_secret_hex(&config.hpke_key)
-            .map(HpkeSecretKey::from_bytes)
-            .with_context(|| format!("loading the HPKE key {}", config.hpke_key.display()))?;
+        let keyring = load_keyring(&config)?;
         let index = usize::from(config.index);
         let Some(pinned) = task.aggregator_fingerprint(index) else {
             bail!("node index {index} is not in the task's aggregator list");
@@ -107,7 +106,18 @@ impl NodeSetup {
         if identity.fingerprint() != pinned {
             bail!("this node's certificate is not the one the task pins for aggregator {index}");
         }
-        if task.aggregator_hpke_key(index) != Some(&hpke_key.public_key()) {
+        if task.aggregator_hpke_key(index) != Some(&keyring.active_public_key()) {
+            let stale = keyring
+                .keys()
+                .find(|(pk, _)| Some(pk) == task.aggregator_hpke_key(index));
+            if let Some((_, state)) = stale {
+                bail!(
+                    "the task file names this node's {} HPKE key for aggregator {index}, \
+                     not its active one (hpke_key): after a rotation, the task file and \
+                     hpke_key change together",
+                    state.as_str()
+                );
+            }
             bail!("this node's HPKE key does not match the task's key for aggregator {index}");
         }
         Ok(Self {
@@ -115,9 +125,35 @@ impl NodeSetup {
             task,
             identity,
             verify_key,
-            hpke_key,
+            keyring,
         })
     }
+}
+
+/// The node's HPKE keys: `hpke_key` active, the listed others pending or expired.
+fn load_keyring(config: &NodeConfig) -> anyhow::Result<HpkeKeyring> {
+    let read = |path: &Path| {
+        read_secret_hex(path)
+            .map(HpkeSecretKey::from_bytes)
+            .with_context(|| format!("loading the HPKE key {}", path.display()))
+    };
+    let mut ring = HpkeKeyring::new(read(&config.hpke_key)?);
+    let others = (config
+        .hpke_pending_keys
+        .iter()
+        .map(|p| (p, KeyState::Pending)))
+    .chain(
+        config
+            .hpke_expired_keys
+            .iter()
+            .map(|p| (p, KeyState::Expired)),
+    );
+    for (path, state) in others {
+        ring = ring
+            .with(read(path)?, state)
+            .with_context(|| format!("adding the HPKE key {}", path.display()))?;
+    }
+    Ok(ring)
 }
 
 /// Reads a 32-byte secret written as 64 hex digits.

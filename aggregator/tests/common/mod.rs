@@ -120,6 +120,31 @@ impl NodeProcess {
         }
     }
 
+    /// SIGTERM, and waits for the node's graceful shutdown (it closes its connections,
+    /// so peers reconnect at once instead of waiting out a timeout); SIGKILL after 5 s.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            while c.try_wait().unwrap().is_none() {
+                if std::time::Instant::now() > deadline {
+                    c.kill().unwrap();
+                    c.wait().unwrap();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// A planned restart: [`stop`](Self::stop), then start again.
+    pub fn restart_gracefully(&mut self) {
+        self.stop();
+        *self = Self::start(&self.config.clone());
+    }
+
     /// Starts the same node again after a SIGKILL. The killed process has been
     /// reaped, so its socket is closed; `start` waits until the new one listens.
     pub fn restart(&mut self) {

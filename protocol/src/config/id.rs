@@ -4,12 +4,7 @@ use super::*;
 
 /// SHA-256 over a canonical, unambiguous encoding (fixed-width integers, floats as
 /// IEEE-754 bits, length-prefixed strings) of the parameters the id covers.
-pub(super) fn canonical_id(
-    raw: &RawTask,
-    norm_bound: u64,
-    keys: &[HpkePublicKey],
-    fingerprints: &[[u8; 32]],
-) -> TaskId {
+pub(super) fn canonical_id(raw: &RawTask, norm_bound: u64, fingerprints: &[[u8; 32]]) -> TaskId {
     let mut h = Sha256::new();
     h.update(b"cairn/1 task id");
     let put_str = |h: &mut Sha256, s: &str| {
@@ -64,10 +59,13 @@ pub(super) fn canonical_id(
         }
         None => h.update([0]),
     }
-    h.update((keys.len() as u64).to_le_bytes());
-    for (i, (key, fp)) in keys.iter().zip(fingerprints).enumerate() {
+    // Each aggregator's role and pinned certificate, but not its HPKE key: that key
+    // rotates (see `crate::keyring`), and a rotation must keep the task, its
+    // credentials and its ledger. The key reaches clients by the same authentic
+    // channel as the rest of this file.
+    h.update((fingerprints.len() as u64).to_le_bytes());
+    for (i, fp) in fingerprints.iter().enumerate() {
         h.update([u8::from(i == 0)]);
-        h.update(key.as_bytes());
         h.update(fp);
     }
     let mut collector = [0u8; 32];

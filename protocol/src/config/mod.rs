@@ -9,10 +9,13 @@
 //!
 //! What the id covers, and what it leaves out on purpose: it covers the name, the
 //! vector geometry (d, b, f, C, B), the proof mode, the noise and budget, the client
-//! counts, the aggregators' roles, certificate fingerprints and HPKE keys, and the
-//! collector's key. It leaves out network endpoints and the round duration, which are
+//! counts, the aggregators' roles and certificate fingerprints, and the collector's
+//! key. It leaves out network endpoints and the round duration, which are
 //! operational: an operator can move a node to a new address without starting a new
-//! task — and without a fresh, empty privacy ledger.
+//! task — and without a fresh, empty privacy ledger. It also leaves out the
+//! aggregators' HPKE keys, which rotate ([`crate::keyring`]): a rotation keeps the
+//! task, its client credentials and its ledger. Like every other field, the key
+//! reaches clients only through this file, which must come to them authentically.
 //!
 //! # Example
 //! ```
@@ -163,6 +166,8 @@ pub struct AggregatorInfo {
     /// SHA-256 of the aggregator's DER certificate, in hex: pinned by peers.
     pub tls_cert_sha256: String,
     /// The aggregator's HPKE public key, in hex: clients seal input shares to it.
+    /// The aggregator's *active* key ([`crate::keyring`]); not part of the task id,
+    /// so rotating it keeps the task.
     pub hpke_public_key: String,
 }
 

@@ -202,7 +202,7 @@ impl TaskConfig {
                 )
             })?;
         validate_privacy(&raw.privacy, raw.min_clients)?;
-        let id = canonical_id(&raw, norm_bound, &aggregator_keys, &aggregator_fingerprints);
+        let id = canonical_id(&raw, norm_bound, &aggregator_fingerprints);
         let task = Self {
             raw,
             norm_bound,
