@@ -253,4 +253,23 @@ fn thirty_uploads_through_three_node_processes() {
     let released_again = collect("sum-again.json");
     assert_eq!(released_again["sum"], released["sum"]);
     assert_eq!(released_again["count"], honest);
+
+    // A task file edited into another task (another id) is refused by a node whose
+    // database holds the spent ledger: it would start a fresh budget beside it.
+    let original = std::fs::read_to_string(&task_path).unwrap();
+    let renamed = original.replacen("name = \"", "name = \"renamed-", 1);
+    assert_ne!(renamed, original);
+    std::fs::write(&task_path, &renamed).unwrap();
+    let out = run(&[
+        "node",
+        "--config",
+        deploy.join("node-1.toml").to_str().unwrap(),
+    ]);
+    std::fs::write(&task_path, &original).unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("holds the privacy ledger of task"),
+        "{stderr}"
+    );
 }

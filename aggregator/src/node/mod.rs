@@ -206,9 +206,32 @@ pub fn database_path(config: &NodeConfig) -> std::path::PathBuf {
     config.data_dir.join("cairn.sqlite")
 }
 
+/// Refuses a database that already holds another task's privacy ledger. Store rows
+/// are keyed by task id, so serving a new id there would start a fresh, empty budget
+/// beside the spent one: after an edit of the task file that changed its id, or an
+/// upgrade of Cairn that changed how ids are derived. A new task gets its own
+/// `data_dir` or database.
+fn refuse_another_tasks_ledger(store: &NodeStore, task: &TaskConfig) -> anyhow::Result<()> {
+    let others = store
+        .other_ledger_tasks()
+        .context("reading the ledger's tasks")?;
+    if let Some(other) = others.first() {
+        bail!(
+            "this node's database holds the privacy ledger of task {other}, but the task \
+             file is task {}: serving it here would start a fresh budget beside the spent \
+             one. Restore the task file that ledger belongs to; a new task (other \
+             parameters, or a Cairn release that derives task ids differently) needs its \
+             own data_dir or database",
+            task.id().to_hex()
+        );
+    }
+    Ok(())
+}
+
 /// Starts the node described by `setup`; returns once it listens.
 pub async fn start(setup: NodeSetup) -> anyhow::Result<RunningNode> {
     let store = NodeStore::open(&setup.config, &setup.task)?;
+    refuse_another_tasks_ledger(&store, &setup.task)?;
     let metrics = Arc::new(NodeMetrics::new());
     if let NodeStore::Postgres(pg) = &store {
         metrics.watch_counter(

@@ -97,6 +97,14 @@ impl SqliteTaskStore {
         &self.task.0
     }
 
+    /// The ids of other tasks that have budget-ledger entries in this database, in hex.
+    pub fn other_ledger_tasks(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT DISTINCT task FROM ledger WHERE task != ?1")?;
+        let rows = stmt.query_map([self.t()], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| Ok(hex::encode(r?))).collect()
+    }
+
     fn round_in(&self, conn: &Connection, round: u32) -> Result<Option<RoundRecord>, StoreError> {
         let row = conn
             .query_row(

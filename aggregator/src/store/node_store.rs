@@ -105,6 +105,14 @@ impl NodeStore {
         Self::open(config, task)
     }
 
+    /// The ids (hex) of tasks other than this one with a budget ledger in this database.
+    pub fn other_ledger_tasks(&self) -> anyhow::Result<Vec<String>> {
+        Ok(match self {
+            NodeStore::Sqlite(s) => s.other_ledger_tasks()?,
+            NodeStore::Postgres(s) => s.other_ledger_tasks()?,
+        })
+    }
+
     /// Whether the database answers (for `/health`; SQLite is always there).
     pub fn is_reachable(&self) -> bool {
         match self {

@@ -326,6 +326,20 @@ impl PgTaskStore {
         &self.task.0
     }
 
+    /// The ids of other tasks that have budget-ledger entries in this database, in hex.
+    pub fn other_ledger_tasks(&self) -> Result<Vec<String>, PgStoreError> {
+        self.read(|c| {
+            let rows = c.query(
+                "SELECT DISTINCT task FROM ledger WHERE task <> $1",
+                &[&self.t()],
+            )?;
+            Ok(rows
+                .iter()
+                .map(|r| hex::encode(r.get::<_, Vec<u8>>(0)))
+                .collect())
+        })
+    }
+
     /// Whether the database answers.
     pub fn ping(&self) -> bool {
         ping(&self.pool)
