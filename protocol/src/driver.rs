@@ -49,6 +49,12 @@ use crate::messages::{
 };
 use crate::store::{CommitOutcome, TaskStore};
 
+/// How long a leader's collect waits for the round's reports in flight before it
+/// answers [`ErrorCode::Mismatch`]: the patience a node passes to
+/// [`CollectDriver::new`]. A collector must wait longer than this for its answer, or it
+/// gives up on (and re-sends) a collect the leader is still working on.
+pub const COLLECT_PATIENCE: Duration = Duration::from_secs(60);
+
 /// A request for one helper.
 #[derive(Debug)]
 pub struct Transmit {

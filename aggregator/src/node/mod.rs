@@ -69,7 +69,7 @@ impl Clock for SystemClock {
 /// How often the leader's driver looks for queued reports.
 const DRIVER_INTERVAL: Duration = Duration::from_millis(50);
 /// How long a collect request waits for the round's jobs to finish.
-const COLLECT_WAIT: Duration = Duration::from_secs(60);
+const COLLECT_WAIT: Duration = cairn_protocol::driver::COLLECT_PATIENCE;
 
 /// Everything a node needs, loaded from its files.
 pub struct NodeSetup {

@@ -1,6 +1,15 @@
 //! The analyst's side: build a [`Collector`], release and decode sums.
 
 use super::*;
+use cairn_protocol::driver::COLLECT_PATIENCE;
+
+/// How long a collector waits for the leader's answer to one collect request: longer
+/// than the leader's own patience ([`COLLECT_PATIENCE`]) while the round's jobs finish,
+/// so a slow round is answered once rather than abandoned and re-sent.
+pub const COLLECT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(90);
+
+// The whole point of the constant above.
+const _: () = assert!(COLLECT_REQUEST_TIMEOUT.as_secs() > COLLECT_PATIENCE.as_secs() + 10);
 
 /// Builds a [`Collector`].
 pub struct CollectorBuilder {
@@ -29,7 +38,8 @@ impl CollectorBuilder {
         self
     }
 
-    /// Transport limits and timeouts (default: frames sized from the task).
+    /// Transport limits and timeouts (default: frames sized from the task, and
+    /// [`COLLECT_REQUEST_TIMEOUT`] for an answer).
     pub fn transport_options(mut self, options: TransportOptions) -> Self {
         self.connect.options = Some(options);
         self
@@ -42,7 +52,13 @@ impl CollectorBuilder {
         let loaded = cairn_protocol::task::Task::new(self.task.clone())?;
         let limits = loaded.limits();
         let protocol = cairn_protocol::collector::Collector::from_task(loaded, key)?;
-        let leader = self.connect.leader(
+        let mut connect = self.connect;
+        connect.options.get_or_insert_with(|| TransportOptions {
+            max_frame_len: limits.max_inbound_frame_len(Inbound::CollectorFromLeader),
+            request_timeout: COLLECT_REQUEST_TIMEOUT,
+            ..TransportOptions::default()
+        });
+        let leader = connect.leader(
             &self.task,
             &limits,
             Some(&identity),
@@ -52,7 +68,7 @@ impl CollectorBuilder {
             protocol,
             leader,
             limits,
-            retry: self.connect.retry,
+            retry: connect.retry,
         })
     }
 }

@@ -72,7 +72,7 @@ mod client;
 mod collector;
 
 pub use client::{Client, ClientBuilder};
-pub use collector::{Collector, CollectorBuilder};
+pub use collector::{COLLECT_REQUEST_TIMEOUT, Collector, CollectorBuilder};
 
 /// Errors of the SDK.
 #[derive(Debug, thiserror::Error)]
