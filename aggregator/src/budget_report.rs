@@ -56,7 +56,7 @@ pub enum BudgetReportError {
     },
     /// The task's privacy settings do not validate.
     #[error("the task's privacy settings: {0}")]
-    Task(String),
+    Task(#[from] cairn_protocol::config::ConfigError),
     /// The hash chain breaks: the ledger was edited, truncated or reordered.
     #[error(
         "ledger entry {index} does not verify (the ledger was edited, reordered or \
@@ -66,9 +66,16 @@ pub enum BudgetReportError {
         /// The first bad entry (0-based, as its `seq`).
         index: usize,
     },
-    /// An accountant conversion failed (not expected for a verified ledger).
+    /// The ledger does not verify for another reason than a broken chain (another
+    /// task's ledger, a gap in the sequence numbers).
+    #[error("the ledger does not verify: {0}")]
+    Ledger(LedgerError),
+    /// A zCDP-to-(ε, δ) conversion failed (not expected for a verified ledger).
     #[error("accounting: {0}")]
-    Accounting(String),
+    Accountant(#[from] cairn_dp::accountant::AccountantError),
+    /// An RDP-to-(ε, δ) conversion failed (not expected for a verified ledger).
+    #[error("accounting: {0}")]
+    Rdp(#[from] cairn_dp::rdp::RdpError),
 }
 
 /// A task's privacy-budget report, as one node's ledger records it.
@@ -178,10 +185,9 @@ impl BudgetReport {
     ) -> Result<Self, BudgetReportError> {
         Ledger::verify_chain(&task.id(), entries).map_err(|e| match e {
             LedgerError::BrokenChain { index } => BudgetReportError::Tampered { index },
-            other => BudgetReportError::Accounting(other.to_string()),
+            other => BudgetReportError::Ledger(other),
         })?;
-        let privacy =
-            Privacy::for_task(task).map_err(|e| BudgetReportError::Task(e.to_string()))?;
+        let privacy = Privacy::for_task(task)?;
         let placement = privacy.placement();
         let noise = placement_name(placement).to_owned();
         let has_noise = placement != NoisePlacement::None;
@@ -202,20 +208,12 @@ impl BudgetReport {
         for e in entries {
             let (epsilon, simple) = if let Some(curve) = &e.rdp {
                 composed = composed.compose(curve);
-                let eps = composed
-                    .epsilon(delta)
-                    .map_err(|err| BudgetReportError::Accounting(err.to_string()))?
-                    .0;
+                let eps = composed.epsilon(delta)?.0;
                 (eps, eps)
             } else if has_noise && e.rho_total > 0.0 {
-                let accounting = |r: Result<f64, _>| {
-                    r.map_err(|err: cairn_dp::accountant::AccountantError| {
-                        BudgetReportError::Accounting(err.to_string())
-                    })
-                };
                 (
-                    accounting(epsilon_tight(e.rho_total, delta))?,
-                    accounting(epsilon_simple(e.rho_total, delta))?,
+                    epsilon_tight(e.rho_total, delta)?,
+                    epsilon_simple(e.rho_total, delta)?,
                 )
             } else {
                 (0.0, 0.0)

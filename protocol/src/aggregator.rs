@@ -22,7 +22,6 @@
 use cairn_mpc::secret::Seed;
 use rand_core::CryptoRng;
 
-use crate::auth::{ClientId, public_share_digest};
 use crate::clock::Time;
 use crate::config::TaskConfig;
 use crate::hpke::{self, SealPurpose};
@@ -228,7 +227,7 @@ impl<S: TaskStore> AggregatorCore<S> {
         let sealed = hpke::seal(
             self.task.collector_hpke_key(),
             SealPurpose::AggregateShare,
-            &aggregate_aad(
+            &crate::aad::aggregate_aad(
                 &self.task_id(),
                 round,
                 self.index,
@@ -386,57 +385,6 @@ pub struct Released {
 
 fn rollback(detail: String) -> Reject {
     Reject::new(ErrorCode::LedgerRollback, detail)
-}
-
-/// HPKE associated data of a sealed aggregate share: task, round, aggregator, and the
-/// metadata the collector reads beside the share (report count, budget receipt,
-/// ledger head), so that a leader forwarding a helper's share cannot rewrite them.
-pub fn aggregate_aad(
-    task_id: &TaskId,
-    round: u32,
-    index: u8,
-    report_count: u32,
-    receipt: &BudgetReceipt,
-    ledger: &LedgerHead,
-) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(32 + 4 + 1 + 4 + 32 + LedgerHead::ENCODED_LEN);
-    aad.extend_from_slice(&task_id.0);
-    aad.extend_from_slice(&round.to_le_bytes());
-    aad.push(index);
-    aad.extend_from_slice(&report_count.to_le_bytes());
-    for v in [
-        receipt.rho_spent,
-        receipt.rho_total,
-        receipt.epsilon_total,
-        receipt.epsilon_remaining,
-    ] {
-        aad.extend_from_slice(&v.to_bits().to_le_bytes());
-    }
-    ledger.encode_into(&mut aad);
-    aad
-}
-
-/// HPKE associated data of a sealed helper input share: task, report, round, helper,
-/// client and the hash of everything else the client made public (the public share),
-/// as DAP's `InputShareAad` binds the public share. A leader that alters the public
-/// share (and so the joint randomness the helper would verify under) makes the share
-/// fail to open.
-pub fn input_share_aad(
-    task_id: &TaskId,
-    report_id: &crate::ids::ReportId,
-    round: u32,
-    index: u8,
-    client_id: &ClientId,
-    public_share: &[u8],
-) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(32 + 16 + 4 + 1 + 16 + 32);
-    aad.extend_from_slice(&task_id.0);
-    aad.extend_from_slice(&report_id.0);
-    aad.extend_from_slice(&round.to_le_bytes());
-    aad.push(index);
-    aad.extend_from_slice(&client_id.0);
-    aad.extend_from_slice(&public_share_digest(public_share));
-    aad
 }
 
 /// Version tag of a stored release (its own storage format, not a wire message).

@@ -12,7 +12,7 @@ use cairn_mpc::fixed_point::FixedPoint;
 use rand_core::CryptoRng;
 use zeroize::Zeroizing;
 
-use crate::aggregator::input_share_aad;
+use crate::aad::input_share_aad;
 use crate::auth::{Credential, TagContext};
 use crate::config::TaskConfig;
 use crate::hpke::{self, SealPurpose};
@@ -42,10 +42,18 @@ pub enum ClientError {
     /// The update contains NaN or an infinity.
     #[error("the update contains a non-finite value at index {0}")]
     NonFinite(usize),
-    /// Encoding failed (a value does not fit the fixed-point range after clipping —
+    /// Clipping failed (a clip norm that is not positive and finite: impossible for a
+    /// validated task).
+    #[error("clipping failed: {0}")]
+    Clip(#[from] cairn_dp::clip::ClipError),
+    /// Fixed-point encoding failed (a value does not fit the range after clipping —
     /// impossible for a validated task, reported rather than clamped).
     #[error("fixed-point encoding failed: {0}")]
-    Encoding(String),
+    Encoding(#[from] cairn_mpc::fixed_point::FixedPointError),
+    /// Sharding or proving failed for a reason other than the norm bound (a length
+    /// that does not match the task: impossible for a validated task).
+    #[error("{0}")]
+    Shard(crate::scheme::ShardError),
     /// The noisy quantised update exceeds the task's norm bound B (client noise larger
     /// than the bound's margin; retry with fresh noise, or raise `norm_bound`).
     #[error("the noisy update exceeds the task's norm bound; retry")]
@@ -128,11 +136,8 @@ impl Client {
             return Err(ClientError::NonFinite(i));
         }
         let mut clipped: Vec<f64> = update.iter().map(|v| f64::from(*v)).collect();
-        cairn_dp::clip::clip_l2(&mut clipped, self.task.clip_norm())
-            .map_err(|e| ClientError::Encoding(e.to_string()))?;
-        self.fixed
-            .encode_f64(&clipped, rng)
-            .map_err(|e| ClientError::Encoding(e.to_string()))
+        cairn_dp::clip::clip_l2(&mut clipped, self.task.clip_norm())?;
+        Ok(self.fixed.encode_f64(&clipped, rng)?)
     }
 
     /// Record level: clips each of the sampled records (rows of `records`, `d` values
@@ -172,16 +177,12 @@ impl Client {
             for (r, v) in row.iter_mut().zip(record) {
                 *r = f64::from(*v);
             }
-            cairn_dp::clip::clip_l2(&mut row, self.task.clip_norm())
-                .map_err(|e| ClientError::Encoding(e.to_string()))?;
+            cairn_dp::clip::clip_l2(&mut row, self.task.clip_norm())?;
             for (s, r) in sum.iter_mut().zip(&row) {
                 *s += r;
             }
         }
-        let mut x = self
-            .fixed
-            .encode_f64(&sum, rng)
-            .map_err(|e| ClientError::Encoding(e.to_string()))?;
+        let mut x = self.fixed.encode_f64(&sum, rng)?;
         self.add_client_noise(&mut x, rng);
         self.prepare_upload_quantised(round, &x, rng)
     }
@@ -224,9 +225,12 @@ impl Client {
         rng: &mut R,
     ) -> Result<UploadRequest, ClientError> {
         let report_id = ReportId::random(rng);
-        let sharded = self.scheme.shard(&report_id, x, rng).map_err(|e| match e {
-            crate::scheme::ShardError::OutOfBounds(_) => ClientError::NormBoundExceeded,
-            other => ClientError::Encoding(other.to_string()),
+        let sharded = self.scheme.shard(&report_id, x, rng).map_err(|e| {
+            if e.is_out_of_bounds() {
+                ClientError::NormBoundExceeded
+            } else {
+                ClientError::Shard(e)
+            }
         })?;
         let task_id = self.task.id();
         let client_id = self.credential.client_id();

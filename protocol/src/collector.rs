@@ -9,7 +9,7 @@
 
 use cairn_mpc::fixed_point::FixedPoint;
 
-use crate::aggregator::aggregate_aad;
+use crate::aad::aggregate_aad;
 use crate::config::TaskConfig;
 use crate::hpke::{self, HpkeSecretKey, SealPurpose};
 use crate::messages::{BudgetReceipt, CollectRequest, CollectResponse};

@@ -38,7 +38,8 @@ use cairn_mpc::secret::Seed;
 use rand_core::CryptoRng;
 use sha2::{Digest, Sha256};
 
-use crate::aggregator::{AggregatorCore, PeerLedger, input_share_aad};
+use crate::aad::input_share_aad;
+use crate::aggregator::{AggregatorCore, PeerLedger};
 use crate::auth::{ClientId, ClientRecord, REPORT_TAG_LEN, TagContext};
 use crate::clock::Time;
 use crate::config::TaskConfig;

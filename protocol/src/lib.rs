@@ -11,6 +11,7 @@
 //! - [`ids`]: task, report and job ids.
 //! - [`auth`]: per-client credentials and the report tags every aggregator checks.
 //! - [`hpke`]: sealing helper shares and aggregate shares (RFC 9180).
+//! - [`aad`]: what each seal is bound to (its HPKE associated data).
 //! - [`keyring`]: an aggregator's HPKE keys and their rotation (pending, active, expired).
 //! - [`clock`]: the injected notion of time.
 //!
@@ -32,6 +33,7 @@
 //! - [`driver`]: the leader's exchanges with its helpers (a job, a release), step by
 //!   step, for a caller that only moves bytes.
 
+pub mod aad;
 pub mod aggregator;
 pub mod auth;
 pub mod client;

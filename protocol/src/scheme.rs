@@ -145,12 +145,28 @@ enum Kind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ShardError {
-    /// A coordinate or the norm is outside what the task accepts.
-    #[error("the vector is outside the task's bounds: {0}")]
-    OutOfBounds(String),
-    /// Anything else (wrong length, internal).
-    #[error("sharding failed: {0}")]
-    Other(String),
+    /// The carry-lift proof could not be made (a coordinate or the norm out of range,
+    /// a wrong length).
+    #[error("sharding with a carry-lift proof failed: {0}")]
+    CarryLift(#[from] cairn_proofs::carry_lift::CarryLiftError),
+    /// The no-proof sharing failed (a coordinate out of range, a wrong length).
+    #[error("sharding without a proof failed: {0}")]
+    NoProof(#[from] cairn_proofs::no_proof::NoProofError),
+}
+
+impl ShardError {
+    /// Whether a coordinate or the norm is outside what the task accepts: the client's
+    /// vector (or its noise) is at fault, not the code.
+    pub fn is_out_of_bounds(&self) -> bool {
+        use cairn_proofs::carry_lift::CarryLiftError;
+        use cairn_proofs::no_proof::NoProofError;
+        matches!(
+            self,
+            ShardError::CarryLift(
+                CarryLiftError::NormTooLarge | CarryLiftError::CoordinateOutOfRange { .. }
+            ) | ShardError::NoProof(NoProofError::CoordinateOutOfRange { .. })
+        )
+    }
 }
 
 impl Scheme {
@@ -237,19 +253,9 @@ impl Scheme {
         x: &[i64],
         rng: &mut R,
     ) -> Result<ShardedReport, ShardError> {
-        use cairn_proofs::carry_lift::CarryLiftError;
-        use cairn_proofs::no_proof::NoProofError;
         match &self.kind {
             Kind::CarryLift(c) => {
-                let report =
-                    c.shard(&self.task_id.0, &report_id.0, x, rng)
-                        .map_err(|e| match e {
-                            CarryLiftError::NormTooLarge
-                            | CarryLiftError::CoordinateOutOfRange { .. } => {
-                                ShardError::OutOfBounds(e.to_string())
-                            }
-                            other => ShardError::Other(other.to_string()),
-                        })?;
+                let report = c.shard(&self.task_id.0, &report_id.0, x, rng)?;
                 Ok(ShardedReport {
                     public_share: report.public_share.to_bytes(),
                     leader_share: SecretVec::new(report.leader_share.to_bytes()),
@@ -261,14 +267,7 @@ impl Scheme {
                 })
             }
             Kind::NoProof(np) => {
-                let (leader, helpers) =
-                    np.shard(&self.task_id.0, &report_id.0, x, rng)
-                        .map_err(|e| match e {
-                            NoProofError::CoordinateOutOfRange { .. } => {
-                                ShardError::OutOfBounds(e.to_string())
-                            }
-                            other => ShardError::Other(other.to_string()),
-                        })?;
+                let (leader, helpers) = np.shard(&self.task_id.0, &report_id.0, x, rng)?;
                 Ok(ShardedReport {
                     public_share: Vec::new(),
                     leader_share: SecretVec::new(leader.to_bytes()),

@@ -172,8 +172,7 @@ impl Client {
         let q = self.task().sampling_rate();
         let sampled = {
             let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-            cairn_dp::sample::poisson_subsample(all_records.len() / d, q, &mut *rng)
-                .map_err(|e| SdkError::Unexpected(format!("sampling: {e}")))?
+            cairn_dp::sample::poisson_subsample(all_records.len() / d, q, &mut *rng)?
         };
         let mut rows = Vec::with_capacity(sampled.len() * d);
         for i in &sampled {
@@ -208,10 +207,7 @@ impl Client {
         match std::fs::read(&pending) {
             Ok(frame) => {
                 let Ok(Message::UploadRequest(req)) = Message::decode(&frame, &self.limits) else {
-                    return Err(SdkError::Unexpected(format!(
-                        "{} does not hold an upload of this task; remove it to prepare anew",
-                        pending.display()
-                    )));
+                    return Err(SdkError::ForeignPendingUpload(pending));
                 };
                 tracing::warn!(
                     round,

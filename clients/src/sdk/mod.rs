@@ -104,9 +104,20 @@ pub enum SdkError {
         /// The leader's explanation.
         detail: String,
     },
-    /// The leader answered with an unexpected message.
-    #[error("unexpected answer: {0}")]
-    Unexpected(String),
+    /// The leader's answer does not decode.
+    #[error("the leader's answer does not decode: {0}")]
+    Undecodable(#[from] cairn_protocol::messages::CodecError),
+    /// The leader answered with a message of another type than the request calls for.
+    #[error("unexpected answer from the leader: {0}")]
+    UnexpectedAnswer(&'static str),
+    /// The client's state folder holds a pending upload that is not one of this
+    /// task's (edited, or another task's folder).
+    #[error("{} does not hold an upload of this task; remove it to prepare anew", .0.display())]
+    ForeignPendingUpload(std::path::PathBuf),
+    /// Poisson sampling of the records failed (a rate outside (0, 1]: impossible for
+    /// a validated task).
+    #[error("sampling records: {0}")]
+    Sampling(#[from] cairn_dp::sample::SampleError),
     /// The OS random source failed.
     #[error(transparent)]
     Rng(#[from] OsRngError),
@@ -196,7 +207,7 @@ async fn request_with_retry<T>(
         let outcome = match leader.request(frame).await {
             Ok(bytes) => match Message::decode(&bytes, limits) {
                 Ok(m) => accept(m, attempt),
-                Err(e) => Err(SdkError::Unexpected(format!("answer does not decode: {e}"))),
+                Err(e) => Err(SdkError::Undecodable(e)),
             },
             Err(e) => Err(SdkError::Transport(e)),
         };
@@ -225,7 +236,7 @@ fn refused(m: Message) -> SdkError {
             code: e.code,
             detail: e.detail,
         },
-        other => SdkError::Unexpected(other.name().to_owned()),
+        other => SdkError::UnexpectedAnswer(other.name()),
     }
 }
 

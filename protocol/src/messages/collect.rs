@@ -52,7 +52,7 @@ pub struct AggregateShare {
     /// The aggregator's ledger head after this release.
     pub ledger: LedgerHead,
     /// The share, sealed to the collector. The index, the count, the receipt and the
-    /// ledger head are in its associated data ([`crate::aggregator::aggregate_aad`]),
+    /// ledger head are in its associated data ([`crate::aad::aggregate_aad`]),
     /// so nobody on the way (the leader included) can rewrite them.
     pub sealed_share: HpkeCiphertext,
 }

@@ -29,7 +29,9 @@ pub mod job;
 mod limits;
 pub mod upload;
 
-use cairn_mpc::codec::{CodecError, Reader};
+/// Why a frame does not decode ([`Message::decode`]).
+pub use cairn_mpc::codec::CodecError;
+use cairn_mpc::codec::Reader;
 
 pub use collect::{
     AggregateShare, AggregateShareRequest, AggregateShareResponse, BudgetReceipt, CollectRequest,

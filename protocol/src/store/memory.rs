@@ -332,12 +332,11 @@ impl TaskStore for MemoryStore {
             return Err(StoreError::AlreadyAggregated(*id));
         }
         let mut record = record.clone();
-        record
-            .aggregate
-            .add_assign(contribution)
-            .map_err(|_| StoreError::Backend("contribution has the wrong length".into()))?;
-        record.count +=
-            u32::try_from(accepted.len()).map_err(|_| StoreError::Backend("count".into()))?;
+        record.aggregate.add_assign(contribution)?;
+        record.count = u32::try_from(accepted.len())
+            .ok()
+            .and_then(|n| record.count.checked_add(n))
+            .ok_or(StoreError::CountOverflow(round))?;
         s.rounds.insert(round, record);
         s.aggregated
             .entry(round)

@@ -54,9 +54,12 @@ pub enum StoreError {
     /// A job names a report that is not queued (unknown, or in another job).
     #[error("report {0} is not queued")]
     NotQueued(ReportId),
-    /// An I/O or database error of a durable store.
-    #[error("storage error: {0}")]
-    Backend(String),
+    /// A job's contribution does not have the round aggregate's length.
+    #[error("the contribution does not fit the round's aggregate: {0}")]
+    WrongLength(#[from] cairn_mpc::vector::VectorError),
+    /// A round's report count would pass `u32::MAX`.
+    #[error("round {0}'s report count overflows")]
+    CountOverflow(u32),
     /// A ledger entry does not extend the stored chain: its sequence number or previous
     /// hash is not the stored head's (another process sharing the store released
     /// meanwhile), or its round was released before.
