@@ -1,8 +1,72 @@
-//! The helper's anti-replay record in a SQLite task store.
+//! What a SQLite task store admits: an upload (one per report id and per client and
+//! round), and the helper's anti-replay record.
 
 use super::*;
 
 impl SqliteTaskStore {
+    pub(super) fn sqlite_put_report(
+        &self,
+        round: u32,
+        report_id: ReportId,
+        client_id: ClientId,
+        report: &[u8],
+        max_reports: u32,
+    ) -> Result<PutOutcome, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let digest = report_bytes_digest(report);
+        let previous: Option<Vec<u8>> = tx
+            .query_row(
+                "SELECT digest FROM seen_reports WHERE task = ?1 AND report_id = ?2",
+                params![self.t(), report_id.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(previous) = previous {
+            return Ok(PutOutcome::Duplicate {
+                identical: previous == digest,
+            });
+        }
+        let client_used: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM uploads WHERE task = ?1 AND round = ?2 AND client_id = ?3)",
+            params![self.t(), round, client_id.0],
+            |r| r.get(0),
+        )?;
+        if client_used {
+            return Ok(PutOutcome::ClientAlreadySubmitted);
+        }
+        let closed: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM rounds WHERE task = ?1 AND round = ?2 AND status <> ?3)",
+            params![self.t(), round, encoding::status_code(RoundStatus::Open)],
+            |r| r.get(0),
+        )?;
+        if closed {
+            return Ok(PutOutcome::RoundClosed);
+        }
+        let in_round: i64 = tx.query_row(
+            "SELECT COUNT(*) FROM uploads WHERE task = ?1 AND round = ?2",
+            params![self.t(), round],
+            |r| r.get(0),
+        )?;
+        if in_round >= i64::from(max_reports) {
+            return Ok(PutOutcome::RoundFull);
+        }
+        tx.execute(
+            "INSERT INTO seen_reports (task, report_id, digest) VALUES (?1, ?2, ?3)",
+            params![self.t(), report_id.0, digest],
+        )?;
+        tx.execute(
+            "INSERT INTO uploads (task, round, client_id, report_id) VALUES (?1, ?2, ?3, ?4)",
+            params![self.t(), round, client_id.0, report_id.0],
+        )?;
+        tx.execute(
+            "INSERT INTO reports (task, report_id, round, job_id, payload) VALUES (?1, ?2, ?3, NULL, ?4)",
+            params![self.t(), report_id.0, round, report],
+        )?;
+        tx.commit()?;
+        Ok(PutOutcome::Stored)
+    }
+
     pub(super) fn sqlite_prepared_job_digest(
         &self,
         job_id: JobId,

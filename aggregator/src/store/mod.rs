@@ -97,14 +97,6 @@ impl SqliteTaskStore {
         &self.task.0
     }
 
-    /// The ids of other tasks that have budget-ledger entries in this database, in hex.
-    pub fn other_ledger_tasks(&self) -> Result<Vec<String>, StoreError> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT DISTINCT task FROM ledger WHERE task != ?1")?;
-        let rows = stmt.query_map([self.t()], |r| r.get::<_, Vec<u8>>(0))?;
-        rows.map(|r| Ok(hex::encode(r?))).collect()
-    }
-
     fn round_in(&self, conn: &Connection, round: u32) -> Result<Option<RoundRecord>, StoreError> {
         let row = conn
             .query_row(
@@ -194,59 +186,7 @@ impl TaskStore for SqliteTaskStore {
         report: &[u8],
         max_reports: u32,
     ) -> Result<PutOutcome, StoreError> {
-        let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let digest = report_bytes_digest(report);
-        let previous: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT digest FROM seen_reports WHERE task = ?1 AND report_id = ?2",
-                params![self.t(), report_id.0],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(previous) = previous {
-            return Ok(PutOutcome::Duplicate {
-                identical: previous == digest,
-            });
-        }
-        let client_used: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM uploads WHERE task = ?1 AND round = ?2 AND client_id = ?3)",
-            params![self.t(), round, client_id.0],
-            |r| r.get(0),
-        )?;
-        if client_used {
-            return Ok(PutOutcome::ClientAlreadySubmitted);
-        }
-        let closed: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM rounds WHERE task = ?1 AND round = ?2 AND status <> ?3)",
-            params![self.t(), round, encoding::status_code(RoundStatus::Open)],
-            |r| r.get(0),
-        )?;
-        if closed {
-            return Ok(PutOutcome::RoundClosed);
-        }
-        let in_round: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM uploads WHERE task = ?1 AND round = ?2",
-            params![self.t(), round],
-            |r| r.get(0),
-        )?;
-        if in_round >= i64::from(max_reports) {
-            return Ok(PutOutcome::RoundFull);
-        }
-        tx.execute(
-            "INSERT INTO seen_reports (task, report_id, digest) VALUES (?1, ?2, ?3)",
-            params![self.t(), report_id.0, digest],
-        )?;
-        tx.execute(
-            "INSERT INTO uploads (task, round, client_id, report_id) VALUES (?1, ?2, ?3, ?4)",
-            params![self.t(), round, client_id.0, report_id.0],
-        )?;
-        tx.execute(
-            "INSERT INTO reports (task, report_id, round, job_id, payload) VALUES (?1, ?2, ?3, NULL, ?4)",
-            params![self.t(), report_id.0, round, report],
-        )?;
-        tx.commit()?;
-        Ok(PutOutcome::Stored)
+        self.sqlite_put_report(round, report_id, client_id, report, max_reports)
     }
 
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, StoreError> {

@@ -3,6 +3,14 @@
 use super::*;
 
 impl SqliteTaskStore {
+    /// The ids of other tasks that have budget-ledger entries in this database, in hex.
+    pub fn other_ledger_tasks(&self) -> Result<Vec<String>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT DISTINCT task FROM ledger WHERE task != ?1")?;
+        let rows = stmt.query_map([self.t()], |r| r.get::<_, Vec<u8>>(0))?;
+        rows.map(|r| Ok(hex::encode(r?))).collect()
+    }
+
     pub(super) fn sqlite_ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(

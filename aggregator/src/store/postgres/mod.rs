@@ -34,6 +34,8 @@ use r2d2_postgres::PostgresConnectionManager;
 use cairn_protocol::config::TaskId;
 use cairn_protocol::ids::ReportId;
 
+mod admission;
+mod release;
 pub mod schema;
 mod task_store;
 

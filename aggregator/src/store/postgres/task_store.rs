@@ -1,22 +1,21 @@
 //! The protocol's [`TaskStore`] on PostgreSQL: the same operations as the SQLite store,
 //! each one serializable transaction (module docs of [`super`]).
 
-use cairn_dp::rdp::RdpCurve;
 use cairn_protocol::auth::{ClientId, ClientKey, ClientRecord};
 use cairn_protocol::clock::Time;
 use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
-    Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundStatus,
-    TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
+    CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundStatus, TaskStore,
+    first_duplicate, report_bytes_digest, report_set_digest,
 };
 use postgres::GenericClient;
 
 use super::{PgStoreError, PgTaskStore};
 use crate::store::encoding::{self, ids_to_blob, status_code};
 
-fn to_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], PgStoreError> {
+pub(super) fn to_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], PgStoreError> {
     encoding::to_array(bytes, what).map_err(PgStoreError::Corrupt)
 }
 
@@ -24,7 +23,7 @@ fn blob_to_ids(blob: &[u8]) -> Result<Vec<ReportId>, PgStoreError> {
     encoding::blob_to_ids(blob).map_err(PgStoreError::Corrupt)
 }
 
-fn u32_of(v: i64, what: &str) -> Result<u32, PgStoreError> {
+pub(super) fn u32_of(v: i64, what: &str) -> Result<u32, PgStoreError> {
     u32::try_from(v).map_err(|_| PgStoreError::Corrupt(format!("{what}: {v}")))
 }
 
@@ -308,66 +307,7 @@ impl TaskStore for PgTaskStore {
         reports: &[(ReportId, ClientId)],
         max_reports: u32,
     ) -> Result<JobAdmission, PgStoreError> {
-        let round = i64::from(round);
-        self.serializable(|tx| {
-            let recorded = tx.query_opt(
-                "SELECT digest FROM prepared_jobs WHERE task = $1 AND job_id = $2",
-                &[&self.t(), &&job_id.0[..]],
-            )?;
-            match recorded {
-                Some(d) if d.get::<_, &[u8]>(0) != job_digest.as_slice() => {
-                    return Ok(JobAdmission::Conflict);
-                }
-                Some(_) => {}
-                None => {
-                    tx.execute(
-                        "INSERT INTO prepared_jobs (task, job_id, digest) VALUES ($1, $2, $3)",
-                        &[&self.t(), &&job_id.0[..], &&job_digest[..]],
-                    )?;
-                }
-            }
-            let mut in_round: i64 = tx
-                .query_one(
-                    "SELECT COUNT(*) FROM prepared_reports WHERE task = $1 AND round = $2",
-                    &[&self.t(), &round],
-                )?
-                .get(0);
-            let mut verdicts = Vec::with_capacity(reports.len());
-            for (report_id, client_id) in reports {
-                let job_of_report = tx.query_opt(
-                    "SELECT job_id FROM prepared_reports WHERE task = $1 AND report_id = $2",
-                    &[&self.t(), &&report_id.0[..]],
-                )?;
-                let verdict = match job_of_report {
-                    Some(j) if j.get::<_, &[u8]>(0) == job_id.0.as_slice() => Admission::Admitted,
-                    Some(_) => Admission::Replay,
-                    None => {
-                        let client_used: bool = tx
-                            .query_one(
-                                "SELECT EXISTS (SELECT 1 FROM prepared_reports \
-                                 WHERE task = $1 AND round = $2 AND client_id = $3)",
-                                &[&self.t(), &round, &&client_id.0[..]],
-                            )?
-                            .get(0);
-                        if client_used {
-                            Admission::ClientAlreadySubmitted
-                        } else if in_round >= i64::from(max_reports) {
-                            Admission::RoundFull
-                        } else {
-                            tx.execute(
-                                "INSERT INTO prepared_reports (task, report_id, job_id, round, client_id) \
-                                 VALUES ($1, $2, $3, $4, $5)",
-                                &[&self.t(), &&report_id.0[..], &&job_id.0[..], &round, &&client_id.0[..]],
-                            )?;
-                            in_round += 1;
-                            Admission::Admitted
-                        }
-                    }
-                };
-                verdicts.push(verdict);
-            }
-            Ok(JobAdmission::Recorded(verdicts))
-        })
+        self.pg_record_prepared(job_id, job_digest, round, reports, max_reports)
     }
 
     fn round(&self, round: u32) -> Result<Option<RoundRecord>, PgStoreError> {
@@ -566,99 +506,11 @@ impl TaskStore for PgTaskStore {
     }
 
     fn ledger(&self) -> Result<Vec<LedgerEntry>, PgStoreError> {
-        self.read(|c| {
-            let rows = c.query(
-                "SELECT seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp \
-                 FROM ledger WHERE task = $1 ORDER BY seq",
-                &[&self.t()],
-            )?;
-            rows.iter()
-                .map(|r| {
-                    let rdp = r
-                        .get::<_, Option<&[u8]>>(8)
-                        .map(|blob| {
-                            if !blob.len().is_multiple_of(8) {
-                                return Err(PgStoreError::Corrupt("ledger rdp curve".into()));
-                            }
-                            let values = blob
-                                .chunks_exact(8)
-                                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
-                                .collect();
-                            RdpCurve::from_values(values)
-                                .map_err(|e| PgStoreError::Corrupt(format!("ledger rdp curve: {e}")))
-                        })
-                        .transpose()?;
-                    Ok(LedgerEntry {
-                        seq: u64::try_from(r.get::<_, i64>(0))
-                            .map_err(|_| PgStoreError::Corrupt("ledger seq".into()))?,
-                        round: u32_of(r.get(1), "ledger round")?,
-                        time: Time(
-                            u64::try_from(r.get::<_, i64>(2))
-                                .map_err(|_| PgStoreError::Corrupt("ledger time".into()))?,
-                        ),
-                        report_count: u32_of(r.get(3), "ledger report count")?,
-                        rho: f64::from_bits(r.get::<_, i64>(4) as u64),
-                        rho_total: f64::from_bits(r.get::<_, i64>(5) as u64),
-                        rdp,
-                        prev_hash: to_array(r.get(6), "ledger prev_hash")?,
-                        hash: to_array(r.get(7), "ledger hash")?,
-                    })
-                })
-                .collect()
-        })
+        self.pg_ledger()
     }
 
     fn commit_release(&self, entry: &LedgerEntry, released: &[u8]) -> Result<(), PgStoreError> {
-        let seq =
-            i64::try_from(entry.seq).map_err(|_| PgStoreError::Corrupt("ledger seq".into()))?;
-        let rdp = entry.rdp.as_ref().map(|c| {
-            c.values()
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect::<Vec<u8>>()
-        });
-        self.serializable(|tx| {
-            let head = tx
-                .query_opt(
-                    "SELECT seq, hash FROM ledger WHERE task = $1 ORDER BY seq DESC LIMIT 1",
-                    &[&self.t()],
-                )?
-                .map(|r| (r.get::<_, i64>(0), r.get::<_, Vec<u8>>(1)));
-            let round_released: bool = tx
-                .query_one(
-                    "SELECT EXISTS (SELECT 1 FROM ledger WHERE task = $1 AND round = $2)",
-                    &[&self.t(), &i64::from(entry.round)],
-                )?
-                .get(0);
-            if !crate::store::encoding::extends_chain(head, entry) || round_released {
-                return Err(PgStoreError::LedgerConflict { seq: entry.seq });
-            }
-            tx.execute(
-                "INSERT INTO ledger (task, seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                &[
-                    &self.t(),
-                    &seq,
-                    &i64::from(entry.round),
-                    &i64::try_from(entry.time.0).unwrap_or(i64::MAX),
-                    &i64::from(entry.report_count),
-                    &(entry.rho.to_bits() as i64),
-                    &(entry.rho_total.to_bits() as i64),
-                    &&entry.prev_hash[..],
-                    &&entry.hash[..],
-                    &rdp,
-                ],
-            )?;
-            tx.execute(
-                "INSERT INTO releases (task, round, payload) VALUES ($1, $2, $3)",
-                &[&self.t(), &i64::from(entry.round), &released],
-            )?;
-            tx.execute(
-                "UPDATE rounds SET status = 2 WHERE task = $1 AND round = $2",
-                &[&self.t(), &i64::from(entry.round)],
-            )?;
-            Ok(())
-        })
+        self.pg_commit_release(entry, released)
     }
 
     fn release(&self, round: u32) -> Result<Option<Vec<u8>>, PgStoreError> {

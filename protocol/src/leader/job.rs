@@ -1,0 +1,384 @@
+//! The leader's side of an aggregation job: batch queued reports, prepare them, decide
+//! from the helpers' verifier shares, and commit the accepted ones (module docs of
+//! [`crate::leader`] for the steps).
+
+use super::*;
+
+impl<S: TaskStore> Leader<S> {
+    /// Rounds that have reports waiting for a job.
+    pub fn rounds_with_queued_reports(&self) -> Result<Vec<u32>, Reject> {
+        self.core.store.queued_rounds().map_err(Reject::storage)
+    }
+
+    /// Reports per job: [`MAX_REPORTS_PER_JOB`], or fewer for large uploads so that a
+    /// job stays within [`JOB_MEMORY`].
+    pub fn job_batch(&self) -> usize {
+        let upload = self
+            .core
+            .limits()
+            .max_inbound_frame_len(crate::messages::Inbound::LeaderFromClients)
+            .max(1);
+        (JOB_MEMORY / upload.saturating_mul(JOB_COPIES)).clamp(1, MAX_REPORTS_PER_JOB)
+    }
+
+    /// Starts a job over up to [`Leader::job_batch`] queued reports of `round`:
+    /// prepares the leader's side, records the job, and returns one [`JobInit`] per
+    /// helper (in helper order). `None` if nothing is queued. A batch whose reports
+    /// all fail the leader's own checks has nothing for the helpers: it is decided and
+    /// committed here (every report rejected) and the next batch is taken.
+    pub fn start_job<R: CryptoRng + ?Sized>(
+        &mut self,
+        round: u32,
+        rng: &mut R,
+    ) -> Result<Option<(JobId, Vec<JobInit>)>, Reject> {
+        let mut contended = 0;
+        loop {
+            let ids = self
+                .core
+                .store
+                .queued_reports(round, self.job_batch())
+                .map_err(Reject::storage)?;
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            let record = JobRecord {
+                job_id: JobId::random(rng),
+                round,
+                reports: ids,
+                accepted: None,
+            };
+            let (job, inits) = self.prepare_job(record.clone())?;
+            if let Err(e) = self.core.store.create_job(&record) {
+                // Another leader process sharing the store took some of these reports
+                // into its own job between the read and the write (the store refuses
+                // the second job whole): take the next batch.
+                let still = self
+                    .core
+                    .store
+                    .queued_reports(round, self.job_batch())
+                    .map_err(Reject::storage)?;
+                if record.reports.iter().all(|r| still.contains(r)) {
+                    return Err(Reject::storage(e));
+                }
+                contended += 1;
+                self.contention.fetch_add(1, Ordering::Relaxed);
+                if contended >= MAX_JOB_CONTENTION {
+                    return Err(Reject::new(
+                        ErrorCode::Busy,
+                        "other leader processes keep taking the queued reports first",
+                    ));
+                }
+                continue;
+            }
+            if !self.lease(record.job_id)? {
+                // Another leader process leased the new job first: it drives it.
+                self.contention.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if inits.iter().all(|i| i.reports.is_empty()) {
+                self.commit_locally(&record)?;
+                continue;
+            }
+            self.jobs.insert(record.job_id, job);
+            return Ok(Some((record.job_id, inits)));
+        }
+    }
+
+    /// Decides and commits a recorded job that has nothing for the helpers: all its
+    /// reports were refused by the leader's own checks.
+    fn commit_locally(&mut self, record: &JobRecord) -> Result<(), Reject> {
+        self.core
+            .store
+            .decide_job(record.job_id, &[])
+            .map_err(Reject::storage)?;
+        self.core
+            .store
+            .commit_job(
+                record.round,
+                record.job_id,
+                &[],
+                &Aggregate::zero(self.core.scheme.dimension()),
+            )
+            .map_err(Reject::storage)?;
+        Ok(())
+    }
+
+    /// After a restart: re-prepares every recorded, uncommitted job. Returns, per job,
+    /// the [`JobInit`]s and, for decided jobs, the [`JobContinue`] to re-send.
+    pub fn resume_jobs(&mut self) -> Result<Vec<ResumedJob>, Reject> {
+        let mut out = Vec::new();
+        for record in self.core.store.open_jobs().map_err(Reject::storage)? {
+            if self.jobs.contains_key(&record.job_id) || !self.lease(record.job_id)? {
+                continue;
+            }
+            let job_id = record.job_id;
+            let cont = record.accepted.as_ref().map(|accepted| JobContinue {
+                task_id: self.core.task_id(),
+                job_id,
+                round: record.round,
+                accepted: accepted.clone(),
+            });
+            let (job, inits) = self.prepare_job(record.clone())?;
+            if inits.iter().all(|i| i.reports.is_empty()) {
+                self.commit_locally(&record)?;
+                continue;
+            }
+            self.jobs.insert(job_id, job);
+            out.push(ResumedJob {
+                job_id,
+                inits,
+                decided: cont,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Drops the in-memory state of a job whose messages could not be delivered (a
+    /// helper unreachable). The job stays recorded in the store, so the next
+    /// [`Leader::resume_jobs`] prepares it again and re-sends it; nothing is lost.
+    pub fn forget_job(&mut self, job_id: JobId) {
+        self.jobs.remove(&job_id);
+    }
+
+    /// Combines the helpers' responses (one per helper, in helper order) with the
+    /// leader's own verifier shares, decides every report, records the decision and
+    /// returns the [`JobContinue`] for all helpers and the rejections.
+    pub fn decide_job(
+        &mut self,
+        job_id: JobId,
+        responses: &[JobResponse],
+    ) -> Result<(JobContinue, Vec<Rejection>), Reject> {
+        let job = self.jobs.get(&job_id).ok_or_else(|| {
+            Reject::new(ErrorCode::UnknownJob, format!("job {}", job_id.to_hex()))
+        })?;
+        if let Some(accepted) = &job.record.accepted {
+            // Decided before (a retry after a crash): re-send, never re-decide.
+            return Ok((
+                self.continue_message(&job.record, accepted.clone()),
+                Vec::new(),
+            ));
+        }
+        let helpers = self.core.scheme.num_aggregators() - 1;
+        if responses.len() != helpers || responses.iter().any(|r| r.job_id != job_id) {
+            return Err(Reject::new(
+                ErrorCode::BadMessage,
+                "one response per helper is needed",
+            ));
+        }
+        // Each helper answers the reports the leader sent it, in order.
+        let sent: Vec<ReportId> = job
+            .prepared
+            .iter()
+            .filter(|(_, p)| p.is_ok())
+            .map(|(id, _)| *id)
+            .collect();
+        for r in responses {
+            if r.results.len() != sent.len()
+                || r.results
+                    .iter()
+                    .zip(&sent)
+                    .any(|(res, id)| res.report_id() != *id)
+            {
+                return Err(Reject::new(
+                    ErrorCode::BadMessage,
+                    "helper results do not match the job",
+                ));
+            }
+        }
+        // Each report sent to the helpers has its place in their results.
+        let mut sent_count = 0;
+        let work: Vec<(&LeaderPrep, Option<usize>)> = job
+            .prepared
+            .iter()
+            .map(|(_, prepared)| {
+                let sent = prepared.is_ok().then(|| {
+                    sent_count += 1;
+                    sent_count - 1
+                });
+                (prepared, sent)
+            })
+            .collect();
+        let scheme = &self.core.scheme;
+        let outcomes = self.core.parallelism.map(work, |(prepared, sent)| {
+            let (state, own_verifier) = prepared.as_ref().map_err(|code| *code)?;
+            // Every prepared report was sent (counted above).
+            let sent = sent.ok_or(ErrorCode::Internal)?;
+            let mut shares: Vec<&[u8]> = vec![own_verifier.as_slice()];
+            let mut helper_code = None;
+            for r in responses {
+                match &r.results[sent] {
+                    PrepareResult::Verifier { verifier_share, .. } => shares.push(verifier_share),
+                    PrepareResult::Rejected { code, .. } => helper_code = Some(*code),
+                }
+            }
+            match helper_code {
+                Some(code) => Err(code),
+                None => scheme.decide(state, &shares),
+            }
+        });
+        let mut accepted = Vec::new();
+        let mut rejections = Vec::new();
+        for ((report_id, _), outcome) in job.prepared.iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => accepted.push(*report_id),
+                Err(code) => rejections.push(Rejection {
+                    report_id: *report_id,
+                    code,
+                }),
+            }
+        }
+        self.core
+            .store
+            .decide_job(job_id, &accepted)
+            .map_err(Reject::storage)?;
+        let record = {
+            // Invariant: the job was looked up above and nothing removed it since.
+            let job = self
+                .jobs
+                .get_mut(&job_id)
+                .ok_or_else(|| Reject::new(ErrorCode::Internal, "job vanished"))?;
+            job.record.accepted = Some(accepted.clone());
+            let contribution =
+                job.contribution(&self.core.scheme, &self.core.parallelism, &accepted)?;
+            job.contribution = Some(contribution);
+            self.core
+                .parallelism
+                .drop_all(std::mem::take(&mut job.prepared));
+            job.record.clone()
+        };
+        Ok((self.continue_message(&record, accepted), rejections))
+    }
+
+    /// Commits a decided job once every helper confirmed it added the same reports:
+    /// the accepted reports' shares go into the round's aggregate, exactly once.
+    pub fn commit_job(
+        &mut self,
+        job_id: JobId,
+        responses: &[JobContinueResponse],
+    ) -> Result<CommitOutcome, Reject> {
+        if self
+            .core
+            .store
+            .job_committed(job_id)
+            .map_err(Reject::storage)?
+            .is_some()
+        {
+            self.jobs.remove(&job_id);
+            return Ok(CommitOutcome::AlreadyCommitted);
+        }
+        let job = self.jobs.get(&job_id).ok_or_else(|| {
+            Reject::new(ErrorCode::UnknownJob, format!("job {}", job_id.to_hex()))
+        })?;
+        let accepted = job
+            .record
+            .accepted
+            .clone()
+            .ok_or_else(|| Reject::new(ErrorCode::BadMessage, "job not decided yet"))?;
+        let helpers = self.core.scheme.num_aggregators() - 1;
+        let count = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+        if responses.len() != helpers
+            || responses
+                .iter()
+                .any(|r| r.job_id != job_id || r.accepted_count != count)
+        {
+            return Err(Reject::new(
+                ErrorCode::Mismatch,
+                "helpers did not confirm the same reports",
+            ));
+        }
+        let contribution =
+            job.contribution(&self.core.scheme, &self.core.parallelism, &accepted)?;
+        let outcome = self
+            .core
+            .store
+            .commit_job(job.record.round, job_id, &accepted, &contribution)
+            .map_err(Reject::storage)?;
+        self.jobs.remove(&job_id);
+        Ok(outcome)
+    }
+
+    fn continue_message(&self, record: &JobRecord, accepted: Vec<ReportId>) -> JobContinue {
+        JobContinue {
+            task_id: self.core.task_id(),
+            job_id: record.job_id,
+            round: record.round,
+            accepted,
+        }
+    }
+
+    /// Prepares the leader's side of every report of a job and builds the helpers'
+    /// job messages. Reports the leader already rejects are not sent to helpers.
+    ///
+    /// The store reads come first, in job order, on this thread; decoding and
+    /// preparing, the CPU-heavy part, run on the leader's [`Parallelism`] (each
+    /// report's stored bytes are dropped once it is decoded, so the job still holds
+    /// about one copy of its uploads beside the preparations: [`JOB_COPIES`]).
+    fn prepare_job(&self, record: JobRecord) -> Result<(InFlightJob, Vec<JobInit>), Reject> {
+        let limits = self.core.limits();
+        let helpers = limits.helpers;
+        let mut stored = Vec::with_capacity(record.reports.len());
+        for report_id in &record.reports {
+            let bytes = self
+                .core
+                .store
+                .report(*report_id)
+                .map_err(Reject::storage)?;
+            stored.push((*report_id, bytes));
+        }
+        let (scheme, verify_key) = (&self.core.scheme, &self.core.verify_key);
+        let outcomes = self.core.parallelism.map(stored, |(report_id, bytes)| {
+            let bytes = bytes.ok_or(ErrorCode::Internal)?;
+            let mut reader = Reader::new(&bytes);
+            let report = decode_report(&mut reader, &limits).map_err(|_| ErrorCode::BadMessage)?;
+            drop(bytes);
+            let prepared = scheme.prepare(
+                0,
+                verify_key,
+                &report_id,
+                &report.public_share,
+                report.leader_share.expose_secret(),
+            )?;
+            // The leader's share is dropped here (wiped): only what the helpers need
+            // is kept for the job messages.
+            Ok((
+                prepared,
+                report.client_id,
+                report.public_share,
+                report.helper_shares,
+            ))
+        });
+        let mut per_helper: Vec<Vec<ReportShare>> = vec![Vec::new(); helpers];
+        let mut prepared = Vec::with_capacity(record.reports.len());
+        for (report_id, outcome) in record.reports.iter().zip(outcomes) {
+            let outcome = outcome.map(|(own, client_id, public_share, helper_shares)| {
+                for (j, sealed) in helper_shares.into_iter().enumerate() {
+                    per_helper[j].push(ReportShare {
+                        report_id: *report_id,
+                        client_id,
+                        public_share: public_share.clone(),
+                        sealed_share: sealed,
+                    });
+                }
+                own
+            });
+            prepared.push((*report_id, outcome));
+        }
+        let inits = per_helper
+            .into_iter()
+            .map(|reports| JobInit {
+                task_id: self.core.task_id(),
+                job_id: record.job_id,
+                round: record.round,
+                reports,
+            })
+            .collect();
+        Ok((
+            InFlightJob {
+                record,
+                prepared,
+                contribution: None,
+            },
+            inits,
+        ))
+    }
+}

@@ -1,0 +1,120 @@
+//! The leader's side of an upload: authenticate, size-check and store one report.
+
+use super::*;
+
+impl<S: TaskStore> Leader<S> {
+    /// Accepts an upload: task, client and tag, sizes, round window — all before
+    /// anything is written — then the round open and not expired, then the atomic
+    /// insert (anti-replay, one report per client per round, `max_clients`). `Ok`
+    /// means stored: it will be counted once.
+    pub fn handle_upload(
+        &mut self,
+        req: UploadRequest,
+        now: Time,
+    ) -> Result<UploadResponse, Reject> {
+        self.core.check_task(&req.task_id)?;
+        let report = req.report;
+        self.authenticate(&report)?;
+        let limits = self.core.limits();
+        let sealed_len = limits.helper_plaintext() + crate::hpke::HPKE_TAG_LEN;
+        if report.public_share.len() != limits.public_share
+            || report.leader_share.len() != limits.leader_share
+            || report.helper_shares.len() != limits.helpers
+            || report
+                .helper_shares
+                .iter()
+                .any(|c| c.payload.len() != sealed_len)
+        {
+            return Err(Reject::new(
+                ErrorCode::WrongSize,
+                "report sizes do not match the task",
+            ));
+        }
+        self.core.check_round_window(report.round)?;
+        let round = self
+            .core
+            .store
+            .open_round(report.round, now, self.core.scheme.dimension())
+            .map_err(Reject::storage)?;
+        let expires = round
+            .opened_at
+            .plus_secs(self.core.task.round_duration_secs());
+        if round.status != RoundStatus::Open || now >= expires {
+            return Err(Reject::new(
+                ErrorCode::RoundClosed,
+                format!("round {} no longer accepts reports", report.round),
+            ));
+        }
+        let mut bytes = Vec::new();
+        encode_report(&report, &mut bytes);
+        match self
+            .core
+            .store
+            .put_report(
+                report.round,
+                report.report_id,
+                report.client_id,
+                &bytes,
+                self.core.task.max_clients(),
+            )
+            .map_err(Reject::storage)?
+        {
+            PutOutcome::Stored => Ok(UploadResponse {
+                report_id: report.report_id,
+            }),
+            // A retry of the same report (its acknowledgement was lost): acknowledge
+            // again; it is still stored, and counted, once.
+            PutOutcome::Duplicate { identical: true } => Ok(UploadResponse {
+                report_id: report.report_id,
+            }),
+            PutOutcome::Duplicate { identical: false } => Err(Reject::new(
+                ErrorCode::Replay,
+                format!("report id {} was used before", report.report_id),
+            )),
+            PutOutcome::ClientAlreadySubmitted => Err(Reject::new(
+                ErrorCode::AlreadySubmitted,
+                format!(
+                    "client {} already submitted another report for round {} (one per round)",
+                    report.client_id, report.round
+                ),
+            )),
+            PutOutcome::RoundClosed => Err(Reject::new(
+                ErrorCode::RoundClosed,
+                format!("round {} no longer accepts reports", report.round),
+            )),
+            PutOutcome::RoundFull => Err(Reject::new(
+                ErrorCode::RoundClosed,
+                format!(
+                    "round {} already holds max_clients = {} reports",
+                    report.round,
+                    self.core.task.max_clients()
+                ),
+            )),
+        }
+    }
+
+    /// Checks that the report comes from a registered, unrevoked client: its tag for
+    /// the leader must verify under the key registered for its client id.
+    fn authenticate(&self, report: &crate::messages::Report) -> Result<(), Reject> {
+        let unauthorized = || Reject::new(ErrorCode::Unauthorized, "client not accepted");
+        let client = self
+            .core
+            .store
+            .client(report.client_id)
+            .map_err(Reject::storage)?
+            .ok_or_else(unauthorized)?;
+        let task_id = self.core.task_id();
+        let context = TagContext {
+            task_id: &task_id,
+            client_id: &report.client_id,
+            round: report.round,
+            report_id: &report.report_id,
+            public_share: &report.public_share,
+            aggregator: 0,
+        };
+        if client.revoked || !client.key.verify(&context, &report.leader_tag) {
+            return Err(unauthorized());
+        }
+        Ok(())
+    }
+}
