@@ -67,24 +67,9 @@ pub struct EpsilonArgs {
     /// Target δ of the (ε, δ) guarantee, strictly between 0 and 1 (e.g. 1e-5).
     #[arg(long)]
     pub delta: f64,
-    /// Per-record Poisson sampling rate Q in (0, 1] (record-level DP-SGD); below 1 the
-    /// RDP accountant of the subsampled discrete Gaussian is used.
-    #[arg(long, default_value_t = 1.0)]
-    pub sampling_rate: f64,
-    /// Who adds the noise: `aggregator` (one discrete Gaussian of scale σ) or `client`
-    /// (at least `--min-honest-clients` N clients each add σ/√N: the distributed
-    /// discrete Gaussian, accounted with the RDP accountant).
-    #[arg(long, value_enum, default_value_t = NoiseArg::Aggregator)]
-    pub noise: NoiseArg,
-    /// With `--noise client`: N, the clients whose noise is assumed honest.
-    #[arg(long, value_name = "N")]
-    pub min_honest_clients: Option<u64>,
-    /// With `--noise client`: the dimension d of the sum (the KLS21 bound grows with it).
-    #[arg(long, value_name = "D")]
-    pub dim: Option<u64>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// Sampling, noise placement and output format.
+    #[command(flatten)]
+    pub setting: Setting,
 }
 
 /// Arguments of `cairn dp sigma`.
@@ -102,6 +87,14 @@ pub struct SigmaArgs {
     /// L2 sensitivity Δ of one release (the clipping norm bound, in quantised units).
     #[arg(long)]
     pub sensitivity: f64,
+    /// Sampling, noise placement and output format.
+    #[command(flatten)]
+    pub setting: Setting,
+}
+
+/// The settings `cairn dp epsilon` and `cairn dp sigma` share.
+#[derive(Debug, Args)]
+pub struct Setting {
     /// Per-record Poisson sampling rate Q in (0, 1] (record-level DP-SGD); below 1 the
     /// RDP accountant of the subsampled discrete Gaussian is used.
     #[arg(long, default_value_t = 1.0)]
@@ -170,46 +163,48 @@ pub struct DpReport {
 pub fn run(cmd: DpCommand) -> anyhow::Result<String> {
     let (report, format) = match cmd {
         DpCommand::Epsilon(a) => {
-            let report = match client_noise(a.noise, a.min_honest_clients, a.dim)? {
+            let s = &a.setting;
+            let report = match client_noise(s.noise, s.min_honest_clients, s.dim)? {
                 None => sampled_epsilon_report(
                     a.sigma,
                     a.sensitivity,
                     a.rounds,
                     a.delta,
-                    a.sampling_rate,
+                    s.sampling_rate,
                 )?,
                 Some((n, d)) => distributed_epsilon_report(
                     a.sigma,
                     a.sensitivity,
                     a.rounds,
                     a.delta,
-                    a.sampling_rate,
+                    s.sampling_rate,
                     n,
                     d,
                 )?,
             };
-            (report, a.format)
+            (report, s.format)
         }
         DpCommand::Sigma(a) => {
-            let report = match client_noise(a.noise, a.min_honest_clients, a.dim)? {
+            let s = &a.setting;
+            let report = match client_noise(s.noise, s.min_honest_clients, s.dim)? {
                 None => sampled_sigma_report(
                     a.epsilon,
                     a.delta,
                     a.rounds,
                     a.sensitivity,
-                    a.sampling_rate,
+                    s.sampling_rate,
                 )?,
                 Some((n, d)) => distributed_sigma_report(
                     a.epsilon,
                     a.delta,
                     a.rounds,
                     a.sensitivity,
-                    a.sampling_rate,
+                    s.sampling_rate,
                     n,
                     d,
                 )?,
             };
-            (report, a.format)
+            (report, s.format)
         }
     };
     render(&report, format)
