@@ -1,5 +1,5 @@
 //! Throughput of one aggregator run as 1, 2 and 4 leader replicas on one PostgreSQL
-//! database (issue 17), beside the same round on SQLite.
+//! database, beside the same round on SQLite.
 //!
 //! Each configuration is a fresh deployment at d = 10^4 without noise: the leader
 //! replicas and one helper are `cairn node` processes (release build); a local

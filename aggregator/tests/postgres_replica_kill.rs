@@ -1,4 +1,4 @@
-//! The replica kill campaign (issue 17): each aggregator runs as several `cairn node`
+//! The replica kill campaign: each aggregator runs as several `cairn node`
 //! processes sharing one PostgreSQL database — 3 leader replicas, 2 helper replicas —
 //! and the task lists every replica's endpoint, so the 200 clients spread over the
 //! leader replicas and fail over, and the leader replicas over the helper replicas.

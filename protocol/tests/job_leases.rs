@@ -1,6 +1,8 @@
 //! Two leader processes sharing one store, with job leases: a job is driven by the
 //! process that leases it; when that process dies mid-job, the other takes the job
-//! over once the lease has expired, and every report is counted exactly once.
+//! over once the lease has expired, and every report is counted exactly once. A process
+//! still driving its job renews the lease at each recorded step; one that stalled past
+//! its lease stops at its next step.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod support;
@@ -17,6 +19,7 @@ use cairn_protocol::config::TaskConfig;
 use cairn_protocol::driver::{JobDriver, collect_in_process};
 use cairn_protocol::helper::Helper;
 use cairn_protocol::leader::{JobLeases, Leader};
+use cairn_protocol::messages::ErrorCode;
 use cairn_protocol::store::{MemoryStore, TaskStore};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -48,8 +51,20 @@ fn leader(
         })
 }
 
-#[test]
-fn a_job_of_a_dead_leader_process_is_taken_over_when_its_lease_expires() {
+/// Two leader processes `a` and `b` sharing one store, one helper, and three uploads
+/// queued in round 0.
+struct World {
+    store: Arc<MemoryStore>,
+    clock: Arc<ManualClock>,
+    helper: Helper<MemoryStore>,
+    a: Leader<Arc<MemoryStore>>,
+    b: Leader<Arc<MemoryStore>>,
+    collector: Collector,
+    expected: [i64; DIM],
+    rng: ChaCha20Rng,
+}
+
+fn world() -> World {
     let header = format!(
         "name = \"leases\"\ndimension = {DIM}\nbits = 16\nfrac_bits = 8\nclip_norm = 1.0\n\
          proof = \"carry-lift\"\nmin_clients = 3\nmax_clients = 100\nround_duration_secs = 3600\n"
@@ -60,7 +75,7 @@ fn a_job_of_a_dead_leader_process_is_taken_over_when_its_lease_expires() {
     let task = TaskConfig::from_toml(&text).unwrap();
     let store = Arc::new(MemoryStore::new());
     let clock = Arc::new(ManualClock(AtomicU64::new(NOW.0)));
-    let mut helper = Helper::new(
+    let helper = Helper::new(
         task.clone(),
         1,
         Seed::from_bytes([3; 32]),
@@ -94,6 +109,53 @@ fn a_job_of_a_dead_leader_process_is_taken_over_when_its_lease_expires() {
             .handle_upload(client.prepare_upload(0, &update, &mut rng).unwrap(), NOW)
             .unwrap();
     }
+    let collector = Collector::new(task.clone(), collector_sk).unwrap();
+    World {
+        store,
+        clock,
+        helper,
+        a,
+        b,
+        collector,
+        expected,
+        rng,
+    }
+}
+
+impl World {
+    fn set_clock(&self, secs_after_now: u64) {
+        self.clock.0.store(NOW.0 + secs_after_now, Ordering::SeqCst);
+    }
+
+    /// Releases round 0 through `b` and checks every report once, the exact sum.
+    fn release_through_b(mut self) {
+        let helpers = std::slice::from_mut(&mut self.helper);
+        let response = collect_in_process(
+            &mut self.b,
+            helpers,
+            self.collector.request(0),
+            NOW,
+            &mut self.rng,
+        )
+        .unwrap();
+        let released = self.collector.open(0, &response).unwrap();
+        assert_eq!(released.count, 3);
+        assert_eq!(released.sum_quantised, self.expected.to_vec());
+    }
+}
+
+#[test]
+fn a_job_of_a_dead_leader_process_is_taken_over_when_its_lease_expires() {
+    let World {
+        store,
+        clock,
+        mut helper,
+        mut a,
+        mut b,
+        collector,
+        expected,
+        mut rng,
+    } = world();
 
     // Process A starts a job over every queued report (and leases it), sends its
     // inits… and dies before it commits.
@@ -126,10 +188,59 @@ fn a_job_of_a_dead_leader_process_is_taken_over_when_its_lease_expires() {
     assert!(store.open_jobs().unwrap().is_empty());
 
     // Released: every report exactly once, the exact sum.
-    let collector = Collector::new(task.clone(), collector_sk).unwrap();
     let response =
         collect_in_process(&mut b, helpers, collector.request(0), NOW, &mut rng).unwrap();
     let released = collector.open(0, &response).unwrap();
     assert_eq!(released.count, 3);
     assert_eq!(released.sum_quantised, expected.to_vec());
+}
+
+#[test]
+fn a_job_being_driven_renews_its_lease_at_each_recorded_step() {
+    let mut w = world();
+    // A starts the job at NOW (lease until NOW + LEASE); the helper is slow to answer.
+    let mut driver = JobDriver::next_queued(&mut w.a, &mut w.rng)
+        .unwrap()
+        .unwrap();
+    let init = driver.poll_transmit().unwrap();
+    let answer = w.helper.handle_message(init.message, NOW, &mut w.rng);
+    // The answer arrives just before the lease expires: deciding renews it.
+    w.set_clock(LEASE - 1);
+    driver.handle_answer(&mut w.a, answer).unwrap();
+    // Past the first lease's expiry, B must leave the job alone: A still drives it.
+    w.set_clock(LEASE + 1);
+    assert!(JobDriver::resume_all(&mut w.b).unwrap().is_empty());
+    while let Some(t) = driver.poll_transmit() {
+        let answer = w.helper.handle_message(t.message, NOW, &mut w.rng);
+        driver.handle_answer(&mut w.a, answer).unwrap();
+    }
+    assert!(w.store.open_jobs().unwrap().is_empty());
+    w.release_through_b();
+}
+
+#[test]
+fn a_stalled_process_that_lost_its_lease_stops_and_the_new_owner_finishes() {
+    let mut w = world();
+    let mut stalled = JobDriver::next_queued(&mut w.a, &mut w.rng)
+        .unwrap()
+        .unwrap();
+    let init = stalled.poll_transmit().unwrap();
+    let late_answer = w.helper.handle_message(init.message, NOW, &mut w.rng);
+    // A stalls past its lease; B takes the job over and drives it to its commit.
+    w.set_clock(LEASE);
+    let resumed = JobDriver::resume_all(&mut w.b).unwrap();
+    assert_eq!(resumed.len(), 1);
+    let contention = w.a.contention_counter();
+    // A wakes up: its decision step finds the lease gone and ends the job there.
+    let err = stalled.handle_answer(&mut w.a, late_answer).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Busy, "{err:?}");
+    assert_eq!(contention.load(Ordering::Relaxed), 1);
+    for mut driver in resumed {
+        while let Some(t) = driver.poll_transmit() {
+            let answer = w.helper.handle_message(t.message, NOW, &mut w.rng);
+            driver.handle_answer(&mut w.b, answer).unwrap();
+        }
+    }
+    assert!(w.store.open_jobs().unwrap().is_empty());
+    w.release_through_b();
 }

@@ -201,6 +201,28 @@ impl<S: TaskStore> Leader<S> {
             .map_err(Reject::storage)
     }
 
+    /// Renews this process's lease of `job_id` before a step that records something
+    /// (the decision, the commit), so that a job whose exchanges with the helpers take
+    /// longer than one lease is not taken over while it is still being driven. A
+    /// lease already taken by another process (this one stalled past its expiry) ends
+    /// the job here with a retriable [`ErrorCode::Busy`]: the other process drives it
+    /// from the store, and the idempotent steps make a late step of this one harmless
+    /// anyway.
+    fn renew_lease(&mut self, job_id: JobId) -> Result<(), Reject> {
+        if self.lease(job_id)? {
+            return Ok(());
+        }
+        self.jobs.remove(&job_id);
+        self.contention.fetch_add(1, Ordering::Relaxed);
+        Err(Reject::new(
+            ErrorCode::Busy,
+            format!(
+                "job {} is leased by another leader process",
+                job_id.to_hex()
+            ),
+        ))
+    }
+
     /// The task.
     pub fn task(&self) -> &TaskConfig {
         &self.core.task

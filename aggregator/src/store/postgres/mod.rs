@@ -1,5 +1,5 @@
 //! The PostgreSQL store: any number of node processes of one aggregator share one
-//! database (issue 17; the embedded SQLite store stays the default).
+//! database (the embedded SQLite store stays the default).
 //!
 //! [`PgStore`] holds a bounded connection pool (r2d2 over the blocking `postgres`
 //! client: the protocol's [`TaskStore`] is synchronous and the node calls it from
