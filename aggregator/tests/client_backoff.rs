@@ -3,7 +3,8 @@
 //! without jitter here), re-sends the very same report bytes each time, and returns
 //! the acknowledged report id; a leader that stays busy makes it give up after the
 //! policy's attempts with `Refused { Busy }`; with a second leader replica listed in the
-//! task, a client answered `Busy` moves on to it.
+//! task, a client answered `Busy` moves on to it. A `Busy` answer's retry-after advice
+//! lengthens the client's wait, up to the client's own ceiling.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::{Arc, Mutex};
@@ -17,22 +18,25 @@ use cairn_transport::{ClientAuth, Identity, RetryPolicy, ServerEndpoint, Transpo
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-/// A fake leader on the task's leader address and certificate: answers `Busy` to the
-/// first `busy` requests, then acknowledges; records every request's bytes.
+/// A fake leader on the task's leader address and certificate: answers `Busy` (with
+/// no retry advice) to the first `busy` requests, then acknowledges; records every
+/// request's bytes.
 async fn fake_leader(
     d: &deploy::Deployment,
     task: &TaskConfig,
     busy: usize,
 ) -> (ServerEndpoint, Arc<Mutex<Vec<(Instant, Vec<u8>)>>>) {
-    fake_leader_at(d, task, task.aggregators()[0].endpoint, busy).await
+    fake_leader_at(d, task, task.aggregators()[0].endpoint, busy, 0).await
 }
 
-/// [`fake_leader`] listening at `addr` (a replica of the leader).
+/// [`fake_leader`] listening at `addr` (a replica of the leader), its `Busy` answers
+/// advising `retry_after_ms`.
 async fn fake_leader_at(
     d: &deploy::Deployment,
     task: &TaskConfig,
     addr: std::net::SocketAddr,
     busy: usize,
+    retry_after_ms: u32,
 ) -> (ServerEndpoint, Arc<Mutex<Vec<(Instant, Vec<u8>)>>>) {
     let identity = Identity::read_pem_files(
         &d.dir.join("aggregator-0/cert.pem"),
@@ -69,6 +73,7 @@ async fn fake_leader_at(
                         Message::Error(ErrorMessage {
                             code: ErrorCode::Busy,
                             detail: "full, retry later".into(),
+                            retry_after_ms,
                         })
                         .encode()
                     } else {
@@ -147,6 +152,42 @@ async fn a_busy_leader_is_retried_with_backoff_and_the_same_report() {
     assert!(gap2 >= Duration::from_millis(200), "{gap2:?}");
 }
 
+/// One `Busy` answer advising `advice_ms`, then the acknowledgement: the gap between
+/// the client's two requests. Without advice the policy waits 100 ms there.
+async fn gap_after_busy_advising(advice_ms: u32) -> Duration {
+    let (_dir, d, task) = setup().await;
+    let leader = task.aggregators()[0].endpoint;
+    let (_server, seen) = fake_leader_at(&d, &task, leader, 1, advice_ms).await;
+    let credential = cairn_client::sdk::read_credential(&d.credentials[0]).unwrap();
+    let client = Client::builder(task.clone())
+        .credential(credential)
+        .retry(policy(3))
+        .build()
+        .await
+        .unwrap();
+    client.submit(0, &[0.1; 8]).await.unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "one Busy answer, then the acknowledgement");
+    seen[1].0 - seen[0].0
+}
+
+/// The leader's retry-after advice is a floor on the client's backoff…
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_answer_s_retry_after_is_honoured() {
+    let gap = gap_after_busy_advising(700).await;
+    assert!(gap >= Duration::from_millis(700), "{gap:?}");
+    assert!(gap < Duration::from_millis(1_000), "{gap:?}");
+}
+
+/// …and the client's own ceiling (`max_delay`, 1 s here) caps it: a dishonest leader
+/// cannot park a client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_beyond_the_policy_s_ceiling_is_capped() {
+    let gap = gap_after_busy_advising(u32::MAX).await;
+    assert!(gap >= Duration::from_secs(1), "{gap:?}");
+    assert!(gap < Duration::from_millis(1_600), "{gap:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_that_stays_busy_makes_the_client_give_up_after_its_attempts() {
     let (_dir, d, task) = setup().await;
@@ -180,8 +221,8 @@ async fn a_client_answered_busy_moves_on_to_another_leader_replica() {
     );
     let task = TaskConfig::from_toml(&text).unwrap();
     // The primary is always full; the replica acknowledges at once.
-    let (_full, at_full) = fake_leader_at(&d, &task, primary, usize::MAX).await;
-    let (_free, at_free) = fake_leader_at(&d, &task, replica, 0).await;
+    let (_full, at_full) = fake_leader_at(&d, &task, primary, usize::MAX, 0).await;
+    let (_free, at_free) = fake_leader_at(&d, &task, replica, 0, 0).await;
     // Eight clients, each starting at a random replica: those that start at the full
     // one are answered Busy once and move on (with 2 attempts they could not succeed
     // by retrying the full replica).

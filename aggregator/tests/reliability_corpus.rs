@@ -166,6 +166,7 @@ fn regenerate_seed_corpus() {
         Message::Error(ErrorMessage {
             code: ErrorCode::Busy,
             detail: "busy".into(),
+            retry_after_ms: 1000,
         })
         .encode(),
     );

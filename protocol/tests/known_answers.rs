@@ -1,4 +1,4 @@
-//! Known-answer vectors of the wire format (`protocol/testvectors/wire_v2.json`).
+//! Known-answer vectors of the wire format (`protocol/testvectors/wire_v3.json`).
 //!
 //! One honest round of a tiny task runs with every random choice drawn from fixed
 //! seeds: the task id, a PRG expansion, the client's carry-lift sharding and proof
@@ -211,6 +211,11 @@ fn layout(ty: u8) -> Vec<F> {
         11 => vec![
             Fixed("code", 2, "error code"),
             Bytes("detail", "UTF-8 detail, at most 512 bytes"),
+            Fixed(
+                "retry_after_ms",
+                4,
+                "milliseconds to wait before a retry (0: no advice)",
+            ),
         ],
         other => panic!("no layout for message type {other}"),
     }
@@ -399,10 +404,10 @@ fn vectors() -> Value {
         }
     }
     frames.push(
-        Message::Error(ErrorMessage {
-            code: ErrorCode::BudgetExceeded,
-            detail: "the round would exceed the privacy budget".into(),
-        })
+        Message::Error(ErrorMessage::new(
+            ErrorCode::BudgetExceeded,
+            "the round would exceed the privacy budget",
+        ))
         .encode(),
     );
 
@@ -428,7 +433,7 @@ fn vectors() -> Value {
 }
 
 fn vectors_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testvectors/wire_v2.json")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testvectors/wire_v3.json")
 }
 
 #[test]
@@ -438,7 +443,7 @@ fn the_wire_format_matches_the_known_answers() {
     if std::env::var_os("CAIRN_UPDATE_VECTORS").is_some() {
         std::fs::write(&path, &now).expect("writing the vectors");
     }
-    let stored = std::fs::read_to_string(&path).expect("protocol/testvectors/wire_v2.json");
+    let stored = std::fs::read_to_string(&path).expect("protocol/testvectors/wire_v3.json");
     let stored: Value = serde_json::from_str(&stored).expect("the stored vectors parse");
     let now: Value = serde_json::from_str(&now).expect("json");
     for (s, n) in stored["messages"]

@@ -72,6 +72,7 @@ pub fn run(args: SubmitArgs) -> anyhow::Result<String> {
         Err(SdkError::Refused {
             code: ErrorCode::AlreadySubmitted,
             detail,
+            ..
         }) => bail!(
             "refused: this client already submitted a report for round {} ({detail})",
             args.round

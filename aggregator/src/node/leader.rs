@@ -25,6 +25,9 @@ impl LeaderShared {
     }
 }
 
+/// How long a client answered `Busy` (the leader's upload memory full) is asked to wait
+/// before it retries: about the time a job takes to drain a batch of uploads.
+const BUSY_RETRY_AFTER_MS: u32 = 1_000;
 pub(super) async fn start_leader(
     setup: NodeSetup,
     loaded: Task,
@@ -78,10 +81,15 @@ pub(super) async fn start_leader(
     )?;
     // Uploads beyond the memory budget are answered Busy unread; the SDK backs off
     // and retries (on another replica of the leader, if the task lists several).
-    server.answer_busy_with(error_message(
-        ErrorCode::Busy,
-        "the leader holds as many uploads as its memory budget allows; retry shortly",
-    ));
+    server.answer_busy_with(
+        Message::Error(ErrorMessage {
+            code: ErrorCode::Busy,
+            detail: "the leader holds as many uploads as its memory budget allows; retry shortly"
+                .into(),
+            retry_after_ms: BUSY_RETRY_AFTER_MS,
+        })
+        .encode(),
+    );
     let local_addr = server.local_addr()?;
     let client = ClientEndpoint::bind(
         unspecified_for(config.listen),

@@ -301,11 +301,7 @@ pub async fn run_until(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> 
 }
 
 fn reject_to_message(e: Reject) -> Vec<u8> {
-    Message::Error(ErrorMessage {
-        code: e.code,
-        detail: e.detail,
-    })
-    .encode()
+    Message::Error(ErrorMessage::new(e.code, e.detail)).encode()
 }
 
 fn error_message(code: ErrorCode, detail: &str) -> Vec<u8> {

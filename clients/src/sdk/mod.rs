@@ -103,6 +103,8 @@ pub enum SdkError {
         code: ErrorCode,
         /// The leader's explanation.
         detail: String,
+        /// How long the leader asked to be left alone before a retry (`Busy`).
+        retry_after: Option<std::time::Duration>,
     },
     /// The leader's answer does not decode.
     #[error("the leader's answer does not decode: {0}")]
@@ -221,7 +223,16 @@ async fn request_with_retry<T>(
                     // This replica of the leader is full or failing: try another.
                     leader.move_on().await;
                 }
-                let wait = retry.delay(attempt, &mut rng);
+                // The leader's advice is a floor on the backoff, never above the
+                // policy's own ceiling: a dishonest leader cannot park a client.
+                let advised = match &e {
+                    SdkError::Refused {
+                        retry_after: Some(after),
+                        ..
+                    } => (*after).min(retry.max_delay),
+                    _ => std::time::Duration::ZERO,
+                };
+                let wait = retry.delay(attempt, &mut rng).max(advised);
                 tracing::debug!(attempt, ?wait, error = %e, "retrying");
                 tokio::time::sleep(wait).await;
             }
@@ -235,6 +246,8 @@ fn refused(m: Message) -> SdkError {
         Message::Error(e) => SdkError::Refused {
             code: e.code,
             detail: e.detail,
+            retry_after: (e.retry_after_ms > 0)
+                .then(|| std::time::Duration::from_millis(u64::from(e.retry_after_ms))),
         },
         other => SdkError::UnexpectedAnswer(other.name()),
     }

@@ -128,6 +128,22 @@ pub struct ErrorMessage {
     /// A human-readable detail (never secret material), at most
     /// [`MAX_ERROR_DETAIL`] bytes.
     pub detail: String,
+    /// How long the sender asks to be left alone before a retry, in milliseconds (0:
+    /// no advice). A leader answering [`ErrorCode::Busy`] sets it; a requester treats
+    /// it as a lower bound on its own backoff, capped by its own policy, since a
+    /// dishonest sender could ask for anything.
+    pub retry_after_ms: u32,
+}
+
+impl ErrorMessage {
+    /// An error with no retry advice.
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            detail: detail.into(),
+            retry_after_ms: 0,
+        }
+    }
 }
 
 impl WireMessage for ErrorMessage {
@@ -137,6 +153,7 @@ impl WireMessage for ErrorMessage {
         (self.code as u16).encode(out);
         let detail = truncate_utf8(&self.detail, MAX_ERROR_DETAIL);
         put_bytes(detail.as_bytes(), out);
+        self.retry_after_ms.encode(out);
     }
 
     fn decode_body(r: &mut Reader<'_>, _limits: &Limits) -> Result<Self, CodecError> {
@@ -147,7 +164,12 @@ impl WireMessage for ErrorMessage {
                 what: "error detail (not UTF-8)",
             })?
             .to_owned();
-        Ok(ErrorMessage { code, detail })
+        let retry_after_ms = r.read_u32()?;
+        Ok(ErrorMessage {
+            code,
+            detail,
+            retry_after_ms,
+        })
     }
 }
 

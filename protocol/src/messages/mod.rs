@@ -5,7 +5,7 @@
 //! `u32`-length-prefixed vectors). Decoding never panics and rejects trailing bytes.
 //! Each message is one struct with its own codec ([`WireMessage`]), in the module of
 //! its exchange: [`upload`], [`job`], [`collect`], [`error`]. The byte-exact format is
-//! specified by example in `protocol/testvectors/wire_v2.json` (DESIGN §12).
+//! specified by example in `protocol/testvectors/wire_v3.json` (DESIGN §12).
 //!
 //! Sizes come from the task. A decoder takes [`Limits`] (derived from the task's
 //! dimension, aggregator count and validity scheme) and refuses any length above them
@@ -44,8 +44,10 @@ pub use limits::{Inbound, Limits};
 pub use upload::{Report, UploadRequest, UploadResponse, decode_report, encode_report};
 
 /// The wire version every frame starts with. Version 2 added client identities and
-/// tags to reports and ledger heads to the release exchange.
-pub const WIRE_VERSION: u8 = 2;
+/// tags to reports and ledger heads to the release exchange; version 3 a retry-after
+/// advice to error messages, and task ids that leave the aggregators' HPKE keys out
+/// (they rotate: `crate::keyring`).
+pub const WIRE_VERSION: u8 = 3;
 
 /// The type byte of each message, the second byte of every frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -128,8 +128,9 @@ fn samples() -> Vec<Message> {
             shares: vec![share.clone(), share],
         }),
         Message::Error(ErrorMessage {
-            code: ErrorCode::Replay,
+            code: ErrorCode::Busy,
             detail: "report seen before".into(),
+            retry_after_ms: 1500,
         }),
     ]
 }
@@ -217,10 +218,7 @@ fn each_party_reads_only_frames_its_peers_may_send() {
 #[test]
 fn error_detail_is_truncated_on_a_char_boundary() {
     let long = "é".repeat(400);
-    let m = Message::Error(ErrorMessage {
-        code: ErrorCode::Internal,
-        detail: long,
-    });
+    let m = Message::Error(ErrorMessage::new(ErrorCode::Internal, long));
     match Message::decode(&m.encode(), &limits()).unwrap() {
         Message::Error(e) => {
             assert!(e.detail.len() <= MAX_ERROR_DETAIL && !e.detail.is_empty())

@@ -183,10 +183,10 @@ pub(crate) fn rpc(
 }
 
 pub(crate) fn error(reject: Reject) -> Message {
-    Message::Error(cairn_protocol::messages::ErrorMessage {
-        code: reject.code,
-        detail: reject.detail,
-    })
+    Message::Error(cairn_protocol::messages::ErrorMessage::new(
+        reject.code,
+        reject.detail,
+    ))
 }
 
 impl World {
