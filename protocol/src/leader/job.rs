@@ -148,12 +148,6 @@ impl<S: TaskStore> Leader<S> {
         job_id: JobId,
         responses: &[JobResponse],
     ) -> Result<(JobContinue, Vec<Rejection>), Reject> {
-        if !self.jobs.contains_key(&job_id) {
-            return Err(Reject::new(
-                ErrorCode::UnknownJob,
-                format!("job {}", job_id.to_hex()),
-            ));
-        }
         self.renew_lease(job_id)?;
         let job = self.jobs.get(&job_id).ok_or_else(|| {
             Reject::new(ErrorCode::UnknownJob, format!("job {}", job_id.to_hex()))
@@ -273,9 +267,7 @@ impl<S: TaskStore> Leader<S> {
             self.jobs.remove(&job_id);
             return Ok(CommitOutcome::AlreadyCommitted);
         }
-        if self.jobs.contains_key(&job_id) {
-            self.renew_lease(job_id)?;
-        }
+        self.renew_lease(job_id)?;
         let job = self.jobs.get(&job_id).ok_or_else(|| {
             Reject::new(ErrorCode::UnknownJob, format!("job {}", job_id.to_hex()))
         })?;

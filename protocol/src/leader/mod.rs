@@ -208,7 +208,14 @@ impl<S: TaskStore> Leader<S> {
     /// the job here with a retriable [`ErrorCode::Busy`]: the other process drives it
     /// from the store, and the idempotent steps make a late step of this one harmless
     /// anyway.
+    /// A job this process does not hold in memory is [`ErrorCode::UnknownJob`].
     fn renew_lease(&mut self, job_id: JobId) -> Result<(), Reject> {
+        if !self.jobs.contains_key(&job_id) {
+            return Err(Reject::new(
+                ErrorCode::UnknownJob,
+                format!("job {}", job_id.to_hex()),
+            ));
+        }
         if self.lease(job_id)? {
             return Ok(());
         }
