@@ -31,7 +31,8 @@ pub enum ClientError {
     /// The credential is not for this task.
     #[error("credential: {0}")]
     Credential(#[from] crate::auth::AuthError),
-    /// The update has the wrong length.
+    /// The update has the wrong length (record level: a length that is not a multiple
+    /// of the dimension; `got` is the whole length).
     #[error("the update has {got} values, the task's dimension is {expected}")]
     WrongDimension {
         /// The task's dimension.
@@ -160,7 +161,7 @@ impl Client {
         if !records.len().is_multiple_of(d) {
             return Err(ClientError::WrongDimension {
                 expected: d,
-                got: records.len() % d,
+                got: records.len(),
             });
         }
         if let Some(i) = records.iter().position(|v| !v.is_finite()) {

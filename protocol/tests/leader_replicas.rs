@@ -246,3 +246,30 @@ fn a_replica_keeps_the_round_window_other_replicas_moved() {
         "nothing stored for round 2"
     );
 }
+
+#[test]
+fn a_replica_refuses_a_store_ledger_rewritten_behind_it() {
+    let mut w = world("noise = \"none\"");
+    let mut a = w.replica();
+    let mut b = w.replica();
+    w.round_of_two(&mut a, 0);
+    w.round_of_two(&mut a, 1);
+    w.round_of_two(&mut a, 2);
+    w.collect(&mut a, 0).unwrap();
+    let seen = w.store.ledger().unwrap();
+    assert_eq!(seen.len(), 1);
+
+    // The store's ledger is restored from a backup taken before that release, and
+    // replica B releases round 1 on top of it: a chain as long as the one A saw, but
+    // another one (B's collect itself fails at the helper, which is ahead).
+    w.store.restore_ledger(Vec::new());
+    let _ = w.collect(&mut b, 1);
+    let rewritten = w.store.ledger().unwrap();
+    assert_eq!(rewritten.len(), 1);
+    assert_ne!(rewritten[0].hash, seen[0].hash);
+
+    // A must not take that chain for the one it saw: the release of round 0 would be
+    // forgotten. It refuses to release anything until the newest ledger is restored.
+    let err = w.collect(&mut a, 2).unwrap_err();
+    assert_eq!(err.code, ErrorCode::LedgerRollback, "{err:?}");
+}

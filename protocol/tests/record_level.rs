@@ -175,6 +175,11 @@ fn each_record_is_clipped_to_c_before_the_sum() {
 fn bad_record_input_is_refused_before_anything_is_sent() {
     let mut w = world(RECORD_NONE);
     let client = w.client();
+    // Exactly the allowed number of records is a valid report.
+    let most = vec![0.01f32; 20 * DIM];
+    client
+        .prepare_upload_records(0, &most, &mut w.rng)
+        .expect("max_records_per_report records are allowed");
     let too_many = vec![0.01f32; 21 * DIM];
     assert!(matches!(
         client.prepare_upload_records(0, &too_many, &mut w.rng),
@@ -185,7 +190,7 @@ fn bad_record_input_is_refused_before_anything_is_sent() {
     ));
     assert!(matches!(
         client.prepare_upload_records(0, &[0.0; DIM + 1], &mut w.rng),
-        Err(ClientError::WrongDimension { .. })
+        Err(ClientError::WrongDimension { expected: DIM, got }) if got == DIM + 1
     ));
     let mut nan = vec![0.0f32; 2 * DIM];
     nan[DIM + 2] = f32::NAN;
@@ -232,6 +237,16 @@ fn every_aggregator_enforces_the_rdp_budget_on_its_own_across_restarts() {
                 released += 1;
                 let receipt = c.receipt().unwrap();
                 assert!(receipt.epsilon_total <= 2.0, "{receipt:?}");
+                let spent = one.times(u64::from(released)).epsilon(1e-6).unwrap().0;
+                assert!(
+                    (receipt.epsilon_total - spent).abs() < 1e-9,
+                    "{receipt:?}, expected ε {spent}"
+                );
+                assert_eq!(
+                    receipt.epsilon_remaining,
+                    2.0 - receipt.epsilon_total,
+                    "{receipt:?}"
+                );
                 assert_eq!(receipt.rho_total, 0.0, "no zCDP at record level");
             }
             Err(code) => {

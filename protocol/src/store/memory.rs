@@ -54,6 +54,13 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// Replaces the ledger with `entries` and nothing else, as restoring the ledger
+    /// from an old backup while the aggregator runs would. For tests of rollback
+    /// detection: nothing checks the entries.
+    pub fn restore_ledger(&self, entries: Vec<LedgerEntry>) {
+        self.lock().ledger = entries;
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
         // A poisoned lock means a panic mid-operation in a test; the data is still
         // consistent because every operation validates before it mutates.

@@ -155,6 +155,11 @@ fn rounds_far_ahead_of_the_known_ones_are_refused_before_anything_is_stored() {
         s.leader.store().round(far).unwrap().is_none(),
         "nothing written"
     );
+    // The window's last round is still taken.
+    let edge = client
+        .prepare_upload_quantised(far - 1, &[1; DIM], &mut s.rng)
+        .unwrap();
+    s.leader.handle_upload(edge, NOW).unwrap();
     // The helper likewise, for a job the leader should not have sent.
     let (_, mut init) = {
         let cred = s.register();
