@@ -18,44 +18,25 @@ const SIGMAS: [(u32, &str); 4] = [
     (1 << 20, "2^20"),
 ];
 
-fn gaussian(c: &mut Criterion) {
-    let mut group = c.benchmark_group("discrete_gaussian");
-    for (sigma, label) in SIGMAS {
-        let sampler = DiscreteGaussian::new(Ratio::from_integer(u64::from(sigma))).unwrap();
-        let mut rng = ChaCha20Rng::from_seed([1; 32]);
-        let mut out = vec![0i64; 10_000];
-        group.throughput(Throughput::Elements(out.len() as u64));
-        group.bench_function(BenchmarkId::new("cairn", label), |b| {
-            b.iter(|| {
-                sampler.fill(&mut rng, &mut out);
-                black_box(&out);
-            })
-        });
-        let scale = RBig::from(sigma);
-        group.throughput(Throughput::Elements(100));
-        group.bench_function(BenchmarkId::new("opendp", label), |b| {
-            b.iter(|| {
-                for _ in 0..100 {
-                    black_box(
-                        opendp::traits::samplers::sample_discrete_gaussian(scale.clone()).unwrap(),
-                    );
-                }
-            })
-        });
-    }
-    group.finish();
-}
-
-fn laplace(c: &mut Criterion) {
-    let mut group = c.benchmark_group("discrete_laplace");
+/// Our sampler (`fill` 10,000 values) beside OpenDP's (`theirs`, 100 draws) at each
+/// scale of [`SIGMAS`]. `ours` builds our sampler for a scale.
+fn compare<S>(
+    c: &mut Criterion,
+    group: &str,
+    seed: u8,
+    ours: impl Fn(Ratio) -> S,
+    fill: impl Fn(&S, &mut ChaCha20Rng, &mut [i64]),
+    theirs: impl Fn(RBig),
+) {
+    let mut group = c.benchmark_group(group);
     for (scale, label) in SIGMAS {
-        let sampler = DiscreteLaplace::new(Ratio::from_integer(u64::from(scale))).unwrap();
-        let mut rng = ChaCha20Rng::from_seed([2; 32]);
+        let sampler = ours(Ratio::from_integer(u64::from(scale)));
+        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
         let mut out = vec![0i64; 10_000];
         group.throughput(Throughput::Elements(out.len() as u64));
         group.bench_function(BenchmarkId::new("cairn", label), |b| {
             b.iter(|| {
-                sampler.fill(&mut rng, &mut out);
+                fill(&sampler, &mut rng, &mut out);
                 black_box(&out);
             })
         });
@@ -64,14 +45,38 @@ fn laplace(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new("opendp", label), |b| {
             b.iter(|| {
                 for _ in 0..100 {
-                    black_box(
-                        opendp::traits::samplers::sample_discrete_laplace(rscale.clone()).unwrap(),
-                    );
+                    theirs(rscale.clone());
                 }
             })
         });
     }
     group.finish();
+}
+
+fn gaussian(c: &mut Criterion) {
+    compare(
+        c,
+        "discrete_gaussian",
+        1,
+        |sigma| DiscreteGaussian::new(sigma).unwrap(),
+        |s, rng, out| s.fill(rng, out),
+        |scale| {
+            black_box(opendp::traits::samplers::sample_discrete_gaussian(scale).unwrap());
+        },
+    );
+}
+
+fn laplace(c: &mut Criterion) {
+    compare(
+        c,
+        "discrete_laplace",
+        2,
+        |scale| DiscreteLaplace::new(scale).unwrap(),
+        |s, rng, out| s.fill(rng, out),
+        |scale| {
+            black_box(opendp::traits::samplers::sample_discrete_laplace(scale).unwrap());
+        },
+    );
 }
 
 fn setup(c: &mut Criterion) {

@@ -23,6 +23,8 @@
 //! then [`leader_share_zq`] / [`leader_share_field`] for each vector with its usage.
 //! [`share_zq`] and [`share_field`] do both steps for a single vector.
 
+use core::marker::PhantomData;
+
 use rand_core::CryptoRng;
 use zeroize::Zeroize;
 
@@ -107,12 +109,7 @@ pub fn share_field<F: FieldElement, R: CryptoRng + ?Sized>(
     n: usize,
     rng: &mut R,
 ) -> Result<Sharing<F>, SharingError> {
-    let helper_seeds = generate_helper_seeds(n, rng)?;
-    let leader_share = leader_share_field(x, ctx, &helper_seeds, Usage::FieldShare)?;
-    Ok(Sharing {
-        leader_share,
-        helper_seeds,
-    })
+    share::<FieldGroup<F>, R>(x, ctx, n, Usage::FieldShare, rng)
 }
 
 /// Shares `x` over `Z_{2^b}` among `n` parties ([`Usage::ZqShare`] streams).
@@ -122,12 +119,7 @@ pub fn share_zq<W: ZqWord, R: CryptoRng + ?Sized>(
     n: usize,
     rng: &mut R,
 ) -> Result<Sharing<W>, SharingError> {
-    let helper_seeds = generate_helper_seeds(n, rng)?;
-    let leader_share = leader_share_zq(x, ctx, &helper_seeds, Usage::ZqShare)?;
-    Ok(Sharing {
-        leader_share,
-        helper_seeds,
-    })
+    share::<ZqGroup<W>, R>(x, ctx, n, Usage::ZqShare, rng)
 }
 
 /// The leader's field share `x − Σ_j Prg(helper_seeds[j−1], (ctx, j, usage))`, for
@@ -138,19 +130,7 @@ pub fn leader_share_field<F: FieldElement>(
     helper_seeds: &[Seed],
     usage: Usage,
 ) -> Result<SecretVec<F>, SharingError> {
-    check_party_count(helper_seeds.len() + 1)?;
-    let mut share = SecretVec::new(x.to_vec());
-    for (party, seed) in (1u8..).zip(helper_seeds) {
-        apply_field_stream(
-            seed,
-            &ctx.domain(party, usage),
-            share.expose_secret_mut(),
-            |a, r| {
-                *a -= r;
-            },
-        );
-    }
-    Ok(share)
+    leader_share::<FieldGroup<F>>(x, ctx, helper_seeds, usage)
 }
 
 /// The leader's `Z_{2^b}` share `x − Σ_j Prg(helper_seeds[j−1], (ctx, j, usage))`.
@@ -160,19 +140,7 @@ pub fn leader_share_zq<W: ZqWord>(
     helper_seeds: &[Seed],
     usage: Usage,
 ) -> Result<SecretVec<W>, SharingError> {
-    check_party_count(helper_seeds.len() + 1)?;
-    let mut share = SecretVec::new(x.to_vec());
-    for (party, seed) in (1u8..).zip(helper_seeds) {
-        apply_zq_stream(
-            seed,
-            &ctx.domain(party, usage),
-            share.expose_secret_mut(),
-            |a, r| {
-                *a = a.wrapping_sub(r);
-            },
-        );
-    }
-    Ok(share)
+    leader_share::<ZqGroup<W>>(x, ctx, helper_seeds, usage)
 }
 
 /// Helper `party`'s field share of length `len`: the expansion of its seed.
@@ -183,10 +151,7 @@ pub fn expand_field_share<F: FieldElement>(
     usage: Usage,
     len: usize,
 ) -> Result<SecretVec<F>, SharingError> {
-    check_helper(party)?;
-    let mut share = SecretVec::zeroed(len);
-    Prg::new(seed, &ctx.domain(party, usage)).fill_field(share.expose_secret_mut());
-    Ok(share)
+    expand_share::<FieldGroup<F>>(seed, ctx, party, usage, len)
 }
 
 /// Helper `party`'s `Z_{2^b}` share of length `len`: the expansion of its seed.
@@ -197,10 +162,7 @@ pub fn expand_zq_share<W: ZqWord>(
     usage: Usage,
     len: usize,
 ) -> Result<SecretVec<W>, SharingError> {
-    check_helper(party)?;
-    let mut share = SecretVec::zeroed(len);
-    Prg::new(seed, &ctx.domain(party, usage)).fill_zq(share.expose_secret_mut());
-    Ok(share)
+    expand_share::<ZqGroup<W>>(seed, ctx, party, usage, len)
 }
 
 /// `acc ← acc + (helper party's field share)`, without materialising the share
@@ -212,9 +174,7 @@ pub fn add_expanded_field_share<F: FieldElement>(
     party: u8,
     usage: Usage,
 ) -> Result<(), SharingError> {
-    check_helper(party)?;
-    apply_field_stream(seed, &ctx.domain(party, usage), acc, |a, r| *a += r);
-    Ok(())
+    add_expanded_share::<FieldGroup<F>>(acc, seed, ctx, party, usage)
 }
 
 /// `acc ← acc + (helper party's Z_{2^b} share) mod 2^b`, without materialising it.
@@ -225,29 +185,141 @@ pub fn add_expanded_zq_share<W: ZqWord>(
     party: u8,
     usage: Usage,
 ) -> Result<(), SharingError> {
-    check_helper(party)?;
-    apply_zq_stream(seed, &ctx.domain(party, usage), acc, |a, r| {
-        *a = a.wrapping_add(r);
-    });
-    Ok(())
+    add_expanded_share::<ZqGroup<W>>(acc, seed, ctx, party, usage)
 }
 
 /// `Σ_j shares[j]` over the field: the secret, given all `n` shares.
 pub fn reconstruct_field<F: FieldElement>(shares: &[&[F]]) -> Result<Vec<F>, SharingError> {
-    let (first, rest) = shares.split_first().ok_or(SharingError::NoShares)?;
-    let mut sum = first.to_vec();
-    for share in rest {
-        vector::add_assign(&mut sum, share)?;
-    }
-    Ok(sum)
+    reconstruct::<FieldGroup<F>>(shares)
 }
 
 /// `Σ_j shares[j] mod 2^b`: the secret, given all `n` shares.
 pub fn reconstruct_zq<W: ZqWord>(shares: &[&[W]]) -> Result<Vec<W>, SharingError> {
+    reconstruct::<ZqGroup<W>>(shares)
+}
+
+/// The group `G` a vector is shared over: what the sharing steps below need of it.
+/// Each step is written once for both groups; the `_field` and `_zq` functions above
+/// are their public names. Static dispatch: the group operations inline into the
+/// streaming loops, which are the aggregators' per-report hot path.
+trait Group {
+    type Elem: Copy + Default + Zeroize;
+    const ZERO: Self::Elem;
+    /// Fills `out` with the PRG's next uniform elements of `G`.
+    fn fill(prg: &mut Prg, out: &mut [Self::Elem]);
+    fn add(a: &mut Self::Elem, b: Self::Elem);
+    fn sub(a: &mut Self::Elem, b: Self::Elem);
+    /// `acc ← acc + x`, element-wise, for vectors of equal length.
+    fn add_assign(acc: &mut [Self::Elem], x: &[Self::Elem]) -> Result<(), VectorError>;
+}
+
+/// A prime field `F`.
+struct FieldGroup<F>(PhantomData<F>);
+
+impl<F: FieldElement> Group for FieldGroup<F> {
+    type Elem = F;
+    const ZERO: F = F::ZERO;
+    fn fill(prg: &mut Prg, out: &mut [F]) {
+        prg.fill_field(out);
+    }
+    fn add(a: &mut F, b: F) {
+        *a += b;
+    }
+    fn sub(a: &mut F, b: F) {
+        *a -= b;
+    }
+    fn add_assign(acc: &mut [F], x: &[F]) -> Result<(), VectorError> {
+        vector::add_assign(acc, x)
+    }
+}
+
+/// `Z_{2^b}` in words `W` (wrapping arithmetic).
+struct ZqGroup<W>(PhantomData<W>);
+
+impl<W: ZqWord> Group for ZqGroup<W> {
+    type Elem = W;
+    const ZERO: W = W::ZERO;
+    fn fill(prg: &mut Prg, out: &mut [W]) {
+        prg.fill_zq(out);
+    }
+    fn add(a: &mut W, b: W) {
+        *a = a.wrapping_add(b);
+    }
+    fn sub(a: &mut W, b: W) {
+        *a = a.wrapping_sub(b);
+    }
+    fn add_assign(acc: &mut [W], x: &[W]) -> Result<(), VectorError> {
+        vector::add_assign_zq(acc, x)
+    }
+}
+
+fn share<G: Group, R: CryptoRng + ?Sized>(
+    x: &[G::Elem],
+    ctx: &ShareContext,
+    n: usize,
+    usage: Usage,
+    rng: &mut R,
+) -> Result<Sharing<G::Elem>, SharingError> {
+    let helper_seeds = generate_helper_seeds(n, rng)?;
+    let leader_share = leader_share::<G>(x, ctx, &helper_seeds, usage)?;
+    Ok(Sharing {
+        leader_share,
+        helper_seeds,
+    })
+}
+
+fn leader_share<G: Group>(
+    x: &[G::Elem],
+    ctx: &ShareContext,
+    helper_seeds: &[Seed],
+    usage: Usage,
+) -> Result<SecretVec<G::Elem>, SharingError> {
+    check_party_count(helper_seeds.len() + 1)?;
+    let mut share = SecretVec::new(x.to_vec());
+    for (party, seed) in (1u8..).zip(helper_seeds) {
+        apply_stream::<G>(
+            seed,
+            &ctx.domain(party, usage),
+            share.expose_secret_mut(),
+            G::sub,
+        );
+    }
+    Ok(share)
+}
+
+fn expand_share<G: Group>(
+    seed: &Seed,
+    ctx: &ShareContext,
+    party: u8,
+    usage: Usage,
+    len: usize,
+) -> Result<SecretVec<G::Elem>, SharingError> {
+    check_helper(party)?;
+    let mut share = SecretVec::zeroed(len);
+    G::fill(
+        &mut Prg::new(seed, &ctx.domain(party, usage)),
+        share.expose_secret_mut(),
+    );
+    Ok(share)
+}
+
+fn add_expanded_share<G: Group>(
+    acc: &mut [G::Elem],
+    seed: &Seed,
+    ctx: &ShareContext,
+    party: u8,
+    usage: Usage,
+) -> Result<(), SharingError> {
+    check_helper(party)?;
+    apply_stream::<G>(seed, &ctx.domain(party, usage), acc, G::add);
+    Ok(())
+}
+
+fn reconstruct<G: Group>(shares: &[&[G::Elem]]) -> Result<Vec<G::Elem>, SharingError> {
     let (first, rest) = shares.split_first().ok_or(SharingError::NoShares)?;
     let mut sum = first.to_vec();
     for share in rest {
-        vector::add_assign_zq(&mut sum, share)?;
+        G::add_assign(&mut sum, share)?;
     }
     Ok(sum)
 }
@@ -276,36 +348,17 @@ const CHUNK: usize = 1024;
 
 /// Streams the expansion of `seed` in `domain` into `target`, combining element-wise
 /// with `op(target_i, stream_i)`. The single definition of a helper's share.
-fn apply_field_stream<F: FieldElement>(
+fn apply_stream<G: Group>(
     seed: &Seed,
     domain: &Domain,
-    target: &mut [F],
-    op: impl Fn(&mut F, F),
+    target: &mut [G::Elem],
+    op: impl Fn(&mut G::Elem, G::Elem),
 ) {
     let mut prg = Prg::new(seed, domain);
-    let mut scratch = [F::ZERO; CHUNK];
+    let mut scratch = [G::ZERO; CHUNK];
     for t in target.chunks_mut(CHUNK) {
         let s = &mut scratch[..t.len()];
-        prg.fill_field(s);
-        for (a, &r) in t.iter_mut().zip(s.iter()) {
-            op(a, r);
-        }
-    }
-    scratch.zeroize();
-}
-
-/// [`apply_field_stream`] for `Z_{2^b}`.
-fn apply_zq_stream<W: ZqWord>(
-    seed: &Seed,
-    domain: &Domain,
-    target: &mut [W],
-    op: impl Fn(&mut W, W),
-) {
-    let mut prg = Prg::new(seed, domain);
-    let mut scratch = [W::ZERO; CHUNK];
-    for t in target.chunks_mut(CHUNK) {
-        let s = &mut scratch[..t.len()];
-        prg.fill_zq(s);
+        G::fill(&mut prg, s);
         for (a, &r) in t.iter_mut().zip(s.iter()) {
             op(a, r);
         }

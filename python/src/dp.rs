@@ -3,10 +3,7 @@
 //! Poisson-subsampled discrete Gaussian with `sampling_rate < 1`). The formulas and
 //! their citations are in `cairn-dp` (`dp/src/zcdp.rs`, `dp/src/rdp.rs`).
 
-use cairn_aggregator::cli::dp::{
-    DpReport, NoiseArg, client_noise, distributed_epsilon_report, distributed_sigma_report,
-    sampled_epsilon_report, sampled_sigma_report,
-};
+use cairn_aggregator::cli::dp::{DpReport, NoiseArg, Target, client_noise, report};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -45,8 +42,26 @@ fn placement(
     client_noise(noise, min_honest_clients, dim)
 }
 
-fn value_error(e: &anyhow::Error) -> PyErr {
-    PyValueError::new_err(format!("{e:#}"))
+/// The report of `cairn dp` for `target`, as a dict; `ValueError` for invalid
+/// parameters.
+#[allow(clippy::too_many_arguments)]
+fn calculate<'py>(
+    py: Python<'py>,
+    target: Target,
+    sensitivity: f64,
+    delta: f64,
+    rounds: u64,
+    sampling_rate: f64,
+    noise: &str,
+    min_honest_clients: Option<u64>,
+    dim: Option<u64>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let report = guarded(|| {
+        placement(noise, min_honest_clients, dim)
+            .and_then(|client| report(target, sensitivity, rounds, delta, sampling_rate, client))
+            .map_err(|e| PyValueError::new_err(format!("{e:#}")))
+    })?;
+    to_dict(py, &report)
 }
 
 /// ε (at ``delta``) of ``rounds`` releases of discrete Gaussian noise ``sigma`` with L2
@@ -74,17 +89,17 @@ pub fn epsilon<'py>(
     min_honest_clients: Option<u64>,
     dim: Option<u64>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let report = guarded(|| {
-        match placement(noise, min_honest_clients, dim) {
-            Ok(None) => sampled_epsilon_report(sigma, sensitivity, rounds, delta, sampling_rate),
-            Ok(Some((n, d))) => {
-                distributed_epsilon_report(sigma, sensitivity, rounds, delta, sampling_rate, n, d)
-            }
-            Err(e) => Err(e),
-        }
-        .map_err(|e| value_error(&e))
-    })?;
-    to_dict(py, &report)
+    calculate(
+        py,
+        Target::EpsilonOf { sigma },
+        sensitivity,
+        delta,
+        rounds,
+        sampling_rate,
+        noise,
+        min_honest_clients,
+        dim,
+    )
 }
 
 /// The smallest ``sigma`` whose ``rounds`` releases spend at most ``epsilon`` at
@@ -105,17 +120,17 @@ pub fn sigma<'py>(
     min_honest_clients: Option<u64>,
     dim: Option<u64>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let report = guarded(|| {
-        match placement(noise, min_honest_clients, dim) {
-            Ok(None) => sampled_sigma_report(epsilon, delta, rounds, sensitivity, sampling_rate),
-            Ok(Some((n, d))) => {
-                distributed_sigma_report(epsilon, delta, rounds, sensitivity, sampling_rate, n, d)
-            }
-            Err(e) => Err(e),
-        }
-        .map_err(|e| value_error(&e))
-    })?;
-    to_dict(py, &report)
+    calculate(
+        py,
+        Target::SigmaFor { epsilon },
+        sensitivity,
+        delta,
+        rounds,
+        sampling_rate,
+        noise,
+        min_honest_clients,
+        dim,
+    )
 }
 
 /// The largest population `poisson_sample` takes (10^8 records: at rate 1 the

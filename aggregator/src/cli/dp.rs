@@ -161,53 +161,72 @@ pub struct DpReport {
 /// # Errors
 /// Invalid parameters (σ ≤ 0, δ ∉ (0, 1), ε ≤ 0, T = 0, NaN …).
 pub fn run(cmd: DpCommand) -> anyhow::Result<String> {
-    let (report, format) = match cmd {
-        DpCommand::Epsilon(a) => {
-            let s = &a.setting;
-            let report = match client_noise(s.noise, s.min_honest_clients, s.dim)? {
-                None => sampled_epsilon_report(
-                    a.sigma,
-                    a.sensitivity,
-                    a.rounds,
-                    a.delta,
-                    s.sampling_rate,
-                )?,
-                Some((n, d)) => distributed_epsilon_report(
-                    a.sigma,
-                    a.sensitivity,
-                    a.rounds,
-                    a.delta,
-                    s.sampling_rate,
-                    n,
-                    d,
-                )?,
-            };
-            (report, s.format)
-        }
-        DpCommand::Sigma(a) => {
-            let s = &a.setting;
-            let report = match client_noise(s.noise, s.min_honest_clients, s.dim)? {
-                None => sampled_sigma_report(
-                    a.epsilon,
-                    a.delta,
-                    a.rounds,
-                    a.sensitivity,
-                    s.sampling_rate,
-                )?,
-                Some((n, d)) => distributed_sigma_report(
-                    a.epsilon,
-                    a.delta,
-                    a.rounds,
-                    a.sensitivity,
-                    s.sampling_rate,
-                    n,
-                    d,
-                )?,
-            };
-            (report, s.format)
-        }
+    let (target, sensitivity, rounds, delta, s) = match &cmd {
+        DpCommand::Epsilon(a) => (
+            Target::EpsilonOf { sigma: a.sigma },
+            a.sensitivity,
+            a.rounds,
+            a.delta,
+            &a.setting,
+        ),
+        DpCommand::Sigma(a) => (
+            Target::SigmaFor { epsilon: a.epsilon },
+            a.sensitivity,
+            a.rounds,
+            a.delta,
+            &a.setting,
+        ),
     };
-    render(&report, format)
+    let client = client_noise(s.noise, s.min_honest_clients, s.dim)?;
+    let report = report(target, sensitivity, rounds, delta, s.sampling_rate, client)?;
+    render(&report, s.format)
+}
+
+/// What a report is asked for: the ε that a σ spends, or the σ that a target ε needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Target {
+    /// ε of noise σ (`cairn dp epsilon`).
+    EpsilonOf {
+        /// Total noise standard deviation.
+        sigma: f64,
+    },
+    /// The smallest σ spending at most ε (`cairn dp sigma`).
+    SigmaFor {
+        /// Target ε.
+        epsilon: f64,
+    },
+}
+
+/// The report for `target` with the accountant the setting calls for: zCDP without
+/// sampling, the RDP of the subsampled discrete Gaussian with `q < 1`, and the RDP of
+/// the (subsampled) distributed discrete Gaussian with client noise (`client` is
+/// `Some((n_min, d))`, see [`client_noise`]). `cairn dp` and Python's `cairn.dp` both
+/// answer through it.
+///
+/// # Errors
+/// Invalid parameters.
+pub fn report(
+    target: Target,
+    sensitivity: f64,
+    rounds: u64,
+    delta: f64,
+    q: f64,
+    client: Option<(u64, u64)>,
+) -> anyhow::Result<DpReport> {
+    match (target, client) {
+        (Target::EpsilonOf { sigma }, None) => {
+            sampled_epsilon_report(sigma, sensitivity, rounds, delta, q)
+        }
+        (Target::EpsilonOf { sigma }, Some((n, d))) => {
+            distributed_epsilon_report(sigma, sensitivity, rounds, delta, q, n, d)
+        }
+        (Target::SigmaFor { epsilon }, None) => {
+            sampled_sigma_report(epsilon, delta, rounds, sensitivity, q)
+        }
+        (Target::SigmaFor { epsilon }, Some((n, d))) => {
+            distributed_sigma_report(epsilon, delta, rounds, sensitivity, q, n, d)
+        }
+    }
 }
 
 /// `Some((N, d))` for `--noise client`; refuses the client-noise flags without it.
@@ -247,12 +266,7 @@ pub fn distributed_epsilon_report(
     clients: u64,
     dim: u64,
 ) -> anyhow::Result<DpReport> {
-    if !(q > 0.0 && q <= 1.0) {
-        anyhow::bail!("--sampling-rate must be in (0, 1] (got {q})");
-    }
-    if rounds == 0 {
-        anyhow::bail!("--rounds must be at least 1");
-    }
+    check_rdp_inputs(q, rounds)?;
     let curve =
         cairn_dp::rdp::RdpCurve::subsampled_distributed(sensitivity, sigma, clients, dim, q)
             .context("invalid --sigma, --sensitivity, --min-honest-clients or --dim")?;
@@ -280,12 +294,7 @@ pub fn distributed_sigma_report(
     clients: u64,
     dim: u64,
 ) -> anyhow::Result<DpReport> {
-    if !(q > 0.0 && q <= 1.0) {
-        anyhow::bail!("--sampling-rate must be in (0, 1] (got {q})");
-    }
-    if rounds == 0 {
-        anyhow::bail!("--rounds must be at least 1");
-    }
+    check_rdp_inputs(q, rounds)?;
     let sigma = cairn_dp::rdp::sigma_for_epsilon_subsampled_distributed(
         epsilon,
         delta,
@@ -345,18 +354,25 @@ pub fn sampled_epsilon_report(
     delta: f64,
     q: f64,
 ) -> anyhow::Result<DpReport> {
-    if !(q > 0.0 && q <= 1.0) {
-        anyhow::bail!("--sampling-rate must be in (0, 1] (got {q})");
-    }
     if q == 1.0 {
         return epsilon_report(sigma, sensitivity, rounds, delta);
+    }
+    check_rdp_inputs(q, rounds)?;
+    let curve = cairn_dp::rdp::RdpCurve::subsampled_discrete_gaussian(sensitivity, sigma, q)
+        .context("invalid --sigma, --sensitivity or --sampling-rate")?;
+    rdp_report(&curve, sigma, sensitivity, rounds, delta, q, None)
+}
+
+/// Checks the inputs of the RDP accountant: `--sampling-rate` in (0, 1] and at least
+/// one round.
+fn check_rdp_inputs(q: f64, rounds: u64) -> anyhow::Result<()> {
+    if !(q > 0.0 && q <= 1.0) {
+        anyhow::bail!("--sampling-rate must be in (0, 1] (got {q})");
     }
     if rounds == 0 {
         anyhow::bail!("--rounds must be at least 1");
     }
-    let curve = cairn_dp::rdp::RdpCurve::subsampled_discrete_gaussian(sensitivity, sigma, q)
-        .context("invalid --sigma, --sensitivity or --sampling-rate")?;
-    rdp_report(&curve, sigma, sensitivity, rounds, delta, q, None)
+    Ok(())
 }
 
 /// The report of `rounds` releases of `curve` (RDP accountant); `client` is
@@ -406,15 +422,10 @@ pub fn sampled_sigma_report(
     sensitivity: f64,
     q: f64,
 ) -> anyhow::Result<DpReport> {
-    if !(q > 0.0 && q <= 1.0) {
-        anyhow::bail!("--sampling-rate must be in (0, 1] (got {q})");
-    }
     if q == 1.0 {
         return sigma_report(epsilon, delta, rounds, sensitivity);
     }
-    if rounds == 0 {
-        anyhow::bail!("--rounds must be at least 1");
-    }
+    check_rdp_inputs(q, rounds)?;
     let sigma = cairn_dp::rdp::sigma_for_epsilon_subsampled(epsilon, delta, sensitivity, q, rounds)
         .context("cannot calibrate sigma")?;
     sampled_epsilon_report(sigma, sensitivity, rounds, delta, q)

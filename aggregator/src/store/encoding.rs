@@ -1,8 +1,10 @@
 //! How both stores (SQLite, PostgreSQL) write values the database has no type for:
 //! round statuses as small integers, report-id lists as concatenated 16-byte ids,
-//! fixed-size ids and hashes as byte strings checked on the way back. A value that
+//! fixed-size ids and hashes as byte strings checked on the way back, a ledger entry's
+//! RDP curve as its values in little-endian `f64`s. A value that
 //! does not decode is reported as text; each store wraps it in its `Corrupt` error.
 
+use cairn_dp::rdp::RdpCurve;
 use cairn_protocol::ids::ReportId;
 use cairn_protocol::store::RoundStatus;
 
@@ -45,6 +47,27 @@ pub(super) fn blob_to_ids(blob: &[u8]) -> Result<Vec<ReportId>, String> {
     blob.chunks_exact(16)
         .map(|c| to_array::<16>(c, "report id").map(ReportId))
         .collect()
+}
+
+/// A ledger entry's RDP curve: its values at the accountant's orders, 8 bytes each.
+pub(super) fn rdp_to_blob(curve: &RdpCurve) -> Vec<u8> {
+    curve
+        .values()
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect()
+}
+
+/// The inverse of [`rdp_to_blob`], with the curve's own checks.
+pub(super) fn blob_to_rdp(blob: &[u8]) -> Result<RdpCurve, String> {
+    if !blob.len().is_multiple_of(8) {
+        return Err("ledger rdp curve".into());
+    }
+    let values = blob
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
+        .collect();
+    RdpCurve::from_values(values).map_err(|e| format!("ledger rdp curve: {e}"))
 }
 
 /// Whether a ledger entry extends the stored head `(seq, hash)` of the last entry

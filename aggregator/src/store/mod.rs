@@ -15,7 +15,6 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use cairn_dp::rdp::RdpCurve;
 use cairn_protocol::auth::{ClientId, ClientKey, ClientRecord};
 use cairn_protocol::clock::Time;
 use cairn_protocol::config::TaskId;
@@ -36,32 +35,9 @@ pub enum StoreError {
     /// SQLite failed (I/O, corruption, locking).
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A stored value does not decode (the database was edited or is corrupt).
-    #[error("corrupt store: {0}")]
-    Corrupt(String),
-    /// A referenced job or round does not exist.
-    #[error("unknown {0}")]
-    NotFound(&'static str),
-    /// A report id was aggregated before (replay across jobs).
-    #[error("report {0} was already aggregated")]
-    AlreadyAggregated(ReportId),
-    /// The round was released; nothing more can be added.
-    #[error("round {0} was released")]
-    RoundReleased(u32),
-    /// A job names one report more than once.
-    #[error("report {0} appears twice in one job")]
-    DuplicateInJob(ReportId),
-    /// A job names a report that is not queued (unknown, or in another job).
-    #[error("report {0} is not queued")]
-    NotQueued(ReportId),
-    /// A ledger entry does not extend the stored chain: its sequence number or previous
-    /// hash is not the stored head's (another process sharing the store released
-    /// meanwhile), or its round was released before.
-    #[error("ledger entry {seq} does not extend the stored ledger (released meanwhile?)")]
-    LedgerConflict {
-        /// The refused entry's sequence number.
-        seq: u64,
-    },
+    /// The request contradicts the stored state, or that state does not decode.
+    #[error(transparent)]
+    Refused(#[from] crate::store::Refusal),
     /// The database was made by a Cairn version with another schema.
     #[error(
         "the database has schema version {found}, this cairn uses {expected}: it was made by \
@@ -116,27 +92,27 @@ impl SqliteTaskStore {
             return Ok(None);
         };
         let status = encoding::status_of(status)
-            .ok_or_else(|| StoreError::Corrupt(format!("round {round} status {status}")))?;
+            .ok_or_else(|| Refusal::Corrupt(format!("round {round} status {status}")))?;
         let aggregate = Aggregate::decode(&aggregate, self.dimension)
-            .map_err(|e| StoreError::Corrupt(format!("round {round} aggregate: {e}")))?;
+            .map_err(|e| Refusal::Corrupt(format!("round {round} aggregate: {e}")))?;
         Ok(Some(RoundRecord {
             round,
             status,
             opened_at: Time(
-                u64::try_from(opened_at).map_err(|_| StoreError::Corrupt("opened_at".into()))?,
+                u64::try_from(opened_at).map_err(|_| Refusal::Corrupt("opened_at".into()))?,
             ),
-            count: u32::try_from(count).map_err(|_| StoreError::Corrupt("count".into()))?,
+            count: u32::try_from(count).map_err(|_| Refusal::Corrupt("count".into()))?,
             aggregate,
         }))
     }
 }
 
 fn to_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], StoreError> {
-    encoding::to_array(bytes, what).map_err(StoreError::Corrupt)
+    encoding::to_array(bytes, what).map_err(|e| Refusal::Corrupt(e).into())
 }
 
 fn blob_to_ids(blob: &[u8]) -> Result<Vec<ReportId>, StoreError> {
-    encoding::blob_to_ids(blob).map_err(StoreError::Corrupt)
+    encoding::blob_to_ids(blob).map_err(|e| Refusal::Corrupt(e).into())
 }
 
 impl TaskStore for SqliteTaskStore {
@@ -242,7 +218,7 @@ impl TaskStore for SqliteTaskStore {
             )?;
             if claimed == 0 {
                 // Dropping the transaction rolls back the job row too.
-                return Err(StoreError::NotQueued(*id));
+                return Err(Refusal::NotQueued(*id).into());
             }
         }
         tx.commit()?;
@@ -277,7 +253,7 @@ impl TaskStore for SqliteTaskStore {
             params![self.t(), job_id.0, ids_to_blob(accepted)],
         )?;
         if changed == 0 {
-            return Err(StoreError::NotFound("job"));
+            return Err(Refusal::NotFound("job").into());
         }
         Ok(())
     }
@@ -440,13 +416,13 @@ impl TaskStore for SqliteTaskStore {
             return Ok(CommitOutcome::AlreadyCommitted);
         }
         if let Some(id) = first_duplicate(accepted) {
-            return Err(StoreError::DuplicateInJob(id));
+            return Err(Refusal::DuplicateInJob(id).into());
         }
         let mut record = self
             .round_in(&tx, round)?
-            .ok_or(StoreError::NotFound("round"))?;
+            .ok_or(Refusal::NotFound("round"))?;
         if record.status == RoundStatus::Released {
-            return Err(StoreError::RoundReleased(round));
+            return Err(Refusal::RoundReleased(round).into());
         }
         for id in accepted {
             let inserted = tx.execute(
@@ -455,19 +431,10 @@ impl TaskStore for SqliteTaskStore {
             )?;
             if inserted == 0 {
                 // Dropping the transaction rolls back everything above.
-                return Err(StoreError::AlreadyAggregated(*id));
+                return Err(Refusal::AlreadyAggregated(*id).into());
             }
         }
-        record
-            .aggregate
-            .add_assign(contribution)
-            .map_err(|_| StoreError::Corrupt("contribution length".into()))?;
-        record.count = record
-            .count
-            .checked_add(
-                u32::try_from(accepted.len()).map_err(|_| StoreError::Corrupt("count".into()))?,
-            )
-            .ok_or_else(|| StoreError::Corrupt("count overflow".into()))?;
+        crate::store::common::absorb_job(&mut record, contribution, accepted.len())?;
         tx.execute(
             "UPDATE rounds SET count = ?3, aggregate = ?4 WHERE task = ?1 AND round = ?2",
             params![self.t(), round, record.count, record.aggregate.encode()],
@@ -540,9 +507,11 @@ mod node_store;
 pub mod postgres;
 
 pub use node_store::{NodeStore, NodeStoreError, pg_connect};
+mod common;
 mod open;
 mod release;
 
+pub use common::Refusal;
 pub use open::SqliteStore;
 
 #[cfg(test)]

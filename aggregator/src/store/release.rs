@@ -1,6 +1,8 @@
 //! The ledger, releases and stored collect answers of a SQLite task store.
 
 use super::*;
+use crate::store::Refusal;
+use crate::store::encoding::{blob_to_rdp, rdp_to_blob};
 
 impl SqliteTaskStore {
     /// The ids of other tasks that have budget-ledger entries in this database, in hex.
@@ -34,23 +36,13 @@ impl SqliteTaskStore {
         for row in rows {
             let (seq, round, time, report_count, rho, rho_total, prev, hash, rdp) = row?;
             let rdp = rdp
-                .map(|blob| {
-                    if !blob.len().is_multiple_of(8) {
-                        return Err(StoreError::Corrupt("ledger rdp curve".into()));
-                    }
-                    let values = blob
-                        .chunks_exact(8)
-                        .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
-                        .collect();
-                    RdpCurve::from_values(values)
-                        .map_err(|e| StoreError::Corrupt(format!("ledger rdp curve: {e}")))
-                })
+                .map(|blob| blob_to_rdp(&blob).map_err(Refusal::Corrupt))
                 .transpose()?;
             entries.push(LedgerEntry {
-                seq: u64::try_from(seq).map_err(|_| StoreError::Corrupt("ledger seq".into()))?,
+                seq: u64::try_from(seq).map_err(|_| Refusal::Corrupt("ledger seq".into()))?,
                 round,
                 time: Time(
-                    u64::try_from(time).map_err(|_| StoreError::Corrupt("ledger time".into()))?,
+                    u64::try_from(time).map_err(|_| Refusal::Corrupt("ledger time".into()))?,
                 ),
                 report_count,
                 rho: f64::from_bits(rho as u64),
@@ -83,14 +75,14 @@ impl SqliteTaskStore {
             |r| r.get(0),
         )?;
         if !encoding::extends_chain(head, entry) || round_released {
-            return Err(StoreError::LedgerConflict { seq: entry.seq });
+            return Err(Refusal::LedgerConflict { seq: entry.seq }.into());
         }
         tx.execute(
             "INSERT INTO ledger (task, seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 self.t(),
-                i64::try_from(entry.seq).map_err(|_| StoreError::Corrupt("ledger seq".into()))?,
+                i64::try_from(entry.seq).map_err(|_| Refusal::Corrupt("ledger seq".into()))?,
                 entry.round,
                 i64::try_from(entry.time.0).unwrap_or(i64::MAX),
                 entry.report_count,
@@ -98,11 +90,7 @@ impl SqliteTaskStore {
                 entry.rho_total.to_bits() as i64,
                 entry.prev_hash,
                 entry.hash,
-                entry.rdp.as_ref().map(|c| c
-                    .values()
-                    .iter()
-                    .flat_map(|v| v.to_le_bytes())
-                    .collect::<Vec<u8>>())
+                entry.rdp.as_ref().map(rdp_to_blob)
             ],
         )?;
         tx.execute(

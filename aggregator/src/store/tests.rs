@@ -68,7 +68,7 @@ fn an_rdp_ledger_entry_survives_reopening_the_file() {
         epsilon: 5.0,
         delta: 1e-6,
     };
-    let curve = RdpCurve::subsampled_discrete_gaussian(1.0, 1.5, 0.1).unwrap();
+    let curve = cairn_dp::rdp::RdpCurve::subsampled_discrete_gaussian(1.0, 1.5, 0.1).unwrap();
     let mut ledger = Ledger::with_budget(task, &budget).unwrap();
     {
         let s = SqliteStore::open(&path).unwrap().task(task, 3);

@@ -32,7 +32,6 @@ use r2d2::Pool;
 use r2d2_postgres::PostgresConnectionManager;
 
 use cairn_protocol::config::TaskId;
-use cairn_protocol::ids::ReportId;
 
 mod admission;
 mod release;
@@ -98,32 +97,9 @@ pub enum PgStoreError {
     /// No connection could be taken from the pool in time.
     #[error("postgres connection pool: {0}")]
     Pool(#[from] r2d2::Error),
-    /// A stored value does not decode (the database was edited or is corrupt).
-    #[error("corrupt store: {0}")]
-    Corrupt(String),
-    /// A referenced job or round does not exist.
-    #[error("unknown {0}")]
-    NotFound(&'static str),
-    /// A report id was aggregated before (replay across jobs).
-    #[error("report {0} was already aggregated")]
-    AlreadyAggregated(ReportId),
-    /// The round was released; nothing more can be added.
-    #[error("round {0} was released")]
-    RoundReleased(u32),
-    /// A job names one report more than once.
-    #[error("report {0} appears twice in one job")]
-    DuplicateInJob(ReportId),
-    /// A job names a report that is not queued (unknown, or in another job).
-    #[error("report {0} is not queued")]
-    NotQueued(ReportId),
-    /// A ledger entry does not extend the stored chain: its sequence number or previous
-    /// hash is not the stored head's (another process sharing the store released
-    /// meanwhile), or its round was released before.
-    #[error("ledger entry {seq} does not extend the stored ledger (released meanwhile?)")]
-    LedgerConflict {
-        /// The refused entry's sequence number.
-        seq: u64,
-    },
+    /// The request contradicts the stored state, or that state does not decode.
+    #[error(transparent)]
+    Refused(#[from] crate::store::Refusal),
     /// The database's schema is not the one this build knows.
     #[error(
         "the database has schema version {found}, this cairn knows versions up to {expected}: \

@@ -2,7 +2,8 @@
 //! and appending an entry with its release in one serializable transaction that
 //! refuses an entry not extending the stored chain (module docs of [`super`]).
 
-use cairn_dp::rdp::RdpCurve;
+use crate::store::Refusal;
+use crate::store::encoding::{blob_to_rdp, rdp_to_blob};
 use cairn_protocol::clock::Time;
 use cairn_protocol::ledger::LedgerEntry;
 
@@ -21,25 +22,15 @@ impl PgTaskStore {
                 .map(|r| {
                     let rdp = r
                         .get::<_, Option<&[u8]>>(8)
-                        .map(|blob| {
-                            if !blob.len().is_multiple_of(8) {
-                                return Err(PgStoreError::Corrupt("ledger rdp curve".into()));
-                            }
-                            let values = blob
-                                .chunks_exact(8)
-                                .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0xff; 8])))
-                                .collect();
-                            RdpCurve::from_values(values)
-                                .map_err(|e| PgStoreError::Corrupt(format!("ledger rdp curve: {e}")))
-                        })
+                        .map(|blob| blob_to_rdp(blob).map_err(Refusal::Corrupt))
                         .transpose()?;
                     Ok(LedgerEntry {
                         seq: u64::try_from(r.get::<_, i64>(0))
-                            .map_err(|_| PgStoreError::Corrupt("ledger seq".into()))?,
+                            .map_err(|_| Refusal::Corrupt("ledger seq".into()))?,
                         round: u32_of(r.get(1), "ledger round")?,
                         time: Time(
                             u64::try_from(r.get::<_, i64>(2))
-                                .map_err(|_| PgStoreError::Corrupt("ledger time".into()))?,
+                                .map_err(|_| Refusal::Corrupt("ledger time".into()))?,
                         ),
                         report_count: u32_of(r.get(3), "ledger report count")?,
                         rho: f64::from_bits(r.get::<_, i64>(4) as u64),
@@ -58,14 +49,8 @@ impl PgTaskStore {
         entry: &LedgerEntry,
         released: &[u8],
     ) -> Result<(), PgStoreError> {
-        let seq =
-            i64::try_from(entry.seq).map_err(|_| PgStoreError::Corrupt("ledger seq".into()))?;
-        let rdp = entry.rdp.as_ref().map(|c| {
-            c.values()
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect::<Vec<u8>>()
-        });
+        let seq = i64::try_from(entry.seq).map_err(|_| Refusal::Corrupt("ledger seq".into()))?;
+        let rdp = entry.rdp.as_ref().map(rdp_to_blob);
         self.serializable(|tx| {
             let head = tx
                 .query_opt(
@@ -80,7 +65,7 @@ impl PgTaskStore {
                 )?
                 .get(0);
             if !crate::store::encoding::extends_chain(head, entry) || round_released {
-                return Err(PgStoreError::LedgerConflict { seq: entry.seq });
+                return Err(Refusal::LedgerConflict { seq: entry.seq }.into());
             }
             tx.execute(
                 "INSERT INTO ledger (task, seq, round, time, report_count, rho_bits, rho_total_bits, prev_hash, hash, rdp) \

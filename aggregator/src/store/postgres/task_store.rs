@@ -1,6 +1,7 @@
 //! The protocol's [`TaskStore`] on PostgreSQL: the same operations as the SQLite store,
 //! each one serializable transaction (module docs of [`super`]).
 
+use crate::store::Refusal;
 use cairn_protocol::auth::{ClientId, ClientKey, ClientRecord};
 use cairn_protocol::clock::Time;
 use cairn_protocol::ids::{JobId, ReportId};
@@ -16,15 +17,15 @@ use super::{PgStoreError, PgTaskStore};
 use crate::store::encoding::{self, ids_to_blob, status_code};
 
 pub(super) fn to_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], PgStoreError> {
-    encoding::to_array(bytes, what).map_err(PgStoreError::Corrupt)
+    encoding::to_array(bytes, what).map_err(|e| Refusal::Corrupt(e).into())
 }
 
 fn blob_to_ids(blob: &[u8]) -> Result<Vec<ReportId>, PgStoreError> {
-    encoding::blob_to_ids(blob).map_err(PgStoreError::Corrupt)
+    encoding::blob_to_ids(blob).map_err(|e| Refusal::Corrupt(e).into())
 }
 
 pub(super) fn u32_of(v: i64, what: &str) -> Result<u32, PgStoreError> {
-    u32::try_from(v).map_err(|_| PgStoreError::Corrupt(format!("{what}: {v}")))
+    u32::try_from(v).map_err(|_| Refusal::Corrupt(format!("{what}: {v}")).into())
 }
 
 impl PgTaskStore {
@@ -42,15 +43,15 @@ impl PgTaskStore {
         };
         let code = row.get::<_, i16>(0);
         let status = encoding::status_of(i64::from(code))
-            .ok_or_else(|| PgStoreError::Corrupt(format!("round {round} status {code}")))?;
+            .ok_or_else(|| Refusal::Corrupt(format!("round {round} status {code}")))?;
         let aggregate = Aggregate::decode(row.get::<_, &[u8]>(3), self.dimension)
-            .map_err(|e| PgStoreError::Corrupt(format!("round {round} aggregate: {e}")))?;
+            .map_err(|e| Refusal::Corrupt(format!("round {round} aggregate: {e}")))?;
         Ok(Some(RoundRecord {
             round,
             status,
             opened_at: Time(
                 u64::try_from(row.get::<_, i64>(1))
-                    .map_err(|_| PgStoreError::Corrupt("opened_at".into()))?,
+                    .map_err(|_| Refusal::Corrupt("opened_at".into()))?,
             ),
             count: u32_of(row.get(2), "count")?,
             aggregate,
@@ -229,7 +230,7 @@ impl TaskStore for PgTaskStore {
                 )?;
                 if claimed == 0 {
                     // Returning an error drops the transaction: the job row goes too.
-                    return Err(PgStoreError::NotQueued(*id));
+                    return Err(Refusal::NotQueued(*id).into());
                 }
             }
             Ok(())
@@ -263,7 +264,7 @@ impl TaskStore for PgTaskStore {
                 &[&self.t(), &&job_id.0[..], &blob],
             )?;
             if changed == 0 {
-                return Err(PgStoreError::NotFound("job"));
+                return Err(Refusal::NotFound("job").into());
             }
             Ok(())
         })
@@ -431,7 +432,7 @@ impl TaskStore for PgTaskStore {
                 if committed == Some(true) {
                     Ok(CommitOutcome::AlreadyCommitted)
                 } else {
-                    Err(PgStoreError::DuplicateInJob(id))
+                    Err(Refusal::DuplicateInJob(id).into())
                 }
             });
         }
@@ -448,9 +449,9 @@ impl TaskStore for PgTaskStore {
             }
             let mut record = self
                 .round_in(tx, round)?
-                .ok_or(PgStoreError::NotFound("round"))?;
+                .ok_or(Refusal::NotFound("round"))?;
             if record.status == RoundStatus::Released {
-                return Err(PgStoreError::RoundReleased(round));
+                return Err(Refusal::RoundReleased(round).into());
             }
             for id in accepted {
                 let inserted = tx.execute(
@@ -460,20 +461,10 @@ impl TaskStore for PgTaskStore {
                 )?;
                 if inserted == 0 {
                     // Returning an error drops the transaction: everything rolls back.
-                    return Err(PgStoreError::AlreadyAggregated(*id));
+                    return Err(Refusal::AlreadyAggregated(*id).into());
                 }
             }
-            record
-                .aggregate
-                .add_assign(contribution)
-                .map_err(|_| PgStoreError::Corrupt("contribution length".into()))?;
-            record.count = record
-                .count
-                .checked_add(
-                    u32::try_from(accepted.len())
-                        .map_err(|_| PgStoreError::Corrupt("count".into()))?,
-                )
-                .ok_or_else(|| PgStoreError::Corrupt("count overflow".into()))?;
+            crate::store::common::absorb_job(&mut record, contribution, accepted.len())?;
             tx.execute(
                 "UPDATE rounds SET count = $3, aggregate = $4 WHERE task = $1 AND round = $2",
                 &[
