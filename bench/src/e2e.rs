@@ -48,6 +48,26 @@ pub(crate) struct RoundFigures {
     pub(crate) helper_peak_rss_mib: Option<f64>,
     /// Noise placement of the task.
     pub(crate) noise: String,
+    /// Bytes one client uploads (its encoded `UploadRequest`, before QUIC framing).
+    pub(crate) upload_bytes_per_client: usize,
+}
+
+/// The encoded size of one client's upload of `update`.
+fn upload_bytes(
+    task: &TaskConfig,
+    credential: &Path,
+    update: &[f32],
+    rng: &mut ChaCha20Rng,
+) -> anyhow::Result<usize> {
+    let credential = cairn_client::sdk::read_credential(credential).context("credential")?;
+    let client = cairn_protocol::client::Client::new(task.clone(), credential)
+        .map_err(|e| anyhow::anyhow!("client: {e}"))?;
+    let request = client
+        .prepare_upload(0, update, rng)
+        .map_err(|e| anyhow::anyhow!("prepare_upload: {e}"))?;
+    Ok(cairn_protocol::messages::Message::UploadRequest(request)
+        .encode()
+        .len())
 }
 
 /// The hidden node mode: start the node of `config`, print `ready`, run until stdin
@@ -154,6 +174,7 @@ pub(crate) fn round(
     let updates: Vec<Vec<f32>> = (0..clients)
         .map(|_| random_update(&mut rng, d, task.clip_norm()))
         .collect();
+    let upload_bytes_per_client = upload_bytes(&task, &dep.credentials[0], &updates[0], &mut rng)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -219,6 +240,7 @@ pub(crate) fn round(
             leader_peak_rss_mib: None,
             helper_peak_rss_mib: None,
             noise: "aggregator".into(),
+            upload_bytes_per_client,
         })
     })?;
     let figures = RoundFigures {

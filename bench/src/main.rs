@@ -12,6 +12,12 @@
 //! `--threads N` sets the aggregators' threads for the in-memory figures (default 1,
 //! the one-core figures of DESIGN §8).
 //!
+//! Flower's SecAgg+ runs beside Cairn's end-to-end rounds at the same sizes (N ∈ {10,
+//! 50, 100} × d ∈ {10^4, 10^5} in a full run, 10 clients at d = 10^3 with `--quick`),
+//! from a virtualenv the bench makes itself (`bench/src/flower.rs`); `--flower-only`
+//! runs just those rounds and prints their table, `--no-flower` leaves Flower out (and
+//! says so in the results).
+//!
 //! ```text
 //! cargo run --release -p cairn-bench -- --scaling --threads 1,2
 //! ```
@@ -22,6 +28,7 @@
 mod anchors;
 mod cairn;
 mod e2e;
+mod flower;
 mod machine;
 mod plots;
 mod scaling;
@@ -89,6 +96,13 @@ struct Cli {
     /// With `--scaling`: runs per thread count.
     #[arg(long, default_value_t = 5, requires = "scaling")]
     scaling_runs: usize,
+    /// Leave out Flower's SecAgg+ (recorded as skipped in the results).
+    #[arg(long)]
+    no_flower: bool,
+    /// Run only Flower's SecAgg+ and Cairn's end-to-end rounds at the same sizes, and
+    /// print their table; results.json and the plots are left as they are.
+    #[arg(long, conflicts_with_all = ["no_flower", "e2e_only", "no_e2e", "scaling"])]
+    flower_only: bool,
     /// Internal: run one aggregator node from this config until stdin closes.
     #[arg(long, hide = true)]
     serve_node: Option<PathBuf>,
@@ -103,6 +117,8 @@ struct Plan {
     aggregators: usize,
     e2e_dimension: usize,
     e2e_clients: Vec<usize>,
+    /// (clients, d) of the Flower rounds, each beside a Cairn round of the same size.
+    flower_sizes: Vec<(usize, usize)>,
     noise_sigma: u64,
     cairn_noise_samples: usize,
     opendp_noise_samples: usize,
@@ -142,6 +158,14 @@ impl Plan {
             aggregators: 2,
             e2e_dimension,
             e2e_clients,
+            flower_sizes: match mode {
+                "smoke" => Vec::new(),
+                "quick" => vec![(10, 1_000)],
+                _ => [10_000, 100_000]
+                    .into_iter()
+                    .flat_map(|d| [10, 50, 100].map(|n| (n, d)))
+                    .collect(),
+            },
             noise_sigma: 1 << 10,
             cairn_noise_samples: cairn_noise,
             opendp_noise_samples: opendp_noise,
@@ -163,7 +187,7 @@ struct Results {
     noise: NoiseFigures,
     e2e: Vec<RoundFigures>,
     e2e_skipped: Option<String>,
-    flower_secagg: String,
+    flower_secagg: flower::FlowerFigures,
     table: Vec<table::Row>,
     total_secs: f64,
 }
@@ -189,6 +213,42 @@ fn end_to_end_rounds(
     Ok(rounds)
 }
 
+/// The Cairn rounds the Flower sizes need beyond `have` (measured at those sizes).
+fn rounds_beside_flower(
+    sizes: &[(usize, usize)],
+    have: &[RoundFigures],
+    work: &std::path::Path,
+) -> anyhow::Result<Vec<RoundFigures>> {
+    let mut rounds = Vec::new();
+    for &(n, d) in sizes {
+        if !have.iter().any(|r| r.clients == n && r.d == d) {
+            rounds.extend(end_to_end_rounds(&[n], d, work)?);
+        }
+    }
+    Ok(rounds)
+}
+
+/// Flower's rounds, or why they are not measured in this run.
+fn flower_rounds(cli: &Cli, plan: &Plan) -> flower::FlowerFigures {
+    let skipped = if cli.no_flower {
+        Some("skipped: --no-flower")
+    } else if plan.flower_sizes.is_empty() {
+        Some("skipped: a --smoke run does not install Python packages")
+    } else {
+        None
+    };
+    match skipped {
+        Some(why) => {
+            eprintln!("Flower SecAgg+ {why}");
+            flower::FlowerFigures {
+                rounds: Vec::new(),
+                skipped: Some(why.to_owned()),
+            }
+        }
+        None => flower::measure(&plan.flower_sizes),
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(config) = &cli.serve_node {
@@ -211,6 +271,14 @@ fn main() -> anyhow::Result<()> {
         };
         let e2e = end_to_end_rounds(&counts, plan.e2e_dimension, work.path())?;
         println!("{}", table::render_rounds(&e2e));
+        return Ok(());
+    }
+
+    if cli.flower_only {
+        let e2e = rounds_beside_flower(&plan.flower_sizes, &[], work.path())?;
+        let flower = flower_rounds(&cli, &plan);
+        println!("{}", table::render_rounds(&e2e));
+        println!("{}", table::render_flower(&flower, &e2e));
         return Ok(());
     }
 
@@ -267,11 +335,14 @@ fn main() -> anyhow::Result<()> {
         e2e_skipped = Some("--no-e2e".to_owned());
     } else {
         e2e = end_to_end_rounds(&plan.e2e_clients, plan.e2e_dimension, work.path())?;
+        if !cli.no_flower {
+            let extra = rounds_beside_flower(&plan.flower_sizes, &e2e, work.path())?;
+            e2e.extend(extra);
+        }
     }
-    let flower = "skipped: Flower SecAgg+ is optional and not installed by this harness".to_owned();
-    eprintln!("Flower SecAgg+ {flower}");
+    let flower = flower_rounds(&cli, &plan);
 
-    let rows = table::summary(&cairn, &prio017, &prio018, &floor, &noise, &e2e);
+    let rows = table::summary(&cairn, &prio017, &prio018, &floor, &noise, &e2e, &flower);
     println!();
     println!("{}", table::render_summary(&rows, &cairn));
     println!(
@@ -281,6 +352,7 @@ fn main() -> anyhow::Result<()> {
     if !e2e.is_empty() {
         println!("{}", table::render_rounds(&e2e));
     }
+    println!("{}", table::render_flower(&flower, &e2e));
 
     std::fs::create_dir_all(&cli.plots)?;
     write_plots(&cli.plots, &cairn, &prio017, &prio018, &floor, &e2e)?;

@@ -1,0 +1,163 @@
+"""One Flower round of N clients at dimension d, for `cairn-bench`'s Flower anchor.
+
+    python bench/flower/secagg_round.py --clients 10 --dim 100000 --shares 3
+
+Runs Flower 1.41's own SecAgg+ workflow (`SecAggPlusWorkflow` on the ServerApp side,
+`secaggplus_mod` on each ClientApp) or, with `--shares 0`, plain FedAvg without secure
+aggregation, for one round. Every client sends a fixed float32 update of `--dim`
+values. The ServerApp and the N ClientApps run in this process, messages crossing as
+Flower's protobuf bytes, through the `InProcessGrid` of Cairn's Python package
+(`python/python/cairn/flower/_inprocess.py`, loaded from its file so that this
+script needs only `flwr` and `numpy`, not a built Cairn). That leaves out any network:
+it is the cheapest way Flower can run the protocol, so it favours Flower.
+
+Prints one JSON object: the fit round's wall time (`round_secs`, SecAgg+'s four
+stages or FedAvg's one, the server's aggregation included), the bytes every client
+sent during it (`upload_bytes_per_client`, Flower's protobuf encoding of the
+replies), and the settings. `--shares N` with N = `--clients` is SecAgg+ with every
+client sharing with every other one; `--threshold` defaults to 2 for 3 shares, as
+Flower's example sets it, and to a majority of the shares otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import pathlib
+import sys
+import time
+
+import numpy as np
+from flwr.client import ClientApp, NumPyClient
+from flwr.client.mod import secaggplus_mod
+from flwr.common import ndarrays_to_parameters
+from flwr.common.serde import message_to_proto
+from flwr.server import LegacyContext, ServerApp, ServerConfig
+from flwr.server.strategy import FedAvg
+from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
+from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
+from flwr.server.workflow.default_workflows import default_fit_workflow
+
+INPROCESS = (pathlib.Path(__file__).resolve().parents[2]
+             / "python" / "python" / "cairn" / "flower" / "_inprocess.py")
+
+
+def load_inprocess():
+    spec = importlib.util.spec_from_file_location("cairn_flower_inprocess", INPROCESS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class Timed:
+    """A fit workflow that records its own wall time and resets the grid's counters."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.secs = None
+
+    def __call__(self, grid, context):
+        grid.reset_counters()
+        start = time.perf_counter()
+        self.inner(grid, context)
+        self.secs = time.perf_counter() - start - grid.counting_secs
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, required=True)
+    parser.add_argument("--dim", type=int, required=True)
+    parser.add_argument("--shares", type=int, default=3,
+                        help="SecAgg+ shares per client (0: plain FedAvg, no SecAgg+)")
+    parser.add_argument("--threshold", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.clients < 2 or args.dim < 1 or not 0 <= args.shares <= args.clients:
+        parser.error("need --clients ≥ 2, --dim ≥ 1 and 0 ≤ --shares ≤ --clients")
+    threshold = args.threshold
+    if threshold is None:
+        threshold = 2 if args.shares == 3 else args.shares // 2 + 1
+    logging.getLogger("flwr").setLevel(logging.WARNING)
+
+    inprocess = load_inprocess()
+
+    class CountingGrid(inprocess.InProcessGrid):
+        """Counts the protobuf bytes of every reply (a client's upload)."""
+
+        def reset_counters(self):
+            self.upload_bytes = 0
+            self.counting_secs = 0.0
+
+        def _deliver(self, msg):
+            reply = super()._deliver(msg)
+            start = time.perf_counter()
+            self.upload_bytes += message_to_proto(reply).ByteSize()
+            self.counting_secs += time.perf_counter() - start
+            return reply
+
+    update = ((np.arange(args.dim) % 7 - 3) * 0.1).astype(np.float32)
+
+    class Fixed(NumPyClient):
+        def fit(self, parameters, config):
+            return [update], 1, {}
+
+    client_app = ClientApp(
+        client_fn=lambda context: Fixed().to_client(),
+        mods=[secaggplus_mod] if args.shares else [],
+    )
+    fit = (SecAggPlusWorkflow(num_shares=args.shares, reconstruction_threshold=threshold)
+           if args.shares else default_fit_workflow)
+    timed = Timed(fit)
+    result = {}
+
+    server_app = ServerApp()
+
+    @server_app.main()
+    def server(grid, context):
+        strategy = FedAvg(
+            fraction_fit=1.0, fraction_evaluate=0.0,
+            min_fit_clients=args.clients, min_available_clients=args.clients,
+            initial_parameters=ndarrays_to_parameters([np.zeros(args.dim, np.float32)]),
+        )
+        legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=1),
+                               strategy=strategy)
+        DefaultWorkflow(fit_workflow=timed)(grid, legacy)
+        result["upload_bytes"] = grid.upload_bytes
+        record = legacy.state.array_records[MAIN_PARAMS_RECORD]
+        result["model"] = np.concatenate([a.numpy().ravel() for a in record.values()])
+
+    grid = CountingGrid(client_app, args.clients)
+    grid.reset_counters()
+    # `run_inprocess` builds its own grid; this one counts bytes, so run it the same way.
+    inprocess.TaskIdentity.task_id = 1
+    inprocess.TaskIdentity.run_id = grid.run.run_id
+    inprocess.TaskIdentity.node_id = inprocess.SUPERLINK_NODE_ID
+    context = inprocess.Context(run_id=grid.run.run_id, node_id=0, node_config={},
+                                state=inprocess.RecordDict(), run_config={})
+    server_app(grid=grid, context=context)
+    if timed.secs is None:
+        print("the fit round did not run", file=sys.stderr)
+        return 1
+    # Every client sent the same update: the aggregate (their mean) is that update, up to
+    # SecAgg+'s quantisation (steps of about 4e-4 with Flower's default ranges). A round
+    # that lost clients or garbled the sum fails here.
+    error = float(np.max(np.abs(result["model"] - update)))
+    if error > 1e-2:
+        print(f"the aggregate is off by {error}: {result['model'][:8]} vs {update[:8]}", file=sys.stderr)
+        return 1
+    print(json.dumps({
+        "system": "flower-secagg+" if args.shares else "flower-fedavg",
+        "flwr": __import__("flwr").__version__,
+        "clients": args.clients,
+        "d": args.dim,
+        "shares": args.shares,
+        "threshold": threshold if args.shares else None,
+        "round_secs": timed.secs,
+        "upload_bytes_per_client": result["upload_bytes"] / args.clients,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
