@@ -322,11 +322,6 @@ impl Ledger {
         }
     }
 
-    /// The composed RDP curve of an RDP ledger.
-    pub fn rdp_spent(&self) -> Option<&RdpCurve> {
-        self.rdp.as_ref().map(|s| &s.spent)
-    }
-
     /// ε at the ledger's δ after `entry` (RDP ledgers; `None` for zCDP ledgers or an
     /// entry without a curve).
     pub fn epsilon_after(&self, entry: &LedgerEntry) -> Option<f64> {
@@ -387,19 +382,9 @@ impl Ledger {
         }
     }
 
-    /// The highest released round, if any.
-    pub fn highest_released_round(&self) -> Option<u32> {
-        self.entries.iter().map(|e| e.round).max()
-    }
-
     /// ρ spent so far.
     pub fn rho_spent(&self) -> f64 {
         self.entries.last().map_or(0.0, |e| e.rho_total)
-    }
-
-    /// The task's ρ budget.
-    pub fn rho_budget(&self) -> f64 {
-        self.budget.limit()
     }
 
     /// Whether `round` has been released.

@@ -115,6 +115,23 @@ fn commit_refuses_an_entry_not_prepared_for_this_state() {
         ledger.commit(stale),
         Err(LedgerError::BrokenChain { .. })
     ));
+    // Each link checked on its own: the sequence number, the previous hash, the hash.
+    let e1 = ledger.prepare_release(1, 1.0, 1, Time(1)).unwrap();
+    let mut wrong_seq = e1.clone();
+    wrong_seq.seq = 5;
+    wrong_seq.hash = wrong_seq.compute_hash(&task());
+    let mut wrong_prev = e1.clone();
+    wrong_prev.prev_hash = [9; 32];
+    wrong_prev.hash = wrong_prev.compute_hash(&task());
+    let mut wrong_hash = e1.clone();
+    wrong_hash.hash[0] ^= 1;
+    for bad in [wrong_seq, wrong_prev, wrong_hash] {
+        assert!(matches!(
+            ledger.commit(bad),
+            Err(LedgerError::BrokenChain { index: 1 })
+        ));
+    }
+    ledger.commit(e1).unwrap();
 }
 
 #[test]
@@ -176,4 +193,76 @@ fn an_rdp_ledger_composes_curves_enforces_epsilon_and_reloads() {
         Ledger::verify_chain(&task(), &entries),
         Err(LedgerError::BrokenChain { index: 0 })
     );
+}
+
+#[test]
+fn a_ledger_head_with_a_negative_or_nan_rho_does_not_decode() {
+    for rho in [-1e-9, -1.0, f64::NAN, f64::NEG_INFINITY] {
+        let head = LedgerHead {
+            entries: 1,
+            rho_total: rho,
+            hash: [1; 32],
+        };
+        let mut bytes = Vec::new();
+        head.encode_into(&mut bytes);
+        let mut r = cairn_mpc::codec::Reader::new(&bytes);
+        assert!(LedgerHead::decode_from(&mut r).is_err(), "ρ = {rho}");
+    }
+    let head = LedgerHead {
+        entries: 1,
+        rho_total: 0.0,
+        hash: [1; 32],
+    };
+    let mut bytes = Vec::new();
+    head.encode_into(&mut bytes);
+    let mut r = cairn_mpc::codec::Reader::new(&bytes);
+    assert_eq!(LedgerHead::decode_from(&mut r).unwrap(), head);
+}
+
+#[test]
+fn an_rdp_budget_must_be_a_positive_finite_epsilon_and_a_delta_in_0_1() {
+    let bad = [
+        (0.0, 1e-6),
+        (-1.0, 1e-6),
+        (f64::NAN, 1e-6),
+        (f64::INFINITY, 1e-6),
+        (1.0, 0.0),
+        (1.0, -1e-6),
+        (1.0, 1.0),
+        (1.0, f64::NAN),
+    ];
+    for (epsilon, delta) in bad {
+        assert!(
+            Ledger::with_budget(task(), &LedgerBudget::Rdp { epsilon, delta }).is_err(),
+            "ε = {epsilon}, δ = {delta}"
+        );
+    }
+    for (epsilon, delta) in [(1e-9, 1e-12), (1.0, 0.999_999)] {
+        assert!(Ledger::with_budget(task(), &LedgerBudget::Rdp { epsilon, delta }).is_ok());
+    }
+}
+
+#[test]
+fn an_rdp_entry_that_also_charges_rho_does_not_load() {
+    let budget = LedgerBudget::Rdp {
+        epsilon: 2.0,
+        delta: 1e-6,
+    };
+    let curve = RdpCurve::subsampled_discrete_gaussian(1.0, 1.1, 0.05).unwrap();
+    let mut ledger = Ledger::with_budget(task(), &budget).unwrap();
+    let e = ledger
+        .prepare(0, ReleaseCost::Rdp(curve), 5, Time(1))
+        .unwrap();
+    ledger.commit(e).unwrap();
+    // The same entry with a ρ beside its curve, re-hashed so that the chain verifies:
+    // an entry of neither accountant, refused rather than half counted.
+    let mut entries = ledger.entries().to_vec();
+    entries[0].rho = 0.5;
+    entries[0].rho_total = 0.5;
+    entries[0].hash = entries[0].compute_hash(&task());
+    Ledger::verify_chain(&task(), &entries).unwrap();
+    assert!(matches!(
+        Ledger::from_entries_with(task(), &budget, entries),
+        Err(LedgerError::WrongAccountant(_))
+    ));
 }
