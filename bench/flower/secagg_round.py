@@ -8,8 +8,8 @@ aggregation, for one round. Every client sends a fixed float32 update of `--dim`
 values. The ServerApp and the N ClientApps run in this process, messages crossing as
 Flower's protobuf bytes, through the `InProcessGrid` of Cairn's Python package
 (`python/python/cairn/flower/_inprocess.py`, loaded from its file so that this
-script needs only `flwr` and `numpy`, not a built Cairn). That leaves out any network:
-it is the cheapest way Flower can run the protocol, so it favours Flower.
+script needs only `flwr` and `numpy`, not a built Cairn). That spares Flower every
+network cost; its ClientApps run one after another, on one core.
 
 Prints one JSON object: the fit round's wall time (`round_secs`, SecAgg+'s four
 stages or FedAvg's one, the server's aggregation included), the bytes every client

@@ -416,8 +416,9 @@ fn flower_round(
 /// side protects against.
 pub(crate) fn render_flower(flower: &FlowerFigures, e2e: &[RoundFigures]) -> String {
     let mut s = String::from(
-        "Flower SecAgg+ beside Cairn (one round; Flower in one process without a network, \
-         Cairn over loopback QUIC with 2 node processes; ratio = Flower ÷ Cairn)\n\n\
+        "Flower SecAgg+ beside Cairn (one round; Flower in one Python process without a \
+         network, its ClientApps one after another; Cairn over loopback QUIC with 2 node \
+         processes, its clients concurrent; ratio = Flower ÷ Cairn)\n\n\
          | clients | d | Cairn round s | Cairn upload B/client | SecAgg+ 3 shares s | \
          SecAgg+ all shares s | plain FedAvg s | SecAgg+ upload B/client | ratio (3 shares) | \
          ratio (all shares) |\n\
@@ -458,7 +459,8 @@ pub(crate) fn render_flower(flower: &FlowerFigures, e2e: &[RoundFigures]) -> Str
          private against the server and fewer than `threshold` colluding clients; \
          survives dropouts while each client keeps `threshold` of its share-holders \
          (threshold 2 of 3 shares, Flower's example, or a majority of all clients); no \
-         input validation (a malicious client can send any vector); no DP.\n\
+         input validation (a malicious client can send any vector); no DP; masks expanded by \
+         NumPy's Mersenne Twister from seeds folded to 32 bits (`pseudo_rand_gen`).\n\
          - Plain FedAvg: no protection; the floor of Flower's own cost.\n",
     );
     s
