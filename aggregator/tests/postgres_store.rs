@@ -160,6 +160,40 @@ fn postgres_two_replicas_releasing_one_round_release_it_once() {
 }
 
 #[test]
+fn postgres_a_database_names_the_other_tasks_that_have_ledgers() {
+    use cairn_protocol::clock::Time;
+    use cairn_protocol::ledger::LedgerEntry;
+    use cairn_protocol::store::TaskStore;
+
+    // What `cairn node` checks at start: a database holding another task's ledger is
+    // refused, so that a task file edited into another task id cannot start a fresh
+    // budget beside the spent one.
+    let cluster = PgCluster::start();
+    let url = cluster.create_database();
+    PgStore::migrate(&connect(&url)).unwrap();
+    let (spent, fresh) = (TaskId([4; 32]), TaskId([5; 32]));
+    let store = PgStore::open(&connect(&url)).unwrap();
+    let a = store.task(spent, 3);
+    let b = store.task(fresh, 3);
+    assert!(a.other_ledger_tasks().unwrap().is_empty());
+    assert!(b.other_ledger_tasks().unwrap().is_empty());
+    let entry = LedgerEntry {
+        seq: 0,
+        round: 1,
+        time: Time(1),
+        report_count: 3,
+        rho: 0.25,
+        rho_total: 0.25,
+        rdp: None,
+        prev_hash: [0; 32],
+        hash: [7; 32],
+    };
+    a.commit_release(&entry, b"released").unwrap();
+    assert_eq!(b.other_ledger_tasks().unwrap(), vec![hex::encode(spent.0)]);
+    assert!(a.other_ledger_tasks().unwrap().is_empty(), "its own ledger");
+}
+
+#[test]
 fn postgres_the_readme_sample_config_parses() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
