@@ -17,6 +17,7 @@
 //! verify_key = "verify.key"       # shared by the aggregators of the task
 //! collector_cert_sha256 = "…"     # pinned TLS certificate of the collector
 //! upload_memory_mib = 128         # leader: memory for uploads at once; beyond, `Busy`
+//! upload_wait_ms = 2000           # leader: how long an upload waits for that memory
 //! threads = 2                     # threads verifying jobs (default: every core)
 //! ```
 //!
@@ -124,6 +125,8 @@ struct RawNodeConfig {
     #[serde(default)]
     upload_memory_mib: Option<u32>,
     #[serde(default)]
+    upload_wait_ms: Option<u32>,
+    #[serde(default)]
     threads: Option<usize>,
 }
 
@@ -146,6 +149,13 @@ pub const MAX_THREADS: usize = 1024;
 
 /// MiB of upload frames a leader holds at once unless `upload_memory_mib` says otherwise.
 pub const DEFAULT_UPLOAD_MEMORY_MIB: u32 = 128;
+
+/// How long an upload waits for room in the upload memory before it is answered
+/// `Busy`, unless `upload_wait_ms` says otherwise.
+pub const DEFAULT_UPLOAD_WAIT_MS: u32 = 2_000;
+
+/// The longest `upload_wait_ms` (a client's request times out after 30 s).
+pub const MAX_UPLOAD_WAIT_MS: u32 = 20_000;
 
 /// How long a leader replica holds a job's lease unless `job_lease_secs` says otherwise.
 pub const DEFAULT_JOB_LEASE_SECS: u64 = 30;
@@ -201,9 +211,12 @@ pub struct NodeConfig {
     /// The store.
     pub store: StoreConfig,
     /// Leader: MiB that uploads being handled may take at once (each counted three
-    /// times its size: read, decoded, stored); an upload that finds no room for 2 s is
-    /// answered `Busy` unread. Default 128.
+    /// times its size: read, decoded, stored); an upload that finds no room within
+    /// `upload_wait_ms` is answered `Busy` unread. Default 128.
     pub upload_memory_mib: u32,
+    /// Leader: how long an upload waits for room in `upload_memory_mib` before it is
+    /// answered `Busy` (0: at once). Default 2,000 ms, at most 20,000.
+    pub upload_wait_ms: u32,
     /// Threads each job's reports are verified and aggregated on
     /// (`cairn_protocol::parallel`). Default: the machine's cores.
     pub threads: NonZeroUsize,
@@ -320,6 +333,16 @@ impl NodeConfig {
                     return Err(invalid(
                         "upload_memory_mib",
                         "must be between 1 and 1048576 (MiB)",
+                    ));
+                }
+            },
+            upload_wait_ms: match raw.upload_wait_ms {
+                None => DEFAULT_UPLOAD_WAIT_MS,
+                Some(w) if w <= MAX_UPLOAD_WAIT_MS => w,
+                Some(_) => {
+                    return Err(invalid(
+                        "upload_wait_ms",
+                        "must be at most 20000 (ms; a client's request times out after 30 s)",
                     ));
                 }
             },
@@ -472,6 +495,18 @@ mod tests {
         );
         let err = NodeConfig::parse(&memory("0"), p).unwrap_err().to_string();
         assert!(err.contains("upload_memory_mib"), "{err}");
+        let wait = |v: &str| format!("{}upload_wait_ms = {v}\n", sample("leader", 0));
+        assert_eq!(NodeConfig::parse(&wait("0"), p).unwrap().upload_wait_ms, 0);
+        let err = NodeConfig::parse(&wait("20001"), p)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("upload_wait_ms"), "{err}");
+        assert_eq!(
+            NodeConfig::parse(&sample("leader", 0), p)
+                .unwrap()
+                .upload_wait_ms,
+            DEFAULT_UPLOAD_WAIT_MS
+        );
         assert_eq!(
             NodeConfig::parse(&sample("leader", 0), p)
                 .unwrap()

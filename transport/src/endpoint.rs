@@ -14,7 +14,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
@@ -195,6 +195,8 @@ pub struct ServerEndpoint {
     pub(crate) memory: Arc<Semaphore>,
     /// The frame sent to a request that finds no room in `request_memory`.
     pub(crate) busy: Option<Arc<[u8]>>,
+    /// Requests answered with `busy` so far.
+    pub(crate) busy_answers: Arc<AtomicU64>,
 }
 
 /// Counts request streams from the start of their handling until their response is
@@ -271,6 +273,7 @@ impl ServerEndpoint {
             in_flight: Arc::new(InFlight::default()),
             memory: Arc::new(Semaphore::new(memory_kib)),
             busy: None,
+            busy_answers: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -288,6 +291,12 @@ impl ServerEndpoint {
     /// for `busy_after` (the protocol's `Busy` error message). Set before serving.
     pub fn answer_busy_with(&mut self, frame: Vec<u8>) {
         self.busy = Some(frame.into());
+    }
+
+    /// How many requests were answered busy so far (a counter shared by the clones of
+    /// this endpoint, for metrics).
+    pub fn busy_answers(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.busy_answers)
     }
 
     /// Connections currently open.

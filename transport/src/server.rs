@@ -174,6 +174,9 @@ async fn handle_stream<H, Fut>(
         Err(_) => match &server.busy {
             Some(busy) => {
                 tracing::debug!(%remote, %peer, len, "request answered busy: no request memory");
+                server
+                    .busy_answers
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let _ = recv.stop(STREAM_BUSY.into());
                 drop(permit);
                 if write_frame(&mut send, busy, options.request_timeout)

@@ -28,6 +28,7 @@ impl LeaderShared {
 /// How long a client answered `Busy` (the leader's upload memory full) is asked to wait
 /// before it retries: about the time a job takes to drain a batch of uploads.
 const BUSY_RETRY_AFTER_MS: u32 = 1_000;
+
 pub(super) async fn start_leader(
     setup: NodeSetup,
     loaded: Task,
@@ -71,6 +72,7 @@ pub(super) async fn start_leader(
     let limits = leader.limits();
     let mut options = transport_options(&limits, Inbound::LeaderFromClients);
     options.request_memory = config.upload_memory_mib as usize * (1 << 20);
+    options.busy_after = std::time::Duration::from_millis(u64::from(config.upload_wait_ms));
     let mut pins = PinSet::new();
     pins.insert(collector_fp);
     let mut server = ServerEndpoint::bind(
@@ -89,6 +91,11 @@ pub(super) async fn start_leader(
             retry_after_ms: BUSY_RETRY_AFTER_MS,
         })
         .encode(),
+    );
+    metrics.watch_counter(
+        "uploads_busy",
+        "Uploads answered Busy because the upload memory had no room for them",
+        server.busy_answers(),
     );
     let local_addr = server.local_addr()?;
     let client = ClientEndpoint::bind(
