@@ -297,4 +297,24 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn the_inverse_widens_its_bracket_where_epsilon_is_below_rho() {
+        // At a large δ the tight ε(ρ) falls below ρ, so [0, ε] does not bracket the
+        // answer and the search must widen it (its doubling loop).
+        for &(eps, delta) in &[(0.5, 0.5), (2.0, 0.9)] {
+            assert!(
+                epsilon_tight(eps, delta).unwrap() < eps,
+                "the premise, at δ = {delta}"
+            );
+            let rho = rho_for_epsilon(eps, delta).unwrap();
+            assert!(rho > eps, "ρ = {rho}");
+            let back = epsilon_tight(rho, delta).unwrap();
+            assert!(back <= eps, "ε = {eps}: ε(ρ) = {back}");
+            assert!(
+                back >= eps * (1.0 - 1e-9),
+                "ε = {eps}: ε(ρ) = {back} too loose"
+            );
+        }
+    }
 }

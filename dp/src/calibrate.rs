@@ -359,4 +359,28 @@ mod tests {
             Err(CalibrateError::ZeroCount(_))
         ));
     }
+
+    #[test]
+    fn client_sigma_widens_its_bracket_when_tau_dominates() {
+        // A large ρ with many coordinates: at twice the τ-free σ = Δ/√(2ρn) the KLS21
+        // τ term still dominates, so the search doubles its upper end several times.
+        let (rho, clients, dim) = (50.0, 10, 1_000_000);
+        let base = 1.0 / (2.0 * rho * clients as f64).sqrt();
+        assert!(rho_distributed(1.0, 2.0 * base, clients, dim).unwrap() > rho);
+        let sigma = client_sigma(rho, 1.0, clients, dim).unwrap();
+        assert!(sigma > 4.0 * base, "σ = {sigma}");
+        assert!(rho_distributed(1.0, sigma, clients, dim).unwrap() <= rho);
+        assert!(rho_distributed(1.0, sigma * (1.0 - 1e-9), clients, dim).unwrap() > rho);
+    }
+
+    #[test]
+    fn a_zero_or_negative_client_sigma_is_refused() {
+        for sigma in [0.0, -0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert!(
+                matches!(kls21_tau(sigma, 3), Err(CalibrateError::InvalidSigma(_))),
+                "σ = {sigma}"
+            );
+            assert!(rho_distributed(1.0, sigma, 3, 10).is_err(), "σ = {sigma}");
+        }
+    }
 }
