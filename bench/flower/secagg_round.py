@@ -5,7 +5,7 @@
 Runs Flower 1.41's own SecAgg+ workflow (`SecAggPlusWorkflow` on the ServerApp side,
 `secaggplus_mod` on each ClientApp) or, with `--shares 0`, plain FedAvg without secure
 aggregation, for one round. Every client sends a fixed float32 update of `--dim`
-values. The ServerApp and the N ClientApps run in this process, messages crossing as
+values, client k's shifted by 0.01·k. The ServerApp and the N ClientApps run in this process, messages crossing as
 Flower's protobuf bytes, through the `InProcessGrid` of Cairn's Python package
 (`python/python/cairn/flower/_inprocess.py`, loaded from its file so that this
 script needs only `flwr` and `numpy`, not a built Cairn). That spares Flower every
@@ -99,11 +99,16 @@ def main(argv=None) -> int:
     update = ((np.arange(args.dim) % 7 - 3) * 0.1).astype(np.float32)
 
     class Fixed(NumPyClient):
+        """Client k sends the update shifted by 0.01·k: the mean needs every client."""
+
+        def __init__(self, k):
+            self.k = k
+
         def fit(self, parameters, config):
-            return [update], 1, {}
+            return [update + np.float32(0.01 * self.k)], 1, {}
 
     client_app = ClientApp(
-        client_fn=lambda context: Fixed().to_client(),
+        client_fn=lambda context: Fixed(int(context.node_config["partition-id"])).to_client(),
         mods=[secaggplus_mod] if args.shares else [],
     )
     fit = (SecAggPlusWorkflow(num_shares=args.shares, reconstruction_threshold=threshold)
@@ -139,12 +144,14 @@ def main(argv=None) -> int:
     if timed.secs is None:
         print("the fit round did not run", file=sys.stderr)
         return 1
-    # Every client sent the same update: the aggregate (their mean) is that update, up to
-    # SecAgg+'s quantisation (steps of about 4e-4 with Flower's default ranges). A round
-    # that lost clients or garbled the sum fails here.
-    error = float(np.max(np.abs(result["model"] - update)))
-    if error > 1e-2:
-        print(f"the aggregate is off by {error}: {result['model'][:8]} vs {update[:8]}", file=sys.stderr)
+    # The aggregate is the clients' mean, update + 0.01·(N − 1)/2, up to SecAgg+'s
+    # quantisation (steps of about 4e-4 with Flower's default ranges). A round that lost
+    # clients (off by at least 0.005) or garbled the sum fails here.
+    expected = update + np.float32(0.01 * (args.clients - 1) / 2)
+    error = float(np.max(np.abs(result["model"] - expected)))
+    if error > 2e-3:
+        print(f"the aggregate is off by {error}: {result['model'][:4]} vs {expected[:4]}",
+              file=sys.stderr)
         return 1
     print(json.dumps({
         "system": "flower-secagg+" if args.shares else "flower-fedavg",
