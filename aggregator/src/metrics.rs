@@ -20,7 +20,7 @@
 //! | `epsilon_remaining{task}` | gauge | ε left in the task's budget by this node's ledger (+Inf without noise) |
 //! | `store_transaction_retries_total` | counter | PostgreSQL: transactions retried after a serialization failure or deadlock (replicas, or concurrent requests, touching the same rows) |
 //! | `job_contention_total` | counter | leader on PostgreSQL: batches of queued reports, or new jobs' leases, lost to another replica sharing the database |
-//! | `uploads_busy_total` | counter | leader: uploads answered `Busy` because `upload_memory_mib` had no room for them within `upload_wait_ms` (the clients retry) |
+//! | `uploads_busy_total` | counter | leader: requests on its client port (uploads; also collect requests) answered `Busy` because `upload_memory_mib` had no room for them within `upload_wait_ms` (the clients retry) |
 //! | `hpke_pending_key_opens_total` | counter | helper: input shares opened with a key in `hpke_pending_keys` (clients already on the next task file) |
 //! | `hpke_expired_key_opens_total` | counter | helper: input shares opened with a key in `hpke_expired_keys` (clients still on an old task file; once it stops growing, the key can go) |
 //!

@@ -497,6 +497,10 @@ mod tests {
         assert!(err.contains("upload_memory_mib"), "{err}");
         let wait = |v: &str| format!("{}upload_wait_ms = {v}\n", sample("leader", 0));
         assert_eq!(NodeConfig::parse(&wait("0"), p).unwrap().upload_wait_ms, 0);
+        assert_eq!(
+            NodeConfig::parse(&wait("20000"), p).unwrap().upload_wait_ms,
+            MAX_UPLOAD_WAIT_MS
+        );
         let err = NodeConfig::parse(&wait("20001"), p)
             .unwrap_err()
             .to_string();

@@ -5,7 +5,7 @@
 Runs Flower 1.41's own SecAgg+ workflow (`SecAggPlusWorkflow` on the ServerApp side,
 `secaggplus_mod` on each ClientApp) or, with `--shares 0`, plain FedAvg without secure
 aggregation, for one round. Every client sends a fixed float32 update of `--dim`
-values, client k's shifted by 0.01·k. The ServerApp and the N ClientApps run in this process, messages crossing as
+values, client k's with 4.0 added at coordinate k. The ServerApp and the N ClientApps run in this process, messages crossing as
 Flower's protobuf bytes, through the `InProcessGrid` of Cairn's Python package
 (`python/python/cairn/flower/_inprocess.py`, loaded from its file so that this
 script needs only `flwr` and `numpy`, not a built Cairn). That spares Flower every
@@ -40,6 +40,10 @@ from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from flwr.server.workflow.constant import MAIN_PARAMS_RECORD
 from flwr.server.workflow.default_workflows import default_fit_workflow
 
+#: What each client adds at its own coordinate (the update stays within Flower's default
+#: clipping range of 8).
+MARKER = 4.0
+
 INPROCESS = (pathlib.Path(__file__).resolve().parents[2]
              / "python" / "python" / "cairn" / "flower" / "_inprocess.py")
 
@@ -73,8 +77,10 @@ def main(argv=None) -> int:
                         help="SecAgg+ shares per client (0: plain FedAvg, no SecAgg+)")
     parser.add_argument("--threshold", type=int, default=None)
     args = parser.parse_args(argv)
-    if args.clients < 2 or args.dim < 1 or not 0 <= args.shares <= args.clients:
-        parser.error("need --clients ≥ 2, --dim ≥ 1 and 0 ≤ --shares ≤ --clients")
+    # Flower 1.41 takes an integer num_shares only above 2 (1 would mean "all").
+    if args.clients < 3 or args.dim < 1 or not (args.shares == 0
+                                                 or 3 <= args.shares <= args.clients):
+        parser.error("need --clients ≥ 3, --dim ≥ 1 and --shares 0 or 3..=--clients")
     threshold = args.threshold
     if threshold is None:
         threshold = 2 if args.shares == 3 else args.shares // 2 + 1
@@ -99,13 +105,16 @@ def main(argv=None) -> int:
     update = ((np.arange(args.dim) % 7 - 3) * 0.1).astype(np.float32)
 
     class Fixed(NumPyClient):
-        """Client k sends the update shifted by 0.01·k: the mean needs every client."""
+        """Client k sends the update with 4.0 added at coordinate k mod d: each client's
+        marker shows in the mean, so a lost client shows too."""
 
         def __init__(self, k):
             self.k = k
 
         def fit(self, parameters, config):
-            return [update + np.float32(0.01 * self.k)], 1, {}
+            mine = update.copy()
+            mine[self.k % args.dim] += np.float32(MARKER)
+            return [mine], 1, {}
 
     client_app = ClientApp(
         client_fn=lambda context: Fixed(int(context.node_config["partition-id"])).to_client(),
@@ -144,12 +153,14 @@ def main(argv=None) -> int:
     if timed.secs is None:
         print("the fit round did not run", file=sys.stderr)
         return 1
-    # The aggregate is the clients' mean, update + 0.01·(N − 1)/2, up to SecAgg+'s
-    # quantisation (steps of about 4e-4 with Flower's default ranges). A round that lost
-    # clients (off by at least 0.005) or garbled the sum fails here.
-    expected = update + np.float32(0.01 * (args.clients - 1) / 2)
+    # The aggregate is the clients' mean: the update plus MARKER/N at each client's
+    # coordinate. SecAgg+'s quantisation (Flower's default ranges and max_weight) moves
+    # it by up to about 2e-3; a lost client moves its coordinate by MARKER/N ≥ 0.04 (N ≤
+    # 100), a garbled sum by more.
+    markers = np.bincount(np.arange(args.clients) % args.dim, minlength=args.dim)
+    expected = update + np.float32(MARKER / args.clients) * markers.astype(np.float32)
     error = float(np.max(np.abs(result["model"] - expected)))
-    if error > 2e-3:
+    if error > 0.01:
         print(f"the aggregate is off by {error}: {result['model'][:4]} vs {expected[:4]}",
               file=sys.stderr)
         return 1

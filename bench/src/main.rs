@@ -457,6 +457,10 @@ fn write_plots(
             },
         ],
     )?;
+    // The rounds at the run's end-to-end dimension (a full run adds others beside
+    // Flower's sizes), by client count.
+    let mut e2e: Vec<&RoundFigures> = e2e.iter().filter(|r| r.d == e2e[0].d).collect();
+    e2e.sort_by_key(|r| r.clients);
     if !e2e.is_empty() {
         let dim = e2e[0].d;
         plots::log_log(

@@ -428,7 +428,7 @@ pub(crate) fn render_flower(flower: &FlowerFigures, e2e: &[RoundFigures]) -> Str
     sizes.dedup();
     for (clients, d) in sizes {
         let cairn = e2e.iter().find(|r| r.clients == clients && r.d == d);
-        let three = flower_round(flower, clients, d, 3.min(clients));
+        let three = flower_round(flower, clients, d, 3);
         let all = flower_round(flower, clients, d, clients);
         let plain = flower_round(flower, clients, d, 0);
         let ratio =

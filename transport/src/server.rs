@@ -163,8 +163,11 @@ async fn handle_stream<H, Fut>(
     // control holds the rest at the peer).
     let kib = u32::try_from((u64::from(len) * u64::from(crate::REQUEST_COPIES)).div_ceil(1024))
         .unwrap_or(u32::MAX);
-    let memory = match tokio::time::timeout(
-        options.busy_after,
+    // The wait ends at the request's deadline at the latest: a request that could not
+    // be read in time anyway is answered busy, not reset.
+    let wait_until = (tokio::time::Instant::now() + options.busy_after).min(deadline);
+    let memory = match tokio::time::timeout_at(
+        wait_until,
         server.memory.clone().acquire_many_owned(kib),
     )
     .await

@@ -94,7 +94,7 @@ pub(super) async fn start_leader(
     );
     metrics.watch_counter(
         "uploads_busy",
-        "Uploads answered Busy because the upload memory had no room for them",
+        "Requests on the leader's client port (uploads, and collect requests) answered Busy because the upload memory had no room for them",
         server.busy_answers(),
     );
     let local_addr = server.local_addr()?;

@@ -56,7 +56,8 @@ impl MemoryStore {
 
     /// Replaces the ledger with `entries` and nothing else, as restoring the ledger
     /// from an old backup while the aggregator runs would. For tests of rollback
-    /// detection: nothing checks the entries.
+    /// detection: nothing checks the entries. Hidden from the docs: not an API.
+    #[doc(hidden)]
     pub fn restore_ledger(&self, entries: Vec<LedgerEntry>) {
         self.lock().ledger = entries;
     }
