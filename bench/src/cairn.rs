@@ -145,13 +145,7 @@ pub(crate) fn measure(
     if let Some(e) = failure {
         bail!("prepare_upload failed: {e}");
     }
-    let upload_bytes = Message::UploadRequest(
-        client
-            .prepare_upload(0, &update, &mut rng)
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-    )
-    .encode()
-    .len();
+    let upload_bytes = upload_len(&client, &update, &mut rng)?;
 
     // Reports from known quantised inputs, so the released sum can be checked.
     let now = Time(1_000);
@@ -274,4 +268,17 @@ fn register(
         .store()
         .add_client(credential.client_id(), &credential.key_for(1))?;
     Client::new(task.clone(), credential).map_err(|e| anyhow::anyhow!("client: {e}"))
+}
+
+/// The encoded length of one upload of `update` (an `UploadRequest`, before transport
+/// framing).
+pub(crate) fn upload_len(
+    client: &Client,
+    update: &[f32],
+    rng: &mut ChaCha20Rng,
+) -> anyhow::Result<usize> {
+    let request = client
+        .prepare_upload(0, update, rng)
+        .map_err(|e| anyhow::anyhow!("prepare_upload: {e}"))?;
+    Ok(Message::UploadRequest(request).encode().len())
 }

@@ -62,12 +62,7 @@ fn upload_bytes(
     let credential = cairn_client::sdk::read_credential(credential).context("credential")?;
     let client = cairn_protocol::client::Client::new(task.clone(), credential)
         .map_err(|e| anyhow::anyhow!("client: {e}"))?;
-    let request = client
-        .prepare_upload(0, update, rng)
-        .map_err(|e| anyhow::anyhow!("prepare_upload: {e}"))?;
-    Ok(cairn_protocol::messages::Message::UploadRequest(request)
-        .encode()
-        .len())
+    crate::cairn::upload_len(&client, update, rng)
 }
 
 /// The hidden node mode: start the node of `config`, print `ready`, run until stdin
