@@ -25,7 +25,7 @@ use rand_core::SeedableRng;
 use serde::Serialize;
 
 use crate::cairn::random_update;
-use crate::machine::peak_rss_kib;
+use crate::machine::{cpu_secs, peak_rss_kib};
 
 /// One end-to-end round.
 #[derive(Debug, Clone, Serialize)]
@@ -50,6 +50,13 @@ pub(crate) struct RoundFigures {
     pub(crate) noise: String,
     /// Bytes one client uploads (its encoded `UploadRequest`, before QUIC framing).
     pub(crate) upload_bytes_per_client: usize,
+    /// CPU seconds (all threads) the leader process used during the round.
+    pub(crate) leader_cpu_secs: Option<f64>,
+    /// CPU seconds the helper process used during the round.
+    pub(crate) helper_cpu_secs: Option<f64>,
+    /// CPU seconds this process (the clients, which prepare and upload, and the
+    /// collector) used during the round.
+    pub(crate) clients_cpu_secs: Option<f64>,
 }
 
 /// The encoded size of one client's upload of `update`.
@@ -115,6 +122,10 @@ impl NodeProcess {
             bail!("node {} did not start: {line:?}", config.display());
         }
         Ok(Self { child })
+    }
+
+    fn cpu_secs(&self) -> Option<f64> {
+        cpu_secs(self.child.id())
     }
 
     fn peak_rss_mib(&self) -> Option<f64> {
@@ -211,6 +222,11 @@ pub(crate) fn round(
             .build()
             .await?;
 
+        let cpu_before = [
+            leader.cpu_secs(),
+            helper.cpu_secs(),
+            cpu_secs(std::process::id()),
+        ];
         let start = Instant::now();
         let mut tasks = Vec::new();
         for (i, u) in updates.into_iter().enumerate() {
@@ -225,7 +241,16 @@ pub(crate) fn round(
             .await
             .context("collect timed out")??;
         let total = start.elapsed();
+        let cpu_after = [
+            leader.cpu_secs(),
+            helper.cpu_secs(),
+            cpu_secs(std::process::id()),
+        ];
+        let used = |i: usize| Some(cpu_after[i]? - cpu_before[i]?);
         anyhow::Ok(RoundFigures {
+            leader_cpu_secs: used(0),
+            helper_cpu_secs: used(1),
+            clients_cpu_secs: used(2),
             clients,
             d,
             round_secs: total.as_secs_f64(),

@@ -379,13 +379,23 @@ pub(crate) fn render_per_dimension(
 pub(crate) fn render_rounds(e2e: &[RoundFigures]) -> String {
     let mut s = String::from(
         "End-to-end rounds (2 node processes, loopback QUIC, aggregator noise)\n\n\
-         | clients | d | round s | submit s | collect s | counted | leader peak RSS MiB | helper peak RSS MiB |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         CPU s: CPU time each process used during the round (all its threads); the \
+         clients' process also holds the collector. Busy %: their sum over (2 cores × \
+         round s).\n\n\
+         | clients | d | round s | submit s | collect s | counted | leader peak RSS MiB | helper peak RSS MiB | clients CPU s | leader CPU s | helper CPU s | busy % |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in e2e {
+        let cpu = [r.clients_cpu_secs, r.leader_cpu_secs, r.helper_cpu_secs];
+        let busy = cpu
+            .iter()
+            .copied()
+            .sum::<Option<f64>>()
+            .filter(|_| r.round_secs > 0.0)
+            .map(|total| 100.0 * total / (2.0 * r.round_secs));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.clients,
             r.d,
             fmt(r.round_secs),
@@ -393,7 +403,11 @@ pub(crate) fn render_rounds(e2e: &[RoundFigures]) -> String {
             fmt(r.collect_secs),
             r.count,
             opt(r.leader_peak_rss_mib),
-            opt(r.helper_peak_rss_mib)
+            opt(r.helper_peak_rss_mib),
+            opt(cpu[0]),
+            opt(cpu[1]),
+            opt(cpu[2]),
+            opt(busy)
         );
     }
     s
