@@ -60,8 +60,12 @@ impl SqliteTaskStore {
             params![self.t(), round, client_id.0, report_id.0],
         )?;
         tx.execute(
-            "INSERT INTO reports (task, report_id, round, job_id, payload) VALUES (?1, ?2, ?3, NULL, ?4)",
-            params![self.t(), report_id.0, round, report],
+            "INSERT INTO reports (task, report_id, round, job_id) VALUES (?1, ?2, ?3, NULL)",
+            params![self.t(), report_id.0, round],
+        )?;
+        tx.execute(
+            "INSERT INTO report_payloads (task, report_id, payload) VALUES (?1, ?2, ?3)",
+            params![self.t(), report_id.0, report],
         )?;
         tx.commit()?;
         Ok(PutOutcome::Stored)

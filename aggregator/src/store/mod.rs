@@ -52,7 +52,7 @@ pub enum StoreError {
 }
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// One task's view of a node's database.
 #[derive(Clone)]
@@ -169,7 +169,7 @@ impl TaskStore for SqliteTaskStore {
         Ok(self
             .lock()
             .query_row(
-                "SELECT payload FROM reports WHERE task = ?1 AND report_id = ?2",
+                "SELECT payload FROM report_payloads WHERE task = ?1 AND report_id = ?2",
                 params![self.t(), report_id.0],
                 |r| r.get(0),
             )
@@ -442,6 +442,11 @@ impl TaskStore for SqliteTaskStore {
         let count = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
         if committed.is_some() {
             tx.execute(
+                "DELETE FROM report_payloads WHERE task = ?1 AND report_id IN \
+                 (SELECT report_id FROM reports WHERE task = ?1 AND job_id = ?2)",
+                params![self.t(), job_id.0],
+            )?;
+            tx.execute(
                 "DELETE FROM reports WHERE task = ?1 AND job_id = ?2",
                 params![self.t(), job_id.0],
             )?;
@@ -485,6 +490,19 @@ impl TaskStore for SqliteTaskStore {
     fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // The payloads of the reports the shared statements delete (PostgreSQL keeps
+        // them in `reports`), first, while `reports` still names them. Not counted: a
+        // report is one row deleted, as on PostgreSQL.
+        tx.execute(
+            "DELETE FROM report_payloads WHERE task = ?1 AND report_id IN \
+             (SELECT report_id FROM reports WHERE task = ?1 AND round IN \
+              (SELECT round FROM rounds WHERE task = ?1 AND round <= ?2 AND status = ?3))",
+            params![
+                self.t(),
+                through_round,
+                encoding::status_code(RoundStatus::Released)
+            ],
+        )?;
         let mut deleted = 0u64;
         for sql in encoding::GARBAGE {
             deleted += tx.execute(

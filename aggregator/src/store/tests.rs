@@ -137,3 +137,54 @@ fn a_version_2_database_gains_job_leases_in_place() {
         .unwrap();
     assert_eq!(version, SCHEMA_VERSION);
 }
+
+#[test]
+fn a_version_3_database_keeps_its_queued_reports_when_payloads_move_to_their_own_table() {
+    use cairn_protocol::ids::ReportId;
+    use cairn_protocol::store::TaskStore;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.sqlite");
+    let task = TaskId([5; 32]);
+    {
+        // `reports` as schema version 3 made it: the payload in the WITHOUT ROWID row.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE reports (
+                task BLOB NOT NULL, report_id BLOB NOT NULL, round INTEGER NOT NULL,
+                job_id BLOB, payload BLOB NOT NULL,
+                PRIMARY KEY (task, report_id)) WITHOUT ROWID;
+             CREATE INDEX reports_queue ON reports (task, round, job_id);
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO reports (task, report_id, round, job_id, payload) \
+             VALUES (?1, ?2, 7, NULL, ?3)",
+            rusqlite::params![task.0, [1u8; 16], vec![9u8; 100_000]],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap().task(task, 3);
+    assert_eq!(store.queued_rounds().unwrap(), vec![7]);
+    assert_eq!(
+        store.queued_reports(7, 10).unwrap(),
+        vec![ReportId([1; 16])]
+    );
+    assert_eq!(
+        store.report(ReportId([1; 16])).unwrap(),
+        Some(vec![9u8; 100_000])
+    );
+    let conn = store.conn.lock().unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let columns: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('reports')")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(!columns.contains(&"payload".to_owned()), "{columns:?}");
+}
