@@ -18,6 +18,7 @@ use rand_core::SeedableRng;
 
 const CLIENTS: usize = 1_000;
 const DIM: usize = 8;
+const CONNECTIONS: usize = 32;
 
 /// The counter's value in the metrics text.
 fn counter(text: &str, name: &str) -> u64 {
@@ -50,7 +51,7 @@ async fn a_thousand_clients_against_a_full_leader_are_all_counted_once() {
     }
     let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
 
-    // Patient devices, sharing 8 QUIC connections (8 × 64 streams: up to 512 uploads
+    // Patient devices, sharing 32 QUIC connections (32 × 16 streams: up to 512 uploads
     // in flight against 1 MiB of upload memory).
     let mut clients: Vec<Arc<Client>> = Vec::new();
     for (i, path) in d.credentials.iter().enumerate() {
@@ -62,8 +63,8 @@ async fn a_thousand_clients_against_a_full_leader_are_all_counted_once() {
                 max_delay: Duration::from_millis(200),
                 jitter: true,
             });
-        if i >= 8 {
-            builder = builder.share_connection_of(&clients[i % 8]);
+        if i >= CONNECTIONS {
+            builder = builder.share_connection_of(&clients[i % CONNECTIONS]);
         }
         clients.push(Arc::new(builder.build().await.unwrap()));
     }

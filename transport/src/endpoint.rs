@@ -50,7 +50,14 @@ pub struct TransportOptions {
     /// the task (`Limits::max_frame_len()`). Default 1 MiB.
     pub max_frame_len: usize,
     /// Bidirectional streams (requests) a peer may have open at once on one connection
-    /// (QUIC flow control: further `open_bi` calls wait). Default 64.
+    /// (QUIC flow control: further `open_bi` calls wait). Default 16.
+    ///
+    /// Times `stream_receive_window` it must not exceed `receive_window`. A request
+    /// waiting for `request_memory` is not read, so the bytes its peer has already
+    /// sent, up to a stream window, hold connection credit; were the open streams'
+    /// windows larger than the connection's, the waiting requests could take all of
+    /// it, and the request being read (the one that would free memory) would stall
+    /// until the waits end.
     pub max_concurrent_streams: u32,
     /// Requests a server handles at once over all its connections; further streams wait
     /// in the accept loop. Default 256.
@@ -87,7 +94,7 @@ impl Default for TransportOptions {
             handshake_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
             max_frame_len: 1 << 20,
-            max_concurrent_streams: 64,
+            max_concurrent_streams: 16,
             max_concurrent_requests: 256,
             max_connections: 1024,
             stream_receive_window: 256 << 10,
@@ -123,6 +130,14 @@ impl TransportOptions {
         }
         if self.receive_window == 0 || self.stream_receive_window == 0 {
             return bad("receive windows must be positive");
+        }
+        if u64::from(self.max_concurrent_streams) * u64::from(self.stream_receive_window)
+            > u64::from(self.receive_window)
+        {
+            return bad(
+                "max_concurrent_streams × stream_receive_window must not exceed receive_window \
+                 (streams waiting unread would hold the credit a request being read needs)",
+            );
         }
         let idle = quinn::IdleTimeout::try_from(self.idle_timeout)
             .map_err(|_| TransportError::Config("idle_timeout is too long for QUIC".into()))?;

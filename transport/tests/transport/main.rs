@@ -566,3 +566,66 @@ async fn requests_beyond_the_request_memory_are_answered_busy_unread() {
     assert_eq!(second.await.unwrap().unwrap(), [2; 4]);
     assert_eq!(request(4).await.unwrap().unwrap(), [4; 4]);
 }
+
+/// Nine large requests on one connection, with room in `request_memory` for one at a
+/// time and no busy answer: those waiting are not read, so what their peer already
+/// sent holds connection credit. All nine must still be served, each after the one
+/// before: the request being read always finds credit (the streams' windows together
+/// fit the connection's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_waiting_for_memory_leave_credit_for_the_one_being_read() {
+    let id = identity(31);
+    let size = 600 << 10;
+    let options = TransportOptions {
+        max_frame_len: 1 << 20,
+        request_timeout: Duration::from_secs(20),
+        stream_receive_window: 64 << 10,
+        receive_window: 256 << 10,
+        max_concurrent_streams: 4,
+        // Room for one request (counted three times), not two.
+        request_memory: 3 * size + (size / 2),
+        busy_after: Duration::from_secs(60),
+        ..fast_options()
+    };
+    let server = start_echo(&id, ClientAuth::Anonymous, options.clone());
+    let conn = client(None, options)
+        .connect(server.addr, id.fingerprint())
+        .await
+        .unwrap();
+    let requests: Vec<_> = (0..9u8)
+        .map(|tag| {
+            let conn = conn.clone();
+            tokio::spawn(async move { conn.request(&vec![tag; size]).await })
+        })
+        .collect();
+    let answers = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut answers = Vec::new();
+        for r in requests {
+            answers.push(r.await.unwrap().unwrap());
+        }
+        answers
+    })
+    .await
+    .expect("a request being read stalled behind requests waiting for memory");
+    for (tag, answer) in answers.iter().enumerate() {
+        assert!(answer.ends_with(&vec![tag as u8; size]));
+    }
+    assert_eq!(server.calls.load(Ordering::SeqCst), 9);
+}
+
+#[tokio::test]
+async fn stream_windows_larger_than_the_connection_window_are_refused() {
+    let options = TransportOptions {
+        max_concurrent_streams: 17,
+        ..TransportOptions::default()
+    };
+    let Err(TransportError::Config(why)) =
+        ClientEndpoint::bind(LOOPBACK.parse().unwrap(), None, options)
+    else {
+        panic!("17 streams × 256 KiB over a 4 MiB connection window was accepted");
+    };
+    assert!(why.contains("receive_window"), "{why}");
+    assert!(
+        ClientEndpoint::bind(LOOPBACK.parse().unwrap(), None, TransportOptions::default()).is_ok()
+    );
+}
