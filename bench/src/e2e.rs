@@ -50,6 +50,8 @@ pub(crate) struct RoundFigures {
     pub(crate) noise: String,
     /// Bytes one client uploads (its encoded `UploadRequest`, before QUIC framing).
     pub(crate) upload_bytes_per_client: usize,
+    /// Uploads the leader answered `Busy` (its upload memory full; the client retried).
+    pub(crate) busy_answers: Option<u64>,
     /// CPU seconds (all threads) the leader process used during the round.
     pub(crate) leader_cpu_secs: Option<f64>,
     /// CPU seconds the helper process used during the round.
@@ -70,6 +72,29 @@ fn upload_bytes(
     let client = cairn_protocol::client::Client::new(task.clone(), credential)
         .map_err(|e| anyhow::anyhow!("client: {e}"))?;
     crate::cairn::upload_len(&client, update, rng)
+}
+
+/// Turns on the leader's metrics endpoint, on a free loopback port, so that the round
+/// can read its counters.
+fn enable_leader_metrics(node_config: &Path) -> anyhow::Result<std::net::SocketAddr> {
+    // Free when probed; the node binds it a moment later.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let mut text = std::fs::read_to_string(node_config)?;
+    text.push_str(&format!("metrics_listen = \"{addr}\"\n"));
+    std::fs::write(node_config, text)?;
+    Ok(addr)
+}
+
+/// A counter's value from the Prometheus exposition at `addr` (`None` if unreadable).
+fn scrape_counter(addr: std::net::SocketAddr, name: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 /// The hidden node mode: start the node of `config`, print `ready`, run until stdin
@@ -173,6 +198,7 @@ pub(crate) fn round(
         ..InitParams::default()
     };
     let dep = init(&deploy_dir, &params, &mut rng)?;
+    let metrics = enable_leader_metrics(&dep.nodes[0])?;
     let leader = NodeProcess::spawn(&dep.nodes[0])?;
     let helper = NodeProcess::spawn(&dep.nodes[1])?;
     let task = TaskConfig::from_toml(&std::fs::read_to_string(&dep.task)?)
@@ -247,7 +273,9 @@ pub(crate) fn round(
             cpu_secs(std::process::id()),
         ];
         let used = |i: usize| Some(cpu_after[i]? - cpu_before[i]?);
+        let busy_answers = scrape_counter(metrics, "cairn_uploads_busy_total");
         anyhow::Ok(RoundFigures {
+            busy_answers,
             leader_cpu_secs: used(0),
             helper_cpu_secs: used(1),
             clients_cpu_secs: used(2),

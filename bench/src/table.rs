@@ -381,9 +381,10 @@ pub(crate) fn render_rounds(e2e: &[RoundFigures]) -> String {
         "End-to-end rounds (2 node processes, loopback QUIC, aggregator noise)\n\n\
          CPU s: CPU time each process used during the round (all its threads); the \
          clients' process also holds the collector. Busy %: their sum over (2 cores × \
-         round s).\n\n\
-         | clients | d | round s | submit s | collect s | counted | leader peak RSS MiB | helper peak RSS MiB | clients CPU s | leader CPU s | helper CPU s | busy % |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         round s). Busy answers: uploads the leader refused for want of upload memory (each \
+         retried).\n\n\
+         | clients | d | round s | submit s | collect s | counted | leader peak RSS MiB | helper peak RSS MiB | clients CPU s | leader CPU s | helper CPU s | busy % | Busy answers |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in e2e {
         let cpu = [r.clients_cpu_secs, r.leader_cpu_secs, r.helper_cpu_secs];
@@ -395,7 +396,7 @@ pub(crate) fn render_rounds(e2e: &[RoundFigures]) -> String {
             .map(|total| 100.0 * total / (2.0 * r.round_secs));
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.clients,
             r.d,
             fmt(r.round_secs),
@@ -407,7 +408,8 @@ pub(crate) fn render_rounds(e2e: &[RoundFigures]) -> String {
             opt(cpu[0]),
             opt(cpu[1]),
             opt(cpu[2]),
-            opt(busy)
+            opt(busy),
+            r.busy_answers.map_or("—".into(), |n| n.to_string())
         );
     }
     s
