@@ -70,7 +70,7 @@ pub fn gc(config: &std::path::Path, keep: u32) -> anyhow::Result<String> {
         .with_context(|| format!("reading the task {}", node.task.display()))?;
     let task = TaskConfig::from_toml(&task_text)
         .with_context(|| format!("the task {} does not load", node.task.display()))?;
-    let store = NodeStore::open(&node, &task)?;
+    let store = NodeStore::open_current(&node, &task)?;
     let newest = store
         .ledger()
         .context("reading the ledger")?

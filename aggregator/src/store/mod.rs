@@ -49,6 +49,18 @@ pub enum StoreError {
         /// This build's version.
         expected: i64,
     },
+    /// A maintenance command met a database that this version's node would migrate.
+    #[error(
+        "the database has schema version {found}; the node of this cairn migrates it to \
+         {expected} when it starts: start that node first (maintenance commands never \
+         change the schema under a running node)"
+    )]
+    NotMigrated {
+        /// The database's version.
+        found: i64,
+        /// This build's version.
+        expected: i64,
+    },
 }
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
@@ -443,12 +455,12 @@ impl TaskStore for SqliteTaskStore {
         if committed.is_some() {
             tx.execute(
                 "DELETE FROM report_payloads WHERE task = ?1 AND report_id IN \
-                 (SELECT report_id FROM reports WHERE task = ?1 AND job_id = ?2)",
-                params![self.t(), job_id.0],
+                 (SELECT report_id FROM reports WHERE task = ?1 AND round = ?3 AND job_id = ?2)",
+                params![self.t(), job_id.0, round],
             )?;
             tx.execute(
-                "DELETE FROM reports WHERE task = ?1 AND job_id = ?2",
-                params![self.t(), job_id.0],
+                "DELETE FROM reports WHERE task = ?1 AND round = ?3 AND job_id = ?2",
+                params![self.t(), job_id.0, round],
             )?;
             tx.execute(
                 "UPDATE jobs SET committed = 1, accepted_count = ?3, report_ids = x'' \

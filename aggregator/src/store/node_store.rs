@@ -88,6 +88,24 @@ impl NodeStore {
         }
     }
 
+    /// Opens an existing store for a maintenance command (`cairn db gc`): as [`open`](Self::open),
+    /// except that a SQLite file must exist and be of this version's schema. Nothing is
+    /// created or migrated under a node that may be running.
+    pub fn open_current(config: &NodeConfig, task: &TaskConfig) -> anyhow::Result<Self> {
+        if matches!(config.store, StoreConfig::Sqlite) {
+            let path = crate::node::database_path(config);
+            if !path.exists() {
+                anyhow::bail!("no database at {}: has the node run?", path.display());
+            }
+            return Ok(NodeStore::Sqlite(
+                SqliteStore::open_current(&path)
+                    .with_context(|| format!("opening {}", path.display()))?
+                    .task(task.id(), task.dimension()),
+            ));
+        }
+        Self::open(config, task)
+    }
+
     /// Opens the store read-only where the engine allows it (reports beside a live
     /// node): a SQLite file must exist; PostgreSQL is opened as for a node.
     pub fn open_for_reading(config: &NodeConfig, task: &TaskConfig) -> anyhow::Result<Self> {

@@ -83,6 +83,36 @@ impl SqliteStore {
         })
     }
 
+    /// Opens an existing database of this build's schema version without creating or
+    /// migrating anything: for maintenance commands (`cairn db gc`), which may run
+    /// beside a live node of an older version whose statements a migration would break.
+    pub fn open_current(path: &Path) -> Result<Self, StoreError> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            return Err(if version < SCHEMA_VERSION {
+                StoreError::NotMigrated {
+                    found: version,
+                    expected: SCHEMA_VERSION,
+                }
+            } else {
+                StoreError::SchemaVersion {
+                    found: version,
+                    expected: SCHEMA_VERSION,
+                }
+            });
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
     /// A private in-memory database (tests, `cairn demo` with no data directory).
     pub fn open_in_memory() -> Result<Self, StoreError> {
         Self::init(Connection::open_in_memory()?)
@@ -91,9 +121,6 @@ impl SqliteStore {
     fn init(conn: Connection) -> Result<Self, StoreError> {
         // WAL lets readers run beside the writer; FULL syncs the WAL on every commit,
         // so an acknowledged write is on disk before the acknowledgement leaves.
-        // Reports are large (about 1 MiB at d = 10^5): 64 KiB pages read and free one in
-        // 16 overflow pages of the 4 KiB default. Only a new database takes it.
-        conn.pragma_update(None, "page_size", 65_536)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -149,7 +176,14 @@ impl SqliteStore {
 /// setting a report's `job_id` rewrote it. A rowid table reads a payload's overflow
 /// pages only when the payload itself is read.
 fn migrate_report_payloads(conn: &Connection) -> Result<(), StoreError> {
-    let has_reports: bool = conn.query_row(
+    // Two processes may open the file at once: the one that takes the write lock
+    // second finds the work done.
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version != 3 {
+        return Ok(());
+    }
+    let has_reports: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reports')",
         [],
         |r| r.get(0),
@@ -168,14 +202,13 @@ fn migrate_report_payloads(conn: &Connection) -> Result<(), StoreError> {
     } else {
         ""
     };
-    conn.execute_batch(&format!(
-        "BEGIN IMMEDIATE;
-         CREATE TABLE report_payloads (
+    tx.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS report_payloads (
              task BLOB NOT NULL, report_id BLOB NOT NULL, payload BLOB NOT NULL,
              PRIMARY KEY (task, report_id));
          {move_rows}
-         PRAGMA user_version = 4;
-         COMMIT;"
+         PRAGMA user_version = 4;"
     ))?;
+    tx.commit()?;
     Ok(())
 }

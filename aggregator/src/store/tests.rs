@@ -188,3 +188,88 @@ fn a_version_3_database_keeps_its_queued_reports_when_payloads_move_to_their_own
         .unwrap();
     assert!(!columns.contains(&"payload".to_owned()), "{columns:?}");
 }
+
+#[test]
+fn a_committed_job_leaves_no_payload_behind() {
+    use cairn_protocol::auth::ClientId;
+    use cairn_protocol::clock::Time;
+    use cairn_protocol::ids::{JobId, ReportId};
+    use cairn_protocol::scheme::Aggregate;
+    use cairn_protocol::store::{JobRecord, TaskStore};
+
+    let store = SqliteStore::open_in_memory()
+        .unwrap()
+        .task(TaskId([6; 32]), 3);
+    for b in 1..=2u8 {
+        store
+            .put_report(0, ReportId([b; 16]), ClientId([b; 16]), &[b; 64], 10)
+            .unwrap();
+    }
+    store.open_round(0, Time(1), 3).unwrap();
+    let job = JobRecord {
+        job_id: JobId([9; 16]),
+        round: 0,
+        reports: vec![ReportId([1; 16])],
+        accepted: None,
+    };
+    store.create_job(&job).unwrap();
+    store
+        .commit_job(0, job.job_id, &[ReportId([1; 16])], &Aggregate::zero(3))
+        .unwrap();
+    let payloads: Vec<Vec<u8>> = store
+        .conn
+        .lock()
+        .unwrap()
+        .prepare("SELECT report_id FROM report_payloads")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        payloads,
+        vec![vec![2u8; 16]],
+        "only the queued report's payload is left"
+    );
+    assert_eq!(
+        store.report(ReportId([2; 16])).unwrap(),
+        Some(vec![2u8; 64])
+    );
+}
+
+#[test]
+fn a_maintenance_open_neither_creates_nor_migrates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.sqlite");
+    assert!(
+        SqliteStore::open_current(&path).is_err(),
+        "no file: nothing created"
+    );
+    assert!(!path.exists());
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE reports (
+                task BLOB NOT NULL, report_id BLOB NOT NULL, round INTEGER NOT NULL,
+                job_id BLOB, payload BLOB NOT NULL,
+                PRIMARY KEY (task, report_id)) WITHOUT ROWID;
+             PRAGMA user_version = 3;",
+        )
+        .unwrap();
+    }
+    let Err(e) = SqliteStore::open_current(&path) else {
+        panic!("a version 3 file was opened as current");
+    };
+    assert!(matches!(e, StoreError::NotMigrated { found: 3, .. }), "{e}");
+    let conn = Connection::open(&path).unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 3, "left as it was");
+    drop(conn);
+    SqliteStore::open(&path).unwrap();
+    assert!(
+        SqliteStore::open_current(&path).is_ok(),
+        "once the node migrated it"
+    );
+}
