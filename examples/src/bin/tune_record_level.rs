@@ -1,5 +1,6 @@
 //! Chooses the hyper-parameters of `fl_intrusion --unit record` without the reported
-//! seeds and without running nodes.
+//! seeds. A deployment's nodes are started only to read the σ they calibrate; the
+//! training sums in the clear.
 //!
 //! Each run is the record-level DP-SGD of [`cairn_examples::run_dpsgd`] on a split of
 //! a **tuning** seed (0 and 10–13 by default; the results in `examples/README.md` use
