@@ -1,12 +1,15 @@
 //! `cairn db migrate --config node.toml`: apply the PostgreSQL schema migrations of a
 //! node's database (idempotent; replicas may run it together: they serialise on a
-//! lock). A SQLite node needs none: its file is created and checked at start.
+//! lock). A SQLite node needs none: its file is created, checked and, after an
+//! upgrade, migrated when the node starts.
 //!
 //! `cairn db gc --config node.toml --keep-rounds N`: retention. Deletes the reports,
 //! uploads, jobs and preparation records of released rounds older than the newest N
 //! released ones, on either store, beside the running node (from cron, say). The
 //! ledger is never collected, nor anything that refusing a replay or answering a
-//! repeated collect needs ([`TaskStore::collect_garbage`]).
+//! repeated collect needs ([`TaskStore::collect_garbage`]). It opens a SQLite file only
+//! if it has this version's schema: migrating it under a running node of the previous
+//! version would break that node's statements.
 
 use std::path::PathBuf;
 
