@@ -67,6 +67,10 @@ struct Args {
     /// Adam step size.
     #[arg(long, default_value_t = 0.1)]
     lr: f64,
+    /// Hidden units of a one-hidden-layer ReLU network instead of softmax regression
+    /// (0: softmax regression, the example's model).
+    #[arg(long, default_value_t = 0)]
+    hidden: usize,
     /// Held-out fraction of the distinct records.
     #[arg(long, default_value_t = 0.3)]
     test_fraction: f64,
@@ -109,10 +113,14 @@ fn main() -> Result<()> {
     let maxima = public_numeric_maxima(&args.data).context("reading the KEEL headers")?;
     let standardiser = standardiser_from_public_ranges(&maxima);
     let classes = dataset.num_classes();
+    let kind = match args.hidden {
+        0 => ModelKind::LogReg,
+        hidden => ModelKind::Mlp { hidden },
+    };
     println!("classes: {}", dataset.class_names.join(", "));
     for &epsilon in &args.epsilons {
         // σ and the fixed-point scale, as a real deployment of this task calibrates them.
-        let dimension = new_model(ModelKind::LogReg, classes, 0)?.params().len();
+        let dimension = new_model(kind, classes, 0)?.params().len();
         let backend = CairnSum::start(
             &CairnSumConfig {
                 dimension,
@@ -143,7 +151,7 @@ fn main() -> Result<()> {
             let train: Vec<_> = split.train.iter().map(|r| standardiser.encode(r)).collect();
             let test = standardiser.encode(&split.test);
             for rep in 0..args.reps {
-                let mut model = new_model(ModelKind::LogReg, classes, seed)?;
+                let mut model = new_model(kind, classes, seed)?;
                 let mut backend = SimulatedNoise {
                     sum: PlaintextSum::new(dimension),
                     noise: noise.clone(),
