@@ -92,30 +92,28 @@ impl NodeStore {
     /// except that a SQLite file must exist and be of this version's schema. Nothing is
     /// created or migrated under a node that may be running.
     pub fn open_current(config: &NodeConfig, task: &TaskConfig) -> anyhow::Result<Self> {
-        if matches!(config.store, StoreConfig::Sqlite) {
-            let path = crate::node::database_path(config);
-            if !path.exists() {
-                anyhow::bail!("no database at {}: has the node run?", path.display());
-            }
-            return Ok(NodeStore::Sqlite(
-                SqliteStore::open_current(&path)
-                    .with_context(|| format!("opening {}", path.display()))?
-                    .task(task.id(), task.dimension()),
-            ));
-        }
-        Self::open(config, task)
+        Self::open_existing(config, task, SqliteStore::open_current)
     }
 
     /// Opens the store read-only where the engine allows it (reports beside a live
     /// node): a SQLite file must exist; PostgreSQL is opened as for a node.
     pub fn open_for_reading(config: &NodeConfig, task: &TaskConfig) -> anyhow::Result<Self> {
+        Self::open_existing(config, task, SqliteStore::open_read_only)
+    }
+
+    /// A SQLite file that must exist, opened by `open_sqlite`; PostgreSQL as for a node.
+    fn open_existing(
+        config: &NodeConfig,
+        task: &TaskConfig,
+        open_sqlite: fn(&std::path::Path) -> Result<SqliteStore, StoreError>,
+    ) -> anyhow::Result<Self> {
         if matches!(config.store, StoreConfig::Sqlite) {
             let path = crate::node::database_path(config);
             if !path.exists() {
                 anyhow::bail!("no database at {}: has the node run yet?", path.display());
             }
             return Ok(NodeStore::Sqlite(
-                SqliteStore::open_read_only(&path)
+                open_sqlite(&path)
                     .with_context(|| format!("opening {}", path.display()))?
                     .task(task.id(), task.dimension()),
             ));

@@ -73,11 +73,7 @@ impl SqliteStore {
     /// Opens an existing database read-only (reports, inspection): no schema change,
     /// no write, so it can run beside a live node (WAL lets readers in while it writes).
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-            | rusqlite::OpenFlags::SQLITE_OPEN_URI
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = open_existing(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })
@@ -87,11 +83,7 @@ impl SqliteStore {
     /// migrating anything: for maintenance commands (`cairn db gc`), which may run
     /// beside a live node of an older version whose statements a migration would break.
     pub fn open_current(path: &Path) -> Result<Self, StoreError> {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-            | rusqlite::OpenFlags::SQLITE_OPEN_URI
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(path, flags)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let conn = open_existing(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version != SCHEMA_VERSION {
             return Err(if version < SCHEMA_VERSION {
@@ -167,6 +159,16 @@ impl SqliteStore {
             dimension,
         }
     }
+}
+
+/// Opens a database file that must already exist (`mode`: read-only or read-write),
+/// waiting up to 5 s for a writer's lock.
+fn open_existing(path: &Path, mode: rusqlite::OpenFlags) -> Result<Connection, StoreError> {
+    let flags =
+        mode | rusqlite::OpenFlags::SQLITE_OPEN_URI | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
 }
 
 /// Schema version 3 → 4: a report's payload moves out of `reports` into the rowid table

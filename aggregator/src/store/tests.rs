@@ -146,17 +146,7 @@ fn a_version_3_database_keeps_its_queued_reports_when_payloads_move_to_their_own
     let path = dir.path().join("v3.sqlite");
     let task = TaskId([5; 32]);
     {
-        // `reports` as schema version 3 made it: the payload in the WITHOUT ROWID row.
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE reports (
-                task BLOB NOT NULL, report_id BLOB NOT NULL, round INTEGER NOT NULL,
-                job_id BLOB, payload BLOB NOT NULL,
-                PRIMARY KEY (task, report_id)) WITHOUT ROWID;
-             CREATE INDEX reports_queue ON reports (task, round, job_id);
-             PRAGMA user_version = 3;",
-        )
-        .unwrap();
+        let conn = version_3_reports(&path);
         conn.execute(
             "INSERT INTO reports (task, report_id, round, job_id, payload) \
              VALUES (?1, ?2, 7, NULL, ?3)",
@@ -246,17 +236,7 @@ fn a_maintenance_open_neither_creates_nor_migrates() {
         "no file: nothing created"
     );
     assert!(!path.exists());
-    {
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE reports (
-                task BLOB NOT NULL, report_id BLOB NOT NULL, round INTEGER NOT NULL,
-                job_id BLOB, payload BLOB NOT NULL,
-                PRIMARY KEY (task, report_id)) WITHOUT ROWID;
-             PRAGMA user_version = 3;",
-        )
-        .unwrap();
-    }
+    version_3_reports(&path);
     let Err(e) = SqliteStore::open_current(&path) else {
         panic!("a version 3 file was opened as current");
     };
@@ -272,4 +252,20 @@ fn a_maintenance_open_neither_creates_nor_migrates() {
         SqliteStore::open_current(&path).is_ok(),
         "once the node migrated it"
     );
+}
+
+/// A database file at `path` with `reports` as schema version 3 made it: the payload
+/// in the WITHOUT ROWID row.
+fn version_3_reports(path: &std::path::Path) -> Connection {
+    let conn = Connection::open(path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE reports (
+            task BLOB NOT NULL, report_id BLOB NOT NULL, round INTEGER NOT NULL,
+            job_id BLOB, payload BLOB NOT NULL,
+            PRIMARY KEY (task, report_id)) WITHOUT ROWID;
+         CREATE INDEX reports_queue ON reports (task, round, job_id);
+         PRAGMA user_version = 3;",
+    )
+    .unwrap();
+    conn
 }
