@@ -23,7 +23,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cairn_aggregator::deploy::{InitParams, free_base_port, init};
+use cairn_aggregator::deploy::{Deployment, InitParams, free_base_port, init};
 use cairn_aggregator::node::{NodeSetup, RunningNode, read_secret_hex, start};
 use cairn_client::sdk::{Client, Collector, SdkError};
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
@@ -175,12 +175,81 @@ impl std::fmt::Debug for CairnSum {
 }
 
 impl CairnSum {
+    /// The task a deployment of `config` runs, with the σ and fixed-point scale it
+    /// calibrates, without starting its nodes (the deployment is written to a temporary
+    /// folder and removed).
+    pub fn calibrated_task<R: CryptoRng + ?Sized>(
+        config: &CairnSumConfig,
+        rng: &mut R,
+    ) -> Result<TaskConfig, CairnSumError> {
+        Ok(Self::deploy(config, rng)?.2)
+    }
+
     /// Writes a deployment for `config` (keys drawn from `rng`) into a temporary folder
     /// and starts its two nodes on free loopback ports.
     pub fn start<R: CryptoRng + ?Sized>(
         config: &CairnSumConfig,
         rng: &mut R,
     ) -> Result<Self, CairnSumError> {
+        let (dir, deployment, task) = Self::deploy(config, rng)?;
+        let hpke_key =
+            read_secret_hex(&deployment.collector_dir.join("hpke.key")).map_err(deploy)?;
+        let identity = Identity::read_pem_files(
+            &deployment.collector_dir.join("cert.pem"),
+            &deployment.collector_dir.join("key.pem"),
+        )
+        .map_err(|e| CairnSumError::Deploy(e.to_string()))?;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(CairnSumError::Runtime)?;
+        let live = runtime.block_on(async {
+            let mut nodes = Vec::with_capacity(deployment.nodes.len());
+            for node in &deployment.nodes {
+                let setup = NodeSetup::load(node).map_err(deploy)?;
+                nodes.push(start(setup).await.map_err(deploy)?);
+            }
+            let mut clients = Vec::with_capacity(config.organisations);
+            for path in &deployment.credentials {
+                let credential = cairn_client::sdk::read_credential(path)?;
+                clients.push(
+                    Client::builder(task.clone())
+                        .credential(credential)
+                        .build()
+                        .await?,
+                );
+            }
+            let collector = Collector::builder(task.clone())
+                .hpke_key(HpkeSecretKey::from_bytes(hpke_key))
+                .identity(identity)
+                .build()
+                .await?;
+            Ok::<_, CairnSumError>(Live {
+                clients,
+                collector,
+                nodes,
+            })
+        })?;
+        Ok(Self {
+            live: Some(live),
+            task,
+            noise: config.noise,
+            dimension: config.dimension,
+            submitted: BTreeSet::new(),
+            collected: BTreeSet::new(),
+            runtime,
+            dir,
+        })
+    }
+
+    /// Writes a deployment for `config` into a temporary folder: the folder, what
+    /// `init` wrote and the task it wrote.
+    fn deploy<R: CryptoRng + ?Sized>(
+        config: &CairnSumConfig,
+        rng: &mut R,
+    ) -> Result<(tempfile::TempDir, Deployment, TaskConfig), CairnSumError> {
         let dimension = u32::try_from(config.dimension)
             .ok()
             .filter(|d| *d > 0)
@@ -250,56 +319,7 @@ impl CairnSum {
             .tempdir()?;
         let deployment = init(&dir.path().join("deploy"), &params, rng).map_err(deploy)?;
         let task = TaskConfig::from_toml(&std::fs::read_to_string(&deployment.task)?)?;
-        let hpke_key =
-            read_secret_hex(&deployment.collector_dir.join("hpke.key")).map_err(deploy)?;
-        let identity = Identity::read_pem_files(
-            &deployment.collector_dir.join("cert.pem"),
-            &deployment.collector_dir.join("key.pem"),
-        )
-        .map_err(|e| CairnSumError::Deploy(e.to_string()))?;
-
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(CairnSumError::Runtime)?;
-        let live = runtime.block_on(async {
-            let mut nodes = Vec::with_capacity(deployment.nodes.len());
-            for node in &deployment.nodes {
-                let setup = NodeSetup::load(node).map_err(deploy)?;
-                nodes.push(start(setup).await.map_err(deploy)?);
-            }
-            let mut clients = Vec::with_capacity(config.organisations);
-            for path in &deployment.credentials {
-                let credential = cairn_client::sdk::read_credential(path)?;
-                clients.push(
-                    Client::builder(task.clone())
-                        .credential(credential)
-                        .build()
-                        .await?,
-                );
-            }
-            let collector = Collector::builder(task.clone())
-                .hpke_key(HpkeSecretKey::from_bytes(hpke_key))
-                .identity(identity)
-                .build()
-                .await?;
-            Ok::<_, CairnSumError>(Live {
-                clients,
-                collector,
-                nodes,
-            })
-        })?;
-        Ok(Self {
-            live: Some(live),
-            task,
-            noise: config.noise,
-            dimension: config.dimension,
-            submitted: BTreeSet::new(),
-            collected: BTreeSet::new(),
-            runtime,
-            dir,
-        })
+        Ok((dir, deployment, task))
     }
 
     /// The task the nodes run (fixed-point precision, norm bound, σ, budget).

@@ -1,6 +1,6 @@
 //! Chooses the hyper-parameters of `fl_intrusion --unit record` without the reported
-//! seeds. A deployment's nodes are started only to read the σ they calibrate; the
-//! training sums in the clear.
+//! seeds and without running nodes: a deployment of the same task is written only to
+//! read the σ it calibrates, and the training sums in the clear.
 //!
 //! Each run is the record-level DP-SGD of [`cairn_examples::run_dpsgd`] on a split of
 //! a **tuning** seed (0 and 10–13 by default; the results in `examples/README.md` use
@@ -121,7 +121,7 @@ fn main() -> Result<()> {
     for &epsilon in &args.epsilons {
         // σ and the fixed-point scale, as a real deployment of this task calibrates them.
         let dimension = new_model(kind, classes, 0)?.params().len();
-        let backend = CairnSum::start(
+        let task = CairnSum::calibrated_task(
             &CairnSumConfig {
                 dimension,
                 organisations: dataset.organisations.len(),
@@ -139,10 +139,9 @@ fn main() -> Result<()> {
             &mut cairn_client::os_rng().context("seeding from the OS")?,
         )
         .context("calibrating σ")?;
-        let sigma = backend.task().privacy().sigma.unwrap_or(0.0);
-        let bits = backend.task().frac_bits();
+        let sigma = task.privacy().sigma.unwrap_or(0.0);
+        let bits = task.frac_bits();
         let scale = f64::from(1u32 << bits);
-        backend.shutdown();
         let noise = DiscreteGaussian::from_f64(sigma).context("σ out of the sampler's range")?;
         let mut f1 = Vec::new();
         let mut per_class = vec![0.0; classes];
