@@ -251,6 +251,14 @@ fn flower_rounds(cli: &Cli, plan: &Plan) -> flower::FlowerFigures {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Silent unless asked: `RUST_LOG=cairn_transport=debug` shows the clients' retries,
+    // and the node processes (which inherit the variable) log their side.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     if let Some(config) = &cli.serve_node {
         return e2e::serve_node(config);
     }

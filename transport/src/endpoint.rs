@@ -23,7 +23,6 @@ use tokio::sync::{Notify, Semaphore};
 
 use crate::cert::{Fingerprint, Identity, fingerprint};
 use crate::error::{TimeoutKind, TransportError, from_connection_error};
-use crate::frame::{read_frame, write_frame};
 use crate::tls::{ClientAuth, pinned_client_config, server_tls_config};
 
 /// The server name a client puts in its TLS `ClientHello`. Peers are authenticated by
@@ -467,17 +466,23 @@ impl Connection {
                 after,
             })?;
         let (mut send, mut recv) = opened.map_err(from_connection_error)?;
-        match write_frame(&mut send, request, after).await {
-            Ok(()) => send
-                .finish()
-                .map_err(|e| TransportError::Closed(e.to_string()))?,
-            // The server had no room for the request and stopped reading it: its busy
-            // answer is on the way back.
-            Err(TransportError::StreamRefused { code })
-                if code == u64::from(crate::server::STREAM_BUSY) => {}
-            Err(e) => return Err(e),
+        let exchange = crate::frame::exchange(
+            &mut send,
+            &mut recv,
+            request,
+            max_response_len,
+            after,
+            |send| {
+                send.finish()
+                    .map_err(|e| TransportError::Closed(e.to_string()))
+            },
+        )
+        .await;
+        if !exchange.written {
+            // Answered before the request was all sent: the rest is not wanted.
+            let _ = send.reset(0u32.into());
         }
-        read_frame(&mut recv, max_response_len, after).await
+        exchange.response
     }
 
     /// The server's identity (its pinned fingerprint).

@@ -113,6 +113,76 @@ pub async fn write_frame<W: AsyncWrite + Unpin + ?Sized>(
         .map_err(write_io_err)
 }
 
+/// How [`exchange`] ended.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    /// The response frame, or why there is none.
+    pub response: Result<Vec<u8>, TransportError>,
+    /// Whether the whole request was written (and `finish` called) before the
+    /// response came; if not, the caller abandons the rest of the request.
+    pub written: bool,
+}
+
+/// A client's half of one stream: writes the `request` frame, then `finish`es the
+/// sending side, **while** reading the response of at most `max_response_len` bytes.
+///
+/// The response is read concurrently because a server may answer before it has read
+/// the request: a server with no room for a request answers busy and stops reading
+/// it, and the client's write then stays blocked on flow control. The answer must not
+/// wait for that write to notice (under load, quinn was seen not to wake such a
+/// writer before its timeout, 30 s later). A write refused with `STREAM_BUSY` counts as
+/// written (the busy answer follows); any other write error is returned.
+///
+/// Timeouts: the write has `timeout`, and the response `timeout` from the end of the
+/// write.
+pub(crate) async fn exchange<W, R>(
+    send: &mut W,
+    recv: &mut R,
+    request: &[u8],
+    max_response_len: usize,
+    timeout: Duration,
+    finish: impl FnOnce(&mut W) -> Result<(), TransportError>,
+) -> Exchange
+where
+    W: AsyncWrite + Unpin + ?Sized,
+    R: AsyncRead + Unpin + ?Sized,
+{
+    let write = async {
+        match write_frame(send, request, timeout).await {
+            Ok(()) => finish(send),
+            Err(TransportError::StreamRefused { code })
+                if code == u64::from(crate::server::STREAM_BUSY) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    };
+    let read = async {
+        let len = read_frame_len(recv, max_response_len).await?;
+        read_frame_body(recv, len).await
+    };
+    let read_deadline = tokio::time::sleep(timeout);
+    tokio::pin!(write, read, read_deadline);
+    let mut written = false;
+    loop {
+        tokio::select! {
+            response = &mut read => return Exchange { response, written },
+            outcome = &mut write, if !written => {
+                if let Err(e) = outcome {
+                    return Exchange { response: Err(e), written };
+                }
+                written = true;
+                read_deadline.as_mut().reset(tokio::time::Instant::now() + timeout);
+            }
+            () = &mut read_deadline, if written => {
+                let response = Err(TransportError::Timeout { kind: TimeoutKind::Read, after: timeout });
+                return Exchange { response, written };
+            }
+        }
+    }
+}
+
 fn read_io_err(e: io::Error) -> TransportError {
     match e.kind() {
         io::ErrorKind::UnexpectedEof => TransportError::UnexpectedEof,
@@ -175,6 +245,88 @@ mod tests {
         let mut v = (body.len() as u32).to_le_bytes().to_vec();
         v.extend_from_slice(body);
         v
+    }
+
+    /// A server end that reads only the request's length prefix, then answers `answer`
+    /// without reading the body (as a server with no room for it does).
+    async fn answer_unread<S: AsyncRead + AsyncWrite + Unpin>(mut server: S, answer: &[u8]) {
+        read_frame_len(&mut server, usize::MAX).await.unwrap();
+        write_frame(&mut server, answer, T).await.unwrap();
+        server.shutdown().await.unwrap();
+        // Keep the pipe open, unread, as a server waiting on its own timeout would.
+        std::future::pending::<()>().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_before_the_request_is_read_arrives_while_the_write_is_blocked() {
+        // 64-byte pipes: the 64 KiB request blocks the write after 64 bytes.
+        let (mut client, server) = tokio::io::duplex(64);
+        tokio::spawn(answer_unread(server, b"busy"));
+        let (mut reader, mut writer) = tokio::io::split(&mut client);
+        let started = tokio::time::Instant::now();
+        let exchange = exchange(&mut writer, &mut reader, &[1; 65536], 16, T, |_| Ok(())).await;
+        assert_eq!(exchange.response.unwrap(), b"busy");
+        assert!(!exchange.written);
+        assert!(
+            started.elapsed() < T,
+            "the answer waited for the write's timeout"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_has_its_timeout_from_the_end_of_the_write() {
+        // The server reads the whole request, then answers only after 1.5 timeouts:
+        // more than the response's own timeout from the request's start, less from the
+        // end of a write that took a timeout's 0.9.
+        let (mut client, mut server) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            let len = read_frame_len(&mut server, usize::MAX).await.unwrap();
+            let mut body = vec![0u8; len as usize];
+            for chunk in body.chunks_mut(1024) {
+                server.read_exact(chunk).await.unwrap();
+                tokio::time::sleep(T * 9 / 10 / 64).await;
+            }
+            tokio::time::sleep(T * 6 / 10).await;
+            write_frame(&mut server, b"done", T).await.unwrap();
+            server.shutdown().await.unwrap();
+        });
+        let (mut reader, mut writer) = tokio::io::split(&mut client);
+        let exchange = exchange(&mut writer, &mut reader, &[2; 65536], 16, T, |_| Ok(())).await;
+        assert_eq!(exchange.response.unwrap(), b"done");
+        assert!(exchange.written);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_that_never_comes_times_out_after_the_write() {
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            let _ = read_frame(&mut server, usize::MAX, T * 10).await;
+            std::future::pending::<()>().await;
+        });
+        let (mut reader, mut writer) = tokio::io::split(&mut client);
+        let exchange = exchange(&mut writer, &mut reader, b"ping", 16, T, |_| Ok(())).await;
+        assert!(exchange.written);
+        assert!(
+            matches!(
+                exchange.response,
+                Err(TransportError::Timeout {
+                    kind: TimeoutKind::Read,
+                    ..
+                })
+            ),
+            "{:?}",
+            exchange.response
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_error_other_than_busy_is_returned() {
+        let (mut client, server) = tokio::io::duplex(64);
+        drop(server);
+        let (mut reader, mut writer) = tokio::io::split(&mut client);
+        let exchange = exchange(&mut writer, &mut reader, &[3; 1024], 16, T, |_| Ok(())).await;
+        assert!(exchange.response.is_err());
+        assert!(!exchange.written);
     }
 
     #[tokio::test]

@@ -629,3 +629,69 @@ async fn stream_windows_larger_than_the_connection_window_are_refused() {
         ClientEndpoint::bind(LOOPBACK.parse().unwrap(), None, TransportOptions::default()).is_ok()
     );
 }
+
+/// A request larger than a stream window that is answered busy: the server stops
+/// reading it, so its client's write stays blocked on flow control. The busy answer
+/// must still reach the client at once, not when the request's timeout ends the write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_answer_to_a_large_request_arrives_without_waiting_for_the_write() {
+    let id = identity(32);
+    let size = 600 << 10;
+    let options = TransportOptions {
+        max_frame_len: 1 << 20,
+        request_timeout: Duration::from_secs(20),
+        stream_receive_window: 64 << 10,
+        receive_window: 256 << 10,
+        max_concurrent_streams: 4,
+        // Room for one request (counted three times), not two.
+        request_memory: 3 * size + (size / 2),
+        busy_after: Duration::from_millis(200),
+        ..fast_options()
+    };
+    let mut endpoint = ServerEndpoint::bind(
+        LOOPBACK.parse().unwrap(),
+        &id,
+        &ClientAuth::Anonymous,
+        options.clone(),
+    )
+    .unwrap();
+    endpoint.answer_busy_with(b"busy".to_vec());
+    let addr = endpoint.local_addr().unwrap();
+    // The handler holds every request until released.
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let entered = Arc::new(AtomicUsize::new(0));
+    let (gate, count) = (release.clone(), entered.clone());
+    let serving = endpoint.clone();
+    tokio::spawn(async move {
+        serving
+            .serve(move |_peer, request: Vec<u8>| {
+                let (gate, count) = (gate.clone(), count.clone());
+                async move {
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let _ = gate.acquire().await.unwrap();
+                    request[..4].to_vec()
+                }
+            })
+            .await;
+    });
+    let conn = client(None, options)
+        .connect(addr, id.fingerprint())
+        .await
+        .unwrap();
+    let first = {
+        let conn = conn.clone();
+        tokio::spawn(async move { conn.request(&vec![1; size]).await })
+    };
+    while entered.load(Ordering::SeqCst) < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = std::time::Instant::now();
+    let second = tokio::time::timeout(Duration::from_secs(5), conn.request(&vec![2; size]))
+        .await
+        .expect("the busy answer waited for the blocked write to time out")
+        .unwrap();
+    assert_eq!(second, b"busy");
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    release.add_permits(1);
+    assert_eq!(first.await.unwrap().unwrap(), [1; 4]);
+}
