@@ -4,7 +4,8 @@
 //! the acknowledged report id; a leader that stays busy makes it give up after the
 //! policy's attempts with `Refused { Busy }`; with a second leader replica listed in the
 //! task, a client answered `Busy` moves on to it. A `Busy` answer's retry-after advice
-//! lengthens the client's wait, up to the client's own ceiling.
+//! lengthens the client's wait, up to the client's own ceiling. Preparing the report
+//! does not hold up the client's async runtime meanwhile.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::sync::{Arc, Mutex};
@@ -43,18 +44,21 @@ async fn fake_leader_at(
         &d.dir.join("aggregator-0/key.pem"),
     )
     .unwrap();
+    let limits = cairn_protocol::task::Task::new(task.clone())
+        .unwrap()
+        .limits();
     let server = ServerEndpoint::bind(
         addr,
         &identity,
         &ClientAuth::Anonymous,
-        TransportOptions::default(),
+        TransportOptions {
+            max_frame_len: limits.max_frame_len(),
+            ..TransportOptions::default()
+        },
     )
     .unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&seen);
-    let limits = cairn_protocol::task::Task::new(task.clone())
-        .unwrap()
-        .limits();
     let serving = server.clone();
     tokio::spawn(async move {
         serving
@@ -90,10 +94,14 @@ async fn fake_leader_at(
 }
 
 async fn setup() -> (tempfile::TempDir, deploy::Deployment, TaskConfig) {
+    setup_with(8).await
+}
+
+async fn setup_with(dimension: u32) -> (tempfile::TempDir, deploy::Deployment, TaskConfig) {
     let dir = tempfile::tempdir().unwrap();
     let host = std::net::IpAddr::from([127, 0, 0, 1]);
     let params = InitParams {
-        dimension: 8,
+        dimension,
         noise: NoisePlacement::None,
         min_clients: 1,
         clients: 8,
@@ -243,5 +251,64 @@ async fn a_client_answered_busy_moves_on_to_another_leader_replica() {
     assert!(
         at_full.lock().unwrap().len() <= 8,
         "at most one Busy per client"
+    );
+}
+
+/// Preparing a report (proving, mainly) runs off the client's async runtime. On a
+/// single-threaded runtime, a task that ticks every 2 ms keeps ticking from the
+/// submission's start to the upload's arrival: no gap between ticks comes near the
+/// time one preparation takes (measured here first, inline). Were the preparation run
+/// on the runtime's thread, one gap would be at least that long.
+#[tokio::test(flavor = "current_thread")]
+async fn preparing_a_report_does_not_hold_up_the_async_runtime() {
+    let dimension = 500_000;
+    let (_dir, d, task) = setup_with(dimension).await;
+    let (_server, seen) = fake_leader(&d, &task, 0).await;
+    let update = vec![0.0001_f32; dimension as usize];
+    let inline = {
+        let protocol = cairn_protocol::client::Client::new(
+            task.clone(),
+            cairn_client::sdk::read_credential(&d.credentials[1]).unwrap(),
+        )
+        .unwrap();
+        let started = Instant::now();
+        protocol
+            .prepare_upload(0, &update, &mut ChaCha20Rng::from_seed([3; 32]))
+            .unwrap();
+        started.elapsed()
+    };
+    let client = Client::builder(task)
+        .credential(cairn_client::sdk::read_credential(&d.credentials[0]).unwrap())
+        .retry(policy(1))
+        .build()
+        .await
+        .unwrap();
+    let ticks = Arc::new(Mutex::new(Vec::new()));
+    let ticker = {
+        let ticks = Arc::clone(&ticks);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                ticks.lock().unwrap().push(Instant::now());
+            }
+        })
+    };
+    let started = Instant::now();
+    client.submit(0, &update).await.unwrap();
+    ticker.abort();
+    let arrived = seen.lock().unwrap()[0].0;
+    let mut marks = vec![started];
+    marks.extend(
+        ticks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| **t > started && **t < arrived),
+    );
+    marks.push(arrived);
+    let longest_gap = marks.windows(2).map(|w| w[1] - w[0]).max().unwrap();
+    assert!(
+        longest_gap < inline / 2,
+        "the runtime stood still for {longest_gap:?}; one preparation takes {inline:?}"
     );
 }

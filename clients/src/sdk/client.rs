@@ -69,27 +69,72 @@ impl ClientBuilder {
             )?),
         };
         Ok(Client {
-            protocol,
+            preparer: Arc::new(Preparer {
+                protocol,
+                rng: Mutex::new(os_rng()?),
+            }),
             leader,
             limits,
             retry: self.connect.retry,
-            rng: Mutex::new(os_rng()?),
             state_dir,
-            files: Mutex::new(()),
+            files: tokio::sync::Mutex::new(()),
         })
     }
 }
 
 /// A data holder's client of one task.
 pub struct Client {
-    protocol: cairn_protocol::client::Client,
+    preparer: Arc<Preparer>,
     leader: Arc<Peer>,
     limits: Limits,
     retry: RetryPolicy,
-    rng: Mutex<ChaCha20Rng>,
     state_dir: Option<PathBuf>,
-    /// Serialises reads and writes of the state folder.
-    files: Mutex<()>,
+    /// Serialises reads and writes of the state folder (held while a report for it
+    /// is prepared, so two submissions of one round prepare one report).
+    files: tokio::sync::Mutex<()>,
+}
+
+/// What prepares reports: shared with the blocking thread that runs the preparation.
+struct Preparer {
+    protocol: cairn_protocol::client::Client,
+    rng: Mutex<ChaCha20Rng>,
+}
+
+/// The input of one report.
+enum Input {
+    Update(Vec<f32>),
+    Quantised(Vec<i64>),
+    Records(Vec<f32>),
+}
+
+/// Reports being prepared at once in this process, over all its clients: one per
+/// core. Preparing (proving, mainly) takes milliseconds to seconds of CPU, so it runs
+/// off the async runtime, on its blocking threads, where it cannot hold up the
+/// connections' I/O; bounding it to the cores lets uploads start as soon as their
+/// reports are ready, instead of after every report a process holds is prepared.
+fn prepare_slots() -> Arc<tokio::sync::Semaphore> {
+    static SLOTS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
+    Arc::clone(SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Arc::new(tokio::sync::Semaphore::new(cores))
+    }))
+}
+
+impl Preparer {
+    fn prepare(
+        &self,
+        round: u32,
+        input: &Input,
+    ) -> Result<cairn_protocol::messages::UploadRequest, ClientError> {
+        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        match input {
+            Input::Update(update) => self.protocol.prepare_upload(round, update, &mut *rng),
+            Input::Quantised(x) => self.protocol.prepare_upload_quantised(round, x, &mut *rng),
+            Input::Records(records) => self
+                .protocol
+                .prepare_upload_records(round, records, &mut *rng),
+        }
+    }
 }
 
 impl Client {
@@ -106,12 +151,12 @@ impl Client {
 
     /// The task.
     pub fn task(&self) -> &TaskConfig {
-        self.protocol.task()
+        self.preparer.protocol.task()
     }
 
     /// The client's id.
     pub fn client_id(&self) -> cairn_protocol::auth::ClientId {
-        self.protocol.client_id()
+        self.preparer.protocol.client_id()
     }
 
     /// Clips, quantises, noises (if the task says so), shares, proves, seals and
@@ -119,21 +164,13 @@ impl Client {
     /// with backoff on network failures and retriable refusals. With a state folder, a
     /// report prepared for `round` before a crash is re-sent instead (module docs).
     pub async fn submit(&self, round: u32, update: &[f32]) -> Result<ReportId, SdkError> {
-        let (report_id, frame) = self.prepared(round, |rng| {
-            self.protocol
-                .prepare_upload(round, update, rng)
-                .map_err(SdkError::from)
-        })?;
+        let (report_id, frame) = self.prepared(round, Input::Update(update.to_vec())).await?;
         self.upload(round, report_id, &frame).await
     }
 
     /// Uploads an already quantised vector (integers in the task's fixed-point units).
     pub async fn submit_quantised(&self, round: u32, x: &[i64]) -> Result<ReportId, SdkError> {
-        let (report_id, frame) = self.prepared(round, |rng| {
-            self.protocol
-                .prepare_upload_quantised(round, x, rng)
-                .map_err(SdkError::from)
-        })?;
+        let (report_id, frame) = self.prepared(round, Input::Quantised(x.to_vec())).await?;
         self.upload(round, report_id, &frame).await
     }
 
@@ -141,11 +178,9 @@ impl Client {
     /// values each, row-major), each clipped to the task's `C` first
     /// ([`cairn_protocol::client::Client::prepare_upload_records`]).
     pub async fn submit_records(&self, round: u32, records: &[f32]) -> Result<ReportId, SdkError> {
-        let (report_id, frame) = self.prepared(round, |rng| {
-            self.protocol
-                .prepare_upload_records(round, records, rng)
-                .map_err(SdkError::from)
-        })?;
+        let (report_id, frame) = self
+            .prepared(round, Input::Records(records.to_vec()))
+            .await?;
         self.upload(round, report_id, &frame).await
     }
 
@@ -171,7 +206,7 @@ impl Client {
         }
         let q = self.task().sampling_rate();
         let sampled = {
-            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+            let mut rng = self.preparer.rng.lock().unwrap_or_else(|e| e.into_inner());
             cairn_dp::sample::poisson_subsample(all_records.len() / d, q, &mut *rng)?
         };
         let mut rows = Vec::with_capacity(sampled.len() * d);
@@ -184,17 +219,10 @@ impl Client {
 
     /// The upload for `round`: the one kept from an earlier, unacknowledged attempt if
     /// there is one, else a new one (kept before it is first sent).
-    fn prepared(
-        &self,
-        round: u32,
-        prepare: impl FnOnce(
-            &mut ChaCha20Rng,
-        ) -> Result<cairn_protocol::messages::UploadRequest, SdkError>,
-    ) -> Result<(ReportId, Vec<u8>), SdkError> {
-        let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+    async fn prepared(&self, round: u32, input: Input) -> Result<(ReportId, Vec<u8>), SdkError> {
+        let _files = self.files.lock().await;
         let Some(dir) = &self.state_dir else {
-            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-            let req = prepare(&mut rng)?;
+            let req = self.prepare(round, input).await?;
             return Ok((req.report.report_id, Message::UploadRequest(req).encode()));
         };
         if let Ok(id) = std::fs::read_to_string(dir.join(format!("round-{round}.acked"))) {
@@ -219,14 +247,37 @@ impl Client {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        let req = {
-            let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-            prepare(&mut rng)?
-        };
+        let req = self.prepare(round, input).await?;
         let report_id = req.report.report_id;
         let frame = Message::UploadRequest(req).encode();
         write_private_file(&pending, &frame)?;
         Ok((report_id, frame))
+    }
+
+    /// Prepares a report on a blocking thread, once one of the process's
+    /// [`prepare_slots`] is free.
+    async fn prepare(
+        &self,
+        round: u32,
+        input: Input,
+    ) -> Result<cairn_protocol::messages::UploadRequest, SdkError> {
+        // The semaphore is never closed: acquiring cannot fail.
+        let slot = prepare_slots()
+            .acquire_owned()
+            .await
+            .map_err(|_| SdkError::PrepareCancelled)?;
+        let preparer = Arc::clone(&self.preparer);
+        let prepared = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            preparer.prepare(round, &input)
+        })
+        .await;
+        match prepared {
+            Ok(req) => Ok(req?),
+            // A panic in the preparation is the caller's, as if it had run inline.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(SdkError::PrepareCancelled),
+        }
     }
 
     async fn upload(
@@ -250,7 +301,7 @@ impl Client {
         )
         .await?;
         if let Some(dir) = &self.state_dir {
-            let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            let _files = self.files.lock().await;
             write_private_file(
                 &dir.join(format!("round-{round}.acked")),
                 report_id.to_hex().as_bytes(),
