@@ -22,8 +22,8 @@ use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
-    Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundStatus,
-    TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
+    Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState,
+    RoundStatus, TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
 };
 use encoding::{ids_to_blob, status_code};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -64,7 +64,7 @@ pub enum StoreError {
 }
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// One task's view of a node's database.
 #[derive(Clone)]
@@ -103,20 +103,60 @@ impl SqliteTaskStore {
         let Some((status, opened_at, count, aggregate)) = row else {
             return Ok(None);
         };
-        let status = encoding::status_of(status)
-            .ok_or_else(|| Refusal::Corrupt(format!("round {round} status {status}")))?;
+        let state = round_state(round, status, opened_at, count)?;
         let aggregate = Aggregate::decode(&aggregate, self.dimension)
             .map_err(|e| Refusal::Corrupt(format!("round {round} aggregate: {e}")))?;
         Ok(Some(RoundRecord {
             round,
-            status,
-            opened_at: Time(
-                u64::try_from(opened_at).map_err(|_| Refusal::Corrupt("opened_at".into()))?,
-            ),
-            count: u32::try_from(count).map_err(|_| Refusal::Corrupt("count".into()))?,
+            status: state.status,
+            opened_at: state.opened_at,
+            count: state.count,
             aggregate,
         }))
     }
+
+    /// [`Self::round_in`] without the aggregate, whose bytes are then never read:
+    /// `rounds` is a rowid table, so SQLite reads a row's overflow pages only for the
+    /// columns a statement asks for.
+    fn round_state_in(
+        &self,
+        conn: &Connection,
+        round: u32,
+    ) -> Result<Option<RoundState>, StoreError> {
+        let row = conn
+            .query_row(
+                "SELECT status, opened_at, count FROM rounds WHERE task = ?1 AND round = ?2",
+                params![self.t(), round],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .optional()?;
+        row.map(|(status, opened_at, count)| round_state(round, status, opened_at, count))
+            .transpose()
+    }
+}
+
+/// A round's state from its stored columns.
+fn round_state(
+    round: u32,
+    status: i64,
+    opened_at: i64,
+    count: i64,
+) -> Result<RoundState, StoreError> {
+    Ok(RoundState {
+        round,
+        status: encoding::status_of(status)
+            .ok_or_else(|| Refusal::Corrupt(format!("round {round} status {status}")))?,
+        opened_at: Time(
+            u64::try_from(opened_at).map_err(|_| Refusal::Corrupt("opened_at".into()))?,
+        ),
+        count: u32::try_from(count).map_err(|_| Refusal::Corrupt("count".into()))?,
+    })
 }
 
 fn to_array<const N: usize>(bytes: &[u8], what: &str) -> Result<[u8; N], StoreError> {
@@ -321,18 +361,17 @@ impl TaskStore for SqliteTaskStore {
         round: u32,
         now: Time,
         dimension: usize,
-    ) -> Result<RoundRecord, StoreError> {
+    ) -> Result<RoundState, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(r) = self.round_in(&tx, round)? {
+        if let Some(r) = self.round_state_in(&tx, round)? {
             return Ok(r);
         }
-        let record = RoundRecord {
+        let state = RoundState {
             round,
             status: RoundStatus::Open,
             opened_at: now,
             count: 0,
-            aggregate: Aggregate::zero(dimension),
         };
         tx.execute(
             "INSERT INTO rounds (task, round, status, opened_at, count, aggregate) \
@@ -342,11 +381,11 @@ impl TaskStore for SqliteTaskStore {
                 round,
                 status_code(RoundStatus::Open),
                 i64::try_from(now.0).unwrap_or(i64::MAX),
-                record.aggregate.encode(),
+                Aggregate::zero(dimension).encode(),
             ],
         )?;
         tx.commit()?;
-        Ok(record)
+        Ok(state)
     }
 
     fn close_round(&self, round: u32) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@ use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
-    CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, TaskStore,
+    CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState, TaskStore,
 };
 
 use super::postgres::{PgConnect, PgStore, PgStoreError, PgTaskStore};
@@ -218,7 +218,7 @@ impl TaskStore for NodeStore {
         round: u32,
         now: Time,
         dimension: usize,
-    ) -> Result<RoundRecord, NodeStoreError> {
+    ) -> Result<RoundState, NodeStoreError> {
         either!(self, s => s.open_round(round, now, dimension))
     }
     fn close_round(&self, round: u32) -> Result<(), NodeStoreError> {

@@ -49,7 +49,7 @@ CREATE INDEX IF NOT EXISTS aggregated_by_round ON aggregated (task, round, repor
 CREATE TABLE IF NOT EXISTS rounds (
     task BLOB NOT NULL, round INTEGER NOT NULL, status INTEGER NOT NULL,
     opened_at INTEGER NOT NULL, count INTEGER NOT NULL, aggregate BLOB NOT NULL,
-    PRIMARY KEY (task, round)) WITHOUT ROWID;
+    PRIMARY KEY (task, round));
 CREATE TABLE IF NOT EXISTS ledger (
     task BLOB NOT NULL, seq INTEGER NOT NULL, round INTEGER NOT NULL, time INTEGER NOT NULL,
     report_count INTEGER NOT NULL, rho_bits INTEGER NOT NULL, rho_total_bits INTEGER NOT NULL,
@@ -138,6 +138,10 @@ impl SqliteStore {
             migrate_report_payloads(&conn)?;
             return Self::init(conn);
         }
+        if has_tables && version == 4 {
+            migrate_rounds_to_rowid(&conn)?;
+            return Self::init(conn);
+        }
         if (has_tables || version != 0) && version != SCHEMA_VERSION {
             return Err(StoreError::SchemaVersion {
                 found: version,
@@ -211,6 +215,38 @@ fn migrate_report_payloads(conn: &Connection) -> Result<(), StoreError> {
          {move_rows}
          PRAGMA user_version = 4;"
     ))?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Schema version 4 → 5: `rounds` becomes a rowid table, for the reason of
+/// [`migrate_report_payloads`]: its row holds the round's running aggregate (8·d bytes),
+/// and as a `WITHOUT ROWID` row every lookup of the round, such as each upload's
+/// check that the round is open, read all of it to compare keys.
+fn migrate_rounds_to_rowid(conn: &Connection) -> Result<(), StoreError> {
+    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version != 4 {
+        return Ok(());
+    }
+    let has_rounds: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rounds')",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_rounds {
+        tx.execute_batch(
+            "CREATE TABLE rounds_v5 (
+                 task BLOB NOT NULL, round INTEGER NOT NULL, status INTEGER NOT NULL,
+                 opened_at INTEGER NOT NULL, count INTEGER NOT NULL, aggregate BLOB NOT NULL,
+                 PRIMARY KEY (task, round));
+             INSERT INTO rounds_v5 (task, round, status, opened_at, count, aggregate)
+                 SELECT task, round, status, opened_at, count, aggregate FROM rounds;
+             DROP TABLE rounds;
+             ALTER TABLE rounds_v5 RENAME TO rounds;",
+        )?;
+    }
+    tx.execute_batch("PRAGMA user_version = 5;")?;
     tx.commit()?;
     Ok(())
 }

@@ -254,6 +254,57 @@ fn a_maintenance_open_neither_creates_nor_migrates() {
     );
 }
 
+#[test]
+fn a_version_4_database_keeps_its_rounds_when_they_become_a_rowid_table() {
+    use cairn_protocol::clock::Time;
+    use cairn_protocol::scheme::Aggregate;
+    use cairn_protocol::store::{RoundStatus, TaskStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v4.sqlite");
+    let task = TaskId([6; 32]);
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "CREATE TABLE rounds (
+                task BLOB NOT NULL, round INTEGER NOT NULL, status INTEGER NOT NULL,
+                opened_at INTEGER NOT NULL, count INTEGER NOT NULL, aggregate BLOB NOT NULL,
+                PRIMARY KEY (task, round)) WITHOUT ROWID;
+             PRAGMA user_version = 4;",
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO rounds (task, round, status, opened_at, count, aggregate) \
+             VALUES (?1, 7, 1, 1234, 4, ?2)",
+            rusqlite::params![task.0, Aggregate::zero(3).encode()],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap().task(task, 3);
+    let round = store.round(7).unwrap().expect("the round survives");
+    assert_eq!(round.status, RoundStatus::Closed);
+    assert_eq!(round.opened_at, Time(1234));
+    assert_eq!(round.count, 4);
+    assert_eq!(round.aggregate, Aggregate::zero(3));
+    assert_eq!(
+        store.open_round(7, Time(9999), 3).unwrap(),
+        round.state(),
+        "opening again returns the stored state"
+    );
+    let conn = store.conn.lock().unwrap();
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'rounds'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+}
+
 /// A database file at `path` with `reports` as schema version 3 made it: the payload
 /// in the WITHOUT ROWID row.
 fn version_3_reports(path: &std::path::Path) -> Connection {

@@ -4,8 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use super::{
-    Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundStatus,
-    StoreError, TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
+    Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState,
+    RoundStatus, StoreError, TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
 };
 use crate::auth::{ClientId, ClientKey, ClientRecord};
 use crate::clock::Time;
@@ -262,7 +262,7 @@ impl TaskStore for MemoryStore {
         round: u32,
         now: Time,
         dimension: usize,
-    ) -> Result<RoundRecord, StoreError> {
+    ) -> Result<RoundState, StoreError> {
         let mut s = self.lock();
         Ok(s.rounds
             .entry(round)
@@ -273,7 +273,7 @@ impl TaskStore for MemoryStore {
                 count: 0,
                 aggregate: Aggregate::zero(dimension),
             })
-            .clone())
+            .state())
     }
 
     fn close_round(&self, round: u32) -> Result<(), StoreError> {

@@ -150,6 +150,33 @@ pub struct RoundRecord {
     pub aggregate: Aggregate,
 }
 
+impl RoundRecord {
+    /// The round's state without its aggregate.
+    pub fn state(&self) -> RoundState {
+        RoundState {
+            round: self.round,
+            status: self.status,
+            opened_at: self.opened_at,
+            count: self.count,
+        }
+    }
+}
+
+/// A round's state without its running aggregate: what admitting a report or a job
+/// checks. Every upload reads it, and the aggregate is 8·d bytes (800 KB at d = 10^5),
+/// so it is not read along.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoundState {
+    /// The round.
+    pub round: u32,
+    /// Lifecycle state.
+    pub status: RoundStatus,
+    /// When its first report arrived (the round expires `round_duration` later).
+    pub opened_at: Time,
+    /// Accepted reports in the aggregate.
+    pub count: u32,
+}
+
 /// A leader's record of an aggregation job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobRecord {
@@ -247,13 +274,15 @@ pub trait TaskStore: Send + Sync {
     /// The round's record, if any report reached it.
     fn round(&self, round: u32) -> Result<Option<RoundRecord>, Self::Error>;
 
-    /// Creates the round's record as open if it does not exist; returns it.
+    /// Creates the round's record as open (with a zero aggregate of `dimension`
+    /// elements) if it does not exist; returns its state, without reading the
+    /// aggregate.
     fn open_round(
         &self,
         round: u32,
         now: Time,
         dimension: usize,
-    ) -> Result<RoundRecord, Self::Error>;
+    ) -> Result<RoundState, Self::Error>;
 
     /// Marks an open round closed (no more reports).
     fn close_round(&self, round: u32) -> Result<(), Self::Error>;

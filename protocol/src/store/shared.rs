@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use super::{CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, TaskStore};
+use super::{
+    CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState, TaskStore,
+};
 use crate::auth::{ClientId, ClientKey, ClientRecord};
 use crate::clock::Time;
 use crate::ids::{JobId, ReportId};
@@ -75,7 +77,7 @@ impl<S: TaskStore> TaskStore for Arc<S> {
     fn round(&self, round: u32) -> Result<Option<RoundRecord>, S::Error> {
         (**self).round(round)
     }
-    fn open_round(&self, round: u32, now: Time, dimension: usize) -> Result<RoundRecord, S::Error> {
+    fn open_round(&self, round: u32, now: Time, dimension: usize) -> Result<RoundState, S::Error> {
         (**self).open_round(round, now, dimension)
     }
     fn close_round(&self, round: u32) -> Result<(), S::Error> {

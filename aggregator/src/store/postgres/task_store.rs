@@ -8,8 +8,8 @@ use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
-    CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundStatus, TaskStore,
-    first_duplicate, report_bytes_digest, report_set_digest,
+    CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState, RoundStatus,
+    TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
 };
 use postgres::GenericClient;
 
@@ -41,21 +41,31 @@ impl PgTaskStore {
         else {
             return Ok(None);
         };
-        let code = row.get::<_, i16>(0);
-        let status = encoding::status_of(i64::from(code))
-            .ok_or_else(|| Refusal::Corrupt(format!("round {round} status {code}")))?;
+        let state = round_state(round, &row)?;
         let aggregate = Aggregate::decode(row.get::<_, &[u8]>(3), self.dimension)
             .map_err(|e| Refusal::Corrupt(format!("round {round} aggregate: {e}")))?;
         Ok(Some(RoundRecord {
             round,
-            status,
-            opened_at: Time(
-                u64::try_from(row.get::<_, i64>(1))
-                    .map_err(|_| Refusal::Corrupt("opened_at".into()))?,
-            ),
-            count: u32_of(row.get(2), "count")?,
+            status: state.status,
+            opened_at: state.opened_at,
+            count: state.count,
             aggregate,
         }))
+    }
+
+    /// [`Self::round_in`] without the aggregate (which PostgreSQL keeps out of line
+    /// and then never reads).
+    fn round_state_in(
+        &self,
+        c: &mut impl GenericClient,
+        round: u32,
+    ) -> Result<Option<RoundState>, PgStoreError> {
+        c.query_opt(
+            "SELECT status, opened_at, count FROM rounds WHERE task = $1 AND round = $2",
+            &[&self.t(), &i64::from(round)],
+        )?
+        .map(|row| round_state(round, &row))
+        .transpose()
     }
 
     fn report_ids(
@@ -69,6 +79,21 @@ impl PgTaskStore {
             .map(|r| to_array::<16>(r.get(0), "report id").map(ReportId))
             .collect()
     }
+}
+
+/// A round's state from the first three columns of `row` (status, opened_at, count).
+fn round_state(round: u32, row: &postgres::Row) -> Result<RoundState, PgStoreError> {
+    let code = row.get::<_, i16>(0);
+    Ok(RoundState {
+        round,
+        status: encoding::status_of(i64::from(code))
+            .ok_or_else(|| Refusal::Corrupt(format!("round {round} status {code}")))?,
+        opened_at: Time(
+            u64::try_from(row.get::<_, i64>(1))
+                .map_err(|_| Refusal::Corrupt("opened_at".into()))?,
+        ),
+        count: u32_of(row.get(2), "count")?,
+    })
 }
 
 impl TaskStore for PgTaskStore {
@@ -320,18 +345,11 @@ impl TaskStore for PgTaskStore {
         round: u32,
         now: Time,
         dimension: usize,
-    ) -> Result<RoundRecord, PgStoreError> {
+    ) -> Result<RoundState, PgStoreError> {
         self.serializable(|tx| {
-            if let Some(r) = self.round_in(tx, round)? {
+            if let Some(r) = self.round_state_in(tx, round)? {
                 return Ok(r);
             }
-            let record = RoundRecord {
-                round,
-                status: RoundStatus::Open,
-                opened_at: now,
-                count: 0,
-                aggregate: Aggregate::zero(dimension),
-            };
             tx.execute(
                 "INSERT INTO rounds (task, round, status, opened_at, count, aggregate) \
                  VALUES ($1, $2, $3, $4, 0, $5)",
@@ -340,10 +358,15 @@ impl TaskStore for PgTaskStore {
                     &i64::from(round),
                     &status_code(RoundStatus::Open),
                     &i64::try_from(now.0).unwrap_or(i64::MAX),
-                    &record.aggregate.encode(),
+                    &Aggregate::zero(dimension).encode(),
                 ],
             )?;
-            Ok(record)
+            Ok(RoundState {
+                round,
+                status: RoundStatus::Open,
+                opened_at: now,
+                count: 0,
+            })
         })
     }
 
