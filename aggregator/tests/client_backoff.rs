@@ -257,8 +257,9 @@ async fn a_client_answered_busy_moves_on_to_another_leader_replica() {
 /// Preparing a report (proving, mainly) runs off the client's async runtime. On a
 /// single-threaded runtime, a task that ticks every 2 ms keeps ticking from the
 /// submission's start to the upload's arrival: no gap between ticks comes near the
-/// time one preparation takes (measured here first, inline). Were the preparation run
-/// on the runtime's thread, one gap would be at least that long.
+/// time one preparation takes (measured here first, inline, under the same load).
+/// Were the preparation run on the runtime's thread, one gap would be at least that
+/// long.
 #[tokio::test(flavor = "current_thread")]
 async fn preparing_a_report_does_not_hold_up_the_async_runtime() {
     let dimension = 500_000;
@@ -308,7 +309,7 @@ async fn preparing_a_report_does_not_hold_up_the_async_runtime() {
     marks.push(arrived);
     let longest_gap = marks.windows(2).map(|w| w[1] - w[0]).max().unwrap();
     assert!(
-        longest_gap < inline / 2,
+        longest_gap < inline * 3 / 4,
         "the runtime stood still for {longest_gap:?}; one preparation takes {inline:?}"
     );
 }

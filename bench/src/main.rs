@@ -70,8 +70,9 @@ struct Cli {
     /// Skip the end-to-end rounds.
     #[arg(long)]
     no_e2e: bool,
-    /// Run only the end-to-end rounds (of the run's size, or `--e2e-clients`) and
-    /// print their table; results.json and the plots are left as they are.
+    /// Run only the end-to-end rounds (of the run's size, or `--e2e-clients`), print
+    /// their table and write the memory plot (`memory_vs_clients.svg`); results.json
+    /// and the other plots are left as they are.
     #[arg(long, conflicts_with = "no_e2e")]
     e2e_only: bool,
     /// With `--e2e-only`: the rounds' client counts (comma-separated).
@@ -253,11 +254,16 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Silent unless asked: `RUST_LOG=cairn_transport=debug` shows the clients' retries,
     // and the node processes (which inherit the variable) log their side.
-    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .try_init();
+    if std::env::var_os("RUST_LOG").is_some() {
+        match tracing_subscriber::EnvFilter::try_from_default_env() {
+            Ok(filter) => {
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(filter)
+                    .with_writer(std::io::stderr)
+                    .try_init();
+            }
+            Err(e) => eprintln!("RUST_LOG ignored: {e}"),
+        }
     }
     if let Some(config) = &cli.serve_node {
         return e2e::serve_node(config);
@@ -279,6 +285,7 @@ fn main() -> anyhow::Result<()> {
         };
         let e2e = end_to_end_rounds(&counts, plan.e2e_dimension, work.path())?;
         println!("{}", table::render_rounds(&e2e));
+        memory_plot(&cli.plots, &e2e)?;
         return Ok(());
     }
 
@@ -501,5 +508,34 @@ fn write_plots(
             ],
         )?;
     }
-    Ok(())
+    let rounds: Vec<RoundFigures> = e2e.into_iter().cloned().collect();
+    memory_plot(dir, &rounds)
+}
+
+/// The nodes' peak RSS against the clients of the end-to-end rounds (of the first
+/// round's d): `memory_vs_clients.svg`, written by the full run and by `--e2e-only`.
+fn memory_plot(dir: &std::path::Path, e2e: &[RoundFigures]) -> anyhow::Result<()> {
+    let Some(first) = e2e.first() else {
+        return Ok(());
+    };
+    let mut rounds: Vec<&RoundFigures> = e2e.iter().filter(|r| r.d == first.d).collect();
+    rounds.sort_by_key(|r| r.clients);
+    let series = |label: &str, rss: fn(&RoundFigures) -> Option<f64>| plots::Series {
+        label: label.into(),
+        points: rounds
+            .iter()
+            .filter_map(|r| Some((r.clients as f64, rss(r)?)))
+            .collect(),
+    };
+    std::fs::create_dir_all(dir)?;
+    plots::log_log(
+        &dir.join("memory_vs_clients.svg"),
+        &format!("Node peak RSS vs concurrent clients N (d = {})", first.d),
+        "clients N",
+        "MiB",
+        &[
+            series("leader peak RSS", |r| r.leader_peak_rss_mib),
+            series("helper peak RSS", |r| r.helper_peak_rss_mib),
+        ],
+    )
 }

@@ -109,6 +109,7 @@ fn quick_run_writes_every_figure() {
         "client_time_vs_d.svg",
         "aggregator_time_vs_d.svg",
         "round_time_vs_clients.svg",
+        "memory_vs_clients.svg",
     ] {
         let svg = std::fs::read_to_string(plots.join(plot)).unwrap();
         assert!(svg.contains("<svg"), "{plot}");

@@ -42,7 +42,8 @@ pub struct TransportOptions {
     pub keep_alive_interval: Option<Duration>,
     /// A QUIC/TLS handshake must complete within this time. Default 10 s.
     pub handshake_timeout: Duration,
-    /// Writing a frame, and reading one, must each complete within this time. A server
+    /// Writing a frame must complete within this time, and so must reading one (a
+    /// client's response: counted from the end of its request's write). A server
     /// handler's own run time is not bounded by it (the client's read is). Default 30 s.
     pub request_timeout: Duration,
     /// The longest frame read: a server's requests, a client's responses. Set it from
@@ -444,9 +445,13 @@ pub struct Connection {
 
 impl Connection {
     /// Sends one request frame and returns the response frame: opens a bidirectional
-    /// stream, writes `request`, ends the stream's sending side, then reads one response
-    /// of at most `max_frame_len` bytes ([`TransportOptions`]). Opening the stream
-    /// waits while the server's stream limit is reached, within the request timeout.
+    /// stream, writes `request` and ends the stream's sending side, while reading one
+    /// response of at most `max_frame_len` bytes ([`TransportOptions`]). A response
+    /// that comes before the request is all written (a server's busy answer to a
+    /// request it did not read) is returned at once, and the rest of the request is
+    /// abandoned. Opening the stream waits while the server's stream limit is reached,
+    /// within the request timeout; the response has the request timeout from the end
+    /// of the write.
     pub async fn request(&self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
         self.request_with_limit(request, self.max_frame_len).await
     }

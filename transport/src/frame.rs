@@ -113,6 +113,14 @@ pub async fn write_frame<W: AsyncWrite + Unpin + ?Sized>(
         .map_err(write_io_err)
 }
 
+/// The instant `after` from now; a duration too long to add (no timeout meant) gives
+/// a deadline a century away instead of overflowing.
+pub(crate) fn deadline_after(after: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(after)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// How [`exchange`] ended.
 #[derive(Debug)]
 pub(crate) struct Exchange {
@@ -162,7 +170,7 @@ where
         let len = read_frame_len(recv, max_response_len).await?;
         read_frame_body(recv, len).await
     };
-    let read_deadline = tokio::time::sleep(timeout);
+    let read_deadline = tokio::time::sleep_until(deadline_after(timeout));
     tokio::pin!(write, read, read_deadline);
     let mut written = false;
     loop {
@@ -173,7 +181,7 @@ where
                     return Exchange { response: Err(e), written };
                 }
                 written = true;
-                read_deadline.as_mut().reset(tokio::time::Instant::now() + timeout);
+                read_deadline.as_mut().reset(deadline_after(timeout));
             }
             () = &mut read_deadline, if written => {
                 let response = Err(TransportError::Timeout { kind: TimeoutKind::Read, after: timeout });
@@ -317,6 +325,24 @@ mod tests {
             "{:?}",
             exchange.response
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_too_long_to_add_to_the_clock_does_not_panic() {
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        tokio::spawn(async move {
+            read_frame_len(&mut server, usize::MAX).await.unwrap();
+            write_frame(&mut server, b"pong", T).await.unwrap();
+            server.shutdown().await.unwrap();
+            std::future::pending::<()>().await;
+        });
+        let (mut reader, mut writer) = tokio::io::split(&mut client);
+        let exchange = exchange(&mut writer, &mut reader, b"ping", 16, Duration::MAX, |_| {
+            Ok(())
+        })
+        .await;
+        assert!(exchange.written);
+        assert_eq!(exchange.response.unwrap(), b"pong");
     }
 
     #[tokio::test(start_paused = true)]

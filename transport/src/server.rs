@@ -138,7 +138,7 @@ async fn handle_stream<H, Fut>(
 {
     let in_flight = server.in_flight.enter();
     let options = &server.options;
-    let deadline = tokio::time::Instant::now() + options.request_timeout;
+    let deadline = crate::frame::deadline_after(options.request_timeout);
     let timed_out = || TransportError::Timeout {
         kind: crate::error::TimeoutKind::Read,
         after: options.request_timeout,
@@ -165,7 +165,7 @@ async fn handle_stream<H, Fut>(
         .unwrap_or(u32::MAX);
     // The wait ends at the request's deadline at the latest: a request that could not
     // be read in time anyway is answered busy, not reset.
-    let wait_until = (tokio::time::Instant::now() + options.busy_after).min(deadline);
+    let wait_until = crate::frame::deadline_after(options.busy_after).min(deadline);
     let memory = match tokio::time::timeout_at(
         wait_until,
         server.memory.clone().acquire_many_owned(kib),

@@ -223,6 +223,12 @@ fn migrate_report_payloads(conn: &Connection) -> Result<(), StoreError> {
 /// [`migrate_report_payloads`]: its row holds the round's running aggregate (8·d bytes),
 /// and as a `WITHOUT ROWID` row every lookup of the round, such as each upload's
 /// check that the round is open, read all of it to compare keys.
+///
+/// The table is copied in one transaction, so a crash leaves version 4 whole. Rounds
+/// are kept for good, each with its aggregate: on a node with many rounds at a large
+/// d the copy takes a while and, until the next checkpoint, as much room again in the
+/// write-ahead log; another process opening the file meanwhile gives up after the 5 s
+/// busy timeout ("database is locked") and can simply be started again.
 fn migrate_rounds_to_rowid(conn: &Connection) -> Result<(), StoreError> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;

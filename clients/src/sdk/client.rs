@@ -1,6 +1,7 @@
 //! The data holder's side: build a [`Client`], submit updates.
 
 use super::*;
+use rand_core::{Rng, SeedableRng};
 
 /// Builds a [`Client`].
 #[derive(Debug)]
@@ -77,7 +78,8 @@ impl ClientBuilder {
             limits,
             retry: self.connect.retry,
             state_dir,
-            files: tokio::sync::Mutex::new(()),
+            preparing: tokio::sync::Mutex::new(()),
+            files: Mutex::new(()),
         })
     }
 }
@@ -89,9 +91,12 @@ pub struct Client {
     limits: Limits,
     retry: RetryPolicy,
     state_dir: Option<PathBuf>,
-    /// Serialises reads and writes of the state folder (held while a report for it
-    /// is prepared, so two submissions of one round prepare one report).
-    files: tokio::sync::Mutex<()>,
+    /// Held from the state folder's checks to the pending report's write, so two
+    /// submissions of one round by this client prepare one report.
+    preparing: tokio::sync::Mutex<()>,
+    /// Serialises the state folder's short reads and writes; never held across an
+    /// `await` (between an acknowledgement and its record there is none).
+    files: Mutex<()>,
 }
 
 /// What prepares reports: shared with the blocking thread that runs the preparation.
@@ -121,19 +126,38 @@ fn prepare_slots() -> Arc<tokio::sync::Semaphore> {
 }
 
 impl Preparer {
-    fn prepare(
-        &self,
-        round: u32,
-        input: &Input,
-    ) -> Result<cairn_protocol::messages::UploadRequest, ClientError> {
-        let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
-        match input {
-            Input::Update(update) => self.protocol.prepare_upload(round, update, &mut *rng),
-            Input::Quantised(x) => self.protocol.prepare_upload_quantised(round, x, &mut *rng),
+    /// Prepares and encodes one report.
+    fn prepare(&self, round: u32, input: &Input) -> Result<(ReportId, Vec<u8>), ClientError> {
+        // A generator of this report's own, seeded from the client's: the client's
+        // stays locked for a moment, not for the whole proof.
+        let mut rng = {
+            let mut seed = zeroize::Zeroizing::new([0u8; 32]);
+            self.rng
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .fill_bytes(seed.as_mut());
+            ChaCha20Rng::from_seed(*seed)
+        };
+        let req = match input {
+            Input::Update(update) => self.protocol.prepare_upload(round, update, &mut rng),
+            Input::Quantised(x) => self.protocol.prepare_upload_quantised(round, x, &mut rng),
             Input::Records(records) => self
                 .protocol
-                .prepare_upload_records(round, records, &mut *rng),
-        }
+                .prepare_upload_records(round, records, &mut rng),
+        }?;
+        Ok((req.report.report_id, Message::UploadRequest(req).encode()))
+    }
+}
+
+/// Runs `work` on the runtime's blocking threads. A panic in it is the caller's, as if
+/// it had run inline; a runtime shutting down cancels it.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, SdkError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(SdkError::PrepareCancelled),
     }
 }
 
@@ -220,64 +244,59 @@ impl Client {
     /// The upload for `round`: the one kept from an earlier, unacknowledged attempt if
     /// there is one, else a new one (kept before it is first sent).
     async fn prepared(&self, round: u32, input: Input) -> Result<(ReportId, Vec<u8>), SdkError> {
-        let _files = self.files.lock().await;
+        let _preparing = self.preparing.lock().await;
         let Some(dir) = &self.state_dir else {
-            let req = self.prepare(round, input).await?;
-            return Ok((req.report.report_id, Message::UploadRequest(req).encode()));
+            return self.prepare(round, input).await;
         };
-        if let Ok(id) = std::fs::read_to_string(dir.join(format!("round-{round}.acked"))) {
-            return Err(SdkError::AlreadySubmitted {
-                round,
-                report_id: id.trim().to_owned(),
-            });
-        }
         let pending = dir.join(format!("round-{round}.pending"));
-        match std::fs::read(&pending) {
-            Ok(frame) => {
-                let Ok(Message::UploadRequest(req)) = Message::decode(&frame, &self.limits) else {
-                    return Err(SdkError::ForeignPendingUpload(pending));
-                };
-                tracing::warn!(
+        {
+            let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+            if let Ok(id) = std::fs::read_to_string(dir.join(format!("round-{round}.acked"))) {
+                return Err(SdkError::AlreadySubmitted {
                     round,
-                    report = %req.report.report_id,
-                    "re-sending the report prepared before a restart (not the new update)"
-                );
-                return Ok((req.report.report_id, frame));
+                    report_id: id.trim().to_owned(),
+                });
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+            match std::fs::read(&pending) {
+                Ok(frame) => {
+                    let Ok(Message::UploadRequest(req)) = Message::decode(&frame, &self.limits)
+                    else {
+                        return Err(SdkError::ForeignPendingUpload(pending));
+                    };
+                    tracing::warn!(
+                        round,
+                        report = %req.report.report_id,
+                        "re-sending the report prepared before a restart (not the new update)"
+                    );
+                    return Ok((req.report.report_id, frame));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
         }
-        let req = self.prepare(round, input).await?;
-        let report_id = req.report.report_id;
-        let frame = Message::UploadRequest(req).encode();
-        write_private_file(&pending, &frame)?;
+        let (report_id, frame) = self.prepare(round, input).await?;
+        // Written (and synced) off the runtime too. No other submission of this round
+        // can touch the file meanwhile: they wait for `preparing`, and no upload of the
+        // round is under way while neither file exists.
+        let frame =
+            off_runtime(move || write_private_file(&pending, &frame).map(|()| frame)).await??;
         Ok((report_id, frame))
     }
 
-    /// Prepares a report on a blocking thread, once one of the process's
+    /// Prepares and encodes a report on a blocking thread, once one of the process's
     /// [`prepare_slots`] is free.
-    async fn prepare(
-        &self,
-        round: u32,
-        input: Input,
-    ) -> Result<cairn_protocol::messages::UploadRequest, SdkError> {
+    async fn prepare(&self, round: u32, input: Input) -> Result<(ReportId, Vec<u8>), SdkError> {
         // The semaphore is never closed: acquiring cannot fail.
         let slot = prepare_slots()
             .acquire_owned()
             .await
             .map_err(|_| SdkError::PrepareCancelled)?;
         let preparer = Arc::clone(&self.preparer);
-        let prepared = tokio::task::spawn_blocking(move || {
+        Ok(off_runtime(move || {
             let _slot = slot;
             preparer.prepare(round, &input)
         })
-        .await;
-        match prepared {
-            Ok(req) => Ok(req?),
-            // A panic in the preparation is the caller's, as if it had run inline.
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => Err(SdkError::PrepareCancelled),
-        }
+        .await??)
     }
 
     async fn upload(
@@ -301,7 +320,7 @@ impl Client {
         )
         .await?;
         if let Some(dir) = &self.state_dir {
-            let _files = self.files.lock().await;
+            let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
             write_private_file(
                 &dir.join(format!("round-{round}.acked")),
                 report_id.to_hex().as_bytes(),

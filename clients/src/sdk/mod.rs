@@ -24,8 +24,9 @@
 //! **Preparing a report runs off the async runtime**, on its blocking threads, at most
 //! one per core over the whole process: proving takes milliseconds to seconds of CPU
 //! (about 15 ms at d = 10^5), which would otherwise stall every connection and timer
-//! the runtime drives. A process submitting for many clients at once (a load test, a
-//! gateway) thus uploads each report as soon as it is ready.
+//! the runtime drives. Encoding it and writing it to the state folder run there too. A
+//! process submitting for many clients at once (a load test, a gateway) thus uploads
+//! each report as soon as it is ready.
 //!
 //! # Example
 //! ```no_run

@@ -335,7 +335,7 @@ pub fn a_helper_admits_a_report_in_one_job_and_a_client_once_per_round<S: TaskSt
     assert_eq!(s.prepared_job_digest(j1).unwrap(), Some([1; 32]));
 }
 
-/// `open_round` creates once and returns the existing record after; `close_round`.
+/// `open_round` creates once and returns the existing round's state after; `close_round`.
 pub fn rounds_open_once_close_and_are_listed<S: TaskStore>(s: S) {
     assert!(s.round(2).unwrap().is_none());
     assert_eq!(s.latest_round().unwrap(), None);
