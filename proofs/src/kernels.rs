@@ -27,6 +27,14 @@ pub trait ProofField: FftFriendlyField {
         generic_butterflies(values, twiddles);
     }
 
+    /// Radix-2 decimation-in-frequency (Gentleman–Sande) butterflies over `values` in
+    /// natural order, leaving the transform in bit-reversed order; the same twiddle
+    /// tables as [`ProofField::butterflies`]. Followed by `butterflies` on the other
+    /// root, it needs no bit-reversal permutation at all.
+    fn butterflies_dif(values: &mut [Self], twiddles: &[Self]) {
+        generic_butterflies_dif(values, twiddles);
+    }
+
     /// `acc[i] += a·x[i]` (over the shorter length).
     fn axpy(acc: &mut [Self], a: Self, x: &[Self]) {
         for (s, v) in acc.iter_mut().zip(x) {
@@ -136,7 +144,57 @@ pub(crate) fn generic_butterflies<F: FftFriendlyField>(values: &mut [F], twiddle
     }
 }
 
+/// The decimation-in-frequency butterflies with the field operators: stages from
+/// `half = n/2` down to 1, `(u, v) → (u + v, (u − v)·w^j)`.
+pub(crate) fn generic_butterflies_dif<F: FftFriendlyField>(values: &mut [F], twiddles: &[F]) {
+    let n = values.len();
+    let mut half = n / 2;
+    while half >= 1 {
+        let stage = &twiddles[half - 1..2 * half - 1];
+        for block in values.chunks_exact_mut(2 * half) {
+            let (lo, hi) = block.split_at_mut(half);
+            for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(stage) {
+                let (a, b) = (*u, *v);
+                *u = a + b;
+                *v = (a - b) * *w;
+            }
+        }
+        half /= 2;
+    }
+}
+
 impl ProofField for Field64 {
+    fn butterflies_dif(values: &mut [Self], twiddles: &[Self]) {
+        // As in `butterflies`: on a raw copy, converting back once at the end.
+        let mut raw: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
+        let n = raw.len();
+        let mut half = n / 2;
+        while half >= 1 {
+            if half == 1 {
+                // The only twiddle is w^0 = 1.
+                for pair in raw.chunks_exact_mut(2) {
+                    let (a, b) = (pair[0], pair[1]);
+                    pair[0] = gl::add(a, b);
+                    pair[1] = gl::sub(a, b);
+                }
+            } else {
+                let stage = &twiddles[half - 1..2 * half - 1];
+                for block in raw.chunks_exact_mut(2 * half) {
+                    let (lo, hi) = block.split_at_mut(half);
+                    for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(stage) {
+                        let (a, b) = (*u, *v);
+                        *u = gl::add(a, b);
+                        *v = gl::mul(gl::sub(a, b), w.as_u64());
+                    }
+                }
+            }
+            half /= 2;
+        }
+        for (v, r) in values.iter_mut().zip(raw) {
+            *v = Field64::from_u64_reduced(r);
+        }
+    }
+
     fn butterflies(values: &mut [Self], twiddles: &[Self]) {
         // On a raw copy: every intermediate stays a plain canonical u64, and only the
         // final write-back converts (converting at every stage costs more than the copy).
@@ -382,6 +440,11 @@ mod tests {
             let tables = crate::ntt::stage_twiddles(&twiddles);
             Field64::butterflies(&mut fast, &tables);
             generic_butterflies(&mut slow, &tables);
+            prop_assert_eq!(&fast, &slow);
+            let mut fast = values.clone();
+            let mut slow = values.clone();
+            Field64::butterflies_dif(&mut fast, &tables);
+            generic_butterflies_dif(&mut slow, &tables);
             prop_assert_eq!(&fast, &slow);
 
             let mut fast = values.clone();

@@ -124,10 +124,29 @@ impl<F: ProofField> NttDomain<F> {
     }
 
     /// The inverse transform without the final division by `n` (callers that scale
-    /// anyway fold `n^{-1}` into their own factors).
-    pub(crate) fn inverse_unscaled(&self, values: &mut [F]) -> Result<(), NttError> {
+    /// anyway fold `n^{-1}` into their own factors), left in bit-reversed order
+    /// (decimation in frequency: no permutation). With
+    /// [`NttDomain::forward_from_bit_reversed`] it makes an inverse–forward pair
+    /// with no bit-reversal pass; a pointwise product in between must use factors in
+    /// bit-reversed order too.
+    pub(crate) fn inverse_unscaled_to_bit_reversed(
+        &self,
+        values: &mut [F],
+    ) -> Result<(), NttError> {
         self.check_length(values)?;
-        transform(values, &self.inverse_twiddles);
+        if values.len() > 1 {
+            F::butterflies_dif(values, &self.inverse_twiddles);
+        }
+        Ok(())
+    }
+
+    /// [`NttDomain::forward`] of coefficients given in bit-reversed order (no
+    /// permutation); the values come out in natural order.
+    pub(crate) fn forward_from_bit_reversed(&self, values: &mut [F]) -> Result<(), NttError> {
+        self.check_length(values)?;
+        if values.len() > 1 {
+            F::butterflies(values, &self.twiddles);
+        }
         Ok(())
     }
 
@@ -181,7 +200,7 @@ fn transform<F: ProofField>(values: &mut [F], twiddles: &[F]) {
 }
 
 /// Permutes `values` (of power-of-two length) into bit-reversed index order.
-fn bit_reverse_permute<F: Copy>(values: &mut [F]) {
+pub(crate) fn bit_reverse_permute<F: Copy>(values: &mut [F]) {
     let n = values.len();
     let bits = n.trailing_zeros();
     if bits == 0 {
@@ -230,6 +249,31 @@ mod tests {
             assert_eq!(values, naive_evaluate(&coefficients, domain.generator()));
             domain.inverse(&mut values).unwrap();
             assert_eq!(values, coefficients, "log_n = {log_n}");
+        }
+    }
+
+    /// The permutation-free pair: the decimation-in-frequency inverse leaves `n` times
+    /// the coefficients in bit-reversed order, and the forward transform of
+    /// bit-reversed coefficients gives the values back in natural order.
+    #[test]
+    fn the_bit_reversed_inverse_and_forward_match_the_natural_ones() {
+        let mut rng = ChaCha20Rng::from_seed([2; 32]);
+        for log_n in 0..=9 {
+            let domain = NttDomain::<Field64>::new(log_n).unwrap();
+            let values: Vec<Field64> = (0..domain.size())
+                .map(|_| Field64::random(&mut rng))
+                .collect();
+            let mut coefficients = values.clone();
+            domain.inverse(&mut coefficients).unwrap();
+            let n = Field64::from_u64(domain.size() as u64);
+            let mut expected: Vec<Field64> = coefficients.iter().map(|c| *c * n).collect();
+            bit_reverse_permute(&mut expected);
+            let mut got = values.clone();
+            domain.inverse_unscaled_to_bit_reversed(&mut got).unwrap();
+            assert_eq!(got, expected, "inverse, log_n = {log_n}");
+            domain.forward_from_bit_reversed(&mut got).unwrap();
+            let scaled: Vec<Field64> = values.iter().map(|v| *v * n).collect();
+            assert_eq!(got, scaled, "forward, log_n = {log_n}");
         }
     }
 

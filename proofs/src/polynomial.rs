@@ -18,7 +18,7 @@
 
 use crate::kernels::ProofField;
 
-use crate::ntt::{NttDomain, NttError, powers};
+use crate::ntt::{NttDomain, NttError, bit_reverse_permute, powers};
 
 /// Errors from the polynomial helpers.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,7 +147,9 @@ pub struct DomainExtension<F> {
     small: NttDomain<F>,
     large: NttDomain<F>,
     /// For each coset `c ≥ 1`: `P^{-1}·β^{c·j}`, `j < P` (the `P^{-1}` of the inverse
-    /// transform is folded in).
+    /// transform is folded in), in bit-reversed order of `j`: the coefficients they
+    /// scale come out of the inverse transform in that order, and go into the forward
+    /// one so (no bit-reversal pass either way).
     shifts: Vec<Vec<F>>,
 }
 
@@ -168,6 +170,7 @@ impl<F: ProofField> DomainExtension<F> {
             let mut table = powers(shift, p);
             let unscaled = table.clone();
             F::scale_into(&mut table, &unscaled, small.size_inverse());
+            bit_reverse_permute(&mut table);
             shifts.push(table);
         }
         Ok(Self {
@@ -190,10 +193,11 @@ impl<F: ProofField> DomainExtension<F> {
             return Err(PolynomialError::Size("extend_cosets"));
         }
         let mut coefficients = values.to_vec();
-        self.small.inverse_unscaled(&mut coefficients)?;
+        self.small
+            .inverse_unscaled_to_bit_reversed(&mut coefficients)?;
         for (coset, shifts) in out.chunks_exact_mut(p.max(1)).zip(&self.shifts) {
             F::mul_into(coset, &coefficients, shifts);
-            self.small.forward(coset)?;
+            self.small.forward_from_bit_reversed(coset)?;
         }
         Ok(())
     }
@@ -205,19 +209,19 @@ impl<F: ProofField> DomainExtension<F> {
         if values.len() != p {
             return Err(PolynomialError::Size("extend_cosets_in_place"));
         }
-        self.small.inverse_unscaled(values)?;
+        self.small.inverse_unscaled_to_bit_reversed(values)?;
         match self.shifts.as_slice() {
             [] => values.clear(),
             [only] => {
                 F::mul_assign_slice(values, only);
-                self.small.forward(values)?;
+                self.small.forward_from_bit_reversed(values)?;
             }
             many => {
                 let coefficients = core::mem::take(values);
                 let mut out = vec![F::ZERO; many.len() * p];
                 for (coset, shifts) in out.chunks_exact_mut(p.max(1)).zip(many) {
                     F::mul_into(coset, &coefficients, shifts);
-                    self.small.forward(coset)?;
+                    self.small.forward_from_bit_reversed(coset)?;
                 }
                 *values = out;
             }
@@ -235,14 +239,15 @@ impl<F: ProofField> DomainExtension<F> {
         }
         let r = n / p;
         let mut coefficients = values.to_vec();
-        self.small.inverse_unscaled(&mut coefficients)?;
+        self.small
+            .inverse_unscaled_to_bit_reversed(&mut coefficients)?;
         for (j, v) in values.iter().enumerate() {
             out[j * r] = *v;
         }
         let mut scaled = vec![F::ZERO; p];
         for (c, shifts) in (1..r).zip(&self.shifts) {
             F::mul_into(&mut scaled, &coefficients, shifts);
-            self.small.forward(&mut scaled)?;
+            self.small.forward_from_bit_reversed(&mut scaled)?;
             for (j, v) in scaled.iter().enumerate() {
                 out[j * r + c] = *v;
             }
