@@ -163,21 +163,31 @@ pub(crate) fn generic_butterflies_dif<F: FftFriendlyField>(values: &mut [F], twi
     }
 }
 
+/// Runs `stages` on a raw copy of `values`: every intermediate stays a plain
+/// canonical u64, and only the final write-back converts (converting at every stage
+/// costs more than the copy).
+fn on_raw_copy(values: &mut [Field64], stages: impl FnOnce(&mut [u64])) {
+    let mut raw: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
+    stages(&mut raw);
+    for (v, r) in values.iter_mut().zip(raw) {
+        *v = Field64::from_u64_reduced(r);
+    }
+}
+
+/// The stage whose only twiddle is w^0 = 1: `(a, b) → (a + b, a − b)` on pairs.
+fn add_sub_pairs(raw: &mut [u64]) {
+    for pair in raw.chunks_exact_mut(2) {
+        let (a, b) = (pair[0], pair[1]);
+        pair[0] = gl::add(a, b);
+        pair[1] = gl::sub(a, b);
+    }
+}
+
 impl ProofField for Field64 {
     fn butterflies_dif(values: &mut [Self], twiddles: &[Self]) {
-        // As in `butterflies`: on a raw copy, converting back once at the end.
-        let mut raw: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
-        let n = raw.len();
-        let mut half = n / 2;
-        while half >= 1 {
-            if half == 1 {
-                // The only twiddle is w^0 = 1.
-                for pair in raw.chunks_exact_mut(2) {
-                    let (a, b) = (pair[0], pair[1]);
-                    pair[0] = gl::add(a, b);
-                    pair[1] = gl::sub(a, b);
-                }
-            } else {
+        on_raw_copy(values, |raw| {
+            let mut half = raw.len() / 2;
+            while half > 1 {
                 let stage = &twiddles[half - 1..2 * half - 1];
                 for block in raw.chunks_exact_mut(2 * half) {
                     let (lo, hi) = block.split_at_mut(half);
@@ -187,29 +197,22 @@ impl ProofField for Field64 {
                         *v = gl::mul(gl::sub(a, b), w.as_u64());
                     }
                 }
+                half /= 2;
             }
-            half /= 2;
-        }
-        for (v, r) in values.iter_mut().zip(raw) {
-            *v = Field64::from_u64_reduced(r);
-        }
+            if half == 1 {
+                add_sub_pairs(raw);
+            }
+        });
     }
 
     fn butterflies(values: &mut [Self], twiddles: &[Self]) {
-        // On a raw copy: every intermediate stays a plain canonical u64, and only the
-        // final write-back converts (converting at every stage costs more than the copy).
-        let mut raw: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
-        let n = raw.len();
-        let mut half = 1;
-        while half < n {
-            if half == 1 {
-                // The only twiddle is w^0 = 1.
-                for pair in raw.chunks_exact_mut(2) {
-                    let (a, b) = (pair[0], pair[1]);
-                    pair[0] = gl::add(a, b);
-                    pair[1] = gl::sub(a, b);
-                }
-            } else {
+        on_raw_copy(values, |raw| {
+            let n = raw.len();
+            if n >= 2 {
+                add_sub_pairs(raw);
+            }
+            let mut half = 2;
+            while half < n {
                 let stage = &twiddles[half - 1..2 * half - 1];
                 for block in raw.chunks_exact_mut(2 * half) {
                     let (lo, hi) = block.split_at_mut(half);
@@ -220,12 +223,9 @@ impl ProofField for Field64 {
                         *v = gl::sub(a, t);
                     }
                 }
+                half *= 2;
             }
-            half *= 2;
-        }
-        for (v, r) in values.iter_mut().zip(raw) {
-            *v = Field64::from_u64_reduced(r);
-        }
+        });
     }
 
     fn axpy(acc: &mut [Self], a: Self, x: &[Self]) {

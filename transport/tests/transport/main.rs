@@ -508,31 +508,27 @@ async fn futures_join<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F:
 
 mod forged_keys_and_retries;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn requests_beyond_the_request_memory_are_answered_busy_unread() {
-    let id = identity(30);
-    // Room for two 4000-byte requests at once (each counted 3 times: 24 KiB), not three.
-    let options = TransportOptions {
-        request_memory: 3 * 8 * 1024,
-        busy_after: Duration::from_millis(200),
-        ..fast_options()
-    };
+/// A server answering `busy` when its request memory is full, whose handler holds
+/// every request until released (one permit of the returned semaphore each), then
+/// answers the request's first 4 bytes; the counter counts the requests handled.
+fn start_gated(
+    id: &Identity,
+    options: TransportOptions,
+) -> (SocketAddr, Arc<tokio::sync::Semaphore>, Arc<AtomicUsize>) {
     let mut endpoint = ServerEndpoint::bind(
         LOOPBACK.parse().unwrap(),
-        &id,
+        id,
         &ClientAuth::Anonymous,
         options,
     )
     .unwrap();
     endpoint.answer_busy_with(b"busy".to_vec());
     let addr = endpoint.local_addr().unwrap();
-    // The handler holds every request until released.
     let release = Arc::new(tokio::sync::Semaphore::new(0));
     let entered = Arc::new(AtomicUsize::new(0));
     let (gate, count) = (release.clone(), entered.clone());
-    let serving = endpoint.clone();
     tokio::spawn(async move {
-        serving
+        endpoint
             .serve(move |_peer, request: Vec<u8>| {
                 let (gate, count) = (gate.clone(), count.clone());
                 async move {
@@ -543,6 +539,19 @@ async fn requests_beyond_the_request_memory_are_answered_busy_unread() {
             })
             .await;
     });
+    (addr, release, entered)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_request_memory_are_answered_busy_unread() {
+    let id = identity(30);
+    // Room for two 4000-byte requests at once (each counted 3 times: 24 KiB), not three.
+    let options = TransportOptions {
+        request_memory: 3 * 8 * 1024,
+        busy_after: Duration::from_millis(200),
+        ..fast_options()
+    };
+    let (addr, release, entered) = start_gated(&id, options);
     let conn = client(None, fast_options())
         .connect(addr, id.fingerprint())
         .await
@@ -648,32 +657,7 @@ async fn a_busy_answer_to_a_large_request_arrives_without_waiting_for_the_write(
         busy_after: Duration::from_millis(200),
         ..fast_options()
     };
-    let mut endpoint = ServerEndpoint::bind(
-        LOOPBACK.parse().unwrap(),
-        &id,
-        &ClientAuth::Anonymous,
-        options.clone(),
-    )
-    .unwrap();
-    endpoint.answer_busy_with(b"busy".to_vec());
-    let addr = endpoint.local_addr().unwrap();
-    // The handler holds every request until released.
-    let release = Arc::new(tokio::sync::Semaphore::new(0));
-    let entered = Arc::new(AtomicUsize::new(0));
-    let (gate, count) = (release.clone(), entered.clone());
-    let serving = endpoint.clone();
-    tokio::spawn(async move {
-        serving
-            .serve(move |_peer, request: Vec<u8>| {
-                let (gate, count) = (gate.clone(), count.clone());
-                async move {
-                    count.fetch_add(1, Ordering::SeqCst);
-                    let _ = gate.acquire().await.unwrap();
-                    request[..4].to_vec()
-                }
-            })
-            .await;
-    });
+    let (addr, release, entered) = start_gated(&id, options.clone());
     let conn = client(None, options)
         .connect(addr, id.fingerprint())
         .await
