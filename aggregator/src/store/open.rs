@@ -182,19 +182,13 @@ fn open_existing(path: &Path, mode: rusqlite::OpenFlags) -> Result<Connection, S
 /// setting a report's `job_id` rewrote it. A rowid table reads a payload's overflow
 /// pages only when the payload itself is read.
 fn migrate_report_payloads(conn: &Connection) -> Result<(), StoreError> {
-    // Two processes may open the file at once: the one that takes the write lock
-    // second finds the work done.
-    let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version != 3 {
-        return Ok(());
-    }
-    let has_reports: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reports')",
-        [],
-        |r| r.get(0),
-    )?;
-    let move_rows = if has_reports {
+    migration_step(
+        conn,
+        3,
+        "CREATE TABLE IF NOT EXISTS report_payloads (
+             task BLOB NOT NULL, report_id BLOB NOT NULL, payload BLOB NOT NULL,
+             PRIMARY KEY (task, report_id));",
+        "reports",
         "INSERT INTO report_payloads (task, report_id, payload)
              SELECT task, report_id, payload FROM reports;
          CREATE TABLE reports_v4 (
@@ -204,19 +198,8 @@ fn migrate_report_payloads(conn: &Connection) -> Result<(), StoreError> {
          INSERT INTO reports_v4 (task, report_id, round, job_id)
              SELECT task, report_id, round, job_id FROM reports;
          DROP TABLE reports;
-         ALTER TABLE reports_v4 RENAME TO reports;"
-    } else {
-        ""
-    };
-    tx.execute_batch(&format!(
-        "CREATE TABLE IF NOT EXISTS report_payloads (
-             task BLOB NOT NULL, report_id BLOB NOT NULL, payload BLOB NOT NULL,
-             PRIMARY KEY (task, report_id));
-         {move_rows}
-         PRAGMA user_version = 4;"
-    ))?;
-    tx.commit()?;
-    Ok(())
+         ALTER TABLE reports_v4 RENAME TO reports;",
+    )
 }
 
 /// Schema version 4 → 5: `rounds` becomes a rowid table, for the reason of
@@ -230,29 +213,48 @@ fn migrate_report_payloads(conn: &Connection) -> Result<(), StoreError> {
 /// write-ahead log; another process opening the file meanwhile gives up after the 5 s
 /// busy timeout ("database is locked") and can simply be started again.
 fn migrate_rounds_to_rowid(conn: &Connection) -> Result<(), StoreError> {
+    migration_step(
+        conn,
+        4,
+        "",
+        "rounds",
+        "CREATE TABLE rounds_v5 (
+             task BLOB NOT NULL, round INTEGER NOT NULL, status INTEGER NOT NULL,
+             opened_at INTEGER NOT NULL, count INTEGER NOT NULL, aggregate BLOB NOT NULL,
+             PRIMARY KEY (task, round));
+         INSERT INTO rounds_v5 (task, round, status, opened_at, count, aggregate)
+             SELECT task, round, status, opened_at, count, aggregate FROM rounds;
+         DROP TABLE rounds;
+         ALTER TABLE rounds_v5 RENAME TO rounds;",
+    )
+}
+
+/// One schema step, version `from` → `from + 1`, in one transaction that takes the
+/// write lock first: two processes may open the file at once, and the one that gets
+/// the lock second finds the version moved on and does nothing. Runs `always`, then
+/// `if_table` when the table `table` exists, then sets the new version.
+fn migration_step(
+    conn: &Connection,
+    from: i64,
+    always: &str,
+    table: &str,
+    if_table: &str,
+) -> Result<(), StoreError> {
     let tx = rusqlite::Transaction::new_unchecked(conn, rusqlite::TransactionBehavior::Immediate)?;
     let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if version != 4 {
+    if version != from {
         return Ok(());
     }
-    let has_rounds: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rounds')",
-        [],
+    let has_table: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)",
+        [table],
         |r| r.get(0),
     )?;
-    if has_rounds {
-        tx.execute_batch(
-            "CREATE TABLE rounds_v5 (
-                 task BLOB NOT NULL, round INTEGER NOT NULL, status INTEGER NOT NULL,
-                 opened_at INTEGER NOT NULL, count INTEGER NOT NULL, aggregate BLOB NOT NULL,
-                 PRIMARY KEY (task, round));
-             INSERT INTO rounds_v5 (task, round, status, opened_at, count, aggregate)
-                 SELECT task, round, status, opened_at, count, aggregate FROM rounds;
-             DROP TABLE rounds;
-             ALTER TABLE rounds_v5 RENAME TO rounds;",
-        )?;
+    tx.execute_batch(always)?;
+    if has_table {
+        tx.execute_batch(if_table)?;
     }
-    tx.execute_batch("PRAGMA user_version = 5;")?;
+    tx.pragma_update(None, "user_version", from + 1)?;
     tx.commit()?;
     Ok(())
 }
