@@ -576,6 +576,25 @@ async fn requests_beyond_the_request_memory_are_answered_busy_unread() {
     assert_eq!(request(4).await.unwrap().unwrap(), [4; 4]);
 }
 
+/// The size of the large requests below: more than two stream windows.
+const LARGE_REQUEST: usize = 600 << 10;
+
+/// Small flow-control windows (64 KiB a stream, 256 KiB a connection, 4 streams) and
+/// request memory for one [`LARGE_REQUEST`] (counted three times), not two; a request
+/// finding no room waits `busy_after`.
+fn room_for_one_large_request(busy_after: Duration) -> TransportOptions {
+    TransportOptions {
+        max_frame_len: 1 << 20,
+        request_timeout: Duration::from_secs(20),
+        stream_receive_window: 64 << 10,
+        receive_window: 256 << 10,
+        max_concurrent_streams: 4,
+        request_memory: 3 * LARGE_REQUEST + (LARGE_REQUEST / 2),
+        busy_after,
+        ..fast_options()
+    }
+}
+
 /// Nine large requests on one connection, with room in `request_memory` for one at a
 /// time and no busy answer: those waiting are not read, so what their peer already
 /// sent holds connection credit. All nine must still be served, each after the one
@@ -584,18 +603,8 @@ async fn requests_beyond_the_request_memory_are_answered_busy_unread() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_waiting_for_memory_leave_credit_for_the_one_being_read() {
     let id = identity(31);
-    let size = 600 << 10;
-    let options = TransportOptions {
-        max_frame_len: 1 << 20,
-        request_timeout: Duration::from_secs(20),
-        stream_receive_window: 64 << 10,
-        receive_window: 256 << 10,
-        max_concurrent_streams: 4,
-        // Room for one request (counted three times), not two.
-        request_memory: 3 * size + (size / 2),
-        busy_after: Duration::from_secs(60),
-        ..fast_options()
-    };
+    let size = LARGE_REQUEST;
+    let options = room_for_one_large_request(Duration::from_secs(60));
     let server = start_echo(&id, ClientAuth::Anonymous, options.clone());
     let conn = client(None, options)
         .connect(server.addr, id.fingerprint())
@@ -645,18 +654,8 @@ async fn stream_windows_larger_than_the_connection_window_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_busy_answer_to_a_large_request_arrives_without_waiting_for_the_write() {
     let id = identity(32);
-    let size = 600 << 10;
-    let options = TransportOptions {
-        max_frame_len: 1 << 20,
-        request_timeout: Duration::from_secs(20),
-        stream_receive_window: 64 << 10,
-        receive_window: 256 << 10,
-        max_concurrent_streams: 4,
-        // Room for one request (counted three times), not two.
-        request_memory: 3 * size + (size / 2),
-        busy_after: Duration::from_millis(200),
-        ..fast_options()
-    };
+    let size = LARGE_REQUEST;
+    let options = room_for_one_large_request(Duration::from_millis(200));
     let (addr, release, entered) = start_gated(&id, options.clone());
     let conn = client(None, options)
         .connect(addr, id.fingerprint())
