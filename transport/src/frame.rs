@@ -36,16 +36,21 @@ pub async fn read_frame<R: AsyncRead + Unpin + ?Sized>(
     max_len: usize,
     timeout: Duration,
 ) -> Result<Vec<u8>, TransportError> {
-    let read = async {
-        let len = read_frame_len(recv, max_len).await?;
-        read_frame_body(recv, len).await
-    };
-    tokio::time::timeout(timeout, read)
+    tokio::time::timeout(timeout, read_frame_untimed(recv, max_len))
         .await
         .map_err(|_| TransportError::Timeout {
             kind: TimeoutKind::Read,
             after: timeout,
         })?
+}
+
+/// [`read_frame`] without its timeout (for a caller that times the read itself).
+async fn read_frame_untimed<R: AsyncRead + Unpin + ?Sized>(
+    recv: &mut R,
+    max_len: usize,
+) -> Result<Vec<u8>, TransportError> {
+    let len = read_frame_len(recv, max_len).await?;
+    read_frame_body(recv, len).await
 }
 
 /// Reads a frame's length prefix and checks it against `max_len`; nothing is allocated.
@@ -166,10 +171,7 @@ where
             Err(e) => Err(e),
         }
     };
-    let read = async {
-        let len = read_frame_len(recv, max_response_len).await?;
-        read_frame_body(recv, len).await
-    };
+    let read = read_frame_untimed(recv, max_response_len);
     let read_deadline = tokio::time::sleep_until(deadline_after(timeout));
     tokio::pin!(write, read, read_deadline);
     let mut written = false;
