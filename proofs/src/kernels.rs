@@ -3,8 +3,9 @@
 //!
 //! [`ProofField`] extends [`FftFriendlyField`] with the few vector kernels that dominate
 //! proving and verifying (the NTT butterflies, `acc += a·x`, the carry-lift lift).
-//! Every method has a generic default written with the field operators; `Field64`
-//! overrides them with Goldilocks arithmetic on raw `u64`s whose conditional
+//! Every method has a generic default written with the field operators (the lazy
+//! sums of the verifier, [`ProofField::LazySum`], are the exception: each field
+//! defines its own form); `Field64` overrides them with Goldilocks arithmetic on raw `u64`s whose conditional
 //! corrections use [`core::hint::select_unpredictable`]. That matters: with
 //! uniformly random operands the carries and borrows of modular addition are coin
 //! flips, and when the compiler turns the masks into branches about half of them are
@@ -19,6 +20,27 @@ use cairn_mpc::field::{FftFriendlyField, Field64};
 
 /// An FFT-friendly field with the proof system's vector kernels.
 pub trait ProofField: FftFriendlyField {
+    /// A running sum of products `Σ c·x` whose reduction is deferred until it is read
+    /// ([`ProofField::lazy_value`]); `Self` in a field without a cheaper form. The
+    /// verifier keeps one per wire and query point while the circuit runs.
+    type LazySum: Copy + Send + Sync + 'static;
+
+    /// The empty sum.
+    const LAZY_ZERO: Self::LazySum;
+
+    /// `sums[l·stride + j] += coefficients[l]·x[j]` for every `l < coefficients.len()`
+    /// and `j < x.len()` (`x.len() ≤ stride`): one row added to `coefficients.len()`
+    /// weighted sums at once. At most `2^64 − 1` rows may be added to one sum.
+    fn add_weighted_row(
+        sums: &mut [Self::LazySum],
+        stride: usize,
+        coefficients: &[Self],
+        x: &[Self],
+    );
+
+    /// The field element a lazy sum stands for.
+    fn lazy_value(sum: &Self::LazySum) -> Self;
+
     /// Radix-2 decimation-in-time butterflies over `values` (already in bit-reversed
     /// order, power-of-two length), with the per-stage twiddle tables of
     /// [`crate::ntt::stage_twiddles`] (`n − 1` values; stage `half` at offset
@@ -69,15 +91,6 @@ pub trait ProofField: FftFriendlyField {
     fn scale_into(out: &mut [Self], x: &[Self], s: Self) {
         for (o, v) in out.iter_mut().zip(x) {
             *o = s * *v;
-        }
-    }
-
-    /// `out[j] = Σ_k coefficients[k]·rows[k·width + j]`: a vector–matrix product with
-    /// the matrix stored row by row (`rows.len() = coefficients.len()·width`).
-    fn weighted_column_sums(coefficients: &[Self], rows: &[Self], width: usize, out: &mut [Self]) {
-        out.fill(Self::ZERO);
-        for (c, row) in coefficients.iter().zip(rows.chunks_exact(width.max(1))) {
-            Self::axpy(out, *c, row);
         }
     }
 
@@ -184,6 +197,54 @@ fn add_sub_pairs(raw: &mut [u64]) {
 }
 
 impl ProofField for Field64 {
+    /// `(lo, hi)`: the sums of the 128-bit products' low and high 64-bit halves; the
+    /// value is `lo + 2^64·hi mod p`. Neither can overflow before `2^64` rows.
+    type LazySum = (u128, u128);
+
+    const LAZY_ZERO: Self::LazySum = (0, 0);
+
+    fn add_weighted_row(
+        sums: &mut [Self::LazySum],
+        stride: usize,
+        coefficients: &[Self],
+        x: &[Self],
+    ) {
+        #[inline(always)]
+        fn add(sum: &mut (u128, u128), c: u128, v: u128) {
+            let product = c * v;
+            sum.0 += product & u128::from(u64::MAX);
+            sum.1 += product >> 64;
+        }
+        let width = x.len().min(stride);
+        if let [c0, c1] = coefficients {
+            // Two query points (the carry-lift proof): each value is read once.
+            let (first, second) = sums.split_at_mut(stride);
+            let (c0, c1) = (u128::from(c0.as_u64()), u128::from(c1.as_u64()));
+            for ((a, b), v) in first[..width]
+                .iter_mut()
+                .zip(&mut second[..width])
+                .zip(&x[..width])
+            {
+                let v = u128::from(v.as_u64());
+                add(a, c0, v);
+                add(b, c1, v);
+            }
+            return;
+        }
+        for (l, c) in coefficients.iter().enumerate() {
+            let c = u128::from(c.as_u64());
+            let row = &mut sums[l * stride..][..width];
+            for (sum, v) in row.iter_mut().zip(x) {
+                add(sum, c, u128::from(v.as_u64()));
+            }
+        }
+    }
+
+    fn lazy_value(sum: &Self::LazySum) -> Self {
+        let two_64 = Field64::from_u64_reduced(0xFFFF_FFFF);
+        Field64::reduce_u128(sum.0) + Field64::reduce_u128(sum.1) * two_64
+    }
+
     fn butterflies_dif(values: &mut [Self], twiddles: &[Self]) {
         on_raw_copy(values, |raw| {
             let mut half = raw.len() / 2;
@@ -265,28 +326,8 @@ impl ProofField for Field64 {
         }
     }
 
-    fn weighted_column_sums(coefficients: &[Self], rows: &[Self], width: usize, out: &mut [Self]) {
-        // Lazy reduction: the 128-bit products' low and high halves are summed in
-        // separate u128 accumulators (no overflow for fewer than 2^64 rows), reduced
-        // once per column at the end: value = lo + hi·2^64, and 2^64 ≡ ε (mod p).
-        let mut lo = vec![0u128; width];
-        let mut hi = vec![0u128; width];
-        for (c, row) in coefficients.iter().zip(rows.chunks_exact(width.max(1))) {
-            let c = u128::from(c.as_u64());
-            for ((l, h), v) in lo.iter_mut().zip(hi.iter_mut()).zip(row) {
-                let product = c * u128::from(v.as_u64());
-                *l += product & u128::from(u64::MAX);
-                *h += product >> 64;
-            }
-        }
-        let two_64 = Field64::from_u64_reduced(0xFFFF_FFFF);
-        for ((o, l), h) in out.iter_mut().zip(lo).zip(hi) {
-            *o = Field64::reduce_u128(l) + Field64::reduce_u128(h) * two_64;
-        }
-    }
-
     fn weighted_row_sums(coefficients: &[Self], rows: &[&[Self]], out: &mut [Self]) {
-        // Lazy reduction as in `weighted_column_sums`.
+        // Lazy reduction as in `add_weighted_row`.
         let width = out.len();
         let mut lo = vec![0u128; width];
         let mut hi = vec![0u128; width];
@@ -429,6 +470,42 @@ mod tests {
         }
 
         #[test]
+        fn lazy_weighted_rows_match_field_ops(rows in proptest::collection::vec(arb(), 5 * 6),
+                                              coefficients in proptest::collection::vec(arb(), 5 * 3),
+                                              width in 0usize..=6) {
+            // Five rows of up to 6 values, each added with 1, 2 (the fused path) or 3
+            // weights into sums of stride 6; only the first `width` values take part.
+            for points in 1..=3 {
+                let mut lazy = vec![Field64::LAZY_ZERO; points * 6];
+                let mut exact = vec![Field64::ZERO; points * 6];
+                for (k, row) in rows.chunks_exact(6).enumerate() {
+                    let weights = &coefficients[3 * k..3 * k + points];
+                    Field64::add_weighted_row(&mut lazy, 6, weights, &row[..width]);
+                    for (l, c) in weights.iter().enumerate() {
+                        for (j, v) in row[..width].iter().enumerate() {
+                            exact[l * 6 + j] += *c * *v;
+                        }
+                    }
+                }
+                let values: Vec<Field64> = lazy.iter().map(Field64::lazy_value).collect();
+                prop_assert_eq!(values, exact);
+            }
+        }
+
+        #[test]
+        fn lazy_sums_do_not_overflow_with_the_largest_products(count in 1usize..2000) {
+            // (p − 1)² is the largest product; `count` of them, in one row each.
+            let top = -Field64::ONE;
+            let mut lazy = vec![Field64::LAZY_ZERO; 2];
+            for _ in 0..count {
+                Field64::add_weighted_row(&mut lazy, 1, &[top, top], &[top]);
+            }
+            let expected = Field64::from_u64(count as u64);
+            prop_assert_eq!(Field64::lazy_value(&lazy[0]), expected);
+            prop_assert_eq!(Field64::lazy_value(&lazy[1]), expected);
+        }
+
+        #[test]
         fn fast_kernels_match_generic(values in proptest::collection::vec(arb(), 16),
                                       a in arb(), q in arb(), offset in arb(),
                                       words in proptest::collection::vec(any::<u32>(), 16)) {
@@ -474,16 +551,6 @@ mod tests {
             for (f, v) in fast.iter().zip(&values) {
                 prop_assert_eq!(*f, a * *v);
             }
-            // 16 values as 4 rows of width 4, weighted by 4 coefficients.
-            let mut fast = vec![Field64::ZERO; 4];
-            Field64::weighted_column_sums(&twiddles[..4], &values, 4, &mut fast);
-            let mut slow = vec![Field64::ZERO; 4];
-            for (k, c) in twiddles[..4].iter().enumerate() {
-                for (j, s) in slow.iter_mut().enumerate() {
-                    *s += *c * values[4 * k + j];
-                }
-            }
-            prop_assert_eq!(&fast, &slow);
             let rows: Vec<&[Field64]> = values.chunks(4).collect();
             let mut fast = vec![Field64::ZERO; 4];
             Field64::weighted_row_sums(&twiddles[..4], &rows, &mut fast);

@@ -51,12 +51,30 @@ pub(crate) fn read_words(
     len: usize,
     word_bytes: usize,
 ) -> Result<SecretVec<u32>, CodecError> {
+    let bytes = len
+        .checked_mul(word_bytes)
+        .ok_or(CodecError::InvalidValue { what: "word count" })?;
+    let raw = r.read_bytes(bytes)?;
     let mut words = SecretVec::<u32>::zeroed(len);
-    for w in words.expose_secret_mut() {
-        let raw = r.read_bytes(word_bytes)?;
-        let mut le = [0u8; 4];
-        le[..word_bytes].copy_from_slice(raw);
-        *w = u32::from_le_bytes(le);
+    // One slice read for the whole vector, and a loop per width that the compiler
+    // unrolls (a bounds-checked read per word dominated decoding).
+    let out = words.expose_secret_mut();
+    match word_bytes {
+        1 => out
+            .iter_mut()
+            .zip(raw)
+            .for_each(|(w, b)| *w = u32::from(*b)),
+        2 => out
+            .iter_mut()
+            .zip(raw.chunks_exact(2))
+            .for_each(|(w, b)| *w = u32::from(u16::from_le_bytes([b[0], b[1]]))),
+        _ => {
+            for (w, b) in out.iter_mut().zip(raw.chunks_exact(word_bytes)) {
+                let mut le = [0u8; 4];
+                le[..word_bytes.min(4)].copy_from_slice(&b[..word_bytes.min(4)]);
+                *w = u32::from_le_bytes(le);
+            }
+        }
     }
     Ok(words)
 }

@@ -15,7 +15,17 @@ fn lift() -> CarryLift {
 
 #[test]
 fn encodings_round_trip_and_have_the_documented_lengths() {
-    let cl = lift();
+    for bits in [8, 16] {
+        round_trip(bits);
+    }
+}
+
+fn round_trip(bits: u32) {
+    let cl = CarryLift::new(CarryLiftParams {
+        bits,
+        ..CarryLiftParams::new(5, 3, 100)
+    })
+    .unwrap();
     let mut rng = ChaCha20Rng::from_seed([1; 32]);
     let report = cl
         .shard(&[1; 32], &[2; 16], &[1, -2, 3, -4, 5], &mut rng)
@@ -49,7 +59,7 @@ fn encodings_round_trip_and_have_the_documented_lengths() {
     longer.push(0);
     assert!(cl.decode_leader_share(&longer).is_err());
     let mut non_canonical = leader.clone();
-    let field_start = 32 + 5 * 2;
+    let field_start = 32 + 5 * bits as usize / 8;
     non_canonical[field_start..field_start + 8].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(cl.decode_leader_share(&non_canonical).is_err());
     assert!(cl.decode_public_share(&public.to_bytes()[1..]).is_err());

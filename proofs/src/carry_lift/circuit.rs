@@ -27,7 +27,7 @@
 
 use crate::kernels::ProofField;
 
-use crate::flp::{FlpError, Gadget, GadgetOracle, GadgetShape, PolyEval, Validity};
+use crate::flp::{FlpError, Gadget, GadgetOracle, GadgetShape, PolyEval, Validity, WireRun};
 use crate::polynomial::{self, batch_inverse};
 
 /// Number of independent random combinations (circuit outputs).
@@ -184,21 +184,27 @@ impl<F: ProofField> Validity<F> for CarryLiftCircuit<F> {
         let digits = &range[d..];
 
         let gadget = &mut *gadgets[0];
-        let mut wires = vec![F::ZERO; 2 * m];
         let mut out = [F::ZERO; COMBINATIONS];
         let mut acc = [F::ZERO; COMBINATIONS];
         for k in 0..calls {
+            // Call k's inputs: the range entries k·m … k·m + m − 1 and the lifted values
+            // at the same indices divided by β_k, zero-padded past the ends.
             let start = k * m;
-            let (e_wires, y_wires) = wires.split_at_mut(m);
             let entries = range.get(start..).unwrap_or(&[]);
             let xs = lifted.get(start..).unwrap_or(&[]);
-            let available = entries.len().min(m);
-            e_wires[..available].copy_from_slice(&entries[..available]);
-            e_wires[available..].fill(F::ZERO);
-            let take = xs.len().min(m);
-            F::scale_into(&mut y_wires[..take], &xs[..take], beta_inverse[k]);
-            y_wires[take..].fill(F::ZERO);
-            gadget.call(&wires, &mut out)?;
+            let runs = [
+                WireRun {
+                    values: &entries[..entries.len().min(m)],
+                    scale: F::ONE,
+                    width: m,
+                },
+                WireRun {
+                    values: &xs[..xs.len().min(m)],
+                    scale: beta_inverse[k],
+                    width: m,
+                },
+            ];
+            gadget.call_runs(&runs, &mut out)?;
             acc[0] += beta[k] * beta[k] * out[0];
             acc[1] += b1[k] * out[1];
             acc[2] += b2[k] * out[2];

@@ -255,9 +255,19 @@ impl CarryLift {
 }
 
 fn read_field_vec(r: &mut Reader<'_>, len: usize) -> Result<SecretVec<Field>, CarryLiftError> {
+    let bytes = len
+        .checked_mul(Field::ENCODED_SIZE)
+        .ok_or(CodecError::InvalidValue {
+            what: "field count",
+        })?;
+    let raw = r.read_bytes(bytes)?;
     let mut out = SecretVec::<Field>::zeroed(len);
-    for v in out.expose_secret_mut() {
-        *v = r.read_field::<Field>()?;
+    for (v, b) in out
+        .expose_secret_mut()
+        .iter_mut()
+        .zip(raw.chunks_exact(Field::ENCODED_SIZE))
+    {
+        *v = Field::decode(b).map_err(|_| CodecError::NotCanonical)?;
     }
     Ok(out)
 }

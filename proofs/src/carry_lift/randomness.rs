@@ -28,22 +28,27 @@ pub(crate) fn leader_part(
     word_bytes: usize,
     field_share: &[Field],
 ) -> [u8; 32] {
+    const BUF: usize = 4096;
     let mut h = part_hasher(ctx, 0);
     h.update(blind.expose_secret());
-    let mut buf = Vec::with_capacity(4096);
-    for chunk in words.chunks(1024) {
-        buf.clear();
-        for w in chunk {
-            buf.extend_from_slice(&w.to_le_bytes()[..word_bytes]);
+    // The encodings go through a fixed buffer, written by index: the same bytes as the
+    // wire encoding, without a growing vector per element.
+    let mut buf = [0u8; BUF];
+    let width = word_bytes.clamp(1, 4);
+    for chunk in words.chunks(BUF / width) {
+        let bytes = &mut buf[..chunk.len() * width];
+        for (out, w) in bytes.chunks_exact_mut(width).zip(chunk) {
+            out.copy_from_slice(&w.to_le_bytes()[..width]);
         }
-        h.update(&buf);
+        h.update(bytes);
     }
-    for chunk in field_share.chunks(512) {
-        buf.clear();
-        for v in chunk {
-            v.encode_into(&mut buf);
+    const SIZE: usize = Field::ENCODED_SIZE;
+    for chunk in field_share.chunks(BUF / SIZE) {
+        let bytes = &mut buf[..chunk.len() * SIZE];
+        for (out, v) in bytes.chunks_exact_mut(SIZE).zip(chunk) {
+            out.copy_from_slice(&v.as_u64().to_le_bytes());
         }
-        h.update(&buf);
+        h.update(bytes);
     }
     zeroize::Zeroize::zeroize(&mut buf);
     h.finalize().into()

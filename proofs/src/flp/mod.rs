@@ -171,9 +171,68 @@ impl GadgetShape {
 
 /// A gadget as the circuit sees it while it is evaluated: the prover's recording
 /// oracle, or the verifier's proof-reading oracle.
-pub trait GadgetOracle<F> {
+pub trait GadgetOracle<F: ProofField> {
     /// One call of the gadget: `outputs` receives its outputs for `inputs`.
     fn call(&mut self, inputs: &[F], outputs: &mut [F]) -> Result<(), FlpError>;
+
+    /// One call whose inputs are `runs` laid end to end, each run's values multiplied
+    /// by its scale and followed by zeros up to its width; the widths add up to the
+    /// gadget's arity. The same call as [`GadgetOracle::call`] on those inputs, but the
+    /// verifier never forms them: the wire values enter its sums linearly, so it folds
+    /// each scale into its interpolation weights and skips the zeros.
+    fn call_runs(&mut self, runs: &[WireRun<'_, F>], outputs: &mut [F]) -> Result<(), FlpError> {
+        let mut inputs = Vec::new();
+        WireRun::concatenate_into(runs, &mut inputs)?;
+        self.call(&inputs, outputs)
+    }
+}
+
+/// A run of one call's gadget inputs ([`GadgetOracle::call_runs`]): `scale·values[i]`
+/// for `i < values.len()`, then zeros up to `width`.
+#[derive(Debug, Clone, Copy)]
+pub struct WireRun<'a, F> {
+    /// The unscaled values (at most `width`; more is a length error).
+    pub values: &'a [F],
+    /// The factor every value is multiplied by.
+    pub scale: F,
+    /// The run's number of inputs.
+    pub width: usize,
+}
+
+impl<F: ProofField> WireRun<'_, F> {
+    /// Replaces `inputs` with the inputs the runs stand for; a run with more values
+    /// than its width is a length error.
+    pub fn concatenate_into(runs: &[Self], inputs: &mut Vec<F>) -> Result<(), FlpError> {
+        inputs.clear();
+        for run in runs {
+            if run.values.len() > run.width {
+                return Err(FlpError::Length {
+                    what: "wire run",
+                    expected: run.width,
+                    got: run.values.len(),
+                });
+            }
+            let start = inputs.len();
+            inputs.resize(start + run.width, F::ZERO);
+            F::scale_into(&mut inputs[start..], run.values, run.scale);
+        }
+        Ok(())
+    }
+
+    /// Checks that the runs' widths add up to `arity` and that no run has more values
+    /// than its width.
+    fn check(runs: &[Self], arity: usize) -> Result<(), FlpError> {
+        let width: usize = runs.iter().map(|r| r.width).sum();
+        check_len("gadget inputs", arity, width)?;
+        match runs.iter().find(|r| r.values.len() > r.width) {
+            Some(run) => Err(FlpError::Length {
+                what: "wire run",
+                expected: run.width,
+                got: run.values.len(),
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A validity circuit: affine except for gadget calls (module docs).

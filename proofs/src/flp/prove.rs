@@ -10,7 +10,9 @@
 
 use crate::kernels::ProofField;
 
-use super::{FlpError, Gadget, GadgetOracle, GadgetShape, Validity, check_len, check_shapes};
+use super::{
+    FlpError, Gadget, GadgetOracle, GadgetShape, Validity, WireRun, check_len, check_shapes,
+};
 use crate::ntt::NttDomain;
 use crate::polynomial::DomainExtension;
 
@@ -151,6 +153,8 @@ struct RecordingOracle<'g, F> {
     num_query_points: usize,
     max_calls: usize,
     calls: usize,
+    /// The inputs of the current [`GadgetOracle::call_runs`].
+    scratch: Vec<F>,
 }
 
 impl<'g, F: ProofField> RecordingOracle<'g, F> {
@@ -169,6 +173,7 @@ impl<'g, F: ProofField> RecordingOracle<'g, F> {
             num_query_points: s,
             max_calls: shape.calls,
             calls: 0,
+            scratch: Vec::with_capacity(shape.arity),
         }
     }
 }
@@ -191,5 +196,14 @@ impl<F: ProofField> GadgetOracle<F> for RecordingOracle<'_, F> {
         self.gadget.eval(inputs, outputs)?;
         self.outputs.extend_from_slice(outputs);
         Ok(())
+    }
+
+    fn call_runs(&mut self, runs: &[WireRun<'_, F>], outputs: &mut [F]) -> Result<(), FlpError> {
+        // The prover needs the inputs themselves; one buffer serves every call.
+        let mut inputs = core::mem::take(&mut self.scratch);
+        let result =
+            WireRun::concatenate_into(runs, &mut inputs).and_then(|()| self.call(&inputs, outputs));
+        self.scratch = inputs;
+        result
     }
 }

@@ -7,11 +7,12 @@
 //! `x^P − 1`, one NTT of size `P`), runs the circuit on the input share with those
 //! values as gadget outputs, and accumulates each wire's value at each query point
 //! `t_l` as `Σ_i L_i(t_l)·W_j(α^i)` on the fly (Lagrange coefficients computed once per
-//! point; no per-wire transform). Its cost is linear in the input length.
+//! point; no per-wire transform, no stored rows). Its cost is linear in the input
+//! length.
 
 use crate::kernels::ProofField;
 
-use super::{FlpError, GadgetOracle, GadgetShape, Validity, check_len, check_shapes};
+use super::{FlpError, GadgetOracle, GadgetShape, Validity, WireRun, check_len, check_shapes};
 use crate::ntt::NttDomain;
 use crate::polynomial::{evaluate, evaluate_on_domain, lagrange_coefficients};
 
@@ -108,7 +109,10 @@ pub fn decide<F: ProofField, V: Validity<F> + ?Sized>(
 }
 
 /// Answers gadget calls from the proof and accumulates wire values at the query points.
-struct ProofOracle<F> {
+///
+/// `W_j(t_l) = Σ_i L_i(t_l)·W_j(α^i)` is summed as the rows arrive (the seeds when the
+/// oracle is made, then one row per call), lazily reduced, so no row is stored.
+struct ProofOracle<F: ProofField> {
     arity: usize,
     num_outputs: usize,
     s: usize,
@@ -117,9 +121,10 @@ struct ProofOracle<F> {
     /// `p_r(α^i)` for each output `r` (row-major, `P` per output).
     poly_on_domain: Vec<F>,
     domain_size: usize,
-    /// Wire values on `H`, point-major: `rows[i·L + j] = W_j(α^i)`, `i < s + M` (the
-    /// seed rows, then one row per call, appended in call order).
-    rows: Vec<F>,
+    /// The running `W_j(t_l)` at `l·L + j`.
+    sums: Vec<F::LazySum>,
+    /// The current row's weight at each query point (scratch).
+    weights: Vec<F>,
     /// `W_j(t_l)` at `l·L + j`, filled by [`ProofOracle::finish`].
     wire_at_points: Vec<F>,
     /// `p_r(t_l)` at `l·R + r`.
@@ -148,9 +153,6 @@ impl<F: ProofField> ProofOracle<F> {
         }
 
         let (seeds, polys) = proof.split_at(s * arity);
-        let mut rows = Vec::with_capacity(arity * used);
-        rows.extend_from_slice(seeds);
-
         let poly_len = shape.proof_poly_len(s);
         let mut poly_on_domain = Vec::with_capacity(outputs * p);
         let mut poly_at_points = vec![F::ZERO; s * outputs];
@@ -160,41 +162,38 @@ impl<F: ProofField> ProofOracle<F> {
                 poly_at_points[l * outputs + r] = evaluate(coefficients, *t);
             }
         }
-        Ok(Self {
+        let mut oracle = Self {
             arity,
             num_outputs: outputs,
             s,
             lagrange,
             poly_on_domain,
             domain_size: p,
-            rows,
+            sums: vec![F::LAZY_ZERO; s * arity],
+            weights: vec![F::ZERO; s],
             wire_at_points: vec![F::ZERO; s * arity],
             poly_at_points,
             max_calls: shape.calls,
             calls: 0,
-        })
+        };
+        for (i, row) in seeds.chunks_exact(arity.max(1)).enumerate() {
+            oracle.set_weights(i, F::ONE);
+            F::add_weighted_row(&mut oracle.sums, arity, &oracle.weights, row);
+        }
+        Ok(oracle)
     }
-}
 
-impl<F: ProofField> ProofOracle<F> {
-    /// `W_j(t_l) = Σ_i L_i(t_l)·W_j(α^i)`: one lazily reduced dot product per wire and
-    /// point.
-    fn finish(&mut self) {
+    /// `weights[l] = scale·L_i(t_l)`: the weight of row `i` at each query point.
+    fn set_weights(&mut self, i: usize, scale: F) {
         let used = self.s + self.max_calls;
-        for l in 0..self.s {
-            F::weighted_column_sums(
-                &self.lagrange[l * used..][..used],
-                &self.rows,
-                self.arity,
-                &mut self.wire_at_points[l * self.arity..][..self.arity],
-            );
+        for (l, w) in self.weights.iter_mut().enumerate() {
+            *w = self.lagrange[l * used + i] * scale;
         }
     }
-}
 
-impl<F: ProofField> GadgetOracle<F> for ProofOracle<F> {
-    fn call(&mut self, inputs: &[F], outputs: &mut [F]) -> Result<(), FlpError> {
-        check_len("gadget inputs", self.arity, inputs.len())?;
+    /// Checks the call count, reads the outputs of the next call off the proof and
+    /// returns its row index.
+    fn next_call(&mut self, outputs: &mut [F]) -> Result<usize, FlpError> {
         check_len("gadget outputs", self.num_outputs, outputs.len())?;
         if self.calls >= self.max_calls {
             return Err(FlpError::CallCount {
@@ -204,11 +203,46 @@ impl<F: ProofField> GadgetOracle<F> for ProofOracle<F> {
             });
         }
         let point = self.s + self.calls;
-        self.rows.extend_from_slice(inputs);
         for (r, o) in outputs.iter_mut().enumerate() {
             *o = self.poly_on_domain[r * self.domain_size + point];
         }
         self.calls += 1;
+        Ok(point)
+    }
+
+    /// The wire values at the query points, from the sums.
+    fn finish(&mut self) {
+        for (w, sum) in self.wire_at_points.iter_mut().zip(&self.sums) {
+            *w = F::lazy_value(sum);
+        }
+    }
+}
+
+impl<F: ProofField> GadgetOracle<F> for ProofOracle<F> {
+    fn call(&mut self, inputs: &[F], outputs: &mut [F]) -> Result<(), FlpError> {
+        check_len("gadget inputs", self.arity, inputs.len())?;
+        let point = self.next_call(outputs)?;
+        self.set_weights(point, F::ONE);
+        F::add_weighted_row(&mut self.sums, self.arity, &self.weights, inputs);
+        Ok(())
+    }
+
+    fn call_runs(&mut self, runs: &[WireRun<'_, F>], outputs: &mut [F]) -> Result<(), FlpError> {
+        WireRun::check(runs, self.arity)?;
+        let point = self.next_call(outputs)?;
+        let mut offset = 0;
+        for run in runs {
+            // Zeros add nothing; the scale joins the Lagrange weight (one product per
+            // query point instead of one per value).
+            self.set_weights(point, run.scale);
+            F::add_weighted_row(
+                &mut self.sums[offset..],
+                self.arity,
+                &self.weights,
+                run.values,
+            );
+            offset += run.width;
+        }
         Ok(())
     }
 }

@@ -271,3 +271,168 @@ fn query_points_in_domain_or_repeated_are_refused() {
         Err(FlpError::BadQueryPoint)
     );
 }
+
+/// [`TestCircuit`] with the product checked as `(s·x_0)·(x_1/s)`, its calls made
+/// through [`GadgetOracle::call_runs`] (the range chunks unpadded, the run's width pads
+/// them; the product as two scaled runs) when `by_runs`, else through
+/// [`GadgetOracle::call`] on the inputs formed here. `overlong` makes one run longer
+/// than its width.
+struct RunsCircuit {
+    inner: TestCircuit,
+    scale: F,
+    by_runs: bool,
+    overlong: bool,
+}
+
+impl RunsCircuit {
+    fn call(
+        &self,
+        gadget: &mut dyn GadgetOracle<F>,
+        runs: &[WireRun<'_, F>],
+        out: &mut [F],
+    ) -> Result<(), FlpError> {
+        if self.by_runs {
+            return gadget.call_runs(runs, out);
+        }
+        let mut inputs = Vec::new();
+        for run in runs {
+            inputs.extend(run.values.iter().map(|v| *v * run.scale));
+            inputs.resize(inputs.len() - run.values.len() + run.width, F::ZERO);
+        }
+        gadget.call(&inputs, out)
+    }
+}
+
+impl Validity<F> for RunsCircuit {
+    fn input_len(&self) -> usize {
+        self.inner.input_len()
+    }
+    fn output_len(&self) -> usize {
+        self.inner.output_len()
+    }
+    fn joint_rand_len(&self) -> usize {
+        self.inner.joint_rand_len()
+    }
+    fn num_query_points(&self) -> usize {
+        self.inner.num_query_points()
+    }
+    fn gadget_shapes(&self) -> Vec<GadgetShape> {
+        self.inner.gadget_shapes()
+    }
+    fn gadgets(&self, joint_rand: &[F]) -> Result<Vec<Box<dyn Gadget<F>>>, FlpError> {
+        self.inner.gadgets(joint_rand)
+    }
+    fn eval(
+        &self,
+        gadgets: &mut [&mut dyn GadgetOracle<F>],
+        input: &[F],
+        joint_rand: &[F],
+        _num_shares: usize,
+        output: &mut [F],
+    ) -> Result<(), FlpError> {
+        let chunk = self.inner.chunk;
+        let outer = &joint_rand[chunk..];
+        let mut out = [F::ZERO];
+        let mut acc = F::ZERO;
+        for (k, values) in input[3..].chunks(chunk).enumerate() {
+            let run = WireRun {
+                values,
+                scale: F::ONE,
+                width: chunk,
+            };
+            self.call(&mut *gadgets[0], &[run], &mut out)?;
+            acc += outer[k] * out[0];
+        }
+        output[0] = acc;
+        let first = if self.overlong {
+            &input[..2]
+        } else {
+            &input[..1]
+        };
+        let runs = [
+            WireRun {
+                values: first,
+                scale: self.scale,
+                width: 1,
+            },
+            WireRun {
+                values: &input[1..2],
+                scale: self.scale.inv(),
+                width: 1,
+            },
+        ];
+        self.call(&mut *gadgets[1], &runs, &mut out)?;
+        output[1] = out[0] - input[2];
+        Ok(())
+    }
+}
+
+#[test]
+fn calls_by_runs_prove_and_verify_exactly_as_calls_by_inputs() {
+    let mut rng = ChaCha20Rng::from_seed([14; 32]);
+    for (len, chunk, s) in [(4, 1, 1), (23, 4, 2), (50, 7, 2), (103, 10, 3)] {
+        let scale = F::random(&mut rng);
+        let circuit = |by_runs| RunsCircuit {
+            inner: TestCircuit {
+                len,
+                chunk,
+                query_points: s,
+            },
+            scale,
+            by_runs,
+            overlong: false,
+        };
+        let (by_inputs, by_runs) = (circuit(false), circuit(true));
+        let x = valid_input(&mut rng, len);
+        let jr = random_vec(&mut rng, by_runs.joint_rand_len());
+        let pr = random_vec(&mut rng, by_runs.prove_rand_len());
+        let qr = random_vec(&mut rng, by_runs.query_rand_len());
+        let proof = prove(&by_inputs, &x, &pr, &jr).unwrap();
+        assert_eq!(prove(&by_runs, &x, &pr, &jr).unwrap(), proof);
+        // One share of three: the verifier's sums see shares, not valid inputs.
+        let shares = split(&mut rng, &x, 3);
+        let proofs = split(&mut rng, &proof, 3);
+        let verifier = query(&by_runs, &shares[1], &proofs[1], &qr, &jr, 3).unwrap();
+        assert_eq!(
+            verifier,
+            query(&by_inputs, &shares[1], &proofs[1], &qr, &jr, 3).unwrap(),
+            "len {len} chunk {chunk} s {s}"
+        );
+        let mut bad = valid_input(&mut rng, len);
+        bad[2] += F::ONE;
+        assert!(by_runs.is_valid(&x, &jr).unwrap());
+        assert!(!by_runs.is_valid(&bad, &jr).unwrap());
+    }
+}
+
+#[test]
+fn a_run_longer_than_its_width_is_a_length_error() {
+    let mut rng = ChaCha20Rng::from_seed([15; 32]);
+    let circuit = RunsCircuit {
+        inner: TestCircuit {
+            len: 10,
+            chunk: 3,
+            query_points: 2,
+        },
+        scale: F::ONE,
+        by_runs: true,
+        overlong: true,
+    };
+    let x = valid_input(&mut rng, 10);
+    let jr = random_vec(&mut rng, circuit.joint_rand_len());
+    let pr = random_vec(&mut rng, circuit.prove_rand_len());
+    let qr = random_vec(&mut rng, circuit.query_rand_len());
+    let overlong = |e: &FlpError| {
+        matches!(
+            e,
+            FlpError::Length {
+                what: "wire run",
+                ..
+            }
+        )
+    };
+    assert!(prove(&circuit, &x, &pr, &jr).is_err_and(|e| overlong(&e)));
+    let proof = prove(&circuit.inner, &x, &pr, &jr).unwrap();
+    assert!(query(&circuit, &x, &proof, &qr, &jr, 1).is_err_and(|e| overlong(&e)));
+    assert!(circuit.is_valid(&x, &jr).is_err_and(|e| overlong(&e)));
+}
