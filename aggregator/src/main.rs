@@ -4,6 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: report-sized buffers are reused instead of
+/// being returned to the kernel and faulted in again for every report (`Cargo.toml`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = cairn_aggregator::cli::Cli::parse();
     match cairn_aggregator::cli::run(cli) {

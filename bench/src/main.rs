@@ -43,6 +43,11 @@ use anyhow::Context;
 use clap::Parser;
 use serde::Serialize;
 
+/// mimalloc instead of glibc's malloc: report-sized buffers are reused instead of
+/// being returned to the kernel and faulted in again for every report (`Cargo.toml`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use crate::anchors::{AnchorFigures, FloorFigures, NoiseFigures};
 use crate::cairn::CairnFigures;
 use crate::e2e::RoundFigures;

@@ -18,6 +18,13 @@
 
 use pyo3::prelude::*;
 
+/// mimalloc for the module's own allocations (the SDK's report buffers, the nodes of a
+/// `LocalDeployment`): glibc's malloc returns report-sized buffers to the kernel and
+/// faults them in again for every report (`Cargo.toml`). Python's objects keep
+/// Python's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod arrays;
 pub mod client;
 pub mod collector;
