@@ -190,18 +190,18 @@ fn on_raw_copy(values: &mut [Field64], stages: impl FnOnce(&mut [u64])) {
     }
 }
 
-/// Decimation-in-time stages on raw values: the stages with butterfly groups at least
-/// `vector_from` wide on the vector unit when this CPU has one, the rest scalar.
-fn dit_raw(raw: &mut [u64], twiddles: &[Field64], vector_from: usize) {
+/// Decimation-in-time stages on raw values: on the vector unit when `vector` and this
+/// CPU has one (and `n` fills a vector), else scalar.
+fn dit_raw(raw: &mut [u64], twiddles: &[Field64], vector: bool) {
+    if vector && vector::dit(raw, twiddles) {
+        return;
+    }
     let n = raw.len();
     if n >= 2 {
         add_sub_pairs(raw);
     }
     let mut half = 2;
     while half < n {
-        if half >= vector_from && vector::dit_stages(raw, twiddles, half) {
-            return;
-        }
         let stage = &twiddles[half - 1..2 * half - 1];
         for block in raw.chunks_exact_mut(2 * half) {
             let (lo, hi) = block.split_at_mut(half);
@@ -216,12 +216,12 @@ fn dit_raw(raw: &mut [u64], twiddles: &[Field64], vector_from: usize) {
     }
 }
 
-/// Decimation-in-frequency stages on raw values, split as in [`dit_raw`].
-fn dif_raw(raw: &mut [u64], twiddles: &[Field64], vector_from: usize) {
-    let mut half = raw.len() / 2;
-    if half >= vector_from && vector::dif_stages(raw, twiddles, vector_from) {
-        half = vector_from / 2;
+/// Decimation-in-frequency stages on raw values, vector or scalar as [`dit_raw`].
+fn dif_raw(raw: &mut [u64], twiddles: &[Field64], vector: bool) {
+    if vector && vector::dif(raw, twiddles) {
+        return;
     }
+    let mut half = raw.len() / 2;
     while half > 1 {
         let stage = &twiddles[half - 1..2 * half - 1];
         for block in raw.chunks_exact_mut(2 * half) {
@@ -239,22 +239,19 @@ fn dif_raw(raw: &mut [u64], twiddles: &[Field64], vector_from: usize) {
     }
 }
 
-/// The vector unit's NTT stages: AVX-512F on x86-64 CPUs that have it
-/// ([`avx512`]), none elsewhere (the scalar stages then run them all).
+/// The vector unit's NTT: AVX-512F on x86-64 CPUs that have it ([`avx512`]), none
+/// elsewhere (the scalar stages then run).
 mod vector {
     #[cfg(target_arch = "x86_64")]
-    pub(super) use super::avx512::{LANES, dif_stages, dit_stages};
+    pub(super) use super::avx512::{dif, dit};
 
     #[cfg(not(target_arch = "x86_64"))]
-    pub(super) const LANES: usize = usize::MAX;
-
-    #[cfg(not(target_arch = "x86_64"))]
-    pub(super) fn dit_stages(_: &mut [u64], _: &[cairn_mpc::field::Field64], _: usize) -> bool {
+    pub(super) fn dit(_: &mut [u64], _: &[cairn_mpc::field::Field64]) -> bool {
         false
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    pub(super) fn dif_stages(_: &mut [u64], _: &[cairn_mpc::field::Field64], _: usize) -> bool {
+    pub(super) fn dif(_: &mut [u64], _: &[cairn_mpc::field::Field64]) -> bool {
         false
     }
 }
@@ -318,11 +315,11 @@ impl ProofField for Field64 {
     }
 
     fn butterflies_dif(values: &mut [Self], twiddles: &[Self]) {
-        on_raw_copy(values, |raw| dif_raw(raw, twiddles, vector::LANES));
+        on_raw_copy(values, |raw| dif_raw(raw, twiddles, true));
     }
 
     fn butterflies(values: &mut [Self], twiddles: &[Self]) {
-        on_raw_copy(values, |raw| dit_raw(raw, twiddles, vector::LANES));
+        on_raw_copy(values, |raw| dit_raw(raw, twiddles, true));
     }
 
     fn axpy(acc: &mut [Self], a: Self, x: &[Self]) {
@@ -564,7 +561,7 @@ mod tests {
             Field64::butterflies(&mut fast, &tables);
             prop_assert_eq!(&fast, &generic);
             let mut scalar = raw.clone();
-            dit_raw(&mut scalar, &tables, usize::MAX);
+            dit_raw(&mut scalar, &tables, false);
             prop_assert_eq!(scalar, generic.iter().map(|v| v.as_u64()).collect::<Vec<_>>());
 
             let mut generic = values.clone();
@@ -573,7 +570,7 @@ mod tests {
             Field64::butterflies_dif(&mut fast, &tables);
             prop_assert_eq!(&fast, &generic);
             let mut scalar = raw;
-            dif_raw(&mut scalar, &tables, usize::MAX);
+            dif_raw(&mut scalar, &tables, false);
             prop_assert_eq!(scalar, generic.iter().map(|v| v.as_u64()).collect::<Vec<_>>());
         }
 

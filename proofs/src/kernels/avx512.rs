@@ -1,6 +1,7 @@
-//! Goldilocks NTT stages on eight lanes at once (AVX-512F), for the stages whose
-//! butterfly groups are at least eight wide: every stage of a transform of size `n`
-//! but the first three (decimation in time) or the last three (in frequency).
+//! Goldilocks NTT stages on eight lanes at once (AVX-512F), for transforms of at least
+//! eight points. The stages whose butterfly groups are at least eight wide pair lane
+//! with lane across two vectors; the three narrower ones (`half = 1, 2, 4`) stay inside
+//! one vector of eight values and meet their partners through a lane permutation.
 //!
 //! The arithmetic is the scalar `gl` module's, lane by lane, with mask registers in
 //! place of its conditional moves (so it is as free of data-dependent branches):
@@ -24,9 +25,9 @@
 
 use core::arch::x86_64::{
     __m512i, _mm512_add_epi64, _mm512_and_si512, _mm512_cmpge_epu64_mask, _mm512_cmplt_epu64_mask,
-    _mm512_loadu_epi64, _mm512_mask_add_epi64, _mm512_mask_sub_epi64, _mm512_mul_epu32,
-    _mm512_or_si512, _mm512_set1_epi64, _mm512_slli_epi64, _mm512_srli_epi64, _mm512_storeu_epi64,
-    _mm512_sub_epi64,
+    _mm512_loadu_epi64, _mm512_mask_add_epi64, _mm512_mask_blend_epi64, _mm512_mask_sub_epi64,
+    _mm512_mul_epu32, _mm512_or_si512, _mm512_permutexvar_epi64, _mm512_set1_epi64,
+    _mm512_slli_epi64, _mm512_srli_epi64, _mm512_storeu_epi64, _mm512_sub_epi64,
 };
 use std::sync::OnceLock;
 
@@ -44,48 +45,47 @@ pub(super) fn available() -> bool {
     *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
 }
 
-/// Runs the decimation-in-time stages `half = first, 2·first, …, n/2` on `raw`
-/// (`first ≥ LANES`, a power of two; `twiddles` the stage tables of
-/// [`crate::ntt::stage_twiddles`]). Returns `false`, touching nothing, when the CPU
-/// lacks AVX-512F.
-pub(super) fn dit_stages(raw: &mut [u64], twiddles: &[Field64], first: usize) -> bool {
-    if !available() || first < LANES {
+/// Runs every decimation-in-time stage on `raw` (length `n ≥ LANES`, a power of two;
+/// `twiddles` the stage tables of [`crate::ntt::stage_twiddles`]). Returns `false`,
+/// touching nothing, when the CPU lacks AVX-512F or `n < LANES`.
+pub(super) fn dit(raw: &mut [u64], twiddles: &[Field64]) -> bool {
+    if !available() || raw.len() < LANES {
         return false;
     }
-    let tables = raw_tables(twiddles, first);
-    // SAFETY: `dit_stages_avx512` needs AVX-512F, which `available()` has just
-    // confirmed on this CPU; it has no other requirement.
-    unsafe { dit_stages_avx512(raw, &tables, first) };
+    let tables = raw_tables(twiddles);
+    // SAFETY: `dit_avx512` needs AVX-512F, which `available()` has just confirmed on
+    // this CPU; it has no other requirement.
+    unsafe { dit_avx512(raw, &tables) };
     true
 }
 
-/// Runs the decimation-in-frequency stages `half = n/2, n/4, …, last` on `raw`
-/// (`last ≥ LANES`); `false`, touching nothing, without AVX-512F.
-pub(super) fn dif_stages(raw: &mut [u64], twiddles: &[Field64], last: usize) -> bool {
-    if !available() || last < LANES {
+/// Runs every decimation-in-frequency stage on `raw`; `false`, touching nothing,
+/// without AVX-512F or when `n < LANES`.
+pub(super) fn dif(raw: &mut [u64], twiddles: &[Field64]) -> bool {
+    if !available() || raw.len() < LANES {
         return false;
     }
-    let tables = raw_tables(twiddles, last);
-    // SAFETY: as in `dit_stages`: AVX-512F was confirmed by `available()`.
-    unsafe { dif_stages_avx512(raw, &tables, last) };
+    let tables = raw_tables(twiddles);
+    // SAFETY: as in `dit`: AVX-512F was confirmed by `available()`.
+    unsafe { dif_avx512(raw, &tables) };
     true
 }
 
-/// The stage tables from stage `first` on, as plain `u64`s at their usual offsets
-/// (`half − 1`; the entries before `first − 1` are left zero and never read).
-fn raw_tables(twiddles: &[Field64], first: usize) -> Vec<u64> {
-    let mut tables = vec![0u64; twiddles.len()];
-    for (t, w) in tables.iter_mut().zip(twiddles).skip(first - 1) {
-        *t = w.as_u64();
-    }
-    tables
+/// The stage tables as plain `u64`s, at their usual offsets (`half − 1`).
+fn raw_tables(twiddles: &[Field64]) -> Vec<u64> {
+    twiddles.iter().map(|w| w.as_u64()).collect()
 }
 
 #[target_feature(enable = "avx512f")]
-fn dit_stages_avx512(raw: &mut [u64], tables: &[u64], first: usize) {
+fn dit_avx512(raw: &mut [u64], tables: &[u64]) {
     let c = Consts::new();
+    let small = SmallStages::new(tables);
+    let (groups, _) = raw.as_chunks_mut::<LANES>();
+    for group in groups {
+        store(group, small.dit(load(group), &c));
+    }
     let n = raw.len();
-    let mut half = first;
+    let mut half = LANES;
     while half < n {
         let stage = &tables[half - 1..2 * half - 1];
         for block in raw.chunks_exact_mut(2 * half) {
@@ -105,10 +105,10 @@ fn dit_stages_avx512(raw: &mut [u64], tables: &[u64], first: usize) {
 }
 
 #[target_feature(enable = "avx512f")]
-fn dif_stages_avx512(raw: &mut [u64], tables: &[u64], last: usize) {
+fn dif_avx512(raw: &mut [u64], tables: &[u64]) {
     let c = Consts::new();
     let mut half = raw.len() / 2;
-    while half >= last {
+    while half >= LANES {
         let stage = &tables[half - 1..2 * half - 1];
         for block in raw.chunks_exact_mut(2 * half) {
             let (lo, hi) = block.split_at_mut(half);
@@ -122,6 +122,63 @@ fn dif_stages_avx512(raw: &mut [u64], tables: &[u64], last: usize) {
             }
         }
         half /= 2;
+    }
+    let small = SmallStages::new(tables);
+    let (groups, _) = raw.as_chunks_mut::<LANES>();
+    for group in groups {
+        store(group, small.dif(load(group), &c));
+    }
+}
+
+/// The three stages inside each group of eight (`half = 1, 2, 4`), done within one
+/// vector: each lane meets its partner `i ^ half` through a permutation, the lanes
+/// with the `half` bit set take the `v` role, and every lane gets the twiddle of its
+/// pair (`w_{i mod half}` of the stage's table).
+struct SmallStages {
+    /// Per stage (`half = 1, 2, 4`): the partner permutation, the mask of the `v`
+    /// lanes and the lanes' twiddles.
+    stages: [(__m512i, u8, __m512i); 3],
+}
+
+impl SmallStages {
+    #[target_feature(enable = "avx512f")]
+    fn new(tables: &[u64]) -> Self {
+        let stage = |half: usize, v_lanes: u8| {
+            let partner: [u64; LANES] = core::array::from_fn(|i| (i ^ half) as u64);
+            let twiddles: [u64; LANES] = core::array::from_fn(|i| tables[half - 1 + i % half]);
+            (load(&partner), v_lanes, load(&twiddles))
+        };
+        Self {
+            stages: [stage(1, 0xAA), stage(2, 0xCC), stage(4, 0xF0)],
+        }
+    }
+
+    /// `half = 1, 2, 4` of decimation in time on one group of eight.
+    #[target_feature(enable = "avx512f")]
+    fn dit(&self, x: __m512i, c: &Consts) -> __m512i {
+        let mut x = x;
+        for (partner, v_lanes, w) in &self.stages {
+            let y = _mm512_permutexvar_epi64(*partner, x);
+            let u = _mm512_mask_blend_epi64(*v_lanes, x, y);
+            let v = _mm512_mask_blend_epi64(*v_lanes, y, x);
+            let t = mul(v, *w, c);
+            x = _mm512_mask_blend_epi64(*v_lanes, add(u, t, c), sub(u, t, c));
+        }
+        x
+    }
+
+    /// `half = 4, 2, 1` of decimation in frequency on one group of eight.
+    #[target_feature(enable = "avx512f")]
+    fn dif(&self, x: __m512i, c: &Consts) -> __m512i {
+        let mut x = x;
+        for (partner, v_lanes, w) in self.stages.iter().rev() {
+            let y = _mm512_permutexvar_epi64(*partner, x);
+            let u = _mm512_mask_blend_epi64(*v_lanes, x, y);
+            let v = _mm512_mask_blend_epi64(*v_lanes, y, x);
+            let d = mul(sub(u, v, c), *w, c);
+            x = _mm512_mask_blend_epi64(*v_lanes, add(u, v, c), d);
+        }
+        x
     }
 }
 
@@ -267,8 +324,8 @@ mod tests {
                                              b in proptest::array::uniform8(lane())) {
             if !available() {
                 // Nothing to compare on this CPU: the scalar stages run everything
-                // (`dit_stages` and `dif_stages` return false, as asserted here).
-                prop_assert!(!dit_stages(&mut [0; 16], &[Field64::ONE; 15], 8));
+                // (`dit` and `dif` return false, as asserted here).
+                prop_assert!(!dit(&mut [0; 16], &[Field64::ONE; 15]));
                 return Ok(());
             }
             let field = |v: u64| Field64::new(v).expect("canonical");
