@@ -12,9 +12,11 @@ impl SqliteTaskStore {
         report: &[u8],
         max_reports: u32,
     ) -> Result<PutOutcome, StoreError> {
+        // Hashed before taking the connection: a report is ~1 MiB, and every other
+        // upload waits for the lock.
+        let digest = report_bytes_digest(report);
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let digest = report_bytes_digest(report);
         let previous: Option<Vec<u8>> = tx
             .query_row(
                 "SELECT digest FROM seen_reports WHERE task = ?1 AND report_id = ?2",

@@ -248,3 +248,16 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_report_knows_its_encoded_length() {
+    for m in samples() {
+        if let Message::UploadRequest(req) = m {
+            let mut bytes = Vec::new();
+            encode_report(&req.report, &mut bytes);
+            assert_eq!(req.report.encoded_len(), bytes.len());
+            // The buffer was sized once, at the start.
+            assert_eq!(bytes.capacity(), bytes.len());
+        }
+    }
+}

@@ -78,6 +78,9 @@ impl WireMessage for UploadResponse {
 
 /// Encodes a report alone (what a leader stores until the report is verified).
 pub fn encode_report(report: &Report, out: &mut Vec<u8>) {
+    // One allocation of the final size: a report is mostly its ~1 MiB leader share,
+    // and growing the buffer by doubling copied it several times.
+    out.reserve(report.encoded_len());
     report.report_id.encode(out);
     report.round.encode(out);
     report.client_id.0.encode(out);
@@ -87,6 +90,27 @@ pub fn encode_report(report: &Report, out: &mut Vec<u8>) {
     put_count(report.helper_shares.len(), out);
     for c in &report.helper_shares {
         encode_ciphertext(c, out);
+    }
+}
+
+impl Report {
+    /// The length of [`encode_report`]'s encoding.
+    pub fn encoded_len(&self) -> usize {
+        let ciphertexts: usize = self
+            .helper_shares
+            .iter()
+            .map(|c| c.encapsulated_key.len() + 4 + c.payload.len())
+            .sum();
+        self.report_id.0.len()
+            + 4
+            + self.client_id.0.len()
+            + self.leader_tag.len()
+            + 4
+            + self.public_share.len()
+            + 4
+            + self.leader_share.len()
+            + 4
+            + ciphertexts
     }
 }
 
