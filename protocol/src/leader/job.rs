@@ -3,6 +3,10 @@
 //! [`crate::leader`] for the steps).
 
 use super::*;
+use crate::auth::ClientId;
+use crate::hpke::HpkeCiphertext;
+use crate::messages::Limits;
+use crate::scheme::Scheme;
 
 impl<S: TaskStore> Leader<S> {
     /// Rounds that have reports waiting for a job.
@@ -311,44 +315,34 @@ impl<S: TaskStore> Leader<S> {
     /// Prepares the leader's side of every report of a job and builds the helpers'
     /// job messages. Reports the leader already rejects are not sent to helpers.
     ///
-    /// The store reads come first, in job order, on this thread; decoding and
-    /// preparing, the CPU-heavy part, run on the leader's [`Parallelism`] (each
-    /// report's stored bytes are dropped once it is decoded, so the job still holds
-    /// about one copy of its uploads beside the preparations: [`JOB_COPIES`]).
+    /// Each report is read from the store, decoded and prepared on the leader's
+    /// [`Parallelism`], one report per worker at a time, so the reads overlap with the
+    /// other workers' verification (each report's stored bytes are dropped once it is
+    /// decoded, so the job holds at most one copy of its uploads beside the
+    /// preparations: [`JOB_COPIES`]).
     fn prepare_job(&self, record: JobRecord) -> Result<(InFlightJob, Vec<JobInit>), Reject> {
         let limits = self.core.limits();
         let helpers = limits.helpers;
-        let mut stored = Vec::with_capacity(record.reports.len());
-        for report_id in &record.reports {
-            let bytes = self
-                .core
-                .store
-                .report(*report_id)
-                .map_err(Reject::storage)?;
-            stored.push((*report_id, bytes));
-        }
         let (scheme, verify_key) = (&self.core.scheme, &self.core.verify_key);
-        let outcomes = self.core.parallelism.map(stored, |(report_id, bytes)| {
-            let bytes = bytes.ok_or(ErrorCode::Internal)?;
-            let mut reader = Reader::new(&bytes);
-            let report = decode_report(&mut reader, &limits).map_err(|_| ErrorCode::BadMessage)?;
-            drop(bytes);
-            let prepared = scheme.prepare(
-                0,
-                verify_key,
-                &report_id,
-                &report.public_share,
-                report.leader_share.expose_secret(),
-            )?;
-            // The leader's share is dropped here (wiped): only what the helpers need
-            // is kept for the job messages.
-            Ok((
-                prepared,
-                report.client_id,
-                report.public_share,
-                report.helper_shares,
-            ))
-        });
+        let store = &self.core.store;
+        // A storage error fails the whole job (a report that cannot be read is not
+        // refused).
+        let outcomes = self
+            .core
+            .parallelism
+            .map(record.reports.clone(), |report_id| {
+                let bytes = store.report(report_id).map_err(Err)?;
+                prepare_one(scheme, verify_key, &limits, report_id, bytes).map_err(Ok)
+            });
+        let mut checked = Vec::with_capacity(outcomes.len());
+        for outcome in outcomes {
+            match outcome {
+                Ok(prepared) => checked.push(Ok(prepared)),
+                Err(Ok(code)) => checked.push(Err(code)),
+                Err(Err(e)) => return Err(Reject::storage(e)),
+            }
+        }
+        let outcomes = checked;
         let mut per_helper: Vec<Vec<ReportShare>> = vec![Vec::new(); helpers];
         let mut prepared = Vec::with_capacity(record.reports.len());
         for (report_id, outcome) in record.reports.iter().zip(outcomes) {
@@ -383,4 +377,36 @@ impl<S: TaskStore> Leader<S> {
             inits,
         ))
     }
+}
+
+/// What the leader keeps of one report it prepared: its verification state and what
+/// the helpers need.
+type PreparedReport = ((Prepared, Vec<u8>), ClientId, Vec<u8>, Vec<HpkeCiphertext>);
+
+/// One stored report, decoded and prepared by the leader. The leader's share is wiped
+/// when the decoded report is dropped here: only what the helpers need is kept.
+fn prepare_one(
+    scheme: &Scheme,
+    verify_key: &Seed,
+    limits: &Limits,
+    report_id: ReportId,
+    bytes: Option<Vec<u8>>,
+) -> Result<PreparedReport, ErrorCode> {
+    let bytes = bytes.ok_or(ErrorCode::Internal)?;
+    let mut reader = Reader::new(&bytes);
+    let report = decode_report(&mut reader, limits).map_err(|_| ErrorCode::BadMessage)?;
+    drop(bytes);
+    let prepared = scheme.prepare(
+        0,
+        verify_key,
+        &report_id,
+        &report.public_share,
+        report.leader_share.expose_secret(),
+    )?;
+    Ok((
+        prepared,
+        report.client_id,
+        report.public_share,
+        report.helper_shares,
+    ))
 }

@@ -1,0 +1,249 @@
+//! A store that fails while a job reads its reports: the job fails whole, with a
+//! storage error, and every report stays queued for the next job. A read failure must
+//! never turn into a refused report (the report is fine; the disk is not), and the
+//! reads run on the leader's worker threads.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod support;
+
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cairn_mpc::secret::Seed;
+use cairn_protocol::auth::{ClientId, ClientKey, ClientRecord, Credential};
+use cairn_protocol::client::Client;
+use cairn_protocol::clock::Time;
+use cairn_protocol::config::TaskConfig;
+use cairn_protocol::driver::JobDriver;
+use cairn_protocol::helper::Helper;
+use cairn_protocol::ids::{JobId, ReportId};
+use cairn_protocol::leader::Leader;
+use cairn_protocol::ledger::LedgerEntry;
+use cairn_protocol::messages::ErrorCode;
+use cairn_protocol::parallel::Parallelism;
+use cairn_protocol::scheme::Aggregate;
+use cairn_protocol::store::{
+    CommitOutcome, JobAdmission, JobRecord, MemoryStore, PutOutcome, RoundRecord, RoundState,
+    StoreError, TaskStore,
+};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{Rng, SeedableRng};
+
+const DIM: usize = 50;
+const REPORTS: usize = 12;
+const NOW: Time = Time(1_000);
+
+/// A memory store whose report reads fail while `fail` is set.
+struct FailingReads {
+    inner: MemoryStore,
+    fail: AtomicBool,
+}
+
+impl TaskStore for FailingReads {
+    type Error = StoreError;
+
+    fn client(&self, id: ClientId) -> Result<Option<ClientRecord>, StoreError> {
+        self.inner.client(id)
+    }
+    fn add_client(&self, id: ClientId, key: &ClientKey) -> Result<bool, StoreError> {
+        self.inner.add_client(id, key)
+    }
+    fn revoke_client(&self, id: ClientId) -> Result<bool, StoreError> {
+        self.inner.revoke_client(id)
+    }
+    fn put_report(
+        &self,
+        round: u32,
+        report_id: ReportId,
+        client_id: ClientId,
+        report: &[u8],
+        max_reports: u32,
+    ) -> Result<PutOutcome, StoreError> {
+        self.inner
+            .put_report(round, report_id, client_id, report, max_reports)
+    }
+    fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, StoreError> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::NotFound("the disk (injected read failure)"));
+        }
+        self.inner.report(report_id)
+    }
+    fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, StoreError> {
+        self.inner.queued_reports(round, limit)
+    }
+    fn queued_rounds(&self) -> Result<Vec<u32>, StoreError> {
+        self.inner.queued_rounds()
+    }
+    fn create_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        self.inner.create_job(job)
+    }
+    fn lease_job(
+        &self,
+        job_id: JobId,
+        owner: [u8; 16],
+        now: Time,
+        until: Time,
+    ) -> Result<bool, StoreError> {
+        self.inner.lease_job(job_id, owner, now, until)
+    }
+    fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), StoreError> {
+        self.inner.decide_job(job_id, accepted)
+    }
+    fn open_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        self.inner.open_jobs()
+    }
+    fn prepared_job_digest(&self, job_id: JobId) -> Result<Option<[u8; 32]>, StoreError> {
+        self.inner.prepared_job_digest(job_id)
+    }
+    fn record_prepared(
+        &self,
+        job_id: JobId,
+        job_digest: &[u8; 32],
+        round: u32,
+        reports: &[(ReportId, ClientId)],
+        max_reports: u32,
+    ) -> Result<JobAdmission, StoreError> {
+        self.inner
+            .record_prepared(job_id, job_digest, round, reports, max_reports)
+    }
+    fn round(&self, round: u32) -> Result<Option<RoundRecord>, StoreError> {
+        self.inner.round(round)
+    }
+    fn open_round(
+        &self,
+        round: u32,
+        now: Time,
+        dimension: usize,
+    ) -> Result<RoundState, StoreError> {
+        self.inner.open_round(round, now, dimension)
+    }
+    fn close_round(&self, round: u32) -> Result<(), StoreError> {
+        self.inner.close_round(round)
+    }
+    fn latest_round(&self) -> Result<Option<u32>, StoreError> {
+        self.inner.latest_round()
+    }
+    fn latest_released_round(&self) -> Result<Option<u32>, StoreError> {
+        self.inner.latest_released_round()
+    }
+    fn report_set_digest(&self, round: u32) -> Result<[u8; 32], StoreError> {
+        self.inner.report_set_digest(round)
+    }
+    fn is_aggregated(&self, report_id: ReportId) -> Result<bool, StoreError> {
+        self.inner.is_aggregated(report_id)
+    }
+    fn job_committed(&self, job_id: JobId) -> Result<Option<u32>, StoreError> {
+        self.inner.job_committed(job_id)
+    }
+    fn commit_job(
+        &self,
+        round: u32,
+        job_id: JobId,
+        accepted: &[ReportId],
+        contribution: &Aggregate,
+    ) -> Result<CommitOutcome, StoreError> {
+        self.inner.commit_job(round, job_id, accepted, contribution)
+    }
+    fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.inner.ledger()
+    }
+    fn commit_release(&self, entry: &LedgerEntry, released: &[u8]) -> Result<(), StoreError> {
+        self.inner.commit_release(entry, released)
+    }
+    fn release(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.release(round)
+    }
+    fn put_collect_response(&self, round: u32, response: &[u8]) -> Result<(), StoreError> {
+        self.inner.put_collect_response(round, response)
+    }
+    fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.collect_response(round)
+    }
+
+    fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
+        self.inner.collect_garbage(through_round)
+    }
+}
+
+#[test]
+fn a_failed_report_read_fails_the_job_and_loses_no_report() {
+    let header = format!(
+        "name = \"reads\"\ndimension = {DIM}\nbits = 16\nfrac_bits = 8\n\
+         clip_norm = 4.0\nproof = \"carry-lift\"\nmin_clients = 1\n\
+         max_clients = 1000\nround_duration_secs = 3600\n"
+    );
+    let mut rng = ChaCha20Rng::from_seed([43; 32]);
+    let (toml, _collector_sk, helper_sk) =
+        support::two_aggregator_task(&mut rng, &header, "noise = \"none\"");
+    let task = TaskConfig::from_toml(&toml).unwrap();
+    let store = FailingReads {
+        inner: MemoryStore::new(),
+        fail: AtomicBool::new(false),
+    };
+    let parallelism = Parallelism::with_threads(NonZeroUsize::new(2).unwrap());
+    let mut leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), store)
+        .unwrap()
+        .with_parallelism(parallelism.clone());
+    let mut helper = Helper::new(
+        task.clone(),
+        1,
+        Seed::from_bytes([5; 32]),
+        helper_sk,
+        MemoryStore::new(),
+    )
+    .unwrap()
+    .with_parallelism(parallelism);
+    for _ in 0..REPORTS {
+        let cred = Credential::generate(task.id(), &mut rng);
+        leader
+            .store()
+            .add_client(cred.client_id(), &cred.key_for(0))
+            .unwrap();
+        helper
+            .store()
+            .add_client(cred.client_id(), &cred.key_for(1))
+            .unwrap();
+        let client = Client::new(task.clone(), cred).unwrap();
+        let x: Vec<i64> = (0..DIM)
+            .map(|_| i64::from(rng.next_u32() % 9) - 4)
+            .collect();
+        let req = client.prepare_upload_quantised(0, &x, &mut rng).unwrap();
+        leader.handle_upload(req, NOW).unwrap();
+    }
+    let queued = leader.store().queued_reports(0, usize::MAX).unwrap();
+    assert_eq!(queued.len(), REPORTS);
+
+    // The disk fails while the job reads: a storage error, no job, nothing refused.
+    leader.store().fail.store(true, Ordering::SeqCst);
+    let err = JobDriver::start(&mut leader, 0, &mut rng).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Internal, "{err:?}");
+    assert_eq!(
+        leader.store().queued_reports(0, usize::MAX).unwrap(),
+        queued
+    );
+    assert!(leader.store().open_jobs().unwrap().is_empty());
+
+    // Once it reads again, the same reports are aggregated, each exactly once.
+    leader.store().fail.store(false, Ordering::SeqCst);
+    let mut accepted = 0;
+    while let Some(mut driver) = JobDriver::start(&mut leader, 0, &mut rng).unwrap() {
+        while let Some(request) = driver.poll_transmit() {
+            let answer = helper.handle_message(request.message, NOW, &mut rng);
+            driver.handle_answer(&mut leader, answer).unwrap();
+        }
+        assert!(driver.take_rejections().is_empty());
+        accepted += 1;
+    }
+    assert!(accepted >= 1);
+    assert_eq!(
+        leader.store().round(0).unwrap().unwrap().count,
+        REPORTS as u32
+    );
+    assert!(
+        leader
+            .store()
+            .queued_reports(0, usize::MAX)
+            .unwrap()
+            .is_empty()
+    );
+}
