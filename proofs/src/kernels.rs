@@ -284,6 +284,7 @@ impl ProofField for Field64 {
             sum.0 += product & u128::from(u64::MAX);
             sum.1 += product >> 64;
         }
+        debug_assert!(x.len() <= stride, "a row longer than the sums' stride");
         let width = x.len().min(stride);
         if let [c0, c1] = coefficients {
             // Two query points (the carry-lift proof): each value is read once.

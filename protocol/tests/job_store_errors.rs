@@ -7,7 +7,7 @@
 mod support;
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cairn_mpc::secret::Seed;
 use cairn_protocol::auth::{ClientId, ClientKey, ClientRecord, Credential};
@@ -33,10 +33,22 @@ const DIM: usize = 50;
 const REPORTS: usize = 12;
 const NOW: Time = Time(1_000);
 
-/// A memory store whose report reads fail while `fail` is set.
+/// A memory store whose report reads fail while `fail` is set, or once
+/// `reads_left` reaches zero.
 struct FailingReads {
     inner: MemoryStore,
     fail: AtomicBool,
+    reads_left: AtomicUsize,
+}
+
+impl FailingReads {
+    fn new() -> Self {
+        Self {
+            inner: MemoryStore::new(),
+            fail: AtomicBool::new(false),
+            reads_left: AtomicUsize::new(usize::MAX),
+        }
+    }
 }
 
 impl TaskStore for FailingReads {
@@ -63,7 +75,11 @@ impl TaskStore for FailingReads {
             .put_report(round, report_id, client_id, report, max_reports)
     }
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, StoreError> {
-        if self.fail.load(Ordering::SeqCst) {
+        let exhausted = self
+            .reads_left
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_err();
+        if self.fail.load(Ordering::SeqCst) || exhausted {
             return Err(StoreError::NotFound("the disk (injected read failure)"));
         }
         self.inner.report(report_id)
@@ -176,10 +192,7 @@ fn a_failed_report_read_fails_the_job_and_loses_no_report() {
     let (toml, _collector_sk, helper_sk) =
         support::two_aggregator_task(&mut rng, &header, "noise = \"none\"");
     let task = TaskConfig::from_toml(&toml).unwrap();
-    let store = FailingReads {
-        inner: MemoryStore::new(),
-        fail: AtomicBool::new(false),
-    };
+    let store = FailingReads::new();
     let parallelism = Parallelism::with_threads(NonZeroUsize::new(2).unwrap());
     let mut leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), store)
         .unwrap()
@@ -245,5 +258,67 @@ fn a_failed_report_read_fails_the_job_and_loses_no_report() {
             .queued_reports(0, usize::MAX)
             .unwrap()
             .is_empty()
+    );
+}
+
+#[test]
+fn a_failed_read_while_resuming_keeps_no_job_without_its_messages() {
+    let header = format!(
+        "name = \"resume\"\ndimension = {DIM}\nbits = 16\nfrac_bits = 8\n\
+         clip_norm = 4.0\nproof = \"carry-lift\"\nmin_clients = 1\n\
+         max_clients = 1000\nround_duration_secs = 3600\n"
+    );
+    let mut rng = ChaCha20Rng::from_seed([44; 32]);
+    let (toml, _collector_sk, _helper_sk) =
+        support::two_aggregator_task(&mut rng, &header, "noise = \"none\"");
+    let task = TaskConfig::from_toml(&toml).unwrap();
+    let mut leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), FailingReads::new())
+        .unwrap()
+        .with_parallelism(Parallelism::with_threads(NonZeroUsize::new(2).unwrap()));
+    // Two jobs: a full batch and three reports.
+    for _ in 0..leader.job_batch() + 3 {
+        let cred = Credential::generate(task.id(), &mut rng);
+        leader
+            .store()
+            .add_client(cred.client_id(), &cred.key_for(0))
+            .unwrap();
+        let client = Client::new(task.clone(), cred).unwrap();
+        let x: Vec<i64> = (0..DIM)
+            .map(|_| i64::from(rng.next_u32() % 3) - 1)
+            .collect();
+        let req = client.prepare_upload_quantised(0, &x, &mut rng).unwrap();
+        leader.handle_upload(req, NOW).unwrap();
+    }
+    let (first, _) = leader.start_job(0, &mut rng).unwrap().unwrap();
+    let (second, _) = leader.start_job(0, &mut rng).unwrap().unwrap();
+    // As after a restart: the jobs are recorded, nothing is in memory.
+    leader.forget_job(first);
+    leader.forget_job(second);
+
+    // The disk fails after the first job to be resumed was read whole.
+    let open = leader.store().open_jobs().unwrap();
+    assert_eq!(open.len(), 2);
+    let first_size = open[0].reports.len();
+    leader
+        .store()
+        .reads_left
+        .store(first_size, Ordering::SeqCst);
+    leader.resume_jobs().unwrap_err();
+
+    // The next resume sends both jobs' messages again: none was kept without them.
+    leader
+        .store()
+        .reads_left
+        .store(usize::MAX, Ordering::SeqCst);
+    let resumed = leader.resume_jobs().unwrap();
+    let mut ids: Vec<JobId> = resumed.iter().map(|r| r.job_id).collect();
+    ids.sort_by_key(|id| id.0);
+    let mut expected = vec![first, second];
+    expected.sort_by_key(|id| id.0);
+    assert_eq!(ids, expected);
+    assert!(
+        resumed
+            .iter()
+            .all(|r| r.inits.iter().any(|i| !i.reports.is_empty()))
     );
 }

@@ -222,7 +222,10 @@ impl<F: ProofField> WireRun<'_, F> {
     /// Checks that the runs' widths add up to `arity` and that no run has more values
     /// than its width.
     fn check(runs: &[Self], arity: usize) -> Result<(), FlpError> {
-        let width: usize = runs.iter().map(|r| r.width).sum();
+        let width = runs
+            .iter()
+            .try_fold(0usize, |sum, r| sum.checked_add(r.width))
+            .unwrap_or(usize::MAX);
         check_len("gadget inputs", arity, width)?;
         match runs.iter().find(|r| r.values.len() > r.width) {
             Some(run) => Err(FlpError::Length {

@@ -52,6 +52,7 @@ pub(super) fn dit(raw: &mut [u64], twiddles: &[Field64]) -> bool {
     if !available() || raw.len() < LANES {
         return false;
     }
+    debug_assert!(raw.len().is_power_of_two(), "NTT sizes are powers of two");
     let tables = raw_tables(twiddles);
     // SAFETY: `dit_avx512` needs AVX-512F, which `available()` has just confirmed on
     // this CPU; it has no other requirement.
@@ -65,6 +66,7 @@ pub(super) fn dif(raw: &mut [u64], twiddles: &[Field64]) -> bool {
     if !available() || raw.len() < LANES {
         return false;
     }
+    debug_assert!(raw.len().is_power_of_two(), "NTT sizes are powers of two");
     let tables = raw_tables(twiddles);
     // SAFETY: as in `dit`: AVX-512F was confirmed by `available()`.
     unsafe { dif_avx512(raw, &tables) };

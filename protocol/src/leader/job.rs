@@ -109,8 +109,22 @@ impl<S: TaskStore> Leader<S> {
 
     /// After a restart: re-prepares every recorded, uncommitted job. Returns, per job,
     /// the [`JobInit`]s and, for decided jobs, the [`JobContinue`] to re-send.
+    ///
+    /// On an error (a store that cannot be read) no job of this call is kept in
+    /// memory, so the next call resumes all of them: a job kept without its messages
+    /// would never be sent again.
     pub fn resume_jobs(&mut self) -> Result<Vec<ResumedJob>, Reject> {
         let mut out = Vec::new();
+        if let Err(e) = self.resume_into(&mut out) {
+            for resumed in &out {
+                self.jobs.remove(&resumed.job_id);
+            }
+            return Err(e);
+        }
+        Ok(out)
+    }
+
+    fn resume_into(&mut self, out: &mut Vec<ResumedJob>) -> Result<(), Reject> {
         for record in self.core.store.open_jobs().map_err(Reject::storage)? {
             if self.jobs.contains_key(&record.job_id) || !self.lease(record.job_id)? {
                 continue;
@@ -134,7 +148,7 @@ impl<S: TaskStore> Leader<S> {
                 decided: cont,
             });
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Drops the in-memory state of a job whose messages could not be delivered (a
