@@ -181,23 +181,22 @@ impl TaskStore for FailingReads {
     }
 }
 
-#[test]
-fn a_failed_report_read_fails_the_job_and_loses_no_report() {
+/// A task of dimension `DIM`, a leader on a [`FailingReads`] store and a helper, both
+/// on two threads.
+fn aggregators(rng: &mut ChaCha20Rng) -> (TaskConfig, Leader<FailingReads>, Helper<MemoryStore>) {
     let header = format!(
         "name = \"reads\"\ndimension = {DIM}\nbits = 16\nfrac_bits = 8\n\
          clip_norm = 4.0\nproof = \"carry-lift\"\nmin_clients = 1\n\
          max_clients = 1000\nround_duration_secs = 3600\n"
     );
-    let mut rng = ChaCha20Rng::from_seed([43; 32]);
     let (toml, _collector_sk, helper_sk) =
-        support::two_aggregator_task(&mut rng, &header, "noise = \"none\"");
+        support::two_aggregator_task(rng, &header, "noise = \"none\"");
     let task = TaskConfig::from_toml(&toml).unwrap();
-    let store = FailingReads::new();
     let parallelism = Parallelism::with_threads(NonZeroUsize::new(2).unwrap());
-    let mut leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), store)
+    let leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), FailingReads::new())
         .unwrap()
         .with_parallelism(parallelism.clone());
-    let mut helper = Helper::new(
+    let helper = Helper::new(
         task.clone(),
         1,
         Seed::from_bytes([5; 32]),
@@ -206,8 +205,20 @@ fn a_failed_report_read_fails_the_job_and_loses_no_report() {
     )
     .unwrap()
     .with_parallelism(parallelism);
-    for _ in 0..REPORTS {
-        let cred = Credential::generate(task.id(), &mut rng);
+    (task, leader, helper)
+}
+
+/// Uploads `count` honest reports of round 0, each from a new client both aggregators
+/// know.
+fn upload(
+    task: &TaskConfig,
+    leader: &mut Leader<FailingReads>,
+    helper: &Helper<MemoryStore>,
+    count: usize,
+    rng: &mut ChaCha20Rng,
+) {
+    for _ in 0..count {
+        let cred = Credential::generate(task.id(), rng);
         leader
             .store()
             .add_client(cred.client_id(), &cred.key_for(0))
@@ -220,9 +231,16 @@ fn a_failed_report_read_fails_the_job_and_loses_no_report() {
         let x: Vec<i64> = (0..DIM)
             .map(|_| i64::from(rng.next_u32() % 9) - 4)
             .collect();
-        let req = client.prepare_upload_quantised(0, &x, &mut rng).unwrap();
+        let req = client.prepare_upload_quantised(0, &x, rng).unwrap();
         leader.handle_upload(req, NOW).unwrap();
     }
+}
+
+#[test]
+fn a_failed_report_read_fails_the_job_and_loses_no_report() {
+    let mut rng = ChaCha20Rng::from_seed([43; 32]);
+    let (task, mut leader, mut helper) = aggregators(&mut rng);
+    upload(&task, &mut leader, &helper, REPORTS, &mut rng);
     let queued = leader.store().queued_reports(0, usize::MAX).unwrap();
     assert_eq!(queued.len(), REPORTS);
 
@@ -263,32 +281,11 @@ fn a_failed_report_read_fails_the_job_and_loses_no_report() {
 
 #[test]
 fn a_failed_read_while_resuming_keeps_no_job_without_its_messages() {
-    let header = format!(
-        "name = \"resume\"\ndimension = {DIM}\nbits = 16\nfrac_bits = 8\n\
-         clip_norm = 4.0\nproof = \"carry-lift\"\nmin_clients = 1\n\
-         max_clients = 1000\nround_duration_secs = 3600\n"
-    );
     let mut rng = ChaCha20Rng::from_seed([44; 32]);
-    let (toml, _collector_sk, _helper_sk) =
-        support::two_aggregator_task(&mut rng, &header, "noise = \"none\"");
-    let task = TaskConfig::from_toml(&toml).unwrap();
-    let mut leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), FailingReads::new())
-        .unwrap()
-        .with_parallelism(Parallelism::with_threads(NonZeroUsize::new(2).unwrap()));
+    let (task, mut leader, helper) = aggregators(&mut rng);
     // Two jobs: a full batch and three reports.
-    for _ in 0..leader.job_batch() + 3 {
-        let cred = Credential::generate(task.id(), &mut rng);
-        leader
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(0))
-            .unwrap();
-        let client = Client::new(task.clone(), cred).unwrap();
-        let x: Vec<i64> = (0..DIM)
-            .map(|_| i64::from(rng.next_u32() % 3) - 1)
-            .collect();
-        let req = client.prepare_upload_quantised(0, &x, &mut rng).unwrap();
-        leader.handle_upload(req, NOW).unwrap();
-    }
+    let reports = leader.job_batch() + 3;
+    upload(&task, &mut leader, &helper, reports, &mut rng);
     let (first, _) = leader.start_job(0, &mut rng).unwrap().unwrap();
     let (second, _) = leader.start_job(0, &mut rng).unwrap().unwrap();
     // As after a restart: the jobs are recorded, nothing is in memory.

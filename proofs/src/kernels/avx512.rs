@@ -49,27 +49,36 @@ pub(super) fn available() -> bool {
 /// `twiddles` the stage tables of [`crate::ntt::stage_twiddles`]). Returns `false`,
 /// touching nothing, when the CPU lacks AVX-512F or `n < LANES`.
 pub(super) fn dit(raw: &mut [u64], twiddles: &[Field64]) -> bool {
-    if !available() || raw.len() < LANES {
-        return false;
-    }
-    debug_assert!(raw.len().is_power_of_two(), "NTT sizes are powers of two");
-    let tables = raw_tables(twiddles);
-    // SAFETY: `dit_avx512` needs AVX-512F, which `available()` has just confirmed on
-    // this CPU; it has no other requirement.
-    unsafe { dit_avx512(raw, &tables) };
-    true
+    transform(raw, twiddles, Direction::Time)
 }
 
 /// Runs every decimation-in-frequency stage on `raw`; `false`, touching nothing,
 /// without AVX-512F or when `n < LANES`.
 pub(super) fn dif(raw: &mut [u64], twiddles: &[Field64]) -> bool {
+    transform(raw, twiddles, Direction::Frequency)
+}
+
+/// Which decimation a transform uses.
+#[derive(Clone, Copy)]
+enum Direction {
+    Time,
+    Frequency,
+}
+
+fn transform(raw: &mut [u64], twiddles: &[Field64], direction: Direction) -> bool {
     if !available() || raw.len() < LANES {
         return false;
     }
     debug_assert!(raw.len().is_power_of_two(), "NTT sizes are powers of two");
     let tables = raw_tables(twiddles);
-    // SAFETY: as in `dit`: AVX-512F was confirmed by `available()`.
-    unsafe { dif_avx512(raw, &tables) };
+    // SAFETY: both functions need AVX-512F, which `available()` has just confirmed on
+    // this CPU; they have no other requirement.
+    unsafe {
+        match direction {
+            Direction::Time => dit_avx512(raw, &tables),
+            Direction::Frequency => dif_avx512(raw, &tables),
+        }
+    }
     true
 }
 
