@@ -5,11 +5,11 @@
 //! proving and verifying (the NTT butterflies, `acc += a·x`, the carry-lift lift).
 //! Every method has a generic default written with the field operators (the lazy
 //! sums of the verifier, [`ProofField::LazySum`], are the exception: each field
-//! defines its own form); `Field64` overrides them with Goldilocks arithmetic on raw `u64`s whose conditional
-//! corrections use [`core::hint::select_unpredictable`]. That matters: with
-//! uniformly random operands the carries and borrows of modular addition are coin
-//! flips, and when the compiler turns the masks into branches about half of them are
-//! mispredicted, which dominated the NTT in profiles. The selects compile to
+//! defines its own form); `Field64` overrides them with Goldilocks arithmetic on raw
+//! `u64`s whose conditional corrections use [`core::hint::select_unpredictable`].
+//! That matters: with uniformly random operands the carries and borrows of modular
+//! addition are coin flips, and when the compiler turns the masks into branches about
+//! half of them are mispredicted, which dominated the NTT in profiles. The selects compile to
 //! conditional moves, so the fast path is also free of data-dependent branches.
 //!
 //! Both paths compute the same canonical results; tests compare them.
@@ -422,9 +422,8 @@ impl ProofField for Field64 {
 
 /// `out[j] (+)= lo[j] + 2^64·hi[j] mod p` (`2^64 ≡ ε`), adding when `accumulate`.
 fn finish_lazy(out: &mut [Field64], lo: &[u128], hi: &[u128], accumulate: bool) {
-    let two_64 = Field64::from_u64_reduced(0xFFFF_FFFF);
     for ((o, l), h) in out.iter_mut().zip(lo).zip(hi) {
-        let v = Field64::reduce_u128(*l) + Field64::reduce_u128(*h) * two_64;
+        let v = Field64::lazy_value(&(*l, *h));
         *o = if accumulate { *o + v } else { v };
     }
 }
@@ -527,7 +526,7 @@ mod tests {
         }
 
         #[test]
-        fn lazy_sums_do_not_overflow_with_the_largest_products(count in 1usize..2000) {
+        fn the_largest_products_sum_exactly(count in 1usize..2000) {
             // (p − 1)² is the largest product; `count` of them, in one row each.
             let top = -Field64::ONE;
             let mut lazy = vec![Field64::LAZY_ZERO; 2];

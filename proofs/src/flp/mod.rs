@@ -203,15 +203,9 @@ impl<F: ProofField> WireRun<'_, F> {
     /// Replaces `inputs` with the inputs the runs stand for; a run with more values
     /// than its width is a length error.
     pub fn concatenate_into(runs: &[Self], inputs: &mut Vec<F>) -> Result<(), FlpError> {
+        Self::check_values(runs)?;
         inputs.clear();
         for run in runs {
-            if run.values.len() > run.width {
-                return Err(FlpError::Length {
-                    what: "wire run",
-                    expected: run.width,
-                    got: run.values.len(),
-                });
-            }
             let start = inputs.len();
             inputs.resize(start + run.width, F::ZERO);
             F::scale_into(&mut inputs[start..], run.values, run.scale);
@@ -227,6 +221,11 @@ impl<F: ProofField> WireRun<'_, F> {
             .try_fold(0usize, |sum, r| sum.checked_add(r.width))
             .unwrap_or(usize::MAX);
         check_len("gadget inputs", arity, width)?;
+        Self::check_values(runs)
+    }
+
+    /// Checks that no run has more values than its width.
+    fn check_values(runs: &[Self]) -> Result<(), FlpError> {
         match runs.iter().find(|r| r.values.len() > r.width) {
             Some(run) => Err(FlpError::Length {
                 what: "wire run",
