@@ -95,7 +95,6 @@ pub fn clip_l2<T: Coordinate>(x: &mut [T], bound: f64) -> Result<ClipOutcome, Cl
     if !(bound.is_finite() && bound > 0.0) {
         return Err(ClipError::InvalidBound(bound));
     }
-    let original: Vec<T> = x.to_vec();
     let norm_before = l2_norm(x)?;
     if norm_before <= bound {
         return Ok(ClipOutcome {
@@ -104,6 +103,7 @@ pub fn clip_l2<T: Coordinate>(x: &mut [T], bound: f64) -> Result<ClipOutcome, Cl
             clipped: false,
         });
     }
+    let original: Vec<T> = x.to_vec();
     let mut factor = bound / norm_before;
     // Shrink steps double (2^−40, 2^−39, …) so that even f32 rounding (relative 2^−24) is
     // absorbed within a few dozen passes.

@@ -109,11 +109,7 @@ impl FixedPoint {
         xs: &[f64],
         rng: &mut R,
     ) -> Result<Vec<i64>, FixedPointError> {
-        let mut out = Vec::with_capacity(xs.len());
-        for (index, &x) in xs.iter().enumerate() {
-            out.push(self.encode_one(x, index, rng)?);
-        }
-        Ok(out)
+        self.encode_with(xs.len(), |i| xs[i], rng)
     }
 
     /// Encodes `xs` with randomised rounding (each value widened to `f64`, exactly).
@@ -122,10 +118,55 @@ impl FixedPoint {
         xs: &[f32],
         rng: &mut R,
     ) -> Result<Vec<i64>, FixedPointError> {
-        let mut out = Vec::with_capacity(xs.len());
-        for (index, &x) in xs.iter().enumerate() {
-            out.push(self.encode_one(f64::from(x), index, rng)?);
+        self.encode_with(xs.len(), |i| f64::from(xs[i]), rng)
+    }
+
+    /// Encodes `value(0) … value(len − 1)` in blocks: a block whose every value takes
+    /// one 64-bit word ([`FixedPoint::one_word`]) draws its words in one
+    /// `fill_bytes` and rounds without branches; any other block goes value by value
+    /// through [`FixedPoint::encode_one`]. Either way the words are consumed in the
+    /// order `next_u64` would return them, so the result does not depend on the path.
+    fn encode_with<R: CryptoRng + ?Sized>(
+        &self,
+        len: usize,
+        value: impl Fn(usize) -> f64,
+        rng: &mut R,
+    ) -> Result<Vec<i64>, FixedPointError> {
+        const BLOCK: usize = 64;
+        let mut out = Vec::with_capacity(len);
+        let mut words = [0u8; 8 * BLOCK];
+        let mut parts = [OneWord::default(); BLOCK];
+        let mut start = 0;
+        while start < len {
+            let block = BLOCK.min(len - start);
+            let mut fast = true;
+            for (i, part) in parts[..block].iter_mut().enumerate() {
+                let (p, ok) = self.one_word_lane(value(start + i));
+                *part = p;
+                fast &= ok;
+            }
+            if fast {
+                let words = &mut words[..8 * block];
+                rng.fill_bytes(words);
+                out.extend(
+                    parts[..block]
+                        .iter()
+                        .zip(words.chunks_exact(8))
+                        .map(|(part, word)| {
+                            let mut draw = [0u8; 8];
+                            draw.copy_from_slice(word);
+                            part.round(u64::from_le_bytes(draw))
+                        }),
+                );
+            } else {
+                for index in start..start + block {
+                    out.push(self.encode_one(value(index), index, rng)?);
+                }
+            }
+            start += block;
         }
+        zeroize::Zeroize::zeroize(&mut words);
+        zeroize::Zeroize::zeroize(&mut parts);
         Ok(out)
     }
 
@@ -151,6 +192,19 @@ impl FixedPoint {
     }
 
     fn encode_one<R: CryptoRng + ?Sized>(
+        &self,
+        x: f64,
+        index: usize,
+        rng: &mut R,
+    ) -> Result<i64, FixedPointError> {
+        match self.one_word(x) {
+            Some(part) => Ok(part.round(rng.next_u64())),
+            None => self.encode_one_general(x, index, rng),
+        }
+    }
+
+    /// Any input, with the Bernoulli trial over as many 64-bit windows as it needs.
+    fn encode_one_general<R: CryptoRng + ?Sized>(
         &self,
         x: f64,
         index: usize,
@@ -196,6 +250,75 @@ impl FixedPoint {
         } else {
             magnitude
         })
+    }
+}
+
+/// A value whose randomised rounding takes exactly one 64-bit word `U·2^64`: its
+/// magnitude is `integer + [U·2^64 < target]`.
+#[derive(Clone, Copy, Default)]
+struct OneWord {
+    integer: u64,
+    target: u64,
+    negative: bool,
+}
+
+// The default is all zeros, so `zeroize` may overwrite with it.
+impl zeroize::DefaultIsZeroes for OneWord {}
+
+impl OneWord {
+    #[inline(always)]
+    fn round(&self, draw: u64) -> i64 {
+        // integer + 1 ≤ 2^62 was checked, so the cast is exact.
+        let magnitude = (self.integer + u64::from(draw < self.target)) as i64;
+        if self.negative { -magnitude } else { magnitude }
+    }
+}
+
+impl FixedPoint {
+    /// The common case of [`FixedPoint::encode_one`] in straight-line code: zero, or a
+    /// normal `x` whose scaled magnitude `|y| = m·2^(e+f)` has between 1 and 63
+    /// fraction bits `r/2^k` and whose roundings both fit. The fraction then lies in
+    /// the first 64-bit window, so the Bernoulli trial is one draw, `U·2^64 <
+    /// r·2^(64−k)` (for zero and for `r = 0` the word is drawn and ignored, as on the
+    /// general path): the same words drawn, the same result. `None` sends every other
+    /// input (subnormals, NaN, ∞, integers too large for a fraction, values out of
+    /// range) to the general path.
+    #[inline(always)]
+    fn one_word(&self, x: f64) -> Option<OneWord> {
+        let (part, ok) = self.one_word_lane(x);
+        ok.then_some(part)
+    }
+
+    /// [`FixedPoint::one_word`] without branches, so a block of values vectorises:
+    /// the parts, and whether they are valid (when not, the parts are meaningless).
+    #[inline(always)]
+    fn one_word_lane(&self, x: f64) -> (OneWord, bool) {
+        let bits = x.to_bits();
+        let negative = bits >> 63 == 1;
+        let zero = bits << 1 == 0;
+        let exponent_field = ((bits >> 52) & 0x7FF) as i64;
+        // k = −(e + f) with e = exponent_field − 1075; exponent 0 is zero or a
+        // subnormal, 0x7FF NaN or ∞ (and k < 0 there).
+        let k = 1075 - exponent_field - i64::from(self.frac_bits);
+        let has_fraction = exponent_field != 0 && (1..64).contains(&k);
+        // Out-of-range shifts only occur in lanes that are not valid: keep them legal.
+        let shift = (k as u64 & 63) as u32;
+        let m = if zero {
+            0
+        } else {
+            (bits & ((1u64 << 52) - 1)) | (1u64 << 52)
+        };
+        let integer = m >> shift;
+        let r = m & ((1u64 << shift) - 1);
+        // 2^(b−1) for negative values, 2^(b−1) − 1 for positive ones.
+        let limit = (1u64 << (self.bits - 1)) - u64::from(!negative);
+        let fits = integer + u64::from(r != 0) <= limit;
+        let part = OneWord {
+            integer,
+            target: r.wrapping_shl(64 - shift),
+            negative,
+        };
+        (part, zero || (has_fraction && fits))
     }
 }
 
@@ -274,7 +397,7 @@ fn fraction_window(r: u64, k: u32, j: u32) -> u64 {
 mod tests {
     use super::*;
     use core::convert::Infallible;
-    use rand_core::{SeedableRng, TryCryptoRng, TryRng};
+    use rand_core::{Rng, SeedableRng, TryCryptoRng, TryRng};
 
     /// An "RNG" replaying fixed words, to drive the Bernoulli trial down chosen paths.
     struct Replay(Vec<u64>);
@@ -396,6 +519,81 @@ mod tests {
         assert_eq!((m, e), (1, -1074));
         let mut zeros = Replay(vec![0; 17]);
         assert!(bernoulli_dyadic(1, 1074, &mut zeros));
+    }
+
+    #[test]
+    fn one_word_path_matches_the_general_one() {
+        // Every exponent around the fast path's edges (k = 0, 1, 63, 64), both signs,
+        // values at and past the range limits, and random mantissas: same value, same
+        // words drawn (the two RNGs stay in step), same refusals.
+        let mut inputs = vec![0.0, -0.0, 1.0, -1.0, 2047.9375, -2048.0, 2047.95, -2048.01];
+        let mut pick = rng();
+        for exponent in -80..16 {
+            for _ in 0..20 {
+                let m = (pick.next_u64() >> 11) as f64 / (1u64 << 53) as f64 + 1.0;
+                let x = m * 2f64.powi(exponent);
+                inputs.extend([x, -x]);
+            }
+        }
+        for fp in [
+            FixedPoint::new(4, 16).unwrap(),
+            FixedPoint::new(14, 16).unwrap(),
+        ] {
+            let (mut a, mut b) = (rng(), rng());
+            let mut fast = 0;
+            for (index, &x) in inputs.iter().enumerate() {
+                let general = fp.encode_one_general(x, index, &mut b);
+                if let Some(part) = fp.one_word(x) {
+                    fast += 1;
+                    assert_eq!(Ok(part.round(a.next_u64())), general, "{x}");
+                } else {
+                    assert_eq!(fp.encode_one_general(x, index, &mut a), general, "{x}");
+                }
+                assert_eq!(a.next_u64(), b.next_u64(), "{x}: the RNGs drifted apart");
+            }
+            assert!(fast > inputs.len() / 4, "{fast} of {}", inputs.len());
+        }
+    }
+
+    #[test]
+    fn blocks_encode_as_value_by_value() {
+        // Vectors whose blocks of 64 are all one-word values, or hold one value that is
+        // not (a subnormal, a tiny value needing several windows, an integer): the
+        // encoding and the words consumed equal the value-by-value general path's.
+        let fp = FixedPoint::new(8, 16).unwrap();
+        let mut pick = rng();
+        let mut xs: Vec<f64> = (0..1_000)
+            .map(|_| (pick.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 200.0 - 100.0)
+            .collect();
+        xs[3] = 0.0;
+        xs[70] = 1e-300;
+        xs[200] = f64::from_bits(7);
+        xs[650] = -42.0;
+        xs[999] = 3e-30;
+        let (mut a, mut b) = (rng(), rng());
+        let blocks = fp.encode_f64(&xs, &mut a).unwrap();
+        let single: Vec<i64> = xs
+            .iter()
+            .enumerate()
+            .map(|(i, &x)| fp.encode_one_general(x, i, &mut b).unwrap())
+            .collect();
+        assert_eq!(blocks, single);
+        assert_eq!(a.next_u64(), b.next_u64());
+        // A refusal inside a block names its own index.
+        xs[130] = 1e6;
+        assert_eq!(
+            fp.encode_f64(&xs, &mut rng()),
+            Err(FixedPointError::OutOfRange {
+                index: 130,
+                bits: 16,
+                frac_bits: 8
+            })
+        );
+        xs[129] = f64::NAN;
+        assert_eq!(
+            fp.encode_f64(&xs, &mut rng()),
+            Err(FixedPointError::NotFinite { index: 129 })
+        );
     }
 
     #[test]
