@@ -332,7 +332,7 @@ fn task_toml(params: &InitParams, collector_pk: &str, aggregators: &str) -> anyh
     for frac_bits in (0..=14u8).rev() {
         let base = format!(
             "name = \"{name}\"\ndimension = {d}\nbits = {BITS}\nfrac_bits = {frac_bits}\nclip_norm = {clip:?}\n\
-             proof = \"carry-lift\"\nmin_clients = {min}\nmax_clients = {max}\nround_duration_secs = 3600\n",
+             proof = \"carry-lift\"\njoint_rand_hash = \"blake3\"\nmin_clients = {min}\nmax_clients = {max}\nround_duration_secs = 3600\n",
             name = params.name,
             d = params.dimension,
             clip = params.clip,
@@ -573,6 +573,12 @@ mod tests {
         let task = TaskConfig::from_toml(&fs::read_to_string(&d.task).unwrap()).unwrap();
         assert_eq!(task.num_aggregators(), 3);
         assert!(task.privacy().sigma.unwrap() > 0.0);
+        // New tasks hash the joint randomness with BLAKE3 (a fifth of SHA-256's time
+        // on the leader's share).
+        assert_eq!(
+            task.joint_rand_hash(),
+            cairn_protocol::config::JointRandHash::Blake3
+        );
         for node in &d.nodes {
             crate::node::NodeSetup::load(node).unwrap();
         }

@@ -4,7 +4,7 @@
 use cairn_mpc::codec::Encode;
 use cairn_mpc::field::{Field64, FieldElement};
 use cairn_mpc::secret::Seed;
-use cairn_proofs::carry_lift::{CarryLift, CarryLiftParams, InputShare, Report};
+use cairn_proofs::carry_lift::{CarryLift, CarryLiftParams, InputShare, JointRandHash, Report};
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -106,6 +106,11 @@ fn one_thousand_random_honest_reports_are_accepted() {
             bits,
             norm_bound: bound,
             chunk: None,
+            joint_rand_hash: if case % 3 == 0 {
+                JointRandHash::Blake3
+            } else {
+                JointRandHash::Sha256
+            },
         })
         .unwrap();
         let task = [case as u8; 32];
@@ -134,6 +139,7 @@ fn aggregate_of_many_reports_is_the_sum_and_chunk_choice_does_not_matter() {
             bits: 16,
             norm_bound: 20_000,
             chunk,
+            joint_rand_hash: JointRandHash::Blake3,
         })
         .unwrap();
         let task = [9; 32];
@@ -237,4 +243,25 @@ fn client_refuses_invalid_inputs() {
     );
     assert!(cl.shard(&t, &r, &[60, 80, 0], &mut rng).is_ok());
     assert!(cl.shard(&t, &r, &[-100, 0, 0], &mut rng).is_ok());
+}
+
+#[test]
+fn a_report_proved_under_one_joint_rand_hash_is_refused_under_the_other() {
+    // The hash is part of the task: aggregators recompute their parts with their own
+    // and find the client's do not match, so nothing verifies across the two.
+    let mut rng = ChaCha20Rng::from_seed([44; 32]);
+    let params = |joint_rand_hash| CarryLiftParams {
+        joint_rand_hash,
+        ..CarryLiftParams::new(30, 2, 5_000)
+    };
+    let sha = CarryLift::new(params(JointRandHash::Sha256)).unwrap();
+    let blake = CarryLift::new(params(JointRandHash::Blake3)).unwrap();
+    let (task, report_id, key) = ([5; 32], [6; 16], Seed::generate(&mut rng));
+    let x: Vec<i64> = (0..30).map(|i| i - 15).collect();
+    for (client, aggregators) in [(&sha, &blake), (&blake, &sha)] {
+        let report = client.shard(&task, &report_id, &x, &mut rng).unwrap();
+        assert!(run(aggregators, &task, &report_id, report, &key).is_none());
+        let report = client.shard(&task, &report_id, &x, &mut rng).unwrap();
+        assert!(run(client, &task, &report_id, report, &key).is_some());
+    }
 }

@@ -19,11 +19,11 @@
 use cairn_mpc::codec::{CodecError, Encode, Reader};
 use cairn_mpc::field::{Field64, FieldElement};
 use cairn_mpc::secret::{SecretVec, Seed};
-use cairn_proofs::carry_lift::{CarryLift, CarryLiftParams, InputShare, PrepState};
+use cairn_proofs::carry_lift::{self, CarryLift, CarryLiftParams, InputShare, PrepState};
 use cairn_proofs::no_proof::{NoProof, NoProofInputShare, NoProofParams};
 use rand_core::CryptoRng;
 
-use crate::config::{ConfigError, ProofMode, TaskConfig};
+use crate::config::{ConfigError, JointRandHash, ProofMode, TaskConfig};
 use crate::ids::ReportId;
 use crate::ids::TaskId;
 use crate::messages::{ErrorCode, Limits};
@@ -185,6 +185,10 @@ impl Scheme {
                     task.norm_bound(),
                 );
                 params.bits = u32::from(task.bits());
+                params.joint_rand_hash = match task.joint_rand_hash() {
+                    JointRandHash::Sha256 => carry_lift::JointRandHash::Sha256,
+                    JointRandHash::Blake3 => carry_lift::JointRandHash::Blake3,
+                };
                 Kind::CarryLift(CarryLift::new(params).map_err(|e| invalid(e.to_string()))?)
             }
             ProofMode::None => Kind::NoProof(

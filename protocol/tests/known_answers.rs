@@ -314,6 +314,7 @@ fn vectors() -> Value {
         support::two_aggregator_task(&mut rng, header, "noise = \"none\"");
     let task = TaskConfig::from_toml(&text).expect("the task parses");
     let verify_key = [3u8; 32];
+    let helper_sk_hex = helper_sk.dangerous_to_hex();
     let mut leader = Leader::new(
         task.clone(),
         Seed::from_bytes(verify_key),
@@ -411,6 +412,8 @@ fn vectors() -> Value {
         .encode(),
     );
 
+    let blake3 = blake3_upload(&text, verify_key, &helper_sk_hex, &input, &mut rng);
+
     json!({
         "spec": "Cairn wire format; integers little-endian; see protocol/src/messages/ and docs/DESIGN.md",
         "wire_version": WIRE_VERSION,
@@ -429,6 +432,72 @@ fn vectors() -> Value {
         },
         "client_input_quantised": input.to_vec(),
         "messages": frames.iter().map(|f| vector(f, &limits)).collect::<Vec<_>>(),
+        "joint_rand_blake3": blake3,
+    })
+}
+
+/// The same task with `joint_rand_hash = "blake3"` (what `cairn init` writes): its id
+/// and an upload of the same input, which the aggregators verify and accept. Drawn
+/// after the round above, so the SHA-256 vectors stay as they were.
+fn blake3_upload(
+    text: &str,
+    verify_key: [u8; 32],
+    helper_sk_hex: &str,
+    input: &[i64],
+    rng: &mut ChaCha20Rng,
+) -> Value {
+    let text = text.replacen(
+        "proof = \"carry-lift\"\n",
+        "proof = \"carry-lift\"\njoint_rand_hash = \"blake3\"\n",
+        1,
+    );
+    let task = TaskConfig::from_toml(&text).expect("the BLAKE3 task parses");
+    let mut leader = Leader::new(
+        task.clone(),
+        Seed::from_bytes(verify_key),
+        MemoryStore::new(),
+    )
+    .expect("leader");
+    let mut helper = Helper::new(
+        task.clone(),
+        1,
+        Seed::from_bytes(verify_key),
+        cairn_protocol::hpke::HpkeSecretKey::from_hex(helper_sk_hex).expect("the helper's key"),
+        MemoryStore::new(),
+    )
+    .expect("helper");
+    let credential = Credential::generate(task.id(), rng);
+    leader
+        .store()
+        .add_client(credential.client_id(), &credential.key_for(0))
+        .expect("register");
+    helper
+        .store()
+        .add_client(credential.client_id(), &credential.key_for(1))
+        .expect("register");
+    let client = Client::new(task.clone(), credential).expect("client");
+    let upload = client
+        .prepare_upload_quantised(0, input, rng)
+        .expect("upload");
+    let frame = Message::UploadRequest(upload).encode();
+    let Ok(Message::UploadRequest(upload)) = Message::decode(&frame, &leader.limits()) else {
+        panic!("the upload decodes");
+    };
+    leader.handle_upload(upload, NOW).expect("accepted");
+    let mut job = JobDriver::start(&mut leader, 0, rng)
+        .expect("job")
+        .expect("a queued report");
+    while let Some(t) = job.poll_transmit() {
+        let answer = helper
+            .handle_message(t.message, NOW, rng)
+            .expect("the helper answers");
+        job.handle_answer(&mut leader, Ok(answer))
+            .expect("job step");
+    }
+    assert_eq!(job.outcome().expect("committed").accepted, 1);
+    json!({
+        "task_id": hex::encode(task.id().0),
+        "upload": vector(&frame, &leader.limits()),
     })
 }
 

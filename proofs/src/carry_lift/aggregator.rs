@@ -104,6 +104,7 @@ impl CarryLift {
                     return Err(CarryLiftError::VerificationFailed);
                 }
                 let part = leader_part(
+                    self.params.joint_rand_hash,
                     &ctx,
                     &share.blind,
                     share.words.expose_secret(),
@@ -119,7 +120,10 @@ impl CarryLift {
             }
             (j, InputShare::Helper(share)) if j > 0 => {
                 let seed = &share.seed;
-                check_part(&helper_part(&ctx, party, seed), &public_share.parts[j])?;
+                check_part(
+                    &helper_part(self.params.joint_rand_hash, &ctx, party, seed),
+                    &public_share.parts[j],
+                )?;
                 let (lifted, rest) = input.expose_secret_mut().split_at_mut(d);
                 for_each_field_chunk(seed, &ctx, party, Usage::FieldShare, entries, |o, v| {
                     rest[o..o + v.len()].copy_from_slice(v);
@@ -146,7 +150,8 @@ impl CarryLift {
             }
             _ => return Err(CarryLiftError::AggregatorId(agg_id)),
         };
-        let joint_rand_seed = joint_rand_seed(&ctx, &public_share.parts);
+        let joint_rand_seed =
+            joint_rand_seed(self.params.joint_rand_hash, &ctx, &public_share.parts);
         let joint_rand = expand_joint_rand(&ctx, &joint_rand_seed, self.circuit.joint_rand_len());
         let points = query_points(&ctx, verify_key, self.domain_size(), QUERY_POINTS);
         let values = flp::query(

@@ -157,6 +157,7 @@ impl CarryLift {
         let blind = Seed::generate(rng);
         let mut parts = Vec::with_capacity(self.params.num_aggregators);
         parts.push(leader_part(
+            self.params.joint_rand_hash,
             ctx,
             &blind,
             leader_words.expose_secret(),
@@ -164,9 +165,9 @@ impl CarryLift {
             field_share.expose_secret(),
         ));
         for (party, seed) in (1u8..).zip(&helper_seeds) {
-            parts.push(helper_part(ctx, party, seed));
+            parts.push(helper_part(self.params.joint_rand_hash, ctx, party, seed));
         }
-        let seed = joint_rand_seed(ctx, &parts);
+        let seed = joint_rand_seed(self.params.joint_rand_hash, ctx, &parts);
         let joint_rand = expand_joint_rand(ctx, &seed, self.circuit.joint_rand_len());
 
         // The FLP input [X | c | δ] with X_i = S_i − q·c_i − q/2.

@@ -83,6 +83,9 @@
 //!   ([`PublicShare`]); each aggregator recomputes its own and rejects on mismatch; the
 //!   seed is `SHA-256(label ‖ version ‖ task ‖ report ‖ n ‖ part_0 ‖ … ‖ part_{n−1})`, and
 //!   every verifier share carries it so all aggregators provably used the same one.
+//!   The hash is a parameter ([`JointRandHash`]): SHA-256, or BLAKE3 in its place in
+//!   all three formulas. The argument below needs only that it be collision-resistant
+//!   and behave as a random oracle, which both are taken to be.
 //! * **Query randomness**: from the per-task 32-byte verify key shared by the
 //!   aggregators (a secret [`Seed`](cairn_mpc::secret::Seed)) and the report id, so the
 //!   client cannot predict or grind it.
@@ -160,6 +163,7 @@ pub use aggregator::PrepState;
 pub use messages::{
     HelperInputShare, InputShare, LeaderInputShare, PublicShare, Report, VerifierShare,
 };
+pub use randomness::JointRandHash;
 
 use cairn_mpc::codec::CodecError;
 use cairn_mpc::field::{Field64, FieldElement};
@@ -236,6 +240,8 @@ pub struct CarryLiftParams {
     /// Gadget chunk `m` (slots per call); `None` picks the default (the smallest proof
     /// whose verifier message fits 4 KiB).
     pub chunk: Option<usize>,
+    /// The hash of the joint-randomness parts and seed.
+    pub joint_rand_hash: JointRandHash,
 }
 
 impl CarryLiftParams {
@@ -247,6 +253,7 @@ impl CarryLiftParams {
             bits: 16,
             norm_bound,
             chunk: None,
+            joint_rand_hash: JointRandHash::Sha256,
         }
     }
 }

@@ -70,6 +70,7 @@ fn shares(n: usize, reports: usize, x: &[i64], seed: u8) -> (Vec<Share>, Vec<u32
         bits: BITS,
         norm_bound: 400,
         chunk: None,
+        joint_rand_hash: JointRandHash::default(),
     })
     .unwrap();
     let mut rng = ChaCha20Rng::from_seed([seed; 32]);

@@ -23,9 +23,12 @@ pub(super) fn canonical_id(raw: &RawTask, norm_bound: u64, fingerprints: &[[u8; 
     h.update([raw.bits, raw.frac_bits]);
     h.update(raw.clip_norm.to_bits().to_le_bytes());
     h.update(norm_bound.to_le_bytes());
-    h.update([match raw.proof {
-        ProofMode::CarryLift => 1,
-        ProofMode::None => 0,
+    // One byte for the proof and its hash; SHA-256 keeps the byte the carry-lift
+    // proof had before the hash was a choice, so those tasks keep their ids.
+    h.update([match (raw.proof, raw.joint_rand_hash) {
+        (ProofMode::None, _) => 0,
+        (ProofMode::CarryLift, None | Some(JointRandHash::Sha256)) => 1,
+        (ProofMode::CarryLift, Some(JointRandHash::Blake3)) => 2,
     }]);
     h.update(raw.min_clients.to_le_bytes());
     h.update(raw.max_clients.to_le_bytes());

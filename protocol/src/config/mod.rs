@@ -10,7 +10,8 @@
 //! What the id covers, and what it leaves out on purpose: it covers the name, the
 //! vector geometry (d, b, f, C, B), the proof mode, the noise and budget, the client
 //! counts, the aggregators' roles and certificate fingerprints, and the collector's
-//! key. It leaves out network endpoints and the round duration, which are
+//! key (and, for the carry-lift proof, its joint-randomness hash: `joint_rand_hash =
+//! "blake3"`, or `"sha256"`, the default when the key is absent). It leaves out network endpoints and the round duration, which are
 //! operational: an operator can move a node to a new address without starting a new
 //! task — and without a fresh, empty privacy ledger. It also leaves out the
 //! aggregators' HPKE keys, which rotate ([`crate::keyring`]): a rotation keeps the
@@ -108,6 +109,20 @@ pub enum ProofMode {
     CarryLift,
     /// Plain b-bit shares without a proof: for semi-honest clients only.
     None,
+}
+
+/// The hash of the carry-lift proof's joint randomness (Fiat–Shamir over the shares),
+/// key `joint_rand_hash`. A task file without the key means SHA-256, as every task
+/// file written before the choice existed does; `cairn init` writes `"blake3"`, which
+/// hashes the leader's share about four times as fast. Either is sound (module docs of
+/// `cairn_proofs::carry_lift`); changing it makes another task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JointRandHash {
+    /// SHA-256, the default.
+    Sha256,
+    /// BLAKE3.
+    Blake3,
 }
 
 /// Where differential-privacy noise is added.
@@ -238,6 +253,8 @@ struct RawTask {
     #[serde(default)]
     norm_bound: Option<u64>,
     proof: ProofMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    joint_rand_hash: Option<JointRandHash>,
     min_clients: u32,
     max_clients: u32,
     round_duration_secs: u64,
@@ -316,6 +333,12 @@ impl TaskConfig {
     /// The proof mode.
     pub fn proof(&self) -> ProofMode {
         self.raw.proof
+    }
+
+    /// The carry-lift proof's joint-randomness hash (SHA-256 unless the file says
+    /// otherwise).
+    pub fn joint_rand_hash(&self) -> JointRandHash {
+        self.raw.joint_rand_hash.unwrap_or(JointRandHash::Sha256)
     }
 
     /// Fewest valid reports a round needs before it may be released.

@@ -346,3 +346,32 @@ fn a_secret_file_loaded_as_a_task_is_not_quoted_in_the_error() {
     assert!(!err.contains("4f1c0ffee"), "{err}");
     assert!(err.contains("at byte"), "{err}");
 }
+
+#[test]
+fn joint_rand_hash_defaults_to_sha256_and_blake3_makes_another_task() {
+    let base = TaskConfig::from_toml(&sample("", AGG_NOISE)).unwrap();
+    assert_eq!(base.joint_rand_hash(), JointRandHash::Sha256);
+    // Task files without the key keep their canonical form and their id.
+    assert!(!base.to_toml().contains("joint_rand_hash"));
+    let sha = TaskConfig::from_toml(&sample("joint_rand_hash = \"sha256\"", AGG_NOISE)).unwrap();
+    assert_eq!(sha.id(), base.id());
+    let blake = TaskConfig::from_toml(&sample("joint_rand_hash = \"blake3\"", AGG_NOISE)).unwrap();
+    assert_eq!(blake.joint_rand_hash(), JointRandHash::Blake3);
+    assert_ne!(blake.id(), base.id());
+    let again = TaskConfig::from_toml(&blake.to_toml()).unwrap();
+    assert_eq!(
+        (again.id(), again.joint_rand_hash()),
+        (blake.id(), JointRandHash::Blake3)
+    );
+    let unknown = TaskConfig::from_toml(&sample("joint_rand_hash = \"md5\"", AGG_NOISE))
+        .unwrap_err()
+        .to_string();
+    assert!(unknown.contains("`sha256` or `blake3`"), "{unknown}");
+    // Without a proof there is no joint randomness to hash.
+    let no_proof = sample("joint_rand_hash = \"blake3\"", "noise = \"none\"")
+        .replace("proof = \"carry-lift\"", "proof = \"none\"");
+    assert_eq!(
+        field_of(TaskConfig::from_toml(&no_proof).unwrap_err()),
+        "joint_rand_hash"
+    );
+}

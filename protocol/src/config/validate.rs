@@ -129,6 +129,13 @@ impl TaskConfig {
                 }
             }
             ProofMode::None => {
+                if raw.joint_rand_hash.is_some() {
+                    return Err(ConfigError::invalid(
+                        "joint_rand_hash",
+                        "only the carry-lift proof has joint randomness: remove the key, \
+                         or set proof = \"carry-lift\"",
+                    ));
+                }
                 // DESIGN §5: without a proof the aggregators add shares mod 2^b, so the
                 // whole noisy sum must fit: max_clients · max|x_i| plus the noise
                 // tail (NOISE_TAIL·σ per aggregator that adds noise, and the clients'
