@@ -294,3 +294,39 @@ fn postgres_the_readme_replica_samples_parse() {
         }
     ));
 }
+
+#[test]
+fn postgres_a_report_digest_stored_as_sha256_still_recognises_its_retry() {
+    use cairn_protocol::auth::ClientId;
+    use cairn_protocol::ids::ReportId;
+    use cairn_protocol::store::{PutOutcome, TaskStore};
+    use sha2::Digest;
+
+    // Databases written before reports were hashed with BLAKE3 hold SHA-256 digests: a
+    // retry of such a report is still the same report, other bytes are still a replay.
+    let cluster = PgCluster::start();
+    let url = cluster.create_database();
+    let store = PgStore::migrate(&connect(&url))
+        .unwrap()
+        .0
+        .task(TaskId([8; 32]), 3);
+    let (id, client, report) = (ReportId([1; 16]), ClientId([2; 16]), vec![5u8; 300]);
+    assert_eq!(
+        store.put_report(0, id, client, &report, 10).unwrap(),
+        PutOutcome::Stored
+    );
+    let sha256 = sha2::Sha256::digest(&report).to_vec();
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    assert_eq!(
+        admin
+            .execute("UPDATE seen_reports SET digest = $1", &[&sha256])
+            .unwrap(),
+        1
+    );
+    let again = |bytes: &[u8]| store.put_report(0, id, client, bytes, 10).unwrap();
+    assert_eq!(again(&report), PutOutcome::Duplicate { identical: true });
+    assert_eq!(
+        again(&[6u8; 300]),
+        PutOutcome::Duplicate { identical: false }
+    );
+}

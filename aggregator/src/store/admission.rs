@@ -26,7 +26,7 @@ impl SqliteTaskStore {
             .optional()?;
         if let Some(previous) = previous {
             return Ok(PutOutcome::Duplicate {
-                identical: previous == digest,
+                identical: stored_digest_matches(&previous, &digest, report),
             });
         }
         let client_used: bool = tx.query_row(

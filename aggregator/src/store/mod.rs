@@ -24,6 +24,7 @@ use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
     Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState,
     RoundStatus, TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
+    stored_digest_matches,
 };
 use encoding::{ids_to_blob, status_code};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};

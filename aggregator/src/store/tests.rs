@@ -320,3 +320,34 @@ fn version_3_reports(path: &std::path::Path) -> Connection {
     .unwrap();
     conn
 }
+
+#[test]
+fn a_report_digest_stored_as_sha256_by_an_earlier_version_still_recognises_its_retry() {
+    use cairn_protocol::auth::ClientId;
+    use cairn_protocol::ids::ReportId;
+    use cairn_protocol::store::{PutOutcome, TaskStore};
+    use sha2::Digest;
+
+    let store = SqliteStore::open_in_memory()
+        .unwrap()
+        .task(TaskId([7; 32]), 3);
+    let (id, client, report) = (ReportId([1; 16]), ClientId([2; 16]), vec![5u8; 300]);
+    assert_eq!(
+        store.put_report(0, id, client, &report, 10).unwrap(),
+        PutOutcome::Stored
+    );
+    // As a database written before reports were hashed with BLAKE3 holds it.
+    let sha256 = sha2::Sha256::digest(&report).to_vec();
+    store
+        .conn
+        .lock()
+        .unwrap()
+        .execute("UPDATE seen_reports SET digest = ?1", params![sha256])
+        .unwrap();
+    let again = |bytes: &[u8]| store.put_report(0, id, client, bytes, 10).unwrap();
+    assert_eq!(again(&report), PutOutcome::Duplicate { identical: true });
+    assert_eq!(
+        again(&[6u8; 300]),
+        PutOutcome::Duplicate { identical: false }
+    );
+}

@@ -9,7 +9,7 @@ use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
     CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState, RoundStatus,
-    TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
+    TaskStore, first_duplicate, report_bytes_digest, report_set_digest, stored_digest_matches,
 };
 use postgres::GenericClient;
 
@@ -153,7 +153,7 @@ impl TaskStore for PgTaskStore {
                 &[&self.t(), &&report_id.0[..]],
             )? {
                 return Ok(PutOutcome::Duplicate {
-                    identical: row.get::<_, &[u8]>(0) == digest.as_slice(),
+                    identical: stored_digest_matches(row.get::<_, &[u8]>(0), &digest, report),
                 });
             }
             let client_used: bool = tx
