@@ -86,7 +86,7 @@ impl ShareContext {
 /// The shares of one vector: the leader's explicit share and one seed per helper
 /// (`helper_seeds[j − 1]` belongs to party `j`).
 #[derive(Debug)]
-pub struct Sharing<T: Zeroize> {
+pub struct Sharing<T: Zeroize + 'static> {
     /// Party 0's share `x − Σ_j x_j`.
     pub leader_share: SecretVec<T>,
     /// Parties `1..n`'s seeds, in party order.
@@ -203,7 +203,7 @@ pub fn reconstruct_zq<W: ZqWord>(shares: &[&[W]]) -> Result<Vec<W>, SharingError
 /// are their public names. Static dispatch: the group operations inline into the
 /// streaming loops, which are the aggregators' per-report hot path.
 trait Group {
-    type Elem: Copy + Default + Zeroize;
+    type Elem: Copy + Default + Zeroize + 'static;
     const ZERO: Self::Elem;
     /// Fills `out` with the PRG's next uniform elements of `G`.
     fn fill(prg: &mut Prg, out: &mut [Self::Elem]);

@@ -10,7 +10,8 @@
 //!
 //! With callgrind, the difference of the two totals, halved, is one prepare's
 //! instructions (the set-up cancels out). Arguments: d (default 100000), prepares
-//! (default 1). The task is `cairn init`'s: b = 16, clip 1.0, no client noise.
+//! (default 1). The task is `cairn init`'s: b = 16, clip 1.0, BLAKE3 joint
+//! randomness, no client noise.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use cairn_protocol::auth::Credential;
@@ -43,7 +44,7 @@ fn client(d: usize, rng: &mut ChaCha20Rng) -> Client {
     for frac_bits in (0..=14u8).rev() {
         let text = format!(
             "name = \"profile\"\ndimension = {d}\nbits = 16\nfrac_bits = {frac_bits}\n\
-             clip_norm = 1.0\nproof = \"carry-lift\"\nmin_clients = 1\nmax_clients = 1000\n\
+             clip_norm = 1.0\nproof = \"carry-lift\"\njoint_rand_hash = \"blake3\"\nmin_clients = 1\nmax_clients = 1000\n\
              round_duration_secs = 3600\n\n[privacy]\nnoise = \"none\"\n\n\
              [collector]\nhpke_public_key = \"{}\"\n\n\
              [[aggregators]]\nrole = \"leader\"\nendpoint = \"127.0.0.1:7000\"\n\

@@ -3,7 +3,7 @@
 
 use cairn_mpc::field::FieldElement;
 use cairn_mpc::prg::{PROTOCOL_VERSION, Prg, Usage};
-use cairn_mpc::secret::Seed;
+use cairn_mpc::secret::{SecretVec, Seed};
 use cairn_mpc::sharing::ShareContext;
 use sha2::{Digest, Sha256};
 
@@ -97,10 +97,10 @@ pub(crate) fn leader_part(
     h.update(blind.expose_secret());
     // The encodings go through a fixed buffer, written by index: the same bytes as the
     // wire encoding, without a growing vector per element.
-    let mut buf = zeroize::Zeroizing::new(vec![0u8; BUF]);
+    let mut buf = SecretVec::<u8>::zeroed(BUF);
     let width = word_bytes.clamp(1, 4);
     for chunk in words.chunks(BUF / width) {
-        let bytes = &mut buf[..chunk.len() * width];
+        let bytes = &mut buf.expose_secret_mut()[..chunk.len() * width];
         for (out, w) in bytes.chunks_exact_mut(width).zip(chunk) {
             out.copy_from_slice(&w.to_le_bytes()[..width]);
         }
@@ -108,7 +108,7 @@ pub(crate) fn leader_part(
     }
     const SIZE: usize = Field::ENCODED_SIZE;
     for chunk in field_share.chunks(BUF / SIZE) {
-        let bytes = &mut buf[..chunk.len() * SIZE];
+        let bytes = &mut buf.expose_secret_mut()[..chunk.len() * SIZE];
         for (out, v) in bytes.chunks_exact_mut(SIZE).zip(chunk) {
             out.copy_from_slice(&v.as_u64().to_le_bytes());
         }
