@@ -134,8 +134,10 @@ impl FixedPoint {
     ) -> Result<Vec<i64>, FixedPointError> {
         const BLOCK: usize = 64;
         let mut out = Vec::with_capacity(len);
-        let mut words = [0u8; 8 * BLOCK];
-        let mut parts = [OneWord::default(); BLOCK];
+        // Random words and values derived from the client's input: wiped on every
+        // return, the refusals included.
+        let mut words = zeroize::Zeroizing::new([0u8; 8 * BLOCK]);
+        let mut parts = zeroize::Zeroizing::new([OneWord::default(); BLOCK]);
         let mut start = 0;
         while start < len {
             let block = BLOCK.min(len - start);
@@ -165,8 +167,6 @@ impl FixedPoint {
             }
             start += block;
         }
-        zeroize::Zeroize::zeroize(&mut words);
-        zeroize::Zeroize::zeroize(&mut parts);
         Ok(out)
     }
 

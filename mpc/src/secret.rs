@@ -75,6 +75,10 @@ impl Eq for Seed {}
 ///
 /// Not `Clone`; `Debug` prints only the length. Equality is constant time in the
 /// contents (the lengths are public).
+///
+/// On drop each value is wiped by its own `zeroize` and the spare capacity byte by
+/// byte, so `T` must be a type whose `zeroize` leaves none of the secret in its bytes:
+/// the integers and field elements this holds, which have no padding.
 pub struct SecretVec<T: Zeroize + 'static>(Vec<T>);
 
 impl<T: Zeroize + 'static> SecretVec<T> {

@@ -25,6 +25,11 @@ impl SqliteTaskStore {
             )
             .optional()?;
         if let Some(previous) = previous {
+            // Compared after the lock is released: a mismatch hashes the report again
+            // (digests stored by earlier versions are SHA-256), and a replay must not
+            // hold up the other uploads while it does.
+            drop(tx);
+            drop(conn);
             return Ok(PutOutcome::Duplicate {
                 identical: stored_digest_matches(&previous, &digest, report),
             });

@@ -147,14 +147,12 @@ impl TaskStore for PgTaskStore {
     ) -> Result<PutOutcome, PgStoreError> {
         let digest = report_bytes_digest(report);
         let round = i64::from(round);
-        self.serializable(|tx| {
+        let decided: Result<PutOutcome, Vec<u8>> = self.serializable(|tx| {
             if let Some(row) = tx.query_opt(
                 "SELECT digest FROM seen_reports WHERE task = $1 AND report_id = $2",
                 &[&self.t(), &&report_id.0[..]],
             )? {
-                return Ok(PutOutcome::Duplicate {
-                    identical: stored_digest_matches(row.get::<_, &[u8]>(0), &digest, report),
-                });
+                return Ok(Err(row.get::<_, Vec<u8>>(0)));
             }
             let client_used: bool = tx
                 .query_one(
@@ -163,7 +161,7 @@ impl TaskStore for PgTaskStore {
                 )?
                 .get(0);
             if client_used {
-                return Ok(PutOutcome::ClientAlreadySubmitted);
+                return Ok(Ok(PutOutcome::ClientAlreadySubmitted));
             }
             // FOR SHARE: a close of this round (an UPDATE of the row) waits until this
             // upload has committed, so a collect that closes the round and then looks
@@ -176,7 +174,7 @@ impl TaskStore for PgTaskStore {
                 )?
                 .map(|r| r.get(0));
             if status.is_some_and(|s| s != status_code(RoundStatus::Open)) {
-                return Ok(PutOutcome::RoundClosed);
+                return Ok(Ok(PutOutcome::RoundClosed));
             }
             let in_round: i64 = tx
                 .query_one(
@@ -185,7 +183,7 @@ impl TaskStore for PgTaskStore {
                 )?
                 .get(0);
             if in_round >= i64::from(max_reports) {
-                return Ok(PutOutcome::RoundFull);
+                return Ok(Ok(PutOutcome::RoundFull));
             }
             tx.execute(
                 "INSERT INTO seen_reports (task, report_id, digest) VALUES ($1, $2, $3)",
@@ -199,8 +197,15 @@ impl TaskStore for PgTaskStore {
                 "INSERT INTO reports (task, report_id, round, job_id, payload) VALUES ($1, $2, $3, NULL, $4)",
                 &[&self.t(), &&report_id.0[..], &round, &report],
             )?;
-            Ok(PutOutcome::Stored)
-        })
+            Ok(Ok(PutOutcome::Stored))
+        })?;
+        // A report id seen before (`Err`, with its stored digest) is compared once the
+        // transaction is over: a mismatch hashes the report again (digests stored by
+        // earlier versions are SHA-256), which must not hold a pooled connection or be
+        // repeated by a serialization retry.
+        Ok(decided.unwrap_or_else(|stored| PutOutcome::Duplicate {
+            identical: stored_digest_matches(&stored, &digest, report),
+        }))
     }
 
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, PgStoreError> {
