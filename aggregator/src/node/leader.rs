@@ -3,6 +3,7 @@
 
 use super::drive::{collect, resume_jobs, run_queued_jobs};
 use super::*;
+use cairn_mpc::secret::SecretVec;
 
 /// The leader's shared state: the state machine and the connections to helpers.
 pub(super) struct LeaderShared {
@@ -176,7 +177,10 @@ pub(super) async fn handle_leader_request(
     collector_fp: [u8; 32],
     bytes: Vec<u8>,
 ) -> Vec<u8> {
-    let msg = match Message::decode(&bytes, &shared.limits) {
+    // An upload carries the leader's share in the clear: the frame is wiped when this
+    // request is done, like every copy of the share the leader makes.
+    let bytes = SecretVec::new(bytes);
+    let msg = match Message::decode(bytes.expose_secret(), &shared.limits) {
         Ok(m) => m,
         Err(e) => {
             let code = ErrorCode::for_decode_error(&e);

@@ -1,6 +1,7 @@
 //! The data holder's side: build a [`Client`], submit updates.
 
 use super::*;
+use cairn_mpc::secret::SecretVec;
 use rand_core::{Rng, SeedableRng};
 
 /// Builds a [`Client`].
@@ -127,7 +128,7 @@ fn prepare_slots() -> Arc<tokio::sync::Semaphore> {
 
 impl Preparer {
     /// Prepares and encodes one report.
-    fn prepare(&self, round: u32, input: &Input) -> Result<(ReportId, Vec<u8>), ClientError> {
+    fn prepare(&self, round: u32, input: &Input) -> Result<(ReportId, SecretVec<u8>), ClientError> {
         // A generator of this report's own, seeded from the client's: the client's
         // stays locked for a moment, not for the whole proof.
         let mut rng = {
@@ -145,7 +146,10 @@ impl Preparer {
                 .protocol
                 .prepare_upload_records(round, records, &mut rng),
         }?;
-        Ok((req.report.report_id, Message::UploadRequest(req).encode()))
+        let report_id = req.report.report_id;
+        // The frame holds the leader's share in the clear: wiped when dropped.
+        let frame = SecretVec::new(Message::UploadRequest(req).encode());
+        Ok((report_id, frame))
     }
 }
 
@@ -189,13 +193,13 @@ impl Client {
     /// report prepared for `round` before a crash is re-sent instead (module docs).
     pub async fn submit(&self, round: u32, update: &[f32]) -> Result<ReportId, SdkError> {
         let (report_id, frame) = self.prepared(round, Input::Update(update.to_vec())).await?;
-        self.upload(round, report_id, &frame).await
+        self.upload(round, report_id, frame.expose_secret()).await
     }
 
     /// Uploads an already quantised vector (integers in the task's fixed-point units).
     pub async fn submit_quantised(&self, round: u32, x: &[i64]) -> Result<ReportId, SdkError> {
         let (report_id, frame) = self.prepared(round, Input::Quantised(x.to_vec())).await?;
-        self.upload(round, report_id, &frame).await
+        self.upload(round, report_id, frame.expose_secret()).await
     }
 
     /// Record level: submits the sum of already sampled records (rows of `records`, `d`
@@ -205,7 +209,7 @@ impl Client {
         let (report_id, frame) = self
             .prepared(round, Input::Records(records.to_vec()))
             .await?;
-        self.upload(round, report_id, &frame).await
+        self.upload(round, report_id, frame.expose_secret()).await
     }
 
     /// Record level, the whole client step of DP-SGD: Poisson-samples the rows of
@@ -243,7 +247,11 @@ impl Client {
 
     /// The upload for `round`: the one kept from an earlier, unacknowledged attempt if
     /// there is one, else a new one (kept before it is first sent).
-    async fn prepared(&self, round: u32, input: Input) -> Result<(ReportId, Vec<u8>), SdkError> {
+    async fn prepared(
+        &self,
+        round: u32,
+        input: Input,
+    ) -> Result<(ReportId, SecretVec<u8>), SdkError> {
         let _preparing = self.preparing.lock().await;
         let Some(dir) = &self.state_dir else {
             return self.prepare(round, input).await;
@@ -259,7 +267,9 @@ impl Client {
             }
             match std::fs::read(&pending) {
                 Ok(frame) => {
-                    let Ok(Message::UploadRequest(req)) = Message::decode(&frame, &self.limits)
+                    let frame = SecretVec::new(frame);
+                    let Ok(Message::UploadRequest(req)) =
+                        Message::decode(frame.expose_secret(), &self.limits)
                     else {
                         return Err(SdkError::ForeignPendingUpload(pending));
                     };
@@ -278,14 +288,20 @@ impl Client {
         // Written (and synced) off the runtime too. No other submission of this round
         // can touch the file meanwhile: they wait for `preparing`, and no upload of the
         // round is under way while neither file exists.
-        let frame =
-            off_runtime(move || write_private_file(&pending, &frame).map(|()| frame)).await??;
+        let frame = off_runtime(move || {
+            write_private_file(&pending, frame.expose_secret()).map(|()| frame)
+        })
+        .await??;
         Ok((report_id, frame))
     }
 
     /// Prepares and encodes a report on a blocking thread, once one of the process's
     /// [`prepare_slots`] is free.
-    async fn prepare(&self, round: u32, input: Input) -> Result<(ReportId, Vec<u8>), SdkError> {
+    async fn prepare(
+        &self,
+        round: u32,
+        input: Input,
+    ) -> Result<(ReportId, SecretVec<u8>), SdkError> {
         // The semaphore is never closed: acquiring cannot fail.
         let slot = prepare_slots()
             .acquire_owned()

@@ -406,8 +406,9 @@ fn prepare_one(
     report_id: ReportId,
     bytes: Option<Vec<u8>>,
 ) -> Result<PreparedReport, ErrorCode> {
-    let bytes = bytes.ok_or(ErrorCode::Internal)?;
-    let mut reader = Reader::new(&bytes);
+    // The stored report holds the leader's share in the clear: wiped once decoded.
+    let bytes = SecretVec::new(bytes.ok_or(ErrorCode::Internal)?);
+    let mut reader = Reader::new(bytes.expose_secret());
     let report = decode_report(&mut reader, limits).map_err(|_| ErrorCode::BadMessage)?;
     drop(bytes);
     let prepared = scheme.prepare(

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use cairn_mpc::codec::Reader;
-use cairn_mpc::secret::Seed;
+use cairn_mpc::secret::{SecretVec, Seed};
 use rand_core::CryptoRng;
 
 use crate::aggregator::AggregatorCore;

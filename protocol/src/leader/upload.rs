@@ -47,6 +47,8 @@ impl<S: TaskStore> Leader<S> {
         }
         let mut bytes = Vec::new();
         encode_report(&report, &mut bytes);
+        // The leader's share in the clear again: wiped once stored.
+        let bytes = SecretVec::new(bytes);
         match self
             .core
             .store
@@ -54,7 +56,7 @@ impl<S: TaskStore> Leader<S> {
                 report.round,
                 report.report_id,
                 report.client_id,
-                &bytes,
+                bytes.expose_secret(),
                 self.core.task.max_clients(),
             )
             .map_err(Reject::storage)?
