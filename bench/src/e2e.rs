@@ -187,7 +187,12 @@ pub(crate) fn round(
 ) -> anyhow::Result<RoundFigures> {
     let mut rng = ChaCha20Rng::from_seed([seed; 32]);
     let host = std::net::IpAddr::from([127, 0, 0, 1]);
-    let deploy_dir = dir.join(format!("e2e-{clients}-{d}"));
+    // A fresh deployment folder per round: `--e2e-clients 10,10` repeats a size, and
+    // `init` refuses to overwrite a deployment.
+    let deploy_dir = (0..)
+        .map(|k| dir.join(format!("e2e-{clients}-{d}-{k}")))
+        .find(|p| !p.exists())
+        .context("a deployment folder")?;
     let params = InitParams {
         aggregators: 2,
         dimension: u32::try_from(d)?,
