@@ -46,7 +46,7 @@ pub trait ProofField: FftFriendlyField {
 
     /// Radix-2 decimation-in-time butterflies over `values` (already in bit-reversed
     /// order, power-of-two length), with the per-stage twiddle tables of
-    /// [`crate::ntt::stage_twiddles`] (`n − 1` values; stage `half` at offset
+    /// `crate::ntt::stage_twiddles` (`n − 1` values; stage `half` at offset
     /// `half − 1`).
     fn butterflies(values: &mut [Self], twiddles: &[Self]) {
         generic_butterflies(values, twiddles);

@@ -178,7 +178,8 @@ impl Client {
 }
 
 impl Client {
-    /// [`Client::from_files`].
+    /// Loads a client from its task and credential files (Python's
+    /// `Client.from_files` and `Deployment.client`).
     pub fn load(
         py: Python<'_>,
         task_path: PathBuf,

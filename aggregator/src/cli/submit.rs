@@ -35,8 +35,8 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub credential: PathBuf,
     /// Where the prepared report is kept until the leader acknowledges it, so that a
-    /// retry after a crash re-sends the same report [default: `<credential>.state`
-    /// beside the credential file].
+    /// retry after a crash re-sends the same report (default: `<credential>.state`
+    /// beside the credential file).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
 }

@@ -2,7 +2,7 @@
 //! database (the embedded SQLite store stays the default).
 //!
 //! [`PgStore`] holds a bounded connection pool (r2d2 over the blocking `postgres`
-//! client: the protocol's [`TaskStore`] is synchronous and the node calls it from
+//! client: the protocol's [`TaskStore`](cairn_protocol::store::TaskStore) is synchronous and the node calls it from
 //! tokio's blocking pool) and hands out one [`PgTaskStore`] per task.
 //!
 //! **Transactions.** Every trait operation that writes is one `SERIALIZABLE`
