@@ -315,20 +315,7 @@ fn vectors() -> Value {
     let task = TaskConfig::from_toml(&text).expect("the task parses");
     let verify_key = [3u8; 32];
     let helper_sk_hex = helper_sk.dangerous_to_hex();
-    let mut leader = Leader::new(
-        task.clone(),
-        Seed::from_bytes(verify_key),
-        MemoryStore::new(),
-    )
-    .expect("leader");
-    let mut helper = Helper::new(
-        task.clone(),
-        1,
-        Seed::from_bytes(verify_key),
-        helper_sk,
-        MemoryStore::new(),
-    )
-    .expect("helper");
+    let (mut leader, mut helper) = aggregators(&task, verify_key, helper_sk);
     let collector = Collector::new(task.clone(), collector_sk).expect("collector");
     let limits = leader.limits();
 
@@ -343,16 +330,7 @@ fn vectors() -> Value {
     let mut words = [0u16; 8];
     Prg::new(&Seed::from_bytes(seed), &domain).fill_zq(&mut words);
 
-    let credential = Credential::generate(task.id(), &mut rng);
-    leader
-        .store()
-        .add_client(credential.client_id(), &credential.key_for(0))
-        .expect("register");
-    helper
-        .store()
-        .add_client(credential.client_id(), &credential.key_for(1))
-        .expect("register");
-    let client = Client::new(task.clone(), credential).expect("client");
+    let client = registered_client(&task, &leader, &helper, &mut rng);
     let input = [100i64, -200, 300, -100];
     let upload = client
         .prepare_upload_quantised(0, &input, &mut rng)
@@ -436,6 +414,48 @@ fn vectors() -> Value {
     })
 }
 
+/// The task's leader and helper, on in-memory stores, with the given verify key.
+fn aggregators(
+    task: &TaskConfig,
+    verify_key: [u8; 32],
+    helper_sk: cairn_protocol::hpke::HpkeSecretKey,
+) -> (Leader<MemoryStore>, Helper<MemoryStore>) {
+    let leader = Leader::new(
+        task.clone(),
+        Seed::from_bytes(verify_key),
+        MemoryStore::new(),
+    )
+    .expect("leader");
+    let helper = Helper::new(
+        task.clone(),
+        1,
+        Seed::from_bytes(verify_key),
+        helper_sk,
+        MemoryStore::new(),
+    )
+    .expect("helper");
+    (leader, helper)
+}
+
+/// A client with a fresh credential from `rng`, registered with both aggregators.
+fn registered_client(
+    task: &TaskConfig,
+    leader: &Leader<MemoryStore>,
+    helper: &Helper<MemoryStore>,
+    rng: &mut ChaCha20Rng,
+) -> Client {
+    let credential = Credential::generate(task.id(), rng);
+    leader
+        .store()
+        .add_client(credential.client_id(), &credential.key_for(0))
+        .expect("register");
+    helper
+        .store()
+        .add_client(credential.client_id(), &credential.key_for(1))
+        .expect("register");
+    Client::new(task.clone(), credential).expect("client")
+}
+
 /// The same task with `joint_rand_hash = "blake3"` (what `cairn init` writes): its id
 /// and an upload of the same input, which the aggregators verify and accept. Drawn
 /// after the round above, so the SHA-256 vectors stay as they were.
@@ -452,30 +472,10 @@ fn blake3_upload(
         1,
     );
     let task = TaskConfig::from_toml(&text).expect("the BLAKE3 task parses");
-    let mut leader = Leader::new(
-        task.clone(),
-        Seed::from_bytes(verify_key),
-        MemoryStore::new(),
-    )
-    .expect("leader");
-    let mut helper = Helper::new(
-        task.clone(),
-        1,
-        Seed::from_bytes(verify_key),
-        cairn_protocol::hpke::HpkeSecretKey::from_hex(helper_sk_hex).expect("the helper's key"),
-        MemoryStore::new(),
-    )
-    .expect("helper");
-    let credential = Credential::generate(task.id(), rng);
-    leader
-        .store()
-        .add_client(credential.client_id(), &credential.key_for(0))
-        .expect("register");
-    helper
-        .store()
-        .add_client(credential.client_id(), &credential.key_for(1))
-        .expect("register");
-    let client = Client::new(task.clone(), credential).expect("client");
+    let helper_sk =
+        cairn_protocol::hpke::HpkeSecretKey::from_hex(helper_sk_hex).expect("the helper's key");
+    let (mut leader, mut helper) = aggregators(&task, verify_key, helper_sk);
+    let client = registered_client(&task, &leader, &helper, rng);
     let upload = client
         .prepare_upload_quantised(0, input, rng)
         .expect("upload");
