@@ -4,28 +4,27 @@
 //! reads run on the leader's worker threads.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "support/hooked_store.rs"]
+mod hooked_store;
 mod support;
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cairn_mpc::secret::Seed;
-use cairn_protocol::auth::{ClientId, ClientKey, ClientRecord, Credential};
+use cairn_protocol::auth::Credential;
 use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::driver::JobDriver;
 use cairn_protocol::helper::Helper;
-use cairn_protocol::ids::{JobId, ReportId};
+use cairn_protocol::ids::JobId;
 use cairn_protocol::leader::Leader;
-use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::messages::ErrorCode;
 use cairn_protocol::parallel::Parallelism;
-use cairn_protocol::scheme::Aggregate;
-use cairn_protocol::store::{
-    CommitOutcome, JobAdmission, JobRecord, MemoryStore, PutOutcome, RoundRecord, RoundState,
-    StoreError, TaskStore,
-};
+use cairn_protocol::store::{MemoryStore, StoreError, TaskStore};
+use hooked_store::HookedStore;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
@@ -33,48 +32,15 @@ const DIM: usize = 50;
 const REPORTS: usize = 12;
 const NOW: Time = Time(1_000);
 
-/// A memory store whose report reads fail while `fail` is set, or once
-/// `reads_left` reaches zero.
-struct FailingReads {
-    inner: MemoryStore,
+/// The leader's disk: report reads fail while `fail` is set, or once `reads_left`
+/// reaches zero.
+struct Disk {
     fail: AtomicBool,
     reads_left: AtomicUsize,
 }
 
-impl FailingReads {
-    fn new() -> Self {
-        Self {
-            inner: MemoryStore::new(),
-            fail: AtomicBool::new(false),
-            reads_left: AtomicUsize::new(usize::MAX),
-        }
-    }
-}
-
-impl TaskStore for FailingReads {
-    type Error = StoreError;
-
-    fn client(&self, id: ClientId) -> Result<Option<ClientRecord>, StoreError> {
-        self.inner.client(id)
-    }
-    fn add_client(&self, id: ClientId, key: &ClientKey) -> Result<bool, StoreError> {
-        self.inner.add_client(id, key)
-    }
-    fn revoke_client(&self, id: ClientId) -> Result<bool, StoreError> {
-        self.inner.revoke_client(id)
-    }
-    fn put_report(
-        &self,
-        round: u32,
-        report_id: ReportId,
-        client_id: ClientId,
-        report: &[u8],
-        max_reports: u32,
-    ) -> Result<PutOutcome, StoreError> {
-        self.inner
-            .put_report(round, report_id, client_id, report, max_reports)
-    }
-    fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, StoreError> {
+impl Disk {
+    fn read(&self) -> Result<(), StoreError> {
         let exhausted = self
             .reads_left
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
@@ -82,108 +48,20 @@ impl TaskStore for FailingReads {
         if self.fail.load(Ordering::SeqCst) || exhausted {
             return Err(StoreError::NotFound("the disk (injected read failure)"));
         }
-        self.inner.report(report_id)
-    }
-    fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, StoreError> {
-        self.inner.queued_reports(round, limit)
-    }
-    fn queued_rounds(&self) -> Result<Vec<u32>, StoreError> {
-        self.inner.queued_rounds()
-    }
-    fn create_job(&self, job: &JobRecord) -> Result<(), StoreError> {
-        self.inner.create_job(job)
-    }
-    fn lease_job(
-        &self,
-        job_id: JobId,
-        owner: [u8; 16],
-        now: Time,
-        until: Time,
-    ) -> Result<bool, StoreError> {
-        self.inner.lease_job(job_id, owner, now, until)
-    }
-    fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), StoreError> {
-        self.inner.decide_job(job_id, accepted)
-    }
-    fn open_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
-        self.inner.open_jobs()
-    }
-    fn prepared_job_digest(&self, job_id: JobId) -> Result<Option<[u8; 32]>, StoreError> {
-        self.inner.prepared_job_digest(job_id)
-    }
-    fn record_prepared(
-        &self,
-        job_id: JobId,
-        job_digest: &[u8; 32],
-        round: u32,
-        reports: &[(ReportId, ClientId)],
-        max_reports: u32,
-    ) -> Result<JobAdmission, StoreError> {
-        self.inner
-            .record_prepared(job_id, job_digest, round, reports, max_reports)
-    }
-    fn round(&self, round: u32) -> Result<Option<RoundRecord>, StoreError> {
-        self.inner.round(round)
-    }
-    fn open_round(
-        &self,
-        round: u32,
-        now: Time,
-        dimension: usize,
-    ) -> Result<RoundState, StoreError> {
-        self.inner.open_round(round, now, dimension)
-    }
-    fn close_round(&self, round: u32) -> Result<(), StoreError> {
-        self.inner.close_round(round)
-    }
-    fn latest_round(&self) -> Result<Option<u32>, StoreError> {
-        self.inner.latest_round()
-    }
-    fn latest_released_round(&self) -> Result<Option<u32>, StoreError> {
-        self.inner.latest_released_round()
-    }
-    fn report_set_digest(&self, round: u32) -> Result<[u8; 32], StoreError> {
-        self.inner.report_set_digest(round)
-    }
-    fn is_aggregated(&self, report_id: ReportId) -> Result<bool, StoreError> {
-        self.inner.is_aggregated(report_id)
-    }
-    fn job_committed(&self, job_id: JobId) -> Result<Option<u32>, StoreError> {
-        self.inner.job_committed(job_id)
-    }
-    fn commit_job(
-        &self,
-        round: u32,
-        job_id: JobId,
-        accepted: &[ReportId],
-        contribution: &Aggregate,
-    ) -> Result<CommitOutcome, StoreError> {
-        self.inner.commit_job(round, job_id, accepted, contribution)
-    }
-    fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
-        self.inner.ledger()
-    }
-    fn commit_release(&self, entry: &LedgerEntry, released: &[u8]) -> Result<(), StoreError> {
-        self.inner.commit_release(entry, released)
-    }
-    fn release(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.release(round)
-    }
-    fn put_collect_response(&self, round: u32, response: &[u8]) -> Result<(), StoreError> {
-        self.inner.put_collect_response(round, response)
-    }
-    fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.collect_response(round)
-    }
-
-    fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
-        self.inner.collect_garbage(through_round)
+        Ok(())
     }
 }
 
-/// A task of dimension `DIM`, a leader on a [`FailingReads`] store and a helper, both
-/// on two threads.
-fn aggregators(rng: &mut ChaCha20Rng) -> (TaskConfig, Leader<FailingReads>, Helper<MemoryStore>) {
+/// A task of dimension `DIM`, a leader on a store whose report reads go through
+/// [`Disk`] and a helper, both on two threads.
+fn aggregators(
+    rng: &mut ChaCha20Rng,
+) -> (
+    TaskConfig,
+    Leader<HookedStore>,
+    Helper<MemoryStore>,
+    Arc<Disk>,
+) {
     let header = format!(
         "name = \"reads\"\ndimension = {DIM}\nbits = 16\nfrac_bits = 8\n\
          clip_norm = 4.0\nproof = \"carry-lift\"\nmin_clients = 1\n\
@@ -193,7 +71,14 @@ fn aggregators(rng: &mut ChaCha20Rng) -> (TaskConfig, Leader<FailingReads>, Help
         support::two_aggregator_task(rng, &header, "noise = \"none\"");
     let task = TaskConfig::from_toml(&toml).unwrap();
     let parallelism = Parallelism::with_threads(NonZeroUsize::new(2).unwrap());
-    let leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), FailingReads::new())
+    let disk = Arc::new(Disk {
+        fail: AtomicBool::new(false),
+        reads_left: AtomicUsize::new(usize::MAX),
+    });
+    let reads = Arc::clone(&disk);
+    let store = HookedStore::new(Arc::new(MemoryStore::new()))
+        .with_report_read_hook(Box::new(move || reads.read()));
+    let leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), store)
         .unwrap()
         .with_parallelism(parallelism.clone());
     let helper = Helper::new(
@@ -205,14 +90,14 @@ fn aggregators(rng: &mut ChaCha20Rng) -> (TaskConfig, Leader<FailingReads>, Help
     )
     .unwrap()
     .with_parallelism(parallelism);
-    (task, leader, helper)
+    (task, leader, helper, disk)
 }
 
 /// Uploads `count` honest reports of round 0, each from a new client both aggregators
 /// know.
 fn upload(
     task: &TaskConfig,
-    leader: &mut Leader<FailingReads>,
+    leader: &mut Leader<HookedStore>,
     helper: &Helper<MemoryStore>,
     count: usize,
     rng: &mut ChaCha20Rng,
@@ -239,13 +124,13 @@ fn upload(
 #[test]
 fn a_failed_report_read_fails_the_job_and_loses_no_report() {
     let mut rng = ChaCha20Rng::from_seed([43; 32]);
-    let (task, mut leader, mut helper) = aggregators(&mut rng);
+    let (task, mut leader, mut helper, disk) = aggregators(&mut rng);
     upload(&task, &mut leader, &helper, REPORTS, &mut rng);
     let queued = leader.store().queued_reports(0, usize::MAX).unwrap();
     assert_eq!(queued.len(), REPORTS);
 
     // The disk fails while the job reads: a storage error, no job, nothing refused.
-    leader.store().fail.store(true, Ordering::SeqCst);
+    disk.fail.store(true, Ordering::SeqCst);
     let err = JobDriver::start(&mut leader, 0, &mut rng).unwrap_err();
     assert_eq!(err.code, ErrorCode::Internal, "{err:?}");
     assert_eq!(
@@ -255,7 +140,7 @@ fn a_failed_report_read_fails_the_job_and_loses_no_report() {
     assert!(leader.store().open_jobs().unwrap().is_empty());
 
     // Once it reads again, the same reports are aggregated, each exactly once.
-    leader.store().fail.store(false, Ordering::SeqCst);
+    disk.fail.store(false, Ordering::SeqCst);
     let mut accepted = 0;
     while let Some(mut driver) = JobDriver::start(&mut leader, 0, &mut rng).unwrap() {
         while let Some(request) = driver.poll_transmit() {
@@ -282,7 +167,7 @@ fn a_failed_report_read_fails_the_job_and_loses_no_report() {
 #[test]
 fn a_failed_read_while_resuming_keeps_no_job_without_its_messages() {
     let mut rng = ChaCha20Rng::from_seed([44; 32]);
-    let (task, mut leader, helper) = aggregators(&mut rng);
+    let (task, mut leader, helper, disk) = aggregators(&mut rng);
     // Two jobs: a full batch and three reports.
     let reports = leader.job_batch() + 3;
     upload(&task, &mut leader, &helper, reports, &mut rng);
@@ -296,17 +181,11 @@ fn a_failed_read_while_resuming_keeps_no_job_without_its_messages() {
     let open = leader.store().open_jobs().unwrap();
     assert_eq!(open.len(), 2);
     let first_size = open[0].reports.len();
-    leader
-        .store()
-        .reads_left
-        .store(first_size, Ordering::SeqCst);
+    disk.reads_left.store(first_size, Ordering::SeqCst);
     leader.resume_jobs().unwrap_err();
 
     // The next resume sends both jobs' messages again: none was kept without them.
-    leader
-        .store()
-        .reads_left
-        .store(usize::MAX, Ordering::SeqCst);
+    disk.reads_left.store(usize::MAX, Ordering::SeqCst);
     let resumed = leader.resume_jobs().unwrap();
     let mut ids: Vec<JobId> = resumed.iter().map(|r| r.job_id).collect();
     ids.sort_by_key(|id| id.0);

@@ -9,6 +9,8 @@
 //!   that does not extend its chain.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "support/hooked_store.rs"]
+mod hooked_store;
 mod support;
 
 use std::sync::Arc;
@@ -24,10 +26,11 @@ use cairn_protocol::driver::{
     CollectDriver, CollectPoll, aggregate_in_process, collect_in_process,
 };
 use cairn_protocol::helper::Helper;
-use cairn_protocol::leader::Leader;
+use cairn_protocol::leader::{CollectStep, Leader};
 use cairn_protocol::messages::{CollectResponse, ErrorCode};
 use cairn_protocol::privacy::Privacy;
 use cairn_protocol::store::{MemoryStore, TaskStore};
+use hooked_store::HookedStore;
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -96,6 +99,19 @@ impl World {
     /// Two fresh clients upload (1, 0, 0, 0)/256 each for `round` through `leader`, and
     /// the leader aggregates them with the helper.
     fn round_of_two(&mut self, leader: &mut Leader<Arc<MemoryStore>>, round: u32) {
+        self.upload_two(leader, round);
+        aggregate_in_process(
+            leader,
+            std::slice::from_mut(&mut self.helper),
+            round,
+            NOW,
+            &mut self.rng,
+        )
+        .unwrap();
+    }
+
+    /// Two fresh clients upload (1, 0, 0, 0)/256 each for `round` through `leader`.
+    fn upload_two(&mut self, leader: &mut Leader<Arc<MemoryStore>>, round: u32) {
         for _ in 0..2 {
             let cred = Credential::generate(self.task.id(), &mut self.rng);
             self.store
@@ -111,14 +127,6 @@ impl World {
                 .unwrap();
             leader.handle_upload(upload, NOW).unwrap();
         }
-        aggregate_in_process(
-            leader,
-            std::slice::from_mut(&mut self.helper),
-            round,
-            NOW,
-            &mut self.rng,
-        )
-        .unwrap();
     }
 }
 
@@ -161,6 +169,48 @@ fn a_collect_left_by_a_dead_replica_is_finished_by_another() {
     assert_eq!(released.sum_quantised, vec![2, 0, 0, 0]);
     assert_eq!(w.store.ledger().unwrap().len(), 1, "released once");
     assert_eq!(w.helper.store().ledger().unwrap().len(), 1);
+}
+
+#[test]
+fn a_collect_counts_the_job_another_replica_commits_while_it_looks() {
+    let mut w = world("noise = \"none\"");
+    let mut b = w.replica();
+    w.upload_two(&mut b, 0);
+    // Replica A reads the round (no valid report yet, both queued) and then looks for
+    // reports in flight; in between, replica B aggregates both with the helper.
+    let hooked = Arc::new(HookedStore::new(Arc::clone(&w.store)));
+    let mut a = Leader::new(
+        w.task.clone(),
+        Seed::from_bytes([3; 32]),
+        Arc::clone(&hooked),
+    )
+    .unwrap();
+    let World {
+        mut helper,
+        collector,
+        mut rng,
+        ..
+    } = w;
+    let mut b_rng = ChaCha20Rng::from_seed([22; 32]);
+    hooked.before_next_queue_read(Box::new(move || {
+        aggregate_in_process(
+            &mut b,
+            std::slice::from_mut(&mut helper),
+            0,
+            NOW,
+            &mut b_rng,
+        )
+        .unwrap();
+    }));
+    // Nothing is in flight by the time A looks: A must count what B committed, not
+    // refuse the round as empty by the count it read before.
+    let step = a
+        .begin_collect(&collector.request(0), NOW, &mut rng)
+        .unwrap_or_else(|e| panic!("the round holds two valid reports: {e:?}"));
+    let CollectStep::AskHelpers { request, .. } = step else {
+        panic!("a first collect asks the helper");
+    };
+    assert_eq!(request.report_count, 2);
 }
 
 #[test]

@@ -52,6 +52,10 @@ impl<S: TaskStore> Leader<S> {
         let mut record = self.core.round_with_reports(round)?;
         if record.status != RoundStatus::Released {
             self.wait_for_reports_in_flight(round)?;
+            // Read the round again: a job (of another leader process sharing the
+            // store) may have committed between the read above and the look for
+            // reports in flight, and its reports count.
+            record = self.core.round_with_reports(round)?;
             if record.status == RoundStatus::Open {
                 self.core.check_min_reports(&record)?;
                 self.core

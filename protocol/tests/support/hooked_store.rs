@@ -1,0 +1,192 @@
+//! A memory store that runs a test's code before chosen reads: to fail them (a disk
+//! that stops reading) or to let another party act at an exact point between two
+//! reads of a leader's step (a replica that commits a job while a collect looks).
+//!
+//! Included with `#[path]` by the tests that use it, so that the others do not carry
+//! it as dead code.
+#![allow(
+    dead_code,
+    reason = "each test that includes this file uses only the hooks it needs"
+)]
+
+use std::sync::{Arc, Mutex};
+
+use cairn_protocol::auth::{ClientId, ClientKey, ClientRecord};
+use cairn_protocol::clock::Time;
+use cairn_protocol::ids::{JobId, ReportId};
+use cairn_protocol::ledger::LedgerEntry;
+use cairn_protocol::scheme::Aggregate;
+use cairn_protocol::store::{
+    CommitOutcome, JobAdmission, JobRecord, MemoryStore, PutOutcome, RoundRecord, RoundState,
+    StoreError, TaskStore,
+};
+
+/// Runs before every report read; an error fails the read with it.
+pub(crate) type ReportReadHook = Box<dyn Fn() -> Result<(), StoreError> + Send + Sync>;
+
+/// Runs once, before the next read of the report queue.
+pub(crate) type QueueReadHook = Box<dyn FnOnce() + Send>;
+
+/// A [`MemoryStore`] (possibly shared with other parties) with hooks before its reads.
+pub(crate) struct HookedStore {
+    inner: Arc<MemoryStore>,
+    before_report_read: Option<ReportReadHook>,
+    before_queue_read: Mutex<Option<QueueReadHook>>,
+}
+
+impl HookedStore {
+    /// `inner`, with no hook yet.
+    pub(crate) fn new(inner: Arc<MemoryStore>) -> Self {
+        Self {
+            inner,
+            before_report_read: None,
+            before_queue_read: Mutex::new(None),
+        }
+    }
+
+    /// Runs `hook` before every report read, failing the read when it fails.
+    pub(crate) fn with_report_read_hook(mut self, hook: ReportReadHook) -> Self {
+        self.before_report_read = Some(hook);
+        self
+    }
+
+    /// Runs `hook` once, before the next read of the queue (by anyone using this
+    /// store), and outside any lock of the store: the hook may use the inner store.
+    pub(crate) fn before_next_queue_read(&self, hook: QueueReadHook) {
+        *self.before_queue_read.lock().unwrap() = Some(hook);
+    }
+
+    fn run_queue_hook(&self) {
+        let hook = self.before_queue_read.lock().unwrap().take();
+        if let Some(hook) = hook {
+            hook();
+        }
+    }
+}
+
+impl TaskStore for HookedStore {
+    type Error = StoreError;
+
+    fn client(&self, id: ClientId) -> Result<Option<ClientRecord>, StoreError> {
+        self.inner.client(id)
+    }
+    fn add_client(&self, id: ClientId, key: &ClientKey) -> Result<bool, StoreError> {
+        self.inner.add_client(id, key)
+    }
+    fn revoke_client(&self, id: ClientId) -> Result<bool, StoreError> {
+        self.inner.revoke_client(id)
+    }
+    fn put_report(
+        &self,
+        round: u32,
+        report_id: ReportId,
+        client_id: ClientId,
+        report: &[u8],
+        max_reports: u32,
+    ) -> Result<PutOutcome, StoreError> {
+        self.inner
+            .put_report(round, report_id, client_id, report, max_reports)
+    }
+    fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(hook) = &self.before_report_read {
+            hook()?;
+        }
+        self.inner.report(report_id)
+    }
+    fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, StoreError> {
+        self.run_queue_hook();
+        self.inner.queued_reports(round, limit)
+    }
+    fn queued_rounds(&self) -> Result<Vec<u32>, StoreError> {
+        self.run_queue_hook();
+        self.inner.queued_rounds()
+    }
+    fn create_job(&self, job: &JobRecord) -> Result<(), StoreError> {
+        self.inner.create_job(job)
+    }
+    fn lease_job(
+        &self,
+        job_id: JobId,
+        owner: [u8; 16],
+        now: Time,
+        until: Time,
+    ) -> Result<bool, StoreError> {
+        self.inner.lease_job(job_id, owner, now, until)
+    }
+    fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), StoreError> {
+        self.inner.decide_job(job_id, accepted)
+    }
+    fn open_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        self.inner.open_jobs()
+    }
+    fn prepared_job_digest(&self, job_id: JobId) -> Result<Option<[u8; 32]>, StoreError> {
+        self.inner.prepared_job_digest(job_id)
+    }
+    fn record_prepared(
+        &self,
+        job_id: JobId,
+        job_digest: &[u8; 32],
+        round: u32,
+        reports: &[(ReportId, ClientId)],
+        max_reports: u32,
+    ) -> Result<JobAdmission, StoreError> {
+        self.inner
+            .record_prepared(job_id, job_digest, round, reports, max_reports)
+    }
+    fn round(&self, round: u32) -> Result<Option<RoundRecord>, StoreError> {
+        self.inner.round(round)
+    }
+    fn open_round(
+        &self,
+        round: u32,
+        now: Time,
+        dimension: usize,
+    ) -> Result<RoundState, StoreError> {
+        self.inner.open_round(round, now, dimension)
+    }
+    fn close_round(&self, round: u32) -> Result<(), StoreError> {
+        self.inner.close_round(round)
+    }
+    fn latest_round(&self) -> Result<Option<u32>, StoreError> {
+        self.inner.latest_round()
+    }
+    fn latest_released_round(&self) -> Result<Option<u32>, StoreError> {
+        self.inner.latest_released_round()
+    }
+    fn report_set_digest(&self, round: u32) -> Result<[u8; 32], StoreError> {
+        self.inner.report_set_digest(round)
+    }
+    fn is_aggregated(&self, report_id: ReportId) -> Result<bool, StoreError> {
+        self.inner.is_aggregated(report_id)
+    }
+    fn job_committed(&self, job_id: JobId) -> Result<Option<u32>, StoreError> {
+        self.inner.job_committed(job_id)
+    }
+    fn commit_job(
+        &self,
+        round: u32,
+        job_id: JobId,
+        accepted: &[ReportId],
+        contribution: &Aggregate,
+    ) -> Result<CommitOutcome, StoreError> {
+        self.inner.commit_job(round, job_id, accepted, contribution)
+    }
+    fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.inner.ledger()
+    }
+    fn commit_release(&self, entry: &LedgerEntry, released: &[u8]) -> Result<(), StoreError> {
+        self.inner.commit_release(entry, released)
+    }
+    fn release(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.release(round)
+    }
+    fn put_collect_response(&self, round: u32, response: &[u8]) -> Result<(), StoreError> {
+        self.inner.put_collect_response(round, response)
+    }
+    fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.collect_response(round)
+    }
+    fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
+        self.inner.collect_garbage(through_round)
+    }
+}
