@@ -27,10 +27,10 @@ use cairn_protocol::driver::{
 };
 use cairn_protocol::helper::Helper;
 use cairn_protocol::leader::{CollectStep, Leader};
-use cairn_protocol::messages::{CollectResponse, ErrorCode};
+use cairn_protocol::messages::{CollectResponse, ErrorCode, UploadRequest};
 use cairn_protocol::privacy::Privacy;
 use cairn_protocol::store::{MemoryStore, TaskStore};
-use hooked_store::HookedStore;
+use hooked_store::{HookedStore, ReadPoint};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -72,9 +72,9 @@ fn world(privacy: &str) -> World {
 
 impl World {
     /// The collector's request for `round`, released through `leader` with the helper.
-    fn collect(
+    fn collect<S: TaskStore>(
         &mut self,
-        leader: &mut Leader<Arc<MemoryStore>>,
+        leader: &mut Leader<S>,
         round: u32,
     ) -> Result<CollectResponse, Reject> {
         collect_in_process(
@@ -113,20 +113,31 @@ impl World {
     /// Two fresh clients upload (1, 0, 0, 0)/256 each for `round` through `leader`.
     fn upload_two(&mut self, leader: &mut Leader<Arc<MemoryStore>>, round: u32) {
         for _ in 0..2 {
-            let cred = Credential::generate(self.task.id(), &mut self.rng);
-            self.store
-                .add_client(cred.client_id(), &cred.key_for(0))
-                .unwrap();
-            self.helper
-                .store()
-                .add_client(cred.client_id(), &cred.key_for(1))
-                .unwrap();
-            let client = Client::new(self.task.clone(), cred).unwrap();
-            let upload = client
-                .prepare_upload_quantised(round, &[1, 0, 0, 0], &mut self.rng)
-                .unwrap();
+            let upload = self.prepared_upload(round);
             leader.handle_upload(upload, NOW).unwrap();
         }
+    }
+
+    /// A fresh client, registered with both aggregators, and its upload of
+    /// (1, 0, 0, 0)/256 for `round`.
+    fn prepared_upload(&mut self, round: u32) -> UploadRequest {
+        let cred = Credential::generate(self.task.id(), &mut self.rng);
+        self.store
+            .add_client(cred.client_id(), &cred.key_for(0))
+            .unwrap();
+        self.helper
+            .store()
+            .add_client(cred.client_id(), &cred.key_for(1))
+            .unwrap();
+        Client::new(self.task.clone(), cred)
+            .unwrap()
+            .prepare_upload_quantised(round, &[1, 0, 0, 0], &mut self.rng)
+            .unwrap()
+    }
+
+    /// A leader replica on `store` (which shares this world's store).
+    fn replica_on(&self, store: Arc<HookedStore>) -> Leader<Arc<HookedStore>> {
+        Leader::new(self.task.clone(), Seed::from_bytes([3; 32]), store).unwrap()
     }
 }
 
@@ -179,12 +190,7 @@ fn a_collect_counts_the_job_another_replica_commits_while_it_looks() {
     // Replica A reads the round (no valid report yet, both queued) and then looks for
     // reports in flight; in between, replica B aggregates both with the helper.
     let hooked = Arc::new(HookedStore::new(Arc::clone(&w.store)));
-    let mut a = Leader::new(
-        w.task.clone(),
-        Seed::from_bytes([3; 32]),
-        Arc::clone(&hooked),
-    )
-    .unwrap();
+    let mut a = w.replica_on(Arc::clone(&hooked));
     let World {
         mut helper,
         collector,
@@ -192,16 +198,19 @@ fn a_collect_counts_the_job_another_replica_commits_while_it_looks() {
         ..
     } = w;
     let mut b_rng = ChaCha20Rng::from_seed([22; 32]);
-    hooked.before_next_queue_read(Box::new(move || {
-        aggregate_in_process(
-            &mut b,
-            std::slice::from_mut(&mut helper),
-            0,
-            NOW,
-            &mut b_rng,
-        )
-        .unwrap();
-    }));
+    hooked.before_next(
+        ReadPoint::Queue,
+        Box::new(move || {
+            aggregate_in_process(
+                &mut b,
+                std::slice::from_mut(&mut helper),
+                0,
+                NOW,
+                &mut b_rng,
+            )
+            .unwrap();
+        }),
+    );
     // Nothing is in flight by the time A looks: A must count what B committed, not
     // refuse the round as empty by the count it read before.
     let step = a
@@ -211,6 +220,48 @@ fn a_collect_counts_the_job_another_replica_commits_while_it_looks() {
         panic!("a first collect asks the helper");
     };
     assert_eq!(request.report_count, 2);
+}
+
+#[test]
+fn a_collect_waits_for_an_upload_stored_before_a_close_it_did_not_see() {
+    let mut w = world("noise = \"none\"");
+    let mut b = w.replica();
+    w.round_of_two(&mut b, 0);
+    let late = w.prepared_upload(0);
+    // Replica A reads the round (open, two valid reports) and looks for reports in
+    // flight: none queued. Before it reads the open jobs, replica B stores and
+    // acknowledges one more upload, and a collect on B closes the round.
+    let hooked = Arc::new(HookedStore::new(Arc::clone(&w.store)));
+    let mut a = w.replica_on(Arc::clone(&hooked));
+    let store = Arc::clone(&w.store);
+    hooked.before_next(
+        ReadPoint::OpenJobs,
+        Box::new(move || {
+            b.handle_upload(late, NOW).unwrap();
+            store.close_round(0).unwrap();
+        }),
+    );
+    // A's first look proved nothing about uploads after it: releasing now would leave
+    // the acknowledged upload out. A must look again, after the close it has seen.
+    let request = w.collector.request(0);
+    match a.begin_collect(&request, NOW, &mut w.rng) {
+        Err(e) => assert_eq!(e.code, ErrorCode::Mismatch, "retriable: {e:?}"),
+        Ok(step) => panic!("released without the acknowledged upload: {step:?}"),
+    }
+    assert!(w.store.ledger().unwrap().is_empty(), "nothing spent");
+    // Once the upload is aggregated, the round is released with all three.
+    aggregate_in_process(
+        &mut a,
+        std::slice::from_mut(&mut w.helper),
+        0,
+        NOW,
+        &mut w.rng,
+    )
+    .unwrap();
+    let response = w.collect(&mut a, 0).unwrap();
+    let released = w.collector.open(0, &response).unwrap();
+    assert_eq!(released.count, 3);
+    assert_eq!(released.sum_quantised, vec![3, 0, 0, 0]);
 }
 
 #[test]

@@ -49,25 +49,24 @@ impl<S: TaskStore> Leader<S> {
                 )),
             };
         }
+        // Every count is read after a look for reports in flight found none: a job
+        // (of another leader process sharing the store) may commit between any read
+        // and the look. And a look proves nothing about uploads stored after it, so
+        // the count that is released comes from a look made after the round was seen
+        // closed (by this process or another).
         let mut record = self.core.round_with_reports(round)?;
+        if record.status == RoundStatus::Open {
+            self.wait_for_reports_in_flight(round)?;
+            record = self.core.round_with_reports(round)?;
+            self.core.check_min_reports(&record)?;
+            self.core
+                .store
+                .close_round(round)
+                .map_err(Reject::storage)?;
+        }
         if record.status != RoundStatus::Released {
             self.wait_for_reports_in_flight(round)?;
-            // Read the round again: a job (of another leader process sharing the
-            // store) may have committed between the read above and the look for
-            // reports in flight, and its reports count.
             record = self.core.round_with_reports(round)?;
-            if record.status == RoundStatus::Open {
-                self.core.check_min_reports(&record)?;
-                self.core
-                    .store
-                    .close_round(round)
-                    .map_err(Reject::storage)?;
-                // Another leader process sharing the store may have stored a report
-                // between the check above and the close (a store refuses reports for
-                // a closed round only from the close on): wait for it too, then count.
-                self.wait_for_reports_in_flight(round)?;
-                record = self.core.round_with_reports(round)?;
-            }
             self.core.check_min_reports(&record)?;
         }
         let digest = self

@@ -24,14 +24,23 @@ use cairn_protocol::store::{
 /// Runs before every report read; an error fails the read with it.
 pub(crate) type ReportReadHook = Box<dyn Fn() -> Result<(), StoreError> + Send + Sync>;
 
-/// Runs once, before the next read of the report queue.
-pub(crate) type QueueReadHook = Box<dyn FnOnce() + Send>;
+/// Runs once, before the next read at its [`ReadPoint`].
+pub(crate) type OnceHook = Box<dyn FnOnce() + Send>;
+
+/// Where a one-shot hook runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ReadPoint {
+    /// Before a read of the report queue (`queued_reports`, `queued_rounds`).
+    Queue,
+    /// Before a read of the open jobs.
+    OpenJobs,
+}
 
 /// A [`MemoryStore`] (possibly shared with other parties) with hooks before its reads.
 pub(crate) struct HookedStore {
     inner: Arc<MemoryStore>,
     before_report_read: Option<ReportReadHook>,
-    before_queue_read: Mutex<Option<QueueReadHook>>,
+    once: Mutex<Vec<(ReadPoint, OnceHook)>>,
 }
 
 impl HookedStore {
@@ -40,7 +49,7 @@ impl HookedStore {
         Self {
             inner,
             before_report_read: None,
-            before_queue_read: Mutex::new(None),
+            once: Mutex::new(Vec::new()),
         }
     }
 
@@ -50,14 +59,19 @@ impl HookedStore {
         self
     }
 
-    /// Runs `hook` once, before the next read of the queue (by anyone using this
-    /// store), and outside any lock of the store: the hook may use the inner store.
-    pub(crate) fn before_next_queue_read(&self, hook: QueueReadHook) {
-        *self.before_queue_read.lock().unwrap() = Some(hook);
+    /// Runs `hook` once, before the next read at `point` (by anyone using this store),
+    /// and outside any lock of the store: the hook may use the inner store.
+    pub(crate) fn before_next(&self, point: ReadPoint, hook: OnceHook) {
+        self.once.lock().unwrap().push((point, hook));
     }
 
-    fn run_queue_hook(&self) {
-        let hook = self.before_queue_read.lock().unwrap().take();
+    fn run_hook(&self, point: ReadPoint) {
+        let hook = {
+            let mut once = self.once.lock().unwrap();
+            once.iter()
+                .position(|(p, _)| *p == point)
+                .map(|i| once.remove(i).1)
+        };
         if let Some(hook) = hook {
             hook();
         }
@@ -94,11 +108,11 @@ impl TaskStore for HookedStore {
         self.inner.report(report_id)
     }
     fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, StoreError> {
-        self.run_queue_hook();
+        self.run_hook(ReadPoint::Queue);
         self.inner.queued_reports(round, limit)
     }
     fn queued_rounds(&self) -> Result<Vec<u32>, StoreError> {
-        self.run_queue_hook();
+        self.run_hook(ReadPoint::Queue);
         self.inner.queued_rounds()
     }
     fn create_job(&self, job: &JobRecord) -> Result<(), StoreError> {
@@ -117,6 +131,7 @@ impl TaskStore for HookedStore {
         self.inner.decide_job(job_id, accepted)
     }
     fn open_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        self.run_hook(ReadPoint::OpenJobs);
         self.inner.open_jobs()
     }
     fn prepared_job_digest(&self, job_id: JobId) -> Result<Option<[u8; 32]>, StoreError> {
