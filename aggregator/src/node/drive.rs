@@ -55,14 +55,36 @@ pub(super) async fn drive_job(
     Ok(())
 }
 
-/// Re-runs the jobs the store recorded before a restart.
+/// Re-runs the jobs the store recorded but did not commit (after a restart, or whose
+/// helper was unreachable).
 pub(super) async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
     let _guard = shared.jobs.lock().await;
-    for driver in with_leader(shared, JobDriver::resume_all).await? {
+    let drivers = with_leader(shared, JobDriver::resume_all).await?;
+    drive_each(drivers, |driver| async move {
         tracing::info!(job = %driver.job_id().to_hex(), "resuming aggregation job");
-        drive_job(shared, driver).await?;
+        drive_job(shared, driver).await
+    })
+    .await
+}
+
+/// Drives every one of `drivers`, also after one has failed, and returns the first
+/// error. The leader holds a resumed job as in progress until its driver finishes or
+/// fails: a driver dropped undriven would leave its job so, and this process would
+/// never resume it again (a job failed by its driver is released for the next resume).
+async fn drive_each<D, F, Fut>(drivers: Vec<D>, mut drive: F) -> Result<(), Reject>
+where
+    F: FnMut(D) -> Fut,
+    Fut: std::future::Future<Output = Result<(), Reject>>,
+{
+    let mut first = Ok(());
+    for driver in drivers {
+        if let Err(e) = drive(driver).await
+            && first.is_ok()
+        {
+            first = Err(e);
+        }
     }
-    Ok(())
+    first
 }
 
 /// Runs jobs until no report is queued.
@@ -108,5 +130,33 @@ pub(super) async fn collect(
             }
             CollectPoll::Done(response) => return Ok(Message::CollectResponse(response)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_resumed_job_is_driven_when_the_first_fails() {
+        let mut driven = Vec::new();
+        let outcome = drive_each(vec![1, 2, 3], |job| {
+            driven.push(job);
+            async move {
+                if job == 2 {
+                    Ok(())
+                } else {
+                    Err(Reject::new(
+                        ErrorCode::Busy,
+                        format!("helper down for job {job}"),
+                    ))
+                }
+            }
+        })
+        .await;
+        assert_eq!(driven, [1, 2, 3]);
+        let err = outcome.unwrap_err();
+        assert_eq!(err.code, ErrorCode::Busy);
+        assert_eq!(err.detail, "helper down for job 1", "the first error");
     }
 }
