@@ -244,3 +244,39 @@ fn a_stalled_process_that_lost_its_lease_stops_and_the_new_owner_finishes() {
     assert!(w.store.open_jobs().unwrap().is_empty());
     w.release_through_b();
 }
+
+#[test]
+fn a_process_that_stalled_after_renewing_cannot_overwrite_the_new_owners_decision() {
+    let mut w = world();
+    let mut stalled = JobDriver::next_queued(&mut w.a, &mut w.rng)
+        .unwrap()
+        .unwrap();
+    let job_id = stalled.job_id();
+    let init = stalled.poll_transmit().unwrap();
+    let late_answer = w.helper.handle_message(init.message, NOW, &mut w.rng);
+    // A renews its lease to decide and stalls before it writes; B takes the job over
+    // and decides it first, from other helper answers (here: every report refused).
+    w.store.decide_job(job_id, &[]).unwrap();
+    // A's decision (every report accepted) must not replace B's.
+    let err = stalled.handle_answer(&mut w.a, late_answer).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Internal, "{err:?}");
+    let open = w.store.open_jobs().unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(
+        open[0].accepted.as_deref(),
+        Some(&[][..]),
+        "B's decision stands"
+    );
+    // Resumed, the job carries the stored decision to the helper and commits it.
+    let resumed = JobDriver::resume_all(&mut w.a).unwrap();
+    assert_eq!(resumed.len(), 1);
+    for mut driver in resumed {
+        while let Some(t) = driver.poll_transmit() {
+            let answer = w.helper.handle_message(t.message, NOW, &mut w.rng);
+            driver.handle_answer(&mut w.a, answer).unwrap();
+        }
+    }
+    assert!(w.store.open_jobs().unwrap().is_empty());
+    assert_eq!(w.store.round(0).unwrap().unwrap().count, 0);
+    assert_eq!(w.helper.store().round(0).unwrap().unwrap().count, 0);
+}

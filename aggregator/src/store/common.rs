@@ -30,6 +30,10 @@ pub enum Refusal {
     /// A job names a report that is not queued (unknown, or in another job).
     #[error("report {0} is not queued")]
     NotQueued(ReportId),
+    /// A job's decision differs from the one stored (another leader process decided
+    /// it first, from other helper answers): a job is decided once.
+    #[error("the job was decided otherwise by another leader process; its decision stands")]
+    DecidedOtherwise,
     /// A ledger entry does not extend the stored chain: its sequence number or previous
     /// hash is not the stored head's (another process sharing the store released
     /// meanwhile), or its round was released before.

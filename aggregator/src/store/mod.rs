@@ -301,12 +301,24 @@ impl TaskStore for SqliteTaskStore {
     }
 
     fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), StoreError> {
-        let changed = self.lock().execute(
-            "UPDATE jobs SET accepted = ?3 WHERE task = ?1 AND job_id = ?2 AND committed = 0",
+        let conn = self.lock();
+        let changed = conn.execute(
+            "UPDATE jobs SET accepted = ?3 WHERE task = ?1 AND job_id = ?2 AND committed = 0 \
+             AND (accepted IS NULL OR accepted = ?3)",
             params![self.t(), job_id.0, ids_to_blob(accepted)],
         )?;
         if changed == 0 {
-            return Err(Refusal::NotFound("job").into());
+            let open: bool = conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM jobs WHERE task = ?1 AND job_id = ?2 AND committed = 0)",
+                params![self.t(), job_id.0],
+                |r| r.get(0),
+            )?;
+            return Err(if open {
+                Refusal::DecidedOtherwise
+            } else {
+                Refusal::NotFound("job")
+            }
+            .into());
         }
         Ok(())
     }

@@ -192,6 +192,20 @@ pub fn a_job_leaves_the_queue_and_commits_exactly_once<S: TaskStore>(s: S) {
         s.open_jobs().unwrap()[0].accepted.as_deref(),
         Some(&ids[..1])
     );
+    // Decided once: the same decision again is a retry; another (a leader process that
+    // stalled past its lease, deciding from other helper answers) changes nothing.
+    s.decide_job(job.job_id, &ids[..1]).unwrap();
+    assert!(s.decide_job(job.job_id, &ids).is_err());
+    assert!(s.decide_job(job.job_id, &[]).is_err());
+    assert_eq!(
+        s.open_jobs().unwrap()[0].accepted.as_deref(),
+        Some(&ids[..1]),
+        "the first decision stands"
+    );
+    assert!(
+        s.decide_job(JobId([0x66; 16]), &[]).is_err(),
+        "an unknown job"
+    );
     let contribution = agg([1, 2, 3]);
     assert_eq!(
         s.commit_job(4, job.job_id, &ids[..1], &contribution)

@@ -202,8 +202,13 @@ impl TaskStore for MemoryStore {
     fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), StoreError> {
         let mut s = self.lock();
         let job = s.jobs.get_mut(&job_id).ok_or(StoreError::NotFound("job"))?;
-        job.accepted = Some(accepted.to_vec());
-        Ok(())
+        match &job.accepted {
+            Some(decided) if decided.as_slice() != accepted => Err(StoreError::DecidedOtherwise),
+            _ => {
+                job.accepted = Some(accepted.to_vec());
+                Ok(())
+            }
+        }
     }
 
     fn open_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {

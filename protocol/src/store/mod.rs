@@ -54,6 +54,10 @@ pub enum StoreError {
     /// A job names a report that is not queued (unknown, or in another job).
     #[error("report {0} is not queued")]
     NotQueued(ReportId),
+    /// A job's decision differs from the one stored (another leader process decided
+    /// it first, from other helper answers): a job is decided once.
+    #[error("the job was decided otherwise by another leader process; its decision stands")]
+    DecidedOtherwise,
     /// A job's contribution does not have the round aggregate's length.
     #[error("the contribution does not fit the round's aggregate: {0}")]
     WrongLength(#[from] cairn_mpc::vector::VectorError),
@@ -246,7 +250,10 @@ pub trait TaskStore: Send + Sync {
         until: Time,
     ) -> Result<bool, Self::Error>;
 
-    /// Leader: records the decision of a job.
+    /// Leader: records the decision of a job, once. The same decision again is
+    /// accepted (a retry); another is refused ([`StoreError::DecidedOtherwise`] or the
+    /// store's equivalent) and changes nothing: a leader process that stalled past its
+    /// lease must not overwrite the decision of the process that took the job over.
     fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), Self::Error>;
 
     /// Leader: jobs not yet committed (to resume after a restart).

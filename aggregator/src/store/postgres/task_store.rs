@@ -290,11 +290,24 @@ impl TaskStore for PgTaskStore {
         let blob = ids_to_blob(accepted);
         self.serializable(|tx| {
             let changed = tx.execute(
-                "UPDATE jobs SET accepted = $3 WHERE task = $1 AND job_id = $2 AND NOT committed",
+                "UPDATE jobs SET accepted = $3 WHERE task = $1 AND job_id = $2 AND NOT committed \
+                 AND (accepted IS NULL OR accepted = $3)",
                 &[&self.t(), &&job_id.0[..], &blob],
             )?;
             if changed == 0 {
-                return Err(Refusal::NotFound("job").into());
+                let open: bool = tx
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM jobs WHERE task = $1 AND job_id = $2 \
+                         AND NOT committed)",
+                        &[&self.t(), &&job_id.0[..]],
+                    )?
+                    .get(0);
+                return Err(if open {
+                    Refusal::DecidedOtherwise
+                } else {
+                    Refusal::NotFound("job")
+                }
+                .into());
             }
             Ok(())
         })
