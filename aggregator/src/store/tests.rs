@@ -39,6 +39,46 @@ fn every_commit_is_synced_to_disk() {
 }
 
 #[test]
+fn a_new_database_has_large_pages_and_an_old_one_keeps_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let page_size = |store: &SqliteStore| -> i64 {
+        store
+            .conn
+            .lock()
+            .unwrap()
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap()
+    };
+    let new = dir.path().join("new.sqlite");
+    assert_eq!(
+        page_size(&SqliteStore::open(&new).unwrap()),
+        open::PAGE_SIZE
+    );
+    assert_eq!(
+        page_size(&SqliteStore::open(&new).unwrap()),
+        open::PAGE_SIZE,
+        "reopened"
+    );
+    // A database written before, with SQLite's default pages: opened, migrated to
+    // nothing, and used as it is.
+    let old = dir.path().join("old.sqlite");
+    {
+        let conn = Connection::open(&old).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+    }
+    let store = SqliteStore::open(&old).unwrap();
+    assert_eq!(page_size(&store), 4096);
+    let task = store.task(TaskId([4; 32]), 3);
+    task.put_report(0, ReportId([1; 16]), ClientId([1; 16]), &[7; 50_000], 10)
+        .unwrap();
+    assert_eq!(
+        task.report(ReportId([1; 16])).unwrap().unwrap(),
+        vec![7; 50_000]
+    );
+}
+
+#[test]
 fn a_database_of_another_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("old.sqlite");
