@@ -333,6 +333,16 @@ impl<S: TaskStore> Helper<S> {
         }
     }
 
+    /// Drops a prepared job from memory, and from the eviction order: a stale entry
+    /// there would grow the order with every replayed init and continue, and evict
+    /// the job if it were prepared again, ahead of older ones.
+    fn forget_job(&mut self, job_id: JobId) {
+        if let Some(job) = self.jobs.remove(&job_id) {
+            self.core.parallelism.drop_all(job.prepared);
+            self.job_order.retain(|j| *j != job_id);
+        }
+    }
+
     /// How many prepared jobs this helper holds in memory.
     pub fn open_jobs(&self) -> usize {
         self.jobs.len()
@@ -352,7 +362,7 @@ impl<S: TaskStore> Helper<S> {
             .job_committed(cont.job_id)
             .map_err(Reject::storage)?
         {
-            self.jobs.remove(&cont.job_id);
+            self.forget_job(cont.job_id);
             return Ok(JobContinueResponse {
                 job_id: cont.job_id,
                 accepted_count: count,
@@ -399,7 +409,7 @@ impl<S: TaskStore> Helper<S> {
             .is_some_and(|r| r.status == RoundStatus::Released);
         if released {
             // Not retriable: the round's share has left; these reports come too late.
-            self.jobs.remove(&cont.job_id);
+            self.forget_job(cont.job_id);
             return Err(Reject::new(
                 ErrorCode::RoundClosed,
                 format!(
@@ -413,10 +423,7 @@ impl<S: TaskStore> Helper<S> {
             .store
             .commit_job(cont.round, cont.job_id, &cont.accepted, &contribution)
             .map_err(Reject::storage)?;
-        if let Some(job) = self.jobs.remove(&cont.job_id) {
-            self.core.parallelism.drop_all(job.prepared);
-        }
-        self.job_order.retain(|j| *j != cont.job_id);
+        self.forget_job(cont.job_id);
         let accepted_count = match outcome {
             CommitOutcome::Applied => u32::try_from(cont.accepted.len()).unwrap_or(u32::MAX),
             // Committed meanwhile by another process sharing the store (a replica that

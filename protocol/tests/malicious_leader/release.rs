@@ -203,6 +203,50 @@ fn the_helper_holds_a_bounded_number_of_prepared_jobs() {
 }
 
 #[test]
+fn replaying_a_committed_job_does_not_change_which_prepared_job_is_dropped_first() {
+    let mut s = setup();
+    let (id, init) = s.honest_job();
+    let task_id = s.task.id();
+    let cont = |job: &JobInit, accepted: Vec<ReportId>| JobContinue {
+        task_id,
+        job_id: job.job_id,
+        round: job.round,
+        accepted,
+    };
+    // Job J, prepared and committed; then its init and continue resent as they were.
+    for _ in 0..3 {
+        s.helper.handle_job_init(&init, NOW).unwrap();
+        s.helper
+            .handle_job_continue(&cont(&init, vec![id]))
+            .unwrap();
+    }
+    // A cheap job A; J prepared once more; cheap jobs up to one past the cap.
+    let cheap = |k: u64| {
+        let mut job = init.clone();
+        let mut jid = [0xa0; 16];
+        jid[..8].copy_from_slice(&k.to_le_bytes());
+        job.job_id = JobId(jid);
+        job.reports[0].sealed_share.payload[0] ^= 1;
+        job
+    };
+    s.helper.handle_job_init(&cheap(0), NOW).unwrap();
+    s.helper.handle_job_init(&init, NOW).unwrap();
+    for k in 1..cairn_protocol::helper::MAX_OPEN_JOBS as u64 {
+        s.helper.handle_job_init(&cheap(k), NOW).unwrap();
+    }
+    assert_eq!(s.helper.open_jobs(), cairn_protocol::helper::MAX_OPEN_JOBS);
+    // The oldest, A, was dropped (its continue asks for a resend); the later ones stay.
+    let err = s
+        .helper
+        .handle_job_continue(&cont(&cheap(0), vec![]))
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::UnknownJob, "{err:?}");
+    s.helper
+        .handle_job_continue(&cont(&cheap(1), vec![]))
+        .unwrap();
+}
+
+#[test]
 fn a_repeated_collect_is_answered_from_storage_and_never_asks_a_helper_again() {
     // Once the collector has every share of a round, the leader answers a repeated
     // collect from its store: no helper is asked again, so even a helper restored from
