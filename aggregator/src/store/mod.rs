@@ -218,6 +218,23 @@ impl TaskStore for SqliteTaskStore {
         self.sqlite_put_report(round, report_id, client_id, report, max_reports)
     }
 
+    fn stored_report_matches(
+        &self,
+        report_id: ReportId,
+        report: &[u8],
+    ) -> Result<Option<bool>, StoreError> {
+        let stored: Option<Vec<u8>> = self
+            .lock()
+            .query_row(
+                "SELECT digest FROM seen_reports WHERE task = ?1 AND report_id = ?2",
+                params![self.t(), report_id.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        // Hashed once the lock is released: a report is ~1 MiB.
+        Ok(stored.map(|s| stored_digest_matches(&s, &report_bytes_digest(report), report)))
+    }
+
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .lock()

@@ -170,6 +170,13 @@ impl TaskStore for NodeStore {
     ) -> Result<PutOutcome, NodeStoreError> {
         either!(self, s => s.put_report(round, report_id, client_id, report, max_reports))
     }
+    fn stored_report_matches(
+        &self,
+        report_id: ReportId,
+        report: &[u8],
+    ) -> Result<Option<bool>, NodeStoreError> {
+        either!(self, s => s.stored_report_matches(report_id, report))
+    }
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, NodeStoreError> {
         either!(self, s => s.report(report_id))
     }

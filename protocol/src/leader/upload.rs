@@ -30,25 +30,24 @@ impl<S: TaskStore> Leader<S> {
                 "report sizes do not match the task",
             ));
         }
-        self.core.check_round_window(report.round)?;
-        let round = self
-            .core
-            .store
-            .open_round(report.round, now, self.core.scheme.dimension())
-            .map_err(Reject::storage)?;
-        let expires = round
-            .opened_at
-            .plus_secs(self.core.task.round_duration_secs());
-        if round.status != RoundStatus::Open || now >= expires {
-            return Err(Reject::new(
-                ErrorCode::RoundClosed,
-                format!("round {} no longer accepts reports", report.round),
-            ));
+        if let Err(refusal) = self.check_round_takes_reports(report.round, now) {
+            // A retry of a report stored before the round closed or expired (its
+            // acknowledgement was lost) is acknowledged again: it is stored and will be
+            // counted, and a refusal would tell its client otherwise.
+            let bytes = encoded_report(&report);
+            let stored = self
+                .core
+                .store
+                .stored_report_matches(report.report_id, bytes.expose_secret())
+                .map_err(Reject::storage)?;
+            if stored == Some(true) {
+                return Ok(UploadResponse {
+                    report_id: report.report_id,
+                });
+            }
+            return Err(refusal);
         }
-        let mut bytes = Vec::new();
-        encode_report(&report, &mut bytes);
-        // The leader's share in the clear again: wiped once stored.
-        let bytes = SecretVec::new(bytes);
+        let bytes = encoded_report(&report);
         match self
             .core
             .store
@@ -95,6 +94,27 @@ impl<S: TaskStore> Leader<S> {
         }
     }
 
+    /// Refuses ([`ErrorCode::RoundClosed`]) a round outside the window, closed, or
+    /// expired; opens it if it is new.
+    fn check_round_takes_reports(&self, round: u32, now: Time) -> Result<(), Reject> {
+        self.core.check_round_window(round)?;
+        let state = self
+            .core
+            .store
+            .open_round(round, now, self.core.scheme.dimension())
+            .map_err(Reject::storage)?;
+        let expires = state
+            .opened_at
+            .plus_secs(self.core.task.round_duration_secs());
+        if state.status != RoundStatus::Open || now >= expires {
+            return Err(Reject::new(
+                ErrorCode::RoundClosed,
+                format!("round {round} no longer accepts reports"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks that the report comes from a registered, unrevoked client: its tag for
     /// the leader must verify under the key registered for its client id.
     fn authenticate(&self, report: &crate::messages::Report) -> Result<(), Reject> {
@@ -119,4 +139,11 @@ impl<S: TaskStore> Leader<S> {
         }
         Ok(())
     }
+}
+
+/// The report as stored: the leader's share in the clear again, wiped when dropped.
+fn encoded_report(report: &crate::messages::Report) -> SecretVec<u8> {
+    let mut bytes = Vec::new();
+    encode_report(report, &mut bytes);
+    SecretVec::new(bytes)
 }

@@ -134,6 +134,11 @@ pub fn uploads_are_idempotent_and_one_per_client_per_round<S: TaskStore>(s: S) {
         s.report(rid(6)).unwrap().is_none(),
         "a refused report is not stored"
     );
+    // The read-only probe a leader makes for a retry the round no longer takes.
+    assert_eq!(s.stored_report_matches(id, b"abc").unwrap(), Some(true));
+    assert_eq!(s.stored_report_matches(id, b"abd").unwrap(), Some(false));
+    assert_eq!(s.stored_report_matches(rid(6), b"def").unwrap(), None);
+    assert_eq!(s.stored_report_matches(rid(0x55), b"").unwrap(), None);
     let mut queued = s.queued_reports(0, 10).unwrap();
     queued.sort();
     assert_eq!(queued, vec![id, rid(8)]);

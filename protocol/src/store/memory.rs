@@ -136,6 +136,15 @@ impl TaskStore for MemoryStore {
         Ok(PutOutcome::Stored)
     }
 
+    fn stored_report_matches(
+        &self,
+        report_id: ReportId,
+        report: &[u8],
+    ) -> Result<Option<bool>, StoreError> {
+        let stored = self.lock().seen.get(&report_id).copied();
+        Ok(stored.map(|d| d == report_bytes_digest(report)))
+    }
+
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock().reports.get(&report_id).map(|(_, b)| b.clone()))
     }

@@ -221,6 +221,15 @@ pub trait TaskStore: Send + Sync {
         max_reports: u32,
     ) -> Result<PutOutcome, Self::Error>;
 
+    /// Leader: whether a report with this id was stored (in any round), and if so
+    /// whether as these bytes: `Some(true)` for a retry of a stored report, `Some(false)`
+    /// for other bytes under its id, `None` for an id never stored. Reads only.
+    fn stored_report_matches(
+        &self,
+        report_id: ReportId,
+        report: &[u8],
+    ) -> Result<Option<bool>, Self::Error>;
+
     /// Leader: the stored bytes of a report still awaiting aggregation.
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, Self::Error>;
 

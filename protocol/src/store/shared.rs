@@ -34,6 +34,13 @@ impl<S: TaskStore> TaskStore for Arc<S> {
     ) -> Result<PutOutcome, S::Error> {
         (**self).put_report(round, report_id, client_id, report, max_reports)
     }
+    fn stored_report_matches(
+        &self,
+        report_id: ReportId,
+        report: &[u8],
+    ) -> Result<Option<bool>, S::Error> {
+        (**self).stored_report_matches(report_id, report)
+    }
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, S::Error> {
         (**self).report(report_id)
     }

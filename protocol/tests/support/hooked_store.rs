@@ -101,6 +101,13 @@ impl TaskStore for HookedStore {
         self.inner
             .put_report(round, report_id, client_id, report, max_reports)
     }
+    fn stored_report_matches(
+        &self,
+        report_id: ReportId,
+        report: &[u8],
+    ) -> Result<Option<bool>, StoreError> {
+        self.inner.stored_report_matches(report_id, report)
+    }
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(hook) = &self.before_report_read {
             hook()?;

@@ -208,6 +208,21 @@ impl TaskStore for PgTaskStore {
         }))
     }
 
+    fn stored_report_matches(
+        &self,
+        report_id: ReportId,
+        report: &[u8],
+    ) -> Result<Option<bool>, PgStoreError> {
+        let stored: Option<Vec<u8>> = self.read(|c| {
+            Ok(c.query_opt(
+                "SELECT digest FROM seen_reports WHERE task = $1 AND report_id = $2",
+                &[&self.t(), &&report_id.0[..]],
+            )?
+            .map(|r| r.get(0)))
+        })?;
+        Ok(stored.map(|s| stored_digest_matches(&s, &report_bytes_digest(report), report)))
+    }
+
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, PgStoreError> {
         self.read(|c| {
             Ok(c.query_opt(
