@@ -189,3 +189,155 @@ async fn a_report_prepared_before_a_failed_upload_is_the_one_sent_later() {
         n.shutdown(Duration::from_secs(1)).await;
     }
 }
+
+/// Two `Client`s of one credential and state folder (two processes of one data holder,
+/// or one built twice) submit the same round at once, with different updates: the
+/// folder's lock lets one prepare and upload; the other then finds its acknowledged
+/// report. One report is counted, and the other call names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_sharing_a_state_folder_submit_one_report_per_round() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = std::net::IpAddr::from([127, 0, 0, 1]);
+    let params = InitParams {
+        aggregators: 2,
+        dimension: 4,
+        noise: NoisePlacement::None,
+        min_clients: 1,
+        base_port: free_base_port(host, 2).unwrap(),
+        ..InitParams::default()
+    };
+    let mut rng = ChaCha20Rng::from_seed([13; 32]);
+    let d = init(&dir.path().join("deploy"), &params, &mut rng).unwrap();
+    let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
+    let mut nodes = Vec::new();
+    for node in &d.nodes {
+        nodes.push(start(NodeSetup::load(node).unwrap()).await.unwrap());
+    }
+    let state = dir.path().join("state");
+    let build = || async {
+        Client::builder(task.clone())
+            .credential(cairn_client::sdk::read_credential(&d.credentials[0]).unwrap())
+            .state_dir(&state)
+            .build()
+            .await
+            .unwrap()
+    };
+    let (a, b) = (build().await, build().await);
+    let (ra, rb) = tokio::join!(
+        a.submit(0, &[0.5, 0.0, 0.0, 0.0]),
+        b.submit(0, &[0.0, 0.25, 0.0, 0.0])
+    );
+    let (winner, other) = match (ra, rb) {
+        (Ok(id), other) => (id, other),
+        (other, Ok(id)) => (id, other),
+        (ra, rb) => panic!("neither was acknowledged: {ra:?} / {rb:?}"),
+    };
+    match other {
+        Err(SdkError::AlreadySubmitted {
+            round: 0,
+            report_id,
+        }) => {
+            assert_eq!(
+                report_id,
+                winner.to_hex(),
+                "the other names the stored report"
+            );
+        }
+        other => panic!("the second submission must find the first: {other:?}"),
+    }
+    let (collector_key, collector_identity) = read_collector_keys(&d.collector_dir).unwrap();
+    let collector = Collector::builder(task.clone())
+        .hpke_key(collector_key)
+        .identity(collector_identity)
+        .build()
+        .await
+        .unwrap();
+    let released = tokio::time::timeout(Duration::from_secs(60), collector.collect(0))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(released.count, 1);
+    assert!(
+        released.sum == [0.5, 0.0, 0.0, 0.0] || released.sum == [0.0, 0.25, 0.0, 0.0],
+        "one update, whole: {:?}",
+        released.sum
+    );
+    for n in nodes {
+        n.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+/// The state folder's records are trusted only as far as they check out: a pending
+/// report of another round is not sent for this one, an unreadable acknowledgement
+/// record is an error (not "nothing submitted"), and a pending report left beside an
+/// acknowledgement (a crash between the two) is removed. No node runs: each case is
+/// decided before any upload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_folder_is_read_strictly() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = std::net::IpAddr::from([127, 0, 0, 1]);
+    let params = InitParams {
+        aggregators: 2,
+        dimension: 4,
+        noise: NoisePlacement::None,
+        min_clients: 1,
+        base_port: free_base_port(host, 2).unwrap(),
+        ..InitParams::default()
+    };
+    let mut rng = ChaCha20Rng::from_seed([14; 32]);
+    let d = init(&dir.path().join("deploy"), &params, &mut rng).unwrap();
+    let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
+    let credential = cairn_client::sdk::read_credential(&d.credentials[0]).unwrap();
+    let folder = dir
+        .path()
+        .join("state")
+        .join(task.id().to_hex())
+        .join(credential.client_id().to_hex());
+    let client = Client::builder(task.clone())
+        .credential(credential)
+        .state_dir(dir.path().join("state"))
+        .retry(cairn_transport::RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        })
+        .transport_options(cairn_transport::TransportOptions {
+            request_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_millis(300),
+            keep_alive_interval: Some(Duration::from_millis(100)),
+            ..Default::default()
+        })
+        .build()
+        .await
+        .unwrap();
+    // A report for round 1, kept after its failed upload, put where round 0's goes.
+    assert!(matches!(
+        client.submit(1, &[0.5, 0.0, 0.0, 0.0]).await,
+        Err(SdkError::Transport(_))
+    ));
+    std::fs::copy(
+        folder.join("round-1.pending"),
+        folder.join("round-0.pending"),
+    )
+    .unwrap();
+    assert!(matches!(
+        client.submit(0, &[0.5, 0.0, 0.0, 0.0]).await,
+        Err(SdkError::ForeignPendingUpload(_))
+    ));
+    // Round 1 acknowledged, its pending report left behind: removed.
+    std::fs::write(folder.join("round-1.acked"), "00ff").unwrap();
+    match client.submit(1, &[0.0; 4]).await {
+        Err(SdkError::AlreadySubmitted {
+            round: 1,
+            report_id,
+        }) => assert_eq!(report_id, "00ff"),
+        other => panic!("round 1 was acknowledged: {other:?}"),
+    }
+    assert!(!folder.join("round-1.pending").exists());
+    // An acknowledgement record that cannot be read: an error, and nothing prepared.
+    std::fs::create_dir(folder.join("round-2.acked")).unwrap();
+    assert!(matches!(
+        client.submit(2, &[0.0; 4]).await,
+        Err(SdkError::Io(_))
+    ));
+    assert!(!folder.join("round-2.pending").exists());
+}

@@ -192,23 +192,33 @@ impl Client {
     /// with backoff on network failures and retriable refusals. With a state folder, a
     /// report prepared for `round` before a crash is re-sent instead (module docs).
     pub async fn submit(&self, round: u32, update: &[f32]) -> Result<ReportId, SdkError> {
-        let (report_id, frame) = self.prepared(round, Input::Update(update.to_vec())).await?;
-        self.upload(round, report_id, frame.expose_secret()).await
+        self.submit_input(round, Input::Update(update.to_vec()))
+            .await
     }
 
     /// Uploads an already quantised vector (integers in the task's fixed-point units).
     pub async fn submit_quantised(&self, round: u32, x: &[i64]) -> Result<ReportId, SdkError> {
-        let (report_id, frame) = self.prepared(round, Input::Quantised(x.to_vec())).await?;
-        self.upload(round, report_id, frame.expose_secret()).await
+        self.submit_input(round, Input::Quantised(x.to_vec())).await
     }
 
     /// Record level: submits the sum of already sampled records (rows of `records`, `d`
     /// values each, row-major), each clipped to the task's `C` first
     /// ([`cairn_protocol::client::Client::prepare_upload_records`]).
     pub async fn submit_records(&self, round: u32, records: &[f32]) -> Result<ReportId, SdkError> {
-        let (report_id, frame) = self
-            .prepared(round, Input::Records(records.to_vec()))
-            .await?;
+        self.submit_input(round, Input::Records(records.to_vec()))
+            .await
+    }
+
+    /// One submission: with a state folder, under its lock from the folder's checks
+    /// to the acknowledgement's record, so that two `Client`s of one credential and
+    /// folder (in one process or two) cannot both prepare a report for a round: the
+    /// second waits, then finds the first's pending or acknowledged report.
+    async fn submit_input(&self, round: u32, input: Input) -> Result<ReportId, SdkError> {
+        let _folder = match &self.state_dir {
+            Some(dir) => Some(lock_folder(dir.join("lock")).await?),
+            None => None,
+        };
+        let (report_id, frame) = self.prepared(round, input).await?;
         self.upload(round, report_id, frame.expose_secret()).await
     }
 
@@ -259,20 +269,37 @@ impl Client {
         let pending = dir.join(format!("round-{round}.pending"));
         {
             let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-            if let Ok(id) = std::fs::read_to_string(dir.join(format!("round-{round}.acked"))) {
-                return Err(SdkError::AlreadySubmitted {
-                    round,
-                    report_id: id.trim().to_owned(),
-                });
+            // Only a missing record means "not acknowledged": an unreadable one must not
+            // lead to a second report for the round.
+            match std::fs::read_to_string(dir.join(format!("round-{round}.acked"))) {
+                Ok(id) => {
+                    // A crash between the record and the pending report's removal
+                    // left the latter (the leader's share in the clear): remove it.
+                    remove_if_present(&pending)?;
+                    return Err(SdkError::AlreadySubmitted {
+                        round,
+                        report_id: id.trim().to_owned(),
+                    });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
             }
             match std::fs::read(&pending) {
                 Ok(frame) => {
                     let frame = SecretVec::new(frame);
+                    let task_id = self.task().id();
+                    let client_id = self.client_id();
                     let Ok(Message::UploadRequest(req)) =
                         Message::decode(frame.expose_secret(), &self.limits)
                     else {
                         return Err(SdkError::ForeignPendingUpload(pending));
                     };
+                    if req.task_id != task_id
+                        || req.report.round != round
+                        || req.report.client_id != client_id
+                    {
+                        return Err(SdkError::ForeignPendingUpload(pending));
+                    }
                     tracing::warn!(
                         round,
                         report = %req.report.report_id,
@@ -336,16 +363,50 @@ impl Client {
         )
         .await?;
         if let Some(dir) = &self.state_dir {
+            // The leader has stored the report: from here on the answer is Ok. A record
+            // that cannot be written leaves the pending report, which the next submit
+            // of the round sends again and the leader acknowledges again.
             let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
-            write_private_file(
+            let recorded = write_private_file(
                 &dir.join(format!("round-{round}.acked")),
                 report_id.to_hex().as_bytes(),
-            )?;
-            match std::fs::remove_file(dir.join(format!("round-{round}.pending"))) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
+            )
+            .and_then(|()| remove_if_present(&dir.join(format!("round-{round}.pending"))));
+            if let Err(e) = recorded {
+                tracing::warn!(
+                    round,
+                    report = %report_id,
+                    error = %e,
+                    "the report was acknowledged but its record could not be written"
+                );
             }
         }
         Ok(report_id)
     }
+}
+
+/// Removes `path`; a missing file is fine.
+fn remove_if_present(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Takes the state folder's lock (an advisory lock on `path`, created if missing),
+/// waiting for another holder off the async runtime. Released when the file closes.
+async fn lock_folder(path: PathBuf) -> Result<std::fs::File, SdkError> {
+    off_runtime(move || {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&path)?;
+        file.lock()?;
+        Ok(file)
+    })
+    .await?
 }

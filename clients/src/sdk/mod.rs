@@ -19,7 +19,12 @@
 //! kept until acknowledged, so a client that crashed mid-upload re-sends the very same
 //! report when it submits that round again, and is never counted twice nor refused as
 //! a second report. After the acknowledgement only the report id is kept, and a second
-//! submit for the round is refused locally ([`SdkError::AlreadySubmitted`]).
+//! submit for the round is refused locally ([`SdkError::AlreadySubmitted`]). A
+//! submission holds the folder's lock (an advisory lock on its `lock` file) from its
+//! checks to the acknowledgement's record, so two `Client`s of one credential and
+//! folder, in one process or two, prepare one report per round between them. A
+//! pending report of another task, round or client is refused
+//! ([`SdkError::ForeignPendingUpload`]), not sent.
 //!
 //! **Preparing a report runs off the async runtime**, on its blocking threads, at most
 //! one per core over the whole process: proving takes milliseconds to seconds of CPU
@@ -284,7 +289,11 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// fsync of the folder), readable by its owner only.
 fn write_private_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("tmp");
+    // One temporary name per file (`round-3.pending.tmp`, `round-3.acked.tmp`): a
+    // shared one would let two writes mix.
+    let mut tmp_name = path.file_name().unwrap_or_default().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
