@@ -10,7 +10,8 @@
 //! logical order (a Fortran-ordered block read as memory would scramble its rows).
 //!
 //! Any other dtype, shape or type is a `ValueError` naming what was given, raised
-//! before anything is prepared or sent. Finiteness and the dimension are checked by the
+//! before anything is prepared or sent, and so is a length (or a row length) other than
+//! the task's dimension, before the array is copied. Finiteness is checked by the
 //! SDK, which refuses the update before sending (also a `ValueError`).
 
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
@@ -30,12 +31,25 @@ fn describe(value: &Bound<'_, PyAny>) -> String {
     }
 }
 
-/// A 1-D `float32` or `float64` array, copied (module docs).
+/// Refuses an update whose length is not the task's dimension before it is copied: a
+/// wrongly shaped huge array must not be duplicated first (an allocation failure
+/// aborts the process, past any exception).
+fn check_len(len: usize, dimension: usize) -> PyResult<()> {
+    if len == dimension {
+        return Ok(());
+    }
+    Err(PyValueError::new_err(format!(
+        "the update has {len} values, the task's dimension is {dimension}"
+    )))
+}
+
+/// A 1-D `float32` or `float64` array of `dimension` values, copied (module docs).
 ///
 /// # Errors
 /// `ValueError` for anything else.
-pub fn update(value: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
+pub fn update(value: &Bound<'_, PyAny>, dimension: usize) -> PyResult<Vec<f32>> {
     if let Ok(a) = value.extract::<PyReadonlyArray1<'_, f32>>() {
+        check_len(a.len(), dimension)?;
         return Ok(match a.as_slice() {
             // A 1-D contiguous array is the same in C and Fortran order.
             Ok(s) => s.to_vec(),
@@ -43,6 +57,7 @@ pub fn update(value: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
         });
     }
     if let Ok(a) = value.extract::<PyReadonlyArray1<'_, f64>>() {
+        check_len(a.len(), dimension)?;
         return Ok(a.as_array().iter().map(|v| *v as f32).collect());
     }
     Err(PyValueError::new_err(format!(
@@ -51,25 +66,36 @@ pub fn update(value: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
     )))
 }
 
-/// A 2-D `float32` or `float64` array of records (one row per record), copied
-/// row-major (module docs); returns the values and the number of columns.
+/// Refuses records whose rows are not of the task's dimension before they are copied
+/// (see [`check_len`]).
+fn check_columns(columns: usize, dimension: usize) -> PyResult<()> {
+    if columns == dimension {
+        return Ok(());
+    }
+    Err(PyValueError::new_err(format!(
+        "each record must have the task's dimension {dimension}, got rows of {columns}"
+    )))
+}
+
+/// A 2-D `float32` or `float64` array of records (one row per record, `dimension`
+/// columns), copied row-major (module docs).
 ///
 /// # Errors
 /// `ValueError` for anything else.
-pub fn records(value: &Bound<'_, PyAny>) -> PyResult<(Vec<f32>, usize)> {
+pub fn records(value: &Bound<'_, PyAny>, dimension: usize) -> PyResult<Vec<f32>> {
     if let Ok(a) = value.extract::<PyReadonlyArray2<'_, f32>>() {
-        let columns = a.shape()[1];
+        check_columns(a.shape()[1], dimension)?;
         let values = if a.is_c_contiguous() {
             a.as_slice()
                 .map_or_else(|_| a.as_array().iter().copied().collect(), <[f32]>::to_vec)
         } else {
             a.as_array().iter().copied().collect()
         };
-        return Ok((values, columns));
+        return Ok(values);
     }
     if let Ok(a) = value.extract::<PyReadonlyArray2<'_, f64>>() {
-        let columns = a.shape()[1];
-        return Ok((a.as_array().iter().map(|v| *v as f32).collect(), columns));
+        check_columns(a.shape()[1], dimension)?;
+        return Ok(a.as_array().iter().map(|v| *v as f32).collect());
     }
     Err(PyValueError::new_err(format!(
         "records must be a 2-D numpy array (one row per record) of float32 or float64, got {}",

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use cairn_client::sdk::{self, read_credential};
 use cairn_protocol::config::PrivacyUnit;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 
 use crate::arrays;
@@ -57,7 +56,7 @@ impl Client {
     /// nothing is sent), ``Refused`` (e.g. ``code == 'already_submitted'`` or
     /// ``'round_closed'``) or ``NetworkError``.
     fn submit(&self, py: Python<'_>, round: u32, update: &Bound<'_, PyAny>) -> PyResult<String> {
-        let values = arrays::update(update)?;
+        let values = arrays::update(update, self.inner.task().dimension())?;
         let inner = &self.inner;
         detached(py, || {
             let id = runtime()?
@@ -208,13 +207,6 @@ impl Client {
     }
 
     fn checked_records(&self, value: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
-        let (values, columns) = arrays::records(value)?;
-        let d = self.inner.task().dimension();
-        if columns != d {
-            return Err(PyValueError::new_err(format!(
-                "each record must have the task's dimension {d}, got rows of {columns}"
-            )));
-        }
-        Ok(values)
+        arrays::records(value, self.inner.task().dimension())
     }
 }
