@@ -136,7 +136,9 @@ impl Client {
         if let Some(i) = update.iter().position(|v| !v.is_finite()) {
             return Err(ClientError::NonFinite(i));
         }
-        let mut clipped: Vec<f64> = update.iter().map(|v| f64::from(*v)).collect();
+        // The update's copies are wiped when dropped, like the shares made from them.
+        let mut clipped: Zeroizing<Vec<f64>> =
+            Zeroizing::new(update.iter().map(|v| f64::from(*v)).collect());
         cairn_dp::clip::clip_l2(&mut clipped, self.task.clip_norm())?;
         Ok(self.fixed.encode_f64(&clipped, rng)?)
     }
@@ -172,18 +174,18 @@ impl Client {
         if n > max as usize {
             return Err(ClientError::TooManyRecords { sampled: n, max });
         }
-        let mut sum = vec![0f64; d];
-        let mut row = vec![0f64; d];
+        let mut sum = Zeroizing::new(vec![0f64; d]);
+        let mut row = Zeroizing::new(vec![0f64; d]);
         for record in records.chunks_exact(d) {
             for (r, v) in row.iter_mut().zip(record) {
                 *r = f64::from(*v);
             }
             cairn_dp::clip::clip_l2(&mut row, self.task.clip_norm())?;
-            for (s, r) in sum.iter_mut().zip(&row) {
+            for (s, r) in sum.iter_mut().zip(row.iter()) {
                 *s += r;
             }
         }
-        let mut x = self.fixed.encode_f64(&sum, rng)?;
+        let mut x = Zeroizing::new(self.fixed.encode_f64(&sum, rng)?);
         self.add_client_noise(&mut x, rng);
         self.prepare_upload_quantised(round, &x, rng)
     }
@@ -192,9 +194,10 @@ impl Client {
     /// task places noise at the clients.
     fn add_client_noise<R: CryptoRng + ?Sized>(&self, x: &mut [i64], rng: &mut R) {
         if let Some(noise) = self.privacy.client_noise() {
-            let mut z = vec![0i64; x.len()];
+            // Known noise could be subtracted from the update: wiped too.
+            let mut z = Zeroizing::new(vec![0i64; x.len()]);
             noise.fill(rng, &mut z);
-            for (v, e) in x.iter_mut().zip(&z) {
+            for (v, e) in x.iter_mut().zip(z.iter()) {
                 *v = v.saturating_add(*e);
             }
         }
@@ -212,7 +215,7 @@ impl Client {
                 "this task's unit of privacy is the record: submit the sampled records",
             ));
         }
-        let mut x = self.quantise(update, rng)?;
+        let mut x = Zeroizing::new(self.quantise(update, rng)?);
         self.add_client_noise(&mut x, rng);
         self.prepare_upload_quantised(round, &x, rng)
     }

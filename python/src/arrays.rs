@@ -7,7 +7,8 @@
 //! copy costs one pass over `d` floats, next to a proof that costs thousands of times
 //! more (`python -m cairn.bench`). A C-contiguous `float32` array is copied with one
 //! `memcpy`; a Fortran-ordered, strided or `float64` array element by element in
-//! logical order (a Fortran-ordered block read as memory would scramble its rows).
+//! logical order (a Fortran-ordered block read as memory would scramble its rows). The
+//! copy is wiped when dropped.
 //!
 //! Any other dtype, shape or type is a `ValueError` naming what was given, raised
 //! before anything is prepared or sent, and so is a length (or a row length) other than
@@ -17,6 +18,7 @@
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use zeroize::Zeroizing;
 
 fn describe(value: &Bound<'_, PyAny>) -> String {
     match value.cast::<numpy::PyUntypedArray>() {
@@ -47,18 +49,20 @@ fn check_len(len: usize, dimension: usize) -> PyResult<()> {
 ///
 /// # Errors
 /// `ValueError` for anything else.
-pub fn update(value: &Bound<'_, PyAny>, dimension: usize) -> PyResult<Vec<f32>> {
+pub fn update(value: &Bound<'_, PyAny>, dimension: usize) -> PyResult<Zeroizing<Vec<f32>>> {
     if let Ok(a) = value.extract::<PyReadonlyArray1<'_, f32>>() {
         check_len(a.len(), dimension)?;
-        return Ok(match a.as_slice() {
+        return Ok(Zeroizing::new(match a.as_slice() {
             // A 1-D contiguous array is the same in C and Fortran order.
             Ok(s) => s.to_vec(),
             Err(_) => a.as_array().iter().copied().collect(),
-        });
+        }));
     }
     if let Ok(a) = value.extract::<PyReadonlyArray1<'_, f64>>() {
         check_len(a.len(), dimension)?;
-        return Ok(a.as_array().iter().map(|v| *v as f32).collect());
+        return Ok(Zeroizing::new(
+            a.as_array().iter().map(|v| *v as f32).collect(),
+        ));
     }
     Err(PyValueError::new_err(format!(
         "the update must be a 1-D numpy array of float32 or float64, got {}",
@@ -82,7 +86,7 @@ fn check_columns(columns: usize, dimension: usize) -> PyResult<()> {
 ///
 /// # Errors
 /// `ValueError` for anything else.
-pub fn records(value: &Bound<'_, PyAny>, dimension: usize) -> PyResult<Vec<f32>> {
+pub fn records(value: &Bound<'_, PyAny>, dimension: usize) -> PyResult<Zeroizing<Vec<f32>>> {
     if let Ok(a) = value.extract::<PyReadonlyArray2<'_, f32>>() {
         check_columns(a.shape()[1], dimension)?;
         let values = if a.is_c_contiguous() {
@@ -91,11 +95,13 @@ pub fn records(value: &Bound<'_, PyAny>, dimension: usize) -> PyResult<Vec<f32>>
         } else {
             a.as_array().iter().copied().collect()
         };
-        return Ok(values);
+        return Ok(Zeroizing::new(values));
     }
     if let Ok(a) = value.extract::<PyReadonlyArray2<'_, f64>>() {
         check_columns(a.shape()[1], dimension)?;
-        return Ok(a.as_array().iter().map(|v| *v as f32).collect());
+        return Ok(Zeroizing::new(
+            a.as_array().iter().map(|v| *v as f32).collect(),
+        ));
     }
     Err(PyValueError::new_err(format!(
         "records must be a 2-D numpy array (one row per record) of float32 or float64, got {}",

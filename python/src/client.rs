@@ -206,7 +206,7 @@ impl Client {
         })
     }
 
-    fn checked_records(&self, value: &Bound<'_, PyAny>) -> PyResult<Vec<f32>> {
+    fn checked_records(&self, value: &Bound<'_, PyAny>) -> PyResult<zeroize::Zeroizing<Vec<f32>>> {
         arrays::records(value, self.inner.task().dimension())
     }
 }

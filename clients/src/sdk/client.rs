@@ -3,6 +3,7 @@
 use super::*;
 use cairn_mpc::secret::SecretVec;
 use rand_core::{Rng, SeedableRng};
+use zeroize::Zeroizing;
 
 /// Builds a [`Client`].
 #[derive(Debug)]
@@ -107,10 +108,11 @@ struct Preparer {
 }
 
 /// The input of one report.
+/// The caller's values, copied: wiped when dropped.
 enum Input {
-    Update(Vec<f32>),
-    Quantised(Vec<i64>),
-    Records(Vec<f32>),
+    Update(Zeroizing<Vec<f32>>),
+    Quantised(Zeroizing<Vec<i64>>),
+    Records(Zeroizing<Vec<f32>>),
 }
 
 /// Reports being prepared at once in this process, over all its clients: one per
@@ -192,20 +194,21 @@ impl Client {
     /// with backoff on network failures and retriable refusals. With a state folder, a
     /// report prepared for `round` before a crash is re-sent instead (module docs).
     pub async fn submit(&self, round: u32, update: &[f32]) -> Result<ReportId, SdkError> {
-        self.submit_input(round, Input::Update(update.to_vec()))
+        self.submit_input(round, Input::Update(Zeroizing::new(update.to_vec())))
             .await
     }
 
     /// Uploads an already quantised vector (integers in the task's fixed-point units).
     pub async fn submit_quantised(&self, round: u32, x: &[i64]) -> Result<ReportId, SdkError> {
-        self.submit_input(round, Input::Quantised(x.to_vec())).await
+        self.submit_input(round, Input::Quantised(Zeroizing::new(x.to_vec())))
+            .await
     }
 
     /// Record level: submits the sum of already sampled records (rows of `records`, `d`
     /// values each, row-major), each clipped to the task's `C` first
     /// ([`cairn_protocol::client::Client::prepare_upload_records`]).
     pub async fn submit_records(&self, round: u32, records: &[f32]) -> Result<ReportId, SdkError> {
-        self.submit_input(round, Input::Records(records.to_vec()))
+        self.submit_input(round, Input::Records(Zeroizing::new(records.to_vec())))
             .await
     }
 
@@ -247,7 +250,7 @@ impl Client {
             let mut rng = self.preparer.rng.lock().unwrap_or_else(|e| e.into_inner());
             cairn_dp::sample::poisson_subsample(all_records.len() / d, q, &mut *rng)?
         };
-        let mut rows = Vec::with_capacity(sampled.len() * d);
+        let mut rows = Zeroizing::new(Vec::with_capacity(sampled.len() * d));
         for i in &sampled {
             rows.extend_from_slice(&all_records[i * d..(i + 1) * d]);
         }
