@@ -321,9 +321,6 @@ enum CollectPhase {
         shares: Vec<AggregateShareResponse>,
         helpers: usize,
     },
-    /// A helper refused as behind the leader's ledger; the next poll tells whether an
-    /// earlier release of this leader explains it ([`Leader::explain_helper_behind`]).
-    HelperBehind(Reject),
     Finished,
 }
 
@@ -350,14 +347,6 @@ impl CollectDriver {
         rng: &mut R,
         at: Instant,
     ) -> Result<CollectPoll, Reject> {
-        if let CollectPhase::HelperBehind(_) = self.phase {
-            let CollectPhase::HelperBehind(refusal) =
-                std::mem::replace(&mut self.phase, CollectPhase::Finished)
-            else {
-                return Err(Reject::new(ErrorCode::Internal, "the release is over"));
-            };
-            return Err(leader.explain_helper_behind(self.request.round, refusal));
-        }
         if let CollectPhase::Begin = self.phase {
             match leader.begin_collect(&self.request, self.now, rng) {
                 Ok(CollectStep::Done(response)) => {
@@ -416,7 +405,7 @@ impl CollectDriver {
                 leader_share,
                 shares,
             )?)),
-            CollectPhase::Begin | CollectPhase::HelperBehind(_) | CollectPhase::Finished => {
+            CollectPhase::Begin | CollectPhase::Finished => {
                 Err(Reject::new(ErrorCode::Internal, "the release is over"))
             }
         }
@@ -450,11 +439,6 @@ impl CollectDriver {
             Ok(other) => {
                 self.phase = CollectPhase::Finished;
                 Err(unexpected(j, &other))
-            }
-            // Decided at the next poll, with the leader's ledger at hand.
-            Err(e) if e.code == ErrorCode::LedgerRollback => {
-                self.phase = CollectPhase::HelperBehind(e);
-                Ok(())
             }
             Err(e) => {
                 self.phase = CollectPhase::Finished;

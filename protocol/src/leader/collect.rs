@@ -96,46 +96,6 @@ impl<S: TaskStore> Leader<S> {
         })
     }
 
-    /// What a helper's [`ErrorCode::LedgerRollback`] for `round` means here. The
-    /// helper compares its ledger after `round` with this leader's as of `round`'s
-    /// release; a release of this leader earlier in the ledger whose collect never
-    /// finished (another replica's collect still under way, or one that died) may not
-    /// have reached the helper, which then looks behind without having been rolled
-    /// back. That case is a retriable [`ErrorCode::Busy`] naming the round to collect
-    /// first; otherwise the helper's refusal stands.
-    pub fn explain_helper_behind(&mut self, round: u32, refusal: Reject) -> Reject {
-        let unfinished = self.core.refresh_ledger().and_then(|()| {
-            let entries = self.core.ledger.entries();
-            let Some(at) = entries.iter().position(|e| e.round == round) else {
-                return Ok(None);
-            };
-            for earlier in &entries[..at] {
-                if self
-                    .core
-                    .store
-                    .collect_response(earlier.round)
-                    .map_err(Reject::storage)?
-                    .is_none()
-                {
-                    return Ok(Some(earlier.round));
-                }
-            }
-            Ok(None)
-        });
-        match unfinished {
-            Ok(Some(earlier)) => Reject::new(
-                ErrorCode::Busy,
-                format!(
-                    "round {earlier}, released by this leader before round {round}, has not \
-                     been collected to the end, and the helper may have missed it ({}): \
-                     collect round {earlier}, or retry once its collect finishes",
-                    refusal.detail
-                ),
-            ),
-            Ok(None) | Err(_) => refusal,
-        }
-    }
-
     /// Refuses ([`ErrorCode::Mismatch`], retriable) while `round` has reports queued or
     /// in an open job: the release must wait until they are aggregated or rejected.
     fn wait_for_reports_in_flight(&self, round: u32) -> Result<(), Reject> {
