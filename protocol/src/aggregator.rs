@@ -177,6 +177,21 @@ impl<S: TaskStore> AggregatorCore<S> {
                         self.index
                     )));
                 }
+                // A peer's head for a round is fixed by its own stored release of it, so
+                // every honest request for the round (a retry, another replica) carries
+                // the head answered here. Another head with "released before" is a peer
+                // rolled back and releasing the round afresh, now on its retry: handing
+                // out this share again would pair it with a second, freshly noised share
+                // of the peer. (Releases stored by earlier versions kept no head.)
+                if answered.is_some() {
+                    return Err(rollback(format!(
+                        "aggregator {} released round {round} for another ledger head of its \
+                         peer than the one it now presents: the peer's ledger was rolled back \
+                         and the round released again (restore its newest copy); nothing is \
+                         released until then",
+                        self.index
+                    )));
+                }
                 self.check_not_behind(&self.ledger.head(), &peer.ledger)?;
             }
             return Ok(Released {

@@ -308,14 +308,26 @@ fn a_helper_refuses_a_leader_that_has_forgotten_a_release() {
     // A leader restored from an old copy releases round 0 afresh: a new ledger entry
     // (another head) and no earlier release. The helper, which released the round
     // before, refuses to hand out its share again.
+    let honest_head = request.leader_ledger;
     request.leader_ledger.hash = [0x77; 32];
     let err = s
         .helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
         .unwrap_err();
     assert_eq!(err.code, ErrorCode::LedgerRollback, "{}", err.detail);
-    // The honest retry (the leader had released it before) is answered as before.
+    // On the retry that leader has its fresh release stored and says "released
+    // before", still under its new head: refused too (its fresh share, beside this
+    // helper's stored one, would give the collector a second leader noise draw).
     request.leader_released_before = true;
+    let err = s
+        .helper
+        .handle_aggregate_share_request(&request, NOW, &mut s.rng)
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::LedgerRollback, "{}", err.detail);
+    assert_eq!(s.helper.store().ledger().unwrap().len(), 1, "released once");
+    // A retry under the head the helper answered (another leader replica, or the
+    // same leader after a lost answer) is answered as before.
+    request.leader_ledger = honest_head;
     let again = s
         .helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
