@@ -60,31 +60,58 @@ pub(super) async fn drive_job(
 pub(super) async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
     let _guard = shared.jobs.lock().await;
     let drivers = with_leader(shared, JobDriver::resume_all).await?;
-    drive_each(drivers, |driver| async move {
-        tracing::info!(job = %driver.job_id().to_hex(), "resuming aggregation job");
-        drive_job(shared, driver).await
-    })
-    .await
+    let (outcome, undriven) = drive_each(
+        drivers,
+        |driver| async move {
+            tracing::info!(job = %driver.job_id().to_hex(), "resuming aggregation job");
+            drive_job(shared, driver).await
+        },
+        |e| e.code == ErrorCode::Busy,
+    )
+    .await;
+    if !undriven.is_empty() {
+        let ids: Vec<_> = undriven.iter().map(JobDriver::job_id).collect();
+        with_leader(shared, move |leader| {
+            for id in ids {
+                leader.forget_job(id);
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    outcome
 }
 
-/// Drives every one of `drivers`, also after one has failed, and returns the first
-/// error. The leader holds a resumed job as in progress until its driver finishes or
-/// fails: a driver dropped undriven would leave its job so, and this process would
-/// never resume it again (a job failed by its driver is released for the next resume).
-async fn drive_each<D, F, Fut>(drivers: Vec<D>, mut drive: F) -> Result<(), Reject>
+/// Drives `drivers` in turn and returns the first error, with the drivers left
+/// undriven. After an error `stops` accepts (a helper unreachable or full: the others
+/// would each wait out their own timeout, holding the jobs lock meanwhile) the rest
+/// are returned undriven; after any other, the next is driven all the same. The
+/// leader holds a resumed job as in progress until its driver finishes or fails, so
+/// the caller must release the undriven ones (`Leader::forget_job`) for the next
+/// resume: a driver merely dropped would leave its job so for good.
+async fn drive_each<D, F, Fut>(
+    drivers: Vec<D>,
+    mut drive: F,
+    stops: impl Fn(&Reject) -> bool,
+) -> (Result<(), Reject>, Vec<D>)
 where
     F: FnMut(D) -> Fut,
     Fut: std::future::Future<Output = Result<(), Reject>>,
 {
     let mut first = Ok(());
-    for driver in drivers {
-        if let Err(e) = drive(driver).await
-            && first.is_ok()
-        {
-            first = Err(e);
+    let mut drivers = drivers.into_iter();
+    while let Some(driver) = drivers.next() {
+        if let Err(e) = drive(driver).await {
+            let stop = stops(&e);
+            if first.is_ok() {
+                first = Err(e);
+            }
+            if stop {
+                return (first, drivers.collect());
+            }
         }
     }
-    first
+    (first, Vec::new())
 }
 
 /// Runs jobs until no report is queued.
@@ -137,26 +164,52 @@ pub(super) async fn collect(
 mod tests {
     use super::*;
 
+    fn fails(job: u32, code: ErrorCode) -> Result<(), Reject> {
+        Err(Reject::new(code, format!("job {job}")))
+    }
+
     #[tokio::test]
-    async fn every_resumed_job_is_driven_when_the_first_fails() {
+    async fn every_resumed_job_is_driven_when_one_fails_on_its_own() {
         let mut driven = Vec::new();
-        let outcome = drive_each(vec![1, 2, 3], |job| {
-            driven.push(job);
-            async move {
-                if job == 2 {
-                    Ok(())
-                } else {
-                    Err(Reject::new(
-                        ErrorCode::Busy,
-                        format!("helper down for job {job}"),
-                    ))
+        let (outcome, undriven) = drive_each(
+            vec![1, 2, 3],
+            |job| {
+                driven.push(job);
+                async move {
+                    if job == 2 {
+                        Ok(())
+                    } else {
+                        fails(job, ErrorCode::BadMessage)
+                    }
                 }
-            }
-        })
+            },
+            |e| e.code == ErrorCode::Busy,
+        )
         .await;
         assert_eq!(driven, [1, 2, 3]);
+        assert!(undriven.is_empty());
         let err = outcome.unwrap_err();
-        assert_eq!(err.code, ErrorCode::Busy);
-        assert_eq!(err.detail, "helper down for job 1", "the first error");
+        assert_eq!(err.detail, "job 1", "the first error");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_helper_leaves_the_other_resumed_jobs_to_the_caller() {
+        let mut driven = Vec::new();
+        let (outcome, undriven) = drive_each(
+            vec![1, 2, 3],
+            |job| {
+                driven.push(job);
+                async move { fails(job, ErrorCode::Busy) }
+            },
+            |e| e.code == ErrorCode::Busy,
+        )
+        .await;
+        assert_eq!(driven, [1]);
+        assert_eq!(
+            undriven,
+            [2, 3],
+            "returned, to be released for the next resume"
+        );
+        assert_eq!(outcome.unwrap_err().code, ErrorCode::Busy);
     }
 }
