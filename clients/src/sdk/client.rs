@@ -396,10 +396,12 @@ fn remove_if_present(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
-/// Takes the state folder's lock (an advisory lock on `path`, created if missing),
-/// waiting for another holder off the async runtime. Released when the file closes.
+/// Takes the state folder's lock (an advisory lock on `path`, created if missing).
+/// While another holder has it, this task sleeps and tries again: a waiter holds no
+/// thread, so any number of submissions may wait. Released when the file closes.
 async fn lock_folder(path: PathBuf) -> Result<std::fs::File, SdkError> {
-    off_runtime(move || {
+    const POLL: std::time::Duration = std::time::Duration::from_millis(20);
+    let file = off_runtime(move || {
         let mut options = std::fs::OpenOptions::new();
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
@@ -407,9 +409,14 @@ async fn lock_folder(path: PathBuf) -> Result<std::fs::File, SdkError> {
             use std::os::unix::fs::OpenOptionsExt;
             options.mode(0o600);
         }
-        let file = options.open(&path)?;
-        file.lock()?;
-        Ok(file)
+        options.open(&path)
     })
-    .await?
+    .await??;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => tokio::time::sleep(POLL).await,
+            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+        }
+    }
 }
