@@ -6,16 +6,64 @@
 
 use std::time::Duration;
 
-use cairn_aggregator::deploy::{InitParams, free_base_port, init, read_collector_keys};
-use cairn_aggregator::node::{NodeSetup, read_secret_hex, start};
+use cairn_aggregator::deploy::{Deployment, InitParams, free_base_port, init, read_collector_keys};
+use cairn_aggregator::node::{NodeSetup, RunningNode, read_secret_hex, start};
 use cairn_client::sdk::{Client, Collector, SdkError};
 use cairn_protocol::auth::Credential;
+use cairn_protocol::collector::Collection;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::messages::ErrorCode;
 use cairn_transport::Identity;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
+
+/// Two aggregators, dimension 4, no noise, `min_clients = 1`: the deployment's folder
+/// (kept alive by the returned guard), its files and its task.
+fn small_deployment(seed: u8) -> (tempfile::TempDir, Deployment, TaskConfig) {
+    let dir = tempfile::tempdir().unwrap();
+    let host = std::net::IpAddr::from([127, 0, 0, 1]);
+    let params = InitParams {
+        aggregators: 2,
+        dimension: 4,
+        noise: NoisePlacement::None,
+        min_clients: 1,
+        base_port: free_base_port(host, 2).unwrap(),
+        ..InitParams::default()
+    };
+    let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+    let d = init(&dir.path().join("deploy"), &params, &mut rng).unwrap();
+    let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
+    (dir, d, task)
+}
+
+/// Starts every node of `d` in this process.
+async fn start_nodes(d: &Deployment) -> Vec<RunningNode> {
+    let mut nodes = Vec::new();
+    for node in &d.nodes {
+        nodes.push(start(NodeSetup::load(node).unwrap()).await.unwrap());
+    }
+    nodes
+}
+
+/// `d`'s collector, with its own keys.
+async fn collector_of(d: &Deployment, task: &TaskConfig) -> Collector {
+    let (collector_key, collector_identity) = read_collector_keys(&d.collector_dir).unwrap();
+    Collector::builder(task.clone())
+        .hpke_key(collector_key)
+        .identity(collector_identity)
+        .build()
+        .await
+        .unwrap()
+}
+
+/// Round 0, released to `collector` (within a minute).
+async fn collect_round_0(collector: &Collector) -> Collection {
+    tokio::time::timeout(Duration::from_secs(60), collector.collect(0))
+        .await
+        .unwrap()
+        .unwrap()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_round_over_quic_releases_the_exact_sum() {
@@ -31,10 +79,7 @@ async fn a_round_over_quic_releases_the_exact_sum() {
     };
     let mut rng = ChaCha20Rng::from_seed([11; 32]);
     let d = init(&dir.path().join("deploy"), &params, &mut rng).unwrap();
-    let mut nodes = Vec::new();
-    for node in &d.nodes {
-        nodes.push(start(NodeSetup::load(node).unwrap()).await.unwrap());
-    }
+    let nodes = start_nodes(&d).await;
     let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
     let mut clients = Vec::new();
     for path in &d.credentials {
@@ -74,17 +119,8 @@ async fn a_round_over_quic_releases_the_exact_sum() {
         other => panic!("{other:?}"),
     }
 
-    let (collector_key, collector_identity) = read_collector_keys(&d.collector_dir).unwrap();
-    let collector = Collector::builder(task.clone())
-        .hpke_key(collector_key)
-        .identity(collector_identity)
-        .build()
-        .await
-        .unwrap();
-    let released = tokio::time::timeout(Duration::from_secs(60), collector.collect(0))
-        .await
-        .unwrap()
-        .unwrap();
+    let collector = collector_of(&d, &task).await;
+    let released = collect_round_0(&collector).await;
     assert_eq!(released.count, 8);
     // Randomised rounding moves each coordinate of each report by less than 2^-f.
     let tolerance = 8.0 * 2f64.powi(-i32::from(task.frac_bits()));
@@ -117,19 +153,7 @@ async fn a_round_over_quic_releases_the_exact_sum() {
 /// refused locally.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_report_prepared_before_a_failed_upload_is_the_one_sent_later() {
-    let dir = tempfile::tempdir().unwrap();
-    let host = std::net::IpAddr::from([127, 0, 0, 1]);
-    let params = InitParams {
-        aggregators: 2,
-        dimension: 4,
-        noise: NoisePlacement::None,
-        min_clients: 1,
-        base_port: free_base_port(host, 2).unwrap(),
-        ..InitParams::default()
-    };
-    let mut rng = ChaCha20Rng::from_seed([12; 32]);
-    let d = init(&dir.path().join("deploy"), &params, &mut rng).unwrap();
-    let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
+    let (dir, d, task) = small_deployment(12);
     let state = dir.path().join("state");
     let build = || async {
         Client::builder(task.clone())
@@ -157,10 +181,7 @@ async fn a_report_prepared_before_a_failed_upload_is_the_one_sent_later() {
     ));
     drop(first);
 
-    let mut nodes = Vec::new();
-    for node in &d.nodes {
-        nodes.push(start(NodeSetup::load(node).unwrap()).await.unwrap());
-    }
+    let nodes = start_nodes(&d).await;
     // A new process of the same client, another update: the kept report is sent.
     let again = build().await;
     let id = again.submit(0, &[0.0, 0.25, 0.0, 0.0]).await.unwrap();
@@ -168,17 +189,7 @@ async fn a_report_prepared_before_a_failed_upload_is_the_one_sent_later() {
         again.submit(0, &[0.0, 0.0, 0.125, 0.0]).await,
         Err(SdkError::AlreadySubmitted { round: 0, .. })
     ));
-    let (collector_key, collector_identity) = read_collector_keys(&d.collector_dir).unwrap();
-    let collector = Collector::builder(task.clone())
-        .hpke_key(collector_key)
-        .identity(collector_identity)
-        .build()
-        .await
-        .unwrap();
-    let released = tokio::time::timeout(Duration::from_secs(60), collector.collect(0))
-        .await
-        .unwrap()
-        .unwrap();
+    let released = collect_round_0(&collector_of(&d, &task).await).await;
     assert_eq!(released.count, 1, "report {id} counted once");
     assert_eq!(
         released.sum,
@@ -196,23 +207,8 @@ async fn a_report_prepared_before_a_failed_upload_is_the_one_sent_later() {
 /// report. One report is counted, and the other call names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_clients_sharing_a_state_folder_submit_one_report_per_round() {
-    let dir = tempfile::tempdir().unwrap();
-    let host = std::net::IpAddr::from([127, 0, 0, 1]);
-    let params = InitParams {
-        aggregators: 2,
-        dimension: 4,
-        noise: NoisePlacement::None,
-        min_clients: 1,
-        base_port: free_base_port(host, 2).unwrap(),
-        ..InitParams::default()
-    };
-    let mut rng = ChaCha20Rng::from_seed([13; 32]);
-    let d = init(&dir.path().join("deploy"), &params, &mut rng).unwrap();
-    let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
-    let mut nodes = Vec::new();
-    for node in &d.nodes {
-        nodes.push(start(NodeSetup::load(node).unwrap()).await.unwrap());
-    }
+    let (dir, d, task) = small_deployment(13);
+    let nodes = start_nodes(&d).await;
     let state = dir.path().join("state");
     let build = || async {
         Client::builder(task.clone())
@@ -245,17 +241,7 @@ async fn two_clients_sharing_a_state_folder_submit_one_report_per_round() {
         }
         other => panic!("the second submission must find the first: {other:?}"),
     }
-    let (collector_key, collector_identity) = read_collector_keys(&d.collector_dir).unwrap();
-    let collector = Collector::builder(task.clone())
-        .hpke_key(collector_key)
-        .identity(collector_identity)
-        .build()
-        .await
-        .unwrap();
-    let released = tokio::time::timeout(Duration::from_secs(60), collector.collect(0))
-        .await
-        .unwrap()
-        .unwrap();
+    let released = collect_round_0(&collector_of(&d, &task).await).await;
     assert_eq!(released.count, 1);
     assert!(
         released.sum == [0.5, 0.0, 0.0, 0.0] || released.sum == [0.0, 0.25, 0.0, 0.0],
@@ -274,19 +260,7 @@ async fn two_clients_sharing_a_state_folder_submit_one_report_per_round() {
 /// decided before any upload.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_state_folder_is_read_strictly() {
-    let dir = tempfile::tempdir().unwrap();
-    let host = std::net::IpAddr::from([127, 0, 0, 1]);
-    let params = InitParams {
-        aggregators: 2,
-        dimension: 4,
-        noise: NoisePlacement::None,
-        min_clients: 1,
-        base_port: free_base_port(host, 2).unwrap(),
-        ..InitParams::default()
-    };
-    let mut rng = ChaCha20Rng::from_seed([14; 32]);
-    let d = init(&dir.path().join("deploy"), &params, &mut rng).unwrap();
-    let task = TaskConfig::from_toml(&std::fs::read_to_string(&d.task).unwrap()).unwrap();
+    let (dir, d, task) = small_deployment(14);
     let credential = cairn_client::sdk::read_credential(&d.credentials[0]).unwrap();
     let folder = dir
         .path()
