@@ -56,18 +56,14 @@ impl<S: TaskStore> Leader<S> {
         // closed (by this process or another).
         let mut record = self.core.round_with_reports(round)?;
         if record.status == RoundStatus::Open {
-            self.wait_for_reports_in_flight(round)?;
-            record = self.core.round_with_reports(round)?;
-            self.core.check_min_reports(&record)?;
+            record = self.counted_after_a_look(round)?;
             self.core
                 .store
                 .close_round(round)
                 .map_err(Reject::storage)?;
         }
         if record.status != RoundStatus::Released {
-            self.wait_for_reports_in_flight(round)?;
-            record = self.core.round_with_reports(round)?;
-            self.core.check_min_reports(&record)?;
+            record = self.counted_after_a_look(round)?;
         }
         let digest = self
             .core
@@ -94,6 +90,15 @@ impl<S: TaskStore> Leader<S> {
             request,
             leader_share,
         })
+    }
+
+    /// The round as read once a look for reports in flight found none, with enough
+    /// valid reports ([`Leader::begin_collect`] says why the order matters).
+    fn counted_after_a_look(&self, round: u32) -> Result<crate::store::RoundRecord, Reject> {
+        self.wait_for_reports_in_flight(round)?;
+        let record = self.core.round_with_reports(round)?;
+        self.core.check_min_reports(&record)?;
+        Ok(record)
     }
 
     /// Refuses ([`ErrorCode::Mismatch`], retriable) while `round` has reports queued or
