@@ -8,9 +8,10 @@
 //! 2. Check the round's report count and report-set digest against the request (the
 //!    aggregators must add the same reports) and the count against `min_clients`.
 //! 3. Prepare the ledger entry; refuse with [`ErrorCode::BudgetExceeded`] if it would
-//!    pass the budget, and with [`ErrorCode::LedgerRollback`] if the requesting peer's
-//!    ledger records more releases than this one would after the entry (this ledger
-//!    may have been restored from an old copy: see [`crate::ledger::LedgerHead`]).
+//!    pass the budget, and with [`ErrorCode::LedgerBehind`] if the requesting peer's
+//!    ledger records more releases than this one would after the entry (the peer
+//!    released a round this one has not, or this ledger was restored from an old copy:
+//!    see [`crate::ledger::LedgerHead`]; the leader tells which).
 //! 4. Add this aggregator's discrete-Gaussian noise (if the task places noise at the
 //!    aggregators) to a copy of the aggregate share
 //!    ([`crate::scheme::Scheme::finalize_share`]) and seal it to the collector, with the
@@ -326,15 +327,20 @@ impl<S: TaskStore> AggregatorCore<S> {
 
     /// Refuses when `own` (this ledger, after the release at hand) records fewer
     /// releases or less ρ than the peer's current ledger.
+    /// ([`ErrorCode::LedgerBehind`]: this aggregator cannot tell a peer's release in
+    /// flight from its own rollback; the leader, which knows its own releases, can.)
     fn check_not_behind(&self, own: &LedgerHead, peer: &LedgerHead) -> Result<(), Reject> {
         if own.is_behind(peer) {
-            return Err(rollback(format!(
-                "aggregator {} records {} releases (ρ = {}), its peer {} (ρ = {}): either a \
-                 round was released by the peer only (collect it again first) or this ledger \
-                 was restored from an old copy (restore the newest one); nothing is released \
-                 until then",
-                self.index, own.entries, own.rho_total, peer.entries, peer.rho_total
-            )));
+            return Err(Reject::new(
+                ErrorCode::LedgerBehind,
+                format!(
+                    "aggregator {} records {} releases (ρ = {}), its peer {} (ρ = {}): either \
+                     the peer released a round this aggregator has not (collect that round \
+                     first) or this ledger was restored from an old copy; nothing is \
+                     released until then",
+                    self.index, own.entries, own.rho_total, peer.entries, peer.rho_total
+                ),
+            ));
         }
         Ok(())
     }

@@ -28,7 +28,8 @@
 //! # Driving a release ([`CollectDriver`])
 //! Call [`CollectDriver::poll`] until it returns [`CollectPoll::Done`]:
 //! - [`CollectPoll::Transmit`]: send, and pass the answer to
-//!   [`CollectDriver::handle_answer`];
+//!   [`CollectDriver::handle_answer`] (a helper's refusal comes back from the next
+//!   `poll`, as the leader judges it);
 //! - [`CollectPoll::Retry`]: reports of the round are still queued or in a job. Run the
 //!   queued jobs (with [`JobDriver`]s), wait `after`, and poll again. The driver gives
 //!   up with [`ErrorCode::Mismatch`] once the patience passed to
@@ -321,6 +322,11 @@ enum CollectPhase {
         shares: Vec<AggregateShareResponse>,
         helpers: usize,
     },
+    /// A helper refused; the leader judges the refusal at the next poll.
+    Refused {
+        request: AggregateShareRequest,
+        refusal: Reject,
+    },
     Finished,
 }
 
@@ -395,6 +401,9 @@ impl CollectDriver {
             }));
         }
         match std::mem::replace(&mut self.phase, CollectPhase::Finished) {
+            CollectPhase::Refused { request, refusal } => {
+                Err(leader.judge_helper_refusal(&request, refusal))
+            }
             CollectPhase::Shares {
                 request,
                 leader_share,
@@ -411,12 +420,18 @@ impl CollectDriver {
         }
     }
 
-    /// Takes a helper's answer to the outstanding request. An error ends the release
-    /// attempt; the collector may ask again (the leader's share is released once and
-    /// kept, and every helper answers a repeated request as the first time).
+    /// Takes a helper's answer to the outstanding request. A helper's refusal (or a
+    /// transport failure) ends the release attempt: the next [`CollectDriver::poll`]
+    /// returns it as the leader judges it ([`Leader::judge_helper_refusal`]: a helper
+    /// behind the leader's ledger is either waiting for another collect or rolled
+    /// back). The collector may ask again: the leader's share is released once and
+    /// kept, and every helper answers a repeated request as the first time.
     pub fn handle_answer(&mut self, answer: Result<Message, Reject>) -> Result<(), Reject> {
         let CollectPhase::Shares {
-            shares, helpers, ..
+            request,
+            shares,
+            helpers,
+            ..
         } = &mut self.phase
         else {
             return Err(Reject::new(
@@ -440,9 +455,10 @@ impl CollectDriver {
                 self.phase = CollectPhase::Finished;
                 Err(unexpected(j, &other))
             }
-            Err(e) => {
-                self.phase = CollectPhase::Finished;
-                Err(e)
+            Err(refusal) => {
+                let request = request.clone();
+                self.phase = CollectPhase::Refused { request, refusal };
+                Ok(())
             }
         }
     }

@@ -26,6 +26,7 @@ use cairn_protocol::driver::{
     CollectDriver, CollectPoll, aggregate_in_process, collect_in_process,
 };
 use cairn_protocol::helper::Helper;
+use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::leader::{CollectStep, Leader};
 use cairn_protocol::messages::{CollectResponse, ErrorCode, UploadRequest};
 use cairn_protocol::privacy::Privacy;
@@ -41,8 +42,14 @@ struct World {
     task: TaskConfig,
     store: Arc<MemoryStore>,
     helper: Helper<MemoryStore>,
+    helper_sk: HpkeSecretKey,
     collector: Collector,
     rng: ChaCha20Rng,
+}
+
+fn helper_on(task: &TaskConfig, sk: &HpkeSecretKey, store: MemoryStore) -> Helper<MemoryStore> {
+    let sk = HpkeSecretKey::from_hex(&sk.dangerous_to_hex()).unwrap();
+    Helper::new(task.clone(), 1, Seed::from_bytes([3; 32]), sk, store).unwrap()
 }
 
 fn world(privacy: &str) -> World {
@@ -53,15 +60,9 @@ fn world(privacy: &str) -> World {
     let mut rng = ChaCha20Rng::from_seed([21; 32]);
     let (text, collector_sk, helper_sk) = support::two_aggregator_task(&mut rng, &header, privacy);
     let task = TaskConfig::from_toml(&text).unwrap();
-    let helper = Helper::new(
-        task.clone(),
-        1,
-        Seed::from_bytes([3; 32]),
-        helper_sk,
-        MemoryStore::new(),
-    )
-    .unwrap();
+    let helper = helper_on(&task, &helper_sk, MemoryStore::new());
     World {
+        helper_sk,
         collector: Collector::new(task.clone(), collector_sk).unwrap(),
         task,
         store: Arc::new(MemoryStore::new()),
@@ -133,6 +134,14 @@ impl World {
             .unwrap()
             .prepare_upload_quantised(round, &[1, 0, 0, 0], &mut self.rng)
             .unwrap()
+    }
+
+    /// The helper restarts after `restore` did what it does to its store.
+    fn restart_helper(&mut self, restore: impl FnOnce(&MemoryStore)) {
+        let placeholder = helper_on(&self.task, &self.helper_sk, MemoryStore::new());
+        let store = std::mem::replace(&mut self.helper, placeholder).into_store();
+        restore(&store);
+        self.helper = helper_on(&self.task, &self.helper_sk, store);
     }
 
     /// A leader replica on `store` (which shares this world's store).
@@ -309,9 +318,15 @@ fn a_helper_that_missed_a_release_catches_up_after_later_rounds() {
     drop((driver, a));
 
     // The collector asks for round 1 first: the leader now records two releases, the
-    // helper would record one; refused, as the helper cannot tell this from a rollback.
+    // helper would record one. The helper cannot tell this from its own rollback and
+    // refuses; the leader can, and says to collect round 0 first.
     let err = w.collect(&mut b, 1).unwrap_err();
-    assert_eq!(err.code, ErrorCode::LedgerRollback, "{err:?}");
+    assert_eq!(err.code, ErrorCode::Busy, "{err:?}");
+    assert!(
+        err.detail.contains("round 0 is collected"),
+        "{}",
+        err.detail
+    );
     // Collecting round 0, then round 1, brings both ledgers level.
     for round in [0, 1] {
         let response = w
@@ -373,4 +388,74 @@ fn a_replica_refuses_a_store_ledger_rewritten_behind_it() {
     // forgotten. It refuses to release anything until the newest ledger is restored.
     let err = w.collect(&mut a, 2).unwrap_err();
     assert_eq!(err.code, ErrorCode::LedgerRollback, "{err:?}");
+}
+
+#[test]
+fn two_replicas_collecting_two_rounds_at_once_are_told_to_wait_not_that_a_ledger_rolled_back() {
+    let mut w = world("noise = \"none\"");
+    let mut a = w.replica();
+    let mut b = w.replica();
+    w.round_of_two(&mut a, 0);
+    w.round_of_two(&mut a, 1);
+
+    // Replica A has released its share of round 0; its request to the helper is still
+    // on the way when replica B releases round 1 and asks the helper first. The helper
+    // would record one release, the leader records two: the helper cannot tell this
+    // from its own rollback, but the leader can (round 0 has no collected answer yet).
+    let mut driver = CollectDriver::new(
+        w.collector.request(0),
+        NOW,
+        std::time::Instant::now(),
+        std::time::Duration::ZERO,
+    );
+    let CollectPoll::Transmit(t) = driver
+        .poll(&mut a, &mut w.rng, std::time::Instant::now())
+        .unwrap()
+    else {
+        panic!("the leader asks the helper");
+    };
+    let err = w.collect(&mut b, 1).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Busy, "{err:?}");
+    assert!(err.detail.contains("round 0"), "{}", err.detail);
+    assert!(err.code.is_retriable());
+    assert_eq!(w.helper.store().ledger().unwrap().len(), 0, "nothing spent");
+
+    // A's request arrives and round 0 completes; B's retry of round 1 then goes through.
+    let answer = w.helper.handle_message(t.message, NOW, &mut w.rng);
+    driver.handle_answer(answer).unwrap();
+    let CollectPoll::Done(r0) = driver
+        .poll(&mut a, &mut w.rng, std::time::Instant::now())
+        .unwrap()
+    else {
+        panic!("round 0 is collected");
+    };
+    assert_eq!(w.collector.open(0, &r0).unwrap().count, 2);
+    let r1 = w.collect(&mut b, 1).unwrap();
+    assert_eq!(w.collector.open(1, &r1).unwrap().count, 2);
+    assert_eq!(w.store.ledger().unwrap().len(), 2);
+    assert_eq!(w.helper.store().ledger().unwrap().len(), 2);
+}
+
+#[test]
+fn a_helper_restarted_on_an_old_copy_of_its_ledger_is_still_called_a_rollback() {
+    let mut w = world("noise = \"none\"");
+    let mut a = w.replica();
+    for round in 0..3 {
+        w.round_of_two(&mut a, round);
+    }
+    w.collect(&mut a, 0).unwrap();
+    w.collect(&mut a, 1).unwrap();
+    // The helper's database is restored from a copy taken before either release.
+    w.restart_helper(|store| store.restore_ledger(Vec::new()));
+
+    // Every earlier release of the leader was collected, so the helper's missing
+    // releases are not in flight: its ledger was rolled back.
+    let err = w.collect(&mut a, 2).unwrap_err();
+    assert_eq!(err.code, ErrorCode::LedgerRollback, "{err:?}");
+    assert!(err.detail.contains("helper 1"), "{}", err.detail);
+    assert!(err.detail.contains("restore"), "{}", err.detail);
+    assert!(
+        w.helper.store().ledger().unwrap().is_empty(),
+        "nothing spent"
+    );
 }

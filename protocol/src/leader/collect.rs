@@ -126,6 +126,73 @@ impl<S: TaskStore> Leader<S> {
         Ok(())
     }
 
+    /// The collector's answer to a helper's refusal of `request`. Every refusal but
+    /// one is passed on as it is. A helper whose ledger would be behind the leader's
+    /// ([`ErrorCode::LedgerBehind`]) cannot tell a release of the leader that has not
+    /// reached it yet from its own rollback; the leader can. If a round it released
+    /// before this one has no collected answer, that collect is in flight (another
+    /// replica, another request) or was abandoned: [`ErrorCode::Busy`], naming the
+    /// round to collect first. If every earlier release was collected, each helper
+    /// released it too, and a helper that no longer records it was rolled back:
+    /// [`ErrorCode::LedgerRollback`]. Either way the helper released nothing.
+    pub fn judge_helper_refusal(
+        &mut self,
+        request: &AggregateShareRequest,
+        refusal: Reject,
+    ) -> Reject {
+        if refusal.code != ErrorCode::LedgerBehind {
+            return refusal;
+        }
+        if let Err(e) = self.core.refresh_ledger() {
+            return e;
+        }
+        // The releases before this round's own (its request carries the head as of it).
+        let before =
+            usize::try_from(request.leader_ledger.entries.saturating_sub(1)).unwrap_or(usize::MAX);
+        let entries = self.core.ledger.entries();
+        let mut uncollected = Vec::new();
+        for entry in entries
+            .iter()
+            .take(before)
+            .filter(|e| e.round != request.round)
+        {
+            match self.core.store.collect_response(entry.round) {
+                Ok(Some(_)) => {}
+                Ok(None) => uncollected.push(entry.round),
+                Err(e) => return Reject::storage(e),
+            }
+        }
+        if let Some(&first) = uncollected.first() {
+            let rounds = uncollected
+                .iter()
+                .take(8)
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let more = if uncollected.len() > 8 { ", …" } else { "" };
+            return Reject::new(
+                ErrorCode::Busy,
+                format!(
+                    "round {}: the helpers have not answered yet for round {rounds}{more}, which \
+                     the leader released before it; retry once round {first} is collected \
+                     (collect it if nobody is) [{}]",
+                    request.round, refusal.detail
+                ),
+            );
+        }
+        // The conclusion first: the detail is cut to the wire's limit from its end.
+        Reject::new(
+            ErrorCode::LedgerRollback,
+            format!(
+                "round {}: a helper's ledger was restored from an old copy (restore its newest \
+                 copy): it records fewer releases than the leader, and every earlier release \
+                 of the leader was collected; nothing is released until an operator resolves \
+                 it [{}]",
+                request.round, refusal.detail
+            ),
+        )
+    }
+
     /// Assembles the collector's answer from the leader's share and every helper's
     /// answer to `request`, and stores it: a repeated collect is answered from the store
     /// ([`CollectStep::Done`]) and never asks a helper again. Refuses

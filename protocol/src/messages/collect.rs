@@ -19,8 +19,8 @@ pub struct AggregateShareRequest {
     pub report_count: u32,
     /// SHA-256 over the sorted accepted report ids: both sides must agree.
     pub report_set_digest: [u8; 32],
-    /// The leader's current ledger head (after its own release of the round): a
-    /// helper whose ledger records less refuses ([`super::ErrorCode::LedgerRollback`]).
+    /// The leader's ledger head as of its own release of the round: a helper whose
+    /// ledger would record less refuses ([`super::ErrorCode::LedgerBehind`]).
     pub leader_ledger: LedgerHead,
     /// Whether the leader had released the round before this request (a retry): a
     /// helper that disagrees refuses ([`crate::aggregator::PeerLedger`]).

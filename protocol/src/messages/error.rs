@@ -46,6 +46,12 @@ pub enum ErrorCode {
     /// A peer's privacy ledger records more releases than this aggregator's: this
     /// ledger may have been rolled back, so nothing is released until it is resolved.
     LedgerRollback = 16,
+    /// A helper's answer to its leader: the leader's ledger records more releases than
+    /// the helper's would after this one. Either the leader released a round the helper
+    /// has not (a collect in flight, or abandoned), or the helper's ledger was rolled
+    /// back; only the leader can tell which, and it answers the collector with
+    /// [`ErrorCode::Busy`] or [`ErrorCode::LedgerRollback`].
+    LedgerBehind = 17,
 }
 
 impl ErrorCode {
@@ -76,6 +82,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::AlreadySubmitted => "already_submitted",
             ErrorCode::LedgerRollback => "ledger_rollback",
+            ErrorCode::LedgerBehind => "ledger_behind",
         }
     }
 
@@ -109,6 +116,7 @@ impl ErrorCode {
             14 => Internal,
             15 => AlreadySubmitted,
             16 => LedgerRollback,
+            17 => LedgerBehind,
             _ => return None,
         })
     }

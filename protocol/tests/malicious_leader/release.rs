@@ -103,7 +103,7 @@ fn a_helper_whose_ledger_is_behind_its_leaders_refuses_to_release() {
         .helper
         .handle_aggregate_share_request(&request, NOW, &mut s.rng)
         .unwrap_err();
-    assert_eq!(err.code, ErrorCode::LedgerRollback, "{}", err.detail);
+    assert_eq!(err.code, ErrorCode::LedgerBehind, "{}", err.detail);
     assert_eq!(s.helper.store().ledger().unwrap().len(), 0, "nothing spent");
     // With the leader's true head, the release goes through.
     request.leader_ledger = honest_head;
