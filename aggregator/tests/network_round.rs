@@ -21,6 +21,14 @@ use rand_core::{Rng, SeedableRng};
 /// Two aggregators, dimension 4, no noise, `min_clients = 1`: the deployment's folder
 /// (kept alive by the returned guard), its files and its task.
 fn small_deployment(seed: u8) -> (tempfile::TempDir, Deployment, TaskConfig) {
+    small_deployment_with(seed, None)
+}
+
+/// [`small_deployment`], record level when `record_level` is `Some((q, m))`.
+fn small_deployment_with(
+    seed: u8,
+    record_level: Option<(f64, u32)>,
+) -> (tempfile::TempDir, Deployment, TaskConfig) {
     let dir = tempfile::tempdir().unwrap();
     let host = std::net::IpAddr::from([127, 0, 0, 1]);
     let params = InitParams {
@@ -28,6 +36,7 @@ fn small_deployment(seed: u8) -> (tempfile::TempDir, Deployment, TaskConfig) {
         dimension: 4,
         noise: NoisePlacement::None,
         min_clients: 1,
+        record_level,
         base_port: free_base_port(host, 2).unwrap(),
         ..InitParams::default()
     };
@@ -196,6 +205,65 @@ async fn a_report_prepared_before_a_failed_upload_is_the_one_sent_later() {
         vec![0.5, 0.0, 0.0, 0.0],
         "the first update, not the second"
     );
+    for n in nodes {
+        n.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+/// Record level: a sample whose upload failed is the one sent later, and the second
+/// call, whose own sample is dropped, does not claim its size for the report sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_record_report_is_sent_again_without_the_new_samples_size() {
+    // q = 1: every record is sampled, so the sizes are known.
+    let (dir, d, task) = small_deployment_with(14, Some((1.0, 8)));
+    let state = dir.path().join("state");
+    let build = || async {
+        Client::builder(task.clone())
+            .credential(cairn_client::sdk::read_credential(&d.credentials[0]).unwrap())
+            .state_dir(&state)
+            .retry(cairn_transport::RetryPolicy {
+                max_attempts: 1,
+                ..Default::default()
+            })
+            .transport_options(cairn_transport::TransportOptions {
+                idle_timeout: Duration::from_millis(800),
+                keep_alive_interval: Some(Duration::from_millis(200)),
+                request_timeout: Duration::from_millis(800),
+                ..Default::default()
+            })
+            .build()
+            .await
+            .unwrap()
+    };
+    let first = build().await;
+    let two_records = [0.5, 0.0, 0.0, 0.0, 0.25, 0.0, 0.0, 0.0];
+    assert!(matches!(
+        first.sample_and_submit_records(0, &two_records).await,
+        Err(SdkError::Transport(_))
+    ));
+    drop(first);
+
+    let nodes = start_nodes(&d).await;
+    let again = build().await;
+    let three_records = [0.0, 0.125, 0.0, 0.0].repeat(3);
+    let (id, sampled) = again
+        .sample_and_submit_records(0, &three_records)
+        .await
+        .unwrap();
+    assert_eq!(
+        sampled, None,
+        "the report sent sums the first call's sample"
+    );
+    let released = collect_round_0(&collector_of(&d, &task).await).await;
+    assert_eq!(released.count, 1, "report {id} counted once");
+    assert_eq!(released.sum, vec![0.75, 0.0, 0.0, 0.0]);
+
+    // A fresh round: the sample drawn is the one sent, and its size is returned.
+    let (_, sampled) = again
+        .sample_and_submit_records(1, &three_records)
+        .await
+        .unwrap();
+    assert_eq!(sampled, Some(3));
     for n in nodes {
         n.shutdown(Duration::from_secs(1)).await;
     }

@@ -92,12 +92,14 @@ impl Client {
     /// ``all_records`` at the task's rate (OS-seeded CSPRNG), clips each sampled row to
     /// ``C`` and submits their sum. Returns ``(report_id, sampled)``; the sampled count
     /// is private to this client (divide the released sum by ``q·N``, not by counts).
+    /// ``sampled`` is ``None`` when the state folder held a report prepared for the
+    /// round by an earlier attempt: that report is sent, and this call's sample dropped.
     fn sample_and_submit_records(
         &self,
         py: Python<'_>,
         round: u32,
         all_records: &Bound<'_, PyAny>,
-    ) -> PyResult<(String, usize)> {
+    ) -> PyResult<(String, Option<usize>)> {
         let values = self.checked_records(all_records)?;
         let inner = &self.inner;
         detached(py, || {

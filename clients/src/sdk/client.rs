@@ -109,6 +109,15 @@ struct Preparer {
 
 /// The input of one report.
 /// The caller's values, copied: wiped when dropped.
+/// Which report a submission sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// One prepared from this call's input.
+    New,
+    /// One prepared by an earlier attempt and kept in the state folder.
+    Kept,
+}
+
 enum Input {
     Update(Zeroizing<Vec<f32>>),
     Quantised(Zeroizing<Vec<i64>>),
@@ -196,12 +205,14 @@ impl Client {
     pub async fn submit(&self, round: u32, update: &[f32]) -> Result<ReportId, SdkError> {
         self.submit_input(round, Input::Update(Zeroizing::new(update.to_vec())))
             .await
+            .map(|(id, _)| id)
     }
 
     /// Uploads an already quantised vector (integers in the task's fixed-point units).
     pub async fn submit_quantised(&self, round: u32, x: &[i64]) -> Result<ReportId, SdkError> {
         self.submit_input(round, Input::Quantised(Zeroizing::new(x.to_vec())))
             .await
+            .map(|(id, _)| id)
     }
 
     /// Record level: submits the sum of already sampled records (rows of `records`, `d`
@@ -210,25 +221,31 @@ impl Client {
     pub async fn submit_records(&self, round: u32, records: &[f32]) -> Result<ReportId, SdkError> {
         self.submit_input(round, Input::Records(Zeroizing::new(records.to_vec())))
             .await
+            .map(|(id, _)| id)
     }
 
     /// One submission: with a state folder, under its lock from the folder's checks
     /// to the acknowledgement's record, so that two `Client`s of one credential and
     /// folder (in one process or two) cannot both prepare a report for a round: the
-    /// second waits, then finds the first's pending or acknowledged report.
-    async fn submit_input(&self, round: u32, input: Input) -> Result<ReportId, SdkError> {
+    /// second waits, then finds the first's pending or acknowledged report. Says
+    /// whether the report sent is one kept from an earlier attempt ([`Sent::Kept`]).
+    async fn submit_input(&self, round: u32, input: Input) -> Result<(ReportId, Sent), SdkError> {
         let _folder = match &self.state_dir {
             Some(dir) => Some(lock_folder(dir.join("lock")).await?),
             None => None,
         };
-        let (report_id, frame) = self.prepared(round, input).await?;
-        self.upload(round, report_id, frame.expose_secret()).await
+        let (report_id, frame, sent) = self.prepared(round, input).await?;
+        let id = self.upload(round, report_id, frame.expose_secret()).await?;
+        Ok((id, sent))
     }
 
     /// Record level, the whole client step of DP-SGD: Poisson-samples the rows of
     /// `all_records` (`d` values each) at the task's sampling rate with the OS-seeded
     /// CSPRNG, and submits the sum of the sampled ones, each clipped to `C`. Returns the
-    /// report id and how many records were sampled.
+    /// report id and how many records the report sent sums: `None` when the state
+    /// folder held a report prepared for `round` by an earlier attempt, which is sent
+    /// instead (module docs) and whose sample this call did not draw; the new sample is
+    /// then dropped unused.
     ///
     /// The sampled set stays with this client. Whoever turns the released sum into a
     /// mean should divide by the expected batch `q·N` with `N` the public total number
@@ -237,7 +254,7 @@ impl Client {
         &self,
         round: u32,
         all_records: &[f32],
-    ) -> Result<(ReportId, usize), SdkError> {
+    ) -> Result<(ReportId, Option<usize>), SdkError> {
         let d = self.task().dimension();
         if !all_records.len().is_multiple_of(d) {
             return Err(SdkError::Prepare(ClientError::WrongDimension {
@@ -254,8 +271,8 @@ impl Client {
         for i in &sampled {
             rows.extend_from_slice(&all_records[i * d..(i + 1) * d]);
         }
-        let id = self.submit_records(round, &rows).await?;
-        Ok((id, sampled.len()))
+        let (id, sent) = self.submit_input(round, Input::Records(rows)).await?;
+        Ok((id, (sent == Sent::New).then_some(sampled.len())))
     }
 
     /// The upload for `round`: the one kept from an earlier, unacknowledged attempt if
@@ -264,10 +281,11 @@ impl Client {
         &self,
         round: u32,
         input: Input,
-    ) -> Result<(ReportId, SecretVec<u8>), SdkError> {
+    ) -> Result<(ReportId, SecretVec<u8>, Sent), SdkError> {
         let _preparing = self.preparing.lock().await;
         let Some(dir) = &self.state_dir else {
-            return self.prepare(round, input).await;
+            let (id, frame) = self.prepare(round, input).await?;
+            return Ok((id, frame, Sent::New));
         };
         let pending = dir.join(format!("round-{round}.pending"));
         {
@@ -308,7 +326,7 @@ impl Client {
                         report = %req.report.report_id,
                         "re-sending the report prepared before a restart (not the new update)"
                     );
-                    return Ok((req.report.report_id, frame));
+                    return Ok((req.report.report_id, frame, Sent::Kept));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
@@ -322,7 +340,7 @@ impl Client {
             write_private_file(&pending, frame.expose_secret()).map(|()| frame)
         })
         .await??;
-        Ok((report_id, frame))
+        Ok((report_id, frame, Sent::New))
     }
 
     /// Prepares and encodes a report on a blocking thread, once one of the process's

@@ -48,8 +48,12 @@ class Client:
         """Clips, quantises, shares, proves and uploads ``update``; returns the report id."""
     def submit_records(self, round: int, per_record: _Vector) -> str:
         """Record level: submits the sum of the sampled rows, each clipped to ``C``."""
-    def sample_and_submit_records(self, round: int, all_records: _Vector) -> tuple[str, int]:
-        """Record level: Poisson-samples the rows, then ``submit_records``."""
+    def sample_and_submit_records(
+        self, round: int, all_records: _Vector
+    ) -> tuple[str, int | None]:
+        """Record level: Poisson-samples the rows, then ``submit_records``. Returns the
+        report id and the sampled count, ``None`` when a report kept in the state folder
+        from an earlier attempt at the round was sent instead."""
     def _submit_generated(self, round: int, scale: float) -> str:
         """For ``cairn.bench``: the same SDK call with a vector built in Rust."""
     @property
