@@ -321,6 +321,51 @@ async fn two_clients_sharing_a_state_folder_submit_one_report_per_round() {
     }
 }
 
+/// A submission waits only for another submission of its own round: with round 0's
+/// lock held elsewhere (another process of the client, stuck in its upload), round 1
+/// is submitted, and round 0 goes through once the lock is let go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_waits_only_for_its_own_round() {
+    let (dir, d, task) = small_deployment(15);
+    let nodes = start_nodes(&d).await;
+    let state = dir.path().join("state");
+    let credential = cairn_client::sdk::read_credential(&d.credentials[0]).unwrap();
+    let folder = state
+        .join(task.id().to_hex())
+        .join(credential.client_id().to_hex());
+    let client = Client::builder(task.clone())
+        .credential(credential)
+        .state_dir(&state)
+        .build()
+        .await
+        .unwrap();
+    let elsewhere = std::fs::File::create(folder.join("round-0.lock")).unwrap();
+    elsewhere.lock().unwrap();
+
+    let round_0 = client.submit(0, &[0.5, 0.0, 0.0, 0.0]);
+    tokio::pin!(round_0);
+    let round_1 = tokio::time::timeout(
+        Duration::from_secs(30),
+        client.submit(1, &[0.0, 0.25, 0.0, 0.0]),
+    );
+    tokio::select! {
+        r = &mut round_0 => panic!("round 0 went on without its lock: {r:?}"),
+        r = round_1 => { r.expect("round 1 does not wait for round 0").unwrap(); }
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut round_0)
+            .await
+            .is_err(),
+        "round 0 waits while its lock is held"
+    );
+    drop(elsewhere);
+    round_0.await.unwrap();
+    assert!(folder.join("round-0.acked").exists() && folder.join("round-1.acked").exists());
+    for n in nodes {
+        n.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
 /// The state folder's records are trusted only as far as they check out: a pending
 /// report of another round is not sent for this one, an unreadable acknowledgement
 /// record is an error (not "nothing submitted"), and a pending report left beside an

@@ -80,8 +80,6 @@ impl ClientBuilder {
             limits,
             retry: self.connect.retry,
             state_dir,
-            preparing: tokio::sync::Mutex::new(()),
-            files: Mutex::new(()),
         })
     }
 }
@@ -92,13 +90,9 @@ pub struct Client {
     leader: Arc<Peer>,
     limits: Limits,
     retry: RetryPolicy,
+    /// The client's subfolder of the state folder: its files of a round are read and
+    /// written only under that round's lock (`submit_input`).
     state_dir: Option<PathBuf>,
-    /// Held from the state folder's checks to the pending report's write, so two
-    /// submissions of one round by this client prepare one report.
-    preparing: tokio::sync::Mutex<()>,
-    /// Serialises the state folder's short reads and writes; never held across an
-    /// `await` (between an acknowledgement and its record there is none).
-    files: Mutex<()>,
 }
 
 /// What prepares reports: shared with the blocking thread that runs the preparation.
@@ -224,14 +218,16 @@ impl Client {
             .map(|(id, _)| id)
     }
 
-    /// One submission: with a state folder, under its lock from the folder's checks
-    /// to the acknowledgement's record, so that two `Client`s of one credential and
-    /// folder (in one process or two) cannot both prepare a report for a round: the
-    /// second waits, then finds the first's pending or acknowledged report. Says
-    /// whether the report sent is one kept from an earlier attempt ([`Sent::Kept`]).
+    /// One submission: with a state folder, under the round's lock from the folder's
+    /// checks to the acknowledgement's record, so that two submissions of one round by
+    /// `Client`s of one credential and folder (in one process or two, or one `Client`
+    /// called twice) cannot both prepare a report: the second waits, then finds the
+    /// first's pending or acknowledged report. Submissions of other rounds go on
+    /// meanwhile. Says whether the report sent is one kept from an earlier attempt
+    /// ([`Sent::Kept`]).
     async fn submit_input(&self, round: u32, input: Input) -> Result<(ReportId, Sent), SdkError> {
-        let _folder = match &self.state_dir {
-            Some(dir) => Some(lock_folder(dir.join("lock")).await?),
+        let _round_lock = match &self.state_dir {
+            Some(dir) => Some(lock_file(dir.join(format!("round-{round}.lock"))).await?),
             None => None,
         };
         let (report_id, frame, sent) = self.prepared(round, input).await?;
@@ -282,14 +278,12 @@ impl Client {
         round: u32,
         input: Input,
     ) -> Result<(ReportId, SecretVec<u8>, Sent), SdkError> {
-        let _preparing = self.preparing.lock().await;
         let Some(dir) = &self.state_dir else {
             let (id, frame) = self.prepare(round, input).await?;
             return Ok((id, frame, Sent::New));
         };
         let pending = dir.join(format!("round-{round}.pending"));
         {
-            let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
             // Only a missing record means "not acknowledged": an unreadable one must not
             // lead to a second report for the round.
             match std::fs::read_to_string(dir.join(format!("round-{round}.acked"))) {
@@ -334,8 +328,7 @@ impl Client {
         }
         let (report_id, frame) = self.prepare(round, input).await?;
         // Written (and synced) off the runtime too. No other submission of this round
-        // can touch the file meanwhile: they wait for `preparing`, and no upload of the
-        // round is under way while neither file exists.
+        // can touch the file meanwhile: they wait for the round's lock.
         let frame = off_runtime(move || {
             write_private_file(&pending, frame.expose_secret()).map(|()| frame)
         })
@@ -387,7 +380,6 @@ impl Client {
             // The leader has stored the report: from here on the answer is Ok. A record
             // that cannot be written leaves the pending report, which the next submit
             // of the round sends again and the leader acknowledges again.
-            let _files = self.files.lock().unwrap_or_else(|e| e.into_inner());
             let recorded = write_private_file(
                 &dir.join(format!("round-{round}.acked")),
                 report_id.to_hex().as_bytes(),
@@ -414,10 +406,12 @@ fn remove_if_present(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
-/// Takes the state folder's lock (an advisory lock on `path`, created if missing).
-/// While another holder has it, this task sleeps and tries again: a waiter holds no
-/// thread, so any number of submissions may wait. Released when the file closes.
-async fn lock_folder(path: PathBuf) -> Result<std::fs::File, SdkError> {
+/// Takes an advisory lock on `path` (created if missing), a round's lock in the state
+/// folder. While another holder has it, this task sleeps and tries again: a waiter
+/// holds no thread, so any number of submissions may wait. Released when the file
+/// closes. (An open file description of its own per call: two calls in one process
+/// exclude each other as two processes do.)
+async fn lock_file(path: PathBuf) -> Result<std::fs::File, SdkError> {
     const POLL: std::time::Duration = std::time::Duration::from_millis(20);
     let file = off_runtime(move || {
         let mut options = std::fs::OpenOptions::new();

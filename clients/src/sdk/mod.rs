@@ -20,9 +20,10 @@
 //! report when it submits that round again, and is never counted twice nor refused as
 //! a second report. After the acknowledgement only the report id is kept, and a second
 //! submit for the round is refused locally ([`SdkError::AlreadySubmitted`]). A
-//! submission holds the folder's lock (an advisory lock on its `lock` file) from its
-//! checks to the acknowledgement's record, so two `Client`s of one credential and
-//! folder, in one process or two, prepare one report per round between them. A
+//! submission holds its round's lock (an advisory lock on the folder's
+//! `round-N.lock`) from its checks to the acknowledgement's record, so two `Client`s
+//! of one credential and folder, in one process or two, prepare one report per round
+//! between them, while submissions of different rounds go on at once. A
 //! pending report of another task, round or client is refused
 //! ([`SdkError::ForeignPendingUpload`]), not sent.
 //!
