@@ -43,7 +43,7 @@ use crate::clock::Time;
 use crate::error::Reject;
 use crate::helper::Helper;
 use crate::ids::JobId;
-use crate::leader::{CollectStep, Leader, Rejection};
+use crate::leader::{CollectStep, HelperRefusal, Leader, Rejection};
 use crate::messages::{
     AggregateShare, AggregateShareRequest, AggregateShareResponse, CollectRequest, CollectResponse,
     ErrorCode, JobContinue, JobContinueResponse, JobInit, JobResponse, Message,
@@ -321,11 +321,11 @@ enum CollectPhase {
         leader_share: AggregateShare,
         shares: Vec<AggregateShareResponse>,
         helpers: usize,
-    },
-    /// A helper refused; the leader judges the refusal at the next poll.
-    Refused {
-        request: AggregateShareRequest,
-        refusal: Reject,
+        /// The outstanding request's refusal, judged by the leader at the next poll.
+        refusal: Option<Reject>,
+        /// Whether a judgement found every earlier release of the leader collected:
+        /// a refusal of any request sent after it is conclusive.
+        earlier_seen_collected: bool,
     },
     Finished,
 }
@@ -370,6 +370,8 @@ impl CollectDriver {
                         leader_share,
                         shares: Vec::with_capacity(helpers),
                         helpers,
+                        refusal: None,
+                        earlier_seen_collected: false,
                     };
                 }
                 Err(e) if e.code == ErrorCode::Mismatch && at < self.give_up_at => {
@@ -389,6 +391,23 @@ impl CollectDriver {
         }
         if let CollectPhase::Shares {
             request,
+            refusal,
+            earlier_seen_collected,
+            ..
+        } = &mut self.phase
+            && let Some(refusal) = refusal.take()
+        {
+            match leader.judge_helper_refusal(request, refusal, *earlier_seen_collected) {
+                // The same request again, below.
+                HelperRefusal::AskAgain => *earlier_seen_collected = true,
+                HelperRefusal::Answer(e) => {
+                    self.phase = CollectPhase::Finished;
+                    return Err(e);
+                }
+            }
+        }
+        if let CollectPhase::Shares {
+            request,
             shares,
             helpers,
             ..
@@ -401,9 +420,6 @@ impl CollectDriver {
             }));
         }
         match std::mem::replace(&mut self.phase, CollectPhase::Finished) {
-            CollectPhase::Refused { request, refusal } => {
-                Err(leader.judge_helper_refusal(&request, refusal))
-            }
             CollectPhase::Shares {
                 request,
                 leader_share,
@@ -421,16 +437,17 @@ impl CollectDriver {
     }
 
     /// Takes a helper's answer to the outstanding request. A helper's refusal (or a
-    /// transport failure) ends the release attempt: the next [`CollectDriver::poll`]
-    /// returns it as the leader judges it ([`Leader::judge_helper_refusal`]: a helper
-    /// behind the leader's ledger is either waiting for another collect or rolled
-    /// back). The collector may ask again: the leader's share is released once and
-    /// kept, and every helper answers a repeated request as the first time.
+    /// transport failure) goes to the leader at the next [`CollectDriver::poll`]
+    /// ([`Leader::judge_helper_refusal`]: a helper behind the leader's ledger is either
+    /// waiting for another collect or rolled back), which either asks the helper once
+    /// more or ends the release attempt with the leader's answer. The collector may
+    /// ask again: the leader's share is released once and kept, and every helper
+    /// answers a repeated request as the first time.
     pub fn handle_answer(&mut self, answer: Result<Message, Reject>) -> Result<(), Reject> {
         let CollectPhase::Shares {
-            request,
             shares,
             helpers,
+            refusal,
             ..
         } = &mut self.phase
         else {
@@ -440,7 +457,7 @@ impl CollectDriver {
             ));
         };
         let j = shares.len();
-        if j >= *helpers {
+        if j >= *helpers || refusal.is_some() {
             return Err(Reject::new(
                 ErrorCode::Internal,
                 "the release has no outstanding request",
@@ -455,9 +472,8 @@ impl CollectDriver {
                 self.phase = CollectPhase::Finished;
                 Err(unexpected(j, &other))
             }
-            Err(refusal) => {
-                let request = request.clone();
-                self.phase = CollectPhase::Refused { request, refusal };
+            Err(e) => {
+                *refusal = Some(e);
                 Ok(())
             }
         }

@@ -322,11 +322,7 @@ fn a_helper_that_missed_a_release_catches_up_after_later_rounds() {
     // refuses; the leader can, and says to collect round 0 first.
     let err = w.collect(&mut b, 1).unwrap_err();
     assert_eq!(err.code, ErrorCode::Busy, "{err:?}");
-    assert!(
-        err.detail.contains("round 0 is collected"),
-        "{}",
-        err.detail
-    );
+    assert!(err.detail.contains("for round 0"), "{}", err.detail);
     // Collecting round 0, then round 1, brings both ledgers level.
     for round in [0, 1] {
         let response = w
@@ -458,4 +454,66 @@ fn a_helper_restarted_on_an_old_copy_of_its_ledger_is_still_called_a_rollback() 
         w.helper.store().ledger().unwrap().is_empty(),
         "nothing spent"
     );
+}
+
+#[test]
+fn a_refusal_judged_after_the_earlier_round_was_collected_is_not_called_a_rollback() {
+    let mut w = world("noise = \"none\"");
+    let mut a = w.replica();
+    let mut b = w.replica();
+    w.round_of_two(&mut a, 0);
+    w.round_of_two(&mut a, 1);
+    let start = |w: &mut World, leader: &mut Leader<Arc<MemoryStore>>, round| {
+        let mut driver = CollectDriver::new(
+            w.collector.request(round),
+            NOW,
+            std::time::Instant::now(),
+            std::time::Duration::ZERO,
+        );
+        let CollectPoll::Transmit(t) = driver
+            .poll(leader, &mut w.rng, std::time::Instant::now())
+            .unwrap()
+        else {
+            panic!("the leader asks the helper");
+        };
+        (driver, t)
+    };
+    // A has released round 0 and B round 1; B's request reaches the helper first and
+    // is refused (the helper is behind)…
+    let (mut driver_a, t0) = start(&mut w, &mut a, 0);
+    let (mut driver_b, t1) = start(&mut w, &mut b, 1);
+    let refusal = w.helper.handle_message(t1.message, NOW, &mut w.rng);
+    assert_eq!(
+        refusal.as_ref().unwrap_err().code,
+        ErrorCode::LedgerBehind,
+        "{refusal:?}"
+    );
+    driver_b.handle_answer(refusal).unwrap();
+    // …and round 0 is collected before B judges that refusal.
+    let answer = w.helper.handle_message(t0.message, NOW, &mut w.rng);
+    driver_a.handle_answer(answer).unwrap();
+    assert!(matches!(
+        driver_a
+            .poll(&mut a, &mut w.rng, std::time::Instant::now())
+            .unwrap(),
+        CollectPoll::Done(_)
+    ));
+
+    // Every earlier round is collected now, but the helper said "behind" before that:
+    // B asks it once more instead of calling it rolled back, and round 1 is released.
+    let response = loop {
+        match driver_b
+            .poll(&mut b, &mut w.rng, std::time::Instant::now())
+            .unwrap_or_else(|e| panic!("{e:?}"))
+        {
+            CollectPoll::Transmit(t) => {
+                let answer = w.helper.handle_message(t.message, NOW, &mut w.rng);
+                driver_b.handle_answer(answer).unwrap();
+            }
+            CollectPoll::Retry { .. } => panic!("no report in flight"),
+            CollectPoll::Done(response) => break response,
+        }
+    };
+    assert_eq!(w.collector.open(1, &response).unwrap().count, 2);
+    assert_eq!(w.helper.store().ledger().unwrap().len(), 2);
 }

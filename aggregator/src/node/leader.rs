@@ -235,7 +235,12 @@ pub(super) async fn handle_leader_request(
                     m.encode()
                 }
                 Err(e) => {
-                    tracing::info!(code = %e.code, detail = %e.detail, "collect refused");
+                    if e.code == ErrorCode::LedgerRollback {
+                        // An operator must act: nothing of the task is released until then.
+                        tracing::error!(code = %e.code, detail = %e.detail, "collect refused");
+                    } else {
+                        tracing::info!(code = %e.code, detail = %e.detail, "collect refused");
+                    }
                     reject_to_message(e)
                 }
             }

@@ -568,6 +568,10 @@ impl TaskStore for SqliteTaskStore {
         self.sqlite_collect_response(round)
     }
 
+    fn has_collect_response(&self, round: u32) -> Result<bool, StoreError> {
+        self.sqlite_has_collect_response(round)
+    }
+
     fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

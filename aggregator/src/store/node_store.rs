@@ -270,6 +270,9 @@ impl TaskStore for NodeStore {
     fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, NodeStoreError> {
         either!(self, s => s.collect_response(round))
     }
+    fn has_collect_response(&self, round: u32) -> Result<bool, NodeStoreError> {
+        either!(self, s => s.has_collect_response(round))
+    }
 
     fn collect_garbage(&self, through_round: u32) -> Result<u64, NodeStoreError> {
         either!(self, s => s.collect_garbage(through_round))

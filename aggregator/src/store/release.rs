@@ -141,4 +141,16 @@ impl SqliteTaskStore {
             )
             .optional()?)
     }
+
+    pub(super) fn sqlite_has_collect_response(&self, round: u32) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .query_row(
+                "SELECT 1 FROM collect_responses WHERE task = ?1 AND round = ?2",
+                params![self.t(), round],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
 }

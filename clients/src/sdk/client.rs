@@ -101,8 +101,6 @@ struct Preparer {
     rng: Mutex<ChaCha20Rng>,
 }
 
-/// The input of one report.
-/// The caller's values, copied: wiped when dropped.
 /// Which report a submission sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Sent {
@@ -112,6 +110,8 @@ enum Sent {
     Kept,
 }
 
+/// The input of one report.
+/// The caller's values, copied: wiped when dropped.
 enum Input {
     Update(Zeroizing<Vec<f32>>),
     Quantised(Zeroizing<Vec<i64>>),

@@ -3,6 +3,15 @@
 
 use super::*;
 
+/// What the leader makes of a helper's refusal ([`Leader::judge_helper_refusal`]).
+#[derive(Debug)]
+pub enum HelperRefusal {
+    /// The answer for the collector: this release attempt is over.
+    Answer(Reject),
+    /// Send the same request to the same helper once more.
+    AskAgain,
+}
+
 /// What [`Leader::begin_collect`] needs next.
 // One value per collect request: the size difference between the variants is
 // irrelevant, and boxing would only add an allocation to the common path.
@@ -126,62 +135,63 @@ impl<S: TaskStore> Leader<S> {
         Ok(())
     }
 
-    /// The collector's answer to a helper's refusal of `request`. Every refusal but
-    /// one is passed on as it is. A helper whose ledger would be behind the leader's
+    /// What to do about a helper's refusal of `request`. Every refusal but one is
+    /// passed on as it is. A helper whose ledger would be behind the leader's
     /// ([`ErrorCode::LedgerBehind`]) cannot tell a release of the leader that has not
-    /// reached it yet from its own rollback; the leader can. If a round it released
-    /// before this one has no collected answer, that collect is in flight (another
-    /// replica, another request) or was abandoned: [`ErrorCode::Busy`], naming the
-    /// round to collect first. If every earlier release was collected, each helper
-    /// released it too, and a helper that no longer records it was rolled back:
-    /// [`ErrorCode::LedgerRollback`]. Either way the helper released nothing.
+    /// reached it yet from its own rollback; the leader can:
+    /// - a round it released before this one has no collected answer: that collect is
+    ///   in flight (another replica, another request) or was abandoned, so the
+    ///   collector gets [`ErrorCode::Busy`], naming the round to collect first;
+    /// - every earlier release was collected, so every helper released it. If the
+    ///   helper refused before the last of those collects was stored (another replica
+    ///   may have finished it meanwhile), its refusal proves nothing: ask it once more
+    ///   (`asked_again` false). A helper that still refuses, asked after every earlier
+    ///   answer was seen stored, was rolled back: [`ErrorCode::LedgerRollback`].
+    ///
+    /// Either way the helper released nothing.
     pub fn judge_helper_refusal(
         &mut self,
         request: &AggregateShareRequest,
         refusal: Reject,
-    ) -> Reject {
+        asked_again: bool,
+    ) -> HelperRefusal {
         if refusal.code != ErrorCode::LedgerBehind {
-            return refusal;
+            return HelperRefusal::Answer(refusal);
         }
         if let Err(e) = self.core.refresh_ledger() {
-            return e;
+            return HelperRefusal::Answer(e);
         }
-        // The releases before this round's own (its request carries the head as of it).
+        // The releases before this round's own (its request carries the head as of
+        // it), newest first: the first one not collected settles it.
         let before =
             usize::try_from(request.leader_ledger.entries.saturating_sub(1)).unwrap_or(usize::MAX);
         let entries = self.core.ledger.entries();
-        let mut uncollected = Vec::new();
-        for entry in entries
+        let earlier = entries[..before.min(entries.len())]
             .iter()
-            .take(before)
-            .filter(|e| e.round != request.round)
-        {
-            match self.core.store.collect_response(entry.round) {
-                Ok(Some(_)) => {}
-                Ok(None) => uncollected.push(entry.round),
-                Err(e) => return Reject::storage(e),
+            .rev()
+            .filter(|e| e.round != request.round);
+        for entry in earlier {
+            match self.core.store.has_collect_response(entry.round) {
+                Ok(true) => {}
+                Ok(false) => {
+                    return HelperRefusal::Answer(Reject::new(
+                        ErrorCode::Busy,
+                        format!(
+                            "round {}: the helpers have not answered yet for round {}, which \
+                             the leader released before it; retry once it is collected \
+                             (collect it if nobody is) [{}]",
+                            request.round, entry.round, refusal.detail
+                        ),
+                    ));
+                }
+                Err(e) => return HelperRefusal::Answer(Reject::storage(e)),
             }
         }
-        if let Some(&first) = uncollected.first() {
-            let rounds = uncollected
-                .iter()
-                .take(8)
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            let more = if uncollected.len() > 8 { ", …" } else { "" };
-            return Reject::new(
-                ErrorCode::Busy,
-                format!(
-                    "round {}: the helpers have not answered yet for round {rounds}{more}, which \
-                     the leader released before it; retry once round {first} is collected \
-                     (collect it if nobody is) [{}]",
-                    request.round, refusal.detail
-                ),
-            );
+        if !asked_again {
+            return HelperRefusal::AskAgain;
         }
         // The conclusion first: the detail is cut to the wire's limit from its end.
-        Reject::new(
+        HelperRefusal::Answer(Reject::new(
             ErrorCode::LedgerRollback,
             format!(
                 "round {}: a helper's ledger was restored from an old copy (restore its newest \
@@ -190,7 +200,7 @@ impl<S: TaskStore> Leader<S> {
                  it [{}]",
                 request.round, refusal.detail
             ),
-        )
+        ))
     }
 
     /// Assembles the collector's answer from the leader's share and every helper's

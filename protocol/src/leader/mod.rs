@@ -59,7 +59,7 @@ mod collect;
 mod job;
 mod upload;
 
-pub use collect::CollectStep;
+pub use collect::{CollectStep, HelperRefusal};
 
 /// The leader of one task.
 pub struct Leader<S: TaskStore> {

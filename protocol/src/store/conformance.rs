@@ -391,10 +391,16 @@ pub fn rounds_open_once_close_and_are_listed<S: TaskStore>(s: S) {
 /// The leader's stored answer to a collect.
 pub fn the_collect_answer_is_kept<S: TaskStore>(s: S) {
     assert!(s.collect_response(3).unwrap().is_none());
+    assert!(!s.has_collect_response(3).unwrap());
     s.put_collect_response(3, b"answer").unwrap();
     assert_eq!(
         s.collect_response(3).unwrap().as_deref(),
         Some(&b"answer"[..])
+    );
+    assert!(s.has_collect_response(3).unwrap());
+    assert!(
+        !s.has_collect_response(4).unwrap(),
+        "another round's answer"
     );
 }
 

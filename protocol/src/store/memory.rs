@@ -413,6 +413,10 @@ impl TaskStore for MemoryStore {
         Ok(self.lock().collect_responses.get(&round).cloned())
     }
 
+    fn has_collect_response(&self, round: u32) -> Result<bool, StoreError> {
+        Ok(self.lock().collect_responses.contains_key(&round))
+    }
+
     fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
         let mut s = self.lock();
         let old: BTreeSet<u32> = s

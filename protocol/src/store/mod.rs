@@ -354,6 +354,9 @@ pub trait TaskStore: Send + Sync {
     /// Leader: the stored collect response of a round.
     fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, Self::Error>;
 
+    /// Leader: whether a collect response of the round is stored (without reading it).
+    fn has_collect_response(&self, round: u32) -> Result<bool, Self::Error>;
+
     /// Retention: deletes what only aggregation needed of every **released** round up
     /// to and including `through_round` — report payloads, uploads, jobs and their
     /// leases, the ids of aggregated reports, a helper's preparation records — and

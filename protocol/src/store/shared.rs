@@ -129,6 +129,9 @@ impl<S: TaskStore> TaskStore for Arc<S> {
     fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, S::Error> {
         (**self).collect_response(round)
     }
+    fn has_collect_response(&self, round: u32) -> Result<bool, S::Error> {
+        (**self).has_collect_response(round)
+    }
 
     fn collect_garbage(&self, through_round: u32) -> Result<u64, S::Error> {
         (**self).collect_garbage(through_round)

@@ -208,6 +208,9 @@ impl TaskStore for HookedStore {
     fn collect_response(&self, round: u32) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.collect_response(round)
     }
+    fn has_collect_response(&self, round: u32) -> Result<bool, StoreError> {
+        self.inner.has_collect_response(round)
+    }
     fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
         self.inner.collect_garbage(through_round)
     }

@@ -601,4 +601,14 @@ impl TaskStore for PgTaskStore {
             .map(|r| r.get(0)))
         })
     }
+
+    fn has_collect_response(&self, round: u32) -> Result<bool, PgStoreError> {
+        self.read(|c| {
+            Ok(c.query_opt(
+                "SELECT 1 FROM collect_responses WHERE task = $1 AND round = $2",
+                &[&self.t(), &i64::from(round)],
+            )?
+            .is_some())
+        })
+    }
 }
