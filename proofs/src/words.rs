@@ -40,8 +40,36 @@ pub(crate) fn expand_words(
 
 /// Appends `words` as `word_bytes`-byte little-endian integers.
 pub(crate) fn encode_words(words: &[u32], word_bytes: usize, out: &mut Vec<u8>) {
-    for w in words {
-        out.extend_from_slice(&w.to_le_bytes()[..word_bytes]);
+    let start = out.len();
+    out.resize(start + words.len() * word_bytes, 0);
+    write_words(words, word_bytes, &mut out[start..]);
+}
+
+/// Writes `words` as `word_bytes`-byte little-endian integers into `out`, which holds
+/// exactly `words.len() · word_bytes` bytes. One loop per width, so that every word is
+/// a store of a known size: a copy of a run-time length is a `memcpy` call per word,
+/// which cost the leader more than hashing the bytes.
+pub(crate) fn write_words(words: &[u32], word_bytes: usize, out: &mut [u8]) {
+    debug_assert_eq!(out.len(), words.len() * word_bytes);
+    match word_bytes {
+        1 => out
+            .iter_mut()
+            .zip(words)
+            .for_each(|(o, w)| *o = w.to_le_bytes()[0]),
+        2 => out
+            .chunks_exact_mut(2)
+            .zip(words)
+            .for_each(|(o, w)| o.copy_from_slice(&w.to_le_bytes()[..2])),
+        4 => out
+            .chunks_exact_mut(4)
+            .zip(words)
+            .for_each(|(o, w)| o.copy_from_slice(&w.to_le_bytes())),
+        _ => {
+            let width = word_bytes.min(4);
+            for (o, w) in out.chunks_exact_mut(word_bytes).zip(words) {
+                o[..width].copy_from_slice(&w.to_le_bytes()[..width]);
+            }
+        }
     }
 }
 
@@ -150,6 +178,33 @@ pub(crate) fn for_each_field_chunk(
 mod tests {
     use super::*;
     use cairn_mpc::sharing::expand_field_share;
+
+    #[test]
+    fn words_are_written_as_their_low_bytes_little_endian_at_every_width() {
+        let words = [0u32, 1, 0xff, 0x1234, 0xdead_beef, u32::MAX, 0x0100_0000];
+        for width in [1usize, 2, 3, 4] {
+            let expected: Vec<u8> = words
+                .iter()
+                .flat_map(|w| w.to_le_bytes()[..width].to_vec())
+                .collect();
+            let mut out = vec![0xaau8; words.len() * width];
+            write_words(&words, width, &mut out);
+            assert_eq!(out, expected, "width {width}");
+            let mut appended = vec![7u8];
+            encode_words(&words, width, &mut appended);
+            assert_eq!(appended[0], 7);
+            assert_eq!(&appended[1..], &expected[..], "width {width}");
+            let read = read_words(&mut Reader::new(&appended[1..]), words.len(), width).unwrap();
+            for (r, w) in read.expose_secret().iter().zip(words) {
+                let mask = if width >= 4 {
+                    u32::MAX
+                } else {
+                    (1u32 << (8 * width)) - 1
+                };
+                assert_eq!(*r, w & mask, "width {width}");
+            }
+        }
+    }
 
     #[test]
     fn streamed_expansions_equal_whole_expansions() {

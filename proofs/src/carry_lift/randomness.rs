@@ -101,9 +101,7 @@ pub(crate) fn leader_part(
     let width = word_bytes.clamp(1, 4);
     for chunk in words.chunks(BUF / width) {
         let bytes = &mut buf.expose_secret_mut()[..chunk.len() * width];
-        for (out, w) in bytes.chunks_exact_mut(width).zip(chunk) {
-            out.copy_from_slice(&w.to_le_bytes()[..width]);
-        }
+        crate::words::write_words(chunk, width, bytes);
         h.update(bytes);
     }
     const SIZE: usize = Field::ENCODED_SIZE;
