@@ -193,6 +193,32 @@ impl Field64 {
         }
     }
 
+    /// Decodes `out.len()` canonical little-endian elements from `bytes` (exactly
+    /// `8·out.len()` bytes), as [`FieldElement::decode`] one by one would, but in one
+    /// pass without a branch per element: whether any was non-canonical is gathered
+    /// and checked at the end, so the loop vectorises and its running time does not
+    /// depend on where a bad element sits. On an error `out` holds the partial values.
+    pub fn decode_all(bytes: &[u8], out: &mut [Self]) -> Result<(), FieldError> {
+        if bytes.len() != out.len().saturating_mul(8) {
+            return Err(FieldError::WrongLength {
+                expected: out.len().saturating_mul(8),
+                got: bytes.len(),
+            });
+        }
+        let mut non_canonical = false;
+        for (v, b) in out.iter_mut().zip(bytes.chunks_exact(8)) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(b);
+            let x = u64::from_le_bytes(word);
+            non_canonical |= x >= Self::MODULUS_U64;
+            *v = Self(x);
+        }
+        if non_canonical {
+            return Err(FieldError::NotCanonical);
+        }
+        Ok(())
+    }
+
     /// Reduces any 64-bit integer modulo `p` (one conditional subtraction suffices
     /// because `2^64 < 2p`).
     #[inline(always)]
@@ -500,6 +526,41 @@ mod tests {
             prop_assert_eq!(Field64::from_i64(v).as_u128(), expected);
             prop_assert_eq!(Field64::from_i64(v).to_centred_i128(), i128::from(v));
         }
+    }
+
+    #[test]
+    fn bulk_decoding_agrees_with_decoding_one_by_one() {
+        let values = [
+            0u64,
+            1,
+            12345,
+            Field64::MODULUS_U64 - 1,
+            u64::from(u32::MAX),
+        ];
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mut out = [Field64::ZERO; 5];
+        Field64::decode_all(&bytes, &mut out).unwrap();
+        for (o, b) in out.iter().zip(bytes.chunks_exact(8)) {
+            assert_eq!(*o, Field64::decode(b).unwrap());
+        }
+        for bad in [Field64::MODULUS_U64, u64::MAX] {
+            for at in [0, 2, 4] {
+                let mut bytes = bytes.clone();
+                bytes[8 * at..8 * at + 8].copy_from_slice(&bad.to_le_bytes());
+                assert_eq!(
+                    Field64::decode_all(&bytes, &mut out),
+                    Err(FieldError::NotCanonical),
+                    "{bad:#x} at {at}"
+                );
+            }
+        }
+        assert!(matches!(
+            Field64::decode_all(&bytes[..39], &mut out),
+            Err(FieldError::WrongLength {
+                expected: 40,
+                got: 39
+            })
+        ));
     }
 
     #[test]

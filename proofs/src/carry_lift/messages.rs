@@ -262,12 +262,6 @@ fn read_field_vec(r: &mut Reader<'_>, len: usize) -> Result<SecretVec<Field>, Ca
         })?;
     let raw = r.read_bytes(bytes)?;
     let mut out = SecretVec::<Field>::zeroed(len);
-    for (v, b) in out
-        .expose_secret_mut()
-        .iter_mut()
-        .zip(raw.chunks_exact(Field::ENCODED_SIZE))
-    {
-        *v = Field::decode(b).map_err(|_| CodecError::NotCanonical)?;
-    }
+    Field::decode_all(raw, out.expose_secret_mut()).map_err(|_| CodecError::NotCanonical)?;
     Ok(out)
 }
