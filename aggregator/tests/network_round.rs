@@ -428,3 +428,95 @@ async fn a_state_folder_is_read_strictly() {
     ));
     assert!(!folder.join("round-2.pending").exists());
 }
+
+/// The leader stores an upload's report as it arrived in the frame (decoded in place,
+/// not copied and encoded again): a raw frame is acknowledged, a byte-identical resend
+/// too, malformed frames get the codec's error codes, and the stored bytes verify and
+/// add up in the release like any report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_upload_frames_are_stored_as_they_arrived_or_refused_by_the_codec() {
+    use cairn_protocol::messages::{Message, UploadRequest};
+    let (_dir, d, task) = small_deployment(16);
+    let nodes = start_nodes(&d).await;
+    let limits = cairn_protocol::scheme::Scheme::for_task(&task)
+        .unwrap()
+        .limits();
+    let endpoint = cairn_transport::ClientEndpoint::bind(
+        std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        None,
+        cairn_transport::TransportOptions {
+            max_frame_len: limits.max_frame_len(),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let conn = endpoint
+        .connect(
+            task.aggregators()[0].endpoint,
+            task.aggregator_fingerprint(0).unwrap(),
+        )
+        .await
+        .unwrap();
+    let ask = |frame: Vec<u8>| {
+        let conn = &conn;
+        async move { Message::decode(&conn.request(&frame).await.unwrap(), &limits).unwrap() }
+    };
+    let credential = cairn_client::sdk::read_credential(&d.credentials[0]).unwrap();
+    let client = cairn_protocol::client::Client::new(task.clone(), credential).unwrap();
+    let mut rng = ChaCha20Rng::from_seed([16; 32]);
+    let frame = Message::UploadRequest(
+        client
+            .prepare_upload(0, &[0.5, 0.0, 0.25, 0.0], &mut rng)
+            .unwrap(),
+    )
+    .encode();
+
+    let refused = |m: Message| match m {
+        Message::Error(e) => e.code,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    // Malformed: cut short, a wrong wire version, and a leader share longer than the
+    // task's (its length prefix sits after the fixed fields and the public share).
+    assert_eq!(
+        refused(ask(frame[..frame.len() - 1].to_vec()).await),
+        ErrorCode::BadMessage
+    );
+    let mut version = frame.clone();
+    version[0] ^= 0xff;
+    assert_eq!(refused(ask(version).await), ErrorCode::BadMessage);
+    let Ok(Message::UploadRequest(UploadRequest { report, .. })) = Message::decode(&frame, &limits)
+    else {
+        panic!("the frame decodes");
+    };
+    let prefix = 2
+        + 32
+        + report.report_id.0.len()
+        + 4
+        + report.client_id.0.len()
+        + report.leader_tag.len()
+        + 4
+        + report.public_share.len();
+    assert_eq!(
+        frame[prefix..prefix + 4],
+        u32::try_from(report.leader_share.len())
+            .unwrap()
+            .to_le_bytes()
+    );
+    let mut oversize = frame.clone();
+    oversize[prefix..prefix + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert_eq!(refused(ask(oversize).await), ErrorCode::WrongSize);
+
+    // The frame itself, twice: stored once, acknowledged both times.
+    for _ in 0..2 {
+        assert!(matches!(
+            ask(frame.clone()).await,
+            Message::UploadResponse(_)
+        ));
+    }
+    let released = collect_round_0(&collector_of(&d, &task).await).await;
+    assert_eq!(released.count, 1);
+    assert_eq!(released.sum, vec![0.5, 0.0, 0.25, 0.0]);
+    for n in nodes {
+        n.shutdown(Duration::from_secs(1)).await;
+    }
+}

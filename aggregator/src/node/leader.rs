@@ -4,6 +4,7 @@
 use super::drive::{collect, resume_jobs, run_queued_jobs};
 use super::*;
 use cairn_mpc::secret::SecretVec;
+use cairn_protocol::messages::{MessageType, UploadView};
 
 /// The leader's shared state: the state machine and the connections to helpers.
 pub(super) struct LeaderShared {
@@ -164,6 +165,43 @@ pub(super) async fn start_leader(
     })
 }
 
+/// An upload, decoded in place: its report's bytes are stored as they arrived
+/// ([`cairn_protocol::leader::Leader::handle_upload_frame`]).
+async fn handle_upload(shared: &Arc<LeaderShared>, frame: SecretVec<u8>) -> Vec<u8> {
+    let now = SystemClock.now();
+    let (report_id, round) = match UploadView::decode(frame.expose_secret(), &shared.limits) {
+        Ok(upload) => (upload.report.report_id, upload.report.round),
+        Err(e) => {
+            let code = ErrorCode::for_decode_error(&e);
+            shared.metrics.report_rejected(code);
+            tracing::info!(reason = %code, "report rejected: does not decode");
+            return error_message(code, &e.to_string());
+        }
+    };
+    let shared = Arc::clone(shared);
+    let outcome = with_leader(&shared, move |leader| {
+        leader.handle_upload_frame(frame.expose_secret(), now)
+    })
+    .await;
+    // Only an authenticated report counts as received, and only an accepted one names
+    // its round: nobody can grow the per-round metrics with made-up rounds.
+    match &outcome {
+        Ok(_) => shared.metrics.report_received(Some(round)),
+        Err(e) if !matches!(e.code, ErrorCode::Unauthorized | ErrorCode::UnknownTask) => {
+            shared.metrics.report_received(None)
+        }
+        Err(_) => {}
+    }
+    match outcome {
+        Ok(ack) => Message::UploadResponse(ack).encode(),
+        Err(e) => {
+            shared.metrics.report_rejected(e.code);
+            tracing::info!(report = %report_id, reason = %e.code, detail = %e.detail, "report rejected");
+            reject_to_message(e)
+        }
+    }
+}
+
 pub(super) fn unspecified_for(listen: SocketAddr) -> SocketAddr {
     match listen {
         SocketAddr::V4(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
@@ -180,6 +218,9 @@ pub(super) async fn handle_leader_request(
     // An upload carries the leader's share in the clear: the frame is wiped when this
     // request is done, like every copy of the share the leader makes.
     let bytes = SecretVec::new(bytes);
+    if bytes.expose_secret().get(1) == Some(&(MessageType::UploadRequest as u8)) {
+        return handle_upload(shared, bytes).await;
+    }
     let msg = match Message::decode(bytes.expose_secret(), &shared.limits) {
         Ok(m) => m,
         Err(e) => {
@@ -191,29 +232,11 @@ pub(super) async fn handle_leader_request(
     };
     let now = SystemClock.now();
     match msg {
-        Message::UploadRequest(req) => {
-            let report_id = req.report.report_id;
-            let round = req.report.round;
-            let shared = Arc::clone(shared);
-            let outcome = with_leader(&shared, move |leader| leader.handle_upload(req, now)).await;
-            // Only an authenticated report counts as received, and only an accepted one
-            // names its round: nobody can grow the per-round metrics with made-up rounds.
-            match &outcome {
-                Ok(_) => shared.metrics.report_received(Some(round)),
-                Err(e) if !matches!(e.code, ErrorCode::Unauthorized | ErrorCode::UnknownTask) => {
-                    shared.metrics.report_received(None)
-                }
-                Err(_) => {}
-            }
-            match outcome {
-                Ok(ack) => Message::UploadResponse(ack).encode(),
-                Err(e) => {
-                    shared.metrics.report_rejected(e.code);
-                    tracing::info!(report = %report_id, reason = %e.code, detail = %e.detail, "report rejected");
-                    reject_to_message(e)
-                }
-            }
-        }
+        // Taken above, before decoding: unreachable for a frame that decodes.
+        Message::UploadRequest(_) => error_message(
+            ErrorCode::Internal,
+            "an upload reached the leader's generic path",
+        ),
         Message::CollectRequest(req) => {
             if peer.fingerprint() != Some(&collector_fp) {
                 return error_message(

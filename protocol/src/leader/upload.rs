@@ -6,15 +6,33 @@ impl<S: TaskStore> Leader<S> {
     /// Accepts an upload: task, client and tag, sizes, round window — all before
     /// anything is written — then the round open and not expired, then the atomic
     /// insert (anti-replay, one report per client per round, `max_clients`). `Ok`
-    /// means stored: it will be counted once.
+    /// means stored: it will be counted once. (Encodes the request and takes the
+    /// path of [`Leader::handle_upload_frame`], which a node uses.)
     pub fn handle_upload(
         &mut self,
         req: UploadRequest,
         now: Time,
     ) -> Result<UploadResponse, Reject> {
-        self.core.check_task(&req.task_id)?;
-        let report = req.report;
-        self.authenticate(&report)?;
+        // The frame holds the leader's share in the clear: wiped when dropped.
+        let frame = SecretVec::new(Message::UploadRequest(req).encode());
+        self.handle_upload_frame(frame.expose_secret(), now)
+    }
+
+    /// [`Leader::handle_upload`] for an upload frame as received: the report is
+    /// decoded without copying its share, and the bytes stored are the frame's own
+    /// (the report's encoding within it). A frame that does not decode is refused
+    /// with [`ErrorCode::for_decode_error`]'s code.
+    pub fn handle_upload_frame(
+        &mut self,
+        frame: &[u8],
+        now: Time,
+    ) -> Result<UploadResponse, Reject> {
+        let upload = UploadView::decode(frame, &self.core.limits())
+            .map_err(|e| Reject::new(ErrorCode::for_decode_error(&e), e.to_string()))?;
+        self.core.check_task(&upload.task_id)?;
+        let report = &upload.report;
+        let bytes = upload.report_bytes;
+        self.authenticate(report)?;
         let limits = self.core.limits();
         let sealed_len = limits.helper_plaintext() + crate::hpke::HPKE_TAG_LEN;
         if report.public_share.len() != limits.public_share
@@ -34,11 +52,10 @@ impl<S: TaskStore> Leader<S> {
             // A retry of a report stored before the round closed or expired (its
             // acknowledgement was lost) is acknowledged again: it is stored and will be
             // counted, and a refusal would tell its client otherwise.
-            let bytes = encoded_report(&report);
             let stored = self
                 .core
                 .store
-                .stored_report_matches(report.report_id, bytes.expose_secret())
+                .stored_report_matches(report.report_id, bytes)
                 .map_err(Reject::storage)?;
             if stored == Some(true) {
                 return Ok(UploadResponse {
@@ -47,7 +64,6 @@ impl<S: TaskStore> Leader<S> {
             }
             return Err(refusal);
         }
-        let bytes = encoded_report(&report);
         match self
             .core
             .store
@@ -55,7 +71,7 @@ impl<S: TaskStore> Leader<S> {
                 report.round,
                 report.report_id,
                 report.client_id,
-                bytes.expose_secret(),
+                bytes,
                 self.core.task.max_clients(),
             )
             .map_err(Reject::storage)?
@@ -117,7 +133,7 @@ impl<S: TaskStore> Leader<S> {
 
     /// Checks that the report comes from a registered, unrevoked client: its tag for
     /// the leader must verify under the key registered for its client id.
-    fn authenticate(&self, report: &crate::messages::Report) -> Result<(), Reject> {
+    fn authenticate(&self, report: &ReportView<'_>) -> Result<(), Reject> {
         let unauthorized = || Reject::new(ErrorCode::Unauthorized, "client not accepted");
         let client = self
             .core
@@ -131,7 +147,7 @@ impl<S: TaskStore> Leader<S> {
             client_id: &report.client_id,
             round: report.round,
             report_id: &report.report_id,
-            public_share: &report.public_share,
+            public_share: report.public_share,
             aggregator: 0,
         };
         if client.revoked || !client.key.verify(&context, &report.leader_tag) {
@@ -139,11 +155,4 @@ impl<S: TaskStore> Leader<S> {
         }
         Ok(())
     }
-}
-
-/// The report as stored: the leader's share in the clear again, wiped when dropped.
-fn encoded_report(report: &crate::messages::Report) -> SecretVec<u8> {
-    let mut bytes = Vec::new();
-    encode_report(report, &mut bytes);
-    SecretVec::new(bytes)
 }

@@ -41,7 +41,9 @@ pub(crate) use collect::{decode_aggregate_share, encode_aggregate_share};
 pub use error::{ErrorCode, ErrorMessage, MAX_ERROR_DETAIL};
 pub use job::{JobContinue, JobContinueResponse, JobInit, JobResponse, PrepareResult, ReportShare};
 pub use limits::{Inbound, Limits};
-pub use upload::{Report, UploadRequest, UploadResponse, decode_report, encode_report};
+pub use upload::{
+    Report, ReportView, UploadRequest, UploadResponse, UploadView, decode_report, encode_report,
+};
 
 /// The wire version every frame starts with. Version 2 added client identities and
 /// tags to reports and ledger heads to the release exchange; version 3 a retry-after

@@ -261,3 +261,73 @@ fn a_report_knows_its_encoded_length() {
         }
     }
 }
+
+#[test]
+fn an_upload_view_reads_what_the_owned_decoding_reads_and_spans_the_report() {
+    let Message::UploadRequest(req) = &samples()[0] else {
+        panic!("the first sample is an upload");
+    };
+    let frame = Message::UploadRequest(UploadRequest {
+        task_id: req.task_id,
+        report: decode_report(
+            &mut cairn_mpc::codec::Reader::new(&report_bytes(req)),
+            &limits(),
+        )
+        .unwrap(),
+    })
+    .encode();
+    let view = UploadView::decode(&frame, &limits()).unwrap();
+    assert_eq!(view.task_id, req.task_id);
+    assert_eq!(view.report.report_id, req.report.report_id);
+    assert_eq!(view.report.round, req.report.round);
+    assert_eq!(view.report.client_id, req.report.client_id);
+    assert_eq!(view.report.leader_tag, req.report.leader_tag);
+    assert_eq!(view.report.public_share, &req.report.public_share[..]);
+    assert_eq!(
+        view.report.leader_share,
+        req.report.leader_share.expose_secret()
+    );
+    assert_eq!(view.report.helper_shares, req.report.helper_shares);
+    // What the leader stores is exactly what encoding the report gives.
+    assert_eq!(view.report_bytes, &report_bytes(req)[..]);
+    assert!(!format!("{view:?}").contains("leader_share:"), "{view:?}");
+
+    // Every truncation, trailing bytes and another message type are refused.
+    for len in 0..frame.len() {
+        assert!(
+            UploadView::decode(&frame[..len], &limits()).is_err(),
+            "{len}"
+        );
+    }
+    let mut longer = frame.clone();
+    longer.push(0);
+    assert!(UploadView::decode(&longer, &limits()).is_err());
+    let other = samples()[1].encode();
+    assert!(UploadView::decode(&other, &limits()).is_err());
+}
+
+fn report_bytes(req: &UploadRequest) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_report(&req.report, &mut bytes);
+    bytes
+}
+
+proptest! {
+    #[test]
+    fn upload_views_of_mutated_frames_agree_with_the_owned_decoding(
+        pos in any::<usize>(),
+        val in any::<u8>(),
+    ) {
+        let mut bytes = samples()[0].encode();
+        let p = pos % bytes.len();
+        bytes[p] = val;
+        let view = UploadView::decode(&bytes, &limits());
+        match Message::decode(&bytes, &limits()) {
+            Ok(Message::UploadRequest(req)) => {
+                let view = view.expect("the view decodes what the owned decoding does");
+                prop_assert_eq!(view.report_bytes, &report_bytes(&req)[..]);
+            }
+            _ => prop_assert!(view.is_err()),
+        }
+    }
+}

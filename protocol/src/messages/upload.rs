@@ -116,24 +116,113 @@ impl Report {
 
 /// Decodes a report stored with [`encode_report`], under `limits`.
 pub fn decode_report(r: &mut Reader<'_>, limits: &Limits) -> Result<Report, CodecError> {
-    let report_id = ReportId::decode_from(r)?;
-    let round = r.read_u32()?;
-    let client_id = ClientId(r.read_array()?);
-    let leader_tag = r.read_array()?;
-    let public_share = r.read_bytes_with_len_prefix(limits.public_share)?.to_vec();
-    let leader_share = SecretVec::new(r.read_bytes_with_len_prefix(limits.leader_share)?.to_vec());
-    let count = r.read_len_prefix(limits.helpers)?;
-    let mut helper_shares = Vec::with_capacity(count);
-    for _ in 0..count {
-        helper_shares.push(decode_ciphertext(r, limits.helper_plaintext())?);
-    }
+    let view = ReportView::decode(r, limits)?;
     Ok(Report {
-        report_id,
-        round,
-        client_id,
-        leader_tag,
-        public_share,
-        leader_share,
-        helper_shares,
+        report_id: view.report_id,
+        round: view.round,
+        client_id: view.client_id,
+        leader_tag: view.leader_tag,
+        public_share: view.public_share.to_vec(),
+        leader_share: SecretVec::new(view.leader_share.to_vec()),
+        helper_shares: view.helper_shares,
     })
+}
+
+/// A [`Report`] decoded without copying its shares: they stay slices of the bytes it
+/// was decoded from (the helpers' ciphertexts, small, are copied).
+pub struct ReportView<'a> {
+    /// The client's random report id.
+    pub report_id: ReportId,
+    /// The round the report belongs to.
+    pub round: u32,
+    /// The submitting client.
+    pub client_id: ClientId,
+    /// The client's tag for the leader.
+    pub leader_tag: [u8; REPORT_TAG_LEN],
+    /// Public data of the validity scheme.
+    pub public_share: &'a [u8],
+    /// The leader's input share, in the clear (secret: the bytes it lies in must be
+    /// wiped by their owner).
+    pub leader_share: &'a [u8],
+    /// One HPKE ciphertext per helper, in helper order.
+    pub helper_shares: Vec<HpkeCiphertext>,
+}
+
+impl<'a> ReportView<'a> {
+    /// Decodes a report ([`encode_report`]'s format) under `limits`.
+    pub fn decode(r: &mut Reader<'a>, limits: &Limits) -> Result<Self, CodecError> {
+        let report_id = ReportId::decode_from(r)?;
+        let round = r.read_u32()?;
+        let client_id = ClientId(r.read_array()?);
+        let leader_tag = r.read_array()?;
+        let public_share = r.read_bytes_with_len_prefix(limits.public_share)?;
+        let leader_share = r.read_bytes_with_len_prefix(limits.leader_share)?;
+        let count = r.read_len_prefix(limits.helpers)?;
+        let mut helper_shares = Vec::with_capacity(count);
+        for _ in 0..count {
+            helper_shares.push(decode_ciphertext(r, limits.helper_plaintext())?);
+        }
+        Ok(Self {
+            report_id,
+            round,
+            client_id,
+            leader_tag,
+            public_share,
+            leader_share,
+            helper_shares,
+        })
+    }
+}
+
+/// Leaves the leader's share out.
+impl core::fmt::Debug for ReportView<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("ReportView")
+            .field("report_id", &self.report_id)
+            .field("round", &self.round)
+            .field("client_id", &self.client_id)
+            .field("leader_share_len", &self.leader_share.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An [`UploadRequest`] frame decoded without copying: the leader checks the report's
+/// fields and stores `report_bytes`, the report's encoding ([`encode_report`]) as it
+/// arrived, instead of copying its ~1 MiB share out of the frame and encoding it again.
+#[derive(Debug)]
+pub struct UploadView<'a> {
+    /// The task.
+    pub task_id: TaskId,
+    /// The report's fields.
+    pub report: ReportView<'a>,
+    /// The report's encoding: the frame after the header and the task id.
+    pub report_bytes: &'a [u8],
+}
+
+impl<'a> UploadView<'a> {
+    /// Decodes a whole frame (`version ‖ type ‖ body`) that must be an
+    /// [`UploadRequest`], with the same checks as [`super::Message::decode`].
+    pub fn decode(frame: &'a [u8], limits: &Limits) -> Result<Self, CodecError> {
+        let mut r = Reader::new(frame);
+        if r.read_u8()? != super::WIRE_VERSION {
+            return Err(CodecError::InvalidValue {
+                what: "wire version",
+            });
+        }
+        if r.read_u8()? != MessageType::UploadRequest as u8 {
+            return Err(CodecError::InvalidValue {
+                what: "message type",
+            });
+        }
+        let task_id = TaskId(r.read_array()?);
+        let mut span = r.clone();
+        let report = ReportView::decode(&mut r, limits)?;
+        r.finish()?;
+        let report_bytes = span.read_bytes(span.remaining())?;
+        Ok(Self {
+            task_id,
+            report,
+            report_bytes,
+        })
+    }
 }
