@@ -397,8 +397,9 @@ impl<S: TaskStore> Leader<S> {
 /// the helpers need.
 type PreparedReport = ((Prepared, Vec<u8>), ClientId, Vec<u8>, Vec<HpkeCiphertext>);
 
-/// One stored report, decoded and prepared by the leader. The leader's share is wiped
-/// when the decoded report is dropped here: only what the helpers need is kept.
+/// One stored report, decoded in place and prepared by the leader. The stored bytes,
+/// which hold the leader's share in the clear, are wiped when dropped here: only what
+/// the helpers need is kept.
 fn prepare_one(
     scheme: &Scheme,
     verify_key: &Seed,
@@ -406,22 +407,20 @@ fn prepare_one(
     report_id: ReportId,
     bytes: Option<Vec<u8>>,
 ) -> Result<PreparedReport, ErrorCode> {
-    // The stored report holds the leader's share in the clear: wiped once decoded.
     let bytes = SecretVec::new(bytes.ok_or(ErrorCode::Internal)?);
     let mut reader = Reader::new(bytes.expose_secret());
-    let report = decode_report(&mut reader, limits).map_err(|_| ErrorCode::BadMessage)?;
-    drop(bytes);
+    let report = ReportView::decode(&mut reader, limits).map_err(|_| ErrorCode::BadMessage)?;
     let prepared = scheme.prepare(
         0,
         verify_key,
         &report_id,
-        &report.public_share,
-        report.leader_share.expose_secret(),
+        report.public_share,
+        report.leader_share,
     )?;
     Ok((
         prepared,
         report.client_id,
-        report.public_share,
+        report.public_share.to_vec(),
         report.helper_shares,
     ))
 }

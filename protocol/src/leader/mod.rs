@@ -35,7 +35,7 @@ use crate::ids::{JobId, ReportId};
 use crate::messages::{
     AggregateShare, AggregateShareRequest, AggregateShareResponse, CollectRequest, CollectResponse,
     ErrorCode, JobContinue, JobContinueResponse, JobInit, JobResponse, Message, PrepareResult,
-    ReportShare, ReportView, UploadRequest, UploadResponse, UploadView, decode_report,
+    ReportShare, ReportView, UploadRequest, UploadResponse, UploadView,
 };
 use crate::parallel::Parallelism;
 use crate::scheme::{Aggregate, MAX_REPORTS_PER_JOB, Prepared};
