@@ -4,6 +4,21 @@
 use super::*;
 
 impl SqliteTaskStore {
+    /// The digest recorded for a report id seen before, if any (in a transaction or
+    /// not: a transaction derefs to its connection).
+    pub(super) fn seen_digest_in(
+        &self,
+        c: &rusqlite::Connection,
+        report_id: ReportId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(c.query_row(
+            "SELECT digest FROM seen_reports WHERE task = ?1 AND report_id = ?2",
+            params![self.t(), report_id.0],
+            |r| r.get(0),
+        )
+        .optional()?)
+    }
+
     pub(super) fn sqlite_put_report(
         &self,
         round: u32,
@@ -17,14 +32,7 @@ impl SqliteTaskStore {
         let digest = report_bytes_digest(report);
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let previous: Option<Vec<u8>> = tx
-            .query_row(
-                "SELECT digest FROM seen_reports WHERE task = ?1 AND report_id = ?2",
-                params![self.t(), report_id.0],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if let Some(previous) = previous {
+        if let Some(previous) = self.seen_digest_in(&tx, report_id)? {
             // Compared after the lock is released: a mismatch hashes the report again
             // (digests stored by earlier versions are SHA-256), and a replay must not
             // hold up the other uploads while it does.

@@ -223,14 +223,7 @@ impl TaskStore for SqliteTaskStore {
         report_id: ReportId,
         report: &[u8],
     ) -> Result<Option<bool>, StoreError> {
-        let stored: Option<Vec<u8>> = self
-            .lock()
-            .query_row(
-                "SELECT digest FROM seen_reports WHERE task = ?1 AND report_id = ?2",
-                params![self.t(), report_id.0],
-                |r| r.get(0),
-            )
-            .optional()?;
+        let stored = self.seen_digest_in(&self.lock(), report_id)?;
         // Hashed once the lock is released: a report is ~1 MiB.
         Ok(stored.map(|s| stored_digest_matches(&s, &report_bytes_digest(report), report)))
     }

@@ -68,6 +68,19 @@ impl PgTaskStore {
         .transpose()
     }
 
+    /// The digest recorded for a report id seen before, if any.
+    fn seen_digest_in(
+        &self,
+        c: &mut impl GenericClient,
+        report_id: ReportId,
+    ) -> Result<Option<Vec<u8>>, PgStoreError> {
+        Ok(c.query_opt(
+            "SELECT digest FROM seen_reports WHERE task = $1 AND report_id = $2",
+            &[&self.t(), &&report_id.0[..]],
+        )?
+        .map(|r| r.get(0)))
+    }
+
     fn report_ids(
         &self,
         c: &mut impl GenericClient,
@@ -148,11 +161,8 @@ impl TaskStore for PgTaskStore {
         let digest = report_bytes_digest(report);
         let round = i64::from(round);
         let decided: Result<PutOutcome, Vec<u8>> = self.serializable(|tx| {
-            if let Some(row) = tx.query_opt(
-                "SELECT digest FROM seen_reports WHERE task = $1 AND report_id = $2",
-                &[&self.t(), &&report_id.0[..]],
-            )? {
-                return Ok(Err(row.get::<_, Vec<u8>>(0)));
+            if let Some(stored) = self.seen_digest_in(tx, report_id)? {
+                return Ok(Err(stored));
             }
             let client_used: bool = tx
                 .query_one(
@@ -213,13 +223,7 @@ impl TaskStore for PgTaskStore {
         report_id: ReportId,
         report: &[u8],
     ) -> Result<Option<bool>, PgStoreError> {
-        let stored: Option<Vec<u8>> = self.read(|c| {
-            Ok(c.query_opt(
-                "SELECT digest FROM seen_reports WHERE task = $1 AND report_id = $2",
-                &[&self.t(), &&report_id.0[..]],
-            )?
-            .map(|r| r.get(0)))
-        })?;
+        let stored = self.read(|c| self.seen_digest_in(c, report_id))?;
         Ok(stored.map(|s| stored_digest_matches(&s, &report_bytes_digest(report), report)))
     }
 
