@@ -197,7 +197,7 @@ impl Field64 {
     /// `8·out.len()` bytes), as [`FieldElement::decode`] one by one would, but in one
     /// pass without a branch per element: whether any was non-canonical is gathered
     /// and checked at the end, so the loop vectorises and its running time does not
-    /// depend on where a bad element sits. On an error `out` holds the partial values.
+    /// depend on where a bad element sits. On an error `out` is all zeros.
     pub fn decode_all(bytes: &[u8], out: &mut [Self]) -> Result<(), FieldError> {
         if bytes.len() != out.len().saturating_mul(8) {
             return Err(FieldError::WrongLength {
@@ -214,6 +214,8 @@ impl Field64 {
             *v = Self(x);
         }
         if non_canonical {
+            // No element of `out` may be left at or above p.
+            out.fill(Self::ZERO);
             return Err(FieldError::NotCanonical);
         }
         Ok(())
@@ -552,6 +554,7 @@ mod tests {
                     Err(FieldError::NotCanonical),
                     "{bad:#x} at {at}"
                 );
+                assert!(out.iter().all(|v| *v == Field64::ZERO), "out is cleared");
             }
         }
         assert!(matches!(

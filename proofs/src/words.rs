@@ -50,8 +50,13 @@ pub(crate) fn encode_words(words: &[u32], word_bytes: usize, out: &mut Vec<u8>) 
 /// a store of a known size: a copy of a run-time length is a `memcpy` call per word,
 /// which cost the leader more than hashing the bytes.
 pub(crate) fn write_words(words: &[u32], word_bytes: usize, out: &mut [u8]) {
-    debug_assert_eq!(out.len(), words.len() * word_bytes);
+    assert_eq!(
+        Some(out.len()),
+        words.len().checked_mul(word_bytes),
+        "write_words: the output must hold every word"
+    );
     match word_bytes {
+        0 => {}
         1 => out
             .iter_mut()
             .zip(words)

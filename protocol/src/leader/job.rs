@@ -331,9 +331,9 @@ impl<S: TaskStore> Leader<S> {
     ///
     /// Each report is read from the store, decoded and prepared on the leader's
     /// [`Parallelism`], one report per worker at a time, so the reads overlap with the
-    /// other workers' verification (each report's stored bytes are dropped once it is
-    /// decoded, so the job holds at most one copy of its uploads beside the
-    /// preparations: [`JOB_COPIES`]).
+    /// other workers' verification (each report's stored bytes are read in place and
+    /// dropped, wiped, once it is prepared, so the job holds at most one copy of its
+    /// uploads beside the preparations: [`JOB_COPIES`]).
     fn prepare_job(&self, record: JobRecord) -> Result<(InFlightJob, Vec<JobInit>), Reject> {
         let limits = self.core.limits();
         let helpers = limits.helpers;

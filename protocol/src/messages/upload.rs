@@ -189,7 +189,6 @@ impl core::fmt::Debug for ReportView<'_> {
 /// An [`UploadRequest`] frame decoded without copying: the leader checks the report's
 /// fields and stores `report_bytes`, the report's encoding ([`encode_report`]) as it
 /// arrived, instead of copying its ~1 MiB share out of the frame and encoding it again.
-#[derive(Debug)]
 pub struct UploadView<'a> {
     /// The task.
     pub task_id: TaskId,
@@ -197,6 +196,17 @@ pub struct UploadView<'a> {
     pub report: ReportView<'a>,
     /// The report's encoding: the frame after the header and the task id.
     pub report_bytes: &'a [u8],
+}
+
+/// Leaves the report's bytes out (they hold the leader's share).
+impl core::fmt::Debug for UploadView<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("UploadView")
+            .field("task_id", &self.task_id)
+            .field("report", &self.report)
+            .field("report_bytes_len", &self.report_bytes.len())
+            .finish()
+    }
 }
 
 impl<'a> UploadView<'a> {
