@@ -84,6 +84,13 @@ pub struct TransportOptions {
     /// How long a request waits for room in `request_memory` before it is answered
     /// busy. Default 2 s.
     pub busy_after: Duration,
+    /// The receive buffer a server asks the kernel for on its UDP socket
+    /// (`SO_RCVBUF`). Many clients uploading at once overflow Linux's default
+    /// (208 KiB): each datagram dropped there is lost and sent again, and QUIC's
+    /// congestion control slows the sender down. Default 8 MiB; the kernel caps it
+    /// at `net.core.rmem_max` ([`ServerEndpoint::udp_receive_buffer`] says what it
+    /// gave). 0 keeps the system's default.
+    pub udp_receive_buffer: usize,
 }
 
 impl Default for TransportOptions {
@@ -101,6 +108,7 @@ impl Default for TransportOptions {
             receive_window: 4 << 20,
             request_memory: 128 << 20,
             busy_after: Duration::from_secs(2),
+            udp_receive_buffer: 8 << 20,
         }
     }
 }
@@ -212,6 +220,8 @@ pub struct ServerEndpoint {
     pub(crate) busy: Option<Arc<[u8]>>,
     /// Requests answered with `busy` so far.
     pub(crate) busy_answers: Arc<AtomicU64>,
+    /// The socket's receive buffer as the kernel reports it.
+    pub(crate) udp_receive_buffer: usize,
 }
 
 /// Counts request streams from the start of their handling until their response is
@@ -270,7 +280,16 @@ impl ServerEndpoint {
             .map_err(|e| TransportError::Tls(format!("QUIC server config: {e}")))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
         config.transport_config(Arc::new(options.quinn_transport(false)?));
-        let endpoint = quinn::Endpoint::server(config, addr)?;
+        let (socket, udp_receive_buffer) =
+            crate::udp::bind_with_receive_buffer(addr, options.udp_receive_buffer)?;
+        let runtime = quinn::default_runtime()
+            .ok_or_else(|| std::io::Error::other("no async runtime found"))?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(config),
+            socket,
+            runtime,
+        )?;
         let requests = Arc::new(Semaphore::new(options.max_concurrent_requests));
         let memory_kib = options
             .request_memory
@@ -289,6 +308,7 @@ impl ServerEndpoint {
             memory: Arc::new(Semaphore::new(memory_kib)),
             busy: None,
             busy_answers: Arc::new(AtomicU64::new(0)),
+            udp_receive_buffer,
         })
     }
 
@@ -300,6 +320,13 @@ impl ServerEndpoint {
     /// The options this endpoint was bound with.
     pub fn options(&self) -> &TransportOptions {
         &self.options
+    }
+
+    /// The UDP receive buffer the kernel gave this endpoint's socket, in bytes (Linux
+    /// reports twice what it counts against `rmem_max`; see
+    /// [`TransportOptions::udp_receive_buffer`]).
+    pub fn udp_receive_buffer(&self) -> usize {
+        self.udp_receive_buffer
     }
 
     /// The frame a request gets, unread, when `request_memory` has had no room for it

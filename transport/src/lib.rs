@@ -78,6 +78,7 @@ pub mod peer;
 pub mod retry;
 pub mod server;
 pub mod tls;
+mod udp;
 
 pub use cert::{Fingerprint, Identity, PrivateKey, fingerprint};
 pub use endpoint::{ClientEndpoint, Connection, PeerIdentity, ServerEndpoint, TransportOptions};
