@@ -339,7 +339,8 @@ async fn a_submission_waits_only_for_its_own_round() {
         .build()
         .await
         .unwrap();
-    let elsewhere = std::fs::File::create(folder.join("round-0.lock")).unwrap();
+    // Round 0's lock file, held by another process of the client.
+    let elsewhere = std::fs::File::create(folder.join("lock-0")).unwrap();
     elsewhere.lock().unwrap();
 
     let round_0 = client.submit(0, &[0.5, 0.0, 0.0, 0.0]);
@@ -361,6 +362,21 @@ async fn a_submission_waits_only_for_its_own_round() {
     drop(elsewhere);
     round_0.await.unwrap();
     assert!(folder.join("round-0.acked").exists() && folder.join("round-1.acked").exists());
+
+    // An earlier version of the SDK locks the whole folder (`lock`, exclusively) for
+    // any round: while it does, this one waits, whatever the round.
+    let earlier_version = std::fs::File::open(folder.join("lock")).unwrap();
+    earlier_version.lock().unwrap();
+    let round_2 = client.submit(2, &[0.0, 0.0, 0.5, 0.0]);
+    tokio::pin!(round_2);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), &mut round_2)
+            .await
+            .is_err(),
+        "round 2 waits for the folder lock of an earlier version"
+    );
+    drop(earlier_version);
+    round_2.await.unwrap();
     for n in nodes {
         n.shutdown(Duration::from_secs(1)).await;
     }

@@ -226,12 +226,14 @@ impl Client {
     /// meanwhile. Says whether the report sent is one kept from an earlier attempt
     /// ([`Sent::Kept`]).
     async fn submit_input(&self, round: u32, input: Input) -> Result<(ReportId, Sent), SdkError> {
-        let _round_lock = match &self.state_dir {
-            Some(dir) => Some(lock_file(dir.join(format!("round-{round}.lock"))).await?),
+        let locks = match &self.state_dir {
+            Some(dir) => Some(Arc::new(RoundLocks::take(dir, round).await?)),
             None => None,
         };
-        let (report_id, frame, sent) = self.prepared(round, input).await?;
-        let id = self.upload(round, report_id, frame.expose_secret()).await?;
+        let (report_id, frame, sent) = self.prepared(round, input, locks.as_ref()).await?;
+        let id = self
+            .upload(round, report_id, frame.expose_secret(), locks.as_ref())
+            .await?;
         Ok((id, sent))
     }
 
@@ -277,59 +279,28 @@ impl Client {
         &self,
         round: u32,
         input: Input,
+        locks: Option<&Arc<RoundLocks>>,
     ) -> Result<(ReportId, SecretVec<u8>, Sent), SdkError> {
-        let Some(dir) = &self.state_dir else {
+        let (Some(dir), Some(locks)) = (&self.state_dir, locks) else {
             let (id, frame) = self.prepare(round, input).await?;
             return Ok((id, frame, Sent::New));
         };
         let pending = dir.join(format!("round-{round}.pending"));
-        {
-            // Only a missing record means "not acknowledged": an unreadable one must not
-            // lead to a second report for the round.
-            match std::fs::read_to_string(dir.join(format!("round-{round}.acked"))) {
-                Ok(id) => {
-                    // A crash between the record and the pending report's removal
-                    // left the latter (the leader's share in the clear): remove it.
-                    remove_if_present(&pending)?;
-                    return Err(SdkError::AlreadySubmitted {
-                        round,
-                        report_id: id.trim().to_owned(),
-                    });
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-            match std::fs::read(&pending) {
-                Ok(frame) => {
-                    let frame = SecretVec::new(frame);
-                    let task_id = self.task().id();
-                    let client_id = self.client_id();
-                    let Ok(Message::UploadRequest(req)) =
-                        Message::decode(frame.expose_secret(), &self.limits)
-                    else {
-                        return Err(SdkError::ForeignPendingUpload(pending));
-                    };
-                    if req.task_id != task_id
-                        || req.report.round != round
-                        || req.report.client_id != client_id
-                    {
-                        return Err(SdkError::ForeignPendingUpload(pending));
-                    }
-                    tracing::warn!(
-                        round,
-                        report = %req.report.report_id,
-                        "re-sending the report prepared before a restart (not the new update)"
-                    );
-                    return Ok((req.report.report_id, frame, Sent::Kept));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
+        let (folder, task_id, client_id, limits) =
+            (dir.clone(), self.task().id(), self.client_id(), self.limits);
+        // The folder is read off the runtime (the pending report is ~1 MiB).
+        let kept =
+            off_runtime(move || kept_report(&folder, round, task_id, client_id, &limits)).await??;
+        if let Some((report_id, frame)) = kept {
+            return Ok((report_id, frame, Sent::Kept));
         }
         let (report_id, frame) = self.prepare(round, input).await?;
-        // Written (and synced) off the runtime too. No other submission of this round
-        // can touch the file meanwhile: they wait for the round's lock.
+        // Written (and synced) off the runtime too, holding the round's locks until the
+        // write is over even if this submission is dropped meanwhile: a retry of the
+        // round then waits for the file instead of writing beside it.
+        let locks = Arc::clone(locks);
         let frame = off_runtime(move || {
+            let _locks = locks;
             write_private_file(&pending, frame.expose_secret()).map(|()| frame)
         })
         .await??;
@@ -361,6 +332,7 @@ impl Client {
         round: u32,
         report_id: ReportId,
         frame: &[u8],
+        locks: Option<&Arc<RoundLocks>>,
     ) -> Result<ReportId, SdkError> {
         request_with_retry(
             &self.leader,
@@ -376,26 +348,122 @@ impl Client {
             },
         )
         .await?;
-        if let Some(dir) = &self.state_dir {
+        if let (Some(dir), Some(locks)) = (&self.state_dir, locks) {
             // The leader has stored the report: from here on the answer is Ok. A record
             // that cannot be written leaves the pending report, which the next submit
-            // of the round sends again and the leader acknowledges again.
-            let recorded = write_private_file(
-                &dir.join(format!("round-{round}.acked")),
-                report_id.to_hex().as_bytes(),
-            )
-            .and_then(|()| remove_if_present(&dir.join(format!("round-{round}.pending"))));
-            if let Err(e) = recorded {
-                tracing::warn!(
+            // of the round sends again and the leader acknowledges again. Written off
+            // the runtime, under the round's locks until it is over.
+            let (dir, locks) = (dir.clone(), Arc::clone(locks));
+            let recorded = off_runtime(move || {
+                let _locks = locks;
+                write_private_file(
+                    &dir.join(format!("round-{round}.acked")),
+                    report_id.to_hex().as_bytes(),
+                )
+                .and_then(|()| remove_if_present(&dir.join(format!("round-{round}.pending"))))
+            })
+            .await;
+            match recorded {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(
                     round,
                     report = %report_id,
                     error = %e,
                     "the report was acknowledged but its record could not be written"
-                );
+                ),
+                Err(e) => tracing::warn!(
+                    round,
+                    report = %report_id,
+                    error = %e,
+                    "the report was acknowledged but its record was not written"
+                ),
             }
         }
         Ok(report_id)
     }
+}
+
+/// The report kept for `round` in the client's folder `dir`, if one is pending; an
+/// error if the round was acknowledged ([`SdkError::AlreadySubmitted`]) or the pending
+/// report is not this client's for this round and task.
+fn kept_report(
+    dir: &std::path::Path,
+    round: u32,
+    task_id: cairn_protocol::ids::TaskId,
+    client_id: cairn_protocol::auth::ClientId,
+    limits: &Limits,
+) -> Result<Option<(ReportId, SecretVec<u8>)>, SdkError> {
+    let pending = dir.join(format!("round-{round}.pending"));
+    // Only a missing record means "not acknowledged": an unreadable one must not lead
+    // to a second report for the round.
+    match std::fs::read_to_string(dir.join(format!("round-{round}.acked"))) {
+        Ok(id) => {
+            // A crash between the record and the pending report's removal left the
+            // latter (the leader's share in the clear): remove it.
+            remove_if_present(&pending)?;
+            return Err(SdkError::AlreadySubmitted {
+                round,
+                report_id: id.trim().to_owned(),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    match std::fs::read(&pending) {
+        Ok(frame) => {
+            let frame = SecretVec::new(frame);
+            let Ok(Message::UploadRequest(req)) = Message::decode(frame.expose_secret(), limits)
+            else {
+                return Err(SdkError::ForeignPendingUpload(pending));
+            };
+            if req.task_id != task_id
+                || req.report.round != round
+                || req.report.client_id != client_id
+            {
+                return Err(SdkError::ForeignPendingUpload(pending));
+            }
+            tracing::warn!(
+                round,
+                report = %req.report.report_id,
+                "re-sending the report prepared before a restart (not the new update)"
+            );
+            Ok(Some((req.report.report_id, frame)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What a submission of one round holds in the state folder, from its checks to the
+/// acknowledgement's record: the folder's `lock` shared (earlier versions of the SDK
+/// take it exclusively for any round, so they and this one exclude each other) and
+/// the round's own lock file exclusively, `lock-{round mod 64}` (a fixed set of
+/// files, so they do not pile up; two rounds 64 apart wait for each other). Released
+/// when dropped.
+struct RoundLocks {
+    _folder: std::fs::File,
+    _round: std::fs::File,
+}
+
+/// Lock files of rounds (`lock-0` … `lock-63`).
+const ROUND_LOCK_FILES: u32 = 64;
+
+impl RoundLocks {
+    async fn take(dir: &std::path::Path, round: u32) -> Result<Self, SdkError> {
+        let folder = lock_file(dir.join("lock"), LockKind::Shared).await?;
+        let name = format!("lock-{}", round % ROUND_LOCK_FILES);
+        let round = lock_file(dir.join(name), LockKind::Exclusive).await?;
+        Ok(Self {
+            _folder: folder,
+            _round: round,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum LockKind {
+    Shared,
+    Exclusive,
 }
 
 /// Removes `path`; a missing file is fine.
@@ -406,12 +474,12 @@ fn remove_if_present(path: &std::path::Path) -> std::io::Result<()> {
     }
 }
 
-/// Takes an advisory lock on `path` (created if missing), a round's lock in the state
-/// folder. While another holder has it, this task sleeps and tries again: a waiter
-/// holds no thread, so any number of submissions may wait. Released when the file
-/// closes. (An open file description of its own per call: two calls in one process
-/// exclude each other as two processes do.)
-async fn lock_file(path: PathBuf) -> Result<std::fs::File, SdkError> {
+/// Takes an advisory lock on `path` (created if missing). While another holder has
+/// it, this task sleeps and tries again: a waiter holds no thread, so any number of
+/// submissions may wait. Released when the file closes. (An open file description of
+/// its own per call: two calls in one process exclude each other as two processes
+/// do.)
+async fn lock_file(path: PathBuf, kind: LockKind) -> Result<std::fs::File, SdkError> {
     const POLL: std::time::Duration = std::time::Duration::from_millis(20);
     let file = off_runtime(move || {
         let mut options = std::fs::OpenOptions::new();
@@ -425,7 +493,11 @@ async fn lock_file(path: PathBuf) -> Result<std::fs::File, SdkError> {
     })
     .await??;
     loop {
-        match file.try_lock() {
+        let attempt = match kind {
+            LockKind::Shared => file.try_lock_shared(),
+            LockKind::Exclusive => file.try_lock(),
+        };
+        match attempt {
             Ok(()) => return Ok(file),
             Err(std::fs::TryLockError::WouldBlock) => tokio::time::sleep(POLL).await,
             Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),

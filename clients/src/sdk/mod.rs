@@ -21,9 +21,12 @@
 //! a second report. After the acknowledgement only the report id is kept, and a second
 //! submit for the round is refused locally ([`SdkError::AlreadySubmitted`]). A
 //! submission holds its round's lock (an advisory lock on the folder's
-//! `round-N.lock`) from its checks to the acknowledgement's record, so two `Client`s
-//! of one credential and folder, in one process or two, prepare one report per round
-//! between them, while submissions of different rounds go on at once. A
+//! `lock-{N mod 64}`, and its `lock` shared) from its checks to the acknowledgement's
+//! record, so two `Client`s of one credential and folder, in one process or two,
+//! prepare one report per round between them, while submissions of different rounds
+//! go on at once. (The locks are advisory `flock`s: on a file system where they are
+//! local to one machine or do nothing, such as NFS mounted with `local_lock=flock` or
+//! `nolock`, the guarantee covers one machine's processes, or none.) A
 //! pending report of another task, round or client is refused
 //! ([`SdkError::ForeignPendingUpload`]), not sent.
 //!

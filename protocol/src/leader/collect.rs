@@ -179,7 +179,8 @@ impl<S: TaskStore> Leader<S> {
                         format!(
                             "round {}: the helpers have not answered yet for round {}, which \
                              the leader released before it; retry once it is collected \
-                             (collect it if nobody is) [{}]",
+                             (collect it if nobody is; an earlier round may be named next) \
+                             [{}]",
                             request.round, entry.round, refusal.detail
                         ),
                     ));
