@@ -365,7 +365,12 @@ async fn a_submission_waits_only_for_its_own_round() {
 
     // An earlier version of the SDK locks the whole folder (`lock`, exclusively) for
     // any round: while it does, this one waits, whatever the round.
-    let earlier_version = std::fs::File::open(folder.join("lock")).unwrap();
+    let earlier_version = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(folder.join("lock"))
+        .unwrap();
     earlier_version.lock().unwrap();
     let round_2 = client.submit(2, &[0.0, 0.0, 0.5, 0.0]);
     tokio::pin!(round_2);
