@@ -74,6 +74,31 @@ async fn collect_round_0(collector: &Collector) -> Collection {
         .unwrap()
 }
 
+/// Client 0 of `d` with the state folder `state`, one attempt per upload and short
+/// timeouts: an upload to nodes that are down fails fast and leaves its report kept.
+async fn client_giving_up_at_once(
+    d: &Deployment,
+    task: &TaskConfig,
+    state: &std::path::Path,
+) -> Client {
+    Client::builder(task.clone())
+        .credential(cairn_client::sdk::read_credential(&d.credentials[0]).unwrap())
+        .state_dir(state)
+        .retry(cairn_transport::RetryPolicy {
+            max_attempts: 1,
+            ..Default::default()
+        })
+        .transport_options(cairn_transport::TransportOptions {
+            idle_timeout: Duration::from_millis(800),
+            keep_alive_interval: Some(Duration::from_millis(200)),
+            request_timeout: Duration::from_millis(800),
+            ..Default::default()
+        })
+        .build()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_round_over_quic_releases_the_exact_sum() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,24 +189,7 @@ async fn a_round_over_quic_releases_the_exact_sum() {
 async fn a_report_prepared_before_a_failed_upload_is_the_one_sent_later() {
     let (dir, d, task) = small_deployment(12);
     let state = dir.path().join("state");
-    let build = || async {
-        Client::builder(task.clone())
-            .credential(cairn_client::sdk::read_credential(&d.credentials[0]).unwrap())
-            .state_dir(&state)
-            .retry(cairn_transport::RetryPolicy {
-                max_attempts: 1,
-                ..Default::default()
-            })
-            .transport_options(cairn_transport::TransportOptions {
-                idle_timeout: Duration::from_millis(800),
-                keep_alive_interval: Some(Duration::from_millis(200)),
-                request_timeout: Duration::from_millis(800),
-                ..Default::default()
-            })
-            .build()
-            .await
-            .unwrap()
-    };
+    let build = || client_giving_up_at_once(&d, &task, &state);
     // Nodes not started: the upload fails, the prepared report stays.
     let first = build().await;
     assert!(matches!(
@@ -217,24 +225,7 @@ async fn a_kept_record_report_is_sent_again_without_the_new_samples_size() {
     // q = 1: every record is sampled, so the sizes are known.
     let (dir, d, task) = small_deployment_with(14, Some((1.0, 8)));
     let state = dir.path().join("state");
-    let build = || async {
-        Client::builder(task.clone())
-            .credential(cairn_client::sdk::read_credential(&d.credentials[0]).unwrap())
-            .state_dir(&state)
-            .retry(cairn_transport::RetryPolicy {
-                max_attempts: 1,
-                ..Default::default()
-            })
-            .transport_options(cairn_transport::TransportOptions {
-                idle_timeout: Duration::from_millis(800),
-                keep_alive_interval: Some(Duration::from_millis(200)),
-                request_timeout: Duration::from_millis(800),
-                ..Default::default()
-            })
-            .build()
-            .await
-            .unwrap()
-    };
+    let build = || client_giving_up_at_once(&d, &task, &state);
     let first = build().await;
     let two_records = [0.5, 0.0, 0.0, 0.0, 0.25, 0.0, 0.0, 0.0];
     assert!(matches!(

@@ -144,6 +144,28 @@ impl World {
         self.helper = helper_on(&self.task, &self.helper_sk, store);
     }
 
+    /// `leader` starts releasing `round` for the collector: it releases its own share
+    /// and returns the driver with its request for the helper, not yet sent.
+    fn begin_collect<S: TaskStore>(
+        &mut self,
+        leader: &mut Leader<S>,
+        round: u32,
+    ) -> (CollectDriver, cairn_protocol::driver::Transmit) {
+        let mut driver = CollectDriver::new(
+            self.collector.request(round),
+            NOW,
+            std::time::Instant::now(),
+            std::time::Duration::ZERO,
+        );
+        let CollectPoll::Transmit(t) = driver
+            .poll(leader, &mut self.rng, std::time::Instant::now())
+            .unwrap()
+        else {
+            panic!("the leader asks the helper");
+        };
+        (driver, t)
+    }
+
     /// A leader replica on `store` (which shares this world's store).
     fn replica_on(&self, store: Arc<HookedStore>) -> Leader<Arc<HookedStore>> {
         Leader::new(self.task.clone(), Seed::from_bytes([3; 32]), store).unwrap()
@@ -159,19 +181,7 @@ fn a_collect_left_by_a_dead_replica_is_finished_by_another() {
 
     // Replica A releases its share, the helper releases its own… and A dies before it
     // stores the collector's answer.
-    let request = w.collector.request(0);
-    let mut driver = CollectDriver::new(
-        request.clone(),
-        NOW,
-        std::time::Instant::now(),
-        std::time::Duration::ZERO,
-    );
-    let CollectPoll::Transmit(t) = driver
-        .poll(&mut a, &mut w.rng, std::time::Instant::now())
-        .unwrap()
-    else {
-        panic!("the leader asks the helper");
-    };
+    let (driver, t) = w.begin_collect(&mut a, 0);
     w.helper.handle_message(t.message, NOW, &mut w.rng).unwrap();
     drop((driver, a));
 
@@ -179,7 +189,7 @@ fn a_collect_left_by_a_dead_replica_is_finished_by_another() {
     let response = collect_in_process(
         &mut b,
         std::slice::from_mut(&mut w.helper),
-        request,
+        w.collector.request(0),
         NOW,
         &mut w.rng,
     )
@@ -303,18 +313,7 @@ fn a_helper_that_missed_a_release_catches_up_after_later_rounds() {
     w.round_of_two(&mut a, 1);
 
     // Replica A releases its share of round 0 and dies before asking the helper.
-    let mut driver = CollectDriver::new(
-        w.collector.request(0),
-        NOW,
-        std::time::Instant::now(),
-        std::time::Duration::ZERO,
-    );
-    assert!(matches!(
-        driver
-            .poll(&mut a, &mut w.rng, std::time::Instant::now())
-            .unwrap(),
-        CollectPoll::Transmit(_)
-    ));
+    let (driver, _) = w.begin_collect(&mut a, 0);
     drop((driver, a));
 
     // The collector asks for round 1 first: the leader now records two releases, the
@@ -398,18 +397,7 @@ fn two_replicas_collecting_two_rounds_at_once_are_told_to_wait_not_that_a_ledger
     // on the way when replica B releases round 1 and asks the helper first. The helper
     // would record one release, the leader records two: the helper cannot tell this
     // from its own rollback, but the leader can (round 0 has no collected answer yet).
-    let mut driver = CollectDriver::new(
-        w.collector.request(0),
-        NOW,
-        std::time::Instant::now(),
-        std::time::Duration::ZERO,
-    );
-    let CollectPoll::Transmit(t) = driver
-        .poll(&mut a, &mut w.rng, std::time::Instant::now())
-        .unwrap()
-    else {
-        panic!("the leader asks the helper");
-    };
+    let (mut driver, t) = w.begin_collect(&mut a, 0);
     let err = w.collect(&mut b, 1).unwrap_err();
     assert_eq!(err.code, ErrorCode::Busy, "{err:?}");
     assert!(err.detail.contains("round 0"), "{}", err.detail);
@@ -463,25 +451,10 @@ fn a_refusal_judged_after_the_earlier_round_was_collected_is_not_called_a_rollba
     let mut b = w.replica();
     w.round_of_two(&mut a, 0);
     w.round_of_two(&mut a, 1);
-    let start = |w: &mut World, leader: &mut Leader<Arc<MemoryStore>>, round| {
-        let mut driver = CollectDriver::new(
-            w.collector.request(round),
-            NOW,
-            std::time::Instant::now(),
-            std::time::Duration::ZERO,
-        );
-        let CollectPoll::Transmit(t) = driver
-            .poll(leader, &mut w.rng, std::time::Instant::now())
-            .unwrap()
-        else {
-            panic!("the leader asks the helper");
-        };
-        (driver, t)
-    };
     // A has released round 0 and B round 1; B's request reaches the helper first and
     // is refused (the helper is behind)…
-    let (mut driver_a, t0) = start(&mut w, &mut a, 0);
-    let (mut driver_b, t1) = start(&mut w, &mut b, 1);
+    let (mut driver_a, t0) = w.begin_collect(&mut a, 0);
+    let (mut driver_b, t1) = w.begin_collect(&mut b, 1);
     let refusal = w.helper.handle_message(t1.message, NOW, &mut w.rng);
     assert_eq!(
         refusal.as_ref().unwrap_err().code,
