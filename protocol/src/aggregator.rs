@@ -22,6 +22,7 @@
 
 use cairn_mpc::secret::Seed;
 use rand_core::CryptoRng;
+use zeroize::Zeroizing;
 
 use crate::clock::Time;
 use crate::config::TaskConfig;
@@ -233,12 +234,15 @@ impl<S: TaskStore> AggregatorCore<S> {
             self.check_not_behind(&head, &peer.ledger)?;
         }
         let mut aggregate = record.aggregate.clone();
+        // The noise and the noisy share's plaintext are wiped when dropped: with the
+        // released share, the noise would give this aggregator's share without it.
         let noise = self.privacy.aggregator_noise().map(|sampler| {
-            let mut z = vec![0i64; aggregate.as_slice().len()];
+            let mut z = Zeroizing::new(vec![0i64; aggregate.as_slice().len()]);
             sampler.fill(rng, &mut z);
             z
         });
-        self.scheme.finalize_share(&mut aggregate, noise.as_deref());
+        self.scheme
+            .finalize_share(&mut aggregate, noise.as_ref().map(|z| z.as_slice()));
         let receipt = self.receipt_after(&entry);
         let sealed = hpke::seal(
             self.task.collector_hpke_key(),
@@ -251,7 +255,7 @@ impl<S: TaskStore> AggregatorCore<S> {
                 &receipt,
                 &head,
             ),
-            &aggregate.encode(),
+            &Zeroizing::new(aggregate.encode()),
             rng,
         )
         .map_err(|e| Reject::new(ErrorCode::Internal, format!("seal: {e}")))?;

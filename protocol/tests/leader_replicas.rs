@@ -490,3 +490,45 @@ fn a_refusal_judged_after_the_earlier_round_was_collected_is_not_called_a_rollba
     assert_eq!(w.collector.open(1, &response).unwrap().count, 2);
     assert_eq!(w.helper.store().ledger().unwrap().len(), 2);
 }
+
+#[test]
+fn garbage_collection_keeps_a_release_the_helper_has_not_answered() {
+    use cairn_protocol::config::Role;
+    use cairn_protocol::store::retention::garbage_cutoff;
+
+    let mut w = world("noise = \"none\"");
+    let mut a = w.replica();
+    w.round_of_two(&mut a, 0);
+    // The leader releases round 0, and its request to the helper is lost.
+    drop(w.begin_collect(&mut a, 0));
+
+    // `cairn db gc --keep-rounds 0` on the leader: round 0 is released, but its report
+    // set is still needed to ask the helper.
+    let cutoff = garbage_cutoff(&*w.store, Role::Leader, 0).unwrap();
+    assert_eq!(cutoff.through, None, "{cutoff:?}");
+    assert_eq!(cutoff.uncollected, Some(0), "{cutoff:?}");
+    if let Some(through) = cutoff.through {
+        w.store.collect_garbage(through).unwrap();
+    }
+
+    // The helper comes back: round 0 is released as the leader counted it.
+    let response = w.collect(&mut a, 0).expect("round 0 is still collectable");
+    let released = w.collector.open(0, &response).unwrap();
+    assert_eq!(
+        (released.count, released.sum_quantised),
+        (2, vec![2, 0, 0, 0])
+    );
+
+    // Collected: now it may go, and a repeated collect is answered as before.
+    let cutoff = garbage_cutoff(&*w.store, Role::Leader, 0).unwrap();
+    assert_eq!((cutoff.through, cutoff.uncollected), (Some(0), None));
+    assert!(w.store.collect_garbage(0).unwrap() > 0);
+    let again = w.collect(&mut a, 0).unwrap();
+    assert_eq!(again, response);
+    // A helper never waits for a collect answer of its own.
+    let helper_cutoff = garbage_cutoff(w.helper.store(), Role::Helper, 0).unwrap();
+    assert_eq!(
+        (helper_cutoff.through, helper_cutoff.uncollected),
+        (Some(0), None)
+    );
+}

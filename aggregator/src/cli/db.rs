@@ -7,7 +7,9 @@
 //! uploads, jobs and preparation records of released rounds older than the newest N
 //! released ones, on either store, beside the running node (from cron, say). The
 //! ledger is never collected, nor anything that refusing a replay or answering a
-//! repeated collect needs ([`TaskStore::collect_garbage`]). It opens a SQLite file only
+//! repeated collect needs ([`TaskStore::collect_garbage`]); on a leader, nothing of a
+//! round it released but has not seen collected, nor of any later round
+//! ([`garbage_cutoff`]). It opens a SQLite file only
 //! if it has this version's schema: migrating it under a running node of the previous
 //! version would break that node's statements.
 
@@ -16,8 +18,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
-use cairn_protocol::config::TaskConfig;
+use cairn_protocol::config::{Role, TaskConfig};
 use cairn_protocol::store::TaskStore;
+use cairn_protocol::store::retention::garbage_cutoff;
 
 use crate::node_config::NodeConfig;
 use crate::store::postgres::{PgStore, schema};
@@ -33,7 +36,9 @@ pub enum DbCommand {
     /// Keeps the newest `--keep-rounds` released rounds whole. Of older released rounds
     /// it keeps the round, its release, the collector's answer, the budget ledger and
     /// the digests of every report id (so replays are still refused). Rounds not yet
-    /// released are never touched. Safe beside running nodes and replicas.
+    /// released are never touched, and on a leader neither is a round it released
+    /// whose collect has not finished (its helpers still need the report set), nor any
+    /// later round. Safe beside running nodes and replicas.
     Gc(GcArgs),
 }
 
@@ -74,15 +79,21 @@ pub fn gc(config: &std::path::Path, keep: u32) -> anyhow::Result<String> {
     let task = TaskConfig::from_toml(&task_text)
         .with_context(|| format!("the task {} does not load", node.task.display()))?;
     let store = NodeStore::open_current(&node, &task)?;
-    let newest = store
-        .ledger()
-        .context("reading the ledger")?
-        .iter()
-        .map(|e| e.round)
-        .max();
-    let Some(through) = newest.and_then(|n| n.checked_sub(keep)) else {
+    let role = match node.role {
+        crate::node_config::NodeRole::Leader => Role::Leader,
+        crate::node_config::NodeRole::Helper => Role::Helper,
+    };
+    let cutoff = garbage_cutoff(&store, role, keep).context("reading the ledger")?;
+    // A round the leader released but nobody collected yet keeps its report set: the
+    // helpers' request for it carries the digest of its report ids.
+    let held = cutoff.uncollected.map_or(String::new(), |round| {
+        format!(
+            "; round {round} and later are kept whole: the leader released round {round} but              its collect answer is not stored (collect it, then run gc again)"
+        )
+    });
+    let Some(through) = cutoff.through else {
         return Ok(format!(
-            "fewer than {} released rounds: nothing to collect",
+            "nothing to collect: fewer than {} released rounds, or none old enough{held}",
             u64::from(keep) + 1
         ));
     };
@@ -91,7 +102,7 @@ pub fn gc(config: &std::path::Path, keep: u32) -> anyhow::Result<String> {
         .context("collecting garbage")?;
     Ok(format!(
         "deleted {deleted} records of released rounds up to {through} (kept: the rounds, \
-         the ledger, the releases, the collect answers and the report-id digests)"
+         the ledger, the releases, the collect answers and the report-id digests){held}"
     ))
 }
 

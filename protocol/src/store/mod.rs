@@ -31,6 +31,7 @@ use crate::scheme::Aggregate;
 #[cfg(any(test, feature = "test-util"))]
 pub mod conformance;
 mod memory;
+pub mod retention;
 mod shared;
 
 pub use memory::MemoryStore;
@@ -364,7 +365,9 @@ pub trait TaskStore: Send + Sync {
     /// ever: the rounds themselves (a released round stays released, so nothing can be
     /// uploaded to, prepared for or committed to it again), the ledger, the releases
     /// and collect answers (a repeated collect is answered as before), the digests of
-    /// every report id seen (a replayed id is still refused) and the clients.
+    /// every report id seen (a replayed id is still refused) and the clients. A leader
+    /// must not be given a round released but not yet collected (its helpers' request
+    /// needs the report set): [`retention::garbage_cutoff`] says how far to go.
     fn collect_garbage(&self, through_round: u32) -> Result<u64, Self::Error>;
 }
 
