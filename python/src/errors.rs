@@ -73,6 +73,11 @@ pub fn internal(message: String) -> PyErr {
     InternalError::new_err(message)
 }
 
+/// `cairn.CairnError(message)`: Cairn used in a process forked after it started.
+pub fn forked(message: String) -> PyErr {
+    CairnError::new_err(message)
+}
+
 /// `cairn.ConfigError` with an error's whole chain of causes.
 pub fn config(error: &anyhow::Error) -> PyErr {
     ConfigError::new_err(format!("{error:#}"))

@@ -11,25 +11,39 @@ use std::sync::OnceLock;
 
 use pyo3::prelude::*;
 
-use crate::errors::internal;
+use crate::errors::{forked, internal};
 
-static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+/// The runtime and the id of the process that started it.
+static RUNTIME: OnceLock<Result<(tokio::runtime::Runtime, u32), String>> = OnceLock::new();
 
 /// The process's runtime.
 ///
 /// # Errors
-/// `cairn.CairnError` if the runtime could not be started (no threads available).
+/// `cairn.CairnError` if the runtime could not be started (no threads available), or
+/// in a process forked from the one that started it: a fork copies neither the
+/// runtime's threads (a call would wait for ever) nor anything fit to reuse (a client's
+/// random generator, copied, would give the child the parent's next report seeds).
 pub fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
-    RUNTIME
+    let (runtime, started_by) = RUNTIME
         .get_or_init(|| {
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .thread_name("cairn-runtime")
                 .build()
+                .map(|rt| (rt, std::process::id()))
                 .map_err(|e| format!("starting the async runtime: {e}"))
         })
         .as_ref()
-        .map_err(|e| internal(e.clone()))
+        .map_err(|e| internal(e.clone()))?;
+    if *started_by != std::process::id() {
+        return Err(forked(format!(
+            "this process was forked from process {started_by}, which had started Cairn: \
+             Cairn's network threads and its clients' random generators do not survive a \
+             fork. Use Cairn in the parent only, or start the child with multiprocessing's \
+             'spawn' or 'forkserver' method and create the Cairn objects there"
+        )));
+    }
+    Ok(runtime)
 }
 
 /// Runs `work` without the GIL and with panics caught: a panic becomes

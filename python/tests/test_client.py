@@ -1,6 +1,9 @@
 """The SDK from Python: exact sums, refusals before anything is sent, threads."""
 
+import os
+import signal
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -252,3 +255,35 @@ def test_a_secret_passed_as_the_task_is_not_quoted(exact_deployment):
         assert key[:16] not in str(info.value)
         verify = (d.directory / "verify.key").read_text().strip()
         assert verify[:16] not in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_a_forked_child_gets_an_error_not_a_hang(exact_deployment):
+    # The runtime's threads do not survive a fork: a child calling into Cairn must be
+    # told so at once instead of waiting for ever (and must not reuse the parent's
+    # client, whose random generator it copied).
+    client = exact_deployment.client(0)
+    update = np.zeros(client.dim, dtype=np.float32)
+    pid = os.fork()
+    if pid == 0:  # the child: exit codes say what happened
+        code = 5
+        try:
+            client.submit(0, update)
+        except cairn.CairnError as e:
+            code = 3 if "forked" in str(e) else 4
+        except BaseException:
+            code = 6
+        os._exit(code)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung in submit")
+        time.sleep(0.05)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3, status
+    # The parent is unaffected.
+    client.submit(0, update)
