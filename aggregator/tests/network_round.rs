@@ -10,6 +10,7 @@ use cairn_aggregator::deploy::{Deployment, InitParams, free_base_port, init, rea
 use cairn_aggregator::node::{NodeSetup, RunningNode, read_secret_hex, start};
 use cairn_client::sdk::{Client, Collector, SdkError};
 use cairn_protocol::auth::Credential;
+use cairn_protocol::client::ClientError;
 use cairn_protocol::collector::Collection;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
 use cairn_protocol::hpke::HpkeSecretKey;
@@ -258,6 +259,75 @@ async fn a_kept_record_report_is_sent_again_without_the_new_samples_size() {
     for n in nodes {
         n.shutdown(Duration::from_secs(1)).await;
     }
+}
+
+/// Record level: a sample larger than `m` skips the round for good. A retry of the
+/// round (a Flower server resending its train message, a script catching the error)
+/// must not draw a second sample and send it if it fits: the report released would
+/// come from a sample conditioned on its size, which the accounting does not cover.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_whose_sample_was_too_large_stays_skipped() {
+    // q = 1: every record is sampled; m = 2.
+    let (dir, d, task) = small_deployment_with(16, Some((1.0, 2)));
+    let state = dir.path().join("state");
+    let build = || client_giving_up_at_once(&d, &task, &state);
+    let client = build().await;
+    let three_records = [0.0, 0.125, 0.0, 0.0].repeat(3);
+    let two_records = [0.0, 0.125, 0.0, 0.0].repeat(2);
+    assert!(matches!(
+        client.sample_and_submit_records(0, &three_records).await,
+        Err(SdkError::Prepare(ClientError::TooManyRecords {
+            sampled: 3,
+            max: 2
+        }))
+    ));
+    // The same round again, with a sample that fits: refused, by this client and by a
+    // new one on the same folder (another process of the data holder).
+    for client in [client, build().await] {
+        assert!(matches!(
+            client.sample_and_submit_records(0, &two_records).await,
+            Err(SdkError::RoundSkipped {
+                round: 0,
+                sampled: 3,
+                max: 2
+            })
+        ));
+        // The next round is a round of its own: prepared (and kept, the nodes being
+        // down).
+        assert!(matches!(
+            client.sample_and_submit_records(1, &two_records).await,
+            Err(SdkError::Transport(_))
+        ));
+    }
+    // Without a state folder the client remembers it itself.
+    let forgetful = Client::builder(task.clone())
+        .credential(cairn_client::sdk::read_credential(&d.credentials[0]).unwrap())
+        .build()
+        .await
+        .unwrap();
+    assert!(matches!(
+        forgetful.sample_and_submit_records(0, &three_records).await,
+        Err(SdkError::Prepare(ClientError::TooManyRecords { .. }))
+    ));
+    assert!(matches!(
+        forgetful.sample_and_submit_records(0, &two_records).await,
+        Err(SdkError::RoundSkipped { round: 0, .. })
+    ));
+}
+
+/// Record level: a non-finite value anywhere in the records is refused, whether or not
+/// the sample drew its record: an error that depends on the sample would reveal it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_finite_record_is_refused_whatever_the_sample() {
+    // q = 2^-30: the sample is all but surely empty, and the record with the NaN unsampled.
+    let (dir, d, task) = small_deployment_with(17, Some((2f64.powi(-30), 8)));
+    let client = client_giving_up_at_once(&d, &task, &dir.path().join("state")).await;
+    let mut records = [0.0f32, 0.125, 0.0, 0.0].repeat(4);
+    records[9] = f32::NAN;
+    assert!(matches!(
+        client.sample_and_submit_records(0, &records).await,
+        Err(SdkError::Prepare(ClientError::NonFinite(9)))
+    ));
 }
 
 /// Two `Client`s of one credential and state folder (two processes of one data holder,

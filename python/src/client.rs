@@ -94,6 +94,9 @@ impl Client {
     /// is private to this client (divide the released sum by ``q·N``, not by counts).
     /// ``sampled`` is ``None`` when the state folder held a report prepared for the
     /// round by an earlier attempt: that report is sent, and this call's sample dropped.
+    /// A sample larger than ``max_records_per_report`` raises ``ValueError`` and skips
+    /// the round for good (a later call for it raises ``ValueError`` without sampling
+    /// again); NaN or infinite values in any row raise ``ValueError`` before sampling.
     fn sample_and_submit_records(
         &self,
         py: Python<'_>,

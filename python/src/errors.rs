@@ -124,6 +124,8 @@ pub fn sdk(error: SdkError) -> PyErr {
             refused(code.as_str(), message, code == ErrorCode::BudgetExceeded)
         }
         SdkError::AlreadySubmitted { .. } => refused("already_submitted", message, false),
+        // The same refusal as the sample's first `TooManyRecords`, remembered.
+        SdkError::RoundSkipped { .. } => PyValueError::new_err(message),
         SdkError::Rng(_) => InternalError::new_err(message),
         _ => CairnError::new_err(message),
     }

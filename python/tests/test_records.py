@@ -52,6 +52,25 @@ def test_sample_and_submit(record_deployment):
     assert d.collector().collect(0).sum[0] == pytest.approx(0.5 * sampled)
 
 
+def test_a_round_whose_sample_was_too_large_stays_skipped(tmp_path):
+    # q = 1, m = 3: four rows make a sample too large; a retry of the round with rows
+    # that would fit must not draw (and send) a second sample.
+    with cairn.LocalDeployment(dim=4, clients=1, unit="record", sampling_rate=1.0,
+                               max_records=3, directory=tmp_path / "d") as d:
+        client = d.client(0)
+        rows = np.full((4, 4), 0.25, dtype=np.float32)
+        with pytest.raises(ValueError, match="4 records were sampled, the task allows 3"):
+            client.sample_and_submit_records(0, rows)
+        with pytest.raises(ValueError, match="round 0 was skipped"):
+            client.sample_and_submit_records(0, rows[:2])
+        # NaN is refused whatever the sample, before any sampling.
+        rows[3, 1] = np.nan
+        with pytest.raises(ValueError, match="finite"):
+            client.sample_and_submit_records(1, rows)
+        _, sampled = client.sample_and_submit_records(1, rows[:2])
+        assert sampled == 2
+
+
 def test_deployment_arguments_are_checked(tmp_path):
     with pytest.raises(ValueError, match="sampling_rate"):
         cairn.LocalDeployment(dim=4, clients=1, unit="record", directory=tmp_path / "a")

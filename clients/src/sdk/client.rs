@@ -2,6 +2,7 @@
 
 use super::*;
 use cairn_mpc::secret::SecretVec;
+use cairn_protocol::config::PrivacyUnit;
 use rand_core::{Rng, SeedableRng};
 use zeroize::Zeroizing;
 
@@ -80,6 +81,7 @@ impl ClientBuilder {
             limits,
             retry: self.connect.retry,
             state_dir,
+            skipped: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 }
@@ -93,6 +95,9 @@ pub struct Client {
     /// The client's subfolder of the state folder: its files of a round are read and
     /// written only under that round's lock (`submit_input`).
     state_dir: Option<PathBuf>,
+    /// Without a state folder, the rounds whose sample was too large (round → records
+    /// sampled); with one, the folder's `round-N.skipped` files say it.
+    skipped: Mutex<std::collections::BTreeMap<u32, usize>>,
 }
 
 /// What prepares reports: shared with the blocking thread that runs the preparation.
@@ -116,6 +121,9 @@ enum Input {
     Update(Zeroizing<Vec<f32>>),
     Quantised(Zeroizing<Vec<i64>>),
     Records(Zeroizing<Vec<f32>>),
+    /// Records of the SDK's own Poisson sample: a sample too large skips the round for
+    /// good ([`SdkError::RoundSkipped`]).
+    Sampled(Zeroizing<Vec<f32>>),
 }
 
 /// Reports being prepared at once in this process, over all its clients: one per
@@ -147,7 +155,7 @@ impl Preparer {
         let req = match input {
             Input::Update(update) => self.protocol.prepare_upload(round, update, &mut rng),
             Input::Quantised(x) => self.protocol.prepare_upload_quantised(round, x, &mut rng),
-            Input::Records(records) => self
+            Input::Records(records) | Input::Sampled(records) => self
                 .protocol
                 .prepare_upload_records(round, records, &mut rng),
         }?;
@@ -245,6 +253,12 @@ impl Client {
     /// instead (module docs) and whose sample this call did not draw; the new sample is
     /// then dropped unused.
     ///
+    /// A sample of more than the task's `max_records_per_report` records skips the
+    /// round ([`ClientError::TooManyRecords`]) and the skip is kept (in the state
+    /// folder, or by this `Client` without one): a later call for the round is refused
+    /// ([`SdkError::RoundSkipped`]) without sampling again. Every record is checked for
+    /// NaN and ±∞ before the sample is drawn.
+    ///
     /// The sampled set stays with this client. Whoever turns the released sum into a
     /// mean should divide by the expected batch `q·N` with `N` the public total number
     /// of records, not by the (private) sampled count.
@@ -260,6 +274,11 @@ impl Client {
                 got: all_records.len() % d,
             }));
         }
+        // Every record is checked, not only the sampled ones: an error that depends on
+        // the sample would tell whoever sees it something about the sample.
+        if let Some(i) = all_records.iter().position(|v| !v.is_finite()) {
+            return Err(SdkError::Prepare(ClientError::NonFinite(i)));
+        }
         let q = self.task().sampling_rate();
         let sampled = {
             let mut rng = self.preparer.rng.lock().unwrap_or_else(|e| e.into_inner());
@@ -269,7 +288,7 @@ impl Client {
         for i in &sampled {
             rows.extend_from_slice(&all_records[i * d..(i + 1) * d]);
         }
-        let (id, sent) = self.submit_input(round, Input::Records(rows)).await?;
+        let (id, sent) = self.submit_input(round, Input::Sampled(rows)).await?;
         Ok((id, (sent == Sent::New).then_some(sampled.len())))
     }
 
@@ -281,7 +300,32 @@ impl Client {
         input: Input,
         locks: Option<&Arc<RoundLocks>>,
     ) -> Result<(ReportId, SecretVec<u8>, Sent), SdkError> {
+        let max = self.task().max_records_per_report();
+        let too_many = match &input {
+            // (A task of another unit refuses the records when they are prepared.)
+            Input::Sampled(rows) if self.task().unit() == PrivacyUnit::Record => {
+                Some(rows.len() / self.task().dimension().max(1)).filter(|n| *n > max as usize)
+            }
+            _ => None,
+        };
         let (Some(dir), Some(locks)) = (&self.state_dir, locks) else {
+            if matches!(input, Input::Sampled(_)) {
+                let mut skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(&sampled) = skipped.get(&round) {
+                    return Err(SdkError::RoundSkipped {
+                        round,
+                        sampled,
+                        max,
+                    });
+                }
+                if let Some(sampled) = too_many {
+                    skipped.insert(round, sampled);
+                    return Err(SdkError::Prepare(ClientError::TooManyRecords {
+                        sampled,
+                        max,
+                    }));
+                }
+            }
             let (id, frame) = self.prepare(round, input).await?;
             return Ok((id, frame, Sent::New));
         };
@@ -290,9 +334,27 @@ impl Client {
             (dir.clone(), self.task().id(), self.client_id(), self.limits);
         // The folder is read off the runtime (the pending report is ~1 MiB).
         let kept =
-            off_runtime(move || kept_report(&folder, round, task_id, client_id, &limits)).await??;
+            off_runtime(move || kept_report(&folder, round, task_id, client_id, max, &limits))
+                .await??;
         if let Some((report_id, frame)) = kept {
             return Ok((report_id, frame, Sent::Kept));
+        }
+        if let Some(sampled) = too_many {
+            // Recorded before the refusal is returned, under the round's locks: a retry
+            // of the round finds it and draws no second sample.
+            let (skipped, locks) = (
+                dir.join(format!("round-{round}.skipped")),
+                Arc::clone(locks),
+            );
+            off_runtime(move || {
+                let _locks = locks;
+                write_private_file(&skipped, sampled.to_string().as_bytes())
+            })
+            .await??;
+            return Err(SdkError::Prepare(ClientError::TooManyRecords {
+                sampled,
+                max,
+            }));
         }
         let (report_id, frame) = self.prepare(round, input).await?;
         // Written (and synced) off the runtime too, holding the round's locks until the
@@ -391,6 +453,7 @@ fn kept_report(
     round: u32,
     task_id: cairn_protocol::ids::TaskId,
     client_id: cairn_protocol::auth::ClientId,
+    max: u32,
     limits: &Limits,
 ) -> Result<Option<(ReportId, SecretVec<u8>)>, SdkError> {
     let pending = dir.join(format!("round-{round}.pending"));
@@ -404,6 +467,23 @@ fn kept_report(
             return Err(SdkError::AlreadySubmitted {
                 round,
                 report_id: id.trim().to_owned(),
+            });
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e.into()),
+    }
+    match std::fs::read_to_string(dir.join(format!("round-{round}.skipped"))) {
+        Ok(count) => {
+            let sampled = count.trim().parse().map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("round-{round}.skipped does not hold a record count"),
+                )
+            })?;
+            return Err(SdkError::RoundSkipped {
+                round,
+                sampled,
+                max,
             });
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -153,6 +153,23 @@ pub enum SdkError {
         /// The acknowledged report.
         report_id: String,
     },
+    /// Record level: the Poisson sample this client drew for the round earlier held
+    /// more than `max` records, so the round was skipped, and stays skipped: a second
+    /// sample for the same round, kept only if it fits, would not be the Poisson
+    /// sample the privacy accounting assumes.
+    #[error(
+        "round {round} was skipped: the sample drawn for it held {sampled} records, more than \
+         the task's max_records_per_report = {max}; a new sample for the same round would \
+         bias the privacy analysis, so it is not drawn"
+    )]
+    RoundSkipped {
+        /// The round.
+        round: u32,
+        /// How many records the round's sample held.
+        sampled: usize,
+        /// The task's `max_records_per_report`.
+        max: u32,
+    },
 }
 
 impl SdkError {

@@ -53,7 +53,10 @@ class Client:
     ) -> tuple[str, int | None]:
         """Record level: Poisson-samples the rows, then ``submit_records``. Returns the
         report id and the sampled count, ``None`` when a report kept in the state folder
-        from an earlier attempt at the round was sent instead."""
+        from an earlier attempt at the round was sent instead. A sample larger than the
+        task's ``max_records_per_report`` raises ``ValueError`` and skips the round for
+        good: calling again for it raises ``ValueError`` (round skipped) without drawing
+        a new sample. NaN or infinite values in any row raise ``ValueError`` first."""
     def _submit_generated(self, round: int, scale: float) -> str:
         """For ``cairn.bench``: the same SDK call with a vector built in Rust."""
     @property
