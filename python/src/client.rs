@@ -71,7 +71,8 @@ impl Client {
     /// task's ``C`` first. Sampling is the caller's (Poisson at the task's
     /// ``sampling_rate``); ``sample_and_submit_records`` does both. Raises
     /// ``ValueError`` for more rows than ``max_records_per_report`` (the client skips the
-    /// round) or a client-level task.
+    /// round, for good: a later call for it raises ``ValueError`` without sending) or a
+    /// client-level task.
     fn submit_records(
         &self,
         py: Python<'_>,

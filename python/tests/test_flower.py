@@ -196,6 +196,22 @@ def test_a_client_without_the_mod_is_ignored_and_error_replies_say_only_the_kind
     assert reply.error.reason == "cairn: ValueError"
 
 
+def test_a_server_round_outside_cairns_rounds_gets_an_error_reply(deployment):
+    """A server (malicious or buggy) sending round -1 or 2**32: the client answers with
+    the kind of error, as for any bad value, instead of raising through the mod."""
+    mod = cairn_mod((deployment.task_path, deployment.credentials))
+
+    def fine_reply(msg, context):
+        metrics = MetricRecord({"num-examples": 1})
+        return Message(RecordDict({"arrays": initial_arrays(), "metrics": metrics}),
+                       reply_to=msg)
+
+    for rnd in (-1, 2**32):
+        reply = mod(_train_message(rnd), _context(0), fine_reply)
+        assert reply.has_error(), rnd
+        assert reply.error.reason == "cairn: ValueError"
+
+
 def _train_message(rnd):
     return Message(
         RecordDict({"arrays": initial_arrays(), "config": ConfigRecord({"server-round": rnd})}),

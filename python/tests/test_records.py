@@ -63,6 +63,13 @@ def test_a_round_whose_sample_was_too_large_stays_skipped(tmp_path):
             client.sample_and_submit_records(0, rows)
         with pytest.raises(ValueError, match="round 0 was skipped"):
             client.sample_and_submit_records(0, rows[:2])
+        # The rows of a sample drawn by the caller (the Flower mod's path) alike.
+        with pytest.raises(ValueError, match="round 0 was skipped"):
+            client.submit_records(0, rows[:2])
+        with pytest.raises(ValueError, match="4 records were sampled"):
+            client.submit_records(2, rows)
+        with pytest.raises(ValueError, match="round 2 was skipped"):
+            client.submit_records(2, rows[:1])
         # NaN is refused whatever the sample, before any sampling.
         rows[3, 1] = np.nan
         with pytest.raises(ValueError, match="finite"):

@@ -120,10 +120,9 @@ enum Sent {
 enum Input {
     Update(Zeroizing<Vec<f32>>),
     Quantised(Zeroizing<Vec<i64>>),
+    /// A Poisson sample's records: a sample too large skips the round for good
+    /// ([`SdkError::RoundSkipped`]).
     Records(Zeroizing<Vec<f32>>),
-    /// Records of the SDK's own Poisson sample: a sample too large skips the round for
-    /// good ([`SdkError::RoundSkipped`]).
-    Sampled(Zeroizing<Vec<f32>>),
 }
 
 /// Reports being prepared at once in this process, over all its clients: one per
@@ -155,7 +154,7 @@ impl Preparer {
         let req = match input {
             Input::Update(update) => self.protocol.prepare_upload(round, update, &mut rng),
             Input::Quantised(x) => self.protocol.prepare_upload_quantised(round, x, &mut rng),
-            Input::Records(records) | Input::Sampled(records) => self
+            Input::Records(records) => self
                 .protocol
                 .prepare_upload_records(round, records, &mut rng),
         }?;
@@ -219,7 +218,10 @@ impl Client {
 
     /// Record level: submits the sum of already sampled records (rows of `records`, `d`
     /// values each, row-major), each clipped to the task's `C` first
-    /// ([`cairn_protocol::client::Client::prepare_upload_records`]).
+    /// ([`cairn_protocol::client::Client::prepare_upload_records`]). More records than
+    /// the task's `max_records_per_report` skip the round for good, as for
+    /// [`Client::sample_and_submit_records`]: the records are taken to be a Poisson
+    /// sample, and a second sample for the round, sent only if it fits, would not be.
     pub async fn submit_records(&self, round: u32, records: &[f32]) -> Result<ReportId, SdkError> {
         self.submit_input(round, Input::Records(Zeroizing::new(records.to_vec())))
             .await
@@ -255,9 +257,9 @@ impl Client {
     ///
     /// A sample of more than the task's `max_records_per_report` records skips the
     /// round ([`ClientError::TooManyRecords`]) and the skip is kept (in the state
-    /// folder, or by this `Client` without one): a later call for the round is refused
-    /// ([`SdkError::RoundSkipped`]) without sampling again. Every record is checked for
-    /// NaN and ±∞ before the sample is drawn.
+    /// folder, or by this `Client` without one): a later call for the round, by either
+    /// method, is refused ([`SdkError::RoundSkipped`]) without sampling again. Every
+    /// record is checked for NaN and ±∞ before the sample is drawn.
     ///
     /// The sampled set stays with this client. Whoever turns the released sum into a
     /// mean should divide by the expected batch `q·N` with `N` the public total number
@@ -288,7 +290,7 @@ impl Client {
         for i in &sampled {
             rows.extend_from_slice(&all_records[i * d..(i + 1) * d]);
         }
-        let (id, sent) = self.submit_input(round, Input::Sampled(rows)).await?;
+        let (id, sent) = self.submit_input(round, Input::Records(rows)).await?;
         Ok((id, (sent == Sent::New).then_some(sampled.len())))
     }
 
@@ -301,15 +303,26 @@ impl Client {
         locks: Option<&Arc<RoundLocks>>,
     ) -> Result<(ReportId, SecretVec<u8>, Sent), SdkError> {
         let max = self.task().max_records_per_report();
+        let d = self.task().dimension().max(1);
         let too_many = match &input {
             // (A task of another unit refuses the records when they are prepared.)
-            Input::Sampled(rows) if self.task().unit() == PrivacyUnit::Record => {
-                Some(rows.len() / self.task().dimension().max(1)).filter(|n| *n > max as usize)
+            Input::Records(rows) if self.task().unit() == PrivacyUnit::Record => {
+                // The records' own faults first: they do not depend on the sample.
+                if !rows.len().is_multiple_of(d) {
+                    return Err(SdkError::Prepare(ClientError::WrongDimension {
+                        expected: d,
+                        got: rows.len(),
+                    }));
+                }
+                if let Some(i) = rows.iter().position(|v| !v.is_finite()) {
+                    return Err(SdkError::Prepare(ClientError::NonFinite(i)));
+                }
+                Some(rows.len() / d).filter(|n| *n > max as usize)
             }
             _ => None,
         };
         let (Some(dir), Some(locks)) = (&self.state_dir, locks) else {
-            if matches!(input, Input::Sampled(_)) {
+            if matches!(input, Input::Records(_)) {
                 let mut skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(&sampled) = skipped.get(&round) {
                     return Err(SdkError::RoundSkipped {

@@ -47,7 +47,9 @@ class Client:
     def submit(self, round: int, update: _Vector) -> str:
         """Clips, quantises, shares, proves and uploads ``update``; returns the report id."""
     def submit_records(self, round: int, per_record: _Vector) -> str:
-        """Record level: submits the sum of the sampled rows, each clipped to ``C``."""
+        """Record level: submits the sum of the sampled rows, each clipped to ``C``. More
+        rows than ``max_records_per_report`` raise ``ValueError`` and skip the round for
+        good (a later call for it raises ``ValueError``: round skipped)."""
     def sample_and_submit_records(
         self, round: int, all_records: _Vector
     ) -> tuple[str, int | None]:

@@ -82,6 +82,9 @@ def cairn_mod(
         if reply.has_error():
             return reply
         try:
+            if not 0 <= server_round <= 0xFFFF_FFFF:
+                # Cairn's rounds are 32-bit: refused as any bad value is, not raised.
+                raise ValueError(f"the server's round {server_round} is not a Cairn round")
             local = _only_array_record(reply.content, "the train reply")
             c = client(context)
             if c.unit == "record":
