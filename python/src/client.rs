@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 
 use crate::arrays;
 use crate::errors;
-use crate::runtime::{detached, runtime};
+use crate::runtime::{detached, runtime, wait};
 
 /// A client of one task, holding its own credential.
 ///
@@ -59,9 +59,7 @@ impl Client {
         let values = arrays::update(update, self.inner.task().dimension())?;
         let inner = &self.inner;
         detached(py, || {
-            let id = runtime()?
-                .block_on(inner.submit(round, &values))
-                .map_err(errors::sdk)?;
+            let id = wait(inner.submit(round, &values))?.map_err(errors::sdk)?;
             Ok(id.to_string())
         })
     }
@@ -82,9 +80,7 @@ impl Client {
         let values = self.checked_records(per_record)?;
         let inner = &self.inner;
         detached(py, || {
-            let id = runtime()?
-                .block_on(inner.submit_records(round, &values))
-                .map_err(errors::sdk)?;
+            let id = wait(inner.submit_records(round, &values))?.map_err(errors::sdk)?;
             Ok(id.to_string())
         })
     }
@@ -107,9 +103,8 @@ impl Client {
         let values = self.checked_records(all_records)?;
         let inner = &self.inner;
         detached(py, || {
-            let (id, sampled) = runtime()?
-                .block_on(inner.sample_and_submit_records(round, &values))
-                .map_err(errors::sdk)?;
+            let (id, sampled) =
+                wait(inner.sample_and_submit_records(round, &values))?.map_err(errors::sdk)?;
             Ok((id.to_string(), sampled))
         })
     }
@@ -124,9 +119,7 @@ impl Client {
             let update: Vec<f32> = (0..d)
                 .map(|i| (f32::from(u8::try_from(i % 7).unwrap_or(0)) - 3.0) * scale)
                 .collect();
-            let id = runtime()?
-                .block_on(inner.submit(round, &update))
-                .map_err(errors::sdk)?;
+            let id = wait(inner.submit(round, &update))?.map_err(errors::sdk)?;
             Ok(id.to_string())
         })
     }

@@ -8,7 +8,7 @@ use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 
 use crate::errors;
-use crate::runtime::{detached, runtime};
+use crate::runtime::{detached, runtime, wait};
 
 /// The collector of a task: closes a round and opens the released noisy sum.
 ///
@@ -63,11 +63,7 @@ impl Collector {
 
     /// Closes and releases ``round``; returns the ``Release``.
     fn collect(&self, py: Python<'_>, round: u32) -> PyResult<Release> {
-        let collection = detached(py, || {
-            runtime()?
-                .block_on(self.inner.collect(round))
-                .map_err(errors::sdk)
-        })?;
+        let collection = detached(py, || wait(self.inner.collect(round))?.map_err(errors::sdk))?;
         Release::from_collection(py, collection)
     }
 }

@@ -5,6 +5,7 @@
 //! the GIL and blocks its own Python thread on the runtime (`block_on`), so Python
 //! threads submit concurrently while the runtime's workers move the bytes. Nodes of a
 //! [`crate::deployment::LocalDeployment`] run on the same runtime, in the background.
+//! A call waiting on the network ([`wait`]) still answers Ctrl-C.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
@@ -44,6 +45,32 @@ pub fn runtime() -> PyResult<&'static tokio::runtime::Runtime> {
         )));
     }
     Ok(runtime)
+}
+
+/// How often a call waiting on the runtime looks for a Python signal (Ctrl-C).
+const SIGNAL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs `work` to its end on the process's runtime, from a thread that released the
+/// GIL ([`detached`]), looking every 100 ms for a Python signal: when a handler raises
+/// (`KeyboardInterrupt` for Ctrl-C), `work` is dropped and that exception raised.
+/// (Python runs signal handlers on its main thread only; elsewhere the look finds
+/// nothing.) Dropping is safe for every SDK call: a submission cut short keeps its
+/// prepared report for the next attempt, and a collect is answered again as before.
+///
+/// # Errors
+/// [`runtime`]'s, and the signal handler's exception.
+pub fn wait<F: std::future::Future>(work: F) -> PyResult<F::Output> {
+    runtime()?.block_on(async {
+        let mut work = std::pin::pin!(work);
+        let mut ticks = tokio::time::interval(SIGNAL_POLL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                _ = ticks.tick() => Python::attach(|py| py.check_signals())?,
+            }
+        }
+    })
 }
 
 /// Runs `work` without the GIL and with panics caught: a panic becomes

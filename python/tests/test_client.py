@@ -287,3 +287,22 @@ def test_a_forked_child_gets_an_error_not_a_hang(exact_deployment):
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 3, status
     # The parent is unaffected.
     client.submit(0, update)
+
+
+def test_ctrl_c_interrupts_a_call_waiting_on_the_network(tmp_path):
+    # The nodes are down: a collect would retry for minutes. Ctrl-C (SIGINT on the main
+    # thread) must end it within a moment, as KeyboardInterrupt.
+    with cairn.LocalDeployment(dim=4, clients=1, min_clients=1, noise="none",
+                               directory=tmp_path / "d") as d:
+        task, collector_dir = d.task_path, d.collector_dir
+    collector = cairn.Collector.from_files(task, collector_dir)
+    main = threading.main_thread().ident
+    timer = threading.Timer(1.0, signal.pthread_kill, (main, signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            collector.collect(0)
+    finally:
+        timer.cancel()
+    assert time.monotonic() - start < 5
