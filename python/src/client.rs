@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 
 use crate::arrays;
 use crate::errors;
+use crate::ints::Unsigned;
 use crate::runtime::{detached, runtime, wait};
 
 /// A client of one task, holding its own credential.
@@ -55,7 +56,13 @@ impl Client {
     /// mid-proof); ``float64`` values are rounded to ``float32``. Raises ``ValueError`` (wrong dtype, shape or dimension, NaN or infinity:
     /// nothing is sent), ``Refused`` (e.g. ``code == 'already_submitted'`` or
     /// ``'round_closed'``) or ``NetworkError``.
-    fn submit(&self, py: Python<'_>, round: u32, update: &Bound<'_, PyAny>) -> PyResult<String> {
+    fn submit(
+        &self,
+        py: Python<'_>,
+        round: Unsigned<u32>,
+        update: &Bound<'_, PyAny>,
+    ) -> PyResult<String> {
+        let Unsigned(round) = round;
         let values = arrays::update(update, self.inner.task().dimension())?;
         let inner = &self.inner;
         detached(py, || {
@@ -74,9 +81,10 @@ impl Client {
     fn submit_records(
         &self,
         py: Python<'_>,
-        round: u32,
+        round: Unsigned<u32>,
         per_record: &Bound<'_, PyAny>,
     ) -> PyResult<String> {
+        let Unsigned(round) = round;
         let values = self.checked_records(per_record)?;
         let inner = &self.inner;
         detached(py, || {
@@ -97,9 +105,10 @@ impl Client {
     fn sample_and_submit_records(
         &self,
         py: Python<'_>,
-        round: u32,
+        round: Unsigned<u32>,
         all_records: &Bound<'_, PyAny>,
     ) -> PyResult<(String, Option<usize>)> {
+        let Unsigned(round) = round;
         let values = self.checked_records(all_records)?;
         let inner = &self.inner;
         detached(py, || {
@@ -112,7 +121,13 @@ impl Client {
     /// For ``cairn.bench``: submits, for ``round``, the vector ``x[i] = (i % 7 − 3)·scale``
     /// built in Rust, through the same SDK call as ``submit`` — the baseline that
     /// measures what the Python layer adds.
-    fn _submit_generated(&self, py: Python<'_>, round: u32, scale: f32) -> PyResult<String> {
+    fn _submit_generated(
+        &self,
+        py: Python<'_>,
+        round: Unsigned<u32>,
+        scale: f32,
+    ) -> PyResult<String> {
+        let Unsigned(round) = round;
         let d = self.inner.task().dimension();
         let inner = &self.inner;
         detached(py, || {

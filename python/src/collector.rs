@@ -8,6 +8,7 @@ use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use pyo3::prelude::*;
 
 use crate::errors;
+use crate::ints::Unsigned;
 use crate::runtime::{detached, runtime, wait};
 
 /// The collector of a task: closes a round and opens the released noisy sum.
@@ -62,7 +63,8 @@ impl Collector {
     }
 
     /// Closes and releases ``round``; returns the ``Release``.
-    fn collect(&self, py: Python<'_>, round: u32) -> PyResult<Release> {
+    fn collect(&self, py: Python<'_>, round: Unsigned<u32>) -> PyResult<Release> {
+        let Unsigned(round) = round;
         let collection = detached(py, || wait(self.inner.collect(round))?.map_err(errors::sdk))?;
         Release::from_collection(py, collection)
     }

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 use crate::client::Client;
 use crate::collector::Collector;
 use crate::errors;
+use crate::ints::Unsigned;
 use crate::runtime::{detached, runtime};
 
 /// `max_records` of a record-level deployment when none is given: a client whose
@@ -60,37 +61,40 @@ impl LocalDeployment {
     #[pyo3(signature = (
         dim,
         clients,
-        aggregators = 2,
+        aggregators = Unsigned(2),
         noise = "aggregator",
         epsilon = 4.0,
         delta = 1e-6,
-        rounds = 10,
+        rounds = Unsigned(10),
         min_clients = None,
         clip = 1.0,
         unit = "client",
         sampling_rate = None,
         max_records = None,
         directory = None,
-        max_clients = 100_000,
+        max_clients = Unsigned(100_000),
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        dim: u32,
-        clients: u32,
-        aggregators: usize,
+        dim: Unsigned<u32>,
+        clients: Unsigned<u32>,
+        aggregators: Unsigned<usize>,
         noise: &str,
         epsilon: f64,
         delta: f64,
-        rounds: u64,
-        min_clients: Option<u32>,
+        rounds: Unsigned<u64>,
+        min_clients: Option<Unsigned<u32>>,
         clip: f64,
         unit: &str,
         sampling_rate: Option<f64>,
-        max_records: Option<u32>,
+        max_records: Option<Unsigned<u32>>,
         directory: Option<PathBuf>,
-        max_clients: u32,
+        max_clients: Unsigned<u32>,
     ) -> PyResult<Self> {
+        let (Unsigned(dim), Unsigned(clients), Unsigned(aggregators)) = (dim, clients, aggregators);
+        let (Unsigned(rounds), Unsigned(max_clients)) = (rounds, max_clients);
+        let (min_clients, max_records) = (min_clients.map(|v| v.0), max_records.map(|v| v.0));
         let noise = match noise {
             "aggregator" => NoisePlacement::Aggregator,
             "client" => NoisePlacement::Client,
@@ -275,7 +279,8 @@ impl LocalDeployment {
     }
 
     /// The client holding credential ``index`` (``Client.from_files`` on its files).
-    fn client(&self, py: Python<'_>, index: usize) -> PyResult<Client> {
+    fn client(&self, py: Python<'_>, index: Unsigned<usize>) -> PyResult<Client> {
+        let Unsigned(index) = index;
         self.check_open()?;
         let credential = self.deployment.credentials.get(index).ok_or_else(|| {
             PyValueError::new_err(format!(

@@ -8,6 +8,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
+use crate::ints::Unsigned;
 use crate::runtime::guarded;
 
 fn to_dict<'py>(py: Python<'py>, r: &DpReport) -> PyResult<Bound<'py, PyDict>> {
@@ -76,19 +77,21 @@ fn calculate<'py>(
 /// ``order`` (RDP), ``epsilon_simple`` (the Bun–Steinke bound, zCDP), ``noise`` and the
 /// inputs. Raises ``ValueError`` for invalid parameters.
 #[pyfunction]
-#[pyo3(signature = (*, sigma, sensitivity, delta, rounds = 1, sampling_rate = 1.0, noise = "aggregator", min_honest_clients = None, dim = None))]
+#[pyo3(signature = (*, sigma, sensitivity, delta, rounds = Unsigned(1), sampling_rate = 1.0, noise = "aggregator", min_honest_clients = None, dim = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn epsilon<'py>(
     py: Python<'py>,
     sigma: f64,
     sensitivity: f64,
     delta: f64,
-    rounds: u64,
+    rounds: Unsigned<u64>,
     sampling_rate: f64,
     noise: &str,
-    min_honest_clients: Option<u64>,
-    dim: Option<u64>,
+    min_honest_clients: Option<Unsigned<u64>>,
+    dim: Option<Unsigned<u64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let (rounds, min_honest_clients, dim) =
+        (rounds.0, min_honest_clients.map(|v| v.0), dim.map(|v| v.0));
     calculate(
         py,
         Target::EpsilonOf { sigma },
@@ -107,19 +110,21 @@ pub fn epsilon<'py>(
 /// the same dict as ``epsilon`` (``noise``, ``min_honest_clients`` and ``dim`` as there).
 /// Raises ``ValueError`` for invalid parameters.
 #[pyfunction]
-#[pyo3(signature = (*, epsilon, delta, sensitivity, rounds = 1, sampling_rate = 1.0, noise = "aggregator", min_honest_clients = None, dim = None))]
+#[pyo3(signature = (*, epsilon, delta, sensitivity, rounds = Unsigned(1), sampling_rate = 1.0, noise = "aggregator", min_honest_clients = None, dim = None))]
 #[allow(clippy::too_many_arguments)]
 pub fn sigma<'py>(
     py: Python<'py>,
     epsilon: f64,
     delta: f64,
     sensitivity: f64,
-    rounds: u64,
+    rounds: Unsigned<u64>,
     sampling_rate: f64,
     noise: &str,
-    min_honest_clients: Option<u64>,
-    dim: Option<u64>,
+    min_honest_clients: Option<Unsigned<u64>>,
+    dim: Option<Unsigned<u64>>,
 ) -> PyResult<Bound<'py, PyDict>> {
+    let (rounds, min_honest_clients, dim) =
+        (rounds.0, min_honest_clients.map(|v| v.0), dim.map(|v| v.0));
     calculate(
         py,
         Target::SigmaFor { epsilon },

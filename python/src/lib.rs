@@ -31,6 +31,7 @@ pub mod collector;
 pub mod deployment;
 pub mod dp;
 pub mod errors;
+pub mod ints;
 pub mod report;
 pub mod runtime;
 

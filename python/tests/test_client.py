@@ -306,3 +306,23 @@ def test_ctrl_c_interrupts_a_call_waiting_on_the_network(tmp_path):
     finally:
         timer.cancel()
     assert time.monotonic() - start < 5
+
+
+def test_integers_out_of_range_are_value_errors(exact_deployment, tmp_path):
+    # Not OverflowError, which `except ValueError` would miss.
+    client = exact_deployment.client(0)
+    update = np.zeros(client.dim, dtype=np.float32)
+    for bad in (-1, 2**32, 2**80):
+        with pytest.raises(ValueError, match="out of range"):
+            client.submit(bad, update)
+        with pytest.raises(ValueError, match="out of range"):
+            exact_deployment.collector().collect(bad)
+    with pytest.raises(ValueError, match="out of range"):
+        exact_deployment.client(-1)
+    with pytest.raises(ValueError, match="out of range"):
+        cairn.dp.epsilon(sigma=1.0, sensitivity=1.0, delta=1e-6, rounds=-1)
+    with pytest.raises(ValueError, match="out of range"):
+        cairn.LocalDeployment(dim=-4, clients=1, directory=tmp_path / "negative")
+    # Not an integer at all stays a TypeError.
+    with pytest.raises(TypeError):
+        client.submit("0", update)
