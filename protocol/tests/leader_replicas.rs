@@ -494,6 +494,7 @@ fn a_refusal_judged_after_the_earlier_round_was_collected_is_not_called_a_rollba
 #[test]
 fn garbage_collection_keeps_a_release_the_helper_has_not_answered() {
     use cairn_protocol::config::Role;
+    use cairn_protocol::store::GarbageScope;
     use cairn_protocol::store::retention::garbage_cutoff;
 
     let mut w = world("noise = \"none\"");
@@ -505,11 +506,11 @@ fn garbage_collection_keeps_a_release_the_helper_has_not_answered() {
     // `cairn db gc --keep-rounds 0` on the leader: round 0 is released, but its report
     // set is still needed to ask the helper.
     let cutoff = garbage_cutoff(&*w.store, Role::Leader, 0).unwrap();
-    assert_eq!(cutoff.through, None, "{cutoff:?}");
-    assert_eq!(cutoff.uncollected, Some(0), "{cutoff:?}");
-    if let Some(through) = cutoff.through {
-        w.store.collect_garbage(through).unwrap();
-    }
+    assert_eq!(
+        (cutoff.through, cutoff.scope, cutoff.uncollected.as_slice()),
+        (Some(0), GarbageScope::Collected, &[0][..])
+    );
+    assert_eq!(w.store.collect_garbage(0, cutoff.scope).unwrap(), 0);
 
     // The helper comes back: round 0 is released as the leader counted it.
     let response = w.collect(&mut a, 0).expect("round 0 is still collectable");
@@ -521,14 +522,37 @@ fn garbage_collection_keeps_a_release_the_helper_has_not_answered() {
 
     // Collected: now it may go, and a repeated collect is answered as before.
     let cutoff = garbage_cutoff(&*w.store, Role::Leader, 0).unwrap();
-    assert_eq!((cutoff.through, cutoff.uncollected), (Some(0), None));
-    assert!(w.store.collect_garbage(0).unwrap() > 0);
+    assert_eq!((cutoff.through, cutoff.uncollected.len()), (Some(0), 0));
+    assert!(w.store.collect_garbage(0, cutoff.scope).unwrap() > 0);
     let again = w.collect(&mut a, 0).unwrap();
     assert_eq!(again, response);
     // A helper never waits for a collect answer of its own.
     let helper_cutoff = garbage_cutoff(w.helper.store(), Role::Helper, 0).unwrap();
     assert_eq!(
-        (helper_cutoff.through, helper_cutoff.uncollected),
-        (Some(0), None)
+        (helper_cutoff.through, helper_cutoff.scope),
+        (Some(0), GarbageScope::Released)
     );
+}
+
+#[test]
+fn garbage_collection_keeps_the_newest_released_rounds_counted_as_rounds() {
+    use cairn_protocol::config::Role;
+    use cairn_protocol::store::retention::garbage_cutoff;
+
+    let mut w = world("noise = \"none\"");
+    let mut a = w.replica();
+    // Released rounds 0, 5 and 9 (not consecutive).
+    for round in [0, 5, 9] {
+        w.round_of_two(&mut a, round);
+        w.collect(&mut a, round).unwrap();
+    }
+    let through = |keep| {
+        garbage_cutoff(&*w.store, Role::Leader, keep)
+            .unwrap()
+            .through
+    };
+    assert_eq!(through(0), Some(9));
+    assert_eq!(through(1), Some(5), "the newest released round is kept");
+    assert_eq!(through(2), Some(0));
+    assert_eq!(through(3), None, "three released rounds, three kept");
 }

@@ -8,8 +8,8 @@
 //! released ones, on either store, beside the running node (from cron, say). The
 //! ledger is never collected, nor anything that refusing a replay or answering a
 //! repeated collect needs ([`TaskStore::collect_garbage`]); on a leader, nothing of a
-//! round it released but has not seen collected, nor of any later round
-//! ([`garbage_cutoff`]). It opens a SQLite file only
+//! round it released but has not seen collected ([`garbage_cutoff`]). It opens a
+//! SQLite file only
 //! if it has this version's schema: migrating it under a running node of the previous
 //! version would break that node's statements.
 
@@ -37,8 +37,8 @@ pub enum DbCommand {
     /// it keeps the round, its release, the collector's answer, the budget ledger and
     /// the digests of every report id (so replays are still refused). Rounds not yet
     /// released are never touched, and on a leader neither is a round it released
-    /// whose collect has not finished (its helpers still need the report set), nor any
-    /// later round. Safe beside running nodes and replicas.
+    /// whose collect has not finished (its helpers still need the report set; the
+    /// output names such rounds). Safe beside running nodes and replicas.
     Gc(GcArgs),
 }
 
@@ -84,21 +84,28 @@ pub fn gc(config: &std::path::Path, keep: u32) -> anyhow::Result<String> {
         crate::node_config::NodeRole::Helper => Role::Helper,
     };
     let cutoff = garbage_cutoff(&store, role, keep).context("reading the ledger")?;
-    // A round the leader released but nobody collected yet keeps its report set: the
-    // helpers' request for it carries the digest of its report ids.
-    let held = cutoff.uncollected.map_or(String::new(), |round| {
-        format!(
-            "; round {round} and later are kept whole: the leader released round {round} but              its collect answer is not stored (collect it, then run gc again)"
-        )
-    });
+    // Rounds the leader released but nobody collected yet keep their report sets: the
+    // helpers' request for such a round carries the digest of its report ids.
+    let held = match cutoff.uncollected.as_slice() {
+        [] => String::new(),
+        rounds => format!(
+            "; kept whole, released but not collected yet (collect them, then run gc \
+             again): rounds {}",
+            rounds
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
     let Some(through) = cutoff.through else {
         return Ok(format!(
-            "nothing to collect: fewer than {} released rounds, or none old enough{held}",
+            "fewer than {} released rounds: nothing to collect",
             u64::from(keep) + 1
         ));
     };
     let deleted = store
-        .collect_garbage(through)
+        .collect_garbage(through, cutoff.scope)
         .context("collecting garbage")?;
     Ok(format!(
         "deleted {deleted} records of released rounds up to {through} (kept: the rounds, \

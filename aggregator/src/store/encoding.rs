@@ -6,7 +6,7 @@
 
 use cairn_dp::rdp::RdpCurve;
 use cairn_protocol::ids::ReportId;
-use cairn_protocol::store::RoundStatus;
+use cairn_protocol::store::{GarbageScope, RoundStatus};
 
 /// The stored code of a round status.
 pub(super) fn status_code(s: RoundStatus) -> i16 {
@@ -86,19 +86,31 @@ pub(super) fn extends_chain(
 
 /// Retention ([`TaskStore::collect_garbage`](cairn_protocol::store::TaskStore)): the
 /// statements that delete what only aggregation needed of the task's (`$1`) released
-/// (`$3`) rounds up to `$2`, in an order that keeps every reference valid. Written for
+/// (`$3`) rounds up to `$2` — with [`GarbageScope::Collected`], only of those whose
+/// collect answer is stored — in an order that keeps every reference valid. Written for
 /// PostgreSQL; SQLite runs them with `?n` for `$n`.
-pub(super) const GARBAGE: [&str; 6] = [
-    "DELETE FROM prepared_jobs WHERE task = $1 AND job_id IN (SELECT job_id FROM prepared_reports \
-     WHERE task = $1 AND round IN (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3))",
-    "DELETE FROM prepared_reports WHERE task = $1 AND round IN \
-     (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3)",
-    "DELETE FROM reports WHERE task = $1 AND round IN \
-     (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3)",
-    "DELETE FROM uploads WHERE task = $1 AND round IN \
-     (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3)",
-    "DELETE FROM jobs WHERE task = $1 AND round IN \
-     (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3)",
-    "DELETE FROM aggregated WHERE task = $1 AND round IN \
-     (SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3)",
-];
+pub(super) fn garbage(scope: GarbageScope) -> [String; 6] {
+    let rounds = garbage_rounds(scope);
+    [
+        format!(
+            "DELETE FROM prepared_jobs WHERE task = $1 AND job_id IN (SELECT job_id FROM \
+             prepared_reports WHERE task = $1 AND round IN ({rounds}))"
+        ),
+        format!("DELETE FROM prepared_reports WHERE task = $1 AND round IN ({rounds})"),
+        format!("DELETE FROM reports WHERE task = $1 AND round IN ({rounds})"),
+        format!("DELETE FROM uploads WHERE task = $1 AND round IN ({rounds})"),
+        format!("DELETE FROM jobs WHERE task = $1 AND round IN ({rounds})"),
+        format!("DELETE FROM aggregated WHERE task = $1 AND round IN ({rounds})"),
+    ]
+}
+
+/// The rounds [`garbage`] deletes from (the same parameters).
+pub(super) fn garbage_rounds(scope: GarbageScope) -> String {
+    let released = "SELECT round FROM rounds WHERE task = $1 AND round <= $2 AND status = $3";
+    match scope {
+        GarbageScope::Released => released.to_owned(),
+        GarbageScope::Collected => {
+            format!("{released} AND round IN (SELECT round FROM collect_responses WHERE task = $1)")
+        }
+    }
+}

@@ -22,8 +22,8 @@ use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
-    Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState,
-    RoundStatus, TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
+    Admission, CommitOutcome, GarbageScope, JobAdmission, JobRecord, PutOutcome, RoundRecord,
+    RoundState, RoundStatus, TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
     stored_digest_matches,
 };
 use encoding::{ids_to_blob, status_code};
@@ -565,16 +565,19 @@ impl TaskStore for SqliteTaskStore {
         self.sqlite_has_collect_response(round)
     }
 
-    fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
+    fn collect_garbage(&self, through_round: u32, scope: GarbageScope) -> Result<u64, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         // The payloads of the reports the shared statements delete (PostgreSQL keeps
         // them in `reports`), first, while `reports` still names them. Not counted: a
         // report is one row deleted, as on PostgreSQL.
+        let payloads = format!(
+            "DELETE FROM report_payloads WHERE task = $1 AND report_id IN \
+             (SELECT report_id FROM reports WHERE task = $1 AND round IN ({}))",
+            encoding::garbage_rounds(scope)
+        );
         tx.execute(
-            "DELETE FROM report_payloads WHERE task = ?1 AND report_id IN \
-             (SELECT report_id FROM reports WHERE task = ?1 AND round IN \
-              (SELECT round FROM rounds WHERE task = ?1 AND round <= ?2 AND status = ?3))",
+            &payloads.replace('$', "?"),
             params![
                 self.t(),
                 through_round,
@@ -582,7 +585,7 @@ impl TaskStore for SqliteTaskStore {
             ],
         )?;
         let mut deleted = 0u64;
-        for sql in encoding::GARBAGE {
+        for sql in encoding::garbage(scope) {
             deleted += tx.execute(
                 &sql.replace('$', "?"),
                 params![

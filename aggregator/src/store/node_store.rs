@@ -8,7 +8,8 @@ use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
-    CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState, TaskStore,
+    CommitOutcome, GarbageScope, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState,
+    TaskStore,
 };
 
 use super::postgres::{PgConnect, PgStore, PgStoreError, PgTaskStore};
@@ -274,7 +275,11 @@ impl TaskStore for NodeStore {
         either!(self, s => s.has_collect_response(round))
     }
 
-    fn collect_garbage(&self, through_round: u32) -> Result<u64, NodeStoreError> {
-        either!(self, s => s.collect_garbage(through_round))
+    fn collect_garbage(
+        &self,
+        through_round: u32,
+        scope: GarbageScope,
+    ) -> Result<u64, NodeStoreError> {
+        either!(self, s => s.collect_garbage(through_round, scope))
     }
 }

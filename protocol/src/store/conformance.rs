@@ -17,8 +17,8 @@
 use cairn_mpc::field::{Field64, FieldElement};
 
 use super::{
-    Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundStatus, TaskStore,
-    report_set_digest,
+    Admission, CommitOutcome, GarbageScope, JobAdmission, JobRecord, PutOutcome, RoundStatus,
+    TaskStore, report_set_digest,
 };
 use crate::auth::{ClientId, ClientKey};
 use crate::clock::Time;

@@ -4,8 +4,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use super::{
-    Admission, CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState,
-    RoundStatus, StoreError, TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
+    Admission, CommitOutcome, GarbageScope, JobAdmission, JobRecord, PutOutcome, RoundRecord,
+    RoundState, RoundStatus, StoreError, TaskStore, first_duplicate, report_bytes_digest,
+    report_set_digest,
 };
 use crate::auth::{ClientId, ClientKey, ClientRecord};
 use crate::clock::Time;
@@ -417,13 +418,16 @@ impl TaskStore for MemoryStore {
         Ok(self.lock().collect_responses.contains_key(&round))
     }
 
-    fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
+    fn collect_garbage(&self, through_round: u32, scope: GarbageScope) -> Result<u64, StoreError> {
         let mut s = self.lock();
         let old: BTreeSet<u32> = s
             .rounds
             .range(..=through_round)
             .filter(|(_, r)| r.status == RoundStatus::Released)
             .map(|(round, _)| *round)
+            .filter(|round| {
+                scope == GarbageScope::Released || s.collect_responses.contains_key(round)
+            })
             .collect();
         let mut deleted = 0u64;
         let mut count = |n: usize| deleted += n as u64;

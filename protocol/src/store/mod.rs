@@ -365,10 +365,21 @@ pub trait TaskStore: Send + Sync {
     /// ever: the rounds themselves (a released round stays released, so nothing can be
     /// uploaded to, prepared for or committed to it again), the ledger, the releases
     /// and collect answers (a repeated collect is answered as before), the digests of
-    /// every report id seen (a replayed id is still refused) and the clients. A leader
-    /// must not be given a round released but not yet collected (its helpers' request
-    /// needs the report set): [`retention::garbage_cutoff`] says how far to go.
-    fn collect_garbage(&self, through_round: u32) -> Result<u64, Self::Error>;
+    /// every report id seen (a replayed id is still refused) and the clients. With
+    /// [`GarbageScope::Collected`] (a leader's) only rounds whose collect answer is
+    /// stored go: a round released but not yet collected still needs its report set
+    /// for the helpers' request ([`retention`]). The choice is made in the same
+    /// transaction as the deletion, so a round released meanwhile is judged as it is.
+    fn collect_garbage(&self, through_round: u32, scope: GarbageScope) -> Result<u64, Self::Error>;
+}
+
+/// Which released rounds [`TaskStore::collect_garbage`] may delete the records of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GarbageScope {
+    /// Every released round (a helper's store: its release answers any repeat).
+    Released,
+    /// Released rounds whose collect answer is stored (a leader's store).
+    Collected,
 }
 
 /// The digest of a set of report ids: SHA-256 over the count and the ids in ascending

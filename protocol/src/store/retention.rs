@@ -1,4 +1,4 @@
-//! Retention: up to which round [`TaskStore::collect_garbage`] may delete.
+//! Retention: which released rounds [`TaskStore::collect_garbage`] may empty.
 //!
 //! Garbage collection deletes what only aggregation needed of released rounds: report
 //! payloads, jobs, and the ids of the aggregated reports. A round released by every
@@ -11,27 +11,30 @@
 //! released, nor any later one (a helper behind the leader's ledger is told to wait
 //! for it), with the leader's budget for it spent.
 //!
-//! So on a leader the cut-off stops before the oldest released round without a stored
-//! collect answer. A helper has no such wait: a round it has not released is not
-//! released in its store, and the store's deletion leaves it alone.
+//! So a leader collects garbage with [`GarbageScope::Collected`]: only rounds whose
+//! collect answer is stored lose their records, and the store decides that in the
+//! deleting transaction (a round released, or collected, after [`garbage_cutoff`] read
+//! the ledger is judged as it is then). A helper uses [`GarbageScope::Released`]: a
+//! round it has not released is not released in its store.
 
 use crate::config::Role;
-use crate::store::TaskStore;
+use crate::store::{GarbageScope, TaskStore};
 
-/// Where garbage collection may stop, and why not later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How far garbage collection may go, for one aggregator.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cutoff {
-    /// The newest round `collect_garbage` may be given (`None`: nothing to collect).
+    /// The newest round `collect_garbage` may be given (`None`: nothing to collect):
+    /// the newest `keep` released rounds are kept whole.
     pub through: Option<u32>,
-    /// The oldest round the leader released but whose collect answer is not stored,
-    /// which holds the cut-off before it (`None` on a helper, or when every release
-    /// was collected).
-    pub uncollected: Option<u32>,
+    /// Which released rounds up to `through` may go.
+    pub scope: GarbageScope,
+    /// On a leader, the released rounds up to `through` whose collect answer is not
+    /// stored (as the ledger and the answers stood when read): they are kept.
+    pub uncollected: Vec<u32>,
 }
 
 /// The cut-off that keeps the newest `keep` released rounds of `store` (an
-/// aggregator's, in `role`) and, on a leader, every round from the oldest release not
-/// yet collected on.
+/// aggregator's, in `role`), and the scope of the deletion.
 ///
 /// # Errors
 /// The store's, reading the ledger or the collect answers.
@@ -43,23 +46,30 @@ pub fn garbage_cutoff<S: TaskStore + ?Sized>(
     let mut released: Vec<u32> = store.ledger()?.iter().map(|e| e.round).collect();
     released.sort_unstable();
     released.dedup();
-    let mut through = released.last().and_then(|newest| newest.checked_sub(keep));
-    let mut uncollected = None;
-    if role == Role::Leader {
-        // Oldest first, up to the cut-off: the first release without an answer holds it.
+    // Counted in released rounds, not in round numbers (rounds need not be
+    // consecutive): the one just older than the newest `keep`.
+    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+    let through = released
+        .len()
+        .checked_sub(keep.saturating_add(1))
+        .map(|i| released[i]);
+    let (scope, mut uncollected) = match role {
+        Role::Leader => (GarbageScope::Collected, Vec::new()),
+        Role::Helper => (GarbageScope::Released, Vec::new()),
+    };
+    if scope == GarbageScope::Collected {
         for &round in released
             .iter()
             .take_while(|r| through.is_some_and(|t| **r <= t))
         {
             if !store.has_collect_response(round)? {
-                uncollected = Some(round);
-                through = round.checked_sub(1);
-                break;
+                uncollected.push(round);
             }
         }
     }
     Ok(Cutoff {
         through,
+        scope,
         uncollected,
     })
 }

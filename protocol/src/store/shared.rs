@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use super::{
-    CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState, TaskStore,
+    CommitOutcome, GarbageScope, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState,
+    TaskStore,
 };
 use crate::auth::{ClientId, ClientKey, ClientRecord};
 use crate::clock::Time;
@@ -133,7 +134,7 @@ impl<S: TaskStore> TaskStore for Arc<S> {
         (**self).has_collect_response(round)
     }
 
-    fn collect_garbage(&self, through_round: u32) -> Result<u64, S::Error> {
-        (**self).collect_garbage(through_round)
+    fn collect_garbage(&self, through_round: u32, scope: GarbageScope) -> Result<u64, S::Error> {
+        (**self).collect_garbage(through_round, scope)
     }
 }

@@ -17,8 +17,8 @@ use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
-    CommitOutcome, JobAdmission, JobRecord, MemoryStore, PutOutcome, RoundRecord, RoundState,
-    StoreError, TaskStore,
+    CommitOutcome, GarbageScope, JobAdmission, JobRecord, MemoryStore, PutOutcome, RoundRecord,
+    RoundState, StoreError, TaskStore,
 };
 
 /// Runs before every report read; an error fails the read with it.
@@ -211,7 +211,7 @@ impl TaskStore for HookedStore {
     fn has_collect_response(&self, round: u32) -> Result<bool, StoreError> {
         self.inner.has_collect_response(round)
     }
-    fn collect_garbage(&self, through_round: u32) -> Result<u64, StoreError> {
-        self.inner.collect_garbage(through_round)
+    fn collect_garbage(&self, through_round: u32, scope: GarbageScope) -> Result<u64, StoreError> {
+        self.inner.collect_garbage(through_round, scope)
     }
 }

@@ -8,8 +8,9 @@ use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
-    CommitOutcome, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState, RoundStatus,
-    TaskStore, first_duplicate, report_bytes_digest, report_set_digest, stored_digest_matches,
+    CommitOutcome, GarbageScope, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState,
+    RoundStatus, TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
+    stored_digest_matches,
 };
 use postgres::GenericClient;
 
@@ -585,12 +586,20 @@ impl TaskStore for PgTaskStore {
         })
     }
 
-    fn collect_garbage(&self, through_round: u32) -> Result<u64, PgStoreError> {
+    fn collect_garbage(
+        &self,
+        through_round: u32,
+        scope: GarbageScope,
+    ) -> Result<u64, PgStoreError> {
         let released = status_code(RoundStatus::Released);
+        let statements = encoding::garbage(scope);
         self.serializable(|tx| {
             let mut deleted = 0;
-            for sql in encoding::GARBAGE {
-                deleted += tx.execute(sql, &[&self.t(), &i64::from(through_round), &released])?;
+            for sql in &statements {
+                deleted += tx.execute(
+                    sql.as_str(),
+                    &[&self.t(), &i64::from(through_round), &released],
+                )?;
             }
             Ok(deleted)
         })

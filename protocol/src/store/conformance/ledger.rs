@@ -120,9 +120,15 @@ pub fn retention_deletes_only_what_released_rounds_no_longer_need<S: TaskStore>(
     let ledger = Ledger::new(task, 1.0).unwrap();
     let e = ledger.prepare_release(0, 0.25, 2, Time(2)).unwrap();
     s.commit_release(&e, b"released").unwrap();
+    // A leader's round released but not collected keeps everything: its helpers'
+    // request still needs the report set.
+    let digest = s.report_set_digest(0).unwrap();
+    assert_eq!(s.collect_garbage(0, GarbageScope::Collected).unwrap(), 0);
+    assert_eq!(s.report_set_digest(0).unwrap(), digest);
+    assert_eq!(s.report(rid(4)).unwrap().as_deref(), Some(&[4u8; 8][..]));
     s.put_collect_response(0, b"answer").unwrap();
 
-    assert!(s.collect_garbage(0).unwrap() > 0);
+    assert!(s.collect_garbage(0, GarbageScope::Collected).unwrap() > 0);
     // Gone: what only aggregation of round 0 needed.
     assert!(s.report(rid(1)).unwrap().is_none());
     assert!(s.report(rid(4)).unwrap().is_none());
@@ -158,5 +164,9 @@ pub fn retention_deletes_only_what_released_rounds_no_longer_need<S: TaskStore>(
         s.prepared_job_digest(JobId([6; 16])).unwrap(),
         Some([6; 32])
     );
-    assert_eq!(s.collect_garbage(5).unwrap(), 0, "nothing left to collect");
+    assert_eq!(
+        s.collect_garbage(5, GarbageScope::Released).unwrap(),
+        0,
+        "nothing left to collect"
+    );
 }
