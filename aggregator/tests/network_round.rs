@@ -315,6 +315,43 @@ async fn a_round_whose_sample_was_too_large_stays_skipped() {
     ));
 }
 
+/// Record level: a report kept from an earlier attempt at the round wins over a new
+/// sample that is too large: the kept report is sent, and the round is not skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_report_is_sent_even_when_the_new_sample_is_too_large() {
+    let (dir, d, task) = small_deployment_with(18, Some((1.0, 2)));
+    let state = dir.path().join("state");
+    let build = || client_giving_up_at_once(&d, &task, &state);
+    let two_records = [0.5, 0.0, 0.0, 0.0, 0.25, 0.0, 0.0, 0.0];
+    assert!(matches!(
+        build()
+            .await
+            .sample_and_submit_records(0, &two_records)
+            .await,
+        Err(SdkError::Transport(_))
+    ));
+    let nodes = start_nodes(&d).await;
+    let three_records = [0.0, 0.125, 0.0, 0.0].repeat(3);
+    let (_, sampled) = build()
+        .await
+        .sample_and_submit_records(0, &three_records)
+        .await
+        .expect("the kept report is sent");
+    assert_eq!(sampled, None);
+    // The client's files: state/<task id>/<client id>/.
+    let credential = cairn_client::sdk::read_credential(&d.credentials[0]).unwrap();
+    let client_dir = state
+        .join(task.id().to_hex())
+        .join(credential.client_id().to_hex());
+    assert!(client_dir.join("round-0.acked").exists());
+    assert!(!client_dir.join("round-0.skipped").exists());
+    let released = collect_round_0(&collector_of(&d, &task).await).await;
+    assert_eq!(released.sum, vec![0.75, 0.0, 0.0, 0.0]);
+    for n in nodes {
+        n.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
 /// Record level: a non-finite value anywhere in the records is refused, whether or not
 /// the sample drew its record: an error that depends on the sample would reveal it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

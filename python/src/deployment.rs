@@ -53,6 +53,10 @@ pub struct LocalDeployment {
     nodes: Mutex<Vec<RunningNode>>,
     /// Set by `close`: the files may be gone, every method refuses.
     closed: std::sync::atomic::AtomicBool,
+    /// The process that made it: a process forked from it holds copies of the nodes'
+    /// handles and of the temporary folder's guard, which are not its own to stop or
+    /// remove.
+    owner: u32,
 }
 
 #[pymethods]
@@ -180,6 +184,7 @@ impl LocalDeployment {
                 temporary: Mutex::new(temporary),
                 nodes: Mutex::new(Vec::new()),
                 closed: std::sync::atomic::AtomicBool::new(false),
+                owner: std::process::id(),
             })
         })
     }
@@ -205,6 +210,9 @@ impl LocalDeployment {
     /// Stops the nodes (requests in flight finish first) and, for a temporary
     /// deployment, removes its folder. ``__exit__`` does this.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if self.let_go_if_forked() {
+            return Ok(());
+        }
         detached(py, || {
             // One lock across stopping and removing: a second `close` (another thread)
             // waits, then finds nothing left to do.
@@ -312,6 +320,24 @@ impl LocalDeployment {
         Ok(())
     }
 
+    /// In a process forked from the owner: gives up the copied node handles and folder
+    /// guard without stopping or removing anything (they are the parent's, and its
+    /// nodes and files are still in use) and closes this copy. Says whether it did.
+    fn let_go_if_forked(&self) -> bool {
+        if std::process::id() == self.owner {
+            return false;
+        }
+        self.closed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let temporary = self
+            .temporary
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        let nodes = std::mem::take(&mut *self.nodes.lock().unwrap_or_else(|e| e.into_inner()));
+        std::mem::forget((temporary, nodes));
+        true
+    }
+
     fn stop_nodes(&self) -> PyResult<()> {
         let nodes: Vec<RunningNode> =
             std::mem::take(&mut *self.nodes.lock().unwrap_or_else(|e| e.into_inner()));
@@ -332,6 +358,9 @@ impl Drop for LocalDeployment {
     /// Nodes still running when the object is collected are stopped (``close`` was not
     /// called); the temporary folder goes with its `TempDir`.
     fn drop(&mut self) {
+        if self.let_go_if_forked() {
+            return;
+        }
         // Collected with the GIL held: release it while the nodes finish (up to the
         // grace period each), so other Python threads go on.
         let this = &*self;

@@ -326,3 +326,40 @@ def test_integers_out_of_range_are_value_errors(exact_deployment, tmp_path):
     # Not an integer at all stays a TypeError.
     with pytest.raises(TypeError):
         client.submit("0", update)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX-only")
+def test_a_forked_child_leaves_the_parents_deployment_alone():
+    # The child's copy of a LocalDeployment (temporary folder, running nodes) is the
+    # parent's: closing or dropping it in the child must remove and stop nothing.
+    def in_child(work):
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                work()
+            except BaseException:
+                code = 4
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+    with cairn.LocalDeployment(dim=4, clients=2, min_clients=1, noise="none") as d:
+        in_child(d.close)
+        assert d.directory.exists(), "the child removed the parent's folder"
+        d.client(0).submit(0, np.zeros(4, dtype=np.float32))
+        assert d.collector().collect(0).count == 1, "the child stopped the parent's nodes"
+
+    spare = cairn.LocalDeployment(dim=4, clients=1)
+    folder = spare.directory
+
+    def drop_it():
+        nonlocal spare
+        del spare
+        import gc
+        gc.collect()
+
+    in_child(drop_it)
+    assert folder.exists(), "the child's drop removed the parent's folder"
+    spare.close()
+    assert not folder.exists()

@@ -95,8 +95,9 @@ pub struct Client {
     /// The client's subfolder of the state folder: its files of a round are read and
     /// written only under that round's lock (`submit_input`).
     state_dir: Option<PathBuf>,
-    /// Without a state folder, the rounds whose sample was too large (round → records
-    /// sampled); with one, the folder's `round-N.skipped` files say it.
+    /// The rounds this `Client` saw skipped, their sample too large (round → records
+    /// sampled); with a state folder, its `round-N.skipped` files say it to every
+    /// `Client` of the folder as well.
     skipped: Mutex<std::collections::BTreeMap<u32, usize>>,
 }
 
@@ -321,23 +322,27 @@ impl Client {
             }
             _ => None,
         };
+        // A round this `Client` saw skipped (with a folder, the folder's record below
+        // says so as well, to every `Client` of it).
+        if let Some(&sampled) = self
+            .skipped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&round)
+        {
+            return Err(SdkError::RoundSkipped {
+                round,
+                sampled,
+                max,
+            });
+        }
         let (Some(dir), Some(locks)) = (&self.state_dir, locks) else {
-            if matches!(input, Input::Records(_)) {
-                let mut skipped = self.skipped.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some(&sampled) = skipped.get(&round) {
-                    return Err(SdkError::RoundSkipped {
-                        round,
-                        sampled,
-                        max,
-                    });
-                }
-                if let Some(sampled) = too_many {
-                    skipped.insert(round, sampled);
-                    return Err(SdkError::Prepare(ClientError::TooManyRecords {
-                        sampled,
-                        max,
-                    }));
-                }
+            if let Some(sampled) = too_many {
+                self.remember_skipped(round, sampled);
+                return Err(SdkError::Prepare(ClientError::TooManyRecords {
+                    sampled,
+                    max,
+                }));
             }
             let (id, frame) = self.prepare(round, input).await?;
             return Ok((id, frame, Sent::New));
@@ -354,7 +359,10 @@ impl Client {
         }
         if let Some(sampled) = too_many {
             // Recorded before the refusal is returned, under the round's locks: a retry
-            // of the round finds it and draws no second sample.
+            // of the round finds it and draws no second sample. Remembered by this
+            // `Client` first, so that a record that cannot be written (a full disk)
+            // still leaves the round refused here.
+            self.remember_skipped(round, sampled);
             let (skipped, locks) = (
                 dir.join(format!("round-{round}.skipped")),
                 Arc::clone(locks),
@@ -380,6 +388,14 @@ impl Client {
         })
         .await??;
         Ok((report_id, frame, Sent::New))
+    }
+
+    /// Remembers that `round` was skipped for a sample of `sampled` records.
+    fn remember_skipped(&self, round: u32, sampled: usize) {
+        self.skipped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(round, sampled);
     }
 
     /// Prepares and encodes a report on a blocking thread, once one of the process's

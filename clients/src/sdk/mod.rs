@@ -28,7 +28,10 @@
 //! local to one machine or do nothing, such as NFS mounted with `local_lock=flock` or
 //! `nolock`, the guarantee covers one machine's processes, or none.) A
 //! pending report of another task, round or client is refused
-//! ([`SdkError::ForeignPendingUpload`]), not sent.
+//! ([`SdkError::ForeignPendingUpload`]), not sent. The folder's files of round N:
+//! `round-N.pending` (the report, until acknowledged), `round-N.acked` (its id, after),
+//! and, at record level, `round-N.skipped` (the round's sample was larger than the
+//! task allows: the round stays skipped, [`SdkError::RoundSkipped`]).
 //!
 //! **Preparing a report runs off the async runtime**, on its blocking threads, at most
 //! one per core over the whole process: proving takes milliseconds to seconds of CPU
