@@ -191,9 +191,18 @@ async fn handle_stream<H, Fut>(
                 }
                 return;
             }
-            None => match server.memory.clone().acquire_many_owned(kib).await {
-                Ok(memory) => memory,
-                Err(_) => return,
+            // No busy answer (a helper's server): wait on, up to the request's deadline.
+            // Past it the request could not be read in time anyway, and waiting longer
+            // would keep its request slot while another request holds the memory.
+            None => match tokio::time::timeout_at(
+                deadline,
+                server.memory.clone().acquire_many_owned(kib),
+            )
+            .await
+            {
+                Ok(Ok(memory)) => memory,
+                Ok(Err(_)) => return,
+                Err(_) => return refuse(&mut send, &mut recv, &timed_out()),
             },
         },
     };

@@ -515,6 +515,16 @@ fn start_gated(
     id: &Identity,
     options: TransportOptions,
 ) -> (SocketAddr, Arc<tokio::sync::Semaphore>, Arc<AtomicUsize>) {
+    start_gated_answering(id, options, Some(b"busy"))
+}
+
+/// [`start_gated`], answering `busy` (if given) when the request memory is full, or
+/// else letting requests wait for it (as a helper does).
+fn start_gated_answering(
+    id: &Identity,
+    options: TransportOptions,
+    busy: Option<&[u8]>,
+) -> (SocketAddr, Arc<tokio::sync::Semaphore>, Arc<AtomicUsize>) {
     let mut endpoint = ServerEndpoint::bind(
         LOOPBACK.parse().unwrap(),
         id,
@@ -522,7 +532,9 @@ fn start_gated(
         options,
     )
     .unwrap();
-    endpoint.answer_busy_with(b"busy".to_vec());
+    if let Some(busy) = busy {
+        endpoint.answer_busy_with(busy.to_vec());
+    }
     let addr = endpoint.local_addr().unwrap();
     let release = Arc::new(tokio::sync::Semaphore::new(0));
     let entered = Arc::new(AtomicUsize::new(0));
@@ -574,6 +586,52 @@ async fn requests_beyond_the_request_memory_are_answered_busy_unread() {
     assert_eq!(first.await.unwrap().unwrap(), [1; 4]);
     assert_eq!(second.await.unwrap().unwrap(), [2; 4]);
     assert_eq!(request(4).await.unwrap().unwrap(), [4; 4]);
+}
+
+/// A server without busy answers (a helper's): a request waiting for request memory
+/// still ends at its deadline. Held past it, it would keep one of the server's request
+/// slots for as long as another request holds the memory, and fail anyway once read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_waiting_for_memory_without_busy_answers_ends_at_its_deadline() {
+    let id = identity(33);
+    // Room for one 4000-byte request (counted 3 times: 12 KiB); a 1 s deadline.
+    let server_options = TransportOptions {
+        request_memory: 12 * 1024,
+        request_timeout: Duration::from_secs(1),
+        ..fast_options()
+    };
+    let (addr, release, entered) = start_gated_answering(&id, server_options, None);
+    // The client waits far longer than the server's deadline.
+    let patient = TransportOptions {
+        request_timeout: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(30),
+        ..fast_options()
+    };
+    let conn = client(None, patient)
+        .connect(addr, id.fingerprint())
+        .await
+        .unwrap();
+    let first = {
+        let conn = conn.clone();
+        tokio::spawn(async move { conn.request(&[1; 4000]).await })
+    };
+    while entered.load(Ordering::SeqCst) < 1 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The first holds the memory (its handler waits); the second waits for memory.
+    let started = std::time::Instant::now();
+    let second = tokio::time::timeout(Duration::from_secs(8), conn.request(&[2; 4000]))
+        .await
+        .expect("the waiting request was held past its deadline");
+    assert!(second.is_err(), "{second:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(entered.load(Ordering::SeqCst), 1);
+    release.add_permits(1);
+    assert_eq!(first.await.unwrap().unwrap(), [1; 4]);
 }
 
 /// The size of the large requests below: more than two stream windows.
