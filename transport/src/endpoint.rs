@@ -206,6 +206,15 @@ impl core::fmt::Display for PeerIdentity {
     }
 }
 
+/// Request slots a server that admits both anonymous and pinned peers
+/// ([`ClientAuth::Optional`], a leader) keeps for the pinned ones: anonymous peers
+/// (clients) hold at most `max_concurrent_requests` minus these (at least one).
+pub const PINNED_RESERVED_REQUESTS: usize = 8;
+
+/// Request memory (KiB) such a server keeps for pinned peers, when the budget leaves
+/// anonymous peers at least one largest frame besides.
+pub const PINNED_RESERVED_MEMORY_KIB: usize = 1024;
+
 /// A listening QUIC endpoint presenting a certificate. Cheap to clone (clones share the
 /// socket and the request limit).
 #[derive(Debug, Clone)]
@@ -213,9 +222,17 @@ pub struct ServerEndpoint {
     pub(crate) endpoint: quinn::Endpoint,
     pub(crate) options: TransportOptions,
     pub(crate) requests: Arc<Semaphore>,
+    /// The share of `requests` anonymous peers may hold together: all but
+    /// [`PINNED_RESERVED_REQUESTS`], kept for peers with a pinned certificate (the
+    /// collector, the leader), so a crowd of slow anonymous requests cannot lock them
+    /// out.
+    pub(crate) anonymous_requests: Arc<Semaphore>,
     pub(crate) in_flight: Arc<InFlight>,
     /// `request_memory`, in KiB permits.
     pub(crate) memory: Arc<Semaphore>,
+    /// The share of `memory` anonymous peers may hold together: all but
+    /// [`PINNED_RESERVED_MEMORY_KIB`] (never less than one largest frame).
+    pub(crate) anonymous_memory: Arc<Semaphore>,
     /// The frame sent to a request that finds no room in `request_memory`.
     pub(crate) busy: Option<Arc<[u8]>>,
     /// Requests answered with `busy` so far.
@@ -300,12 +317,31 @@ impl ServerEndpoint {
             )
             .div_ceil(1024)
             .min(Semaphore::MAX_PERMITS);
+        let frame_kib = options
+            .max_frame_len
+            .saturating_mul(crate::REQUEST_COPIES as usize)
+            .div_ceil(1024);
+        // A reserve only where both kinds of peer connect (a leader: clients and the
+        // collector); with one kind, that kind has everything.
+        let (reserved_kib, reserved_requests) = match client_auth {
+            ClientAuth::Optional(_) => (PINNED_RESERVED_MEMORY_KIB, PINNED_RESERVED_REQUESTS),
+            ClientAuth::Anonymous | ClientAuth::Required(_) => (0, 0),
+        };
+        let anonymous_memory_kib = memory_kib
+            .saturating_sub(reserved_kib)
+            .max(frame_kib.min(memory_kib));
+        let anonymous_requests = options
+            .max_concurrent_requests
+            .saturating_sub(reserved_requests)
+            .max(1);
         Ok(Self {
             endpoint,
             options,
             requests,
+            anonymous_requests: Arc::new(Semaphore::new(anonymous_requests)),
             in_flight: Arc::new(InFlight::default()),
             memory: Arc::new(Semaphore::new(memory_kib)),
+            anonymous_memory: Arc::new(Semaphore::new(anonymous_memory_kib)),
             busy: None,
             busy_answers: Arc::new(AtomicU64::new(0)),
             udp_receive_buffer,

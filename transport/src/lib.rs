@@ -81,7 +81,10 @@ pub mod tls;
 mod udp;
 
 pub use cert::{Fingerprint, Identity, PrivateKey, fingerprint};
-pub use endpoint::{ClientEndpoint, Connection, PeerIdentity, ServerEndpoint, TransportOptions};
+pub use endpoint::{
+    ClientEndpoint, Connection, PINNED_RESERVED_MEMORY_KIB, PINNED_RESERVED_REQUESTS, PeerIdentity,
+    ServerEndpoint, TransportOptions,
+};
 pub use error::{TimeoutKind, TransportError};
 pub use frame::{read_frame, write_frame};
 /// How many times a request's frame length a server counts against its

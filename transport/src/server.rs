@@ -108,9 +108,24 @@ async fn handle_connection<H, Fut>(
             }
         };
         // Wait for a permit before taking more streams of this connection: further
-        // streams queue in QUIC flow control, bounded by `max_concurrent_streams`.
-        let Ok(permit) = server.requests.clone().acquire_owned().await else {
+        // streams queue in QUIC flow control, bounded by `max_concurrent_streams`. An
+        // anonymous peer takes one of the anonymous share first, so the slots kept for
+        // pinned peers stay free for them.
+        let anonymous = match peer {
+            PeerIdentity::Anonymous => {
+                match server.anonymous_requests.clone().acquire_owned().await {
+                    Ok(permit) => Some(permit),
+                    Err(_) => return, // never closed
+                }
+            }
+            PeerIdentity::Certificate(_) => None,
+        };
+        let Ok(total) = server.requests.clone().acquire_owned().await else {
             return; // the semaphore is never closed; nothing to serve if it were
+        };
+        let permit = Held {
+            _anonymous: anonymous,
+            _whole: total,
         };
         tokio::spawn(handle_stream(
             send,
@@ -131,7 +146,7 @@ async fn handle_stream<H, Fut>(
     remote: SocketAddr,
     server: ServerEndpoint,
     handler: Arc<H>,
-    permit: OwnedSemaphorePermit,
+    permit: Held,
 ) where
     H: Fn(PeerIdentity, Vec<u8>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Vec<u8>> + Send + 'static,
@@ -166,12 +181,7 @@ async fn handle_stream<H, Fut>(
     // The wait ends at the request's deadline at the latest: a request that could not
     // be read in time anyway is answered busy, not reset.
     let wait_until = crate::frame::deadline_after(options.busy_after).min(deadline);
-    let memory = match tokio::time::timeout_at(
-        wait_until,
-        server.memory.clone().acquire_many_owned(kib),
-    )
-    .await
-    {
+    let memory = match tokio::time::timeout_at(wait_until, take_memory(&server, &peer, kib)).await {
         Ok(Ok(memory)) => memory,
         Ok(Err(_)) => return, // the semaphore is never closed
         Err(_) => match &server.busy {
@@ -194,11 +204,7 @@ async fn handle_stream<H, Fut>(
             // No busy answer (a helper's server): wait on, up to the request's deadline.
             // Past it the request could not be read in time anyway, and waiting longer
             // would keep its request slot while another request holds the memory.
-            None => match tokio::time::timeout_at(
-                deadline,
-                server.memory.clone().acquire_many_owned(kib),
-            )
-            .await
+            None => match tokio::time::timeout_at(deadline, take_memory(&server, &peer, kib)).await
             {
                 Ok(Ok(memory)) => memory,
                 Ok(Err(_)) => return,
@@ -232,4 +238,35 @@ async fn handle_stream<H, Fut>(
     // does not cut it off; the outcome itself needs no handling.
     let _ = tokio::time::timeout(options.request_timeout, send.stopped()).await;
     drop(in_flight);
+}
+
+/// Permits a request holds: of the anonymous share (anonymous peers only) and of the
+/// whole. Released together when dropped.
+struct Held {
+    _anonymous: Option<OwnedSemaphorePermit>,
+    _whole: OwnedSemaphorePermit,
+}
+
+/// `kib` of request memory: for an anonymous peer, of the anonymous share first, then
+/// of the whole (so the memory kept for pinned peers stays free for them).
+async fn take_memory(
+    server: &ServerEndpoint,
+    peer: &PeerIdentity,
+    kib: u32,
+) -> Result<Held, tokio::sync::AcquireError> {
+    let anonymous = match peer {
+        PeerIdentity::Anonymous => Some(
+            server
+                .anonymous_memory
+                .clone()
+                .acquire_many_owned(kib)
+                .await?,
+        ),
+        PeerIdentity::Certificate(_) => None,
+    };
+    let total = server.memory.clone().acquire_many_owned(kib).await?;
+    Ok(Held {
+        _anonymous: anonymous,
+        _whole: total,
+    })
 }

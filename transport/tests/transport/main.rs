@@ -12,8 +12,8 @@ use std::task::Poll;
 use std::time::Duration;
 
 use cairn_transport::{
-    ClientAuth, ClientEndpoint, Identity, Peer, PeerIdentity, PinSet, RetryPolicy,
-    STREAM_BAD_REQUEST, ServerEndpoint, TimeoutKind, TransportError, TransportOptions,
+    ClientAuth, ClientEndpoint, Identity, PINNED_RESERVED_REQUESTS, Peer, PeerIdentity, PinSet,
+    RetryPolicy, STREAM_BAD_REQUEST, ServerEndpoint, TimeoutKind, TransportError, TransportOptions,
     retry_with_backoff, tls,
 };
 use rand_chacha::ChaCha20Rng;
@@ -525,13 +525,17 @@ fn start_gated_answering(
     options: TransportOptions,
     busy: Option<&[u8]>,
 ) -> (SocketAddr, Arc<tokio::sync::Semaphore>, Arc<AtomicUsize>) {
-    let mut endpoint = ServerEndpoint::bind(
-        LOOPBACK.parse().unwrap(),
-        id,
-        &ClientAuth::Anonymous,
-        options,
-    )
-    .unwrap();
+    start_gated_with(id, &ClientAuth::Anonymous, options, busy)
+}
+
+/// [`start_gated_answering`], authenticating clients as `auth` says.
+fn start_gated_with(
+    id: &Identity,
+    auth: &ClientAuth,
+    options: TransportOptions,
+    busy: Option<&[u8]>,
+) -> (SocketAddr, Arc<tokio::sync::Semaphore>, Arc<AtomicUsize>) {
+    let mut endpoint = ServerEndpoint::bind(LOOPBACK.parse().unwrap(), id, auth, options).unwrap();
     if let Some(busy) = busy {
         endpoint.answer_busy_with(busy.to_vec());
     }
@@ -632,6 +636,64 @@ async fn a_request_waiting_for_memory_without_busy_answers_ends_at_its_deadline(
     assert_eq!(entered.load(Ordering::SeqCst), 1);
     release.add_permits(1);
     assert_eq!(first.await.unwrap().unwrap(), [1; 4]);
+}
+
+/// Anonymous peers (anyone can be one) holding every request they can, slowly: a
+/// peer with a pinned certificate (the collector at the leader) is still served, from
+/// the slots kept for pinned peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_requests_cannot_take_the_slots_kept_for_pinned_peers() {
+    let leader = identity(34);
+    let collector = identity(35);
+    let pins: PinSet = [*collector.fingerprint()].into_iter().collect();
+    let options = TransportOptions {
+        max_concurrent_requests: PINNED_RESERVED_REQUESTS + 2,
+        request_timeout: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(30),
+        ..fast_options()
+    };
+    let (addr, release, entered) = start_gated_with(
+        &leader,
+        &ClientAuth::Optional(pins),
+        options.clone(),
+        Some(b"busy"),
+    );
+    // Twice as many anonymous requests as there are slots, each held by the handler.
+    let anonymous = client(None, options.clone())
+        .connect(addr, leader.fingerprint())
+        .await
+        .unwrap();
+    let crowd: Vec<_> = (0..2 * (PINNED_RESERVED_REQUESTS + 2))
+        .map(|i| {
+            let conn = anonymous.clone();
+            tokio::spawn(async move { conn.request(&[i as u8; 8]).await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held = entered.load(Ordering::SeqCst);
+    assert_eq!(held, 2, "anonymous peers hold all but the reserved slots");
+    // The collector's request is handled at once.
+    let pinned = client(Some(&collector), options)
+        .connect(addr, leader.fingerprint())
+        .await
+        .unwrap();
+    let answer = {
+        let pinned = pinned.clone();
+        tokio::spawn(async move { pinned.request(&[0xC0; 8]).await })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while entered.load(Ordering::SeqCst) == held {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pinned peer waits behind the crowd"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    release.add_permits(crowd.len() + 1);
+    assert_eq!(answer.await.unwrap().unwrap(), [0xC0; 4]);
+    for r in crowd {
+        r.await.unwrap().unwrap();
+    }
 }
 
 /// The size of the large requests below: more than two stream windows.
