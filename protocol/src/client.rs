@@ -160,16 +160,7 @@ impl Client {
             ));
         }
         let d = self.task.dimension();
-        if !records.len().is_multiple_of(d) {
-            return Err(ClientError::WrongDimension {
-                expected: d,
-                got: records.len(),
-            });
-        }
-        if let Some(i) = records.iter().position(|v| !v.is_finite()) {
-            return Err(ClientError::NonFinite(i));
-        }
-        let n = records.len() / d;
+        let n = self.count_records(records)?;
         let max = self.task.max_records_per_report();
         if n > max as usize {
             return Err(ClientError::TooManyRecords { sampled: n, max });
@@ -188,6 +179,23 @@ impl Client {
         let mut x = Zeroizing::new(self.fixed.encode_f64(&sum, rng)?);
         self.add_client_noise(&mut x, rng);
         self.prepare_upload_quantised(round, &x, rng)
+    }
+
+    /// How many records `records` holds (rows of `d` values), after the checks that
+    /// depend on the records alone: a length that is a multiple of `d`, every value
+    /// finite.
+    pub fn count_records(&self, records: &[f32]) -> Result<usize, ClientError> {
+        let d = self.task.dimension();
+        if !records.len().is_multiple_of(d) {
+            return Err(ClientError::WrongDimension {
+                expected: d,
+                got: records.len(),
+            });
+        }
+        if let Some(i) = records.iter().position(|v| !v.is_finite()) {
+            return Err(ClientError::NonFinite(i));
+        }
+        Ok(records.len() / d)
     }
 
     /// Adds this client's share of the noise, `N_Z(0, σ_c²)` per coordinate, when the

@@ -19,7 +19,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::endpoint::{PeerIdentity, ServerEndpoint};
 use crate::error::TransportError;
@@ -111,21 +111,9 @@ async fn handle_connection<H, Fut>(
         // streams queue in QUIC flow control, bounded by `max_concurrent_streams`. An
         // anonymous peer takes one of the anonymous share first, so the slots kept for
         // pinned peers stay free for them.
-        let anonymous = match peer {
-            PeerIdentity::Anonymous => {
-                match server.anonymous_requests.clone().acquire_owned().await {
-                    Ok(permit) => Some(permit),
-                    Err(_) => return, // never closed
-                }
-            }
-            PeerIdentity::Certificate(_) => None,
-        };
-        let Ok(total) = server.requests.clone().acquire_owned().await else {
-            return; // the semaphore is never closed; nothing to serve if it were
-        };
-        let permit = Held {
-            _anonymous: anonymous,
-            _whole: total,
+        let Ok(permit) = take_share(&server.anonymous_requests, &server.requests, &peer, 1).await
+        else {
+            return; // the semaphores are never closed; nothing to serve if they were
         };
         tokio::spawn(handle_stream(
             send,
@@ -181,7 +169,12 @@ async fn handle_stream<H, Fut>(
     // The wait ends at the request's deadline at the latest: a request that could not
     // be read in time anyway is answered busy, not reset.
     let wait_until = crate::frame::deadline_after(options.busy_after).min(deadline);
-    let memory = match tokio::time::timeout_at(wait_until, take_memory(&server, &peer, kib)).await {
+    let memory = match tokio::time::timeout_at(
+        wait_until,
+        take_share(&server.anonymous_memory, &server.memory, &peer, kib),
+    )
+    .await
+    {
         Ok(Ok(memory)) => memory,
         Ok(Err(_)) => return, // the semaphore is never closed
         Err(_) => match &server.busy {
@@ -204,7 +197,11 @@ async fn handle_stream<H, Fut>(
             // No busy answer (a helper's server): wait on, up to the request's deadline.
             // Past it the request could not be read in time anyway, and waiting longer
             // would keep its request slot while another request holds the memory.
-            None => match tokio::time::timeout_at(deadline, take_memory(&server, &peer, kib)).await
+            None => match tokio::time::timeout_at(
+                deadline,
+                take_share(&server.anonymous_memory, &server.memory, &peer, kib),
+            )
+            .await
             {
                 Ok(Ok(memory)) => memory,
                 Ok(Err(_)) => return,
@@ -247,24 +244,20 @@ struct Held {
     _whole: OwnedSemaphorePermit,
 }
 
-/// `kib` of request memory: for an anonymous peer, of the anonymous share first, then
-/// of the whole (so the memory kept for pinned peers stays free for them).
-async fn take_memory(
-    server: &ServerEndpoint,
+/// `n` permits of a limit (request slots or request memory): for an anonymous peer, of
+/// the anonymous share first, then of the whole, so the part kept for pinned peers
+/// stays free for them.
+async fn take_share(
+    anonymous_share: &Arc<Semaphore>,
+    whole: &Arc<Semaphore>,
     peer: &PeerIdentity,
-    kib: u32,
+    n: u32,
 ) -> Result<Held, tokio::sync::AcquireError> {
     let anonymous = match peer {
-        PeerIdentity::Anonymous => Some(
-            server
-                .anonymous_memory
-                .clone()
-                .acquire_many_owned(kib)
-                .await?,
-        ),
+        PeerIdentity::Anonymous => Some(anonymous_share.clone().acquire_many_owned(n).await?),
         PeerIdentity::Certificate(_) => None,
     };
-    let total = server.memory.clone().acquire_many_owned(kib).await?;
+    let total = whole.clone().acquire_many_owned(n).await?;
     Ok(Held {
         _anonymous: anonymous,
         _whole: total,

@@ -304,21 +304,11 @@ impl Client {
         locks: Option<&Arc<RoundLocks>>,
     ) -> Result<(ReportId, SecretVec<u8>, Sent), SdkError> {
         let max = self.task().max_records_per_report();
-        let d = self.task().dimension().max(1);
         let too_many = match &input {
-            // (A task of another unit refuses the records when they are prepared.)
+            // (A task of another unit refuses the records when they are prepared.) The
+            // records' own faults first: they do not depend on the sample.
             Input::Records(rows) if self.task().unit() == PrivacyUnit::Record => {
-                // The records' own faults first: they do not depend on the sample.
-                if !rows.len().is_multiple_of(d) {
-                    return Err(SdkError::Prepare(ClientError::WrongDimension {
-                        expected: d,
-                        got: rows.len(),
-                    }));
-                }
-                if let Some(i) = rows.iter().position(|v| !v.is_finite()) {
-                    return Err(SdkError::Prepare(ClientError::NonFinite(i)));
-                }
-                Some(rows.len() / d).filter(|n| *n > max as usize)
+                Some(self.preparer.protocol.count_records(rows)?).filter(|n| *n > max as usize)
             }
             _ => None,
         };

@@ -53,10 +53,11 @@ pub fn garbage_cutoff<S: TaskStore + ?Sized>(
         .len()
         .checked_sub(keep.saturating_add(1))
         .map(|i| released[i]);
-    let (scope, mut uncollected) = match role {
-        Role::Leader => (GarbageScope::Collected, Vec::new()),
-        Role::Helper => (GarbageScope::Released, Vec::new()),
+    let scope = match role {
+        Role::Leader => GarbageScope::Collected,
+        Role::Helper => GarbageScope::Released,
     };
+    let mut uncollected = Vec::new();
     if scope == GarbageScope::Collected {
         for &round in released
             .iter()
