@@ -17,7 +17,9 @@ use cairn_transport::{ClientEndpoint, Identity, RetryPolicy, TransportError};
 use common::{NodeProcess, credential, credential_path, init};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use reliability_support::{client, collector, collector_with, patient, quick_transport, task};
+use reliability_support::{
+    client, collector, collector_identity, collector_with, patient, quick_transport, task,
+};
 
 const FLAGS: &[&str] = &["--dim", "8", "--noise", "none", "--min-clients", "1"];
 
@@ -255,6 +257,18 @@ async fn a_helper_refuses_a_peer_whose_certificate_is_not_pinned() {
     let answer = send_raw(&deploy, 1, Some(&leader), &frame).await;
     println!("helper, the pinned leader's certificate: {answer:?}");
     assert!(answer.is_ok(), "the pinned leader is served: {answer:?}");
+
+    // The collector talks to the leader only: the helper does not even complete a
+    // handshake with its certificate, so a stolen collector key reaches no helper.
+    let outcome = send_raw(&deploy, 1, Some(&collector_identity(&deploy)), &frame).await;
+    println!("helper, the collector's certificate: {outcome:?}");
+    assert!(
+        matches!(
+            outcome,
+            Err(TransportError::Tls(_) | TransportError::Closed(_))
+        ),
+        "the helper accepted the collector's certificate: {outcome:?}"
+    );
 
     // A fresh identity, and no identity: refused at the TLS layer or with Unauthorized.
     let stranger = Identity::generate(&mut ChaCha20Rng::seed_from_u64(3), &["localhost"]).unwrap();
