@@ -18,6 +18,7 @@
 //! collector_cert_sha256 = "…"     # pinned TLS certificate of the collector
 //! upload_memory_mib = 128         # leader: memory for uploads at once; beyond, `Busy`
 //! upload_wait_ms = 2000           # leader: how long an upload waits for that memory
+//! client_streams = 1              # leader: requests at once on one client connection
 //! threads = 2                     # threads verifying jobs (default: every core)
 //! ```
 //!
@@ -127,6 +128,8 @@ struct RawNodeConfig {
     #[serde(default)]
     upload_wait_ms: Option<u32>,
     #[serde(default)]
+    client_streams: Option<u32>,
+    #[serde(default)]
     threads: Option<usize>,
 }
 
@@ -156,6 +159,10 @@ pub const DEFAULT_UPLOAD_WAIT_MS: u32 = 2_000;
 
 /// The longest `upload_wait_ms` (a client's request times out after 30 s).
 pub const MAX_UPLOAD_WAIT_MS: u32 = 20_000;
+
+/// The most `client_streams` may allow: a connection's streams
+/// (`cairn_transport::TransportOptions::max_concurrent_streams`).
+pub const MAX_CLIENT_STREAMS: u32 = 16;
 
 /// How long a leader replica holds a job's lease unless `job_lease_secs` says otherwise.
 pub const DEFAULT_JOB_LEASE_SECS: u64 = 30;
@@ -217,6 +224,13 @@ pub struct NodeConfig {
     /// Leader: how long an upload waits for room in `upload_memory_mib` before it is
     /// answered `Busy` (0: at once). Default 2,000 ms, at most 20,000.
     pub upload_wait_ms: u32,
+    /// Leader: requests a client connection (one without a pinned certificate) may
+    /// have open at once. Anyone can open such connections, and each open request may
+    /// hold a stream window (256 KiB) of bytes not yet read, so this bounds that memory
+    /// at 1,024 connections × `client_streams` × 256 KiB. A client sends one request
+    /// at a time; a process sending for many clients over one connection (a gateway,
+    /// a load test) may want more. Default 1, at most 16.
+    pub client_streams: u32,
     /// Threads each job's reports are verified and aggregated on
     /// (`cairn_protocol::parallel`). Default: the machine's cores.
     pub threads: NonZeroUsize,
@@ -344,6 +358,13 @@ impl NodeConfig {
                         "upload_wait_ms",
                         "must be at most 20000 (ms; a client's request times out after 30 s)",
                     ));
+                }
+            },
+            client_streams: match raw.client_streams {
+                None => 1,
+                Some(n) if (1..=MAX_CLIENT_STREAMS).contains(&n) => n,
+                Some(_) => {
+                    return Err(invalid("client_streams", "must be between 1 and 16"));
                 }
             },
             threads: match raw.threads {
@@ -517,6 +538,27 @@ mod tests {
                 .upload_memory_mib,
             DEFAULT_UPLOAD_MEMORY_MIB
         );
+    }
+
+    #[test]
+    fn client_streams_default_to_one_and_stay_within_a_connections_streams() {
+        let p = Path::new("x.toml");
+        let streams = |v: &str| format!("{}client_streams = {v}\n", sample("leader", 0));
+        assert_eq!(
+            NodeConfig::parse(&sample("leader", 0), p)
+                .unwrap()
+                .client_streams,
+            1
+        );
+        assert_eq!(
+            NodeConfig::parse(&streams("16"), p).unwrap().client_streams,
+            MAX_CLIENT_STREAMS
+        );
+        for bad in ["0", "17"] {
+            let err = NodeConfig::parse(&streams(bad), p).unwrap_err().to_string();
+            assert!(err.contains("client_streams"), "{bad}: {err}");
+        }
+        assert!(NodeConfig::parse(&streams("-1"), p).is_err());
     }
 
     #[test]

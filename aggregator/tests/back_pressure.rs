@@ -43,7 +43,8 @@ async fn a_thousand_clients_against_a_full_leader_are_all_counted_once() {
     let mut rng = ChaCha20Rng::from_seed([12; 32]);
     let d = init(&dir.path().join("deploy"), &params, &mut rng).unwrap();
     let mut leader_config = std::fs::read_to_string(&d.nodes[0]).unwrap();
-    leader_config.push_str("upload_memory_mib = 1\nupload_wait_ms = 0\n");
+    // The devices share 32 connections: 16 uploads at once on each.
+    leader_config.push_str("upload_memory_mib = 1\nupload_wait_ms = 0\nclient_streams = 16\n");
     std::fs::write(&d.nodes[0], leader_config).unwrap();
     let mut nodes = Vec::new();
     for node in &d.nodes {

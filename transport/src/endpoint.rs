@@ -59,11 +59,30 @@ pub struct TransportOptions {
     /// it, and the request being read (the one that would free memory) would stall
     /// until the waits end.
     pub max_concurrent_streams: u32,
+    /// Bidirectional streams an anonymous peer (one without a pinned certificate: a
+    /// client at a leader) may have open at once on one connection; peers with a pinned
+    /// certificate get `max_concurrent_streams`. At least 1, at most
+    /// `max_concurrent_streams`. Default 1.
+    ///
+    /// Anyone can be an anonymous peer, and QUIC lets a peer send a stream window on
+    /// every stream it may open before the server reads a byte. So this bounds what a
+    /// server holds unread for anonymous peers, whatever they do: at most
+    /// `max_connections × anonymous_concurrent_streams × stream_receive_window`
+    /// (256 MiB with the defaults; 4 GiB if every connection had 16 streams). A client
+    /// sends one request at a time; a process sending for many clients over one
+    /// connection should open several connections.
+    pub anonymous_concurrent_streams: u32,
     /// Requests a server handles at once over all its connections; further streams wait
     /// in the accept loop. Default 256.
     pub max_concurrent_requests: usize,
-    /// Connections a server keeps open at once; further connection attempts are
-    /// refused. Default 1024.
+    /// Connections a server keeps open at once, counting those still in their
+    /// handshake; further connection attempts are refused. Default 1024.
+    ///
+    /// While an eighth of them (at least one) are in their handshake, a new attempt
+    /// must first prove that it receives at its source address (QUIC Retry, RFC 9000
+    /// §8.1.2, one round trip more). So a flood of handshakes from addresses the
+    /// sender does not receive at (spoofed ones) holds at most that many slots for
+    /// `handshake_timeout`, and leaves the rest to peers that answer.
     pub max_connections: usize,
     /// Bytes a peer may send on one stream before they are read (QUIC stream receive
     /// window). Default 256 KiB (on a 100 ms path, 2.5 MB/s per stream).
@@ -102,6 +121,7 @@ impl Default for TransportOptions {
             request_timeout: Duration::from_secs(30),
             max_frame_len: 1 << 20,
             max_concurrent_streams: 16,
+            anonymous_concurrent_streams: 1,
             max_concurrent_requests: 256,
             max_connections: 1024,
             stream_receive_window: 256 << 10,
@@ -115,8 +135,14 @@ impl Default for TransportOptions {
 
 impl TransportOptions {
     /// Checks the options and builds quinn's transport configuration; `keep_alive`
-    /// selects whether this side sends keep-alive packets.
-    fn quinn_transport(&self, keep_alive: bool) -> Result<quinn::TransportConfig, TransportError> {
+    /// selects whether this side sends keep-alive packets, `peers` whether the peer
+    /// may open `max_concurrent_streams` streams or `anonymous_concurrent_streams`
+    /// (with a connection window of that many stream windows).
+    fn quinn_transport(
+        &self,
+        keep_alive: bool,
+        peers: Streams,
+    ) -> Result<quinn::TransportConfig, TransportError> {
         let bad = |what: &str| Err(TransportError::Config(what.to_owned()));
         if self.handshake_timeout.is_zero() || self.request_timeout.is_zero() {
             return bad("handshake and request timeouts must be positive");
@@ -126,6 +152,13 @@ impl TransportOptions {
             || self.max_connections == 0
         {
             return bad("stream, request and connection limits must be positive");
+        }
+        if self.anonymous_concurrent_streams == 0
+            || self.anonymous_concurrent_streams > self.max_concurrent_streams
+        {
+            return bad(
+                "anonymous_concurrent_streams must be between 1 and max_concurrent_streams",
+            );
         }
         if self.max_concurrent_requests > Semaphore::MAX_PERMITS {
             return bad("max_concurrent_requests is above tokio's semaphore limit");
@@ -154,6 +187,7 @@ impl TransportOptions {
         {
             return bad("keep_alive_interval must be positive and shorter than idle_timeout");
         }
+        let (streams, window) = self.limits_for(peers);
         let mut t = quinn::TransportConfig::default();
         t.max_idle_timeout(Some(idle))
             .keep_alive_interval(if keep_alive {
@@ -161,12 +195,46 @@ impl TransportOptions {
             } else {
                 None
             })
-            .max_concurrent_bidi_streams(self.max_concurrent_streams.into())
+            .max_concurrent_bidi_streams(streams.into())
             .max_concurrent_uni_streams(0u32.into())
-            .receive_window(self.receive_window.into())
+            .receive_window(window)
             .stream_receive_window(self.stream_receive_window.into())
             .datagram_receive_buffer_size(None);
         Ok(t)
+    }
+}
+
+/// Which stream limits a connection gets ([`TransportOptions::anonymous_concurrent_streams`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Streams {
+    /// `max_concurrent_streams` and `receive_window`.
+    Full,
+    /// `anonymous_concurrent_streams`, and that many stream windows for the connection.
+    Anonymous,
+}
+
+impl TransportOptions {
+    /// The streams a peer may open at once and the connection's receive window.
+    pub(crate) fn limits_for(&self, peers: Streams) -> (u32, quinn::VarInt) {
+        match peers {
+            Streams::Full => (self.max_concurrent_streams, self.receive_window.into()),
+            Streams::Anonymous => (
+                self.anonymous_concurrent_streams,
+                quinn::VarInt::from_u64(
+                    u64::from(self.anonymous_concurrent_streams)
+                        * u64::from(self.stream_receive_window),
+                )
+                // Below 2^62: both factors fit in 32 bits.
+                .unwrap_or(quinn::VarInt::MAX),
+            ),
+        }
+    }
+
+    /// How many handshakes may be in progress before a new connection attempt must
+    /// prove it receives at its source address (a QUIC Retry, RFC 9000 §8.1.2):
+    /// an eighth of `max_connections`, at least one.
+    pub(crate) fn unvalidated_handshakes(&self) -> usize {
+        (self.max_connections / 8).max(1)
     }
 }
 
@@ -228,6 +296,8 @@ pub struct ServerEndpoint {
     /// out.
     pub(crate) anonymous_requests: Arc<Semaphore>,
     pub(crate) in_flight: Arc<InFlight>,
+    /// Connections accepted whose handshake has not ended yet.
+    pub(crate) handshakes: Arc<AtomicUsize>,
     /// `request_memory`, in KiB permits.
     pub(crate) memory: Arc<Semaphore>,
     /// The share of `memory` anonymous peers may hold together: all but
@@ -296,7 +366,14 @@ impl ServerEndpoint {
         let crypto = QuicServerConfig::try_from(tls)
             .map_err(|e| TransportError::Tls(format!("QUIC server config: {e}")))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-        config.transport_config(Arc::new(options.quinn_transport(false)?));
+        // Where anonymous peers may connect, every connection starts with their limits;
+        // one whose peer turns out to hold a pinned certificate gets the full ones once
+        // the handshake has proved it (`server::handle_connection`).
+        let peers = match client_auth {
+            ClientAuth::Anonymous | ClientAuth::Optional(_) => Streams::Anonymous,
+            ClientAuth::Required(_) => Streams::Full,
+        };
+        config.transport_config(Arc::new(options.quinn_transport(false, peers)?));
         let (socket, udp_receive_buffer) =
             crate::udp::bind_with_receive_buffer(addr, options.udp_receive_buffer)?;
         let runtime = quinn::default_runtime()
@@ -340,6 +417,7 @@ impl ServerEndpoint {
             requests,
             anonymous_requests: Arc::new(Semaphore::new(anonymous_requests)),
             in_flight: Arc::new(InFlight::default()),
+            handshakes: Arc::new(AtomicUsize::new(0)),
             memory: Arc::new(Semaphore::new(memory_kib)),
             anonymous_memory: Arc::new(Semaphore::new(anonymous_memory_kib)),
             busy: None,
@@ -423,7 +501,8 @@ impl ClientEndpoint {
         identity: Option<&Identity>,
         options: TransportOptions,
     ) -> Result<Self, TransportError> {
-        let transport = Arc::new(options.quinn_transport(true)?);
+        // The server opens no streams; the limits only complete the configuration.
+        let transport = Arc::new(options.quinn_transport(true, Streams::Full)?);
         let key = identity.map(Identity::certified_key).transpose()?;
         let endpoint = quinn::Endpoint::client(addr)?;
         Ok(Self {

@@ -14,7 +14,7 @@
 //! | connection | server proves | client proves |
 //! |---|---|---|
 //! | client → leader | pinned certificate | nothing at TLS level ([`ClientAuth::Anonymous`] or [`ClientAuth::Optional`]); the per-task token inside the upload |
-//! | collector → aggregator | pinned certificate | its pinned certificate, if the node requires it ([`ClientAuth::Optional`]/[`ClientAuth::Required`]) |
+//! | collector → leader | pinned certificate | its pinned certificate ([`ClientAuth::Optional`]: the leader tells it from clients by it) |
 //! | leader → helper | pinned certificate | its pinned certificate ([`ClientAuth::Required`]: mutual TLS) |
 //!
 //! A client accepts a server iff the end-entity certificate's fingerprint equals the pin
@@ -34,7 +34,10 @@
 //! length prefix and the frame bytes, then end of stream ([`frame`]). Readers refuse a
 //! length above the limit (set it from the task's `Limits::max_frame_len()`) before
 //! allocating. [`TransportOptions`] bounds the handshake, idle and request times, the
-//! streams per connection, the requests handled at once, and the connections kept.
+//! streams per connection (fewer for anonymous peers, whom anyone can impersonate), the
+//! requests handled at once, and the connections kept; a server asks new connection
+//! attempts to prove their source address (QUIC Retry) while many handshakes are in
+//! progress, so half-open handshakes from spoofed addresses cannot hold its slots.
 //!
 //! # Modules
 //!

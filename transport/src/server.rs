@@ -18,10 +18,11 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::endpoint::{PeerIdentity, ServerEndpoint};
+use crate::endpoint::{PeerIdentity, ServerEndpoint, Streams};
 use crate::error::TransportError;
 use crate::frame::{read_frame_body, read_frame_len, write_frame};
 
@@ -48,6 +49,18 @@ where
             continue;
         }
         let remote = incoming.remote_address();
+        // Many handshakes at once: maybe a flood from addresses that never answer, each
+        // holding a connection slot until its handshake times out. A new attempt must
+        // then first prove it receives at its address; a Retry keeps no state here.
+        if !incoming.remote_address_validated()
+            && server.handshakes.load(Ordering::SeqCst) >= server.options.unvalidated_handshakes()
+        {
+            tracing::debug!(%remote, "address validation asked: many handshakes in progress");
+            if let Err(e) = incoming.retry() {
+                e.into_incoming().ignore();
+            }
+            continue;
+        }
         // Accepting here, not in the spawned task, counts the connection at once, so a
         // burst of attempts cannot pass the limit check together.
         let connecting = match incoming.accept() {
@@ -57,8 +70,10 @@ where
                 continue;
             }
         };
+        let handshake = Handshake::start(&server.handshakes);
         tokio::spawn(handle_connection(
             connecting,
+            handshake,
             remote,
             server.clone(),
             handler.clone(),
@@ -77,8 +92,25 @@ impl ServerEndpoint {
     }
 }
 
+/// Counts one connection as in its handshake until dropped.
+struct Handshake(Arc<AtomicUsize>);
+
+impl Handshake {
+    fn start(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Handshake {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn handle_connection<H, Fut>(
     connecting: quinn::Connecting,
+    handshake: Handshake,
     remote: SocketAddr,
     server: ServerEndpoint,
     handler: Arc<H>,
@@ -86,7 +118,9 @@ async fn handle_connection<H, Fut>(
     H: Fn(PeerIdentity, Vec<u8>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Vec<u8>> + Send + 'static,
 {
-    let conn = match tokio::time::timeout(server.options.handshake_timeout, connecting).await {
+    let handshook = tokio::time::timeout(server.options.handshake_timeout, connecting).await;
+    drop(handshake);
+    let conn = match handshook {
         Ok(Ok(conn)) => conn,
         Ok(Err(e)) => {
             tracing::info!(%remote, error = %e, "handshake failed");
@@ -99,6 +133,13 @@ async fn handle_connection<H, Fut>(
     };
     let peer = PeerIdentity::of(&conn);
     tracing::debug!(%remote, %peer, "connection established");
+    // The connection started with an anonymous peer's stream limits where those may
+    // connect; a pinned peer, now proved, gets the full ones.
+    if let PeerIdentity::Certificate(_) = peer {
+        let (streams, window) = server.options.limits_for(Streams::Full);
+        conn.set_max_concurrent_bi_streams(streams.into());
+        conn.set_receive_window(window);
+    }
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(streams) => streams,

@@ -75,6 +75,7 @@ pub(super) async fn start_leader(
     let mut options = transport_options(&limits, Inbound::LeaderFromClients);
     options.request_memory = config.upload_memory_mib as usize * (1 << 20);
     options.busy_after = std::time::Duration::from_millis(u64::from(config.upload_wait_ms));
+    options.anonymous_concurrent_streams = config.client_streams;
     let mut pins = PinSet::new();
     pins.insert(collector_fp);
     let mut server = ServerEndpoint::bind(

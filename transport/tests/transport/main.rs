@@ -36,6 +36,9 @@ fn fast_options() -> TransportOptions {
         handshake_timeout: Duration::from_secs(3),
         request_timeout: Duration::from_secs(3),
         max_frame_len: 4096,
+        // Most tests here send several requests at once on one anonymous connection;
+        // `flooding` tests the anonymous limit itself.
+        anonymous_concurrent_streams: TransportOptions::default().max_concurrent_streams,
         ..TransportOptions::default()
     }
 }
@@ -506,6 +509,7 @@ async fn futures_join<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F:
     outputs.into_iter().map(|o| o.unwrap()).collect()
 }
 
+mod flooding;
 mod forged_keys_and_retries;
 
 /// A server answering `busy` when its request memory is full, whose handler holds
@@ -709,6 +713,7 @@ fn room_for_one_large_request(busy_after: Duration) -> TransportOptions {
         stream_receive_window: 64 << 10,
         receive_window: 256 << 10,
         max_concurrent_streams: 4,
+        anonymous_concurrent_streams: 4,
         request_memory: 3 * LARGE_REQUEST + (LARGE_REQUEST / 2),
         busy_after,
         ..fast_options()
