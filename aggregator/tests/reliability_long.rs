@@ -116,6 +116,11 @@ async fn load_10000_uploads() {
         ],
         2,
     );
+    // The load shares 50 connections: 16 uploads at once on each, as when measured.
+    let leader_config = deploy.join("node-0.toml");
+    let mut text = std::fs::read_to_string(&leader_config).unwrap();
+    text.push_str("client_streams = 16\n");
+    std::fs::write(&leader_config, text).unwrap();
     let nodes: Vec<LoggedNode> = (0..2)
         .map(|i| {
             LoggedNode::start(

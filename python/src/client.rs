@@ -24,7 +24,9 @@ use crate::runtime::{detached, runtime, wait};
 /// the credential file, as ``cairn submit`` does) until it is acknowledged, so a process
 /// that crashed mid-upload re-sends the very same report for that round.
 ///
-/// Methods release the GIL while they prepare and send, so threads submit concurrently.
+/// Methods release the GIL while they prepare and send, so threads submit concurrently;
+/// their uploads then share one connection to the leader, which takes one request at a
+/// time from a client connection unless its `client_streams` allows more.
 #[pyclass(module = "cairn", frozen)]
 pub struct Client {
     inner: Arc<sdk::Client>,

@@ -12,6 +12,7 @@
 //! for longer than the idle timeout; a client sends keep-alive packets to hold a
 //! connection it wants to reuse.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -65,10 +66,11 @@ pub struct TransportOptions {
     /// `max_concurrent_streams`. Default 1.
     ///
     /// Anyone can be an anonymous peer, and QUIC lets a peer send a stream window on
-    /// every stream it may open before the server reads a byte. So this bounds what a
-    /// server holds unread for anonymous peers, whatever they do: at most
-    /// `max_connections × anonymous_concurrent_streams × stream_receive_window`
-    /// (256 MiB with the defaults; 4 GiB if every connection had 16 streams). A client
+    /// every stream it may open before the server reads a byte. So this bounds the
+    /// flow-control credit a server gives anonymous peers for bytes it has not read,
+    /// whatever they do: `max_connections × anonymous_concurrent_streams ×
+    /// stream_receive_window` (256 MiB with the defaults; 4 GiB if every connection had
+    /// 16 streams). quinn's buffers may take up to about 2.5× the bytes they hold. A client
     /// sends one request at a time; a process sending for many clients over one
     /// connection should open several connections.
     pub anonymous_concurrent_streams: u32,
@@ -81,8 +83,9 @@ pub struct TransportOptions {
     /// While an eighth of them (at least one) are in their handshake, a new attempt
     /// must first prove that it receives at its source address (QUIC Retry, RFC 9000
     /// §8.1.2, one round trip more). So a flood of handshakes from addresses the
-    /// sender does not receive at (spoofed ones) holds at most that many slots for
-    /// `handshake_timeout`, and leaves the rest to peers that answer.
+    /// sender does not receive at (spoofed ones) holds about that many slots (up to
+    /// twice as many while timed-out ones close), and leaves the rest to peers that
+    /// answer. Nothing limits the connections of one real address.
     pub max_connections: usize,
     /// Bytes a peer may send on one stream before they are read (QUIC stream receive
     /// window). Default 256 KiB (on a 100 ms path, 2.5 MB/s per stream).
@@ -279,6 +282,12 @@ impl core::fmt::Display for PeerIdentity {
 /// (clients) hold at most `max_concurrent_requests` minus these (at least one).
 pub const PINNED_RESERVED_REQUESTS: usize = 8;
 
+/// Connections per pinned certificate that get full stream limits on a server that
+/// also admits anonymous peers (a leader); a peer's further connections keep the
+/// anonymous limits, so one certificate (the collector's, perhaps stolen) cannot make
+/// the server hold more unread than `PINNED_FULL_CONNECTIONS × receive_window`.
+pub const PINNED_FULL_CONNECTIONS: usize = 8;
+
 /// Request memory (KiB) such a server keeps for pinned peers, when the budget leaves
 /// anonymous peers at least one largest frame besides.
 pub const PINNED_RESERVED_MEMORY_KIB: usize = 1024;
@@ -298,6 +307,11 @@ pub struct ServerEndpoint {
     pub(crate) in_flight: Arc<InFlight>,
     /// Connections accepted whose handshake has not ended yet.
     pub(crate) handshakes: Arc<AtomicUsize>,
+    /// The limits a connection starts with: anonymous ones where anonymous peers may
+    /// connect (then raised for up to [`PINNED_FULL_CONNECTIONS`] connections per
+    /// pinned certificate, counted here), full ones where they may not.
+    pub(crate) starting_limits: Streams,
+    pub(crate) full_connections: Arc<std::sync::Mutex<HashMap<Fingerprint, usize>>>,
     /// `request_memory`, in KiB permits.
     pub(crate) memory: Arc<Semaphore>,
     /// The share of `memory` anonymous peers may hold together: all but
@@ -418,6 +432,8 @@ impl ServerEndpoint {
             anonymous_requests: Arc::new(Semaphore::new(anonymous_requests)),
             in_flight: Arc::new(InFlight::default()),
             handshakes: Arc::new(AtomicUsize::new(0)),
+            starting_limits: peers,
+            full_connections: Arc::default(),
             memory: Arc::new(Semaphore::new(memory_kib)),
             anonymous_memory: Arc::new(Semaphore::new(anonymous_memory_kib)),
             busy: None,

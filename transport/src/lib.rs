@@ -85,8 +85,8 @@ mod udp;
 
 pub use cert::{Fingerprint, Identity, PrivateKey, fingerprint};
 pub use endpoint::{
-    ClientEndpoint, Connection, PINNED_RESERVED_MEMORY_KIB, PINNED_RESERVED_REQUESTS, PeerIdentity,
-    ServerEndpoint, TransportOptions,
+    ClientEndpoint, Connection, PINNED_FULL_CONNECTIONS, PINNED_RESERVED_MEMORY_KIB,
+    PINNED_RESERVED_REQUESTS, PeerIdentity, ServerEndpoint, TransportOptions,
 };
 pub use error::{TimeoutKind, TransportError};
 pub use frame::{read_frame, write_frame};

@@ -15,13 +15,16 @@
 //! encoded error message); the transport only refuses malformed frames, by resetting the
 //! stream with one of the codes below.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::cert::Fingerprint;
 use crate::endpoint::{PeerIdentity, ServerEndpoint, Streams};
 use crate::error::TransportError;
 use crate::frame::{read_frame_body, read_frame_len, write_frame};
@@ -92,6 +95,44 @@ impl ServerEndpoint {
     }
 }
 
+/// One of a pinned certificate's [`crate::PINNED_FULL_CONNECTIONS`] connections with
+/// full stream limits, counted until dropped.
+struct FullLimits {
+    counts: Arc<Mutex<HashMap<Fingerprint, usize>>>,
+    fingerprint: Fingerprint,
+}
+
+impl FullLimits {
+    /// Counts a connection of `fingerprint`, if it has fewer than the limit.
+    fn take(server: &ServerEndpoint, fingerprint: Fingerprint) -> Option<Self> {
+        let mut counts = server
+            .full_connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(fingerprint).or_insert(0);
+        if *count >= crate::PINNED_FULL_CONNECTIONS {
+            return None;
+        }
+        *count += 1;
+        Some(Self {
+            counts: Arc::clone(&server.full_connections),
+            fingerprint,
+        })
+    }
+}
+
+impl Drop for FullLimits {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.fingerprint) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.fingerprint);
+            }
+        }
+    }
+}
+
 /// Counts one connection as in its handshake until dropped.
 struct Handshake(Arc<AtomicUsize>);
 
@@ -134,12 +175,21 @@ async fn handle_connection<H, Fut>(
     let peer = PeerIdentity::of(&conn);
     tracing::debug!(%remote, %peer, "connection established");
     // The connection started with an anonymous peer's stream limits where those may
-    // connect; a pinned peer, now proved, gets the full ones.
-    if let PeerIdentity::Certificate(_) = peer {
-        let (streams, window) = server.options.limits_for(Streams::Full);
-        conn.set_max_concurrent_bi_streams(streams.into());
-        conn.set_receive_window(window);
-    }
+    // connect; a pinned peer, now proved, gets the full ones on a few connections.
+    let _full = match peer {
+        PeerIdentity::Certificate(fp) if server.starting_limits == Streams::Anonymous => {
+            let slot = FullLimits::take(&server, fp);
+            if slot.is_some() {
+                let (streams, window) = server.options.limits_for(Streams::Full);
+                conn.set_max_concurrent_bi_streams(streams.into());
+                conn.set_receive_window(window);
+            } else {
+                tracing::info!(%remote, %peer, "pinned peer's connection kept at anonymous limits");
+            }
+            slot
+        }
+        _ => None,
+    };
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(streams) => streams,

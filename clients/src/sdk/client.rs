@@ -18,7 +18,9 @@ pub struct ClientBuilder {
 
 impl ClientBuilder {
     /// Sends through `other`'s connection to the leader instead of a QUIC endpoint of
-    /// its own (many clients in one process, as in load tests).
+    /// its own (many clients in one process, as in load tests). A leader takes
+    /// `client_streams` requests at once from one client connection (default 1): raise
+    /// it in the leader's `node.toml`, or share fewer clients per connection.
     pub fn share_connection_of(mut self, other: &Client) -> Self {
         self.shared_leader = Some(Arc::clone(&other.leader));
         self
