@@ -5,6 +5,17 @@
 
 use super::*;
 
+/// [`fast_options`] with `anonymous_concurrent_streams` and room for requests that the
+/// gated handler holds for a while.
+fn holding_options(anonymous_concurrent_streams: u32) -> TransportOptions {
+    TransportOptions {
+        anonymous_concurrent_streams,
+        request_timeout: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(30),
+        ..fast_options()
+    }
+}
+
 /// A UDP relay that forwards every datagram it receives from `clients` to `server`
 /// and drops every datagram coming back: the server sees handshakes from the relay's
 /// address that it can answer but never complete, as from a spoofed source address.
@@ -92,13 +103,10 @@ async fn an_anonymous_connection_gets_fewer_streams_than_a_pinned_one() {
     let collector = identity(42);
     let pins: PinSet = [*collector.fingerprint()].into_iter().collect();
     let options = TransportOptions {
-        anonymous_concurrent_streams: 2,
         max_concurrent_streams: 8,
         stream_receive_window: 64 << 10,
         receive_window: 512 << 10,
-        request_timeout: Duration::from_secs(20),
-        idle_timeout: Duration::from_secs(30),
-        ..fast_options()
+        ..holding_options(2)
     };
     let (addr, release, entered) = start_gated_with(
         &leader,
@@ -112,12 +120,7 @@ async fn an_anonymous_connection_gets_fewer_streams_than_a_pinned_one() {
         .connect(addr, leader.fingerprint())
         .await
         .unwrap();
-    let crowd: Vec<_> = (0..6u8)
-        .map(|i| {
-            let conn = anonymous.clone();
-            tokio::spawn(async move { conn.request(&[i; 8]).await })
-        })
-        .collect();
+    let crowd = requests_at_once(&anonymous, 0xA0, 6);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         entered.load(Ordering::SeqCst),
@@ -129,27 +132,14 @@ async fn an_anonymous_connection_gets_fewer_streams_than_a_pinned_one() {
         .connect(addr, leader.fingerprint())
         .await
         .unwrap();
-    let answers: Vec<_> = (0..6u8)
-        .map(|i| {
-            let conn = pinned.clone();
-            tokio::spawn(async move { conn.request(&[0xC0 | i; 8]).await })
-        })
-        .collect();
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while entered.load(Ordering::SeqCst) < 8 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pinned connection got {} streams, not 6",
-            entered.load(Ordering::SeqCst) - 2
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let answers = requests_at_once(&pinned, 0xC0, 6);
+    wait_for(&entered, 8, "the pinned connection's six requests").await;
     release.add_permits(crowd.len() + answers.len());
     for (i, r) in answers.into_iter().enumerate() {
-        assert_eq!(r.await.unwrap().unwrap(), [0xC0 | i as u8; 4]);
+        assert_eq!(r.await.unwrap().unwrap(), [0xC0, i as u8, 0, 0]);
     }
     for (i, r) in crowd.into_iter().enumerate() {
-        assert_eq!(r.await.unwrap().unwrap(), [i as u8; 4]);
+        assert_eq!(r.await.unwrap().unwrap(), [0xA0, i as u8, 0, 0]);
     }
 }
 
@@ -172,33 +162,6 @@ async fn anonymous_streams_beyond_the_streams_of_a_connection_are_refused() {
     }
 }
 
-/// Opens `n` requests at once on `conn` and returns their tasks.
-fn requests_at_once(
-    conn: &cairn_transport::Connection,
-    tag: u8,
-    n: u8,
-) -> Vec<tokio::task::JoinHandle<Result<Vec<u8>, TransportError>>> {
-    (0..n)
-        .map(|i| {
-            let conn = conn.clone();
-            tokio::spawn(async move { conn.request(&[tag, i, 0, 0, 0, 0, 0, 0]).await })
-        })
-        .collect()
-}
-
-/// Waits until `entered` reaches `count`, or fails with `why`.
-async fn wait_for(entered: &AtomicUsize, count: usize, why: &str) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while entered.load(Ordering::SeqCst) < count {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "{why}: {} requests entered, not {count}",
-            entered.load(Ordering::SeqCst)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 /// A pinned certificate (the collector's, perhaps stolen) gets full stream limits on
 /// a few connections only: on more, it would make the server hold as much unread as
 /// before the anonymous limit existed. Further connections keep the anonymous limits.
@@ -207,12 +170,7 @@ async fn a_pinned_peer_gets_full_stream_limits_on_a_few_connections_only() {
     let leader = identity(44);
     let collector = identity(45);
     let pins: PinSet = [*collector.fingerprint()].into_iter().collect();
-    let options = TransportOptions {
-        anonymous_concurrent_streams: 1,
-        request_timeout: Duration::from_secs(20),
-        idle_timeout: Duration::from_secs(30),
-        ..fast_options()
-    };
+    let options = holding_options(1);
     let (addr, release, entered) = start_gated_with(
         &leader,
         &ClientAuth::Optional(pins),
@@ -248,12 +206,7 @@ async fn a_server_of_pinned_peers_only_gives_full_stream_limits() {
     let helper = identity(46);
     let leader = identity(47);
     let pins: PinSet = [*leader.fingerprint()].into_iter().collect();
-    let options = TransportOptions {
-        anonymous_concurrent_streams: 1,
-        request_timeout: Duration::from_secs(20),
-        idle_timeout: Duration::from_secs(30),
-        ..fast_options()
-    };
+    let options = holding_options(1);
     let (addr, release, entered) =
         start_gated_with(&helper, &ClientAuth::Required(pins), options.clone(), None);
     let conn = client(Some(&leader), options)

@@ -509,6 +509,33 @@ async fn futures_join<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F:
     outputs.into_iter().map(|o| o.unwrap()).collect()
 }
 
+/// Opens `n` requests at once on `conn` and returns their tasks.
+fn requests_at_once(
+    conn: &cairn_transport::Connection,
+    tag: u8,
+    n: u8,
+) -> Vec<tokio::task::JoinHandle<Result<Vec<u8>, TransportError>>> {
+    (0..n)
+        .map(|i| {
+            let conn = conn.clone();
+            tokio::spawn(async move { conn.request(&[tag, i, 0, 0, 0, 0, 0, 0]).await })
+        })
+        .collect()
+}
+
+/// Waits until `entered` reaches `count`, or fails with `why`.
+async fn wait_for(entered: &AtomicUsize, count: usize, why: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while entered.load(Ordering::SeqCst) < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{why}: {} requests entered, not {count}",
+            entered.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 mod flooding;
 mod forged_keys_and_retries;
 
@@ -667,12 +694,7 @@ async fn anonymous_requests_cannot_take_the_slots_kept_for_pinned_peers() {
         .connect(addr, leader.fingerprint())
         .await
         .unwrap();
-    let crowd: Vec<_> = (0..2 * (PINNED_RESERVED_REQUESTS + 2))
-        .map(|i| {
-            let conn = anonymous.clone();
-            tokio::spawn(async move { conn.request(&[i as u8; 8]).await })
-        })
-        .collect();
+    let crowd = requests_at_once(&anonymous, 0xA0, 2 * (PINNED_RESERVED_REQUESTS as u8 + 2));
     tokio::time::sleep(Duration::from_millis(500)).await;
     let held = entered.load(Ordering::SeqCst);
     assert_eq!(held, 2, "anonymous peers hold all but the reserved slots");
@@ -685,14 +707,7 @@ async fn anonymous_requests_cannot_take_the_slots_kept_for_pinned_peers() {
         let pinned = pinned.clone();
         tokio::spawn(async move { pinned.request(&[0xC0; 8]).await })
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while entered.load(Ordering::SeqCst) == held {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pinned peer waits behind the crowd"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(&entered, held + 1, "the pinned peer waits behind the crowd").await;
     release.add_permits(crowd.len() + 1);
     assert_eq!(answer.await.unwrap().unwrap(), [0xC0; 4]);
     for r in crowd {
