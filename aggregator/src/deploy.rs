@@ -441,7 +441,19 @@ fn record_level_sigma(params: &InitParams, probe: &TaskConfig, q: f64) -> anyhow
 /// between this check and the node's bind. Below it, only a process that binds an
 /// explicit port can still take one first, which the node then reports as a bind
 /// error.
+///
+/// A process never hands out a port twice: the ports are free between this check and
+/// the node's bind, so without that two deployments made at once in one process (tests
+/// running in parallel, a notebook) could both be given them. The reservation lasts
+/// as long as the process (a few bytes per port; about twenty thousand ports to
+/// choose from).
 pub fn free_base_port(host: std::net::IpAddr, count: u16) -> anyhow::Result<u16> {
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    // A poisoned lock only means a panic elsewhere while holding it; the set is intact.
+    let mut handed_out = HANDED_OUT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let (low, _) = ephemeral_port_range();
     let floor = 10_000u16;
     let ceiling = low.saturating_sub(count);
@@ -453,10 +465,14 @@ pub fn free_base_port(host: std::net::IpAddr, count: u16) -> anyhow::Result<u16>
     for _ in 0..200 {
         // Uniform enough for spreading attempts (the modulo bias is below 2^-16).
         let base = floor + (rng.next_u32() % span) as u16;
+        if handed_out.range(base..base + count).next().is_some() {
+            continue;
+        }
         let held: Result<Vec<_>, _> = (0..count)
             .map(|i| std::net::UdpSocket::bind(SocketAddr::new(host, base + i)))
             .collect();
         if held.is_ok() {
+            handed_out.extend(base..base + count);
             return Ok(base);
         }
     }
@@ -518,6 +534,23 @@ mod tests {
             }
         }
         assert!(free_base_port(host, 0).is_err());
+    }
+
+    /// Two tests of one process that each take ports and start their nodes a little
+    /// later must never be given the same port: between the check and the bind, the
+    /// ports are free, so the check alone cannot tell (a node then failed to start
+    /// with "Address already in use" in CI). Nothing is bound between the calls here,
+    /// exactly that window.
+    #[test]
+    fn ports_handed_out_in_one_process_never_overlap() {
+        let host = std::net::IpAddr::from([127, 0, 0, 1]);
+        let mut taken = std::collections::HashSet::new();
+        for _ in 0..2_000 {
+            let base = free_base_port(host, 3).unwrap();
+            for port in base..base + 3 {
+                assert!(taken.insert(port), "port {port} handed out twice");
+            }
+        }
     }
 
     /// A record-level task with noise at the clients (or both) gets the σ whose
