@@ -17,6 +17,8 @@
 use core::hint::select_unpredictable;
 
 #[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 
 use cairn_mpc::field::{FftFriendlyField, Field64};
@@ -239,11 +241,23 @@ fn dif_raw(raw: &mut [u64], twiddles: &[Field64], vector: bool) {
     }
 }
 
-/// The vector unit's NTT: AVX-512F on x86-64 CPUs that have it ([`avx512`]), none
-/// elsewhere (the scalar stages then run).
+/// The vector unit's NTT: on x86-64, AVX-512F where the CPU has it ([`avx512`]), else
+/// AVX2 ([`avx2`]); none elsewhere (the scalar stages then run).
 mod vector {
     #[cfg(target_arch = "x86_64")]
-    pub(super) use super::avx512::{dif, dit};
+    use super::{avx2, avx512};
+
+    /// Whether a vector unit took the transform (else `raw` is untouched).
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn dit(raw: &mut [u64], twiddles: &[cairn_mpc::field::Field64]) -> bool {
+        avx512::dit(raw, twiddles) || avx2::dit(raw, twiddles)
+    }
+
+    /// As [`dit`], decimation in frequency.
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn dif(raw: &mut [u64], twiddles: &[cairn_mpc::field::Field64]) -> bool {
+        avx512::dif(raw, twiddles) || avx2::dif(raw, twiddles)
+    }
 
     #[cfg(not(target_arch = "x86_64"))]
     pub(super) fn dit(_: &mut [u64], _: &[cairn_mpc::field::Field64]) -> bool {
