@@ -263,7 +263,21 @@ impl NodeConfig {
             (NodeRole::Helper, 0) => {
                 return Err(invalid("index", "must be at least 1 for a helper"));
             }
-            (NodeRole::Helper, _) => {}
+            (NodeRole::Helper, _) => {
+                // Settings of the leader's client port: a helper has none, and an
+                // operator who set one would believe it holds.
+                let leader_only = [
+                    ("upload_memory_mib", raw.upload_memory_mib.is_some()),
+                    ("upload_wait_ms", raw.upload_wait_ms.is_some()),
+                    ("client_streams", raw.client_streams.is_some()),
+                ];
+                if let Some((field, _)) = leader_only.iter().find(|(_, set)| *set) {
+                    return Err(invalid(
+                        field,
+                        "is a leader setting: a helper takes no client uploads (remove it)",
+                    ));
+                }
+            }
         }
         let mut collector = [0u8; 32];
         hex::decode_to_slice(raw.collector_cert_sha256.trim(), &mut collector)
@@ -559,6 +573,33 @@ mod tests {
             assert!(err.contains("client_streams"), "{bad}: {err}");
         }
         assert!(NodeConfig::parse(&streams("-1"), p).is_err());
+    }
+
+    /// A helper takes no client uploads, so the leader's upload settings would be
+    /// silently ignored there: an operator who set them believes they hold. Refused,
+    /// naming the setting.
+    #[test]
+    fn a_helper_refuses_the_leaders_upload_settings() {
+        let p = Path::new("helper.toml");
+        for setting in [
+            "upload_memory_mib = 64",
+            "upload_wait_ms = 100",
+            "client_streams = 4",
+        ] {
+            let text = format!("{}{setting}\n", sample("helper", 1));
+            let err = NodeConfig::parse(&text, p).unwrap_err().to_string();
+            let name = setting.split(' ').next().unwrap();
+            assert!(
+                err.contains(name) && err.contains("leader"),
+                "{setting}: {err}"
+            );
+            let leader = format!("{}{setting}\n", sample("leader", 0));
+            assert!(
+                NodeConfig::parse(&leader, p).is_ok(),
+                "{setting} on the leader"
+            );
+        }
+        assert!(NodeConfig::parse(&sample("helper", 1), p).is_ok());
     }
 
     #[test]
