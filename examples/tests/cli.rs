@@ -4,9 +4,20 @@
 
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// One test's processes at a time. Each binary here chooses free ports for its nodes
+/// in its own process (`cairn_aggregator::deploy::free_base_port`), which keeps ports
+/// apart only within one process: two binaries choosing at the same moment could be
+/// given the same ports, and one node would fail to bind.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static PORTS: Mutex<()> = Mutex::new(());
+    PORTS.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 #[test]
 fn binary_runs_plaintext_and_cairn_runs() {
+    let _ports = one_at_a_time();
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel");
     let out = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
@@ -57,6 +68,7 @@ fn binary_runs_plaintext_and_cairn_runs() {
 /// keys, and the ledgers report the whole budget spent, never more.
 #[test]
 fn record_level_dpsgd_writes_results_json() {
+    let _ports = one_at_a_time();
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel");
     let out = tempfile::tempdir().unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
@@ -132,6 +144,7 @@ fn record_level_dpsgd_writes_results_json() {
 /// split.
 #[test]
 fn the_tuning_tool_draws_the_calibrated_noise() {
+    let _ports = one_at_a_time();
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel");
     let output = Command::new(env!("CARGO_BIN_EXE_tune_record_level"))
         .args([
