@@ -48,7 +48,7 @@ pub(super) async fn start_helper(
         transport_options(&limits, Inbound::HelperFromLeader),
     )?;
     let local_addr = server.local_addr()?;
-    let state = Arc::new(Mutex::new(helper));
+    let state = Arc::new(tokio::sync::Mutex::new(helper));
     let clock = SystemClock;
     let serve_server = server.clone();
     let task_hex = Arc::new(task_id_hex);
@@ -73,8 +73,7 @@ pub(super) async fn start_helper(
                         }
                     };
                     let now = clock.now();
-                    let answer = blocking(move || {
-                        let mut helper = state.lock().unwrap_or_else(|e| e.into_inner());
+                    let answer = blocking_locked(&state, move |helper| {
                         helper.handle_message(msg, now, &mut os_rng()?)
                     })
                     .await;

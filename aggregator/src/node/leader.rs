@@ -8,7 +8,8 @@ use cairn_protocol::messages::{MessageType, UploadView};
 
 /// The leader's shared state: the state machine and the connections to helpers.
 pub(super) struct LeaderShared {
-    pub(super) leader: Mutex<Leader<NodeStore>>,
+    /// The state machine, one step at a time ([`with_leader`]).
+    leader: Arc<tokio::sync::Mutex<Leader<NodeStore>>>,
     pub(super) helpers: Vec<Peer>,
     pub(super) limits: Limits,
     /// Serialises job runs (the driver and a collect request's flush).
@@ -17,14 +18,6 @@ pub(super) struct LeaderShared {
     pub(super) metrics: Arc<NodeMetrics>,
     /// The task id, hex (the ε gauge's label).
     pub(super) task_hex: String,
-}
-
-impl LeaderShared {
-    /// The leader's state machine. A poisoned lock is safe to reuse: every store
-    /// operation is one transaction, so a panic mid-step left no partial state behind.
-    pub(super) fn lock_leader(&self) -> std::sync::MutexGuard<'_, Leader<NodeStore>> {
-        self.leader.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// How long a client answered `Busy` (the leader's upload memory full) is asked to wait
@@ -121,7 +114,7 @@ pub(super) async fn start_leader(
         })
         .collect();
     let shared = Arc::new(LeaderShared {
-        leader: Mutex::new(leader),
+        leader: Arc::new(tokio::sync::Mutex::new(leader)),
         helpers,
         limits,
         jobs: tokio::sync::Mutex::new(()),
@@ -276,14 +269,12 @@ pub(super) async fn handle_leader_request(
     }
 }
 
-/// Runs `f` on the leader's state machine, on the blocking pool (the lock is held only
-/// there, never across network waits).
+/// Runs `f` on the leader's state machine ([`blocking_locked`]).
 pub(super) async fn with_leader<T: Send + 'static>(
     shared: &Arc<LeaderShared>,
     f: impl FnOnce(&mut Leader<NodeStore>) -> Result<T, Reject> + Send + 'static,
 ) -> Result<T, Reject> {
-    let s = Arc::clone(shared);
-    blocking(move || f(&mut s.lock_leader())).await?
+    blocking_locked(&shared.leader, f).await?
 }
 
 #[cfg(test)]
