@@ -17,6 +17,9 @@
 use core::hint::select_unpredictable;
 
 #[cfg(target_arch = "x86_64")]
+#[macro_use]
+mod stages;
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;

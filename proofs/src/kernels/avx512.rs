@@ -31,8 +31,6 @@ use core::arch::x86_64::{
 };
 use std::sync::OnceLock;
 
-use cairn_mpc::field::Field64;
-
 /// Lanes per vector: the narrowest butterfly group these stages handle.
 pub(super) const LANES: usize = 8;
 
@@ -45,101 +43,7 @@ pub(super) fn available() -> bool {
     *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
 }
 
-/// Runs every decimation-in-time stage on `raw` (length `n ≥ LANES`, a power of two;
-/// `twiddles` the stage tables of [`crate::ntt::stage_twiddles`]). Returns `false`,
-/// touching nothing, when the CPU lacks AVX-512F or `n < LANES`.
-pub(super) fn dit(raw: &mut [u64], twiddles: &[Field64]) -> bool {
-    transform(raw, twiddles, Direction::Time)
-}
-
-/// Runs every decimation-in-frequency stage on `raw`; `false`, touching nothing,
-/// without AVX-512F or when `n < LANES`.
-pub(super) fn dif(raw: &mut [u64], twiddles: &[Field64]) -> bool {
-    transform(raw, twiddles, Direction::Frequency)
-}
-
-/// Which decimation a transform uses.
-#[derive(Clone, Copy)]
-enum Direction {
-    Time,
-    Frequency,
-}
-
-fn transform(raw: &mut [u64], twiddles: &[Field64], direction: Direction) -> bool {
-    if !available() || raw.len() < LANES {
-        return false;
-    }
-    debug_assert!(raw.len().is_power_of_two(), "NTT sizes are powers of two");
-    let tables = raw_tables(twiddles);
-    // SAFETY: both functions need AVX-512F, which `available()` has just confirmed on
-    // this CPU; they have no other requirement.
-    unsafe {
-        match direction {
-            Direction::Time => dit_avx512(raw, &tables),
-            Direction::Frequency => dif_avx512(raw, &tables),
-        }
-    }
-    true
-}
-
-/// The stage tables as plain `u64`s, at their usual offsets (`half − 1`).
-fn raw_tables(twiddles: &[Field64]) -> Vec<u64> {
-    twiddles.iter().map(|w| w.as_u64()).collect()
-}
-
-#[target_feature(enable = "avx512f")]
-fn dit_avx512(raw: &mut [u64], tables: &[u64]) {
-    let c = Consts::new();
-    let small = SmallStages::new(tables);
-    let (groups, _) = raw.as_chunks_mut::<LANES>();
-    for group in groups {
-        store(group, small.dit(load(group), &c));
-    }
-    let n = raw.len();
-    let mut half = LANES;
-    while half < n {
-        let stage = &tables[half - 1..2 * half - 1];
-        for block in raw.chunks_exact_mut(2 * half) {
-            let (lo, hi) = block.split_at_mut(half);
-            let (lo, _) = lo.as_chunks_mut::<LANES>();
-            let (hi, _) = hi.as_chunks_mut::<LANES>();
-            let (stage, _) = stage.as_chunks::<LANES>();
-            for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(stage) {
-                let a = load(u);
-                let t = mul(load(v), load(w), &c);
-                store(u, add(a, t, &c));
-                store(v, sub(a, t, &c));
-            }
-        }
-        half *= 2;
-    }
-}
-
-#[target_feature(enable = "avx512f")]
-fn dif_avx512(raw: &mut [u64], tables: &[u64]) {
-    let c = Consts::new();
-    let mut half = raw.len() / 2;
-    while half >= LANES {
-        let stage = &tables[half - 1..2 * half - 1];
-        for block in raw.chunks_exact_mut(2 * half) {
-            let (lo, hi) = block.split_at_mut(half);
-            let (lo, _) = lo.as_chunks_mut::<LANES>();
-            let (hi, _) = hi.as_chunks_mut::<LANES>();
-            let (stage, _) = stage.as_chunks::<LANES>();
-            for ((u, v), w) in lo.iter_mut().zip(hi.iter_mut()).zip(stage) {
-                let (a, b) = (load(u), load(v));
-                store(u, add(a, b, &c));
-                store(v, mul(sub(a, b, &c), load(w), &c));
-            }
-        }
-        half /= 2;
-    }
-    let small = SmallStages::new(tables);
-    let (groups, _) = raw.as_chunks_mut::<LANES>();
-    for group in groups {
-        store(group, small.dif(load(group), &c));
-    }
-}
+vector_stages!("avx512f");
 
 /// The three stages inside each group of eight (`half = 1, 2, 4`), done within one
 /// vector: each lane meets its partner `i ^ half` through a permutation, the lanes
@@ -281,73 +185,4 @@ fn reduce(lo: __m512i, hi: __m512i, c: &Consts) -> __m512i {
     _mm512_mask_sub_epi64(s, too_big, s, c.p)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use cairn_mpc::field::FieldElement;
-    use proptest::prelude::*;
-
-    /// The edge lanes: 0, 1, ε, ε ± 1, p − 1, p − 2, 2^63 and random values.
-    fn lane() -> impl Strategy<Value = u64> {
-        prop_oneof![
-            Just(0u64),
-            Just(1),
-            Just(EPSILON - 1),
-            Just(EPSILON),
-            Just(EPSILON + 1),
-            Just(P - 1),
-            Just(P - 2),
-            Just(1 << 63),
-            0..P,
-        ]
-    }
-
-    #[derive(Clone, Copy)]
-    enum Op {
-        Add,
-        Sub,
-        Mul,
-    }
-
-    /// One lane-wise operation on the vector unit.
-    fn lanes(op: Op, a: [u64; LANES], b: [u64; LANES]) -> [u64; LANES] {
-        #[target_feature(enable = "avx512f")]
-        fn run(op: Op, a: &[u64; LANES], b: &[u64; LANES], out: &mut [u64; LANES]) {
-            let c = Consts::new();
-            let (a, b) = (load(a), load(b));
-            let v = match op {
-                Op::Add => add(a, b, &c),
-                Op::Sub => sub(a, b, &c),
-                Op::Mul => mul(a, b, &c),
-            };
-            store(out, v);
-        }
-        let mut out = [0u64; LANES];
-        assert!(available(), "the caller checks for AVX-512F");
-        // SAFETY: AVX-512F is present (asserted above).
-        unsafe { run(op, &a, &b, &mut out) };
-        out
-    }
-
-    proptest! {
-        #[test]
-        fn lane_arithmetic_matches_the_field(a in proptest::array::uniform8(lane()),
-                                             b in proptest::array::uniform8(lane())) {
-            if !available() {
-                // Nothing to compare on this CPU: the scalar stages run everything
-                // (`dit` and `dif` return false, as asserted here).
-                prop_assert!(!dit(&mut [0; 16], &[Field64::ONE; 15]));
-                return Ok(());
-            }
-            let field = |v: u64| Field64::new(v).expect("canonical");
-            let sum = lanes(Op::Add, a, b);
-            let difference = lanes(Op::Sub, a, b);
-            let product = lanes(Op::Mul, a, b);
-            for i in 0..LANES {
-                prop_assert_eq!(sum[i], (field(a[i]) + field(b[i])).as_u64());
-                prop_assert_eq!(difference[i], (field(a[i]) - field(b[i])).as_u64());
-                prop_assert_eq!(product[i], (field(a[i]) * field(b[i])).as_u64());
-            }
-        }
-    }
-}
+vector_stage_tests!("avx512f");
