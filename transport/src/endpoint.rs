@@ -136,6 +136,15 @@ impl Default for TransportOptions {
     }
 }
 
+/// Which stream limits a connection gets ([`TransportOptions::anonymous_concurrent_streams`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Streams {
+    /// `max_concurrent_streams` and `receive_window`.
+    Full,
+    /// `anonymous_concurrent_streams`, and that many stream windows for the connection.
+    Anonymous,
+}
+
 impl TransportOptions {
     /// Checks the options and builds quinn's transport configuration; `keep_alive`
     /// selects whether this side sends keep-alive packets, `peers` whether the peer
@@ -205,18 +214,7 @@ impl TransportOptions {
             .datagram_receive_buffer_size(None);
         Ok(t)
     }
-}
 
-/// Which stream limits a connection gets ([`TransportOptions::anonymous_concurrent_streams`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Streams {
-    /// `max_concurrent_streams` and `receive_window`.
-    Full,
-    /// `anonymous_concurrent_streams`, and that many stream windows for the connection.
-    Anonymous,
-}
-
-impl TransportOptions {
     /// The streams a peer may open at once and the connection's receive window.
     pub(crate) fn limits_for(&self, peers: Streams) -> (u32, quinn::VarInt) {
         match peers {
