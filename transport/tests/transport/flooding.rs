@@ -182,18 +182,23 @@ async fn a_pinned_peer_gets_full_stream_limits_on_a_few_connections_only() {
     for _ in 0..=cairn_transport::PINNED_FULL_CONNECTIONS {
         conns.push(endpoint.connect(addr, leader.fingerprint()).await.unwrap());
     }
-    // The last connection is one too many: one stream at a time.
-    let last = conns.last().unwrap();
-    let mut held = requests_at_once(last, 0xEE, 3);
+    // Three requests at once on each connection. Which connection is one too many is
+    // the server's order of completing handshakes, not the order of `connect`: count
+    // the streams taken over all of them. Each of the first few takes three; the one
+    // beyond, one at a time.
+    let full = cairn_transport::PINNED_FULL_CONNECTIONS;
+    let held: Vec<_> = conns
+        .iter()
+        .enumerate()
+        .flat_map(|(i, conn)| requests_at_once(conn, i as u8, 3))
+        .collect();
+    wait_for(&entered, 3 * full + 1, "the pinned peer's connections").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         entered.load(Ordering::SeqCst),
-        1,
-        "a pinned peer's connection beyond the first few got full stream limits"
+        3 * full + 1,
+        "a pinned peer's connection beyond the first {full} got full stream limits"
     );
-    // The first still has its full limits.
-    held.extend(requests_at_once(&conns[0], 0xC0, 3));
-    wait_for(&entered, 4, "the pinned peer's first connection").await;
     release.add_permits(held.len());
     for r in held {
         r.await.unwrap().unwrap();
