@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use cairn_client::sdk::SdkError;
 use cairn_protocol::messages::{CollectRequest, ErrorCode, Message};
-use cairn_transport::{ClientEndpoint, Identity, RetryPolicy, TransportError};
+use cairn_transport::{ClientEndpoint, Identity, RetryPolicy, TransportError, TransportOptions};
 use common::{NodeProcess, credential, credential_path, init};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -45,7 +45,11 @@ async fn send_raw(
     let endpoint = ClientEndpoint::bind(
         SocketAddr::from(([127, 0, 0, 1], 0)),
         identity,
-        quick_transport(&task),
+        // One request, not retried: time for a slow machine's fsync.
+        TransportOptions {
+            request_timeout: Duration::from_secs(10),
+            ..quick_transport(&task)
+        },
     )
     .unwrap();
     let addr = task.aggregators()[index].endpoint;

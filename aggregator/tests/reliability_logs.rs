@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use cairn_protocol::messages::Message;
-use cairn_transport::{ClientEndpoint, PrivateKey};
+use cairn_transport::{ClientEndpoint, PrivateKey, TransportOptions};
 use common::{cairn, init, submit_args, write_update};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -105,7 +105,11 @@ fn no_secret_appears_in_trace_logs_of_a_full_round() {
         let endpoint = ClientEndpoint::bind(
             SocketAddr::from(([127, 0, 0, 1], 0)),
             None,
-            quick_transport(&task),
+            // One request, not retried: time for a slow machine's fsync.
+            TransportOptions {
+                request_timeout: Duration::from_secs(10),
+                ..quick_transport(&task)
+            },
         )
         .unwrap();
         let conn = endpoint

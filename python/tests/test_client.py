@@ -212,6 +212,11 @@ def test_submit_releases_the_gil(tmp_path):
             client.submit(0, update)
             during = count[0] - before
             duration = time.perf_counter() - start
+            # The spinning rate alone again: a machine busy with other work slows both
+            # measurements, and the slower one is the fair yardstick.
+            start, before = time.perf_counter(), count[0]
+            time.sleep(0.1)
+            rate = min(rate, (count[0] - before) / (time.perf_counter() - start))
         finally:
             stop.set()
             spinner.join()

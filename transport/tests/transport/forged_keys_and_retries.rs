@@ -121,7 +121,7 @@ async fn a_client_retries_until_a_late_server_comes_up() {
         client(
             None,
             TransportOptions {
-                handshake_timeout: Duration::from_millis(200),
+                handshake_timeout: Duration::from_secs(1),
                 ..fast_options()
             },
         ),
@@ -132,7 +132,8 @@ async fn a_client_retries_until_a_late_server_comes_up() {
         let options = fast_options();
         let leader = identity(22);
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(350)).await;
+            // After the first attempt's handshake has timed out.
+            tokio::time::sleep(Duration::from_millis(1_200)).await;
             let endpoint =
                 ServerEndpoint::bind(addr, &leader, &ClientAuth::Anonymous, options).unwrap();
             endpoint
@@ -228,8 +229,10 @@ async fn a_replicated_peer_skips_a_dead_replica_stays_put_and_fails_over() {
         .unwrap()
         .local_addr()
         .unwrap();
+    // Short enough that the dead address costs little, long enough that a loaded
+    // machine still completes the live replicas' handshakes within it.
     let options = TransportOptions {
-        handshake_timeout: Duration::from_millis(300),
+        handshake_timeout: Duration::from_secs(1),
         ..fast_options()
     };
     let peer = Peer::replicated(
@@ -248,9 +251,14 @@ async fn a_replicated_peer_skips_a_dead_replica_stays_put_and_fails_over() {
         "and the peer stays on one replica"
     );
     assert_eq!(b.calls.load(Ordering::SeqCst), 0);
-    // Replica A goes away: the next request reaches B without an error.
+    // Replica A goes away: once the peer has heard so, the next request reaches B
+    // without an error.
+    let old = peer.connection().await.unwrap();
     a.endpoint.close();
     a.endpoint.wait_idle().await;
+    tokio::time::timeout(Duration::from_secs(5), old.closed())
+        .await
+        .expect("the client never heard that replica A closed");
     peer.request(b"y").await.unwrap();
     assert_eq!(b.calls.load(Ordering::SeqCst), 1);
     assert_eq!(peer.addr().await, b.addr);
