@@ -19,6 +19,8 @@
 //! upload_memory_mib = 128         # leader: memory for uploads at once; beyond, `Busy`
 //! upload_wait_ms = 2000           # leader: how long an upload waits for that memory
 //! client_streams = 1              # leader: requests at once on one client connection
+//! client_connections_per_address = 64  # leader: client connections of one IP (IPv6: /64)
+//! client_address_share_percent = 25    # leader: of the upload memory and slots, per IP
 //! threads = 2                     # threads verifying jobs (default: every core)
 //! ```
 //!
@@ -130,6 +132,10 @@ struct RawNodeConfig {
     #[serde(default)]
     client_streams: Option<u32>,
     #[serde(default)]
+    client_connections_per_address: Option<u32>,
+    #[serde(default)]
+    client_address_share_percent: Option<u32>,
+    #[serde(default)]
     threads: Option<usize>,
 }
 
@@ -163,6 +169,14 @@ pub const MAX_UPLOAD_WAIT_MS: u32 = 20_000;
 /// The most `client_streams` may allow: a connection's streams
 /// (`cairn_transport::TransportOptions::max_concurrent_streams`).
 pub const MAX_CLIENT_STREAMS: u32 = 16;
+
+/// Client connections one source address may keep open at a leader unless
+/// `client_connections_per_address` says otherwise.
+pub const DEFAULT_CLIENT_CONNECTIONS_PER_ADDRESS: u32 = 64;
+
+/// The percentage of the upload memory and request slots one source address may hold
+/// unless `client_address_share_percent` says otherwise.
+pub const DEFAULT_CLIENT_ADDRESS_SHARE_PERCENT: u8 = 25;
 
 /// How long a leader replica holds a job's lease unless `job_lease_secs` says otherwise.
 pub const DEFAULT_JOB_LEASE_SECS: u64 = 30;
@@ -231,6 +245,17 @@ pub struct NodeConfig {
     /// at a time; a process sending for many clients over one connection (a gateway,
     /// a load test) may want more. Default 1, at most 16.
     pub client_streams: u32,
+    /// Leader: client connections one source address (an IPv4 address, an IPv6 /64)
+    /// may keep open at once; more are closed after their handshake, and the client
+    /// retries later. So one host cannot take the leader's 1,024 connections. Clients
+    /// behind one NAT share an address; a gateway or a load test on one host raises it.
+    /// Default 64, at most 1,024.
+    pub client_connections_per_address: u32,
+    /// Leader: the percentage of `upload_memory_mib` (and of the requests handled at
+    /// once) that the uploads from one source address may hold; beyond it they wait,
+    /// then are answered `Busy`. So one host sending uploads slowly cannot lock other
+    /// clients out. Default 25, between 1 and 100.
+    pub client_address_share_percent: u8,
     /// Threads each job's reports are verified and aggregated on
     /// (`cairn_protocol::parallel`). Default: the machine's cores.
     pub threads: NonZeroUsize,
@@ -270,6 +295,14 @@ impl NodeConfig {
                     ("upload_memory_mib", raw.upload_memory_mib.is_some()),
                     ("upload_wait_ms", raw.upload_wait_ms.is_some()),
                     ("client_streams", raw.client_streams.is_some()),
+                    (
+                        "client_connections_per_address",
+                        raw.client_connections_per_address.is_some(),
+                    ),
+                    (
+                        "client_address_share_percent",
+                        raw.client_address_share_percent.is_some(),
+                    ),
                 ];
                 if let Some((field, _)) = leader_only.iter().find(|(_, set)| *set) {
                     return Err(invalid(
@@ -379,6 +412,26 @@ impl NodeConfig {
                 Some(n) if (1..=MAX_CLIENT_STREAMS).contains(&n) => n,
                 Some(_) => {
                     return Err(invalid("client_streams", "must be between 1 and 16"));
+                }
+            },
+            client_connections_per_address: match raw.client_connections_per_address {
+                None => DEFAULT_CLIENT_CONNECTIONS_PER_ADDRESS,
+                Some(n) if (1..=1024).contains(&n) => n,
+                Some(_) => {
+                    return Err(invalid(
+                        "client_connections_per_address",
+                        "must be between 1 and 1024",
+                    ));
+                }
+            },
+            client_address_share_percent: match raw.client_address_share_percent {
+                None => DEFAULT_CLIENT_ADDRESS_SHARE_PERCENT,
+                Some(p) if (1..=100).contains(&p) => p as u8,
+                Some(_) => {
+                    return Err(invalid(
+                        "client_address_share_percent",
+                        "must be between 1 and 100 (percent)",
+                    ));
                 }
             },
             threads: match raw.threads {
@@ -575,6 +628,53 @@ mod tests {
         assert!(NodeConfig::parse(&streams("-1"), p).is_err());
     }
 
+    #[test]
+    fn per_address_limits_have_defaults_and_bounds() {
+        let p = Path::new("x.toml");
+        let leader = NodeConfig::parse(&sample("leader", 0), p).unwrap();
+        assert_eq!(
+            leader.client_connections_per_address,
+            DEFAULT_CLIENT_CONNECTIONS_PER_ADDRESS
+        );
+        assert_eq!(
+            leader.client_address_share_percent,
+            DEFAULT_CLIENT_ADDRESS_SHARE_PERCENT
+        );
+        let with = |line: &str| format!("{}{line}\n", sample("leader", 0));
+        let set = NodeConfig::parse(
+            &with("client_connections_per_address = 1024\nclient_address_share_percent = 100"),
+            p,
+        )
+        .unwrap();
+        assert_eq!(set.client_connections_per_address, 1024);
+        assert_eq!(set.client_address_share_percent, 100);
+        for (bad, field) in [
+            (
+                "client_connections_per_address = 0",
+                "client_connections_per_address",
+            ),
+            (
+                "client_connections_per_address = 1025",
+                "client_connections_per_address",
+            ),
+            (
+                "client_address_share_percent = 0",
+                "client_address_share_percent",
+            ),
+            (
+                "client_address_share_percent = 101",
+                "client_address_share_percent",
+            ),
+            (
+                "client_address_share_percent = 300",
+                "client_address_share_percent",
+            ),
+        ] {
+            let err = NodeConfig::parse(&with(bad), p).unwrap_err().to_string();
+            assert!(err.contains(field), "{bad}: {err}");
+        }
+    }
+
     /// A helper takes no client uploads, so the leader's upload settings would be
     /// silently ignored there: an operator who set them believes they hold. Refused,
     /// naming the setting.
@@ -585,6 +685,8 @@ mod tests {
             "upload_memory_mib = 64",
             "upload_wait_ms = 100",
             "client_streams = 4",
+            "client_connections_per_address = 8",
+            "client_address_share_percent = 50",
         ] {
             let text = format!("{}{setting}\n", sample("helper", 1));
             let err = NodeConfig::parse(&text, p).unwrap_err().to_string();

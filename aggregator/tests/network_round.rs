@@ -100,6 +100,21 @@ async fn client_giving_up_at_once(
         .unwrap()
 }
 
+/// Client 0 of `d` with the state folder `state`, default timeouts and a few retries:
+/// for an upload that must succeed (the nodes are up), on a machine that may be slow.
+async fn client_retrying(d: &Deployment, task: &TaskConfig, state: &std::path::Path) -> Client {
+    Client::builder(task.clone())
+        .credential(cairn_client::sdk::read_credential(&d.credentials[0]).unwrap())
+        .state_dir(state)
+        .retry(cairn_transport::RetryPolicy {
+            max_attempts: 5,
+            ..Default::default()
+        })
+        .build()
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_round_over_quic_releases_the_exact_sum() {
     let dir = tempfile::tempdir().unwrap();
@@ -201,7 +216,7 @@ async fn a_report_prepared_before_a_failed_upload_is_the_one_sent_later() {
 
     let nodes = start_nodes(&d).await;
     // A new process of the same client, another update: the kept report is sent.
-    let again = build().await;
+    let again = client_retrying(&d, &task, &state).await;
     let id = again.submit(0, &[0.0, 0.25, 0.0, 0.0]).await.unwrap();
     assert!(matches!(
         again.submit(0, &[0.0, 0.0, 0.125, 0.0]).await,
@@ -236,7 +251,7 @@ async fn a_kept_record_report_is_sent_again_without_the_new_samples_size() {
     drop(first);
 
     let nodes = start_nodes(&d).await;
-    let again = build().await;
+    let again = client_retrying(&d, &task, &state).await;
     let three_records = [0.0, 0.125, 0.0, 0.0].repeat(3);
     let (id, sampled) = again
         .sample_and_submit_records(0, &three_records)
@@ -332,7 +347,7 @@ async fn a_kept_report_is_sent_even_when_the_new_sample_is_too_large() {
     ));
     let nodes = start_nodes(&d).await;
     let three_records = [0.0, 0.125, 0.0, 0.0].repeat(3);
-    let (_, sampled) = build()
+    let (_, sampled) = client_retrying(&d, &task, &state)
         .await
         .sample_and_submit_records(0, &three_records)
         .await
@@ -635,6 +650,43 @@ async fn raw_upload_frames_are_stored_as_they_arrived_or_refused_by_the_codec() 
     let released = collect_round_0(&collector_of(&d, &task).await).await;
     assert_eq!(released.count, 1);
     assert_eq!(released.sum, vec![0.5, 0.0, 0.25, 0.0]);
+    for n in nodes {
+        n.shutdown(Duration::from_secs(1)).await;
+    }
+}
+
+/// The leader's node file bounds the client connections of one host
+/// (`client_connections_per_address`): with a limit of one, a second client on the
+/// same host is closed after its handshake and told why, while the first is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_closes_client_connections_beyond_its_per_address_limit() {
+    let (_dir, d, task) = small_deployment(19);
+    assert!(d.credentials.len() >= 2, "two clients needed");
+    let mut leader = std::fs::read_to_string(&d.nodes[0]).unwrap();
+    leader.push_str("client_connections_per_address = 1\n");
+    std::fs::write(&d.nodes[0], leader).unwrap();
+    let nodes = start_nodes(&d).await;
+    let client = |k: usize| {
+        Client::builder(task.clone())
+            .credential(cairn_client::sdk::read_credential(&d.credentials[k]).unwrap())
+            .retry(cairn_transport::RetryPolicy {
+                max_attempts: 1,
+                ..Default::default()
+            })
+            .build()
+    };
+    // The first keeps its connection open (the SDK reuses it).
+    let first = client(0).await.unwrap();
+    first.submit(0, &[0.5, 0.0, 0.0, 0.0]).await.unwrap();
+    let second = client(1).await.unwrap();
+    let refused = second.submit(0, &[0.25, 0.0, 0.0, 0.0]).await.unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("too many connections from this address"),
+        "{refused}"
+    );
+    first.submit(1, &[0.5, 0.0, 0.0, 0.0]).await.unwrap();
     for n in nodes {
         n.shutdown(Duration::from_secs(1)).await;
     }

@@ -22,6 +22,7 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::CertificateDer;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::address::Addresses;
 use crate::cert::{Fingerprint, Identity, fingerprint};
 use crate::error::{TimeoutKind, TransportError, from_connection_error};
 use crate::tls::{ClientAuth, pinned_client_config, server_tls_config};
@@ -87,6 +88,21 @@ pub struct TransportOptions {
     /// twice as many while timed-out ones close), and leaves the rest to peers that
     /// answer. Nothing limits the connections of one real address.
     pub max_connections: usize,
+    /// Connections an anonymous peer's source address (an IPv4 address, an IPv6 /64)
+    /// may keep open at once; one more is closed just after its handshake, with the
+    /// reason "too many connections from this address". Peers with a pinned
+    /// certificate are not counted. Default 64 (`max_connections` still bounds all).
+    ///
+    /// With `address_share_percent`, it keeps one host from holding the server's
+    /// connections, request slots or request memory (`crate::address`). Peers behind
+    /// one NAT share an address; a load test from one host raises both.
+    pub max_connections_per_address: usize,
+    /// The percentage of the request slots and of the request memory that anonymous
+    /// peers may hold which the requests from one source address may hold at once
+    /// (at least one request of `max_frame_len`). A request beyond it waits, as for
+    /// `request_memory`: past `busy_after`, it is answered busy. So one host sending
+    /// requests slowly cannot lock other clients out. Default 25, between 1 and 100.
+    pub address_share_percent: u8,
     /// Bytes a peer may send on one stream before they are read (QUIC stream receive
     /// window). Default 256 KiB (on a 100 ms path, 2.5 MB/s per stream).
     pub stream_receive_window: u32,
@@ -127,6 +143,8 @@ impl Default for TransportOptions {
             anonymous_concurrent_streams: 1,
             max_concurrent_requests: 256,
             max_connections: 1024,
+            max_connections_per_address: 64,
+            address_share_percent: 25,
             stream_receive_window: 256 << 10,
             receive_window: 4 << 20,
             request_memory: 128 << 20,
@@ -164,6 +182,12 @@ impl TransportOptions {
             || self.max_connections == 0
         {
             return bad("stream, request and connection limits must be positive");
+        }
+        if self.max_connections_per_address == 0 {
+            return bad("max_connections_per_address must be positive");
+        }
+        if !(1..=100).contains(&self.address_share_percent) {
+            return bad("address_share_percent must be between 1 and 100");
         }
         if self.anonymous_concurrent_streams == 0
             || self.anonymous_concurrent_streams > self.max_concurrent_streams
@@ -315,6 +339,9 @@ pub struct ServerEndpoint {
     /// The share of `memory` anonymous peers may hold together: all but
     /// [`PINNED_RESERVED_MEMORY_KIB`] (never less than one largest frame).
     pub(crate) anonymous_memory: Arc<Semaphore>,
+    /// Anonymous peers' connections per source address, and each address's share of
+    /// `anonymous_requests` and `anonymous_memory`.
+    pub(crate) addresses: Arc<Addresses>,
     /// The frame sent to a request that finds no room in `request_memory`.
     pub(crate) busy: Option<Arc<[u8]>>,
     /// Requests answered with `busy` so far.
@@ -423,10 +450,17 @@ impl ServerEndpoint {
             .max_concurrent_requests
             .saturating_sub(reserved_requests)
             .max(1);
+        let addresses = Arc::new(Addresses::new(
+            &options,
+            anonymous_requests,
+            anonymous_memory_kib,
+            frame_kib,
+        ));
         Ok(Self {
             endpoint,
             options,
             requests,
+            addresses,
             anonymous_requests: Arc::new(Semaphore::new(anonymous_requests)),
             in_flight: Arc::new(InFlight::default()),
             handshakes: Arc::new(AtomicUsize::new(0)),

@@ -37,7 +37,9 @@
 //! streams per connection (fewer for anonymous peers, whom anyone can impersonate), the
 //! requests handled at once, and the connections kept; a server asks new connection
 //! attempts to prove their source address (QUIC Retry) while many handshakes are in
-//! progress, so half-open handshakes from spoofed addresses cannot hold its slots.
+//! progress, so half-open handshakes from spoofed addresses cannot hold its slots, and
+//! bounds what one source address may hold: connections, request slots and request
+//! memory (`address`).
 //!
 //! # Modules
 //!
@@ -46,6 +48,8 @@
 //! - [`endpoint`]: quinn endpoints, [`Connection::request`], options, peer identity.
 //! - [`peer`]: a pinned server with a reused, reconnecting connection ([`Peer`]).
 //! - [`server`]: the accept loop [`serve`] with bounded concurrency.
+//! - `address`: what one source address may hold of a server (connections, requests,
+//!   memory).
 //! - [`frame`]: length-prefixed frames with limits and timeouts.
 //! - [`retry`]: retry with exponential backoff and jitter.
 //! - [`error`]: the error type, [`TransportError`].
@@ -73,6 +77,7 @@
 //! # Ok(()) }
 //! ```
 
+mod address;
 pub mod cert;
 pub mod endpoint;
 pub mod error;
@@ -96,5 +101,5 @@ pub use frame::{read_frame, write_frame};
 pub const REQUEST_COPIES: u32 = 3;
 pub use peer::Peer;
 pub use retry::{Retriable, RetryPolicy, retry_with_backoff};
-pub use server::{STREAM_BAD_REQUEST, serve};
+pub use server::{CONNECTION_LIMIT, STREAM_BAD_REQUEST, serve};
 pub use tls::{ALPN, ClientAuth, PinSet};

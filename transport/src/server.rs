@@ -24,6 +24,7 @@ use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::address::AddressSlot;
 use crate::cert::Fingerprint;
 use crate::endpoint::{PeerIdentity, ServerEndpoint, Streams};
 use crate::error::TransportError;
@@ -34,6 +35,11 @@ pub const STREAM_BAD_REQUEST: u32 = 1;
 
 /// Stream error code: the request was answered busy without being read.
 pub const STREAM_BUSY: u32 = 2;
+
+/// Connection close code: the peer's source address has
+/// [`max_connections_per_address`](crate::TransportOptions::max_connections_per_address)
+/// connections open already.
+pub const CONNECTION_LIMIT: u32 = 3;
 
 /// Serves requests on `server` with `handler` until the endpoint closes
 /// ([`ServerEndpoint::close`] or [`ServerEndpoint::shutdown`]). Connections over the
@@ -64,6 +70,22 @@ where
             }
             continue;
         }
+        // An attempt whose address is proved (it answered a Retry) counts against its
+        // address from now on, so a host cannot hold slots with handshakes it stalls.
+        // Others count once their handshake ends (`handle_connection`): counting a
+        // spoofed address would let an attacker lock its real owner out.
+        let address = if incoming.remote_address_validated() {
+            match server.addresses.admit(remote.ip()) {
+                Some(slot) => Some(slot),
+                None => {
+                    tracing::info!(%remote, "connection refused: too many from its address");
+                    incoming.refuse();
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         // Accepting here, not in the spawned task, counts the connection at once, so a
         // burst of attempts cannot pass the limit check together.
         let connecting = match incoming.accept() {
@@ -77,6 +99,7 @@ where
         tokio::spawn(handle_connection(
             connecting,
             handshake,
+            address,
             remote,
             server.clone(),
             handler.clone(),
@@ -152,6 +175,7 @@ impl Drop for Handshake {
 async fn handle_connection<H, Fut>(
     connecting: quinn::Connecting,
     handshake: Handshake,
+    address: Option<AddressSlot>,
     remote: SocketAddr,
     server: ServerEndpoint,
     handler: Arc<H>,
@@ -190,6 +214,26 @@ async fn handle_connection<H, Fut>(
         }
         _ => None,
     };
+    // An anonymous peer is counted against its source address, and its requests take
+    // from the address's share first (`crate::address`).
+    let address = match peer {
+        PeerIdentity::Anonymous => match address.or_else(|| server.addresses.admit(remote.ip())) {
+            Some(slot) => Some(slot),
+            None => {
+                tracing::info!(%remote, "connection closed: too many from its address");
+                conn.close(
+                    CONNECTION_LIMIT.into(),
+                    b"too many connections from this address",
+                );
+                return;
+            }
+        },
+        PeerIdentity::Certificate(_) => {
+            drop(address); // pinned peers are not counted
+            None
+        }
+    };
+    let share = address.as_ref().map(|slot| slot.share());
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(streams) => streams,
@@ -202,15 +246,25 @@ async fn handle_connection<H, Fut>(
         // streams queue in QUIC flow control, bounded by `max_concurrent_streams`. An
         // anonymous peer takes one of the anonymous share first, so the slots kept for
         // pinned peers stay free for them.
-        let Ok(permit) = take_share(&server.anonymous_requests, &server.requests, &peer, 1).await
+        let Ok(permit) = take_share(
+            share.map(|s| &s.requests),
+            &server.anonymous_requests,
+            &server.requests,
+            1,
+        )
+        .await
         else {
             return; // the semaphores are never closed; nothing to serve if they were
+        };
+        let origin = Origin {
+            peer,
+            remote,
+            address_memory: share.map(|s| Arc::clone(&s.memory)),
         };
         tokio::spawn(handle_stream(
             send,
             recv,
-            peer,
-            remote,
+            origin,
             server.clone(),
             handler.clone(),
             permit,
@@ -218,11 +272,18 @@ async fn handle_connection<H, Fut>(
     }
 }
 
+/// Where a request stream comes from: the peer, its address, and (for an anonymous
+/// peer) its address's share of the request memory.
+struct Origin {
+    peer: PeerIdentity,
+    remote: SocketAddr,
+    address_memory: Option<Arc<Semaphore>>,
+}
+
 async fn handle_stream<H, Fut>(
     mut send: quinn::SendStream,
     mut recv: quinn::RecvStream,
-    peer: PeerIdentity,
-    remote: SocketAddr,
+    origin: Origin,
     server: ServerEndpoint,
     handler: Arc<H>,
     permit: Held,
@@ -230,6 +291,11 @@ async fn handle_stream<H, Fut>(
     H: Fn(PeerIdentity, Vec<u8>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Vec<u8>> + Send + 'static,
 {
+    let Origin {
+        peer,
+        remote,
+        address_memory,
+    } = origin;
     let in_flight = server.in_flight.enter();
     let options = &server.options;
     let deadline = crate::frame::deadline_after(options.request_timeout);
@@ -262,7 +328,12 @@ async fn handle_stream<H, Fut>(
     let wait_until = crate::frame::deadline_after(options.busy_after).min(deadline);
     let memory = match tokio::time::timeout_at(
         wait_until,
-        take_share(&server.anonymous_memory, &server.memory, &peer, kib),
+        take_share(
+            address_memory.as_ref(),
+            &server.anonymous_memory,
+            &server.memory,
+            kib,
+        ),
     )
     .await
     {
@@ -290,7 +361,12 @@ async fn handle_stream<H, Fut>(
             // would keep its request slot while another request holds the memory.
             None => match tokio::time::timeout_at(
                 deadline,
-                take_share(&server.anonymous_memory, &server.memory, &peer, kib),
+                take_share(
+                    address_memory.as_ref(),
+                    &server.anonymous_memory,
+                    &server.memory,
+                    kib,
+                ),
             )
             .await
             {
@@ -328,28 +404,34 @@ async fn handle_stream<H, Fut>(
     drop(in_flight);
 }
 
-/// Permits a request holds: of the anonymous share (anonymous peers only) and of the
-/// whole. Released together when dropped.
+/// Permits a request holds: of its address's share and of the anonymous share
+/// (anonymous peers only), and of the whole. Released together when dropped.
 struct Held {
+    _address: Option<OwnedSemaphorePermit>,
     _anonymous: Option<OwnedSemaphorePermit>,
     _whole: OwnedSemaphorePermit,
 }
 
-/// `n` permits of a limit (request slots or request memory): for an anonymous peer, of
-/// the anonymous share first, then of the whole, so the part kept for pinned peers
-/// stays free for them.
+/// `n` permits of a limit (request slots or request memory). An anonymous peer (one
+/// with an `address_share`) takes them of its address's share first, then of the
+/// anonymous share, then of the whole: a host over its share waits without holding
+/// anything others need, and the part kept for pinned peers stays free for them.
 async fn take_share(
+    address_share: Option<&Arc<Semaphore>>,
     anonymous_share: &Arc<Semaphore>,
     whole: &Arc<Semaphore>,
-    peer: &PeerIdentity,
     n: u32,
 ) -> Result<Held, tokio::sync::AcquireError> {
-    let anonymous = match peer {
-        PeerIdentity::Anonymous => Some(anonymous_share.clone().acquire_many_owned(n).await?),
-        PeerIdentity::Certificate(_) => None,
+    let (address, anonymous) = match address_share {
+        Some(address_share) => (
+            Some(address_share.clone().acquire_many_owned(n).await?),
+            Some(anonymous_share.clone().acquire_many_owned(n).await?),
+        ),
+        None => (None, None),
     };
     let total = whole.clone().acquire_many_owned(n).await?;
     Ok(Held {
+        _address: address,
         _anonymous: anonymous,
         _whole: total,
     })

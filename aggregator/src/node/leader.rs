@@ -69,6 +69,8 @@ pub(super) async fn start_leader(
     options.request_memory = config.upload_memory_mib as usize * (1 << 20);
     options.busy_after = std::time::Duration::from_millis(u64::from(config.upload_wait_ms));
     options.anonymous_concurrent_streams = config.client_streams;
+    options.max_connections_per_address = config.client_connections_per_address as usize;
+    options.address_share_percent = config.client_address_share_percent;
     let mut pins = PinSet::new();
     pins.insert(collector_fp);
     let mut server = ServerEndpoint::bind(

@@ -68,6 +68,11 @@ async fn half_open_handshakes_from_unreachable_addresses_cannot_fill_the_connect
             tokio::spawn(async move { endpoint.connect(relay, &fingerprint).await })
         })
         .collect();
+    wait_until(
+        || server.endpoint.open_connections() >= 1,
+        "the first half-open handshake",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     // max_connections / 8, at least 1: one half-open handshake, the others retried.
     let held = server.endpoint.open_connections();
@@ -121,6 +126,7 @@ async fn an_anonymous_connection_gets_fewer_streams_than_a_pinned_one() {
         .await
         .unwrap();
     let crowd = requests_at_once(&anonymous, 0xA0, 6);
+    wait_for(&entered, 2, "the anonymous connection's first two requests").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         entered.load(Ordering::SeqCst),
@@ -223,5 +229,241 @@ async fn a_server_of_pinned_peers_only_gives_full_stream_limits() {
     release.add_permits(held.len());
     for r in held {
         r.await.unwrap().unwrap();
+    }
+}
+
+/// A second loopback address (Linux routes all of 127.0.0.0/8 to `lo`): another host.
+const OTHER_HOST: &str = "127.0.0.2:0";
+
+fn client_from(host: &str, options: TransportOptions) -> ClientEndpoint {
+    ClientEndpoint::bind(host.parse().unwrap(), None, options).unwrap()
+}
+
+/// One host opening connection after connection: past `max_connections_per_address`
+/// its connections are closed once their handshake ends, so it cannot hold the
+/// server's connection slots. Another host, and a peer with a pinned certificate on
+/// the same host, still connect; a closed connection's place is free again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_an_addresses_limit_are_closed_others_still_connect() {
+    let leader = identity(48);
+    let collector = identity(49);
+    let pins: PinSet = [*collector.fingerprint()].into_iter().collect();
+    let options = TransportOptions {
+        max_connections_per_address: 2,
+        ..fast_options()
+    };
+    let server = start_echo(&leader, ClientAuth::Optional(pins), options.clone());
+    let host = client(None, options.clone());
+    let connect = || host.connect(server.addr, leader.fingerprint());
+    let first = connect().await.unwrap();
+    let second = connect().await.unwrap();
+    for conn in [&first, &second] {
+        assert_eq!(
+            conn.request(b"in").await.unwrap(),
+            expected_echo(&PeerIdentity::Anonymous, b"in")
+        );
+    }
+    // The third completes its handshake, then the server closes it with the reason.
+    let refused = match connect().await {
+        Ok(third) => third.request(b"over").await.unwrap_err(),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(&refused, TransportError::Closed(why) if why.contains("too many connections from this address")),
+        "{refused:?}"
+    );
+    assert!(
+        refused.is_retriable(),
+        "a client over the limit retries later"
+    );
+    // Another host is not affected.
+    let elsewhere = client_from(OTHER_HOST, options.clone())
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    assert_eq!(
+        elsewhere.request(b"other").await.unwrap(),
+        expected_echo(&PeerIdentity::Anonymous, b"other")
+    );
+    // Nor is a pinned peer on the same host.
+    let pinned = client(Some(&collector), options)
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    assert_eq!(
+        pinned.request(b"pinned").await.unwrap(),
+        expected_echo(
+            &PeerIdentity::Certificate(*collector.fingerprint()),
+            b"pinned"
+        )
+    );
+    // Once the first is closed (and the server has heard it), the host connects again.
+    first.close();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let answer = match connect().await {
+            Ok(conn) => conn.request(b"again").await,
+            Err(e) => Err(e),
+        };
+        match answer {
+            Ok(answer) => {
+                assert_eq!(answer, expected_echo(&PeerIdentity::Anonymous, b"again"));
+                break;
+            }
+            Err(e) => assert!(
+                std::time::Instant::now() < deadline,
+                "a closed connection's place was not given back: {e:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(second.request(b"still").await.is_ok());
+}
+
+/// One host holding its share of the request memory (here, requests the handler
+/// holds; a peer sending slowly holds it the same way): its further requests are
+/// answered busy, while another host's request is handled. Without the share, the
+/// first host's four requests would take all the memory and the other host's would be
+/// answered busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_cannot_take_the_request_memory_of_others() {
+    let leader = identity(50);
+    // Room for four 4000-byte requests (each counted 3 times: 12 KiB); a host's share,
+    // 25 %, is one of them.
+    let options = TransportOptions {
+        request_memory: 4 * 12 * 1024,
+        busy_after: Duration::from_millis(200),
+        address_share_percent: 25,
+        ..fast_options()
+    };
+    let (addr, release, entered) = start_gated(&leader, options.clone());
+    let host = client(None, options.clone())
+        .connect(addr, leader.fingerprint())
+        .await
+        .unwrap();
+    let request = |conn: &cairn_transport::Connection, tag: u8| {
+        let conn = conn.clone();
+        tokio::spawn(async move { conn.request(&[tag; 4000]).await })
+    };
+    let held = request(&host, 1);
+    wait_for(&entered, 1, "the host's first request").await;
+    for tag in 2..=4 {
+        assert_eq!(request(&host, tag).await.unwrap().unwrap(), b"busy");
+    }
+    assert_eq!(entered.load(Ordering::SeqCst), 1);
+    let other = client_from(OTHER_HOST, options)
+        .connect(addr, leader.fingerprint())
+        .await
+        .unwrap();
+    let served = request(&other, 5);
+    wait_for(&entered, 2, "the other host's request").await;
+    release.add_permits(2);
+    assert_eq!(held.await.unwrap().unwrap(), [1; 4]);
+    assert_eq!(served.await.unwrap().unwrap(), [5; 4]);
+}
+
+/// One host holding its share of the request slots: its further requests wait, and
+/// another host's request is handled at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_host_cannot_take_the_request_slots_of_others() {
+    let leader = identity(51);
+    // Eight slots; a host's share, 25 %, is two.
+    let options = TransportOptions {
+        max_concurrent_requests: 8,
+        address_share_percent: 25,
+        request_timeout: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(30),
+        ..fast_options()
+    };
+    let (addr, release, entered) = start_gated(&leader, options.clone());
+    let host = client(None, options.clone())
+        .connect(addr, leader.fingerprint())
+        .await
+        .unwrap();
+    let mut held = requests_at_once(&host, 0xA0, 4);
+    wait_for(&entered, 2, "the host's first two requests").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        entered.load(Ordering::SeqCst),
+        2,
+        "one host held more than its share of the request slots"
+    );
+    let other = client_from(OTHER_HOST, options)
+        .connect(addr, leader.fingerprint())
+        .await
+        .unwrap();
+    held.extend(requests_at_once(&other, 0xB0, 1));
+    wait_for(&entered, 3, "the other host's request").await;
+    release.add_permits(held.len());
+    for r in held {
+        r.await.unwrap().unwrap();
+    }
+}
+
+/// A host that has proved its address (it answered a Retry, as every attempt must
+/// while many handshakes are in progress) is counted from its handshake's start, so
+/// it cannot hold connection slots with handshakes it stalls: past its limit, its
+/// attempts are refused before any handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_with_a_proved_address_is_counted_before_its_handshake() {
+    let leader = identity(52);
+    // Eight connections: while one handshake is in progress, new attempts get a Retry.
+    let options = TransportOptions {
+        max_connections: 8,
+        max_connections_per_address: 2,
+        handshake_timeout: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(30),
+        ..fast_options()
+    };
+    let server = start_echo(&leader, ClientAuth::Anonymous, options.clone());
+    // One half-open handshake (through a relay that drops the answers) holds the
+    // handshake in progress for the whole test.
+    let relay = black_hole_relay(server.addr).await;
+    let stalled = {
+        let endpoint = client(None, options.clone());
+        let fingerprint = *leader.fingerprint();
+        tokio::spawn(async move { endpoint.connect(relay, &fingerprint).await })
+    };
+    wait_until(
+        || server.endpoint.open_connections() == 1,
+        "the stalled handshake",
+    )
+    .await;
+    let host = client_from(OTHER_HOST, options);
+    let first = host
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    let second = host
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    let refused = host
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .expect_err("a third connection from the host was accepted");
+    assert!(
+        matches!(&refused, TransportError::Closed(why) if !why.contains("too many connections")),
+        "the third attempt got a handshake before it was refused: {refused:?}"
+    );
+    assert_eq!(server.endpoint.open_connections(), 3);
+    for conn in [first, second] {
+        assert_eq!(
+            conn.request(b"in").await.unwrap(),
+            expected_echo(&PeerIdentity::Anonymous, b"in")
+        );
+    }
+    stalled.abort();
+}
+
+/// Waits until `done` holds, or fails with `why` after 5 s.
+async fn wait_until(done: impl Fn() -> bool, why: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{why}: not within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -39,6 +39,8 @@ fn fast_options() -> TransportOptions {
         // Most tests here send several requests at once on one anonymous connection;
         // `flooding` tests the anonymous limit itself.
         anonymous_concurrent_streams: TransportOptions::default().max_concurrent_streams,
+        // Every peer here connects from 127.0.0.1; `flooding` tests the address's share.
+        address_share_percent: 100,
         ..TransportOptions::default()
     }
 }
@@ -284,6 +286,14 @@ async fn an_idle_connection_closes_unless_kept_alive() {
     assert!(matches!(err, TransportError::Closed(_)), "{err:?}");
     assert!(err.is_retriable());
 
+    // Kept alive: silent for longer than the idle timeout, still open. (A second
+    // server, with a longer idle timeout than the first, so that a loaded machine
+    // delaying one keep-alive does not close it.)
+    let options = TransportOptions {
+        idle_timeout: Duration::from_millis(1_500),
+        ..options
+    };
+    let server = start_echo(&leader, ClientAuth::Anonymous, options.clone());
     let chatty = client(
         None,
         TransportOptions {
@@ -295,7 +305,7 @@ async fn an_idle_connection_closes_unless_kept_alive() {
         .connect(server.addr, leader.fingerprint())
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     assert!(conn.close_reason().is_none());
     assert_eq!(
         conn.request(b"still here").await.unwrap(),
@@ -460,14 +470,10 @@ async fn graceful_shutdown_finishes_running_requests_then_refuses() {
             })
             .await;
     });
-    let client = client(
-        None,
-        TransportOptions {
-            handshake_timeout: Duration::from_millis(500),
-            ..fast_options()
-        },
-    );
-    let conn = client.connect(addr, leader.fingerprint()).await.unwrap();
+    let conn = client(None, fast_options())
+        .connect(addr, leader.fingerprint())
+        .await
+        .unwrap();
     let pending = tokio::spawn({
         let conn = conn.clone();
         async move { conn.request(b"slow").await }
@@ -481,7 +487,14 @@ async fn graceful_shutdown_finishes_running_requests_then_refuses() {
         .await
         .expect("serve returns after shutdown")
         .unwrap();
-    assert!(client.connect(addr, leader.fingerprint()).await.is_err());
+    let after = client(
+        None,
+        TransportOptions {
+            handshake_timeout: Duration::from_millis(500),
+            ..fast_options()
+        },
+    );
+    assert!(after.connect(addr, leader.fingerprint()).await.is_err());
 }
 
 /// Runs futures concurrently on this task and returns their outputs in order (a tiny
@@ -695,6 +708,7 @@ async fn anonymous_requests_cannot_take_the_slots_kept_for_pinned_peers() {
         .await
         .unwrap();
     let crowd = requests_at_once(&anonymous, 0xA0, 2 * (PINNED_RESERVED_REQUESTS as u8 + 2));
+    wait_for(&entered, 2, "the anonymous requests").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let held = entered.load(Ordering::SeqCst);
     assert_eq!(held, 2, "anonymous peers hold all but the reserved slots");
