@@ -21,6 +21,7 @@
 //! | `store_transaction_retries_total` | counter | PostgreSQL: transactions retried after a serialization failure or deadlock (replicas, or concurrent requests, touching the same rows) |
 //! | `job_contention_total` | counter | leader on PostgreSQL: batches of queued reports, or new jobs' leases, lost to another replica sharing the database |
 //! | `uploads_busy_total` | counter | leader: requests on its client port (uploads; also collect requests) answered `Busy` because `upload_memory_mib` had no room for them within `upload_wait_ms` (the clients retry) |
+//! | `client_connections_refused_total` | counter | leader: client connections refused or closed because their source address (IPv4, IPv6 /64) had `client_connections_per_address` open already (the clients retry) |
 //! | `hpke_pending_key_opens_total` | counter | helper: input shares opened with a key in `hpke_pending_keys` (clients already on the next task file) |
 //! | `hpke_expired_key_opens_total` | counter | helper: input shares opened with a key in `hpke_expired_keys` (clients still on an old task file; once it stops growing, the key can go) |
 //!

@@ -687,6 +687,13 @@ async fn a_leader_closes_client_connections_beyond_its_per_address_limit() {
         "{refused}"
     );
     first.submit(1, &[0.5, 0.0, 0.0, 0.0]).await.unwrap();
+    let metrics = nodes[0].metrics.render();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "cairn_client_connections_refused_total 1"),
+        "{metrics}"
+    );
     for n in nodes {
         n.shutdown(Duration::from_secs(1)).await;
     }

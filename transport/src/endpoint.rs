@@ -346,6 +346,9 @@ pub struct ServerEndpoint {
     pub(crate) busy: Option<Arc<[u8]>>,
     /// Requests answered with `busy` so far.
     pub(crate) busy_answers: Arc<AtomicU64>,
+    /// Connections refused or closed so far because their address had
+    /// `max_connections_per_address` already.
+    pub(crate) address_refusals: Arc<AtomicU64>,
     /// The socket's receive buffer as the kernel reports it.
     pub(crate) udp_receive_buffer: usize,
 }
@@ -470,6 +473,7 @@ impl ServerEndpoint {
             anonymous_memory: Arc::new(Semaphore::new(anonymous_memory_kib)),
             busy: None,
             busy_answers: Arc::new(AtomicU64::new(0)),
+            address_refusals: Arc::new(AtomicU64::new(0)),
             udp_receive_buffer,
         })
     }
@@ -501,6 +505,13 @@ impl ServerEndpoint {
     /// this endpoint, for metrics).
     pub fn busy_answers(&self) -> Arc<AtomicU64> {
         Arc::clone(&self.busy_answers)
+    }
+
+    /// How many connections were refused or closed so far because their source address
+    /// had [`TransportOptions::max_connections_per_address`] open already (a counter
+    /// shared by the clones of this endpoint, for metrics).
+    pub fn address_refusals(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.address_refusals)
     }
 
     /// Connections currently open.

@@ -79,6 +79,7 @@ where
                 Some(slot) => Some(slot),
                 None => {
                     tracing::info!(%remote, "connection refused: too many from its address");
+                    server.address_refusals.fetch_add(1, Ordering::Relaxed);
                     incoming.refuse();
                     continue;
                 }
@@ -221,6 +222,7 @@ async fn handle_connection<H, Fut>(
             Some(slot) => Some(slot),
             None => {
                 tracing::info!(%remote, "connection closed: too many from its address");
+                server.address_refusals.fetch_add(1, Ordering::Relaxed);
                 conn.close(
                     CONNECTION_LIMIT.into(),
                     b"too many connections from this address",

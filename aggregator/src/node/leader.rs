@@ -95,6 +95,11 @@ pub(super) async fn start_leader(
         "Requests on the leader's client port (uploads, and collect requests) answered Busy because the upload memory had no room for them",
         server.busy_answers(),
     );
+    metrics.watch_counter(
+        "client_connections_refused",
+        "Client connections the leader refused or closed because their source address had client_connections_per_address open already",
+        server.address_refusals(),
+    );
     let local_addr = server.local_addr()?;
     let client = ClientEndpoint::bind(
         unspecified_for(config.listen),
