@@ -112,11 +112,8 @@ fn no_jitter(max_attempts: u32) -> RetryPolicy {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_retries_until_a_late_server_comes_up() {
     let leader = identity(22);
-    // Reserve a port, then free it: nothing answers there until the server starts.
-    let addr = std::net::UdpSocket::bind(LOOPBACK)
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Nothing answers at this address until the server starts.
+    let addr = unused_port_below_the_ephemeral_range();
     let peer = Peer::new(
         client(
             None,
@@ -185,8 +182,9 @@ async fn authentication_failures_are_not_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_reuses_its_connection_and_reconnects_after_a_server_restart() {
     let helper = identity(25);
-    let first = start_echo(&helper, ClientAuth::Anonymous, fast_options());
-    let addr = first.addr;
+    // The server restarts at this address, which no other test may take meanwhile.
+    let addr = unused_port_below_the_ephemeral_range();
+    let first = start_echo_on(addr, &helper, ClientAuth::Anonymous, fast_options());
     let peer = Peer::new(client(None, fast_options()), addr, *helper.fingerprint());
     peer.request(b"a").await.unwrap();
     // Held to the end: a stable id is unique only among live connections, so the old
@@ -225,10 +223,7 @@ async fn a_replicated_peer_skips_a_dead_replica_stays_put_and_fails_over() {
     let a = start_echo(&server, ClientAuth::Anonymous, fast_options());
     let b = start_echo(&server, ClientAuth::Anonymous, fast_options());
     // Nothing listens at the first address.
-    let dead = std::net::UdpSocket::bind(LOOPBACK)
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let dead = unused_port_below_the_ephemeral_range();
     // Short enough that the dead address costs little, long enough that a loaded
     // machine still completes the live replicas' handshakes within it.
     let options = TransportOptions {

@@ -52,6 +52,26 @@ struct EchoServer {
     calls: Arc<AtomicUsize>,
 }
 
+/// A loopback address whose port was free a moment ago and lies below the kernel's
+/// ephemeral range (32768 and up on Linux by default), so that no other test of this
+/// binary, all binding port 0, can be given it while this one leaves it unbound (a
+/// server that starts late, a server restarted at the same address, an address
+/// nothing listens at).
+fn unused_port_below_the_ephemeral_range() -> SocketAddr {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let mut rng = ChaCha20Rng::seed_from_u64(nanos as u64 ^ u64::from(std::process::id()));
+    for _ in 0..1_000 {
+        let port = 10_000 + (rand_core::Rng::next_u32(&mut rng) % 20_000) as u16;
+        if let Ok(socket) = std::net::UdpSocket::bind(("127.0.0.1", port)) {
+            return socket.local_addr().unwrap();
+        }
+    }
+    panic!("no free UDP port between 10000 and 30000");
+}
+
 fn start_echo(id: &Identity, auth: ClientAuth, options: TransportOptions) -> EchoServer {
     start_echo_on(LOOPBACK.parse().unwrap(), id, auth, options)
 }
