@@ -193,6 +193,16 @@ pub fn init<R: CryptoRng + ?Sized>(
     let mut nodes = Vec::new();
     for (i, (endpoint, _)) in fingerprints.iter().enumerate() {
         let path = dir.join(format!("node-{i}.toml"));
+        // A leader on a loopback address is reached by processes of this machine only:
+        // one address is all of its clients, whose limits per address would only hold
+        // them back (a load test, a local simulation of many clients).
+        let local_clients = if i == 0 && endpoint.ip().is_loopback() {
+            "# Every client runs on this machine (the leader listens on a loopback address),\n\
+             # so one address is all of them: no limits per client address.\n\
+             client_connections_per_address = 1024\nclient_address_share_percent = 100\n"
+        } else {
+            ""
+        };
         fs::write(
             &path,
             format!(
@@ -202,7 +212,7 @@ pub fn init<R: CryptoRng + ?Sized>(
                  tls_key = \"aggregator-{i}/key.pem\"\nhpke_key = \"aggregator-{i}/hpke.key\"\n\
                  verify_key = \"verify.key\"\ncollector_cert_sha256 = \"{collector}\"\n\
                  # Prometheus metrics on /metrics and a health check on /health (HTTP):\n\
-                 # metrics_listen = \"127.0.0.1:{metrics_port}\"\n",
+                 # metrics_listen = \"127.0.0.1:{metrics_port}\"\n{local_clients}",
                 metrics_port = 9100 + i,
                 name = params.name,
                 role = if i == 0 { "leader" } else { "helper" },
@@ -622,6 +632,21 @@ mod tests {
         for node in &d.nodes {
             crate::node::NodeSetup::load(node).unwrap();
         }
+        // A leader on a loopback address serves this machine's processes only: no
+        // limits per client address. On another address, the defaults hold.
+        let leader = crate::node_config::NodeConfig::load(&d.nodes[0]).unwrap();
+        assert_eq!(leader.client_connections_per_address, 1024);
+        assert_eq!(leader.client_address_share_percent, 100);
+        let public = InitParams {
+            host: std::net::IpAddr::from([192, 0, 2, 10]),
+            ..params.clone()
+        };
+        let elsewhere = init(&dir.path().join("public"), &public, &mut rng).unwrap();
+        let leader = fs::read_to_string(&elsewhere.nodes[0]).unwrap();
+        assert!(
+            !leader.contains("client_connections_per_address"),
+            "{leader}"
+        );
         // A second init into the same folder refuses.
         assert!(init(&target, &params, &mut rng).is_err());
         #[cfg(unix)]

@@ -246,14 +246,15 @@ pub struct NodeConfig {
     /// a load test) may want more. Default 1, at most 16.
     pub client_streams: u32,
     /// Leader: client connections one source address (an IPv4 address, an IPv6 /64)
-    /// may keep open at once; more are closed after their handshake, and the client
-    /// retries later. So one host cannot take the leader's 1,024 connections. Clients
-    /// behind one NAT share an address; a gateway or a load test on one host raises it.
-    /// Default 64, at most 1,024.
+    /// may keep open at once, each counted until 30 s after it closed; more are
+    /// refused, and the client retries later. So one address cannot take the leader's
+    /// 1,024 connections. Clients behind one NAT share an address; a gateway raises it,
+    /// and `cairn init` sets 1,024 for a leader on a loopback address (all its clients
+    /// are that machine's processes). Default 64, at most 1,024.
     pub client_connections_per_address: u32,
     /// Leader: the percentage of `upload_memory_mib` (and of the requests handled at
     /// once) that the uploads from one source address may hold; beyond it they wait,
-    /// then are answered `Busy`. So one host sending uploads slowly cannot lock other
+    /// then are answered `Busy`. So one address sending uploads slowly cannot lock other
     /// clients out. Default 25, between 1 and 100.
     pub client_address_share_percent: u8,
     /// Threads each job's reports are verified and aggregated on

@@ -223,14 +223,10 @@ fn deployment(cluster: &PgCluster, seed: u64) -> Deployment {
         let url = cluster.create_database();
         let text = std::fs::read_to_string(&d.nodes[i]).unwrap();
         // Short leases: a killed leader replica's jobs move on after 2 s.
-        let mut text = format!(
+        let text = format!(
             "{text}store = \"postgres\"\ndatabase_url = \"{url}\"\ndatabase_pool_size = 4\n\
              job_lease_secs = 2\n"
         );
-        if i == 0 {
-            // The 200 clients all connect from 127.0.0.1, each on its own connection.
-            text.push_str("client_connections_per_address = 1024\n");
-        }
         std::fs::write(&d.nodes[i], &text).unwrap();
         cairn_aggregator::cli::db::migrate(&d.nodes[i]).unwrap();
         for (r, port) in ports.iter().enumerate() {

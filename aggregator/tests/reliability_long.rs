@@ -119,8 +119,7 @@ async fn load_10000_uploads() {
     // The load shares 50 connections: 16 uploads at once on each, as when measured.
     let leader_config = deploy.join("node-0.toml");
     let mut text = std::fs::read_to_string(&leader_config).unwrap();
-    // All from 127.0.0.1: one host's share is all of the upload memory.
-    text.push_str("client_streams = 16\nclient_address_share_percent = 100\n");
+    text.push_str("client_streams = 16\n");
     std::fs::write(&leader_config, text).unwrap();
     let nodes: Vec<LoggedNode> = (0..2)
         .map(|i| {

@@ -86,23 +86,38 @@ pub struct TransportOptions {
     /// §8.1.2, one round trip more). So a flood of handshakes from addresses the
     /// sender does not receive at (spoofed ones) holds about that many slots (up to
     /// twice as many while timed-out ones close), and leaves the rest to peers that
-    /// answer. Nothing limits the connections of one real address.
+    /// answer. `max_connections_per_address` limits those of one real address.
     pub max_connections: usize,
     /// Connections an anonymous peer's source address (an IPv4 address, an IPv6 /64)
-    /// may keep open at once; one more is closed just after its handshake, with the
-    /// reason "too many connections from this address". Peers with a pinned
-    /// certificate are not counted. Default 64 (`max_connections` still bounds all).
+    /// may keep open at once, each counted until `address_linger` after it closed.
+    /// Past it, an attempt from the address is refused before its handshake (after a
+    /// Retry, if its address is not proved yet), or closed just after it with the
+    /// reason "too many connections from this address". Where only pinned peers
+    /// connect (a helper) nothing is counted; where both kinds do (a leader), a few
+    /// proved attempts from a full address at a time are let through their handshake,
+    /// since only it tells a pinned peer (the collector on a host shared with clients),
+    /// which is served, from an anonymous one, which is closed with that reason and
+    /// keeps its place for `address_linger`. Default 64 (`max_connections` still
+    /// bounds all).
     ///
-    /// With `address_share_percent`, it keeps one host from holding the server's
+    /// With `address_share_percent`, it keeps one address from holding the server's
     /// connections, request slots or request memory (`crate::address`). Peers behind
     /// one NAT share an address; a load test from one host raises both.
     pub max_connections_per_address: usize,
     /// The percentage of the request slots and of the request memory that anonymous
     /// peers may hold which the requests from one source address may hold at once
     /// (at least one request of `max_frame_len`). A request beyond it waits, as for
-    /// `request_memory`: past `busy_after`, it is answered busy. So one host sending
+    /// `request_memory`: past `busy_after`, it is answered busy. So one address sending
     /// requests slowly cannot lock other clients out. Default 25, between 1 and 100.
     pub address_share_percent: u8,
+    /// How long a closed connection keeps its place in its address's count of
+    /// `max_connections_per_address`. quinn keeps a closed connection in its table
+    /// (counted against `max_connections`) for three probe timeouts, which a peer can
+    /// stretch to about 50 s by advertising a long ack delay; were the place given
+    /// back at once, one host opening and closing connections could fill the table
+    /// with closing ones. So a host opens at most `max_connections_per_address`
+    /// connections per this time once at its limit. Default 30 s.
+    pub address_linger: Duration,
     /// Bytes a peer may send on one stream before they are read (QUIC stream receive
     /// window). Default 256 KiB (on a 100 ms path, 2.5 MB/s per stream).
     pub stream_receive_window: u32,
@@ -145,6 +160,7 @@ impl Default for TransportOptions {
             max_connections: 1024,
             max_connections_per_address: 64,
             address_share_percent: 25,
+            address_linger: Duration::from_secs(30),
             stream_receive_window: 256 << 10,
             receive_window: 4 << 20,
             request_memory: 128 << 20,
@@ -333,6 +349,9 @@ pub struct ServerEndpoint {
     /// connect (then raised for up to [`PINNED_FULL_CONNECTIONS`] connections per
     /// pinned certificate, counted here), full ones where they may not.
     pub(crate) starting_limits: Streams,
+    /// Whether peers with a pinned certificate may connect (`ClientAuth::Optional` or
+    /// `Required`).
+    pub(crate) pinned_may_connect: bool,
     pub(crate) full_connections: Arc<std::sync::Mutex<HashMap<Fingerprint, usize>>>,
     /// `request_memory`, in KiB permits.
     pub(crate) memory: Arc<Semaphore>,
@@ -468,6 +487,7 @@ impl ServerEndpoint {
             in_flight: Arc::new(InFlight::default()),
             handshakes: Arc::new(AtomicUsize::new(0)),
             starting_limits: peers,
+            pinned_may_connect: !matches!(client_auth, ClientAuth::Anonymous),
             full_connections: Arc::default(),
             memory: Arc::new(Semaphore::new(memory_kib)),
             anonymous_memory: Arc::new(Semaphore::new(anonymous_memory_kib)),

@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -58,6 +59,32 @@ where
             continue;
         }
         let remote = incoming.remote_address();
+        let counts_addresses = server.starting_limits == Streams::Anonymous;
+        // An address at its limit gets no connection entry, whose closing would hold a
+        // slot of `max_connections` for a while: an attempt not yet proved to come from
+        // it is asked to prove it first (a Retry keeps no state; a spoofer cannot
+        // answer, so it cannot have its victim's attempts refused), a proved one is
+        // refused, unless it may be a pinned peer (where those connect too, a few such
+        // attempts at a time are let in to tell by their handshake).
+        let mut probation = None;
+        if counts_addresses && server.addresses.is_full(remote.ip()) {
+            if !incoming.remote_address_validated() {
+                if let Err(e) = incoming.retry() {
+                    e.into_incoming().ignore();
+                }
+                continue;
+            }
+            probation = server
+                .pinned_may_connect
+                .then(|| server.addresses.admit_on_probation(remote.ip()))
+                .flatten();
+            if probation.is_none() {
+                tracing::info!(%remote, "connection refused: too many from its address");
+                server.address_refusals.fetch_add(1, Ordering::Relaxed);
+                incoming.refuse();
+                continue;
+            }
+        }
         // Many handshakes at once: maybe a flood from addresses that never answer, each
         // holding a connection slot until its handshake times out. A new attempt must
         // then first prove it receives at its address; a Retry keeps no state here.
@@ -74,7 +101,9 @@ where
         // address from now on, so a host cannot hold slots with handshakes it stalls.
         // Others count once their handshake ends (`handle_connection`): counting a
         // spoofed address would let an attacker lock its real owner out.
-        let address = if incoming.remote_address_validated() {
+        let address = if probation.is_some() {
+            probation
+        } else if counts_addresses && incoming.remote_address_validated() {
             match server.addresses.admit(remote.ip()) {
                 Some(slot) => Some(slot),
                 None => {
@@ -219,14 +248,19 @@ async fn handle_connection<H, Fut>(
     // from the address's share first (`crate::address`).
     let address = match peer {
         PeerIdentity::Anonymous => match address.or_else(|| server.addresses.admit(remote.ip())) {
-            Some(slot) => Some(slot),
-            None => {
+            Some(slot) if !slot.on_probation() => Some(slot),
+            over => {
+                // Over the limit: several attempts raced for the address's last place,
+                // or one was let in on probation and is not a pinned peer.
                 tracing::info!(%remote, "connection closed: too many from its address");
                 server.address_refusals.fetch_add(1, Ordering::Relaxed);
                 conn.close(
                     CONNECTION_LIMIT.into(),
                     b"too many connections from this address",
                 );
+                if let Some(slot) = over {
+                    linger(slot, server.options.address_linger);
+                }
                 return;
             }
         },
@@ -235,7 +269,38 @@ async fn handle_connection<H, Fut>(
             None
         }
     };
-    let share = address.as_ref().map(|slot| slot.share());
+    serve_streams(&conn, peer, remote, address.as_ref(), &server, &handler).await;
+    // Closed. quinn keeps a closed connection in its table (counted against
+    // `max_connections`) for three probe timeouts, which a peer can stretch to about
+    // 50 s by advertising a long ack delay; the address keeps the connection's place a
+    // while too, so that one host opening and closing connections cannot fill the
+    // table with closing ones.
+    if let Some(slot) = address {
+        linger(slot, server.options.address_linger);
+    }
+}
+
+/// Keeps `slot` counted for `linger`, then drops it.
+fn linger(slot: AddressSlot, linger: Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(linger).await;
+        drop(slot);
+    });
+}
+
+/// Takes `conn`'s request streams until it closes, one task each.
+async fn serve_streams<H, Fut>(
+    conn: &quinn::Connection,
+    peer: PeerIdentity,
+    remote: SocketAddr,
+    address: Option<&AddressSlot>,
+    server: &ServerEndpoint,
+    handler: &Arc<H>,
+) where
+    H: Fn(PeerIdentity, Vec<u8>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Vec<u8>> + Send + 'static,
+{
+    let share = address.map(|slot| slot.share());
     loop {
         let (send, recv) = match conn.accept_bi().await {
             Ok(streams) => streams,

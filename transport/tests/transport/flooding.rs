@@ -263,7 +263,8 @@ async fn connections_beyond_an_addresses_limit_are_closed_others_still_connect()
             expected_echo(&PeerIdentity::Anonymous, b"in")
         );
     }
-    // The third completes its handshake, then the server closes it with the reason.
+    // The third proves its address (a Retry), is let through its handshake in case it
+    // is a pinned peer, and, being anonymous, is closed with the reason.
     let refused = match connect().await {
         Ok(third) => third.request(b"over").await.unwrap_err(),
         Err(e) => e,
@@ -334,6 +335,9 @@ async fn one_host_cannot_take_the_request_memory_of_others() {
         request_memory: 4 * 12 * 1024,
         busy_after: Duration::from_millis(200),
         address_share_percent: 25,
+        // The held request waits for three busy answers and another host's handshake.
+        request_timeout: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(30),
         ..fast_options()
     };
     let (addr, release, entered) = start_gated(&leader, options.clone());
@@ -466,4 +470,141 @@ async fn wait_until(done: impl Fn() -> bool, why: &str) {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Attempts from one host racing for its last place: both pass the check before their
+/// handshakes, and the one that finishes second is closed just after it, with the
+/// reason. Exactly one is served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_attempts_for_an_addresses_last_place_get_one_connection() {
+    let leader = identity(53);
+    let options = TransportOptions {
+        max_connections_per_address: 1,
+        ..fast_options()
+    };
+    let server = start_echo(&leader, ClientAuth::Anonymous, options.clone());
+    for round in 0..5 {
+        let (a, b) = (client(None, options.clone()), client(None, options.clone()));
+        let attempt = |endpoint: ClientEndpoint| {
+            let fingerprint = *leader.fingerprint();
+            async move {
+                let conn = endpoint.connect(server.addr, &fingerprint).await?;
+                conn.request(b"race").await?;
+                Ok::<_, TransportError>((endpoint, conn))
+            }
+        };
+        let (first, second) = tokio::join!(attempt(a), attempt(b));
+        let served = [&first, &second].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(served, 1, "round {round}: {first:?} / {second:?}");
+        for refused in [&first, &second]
+            .into_iter()
+            .filter_map(|r| r.as_ref().err())
+        {
+            assert!(
+                matches!(refused, TransportError::Closed(why)
+                    if why.contains("refused") || why.contains("too many connections from this address")),
+                "{refused:?}"
+            );
+        }
+        // Closing the served one gives the place back (no linger here).
+        let (endpoint, conn) = first.or(second).unwrap();
+        conn.close();
+        endpoint.wait_idle().await;
+        wait_until(|| server.endpoint.open_connections() == 0, "the close").await;
+    }
+}
+
+/// A closed connection keeps its address's place for `address_linger`: a host cannot
+/// cycle through connections faster than its limit per linger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_connection_keeps_its_addresses_place_for_the_linger() {
+    let leader = identity(54);
+    let linger = Duration::from_millis(1_500);
+    let options = TransportOptions {
+        max_connections_per_address: 1,
+        address_linger: linger,
+        ..fast_options()
+    };
+    let server = start_echo(&leader, ClientAuth::Anonymous, options.clone());
+    let host = client(None, options);
+    let conn = host
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    conn.request(b"once").await.unwrap();
+    conn.close();
+    let closed = std::time::Instant::now();
+    wait_until(|| server.endpoint.open_connections() == 0, "the close").await;
+    let refused = host.connect(server.addr, leader.fingerprint()).await;
+    if closed.elapsed() < linger {
+        assert!(
+            matches!(&refused, Err(TransportError::Closed(why)) if why.contains("refused")),
+            "a closed connection's place was given back before the linger: {refused:?}"
+        );
+    }
+    // After the linger, the host connects again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match host.connect(server.addr, leader.fingerprint()).await {
+            Ok(conn) if conn.request(b"again").await.is_ok() => break,
+            other => assert!(
+                std::time::Instant::now() < deadline,
+                "the place was not given back after the linger: {:?}",
+                other.err()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed.elapsed() >= linger);
+}
+
+/// On a server that takes pinned peers too, a full address's proved attempts go
+/// through their handshake in case they are pinned, but only a few per linger: past
+/// those, a host's attempts are refused before any handshake, so it cannot churn
+/// through closed connections (each of which quinn keeps in its table a while).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_address_gets_few_handshakes_in_case_they_are_pinned() {
+    let leader = identity(55);
+    let collector = identity(56);
+    let pins: PinSet = [*collector.fingerprint()].into_iter().collect();
+    let options = TransportOptions {
+        max_connections_per_address: 1,
+        address_linger: Duration::from_secs(30),
+        idle_timeout: Duration::from_secs(30),
+        ..fast_options()
+    };
+    let server = start_echo(&leader, ClientAuth::Optional(pins), options.clone());
+    let host = client(None, options.clone());
+    let kept = host
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    kept.request(b"in").await.unwrap();
+    // A pinned peer on the same host is served.
+    let pinned = client(Some(&collector), options)
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    assert!(pinned.request(b"collect").await.is_ok());
+    let attempt = || async {
+        match host.connect(server.addr, leader.fingerprint()).await {
+            Ok(conn) => conn.request(b"over").await.unwrap_err(),
+            Err(e) => e,
+        }
+    };
+    // Eight anonymous ones go through their handshake and are closed with the reason…
+    for i in 0..8 {
+        let err = attempt().await;
+        assert!(
+            matches!(&err, TransportError::Closed(why) if why.contains("too many connections from this address")),
+            "attempt {i}: {err:?}"
+        );
+    }
+    // …and keep their places: the next is refused before its handshake.
+    let err = attempt().await;
+    assert!(
+        matches!(&err, TransportError::Closed(why) if why.contains("refused")),
+        "{err:?}"
+    );
+    assert!(kept.request(b"still").await.is_ok());
 }

@@ -39,8 +39,10 @@ fn fast_options() -> TransportOptions {
         // Most tests here send several requests at once on one anonymous connection;
         // `flooding` tests the anonymous limit itself.
         anonymous_concurrent_streams: TransportOptions::default().max_concurrent_streams,
-        // Every peer here connects from 127.0.0.1; `flooding` tests the address's share.
+        // Every peer here connects from 127.0.0.1; `flooding` tests the address's share
+        // and how long a closed connection keeps its place.
         address_share_percent: 100,
+        address_linger: Duration::ZERO,
         ..TransportOptions::default()
     }
 }
