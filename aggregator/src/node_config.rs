@@ -246,7 +246,7 @@ pub struct NodeConfig {
     /// a load test) may want more. Default 1, at most 16.
     pub client_streams: u32,
     /// Leader: client connections one source address (an IPv4 address, an IPv6 /64)
-    /// may keep open at once, each counted until 30 s after it closed; more are
+    /// may keep open at once, each counted until 60 s after it closed; more are
     /// refused, and the client retries later. So one address cannot take the leader's
     /// 1,024 connections. Clients behind one NAT share an address; a gateway raises it,
     /// and `cairn init` sets 1,024 for a leader on a loopback address (all its clients

@@ -22,16 +22,21 @@
 //!   receives at its address achieves: an off-path attacker spoofing a victim's address
 //!   cannot use up the victim's count. (An on-path one that copies the victim's Retry
 //!   token, valid 15 s for its address and port, can, while it keeps doing so.)
-//! - a connection stays counted for `address_linger` after it closed, because quinn
-//!   keeps a closed connection in its table (against `max_connections`) for three probe
-//!   timeouts, which a peer can stretch to about 50 s.
+//! - a connection stays counted for `address_linger` (plus 15 round trips) after it
+//!   closed, because quinn keeps a closed connection in its table (against
+//!   `max_connections`) for three probe timeouts, which a peer can stretch to about
+//!   50 s by advertising a long ack delay, and further by delaying its
+//!   acknowledgements; a failed handshake stays counted as well (as a handshake in
+//!   progress, and against its address if it had a place).
 //!
 //! An address at its limit gets no new connection: an unproved attempt is sent a Retry
 //! (stateless), a proved one is refused, except that a server which also takes pinned
 //! peers lets [`ON_PROBATION`] proved attempts at a time through their handshake, since
 //! only it tells a pinned peer (the collector, on a host shared with clients) from a
 //! client; a client let through is closed and keeps its probation for the linger.
-//! Peers with a pinned certificate are not counted once known.
+//! Peers with a pinned certificate are not counted once known; but a client on the
+//! collector's address that keeps it full and takes the probations keeps the collector
+//! out while it does so.
 //!
 //! Many addresses (a botnet) are not stopped by this; `max_connections` and the
 //! request limits still bound what they cost the server.

@@ -111,12 +111,15 @@ pub struct TransportOptions {
     /// requests slowly cannot lock other clients out. Default 25, between 1 and 100.
     pub address_share_percent: u8,
     /// How long a closed connection keeps its place in its address's count of
-    /// `max_connections_per_address`. quinn keeps a closed connection in its table
-    /// (counted against `max_connections`) for three probe timeouts, which a peer can
-    /// stretch to about 50 s by advertising a long ack delay; were the place given
-    /// back at once, one host opening and closing connections could fill the table
-    /// with closing ones. So a host opens at most `max_connections_per_address`
-    /// connections per this time once at its limit. Default 30 s.
+    /// `max_connections_per_address` (plus 15 round-trip times), and a failed
+    /// handshake its place among the handshakes in progress. quinn keeps a closed
+    /// connection in its table (counted against `max_connections`) for three probe
+    /// timeouts, which a peer can stretch to about 50 s by advertising a long ack
+    /// delay (and further by delaying its acknowledgements, which the round trips
+    /// cover); were the place given back at once, one host opening and closing
+    /// connections, or failing handshakes on purpose, could fill the table with closing
+    /// ones. So an address opens at most `max_connections_per_address` connections per
+    /// this time once at its limit. Default 60 s.
     pub address_linger: Duration,
     /// Bytes a peer may send on one stream before they are read (QUIC stream receive
     /// window). Default 256 KiB (on a 100 ms path, 2.5 MB/s per stream).
@@ -160,7 +163,7 @@ impl Default for TransportOptions {
             max_connections: 1024,
             max_connections_per_address: 64,
             address_share_percent: 25,
-            address_linger: Duration::from_secs(30),
+            address_linger: Duration::from_secs(60),
             stream_receive_window: 256 << 10,
             receive_window: 4 << 20,
             request_memory: 128 << 20,
@@ -343,7 +346,8 @@ pub struct ServerEndpoint {
     /// out.
     pub(crate) anonymous_requests: Arc<Semaphore>,
     pub(crate) in_flight: Arc<InFlight>,
-    /// Connections accepted whose handshake has not ended yet.
+    /// Connections accepted whose handshake has not ended yet, or failed less than
+    /// `address_linger` ago (quinn keeps them in its table while they close).
     pub(crate) handshakes: Arc<AtomicUsize>,
     /// The limits a connection starts with: anonymous ones where anonymous peers may
     /// connect (then raised for up to [`PINNED_FULL_CONNECTIONS`] connections per

@@ -214,18 +214,22 @@ async fn handle_connection<H, Fut>(
     Fut: Future<Output = Vec<u8>> + Send + 'static,
 {
     let handshook = tokio::time::timeout(server.options.handshake_timeout, connecting).await;
-    drop(handshake);
     let conn = match handshook {
         Ok(Ok(conn)) => conn,
+        // A failed handshake is a connection quinn keeps in its table while it closes
+        // (three probe timeouts), like any other: it stays counted, as a handshake and
+        // against its address, for the linger, so that attempts failed on purpose
+        // cannot fill the table either.
         Ok(Err(e)) => {
             tracing::info!(%remote, error = %e, "handshake failed");
-            return;
+            return linger((handshake, address), server.options.address_linger);
         }
         Err(_) => {
             tracing::info!(%remote, "handshake timed out");
-            return;
+            return linger((handshake, address), server.options.address_linger);
         }
     };
+    drop(handshake);
     let peer = PeerIdentity::of(&conn);
     tracing::debug!(%remote, %peer, "connection established");
     // The connection started with an anonymous peer's stream limits where those may
@@ -258,10 +262,11 @@ async fn handle_connection<H, Fut>(
                     CONNECTION_LIMIT.into(),
                     b"too many connections from this address",
                 );
-                if let Some(slot) = over {
-                    linger(slot, server.options.address_linger);
-                }
-                return;
+                // It closes like any connection; its slot (if on probation) stays
+                // counted meanwhile, and so does it as a handshake (if it had no slot,
+                // having raced), which keeps further unproved attempts to Retries.
+                let handshake = over.is_none().then(|| Handshake::start(&server.handshakes));
+                return linger((over, handshake), server.options.address_linger);
             }
         },
         PeerIdentity::Certificate(_) => {
@@ -275,16 +280,19 @@ async fn handle_connection<H, Fut>(
     // 50 s by advertising a long ack delay; the address keeps the connection's place a
     // while too, so that one host opening and closing connections cannot fill the
     // table with closing ones.
+    // A peer that delays its acknowledgements inflates the round-trip estimate, and so
+    // the closing time, by several times the delay: the place lingers as much longer.
     if let Some(slot) = address {
-        linger(slot, server.options.address_linger);
+        let closing = conn.rtt().saturating_mul(15);
+        linger(slot, server.options.address_linger.saturating_add(closing));
     }
 }
 
-/// Keeps `slot` counted for `linger`, then drops it.
-fn linger(slot: AddressSlot, linger: Duration) {
+/// Keeps `held` (counts of a connection that is closing) for `linger`, then drops it.
+fn linger<T: Send + 'static>(held: T, linger: Duration) {
     tokio::spawn(async move {
         tokio::time::sleep(linger).await;
-        drop(slot);
+        drop(held);
     });
 }
 

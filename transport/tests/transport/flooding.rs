@@ -404,6 +404,29 @@ async fn one_host_cannot_take_the_request_slots_of_others() {
     }
 }
 
+/// A UDP relay at `host` (port 0) between one client and `server` that passes the
+/// client's datagrams on and only the first of the server's back: a client whose
+/// attempt gets a Retry proves its address (the relay's) with it, then hears nothing
+/// more, and its handshake stalls after the server has accepted it.
+async fn relay_passing_one_answer(host: &str, server: SocketAddr) -> SocketAddr {
+    let socket = tokio::net::UdpSocket::bind(host).await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 65_536];
+        let (mut client, mut answered) = (None, false);
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            if from != server {
+                client = Some(from);
+                let _ = socket.send_to(&buf[..n], server).await;
+            } else if let (Some(client), false) = (client, answered) {
+                answered = true;
+                let _ = socket.send_to(&buf[..n], client).await;
+            }
+        }
+    });
+    addr
+}
+
 /// A host that has proved its address (it answered a Retry, as every attempt must
 /// while many handshakes are in progress) is counted from its handshake's start, so
 /// it cannot hold connection slots with handshakes it stalls: past its limit, its
@@ -423,40 +446,103 @@ async fn a_host_with_a_proved_address_is_counted_before_its_handshake() {
     // One half-open handshake (through a relay that drops the answers) holds the
     // handshake in progress for the whole test.
     let relay = black_hole_relay(server.addr).await;
-    let stalled = {
+    let mut stalled = vec![{
         let endpoint = client(None, options.clone());
         let fingerprint = *leader.fingerprint();
         tokio::spawn(async move { endpoint.connect(relay, &fingerprint).await })
-    };
+    }];
     wait_until(
         || server.endpoint.open_connections() == 1,
         "the stalled handshake",
     )
     .await;
-    let host = client_from(OTHER_HOST, options);
-    let first = host
+    // The host (127.0.0.3) starts two handshakes that prove its address, then stall.
+    for n in 2..=3 {
+        let relay = relay_passing_one_answer("127.0.0.3:0", server.addr).await;
+        let endpoint = client(None, options.clone());
+        let fingerprint = *leader.fingerprint();
+        stalled.push(tokio::spawn(async move {
+            endpoint.connect(relay, &fingerprint).await
+        }));
+        wait_until(
+            || server.endpoint.open_connections() == n,
+            "a proved handshake that stalls",
+        )
+        .await;
+    }
+    // They count: the host's third attempt is refused before any handshake.
+    let refused = client_from("127.0.0.3:0", options.clone())
         .connect(server.addr, leader.fingerprint())
         .await
-        .unwrap();
-    let second = host
-        .connect(server.addr, leader.fingerprint())
-        .await
-        .unwrap();
-    let refused = host
-        .connect(server.addr, leader.fingerprint())
-        .await
-        .expect_err("a third connection from the host was accepted");
+        .expect_err("a host holding its limit in stalled handshakes connected");
     assert!(
-        matches!(&refused, TransportError::Closed(why) if !why.contains("too many connections")),
-        "the third attempt got a handshake before it was refused: {refused:?}"
+        matches!(&refused, TransportError::Closed(why) if why.contains("refused")),
+        "{refused:?}"
     );
     assert_eq!(server.endpoint.open_connections(), 3);
-    for conn in [first, second] {
-        assert_eq!(
-            conn.request(b"in").await.unwrap(),
-            expected_echo(&PeerIdentity::Anonymous, b"in")
-        );
+    // Another host is served.
+    let elsewhere = client_from(OTHER_HOST, options)
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    assert_eq!(
+        elsewhere.request(b"in").await.unwrap(),
+        expected_echo(&PeerIdentity::Anonymous, b"in")
+    );
+    for s in stalled {
+        s.abort();
     }
+}
+
+/// A failed handshake stays counted among the handshakes in progress while quinn keeps
+/// it (closing) in its table: one peer failing handshakes on purpose, fast, cannot
+/// fill the table without first proving its address (a Retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_handshakes_still_count_as_handshakes_while_they_close() {
+    let leader = identity(57);
+    // Eight connections: while one handshake is in progress, new attempts get a Retry.
+    let options = TransportOptions {
+        max_connections: 8,
+        handshake_timeout: Duration::from_secs(20),
+        idle_timeout: Duration::from_secs(30),
+        address_linger: Duration::from_secs(30),
+        ..fast_options()
+    };
+    let server = start_echo(&leader, ClientAuth::Anonymous, options.clone());
+    // A client pinning another certificate aborts the handshake.
+    let wrong_pin = *identity(58).fingerprint();
+    let err = client(None, options.clone())
+        .connect(server.addr, &wrong_pin)
+        .await
+        .expect_err("a wrong pin was accepted");
+    assert!(
+        matches!(err, TransportError::PeerNotPinned { .. }),
+        "{err:?}"
+    );
+    wait_until(
+        || server.endpoint.open_connections() == 0,
+        "the failed handshake closing",
+    )
+    .await;
+    // It still counts: an attempt that cannot answer a Retry gets no connection entry.
+    let relay = black_hole_relay(server.addr).await;
+    let stalled = {
+        let endpoint = client(None, options.clone());
+        let fingerprint = *leader.fingerprint();
+        tokio::spawn(async move { endpoint.connect(relay, &fingerprint).await })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        server.endpoint.open_connections(),
+        0,
+        "an unproved attempt was accepted right after a failed handshake"
+    );
+    // An honest client answers the Retry and is served.
+    let conn = client(None, options)
+        .connect(server.addr, leader.fingerprint())
+        .await
+        .unwrap();
+    assert!(conn.request(b"in").await.is_ok());
     stalled.abort();
 }
 
@@ -472,9 +558,9 @@ async fn wait_until(done: impl Fn() -> bool, why: &str) {
     }
 }
 
-/// Attempts from one host racing for its last place: both pass the check before their
-/// handshakes, and the one that finishes second is closed just after it, with the
-/// reason. Exactly one is served.
+/// Attempts from one host racing for its last place: exactly one is served, and the
+/// other refused, before its handshake or (when both passed the check before either
+/// finished) just after it, with the reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn racing_attempts_for_an_addresses_last_place_get_one_connection() {
     let leader = identity(53);
@@ -542,6 +628,9 @@ async fn a_closed_connection_keeps_its_addresses_place_for_the_linger() {
             "a closed connection's place was given back before the linger: {refused:?}"
         );
     }
+    // (Connected, on a machine so slow that the linger had passed: that connection
+    // would hold the only place.)
+    drop(refused);
     // After the linger, the host connects again.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
