@@ -33,6 +33,26 @@ async fn black_hole_relay(server: SocketAddr) -> SocketAddr {
     addr
 }
 
+/// An anonymous client connecting to `to` (the server `server`, perhaps through a
+/// relay) on its own endpoint, in the background.
+fn connect_in_background(
+    to: SocketAddr,
+    server: &Identity,
+    options: TransportOptions,
+) -> tokio::task::JoinHandle<Result<cairn_transport::Connection, TransportError>> {
+    let endpoint = client(None, options);
+    let fingerprint = *server.fingerprint();
+    tokio::spawn(async move { endpoint.connect(to, &fingerprint).await })
+}
+
+/// `conn`'s anonymous request `request` is answered by the echo server.
+async fn assert_served(conn: &cairn_transport::Connection, request: &[u8]) {
+    assert_eq!(
+        conn.request(request).await.unwrap(),
+        expected_echo(&PeerIdentity::Anonymous, request)
+    );
+}
+
 /// Half-open handshakes (an attacker sending QUIC Initial packets from addresses it
 /// does not receive at) hold a connection slot each until the handshake times out.
 /// Past a few, the server asks new handshakes to prove their address first (a QUIC
@@ -62,11 +82,7 @@ async fn half_open_handshakes_from_unreachable_addresses_cannot_fill_the_connect
         ..fast_options()
     };
     let stalled: Vec<_> = (0..2 * max_connections)
-        .map(|_| {
-            let endpoint = client(None, patient.clone());
-            let fingerprint = *leader.fingerprint();
-            tokio::spawn(async move { endpoint.connect(relay, &fingerprint).await })
-        })
+        .map(|_| connect_in_background(relay, &leader, patient.clone()))
         .collect();
     wait_until(
         || server.endpoint.open_connections() >= 1,
@@ -88,10 +104,7 @@ async fn half_open_handshakes_from_unreachable_addresses_cannot_fill_the_connect
     .await
     .expect("the connection attempt stalled")
     .expect("a reachable client was refused while half-open handshakes were held");
-    assert_eq!(
-        conn.request(b"hello").await.unwrap(),
-        expected_echo(&PeerIdentity::Anonymous, b"hello")
-    );
+    assert_served(&conn, b"hello").await;
     for s in stalled {
         s.abort();
     }
@@ -258,10 +271,7 @@ async fn connections_beyond_an_addresses_limit_are_closed_others_still_connect()
     let first = connect().await.unwrap();
     let second = connect().await.unwrap();
     for conn in [&first, &second] {
-        assert_eq!(
-            conn.request(b"in").await.unwrap(),
-            expected_echo(&PeerIdentity::Anonymous, b"in")
-        );
+        assert_served(conn, b"in").await;
     }
     // The third proves its address (a Retry), is let through its handshake in case it
     // is a pinned peer, and, being anonymous, is closed with the reason.
@@ -282,10 +292,7 @@ async fn connections_beyond_an_addresses_limit_are_closed_others_still_connect()
         .connect(server.addr, leader.fingerprint())
         .await
         .unwrap();
-    assert_eq!(
-        elsewhere.request(b"other").await.unwrap(),
-        expected_echo(&PeerIdentity::Anonymous, b"other")
-    );
+    assert_served(&elsewhere, b"other").await;
     // Nor is a pinned peer on the same host.
     let pinned = client(Some(&collector), options)
         .connect(server.addr, leader.fingerprint())
@@ -446,11 +453,7 @@ async fn a_host_with_a_proved_address_is_counted_before_its_handshake() {
     // One half-open handshake (through a relay that drops the answers) holds the
     // handshake in progress for the whole test.
     let relay = black_hole_relay(server.addr).await;
-    let mut stalled = vec![{
-        let endpoint = client(None, options.clone());
-        let fingerprint = *leader.fingerprint();
-        tokio::spawn(async move { endpoint.connect(relay, &fingerprint).await })
-    }];
+    let mut stalled = vec![connect_in_background(relay, &leader, options.clone())];
     wait_until(
         || server.endpoint.open_connections() == 1,
         "the stalled handshake",
@@ -459,11 +462,7 @@ async fn a_host_with_a_proved_address_is_counted_before_its_handshake() {
     // The host (127.0.0.3) starts two handshakes that prove its address, then stall.
     for n in 2..=3 {
         let relay = relay_passing_one_answer("127.0.0.3:0", server.addr).await;
-        let endpoint = client(None, options.clone());
-        let fingerprint = *leader.fingerprint();
-        stalled.push(tokio::spawn(async move {
-            endpoint.connect(relay, &fingerprint).await
-        }));
+        stalled.push(connect_in_background(relay, &leader, options.clone()));
         wait_until(
             || server.endpoint.open_connections() == n,
             "a proved handshake that stalls",
@@ -485,10 +484,7 @@ async fn a_host_with_a_proved_address_is_counted_before_its_handshake() {
         .connect(server.addr, leader.fingerprint())
         .await
         .unwrap();
-    assert_eq!(
-        elsewhere.request(b"in").await.unwrap(),
-        expected_echo(&PeerIdentity::Anonymous, b"in")
-    );
+    assert_served(&elsewhere, b"in").await;
     for s in stalled {
         s.abort();
     }
@@ -526,11 +522,7 @@ async fn failed_handshakes_still_count_as_handshakes_while_they_close() {
     .await;
     // It still counts: an attempt that cannot answer a Retry gets no connection entry.
     let relay = black_hole_relay(server.addr).await;
-    let stalled = {
-        let endpoint = client(None, options.clone());
-        let fingerprint = *leader.fingerprint();
-        tokio::spawn(async move { endpoint.connect(relay, &fingerprint).await })
-    };
+    let stalled = connect_in_background(relay, &leader, options.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         server.endpoint.open_connections(),
