@@ -59,29 +59,36 @@ where
             continue;
         }
         let remote = incoming.remote_address();
-        let counts_addresses = server.starting_limits == Streams::Anonymous;
-        // An address at its limit gets no connection entry, whose closing would hold a
-        // slot of `max_connections` for a while: an attempt not yet proved to come from
-        // it is asked to prove it first (a Retry keeps no state; a spoofer cannot
-        // answer, so it cannot have its victim's attempts refused), a proved one is
+        // An anonymous peer's connection counts against its source address
+        // (`crate::address`). An attempt whose address is proved (it answered a Retry)
+        // counts from now on, so a host cannot hold slots with handshakes it stalls;
+        // others count once their handshake ends (`handle_connection`), since counting
+        // a spoofed address would let an attacker lock its real owner out. An address
+        // at its limit gets no connection entry, whose closing would hold a slot of
+        // `max_connections` for a while: an unproved attempt is asked to prove itself
+        // first (a Retry keeps no state; a spoofer cannot answer), a proved one is
         // refused, unless it may be a pinned peer (where those connect too, a few such
         // attempts at a time are let in to tell by their handshake).
-        let mut probation = None;
-        if counts_addresses && server.addresses.is_full(remote.ip()) {
-            if !incoming.remote_address_validated() {
+        let mut address = None;
+        if server.starting_limits == Streams::Anonymous {
+            let ip = remote.ip();
+            if incoming.remote_address_validated() {
+                address = server.addresses.admit(ip).or_else(|| {
+                    server
+                        .pinned_may_connect
+                        .then(|| server.addresses.admit_on_probation(ip))
+                        .flatten()
+                });
+                if address.is_none() {
+                    tracing::info!(%remote, "connection refused: too many from its address");
+                    server.address_refusals.fetch_add(1, Ordering::Relaxed);
+                    incoming.refuse();
+                    continue;
+                }
+            } else if server.addresses.is_full(ip) {
                 if let Err(e) = incoming.retry() {
                     e.into_incoming().ignore();
                 }
-                continue;
-            }
-            probation = server
-                .pinned_may_connect
-                .then(|| server.addresses.admit_on_probation(remote.ip()))
-                .flatten();
-            if probation.is_none() {
-                tracing::info!(%remote, "connection refused: too many from its address");
-                server.address_refusals.fetch_add(1, Ordering::Relaxed);
-                incoming.refuse();
                 continue;
             }
         }
@@ -97,25 +104,6 @@ where
             }
             continue;
         }
-        // An attempt whose address is proved (it answered a Retry) counts against its
-        // address from now on, so a host cannot hold slots with handshakes it stalls.
-        // Others count once their handshake ends (`handle_connection`): counting a
-        // spoofed address would let an attacker lock its real owner out.
-        let address = if probation.is_some() {
-            probation
-        } else if counts_addresses && incoming.remote_address_validated() {
-            match server.addresses.admit(remote.ip()) {
-                Some(slot) => Some(slot),
-                None => {
-                    tracing::info!(%remote, "connection refused: too many from its address");
-                    server.address_refusals.fetch_add(1, Ordering::Relaxed);
-                    incoming.refuse();
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
         // Accepting here, not in the spawned task, counts the connection at once, so a
         // burst of attempts cannot pass the limit check together.
         let connecting = match incoming.accept() {
