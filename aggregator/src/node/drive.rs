@@ -114,18 +114,66 @@ where
     (first, Vec::new())
 }
 
-/// Runs jobs until no report is queued.
+/// Runs jobs until no report is queued, [`JOBS_IN_FLIGHT`] at a time
+/// ([`drive_concurrently`]): while the helpers verify one job's reports, the leader
+/// prepares the next job's.
 pub(super) async fn run_queued_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
     let _guard = shared.jobs.lock().await;
+    drive_concurrently(
+        JOBS_IN_FLIGHT,
+        || {
+            with_leader(shared, |leader| {
+                JobDriver::next_queued(leader, &mut os_rng()?)
+            })
+        },
+        |driver| {
+            let shared = Arc::clone(shared);
+            async move { drive_job(&shared, driver).await }
+        },
+    )
+    .await
+}
+
+/// Takes drivers from `next` until it has none, keeping up to `limit` of them driven at
+/// once (each on its own task), and returns the first error. After an error no new
+/// driver is taken, and the ones in flight are driven to their end: the leader holds a
+/// job as in progress until its driver finishes or fails, so one dropped half-way
+/// would leave its job so until the node restarts.
+async fn drive_concurrently<D, N, NextFut, F, DriveFut>(
+    limit: usize,
+    mut next: N,
+    mut drive: F,
+) -> Result<(), Reject>
+where
+    N: FnMut() -> NextFut,
+    NextFut: std::future::Future<Output = Result<Option<D>, Reject>>,
+    F: FnMut(D) -> DriveFut,
+    DriveFut: std::future::Future<Output = Result<(), Reject>> + Send + 'static,
+{
+    let mut in_flight = tokio::task::JoinSet::new();
+    let mut first = Ok(());
     loop {
-        let next = with_leader(shared, |leader| {
-            JobDriver::next_queued(leader, &mut os_rng()?)
-        })
-        .await?;
-        let Some(driver) = next else {
-            return Ok(());
+        while first.is_ok() && in_flight.len() < limit.max(1) {
+            match next().await {
+                Ok(Some(driver)) => {
+                    in_flight.spawn(drive(driver));
+                }
+                Ok(None) => break,
+                Err(e) => first = Err(e),
+            }
+        }
+        let Some(done) = in_flight.join_next().await else {
+            return first;
         };
-        drive_job(shared, driver).await?;
+        let outcome = done.unwrap_or_else(|e| {
+            Err(Reject::new(
+                ErrorCode::Internal,
+                format!("an aggregation job's task ended abnormally: {e}"),
+            ))
+        });
+        if first.is_ok() {
+            first = outcome;
+        }
     }
 }
 
@@ -211,5 +259,104 @@ mod tests {
             "returned, to be released for the next resume"
         );
         assert_eq!(outcome.unwrap_err().code, ErrorCode::Busy);
+    }
+
+    /// A stand-in for `next`: hands out jobs `1..=count`, then none.
+    fn jobs(count: u32) -> impl FnMut() -> std::future::Ready<Result<Option<u32>, Reject>> {
+        let mut issued = 0;
+        move || {
+            issued += 1;
+            std::future::ready(Ok((issued <= count).then_some(issued)))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_next_job_is_started_while_one_is_with_the_helpers() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let driven = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let outcome = drive_concurrently(2, jobs(5), |job| {
+            let (running, most, driven) = (running.clone(), most.clone(), driven.clone());
+            async move {
+                let now = running.fetch_add(1, SeqCst) + 1;
+                most.fetch_max(now, SeqCst);
+                // A job "with the helpers" until a second one runs beside it (or 5 s,
+                // which one-at-a-time driving would wait out, and then fail below).
+                let deadline = std::time::Instant::now() + Duration::from_secs(5);
+                while most.load(SeqCst) < 2 && std::time::Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                driven.lock().unwrap().push(job);
+                running.fetch_sub(1, SeqCst);
+                Ok(())
+            }
+        })
+        .await;
+        assert!(outcome.is_ok());
+        assert_eq!(most.load(SeqCst), 2, "two jobs at once, never more");
+        let mut driven = driven.lock().unwrap().clone();
+        driven.sort_unstable();
+        assert_eq!(driven, [1, 2, 3, 4, 5], "every job driven once");
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_job_none_starts_and_the_one_in_flight_is_driven_to_its_end() {
+        let finished = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let outcome = drive_concurrently(2, jobs(5), |job| {
+            let finished = finished.clone();
+            async move {
+                if job == 1 {
+                    return fails(job, ErrorCode::Busy);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                finished.lock().unwrap().push(job);
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(outcome.unwrap_err().detail, "job 1", "the first error");
+        assert_eq!(
+            *finished.lock().unwrap(),
+            [2],
+            "job 2 finished, job 3 never started"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_to_start_a_job_waits_for_the_one_in_flight() {
+        let finished = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut calls = 0;
+        let next = || {
+            calls += 1;
+            std::future::ready(if calls == 1 {
+                Ok(Some(1u32))
+            } else {
+                Err(Reject::new(ErrorCode::Internal, "store unreadable"))
+            })
+        };
+        let outcome = drive_concurrently(2, next, |job| {
+            let finished = finished.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                finished.lock().unwrap().push(job);
+                Ok(())
+            }
+        })
+        .await;
+        assert_eq!(outcome.unwrap_err().detail, "store unreadable");
+        assert_eq!(*finished.lock().unwrap(), [1]);
+    }
+
+    #[tokio::test]
+    async fn a_job_whose_task_panics_is_an_internal_error() {
+        let outcome = drive_concurrently(2, jobs(1), |_job| async move {
+            if true {
+                panic!("a bug in a driver");
+            }
+            Ok(())
+        })
+        .await;
+        assert_eq!(outcome.unwrap_err().code, ErrorCode::Internal);
     }
 }

@@ -68,6 +68,9 @@ impl Clock for SystemClock {
 
 /// How often the leader's driver looks for queued reports.
 const DRIVER_INTERVAL: Duration = Duration::from_millis(50);
+/// Aggregation jobs a leader drives at once: while the helpers verify one job's
+/// reports, the leader prepares the next one's.
+const JOBS_IN_FLIGHT: usize = 2;
 /// How long a collect request waits for the round's jobs to finish.
 const COLLECT_WAIT: Duration = cairn_protocol::driver::COLLECT_PATIENCE;
 
