@@ -137,7 +137,13 @@ impl Parallelism {
                 }
             },
         );
-        let mut total = Aggregate::zero(d);
+        // The first worker's sum is the total's start: no zeroed vector and one
+        // addition fewer on the calling thread, which merges alone.
+        let mut partials = partials.into_iter();
+        let mut total = match partials.next() {
+            Some(first) => first?,
+            None => Aggregate::zero(d),
+        };
         for partial in partials {
             merge(&mut total, &partial?)?;
         }

@@ -159,3 +159,49 @@ fn several_threads_decide_and_aggregate_exactly_as_one() {
         assert_eq!(round(threads), one, "{threads} threads");
     }
 }
+
+/// A leader of a task of dimension `dim` on `threads` threads (no reports).
+fn leader(dim: usize, threads: usize) -> Leader<MemoryStore> {
+    let header = format!(
+        "name = \"batch\"\ndimension = {dim}\nbits = 16\nfrac_bits = 8\n\
+         clip_norm = 4.0\nproof = \"carry-lift\"\nmin_clients = 1\n\
+         max_clients = 1000\nround_duration_secs = 3600\n"
+    );
+    let mut rng = ChaCha20Rng::from_seed([42; 32]);
+    let (toml, _, _) = support::two_aggregator_task(&mut rng, &header, "noise = \"none\"");
+    let task = TaskConfig::from_toml(&toml).unwrap();
+    Leader::new(task, Seed::from_bytes([5; 32]), MemoryStore::new())
+        .unwrap()
+        .with_parallelism(Parallelism::with_threads(
+            NonZeroUsize::new(threads).unwrap(),
+        ))
+}
+
+#[test]
+fn a_job_sized_by_memory_keeps_every_thread_busy_to_its_end() {
+    // At d = 10^5 a job's memory budget holds a few reports: with 2 threads an odd
+    // count would leave one thread idle for the job's last report.
+    let one = leader(100_000, 1).job_batch();
+    assert!(
+        (4..cairn_protocol::scheme::MAX_REPORTS_PER_JOB).contains(&one),
+        "memory-bound: {one}"
+    );
+    for threads in [2, 3, 4] {
+        let batch = leader(100_000, threads).job_batch();
+        assert_eq!(batch % threads, 0, "{threads} threads: {batch}");
+        assert!(
+            batch <= one && batch > one - threads,
+            "{threads} threads: {batch}"
+        );
+    }
+    // Fewer reports fit than there are threads: as many as fit.
+    assert_eq!(leader(100_000, one + 1).job_batch(), one);
+    // Full jobs are left whole, so a round makes the same jobs on any thread count
+    // (which the test above relies on).
+    for threads in [1, 2, 3, 4] {
+        assert_eq!(
+            leader(DIM, threads).job_batch(),
+            cairn_protocol::scheme::MAX_REPORTS_PER_JOB
+        );
+    }
+}

@@ -15,14 +15,29 @@ impl<S: TaskStore> Leader<S> {
     }
 
     /// Reports per job: [`MAX_REPORTS_PER_JOB`], or fewer for large uploads so that a
-    /// job stays within [`JOB_MEMORY`].
+    /// job stays within [`JOB_MEMORY`], rounded down then to a multiple of the
+    /// leader's threads (when more than one report per thread fits). A job's reports
+    /// are verified one per thread at a time, so with 2 threads a job of 7 leaves one
+    /// thread idle for its last report: 4 report-times for 7 reports, where 6 take 3.
+    /// Full jobs of [`MAX_REPORTS_PER_JOB`] are left alone: their last round of
+    /// reports is a small part of the job, and the same reports then make the same
+    /// jobs whatever the thread count.
     pub fn job_batch(&self) -> usize {
         let upload = self
             .core
             .limits()
             .max_inbound_frame_len(crate::messages::Inbound::LeaderFromClients)
             .max(1);
-        (JOB_MEMORY / upload.saturating_mul(JOB_COPIES)).clamp(1, MAX_REPORTS_PER_JOB)
+        let fits = (JOB_MEMORY / upload.saturating_mul(JOB_COPIES)).max(1);
+        if fits >= MAX_REPORTS_PER_JOB {
+            return MAX_REPORTS_PER_JOB;
+        }
+        let threads = self.core.parallelism.threads();
+        if fits > threads {
+            fits - fits % threads
+        } else {
+            fits
+        }
     }
 
     /// Starts a job over up to [`Leader::job_batch`] queued reports of `round`:
@@ -257,8 +272,9 @@ impl<S: TaskStore> Leader<S> {
                 .get_mut(&job_id)
                 .ok_or_else(|| Reject::new(ErrorCode::Internal, "job vanished"))?;
             job.record.accepted = Some(accepted.clone());
-            let contribution =
-                job.contribution(&self.core.scheme, &self.core.parallelism, &accepted)?;
+            let contribution = job
+                .contribution(&self.core.scheme, &self.core.parallelism, &accepted)?
+                .into_owned();
             job.contribution = Some(contribution);
             self.core
                 .parallelism
