@@ -37,7 +37,7 @@ use rand_core::{CryptoRng, Rng};
 use zeroize::Zeroizing;
 
 use crate::node::read_secret_hex;
-use crate::node_config::NodeConfig;
+use crate::node_config::{MAX_CLIENT_CONNECTIONS_PER_ADDRESS, NodeConfig};
 use crate::store::NodeStore;
 
 /// What to deploy.
@@ -197,11 +197,14 @@ pub fn init<R: CryptoRng + ?Sized>(
         // one address is all of its clients, whose limits per address would only hold
         // them back (a load test, a local simulation of many clients).
         let local_clients = if i == 0 && endpoint.ip().is_loopback() {
-            "# Every client runs on this machine (the leader listens on a loopback address),\n\
-             # so one address is all of them: no limits per client address.\n\
-             client_connections_per_address = 1024\nclient_address_share_percent = 100\n"
+            format!(
+                "# Every client runs on this machine (the leader listens on a loopback address),\n\
+                 # so one address is all of them: no limits per client address.\n\
+                 client_connections_per_address = {MAX_CLIENT_CONNECTIONS_PER_ADDRESS}\n\
+                 client_address_share_percent = 100\n"
+            )
         } else {
-            ""
+            String::new()
         };
         fs::write(
             &path,
@@ -635,7 +638,10 @@ mod tests {
         // A leader on a loopback address serves this machine's processes only: no
         // limits per client address. On another address, the defaults hold.
         let leader = crate::node_config::NodeConfig::load(&d.nodes[0]).unwrap();
-        assert_eq!(leader.client_connections_per_address, 1024);
+        assert_eq!(
+            leader.client_connections_per_address,
+            MAX_CLIENT_CONNECTIONS_PER_ADDRESS
+        );
         assert_eq!(leader.client_address_share_percent, 100);
         let public = InitParams {
             host: std::net::IpAddr::from([192, 0, 2, 10]),

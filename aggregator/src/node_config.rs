@@ -174,6 +174,10 @@ pub const MAX_CLIENT_STREAMS: u32 = 16;
 /// `client_connections_per_address` says otherwise.
 pub const DEFAULT_CLIENT_CONNECTIONS_PER_ADDRESS: u32 = 64;
 
+/// The most client connections per source address `client_connections_per_address`
+/// may allow (the node's `max_connections`: one address may then take them all).
+pub const MAX_CLIENT_CONNECTIONS_PER_ADDRESS: u32 = 1024;
+
 /// The percentage of the upload memory and request slots one source address may hold
 /// unless `client_address_share_percent` says otherwise.
 pub const DEFAULT_CLIENT_ADDRESS_SHARE_PERCENT: u8 = 25;
@@ -417,7 +421,7 @@ impl NodeConfig {
             },
             client_connections_per_address: match raw.client_connections_per_address {
                 None => DEFAULT_CLIENT_CONNECTIONS_PER_ADDRESS,
-                Some(n) if (1..=1024).contains(&n) => n,
+                Some(n) if (1..=MAX_CLIENT_CONNECTIONS_PER_ADDRESS).contains(&n) => n,
                 Some(_) => {
                     return Err(invalid(
                         "client_connections_per_address",
