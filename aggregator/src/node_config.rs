@@ -425,7 +425,7 @@ impl NodeConfig {
                 Some(_) => {
                     return Err(invalid(
                         "client_connections_per_address",
-                        "must be between 1 and 1024",
+                        &format!("must be between 1 and {MAX_CLIENT_CONNECTIONS_PER_ADDRESS}"),
                     ));
                 }
             },

@@ -99,7 +99,7 @@ pub use frame::{read_frame, write_frame};
 /// `request_memory` ([`TransportOptions`]): the frame read off the wire, the message
 /// decoded from it, and the record stored from that.
 pub const REQUEST_COPIES: u32 = 3;
-pub use peer::Peer;
+pub use peer::{ConnectionUsed, Peer};
 pub use retry::{Retriable, RetryPolicy, retry_with_backoff};
 pub use server::{CONNECTION_LIMIT, STREAM_BAD_REQUEST, serve};
 pub use tls::{ALPN, ClientAuth, PinSet};

@@ -125,14 +125,24 @@ impl Peer {
             .unwrap_or_else(|| TransportError::Closed("no address to connect to".to_owned())))
     }
 
-    /// Leaves the replica in use for the next one (a no-op with a single address): the
-    /// caller was answered that this replica is busy or failing. Requests already on
-    /// the old connection keep it until they finish.
-    pub async fn move_on(&self) {
+    /// Leaves the replica that answered a request over `used` for the next one (a
+    /// no-op with a single address): the caller was answered that this replica is
+    /// busy or failing. Only the first of several requests answered so by one
+    /// replica moves on: the others find the connection they used replaced, and
+    /// leave the peer where it is (advancing once per answer would skip healthy
+    /// replicas, or come back round to the failing one). Requests already on the old
+    /// connection keep it until they finish.
+    pub async fn move_on_from(&self, used: ConnectionUsed) {
         if self.addrs.len() > 1 {
             let mut current = self.current.lock().await;
-            current.conn = None;
-            current.index = (current.index + 1) % self.addrs.len();
+            if current
+                .conn
+                .as_ref()
+                .is_some_and(|c| c.stable_id() == used.0)
+            {
+                current.conn = None;
+                current.index = (current.index + 1) % self.addrs.len();
+            }
         }
     }
 
@@ -144,7 +154,20 @@ impl Peer {
     /// several). Other requests already on the old connection keep it until they
     /// finish.
     pub async fn request(&self, request: &[u8]) -> Result<Vec<u8>, TransportError> {
-        let conn = self.connection().await?;
+        self.request_on(request).await.0
+    }
+
+    /// [`Peer::request`], also naming the connection the request went over (`None`
+    /// when none could be opened), for [`Peer::move_on_from`].
+    pub async fn request_on(
+        &self,
+        request: &[u8],
+    ) -> (Result<Vec<u8>, TransportError>, Option<ConnectionUsed>) {
+        let conn = match self.connection().await {
+            Ok(conn) => conn,
+            Err(e) => return (Err(e), None),
+        };
+        let used = ConnectionUsed(conn.stable_id());
         let result = conn.request(request).await;
         let dead = match &result {
             Ok(_) => false,
@@ -163,6 +186,11 @@ impl Peer {
                 current.index = (current.index + 1) % self.addrs.len();
             }
         }
-        result
+        (result, Some(used))
     }
 }
+
+/// The connection one request of a [`Peer`] went over ([`Peer::request_on`]), to
+/// name in [`Peer::move_on_from`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionUsed(usize);

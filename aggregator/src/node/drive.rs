@@ -12,18 +12,18 @@ pub(super) async fn send(shared: &LeaderShared, t: &Transmit) -> Result<Message,
         .helpers
         .get(t.helper)
         .ok_or_else(|| Reject::new(ErrorCode::Internal, "no such helper"))?;
-    let answer = peer
-        .request(&t.message.encode())
-        .await
-        .map_err(|e| Reject::new(ErrorCode::Busy, e.to_string()))?;
+    let (answer, used) = peer.request_on(&t.message.encode()).await;
+    let answer = answer.map_err(|e| Reject::new(ErrorCode::Busy, e.to_string()))?;
     let message = Message::decode(&answer, &shared.limits)
         .map_err(|e| Reject::new(ErrorCode::BadMessage, format!("undecodable answer: {e}")))?;
     if let Message::Error(e) = &message
         && matches!(e.code, ErrorCode::Busy | ErrorCode::Internal)
+        && let Some(used) = used
     {
         // This replica of the helper is full or failing: the retry goes to another
-        // (the job is re-sent whole there if its preparation stayed behind).
-        peer.move_on().await;
+        // (the job is re-sent whole there if its preparation stayed behind). With two
+        // jobs in flight both may hear so from one replica: it is left once.
+        peer.move_on_from(used).await;
     }
     Ok(message)
 }
@@ -128,17 +128,49 @@ pub(super) async fn run_queued_jobs(shared: &Arc<LeaderShared>) -> Result<(), Re
         },
         |driver| {
             let shared = Arc::clone(shared);
-            async move { drive_job(&shared, driver).await }
+            async move { drive_or_release(&shared, driver).await }
         },
     )
     .await
+}
+
+/// Drives one job; if it fails, even by a panic in this task or in a step of the
+/// state machine, the leader lets go of it (`Leader::forget_job`, which a failed
+/// driver has usually done already), so the next resume re-runs it from the store
+/// instead of skipping it as still in progress. Every failure is logged here: only
+/// the first of a batch of jobs reaches the caller.
+async fn drive_or_release(shared: &Arc<LeaderShared>, driver: JobDriver) -> Result<(), Reject> {
+    use futures::FutureExt;
+    let job_id = driver.job_id();
+    let outcome = std::panic::AssertUnwindSafe(drive_job(shared, driver))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(Reject::new(
+                ErrorCode::Internal,
+                "the aggregation job's driver panicked",
+            ))
+        });
+    if let Err(e) = &outcome {
+        tracing::warn!(job = %job_id.to_hex(), code = %e.code, detail = %e.detail, "aggregation job failed; it will be resumed");
+        let released = with_leader(shared, move |leader| {
+            leader.forget_job(job_id);
+            Ok(())
+        })
+        .await;
+        if let Err(e) = released {
+            tracing::warn!(job = %job_id.to_hex(), detail = %e.detail, "could not release a failed job");
+        }
+    }
+    outcome
 }
 
 /// Takes drivers from `next` until it has none, keeping up to `limit` of them driven at
 /// once (each on its own task), and returns the first error. After an error no new
 /// driver is taken, and the ones in flight are driven to their end: the leader holds a
 /// job as in progress until its driver finishes or fails, so one dropped half-way
-/// would leave its job so until the node restarts.
+/// would leave its job so until the node restarts. (Dropping this future aborts the
+/// tasks in flight: the node does so only when it shuts down.)
 async fn drive_concurrently<D, N, NextFut, F, DriveFut>(
     limit: usize,
     mut next: N,

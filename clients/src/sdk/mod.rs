@@ -245,7 +245,8 @@ async fn request_with_retry<T>(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let outcome = match leader.request(frame).await {
+        let (answer, used) = leader.request_on(frame).await;
+        let outcome = match answer {
             Ok(bytes) => match Message::decode(&bytes, limits) {
                 Ok(m) => accept(m, attempt),
                 Err(e) => Err(SdkError::Undecodable(e)),
@@ -259,8 +260,11 @@ async fn request_with_retry<T>(
                     ..
                 } = e
                 {
-                    // This replica of the leader is full or failing: try another.
-                    leader.move_on().await;
+                    // This replica of the leader is full or failing: try another
+                    // (once, however many uploads sharing the connection heard so).
+                    if let Some(used) = used {
+                        leader.move_on_from(used).await;
+                    }
                 }
                 // The leader's advice is a floor on the backoff, never above the
                 // policy's own ceiling: a dishonest leader cannot park a client.

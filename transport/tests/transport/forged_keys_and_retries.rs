@@ -254,12 +254,19 @@ async fn a_replicated_peer_skips_a_dead_replica_stays_put_and_fails_over() {
     tokio::time::timeout(Duration::from_secs(5), old.closed())
         .await
         .expect("the client never heard that replica A closed");
-    peer.request(b"y").await.unwrap();
+    let (answer, used) = peer.request_on(b"y").await;
+    answer.unwrap();
+    let used = used.expect("the request went over a connection");
     assert_eq!(b.calls.load(Ordering::SeqCst), 1);
     assert_eq!(peer.addr().await, b.addr);
     // Told to move on (the replica answered Busy), it leaves B for the next address.
-    peer.move_on().await;
+    peer.move_on_from(used).await;
     assert_eq!(peer.addr().await, dead);
+    // A second request answered Busy over the same connection (two jobs, or uploads
+    // sharing it) leaves the peer where the first put it: not on to A, which would
+    // skip it, nor round to the failing B.
+    peer.move_on_from(used).await;
+    assert_eq!(peer.addr().await, dead, "moved on once per connection");
     // Another peer started elsewhere begins at its own replica (load spreading).
     let other = Peer::replicated(
         client(None, fast_options()),
