@@ -173,7 +173,11 @@ pub trait FftFriendlyField: FieldElement {
 const EPSILON: u64 = 0xFFFF_FFFF;
 
 /// An element of the Goldilocks field `GF(2^64 − 2^32 + 1)`, stored canonically.
+///
+/// `repr(transparent)`: a `[Field64]` has the layout of a `[u64]`, which
+/// [`Field64::raw`] and [`Field64::with_raw_mut`] rely on.
 #[derive(Clone, Copy, Default)]
+#[repr(transparent)]
 pub struct Field64(u64);
 
 impl Field64 {
@@ -235,6 +239,44 @@ impl Field64 {
     #[inline(always)]
     pub const fn as_u64(self) -> u64 {
         self.0
+    }
+
+    /// `values` as their canonical representatives, in place (no copy).
+    #[allow(unsafe_code)]
+    pub fn raw(values: &[Self]) -> &[u64] {
+        // SAFETY: `Field64` is `repr(transparent)` over `u64`, so the slice's pointer,
+        // length and alignment describe `values.len()` valid `u64`s; the shared borrow
+        // of `values` outlives the result, and nothing can write through it.
+        unsafe { core::slice::from_raw_parts(values.as_ptr().cast::<u64>(), values.len()) }
+    }
+
+    /// Runs `f` on `values` seen in place as `u64`s (no copy), for kernels that work on
+    /// machine words; afterwards, even if `f` panics, every word `f` left at or above
+    /// `p` is reduced modulo `p`, so the elements are canonical again. A kernel that
+    /// keeps its words below `p` loses nothing to the final pass but one comparison
+    /// per element.
+    #[allow(unsafe_code)]
+    pub fn with_raw_mut<R>(values: &mut [Self], f: impl FnOnce(&mut [u64]) -> R) -> R {
+        /// Reduces its words on drop, on the normal path and while unwinding alike.
+        struct Canonicalise<'a>(&'a mut [u64]);
+        impl Drop for Canonicalise<'_> {
+            fn drop(&mut self) {
+                for w in self.0.iter_mut() {
+                    *w = Field64::from_u64_reduced(*w).0;
+                }
+            }
+        }
+        // SAFETY: `Field64` is `repr(transparent)` over `u64`, so the slice's pointer,
+        // length and alignment describe `values.len()` valid `u64`s, and any bit
+        // pattern is a valid `u64`. The exclusive borrow of `values` is held by the
+        // guard until it drops at the end of this function, so nothing reads the
+        // elements while they may be non-canonical, and the guard's drop restores
+        // `Field64`'s invariant (`< p`) before the borrow ends.
+        let words = unsafe {
+            core::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<u64>(), values.len())
+        };
+        let guard = Canonicalise(words);
+        f(&mut *guard.0)
     }
 
     /// The centred representative in `(−p/2, p/2]`, for decoding signed sums.
@@ -619,5 +661,48 @@ mod tests {
             let e = (Field64::MODULUS_U64 - 1) / q;
             assert_ne!(g.pow(u128::from(e)), Field64::ONE, "q = {q}");
         }
+    }
+
+    #[test]
+    fn raw_views_are_the_canonical_words_in_place() {
+        let mut values: Vec<Field64> = [0, 1, EPSILON, Field64::MODULUS_U64 - 1]
+            .into_iter()
+            .map(Field64)
+            .collect();
+        let expected: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
+        assert_eq!(Field64::raw(&values), expected.as_slice());
+        let address = values.as_ptr() as usize;
+        Field64::with_raw_mut(&mut values, |words| {
+            assert_eq!(words.as_ptr() as usize, address, "a view, not a copy");
+            assert_eq!(words, expected.as_slice());
+            words[0] = 5;
+        });
+        assert_eq!(values[0], Field64(5));
+    }
+
+    #[test]
+    fn raw_words_left_at_or_above_p_are_reduced() {
+        let mut values = vec![Field64::ZERO; 4];
+        let p = Field64::MODULUS_U64;
+        Field64::with_raw_mut(&mut values, |words| {
+            words.copy_from_slice(&[p, p + 1, u64::MAX, p - 1]);
+        });
+        let reduced: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
+        assert_eq!(reduced, [0, 1, u64::MAX - p, p - 1]);
+    }
+
+    #[test]
+    fn raw_words_are_reduced_even_when_the_kernel_panics() {
+        let mut values = vec![Field64::ZERO; 3];
+        let p = Field64::MODULUS_U64;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Field64::with_raw_mut(&mut values, |words| {
+                words.copy_from_slice(&[u64::MAX, p, 7]);
+                panic!("a kernel failing half-way");
+            })
+        }));
+        assert!(outcome.is_err());
+        let reduced: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
+        assert_eq!(reduced, [u64::MAX - p, 0, 7], "canonical after the unwind");
     }
 }

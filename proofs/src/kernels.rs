@@ -65,6 +65,22 @@ pub trait ProofField: FftFriendlyField {
         generic_butterflies_dif(values, twiddles);
     }
 
+    /// `values` ← [`ProofField::butterflies_dif`] with `inverse_twiddles`, then
+    /// multiplied pointwise by `factors`, then [`ProofField::butterflies`] with
+    /// `twiddles`: the values on a domain mapped, through coefficients in
+    /// bit-reversed order scaled by `factors`, to the values on a shifted domain (a
+    /// coset), in one pass over the caller's memory.
+    fn dif_scale_dit(
+        values: &mut [Self],
+        inverse_twiddles: &[Self],
+        factors: &[Self],
+        twiddles: &[Self],
+    ) {
+        Self::butterflies_dif(values, inverse_twiddles);
+        Self::mul_assign_slice(values, factors);
+        Self::butterflies(values, twiddles);
+    }
+
     /// `acc[i] += a·x[i]` (over the shorter length).
     fn axpy(acc: &mut [Self], a: Self, x: &[Self]) {
         for (s, v) in acc.iter_mut().zip(x) {
@@ -184,17 +200,6 @@ pub(crate) fn generic_butterflies_dif<F: FftFriendlyField>(values: &mut [F], twi
     }
 }
 
-/// Runs `stages` on a raw copy of `values`: every intermediate stays a plain
-/// canonical u64, and only the final write-back converts (converting at every stage
-/// costs more than the copy).
-fn on_raw_copy(values: &mut [Field64], stages: impl FnOnce(&mut [u64])) {
-    let mut raw: Vec<u64> = values.iter().map(|v| v.as_u64()).collect();
-    stages(&mut raw);
-    for (v, r) in values.iter_mut().zip(raw) {
-        *v = Field64::from_u64_reduced(r);
-    }
-}
-
 /// Decimation-in-time stages on raw values: on the vector unit when `vector` and this
 /// CPU has one (and `n` fills a vector), else scalar.
 fn dit_raw(raw: &mut [u64], twiddles: &[Field64], vector: bool) {
@@ -260,6 +265,17 @@ mod vector {
     #[cfg(target_arch = "x86_64")]
     pub(super) fn dif(raw: &mut [u64], twiddles: &[cairn_mpc::field::Field64]) -> bool {
         avx512::dif(raw, twiddles) || avx2::dif(raw, twiddles)
+    }
+
+    /// Whether a vector unit took the products (else `raw` is untouched).
+    #[cfg(target_arch = "x86_64")]
+    pub(super) fn mul_assign(raw: &mut [u64], by: &[u64]) -> bool {
+        avx512::mul_assign(raw, by) || avx2::mul_assign(raw, by)
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub(super) fn mul_assign(_: &mut [u64], _: &[u64]) -> bool {
+        false
     }
 
     #[cfg(not(target_arch = "x86_64"))]
@@ -333,11 +349,31 @@ impl ProofField for Field64 {
     }
 
     fn butterflies_dif(values: &mut [Self], twiddles: &[Self]) {
-        on_raw_copy(values, |raw| dif_raw(raw, twiddles, true));
+        // In place on the words: every stage keeps them canonical.
+        Field64::with_raw_mut(values, |raw| dif_raw(raw, twiddles, true));
     }
 
     fn butterflies(values: &mut [Self], twiddles: &[Self]) {
-        on_raw_copy(values, |raw| dit_raw(raw, twiddles, true));
+        Field64::with_raw_mut(values, |raw| dit_raw(raw, twiddles, true));
+    }
+
+    fn dif_scale_dit(
+        values: &mut [Self],
+        inverse_twiddles: &[Self],
+        factors: &[Self],
+        twiddles: &[Self],
+    ) {
+        // One view of the words for all three steps; each keeps them canonical.
+        Field64::with_raw_mut(values, |raw| {
+            dif_raw(raw, inverse_twiddles, true);
+            let factors = Field64::raw(factors);
+            if !vector::mul_assign(raw, factors) {
+                for (v, f) in raw.iter_mut().zip(factors) {
+                    *v = gl::mul(*v, *f);
+                }
+            }
+            dit_raw(raw, twiddles, true);
+        });
     }
 
     fn axpy(acc: &mut [Self], a: Self, x: &[Self]) {
@@ -589,6 +625,22 @@ mod tests {
             let mut scalar = raw;
             dif_raw(&mut scalar, &tables, false);
             prop_assert_eq!(scalar, generic.iter().map(|v| v.as_u64()).collect::<Vec<_>>());
+
+            // The fused inverse–scale–forward against its three steps, generically.
+            let factors: Vec<Field64> = (0..n).map(|_| Field64::random(&mut rng)).collect();
+            let mut inverse_powers: Vec<Field64> =
+                (0..(n / 2).max(1)).map(|_| Field64::random(&mut rng)).collect();
+            inverse_powers[0] = Field64::ONE;
+            let inverse_tables = crate::ntt::stage_twiddles(&inverse_powers);
+            let mut generic = values.clone();
+            generic_butterflies_dif(&mut generic, &inverse_tables);
+            for (g, f) in generic.iter_mut().zip(&factors) {
+                *g *= *f;
+            }
+            generic_butterflies(&mut generic, &tables);
+            let mut fast = values.clone();
+            Field64::dif_scale_dit(&mut fast, &inverse_tables, &factors, &tables);
+            prop_assert_eq!(&fast, &generic);
         }
 
         #[test]

@@ -150,6 +150,25 @@ impl<F: ProofField> NttDomain<F> {
         Ok(())
     }
 
+    /// [`NttDomain::inverse_unscaled_to_bit_reversed`], then a pointwise product by
+    /// `factors` (in bit-reversed order), then
+    /// [`NttDomain::forward_from_bit_reversed`], in one kernel call
+    /// ([`ProofField::dif_scale_dit`]).
+    pub(crate) fn inverse_scale_forward(
+        &self,
+        values: &mut [F],
+        factors: &[F],
+    ) -> Result<(), NttError> {
+        self.check_length(values)?;
+        self.check_length(factors)?;
+        if values.len() > 1 {
+            F::dif_scale_dit(values, &self.inverse_twiddles, factors, &self.twiddles);
+        } else {
+            F::mul_assign_slice(values, factors);
+        }
+        Ok(())
+    }
+
     fn check_length(&self, values: &[F]) -> Result<(), NttError> {
         if values.len() == self.size {
             Ok(())

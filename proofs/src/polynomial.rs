@@ -209,14 +209,11 @@ impl<F: ProofField> DomainExtension<F> {
         if values.len() != p {
             return Err(PolynomialError::Size("extend_cosets_in_place"));
         }
-        self.small.inverse_unscaled_to_bit_reversed(values)?;
         match self.shifts.as_slice() {
             [] => values.clear(),
-            [only] => {
-                F::mul_assign_slice(values, only);
-                self.small.forward_from_bit_reversed(values)?;
-            }
+            [only] => self.small.inverse_scale_forward(values, only)?,
             many => {
+                self.small.inverse_unscaled_to_bit_reversed(values)?;
                 let coefficients = core::mem::take(values);
                 let mut out = vec![F::ZERO; many.len() * p];
                 for (coset, shifts) in out.chunks_exact_mut(p.max(1)).zip(many) {
@@ -372,6 +369,32 @@ mod tests {
             for v in &out {
                 assert_eq!(*v, evaluate(&coefficients, x));
                 x *= large.generator();
+            }
+        }
+    }
+
+    #[test]
+    fn extending_in_place_gives_the_other_cosets_of_extend() {
+        let mut rng = ChaCha20Rng::from_seed([7; 32]);
+        for log_small in 0..=5 {
+            let small = NttDomain::<Field64>::new(log_small).unwrap();
+            let p = small.size();
+            for log_ratio in 0..=2 {
+                let large = NttDomain::<Field64>::new(log_small + log_ratio).unwrap();
+                let r = large.size() / p;
+                let extension = DomainExtension::new(small.clone(), large.clone()).unwrap();
+                let values = random_vec(&mut rng, p);
+                let mut whole = vec![Field64::ZERO; large.size()];
+                extension.extend(&values, &mut whole).unwrap();
+                let mut in_place = values.clone();
+                extension.extend_cosets_in_place(&mut in_place).unwrap();
+                let mut other = vec![Field64::ZERO; (r - 1) * p];
+                extension.extend_cosets(&values, &mut other).unwrap();
+                assert_eq!(in_place, other, "P = {p}, r = {r}");
+                for (k, v) in in_place.iter().enumerate() {
+                    let (c, j) = (k / p + 1, k % p);
+                    assert_eq!(*v, whole[j * r + c], "P = {p}, r = {r}, point {k}");
+                }
             }
         }
     }

@@ -54,9 +54,9 @@ vector_stages!("avx2");
 /// `half` bit set take the `v` role (`V_LANES`: the 32-bit halves of lanes 1 and 3,
 /// or of lanes 2 and 3); every lane gets its pair's twiddle `w_{i mod half}`.
 struct SmallStages {
-    /// The twiddles of `half = 1` (`w_0` in every lane) and `half = 2`
-    /// (`w_0, w_1, w_0, w_1`).
-    twiddles: [__m256i; 2],
+    /// The twiddles of `half = 2` (`w_0, w_1, w_0, w_1`); `half = 1` has only
+    /// `w_0 = 1` and needs none.
+    twiddles: __m256i,
 }
 
 /// `_mm256_permute4x64_epi64` selector of lanes `[1, 0, 3, 2]`.
@@ -71,26 +71,35 @@ const HIGH_LANES: i32 = 0b1111_0000;
 impl SmallStages {
     #[target_feature(enable = "avx2")]
     fn new(tables: &[u64]) -> Self {
-        let ones = [tables[0]; LANES];
         let twos = [tables[1], tables[2], tables[1], tables[2]];
         Self {
-            twiddles: [load(&ones), load(&twos)],
+            twiddles: load(&twos),
         }
     }
 
     /// `half = 1, 2` of decimation in time on one group of four.
     #[target_feature(enable = "avx2")]
     fn dit(&self, x: __m256i, c: &Consts) -> __m256i {
-        let x = dit_stage::<SWAP_ONES, ODD_LANES>(x, self.twiddles[0], c);
-        dit_stage::<SWAP_TWOS, HIGH_LANES>(x, self.twiddles[1], c)
+        let x = add_sub_stage::<SWAP_ONES, ODD_LANES>(x, c);
+        dit_stage::<SWAP_TWOS, HIGH_LANES>(x, self.twiddles, c)
     }
 
     /// `half = 2, 1` of decimation in frequency on one group of four.
     #[target_feature(enable = "avx2")]
     fn dif(&self, x: __m256i, c: &Consts) -> __m256i {
-        let x = dif_stage::<SWAP_TWOS, HIGH_LANES>(x, self.twiddles[1], c);
-        dif_stage::<SWAP_ONES, ODD_LANES>(x, self.twiddles[0], c)
+        let x = dif_stage::<SWAP_TWOS, HIGH_LANES>(x, self.twiddles, c);
+        add_sub_stage::<SWAP_ONES, ODD_LANES>(x, c)
     }
+}
+
+/// The stage `half = 1` either way: its only twiddle is `w^0 = 1` (as the scalar
+/// stages assume), so `(u, v) → (u + v, u − v)` with no multiplication.
+#[target_feature(enable = "avx2")]
+fn add_sub_stage<const PERM: i32, const V_LANES: i32>(x: __m256i, c: &Consts) -> __m256i {
+    let y = _mm256_permute4x64_epi64::<PERM>(x);
+    let u = _mm256_blend_epi32::<V_LANES>(x, y);
+    let v = _mm256_blend_epi32::<V_LANES>(y, x);
+    _mm256_blend_epi32::<V_LANES>(add(u, v, c), sub(u, v, c))
 }
 
 /// One in-vector decimation-in-time stage: `(u, v) → (u + w·v, u − w·v)`.
@@ -204,14 +213,14 @@ fn mul(a: __m256i, b: __m256i, c: &Consts) -> __m256i {
 #[target_feature(enable = "avx2")]
 fn reduce(lo: __m256i, hi: __m256i, c: &Consts) -> __m256i {
     let hi_hi = _mm256_srli_epi64::<32>(hi);
-    let hi_lo = _mm256_and_si256(hi, c.epsilon);
     let borrow = less_than(lo, hi_hi, c);
     let t0 = _mm256_sub_epi64(
         _mm256_sub_epi64(lo, hi_hi),
         _mm256_and_si256(borrow, c.epsilon),
     );
-    // hl·ε = hl·2^32 − hl, below 2^64 since hl < 2^32.
-    let t1 = _mm256_sub_epi64(_mm256_slli_epi64::<32>(hi_lo), hi_lo);
+    // hl·ε, below 2^64 since both are below 2^32: `mul_epu32` multiplies the low 32
+    // bits of each lane, which are hl's, by ε in one instruction.
+    let t1 = _mm256_mul_epu32(hi, c.epsilon);
     let s = _mm256_add_epi64(t0, t1);
     let carry = less_than(s, t0, c);
     let s = _mm256_add_epi64(s, _mm256_and_si256(carry, c.epsilon));

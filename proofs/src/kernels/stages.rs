@@ -32,6 +32,29 @@ macro_rules! vector_stages {
             transform(raw, twiddles, Direction::Frequency)
         }
 
+        /// `raw[i] ← raw[i]·by[i]` on canonical words, a vector at a time. Returns
+        /// `false`, touching nothing, without the unit or unless both have the same
+        /// length, a multiple of `LANES`.
+        pub(super) fn mul_assign(raw: &mut [u64], by: &[u64]) -> bool {
+            if !available() || raw.len() != by.len() || !raw.len().is_multiple_of(LANES) {
+                return false;
+            }
+            // SAFETY: the function needs only the target feature, which `available()`
+            // has just confirmed on this CPU.
+            unsafe { mul_assign_lanes(raw, by) };
+            true
+        }
+
+        #[target_feature(enable = $feature)]
+        fn mul_assign_lanes(raw: &mut [u64], by: &[u64]) {
+            let c = Consts::new();
+            let (raw, _) = raw.as_chunks_mut::<LANES>();
+            let (by, _) = by.as_chunks::<LANES>();
+            for (x, y) in raw.iter_mut().zip(by) {
+                store(x, mul(load(x), load(y), &c));
+            }
+        }
+
         /// Which decimation a transform uses.
         #[derive(Clone, Copy)]
         enum Direction {
@@ -49,13 +72,13 @@ macro_rules! vector_stages {
             }
             debug_assert!(raw.len().is_power_of_two(), "NTT sizes are powers of two");
             // The stage tables as plain `u64`s, at their usual offsets (`half − 1`).
-            let tables: Vec<u64> = twiddles.iter().map(|w| w.as_u64()).collect();
+            let tables = cairn_mpc::field::Field64::raw(twiddles);
             // SAFETY: both functions need only the target feature, which `available()`
             // has just confirmed on this CPU.
             unsafe {
                 match direction {
-                    Direction::Time => dit_stages(raw, &tables),
-                    Direction::Frequency => dif_stages(raw, &tables),
+                    Direction::Time => dit_stages(raw, tables),
+                    Direction::Frequency => dif_stages(raw, tables),
                 }
             }
             true
@@ -197,6 +220,29 @@ macro_rules! vector_stage_tests {
                         prop_assert_eq!(sum[i], (field(a[i]) + field(b[i])).as_u64());
                         prop_assert_eq!(difference[i], (field(a[i]) - field(b[i])).as_u64());
                         prop_assert_eq!(product[i], (field(a[i]) * field(b[i])).as_u64());
+                    }
+                }
+
+                #[test]
+                fn products_match_the_field(
+                    a in proptest::collection::vec(lane(), 0..40),
+                    seed in any::<u64>(),
+                ) {
+                    use rand_chacha::ChaCha20Rng;
+                    use rand_core::Rng;
+                    use rand_core::SeedableRng;
+                    let mut rng = ChaCha20Rng::seed_from_u64(seed);
+                    let b: Vec<u64> = a.iter().map(|_| rng.next_u64() % P).collect();
+                    let mut vector = a.clone();
+                    let ran = mul_assign(&mut vector, &b);
+                    prop_assert_eq!(ran, available() && a.len() % LANES == 0);
+                    if ran {
+                        let field = |v: u64| Field64::new(v).expect("canonical");
+                        for i in 0..a.len() {
+                            prop_assert_eq!(vector[i], (field(a[i]) * field(b[i])).as_u64());
+                        }
+                    } else {
+                        prop_assert_eq!(&vector, &a);
                     }
                 }
 
