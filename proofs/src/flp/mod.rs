@@ -267,6 +267,16 @@ pub trait Validity<F: ProofField> {
         output: &mut [F],
     ) -> Result<(), FlpError>;
 
+    /// Whether the inputs of a gadget call may depend on the outputs of earlier calls.
+    /// When `false`, the prover records each call's inputs without evaluating the
+    /// gadget, and evaluates it afterwards on all the points at once
+    /// ([`Gadget::eval_batch`]): proving needs the outputs only as values of the
+    /// gadget polynomial. The circuit's own output while proving is then meaningless;
+    /// the prover never reads it. `true` (always safe) unless the circuit overrides it.
+    fn calls_read_gadget_outputs(&self) -> bool {
+        true
+    }
+
     /// Elements of a proof.
     fn proof_len(&self) -> usize {
         let s = self.num_query_points();

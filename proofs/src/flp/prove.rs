@@ -41,7 +41,13 @@ pub fn prove<F: ProofField, V: Validity<F> + ?Sized>(
     for (gadget, shape) in gadgets.iter().zip(&shapes) {
         let (mine, rest) = seeds.split_at(s * shape.arity);
         seeds = rest;
-        oracles.push(RecordingOracle::new(gadget.as_ref(), shape, s, mine));
+        oracles.push(RecordingOracle::new(
+            gadget.as_ref(),
+            shape,
+            s,
+            mine,
+            !circuit.calls_read_gadget_outputs(),
+        ));
     }
     {
         let mut refs: Vec<&mut dyn GadgetOracle<F>> = oracles
@@ -99,9 +105,19 @@ fn gadget_polynomials<F: ProofField>(
     let mut point_out = vec![F::ZERO; outputs];
 
     // Coset 0 is H itself: the gadget at the seed points, the recorded call outputs,
-    // and G(0) at the unused points; nothing to transform.
+    // and G(0) at the unused points; nothing to transform. Deferred calls were not
+    // evaluated: the gadget runs on all of H at once.
+    if oracle.deferred {
+        let mut on_h = vec![vec![F::ZERO; p]; outputs];
+        oracle.gadget.eval_batch(&oracle.wires, &mut on_h)?;
+        for (v, computed) in values.iter_mut().zip(&on_h) {
+            for (i, o) in computed.iter().enumerate() {
+                v[i * ratio] = *o;
+            }
+        }
+    }
     let mut seed_point = vec![F::ZERO; arity];
-    for i in 0..p {
+    for i in (0..p).filter(|_| !oracle.deferred) {
         if i >= s && i < s + oracle.calls {
             for (r, v) in values.iter_mut().enumerate() {
                 v[i * ratio] = oracle.outputs[(i - s) * outputs + r];
@@ -155,10 +171,19 @@ struct RecordingOracle<'g, F> {
     calls: usize,
     /// The inputs of the current [`GadgetOracle::call_runs`].
     scratch: Vec<F>,
+    /// Record the inputs only, answering zeros
+    /// ([`super::Validity::calls_read_gadget_outputs`] is `false`).
+    deferred: bool,
 }
 
 impl<'g, F: ProofField> RecordingOracle<'g, F> {
-    fn new(gadget: &'g dyn Gadget<F>, shape: &GadgetShape, s: usize, seeds: &[F]) -> Self {
+    fn new(
+        gadget: &'g dyn Gadget<F>,
+        shape: &GadgetShape,
+        s: usize,
+        seeds: &[F],
+        deferred: bool,
+    ) -> Self {
         let p = shape.domain_size(s);
         let mut wires = vec![vec![F::ZERO; p]; shape.arity];
         for (i, row) in seeds.chunks_exact(shape.arity.max(1)).enumerate() {
@@ -174,13 +199,12 @@ impl<'g, F: ProofField> RecordingOracle<'g, F> {
             max_calls: shape.calls,
             calls: 0,
             scratch: Vec::with_capacity(shape.arity),
+            deferred,
         }
     }
-}
 
-impl<F: ProofField> GadgetOracle<F> for RecordingOracle<'_, F> {
-    fn call(&mut self, inputs: &[F], outputs: &mut [F]) -> Result<(), FlpError> {
-        check_len("gadget inputs", self.wires.len(), inputs.len())?;
+    /// The point the next call's inputs go to, or an error past the declared calls.
+    fn next_point(&self) -> Result<usize, FlpError> {
         if self.calls >= self.max_calls {
             return Err(FlpError::CallCount {
                 gadget: usize::MAX,
@@ -188,17 +212,51 @@ impl<F: ProofField> GadgetOracle<F> for RecordingOracle<'_, F> {
                 got: self.calls + 1,
             });
         }
-        let point = self.num_query_points + self.calls;
+        Ok(self.num_query_points + self.calls)
+    }
+}
+
+impl<F: ProofField> GadgetOracle<F> for RecordingOracle<'_, F> {
+    fn call(&mut self, inputs: &[F], outputs: &mut [F]) -> Result<(), FlpError> {
+        check_len("gadget inputs", self.wires.len(), inputs.len())?;
+        let point = self.next_point()?;
         for (wire, v) in self.wires.iter_mut().zip(inputs) {
             wire[point] = *v;
         }
         self.calls += 1;
+        if self.deferred {
+            outputs.fill(F::ZERO);
+            return Ok(());
+        }
         self.gadget.eval(inputs, outputs)?;
         self.outputs.extend_from_slice(outputs);
         Ok(())
     }
 
     fn call_runs(&mut self, runs: &[WireRun<'_, F>], outputs: &mut [F]) -> Result<(), FlpError> {
+        if self.deferred {
+            // Straight into the wires: the zeros past each run are already there (a
+            // point's wire values are written by its call only).
+            WireRun::check(runs, self.wires.len())?;
+            let point = self.next_point()?;
+            let mut offset = 0;
+            for run in runs {
+                let wires = &mut self.wires[offset..offset + run.width];
+                if run.scale == F::ONE {
+                    for (wire, v) in wires.iter_mut().zip(run.values) {
+                        wire[point] = *v;
+                    }
+                } else {
+                    for (wire, v) in wires.iter_mut().zip(run.values) {
+                        wire[point] = *v * run.scale;
+                    }
+                }
+                offset += run.width;
+            }
+            self.calls += 1;
+            outputs.fill(F::ZERO);
+            return Ok(());
+        }
         // The prover needs the inputs themselves; one buffer serves every call.
         let mut inputs = core::mem::take(&mut self.scratch);
         let result =

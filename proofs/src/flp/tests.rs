@@ -282,6 +282,9 @@ struct RunsCircuit {
     scale: F,
     by_runs: bool,
     overlong: bool,
+    /// Declares that no call reads a gadget output, so the prover defers evaluating
+    /// the gadgets ([`Validity::calls_read_gadget_outputs`]).
+    deferred: bool,
 }
 
 impl RunsCircuit {
@@ -321,6 +324,9 @@ impl Validity<F> for RunsCircuit {
     }
     fn gadgets(&self, joint_rand: &[F]) -> Result<Vec<Box<dyn Gadget<F>>>, FlpError> {
         self.inner.gadgets(joint_rand)
+    }
+    fn calls_read_gadget_outputs(&self) -> bool {
+        !self.deferred
     }
     fn eval(
         &self,
@@ -372,7 +378,7 @@ fn calls_by_runs_prove_and_verify_exactly_as_calls_by_inputs() {
     let mut rng = ChaCha20Rng::from_seed([14; 32]);
     for (len, chunk, s) in [(4, 1, 1), (23, 4, 2), (50, 7, 2), (103, 10, 3)] {
         let scale = F::random(&mut rng);
-        let circuit = |by_runs| RunsCircuit {
+        let circuit = |by_runs, deferred| RunsCircuit {
             inner: TestCircuit {
                 len,
                 chunk,
@@ -381,14 +387,25 @@ fn calls_by_runs_prove_and_verify_exactly_as_calls_by_inputs() {
             scale,
             by_runs,
             overlong: false,
+            deferred,
         };
-        let (by_inputs, by_runs) = (circuit(false), circuit(true));
+        let (by_inputs, by_runs) = (circuit(false, false), circuit(true, false));
         let x = valid_input(&mut rng, len);
         let jr = random_vec(&mut rng, by_runs.joint_rand_len());
         let pr = random_vec(&mut rng, by_runs.prove_rand_len());
         let qr = random_vec(&mut rng, by_runs.query_rand_len());
         let proof = prove(&by_inputs, &x, &pr, &jr).unwrap();
         assert_eq!(prove(&by_runs, &x, &pr, &jr).unwrap(), proof);
+        // Deferring the gadgets to one batch over the domain changes no proof, and an
+        // invalid input's proof neither.
+        assert_eq!(prove(&circuit(true, true), &x, &pr, &jr).unwrap(), proof);
+        assert_eq!(prove(&circuit(false, true), &x, &pr, &jr).unwrap(), proof);
+        let mut invalid = x.clone();
+        invalid[len - 1] = F::from_u64(7);
+        assert_eq!(
+            prove(&circuit(true, true), &invalid, &pr, &jr).unwrap(),
+            prove(&by_inputs, &invalid, &pr, &jr).unwrap()
+        );
         // One share of three: the verifier's sums see shares, not valid inputs.
         let shares = split(&mut rng, &x, 3);
         let proofs = split(&mut rng, &proof, 3);
@@ -417,6 +434,7 @@ fn a_run_longer_than_its_width_is_a_length_error() {
         scale: F::ONE,
         by_runs: true,
         overlong: true,
+        deferred: false,
     };
     let x = valid_input(&mut rng, 10);
     let jr = random_vec(&mut rng, circuit.joint_rand_len());
@@ -432,6 +450,12 @@ fn a_run_longer_than_its_width_is_a_length_error() {
         )
     };
     assert!(prove(&circuit, &x, &pr, &jr).is_err_and(|e| overlong(&e)));
+    let deferred = RunsCircuit {
+        deferred: true,
+        inner: TestCircuit { ..circuit.inner },
+        ..circuit
+    };
+    assert!(prove(&deferred, &x, &pr, &jr).is_err_and(|e| overlong(&e)));
     let proof = prove(&circuit.inner, &x, &pr, &jr).unwrap();
     assert!(query(&circuit, &x, &proof, &qr, &jr, 1).is_err_and(|e| overlong(&e)));
     assert!(circuit.is_valid(&x, &jr).is_err_and(|e| overlong(&e)));
