@@ -126,6 +126,21 @@ pub trait ProofField: FftFriendlyField {
         }
     }
 
+    /// The carry-lift gadget over many points (its `eval_batch`): for every point
+    /// `j < out[c].len()`,
+    /// `out[c][j] = Σ_σ weights[c][σ]·Π_k (entries[σ][j] + negated_roots[k])`, plus
+    /// `Σ_σ squares[σ][j]²` for `c = 0`. `weights`, `entries` and `squares` have one
+    /// row per slot `σ`; every column and output has the same length.
+    fn range_square_sums(
+        entries: &[Vec<Self>],
+        squares: &[Vec<Self>],
+        weights: [&[Self]; 3],
+        negated_roots: &[Self],
+        out: &mut [Vec<Self>],
+    ) {
+        generic_range_square_sums(entries, squares, weights, negated_roots, out);
+    }
+
     /// `acc[j] += Σ_k rows[k][j]²`.
     fn add_row_square_sums(rows: &[&[Self]], acc: &mut [Self]) {
         for row in rows {
@@ -159,6 +174,39 @@ pub trait ProofField: FftFriendlyField {
         for ((o, w), c) in out.iter_mut().zip(words).zip(carries) {
             *o = Self::from_u64((*w).into()) - q * *c - offset;
         }
+    }
+}
+
+/// [`ProofField::range_square_sums`] with the other kernels: per block of points,
+/// the residual rows, three weighted row sums, then the squares.
+pub(crate) fn generic_range_square_sums<F: ProofField>(
+    entries: &[Vec<F>],
+    squares: &[Vec<F>],
+    weights: [&[F]; 3],
+    negated_roots: &[F],
+    out: &mut [Vec<F>],
+) {
+    // Blocks of points keep the residual rows and the lazy accumulators in cache.
+    const BLOCK: usize = 256;
+    let m = entries.len();
+    let points = out.first().map_or(0, Vec::len);
+    let mut residuals = vec![F::ZERO; m * BLOCK];
+    let mut start = 0;
+    while start < points {
+        let len = BLOCK.min(points - start);
+        let block = start..start + len;
+        for (row, column) in residuals.chunks_exact_mut(BLOCK).zip(entries) {
+            F::range_products(&mut row[..len], &column[block.clone()], negated_roots);
+        }
+        let rows: Vec<&[F]> = residuals.chunks_exact(BLOCK).map(|r| &r[..len]).collect();
+        for (w, output) in weights.iter().zip(out.iter_mut()) {
+            F::weighted_row_sums(w, &rows, &mut output[block.clone()]);
+        }
+        let squared: Vec<&[F]> = squares.iter().map(|c| &c[block.clone()]).collect();
+        if let Some(first) = out.first_mut() {
+            F::add_row_square_sums(&squared, &mut first[block]);
+        }
+        start += len;
     }
 }
 
@@ -444,6 +492,85 @@ impl ProofField for Field64 {
         finish_lazy(acc, &lo, &hi, true);
     }
 
+    fn range_square_sums(
+        entries: &[Vec<Self>],
+        squares: &[Vec<Self>],
+        weights: [&[Self]; 3],
+        negated_roots: &[Self],
+        out: &mut [Vec<Self>],
+    ) {
+        /// `acc + 2^128·overflows` holds a sum of 128-bit products.
+        #[derive(Clone, Copy)]
+        struct Wide {
+            acc: u128,
+            overflows: u64,
+        }
+        #[inline(always)]
+        fn add(sum: &mut Wide, product: u128) {
+            let (acc, overflow) = sum.acc.overflowing_add(product);
+            sum.acc = acc;
+            sum.overflows += u64::from(overflow);
+        }
+        // 2^128 ≡ ε² (mod p).
+        let two_128 =
+            Field64::from_u64_reduced(0xFFFF_FFFF) * Field64::from_u64_reduced(0xFFFF_FFFF);
+        // One pass over each slot's two columns per block of points: the residual, its
+        // three weighted products and the square go straight into the block's sums.
+        const BLOCK: usize = 128;
+        let points = out.first().map_or(0, Vec::len);
+        let (first_root, other_roots) = match negated_roots.split_first() {
+            Some((first, others)) => (Some(first.as_u64()), Field64::raw(others)),
+            None => (None, &[][..]),
+        };
+        let mut sums = [[Wide {
+            acc: 0,
+            overflows: 0,
+        }; BLOCK]; 3];
+        let mut start = 0;
+        while start < points {
+            let len = BLOCK.min(points - start);
+            for row in sums.iter_mut() {
+                row.fill(Wide {
+                    acc: 0,
+                    overflows: 0,
+                });
+            }
+            let [s0, s1, s2] = &mut sums;
+            for (sigma, (e, y)) in entries.iter().zip(squares).enumerate() {
+                let w = [0, 1, 2].map(|c| u128::from(weights[c][sigma].as_u64()));
+                let e = Field64::raw(&e[start..start + len]);
+                let y = Field64::raw(&y[start..start + len]);
+                for ((((a0, a1), a2), e), y) in s0
+                    .iter_mut()
+                    .zip(s1.iter_mut())
+                    .zip(s2.iter_mut())
+                    .zip(e)
+                    .zip(y)
+                {
+                    let residual = match first_root {
+                        Some(r) => other_roots
+                            .iter()
+                            .fold(gl::add(*e, r), |acc, r| gl::mul(acc, gl::add(*e, *r))),
+                        None => 1,
+                    };
+                    let residual = u128::from(residual);
+                    add(a0, w[0] * residual);
+                    add(a1, w[1] * residual);
+                    add(a2, w[2] * residual);
+                    let y = u128::from(*y);
+                    add(a0, y * y);
+                }
+            }
+            for (row, output) in sums.iter().zip(out.iter_mut()) {
+                for (sum, o) in row.iter().zip(&mut output[start..start + len]) {
+                    *o = Field64::reduce_u128(sum.acc)
+                        + Field64::from_u64_reduced(sum.overflows) * two_128;
+                }
+            }
+            start += len;
+        }
+    }
+
     fn add_squares(acc: &mut [Self], x: &[Self]) {
         for (a, v) in acc.iter_mut().zip(x) {
             let v = v.as_u64();
@@ -575,6 +702,49 @@ mod tests {
                 }
                 let values: Vec<Field64> = lazy.iter().map(Field64::lazy_value).collect();
                 prop_assert_eq!(values, exact);
+            }
+        }
+
+        #[test]
+        fn fused_range_square_sums_match_generic(
+            m in 1usize..12,
+            points in prop_oneof![1usize..10, 120usize..300],
+            roots in 0u64..5,
+            seed in any::<u64>(),
+            top in any::<bool>(),
+        ) {
+            // Random values, or all p − 1 (the largest products, so the 128-bit sums
+            // overflow as often as they can), over more than one block of points.
+            use rand_chacha::ChaCha20Rng;
+            use rand_core::SeedableRng;
+            let mut rng = ChaCha20Rng::seed_from_u64(seed);
+            let mut value = || if top { -Field64::ONE } else { Field64::random(&mut rng) };
+            let weights: Vec<Vec<Field64>> =
+                (0..3).map(|_| (0..m).map(|_| value()).collect()).collect();
+            let mut column = || (0..points).map(|_| value()).collect::<Vec<_>>();
+            let entries: Vec<Vec<Field64>> = (0..m).map(|_| column()).collect();
+            let squares: Vec<Vec<Field64>> = (0..m).map(|_| column()).collect();
+            let negated_roots: Vec<Field64> = (0..roots).map(|i| -Field64::from_u64(i)).collect();
+            let weights = [&weights[0][..], &weights[1][..], &weights[2][..]];
+            let mut fast = vec![vec![Field64::ONE; points]; 3];
+            Field64::range_square_sums(&entries, &squares, weights, &negated_roots, &mut fast);
+            let mut slow = vec![vec![Field64::ZERO; points]; 3];
+            generic_range_square_sums(&entries, &squares, weights, &negated_roots, &mut slow);
+            prop_assert_eq!(&fast, &slow);
+            // And pointwise, with the field operators alone.
+            for j in [0, points / 2, points - 1] {
+                for (c, row) in fast.iter().enumerate() {
+                    let mut expected = Field64::ZERO;
+                    for sigma in 0..m {
+                        let e = entries[sigma][j];
+                        let residual = negated_roots.iter().fold(Field64::ONE, |acc, r| acc * (e + *r));
+                        expected += weights[c][sigma] * residual;
+                        if c == 0 {
+                            expected += squares[sigma][j] * squares[sigma][j];
+                        }
+                    }
+                    prop_assert_eq!(row[j], expected);
+                }
             }
         }
 

@@ -21,6 +21,12 @@ use cairn_protocol::hpke::generate_keypair;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
+/// The allocator of the binaries that prepare reports (`cairn-bench`, the Python
+/// module): with glibc's malloc, report-sized buffers may be returned to the kernel
+/// and faulted in again on every prepare, depending on the order of allocations.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let d: usize = args.next().map_or(100_000, |a| a.parse().expect("d"));

@@ -283,8 +283,7 @@ impl<F: ProofField> Gadget<F> for CarryLiftGadget<F> {
         Ok(())
     }
 
-    /// Streaming version of [`Gadget::eval`] over many points: per slot, the range
-    /// residuals of its column and three `axpy`s, then the squares.
+    /// [`Gadget::eval`] over many points at once ([`ProofField::range_square_sums`]).
     fn eval_batch(&self, columns: &[Vec<F>], outputs: &mut [Vec<F>]) -> Result<(), FlpError> {
         let m = self.chunk;
         let points = columns.first().map_or(0, Vec::len);
@@ -300,28 +299,10 @@ impl<F: ProofField> Gadget<F> for CarryLiftGadget<F> {
                 got: columns.len(),
             });
         }
-        // Blocks of points keep the residual rows and the lazy accumulators in cache.
-        const BLOCK: usize = 256;
-        let mut residuals = vec![F::ZERO; m * BLOCK];
-        let mut start = 0;
-        while start < points {
-            let len = BLOCK.min(points - start);
-            let block = start..start + len;
-            for (row, column) in residuals.chunks_exact_mut(BLOCK).zip(&columns[..m]) {
-                F::range_products(&mut row[..len], &column[block.clone()], &self.negated_roots);
-            }
-            let rows: Vec<&[F]> = residuals.chunks_exact(BLOCK).map(|r| &r[..len]).collect();
-            for (c, output) in outputs.iter_mut().enumerate() {
-                F::weighted_row_sums(
-                    &self.weights[c * m..(c + 1) * m],
-                    &rows,
-                    &mut output[block.clone()],
-                );
-            }
-            let squares: Vec<&[F]> = columns[m..].iter().map(|c| &c[block.clone()]).collect();
-            F::add_row_square_sums(&squares, &mut outputs[0][block]);
-            start += len;
-        }
+        let (entries, squares) = columns.split_at(m);
+        let (a0, rest) = self.weights.split_at(m);
+        let (a1, a2) = rest.split_at(m);
+        F::range_square_sums(entries, squares, [a0, a1, a2], &self.negated_roots, outputs);
         Ok(())
     }
 
