@@ -514,60 +514,55 @@ impl ProofField for Field64 {
         // 2^128 ≡ ε² (mod p).
         let two_128 =
             Field64::from_u64_reduced(0xFFFF_FFFF) * Field64::from_u64_reduced(0xFFFF_FFFF);
-        // One pass over each slot's two columns per block of points: the residual, its
-        // three weighted products and the square go straight into the block's sums.
-        const BLOCK: usize = 128;
         let points = out.first().map_or(0, Vec::len);
         let (first_root, other_roots) = match negated_roots.split_first() {
             Some((first, others)) => (Some(first.as_u64()), Field64::raw(others)),
             None => (None, &[][..]),
         };
-        let mut sums = [[Wide {
-            acc: 0,
-            overflows: 0,
-        }; BLOCK]; 3];
-        let mut start = 0;
-        while start < points {
-            let len = BLOCK.min(points - start);
-            for row in sums.iter_mut() {
-                row.fill(Wide {
-                    acc: 0,
-                    overflows: 0,
-                });
+        // Per slot: its two columns and three weights, side by side.
+        let slots: Vec<(&[u64], &[u64], [u64; 3])> = entries
+            .iter()
+            .zip(squares)
+            .enumerate()
+            .map(|(sigma, (e, y))| {
+                let w = [0, 1, 2].map(|c| weights[c][sigma].as_u64());
+                (&Field64::raw(e)[..points], &Field64::raw(y)[..points], w)
+            })
+            .collect();
+        // Point by point, every slot's residual, its three weighted products and the
+        // square go into sums held in registers; the columns' cache lines serve eight
+        // consecutive points.
+        for j in 0..points {
+            let zero = Wide {
+                acc: 0,
+                overflows: 0,
+            };
+            let (mut s0, mut s1, mut s2) = (zero, zero, zero);
+            for (e, y, w) in &slots {
+                let e = e[j];
+                let residual = match (first_root, other_roots) {
+                    // Two aggregators: R_2(z) = z·(z − 1).
+                    (Some(0), [r]) => gl::mul(e, gl::add(e, *r)),
+                    // The first root is 0 (R_n(z) = z·(z − 1)⋯), so no addition.
+                    (Some(0), others) => {
+                        others.iter().fold(e, |acc, r| gl::mul(acc, gl::add(e, *r)))
+                    }
+                    (Some(r), others) => others
+                        .iter()
+                        .fold(gl::add(e, r), |acc, r| gl::mul(acc, gl::add(e, *r))),
+                    (None, _) => 1,
+                };
+                let residual = u128::from(residual);
+                add(&mut s0, u128::from(w[0]) * residual);
+                add(&mut s1, u128::from(w[1]) * residual);
+                add(&mut s2, u128::from(w[2]) * residual);
+                let y = u128::from(y[j]);
+                add(&mut s0, y * y);
             }
-            let [s0, s1, s2] = &mut sums;
-            for (sigma, (e, y)) in entries.iter().zip(squares).enumerate() {
-                let w = [0, 1, 2].map(|c| u128::from(weights[c][sigma].as_u64()));
-                let e = Field64::raw(&e[start..start + len]);
-                let y = Field64::raw(&y[start..start + len]);
-                for ((((a0, a1), a2), e), y) in s0
-                    .iter_mut()
-                    .zip(s1.iter_mut())
-                    .zip(s2.iter_mut())
-                    .zip(e)
-                    .zip(y)
-                {
-                    let residual = match first_root {
-                        Some(r) => other_roots
-                            .iter()
-                            .fold(gl::add(*e, r), |acc, r| gl::mul(acc, gl::add(*e, *r))),
-                        None => 1,
-                    };
-                    let residual = u128::from(residual);
-                    add(a0, w[0] * residual);
-                    add(a1, w[1] * residual);
-                    add(a2, w[2] * residual);
-                    let y = u128::from(*y);
-                    add(a0, y * y);
-                }
+            for (sum, output) in [s0, s1, s2].iter().zip(out.iter_mut()) {
+                output[j] = Field64::reduce_u128(sum.acc)
+                    + Field64::from_u64_reduced(sum.overflows) * two_128;
             }
-            for (row, output) in sums.iter().zip(out.iter_mut()) {
-                for (sum, o) in row.iter().zip(&mut output[start..start + len]) {
-                    *o = Field64::reduce_u128(sum.acc)
-                        + Field64::from_u64_reduced(sum.overflows) * two_128;
-                }
-            }
-            start += len;
         }
     }
 
@@ -712,6 +707,7 @@ mod tests {
             roots in 0u64..5,
             seed in any::<u64>(),
             top in any::<bool>(),
+            shifted in any::<bool>(),
         ) {
             // Random values, or all p − 1 (the largest products, so the 128-bit sums
             // overflow as often as they can), over more than one block of points.
@@ -724,7 +720,9 @@ mod tests {
             let mut column = || (0..points).map(|_| value()).collect::<Vec<_>>();
             let entries: Vec<Vec<Field64>> = (0..m).map(|_| column()).collect();
             let squares: Vec<Vec<Field64>> = (0..m).map(|_| column()).collect();
-            let negated_roots: Vec<Field64> = (0..roots).map(|i| -Field64::from_u64(i)).collect();
+            // The gadget's roots are 0, 1, …; shifted ones exercise the general path.
+            let negated_roots: Vec<Field64> =
+                (0..roots).map(|i| -Field64::from_u64(i + u64::from(shifted))).collect();
             let weights = [&weights[0][..], &weights[1][..], &weights[2][..]];
             let mut fast = vec![vec![Field64::ONE; points]; 3];
             Field64::range_square_sums(&entries, &squares, weights, &negated_roots, &mut fast);
