@@ -529,40 +529,60 @@ impl ProofField for Field64 {
                 (&Field64::raw(e)[..points], &Field64::raw(y)[..points], w)
             })
             .collect();
-        // Point by point, every slot's residual, its three weighted products and the
-        // square go into sums held in registers; the columns' cache lines serve eight
-        // consecutive points.
-        for j in 0..points {
-            let zero = Wide {
-                acc: 0,
-                overflows: 0,
-            };
-            let (mut s0, mut s1, mut s2) = (zero, zero, zero);
+        // Per block of points, one pass over each slot's two columns: its residuals,
+        // their three weighted products and the squares go into the block's sums
+        // (which stay in the L1 cache; the columns are read in order).
+        const BLOCK: usize = 128;
+        let zero = Wide {
+            acc: 0,
+            overflows: 0,
+        };
+        let mut sums = [[zero; BLOCK]; 3];
+        let mut start = 0;
+        while start < points {
+            let len = BLOCK.min(points - start);
+            for row in sums.iter_mut() {
+                row.fill(zero);
+            }
+            let [s0, s1, s2] = &mut sums;
             for (e, y, w) in &slots {
-                let e = e[j];
-                let residual = match (first_root, other_roots) {
-                    // Two aggregators: R_2(z) = z·(z − 1).
-                    (Some(0), [r]) => gl::mul(e, gl::add(e, *r)),
-                    // The first root is 0 (R_n(z) = z·(z − 1)⋯), so no addition.
-                    (Some(0), others) => {
-                        others.iter().fold(e, |acc, r| gl::mul(acc, gl::add(e, *r)))
-                    }
-                    (Some(r), others) => others
-                        .iter()
-                        .fold(gl::add(e, r), |acc, r| gl::mul(acc, gl::add(e, *r))),
-                    (None, _) => 1,
-                };
-                let residual = u128::from(residual);
-                add(&mut s0, u128::from(w[0]) * residual);
-                add(&mut s1, u128::from(w[1]) * residual);
-                add(&mut s2, u128::from(w[2]) * residual);
-                let y = u128::from(y[j]);
-                add(&mut s0, y * y);
+                let e = &e[start..start + len];
+                let y = &y[start..start + len];
+                for ((((a0, a1), a2), e), y) in s0
+                    .iter_mut()
+                    .zip(s1.iter_mut())
+                    .zip(s2.iter_mut())
+                    .zip(e)
+                    .zip(y)
+                {
+                    let e = *e;
+                    let residual = match (first_root, other_roots) {
+                        // Two aggregators: R_2(z) = z·(z − 1).
+                        (Some(0), [r]) => gl::mul(e, gl::add(e, *r)),
+                        // The first root is 0 (R_n(z) = z·(z − 1)⋯), so no addition.
+                        (Some(0), others) => {
+                            others.iter().fold(e, |acc, r| gl::mul(acc, gl::add(e, *r)))
+                        }
+                        (Some(r), others) => others
+                            .iter()
+                            .fold(gl::add(e, r), |acc, r| gl::mul(acc, gl::add(e, *r))),
+                        (None, _) => 1,
+                    };
+                    let residual = u128::from(residual);
+                    add(a0, u128::from(w[0]) * residual);
+                    add(a1, u128::from(w[1]) * residual);
+                    add(a2, u128::from(w[2]) * residual);
+                    let y = u128::from(*y);
+                    add(a0, y * y);
+                }
             }
-            for (sum, output) in [s0, s1, s2].iter().zip(out.iter_mut()) {
-                output[j] = Field64::reduce_u128(sum.acc)
-                    + Field64::from_u64_reduced(sum.overflows) * two_128;
+            for (row, output) in sums.iter().zip(out.iter_mut()) {
+                for (sum, o) in row.iter().zip(&mut output[start..start + len]) {
+                    *o = Field64::reduce_u128(sum.acc)
+                        + Field64::from_u64_reduced(sum.overflows) * two_128;
+                }
             }
+            start += len;
         }
     }
 
