@@ -55,14 +55,16 @@ impl CarryLift {
 
         // Carries c_i = (S_i − x'_i)/q, then the base-n digits of the slack.
         let mut witness = SecretVec::<Field>::zeroed(self.circuit.range_entries());
-        let q = self.q();
+        // The carry (s − x)/q: an exact division by q = 2^b, as a shift (a division
+        // instruction per coordinate was a visible part of a prepare).
+        let bits = self.params.bits;
         for ((w, s), xs) in witness
             .expose_secret_mut()
             .iter_mut()
             .zip(sums.expose_secret())
             .zip(shifted.expose_secret())
         {
-            *w = Field::from_u64((*s - u64::from(*xs)) / q);
+            *w = Field::from_u64((*s - u64::from(*xs)) >> bits);
         }
         let mut slack = self.norm_bound_sq - norm_sq;
         let base = self.params.num_aggregators as u128;

@@ -104,6 +104,7 @@ fn gadget_polynomials<F: ProofField>(
     let mut values = vec![vec![F::ZERO; n]; outputs];
     let mut point_out = vec![F::ZERO; outputs];
 
+    oracle.flush();
     // Coset 0 is H itself: the gadget at the seed points, the recorded call outputs,
     // and G(0) at the unused points; nothing to transform. Deferred calls were not
     // evaluated: the gadget runs on all of H at once.
@@ -174,7 +175,17 @@ struct RecordingOracle<'g, F> {
     /// Record the inputs only, answering zeros
     /// ([`super::Validity::calls_read_gadget_outputs`] is `false`).
     deferred: bool,
+    /// Deferred calls' inputs not yet in `wires`, a row of `arity` values per call
+    /// from the point `pending_from` on ([`RecordingOracle::flush`]).
+    pending: Vec<F>,
+    pending_from: usize,
 }
+
+/// Deferred calls are moved into the wires when the next point is a multiple of this:
+/// one 64-byte cache line of each wire at once. Written a call at a time, the values
+/// of one point land in `arity` wires whose equal offsets fall in the same L1 cache
+/// set (the wires are allocated alike), which evicts them before the next call.
+const PENDING_POINTS: usize = 8;
 
 impl<'g, F: ProofField> RecordingOracle<'g, F> {
     fn new(
@@ -200,7 +211,37 @@ impl<'g, F: ProofField> RecordingOracle<'g, F> {
             calls: 0,
             scratch: Vec::with_capacity(shape.arity),
             deferred,
+            pending: Vec::with_capacity(if deferred {
+                PENDING_POINTS * shape.arity
+            } else {
+                0
+            }),
+            pending_from: s,
         }
+    }
+
+    /// Moves the pending rows into the wires, a wire at a time.
+    fn flush(&mut self) {
+        let arity = self.wires.len().max(1);
+        let rows = self.pending.len() / arity;
+        for (j, wire) in self.wires.iter_mut().enumerate() {
+            let column = &mut wire[self.pending_from..self.pending_from + rows];
+            for (value, row) in column.iter_mut().zip(self.pending.chunks_exact(arity)) {
+                *value = row[j];
+            }
+        }
+        self.pending.clear();
+        self.pending_from = self.num_query_points + self.calls;
+    }
+
+    /// Ends a deferred call whose row has been appended to `pending`.
+    fn defer(&mut self, outputs: &mut [F]) {
+        self.calls += 1;
+        let next = self.num_query_points + self.calls;
+        if next.is_multiple_of(PENDING_POINTS) || self.calls == self.max_calls {
+            self.flush();
+        }
+        outputs.fill(F::ZERO);
     }
 
     /// The point the next call's inputs go to, or an error past the declared calls.
@@ -220,14 +261,15 @@ impl<F: ProofField> GadgetOracle<F> for RecordingOracle<'_, F> {
     fn call(&mut self, inputs: &[F], outputs: &mut [F]) -> Result<(), FlpError> {
         check_len("gadget inputs", self.wires.len(), inputs.len())?;
         let point = self.next_point()?;
+        if self.deferred {
+            self.pending.extend_from_slice(inputs);
+            self.defer(outputs);
+            return Ok(());
+        }
         for (wire, v) in self.wires.iter_mut().zip(inputs) {
             wire[point] = *v;
         }
         self.calls += 1;
-        if self.deferred {
-            outputs.fill(F::ZERO);
-            return Ok(());
-        }
         self.gadget.eval(inputs, outputs)?;
         self.outputs.extend_from_slice(outputs);
         Ok(())
@@ -235,26 +277,20 @@ impl<F: ProofField> GadgetOracle<F> for RecordingOracle<'_, F> {
 
     fn call_runs(&mut self, runs: &[WireRun<'_, F>], outputs: &mut [F]) -> Result<(), FlpError> {
         if self.deferred {
-            // Straight into the wires: the zeros past each run are already there (a
-            // point's wire values are written by its call only).
+            // Straight into the pending row, with no buffer in between.
             WireRun::check(runs, self.wires.len())?;
-            let point = self.next_point()?;
-            let mut offset = 0;
+            self.next_point()?;
             for run in runs {
-                let wires = &mut self.wires[offset..offset + run.width];
+                let start = self.pending.len();
+                self.pending.resize(start + run.width, F::ZERO);
+                let row = &mut self.pending[start..start + run.values.len()];
                 if run.scale == F::ONE {
-                    for (wire, v) in wires.iter_mut().zip(run.values) {
-                        wire[point] = *v;
-                    }
+                    row.copy_from_slice(run.values);
                 } else {
-                    for (wire, v) in wires.iter_mut().zip(run.values) {
-                        wire[point] = *v * run.scale;
-                    }
+                    F::scale_into(row, run.values, run.scale);
                 }
-                offset += run.width;
             }
-            self.calls += 1;
-            outputs.fill(F::ZERO);
+            self.defer(outputs);
             return Ok(());
         }
         // The prover needs the inputs themselves; one buffer serves every call.
