@@ -36,6 +36,7 @@ use std::sync::OnceLock;
 /// Lanes per vector: the narrowest butterfly group these stages handle.
 pub(super) const LANES: usize = 4;
 
+#[cfg(test)]
 const P: u64 = 0xFFFF_FFFF_0000_0001;
 const EPSILON: u64 = 0xFFFF_FFFF;
 const SIGN: u64 = 1 << 63;
@@ -122,22 +123,20 @@ fn dif_stage<const PERM: i32, const V_LANES: i32>(x: __m256i, w: __m256i, c: &Co
     _mm256_blend_epi32::<V_LANES>(add(u, v, c), d)
 }
 
-/// `p`, `ε`, `2^63` and `p ⊕ 2^63` in every lane.
+/// `ε`, `2^63` and `ε + 2^63` in every lane.
 struct Consts {
-    p: __m256i,
     epsilon: __m256i,
     sign: __m256i,
-    p_flipped: __m256i,
+    epsilon_flipped: __m256i,
 }
 
 impl Consts {
     #[target_feature(enable = "avx2")]
     fn new() -> Self {
         Self {
-            p: _mm256_set1_epi64x(P as i64),
             epsilon: _mm256_set1_epi64x(EPSILON as i64),
             sign: _mm256_set1_epi64x(SIGN as i64),
-            p_flipped: _mm256_set1_epi64x((P ^ SIGN) as i64),
+            epsilon_flipped: _mm256_set1_epi64x((EPSILON ^ SIGN) as i64),
         }
     }
 }
@@ -162,21 +161,20 @@ fn less_than(x: __m256i, y: __m256i, c: &Consts) -> __m256i {
     _mm256_cmpgt_epi64(_mm256_xor_si256(y, c.sign), _mm256_xor_si256(x, c.sign))
 }
 
-/// `s − p` in the lanes where `s ≥ p`, `s` elsewhere.
-#[target_feature(enable = "avx2")]
-fn reduce_once(s: __m256i, c: &Consts) -> __m256i {
-    let below_p = _mm256_cmpgt_epi64(c.p_flipped, _mm256_xor_si256(s, c.sign));
-    _mm256_sub_epi64(s, _mm256_andnot_si256(below_p, c.p))
-}
-
-/// `a + b mod p` on canonical lanes.
+/// `a + b mod p` for any `a < 2^64` and `b ≤ 2^64 − 2^33 + 1` (so any canonical `b`
+/// when `a` is canonical too, and `hl·ε` in [`reduce`]), canonical.
+///
+/// With `b' = b + ε` (no wrap), `a + b' ≥ 2^64` exactly when `a + b ≥ p`: then the
+/// wrapped sum is `a + b − p`, below `p` under the bounds; else `a + b = a + b' − ε`.
+/// The sums are formed with the top bit flipped (adding `2^63` is flipping it), so the
+/// unsigned test `a + b' < b'` is one signed comparison.
 #[target_feature(enable = "avx2")]
 fn add(a: __m256i, b: __m256i, c: &Consts) -> __m256i {
-    let s = _mm256_add_epi64(a, b);
-    let carry = less_than(s, a, c);
-    // A carry is worth 2^64 ≡ ε; then s + ε < p cannot carry again.
-    let s = _mm256_add_epi64(s, _mm256_and_si256(carry, c.epsilon));
-    reduce_once(s, c)
+    let b_flipped = _mm256_add_epi64(b, c.epsilon_flipped);
+    let sum_flipped = _mm256_add_epi64(a, b_flipped);
+    let wrapped = _mm256_cmpgt_epi64(b_flipped, sum_flipped);
+    let sum_flipped = _mm256_sub_epi64(sum_flipped, _mm256_andnot_si256(wrapped, c.epsilon));
+    _mm256_xor_si256(sum_flipped, c.sign)
 }
 
 /// `a − b mod p` on canonical lanes.
@@ -218,13 +216,10 @@ fn reduce(lo: __m256i, hi: __m256i, c: &Consts) -> __m256i {
         _mm256_sub_epi64(lo, hi_hi),
         _mm256_and_si256(borrow, c.epsilon),
     );
-    // hl·ε, below 2^64 since both are below 2^32: `mul_epu32` multiplies the low 32
-    // bits of each lane, which are hl's, by ε in one instruction.
+    // hl·ε ≤ (2^32 − 1)², as `add` needs: `mul_epu32` multiplies the low 32 bits of
+    // each lane, which are hl's, by ε in one instruction.
     let t1 = _mm256_mul_epu32(hi, c.epsilon);
-    let s = _mm256_add_epi64(t0, t1);
-    let carry = less_than(s, t0, c);
-    let s = _mm256_add_epi64(s, _mm256_and_si256(carry, c.epsilon));
-    reduce_once(s, c)
+    add(t0, t1, c)
 }
 
 vector_stage_tests!("avx2");
