@@ -190,7 +190,7 @@ pub(crate) fn generic_range_square_sums<F: ProofField>(
     const BLOCK: usize = 256;
     let m = entries.len();
     let points = out.first().map_or(0, Vec::len);
-    let mut residuals = vec![F::ZERO; m * BLOCK];
+    let mut residuals = zeroize::Zeroizing::new(vec![F::ZERO; m * BLOCK]);
     let mut start = 0;
     while start < points {
         let len = BLOCK.min(points - start);
@@ -505,6 +505,12 @@ impl ProofField for Field64 {
             acc: u128,
             overflows: u64,
         }
+        impl zeroize::Zeroize for Wide {
+            fn zeroize(&mut self) {
+                self.acc.zeroize();
+                self.overflows.zeroize();
+            }
+        }
         #[inline(always)]
         fn add(sum: &mut Wide, product: u128) {
             let (acc, overflow) = sum.acc.overflowing_add(product);
@@ -584,6 +590,8 @@ impl ProofField for Field64 {
             }
             start += len;
         }
+        // The sums are of the secret input's values.
+        zeroize::Zeroize::zeroize(&mut sums);
     }
 
     fn add_squares(acc: &mut [Self], x: &[Self]) {

@@ -192,7 +192,8 @@ impl<F: ProofField> DomainExtension<F> {
         if values.len() != p || out.len() != self.shifts.len() * p {
             return Err(PolynomialError::Size("extend_cosets"));
         }
-        let mut coefficients = values.to_vec();
+        // The coefficients of a secret polynomial, wiped on drop.
+        let mut coefficients = zeroize::Zeroizing::new(values.to_vec());
         self.small
             .inverse_unscaled_to_bit_reversed(&mut coefficients)?;
         for (coset, shifts) in out.chunks_exact_mut(p.max(1)).zip(&self.shifts) {
@@ -214,7 +215,7 @@ impl<F: ProofField> DomainExtension<F> {
             [only] => self.small.inverse_scale_forward(values, only)?,
             many => {
                 self.small.inverse_unscaled_to_bit_reversed(values)?;
-                let coefficients = core::mem::take(values);
+                let coefficients = zeroize::Zeroizing::new(core::mem::take(values));
                 let mut out = vec![F::ZERO; many.len() * p];
                 for (coset, shifts) in out.chunks_exact_mut(p.max(1)).zip(many) {
                     F::mul_into(coset, &coefficients, shifts);
@@ -235,13 +236,14 @@ impl<F: ProofField> DomainExtension<F> {
             return Err(PolynomialError::Size("extend"));
         }
         let r = n / p;
-        let mut coefficients = values.to_vec();
+        // The coefficients of a secret polynomial, wiped on drop.
+        let mut coefficients = zeroize::Zeroizing::new(values.to_vec());
         self.small
             .inverse_unscaled_to_bit_reversed(&mut coefficients)?;
         for (j, v) in values.iter().enumerate() {
             out[j * r] = *v;
         }
-        let mut scaled = vec![F::ZERO; p];
+        let mut scaled = zeroize::Zeroizing::new(vec![F::ZERO; p]);
         for (c, shifts) in (1..r).zip(&self.shifts) {
             F::mul_into(&mut scaled, &coefficients, shifts);
             self.small.forward_from_bit_reversed(&mut scaled)?;

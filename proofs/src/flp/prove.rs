@@ -8,6 +8,8 @@
 //!    interpolate each output back to coefficients (one inverse NTT of size `N`).
 //!    Pointwise evaluation is exact because `G(W)` has degree `< N`.
 
+use zeroize::{Zeroize, Zeroizing};
+
 use crate::kernels::ProofField;
 
 use super::{
@@ -54,7 +56,7 @@ pub fn prove<F: ProofField, V: Validity<F> + ?Sized>(
             .iter_mut()
             .map(|o| o as &mut dyn GadgetOracle<F>)
             .collect();
-        let mut output = vec![F::ZERO; circuit.output_len()];
+        let mut output = Zeroizing::new(vec![F::ZERO; circuit.output_len()]);
         circuit.eval(&mut refs, input, joint_rand, 1, &mut output)?;
     }
 
@@ -101,23 +103,24 @@ fn gadget_polynomials<F: ProofField>(
 
     let outputs = shape.num_outputs;
     let ratio = n / p;
-    let mut values = vec![vec![F::ZERO; n]; outputs];
-    let mut point_out = vec![F::ZERO; outputs];
+    // Every buffer below holds values computed from the secret input: wiped on drop.
+    let mut values = Zeroizing::new(vec![vec![F::ZERO; n]; outputs]);
+    let mut point_out = Zeroizing::new(vec![F::ZERO; outputs]);
 
     oracle.flush();
     // Coset 0 is H itself: the gadget at the seed points, the recorded call outputs,
     // and G(0) at the unused points; nothing to transform. Deferred calls were not
     // evaluated: the gadget runs on all of H at once.
     if oracle.deferred {
-        let mut on_h = vec![vec![F::ZERO; p]; outputs];
+        let mut on_h = Zeroizing::new(vec![vec![F::ZERO; p]; outputs]);
         oracle.gadget.eval_batch(&oracle.wires, &mut on_h)?;
-        for (v, computed) in values.iter_mut().zip(&on_h) {
+        for (v, computed) in values.iter_mut().zip(on_h.iter()) {
             for (i, o) in computed.iter().enumerate() {
                 v[i * ratio] = *o;
             }
         }
     }
-    let mut seed_point = vec![F::ZERO; arity];
+    let mut seed_point = Zeroizing::new(vec![F::ZERO; arity]);
     for i in (0..p).filter(|_| !oracle.deferred) {
         if i >= s && i < s + oracle.calls {
             for (r, v) in values.iter_mut().enumerate() {
@@ -129,7 +132,7 @@ fn gadget_polynomials<F: ProofField>(
             *sp = wire[i];
         }
         oracle.gadget.eval(&seed_point, &mut point_out)?;
-        for (v, o) in values.iter_mut().zip(&point_out) {
+        for (v, o) in values.iter_mut().zip(point_out.iter()) {
             v[i * ratio] = *o;
         }
     }
@@ -142,26 +145,26 @@ fn gadget_polynomials<F: ProofField>(
     for wire in oracle.wires.iter_mut() {
         extension.extend_cosets_in_place(wire)?;
     }
-    let mut coset_outputs = vec![vec![F::ZERO; cosets * p]; outputs];
+    let mut coset_outputs = Zeroizing::new(vec![vec![F::ZERO; cosets * p]; outputs]);
     oracle
         .gadget
         .eval_batch(&oracle.wires, &mut coset_outputs)?;
     // Point k = (c − 1)·P + j of the cosets is β^{j·r + c}.
-    for (v, computed) in values.iter_mut().zip(&coset_outputs) {
+    for (v, computed) in values.iter_mut().zip(coset_outputs.iter()) {
         for (k, o) in computed.iter().enumerate() {
             let (c, j) = (k / p + 1, k % p);
             v[j * ratio + c] = *o;
         }
     }
-    for mut v in values {
-        extension.large().inverse(&mut v)?;
+    for v in values.iter_mut() {
+        extension.large().inverse(v)?;
         proof.extend_from_slice(&v[..poly_len]);
     }
     Ok(())
 }
 
 /// Records each call's inputs as wire-polynomial values and answers with the gadget.
-struct RecordingOracle<'g, F> {
+struct RecordingOracle<'g, F: Zeroize> {
     gadget: &'g dyn Gadget<F>,
     /// `wires[j][i]` = value of wire `j` at `α^i`, `i < P`.
     wires: Vec<Vec<F>>,
@@ -254,6 +257,19 @@ impl<'g, F: ProofField> RecordingOracle<'g, F> {
             });
         }
         Ok(self.num_query_points + self.calls)
+    }
+}
+
+/// The wires and the calls' inputs and outputs are the secret input's values.
+impl<F> Drop for RecordingOracle<'_, F>
+where
+    F: Zeroize,
+{
+    fn drop(&mut self) {
+        self.wires.zeroize();
+        self.outputs.zeroize();
+        self.scratch.zeroize();
+        self.pending.zeroize();
     }
 }
 
