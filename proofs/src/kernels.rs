@@ -52,7 +52,8 @@ pub trait ProofField: FftFriendlyField {
     /// Radix-2 decimation-in-time butterflies over `values` (already in bit-reversed
     /// order, power-of-two length), with the per-stage twiddle tables of
     /// `crate::ntt::stage_twiddles` (`n − 1` values; stage `half` at offset
-    /// `half − 1`).
+    /// `half − 1`). The first table value must be `w^0 = 1`: the fast paths skip
+    /// that product.
     fn butterflies(values: &mut [Self], twiddles: &[Self]) {
         generic_butterflies(values, twiddles);
     }
@@ -517,6 +518,21 @@ impl ProofField for Field64 {
             sum.acc = acc;
             sum.overflows += u64::from(overflow);
         }
+        // The shapes `CarryLiftGadget::eval_batch` checks before calling.
+        debug_assert_eq!(squares.len(), entries.len(), "one square column per slot");
+        debug_assert!(
+            weights.iter().all(|w| w.len() == entries.len()),
+            "a weight per slot"
+        );
+        debug_assert!(
+            out.len() == 3
+                && entries
+                    .iter()
+                    .chain(squares)
+                    .chain(out.iter())
+                    .all(|c| c.len() == out[0].len()),
+            "columns and outputs of one length"
+        );
         // 2^128 ≡ ε² (mod p).
         let two_128 =
             Field64::from_u64_reduced(0xFFFF_FFFF) * Field64::from_u64_reduced(0xFFFF_FFFF);

@@ -267,12 +267,15 @@ pub trait Validity<F: ProofField> {
         output: &mut [F],
     ) -> Result<(), FlpError>;
 
-    /// Whether the inputs of a gadget call may depend on the outputs of earlier calls.
-    /// When `false`, the prover records each call's inputs without evaluating the
-    /// gadget, and evaluates it afterwards on all the points at once
-    /// ([`Gadget::eval_batch`]): proving needs the outputs only as values of the
-    /// gadget polynomial. The circuit's own output while proving is then meaningless;
-    /// the prover never reads it. `true` (always safe) unless the circuit overrides it.
+    /// Whether anything the circuit does with its oracles may depend on the outputs of
+    /// earlier calls: the inputs of later calls, how many calls it makes, which
+    /// branch it takes, whether it fails. When `false`, the prover records each
+    /// call's inputs without evaluating the gadget (the oracle answers zeros), and
+    /// evaluates it afterwards on all the points at once ([`Gadget::eval_batch`]):
+    /// proving needs the outputs only as values of the gadget polynomial. The
+    /// circuit's own output while proving is then meaningless; the prover never reads
+    /// it. A circuit that answers `false` wrongly gets proofs that do not verify (the
+    /// verifier is not affected). `true` (always safe) unless the circuit overrides it.
     fn calls_read_gadget_outputs(&self) -> bool {
         true
     }

@@ -121,7 +121,8 @@ fn gadget_polynomials<F: ProofField>(
         }
     }
     let mut seed_point = Zeroizing::new(vec![F::ZERO; arity]);
-    for i in (0..p).filter(|_| !oracle.deferred) {
+    let recorded_outputs = if oracle.deferred { 0 } else { p };
+    for i in 0..recorded_outputs {
         if i >= s && i < s + oracle.calls {
             for (r, v) in values.iter_mut().enumerate() {
                 v[i * ratio] = oracle.outputs[(i - s) * outputs + r];

@@ -72,6 +72,11 @@ const HIGH_LANES: i32 = 0b1111_0000;
 impl SmallStages {
     #[target_feature(enable = "avx2")]
     fn new(tables: &[u64]) -> Self {
+        debug_assert_eq!(
+            tables.first(),
+            Some(&1),
+            "the stage tables start with w^0 = 1"
+        );
         let twos = [tables[1], tables[2], tables[1], tables[2]];
         Self {
             twiddles: load(&twos),

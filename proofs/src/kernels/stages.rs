@@ -168,6 +168,11 @@ macro_rules! vector_stage_tests {
                     Just(P - 1),
                     Just(P - 2),
                     Just(1 << 63),
+                    // Products whose reduction meets its extremes: (2^48 − 1)(2^48 + 1)
+                    // = 2^96 − 1 has lo = 2^64 − 1 and hl = ε; ε(ε + 2) = 2^64 − 1.
+                    Just((1 << 48) - 1),
+                    Just((1 << 48) + 1),
+                    Just(EPSILON + 2),
                     0..P,
                 ]
             }
@@ -221,6 +226,22 @@ macro_rules! vector_stage_tests {
                         prop_assert_eq!(difference[i], (field(a[i]) - field(b[i])).as_u64());
                         prop_assert_eq!(product[i], (field(a[i]) * field(b[i])).as_u64());
                     }
+                }
+
+                #[test]
+                fn the_extreme_reductions_are_canonical(_unit in Just(())) {
+                    if !available() {
+                        return Ok(());
+                    }
+                    let two_48 = 1u64 << 48;
+                    let product = lanes(
+                        Op::Mul,
+                        [two_48 - 1, EPSILON, P - 1, two_48 + 1].repeat(LANES / 4).try_into().expect("lanes"),
+                        [two_48 + 1, EPSILON + 2, P - 1, two_48 - 1].repeat(LANES / 4).try_into().expect("lanes"),
+                    );
+                    // 2^96 − 1 ≡ −2, 2^64 − 1 ≡ ε − 1, (−1)² = 1 (mod p).
+                    let expected = [P - 2, EPSILON - 1, 1, P - 2].repeat(LANES / 4);
+                    prop_assert_eq!(product.to_vec(), expected);
                 }
 
                 #[test]
