@@ -631,6 +631,16 @@ impl ProofField for Field64 {
         offset: Self,
     ) {
         let (q, offset) = (q.as_u64(), offset.as_u64());
+        let shift = q.trailing_zeros();
+        if q.is_power_of_two() && (1..=32).contains(&shift) {
+            // q = 2^b (every carry-lift task): q·c by shifts, no general product.
+            for ((o, w), c) in out.iter_mut().zip(words).zip(carries) {
+                let w = Field64::from_u64_reduced((*w).into()).as_u64();
+                let v = gl::sub(gl::sub(w, gl::mul_pow2(c.as_u64(), shift)), offset);
+                *o = Field64::from_u64_reduced(v);
+            }
+            return;
+        }
         for ((o, w), c) in out.iter_mut().zip(words).zip(carries) {
             let w = Field64::from_u64_reduced((*w).into()).as_u64();
             let v = gl::sub(gl::sub(w, gl::mul(q, c.as_u64())), offset);
@@ -655,6 +665,19 @@ mod gl {
 
     const P: u64 = 0xFFFF_FFFF_0000_0001;
     const EPSILON: u64 = 0xFFFF_FFFF;
+
+    /// `c·2^k mod p` for canonical `c` and `1 ≤ k ≤ 32`. With `lo = c·2^k mod 2^64`
+    /// and `hi = ⌊c·2^k / 2^64⌋ < 2^k`, the value is `lo + hi·ε` (`2^64 ≡ ε`), where
+    /// `hi·ε ≤ (2^32 − 1)² < p`. Adding `hi·ε + ε` (no wrap: at most `2^64 − 2^32`)
+    /// wraps exactly when `lo + hi·ε ≥ p`, leaving `lo + hi·ε − p < p` (the sum is
+    /// below `2p`); otherwise subtracting `ε` back gives `lo + hi·ε < p`.
+    #[inline(always)]
+    pub(super) fn mul_pow2(c: u64, k: u32) -> u64 {
+        let lo = c << k;
+        let hi = c >> (64 - k);
+        let (s, wrapped) = lo.overflowing_add(hi * EPSILON + EPSILON);
+        select_unpredictable(wrapped, s, s.wrapping_sub(EPSILON))
+    }
 
     #[inline(always)]
     pub(super) fn add(a: u64, b: u64) -> u64 {
@@ -930,6 +953,23 @@ mod tests {
             for ((f, w), c) in fast.iter().zip(&words).zip(&values) {
                 prop_assert_eq!(*f, Field64::from_u64(u64::from(*w)) - q * *c - offset);
             }
+            // The tasks' q = 2^b takes the shifts.
+            for b in [1u32, 8, 16, 31, 32] {
+                let q = Field64::from_u64(1 << b);
+                let mut out = vec![Field64::ZERO; words.len()];
+                Field64::lift(&mut out, &words, &values, q, offset);
+                for ((f, w), c) in out.iter().zip(&words).zip(&values) {
+                    prop_assert_eq!(*f, Field64::from_u64(u64::from(*w)) - q * *c - offset);
+                }
+            }
+        }
+
+        #[test]
+        fn products_by_powers_of_two_match_the_field(c in arb(), k in 1u32..=32) {
+            let expected = c * Field64::from_u64(1 << k);
+            prop_assert_eq!(gl::mul_pow2(c.as_u64(), k), expected.as_u64());
+            let top = -Field64::ONE;
+            prop_assert_eq!(gl::mul_pow2(top.as_u64(), k), (top * Field64::from_u64(1 << k)).as_u64());
         }
     }
 }
