@@ -433,13 +433,9 @@ impl ProofField for Field64 {
     }
 
     fn range_products(out: &mut [Self], z: &[Self], negated_roots: &[Self]) {
+        let negated_roots = Field64::raw(negated_roots);
         for (o, v) in out.iter_mut().zip(z) {
-            let v = v.as_u64();
-            let mut acc = 1u64;
-            for r in negated_roots {
-                acc = gl::mul(acc, gl::add(v, r.as_u64()));
-            }
-            *o = Field64::from_u64_reduced(acc);
+            *o = Field64::from_u64_reduced(gl::range_product(v.as_u64(), negated_roots));
         }
     }
 
@@ -537,10 +533,7 @@ impl ProofField for Field64 {
         let two_128 =
             Field64::from_u64_reduced(0xFFFF_FFFF) * Field64::from_u64_reduced(0xFFFF_FFFF);
         let points = out.first().map_or(0, Vec::len);
-        let (first_root, other_roots) = match negated_roots.split_first() {
-            Some((first, others)) => (Some(first.as_u64()), Field64::raw(others)),
-            None => (None, &[][..]),
-        };
+        let negated_roots = Field64::raw(negated_roots);
         // Per slot: its two columns and three weights, side by side.
         let slots: Vec<(&[u64], &[u64], [u64; 3])> = entries
             .iter()
@@ -577,20 +570,7 @@ impl ProofField for Field64 {
                     .zip(e)
                     .zip(y)
                 {
-                    let e = *e;
-                    let residual = match (first_root, other_roots) {
-                        // Two aggregators: R_2(z) = z·(z − 1).
-                        (Some(0), [r]) => gl::mul(e, gl::add(e, *r)),
-                        // The first root is 0 (R_n(z) = z·(z − 1)⋯), so no addition.
-                        (Some(0), others) => {
-                            others.iter().fold(e, |acc, r| gl::mul(acc, gl::add(e, *r)))
-                        }
-                        (Some(r), others) => others
-                            .iter()
-                            .fold(gl::add(e, r), |acc, r| gl::mul(acc, gl::add(e, *r))),
-                        (None, _) => 1,
-                    };
-                    let residual = u128::from(residual);
+                    let residual = u128::from(gl::range_product(*e, negated_roots));
                     add(a0, u128::from(w[0]) * residual);
                     add(a1, u128::from(w[1]) * residual);
                     add(a2, u128::from(w[2]) * residual);
@@ -630,21 +610,28 @@ impl ProofField for Field64 {
         q: Self,
         offset: Self,
     ) {
+        /// One loop, with the product `q·c` the caller picked.
+        #[inline(always)]
+        fn lift_by<W: Copy + Into<u64>>(
+            out: &mut [Field64],
+            words: &[W],
+            carries: &[Field64],
+            offset: u64,
+            times_q: impl Fn(u64) -> u64,
+        ) {
+            for ((o, w), c) in out.iter_mut().zip(words).zip(carries) {
+                let w = Field64::from_u64_reduced((*w).into()).as_u64();
+                let v = gl::sub(gl::sub(w, times_q(c.as_u64())), offset);
+                *o = Field64::from_u64_reduced(v);
+            }
+        }
         let (q, offset) = (q.as_u64(), offset.as_u64());
         let shift = q.trailing_zeros();
         if q.is_power_of_two() && (1..=32).contains(&shift) {
             // q = 2^b (every carry-lift task): q·c by shifts, no general product.
-            for ((o, w), c) in out.iter_mut().zip(words).zip(carries) {
-                let w = Field64::from_u64_reduced((*w).into()).as_u64();
-                let v = gl::sub(gl::sub(w, gl::mul_pow2(c.as_u64(), shift)), offset);
-                *o = Field64::from_u64_reduced(v);
-            }
-            return;
-        }
-        for ((o, w), c) in out.iter_mut().zip(words).zip(carries) {
-            let w = Field64::from_u64_reduced((*w).into()).as_u64();
-            let v = gl::sub(gl::sub(w, gl::mul(q, c.as_u64())), offset);
-            *o = Field64::from_u64_reduced(v);
+            lift_by(out, words, carries, offset, |c| gl::mul_pow2(c, shift));
+        } else {
+            lift_by(out, words, carries, offset, |c| gl::mul(q, c));
         }
     }
 }
@@ -671,6 +658,21 @@ mod gl {
     /// `hi·ε ≤ (2^32 − 1)² < p`. Adding `hi·ε + ε` (no wrap: at most `2^64 − 2^32`)
     /// wraps exactly when `lo + hi·ε ≥ p`, leaving `lo + hi·ε − p < p` (the sum is
     /// below `2p`); otherwise subtracting `ε` back gives `lo + hi·ε < p`.
+    /// `Π_k (e + negated_roots[k])` (canonical operands). The gadget's first root is
+    /// 0, which needs no addition, and two aggregators' `R_2(z) = z·(z − 1)` one
+    /// product.
+    #[inline(always)]
+    pub(super) fn range_product(e: u64, negated_roots: &[u64]) -> u64 {
+        match negated_roots {
+            [] => 1,
+            [0, r] => mul(e, add(e, *r)),
+            [0, others @ ..] => others.iter().fold(e, |acc, r| mul(acc, add(e, *r))),
+            [first, others @ ..] => others
+                .iter()
+                .fold(add(e, *first), |acc, r| mul(acc, add(e, *r))),
+        }
+    }
+
     #[inline(always)]
     pub(super) fn mul_pow2(c: u64, k: u32) -> u64 {
         let lo = c << k;

@@ -205,12 +205,23 @@ impl<F: ProofField> WireRun<'_, F> {
     pub fn concatenate_into(runs: &[Self], inputs: &mut Vec<F>) -> Result<(), FlpError> {
         Self::check_values(runs)?;
         inputs.clear();
+        Self::append_unchecked(runs, inputs);
+        Ok(())
+    }
+
+    /// Appends the inputs the runs stand for to `inputs`, for runs already checked
+    /// ([`WireRun::check_values`]).
+    fn append_unchecked(runs: &[Self], inputs: &mut Vec<F>) {
         for run in runs {
             let start = inputs.len();
             inputs.resize(start + run.width, F::ZERO);
-            F::scale_into(&mut inputs[start..], run.values, run.scale);
+            let row = &mut inputs[start..start + run.values.len()];
+            if run.scale == F::ONE {
+                row.copy_from_slice(run.values);
+            } else {
+                F::scale_into(row, run.values, run.scale);
+            }
         }
-        Ok(())
     }
 
     /// Checks that the runs' widths add up to `arity` and that no run has more values

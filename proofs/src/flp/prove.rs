@@ -107,6 +107,7 @@ fn gadget_polynomials<F: ProofField>(
     let mut values = Zeroizing::new(vec![vec![F::ZERO; n]; outputs]);
     let mut point_out = Zeroizing::new(vec![F::ZERO; outputs]);
 
+    // The deferred calls since the last whole cache line of the wires.
     oracle.flush();
     // Coset 0 is H itself: the gadget at the seed points, the recorded call outputs,
     // and G(0) at the unused points; nothing to transform. Deferred calls were not
@@ -242,7 +243,7 @@ impl<'g, F: ProofField> RecordingOracle<'g, F> {
     fn defer(&mut self, outputs: &mut [F]) {
         self.calls += 1;
         let next = self.num_query_points + self.calls;
-        if next.is_multiple_of(PENDING_POINTS) || self.calls == self.max_calls {
+        if next.is_multiple_of(PENDING_POINTS) {
             self.flush();
         }
         outputs.fill(F::ZERO);
@@ -297,16 +298,7 @@ impl<F: ProofField> GadgetOracle<F> for RecordingOracle<'_, F> {
             // Straight into the pending row, with no buffer in between.
             WireRun::check(runs, self.wires.len())?;
             self.next_point()?;
-            for run in runs {
-                let start = self.pending.len();
-                self.pending.resize(start + run.width, F::ZERO);
-                let row = &mut self.pending[start..start + run.values.len()];
-                if run.scale == F::ONE {
-                    row.copy_from_slice(run.values);
-                } else {
-                    F::scale_into(row, run.values, run.scale);
-                }
-            }
+            WireRun::append_unchecked(runs, &mut self.pending);
             self.defer(outputs);
             return Ok(());
         }
