@@ -1,5 +1,6 @@
 //! `cairn-aggregator`: the Cairn aggregator node and the `cairn` command-line tool.
 //!
+//! - [`allocator`]: a node process keeps the pages it frees (mimalloc's purge delay).
 //! - [`budget_report`]: privacy-budget reports from a node's verified ledger.
 //! - [`cli`]: the `cairn` command line (clap definitions and one function per command).
 //! - [`deploy`]: writing a ready local deployment (`cairn init`).
@@ -9,6 +10,7 @@
 //! - [`report_html`]: the HTML page (table and SVG plot) of a budget report.
 //! - [`store`]: the embedded SQLite store behind the protocol's `TaskStore`.
 
+pub mod allocator;
 pub mod budget_report;
 pub mod cli;
 pub mod deploy;

@@ -10,6 +10,8 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // A node reuses the pages it frees instead of faulting them in again (`allocator`).
+    cairn_aggregator::allocator::keep_freed_pages();
     let cli = cairn_aggregator::cli::Cli::parse();
     match cairn_aggregator::cli::run(cli) {
         Ok(out) => {

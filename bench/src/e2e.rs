@@ -105,6 +105,8 @@ fn scrape_counter(addr: std::net::SocketAddr, name: &str) -> Option<u64> {
 /// The hidden node mode: start the node of `config`, print `ready`, run until stdin
 /// closes.
 pub(crate) fn serve_node(config: &Path) -> anyhow::Result<()> {
+    // As the `cairn` binary does for its nodes (the clients' process is left alone).
+    cairn_aggregator::allocator::keep_freed_pages();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
