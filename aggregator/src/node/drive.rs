@@ -140,18 +140,8 @@ pub(super) async fn run_queued_jobs(shared: &Arc<LeaderShared>) -> Result<(), Re
 /// instead of skipping it as still in progress. Every failure is logged here: only
 /// the first of a batch of jobs reaches the caller.
 async fn drive_or_release(shared: &Arc<LeaderShared>, driver: JobDriver) -> Result<(), Reject> {
-    use futures::FutureExt;
     let job_id = driver.job_id();
-    let outcome = std::panic::AssertUnwindSafe(drive_job(shared, driver))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            Err(Reject::new(
-                ErrorCode::Internal,
-                "the aggregation job's driver panicked",
-            ))
-        });
-    if let Err(e) = &outcome {
+    release_on_failure(drive_job(shared, driver), |e| async move {
         tracing::warn!(job = %job_id.to_hex(), code = %e.code, detail = %e.detail, "aggregation job failed; it will be resumed");
         let released = with_leader(shared, move |leader| {
             leader.forget_job(job_id);
@@ -161,6 +151,31 @@ async fn drive_or_release(shared: &Arc<LeaderShared>, driver: JobDriver) -> Resu
         if let Err(e) = released {
             tracing::warn!(job = %job_id.to_hex(), detail = %e.detail, "could not release a failed job");
         }
+    })
+    .await
+}
+
+/// Runs `work`; if it fails, or panics (a panic becomes [`ErrorCode::Internal`]), runs
+/// `release` with the error before returning it. A panic must not skip the release: the
+/// leader would hold the job as in progress for good.
+async fn release_on_failure<W, R, RFut>(work: W, release: R) -> Result<(), Reject>
+where
+    W: std::future::Future<Output = Result<(), Reject>>,
+    R: FnOnce(Reject) -> RFut,
+    RFut: std::future::Future<Output = ()>,
+{
+    use futures::FutureExt;
+    let outcome = std::panic::AssertUnwindSafe(work)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            Err(Reject::new(
+                ErrorCode::Internal,
+                "the aggregation job's driver panicked",
+            ))
+        });
+    if let Err(e) = &outcome {
+        release(e.clone()).await;
     }
     outcome
 }
@@ -246,6 +261,49 @@ mod tests {
 
     fn fails(job: u32, code: ErrorCode) -> Result<(), Reject> {
         Err(Reject::new(code, format!("job {job}")))
+    }
+
+    /// What `release_on_failure` passed to its release, if it called it.
+    async fn released_by(
+        work: impl std::future::Future<Output = Result<(), Reject>>,
+    ) -> (Result<(), Reject>, Option<Reject>) {
+        let mut released = None;
+        let outcome = release_on_failure(work, |e| {
+            released = Some(e);
+            async {}
+        })
+        .await;
+        (outcome, released)
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_is_released_and_reported_as_internal() {
+        let (outcome, released) = released_by(async {
+            if true {
+                panic!("a step of the state machine panicked");
+            }
+            Ok(())
+        })
+        .await;
+        let e = outcome.unwrap_err();
+        assert_eq!(e.code, ErrorCode::Internal);
+        assert!(e.detail.contains("panicked"), "{}", e.detail);
+        assert_eq!(released.map(|r| r.code), Some(ErrorCode::Internal));
+    }
+
+    #[tokio::test]
+    async fn a_job_that_fails_is_released_with_its_error_and_one_that_succeeds_is_not() {
+        let (outcome, released) = released_by(async { fails(7, ErrorCode::Busy) }).await;
+        assert_eq!(outcome.unwrap_err().detail, "job 7");
+        let released = released.expect("released");
+        assert_eq!(
+            (released.code, released.detail.as_str()),
+            (ErrorCode::Busy, "job 7")
+        );
+
+        let (outcome, released) = released_by(async { Ok(()) }).await;
+        assert!(outcome.is_ok());
+        assert!(released.is_none());
     }
 
     #[tokio::test]

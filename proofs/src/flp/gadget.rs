@@ -36,14 +36,15 @@ pub trait Gadget<F: ProofField>: Send + Sync {
         super::check_len("batch columns", self.arity(), columns.len())?;
         super::check_len("batch outputs", self.num_outputs(), outputs.len())?;
         let points = columns.first().map_or(0, Vec::len);
-        let mut point = vec![F::ZERO; self.arity()];
-        let mut out = vec![F::ZERO; self.num_outputs()];
+        // A point of the prover's wires and the gadget's values there: secret, wiped.
+        let mut point = zeroize::Zeroizing::new(vec![F::ZERO; self.arity()]);
+        let mut out = zeroize::Zeroizing::new(vec![F::ZERO; self.num_outputs()]);
         for i in 0..points {
             for (p, c) in point.iter_mut().zip(columns) {
                 *p = c.get(i).copied().unwrap_or(F::ZERO);
             }
             self.eval(&point, &mut out)?;
-            for (o, v) in outputs.iter_mut().zip(&out) {
+            for (o, v) in outputs.iter_mut().zip(out.iter()) {
                 if let Some(slot) = o.get_mut(i) {
                     *slot = *v;
                 }
