@@ -10,7 +10,7 @@
 //! index = 0                       # position in the task's aggregator list
 //! listen = "127.0.0.1:7100"       # QUIC (UDP) address
 //! task = "task.toml"
-//! data_dir = "leader"             # holds cairn.sqlite
+//! data_dir = "leader"             # holds cairn.sqlite (and cairn.sqlite.reports/)
 //! tls_cert = "leader/cert.pem"
 //! tls_key = "leader/key.pem"
 //! hpke_key = "leader/hpke.key"
@@ -35,7 +35,9 @@
 //! hpke_expired_keys = ["helper/hpke-1.key"]      # retired: clients with the old file
 //! ```
 //!
-//! The store is SQLite (`data_dir/cairn.sqlite`) unless the file says otherwise. For
+//! The store is SQLite (`data_dir/cairn.sqlite`, the stored reports' bytes in
+//! `data_dir/cairn.sqlite.reports/`: copy both, or the whole folder, with the node
+//! stopped) unless the file says otherwise. For
 //! PostgreSQL, which any number of replicas of one aggregator may share:
 //!
 //! ```toml

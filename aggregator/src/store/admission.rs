@@ -27,9 +27,45 @@ impl SqliteTaskStore {
         report: &[u8],
         max_reports: u32,
     ) -> Result<PutOutcome, StoreError> {
-        // Hashed before taking the connection: a report is ~1 MiB, and every other
-        // upload waits for the lock.
+        // Hashed, and written to its file, before taking the connection: a report is
+        // ~1 MiB, and every other upload waits for the lock.
         let digest = report_bytes_digest(report);
+        let file = match &self.files {
+            Some(files) => Some(files.write(report_id, report)?),
+            None => None,
+        };
+        let outcome = self.sqlite_put_report_row(
+            round,
+            report_id,
+            client_id,
+            report,
+            file.as_ref().map(|f| f.name()),
+            &digest,
+            max_reports,
+        );
+        if let Some(file) = file
+            && matches!(outcome, Ok(PutOutcome::Stored) | Err(_))
+        {
+            // Stored: the row names it. An error may have come from a commit that
+            // reached the disk all the same: kept, it is an orphan at worst.
+            file.keep();
+        }
+        outcome
+    }
+
+    /// The upload's checks and rows, in one transaction; `file` names the report's
+    /// file, or else the bytes go into `report_payloads`.
+    #[allow(clippy::too_many_arguments)]
+    fn sqlite_put_report_row(
+        &self,
+        round: u32,
+        report_id: ReportId,
+        client_id: ClientId,
+        report: &[u8],
+        file: Option<&str>,
+        digest: &[u8; 32],
+        max_reports: u32,
+    ) -> Result<PutOutcome, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         if let Some(previous) = self.seen_digest_in(&tx, report_id)? {
@@ -39,7 +75,7 @@ impl SqliteTaskStore {
             drop(tx);
             drop(conn);
             return Ok(PutOutcome::Duplicate {
-                identical: stored_digest_matches(&previous, &digest, report),
+                identical: stored_digest_matches(&previous, digest, report),
             });
         }
         let client_used: bool = tx.query_row(
@@ -78,10 +114,16 @@ impl SqliteTaskStore {
             "INSERT INTO reports (task, report_id, round, job_id) VALUES (?1, ?2, ?3, NULL)",
             params![self.t(), report_id.0, round],
         )?;
-        tx.execute(
-            "INSERT INTO report_payloads (task, report_id, payload) VALUES (?1, ?2, ?3)",
-            params![self.t(), report_id.0, report],
-        )?;
+        match file {
+            Some(name) => tx.execute(
+                "INSERT INTO report_files (task, report_id, name) VALUES (?1, ?2, ?3)",
+                params![self.t(), report_id.0, name],
+            )?,
+            None => tx.execute(
+                "INSERT INTO report_payloads (task, report_id, payload) VALUES (?1, ?2, ?3)",
+                params![self.t(), report_id.0, report],
+            )?,
+        };
         tx.commit()?;
         Ok(PutOutcome::Stored)
     }

@@ -27,6 +27,7 @@ use cairn_protocol::store::{
     stored_digest_matches,
 };
 use encoding::{ids_to_blob, status_code};
+use report_files::ReportFiles;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// Errors of the SQLite store.
@@ -62,15 +63,25 @@ pub enum StoreError {
         /// This build's version.
         expected: i64,
     },
+    /// A report's file (`report_files`) could not be written, read or named.
+    #[error("report file {path}: {source}")]
+    ReportFile {
+        /// The file, or its folder.
+        path: std::path::PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
 }
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// One task's view of a node's database.
 #[derive(Clone)]
 pub struct SqliteTaskStore {
     conn: Arc<Mutex<Connection>>,
+    /// Where reports' bytes go (a file-backed database); `None`: into `report_payloads`.
+    files: Option<Arc<ReportFiles>>,
     task: TaskId,
     dimension: usize,
 }
@@ -229,14 +240,37 @@ impl TaskStore for SqliteTaskStore {
     }
 
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT payload FROM report_payloads WHERE task = ?1 AND report_id = ?2",
-                params![self.t(), report_id.0],
-                |r| r.get(0),
-            )
-            .optional()?)
+        let name: Option<String> = {
+            let conn = self.lock();
+            let name = conn
+                .query_row(
+                    "SELECT name FROM report_files WHERE task = ?1 AND report_id = ?2",
+                    params![self.t(), report_id.0],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if name.is_none() {
+                // In memory, or stored before reports had files (schema version 5).
+                return Ok(conn
+                    .query_row(
+                        "SELECT payload FROM report_payloads WHERE task = ?1 AND report_id = ?2",
+                        params![self.t(), report_id.0],
+                        |r| r.get(0),
+                    )
+                    .optional()?);
+            }
+            name
+        };
+        // Read with the connection released. The row names a file only once the file
+        // was synced, and the file goes only after the row does.
+        match (name, &self.files) {
+            (Some(name), Some(files)) => Ok(Some(files.read(&name)?)),
+            (Some(name), None) => Err(StoreError::ReportFile {
+                path: name.into(),
+                source: std::io::Error::other("a report file named in an in-memory store"),
+            }),
+            (None, _) => Ok(None),
+        }
     }
 
     fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, StoreError> {
@@ -514,10 +548,21 @@ impl TaskStore for SqliteTaskStore {
             params![self.t(), round, record.count, record.aggregate.encode()],
         )?;
         let count = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
+        let mut files = Vec::new();
         if committed.is_some() {
+            let of_job =
+                "(SELECT report_id FROM reports WHERE task = ?1 AND round = ?3 AND job_id = ?2)";
+            files = names_in(
+                &tx,
+                &format!("SELECT name FROM report_files WHERE task = ?1 AND report_id IN {of_job}"),
+                params![self.t(), job_id.0, round],
+            )?;
             tx.execute(
-                "DELETE FROM report_payloads WHERE task = ?1 AND report_id IN \
-                 (SELECT report_id FROM reports WHERE task = ?1 AND round = ?3 AND job_id = ?2)",
+                &format!("DELETE FROM report_files WHERE task = ?1 AND report_id IN {of_job}"),
+                params![self.t(), job_id.0, round],
+            )?;
+            tx.execute(
+                &format!("DELETE FROM report_payloads WHERE task = ?1 AND report_id IN {of_job}"),
                 params![self.t(), job_id.0, round],
             )?;
             tx.execute(
@@ -538,6 +583,11 @@ impl TaskStore for SqliteTaskStore {
             )?;
         }
         tx.commit()?;
+        drop(conn);
+        // After the commit: a crash before this leaves files no row names (orphans).
+        if let Some(report_files) = &self.files {
+            report_files.remove(files);
+        }
         Ok(CommitOutcome::Applied)
     }
 
@@ -568,22 +618,29 @@ impl TaskStore for SqliteTaskStore {
     fn collect_garbage(&self, through_round: u32, scope: GarbageScope) -> Result<u64, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // The payloads of the reports the shared statements delete (PostgreSQL keeps
-        // them in `reports`), first, while `reports` still names them. Not counted: a
-        // report is one row deleted, as on PostgreSQL.
-        let payloads = format!(
-            "DELETE FROM report_payloads WHERE task = $1 AND report_id IN \
-             (SELECT report_id FROM reports WHERE task = $1 AND round IN ({}))",
-            encoding::garbage_rounds(scope)
+        // The payloads and files of the reports the shared statements delete
+        // (PostgreSQL keeps them in `reports`), first, while `reports` still names
+        // them. Not counted: a report is one row deleted, as on PostgreSQL.
+        let of_rounds = format!(
+            "(SELECT report_id FROM reports WHERE task = ?1 AND round IN ({}))",
+            encoding::garbage_rounds(scope).replace('$', "?")
         );
-        tx.execute(
-            &payloads.replace('$', "?"),
-            params![
-                self.t(),
-                through_round,
-                encoding::status_code(RoundStatus::Released)
-            ],
+        let args = params![
+            self.t(),
+            through_round,
+            encoding::status_code(RoundStatus::Released)
+        ];
+        let files = names_in(
+            &tx,
+            &format!("SELECT name FROM report_files WHERE task = ?1 AND report_id IN {of_rounds}"),
+            args,
         )?;
+        for table in ["report_files", "report_payloads"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE task = ?1 AND report_id IN {of_rounds}"),
+                args,
+            )?;
+        }
         let mut deleted = 0u64;
         for sql in encoding::garbage(scope) {
             deleted += tx.execute(
@@ -596,14 +653,30 @@ impl TaskStore for SqliteTaskStore {
             )? as u64;
         }
         tx.commit()?;
+        drop(conn);
+        if let Some(report_files) = &self.files {
+            report_files.remove(files);
+        }
         Ok(deleted)
     }
+}
+
+/// The file names a `SELECT name …` statement returns.
+fn names_in(
+    c: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt = c.prepare(sql)?;
+    let names = stmt.query_map(args, |r| r.get::<_, String>(0))?;
+    Ok(names.collect::<Result<_, _>>()?)
 }
 
 mod admission;
 mod encoding;
 mod node_store;
 pub mod postgres;
+pub mod report_files;
 
 pub use node_store::{NodeStore, NodeStoreError, pg_connect};
 mod common;

@@ -9,7 +9,16 @@ pub(crate) const PAGE_SIZE: i64 = 16 << 10;
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(super) conn: Arc<Mutex<Connection>>,
+    /// A file-backed database's report files; `None` in memory.
+    files: Option<Arc<ReportFiles>>,
 }
+
+/// The table that names each stored report's file (schema version 6).
+const REPORT_FILES_TABLE: &str = "
+CREATE TABLE IF NOT EXISTS report_files (
+    task BLOB NOT NULL, report_id BLOB NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (task, report_id)) WITHOUT ROWID;
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS clients (
@@ -39,6 +48,9 @@ CREATE INDEX IF NOT EXISTS reports_queue ON reports (task, round, job_id);
 CREATE TABLE IF NOT EXISTS report_payloads (
     task BLOB NOT NULL, report_id BLOB NOT NULL, payload BLOB NOT NULL,
     PRIMARY KEY (task, report_id));
+CREATE TABLE IF NOT EXISTS report_files (
+    task BLOB NOT NULL, report_id BLOB NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (task, report_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     task BLOB NOT NULL, job_id BLOB NOT NULL, round INTEGER NOT NULL,
     report_ids BLOB NOT NULL, accepted BLOB, committed INTEGER NOT NULL DEFAULT 0,
@@ -68,9 +80,31 @@ CREATE TABLE IF NOT EXISTS collect_responses (
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
+    ///
+    /// Reports' bytes go to files in the folder `<path>.reports` ([`ReportFiles`]);
+    /// the files that no row names and that are older than
+    /// [`ORPHAN_AGE`](super::report_files::ORPHAN_AGE) (left by a crash) are removed.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        let files = Arc::new(ReportFiles::beside(path));
+        store.remove_orphan_files(&files)?;
+        store.files = Some(files);
+        Ok(store)
+    }
+
+    fn remove_orphan_files(&self, files: &ReportFiles) -> Result<(), StoreError> {
+        let referenced: std::collections::HashSet<String> = {
+            let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+            let mut stmt = conn.prepare("SELECT name FROM report_files")?;
+            let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
+            names.collect::<Result<_, _>>()?
+        };
+        let removed = files.remove_orphans(&referenced, super::report_files::ORPHAN_AGE)?;
+        if removed > 0 {
+            tracing::info!(removed, dir = %files.dir().display(), "removed report files no row names (left by a crash)");
+        }
+        Ok(())
     }
 
     /// Opens an existing database read-only (reports, inspection): no schema change,
@@ -79,6 +113,7 @@ impl SqliteStore {
         let conn = open_existing(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            files: Some(Arc::new(ReportFiles::beside(path))),
         })
     }
 
@@ -105,6 +140,7 @@ impl SqliteStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            files: Some(Arc::new(ReportFiles::beside(path))),
         })
     }
 
@@ -153,6 +189,12 @@ impl SqliteStore {
             migrate_rounds_to_rowid(&conn)?;
             return Self::init(conn);
         }
+        if has_tables && version == 5 {
+            // Version 5 → 6: reports' bytes in files of their own (`report_files`);
+            // those stored before stay in `report_payloads`, read from there.
+            migration_step(&conn, 5, REPORT_FILES_TABLE, "report_files", "")?;
+            return Self::init(conn);
+        }
         if (has_tables || version != 0) && version != SCHEMA_VERSION {
             return Err(StoreError::SchemaVersion {
                 found: version,
@@ -163,6 +205,7 @@ impl SqliteStore {
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            files: None,
         })
     }
 
@@ -170,6 +213,7 @@ impl SqliteStore {
     pub fn task(&self, task_id: TaskId, dimension: usize) -> SqliteTaskStore {
         SqliteTaskStore {
             conn: Arc::clone(&self.conn),
+            files: self.files.clone(),
             task: task_id,
             dimension,
         }

@@ -391,3 +391,243 @@ fn a_report_digest_stored_as_sha256_by_an_earlier_version_still_recognises_its_r
         PutOutcome::Duplicate { identical: false }
     );
 }
+
+/// The report files of `path`'s database, by name.
+fn report_file_names(path: &Path) -> Vec<String> {
+    let dir = report_files::ReportFiles::beside(path);
+    let mut names: Vec<String> = match std::fs::read_dir(dir.dir()) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+fn zero_aggregate() -> Aggregate {
+    Aggregate::decode(&[0u8; 24], 3).unwrap()
+}
+
+#[test]
+fn a_report_lives_in_a_file_of_its_own_until_its_job_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let (id, report) = (ReportId([1; 16]), vec![5u8; 100_000]);
+    assert_eq!(
+        store
+            .put_report(0, id, ClientId([2; 16]), &report, 10)
+            .unwrap(),
+        PutOutcome::Stored
+    );
+    let names = report_file_names(&path);
+    assert_eq!(names.len(), 1);
+    assert!(names[0].starts_with(&hex::encode(id.0)), "{names:?}");
+    let in_table: i64 = store
+        .lock()
+        .query_row("SELECT COUNT(*) FROM report_payloads", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(in_table, 0, "the bytes are not in the database");
+    assert_eq!(store.report(id).unwrap().as_deref(), Some(&report[..]));
+    // Read after a restart too.
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    assert_eq!(store.report(id).unwrap().as_deref(), Some(&report[..]));
+
+    store.open_round(0, Time(0), 3).unwrap();
+    let job = JobRecord {
+        job_id: JobId([9; 16]),
+        round: 0,
+        reports: vec![id],
+        accepted: None,
+    };
+    store.create_job(&job).unwrap();
+    store.decide_job(job.job_id, &[id]).unwrap();
+    assert_eq!(
+        store
+            .commit_job(0, job.job_id, &[id], &zero_aggregate())
+            .unwrap(),
+        CommitOutcome::Applied
+    );
+    assert!(report_file_names(&path).is_empty(), "removed with its row");
+    assert_eq!(store.report(id).unwrap(), None);
+    let named: i64 = store
+        .lock()
+        .query_row("SELECT COUNT(*) FROM report_files", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(named, 0);
+}
+
+#[test]
+fn an_upload_that_is_not_stored_leaves_no_file_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let (id, client) = (ReportId([1; 16]), ClientId([2; 16]));
+    assert_eq!(
+        store.put_report(0, id, client, &[1; 500], 2).unwrap(),
+        PutOutcome::Stored
+    );
+    let stored = report_file_names(&path);
+    let outcomes = [
+        // A retry, and a replay of the id with other bytes.
+        store.put_report(0, id, client, &[1; 500], 2).unwrap(),
+        store.put_report(0, id, client, &[2; 500], 2).unwrap(),
+        // The client's second report of the round.
+        store
+            .put_report(0, ReportId([3; 16]), client, &[3; 500], 2)
+            .unwrap(),
+    ];
+    assert_eq!(
+        outcomes,
+        [
+            PutOutcome::Duplicate { identical: true },
+            PutOutcome::Duplicate { identical: false },
+            PutOutcome::ClientAlreadySubmitted,
+        ]
+    );
+    assert_eq!(
+        store
+            .put_report(0, ReportId([4; 16]), ClientId([4; 16]), &[4; 500], 1)
+            .unwrap(),
+        PutOutcome::RoundFull
+    );
+    assert_eq!(
+        report_file_names(&path),
+        stored,
+        "only the stored report's file"
+    );
+    assert_eq!(store.report(id).unwrap().as_deref(), Some(&[1u8; 500][..]));
+}
+
+#[test]
+fn files_left_by_a_crash_are_removed_once_old_and_those_in_flight_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let id = ReportId([1; 16]);
+    store
+        .put_report(0, id, ClientId([2; 16]), &[1; 700], 10)
+        .unwrap();
+    let files = report_files::ReportFiles::beside(&path);
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let age = |name: &str| {
+        std::fs::File::options()
+            .write(true)
+            .open(files.dir().join(name))
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+    };
+    // The stored report's file, old but named by its row: kept.
+    let stored = report_file_names(&path).pop().unwrap();
+    age(&stored);
+    // A crash between a file's sync and its row's commit, long ago: removed.
+    let orphan = format!("{}-{:016x}", hex::encode([8u8; 16]), 1);
+    std::fs::write(files.dir().join(&orphan), b"orphan").unwrap();
+    age(&orphan);
+    // An upload in flight in another process: young, kept.
+    let in_flight = format!("{}-{:016x}", hex::encode([9u8; 16]), 2);
+    std::fs::write(files.dir().join(&in_flight), b"in flight").unwrap();
+    // Not a report file's name: never touched.
+    std::fs::write(files.dir().join("notes.txt"), b"operator's").unwrap();
+    age("notes.txt");
+    drop(store);
+
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let mut expected = vec![in_flight, "notes.txt".to_owned(), stored];
+    expected.sort();
+    assert_eq!(report_file_names(&path), expected);
+    assert_eq!(store.report(id).unwrap().as_deref(), Some(&[1u8; 700][..]));
+}
+
+#[test]
+fn a_missing_report_file_is_a_clear_error_and_a_malformed_name_never_becomes_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let id = ReportId([1; 16]);
+    store
+        .put_report(0, id, ClientId([2; 16]), &[1; 700], 10)
+        .unwrap();
+    let name = report_file_names(&path).pop().unwrap();
+    let files = report_files::ReportFiles::beside(&path);
+    std::fs::remove_file(files.dir().join(&name)).unwrap();
+    let err = store.report(id).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::ReportFile { path, .. } if path.ends_with(&name)),
+        "{err}"
+    );
+    assert!(err.to_string().contains(&name), "{err}");
+
+    store
+        .lock()
+        .execute("UPDATE report_files SET name = '../n.sqlite'", [])
+        .unwrap();
+    let err = store.report(id).unwrap_err();
+    assert!(
+        err.to_string().contains("not the name of a report file"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_version_5_database_keeps_its_reports_bytes_in_the_table_and_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let task = TaskId([7; 32]);
+    let (id, report) = (ReportId([1; 16]), vec![3u8; 900]);
+    {
+        // A database of version 5: reports' bytes in `report_payloads`.
+        let store = SqliteStore::open(&path).unwrap();
+        let conn = store.conn.lock().unwrap();
+        conn.execute_batch("DROP TABLE report_files; PRAGMA user_version = 5;")
+            .unwrap();
+        conn.execute(
+            "INSERT INTO reports (task, report_id, round, job_id) VALUES (?1, ?2, 0, NULL)",
+            params![task.0, id.0],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO report_payloads (task, report_id, payload) VALUES (?1, ?2, ?3)",
+            params![task.0, id.0, report],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(&path).unwrap().task(task, 3);
+    let version: i64 = store
+        .lock()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, SCHEMA_VERSION);
+    assert_eq!(store.report(id).unwrap().as_deref(), Some(&report[..]));
+    // A report stored now goes to a file.
+    store
+        .put_report(0, ReportId([2; 16]), ClientId([2; 16]), &[4; 900], 10)
+        .unwrap();
+    assert_eq!(report_file_names(&path).len(), 1);
+}
+
+#[test]
+fn retention_removes_the_files_of_the_reports_it_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let task = TaskId([7; 32]);
+    let store = SqliteStore::open(&path).unwrap().task(task, 3);
+    // Queued, never in a job: only retention deletes it.
+    let id = ReportId([4; 16]);
+    store
+        .put_report(0, id, ClientId([4; 16]), &[4; 800], 10)
+        .unwrap();
+    store.open_round(0, Time(1), 3).unwrap();
+    store.close_round(0).unwrap();
+    let ledger = cairn_protocol::ledger::Ledger::new(task, 1.0).unwrap();
+    let entry = ledger.prepare_release(0, 0.25, 1, Time(2)).unwrap();
+    store.commit_release(&entry, b"released").unwrap();
+    store.put_collect_response(0, b"answer").unwrap();
+    assert_eq!(report_file_names(&path).len(), 1);
+
+    assert!(store.collect_garbage(0, GarbageScope::Collected).unwrap() > 0);
+    assert!(report_file_names(&path).is_empty());
+    assert_eq!(store.report(id).unwrap(), None);
+}
