@@ -1,7 +1,8 @@
 //! What the embedded store costs per large upload, for profiling: `N` reports of
 //! `BYTES` bytes stored with `put_report`, then each read back with `report` (as a job
-//! does), on a fresh SQLite database created with page size `PAGE`. Prints the CPU
-//! seconds of each phase (this process, all threads).
+//! does), on a fresh SQLite database created with page size `PAGE` (each report's
+//! bytes are a file of their own beside it, so the page size weighs on the small rows
+//! only). Prints the CPU seconds of each phase (this process, all threads).
 //!
 //! `cargo run --release -p cairn-aggregator --example profile_store -- PAGE N BYTES`
 
