@@ -27,36 +27,107 @@ impl SqliteTaskStore {
         report: &[u8],
         max_reports: u32,
     ) -> Result<PutOutcome, StoreError> {
-        // Hashed, and written to its file, before taking the connection: a report is
-        // ~1 MiB, and every other upload waits for the lock.
+        // Hashed, and written to its file, before taking the connection for the
+        // insert: a report is ~1 MiB, and every other upload waits for the lock.
         let digest = report_bytes_digest(report);
-        let file = match &self.files {
-            Some(files) => Some(files.write(report_id, report)?),
-            None => None,
+        let Some(files) = &self.files else {
+            return self
+                .sqlite_put_report_row(
+                    round,
+                    report_id,
+                    client_id,
+                    report,
+                    None,
+                    &digest,
+                    max_reports,
+                )
+                .map_err(PutFailure::into_error);
         };
+        // A retry, a replay or a refused upload is answered from the checks alone,
+        // before its bytes are written (and synced) for nothing; the transaction
+        // checks again.
+        {
+            let conn = self.lock();
+            if let Some(refused) =
+                self.upload_refusal(&conn, round, report_id, client_id, max_reports)?
+            {
+                drop(conn);
+                return Ok(refused.outcome(&digest, report));
+            }
+        }
+        let file = files.write(report_id, report)?;
         let outcome = self.sqlite_put_report_row(
             round,
             report_id,
             client_id,
             report,
-            file.as_ref().map(|f| f.name()),
+            Some(file.name()),
             &digest,
             max_reports,
         );
-        if let Some(file) = file
-            && matches!(outcome, Ok(PutOutcome::Stored) | Err(_))
-        {
-            // Stored: the row names it. An error may have come from a commit that
-            // reached the disk all the same: kept, it is an orphan at worst.
-            file.keep();
+        match outcome {
+            Ok(PutOutcome::Stored) => {
+                file.keep();
+                Ok(PutOutcome::Stored)
+            }
+            // The commit failed, but it may have reached the disk all the same: kept, the
+            // file is an orphan at worst.
+            Err(PutFailure::AtCommit(e)) => {
+                file.keep();
+                Err(e)
+            }
+            // Nothing names the file: removed when dropped.
+            Ok(other) => Ok(other),
+            Err(PutFailure::Before(e)) => Err(e),
         }
-        outcome
+    }
+
+    /// Why an upload is not stored, if it is not: checked under the connection's lock,
+    /// before the upload's bytes are written and again in its transaction.
+    fn upload_refusal(
+        &self,
+        c: &rusqlite::Connection,
+        round: u32,
+        report_id: ReportId,
+        client_id: ClientId,
+        max_reports: u32,
+    ) -> Result<Option<UploadRefusal>, StoreError> {
+        if let Some(previous) = self.seen_digest_in(c, report_id)? {
+            return Ok(Some(UploadRefusal::Seen(previous)));
+        }
+        let client_used: bool = c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM uploads WHERE task = ?1 AND round = ?2 AND client_id = ?3)",
+            params![self.t(), round, client_id.0],
+            |r| r.get(0),
+        )?;
+        if client_used {
+            return Ok(Some(UploadRefusal::Outcome(
+                PutOutcome::ClientAlreadySubmitted,
+            )));
+        }
+        let closed: bool = c.query_row(
+            "SELECT EXISTS (SELECT 1 FROM rounds WHERE task = ?1 AND round = ?2 AND status <> ?3)",
+            params![self.t(), round, encoding::status_code(RoundStatus::Open)],
+            |r| r.get(0),
+        )?;
+        if closed {
+            return Ok(Some(UploadRefusal::Outcome(PutOutcome::RoundClosed)));
+        }
+        let in_round: i64 = c.query_row(
+            "SELECT COUNT(*) FROM uploads WHERE task = ?1 AND round = ?2",
+            params![self.t(), round],
+            |r| r.get(0),
+        )?;
+        if in_round >= i64::from(max_reports) {
+            return Ok(Some(UploadRefusal::Outcome(PutOutcome::RoundFull)));
+        }
+        Ok(None)
     }
 
     /// The upload's checks and rows, in one transaction; `file` names the report's
     /// file, or else the bytes go into `report_payloads`.
     #[allow(clippy::too_many_arguments)]
-    fn sqlite_put_report_row(
+    pub(super) fn sqlite_put_report_row(
         &self,
         round: u32,
         report_id: ReportId,
@@ -65,66 +136,63 @@ impl SqliteTaskStore {
         file: Option<&str>,
         digest: &[u8; 32],
         max_reports: u32,
-    ) -> Result<PutOutcome, StoreError> {
+    ) -> Result<PutOutcome, PutFailure> {
+        let before = PutFailure::Before;
         let mut conn = self.lock();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if let Some(previous) = self.seen_digest_in(&tx, report_id)? {
-            // Compared after the lock is released: a mismatch hashes the report again
-            // (digests stored by earlier versions are SHA-256), and a replay must not
-            // hold up the other uploads while it does.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| before(e.into()))?;
+        if let Some(refused) = self
+            .upload_refusal(&tx, round, report_id, client_id, max_reports)
+            .map_err(before)?
+        {
+            // A duplicate's bytes are compared after the lock is released: a mismatch
+            // hashes the report again (digests stored by earlier versions are
+            // SHA-256), and a replay must not hold up the other uploads while it does.
             drop(tx);
             drop(conn);
-            return Ok(PutOutcome::Duplicate {
-                identical: stored_digest_matches(&previous, digest, report),
-            });
+            return Ok(refused.outcome(digest, report));
         }
-        let client_used: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM uploads WHERE task = ?1 AND round = ?2 AND client_id = ?3)",
-            params![self.t(), round, client_id.0],
-            |r| r.get(0),
-        )?;
-        if client_used {
-            return Ok(PutOutcome::ClientAlreadySubmitted);
-        }
-        let closed: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM rounds WHERE task = ?1 AND round = ?2 AND status <> ?3)",
-            params![self.t(), round, encoding::status_code(RoundStatus::Open)],
-            |r| r.get(0),
-        )?;
-        if closed {
-            return Ok(PutOutcome::RoundClosed);
-        }
-        let in_round: i64 = tx.query_row(
-            "SELECT COUNT(*) FROM uploads WHERE task = ?1 AND round = ?2",
-            params![self.t(), round],
-            |r| r.get(0),
-        )?;
-        if in_round >= i64::from(max_reports) {
-            return Ok(PutOutcome::RoundFull);
-        }
-        tx.execute(
+        let sql = |tx: &rusqlite::Transaction<'_>, sql: &str, args: &[&dyn rusqlite::ToSql]| {
+            tx.execute(sql, args)
+                .map(drop)
+                .map_err(|e| before(e.into()))
+        };
+        sql(
+            &tx,
             "INSERT INTO seen_reports (task, report_id, digest) VALUES (?1, ?2, ?3)",
-            params![self.t(), report_id.0, digest],
+            params![self.t(), report_id.0, &digest[..]],
         )?;
-        tx.execute(
+        sql(
+            &tx,
             "INSERT INTO uploads (task, round, client_id, report_id) VALUES (?1, ?2, ?3, ?4)",
             params![self.t(), round, client_id.0, report_id.0],
         )?;
-        tx.execute(
+        sql(
+            &tx,
             "INSERT INTO reports (task, report_id, round, job_id) VALUES (?1, ?2, ?3, NULL)",
             params![self.t(), report_id.0, round],
         )?;
-        match file {
-            Some(name) => tx.execute(
-                "INSERT INTO report_files (task, report_id, name) VALUES (?1, ?2, ?3)",
-                params![self.t(), report_id.0, name],
-            )?,
-            None => tx.execute(
+        match (file, &self.files) {
+            (Some(name), Some(files)) => {
+                // Under the write lock, which the removal of orphans takes too: a file
+                // removed as an orphan before this point (its upload stalled for an
+                // hour) is found missing here, and the upload fails instead of being
+                // acknowledged without its bytes.
+                files.check_present(name).map_err(before)?;
+                sql(
+                    &tx,
+                    "INSERT INTO report_files (task, report_id, name) VALUES (?1, ?2, ?3)",
+                    params![self.t(), report_id.0, name],
+                )?;
+            }
+            _ => sql(
+                &tx,
                 "INSERT INTO report_payloads (task, report_id, payload) VALUES (?1, ?2, ?3)",
                 params![self.t(), report_id.0, report],
             )?,
-        };
-        tx.commit()?;
+        }
+        tx.commit().map_err(|e| PutFailure::AtCommit(e.into()))?;
         Ok(PutOutcome::Stored)
     }
 
@@ -213,5 +281,41 @@ impl SqliteTaskStore {
         }
         tx.commit()?;
         Ok(JobAdmission::Recorded(verdicts))
+    }
+}
+
+/// Why an upload was not stored ([`SqliteTaskStore::upload_refusal`]).
+enum UploadRefusal {
+    /// The report id was seen before, with this digest.
+    Seen(Vec<u8>),
+    /// Another refusal.
+    Outcome(PutOutcome),
+}
+
+impl UploadRefusal {
+    /// The answer for an upload of `report` (whose digest is `digest`).
+    fn outcome(self, digest: &[u8; 32], report: &[u8]) -> PutOutcome {
+        match self {
+            Self::Seen(previous) => PutOutcome::Duplicate {
+                identical: stored_digest_matches(&previous, digest, report),
+            },
+            Self::Outcome(o) => o,
+        }
+    }
+}
+
+/// How an upload's transaction failed: before its commit (nothing was stored), or at
+/// the commit (which may have reached the disk all the same).
+#[derive(Debug)]
+pub(super) enum PutFailure {
+    Before(StoreError),
+    AtCommit(StoreError),
+}
+
+impl PutFailure {
+    pub(super) fn into_error(self) -> StoreError {
+        match self {
+            Self::Before(e) | Self::AtCommit(e) => e,
+        }
     }
 }

@@ -263,14 +263,32 @@ impl TaskStore for SqliteTaskStore {
         };
         // Read with the connection released. The row names a file only once the file
         // was synced, and the file goes only after the row does.
-        match (name, &self.files) {
-            (Some(name), Some(files)) => Ok(Some(files.read(&name)?)),
-            (Some(name), None) => Err(StoreError::ReportFile {
-                path: name.into(),
+        let (Some(name), Some(files)) = (name, &self.files) else {
+            return Err(StoreError::ReportFile {
+                path: "(in memory)".into(),
                 source: std::io::Error::other("a report file named in an in-memory store"),
-            }),
-            (None, _) => Ok(None),
+            });
+        };
+        if let Some(bytes) = files.read(report_id, &name)? {
+            return Ok(Some(bytes));
         }
+        // No file: its row was deleted meanwhile (a job committed it, or retention), as
+        // the other stores answer, or else the file was lost.
+        let still_named: bool = self.lock().query_row(
+            "SELECT EXISTS (SELECT 1 FROM report_files WHERE task = ?1 AND report_id = ?2)",
+            params![self.t(), report_id.0],
+            |r| r.get(0),
+        )?;
+        if still_named {
+            return Err(StoreError::ReportFile {
+                path: files.dir().join(&name),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "the stored report's file is missing (deleted or lost outside cairn)",
+                ),
+            });
+        }
+        Ok(None)
     }
 
     fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, StoreError> {

@@ -17,7 +17,8 @@ pub struct SqliteStore {
 const REPORT_FILES_TABLE: &str = "
 CREATE TABLE IF NOT EXISTS report_files (
     task BLOB NOT NULL, report_id BLOB NOT NULL, name TEXT NOT NULL,
-    PRIMARY KEY (task, report_id)) WITHOUT ROWID;
+    PRIMARY KEY (task, report_id),
+    FOREIGN KEY (task, report_id) REFERENCES reports (task, report_id)) WITHOUT ROWID;
 ";
 
 const SCHEMA: &str = "
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS report_payloads (
     PRIMARY KEY (task, report_id));
 CREATE TABLE IF NOT EXISTS report_files (
     task BLOB NOT NULL, report_id BLOB NOT NULL, name TEXT NOT NULL,
-    PRIMARY KEY (task, report_id)) WITHOUT ROWID;
+    PRIMARY KEY (task, report_id),
+    FOREIGN KEY (task, report_id) REFERENCES reports (task, report_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     task BLOB NOT NULL, job_id BLOB NOT NULL, round INTEGER NOT NULL,
     report_ids BLOB NOT NULL, accepted BLOB, committed INTEGER NOT NULL DEFAULT 0,
@@ -93,14 +95,19 @@ impl SqliteStore {
         Ok(store)
     }
 
+    /// Removes the report files no row names ([`ReportFiles::remove_orphans`]) while
+    /// holding the database's write lock: an upload checks that its file is there, and
+    /// names it, under the same lock, so it never names a file removed here.
     fn remove_orphan_files(&self, files: &ReportFiles) -> Result<(), StoreError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let referenced: std::collections::HashSet<String> = {
-            let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-            let mut stmt = conn.prepare("SELECT name FROM report_files")?;
+            let mut stmt = tx.prepare("SELECT name FROM report_files")?;
             let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
             names.collect::<Result<_, _>>()?
         };
-        let removed = files.remove_orphans(&referenced, super::report_files::ORPHAN_AGE)?;
+        let removed = files.remove_orphans(&referenced, super::report_files::ORPHAN_AGE);
+        tx.commit()?;
         if removed > 0 {
             tracing::info!(removed, dir = %files.dir().display(), "removed report files no row names (left by a crash)");
         }
@@ -120,6 +127,7 @@ impl SqliteStore {
     /// Opens an existing database of this build's schema version without creating or
     /// migrating anything: for maintenance commands (`cairn db gc`), which may run
     /// beside a live node of an older version whose statements a migration would break.
+    /// Removes report files no row names, as [`SqliteStore::open`] does.
     pub fn open_current(path: &Path) -> Result<Self, StoreError> {
         let conn = open_existing(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -138,10 +146,14 @@ impl SqliteStore {
         }
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(Self {
+        let files = Arc::new(ReportFiles::beside(path));
+        let store = Self {
             conn: Arc::new(Mutex::new(conn)),
-            files: Some(Arc::new(ReportFiles::beside(path))),
-        })
+            files: Some(Arc::clone(&files)),
+        };
+        // A node that runs for months sweeps only when it starts; `cairn db gc` does too.
+        store.remove_orphan_files(&files)?;
+        Ok(store)
     }
 
     /// A private in-memory database (tests, `cairn demo` with no data directory).

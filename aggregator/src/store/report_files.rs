@@ -13,10 +13,18 @@
 //! commits, and the leader acknowledges an upload only after that commit: an
 //! acknowledged report's bytes are never lost. A crash in between leaves a file no row
 //! names; so does a failed unlink after a job's commit.
-//! [`ReportFiles::remove_orphans`], run when a node opens its database, deletes such
-//! files once they are older than [`ORPHAN_AGE`]: a younger one may belong to an upload
-//! still in flight in another process that opened the same database (a maintenance
-//! command).
+//! [`ReportFiles::remove_orphans`], run when a node opens its database and by
+//! `cairn db gc`, deletes such files once they are older than [`ORPHAN_AGE`] (a younger
+//! one may belong to an upload in flight in another process), holding the database's
+//! write lock; an upload checks that its file is still there under the same lock, just
+//! before its row names it. An upload stalled past the age while a sweep removed its
+//! file therefore fails, and is retried, rather than being acknowledged without bytes.
+//!
+//! A refused upload (a retry, a replay, a client's second report, a closed or full
+//! round) is answered from the checks, made under the connection's lock before the
+//! file is written, and again in the transaction; a file written for an upload that
+//! its transaction then refused is removed. A failed commit keeps its file: the commit
+//! may have reached the disk all the same.
 //!
 //! **Names.** `<report id, hex>-<16 hex digits>`, created with `create_new`, so two
 //! uploads of one report id (a retry, a replay) never write to the same file; the name
@@ -99,10 +107,33 @@ impl ReportFiles {
         Ok(pending)
     }
 
-    /// The bytes of the file `name` (as a row recorded it).
-    pub fn read(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+    /// The bytes of report `report_id`'s file `name` (as its row recorded it); `None`
+    /// if there is no such file.
+    pub fn read(&self, report_id: ReportId, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path_of(name)?;
-        std::fs::read(&path).map_err(|e| self.error(&path, e))
+        if !name.starts_with(&hex::encode(report_id.0)) {
+            return Err(self.error(
+                &path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    "the file is not named for the report its row belongs to",
+                ),
+            ));
+        }
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.error(&path, e)),
+        }
+    }
+
+    /// Fails unless the file `name` exists (checked under the database's write lock,
+    /// just before a row names it).
+    pub fn check_present(&self, name: &str) -> Result<(), StoreError> {
+        let path = self.path_of(name)?;
+        std::fs::metadata(&path)
+            .map(drop)
+            .map_err(|e| self.error(&path, e))
     }
 
     /// Removes the files `names` (rows that named them were deleted and committed). A
@@ -124,22 +155,22 @@ impl ReportFiles {
     }
 
     /// Removes the files of the folder that no name of `referenced` names and that were
-    /// last modified more than `older_than` ago; returns how many it removed. A missing
-    /// folder has none.
-    pub fn remove_orphans(
-        &self,
-        referenced: &HashSet<String>,
-        older_than: Duration,
-    ) -> Result<usize, StoreError> {
+    /// last modified more than `older_than` ago; returns how many it removed. The
+    /// caller holds the database's write lock, which an upload takes to check that its
+    /// file is there and name it. Housekeeping: a file it cannot remove (or a folder it
+    /// cannot read) is logged and left.
+    pub fn remove_orphans(&self, referenced: &HashSet<String>, older_than: Duration) -> usize {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-            Err(e) => return Err(self.error(&self.dir, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return 0,
+            Err(e) => {
+                tracing::warn!(dir = %self.dir.display(), error = %e, "could not list the report files");
+                return 0;
+            }
         };
         let now = SystemTime::now();
         let mut removed = 0;
-        for entry in entries {
-            let entry = entry.map_err(|e| self.error(&self.dir, e))?;
+        for entry in entries.flatten() {
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
                 continue;
             };
@@ -156,11 +187,13 @@ impl ReportFiles {
                 match std::fs::remove_file(entry.path()) {
                     Ok(()) => removed += 1,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(self.error(&entry.path(), e)),
+                    Err(e) => {
+                        tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a report file no row names");
+                    }
                 }
             }
         }
-        Ok(removed)
+        removed
     }
 
     fn path_of(&self, name: &str) -> Result<PathBuf, StoreError> {
@@ -231,12 +264,18 @@ fn new_name(report_id: ReportId) -> String {
     format!("{}-{unique:016x}", hex::encode(report_id.0))
 }
 
+/// Creates the folder if it is missing, readable by its owner only, and syncs its
+/// parent so that the new entry survives a power loss.
 #[cfg(unix)]
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        other => other,
+        Err(e) => Err(e),
+        Ok(()) => match dir.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => File::open(parent)?.sync_all(),
+            _ => File::open(".")?.sync_all(),
+        },
     }
 }
 

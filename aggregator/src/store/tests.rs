@@ -631,3 +631,136 @@ fn retention_removes_the_files_of_the_reports_it_deletes() {
     assert!(report_file_names(&path).is_empty());
     assert_eq!(store.report(id).unwrap(), None);
 }
+
+#[test]
+fn an_upload_whose_transaction_fails_before_its_commit_leaves_no_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    store
+        .lock()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE INSERT ON report_files \
+             BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+        )
+        .unwrap();
+    let err = store
+        .put_report(0, ReportId([1; 16]), ClientId([2; 16]), &[1; 600], 10)
+        .unwrap_err();
+    assert!(err.to_string().contains("injected"), "{err}");
+    assert!(report_file_names(&path).is_empty());
+}
+
+#[test]
+fn a_job_commit_that_fails_keeps_its_reports_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let id = ReportId([1; 16]);
+    store
+        .put_report(0, id, ClientId([2; 16]), &[1; 600], 10)
+        .unwrap();
+    store.open_round(0, Time(0), 3).unwrap();
+    let job = JobRecord {
+        job_id: JobId([9; 16]),
+        round: 0,
+        reports: vec![id],
+        accepted: None,
+    };
+    store.create_job(&job).unwrap();
+    store
+        .lock()
+        .execute_batch(
+            "CREATE TRIGGER refuse BEFORE DELETE ON reports \
+             BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+        )
+        .unwrap();
+    assert!(
+        store
+            .commit_job(0, job.job_id, &[id], &zero_aggregate())
+            .is_err()
+    );
+    assert_eq!(
+        report_file_names(&path).len(),
+        1,
+        "rolled back: the file stays"
+    );
+    assert_eq!(store.report(id).unwrap().as_deref(), Some(&[1u8; 600][..]));
+}
+
+#[test]
+fn an_upload_whose_file_was_swept_as_an_orphan_before_its_row_fails_instead_of_being_acknowledged()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let files = report_files::ReportFiles::beside(&path);
+    let id = ReportId([1; 16]);
+    // The upload wrote and synced its file, then stalled past the orphans' age while
+    // another process opened the database and swept the file.
+    let pending = files.write(id, &[1; 600]).unwrap();
+    std::fs::remove_file(files.dir().join(pending.name())).unwrap();
+    let outcome = store.sqlite_put_report_row(
+        0,
+        id,
+        ClientId([2; 16]),
+        &[1; 600],
+        Some(pending.name()),
+        &report_bytes_digest(&[1; 600]),
+        10,
+    );
+    assert!(
+        matches!(outcome, Err(admission::PutFailure::Before(_))),
+        "{outcome:?}"
+    );
+    assert_eq!(store.report(id).unwrap(), None, "nothing was stored");
+    // The client's retry is stored whole.
+    assert_eq!(
+        store
+            .put_report(0, id, ClientId([2; 16]), &[1; 600], 10)
+            .unwrap(),
+        PutOutcome::Stored
+    );
+    assert_eq!(store.report(id).unwrap().as_deref(), Some(&[1u8; 600][..]));
+}
+
+#[cfg(unix)]
+#[test]
+fn report_files_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    store
+        .put_report(0, ReportId([1; 16]), ClientId([2; 16]), &[1; 600], 10)
+        .unwrap();
+    let files = report_files::ReportFiles::beside(&path);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(files.dir()), 0o700);
+    let name = report_file_names(&path).pop().unwrap();
+    assert_eq!(mode(&files.dir().join(name)), 0o600);
+}
+
+#[test]
+fn a_missing_file_reads_as_none_and_a_name_for_another_report_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let id = ReportId([1; 16]);
+    store
+        .put_report(0, id, ClientId([2; 16]), &[1; 600], 10)
+        .unwrap();
+    let files = report_files::ReportFiles::beside(&path);
+    let name = report_file_names(&path).pop().unwrap();
+    // As a job's commit does between the read of the name and of the file: the row
+    // goes, then the file.
+    store
+        .lock()
+        .execute_batch("DELETE FROM report_files; DELETE FROM reports;")
+        .unwrap();
+    std::fs::remove_file(files.dir().join(&name)).unwrap();
+    assert_eq!(files.read(id, &name).unwrap(), None);
+    assert_eq!(store.report(id).unwrap(), None);
+    // A name that is not this report's is refused.
+    assert!(files.read(ReportId([2; 16]), &name).is_err());
+}
