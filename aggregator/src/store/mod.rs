@@ -568,19 +568,9 @@ impl TaskStore for SqliteTaskStore {
         let count = u32::try_from(accepted.len()).unwrap_or(u32::MAX);
         let mut files = Vec::new();
         if committed.is_some() {
-            let of_job =
-                "(SELECT report_id FROM reports WHERE task = ?1 AND round = ?3 AND job_id = ?2)";
-            files = names_in(
+            files = delete_payloads(
                 &tx,
-                &format!("SELECT name FROM report_files WHERE task = ?1 AND report_id IN {of_job}"),
-                params![self.t(), job_id.0, round],
-            )?;
-            tx.execute(
-                &format!("DELETE FROM report_files WHERE task = ?1 AND report_id IN {of_job}"),
-                params![self.t(), job_id.0, round],
-            )?;
-            tx.execute(
-                &format!("DELETE FROM report_payloads WHERE task = ?1 AND report_id IN {of_job}"),
+                "(SELECT report_id FROM reports WHERE task = ?1 AND round = ?3 AND job_id = ?2)",
                 params![self.t(), job_id.0, round],
             )?;
             tx.execute(
@@ -643,22 +633,15 @@ impl TaskStore for SqliteTaskStore {
             "(SELECT report_id FROM reports WHERE task = ?1 AND round IN ({}))",
             encoding::garbage_rounds(scope).replace('$', "?")
         );
-        let args = params![
-            self.t(),
-            through_round,
-            encoding::status_code(RoundStatus::Released)
-        ];
-        let files = names_in(
+        let files = delete_payloads(
             &tx,
-            &format!("SELECT name FROM report_files WHERE task = ?1 AND report_id IN {of_rounds}"),
-            args,
+            &of_rounds,
+            params![
+                self.t(),
+                through_round,
+                encoding::status_code(RoundStatus::Released)
+            ],
         )?;
-        for table in ["report_files", "report_payloads"] {
-            tx.execute(
-                &format!("DELETE FROM {table} WHERE task = ?1 AND report_id IN {of_rounds}"),
-                args,
-            )?;
-        }
         let mut deleted = 0u64;
         for sql in encoding::garbage(scope) {
             deleted += tx.execute(
@@ -677,6 +660,28 @@ impl TaskStore for SqliteTaskStore {
         }
         Ok(deleted)
     }
+}
+
+/// Deletes the payload rows and file rows of the task's (`?1`) reports that `reports`
+/// (an `(SELECT report_id …)` over `args`) selects; returns the files' names, to be
+/// removed once the transaction has committed.
+fn delete_payloads(
+    tx: &Connection,
+    reports: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<String>, StoreError> {
+    let files = names_in(
+        tx,
+        &format!("SELECT name FROM report_files WHERE task = ?1 AND report_id IN {reports}"),
+        args,
+    )?;
+    for table in ["report_files", "report_payloads"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE task = ?1 AND report_id IN {reports}"),
+            args,
+        )?;
+    }
+    Ok(files)
 }
 
 /// The file names a `SELECT name …` statement returns.

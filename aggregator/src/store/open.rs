@@ -49,10 +49,6 @@ CREATE INDEX IF NOT EXISTS reports_queue ON reports (task, round, job_id);
 CREATE TABLE IF NOT EXISTS report_payloads (
     task BLOB NOT NULL, report_id BLOB NOT NULL, payload BLOB NOT NULL,
     PRIMARY KEY (task, report_id));
-CREATE TABLE IF NOT EXISTS report_files (
-    task BLOB NOT NULL, report_id BLOB NOT NULL, name TEXT NOT NULL,
-    PRIMARY KEY (task, report_id),
-    FOREIGN KEY (task, report_id) REFERENCES reports (task, report_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS jobs (
     task BLOB NOT NULL, job_id BLOB NOT NULL, round INTEGER NOT NULL,
     report_ids BLOB NOT NULL, accepted BLOB, committed INTEGER NOT NULL DEFAULT 0,
@@ -101,11 +97,10 @@ impl SqliteStore {
     fn remove_orphan_files(&self, files: &ReportFiles) -> Result<(), StoreError> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let referenced: std::collections::HashSet<String> = {
-            let mut stmt = tx.prepare("SELECT name FROM report_files")?;
-            let names = stmt.query_map([], |r| r.get::<_, String>(0))?;
-            names.collect::<Result<_, _>>()?
-        };
+        let referenced: std::collections::HashSet<String> =
+            super::names_in(&tx, "SELECT name FROM report_files", [])?
+                .into_iter()
+                .collect();
         let removed = files.remove_orphans(&referenced, super::report_files::ORPHAN_AGE);
         tx.commit()?;
         if removed > 0 {
@@ -214,6 +209,7 @@ impl SqliteStore {
             });
         }
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(REPORT_FILES_TABLE)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),

@@ -80,13 +80,19 @@ impl ReportFiles {
     /// file is removed again when the returned [`PendingFile`] is dropped, unless it
     /// was kept ([`PendingFile::keep`]).
     pub fn write(&self, report_id: ReportId, bytes: &[u8]) -> Result<PendingFile<'_>, StoreError> {
-        create_private_dir(&self.dir).map_err(|e| self.error(&self.dir, e))?;
+        let mut made_dir = false;
         let (name, mut file) = loop {
             let name = new_name(report_id);
             let path = self.dir.join(&name);
             match private_new_file(&path) {
                 Ok(file) => break (name, file),
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                // The first report (or the folder was removed): make the folder, retry
+                // once.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && !made_dir => {
+                    create_private_dir(&self.dir).map_err(|e| self.error(&self.dir, e))?;
+                    made_dir = true;
+                }
                 Err(e) => return Err(self.error(&path, e)),
             }
         };

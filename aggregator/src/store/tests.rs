@@ -392,6 +392,27 @@ fn a_report_digest_stored_as_sha256_by_an_earlier_version_still_recognises_its_r
     );
 }
 
+/// A file-backed store of task `[7; 32]` at d = 3 in a fresh folder (kept while the
+/// first value lives), and its database's path.
+fn file_store() -> (tempfile::TempDir, std::path::PathBuf, SqliteTaskStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("n.sqlite");
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    (dir, path, store)
+}
+
+/// Stores `bytes` as report `[1; 16]` of client `[2; 16]` in round 0; its id.
+fn store_one(store: &SqliteTaskStore, bytes: &[u8]) -> ReportId {
+    let id = ReportId([1; 16]);
+    assert_eq!(
+        store
+            .put_report(0, id, ClientId([2; 16]), bytes, 10)
+            .unwrap(),
+        PutOutcome::Stored
+    );
+    id
+}
+
 /// The report files of `path`'s database, by name.
 fn report_file_names(path: &Path) -> Vec<String> {
     let dir = report_files::ReportFiles::beside(path);
@@ -411,9 +432,7 @@ fn zero_aggregate() -> Aggregate {
 
 #[test]
 fn a_report_lives_in_a_file_of_its_own_until_its_job_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("n.sqlite");
-    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let (_dir, path, store) = file_store();
     let (id, report) = (ReportId([1; 16]), vec![5u8; 100_000]);
     assert_eq!(
         store
@@ -460,9 +479,7 @@ fn a_report_lives_in_a_file_of_its_own_until_its_job_commits() {
 
 #[test]
 fn an_upload_that_is_not_stored_leaves_no_file_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("n.sqlite");
-    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let (_dir, path, store) = file_store();
     let (id, client) = (ReportId([1; 16]), ClientId([2; 16]));
     assert_eq!(
         store.put_report(0, id, client, &[1; 500], 2).unwrap(),
@@ -502,13 +519,8 @@ fn an_upload_that_is_not_stored_leaves_no_file_behind() {
 
 #[test]
 fn files_left_by_a_crash_are_removed_once_old_and_those_in_flight_are_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("n.sqlite");
-    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
-    let id = ReportId([1; 16]);
-    store
-        .put_report(0, id, ClientId([2; 16]), &[1; 700], 10)
-        .unwrap();
+    let (_dir, path, store) = file_store();
+    let id = store_one(&store, &[1; 700]);
     let files = report_files::ReportFiles::beside(&path);
     let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
     let age = |name: &str| {
@@ -543,13 +555,8 @@ fn files_left_by_a_crash_are_removed_once_old_and_those_in_flight_are_not() {
 
 #[test]
 fn a_missing_report_file_is_a_clear_error_and_a_malformed_name_never_becomes_a_path() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("n.sqlite");
-    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
-    let id = ReportId([1; 16]);
-    store
-        .put_report(0, id, ClientId([2; 16]), &[1; 700], 10)
-        .unwrap();
+    let (_dir, path, store) = file_store();
+    let id = store_one(&store, &[1; 700]);
     let name = report_file_names(&path).pop().unwrap();
     let files = report_files::ReportFiles::beside(&path);
     std::fs::remove_file(files.dir().join(&name)).unwrap();
@@ -634,9 +641,7 @@ fn retention_removes_the_files_of_the_reports_it_deletes() {
 
 #[test]
 fn an_upload_whose_transaction_fails_before_its_commit_leaves_no_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("n.sqlite");
-    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let (_dir, path, store) = file_store();
     store
         .lock()
         .execute_batch(
@@ -653,13 +658,8 @@ fn an_upload_whose_transaction_fails_before_its_commit_leaves_no_file() {
 
 #[test]
 fn a_job_commit_that_fails_keeps_its_reports_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("n.sqlite");
-    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
-    let id = ReportId([1; 16]);
-    store
-        .put_report(0, id, ClientId([2; 16]), &[1; 600], 10)
-        .unwrap();
+    let (_dir, path, store) = file_store();
+    let id = store_one(&store, &[1; 600]);
     store.open_round(0, Time(0), 3).unwrap();
     let job = JobRecord {
         job_id: JobId([9; 16]),
@@ -691,9 +691,7 @@ fn a_job_commit_that_fails_keeps_its_reports_files() {
 #[test]
 fn an_upload_whose_file_was_swept_as_an_orphan_before_its_row_fails_instead_of_being_acknowledged()
 {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("n.sqlite");
-    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let (_dir, path, store) = file_store();
     let files = report_files::ReportFiles::beside(&path);
     let id = ReportId([1; 16]);
     // The upload wrote and synced its file, then stalled past the orphans' age while
@@ -728,9 +726,7 @@ fn an_upload_whose_file_was_swept_as_an_orphan_before_its_row_fails_instead_of_b
 #[test]
 fn report_files_are_readable_by_their_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("n.sqlite");
-    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    let (_dir, path, store) = file_store();
     store
         .put_report(0, ReportId([1; 16]), ClientId([2; 16]), &[1; 600], 10)
         .unwrap();
@@ -743,13 +739,8 @@ fn report_files_are_readable_by_their_owner_only() {
 
 #[test]
 fn a_missing_file_reads_as_none_and_a_name_for_another_report_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("n.sqlite");
-    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
-    let id = ReportId([1; 16]);
-    store
-        .put_report(0, id, ClientId([2; 16]), &[1; 600], 10)
-        .unwrap();
+    let (_dir, path, store) = file_store();
+    let id = store_one(&store, &[1; 600]);
     let files = report_files::ReportFiles::beside(&path);
     let name = report_file_names(&path).pop().unwrap();
     // As a job's commit does between the read of the name and of the file: the row
