@@ -1,17 +1,35 @@
-//! How a node process's allocator treats the memory it frees.
+//! How a node process's allocator treats memory.
 //!
 //! The binaries that run a node (`cairn`, and `cairn-bench`'s node processes) allocate
-//! with mimalloc. By default mimalloc hands pages that stay free for a second back to
-//! the kernel ("purging", its `purge_delay` option). A node frees and allocates
-//! report-sized buffers (about 1 MiB each at d = 10^5) all through a round, so the
-//! pages it gave back were soon faulted in again, and the kernel zeroes every page it
-//! faults in. In a 100-client round at d = 10^5 the kernel's page zeroing was a tenth
-//! of the leader's CPU time (`perf`, BENCHMARKS.md "Where the leader's time goes").
+//! with mimalloc. A node frees and allocates report-sized buffers (about 1 MiB each at
+//! d = 10^5) all through a round, and the kernel zeroes every page it faults in, so
+//! two of mimalloc's defaults cost a node CPU for nothing:
 //!
-//! [`keep_freed_pages`] turns purging off. What that costs is the node's peak memory,
-//! held instead of given back: a node's memory is bounded by its upload budget and its
-//! job size (`[limits]` in the node's configuration), so the resident set stays at
-//! that bound rather than rising and falling with the load.
+//! - **Purging.** mimalloc hands pages that stay free for a second back to the kernel
+//!   (its `purge_delay` option); the pages a node gave back were soon faulted in again.
+//!   In a 100-client round at d = 10^5 that zeroing was a tenth of the leader's CPU
+//!   time (`perf`, BENCHMARKS.md "Where the 100-client round's CPU goes").
+//!   [`keep_freed_pages`] turns purging off.
+//! - **Transparent huge pages.** mimalloc asks the kernel for huge pages in its arenas
+//!   (`madvise(MADV_HUGEPAGE)`, which Linux's default `madvise` mode honours), so the
+//!   first touch of any byte of a 2 MiB region makes the kernel zero all of it. Even
+//!   with purging off, that zeroing was a fifth of the leader's and the helper's CPU
+//!   in a 100-client round of freshly started nodes (`perf record -g`: every sample of
+//!   `clear_page_erms` under `do_huge_pmd_anonymous_page`). It is the cost of a node's
+//!   first rounds, while its memory is faulted in: on nodes that had run a round
+//!   before, huge pages or not made no difference. [`no_transparent_huge_pages`]
+//!   turns them off for the process (`prctl(PR_SET_THP_DISABLE)`, which overrides the
+//!   `madvise`).
+//!
+//! What that costs is the node's peak memory, held instead of given back: a node's
+//! memory is bounded by its upload budget and its job size (`[limits]` in the node's
+//! configuration), so the resident set stays at that bound rather than rising and
+//! falling with the load. Without huge pages it is smaller: only the 4 KiB pages a node
+//! touches are resident. The verification kernels lose nothing measurable to the extra
+//! TLB misses (BENCHMARKS.md).
+//!
+//! An operator who wants mimalloc's own behaviour back sets its environment variables,
+//! which both functions leave alone: `MIMALLOC_PURGE_DELAY` and `MIMALLOC_ALLOW_THP`.
 
 use std::ffi::c_long;
 
@@ -47,6 +65,31 @@ pub fn keep_freed_pages() -> i64 {
     purge_delay()
 }
 
+/// The environment variable through which an operator allows or forbids mimalloc's
+/// transparent huge pages; when it is set, [`no_transparent_huge_pages`] leaves the
+/// process alone (mimalloc itself turns them off for `0`).
+pub const ALLOW_THP_ENV: &str = "MIMALLOC_ALLOW_THP";
+
+/// Turns transparent huge pages off for the whole process, unless the operator set
+/// [`ALLOW_THP_ENV`]. Call it first in `main`, before the process allocates much: the
+/// huge pages already faulted in stay. Returns whether they are now off for the
+/// process; an error if the kernel refused (the node runs either way, only slower).
+///
+/// Linux only: elsewhere it does nothing and returns `Ok(false)`.
+pub fn no_transparent_huge_pages() -> std::io::Result<bool> {
+    #[cfg(target_os = "linux")]
+    {
+        if std::env::var_os(ALLOW_THP_ENV).is_none() {
+            rustix::thread::disable_transparent_huge_pages(true)?;
+        }
+        Ok(rustix::thread::transparent_huge_pages_are_disabled()?)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Ok(false)
+    }
+}
+
 /// mimalloc's purge delay in force (milliseconds, −1 for never).
 pub fn purge_delay() -> i64 {
     // SAFETY: `mi_option_get` takes an index it checks against its table and returns
@@ -75,5 +118,24 @@ mod tests {
         let now = keep_freed_pages();
         assert_eq!(now, operator.unwrap_or(-1));
         assert_eq!(purge_delay(), now);
+    }
+
+    /// The flag is the process's (the kernel's `MMF_DISABLE_THP`), read back from the
+    /// kernel: off after the call, unless the operator chose through the environment.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn transparent_huge_pages_are_off_unless_the_operator_chose() {
+        let operator = std::env::var(ALLOW_THP_ENV).ok();
+        let off = no_transparent_huge_pages().expect("prctl");
+        match operator.as_deref().map(str::trim) {
+            None => assert!(off, "the process must have THP off"),
+            // mimalloc turned them off itself at start-up.
+            Some("0") => assert!(off),
+            Some(_) => {}
+        }
+        assert_eq!(
+            off,
+            rustix::thread::transparent_huge_pages_are_disabled().unwrap()
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! `cairn-aggregator`: the Cairn aggregator node and the `cairn` command-line tool.
 //!
-//! - [`allocator`]: a node process keeps the pages it frees (mimalloc's purge delay).
+//! - [`allocator`]: a node process keeps the pages it frees and does without transparent
+//!   huge pages (mimalloc's purge delay, `prctl(PR_SET_THP_DISABLE)`).
 //! - [`budget_report`]: privacy-budget reports from a node's verified ledger.
 //! - [`cli`]: the `cairn` command line (clap definitions and one function per command).
 //! - [`deploy`]: writing a ready local deployment (`cairn init`).

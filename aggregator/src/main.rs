@@ -10,8 +10,12 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    // A node reuses the pages it frees instead of faulting them in again (`allocator`).
+    // A node reuses the pages it frees instead of faulting them in again, and faults
+    // in 4 KiB pages rather than 2 MiB ones (`allocator`).
     cairn_aggregator::allocator::keep_freed_pages();
+    if let Err(e) = cairn_aggregator::allocator::no_transparent_huge_pages() {
+        eprintln!("warning: could not turn transparent huge pages off ({e}); running with them");
+    }
     let cli = cairn_aggregator::cli::Cli::parse();
     match cairn_aggregator::cli::run(cli) {
         Ok(out) => {

@@ -107,6 +107,9 @@ fn scrape_counter(addr: std::net::SocketAddr, name: &str) -> Option<u64> {
 pub(crate) fn serve_node(config: &Path) -> anyhow::Result<()> {
     // As the `cairn` binary does for its nodes (the clients' process is left alone).
     cairn_aggregator::allocator::keep_freed_pages();
+    // Refused, the figures would not be the `cairn` binary's: say so rather than measure.
+    cairn_aggregator::allocator::no_transparent_huge_pages()
+        .context("turning transparent huge pages off for a node process")?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
