@@ -263,6 +263,8 @@ impl TaskStore for SqliteTaskStore {
         };
         // Read with the connection released. The row names a file only once the file
         // was synced, and the file goes only after the row does.
+        #[cfg(test)]
+        tests::between_name_and_file();
         let (Some(name), Some(files)) = (name, &self.files) else {
             return Err(StoreError::ReportFile {
                 path: "(in memory)".into(),

@@ -392,6 +392,21 @@ fn a_report_digest_stored_as_sha256_by_an_earlier_version_still_recognises_its_r
     );
 }
 
+thread_local! {
+    /// What [`SqliteTaskStore::report`] runs, once, between reading a report's file
+    /// name (with the connection released) and reading the file: another connection's
+    /// work, interleaved exactly there.
+    static BETWEEN_NAME_AND_FILE: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Called by [`SqliteTaskStore::report`] at that point (tests only).
+pub(super) fn between_name_and_file() {
+    if let Some(interleaved) = BETWEEN_NAME_AND_FILE.with(|h| h.borrow_mut().take()) {
+        interleaved();
+    }
+}
+
 /// A file-backed store of task `[7; 32]` at d = 3 in a fresh folder (kept while the
 /// first value lives), and its database's path.
 fn file_store() -> (tempfile::TempDir, std::path::PathBuf, SqliteTaskStore) {
@@ -754,4 +769,67 @@ fn a_missing_file_reads_as_none_and_a_name_for_another_report_is_refused() {
     assert_eq!(store.report(id).unwrap(), None);
     // A name that is not this report's is refused.
     assert!(files.read(ReportId([2; 16]), &name).is_err());
+}
+
+/// The race the read of a report leaves open, interleaved for real: another
+/// connection commits the report's job (deleting its row, then unlinking its file)
+/// after `report` read the file's name and before it reads the file. The report reads
+/// as gone, as every store answers for a committed report; the same interleaving
+/// with only the file gone (lost outside cairn, its row still there) is an error.
+#[test]
+fn a_job_committed_between_the_name_and_the_file_reads_as_gone() {
+    let (_dir, path, store) = file_store();
+    let id = store_one(&store, &[3; 700]);
+    store.open_round(0, Time(0), 3).unwrap();
+    let job = JobRecord {
+        job_id: JobId([9; 16]),
+        round: 0,
+        reports: vec![id],
+        accepted: None,
+    };
+    store.create_job(&job).unwrap();
+    store.decide_job(job.job_id, &[id]).unwrap();
+    let other_path = path.clone();
+    BETWEEN_NAME_AND_FILE.with(|h| {
+        *h.borrow_mut() = Some(Box::new(move || {
+            let other = SqliteStore::open(&other_path)
+                .unwrap()
+                .task(TaskId([7; 32]), 3);
+            assert_eq!(
+                other
+                    .commit_job(0, JobId([9; 16]), &[id], &zero_aggregate())
+                    .unwrap(),
+                CommitOutcome::Applied
+            );
+        }))
+    });
+    assert_eq!(store.report(id).unwrap(), None);
+    assert!(
+        report_file_names(&path).is_empty(),
+        "the commit unlinked the file"
+    );
+    assert!(
+        BETWEEN_NAME_AND_FILE.with(|h| h.borrow().is_none()),
+        "the interleaved commit ran"
+    );
+
+    // Only the file gone, its row still naming it: a loud error, never `None`.
+    let id = ReportId([4; 16]);
+    assert_eq!(
+        store
+            .put_report(0, id, ClientId([5; 16]), &[6; 700], 10)
+            .unwrap(),
+        PutOutcome::Stored
+    );
+    let dir = report_files::ReportFiles::beside(&path).dir().to_path_buf();
+    let name = report_file_names(&path).pop().unwrap();
+    BETWEEN_NAME_AND_FILE.with(|h| {
+        *h.borrow_mut() = Some(Box::new(move || {
+            std::fs::remove_file(dir.join(name)).unwrap()
+        }))
+    });
+    assert!(matches!(
+        store.report(id),
+        Err(StoreError::ReportFile { .. })
+    ));
 }
