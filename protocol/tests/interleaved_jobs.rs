@@ -36,8 +36,7 @@ fn round_with_uploads() -> (Leader<MemoryStore>, Helper<MemoryStore>, ChaCha20Rn
     let (toml, _collector_sk, helper_sk) =
         support::two_aggregator_task(&mut rng, &header, "noise = \"none\"");
     let task = TaskConfig::from_toml(&toml).unwrap();
-    let mut leader =
-        Leader::new(task.clone(), Seed::from_bytes([6; 32]), MemoryStore::new()).unwrap();
+    let leader = Leader::new(task.clone(), Seed::from_bytes([6; 32]), MemoryStore::new()).unwrap();
     let helper = Helper::new(
         task.clone(),
         1,

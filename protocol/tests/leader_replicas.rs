@@ -337,7 +337,7 @@ fn a_helper_that_missed_a_release_catches_up_after_later_rounds() {
 fn a_replica_keeps_the_round_window_other_replicas_moved() {
     let mut w = world("noise = \"none\"");
     let mut a = w.replica();
-    let mut b = w.replica();
+    let b = w.replica();
     w.round_of_two(&mut a, 40);
     w.collect(&mut a, 40).unwrap();
     // B has released nothing itself; round 2 is long past all the same (the window

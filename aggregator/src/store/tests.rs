@@ -833,3 +833,44 @@ fn a_job_committed_between_the_name_and_the_file_reads_as_gone() {
         Err(StoreError::ReportFile { .. })
     ));
 }
+
+/// Uploads side by side on one file-backed store, as a leader now runs them (each
+/// writes and syncs its file with the connection released): the same 40 reports from
+/// four threads, each also trying a second report for the same client, against a cap
+/// of 30. Exactly 30 are stored, once each, every one readable; the losers' files are
+/// gone, so exactly 30 files remain.
+#[test]
+fn uploads_racing_on_one_store_store_each_report_once_and_leave_no_stray_file() {
+    let (_dir, path, store) = file_store();
+    let stored = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let (store, stored) = (&store, &stored);
+            s.spawn(move || {
+                for i in 0..40u8 {
+                    let outcome = store
+                        .put_report(0, ReportId([i; 16]), ClientId([i; 16]), &[i; 3000], 30)
+                        .unwrap();
+                    if outcome == PutOutcome::Stored {
+                        stored.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let other = store
+                        .put_report(0, ReportId([i ^ 0x80; 16]), ClientId([i; 16]), &[1; 9], 30)
+                        .unwrap();
+                    assert_ne!(other, PutOutcome::Stored);
+                }
+            });
+        }
+    });
+    assert_eq!(stored.load(std::sync::atomic::Ordering::SeqCst), 30);
+    let queued = store.queued_reports(0, 1000).unwrap();
+    assert_eq!(queued.len(), 30);
+    for id in &queued {
+        assert_eq!(store.report(*id).unwrap(), Some(vec![id.0[0]; 3000]));
+    }
+    assert_eq!(
+        report_file_names(&path).len(),
+        30,
+        "no loser's file is left"
+    );
+}

@@ -8,11 +8,7 @@ impl<S: TaskStore> Leader<S> {
     /// insert (anti-replay, one report per client per round, `max_clients`). `Ok`
     /// means stored: it will be counted once. (Encodes the request and takes the
     /// path of [`Leader::handle_upload_frame`], which a node uses.)
-    pub fn handle_upload(
-        &mut self,
-        req: UploadRequest,
-        now: Time,
-    ) -> Result<UploadResponse, Reject> {
+    pub fn handle_upload(&self, req: UploadRequest, now: Time) -> Result<UploadResponse, Reject> {
         // The frame holds the leader's share in the clear: wiped when dropped.
         let frame = SecretVec::new(Message::UploadRequest(req).encode());
         self.handle_upload_frame(frame.expose_secret(), now)
@@ -22,11 +18,7 @@ impl<S: TaskStore> Leader<S> {
     /// decoded without copying its share, and the bytes stored are the frame's own
     /// (the report's encoding within it). A frame that does not decode is refused
     /// with [`ErrorCode::for_decode_error`]'s code.
-    pub fn handle_upload_frame(
-        &mut self,
-        frame: &[u8],
-        now: Time,
-    ) -> Result<UploadResponse, Reject> {
+    pub fn handle_upload_frame(&self, frame: &[u8], now: Time) -> Result<UploadResponse, Reject> {
         let upload = UploadView::decode(frame, &self.core.limits())
             .map_err(|e| Reject::new(ErrorCode::for_decode_error(&e), e.to_string()))?;
         self.core.check_task(&upload.task_id)?;

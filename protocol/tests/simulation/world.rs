@@ -226,7 +226,7 @@ impl World {
         if f == Fate::DropRequest {
             return None;
         }
-        let mut deliver = || match Message::decode(&frame, &limits) {
+        let deliver = || match Message::decode(&frame, &limits) {
             Ok(Message::UploadRequest(req)) => match leader.handle_upload(req, now) {
                 Ok(ack) => Message::UploadResponse(ack),
                 Err(e) => error(e),
