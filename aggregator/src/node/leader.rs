@@ -8,9 +8,8 @@ use cairn_protocol::messages::{MessageType, UploadView};
 
 /// The leader's shared state: the state machine and the connections to helpers.
 pub(super) struct LeaderShared {
-    /// The state machine: uploads share it ([`with_leader_shared`]), every other step
-    /// has it alone ([`with_leader`]).
-    leader: Arc<tokio::sync::RwLock<Leader<NodeStore>>>,
+    /// The state machine, one step at a time ([`with_leader`]).
+    leader: Arc<tokio::sync::Mutex<Leader<NodeStore>>>,
     pub(super) helpers: Vec<Peer>,
     pub(super) limits: Limits,
     /// Serialises job runs (the driver and a collect request's flush).
@@ -122,7 +121,7 @@ pub(super) async fn start_leader(
         })
         .collect();
     let shared = Arc::new(LeaderShared {
-        leader: Arc::new(tokio::sync::RwLock::new(leader)),
+        leader: Arc::new(tokio::sync::Mutex::new(leader)),
         helpers,
         limits,
         jobs: tokio::sync::Mutex::new(()),
@@ -181,7 +180,7 @@ async fn handle_upload(shared: &Arc<LeaderShared>, frame: SecretVec<u8>) -> Vec<
         }
     };
     let shared = Arc::clone(shared);
-    let outcome = with_leader_shared(&shared, move |leader| {
+    let outcome = with_leader(&shared, move |leader| {
         leader.handle_upload_frame(frame.expose_secret(), now)
     })
     .await;
@@ -277,31 +276,12 @@ pub(super) async fn handle_leader_request(
     }
 }
 
-/// Runs `f` on the leader's state machine, alone ([`blocking_locked`]).
+/// Runs `f` on the leader's state machine ([`blocking_locked`]).
 pub(super) async fn with_leader<T: Send + 'static>(
     shared: &Arc<LeaderShared>,
     f: impl FnOnce(&mut Leader<NodeStore>) -> Result<T, Reject> + Send + 'static,
 ) -> Result<T, Reject> {
-    let mut guard = Arc::clone(&shared.leader).write_owned().await;
-    blocking(move || f(&mut guard)).await?
-}
-
-/// Runs `f` on the leader's state machine beside other uploads, never beside a step
-/// that has it alone (a job, a collection, a round's close).
-///
-/// Uploads run side by side because most of an upload is its report file's write and
-/// two syncs, done with the store's connection released
-/// ([`crate::store::SqliteStore`]); one at a time, those syncs queued every upload and
-/// every job behind each other. Everything an upload decides is checked again inside
-/// the store's transaction (the report id unseen, one report per client per round, the
-/// round open and not full), which is what keeps concurrent uploads, and replicas
-/// sharing one store, apart.
-pub(super) async fn with_leader_shared<T: Send + 'static>(
-    shared: &Arc<LeaderShared>,
-    f: impl FnOnce(&Leader<NodeStore>) -> Result<T, Reject> + Send + 'static,
-) -> Result<T, Reject> {
-    let guard = Arc::clone(&shared.leader).read_owned().await;
-    blocking(move || f(&guard)).await?
+    blocking_locked(&shared.leader, f).await?
 }
 
 #[cfg(test)]

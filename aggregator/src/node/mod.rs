@@ -3,9 +3,8 @@
 //! A node loads its configuration, the task, its keys and its SQLite store, binds a
 //! QUIC endpoint and serves requests until told to stop. It only moves messages: every
 //! protocol decision is made by [`cairn_protocol::leader::Leader`] or
-//! [`cairn_protocol::helper::Helper`], whose state sits behind a lock (a leader's
-//! uploads share it, every other step has it alone) and whose durable effects go
-//! through the store before any answer leaves.
+//! [`cairn_protocol::helper::Helper`], whose state sits behind a mutex and whose
+//! durable effects go through the store before any answer leaves.
 //!
 //! * **Leader.** Accepts uploads from anonymous clients (they prove themselves with the
 //!   task's token inside the upload) and collect requests from the collector's pinned

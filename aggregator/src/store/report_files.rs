@@ -276,12 +276,17 @@ fn new_name(report_id: ReportId) -> String {
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-        Ok(()) => match dir.parent() {
-            Some(parent) if !parent.as_os_str().is_empty() => File::open(parent)?.sync_all(),
-            _ => File::open(".")?.sync_all(),
-        },
+        // Made a moment ago by another writer (a second process on the same database)
+        // that may not have synced the parent yet: a report written into the folder
+        // must not be acknowledged before its folder's entry is durable, so sync here
+        // too.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+        Ok(()) => {}
+    }
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => File::open(parent)?.sync_all(),
+        _ => File::open(".")?.sync_all(),
     }
 }
 
