@@ -281,8 +281,7 @@ impl PgTaskStore {
             match outcome {
                 Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
                     self.retries.fetch_add(1, Ordering::Relaxed);
-                    let jitter = u64::from(std::process::id() % 7) + u64::from(attempt);
-                    std::thread::sleep(Duration::from_millis(2 * jitter * u64::from(attempt)));
+                    std::thread::sleep(retry_backoff(attempt));
                 }
                 other => return other,
             }
@@ -327,5 +326,42 @@ impl PgTaskStore {
     /// of this database in this process (shared, for the metrics exporter).
     pub fn transaction_retries(&self) -> std::sync::Arc<AtomicU64> {
         std::sync::Arc::clone(&self.retries)
+    }
+}
+
+/// The wait before retrying a transaction after its `attempt`-th failure (1-based):
+/// 2·(r + attempt)·attempt ms with r drawn afresh from 0..7 for every retry. Two
+/// transactions that aborted each other must not retry in step: a draw per retry keeps
+/// them apart, where a value fixed per process (say its id modulo 7) would collide for
+/// one pair of replicas in seven, and for every pair of threads of one process.
+/// The randomness is std's per-instance hashing keys: a retry's timing is no secret.
+fn retry_backoff(attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(attempt);
+    let r = hasher.finish() % 7;
+    let attempt = u64::from(attempt);
+    Duration::from_millis(2 * (r + attempt) * attempt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every wait lies in its attempt's range, and the draws for one attempt differ
+    /// (with a value fixed per process they were all the same: 64 equal draws of 7
+    /// values by chance is a 7^-63 event).
+    #[test]
+    fn retry_waits_are_drawn_afresh_within_their_range() {
+        for attempt in 1..=12u32 {
+            let a = u64::from(attempt);
+            let waits: std::collections::HashSet<Duration> =
+                (0..64).map(|_| retry_backoff(attempt)).collect();
+            assert!(waits.len() > 1, "attempt {attempt}: one wait for all draws");
+            for w in waits {
+                let ms = w.as_millis() as u64;
+                assert!((2 * a * a..=2 * (a + 6) * a).contains(&ms), "{ms} ms");
+            }
+        }
     }
 }
