@@ -68,10 +68,6 @@ fn postgres_schema_is_migrated_once_and_checked_at_start() {
 
 #[test]
 fn postgres_concurrent_replicas_store_each_report_once() {
-    use cairn_protocol::auth::ClientId;
-    use cairn_protocol::ids::ReportId;
-    use cairn_protocol::store::{PutOutcome, TaskStore};
-
     let cluster = PgCluster::start();
     let url = cluster.create_database();
     let task = TaskId([2; 32]);
@@ -80,31 +76,8 @@ fn postgres_concurrent_replicas_store_each_report_once() {
     let replicas: Vec<_> = (0..4)
         .map(|_| PgStore::open(&connect(&url)).unwrap().task(task, 3))
         .collect();
-    let stored = std::sync::atomic::AtomicU32::new(0);
-    std::thread::scope(|s| {
-        for store in &replicas {
-            let stored = &stored;
-            s.spawn(move || {
-                for i in 0..40u8 {
-                    // The same 40 reports from every replica, plus a second report of
-                    // the same clients (refused: one per client per round).
-                    let outcome = store
-                        .put_report(0, ReportId([i; 16]), ClientId([i; 16]), &[i; 8], 30)
-                        .unwrap();
-                    if outcome == PutOutcome::Stored {
-                        stored.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    let other = store
-                        .put_report(0, ReportId([i ^ 0x80; 16]), ClientId([i; 16]), &[1], 30)
-                        .unwrap();
-                    assert_ne!(other, PutOutcome::Stored);
-                }
-            });
-        }
-    });
-    // Each report stored exactly once, and the round's cap (30) held under the race.
-    assert_eq!(stored.load(std::sync::atomic::Ordering::SeqCst), 30);
-    assert_eq!(replicas[0].queued_reports(0, 1000).unwrap().len(), 30);
+    let handles: Vec<_> = replicas.iter().collect();
+    cairn_protocol::store::conformance::racing_uploads_store_each_report_once(&handles);
 }
 
 #[test]

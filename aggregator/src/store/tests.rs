@@ -428,6 +428,19 @@ fn store_one(store: &SqliteTaskStore, bytes: &[u8]) -> ReportId {
     id
 }
 
+/// Opens round 0 and records job `[9; 16]` of report `id` alone; the job's id.
+fn record_job_of(store: &SqliteTaskStore, id: ReportId) -> JobId {
+    store.open_round(0, Time(0), 3).unwrap();
+    let job = JobRecord {
+        job_id: JobId([9; 16]),
+        round: 0,
+        reports: vec![id],
+        accepted: None,
+    };
+    store.create_job(&job).unwrap();
+    job.job_id
+}
+
 /// The report files of `path`'s database, by name.
 fn report_file_names(path: &Path) -> Vec<String> {
     let dir = report_files::ReportFiles::beside(path);
@@ -468,18 +481,11 @@ fn a_report_lives_in_a_file_of_its_own_until_its_job_commits() {
     let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
     assert_eq!(store.report(id).unwrap().as_deref(), Some(&report[..]));
 
-    store.open_round(0, Time(0), 3).unwrap();
-    let job = JobRecord {
-        job_id: JobId([9; 16]),
-        round: 0,
-        reports: vec![id],
-        accepted: None,
-    };
-    store.create_job(&job).unwrap();
-    store.decide_job(job.job_id, &[id]).unwrap();
+    let job_id = record_job_of(&store, id);
+    store.decide_job(job_id, &[id]).unwrap();
     assert_eq!(
         store
-            .commit_job(0, job.job_id, &[id], &zero_aggregate())
+            .commit_job(0, job_id, &[id], &zero_aggregate())
             .unwrap(),
         CommitOutcome::Applied
     );
@@ -675,14 +681,7 @@ fn an_upload_whose_transaction_fails_before_its_commit_leaves_no_file() {
 fn a_job_commit_that_fails_keeps_its_reports_files() {
     let (_dir, path, store) = file_store();
     let id = store_one(&store, &[1; 600]);
-    store.open_round(0, Time(0), 3).unwrap();
-    let job = JobRecord {
-        job_id: JobId([9; 16]),
-        round: 0,
-        reports: vec![id],
-        accepted: None,
-    };
-    store.create_job(&job).unwrap();
+    let job_id = record_job_of(&store, id);
     store
         .lock()
         .execute_batch(
@@ -692,7 +691,7 @@ fn a_job_commit_that_fails_keeps_its_reports_files() {
         .unwrap();
     assert!(
         store
-            .commit_job(0, job.job_id, &[id], &zero_aggregate())
+            .commit_job(0, job_id, &[id], &zero_aggregate())
             .is_err()
     );
     assert_eq!(
@@ -780,15 +779,8 @@ fn a_missing_file_reads_as_none_and_a_name_for_another_report_is_refused() {
 fn a_job_committed_between_the_name_and_the_file_reads_as_gone() {
     let (_dir, path, store) = file_store();
     let id = store_one(&store, &[3; 700]);
-    store.open_round(0, Time(0), 3).unwrap();
-    let job = JobRecord {
-        job_id: JobId([9; 16]),
-        round: 0,
-        reports: vec![id],
-        accepted: None,
-    };
-    store.create_job(&job).unwrap();
-    store.decide_job(job.job_id, &[id]).unwrap();
+    let job_id = record_job_of(&store, id);
+    store.decide_job(job_id, &[id]).unwrap();
     let other_path = path.clone();
     BETWEEN_NAME_AND_FILE.with(|h| {
         *h.borrow_mut() = Some(Box::new(move || {
@@ -797,7 +789,7 @@ fn a_job_committed_between_the_name_and_the_file_reads_as_gone() {
                 .task(TaskId([7; 32]), 3);
             assert_eq!(
                 other
-                    .commit_job(0, JobId([9; 16]), &[id], &zero_aggregate())
+                    .commit_job(0, job_id, &[id], &zero_aggregate())
                     .unwrap(),
                 CommitOutcome::Applied
             );
@@ -834,37 +826,15 @@ fn a_job_committed_between_the_name_and_the_file_reads_as_gone() {
     ));
 }
 
-/// Uploads side by side on one file-backed store, as a leader now runs them (each
-/// writes and syncs its file with the connection released): the same 40 reports from
-/// four threads, each also trying a second report for the same client, against a cap
-/// of 30. Exactly 30 are stored, once each, every one readable; the losers' files are
-/// gone, so exactly 30 files remain.
+/// Uploads racing on one file-backed store (each writes and syncs its file with the
+/// connection released): the store contract's race
+/// ([`cairn_protocol::store::conformance::racing_uploads_store_each_report_once`]), and then every stored
+/// report reads back and the losers' files are gone, so exactly 30 files remain.
 #[test]
 fn uploads_racing_on_one_store_store_each_report_once_and_leave_no_stray_file() {
     let (_dir, path, store) = file_store();
-    let stored = std::sync::atomic::AtomicU32::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            let (store, stored) = (&store, &stored);
-            s.spawn(move || {
-                for i in 0..40u8 {
-                    let outcome = store
-                        .put_report(0, ReportId([i; 16]), ClientId([i; 16]), &[i; 3000], 30)
-                        .unwrap();
-                    if outcome == PutOutcome::Stored {
-                        stored.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    let other = store
-                        .put_report(0, ReportId([i ^ 0x80; 16]), ClientId([i; 16]), &[1; 9], 30)
-                        .unwrap();
-                    assert_ne!(other, PutOutcome::Stored);
-                }
-            });
-        }
-    });
-    assert_eq!(stored.load(std::sync::atomic::Ordering::SeqCst), 30);
+    cairn_protocol::store::conformance::racing_uploads_store_each_report_once(&[&store; 4]);
     let queued = store.queued_reports(0, 1000).unwrap();
-    assert_eq!(queued.len(), 30);
     for id in &queued {
         assert_eq!(store.report(*id).unwrap(), Some(vec![id.0[0]; 3000]));
     }

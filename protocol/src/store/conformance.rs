@@ -150,6 +150,34 @@ pub fn uploads_are_idempotent_and_one_per_client_per_round<S: TaskStore>(s: S) {
     assert_eq!(s.queued_rounds().unwrap(), vec![0, 1]);
 }
 
+/// Uploads racing on one store from several threads, each `handles[k]` a thread's way
+/// in (one store shared, or replicas on one database): the same 40 reports from every
+/// thread, each also trying a second report of the same client, against a cap of 30.
+/// Exactly 30 are stored, once each, and queued; the rest are refused. It needs a
+/// store of its own (round 0 empty), as every check does.
+pub fn racing_uploads_store_each_report_once<S: TaskStore + Sync>(handles: &[&S]) {
+    let stored = std::sync::atomic::AtomicU32::new(0);
+    std::thread::scope(|scope| {
+        for store in handles {
+            let stored = &stored;
+            scope.spawn(move || {
+                for i in 0..40u8 {
+                    let outcome = store.put_report(0, rid(i), cid(i), &[i; 3000], 30).unwrap();
+                    if outcome == PutOutcome::Stored {
+                        stored.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let other = store
+                        .put_report(0, rid(i ^ 0x80), cid(i), &[1; 9], 30)
+                        .unwrap();
+                    assert_ne!(other, PutOutcome::Stored, "a second report of client {i}");
+                }
+            });
+        }
+    });
+    assert_eq!(stored.load(std::sync::atomic::Ordering::SeqCst), 30);
+    assert_eq!(handles[0].queued_reports(0, 1000).unwrap().len(), 30);
+}
+
 /// `create_job` takes reports out of the queue; the decision is kept; `commit_job`
 /// applies once, drops the payloads and remembers the ids.
 pub fn a_job_leaves_the_queue_and_commits_exactly_once<S: TaskStore>(s: S) {

@@ -437,6 +437,12 @@ mod tests {
     }
 
     #[test]
+    fn racing_uploads_on_the_memory_store_store_each_report_once() {
+        let store = MemoryStore::new();
+        conformance::racing_uploads_store_each_report_once(&[&store; 4]);
+    }
+
+    #[test]
     fn the_set_digest_counts_duplicates_and_ignores_nothing() {
         let a = ReportId([1; 16]);
         let b = ReportId([2; 16]);
