@@ -43,7 +43,8 @@ pub mod secure_sum;
 pub use cairn_sum::{CairnNoise, CairnSum, CairnSumConfig, CairnSumError};
 pub use dpsgd::{DpSgdConfig, DpSgdError, DpSgdReport, run_dpsgd};
 pub use features::{
-    Samples, Standardiser, local_stats, standardiser_from_public_ranges, standardiser_from_sum,
+    DEFAULT_EMPHASIS, EMPHASISED_COLUMNS, Samples, Standardiser, local_stats,
+    standardiser_from_public_ranges, standardiser_from_sum,
 };
 pub use fedavg::{FedAvgConfig, RoundReport, run_centralised, run_fedavg};
 pub use limb_sum::{LimbLayout, LimbSum};

@@ -137,44 +137,69 @@ fn record_level_dpsgd_writes_results_json() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("public attribute ranges"));
+
+    // An emphasis that is not a finite number > 0 is refused, before any node starts.
+    for emphasis in ["0", "-2", "NaN"] {
+        let bad = Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
+            .args([
+                "--unit",
+                "record",
+                &format!("--emphasis={emphasis}"),
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(out.path())
+            .output()
+            .unwrap();
+        assert!(!bad.status.success());
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert!(
+            stderr.contains("--emphasis") && stderr.contains("not a finite number > 0"),
+            "{stderr}"
+        );
+    }
 }
 
 /// `tune_record_level`: the σ it draws is the deployment's, and it is applied: with
 /// seeded noise the runs repeat, so a tiny ε must score below a huge one on the same
-/// split.
+/// split, with the aggregators' noise and with the organisations' (`--client-noise`).
 #[test]
 fn the_tuning_tool_draws_the_calibrated_noise() {
     let _ports = one_at_a_time();
     let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel");
-    let output = Command::new(env!("CARGO_BIN_EXE_tune_record_level"))
-        .args([
-            "--epsilons",
-            "0.05,50",
-            "--seeds",
-            "0",
-            "--reps",
-            "1",
-            "--steps",
-            "60",
-            "--data",
-        ])
-        .arg(&data)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let field = |line: &str, key: &str| -> f64 {
-        let rest = &line[line.find(key).unwrap() + key.len()..];
-        rest.split_whitespace().next().unwrap().parse().unwrap()
-    };
-    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ε = ")).collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    let (sigma_small, sigma_large) = (field(lines[0], "σ = "), field(lines[1], "σ = "));
-    let (f1_small, f1_large) = (field(lines[0], "macro-F1 "), field(lines[1], "macro-F1 "));
-    assert!(sigma_small > 10.0 * sigma_large, "{stdout}");
-    assert!(f1_small < f1_large, "{stdout}");
+    for placement in [None, Some("--client-noise")] {
+        let output = Command::new(env!("CARGO_BIN_EXE_tune_record_level"))
+            .args([
+                "--epsilons",
+                "0.05,50",
+                "--seeds",
+                "0",
+                "--reps",
+                "1",
+                "--steps",
+                "60",
+            ])
+            .args(placement)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let field = |line: &str, key: &str| -> f64 {
+            let rest = &line[line.find(key).unwrap() + key.len()..];
+            rest.split_whitespace().next().unwrap().parse().unwrap()
+        };
+        let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("ε = ")).collect();
+        assert_eq!(lines.len(), 2, "{stdout}");
+        let (sigma_small, sigma_large) = (field(lines[0], "σ = "), field(lines[1], "σ = "));
+        let (f1_small, f1_large) = (field(lines[0], "macro-F1 "), field(lines[1], "macro-F1 "));
+        assert!(sigma_small > 10.0 * sigma_large, "{placement:?}: {stdout}");
+        assert!(f1_small < f1_large, "{placement:?}: {stdout}");
+    }
 }

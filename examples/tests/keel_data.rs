@@ -74,13 +74,18 @@ fn a_corrupted_copy_fails_its_pin() {
 #[test]
 fn public_ranges_from_the_headers_bound_every_record() {
     use cairn_examples::data::keel::public_numeric_maxima;
-    use cairn_examples::standardiser_from_public_ranges;
+    use cairn_examples::data::schema::numeric_index;
+    use cairn_examples::{DEFAULT_EMPHASIS, EMPHASISED_COLUMNS, standardiser_from_public_ranges};
     let dir = shared_dir();
     let max = public_numeric_maxima(&dir).unwrap();
     // duration's range in kddcup-land_vs_satan.dat is [0.0, 58329.0].
     assert!(max[0] >= 58_329.0);
     assert!(max.iter().all(|m| m.is_finite() && *m >= 0.0));
-    let standardiser = standardiser_from_public_ranges(&max);
+    let standardiser = standardiser_from_public_ranges(&max, DEFAULT_EMPHASIS).unwrap();
+    let emphasised: Vec<usize> = EMPHASISED_COLUMNS
+        .iter()
+        .map(|&c| numeric_index(c).unwrap())
+        .collect();
     let dataset = load_keel_dir(&dir).unwrap();
     let records: Vec<_> = dataset
         .organisations
@@ -88,12 +93,19 @@ fn public_ranges_from_the_headers_bound_every_record() {
         .flat_map(|o| o.records.iter().cloned())
         .collect();
     let samples = standardiser.encode(&records);
+    let top = DEFAULT_EMPHASIS as f32;
+    let mut reached = vec![false; emphasised.len()];
     for i in 0..samples.len() {
         let row = samples.row(i);
-        assert!(
-            row[..38].iter().all(|v| (0.0..=1.0).contains(v)),
-            "record {i}: {:?}",
-            &row[..38]
-        );
+        for (j, v) in row[..38].iter().enumerate() {
+            let bound = if emphasised.contains(&j) { top } else { 1.0 };
+            assert!((0.0..=bound).contains(v), "record {i}, feature {j}: {v}");
+        }
+        for (k, &j) in emphasised.iter().enumerate() {
+            reached[k] |= row[j] > 1.0;
+        }
     }
+    // Both emphasised features are on in some record (land attacks, failed logins), and
+    // stretched there beyond 1.
+    assert_eq!(reached, [true, true]);
 }

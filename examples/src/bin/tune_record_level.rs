@@ -7,7 +7,8 @@
 //! seeds 1–5), with the sum computed in the clear and the aggregators' noise drawn
 //! here: two discrete Gaussians of the σ that a real deployment of the same task
 //! calibrates (so the same ε, δ, q, steps, clip and fixed-point scale), scaled back by
-//! 2^f. What it leaves out is the stochastic rounding of every value to 2^−f, whose
+//! 2^f (with `--client-noise`, the five organisations' `N_Z(0, σ²/5)` of
+//! `--record-noise client` instead). What it leaves out is the stochastic rounding of every value to 2^−f, whose
 //! share of the sensitivity σ covers anyway.
 //!
 //! This is a tool for choosing settings, not a private release: its noise comes from a
@@ -26,8 +27,8 @@ use cairn_examples::data::load_keel_dir;
 use cairn_examples::data::split::holdout_split;
 use cairn_examples::experiment::{ModelKind, new_model};
 use cairn_examples::{
-    Aggregate, CairnNoise, CairnSum, CairnSumConfig, Classifier, DpSgdConfig, PlaintextSum,
-    SecureSum, SecureSumError, run_dpsgd, standardiser_from_public_ranges,
+    Aggregate, CairnNoise, CairnSum, CairnSumConfig, Classifier, DEFAULT_EMPHASIS, DpSgdConfig,
+    PlaintextSum, SecureSum, SecureSumError, run_dpsgd, standardiser_from_public_ranges,
 };
 use clap::Parser;
 use rand_chacha::ChaCha20Rng;
@@ -71,15 +72,28 @@ struct Args {
     /// (0: softmax regression, the example's model).
     #[arg(long, default_value_t = 0)]
     hidden: usize,
+    /// Scale of `land` and `num_failed_logins`: [0, S] instead of [0, 1] (1: none).
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_EMPHASIS)]
+    emphasis: f64,
+    /// Simulate `--record-noise client`: each organisation adds `N_Z(0, σ²/n)` (σ as
+    /// the deployment calibrates it for client noise) instead of each aggregator σ².
+    #[arg(long)]
+    client_noise: bool,
+    /// Also print the confusion matrix summed over all runs (rows: true class).
+    #[arg(long)]
+    confusion: bool,
     /// Held-out fraction of the distinct records.
     #[arg(long, default_value_t = 0.3)]
     test_fraction: f64,
 }
 
-/// A plaintext sum plus two aggregators' discrete Gaussian noise, in fixed point.
+/// A plaintext sum plus `draws` discrete Gaussians per coordinate, in fixed point: the
+/// two aggregators' `N_Z(0, σ²)`, or (`--client-noise`) every organisation's
+/// `N_Z(0, σ²/n)`.
 struct SimulatedNoise {
     sum: PlaintextSum,
     noise: DiscreteGaussian,
+    draws: usize,
     scale: f64,
     rng: ChaCha20Rng,
 }
@@ -95,10 +109,10 @@ impl SecureSum for SimulatedNoise {
 
     fn collect(&mut self, round: u32) -> Result<Aggregate, SecureSumError> {
         let mut aggregate = self.sum.collect(round)?;
-        let mut draws = vec![0i64; 2 * aggregate.sum.len()];
+        let mut draws = vec![0i64; self.draws * aggregate.sum.len()];
         self.noise.fill(&mut self.rng, &mut draws);
-        for (s, pair) in aggregate.sum.iter_mut().zip(draws.chunks_exact(2)) {
-            *s += (pair[0] + pair[1]) as f64 / self.scale;
+        for (s, noise) in aggregate.sum.iter_mut().zip(draws.chunks_exact(self.draws)) {
+            *s += noise.iter().sum::<i64>() as f64 / self.scale;
         }
         Ok(aggregate)
     }
@@ -111,7 +125,8 @@ fn main() -> Result<()> {
     }
     let dataset = load_keel_dir(&args.data).context("reading the KEEL files")?;
     let maxima = public_numeric_maxima(&args.data).context("reading the KEEL headers")?;
-    let standardiser = standardiser_from_public_ranges(&maxima);
+    let standardiser =
+        standardiser_from_public_ranges(&maxima, args.emphasis).context("--emphasis")?;
     let classes = dataset.num_classes();
     let kind = match args.hidden {
         0 => ModelKind::LogReg,
@@ -132,7 +147,7 @@ fn main() -> Result<()> {
                     rounds: u64::from(args.steps),
                     sampling_rate: args.sampling_rate,
                     max_records: args.max_records,
-                    client_noise: false,
+                    client_noise: args.client_noise,
                 },
                 name: "tune-record-level".into(),
             },
@@ -142,9 +157,16 @@ fn main() -> Result<()> {
         let sigma = task.privacy().sigma.unwrap_or(0.0);
         let bits = task.frac_bits();
         let scale = f64::from(1u32 << bits);
-        let noise = DiscreteGaussian::from_f64(sigma).context("σ out of the sampler's range")?;
+        let organisations = dataset.organisations.len();
+        let (each, draws) = if args.client_noise {
+            (sigma / (organisations as f64).sqrt(), organisations)
+        } else {
+            (sigma, 2)
+        };
+        let noise = DiscreteGaussian::from_f64(each).context("σ out of the sampler's range")?;
         let mut f1 = Vec::new();
         let mut per_class = vec![0.0; classes];
+        let mut confusion = vec![0u64; classes * classes];
         for &seed in &args.seeds {
             let split = holdout_split(&dataset, args.test_fraction, seed)?;
             let train: Vec<_> = split.train.iter().map(|r| standardiser.encode(r)).collect();
@@ -154,6 +176,7 @@ fn main() -> Result<()> {
                 let mut backend = SimulatedNoise {
                     sum: PlaintextSum::new(dimension),
                     noise: noise.clone(),
+                    draws,
                     scale,
                     rng: ChaCha20Rng::seed_from_u64(seed.wrapping_mul(1_000).wrapping_add(rep)),
                 };
@@ -167,6 +190,9 @@ fn main() -> Result<()> {
                 };
                 let report = run_dpsgd(&mut backend, &mut model, &train, &test, &config)?;
                 f1.push(report.evaluation.macro_f1);
+                for i in 0..test.len() {
+                    confusion[test.labels[i] * classes + model.predict(test.row(i))] += 1;
+                }
                 for (total, v) in per_class.iter_mut().zip(&report.evaluation.per_class_f1) {
                     *total += v.unwrap_or(0.0);
                 }
@@ -182,6 +208,12 @@ fn main() -> Result<()> {
             sd / n.sqrt(),
             per_class.join(" ")
         );
+        if args.confusion {
+            println!("confusion (rows: true class, columns: predicted, in the order above):");
+            for row in confusion.chunks(classes) {
+                println!("  {row:?}");
+            }
+        }
     }
     Ok(())
 }

@@ -22,8 +22,8 @@ use cairn_examples::experiment::{
 };
 use cairn_examples::plot::{Curve, write_macro_f1_svg};
 use cairn_examples::{
-    CairnNoise, CairnSum, CairnSumConfig, Classifier, DpSgdConfig, FedAvgConfig, PlaintextSum,
-    RoundReport, SgdConfig, run_centralised, run_dpsgd, run_fedavg,
+    CairnNoise, CairnSum, CairnSumConfig, Classifier, DEFAULT_EMPHASIS, DpSgdConfig, FedAvgConfig,
+    PlaintextSum, RoundReport, SgdConfig, run_centralised, run_dpsgd, run_fedavg,
     standardiser_from_public_ranges,
 };
 use clap::{Parser, ValueEnum};
@@ -146,6 +146,12 @@ struct Args {
     /// σ²/n to its own sum (DP if all n organisations do; the sum carries σ²).
     #[arg(long, value_enum, default_value_t = RecordNoiseArg::Aggregator)]
     record_noise: RecordNoiseArg,
+
+    /// Record level: `land` and `num_failed_logins`, which each mark one attack on
+    /// their own, are scaled to [0, S] instead of [0, 1], so that they take most of
+    /// their records' clipped gradients (1: no emphasis; see `EMPHASISED_COLUMNS`).
+    #[arg(long, value_name = "S", default_value_t = DEFAULT_EMPHASIS)]
+    emphasis: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -28,7 +28,8 @@ pub(super) fn run_record_level(args: &Args) -> Result<()> {
     let dataset = load_dataset(args)?;
     print_dataset(&dataset);
     let maxima = public_numeric_maxima(&dir).context("reading the KEEL headers")?;
-    let standardiser = standardiser_from_public_ranges(&maxima);
+    let standardiser =
+        standardiser_from_public_ranges(&maxima, args.emphasis).context("--emphasis")?;
     let classes = dataset.num_classes();
     let seeds = if args.seeds.is_empty() {
         vec![args.seed]
