@@ -43,7 +43,7 @@ pub mod secure_sum;
 pub use cairn_sum::{CairnNoise, CairnSum, CairnSumConfig, CairnSumError};
 pub use dpsgd::{DpSgdConfig, DpSgdError, DpSgdReport, run_dpsgd};
 pub use features::{
-    DEFAULT_EMPHASIS, EMPHASISED_COLUMNS, Samples, Standardiser, local_stats,
+    DEFAULT_EMPHASIS, EMPHASISED_COLUMNS, EMPHASISED_SERVICES, Samples, Standardiser, local_stats,
     standardiser_from_public_ranges, standardiser_from_sum,
 };
 pub use fedavg::{FedAvgConfig, RoundReport, run_centralised, run_fedavg};
