@@ -75,7 +75,9 @@ fn a_corrupted_copy_fails_its_pin() {
 fn public_ranges_from_the_headers_bound_every_record() {
     use cairn_examples::data::keel::public_numeric_maxima;
     use cairn_examples::data::schema::{SERVICES, numeric_index};
-    use cairn_examples::{DEFAULT_EMPHASIS, EMPHASISED_COLUMNS, standardiser_from_public_ranges};
+    use cairn_examples::{
+        DEFAULT_EMPHASIS, EMPHASISED_COLUMNS, EMPHASISED_SERVICES, standardiser_from_public_ranges,
+    };
     let dir = shared_dir();
     let max = public_numeric_maxima(&dir).unwrap();
     // duration's range in kddcup-land_vs_satan.dat is [0.0, 58329.0].
@@ -108,16 +110,24 @@ fn public_ranges_from_the_headers_bound_every_record() {
     // Both emphasised features are on in some record (land attacks, failed logins), and
     // stretched there beyond 1.
     assert_eq!(reached, [true, true]);
-    // One-hot features are 0 or 1, but imap4's, which is 0 or the emphasis (and on in
-    // some record: the imap attacks).
-    let imap4 = 38 + 3 + SERVICES.iter().position(|s| *s == "imap4").unwrap();
-    let mut imap4_on = 0;
+    // One-hot features are 0 or 1, but the emphasised services', which are 0 or the
+    // emphasis (and on in some record: imap and back attacks).
+    let emphasised_services: Vec<usize> = EMPHASISED_SERVICES
+        .iter()
+        .map(|name| 38 + 3 + SERVICES.iter().position(|s| s == name).unwrap())
+        .collect();
+    let mut on = vec![0usize; emphasised_services.len()];
     for i in 0..samples.len() {
         for (j, v) in samples.row(i).iter().enumerate().skip(38) {
-            let on = if j == imap4 { top } else { 1.0 };
-            assert!(*v == 0.0 || *v == on, "record {i}, feature {j}: {v}");
-            imap4_on += usize::from(j == imap4 && *v == top);
+            let k = emphasised_services.iter().position(|&e| e == j);
+            let value = if k.is_some() { top } else { 1.0 };
+            assert!(*v == 0.0 || *v == value, "record {i}, feature {j}: {v}");
+            if let Some(k) = k
+                && *v == top
+            {
+                on[k] += 1;
+            }
         }
     }
-    assert!(imap4_on > 0);
+    assert!(on.iter().all(|n| *n > 0), "{on:?}");
 }

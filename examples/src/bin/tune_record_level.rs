@@ -73,7 +73,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     hidden: usize,
     /// Scale of `land` and `num_failed_logins` ([0, S] instead of [0, 1]) and of the
-    /// `imap4` service's one-hot feature (S instead of 1); 1: none.
+    /// `imap4` and `http` services' one-hot features (S instead of 1); 1: none.
     #[arg(long, value_name = "S", default_value_t = DEFAULT_EMPHASIS)]
     emphasis: f64,
     /// Simulate `--record-noise client`: each organisation adds `N_Z(0, σ²/n)` (σ as
