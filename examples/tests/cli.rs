@@ -15,23 +15,42 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     PORTS.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-#[test]
-fn binary_runs_plaintext_and_cairn_runs() {
-    let _ports = one_at_a_time();
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel");
-    let out = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
-        .args(["--rounds", "2", "--epsilon", "4", "--data"])
-        .arg(&data)
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
+/// The shared KEEL data.
+fn keel_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel")
+}
+
+/// Runs `command`, asserts that it succeeded (showing its output if not) and returns
+/// its standard output.
+fn stdout_of_success(command: &mut Command) -> String {
+    let output = command.output().unwrap();
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert!(
         output.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Runs `command`, asserts that it failed and returns its standard error.
+fn stderr_of_failure(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(!output.status.success());
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn binary_runs_plaintext_and_cairn_runs() {
+    let _ports = one_at_a_time();
+    let data = keel_dir();
+    let out = tempfile::tempdir().unwrap();
+    let stdout = stdout_of_success(
+        Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
+            .args(["--rounds", "2", "--epsilon", "4", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(out.path()),
     );
     assert!(stdout.contains("centralised (non-private)"));
     assert!(stdout.contains("FedAvg, plaintext sum"));
@@ -54,13 +73,12 @@ fn binary_runs_plaintext_and_cairn_runs() {
     assert_eq!(csv.lines().count(), 1 + 4 * 2);
     assert!(csv.contains("\ncairn_eps_4,2,"));
 
-    let bad = Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
-        .args(["--orgs", "6", "--data"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--orgs 6"));
+    let stderr = stderr_of_failure(
+        Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
+            .args(["--orgs", "6", "--data"])
+            .arg(&data),
+    );
+    assert!(stderr.contains("--orgs 6"));
 }
 
 /// `--unit record`: DP-SGD across the silos through a record-level Cairn task, a few
@@ -69,32 +87,26 @@ fn binary_runs_plaintext_and_cairn_runs() {
 #[test]
 fn record_level_dpsgd_writes_results_json() {
     let _ports = one_at_a_time();
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel");
+    let data = keel_dir();
     let out = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
-        .args([
-            "--unit",
-            "record",
-            "--epsilons",
-            "2",
-            "--seeds",
-            "1,2",
-            "--steps",
-            "8",
-            "--sampling-rate",
-            "0.05",
-            "--data",
-        ])
-        .arg(&data)
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = stdout_of_success(
+        Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
+            .args([
+                "--unit",
+                "record",
+                "--epsilons",
+                "2",
+                "--seeds",
+                "1,2",
+                "--steps",
+                "8",
+                "--sampling-rate",
+                "0.05",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(out.path()),
     );
     let rows: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.path().join("results.json")).unwrap())
@@ -130,30 +142,27 @@ fn record_level_dpsgd_writes_results_json() {
     // Record level scales by the public KEEL ranges: NSL-KDD text is refused.
     let nsl = out.path().join("train.txt");
     std::fs::write(&nsl, "0,tcp,http,SF\n").unwrap();
-    let bad = Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
-        .args(["--unit", "record", "--data"])
-        .arg(&nsl)
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("public attribute ranges"));
+    let stderr = stderr_of_failure(
+        Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
+            .args(["--unit", "record", "--data"])
+            .arg(&nsl),
+    );
+    assert!(stderr.contains("public attribute ranges"));
 
     // An emphasis that is not a finite number > 0 is refused, before any node starts.
     for emphasis in ["0", "-2", "NaN"] {
-        let bad = Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
-            .args([
-                "--unit",
-                "record",
-                &format!("--emphasis={emphasis}"),
-                "--data",
-            ])
-            .arg(&data)
-            .arg("--out")
-            .arg(out.path())
-            .output()
-            .unwrap();
-        assert!(!bad.status.success());
-        let stderr = String::from_utf8_lossy(&bad.stderr);
+        let stderr = stderr_of_failure(
+            Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
+                .args([
+                    "--unit",
+                    "record",
+                    &format!("--emphasis={emphasis}"),
+                    "--data",
+                ])
+                .arg(&data)
+                .arg("--out")
+                .arg(out.path()),
+        );
         assert!(
             stderr.contains("--emphasis") && stderr.contains("not a finite number > 0"),
             "{stderr}"
@@ -167,29 +176,23 @@ fn record_level_dpsgd_writes_results_json() {
 #[test]
 fn the_tuning_tool_draws_the_calibrated_noise() {
     let _ports = one_at_a_time();
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/kddcup99-keel");
+    let data = keel_dir();
     for placement in [None, Some("--client-noise")] {
-        let output = Command::new(env!("CARGO_BIN_EXE_tune_record_level"))
-            .args([
-                "--epsilons",
-                "0.05,50",
-                "--seeds",
-                "0",
-                "--reps",
-                "1",
-                "--steps",
-                "60",
-            ])
-            .args(placement)
-            .arg("--data")
-            .arg(&data)
-            .output()
-            .unwrap();
-        let stdout = String::from_utf8(output.stdout).unwrap();
-        assert!(
-            output.status.success(),
-            "{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
+        let stdout = stdout_of_success(
+            Command::new(env!("CARGO_BIN_EXE_tune_record_level"))
+                .args([
+                    "--epsilons",
+                    "0.05,50",
+                    "--seeds",
+                    "0",
+                    "--reps",
+                    "1",
+                    "--steps",
+                    "60",
+                ])
+                .args(placement)
+                .arg("--data")
+                .arg(&data),
         );
         let field = |line: &str, key: &str| -> f64 {
             let rest = &line[line.find(key).unwrap() + key.len()..];

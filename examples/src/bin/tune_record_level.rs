@@ -133,6 +133,7 @@ fn main() -> Result<()> {
         0 => ModelKind::LogReg,
         hidden => ModelKind::Mlp { hidden },
     };
+    let organisations = dataset.organisations.len();
     println!("classes: {}", dataset.class_names.join(", "));
     for &epsilon in &args.epsilons {
         // σ and the fixed-point scale, as a real deployment of this task calibrates them.
@@ -140,7 +141,7 @@ fn main() -> Result<()> {
         let task = CairnSum::calibrated_task(
             &CairnSumConfig {
                 dimension,
-                organisations: dataset.organisations.len(),
+                organisations,
                 clip_norm: args.clip,
                 noise: CairnNoise::Records {
                     epsilon,
@@ -158,7 +159,6 @@ fn main() -> Result<()> {
         let sigma = task.privacy().sigma.unwrap_or(0.0);
         let bits = task.frac_bits();
         let scale = f64::from(1u32 << bits);
-        let organisations = dataset.organisations.len();
         let (each, draws) = if args.client_noise {
             (sigma / (organisations as f64).sqrt(), organisations)
         } else {
