@@ -8,8 +8,8 @@
 //! here: two discrete Gaussians of the σ that a real deployment of the same task
 //! calibrates (so the same ε, δ, q, steps, clip and fixed-point scale), scaled back by
 //! 2^f (with `--client-noise`, the five organisations' `N_Z(0, σ²/5)` of
-//! `--record-noise client` instead). What it leaves out is the stochastic rounding of every value to 2^−f, whose
-//! share of the sensitivity σ covers anyway.
+//! `--record-noise client` instead). What it leaves out is the stochastic rounding of
+//! every value to 2^−f, whose share of the sensitivity σ covers anyway.
 //!
 //! This is a tool for choosing settings, not a private release: its noise comes from a
 //! seeded ChaCha20 stream so that runs repeat, and it reads the test split.

@@ -149,8 +149,9 @@ struct Args {
 
     /// Record level: `land` and `num_failed_logins`, which each mark one attack on
     /// their own, are scaled to [0, S] instead of [0, 1], and the `imap4` and `http`
-    /// services' one-hot features are S instead of 1, so that they take most of their records'
-    /// clipped gradients (1: no emphasis; see `EMPHASISED_COLUMNS`).
+    /// services' one-hot features are S instead of 1, so that they take most of their
+    /// records' clipped gradients (1: no emphasis; see `EMPHASISED_COLUMNS` and
+    /// `EMPHASISED_SERVICES`).
     #[arg(long, value_name = "S", default_value_t = DEFAULT_EMPHASIS)]
     emphasis: f64,
 }
