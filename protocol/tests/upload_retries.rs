@@ -61,6 +61,11 @@ fn world() -> World {
 impl World {
     /// A fresh client's upload for `round`, its frame kept to be sent again.
     fn upload(&mut self, round: u32) -> Vec<u8> {
+        self.uploads(round, 1).remove(0)
+    }
+
+    /// `n` uploads of one fresh client for `round`.
+    fn uploads(&mut self, round: u32, n: usize) -> Vec<Vec<u8>> {
         let cred = Credential::generate(self.task.id(), &mut self.rng);
         self.leader
             .store()
@@ -70,11 +75,15 @@ impl World {
             .store()
             .add_client(cred.client_id(), &cred.key_for(1))
             .unwrap();
-        let req = Client::new(self.task.clone(), cred)
-            .unwrap()
-            .prepare_upload_quantised(round, &[1, 0, 0, 0], &mut self.rng)
-            .unwrap();
-        Message::UploadRequest(req).encode()
+        let client = Client::new(self.task.clone(), cred).unwrap();
+        (0..n)
+            .map(|_| {
+                let req = client
+                    .prepare_upload_quantised(round, &[1, 0, 0, 0], &mut self.rng)
+                    .unwrap();
+                Message::UploadRequest(req).encode()
+            })
+            .collect()
     }
 
     fn request(&self, frame: &[u8]) -> UploadRequest {
@@ -144,4 +153,52 @@ fn a_stored_report_sent_again_after_its_round_expired_is_acknowledged_again() {
     other.report.leader_share.expose_secret_mut()[0] ^= 1;
     w.leader.handle_upload(other, expired).unwrap_err();
     assert_eq!(w.leader.store().queued_reports(0, 10).unwrap().len(), 1);
+}
+
+/// A batch of uploads (what a node stores in one step, [`Leader::handle_upload_frames`])
+/// is answered upload by upload, as if they came one after the other: a retry within
+/// the batch is acknowledged, a replay of its id and a client's second report are
+/// refused, a frame that does not decode is refused alone, and what is stored is
+/// counted once.
+#[test]
+fn a_batch_of_uploads_is_answered_as_if_they_came_in_turn() {
+    let mut w = world();
+    let first = w.upload(0);
+    let [second, again]: [Vec<u8>; 2] = w.uploads(0, 2).try_into().unwrap();
+    let mut replay = w.request(&first);
+    replay.report.leader_share.expose_secret_mut()[0] ^= 1;
+    let replay = Message::UploadRequest(replay).encode();
+    let garbage = vec![0u8; 7];
+    let frames: Vec<&[u8]> = vec![&first, &first, &replay, &garbage, &second, &again];
+    let answers = w.leader.handle_upload_frames(&frames, NOW);
+    let codes: Vec<Option<ErrorCode>> = answers
+        .iter()
+        .map(|a| a.as_ref().err().map(|e| e.code))
+        .collect();
+    assert_eq!(codes[0], None);
+    assert_eq!(codes[1], None, "a retry within the batch");
+    assert_eq!(codes[2], Some(ErrorCode::Replay));
+    assert!(codes[3].is_some(), "a frame that does not decode");
+    assert_eq!(codes[4], None);
+    assert_eq!(
+        codes[5],
+        Some(ErrorCode::AlreadySubmitted),
+        "the second client's other report for the round"
+    );
+    assert_eq!(
+        answers[0].as_ref().unwrap().report_id,
+        w.request(&first).report.report_id
+    );
+    assert_eq!(w.leader.store().queued_reports(0, 10).unwrap().len(), 2);
+    // The same frames one at a time, on top: every stored one is a retry now.
+    for (frame, code) in frames.iter().zip(&codes) {
+        let alone = w
+            .leader
+            .handle_upload_frame(frame, NOW)
+            .err()
+            .map(|e| e.code);
+        assert_eq!(&alone, code);
+    }
+    assert_eq!(w.leader.store().queued_reports(0, 10).unwrap().len(), 2);
+    assert!(w.leader.handle_upload_frames(&[], NOW).is_empty());
 }

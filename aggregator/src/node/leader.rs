@@ -4,12 +4,14 @@
 use super::drive::{collect, resume_jobs, run_queued_jobs};
 use super::*;
 use cairn_mpc::secret::SecretVec;
-use cairn_protocol::messages::{MessageType, UploadView};
+use cairn_protocol::messages::{MessageType, UploadResponse, UploadView};
 
 /// The leader's shared state: the state machine and the connections to helpers.
 pub(super) struct LeaderShared {
     /// The state machine, one step at a time ([`with_leader`]).
     leader: Arc<tokio::sync::Mutex<Leader<NodeStore>>>,
+    /// Uploads waiting to be stored ([`store_uploads`]).
+    uploads: tokio::sync::mpsc::UnboundedSender<QueuedUpload>,
     pub(super) helpers: Vec<Peer>,
     pub(super) limits: Limits,
     /// Serialises job runs (the driver and a collect request's flush).
@@ -120,8 +122,10 @@ pub(super) async fn start_leader(
             Peer::replicated(client.clone(), a.endpoints(), fp, start)
         })
         .collect();
+    let (uploads, upload_queue) = tokio::sync::mpsc::unbounded_channel();
     let shared = Arc::new(LeaderShared {
         leader: Arc::new(tokio::sync::Mutex::new(leader)),
+        uploads,
         helpers,
         limits,
         jobs: tokio::sync::Mutex::new(()),
@@ -146,6 +150,9 @@ pub(super) async fn start_leader(
         }
     });
 
+    let store_shared = Arc::clone(&shared);
+    let storer = tokio::spawn(store_uploads(store_shared, upload_queue));
+
     let serve_server = server.clone();
     let serve_shared = Arc::clone(&shared);
     let serve = tokio::spawn(async move {
@@ -161,7 +168,7 @@ pub(super) async fn start_leader(
         metrics_addr: None,
         metrics,
         server,
-        tasks: vec![driver, serve],
+        tasks: vec![driver, storer, serve],
         metrics_endpoint: None,
     })
 }
@@ -169,7 +176,6 @@ pub(super) async fn start_leader(
 /// An upload, decoded in place: its report's bytes are stored as they arrived
 /// ([`cairn_protocol::leader::Leader::handle_upload_frame`]).
 async fn handle_upload(shared: &Arc<LeaderShared>, frame: SecretVec<u8>) -> Vec<u8> {
-    let now = SystemClock.now();
     let (report_id, round) = match UploadView::decode(frame.expose_secret(), &shared.limits) {
         Ok(upload) => (upload.report.report_id, upload.report.round),
         Err(e) => {
@@ -179,11 +185,20 @@ async fn handle_upload(shared: &Arc<LeaderShared>, frame: SecretVec<u8>) -> Vec<
             return error_message(code, &e.to_string());
         }
     };
-    let shared = Arc::clone(shared);
-    let outcome = with_leader(&shared, move |leader| {
-        leader.handle_upload_frame(frame.expose_secret(), now)
-    })
-    .await;
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let queued = shared.uploads.send(QueuedUpload { frame, answer });
+    let outcome = match queued {
+        Ok(()) => answered.await.unwrap_or_else(|_| {
+            Err(Reject::new(
+                ErrorCode::Internal,
+                "the upload was dropped unanswered",
+            ))
+        }),
+        Err(_) => Err(Reject::new(
+            ErrorCode::Internal,
+            "the leader no longer stores uploads",
+        )),
+    };
     // Only an authenticated report counts as received, and only an accepted one names
     // its round: nobody can grow the per-round metrics with made-up rounds.
     match &outcome {
@@ -199,6 +214,62 @@ async fn handle_upload(shared: &Arc<LeaderShared>, frame: SecretVec<u8>) -> Vec<
             shared.metrics.report_rejected(e.code);
             tracing::info!(report = %report_id, reason = %e.code, detail = %e.detail, "report rejected");
             reject_to_message(e)
+        }
+    }
+}
+
+/// An upload waiting to be stored: its frame, and where its answer goes.
+pub(super) struct QueuedUpload {
+    frame: SecretVec<u8>,
+    answer: tokio::sync::oneshot::Sender<Result<UploadResponse, Reject>>,
+}
+
+/// The most uploads stored in one step of the state machine. A batch holds the state
+/// machine, and so the jobs, for its writes and syncs; this bounds that time.
+const UPLOAD_BATCH: usize = 32;
+
+/// Stores the queued uploads, a batch per step of the state machine: every upload that
+/// queued while the step before it ran, up to [`UPLOAD_BATCH`]
+/// ([`cairn_protocol::leader::Leader::handle_upload_frames`]). Storing an upload means
+/// syncing its report to disk (three syncs on SQLite) before it is acknowledged: one
+/// at a time, uploads queued behind each other's syncs, and the jobs behind the
+/// uploads; a batch shares its syncs. An upload waits for at most the batch in
+/// progress when it arrives, and none when the queue is empty.
+async fn store_uploads(
+    shared: Arc<LeaderShared>,
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<QueuedUpload>,
+) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < UPLOAD_BATCH {
+            match queue.try_recv() {
+                Ok(upload) => batch.push(upload),
+                Err(_) => break,
+            }
+        }
+        let (frames, answers): (Vec<SecretVec<u8>>, Vec<_>) =
+            batch.into_iter().map(|u| (u.frame, u.answer)).unzip();
+        let outcomes = with_leader(&shared, move |leader| {
+            let frames: Vec<&[u8]> = frames.iter().map(SecretVec::expose_secret).collect();
+            Ok(leader.handle_upload_frames(&frames, SystemClock.now()))
+        })
+        .await;
+        match outcomes {
+            Ok(outcomes) if outcomes.len() == answers.len() => {
+                for (answer, outcome) in answers.into_iter().zip(outcomes) {
+                    // The uploader may have gone (its connection closed): nothing to do.
+                    let _ = answer.send(outcome);
+                }
+            }
+            Ok(_) => {
+                let e = Reject::new(ErrorCode::Internal, "a batch of uploads went unanswered");
+                answers
+                    .into_iter()
+                    .for_each(|a| drop(a.send(Err(e.clone()))));
+            }
+            Err(e) => answers
+                .into_iter()
+                .for_each(|a| drop(a.send(Err(e.clone())))),
         }
     }
 }

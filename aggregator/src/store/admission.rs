@@ -153,23 +153,34 @@ impl SqliteTaskStore {
             drop(conn);
             return Ok(refused.outcome(digest, report));
         }
-        let sql = |tx: &rusqlite::Transaction<'_>, sql: &str, args: &[&dyn rusqlite::ToSql]| {
-            tx.execute(sql, args)
-                .map(drop)
-                .map_err(|e| before(e.into()))
-        };
-        sql(
-            &tx,
+        self.insert_upload_rows(&tx, round, report_id, client_id, report, file, digest)
+            .map_err(before)?;
+        tx.commit().map_err(|e| PutFailure::AtCommit(e.into()))?;
+        Ok(PutOutcome::Stored)
+    }
+
+    /// An upload's rows, in the caller's transaction, once its checks passed; `file`
+    /// names the report's file, or else the bytes go into `report_payloads`.
+    #[allow(clippy::too_many_arguments)]
+    fn insert_upload_rows(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        round: u32,
+        report_id: ReportId,
+        client_id: ClientId,
+        report: &[u8],
+        file: Option<&str>,
+        digest: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        tx.execute(
             "INSERT INTO seen_reports (task, report_id, digest) VALUES (?1, ?2, ?3)",
             params![self.t(), report_id.0, &digest[..]],
         )?;
-        sql(
-            &tx,
+        tx.execute(
             "INSERT INTO uploads (task, round, client_id, report_id) VALUES (?1, ?2, ?3, ?4)",
             params![self.t(), round, client_id.0, report_id.0],
         )?;
-        sql(
-            &tx,
+        tx.execute(
             "INSERT INTO reports (task, report_id, round, job_id) VALUES (?1, ?2, ?3, NULL)",
             params![self.t(), report_id.0, round],
         )?;
@@ -179,21 +190,129 @@ impl SqliteTaskStore {
                 // removed as an orphan before this point (its upload stalled for an
                 // hour) is found missing here, and the upload fails instead of being
                 // acknowledged without its bytes.
-                files.check_present(name).map_err(before)?;
-                sql(
-                    &tx,
+                files.check_present(name)?;
+                tx.execute(
                     "INSERT INTO report_files (task, report_id, name) VALUES (?1, ?2, ?3)",
                     params![self.t(), report_id.0, name],
                 )?;
             }
-            _ => sql(
-                &tx,
-                "INSERT INTO report_payloads (task, report_id, payload) VALUES (?1, ?2, ?3)",
-                params![self.t(), report_id.0, report],
-            )?,
+            _ => {
+                tx.execute(
+                    "INSERT INTO report_payloads (task, report_id, payload) VALUES (?1, ?2, ?3)",
+                    params![self.t(), report_id.0, report],
+                )?;
+            }
         }
-        tx.commit().map_err(|e| PutFailure::AtCommit(e.into()))?;
-        Ok(PutOutcome::Stored)
+        Ok(())
+    }
+
+    /// [`TaskStore::put_reports`]: the uploads' checks under the connection's lock;
+    /// the files of those not refused written, then synced together
+    /// ([`ReportFiles::write_many`]); then one transaction that checks each upload
+    /// again, in order (so the batch's uploads see each other's rows), records those
+    /// that pass, and commits once. One upload, or a store in memory, takes
+    /// [`TaskStore::put_report`]'s path.
+    pub(super) fn sqlite_put_reports(
+        &self,
+        reports: &[NewReport<'_>],
+        max_reports: u32,
+    ) -> Result<Vec<PutOutcome>, StoreError> {
+        let one = |r: &NewReport<'_>| {
+            self.sqlite_put_report(r.round, r.report_id, r.client_id, r.report, max_reports)
+        };
+        let Some(files) = self.files.as_ref().filter(|_| reports.len() > 1) else {
+            return reports.iter().map(one).collect();
+        };
+        let digests: Vec<[u8; 32]> = reports
+            .iter()
+            .map(|r| report_bytes_digest(r.report))
+            .collect();
+        let mut refusals: Vec<Option<UploadRefusal>> = {
+            let conn = self.lock();
+            reports
+                .iter()
+                .map(|r| self.upload_refusal(&conn, r.round, r.report_id, r.client_id, max_reports))
+                .collect::<Result<_, _>>()?
+        };
+        let to_write: Vec<(ReportId, &[u8])> = reports
+            .iter()
+            .zip(&refusals)
+            .filter(|(_, refused)| refused.is_none())
+            .map(|(r, _)| (r.report_id, r.report))
+            .collect();
+        let written = files.write_many(&to_write)?;
+        if written.len() != to_write.len() {
+            return Err(StoreError::ReportFile {
+                path: files.dir().to_path_buf(),
+                source: std::io::Error::other("fewer report files written than asked"),
+            });
+        }
+        let mut written = written.into_iter();
+        let mut pending: Vec<Option<PendingFile<'_>>> = refusals
+            .iter()
+            .map(|refused| {
+                if refused.is_none() {
+                    written.next()
+                } else {
+                    None
+                }
+            })
+            .collect();
+        // Files the transaction refuses after all, removed once the lock is released.
+        let mut unused = Vec::new();
+        {
+            let mut conn = self.lock();
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            for (i, r) in reports.iter().enumerate() {
+                let (Some(slot), Some(digest)) = (pending.get_mut(i), digests.get(i)) else {
+                    continue;
+                };
+                let Some(file) = slot.as_ref() else { continue };
+                if let Some(refused) =
+                    self.upload_refusal(&tx, r.round, r.report_id, r.client_id, max_reports)?
+                {
+                    if let Some(refusal) = refusals.get_mut(i) {
+                        *refusal = Some(refused);
+                    }
+                    unused.extend(slot.take());
+                    continue;
+                }
+                let name = file.name().to_owned();
+                self.insert_upload_rows(
+                    &tx,
+                    r.round,
+                    r.report_id,
+                    r.client_id,
+                    r.report,
+                    Some(&name),
+                    digest,
+                )?;
+            }
+            if let Err(e) = tx.commit() {
+                // The commit may have reached the disk all the same: kept, a file is an
+                // orphan at worst.
+                pending.into_iter().flatten().for_each(PendingFile::keep);
+                return Err(e.into());
+            }
+        }
+        drop(unused);
+        reports
+            .iter()
+            .zip(refusals)
+            .zip(digests.iter().zip(pending))
+            .map(|((r, refused), (digest, file))| match (refused, file) {
+                (Some(refused), _) => Ok(refused.outcome(digest, r.report)),
+                (None, Some(file)) => {
+                    file.keep();
+                    Ok(PutOutcome::Stored)
+                }
+                // Every upload not refused had its file (checked above).
+                (None, None) => Err(StoreError::ReportFile {
+                    path: files.dir().to_path_buf(),
+                    source: std::io::Error::other("an upload without its report file"),
+                }),
+            })
+            .collect()
     }
 
     pub(super) fn sqlite_prepared_job_digest(

@@ -22,12 +22,12 @@ use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
-    Admission, CommitOutcome, GarbageScope, JobAdmission, JobRecord, PutOutcome, RoundRecord,
-    RoundState, RoundStatus, TaskStore, first_duplicate, report_bytes_digest, report_set_digest,
-    stored_digest_matches,
+    Admission, CommitOutcome, GarbageScope, JobAdmission, JobRecord, NewReport, PutOutcome,
+    RoundRecord, RoundState, RoundStatus, TaskStore, first_duplicate, report_bytes_digest,
+    report_set_digest, stored_digest_matches,
 };
 use encoding::{ids_to_blob, status_code};
-use report_files::ReportFiles;
+use report_files::{PendingFile, ReportFiles};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// Errors of the SQLite store.
@@ -227,6 +227,14 @@ impl TaskStore for SqliteTaskStore {
         max_reports: u32,
     ) -> Result<PutOutcome, StoreError> {
         self.sqlite_put_report(round, report_id, client_id, report, max_reports)
+    }
+
+    fn put_reports(
+        &self,
+        reports: &[NewReport<'_>],
+        max_reports: u32,
+    ) -> Result<Vec<PutOutcome>, StoreError> {
+        self.sqlite_put_reports(reports, max_reports)
     }
 
     fn stored_report_matches(

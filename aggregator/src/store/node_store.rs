@@ -8,8 +8,8 @@ use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::ledger::LedgerEntry;
 use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{
-    CommitOutcome, GarbageScope, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState,
-    TaskStore,
+    CommitOutcome, GarbageScope, JobAdmission, JobRecord, NewReport, PutOutcome, RoundRecord,
+    RoundState, TaskStore,
 };
 
 use super::postgres::{PgConnect, PgStore, PgStoreError, PgTaskStore};
@@ -170,6 +170,13 @@ impl TaskStore for NodeStore {
         max_reports: u32,
     ) -> Result<PutOutcome, NodeStoreError> {
         either!(self, s => s.put_report(round, report_id, client_id, report, max_reports))
+    }
+    fn put_reports(
+        &self,
+        reports: &[NewReport<'_>],
+        max_reports: u32,
+    ) -> Result<Vec<PutOutcome>, NodeStoreError> {
+        either!(self, s => s.put_reports(reports, max_reports))
     }
     fn stored_report_matches(
         &self,

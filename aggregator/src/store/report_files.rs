@@ -8,8 +8,8 @@
 //! goes"). As a file it is written and synced once, read once and unlinked, and the
 //! connection is held only for the few small rows of the upload's checks.
 //!
-//! **Durability.** [`ReportFiles::write`] syncs the file and then its folder before it
-//! returns, so the file is on disk before the transaction that records its name
+//! **Durability.** [`ReportFiles::write`] (and [`ReportFiles::write_many`], for a
+//! batch of uploads) syncs the file and then its folder before it returns, so the file is on disk before the transaction that records its name
 //! commits, and the leader acknowledges an upload only after that commit: an
 //! acknowledged report's bytes are never lost. A crash in between leaves a file no row
 //! names; so does a failed unlink after a job's commit.
@@ -80,12 +80,60 @@ impl ReportFiles {
     /// file is removed again when the returned [`PendingFile`] is dropped, unless it
     /// was kept ([`PendingFile::keep`]).
     pub fn write(&self, report_id: ReportId, bytes: &[u8]) -> Result<PendingFile<'_>, StoreError> {
+        let mut files = self.write_many(&[(report_id, bytes)])?;
+        files.pop().ok_or_else(|| {
+            self.error(
+                &self.dir,
+                std::io::Error::other("a report file went unwritten"),
+            )
+        })
+    }
+
+    /// [`ReportFiles::write`] for several reports, in order: every file is written,
+    /// then each is synced, then the folder once. Syncing after all the writes lets
+    /// the file system flush them together (the first sync's journal commit carries
+    /// the others' new blocks), and the folder's entries take one sync for the batch.
+    /// On an error every file of the batch is removed.
+    pub fn write_many(
+        &self,
+        reports: &[(ReportId, &[u8])],
+    ) -> Result<Vec<PendingFile<'_>>, StoreError> {
+        let mut written = Vec::with_capacity(reports.len());
+        for (report_id, bytes) in reports {
+            let (pending, mut file) = self.create(*report_id)?;
+            let path = self.dir.join(&pending.name);
+            // A failure from here on removes this file, and the batch's others, as
+            // their `PendingFile`s drop.
+            file.write_all(bytes).map_err(|e| self.error(&path, e))?;
+            written.push((pending, file));
+        }
+        for (pending, file) in &written {
+            file.sync_all()
+                .map_err(|e| self.error(&self.dir.join(&pending.name), e))?;
+        }
+        // The files' entries in the folder must be on disk too before a row names them.
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| self.error(&self.dir, e))?;
+        Ok(written.into_iter().map(|(pending, _)| pending).collect())
+    }
+
+    /// A new, empty file for `report_id` (and the folder, for the first report),
+    /// removed again when its [`PendingFile`] drops.
+    fn create(&self, report_id: ReportId) -> Result<(PendingFile<'_>, File), StoreError> {
         let mut made_dir = false;
-        let (name, mut file) = loop {
+        loop {
             let name = new_name(report_id);
             let path = self.dir.join(&name);
             match private_new_file(&path) {
-                Ok(file) => break (name, file),
+                Ok(file) => {
+                    let pending = PendingFile {
+                        files: self,
+                        name,
+                        keep: false,
+                    };
+                    return Ok((pending, file));
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 // The first report (or the folder was removed): make the folder, retry
                 // once.
@@ -95,22 +143,7 @@ impl ReportFiles {
                 }
                 Err(e) => return Err(self.error(&path, e)),
             }
-        };
-        // From here on a failure removes the file.
-        let pending = PendingFile {
-            files: self,
-            name,
-            keep: false,
-        };
-        let path = self.dir.join(&pending.name);
-        file.write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| self.error(&path, e))?;
-        // The file's entry in the folder must be on disk too before the row names it.
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| self.error(&self.dir, e))?;
-        Ok(pending)
+        }
     }
 
     /// The bytes of report `report_id`'s file `name` (as its row recorded it); `None`

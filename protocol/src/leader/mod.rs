@@ -39,7 +39,7 @@ use crate::messages::{
 };
 use crate::parallel::Parallelism;
 use crate::scheme::{Aggregate, MAX_REPORTS_PER_JOB, Prepared};
-use crate::store::{CommitOutcome, JobRecord, PutOutcome, RoundStatus, TaskStore};
+use crate::store::{CommitOutcome, JobRecord, NewReport, PutOutcome, RoundStatus, TaskStore};
 
 /// Memory a leader's job may take: its reports' stored bytes, their decoded form and
 /// the preparation state, counted as [`JOB_COPIES`] times the upload size per report.

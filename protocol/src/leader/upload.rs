@@ -19,6 +19,73 @@ impl<S: TaskStore> Leader<S> {
     /// (the report's encoding within it). A frame that does not decode is refused
     /// with [`ErrorCode::for_decode_error`]'s code.
     pub fn handle_upload_frame(&self, frame: &[u8], now: Time) -> Result<UploadResponse, Reject> {
+        self.handle_upload_frames(&[frame], now)
+            .pop()
+            .unwrap_or_else(|| {
+                Err(Reject::new(
+                    ErrorCode::Internal,
+                    "an upload went unanswered",
+                ))
+            })
+    }
+
+    /// [`Leader::handle_upload_frame`] for several uploads at once, answered in the
+    /// order of `frames`, each exactly as it would be alone after the ones before it.
+    /// Every frame is checked on its own; the reports that pass are stored together
+    /// ([`TaskStore::put_reports`]), so that a store that commits a batch with one
+    /// sync makes the uploads that queued while it synced wait for one more sync, not
+    /// one each. A storage error is every stored-to-be report's answer; none of the
+    /// others' (refused before the store was asked).
+    pub fn handle_upload_frames(
+        &self,
+        frames: &[&[u8]],
+        now: Time,
+    ) -> Vec<Result<UploadResponse, Reject>> {
+        let checked: Vec<Result<Checked<'_>, Reject>> = frames
+            .iter()
+            .map(|frame| self.check_upload(frame, now))
+            .collect();
+        let to_store: Vec<NewReport<'_>> = checked
+            .iter()
+            .filter_map(|c| match c {
+                Ok(Checked::Store(report)) => Some(*report),
+                _ => None,
+            })
+            .collect();
+        let mut outcomes = if to_store.is_empty() {
+            Ok(Vec::new().into_iter())
+        } else {
+            self.core
+                .store
+                .put_reports(&to_store, self.core.task.max_clients())
+                .map_err(Reject::storage)
+                .and_then(|o| {
+                    if o.len() == to_store.len() {
+                        Ok(o.into_iter())
+                    } else {
+                        Err(Reject::new(
+                            ErrorCode::Internal,
+                            "the store answered a batch of uploads with another count",
+                        ))
+                    }
+                })
+        };
+        checked
+            .into_iter()
+            .map(|c| match c? {
+                Checked::Answered(ack) => Ok(ack),
+                Checked::Store(report) => match &mut outcomes {
+                    Ok(o) => self.put_answer(&report, o.next()),
+                    Err(e) => Err(e.clone()),
+                },
+            })
+            .collect()
+    }
+
+    /// Everything about one upload short of storing it: task, client and tag, sizes,
+    /// round window — all before anything is written — then the round open and not
+    /// expired (or a retry of a report stored before it closed, answered here).
+    fn check_upload<'a>(&self, frame: &'a [u8], now: Time) -> Result<Checked<'a>, Reject> {
         let upload = UploadView::decode(frame, &self.core.limits())
             .map_err(|e| Reject::new(ErrorCode::for_decode_error(&e), e.to_string()))?;
         self.core.check_task(&upload.task_id)?;
@@ -50,48 +117,55 @@ impl<S: TaskStore> Leader<S> {
                 .stored_report_matches(report.report_id, bytes)
                 .map_err(Reject::storage)?;
             if stored == Some(true) {
-                return Ok(UploadResponse {
+                return Ok(Checked::Answered(UploadResponse {
                     report_id: report.report_id,
-                });
+                }));
             }
             return Err(refusal);
         }
-        match self
-            .core
-            .store
-            .put_report(
-                report.round,
-                report.report_id,
-                report.client_id,
-                bytes,
-                self.core.task.max_clients(),
-            )
-            .map_err(Reject::storage)?
-        {
-            PutOutcome::Stored => Ok(UploadResponse {
-                report_id: report.report_id,
-            }),
+        Ok(Checked::Store(NewReport {
+            round: report.round,
+            report_id: report.report_id,
+            client_id: report.client_id,
+            report: bytes,
+        }))
+    }
+
+    /// The answer to an upload the store was asked to keep, from its outcome (`None`:
+    /// the store answered fewer, checked before).
+    fn put_answer(
+        &self,
+        report: &NewReport<'_>,
+        outcome: Option<PutOutcome>,
+    ) -> Result<UploadResponse, Reject> {
+        let ack = UploadResponse {
+            report_id: report.report_id,
+        };
+        match outcome {
+            None => Err(Reject::new(
+                ErrorCode::Internal,
+                "the store answered a batch of uploads with another count",
+            )),
+            Some(PutOutcome::Stored) => Ok(ack),
             // A retry of the same report (its acknowledgement was lost): acknowledge
             // again; it is still stored, and counted, once.
-            PutOutcome::Duplicate { identical: true } => Ok(UploadResponse {
-                report_id: report.report_id,
-            }),
-            PutOutcome::Duplicate { identical: false } => Err(Reject::new(
+            Some(PutOutcome::Duplicate { identical: true }) => Ok(ack),
+            Some(PutOutcome::Duplicate { identical: false }) => Err(Reject::new(
                 ErrorCode::Replay,
                 format!("report id {} was used before", report.report_id),
             )),
-            PutOutcome::ClientAlreadySubmitted => Err(Reject::new(
+            Some(PutOutcome::ClientAlreadySubmitted) => Err(Reject::new(
                 ErrorCode::AlreadySubmitted,
                 format!(
                     "client {} already submitted another report for round {} (one per round)",
                     report.client_id, report.round
                 ),
             )),
-            PutOutcome::RoundClosed => Err(Reject::new(
+            Some(PutOutcome::RoundClosed) => Err(Reject::new(
                 ErrorCode::RoundClosed,
                 format!("round {} no longer accepts reports", report.round),
             )),
-            PutOutcome::RoundFull => Err(Reject::new(
+            Some(PutOutcome::RoundFull) => Err(Reject::new(
                 ErrorCode::RoundClosed,
                 format!(
                     "round {} already holds max_clients = {} reports",
@@ -147,4 +221,12 @@ impl<S: TaskStore> Leader<S> {
         }
         Ok(())
     }
+}
+
+/// An upload that passed [`Leader::check_upload`].
+enum Checked<'a> {
+    /// Answered without storing anything (a retry of a report already stored).
+    Answered(UploadResponse),
+    /// To be stored.
+    Store(NewReport<'a>),
 }

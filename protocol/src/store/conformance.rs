@@ -17,8 +17,8 @@
 use cairn_mpc::field::{Field64, FieldElement};
 
 use super::{
-    Admission, CommitOutcome, GarbageScope, JobAdmission, JobRecord, PutOutcome, RoundStatus,
-    TaskStore, report_set_digest,
+    Admission, CommitOutcome, GarbageScope, JobAdmission, JobRecord, NewReport, PutOutcome,
+    RoundStatus, TaskStore, report_set_digest,
 };
 use crate::auth::{ClientId, ClientKey};
 use crate::clock::Time;
@@ -46,6 +46,7 @@ pub fn run_all<S: TaskStore>(
 ) {
     clients_are_registered_once_and_revoked_for_good(fresh());
     uploads_are_idempotent_and_one_per_client_per_round(fresh());
+    a_batch_of_uploads_is_answered_as_if_put_in_turn(fresh());
     a_job_leaves_the_queue_and_commits_exactly_once(fresh());
     a_job_is_leased_to_one_owner_until_the_lease_expires(fresh());
     a_commit_naming_a_report_twice_or_a_replay_changes_nothing(fresh());
@@ -148,6 +149,77 @@ pub fn uploads_are_idempotent_and_one_per_client_per_round<S: TaskStore>(s: S) {
         "the limit is kept"
     );
     assert_eq!(s.queued_rounds().unwrap(), vec![0, 1]);
+}
+
+/// A batch of uploads ([`TaskStore::put_reports`]) is answered as if its uploads were
+/// put in turn: they refuse each other (one id twice, one client's second report, the
+/// round's last place), and a report stored before the batch answers its retry and
+/// its replay within it. Returns the store, for a store's own checks of what is left
+/// (the file-backed SQLite store's files).
+pub fn a_batch_of_uploads_is_answered_as_if_put_in_turn<S: TaskStore>(s: S) -> S {
+    let up = |round, r, c, report: &'static [u8]| NewReport {
+        round,
+        report_id: rid(r),
+        client_id: cid(c),
+        report,
+    };
+    assert_eq!(
+        s.put_report(0, rid(1), cid(1), b"one", 4).unwrap(),
+        PutOutcome::Stored
+    );
+    assert!(s.put_reports(&[], 4).unwrap().is_empty(), "an empty batch");
+    let batch = [
+        up(0, 1, 1, b"one"),
+        up(0, 1, 9, b"uno"),
+        up(0, 2, 2, b"two"),
+        up(0, 2, 2, b"two"),
+        up(1, 2, 2, b"dos"),
+        up(0, 3, 2, b"three"),
+        up(0, 4, 4, b"four"),
+        up(0, 5, 5, b"five"),
+        up(0, 6, 6, b"six"),
+        up(1, 7, 1, b"seven"),
+    ];
+    let same = PutOutcome::Duplicate { identical: true };
+    let replay = PutOutcome::Duplicate { identical: false };
+    assert_eq!(
+        s.put_reports(&batch, 4).unwrap(),
+        vec![
+            same,
+            replay,
+            PutOutcome::Stored,
+            same,
+            replay,
+            PutOutcome::ClientAlreadySubmitted,
+            PutOutcome::Stored,
+            PutOutcome::Stored,
+            PutOutcome::RoundFull,
+            PutOutcome::Stored,
+        ]
+    );
+    for (r, bytes) in [
+        (1, &b"one"[..]),
+        (2, b"two"),
+        (4, b"four"),
+        (5, b"five"),
+        (7, b"seven"),
+    ] {
+        assert_eq!(s.report(rid(r)).unwrap().as_deref(), Some(bytes));
+    }
+    for r in [3, 6] {
+        assert!(s.report(rid(r)).unwrap().is_none(), "refused, not stored");
+    }
+    let mut queued = s.queued_reports(0, 10).unwrap();
+    queued.sort();
+    assert_eq!(queued, vec![rid(1), rid(2), rid(4), rid(5)]);
+    assert_eq!(s.queued_reports(1, 10).unwrap(), vec![rid(7)]);
+    // A batch again, every upload of it a retry: answered, nothing stored twice.
+    assert_eq!(
+        s.put_reports(&[batch[2], batch[6], batch[9]], 4).unwrap(),
+        vec![same; 3]
+    );
+    assert_eq!(s.queued_reports(0, 10).unwrap().len(), 4);
+    s
 }
 
 /// Uploads racing on one store from several threads, each `handles[k]` a thread's way

@@ -97,6 +97,19 @@ pub enum PutOutcome {
     RoundClosed,
 }
 
+/// One upload for [`TaskStore::put_reports`]: what [`TaskStore::put_report`] takes.
+#[derive(Debug, Clone, Copy)]
+pub struct NewReport<'a> {
+    /// The round it is for.
+    pub round: u32,
+    /// Its id.
+    pub report_id: ReportId,
+    /// The client that sent it.
+    pub client_id: ClientId,
+    /// Its bytes as stored.
+    pub report: &'a [u8],
+}
+
 /// A helper's verdict on one report of a job, recorded before it prepares the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admission {
@@ -221,6 +234,28 @@ pub trait TaskStore: Send + Sync {
         report: &[u8],
         max_reports: u32,
     ) -> Result<PutOutcome, Self::Error>;
+
+    /// Leader: [`TaskStore::put_report`] for several uploads, as if each were put in
+    /// turn: two uploads of one batch can refuse each other (one report id twice, one
+    /// client's second report, the round's last place). The outcomes are in the order
+    /// of `reports`.
+    ///
+    /// A store may write the batch in one transaction, with one sync for all of it:
+    /// the leader's uploads then queue behind one sync per batch instead of one per
+    /// report. An error is the whole batch's, and reports of a failed batch may have
+    /// been stored all the same (as after a failed commit of [`TaskStore::put_report`]):
+    /// a client's retry of such a report is answered
+    /// [`PutOutcome::Duplicate`] `{ identical: true }`, and the report is counted once.
+    fn put_reports(
+        &self,
+        reports: &[NewReport<'_>],
+        max_reports: u32,
+    ) -> Result<Vec<PutOutcome>, Self::Error> {
+        reports
+            .iter()
+            .map(|r| self.put_report(r.round, r.report_id, r.client_id, r.report, max_reports))
+            .collect()
+    }
 
     /// Leader: whether a report with this id was stored (in any round), and if so
     /// whether as these bytes: `Some(true)` for a retry of a stored report, `Some(false)`

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use super::{
-    CommitOutcome, GarbageScope, JobAdmission, JobRecord, PutOutcome, RoundRecord, RoundState,
-    TaskStore,
+    CommitOutcome, GarbageScope, JobAdmission, JobRecord, NewReport, PutOutcome, RoundRecord,
+    RoundState, TaskStore,
 };
 use crate::auth::{ClientId, ClientKey, ClientRecord};
 use crate::clock::Time;
@@ -34,6 +34,13 @@ impl<S: TaskStore> TaskStore for Arc<S> {
         max_reports: u32,
     ) -> Result<PutOutcome, S::Error> {
         (**self).put_report(round, report_id, client_id, report, max_reports)
+    }
+    fn put_reports(
+        &self,
+        reports: &[NewReport<'_>],
+        max_reports: u32,
+    ) -> Result<Vec<PutOutcome>, S::Error> {
+        (**self).put_reports(reports, max_reports)
     }
     fn stored_report_matches(
         &self,
