@@ -19,9 +19,9 @@ use cairn_protocol::clock::Time;
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::driver::JobDriver;
 use cairn_protocol::helper::Helper;
-use cairn_protocol::ids::JobId;
+use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::leader::Leader;
-use cairn_protocol::messages::ErrorCode;
+use cairn_protocol::messages::{ErrorCode, Message};
 use cairn_protocol::parallel::Parallelism;
 use cairn_protocol::store::{MemoryStore, StoreError, TaskStore};
 use hooked_store::HookedStore;
@@ -197,4 +197,58 @@ fn a_failed_read_while_resuming_keeps_no_job_without_its_messages() {
             .iter()
             .all(|r| r.inits.iter().any(|i| !i.reports.is_empty()))
     );
+}
+
+/// A store that fails one upload of a batch ([`Leader::handle_upload_frames`], as a
+/// node stores what queued at once): that upload is answered with the storage error,
+/// and the others of the batch are stored and acknowledged, each with its own answer.
+#[test]
+fn a_store_error_for_one_upload_of_a_batch_is_that_uploads_answer_alone() {
+    let mut rng = ChaCha20Rng::from_seed([12; 32]);
+    let (task, _leader, _helper, _disk) = aggregators(&mut rng);
+    let failing = Arc::new(std::sync::Mutex::new(None::<ReportId>));
+    let fails = Arc::clone(&failing);
+    let store =
+        HookedStore::new(Arc::new(MemoryStore::new())).with_put_hook(Box::new(
+            move |id| match *fails.lock().unwrap() {
+                Some(f) if f == id => {
+                    Err(StoreError::NotFound("the disk (injected write failure)"))
+                }
+                _ => Ok(()),
+            },
+        ));
+    let leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), store).unwrap();
+    let frames: Vec<(ReportId, Vec<u8>)> = (0..3)
+        .map(|_| {
+            let cred = Credential::generate(task.id(), &mut rng);
+            leader
+                .store()
+                .add_client(cred.client_id(), &cred.key_for(0))
+                .unwrap();
+            let req = Client::new(task.clone(), cred)
+                .unwrap()
+                .prepare_upload_quantised(0, &[1; DIM], &mut rng)
+                .unwrap();
+            (req.report.report_id, Message::UploadRequest(req).encode())
+        })
+        .collect();
+    *failing.lock().unwrap() = Some(frames[1].0);
+    let batch: Vec<&[u8]> = frames.iter().map(|(_, f)| f.as_slice()).collect();
+    let answers = leader.handle_upload_frames(&batch, NOW);
+    assert_eq!(answers[0].as_ref().unwrap().report_id, frames[0].0);
+    assert_eq!(
+        answers[1].as_ref().unwrap_err().code,
+        ErrorCode::Internal,
+        "the failed upload's own answer"
+    );
+    assert_eq!(answers[2].as_ref().unwrap().report_id, frames[2].0);
+    let mut queued = leader.store().queued_reports(0, 10).unwrap();
+    queued.sort();
+    let mut expected = vec![frames[0].0, frames[2].0];
+    expected.sort();
+    assert_eq!(queued, expected);
+    // Its retry, once the store works again, is stored and acknowledged.
+    *failing.lock().unwrap() = None;
+    assert!(leader.handle_upload_frame(&frames[1].1, NOW).is_ok());
+    assert_eq!(leader.store().queued_reports(0, 10).unwrap().len(), 3);
 }

@@ -208,21 +208,44 @@ impl SqliteTaskStore {
 
     /// [`TaskStore::put_reports`]: the uploads' checks under the connection's lock;
     /// the files of those not refused written, then synced together
-    /// ([`ReportFiles::write_many`]); then one transaction that checks each upload
-    /// again, in order (so the batch's uploads see each other's rows), records those
-    /// that pass, and commits once. One upload, or a store in memory, takes
-    /// [`TaskStore::put_report`]'s path.
+    /// ([`ReportFiles::write_many`]); then one transaction that checks every upload
+    /// again, in order (so the batch's uploads see each other's rows, and the answers
+    /// are those of uploads put in turn), records those that pass, and commits once.
+    /// A failure is every upload's error. One upload, or a store in memory, takes
+    /// [`TaskStore::put_report`]'s path, each upload with its own answer.
     pub(super) fn sqlite_put_reports(
         &self,
         reports: &[NewReport<'_>],
         max_reports: u32,
-    ) -> Result<Vec<PutOutcome>, StoreError> {
+    ) -> Vec<Result<PutOutcome, StoreError>> {
         let one = |r: &NewReport<'_>| {
             self.sqlite_put_report(r.round, r.report_id, r.client_id, r.report, max_reports)
         };
         let Some(files) = self.files.as_ref().filter(|_| reports.len() > 1) else {
             return reports.iter().map(one).collect();
         };
+        match self.sqlite_put_batch(files, reports, max_reports) {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) => {
+                let detail = e.to_string();
+                std::iter::once(Err(e))
+                    .chain(std::iter::repeat_with(|| {
+                        Err(StoreError::Batch(detail.clone()))
+                    }))
+                    .take(reports.len())
+                    .collect()
+            }
+        }
+    }
+
+    /// The batch path of [`SqliteTaskStore::sqlite_put_reports`], for a file-backed
+    /// store.
+    fn sqlite_put_batch(
+        &self,
+        files: &ReportFiles,
+        reports: &[NewReport<'_>],
+        max_reports: u32,
+    ) -> Result<Vec<PutOutcome>, StoreError> {
         let digests: Vec<[u8; 32]> = reports
             .iter()
             .map(|r| report_bytes_digest(r.report))
@@ -263,30 +286,37 @@ impl SqliteTaskStore {
         {
             let mut conn = self.lock();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for (i, r) in reports.iter().enumerate() {
-                let (Some(slot), Some(digest)) = (pending.get_mut(i), digests.get(i)) else {
-                    continue;
-                };
-                let Some(file) = slot.as_ref() else { continue };
-                if let Some(refused) =
-                    self.upload_refusal(&tx, r.round, r.report_id, r.client_id, max_reports)?
-                {
-                    if let Some(refusal) = refusals.get_mut(i) {
+            for ((r, digest), (refusal, slot)) in reports
+                .iter()
+                .zip(&digests)
+                .zip(refusals.iter_mut().zip(pending.iter_mut()))
+            {
+                // Every upload is checked again, those refused before included: the
+                // batch's earlier uploads may change why (an id first used in the batch
+                // is a duplicate before it is a client's second report).
+                let now_refused =
+                    self.upload_refusal(&tx, r.round, r.report_id, r.client_id, max_reports)?;
+                match (now_refused, slot.as_ref()) {
+                    (Some(refused), _) => {
                         *refusal = Some(refused);
+                        unused.extend(slot.take());
                     }
-                    unused.extend(slot.take());
-                    continue;
+                    (None, Some(file)) => {
+                        let name = file.name().to_owned();
+                        self.insert_upload_rows(
+                            &tx,
+                            r.round,
+                            r.report_id,
+                            r.client_id,
+                            r.report,
+                            Some(&name),
+                            digest,
+                        )?;
+                    }
+                    // Refused before the batch, so refused still (a batch only adds
+                    // rows): the first answer stands.
+                    (None, None) => {}
                 }
-                let name = file.name().to_owned();
-                self.insert_upload_rows(
-                    &tx,
-                    r.round,
-                    r.report_id,
-                    r.client_id,
-                    r.report,
-                    Some(&name),
-                    digest,
-                )?;
             }
             if let Err(e) = tx.commit() {
                 // The commit may have reached the disk all the same: kept, a file is an
@@ -296,18 +326,21 @@ impl SqliteTaskStore {
             }
         }
         drop(unused);
+        // Committed: every file left is named by its row. Kept before anything else can
+        // fail, so that no stored report's file is removed.
+        let stored: Vec<bool> = pending
+            .into_iter()
+            .map(|file| file.map(PendingFile::keep).is_some())
+            .collect();
         reports
             .iter()
             .zip(refusals)
-            .zip(digests.iter().zip(pending))
-            .map(|((r, refused), (digest, file))| match (refused, file) {
+            .zip(digests.iter().zip(stored))
+            .map(|((r, refused), (digest, stored))| match (refused, stored) {
                 (Some(refused), _) => Ok(refused.outcome(digest, r.report)),
-                (None, Some(file)) => {
-                    file.keep();
-                    Ok(PutOutcome::Stored)
-                }
-                // Every upload not refused had its file (checked above).
-                (None, None) => Err(StoreError::ReportFile {
+                (None, true) => Ok(PutOutcome::Stored),
+                // Not refused, so its file was written and its row committed.
+                (None, false) => Err(StoreError::ReportFile {
                     path: files.dir().to_path_buf(),
                     source: std::io::Error::other("an upload without its report file"),
                 }),

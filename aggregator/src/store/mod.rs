@@ -71,6 +71,10 @@ pub enum StoreError {
         /// What failed.
         source: std::io::Error,
     },
+    /// The batch of uploads this one was to be stored with failed (the first upload
+    /// of the batch carries the error itself).
+    #[error("the batch of uploads it was stored with failed: {0}")]
+    Batch(String),
 }
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).
@@ -233,7 +237,7 @@ impl TaskStore for SqliteTaskStore {
         &self,
         reports: &[NewReport<'_>],
         max_reports: u32,
-    ) -> Result<Vec<PutOutcome>, StoreError> {
+    ) -> Vec<Result<PutOutcome, StoreError>> {
         self.sqlite_put_reports(reports, max_reports)
     }
 

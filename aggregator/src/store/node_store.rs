@@ -175,8 +175,19 @@ impl TaskStore for NodeStore {
         &self,
         reports: &[NewReport<'_>],
         max_reports: u32,
-    ) -> Result<Vec<PutOutcome>, NodeStoreError> {
-        either!(self, s => s.put_reports(reports, max_reports))
+    ) -> Vec<Result<PutOutcome, NodeStoreError>> {
+        match self {
+            Self::Sqlite(s) => s
+                .put_reports(reports, max_reports)
+                .into_iter()
+                .map(|r| r.map_err(NodeStoreError::from))
+                .collect(),
+            Self::Postgres(s) => s
+                .put_reports(reports, max_reports)
+                .into_iter()
+                .map(|r| r.map_err(NodeStoreError::from))
+                .collect(),
+        }
     }
     fn stored_report_matches(
         &self,

@@ -828,7 +828,7 @@ fn a_job_committed_between_the_name_and_the_file_reads_as_gone() {
 
 /// A batch of uploads on a file-backed store (its files written, then synced
 /// together, then one transaction): the store contract's batch check, after which
-/// only the five stored reports have files (the files of uploads the transaction
+/// only the six stored reports have files (the files of uploads the transaction
 /// refused, as duplicates within the batch, are removed), and they read back after a
 /// restart.
 #[test]
@@ -836,7 +836,7 @@ fn a_batch_of_uploads_leaves_a_file_for_each_stored_report_only() {
     let (_dir, path, store) = file_store();
     let store =
         cairn_protocol::store::conformance::a_batch_of_uploads_is_answered_as_if_put_in_turn(store);
-    assert_eq!(report_file_names(&path).len(), 5);
+    assert_eq!(report_file_names(&path).len(), 6);
     drop(store);
     let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
     assert_eq!(

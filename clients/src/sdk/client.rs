@@ -128,19 +128,6 @@ enum Input {
     Records(Zeroizing<Vec<f32>>),
 }
 
-/// Reports being prepared at once in this process, over all its clients: one per
-/// core. Preparing (proving, mainly) takes milliseconds to seconds of CPU, so it runs
-/// off the async runtime, on its blocking threads, where it cannot hold up the
-/// connections' I/O; bounding it to the cores lets uploads start as soon as their
-/// reports are ready, instead of after every report a process holds is prepared.
-fn prepare_slots() -> Arc<tokio::sync::Semaphore> {
-    static SLOTS: std::sync::OnceLock<Arc<tokio::sync::Semaphore>> = std::sync::OnceLock::new();
-    Arc::clone(SLOTS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Arc::new(tokio::sync::Semaphore::new(cores))
-    }))
-}
-
 impl Preparer {
     /// Prepares and encodes one report.
     fn prepare(&self, round: u32, input: &Input) -> Result<(ReportId, SecretVec<u8>), ClientError> {
@@ -170,7 +157,7 @@ impl Preparer {
 
 /// Runs `work` on the runtime's blocking threads. A panic in it is the caller's, as if
 /// it had run inline; a runtime shutting down cancels it.
-async fn off_runtime<T: Send + 'static>(
+pub(super) async fn off_runtime<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, SdkError> {
     match tokio::task::spawn_blocking(work).await {
@@ -390,24 +377,15 @@ impl Client {
             .insert(round, sampled);
     }
 
-    /// Prepares and encodes a report on a blocking thread, once one of the process's
-    /// [`prepare_slots`] is free.
+    /// Prepares and encodes a report on one of the process's prepare threads
+    /// ([`super::prepare_threads`]).
     async fn prepare(
         &self,
         round: u32,
         input: Input,
     ) -> Result<(ReportId, SecretVec<u8>), SdkError> {
-        // The semaphore is never closed: acquiring cannot fail.
-        let slot = prepare_slots()
-            .acquire_owned()
-            .await
-            .map_err(|_| SdkError::PrepareCancelled)?;
         let preparer = Arc::clone(&self.preparer);
-        Ok(off_runtime(move || {
-            let _slot = slot;
-            preparer.prepare(round, &input)
-        })
-        .await??)
+        Ok(super::prepare_threads::run(move || preparer.prepare(round, &input)).await??)
     }
 
     async fn upload(

@@ -33,12 +33,13 @@
 //! and, at record level, `round-N.skipped` (the round's sample was larger than the
 //! task allows: the round stays skipped, [`SdkError::RoundSkipped`]).
 //!
-//! **Preparing a report runs off the async runtime**, on its blocking threads, at most
-//! one per core over the whole process: proving takes milliseconds to seconds of CPU
-//! (about 15 ms at d = 10^5), which would otherwise stall every connection and timer
-//! the runtime drives. Encoding it and writing it to the state folder run there too. A
-//! process submitting for many clients at once (a load test, a gateway) thus uploads
-//! each report as soon as it is ready.
+//! **Preparing a report runs off the async runtime**, on the process's prepare threads,
+//! one per core, shared by all its clients: proving takes milliseconds to seconds of
+//! CPU (about 10 ms at d = 10^5), which would otherwise stall every connection and
+//! timer the runtime drives. Encoding the report runs there too; writing it to the state
+//! folder runs on the runtime's blocking threads. A process submitting for many
+//! clients at once (a load test, a gateway) thus uploads each report as soon as it is
+//! ready, and its few prepare threads reuse their memory from one report to the next.
 //!
 //! # Example
 //! ```no_run
@@ -89,6 +90,7 @@ use cairn_transport::{
 
 mod client;
 mod collector;
+mod prepare_threads;
 
 pub use client::{Client, ClientBuilder};
 pub use collector::{COLLECT_REQUEST_TIMEOUT, Collector, CollectorBuilder};

@@ -34,8 +34,9 @@ impl<S: TaskStore> Leader<S> {
     /// Every frame is checked on its own; the reports that pass are stored together
     /// ([`TaskStore::put_reports`]), so that a store that commits a batch with one
     /// sync makes the uploads that queued while it synced wait for one more sync, not
-    /// one each. A storage error is every stored-to-be report's answer; none of the
-    /// others' (refused before the store was asked).
+    /// one each. A storage error is the answer of the uploads the store failed (all of
+    /// its batch, for a store that commits a batch at once), never of those refused
+    /// before the store was asked.
     pub fn handle_upload_frames(
         &self,
         frames: &[&[u8]],
@@ -53,31 +54,18 @@ impl<S: TaskStore> Leader<S> {
             })
             .collect();
         let mut outcomes = if to_store.is_empty() {
-            Ok(Vec::new().into_iter())
+            Vec::new()
         } else {
             self.core
                 .store
                 .put_reports(&to_store, self.core.task.max_clients())
-                .map_err(Reject::storage)
-                .and_then(|o| {
-                    if o.len() == to_store.len() {
-                        Ok(o.into_iter())
-                    } else {
-                        Err(Reject::new(
-                            ErrorCode::Internal,
-                            "the store answered a batch of uploads with another count",
-                        ))
-                    }
-                })
-        };
+        }
+        .into_iter();
         checked
             .into_iter()
             .map(|c| match c? {
                 Checked::Answered(ack) => Ok(ack),
-                Checked::Store(report) => match &mut outcomes {
-                    Ok(o) => self.put_answer(&report, o.next()),
-                    Err(e) => Err(e.clone()),
-                },
+                Checked::Store(report) => self.put_answer(&report, outcomes.next()),
             })
             .collect()
     }
@@ -132,16 +120,16 @@ impl<S: TaskStore> Leader<S> {
     }
 
     /// The answer to an upload the store was asked to keep, from its outcome (`None`:
-    /// the store answered fewer, checked before).
+    /// the store answered fewer uploads than it was given).
     fn put_answer(
         &self,
         report: &NewReport<'_>,
-        outcome: Option<PutOutcome>,
+        outcome: Option<Result<PutOutcome, S::Error>>,
     ) -> Result<UploadResponse, Reject> {
         let ack = UploadResponse {
             report_id: report.report_id,
         };
-        match outcome {
+        match outcome.transpose().map_err(Reject::storage)? {
             None => Err(Reject::new(
                 ErrorCode::Internal,
                 "the store answered a batch of uploads with another count",

@@ -98,7 +98,8 @@ pub enum PutOutcome {
 }
 
 /// One upload for [`TaskStore::put_reports`]: what [`TaskStore::put_report`] takes.
-#[derive(Debug, Clone, Copy)]
+/// Its `Debug` shows the report's length, not its bytes (they hold the leader's share).
+#[derive(Clone, Copy)]
 pub struct NewReport<'a> {
     /// The round it is for.
     pub round: u32,
@@ -108,6 +109,17 @@ pub struct NewReport<'a> {
     pub client_id: ClientId,
     /// Its bytes as stored.
     pub report: &'a [u8],
+}
+
+impl core::fmt::Debug for NewReport<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("NewReport")
+            .field("round", &self.round)
+            .field("report_id", &self.report_id)
+            .field("client_id", &self.client_id)
+            .field("report_len", &self.report.len())
+            .finish()
+    }
 }
 
 /// A helper's verdict on one report of a job, recorded before it prepares the report.
@@ -242,15 +254,16 @@ pub trait TaskStore: Send + Sync {
     ///
     /// A store may write the batch in one transaction, with one sync for all of it:
     /// the leader's uploads then queue behind one sync per batch instead of one per
-    /// report. An error is the whole batch's, and reports of a failed batch may have
-    /// been stored all the same (as after a failed commit of [`TaskStore::put_report`]):
-    /// a client's retry of such a report is answered
+    /// report. A failure of that transaction is then every report's error, and reports
+    /// of a failed batch may have been stored all the same (as after a failed commit of
+    /// [`TaskStore::put_report`]): a client's retry of such a report is answered
     /// [`PutOutcome::Duplicate`] `{ identical: true }`, and the report is counted once.
+    /// The default puts each report in turn, each with its own answer.
     fn put_reports(
         &self,
         reports: &[NewReport<'_>],
         max_reports: u32,
-    ) -> Result<Vec<PutOutcome>, Self::Error> {
+    ) -> Vec<Result<PutOutcome, Self::Error>> {
         reports
             .iter()
             .map(|r| self.put_report(r.round, r.report_id, r.client_id, r.report, max_reports))

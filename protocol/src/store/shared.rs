@@ -39,7 +39,7 @@ impl<S: TaskStore> TaskStore for Arc<S> {
         &self,
         reports: &[NewReport<'_>],
         max_reports: u32,
-    ) -> Result<Vec<PutOutcome>, S::Error> {
+    ) -> Vec<Result<PutOutcome, S::Error>> {
         (**self).put_reports(reports, max_reports)
     }
     fn stored_report_matches(

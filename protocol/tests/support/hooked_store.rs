@@ -24,6 +24,10 @@ use cairn_protocol::store::{
 /// Runs before every report read; an error fails the read with it.
 pub(crate) type ReportReadHook = Box<dyn Fn() -> Result<(), StoreError> + Send + Sync>;
 
+/// Runs before every upload is stored, with its report id; an error fails that
+/// upload's store with it.
+pub(crate) type PutHook = Box<dyn Fn(ReportId) -> Result<(), StoreError> + Send + Sync>;
+
 /// Runs once, before the next read at its [`ReadPoint`].
 pub(crate) type OnceHook = Box<dyn FnOnce() + Send>;
 
@@ -40,6 +44,7 @@ pub(crate) enum ReadPoint {
 pub(crate) struct HookedStore {
     inner: Arc<MemoryStore>,
     before_report_read: Option<ReportReadHook>,
+    before_put: Option<PutHook>,
     once: Mutex<Vec<(ReadPoint, OnceHook)>>,
 }
 
@@ -49,6 +54,7 @@ impl HookedStore {
         Self {
             inner,
             before_report_read: None,
+            before_put: None,
             once: Mutex::new(Vec::new()),
         }
     }
@@ -56,6 +62,12 @@ impl HookedStore {
     /// Runs `hook` before every report read, failing the read when it fails.
     pub(crate) fn with_report_read_hook(mut self, hook: ReportReadHook) -> Self {
         self.before_report_read = Some(hook);
+        self
+    }
+
+    /// Runs `hook` before every upload is stored, failing it when it fails.
+    pub(crate) fn with_put_hook(mut self, hook: PutHook) -> Self {
+        self.before_put = Some(hook);
         self
     }
 
@@ -98,6 +110,9 @@ impl TaskStore for HookedStore {
         report: &[u8],
         max_reports: u32,
     ) -> Result<PutOutcome, StoreError> {
+        if let Some(hook) = &self.before_put {
+            hook(report_id)?;
+        }
         self.inner
             .put_report(round, report_id, client_id, report, max_reports)
     }
