@@ -21,7 +21,7 @@ use cairn_protocol::driver::JobDriver;
 use cairn_protocol::helper::Helper;
 use cairn_protocol::ids::{JobId, ReportId};
 use cairn_protocol::leader::Leader;
-use cairn_protocol::messages::{ErrorCode, Message};
+use cairn_protocol::messages::{ErrorCode, Message, UploadRequest};
 use cairn_protocol::parallel::Parallelism;
 use cairn_protocol::store::{MemoryStore, StoreError, TaskStore};
 use hooked_store::HookedStore;
@@ -103,22 +103,32 @@ fn upload(
     rng: &mut ChaCha20Rng,
 ) {
     for _ in 0..count {
-        let cred = Credential::generate(task.id(), rng);
-        leader
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(0))
-            .unwrap();
-        helper
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(1))
-            .unwrap();
-        let client = Client::new(task.clone(), cred).unwrap();
-        let x: Vec<i64> = (0..DIM)
-            .map(|_| i64::from(rng.next_u32() % 9) - 4)
-            .collect();
-        let req = client.prepare_upload_quantised(0, &x, rng).unwrap();
+        let req = prepared_upload(task, leader, helper, rng);
         leader.handle_upload(req, NOW).unwrap();
     }
+}
+
+/// An honest report of round 0 from a new client both aggregators know, prepared.
+fn prepared_upload(
+    task: &TaskConfig,
+    leader: &Leader<HookedStore>,
+    helper: &Helper<MemoryStore>,
+    rng: &mut ChaCha20Rng,
+) -> UploadRequest {
+    let cred = Credential::generate(task.id(), rng);
+    leader
+        .store()
+        .add_client(cred.client_id(), &cred.key_for(0))
+        .unwrap();
+    helper
+        .store()
+        .add_client(cred.client_id(), &cred.key_for(1))
+        .unwrap();
+    let client = Client::new(task.clone(), cred).unwrap();
+    let x: Vec<i64> = (0..DIM)
+        .map(|_| i64::from(rng.next_u32() % 9) - 4)
+        .collect();
+    client.prepare_upload_quantised(0, &x, rng).unwrap()
 }
 
 #[test]
@@ -205,7 +215,7 @@ fn a_failed_read_while_resuming_keeps_no_job_without_its_messages() {
 #[test]
 fn a_store_error_for_one_upload_of_a_batch_is_that_uploads_answer_alone() {
     let mut rng = ChaCha20Rng::from_seed([12; 32]);
-    let (task, _leader, _helper, _disk) = aggregators(&mut rng);
+    let (task, _leader, helper, _disk) = aggregators(&mut rng);
     let failing = Arc::new(std::sync::Mutex::new(None::<ReportId>));
     let fails = Arc::clone(&failing);
     let store =
@@ -220,15 +230,7 @@ fn a_store_error_for_one_upload_of_a_batch_is_that_uploads_answer_alone() {
     let leader = Leader::new(task.clone(), Seed::from_bytes([5; 32]), store).unwrap();
     let frames: Vec<(ReportId, Vec<u8>)> = (0..3)
         .map(|_| {
-            let cred = Credential::generate(task.id(), &mut rng);
-            leader
-                .store()
-                .add_client(cred.client_id(), &cred.key_for(0))
-                .unwrap();
-            let req = Client::new(task.clone(), cred)
-                .unwrap()
-                .prepare_upload_quantised(0, &[1; DIM], &mut rng)
-                .unwrap();
+            let req = prepared_upload(&task, &leader, &helper, &mut rng);
             (req.report.report_id, Message::UploadRequest(req).encode())
         })
         .collect();

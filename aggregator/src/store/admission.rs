@@ -153,7 +153,13 @@ impl SqliteTaskStore {
             drop(conn);
             return Ok(refused.outcome(digest, report));
         }
-        self.insert_upload_rows(&tx, round, report_id, client_id, report, file, digest)
+        let upload = NewReport {
+            round,
+            report_id,
+            client_id,
+            report,
+        };
+        self.insert_upload_rows(&tx, &upload, file, digest)
             .map_err(before)?;
         tx.commit().map_err(|e| PutFailure::AtCommit(e.into()))?;
         Ok(PutOutcome::Stored)
@@ -161,17 +167,19 @@ impl SqliteTaskStore {
 
     /// An upload's rows, in the caller's transaction, once its checks passed; `file`
     /// names the report's file, or else the bytes go into `report_payloads`.
-    #[allow(clippy::too_many_arguments)]
     fn insert_upload_rows(
         &self,
         tx: &rusqlite::Transaction<'_>,
-        round: u32,
-        report_id: ReportId,
-        client_id: ClientId,
-        report: &[u8],
+        upload: &NewReport<'_>,
         file: Option<&str>,
         digest: &[u8; 32],
     ) -> Result<(), StoreError> {
+        let NewReport {
+            round,
+            report_id,
+            client_id,
+            report,
+        } = *upload;
         tx.execute(
             "INSERT INTO seen_reports (task, report_id, digest) VALUES (?1, ?2, ?3)",
             params![self.t(), report_id.0, &digest[..]],
@@ -303,15 +311,7 @@ impl SqliteTaskStore {
                     }
                     (None, Some(file)) => {
                         let name = file.name().to_owned();
-                        self.insert_upload_rows(
-                            &tx,
-                            r.round,
-                            r.report_id,
-                            r.client_id,
-                            r.report,
-                            Some(&name),
-                            digest,
-                        )?;
+                        self.insert_upload_rows(&tx, r, Some(&name), digest)?;
                     }
                     // Refused before the batch, so refused still (a batch only adds
                     // rows): the first answer stands.

@@ -53,14 +53,11 @@ impl<S: TaskStore> Leader<S> {
                 _ => None,
             })
             .collect();
-        let mut outcomes = if to_store.is_empty() {
-            Vec::new()
-        } else {
-            self.core
-                .store
-                .put_reports(&to_store, self.core.task.max_clients())
-        }
-        .into_iter();
+        let mut outcomes = self
+            .core
+            .store
+            .put_reports(&to_store, self.core.task.max_clients())
+            .into_iter();
         checked
             .into_iter()
             .map(|c| match c? {
