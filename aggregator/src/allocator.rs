@@ -10,16 +10,18 @@
 //!   In a 100-client round at d = 10^5 that zeroing was a tenth of the leader's CPU
 //!   time (`perf`, BENCHMARKS.md "Where the 100-client round's CPU goes").
 //!   [`keep_freed_pages`] turns purging off.
-//! - **Transparent huge pages.** mimalloc asks the kernel for huge pages in its arenas
-//!   (`madvise(MADV_HUGEPAGE)`, which Linux's default `madvise` mode honours), so the
-//!   first touch of any byte of a 2 MiB region makes the kernel zero all of it. Even
-//!   with purging off, that zeroing was a fifth of the leader's and the helper's CPU
-//!   in a 100-client round of freshly started nodes (`perf record -g`: every sample of
-//!   `clear_page_erms` under `do_huge_pmd_anonymous_page`). It is the cost of a node's
-//!   first rounds, while its memory is faulted in: on nodes that had run a round
-//!   before, huge pages or not made no difference. [`no_transparent_huge_pages`]
-//!   turns them off for the process (`prctl(PR_SET_THP_DISABLE)`, which overrides the
-//!   `madvise`).
+//! - **Transparent huge pages.** With huge pages, the first touch of any byte of a
+//!   2 MiB region makes the kernel zero all of it. Even with purging off, that zeroing
+//!   was a fifth of the leader's and the helper's CPU in a 100-client round of freshly
+//!   started nodes (`perf record -g`: every sample of `clear_page_erms` under
+//!   `do_huge_pmd_anonymous_page`). It is the cost of a node's first rounds, while its
+//!   memory is faulted in: on nodes that had run a round before, huge pages or not
+//!   made no difference. mimalloc's default is to ask for them in its arenas
+//!   (`madvise(MADV_HUGEPAGE)`, which Linux's default `madvise` mode honours); every
+//!   Cairn binary builds it without that (the workspace's `mimalloc` dependency has
+//!   the `no_thp` feature; `tests/allocator_huge_pages.rs`). A kernel in `always`
+//!   mode gives huge pages unasked, so [`no_transparent_huge_pages`] also turns them
+//!   off for a node's whole process (`prctl(PR_SET_THP_DISABLE)`).
 //!
 //! What that costs is the node's peak memory, held instead of given back: a node's
 //! memory is bounded by its upload budget and its job size (`[limits]` in the node's

@@ -105,7 +105,9 @@ fn scrape_counter(addr: std::net::SocketAddr, name: &str) -> Option<u64> {
 /// The hidden node mode: start the node of `config`, print `ready`, run until stdin
 /// closes.
 pub(crate) fn serve_node(config: &Path) -> anyhow::Result<()> {
-    // As the `cairn` binary does for its nodes (the clients' process is left alone).
+    // As the `cairn` binary does for its nodes. The clients' process is left alone: its
+    // allocator is only as the build makes it (mimalloc without huge pages, the
+    // workspace's `Cargo.toml`).
     cairn_aggregator::allocator::keep_freed_pages();
     // Refused, the figures would not be the `cairn` binary's: say so rather than measure.
     cairn_aggregator::allocator::no_transparent_huge_pages()
