@@ -188,7 +188,7 @@ def test_the_bench_runs_and_both_paths_submit():
 
 def test_submit_releases_the_gil(tmp_path):
     """Another Python thread runs while `submit` proves and uploads. Held GIL: the
-    spinning thread would get at most a switch interval or two (5 ms each) of the call."""
+    spinning thread would get at most a switch interval or two (5 ms each) of each call."""
     dim = 100_000
     with cairn.LocalDeployment(dim=dim, clients=1, min_clients=1, noise="none",
                                directory=tmp_path / "deploy") as d:
@@ -208,8 +208,12 @@ def test_submit_releases_the_gil(tmp_path):
             start, before = time.perf_counter(), count[0]
             time.sleep(0.1)  # releases the GIL: the spinning rate alone
             rate = (count[0] - before) / (time.perf_counter() - start)
-            start, before = time.perf_counter(), count[0]
-            client.submit(0, update)
+            # Submit round after round until the calls have lasted long enough to
+            # tell a released GIL from a held one, however fast the machine.
+            start, before, round_id = time.perf_counter(), count[0], 0
+            while time.perf_counter() - start < 0.2 and round_id < 50:
+                client.submit(round_id, update)
+                round_id += 1
             during = count[0] - before
             duration = time.perf_counter() - start
             # The spinning rate alone again: a machine busy with other work slows both
