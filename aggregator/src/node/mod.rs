@@ -303,8 +303,23 @@ pub async fn run_until(setup: NodeSetup, shutdown: impl Future<Output = ()>) -> 
     Ok(())
 }
 
+/// What a peer is told of an internal error: that it may retry, nothing more.
+pub(crate) const INTERNAL_DETAIL: &str =
+    "internal error at this aggregator; retry later (the aggregator's log has why)";
+
+/// A rejection as the peer receives it. An internal error's detail stays in this
+/// node's log: a store's errors name files and folders, and a file's name begins with
+/// its report's id, which must reach no one but the report's client (a client that
+/// learnt another's id could upload under it first, and the owner's retry would be
+/// refused as a replay).
 fn reject_to_message(e: Reject) -> Vec<u8> {
-    Message::Error(ErrorMessage::new(e.code, e.detail)).encode()
+    let detail = if e.code == ErrorCode::Internal {
+        tracing::warn!(detail = %e.detail, "answering an internal error");
+        INTERNAL_DETAIL.to_owned()
+    } else {
+        e.detail
+    };
+    Message::Error(ErrorMessage::new(e.code, detail)).encode()
 }
 
 fn error_message(code: ErrorCode, detail: &str) -> Vec<u8> {
@@ -403,6 +418,22 @@ mod tests {
             reports_per_job: 1,
             verifier_share: 8,
             aggregate_share: 8,
+        }
+    }
+
+    /// A store error's detail (here, a report file's path, which begins with the
+    /// report's id) never reaches the peer; the code does, so it still retries.
+    #[test]
+    fn an_internal_error_goes_out_without_its_detail() {
+        let detail = "report file /srv/cairn/leader.sqlite.reports/a1a1a1a1-0001: No space left";
+        let bytes = reject_to_message(Reject::storage(detail));
+        match Message::decode(&bytes, &limits()).unwrap() {
+            Message::Error(e) => {
+                assert_eq!(e.code, ErrorCode::Internal);
+                assert_eq!(e.detail, INTERNAL_DETAIL);
+                assert!(!e.detail.contains("a1a1") && !e.detail.contains("/srv"));
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -235,11 +235,12 @@ impl SqliteTaskStore {
         match self.sqlite_put_batch(files, reports, max_reports) {
             Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
             Err(e) => {
-                let detail = e.to_string();
-                std::iter::once(Err(e))
-                    .chain(std::iter::repeat_with(|| {
-                        Err(StoreError::Batch(detail.clone()))
-                    }))
+                // The error may name any upload's file, and a file's name begins with
+                // its report id, which only its client may know (another client that
+                // learnt it could upload under it first and turn the retry into a
+                // replay): the detail goes to the log, every upload gets the bare fact.
+                tracing::warn!(uploads = reports.len(), error = %e, "a batch of uploads failed");
+                std::iter::repeat_with(|| Err(StoreError::Batch))
                     .take(reports.len())
                     .collect()
             }

@@ -71,10 +71,10 @@ pub enum StoreError {
         /// What failed.
         source: std::io::Error,
     },
-    /// The batch of uploads this one was to be stored with failed (the first upload
-    /// of the batch carries the error itself).
-    #[error("the batch of uploads it was stored with failed: {0}")]
-    Batch(String),
+    /// The batch of uploads this one was to be stored with failed. The error itself
+    /// is in the node's log: it may name another upload's report.
+    #[error("the batch of uploads it was stored with failed (the node's log has why)")]
+    Batch,
 }
 
 /// The schema version this build writes and reads (`PRAGMA user_version`).

@@ -864,3 +864,46 @@ fn uploads_racing_on_one_store_store_each_report_once_and_leave_no_stray_file() 
         "no loser's file is left"
     );
 }
+
+/// A batch whose files cannot be written (the reports folder is a plain file, which
+/// fails even for root) fails every upload of it, and no upload's answer names another
+/// upload's report: a file error names its file, whose name begins with the report id,
+/// and a client that learnt another client's id could upload under it first and make
+/// that client's retry a replay. The error itself goes to the node's log only.
+#[test]
+fn a_failed_batch_tells_no_upload_another_uploads_report_id() {
+    let (_dir, path, store) = file_store();
+    let mut folder = path.as_os_str().to_owned();
+    folder.push(".reports");
+    std::fs::write(&folder, b"not a folder").unwrap();
+    let ids = [
+        ReportId([0xa1; 16]),
+        ReportId([0xb2; 16]),
+        ReportId([0xc3; 16]),
+    ];
+    let uploads: Vec<NewReport<'_>> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| NewReport {
+            round: 0,
+            report_id: *id,
+            client_id: ClientId([i as u8 + 1; 16]),
+            report: b"report bytes",
+        })
+        .collect();
+    let answers = store.put_reports(&uploads, 10);
+    assert_eq!(answers.len(), ids.len());
+    for (own, answer) in ids.iter().zip(&answers) {
+        let error = answer
+            .as_ref()
+            .expect_err("the folder is a file")
+            .to_string();
+        for other in ids.iter().filter(|id| *id != own) {
+            assert!(
+                !error.contains(&hex::encode(other.0)),
+                "an upload's answer names another upload's report: {error}"
+            );
+        }
+        assert!(!error.contains(&*folder.to_string_lossy()), "{error}");
+    }
+}
