@@ -558,3 +558,82 @@ fn init_writes_a_record_level_task_and_the_report_says_so() {
     ]);
     assert!(!out.status.success());
 }
+
+/// `cairn dp cap`: the δ a cap of M records adds, for the KDD'99 example's largest
+/// organisation (1,523 training records, q = 0.04, 600 steps at ε = 1), from the exact
+/// tail Pr[Binomial(1524, 0.04) > M]; a cap of 100 would add far more than δ = 1e-6,
+/// one of 127 almost nothing. Bad input is a clear error.
+#[test]
+fn the_cap_of_a_record_level_report_costs_delta() {
+    let cap = |m: &str| {
+        json(&[
+            "dp",
+            "cap",
+            "--records",
+            "1523",
+            "--sampling-rate",
+            "0.04",
+            "--max-records",
+            m,
+            "--rounds",
+            "600",
+            "--epsilon",
+            "1",
+            "--format",
+            "json",
+        ])
+    };
+    let loose = cap("100");
+    let tight = cap("127");
+    let (d100, d127) = (
+        loose["delta_cap"].as_f64().unwrap(),
+        tight["delta_cap"].as_f64().unwrap(),
+    );
+    assert!(d100 > 1e-3, "{d100}");
+    assert!(d127 > 0.0 && d127 < 1e-10, "{d127}");
+    let tail = tight["tail_per_round"].as_f64().unwrap();
+    assert!(rel(d127, (1.0 + 1f64.exp()) * 600.0 * tail) < 1e-12);
+    let table = cairn(&[
+        "dp",
+        "cap",
+        "--records",
+        "1523",
+        "--sampling-rate",
+        "0.04",
+        "--max-records",
+        "127",
+        "--rounds",
+        "600",
+        "--epsilon",
+        "1",
+    ]);
+    assert!(table.status.success());
+    assert!(String::from_utf8_lossy(&table.stdout).contains("delta_cap"));
+    for bad in [
+        ["--sampling-rate", "1.5"],
+        ["--max-records", "0"],
+        ["--epsilon", "nan"],
+    ] {
+        let mut args = vec![
+            "dp",
+            "cap",
+            "--records",
+            "10",
+            "--sampling-rate",
+            "0.1",
+            "--max-records",
+            "3",
+            "--epsilon",
+            "1",
+        ];
+        let at = args.iter().position(|a| *a == bad[0]).unwrap();
+        args[at + 1] = bad[1];
+        let out = cairn(&args);
+        assert!(!out.status.success(), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("invalid cap parameters") && !err.contains("panicked"),
+            "{err}"
+        );
+    }
+}

@@ -2,6 +2,8 @@
 //!
 //! - [`accountant`]: zCDP — ρ of a release, composition, tight and simple ε(ρ, δ), inverse.
 //! - [`budget`]: a ρ budget whose exact ledger can never pass its limit.
+//! - [`cap`]: the δ a cap on a report's sampled records adds (an organisation whose
+//!   Poisson sample is larger skips the round), from the binomial tail.
 //! - [`calibrate`]: σ for a target ρ or (ε, δ); per-client σ for the distributed discrete
 //!   Gaussian (KLS21, with the τ correction).
 //! - [`clip`]: L2 clipping of f32/f64 vectors.
@@ -13,6 +15,7 @@
 pub mod accountant;
 pub mod budget;
 pub mod calibrate;
+pub mod cap;
 pub mod clip;
 pub mod rdp;
 pub mod rounding;
@@ -23,6 +26,7 @@ pub use accountant::{
 };
 pub use budget::{Budget, BudgetError, BudgetExceeded, Receipt, Rho};
 pub use calibrate::{CalibrateError, client_sigma, sigma_for_epsilon, sigma_for_rho};
+pub use cap::{CapError, binomial_tail_above, cap_delta};
 pub use clip::{ClipError, clip_l2, l2_norm};
 pub use rdp::{RdpCurve, RdpError, epsilon_subsampled, sigma_for_epsilon_subsampled};
 pub use rounding::{RoundingError, conditional_round, inflated_norm_bound_sq, randomized_round};

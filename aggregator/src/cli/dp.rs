@@ -17,6 +17,9 @@
 //! Kairouz–Liu–Steinke 2021 Theorem 1, in the same subsampling bound: always the RDP
 //! accountant, [`cairn_dp::rdp::RdpCurve::subsampled_distributed`]).
 //!
+//! `cairn dp cap --records N --sampling-rate Q --max-records M --rounds T --epsilon E`:
+//! the δ a report's cap of M sampled records adds ([`cairn_dp::cap`]).
+//!
 //! `--format json` prints one object with the keys `rho` (null when sampled), `epsilon`,
 //! `epsilon_simple` (null when sampled), `sigma` (the total σ; each client adds
 //! σ/√N with client noise), `rounds`, `delta`, `sensitivity`, `sampling_rate`,
@@ -37,6 +40,103 @@ pub enum DpCommand {
     Epsilon(EpsilonArgs),
     /// The noise σ to use so that T releases stay within a target (ε, δ).
     Sigma(SigmaArgs),
+    /// Record level: the δ that capping a report at M sampled records adds (an
+    /// organisation whose Poisson sample is larger skips the round, which depends on
+    /// its data): (1 + e^ε)·T·Pr[Binomial(N + 1, Q) > M], with N the most records one
+    /// organisation holds. The guarantee is then (ε, δ + this). Example: `cairn dp cap
+    /// --records 1523 --sampling-rate 0.04 --max-records 127 --rounds 600 --epsilon 1`.
+    Cap(CapArgs),
+}
+
+/// Arguments of `cairn dp cap`.
+#[derive(Debug, Args)]
+pub struct CapArgs {
+    /// N: the most records any one organisation holds.
+    #[arg(long)]
+    pub records: u64,
+    /// Per-record Poisson sampling rate Q in (0, 1].
+    #[arg(long)]
+    pub sampling_rate: f64,
+    /// M: the most sampled records one report sums (the task's
+    /// `max_records_per_report`). At least 1.
+    #[arg(long)]
+    pub max_records: u64,
+    /// Number of releases (rounds) T.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: u64,
+    /// The total ε the accountant grants the T releases.
+    #[arg(long)]
+    pub epsilon: f64,
+    /// Output format: a table, or one JSON object with `delta_cap`,
+    /// `tail_per_round` (Pr[Binomial(N + 1, Q) > M]) and the inputs.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// The result of `cairn dp cap` (also the JSON object printed).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CapReport {
+    /// The δ the cap adds.
+    pub delta_cap: f64,
+    /// Pr[Binomial(records + 1, sampling_rate) > max_records]: one round's chance that
+    /// the organisation's sample exceeds the cap.
+    pub tail_per_round: f64,
+    /// N.
+    pub records: u64,
+    /// Q.
+    pub sampling_rate: f64,
+    /// M.
+    pub max_records: u64,
+    /// T.
+    pub rounds: u64,
+    /// ε.
+    pub epsilon: f64,
+}
+
+/// `cairn dp cap` ([`cairn_dp::cap`]).
+fn cap(a: &CapArgs) -> anyhow::Result<String> {
+    let tail_per_round =
+        cairn_dp::binomial_tail_above(a.records.saturating_add(1), a.sampling_rate, a.max_records)
+            .context("invalid cap parameters")?;
+    let delta_cap = cairn_dp::cap_delta(
+        a.records,
+        a.sampling_rate,
+        a.max_records,
+        a.rounds,
+        a.epsilon,
+    )
+    .context("invalid cap parameters")?;
+    let report = CapReport {
+        delta_cap,
+        tail_per_round,
+        records: a.records,
+        sampling_rate: a.sampling_rate,
+        max_records: a.max_records,
+        rounds: a.rounds,
+        epsilon: a.epsilon,
+    };
+    match a.format {
+        Format::Json => Ok(serde_json::to_string(&report).context("serialising the report")?),
+        Format::Table => Ok(format!(
+            "{:<18}{:e}\n{:<18}{:e}\n{:<18}{}\n{:<18}{}\n{:<18}{}\n{:<18}{}\n{:<18}{}\n\
+             The guarantee is (ε, δ + delta_cap): an organisation whose sample exceeds \
+             max_records skips the round (cairn_dp::cap).\n",
+            "delta_cap",
+            report.delta_cap,
+            "tail_per_round",
+            report.tail_per_round,
+            "records",
+            report.records,
+            "sampling_rate",
+            report.sampling_rate,
+            "max_records",
+            report.max_records,
+            "rounds",
+            report.rounds,
+            "epsilon",
+            report.epsilon,
+        )),
+    }
 }
 
 /// Output format.
@@ -176,6 +276,7 @@ pub fn run(cmd: DpCommand) -> anyhow::Result<String> {
             a.delta,
             &a.setting,
         ),
+        DpCommand::Cap(a) => return cap(a),
     };
     let client = client_noise(s.noise, s.min_honest_clients, s.dim)?;
     let report = report(target, sensitivity, rounds, delta, s.sampling_rate, client)?;

@@ -1,0 +1,231 @@
+//! What a cap on the records of a report costs in δ (record-level DP).
+//!
+//! A record-level report sums at most `m` sampled records (the task's
+//! `max_records_per_report`, which bounds the report's norm for the proof). An
+//! organisation whose Poisson sample in a round holds more than `m` records submits no
+//! record that round (the SDK refuses the round, `RoundSkipped`; the KDD'99 example
+//! submits an empty report). Whether that happens depends on the data, and one more
+//! record makes it more likely, so the subsampled Gaussian's accountant
+//! ([`crate::rdp`]), which assumes that every sampled record is summed, does not cover
+//! it alone. This module bounds what it adds.
+//!
+//! **Theorem.** Let `M'` be the mechanism without the cap (every sampled record
+//! summed), (ε, δ)-DP under the addition or removal of one record by the accountant,
+//! and `M` the same mechanism with the cap, run for `T` releases, where the
+//! organisation holding the record that differs holds at most `n` records in the
+//! larger of the two datasets. With `β = T · Pr[Binomial(n, q) > m]`, `M` is
+//! (ε, δ + (1 + e^ε)·β)-DP.
+//!
+//! *Proof.* Run `M` and `M'` on the same coins (the samples and the noise). Poisson
+//! sampling draws its coins whatever the outputs so far, so the two runs are identical
+//! unless the event `E`, that the organisation's sample exceeds `m` in some release,
+//! occurs; the other organisations' reports do not depend on the differing record, in
+//! either mechanism. An organisation with `n' ≤ n` records samples `Binomial(n', q)`
+//! of them, stochastically below `Binomial(n, q)`, so by the union bound
+//! `Pr[E] ≤ β` on either dataset, and for every set `S` of transcripts
+//! `|Pr[M(D) ∈ S] − Pr[M'(D) ∈ S]| ≤ β`. Hence, for neighbours `D`, `D'`:
+//! `Pr[M(D) ∈ S] ≤ Pr[M'(D) ∈ S] + β ≤ e^ε·Pr[M'(D') ∈ S] + δ + β
+//! ≤ e^ε·(Pr[M(D') ∈ S] + β) + δ + β`. ∎
+//!
+//! This is the coupling argument that makes any mechanism within total-variation
+//! distance β of an (ε, δ)-DP one (ε, δ + (1 + e^ε)β)-DP. Truncating an oversized
+//! sample to `m` records instead of skipping the round is no better under it (the sum
+//! can then differ by two records' worth), and analyses specific to truncation exist
+//! (Chua et al., "Scalable DP-SGD: Shuffling vs. Poisson Subsampling", NeurIPS 2024,
+//! arXiv:2411.04205; "Tighter Privacy Analysis for Truncated Poisson Sampling",
+//! arXiv:2508.15089); Cairn uses the theorem above because it is short enough to check
+//! here, and because choosing `m` well above `q·n` makes β negligible.
+//!
+//! The binomial tail is summed term by term in floating point from the exact ratio of
+//! consecutive terms, and the result rounded up by a relative 10⁻⁶, far above the
+//! rounding error of the sum, so it stays an upper bound.
+
+/// Errors of the cap's bound.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CapError {
+    /// The sampling rate is not in (0, 1].
+    #[error("the sampling rate must be in (0, 1], got {0}")]
+    SamplingRate(f64),
+    /// ε is negative or not finite.
+    #[error("ε must be finite and ≥ 0, got {0}")]
+    Epsilon(f64),
+    /// No record may be summed: the cap must be at least 1.
+    #[error("the most records a report sums must be at least 1")]
+    ZeroCap,
+}
+
+/// Relative margin added to a computed tail so that floating-point error cannot make
+/// it an underestimate.
+const ROUND_UP: f64 = 1.0 + 1e-6;
+
+/// `Pr[Binomial(n, q) > m]`, an upper bound accurate to a relative 10⁻⁶. When `m` is
+/// below the binomial's mode the tail is at least about one half and the bound is 1.
+pub fn binomial_tail_above(n: u64, q: f64, m: u64) -> Result<f64, CapError> {
+    if !(q > 0.0 && q <= 1.0) {
+        return Err(CapError::SamplingRate(q));
+    }
+    if m >= n {
+        return Ok(0.0);
+    }
+    // The mode is ⌊(n + 1)q⌋; from it on the terms fall. With m + 1 at or below it
+    // the tail holds the mode's mass and at least half of the rest: say 1.
+    let mode = ((n as f64 + 1.0) * q).floor();
+    if q == 1.0 || (m as f64 + 1.0) <= mode {
+        return Ok(1.0);
+    }
+    let k0 = m + 1;
+    // ln C(n, k0) = Σ_{i<k0} ln((n − i)/(k0 − i)), then the k0 successes and n − k0
+    // failures.
+    let mut ln_term = 0.0f64;
+    for i in 0..k0 {
+        ln_term += ((n - i) as f64 / (k0 - i) as f64).ln();
+    }
+    ln_term += k0 as f64 * q.ln() + (n - k0) as f64 * (-q).ln_1p();
+    let odds = q / (1.0 - q);
+    let mut term = ln_term.exp();
+    let mut sum = 0.0f64;
+    let mut k = k0;
+    loop {
+        sum += term;
+        if k == n || term <= sum * 1e-18 || term == 0.0 {
+            break;
+        }
+        // t_{k+1} / t_k = (n − k)/(k + 1) · q/(1 − q) < 1 past the mode, so the
+        // remaining terms sum to less than term · r/(1 − r); stopping once term is a
+        // 10^-18 of the sum loses less than that, well inside ROUND_UP.
+        term *= (n - k) as f64 / (k + 1) as f64 * odds;
+        k += 1;
+    }
+    Ok((sum * ROUND_UP).min(1.0))
+}
+
+/// The δ the cap adds (module docs): `(1 + e^ε) · releases · Pr[Binomial(records + 1,
+/// q) > max_records]`, at most 1, where `records` is the most records any one
+/// organisation holds (the differing record may be one more) and ε the total the
+/// accountant grants.
+pub fn cap_delta(
+    records: u64,
+    q: f64,
+    max_records: u64,
+    releases: u64,
+    epsilon: f64,
+) -> Result<f64, CapError> {
+    if max_records == 0 {
+        return Err(CapError::ZeroCap);
+    }
+    if !(epsilon.is_finite() && epsilon >= 0.0) {
+        return Err(CapError::Epsilon(epsilon));
+    }
+    let tail = binomial_tail_above(records.saturating_add(1), q, max_records)?;
+    if tail == 0.0 {
+        return Ok(0.0);
+    }
+    Ok(((1.0 + epsilon.exp()) * releases as f64 * tail).min(1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(got: f64, want: f64) {
+        // An upper bound within the documented relative 10⁻⁶ (plus float noise).
+        assert!(got >= want * (1.0 - 1e-12), "{got} below {want}");
+        assert!(got <= want * (1.0 + 2e-6), "{got} too far above {want}");
+    }
+
+    /// Exact values: sums of C(n, k)·q^k·(1 − q)^(n−k) in rational arithmetic
+    /// (Python's `fractions.Fraction` of the same `f64` q, `math.comb`), rounded to 16
+    /// digits.
+    #[test]
+    fn the_tail_matches_exact_rational_sums() {
+        close(
+            binomial_tail_above(10, 0.5, 7).unwrap(),
+            5.468_750_000_000_000e-2,
+        );
+        close(
+            binomial_tail_above(1571, 0.04, 100).unwrap(),
+            3.537_725_432_012_797e-6,
+        );
+        close(
+            binomial_tail_above(1571, 0.04, 127).unwrap(),
+            9.225_832_449_529_248e-14,
+        );
+        close(
+            binomial_tail_above(1101, 0.04, 100).unwrap(),
+            3.132_302_879_078_276e-14,
+        );
+        close(
+            binomial_tail_above(200, 0.25, 80).unwrap(),
+            1.078_832_737_237_312e-6,
+        );
+    }
+
+    #[test]
+    fn edges() {
+        assert_eq!(binomial_tail_above(100, 0.3, 100).unwrap(), 0.0);
+        assert_eq!(binomial_tail_above(100, 0.3, 250).unwrap(), 0.0);
+        assert_eq!(binomial_tail_above(100, 1.0, 99).unwrap(), 1.0);
+        // At or below the mode (30 of 100 at q = 0.3): the bound is 1.
+        assert_eq!(binomial_tail_above(100, 0.3, 20).unwrap(), 1.0);
+        // Pr[X > n − 1] = q^n.
+        close(binomial_tail_above(20, 0.9, 19).unwrap(), 0.9f64.powi(20));
+    }
+
+    #[test]
+    fn the_tail_falls_with_the_cap_and_grows_with_records_and_rate() {
+        let mut last = 1.0;
+        for m in 60..160 {
+            let t = binomial_tail_above(1571, 0.04, m).unwrap();
+            assert!(t <= last, "m = {m}");
+            last = t;
+        }
+        let mut last = 0.0;
+        for n in (500..3000).step_by(50) {
+            let t = binomial_tail_above(n, 0.04, 100).unwrap();
+            assert!(t >= last, "n = {n}");
+            last = t;
+        }
+        let mut last = 0.0;
+        for i in 1..80 {
+            let t = binomial_tail_above(1571, f64::from(i) * 1e-3, 100).unwrap();
+            assert!(t >= last, "q = {i}e-3");
+            last = t;
+        }
+    }
+
+    #[test]
+    fn cap_delta_is_the_theorems_bound() {
+        let tail = binomial_tail_above(1571, 0.04, 127).unwrap();
+        let d = cap_delta(1570, 0.04, 127, 600, 1.0).unwrap();
+        assert_eq!(d, (1.0 + 1f64.exp()) * 600.0 * tail);
+        assert_eq!(cap_delta(1570, 0.04, 100, 600, 8.0).unwrap(), 1.0);
+        assert_eq!(cap_delta(50, 0.04, 100, 600, 8.0).unwrap(), 0.0);
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        for q in [0.0, -0.1, 1.5, f64::NAN] {
+            assert!(
+                matches!(
+                    binomial_tail_above(10, q, 3),
+                    Err(CapError::SamplingRate(_))
+                ),
+                "q = {q}"
+            );
+            assert!(matches!(
+                cap_delta(10, q, 3, 1, 1.0),
+                Err(CapError::SamplingRate(_))
+            ));
+        }
+        assert_eq!(cap_delta(10, 0.1, 0, 1, 1.0), Err(CapError::ZeroCap));
+        assert!(matches!(
+            cap_delta(10, 0.1, 3, 1, -1.0),
+            Err(CapError::Epsilon(_))
+        ));
+        assert!(matches!(
+            cap_delta(10, 0.1, 3, 1, f64::INFINITY),
+            Err(CapError::Epsilon(_))
+        ));
+    }
+}
