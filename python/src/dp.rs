@@ -170,3 +170,22 @@ pub fn poisson_sample<'py>(
         .collect();
     Ok(numpy::IntoPyArray::into_pyarray(kept, py))
 }
+
+/// The δ that capping a report at ``max_records`` sampled records adds, when an
+/// organisation whose Poisson sample is larger skips the round (which depends on its
+/// data): ``(1 + e^epsilon) · rounds · P[Binomial(records + 1, rate) > max_records]``,
+/// with ``records`` the most records one organisation holds and ``epsilon`` the total
+/// the accountant grants. The guarantee is then (ε, δ + this); the proof is in
+/// ``dp/src/cap.rs``. Raises ``ValueError`` for invalid parameters.
+#[pyfunction]
+#[pyo3(signature = (*, records, rate, max_records, rounds, epsilon))]
+pub fn cap_delta(
+    records: Unsigned<u64>,
+    rate: f64,
+    max_records: Unsigned<u64>,
+    rounds: Unsigned<u64>,
+    epsilon: f64,
+) -> PyResult<f64> {
+    cairn_dp::cap_delta(records.0, rate, max_records.0, rounds.0, epsilon)
+        .map_err(|e| PyValueError::new_err(format!("cap_delta: {e}")))
+}

@@ -48,6 +48,7 @@ fn _cairn(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dp::epsilon, m)?)?;
     m.add_function(wrap_pyfunction!(dp::sigma, m)?)?;
     m.add_function(wrap_pyfunction!(dp::poisson_sample, m)?)?;
+    m.add_function(wrap_pyfunction!(dp::cap_delta, m)?)?;
     m.add_function(wrap_pyfunction!(report::budget_report, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::_panic_for_tests, m)?)?;
     Ok(())

@@ -105,6 +105,18 @@ def test_poisson_sample():
         cairn.dp.poisson_sample(10, 0.0)
 
 
+def test_cap_delta():
+    """The δ a cap adds: large for a cap near q·N, negligible well above it."""
+    loose = cairn.dp.cap_delta(records=1523, rate=0.04, max_records=100, rounds=600, epsilon=1)
+    tight = cairn.dp.cap_delta(records=1523, rate=0.04, max_records=127, rounds=600, epsilon=1)
+    assert loose > 1e-3 and 0 < tight < 1e-10
+    assert cairn.dp.cap_delta(records=10, rate=0.5, max_records=20, rounds=5, epsilon=1) == 0
+    for bad in (dict(rate=0.0), dict(rate=1.5), dict(max_records=0), dict(epsilon=-1.0)):
+        args = dict(records=10, rate=0.1, max_records=3, rounds=1, epsilon=1.0) | bad
+        with pytest.raises(ValueError, match="cap_delta"):
+            cairn.dp.cap_delta(**args)
+
+
 def test_fortran_ordered_records_are_read_row_by_row(record_deployment):
     """A Fortran-ordered (n, d) block (X.T, pandas) must be clipped per logical row."""
     d = record_deployment

@@ -191,3 +191,7 @@ def budget_report(
 def _panic_for_tests() -> None: ...
 def poisson_sample(n: int, rate: float) -> npt.NDArray[np.int64]:
     """Indices of ``range(n)`` kept independently with probability ``rate`` (CSPRNG)."""
+def cap_delta(
+    *, records: int, rate: float, max_records: int, rounds: int, epsilon: float
+) -> float:
+    """The δ a cap of ``max_records`` sampled records per report adds (``dp/src/cap.rs``)."""

@@ -11,8 +11,14 @@ conversion; with ``sampling_rate < 1`` it is the Rényi DP of the Poisson-subsam
 discrete Gaussian, converted with Balle et al. 2020 (the sources are cited in
 ``dp/src/zcdp.rs`` and ``dp/src/rdp.rs``). Units: ``sigma`` and ``sensitivity`` in
 the same (quantised) units.
+
+A record-level report sums at most ``max_records`` sampled records; an organisation
+whose sample is larger skips the round, which adds ``cap_delta(...)`` to δ:
+
+>>> dp.cap_delta(records=1523, rate=0.04, max_records=127, rounds=600, epsilon=1) < 1e-10
+True
 """
 
-from cairn._cairn import epsilon, poisson_sample, sigma
+from cairn._cairn import cap_delta, epsilon, poisson_sample, sigma
 
-__all__ = ["epsilon", "poisson_sample", "sigma"]
+__all__ = ["cap_delta", "epsilon", "poisson_sample", "sigma"]
