@@ -420,8 +420,11 @@ pub fn unit_of_privacy(task: &TaskConfig) -> String {
         PrivacyUnit::Record => format!(
             "each record of each organisation (records Poisson-sampled at q = {} per round, \
              at most {} per report; the ε bounds what the releases reveal about any one \
-             record)",
+             record; an organisation whose sample exceeds the cap skips the round, which \
+             adds (1 + e^ε)·T·Pr[Binomial(N + 1, q) > {}] to δ over T releases, N being \
+             its records, which the aggregators do not know: `cairn dp cap`)",
             task.sampling_rate(),
+            task.max_records_per_report(),
             task.max_records_per_report()
         ),
     }
@@ -432,9 +435,15 @@ pub fn accountant(task: &TaskConfig, placement: NoisePlacement) -> String {
     match (task.unit(), placement) {
         (_, NoisePlacement::None) => "none (no noise, no guarantee)".to_owned(),
         (PrivacyUnit::Record, _) => format!(
-            "Rényi DP of the Poisson-subsampled discrete Gaussian (q = {}), integer orders \
+            "Rényi DP of the Poisson-subsampled {} (q = {}), integer orders \
              {}..={}, curves composed by addition, ε by the conversion of Balle et al. 2020 \
              (Theorem 21)",
+            if matches!(placement, NoisePlacement::Client) {
+                "distributed discrete Gaussian (the clients' shares summed; \
+                 Kairouz–Liu–Steinke 2021, Theorem 1)"
+            } else {
+                "discrete Gaussian"
+            },
             task.sampling_rate(),
             cairn_dp::rdp::MIN_ORDER,
             cairn_dp::rdp::MAX_ORDER

@@ -541,6 +541,65 @@ fn init_writes_a_record_level_task_and_the_report_says_so() {
     );
     assert!(report["accountant"].as_str().unwrap().contains("Rényi"));
     assert_eq!(report["sampling_rate"], 0.1);
+    // The table and the HTML say the same: the unit, the cap's cost, the accountant.
+    for format in ["table", "html"] {
+        let out = cairn(&[
+            "budget",
+            "report",
+            "--task",
+            deploy.join("task.toml").to_str().unwrap(),
+            "--node",
+            deploy.join("node-1.toml").to_str().unwrap(),
+            "--format",
+            format,
+        ]);
+        assert!(out.status.success(), "{format}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        for says in [
+            "each record of each organisation",
+            "cairn dp cap",
+            "Rényi DP",
+        ] {
+            assert!(text.contains(says), "{format} lacks {says:?}");
+        }
+    }
+    // Out-of-range record-level settings are refused with a clear message.
+    for (flag, value, says) in [
+        ("--sampling-rate", "0", "sampling-rate must be in (0, 1]"),
+        ("--sampling-rate", "1.5", "sampling-rate must be in (0, 1]"),
+        ("--max-records", "0", "max-records"),
+    ] {
+        let mut args = vec![
+            "init",
+            "",
+            "--dim",
+            "20",
+            "--clients",
+            "3",
+            "--min-clients",
+            "2",
+            "--unit",
+            "record",
+            "--sampling-rate",
+            "0.1",
+            "--max-records",
+            "50",
+            "--port",
+            "47420",
+        ];
+        let target = dir.path().join(format!("bad{}{value}", flag.len()));
+        let target = target.to_str().unwrap().to_owned();
+        args[1] = &target;
+        let at = args.iter().position(|a| *a == flag).unwrap();
+        args[at + 1] = value;
+        let out = cairn(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{flag} {value}");
+        assert!(
+            err.contains(says) && !err.contains("panicked"),
+            "{flag} {value}: {err}"
+        );
+    }
     // Inconsistent flags are refused with a clear message.
     let out = cairn(&[
         "init",
