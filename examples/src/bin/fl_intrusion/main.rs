@@ -133,8 +133,10 @@ struct Args {
     sampling_rate: f64,
 
     /// Record level: most sampled records an organisation submits in one step (more
-    /// and it submits an empty report that step).
-    #[arg(long, default_value_t = 100)]
+    /// and it submits an empty report that step, which adds δ_cap to the guarantee's δ:
+    /// `cairn_dp::cap`; the run stops if δ_cap would exceed --delta). 127 is the most
+    /// whose sum fits b = 16 bits at f = 8 with C = 1.
+    #[arg(long, default_value_t = 127)]
     max_records: u32,
 
     /// Record level: Adam step size.

@@ -105,9 +105,33 @@ pub(super) fn run_record_level(args: &Args) -> Result<()> {
                             format!("in all, σ/√{} from each organisation", train.len())
                         }
                     };
+                    // An organisation whose sample exceeds m skips the step: that
+                    // adds δ_cap to the accountant's δ (`cairn_dp::cap`).
+                    let largest = train.iter().map(|t| t.len()).max().unwrap_or(0) as u64;
+                    let delta_cap = cairn_dp::cap_delta(
+                        largest,
+                        args.sampling_rate,
+                        u64::from(args.max_records),
+                        u64::from(args.steps),
+                        epsilon,
+                    )
+                    .context("the cap's δ")?;
+                    if delta_cap > args.delta {
+                        anyhow::bail!(
+                            "with {largest} records in the largest organisation, q = {} and \
+                             {} steps, a cap of m = {} records adds δ ≤ {delta_cap:.1e} \
+                             (an organisation sampling more skips the step), above δ = {}: \
+                             raise --max-records",
+                            args.sampling_rate,
+                            args.steps,
+                            args.max_records,
+                            args.delta
+                        );
+                    }
                     println!(
                         "seed {seed}, ε = {epsilon}: b = {}, f = {}, m = {}, Δ = {delta_q:.1}, \
-                         σ = {sigma:.1} (σ/Δ = {:.3}) {whose}",
+                         σ = {sigma:.1} (σ/Δ = {:.3}) {whose}; the cap adds δ ≤ {delta_cap:.1e} \
+                         (largest organisation: {largest} training records)",
                         task.bits(),
                         task.frac_bits(),
                         task.max_records_per_report(),
