@@ -38,7 +38,8 @@
 //!
 //! The binomial tail is summed term by term in floating point from the exact ratio of
 //! consecutive terms, and the result rounded up by a relative 10⁻⁶, far above the
-//! rounding error of the sum, so it stays an upper bound.
+//! rounding error of the sum, so it stays an upper bound; caps of 10^7 records and more
+//! take Chernoff's bound instead, so that no input takes long.
 
 /// Errors of the cap's bound.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -59,8 +60,9 @@ pub enum CapError {
 /// it an underestimate.
 const ROUND_UP: f64 = 1.0 + 1e-6;
 
-/// `Pr[Binomial(n, q) > m]`, an upper bound accurate to a relative 10⁻⁶. When `m` is
-/// below the binomial's mode the tail is at least about one half and the bound is 1.
+/// An upper bound on `Pr[Binomial(n, q) > m]`: the tail itself to a relative 10⁻⁶ for
+/// `m < 10^7`, Chernoff's bound beyond. When `m` is below the binomial's mode the tail
+/// is at least about one half and the bound is 1.
 pub fn binomial_tail_above(n: u64, q: f64, m: u64) -> Result<f64, CapError> {
     if !(q > 0.0 && q <= 1.0) {
         return Err(CapError::SamplingRate(q));
@@ -75,6 +77,9 @@ pub fn binomial_tail_above(n: u64, q: f64, m: u64) -> Result<f64, CapError> {
         return Ok(1.0);
     }
     let k0 = m + 1;
+    if k0 > MAX_TERMS {
+        return Ok(chernoff(n, q, k0));
+    }
     // ln C(n, k0) = Σ_{i<k0} ln((n − i)/(k0 − i)), then the k0 successes and n − k0
     // failures.
     let mut ln_term = 0.0f64;
@@ -91,6 +96,10 @@ pub fn binomial_tail_above(n: u64, q: f64, m: u64) -> Result<f64, CapError> {
         if k == n || term <= sum * 1e-18 || term == 0.0 {
             break;
         }
+        if k - k0 >= MAX_TERMS {
+            // A tail this long is not summed: Chernoff's bound stands in.
+            return Ok(chernoff(n, q, k0));
+        }
         // t_{k+1} / t_k = (n − k)/(k + 1) · q/(1 − q) < 1 past the mode, so the
         // remaining terms sum to less than term · r/(1 − r); stopping once term is a
         // 10^-18 of the sum loses less than that, well inside ROUND_UP.
@@ -98,6 +107,27 @@ pub fn binomial_tail_above(n: u64, q: f64, m: u64) -> Result<f64, CapError> {
         k += 1;
     }
     Ok((sum * ROUND_UP).min(1.0))
+}
+
+/// The most terms [`binomial_tail_above`] sums (and the most factors of C(n, k) it
+/// multiplies); past it, Chernoff's bound, so that no input takes long.
+const MAX_TERMS: u64 = 10_000_000;
+
+/// Chernoff's bound `Pr[Binomial(n, q) ≥ k] ≤ exp(−n·KL(k/n ‖ q))` for `k/n > q`
+/// (Hoeffding 1963, Theorem 1), with `KL(a ‖ q) = a·ln(a/q) + (1 − a)·ln((1 − a)/(1 − q))`;
+/// looser than the sum, used only where the sum would be too long.
+fn chernoff(n: u64, q: f64, k: u64) -> f64 {
+    let a = k as f64 / n as f64;
+    if a <= q {
+        return 1.0;
+    }
+    let kl = a * (a / q).ln()
+        + if a < 1.0 {
+            (1.0 - a) * ((1.0 - a) / (1.0 - q)).ln()
+        } else {
+            0.0
+        };
+    ((-(n as f64) * kl).exp() * ROUND_UP).min(1.0)
 }
 
 /// The δ the cap adds (module docs): `(1 + e^ε) · releases · Pr[Binomial(records + 1,
@@ -156,6 +186,22 @@ mod tests {
             binomial_tail_above(200, 0.25, 80).unwrap(),
             1.078_832_737_237_312e-6,
         );
+    }
+
+    /// Chernoff's bound is above the exact tail, and a cap too large to sum takes it
+    /// at once.
+    #[test]
+    fn huge_inputs_take_the_chernoff_bound() {
+        for (n, q, k) in [(1571u64, 0.04, 101u64), (1571, 0.04, 128), (200, 0.25, 81)] {
+            let exact = binomial_tail_above(n, q, k - 1).unwrap();
+            assert!(chernoff(n, q, k) >= exact, "{n} {q} {k}");
+        }
+        let start = std::time::Instant::now();
+        let t = binomial_tail_above(u64::MAX / 2, 1e-9, 100_000_000_000).unwrap();
+        assert!((0.0..=1.0).contains(&t));
+        let t = binomial_tail_above(1_000_000_000_000, 0.01, 10_000_100).unwrap();
+        assert!(t > 0.0 && t <= 1.0, "{t}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(20));
     }
 
     #[test]
