@@ -93,6 +93,17 @@ def run(args, epsilon, seed):
     y_test = np.concatenate([s[1][1] for s in splits])
     n_train = sum(len(y) for _, y in train_sets)
     dim = model.size(x_test.shape[1], classes)
+    # An organisation whose sample exceeds max_records skips the step, which depends on
+    # its data: that costs delta_cap more δ (cairn.dp.cap_delta, dp/src/cap.rs).
+    delta_cap = 0.0
+    if epsilon is not None:
+        delta_cap = cairn.dp.cap_delta(
+            records=max(len(y) for _, y in train_sets), rate=args.q,
+            max_records=args.max_records, rounds=args.rounds, epsilon=epsilon)
+        if delta_cap > args.delta:
+            raise SystemExit(
+                f"the cap of {args.max_records} records adds δ = {delta_cap:.1e} > "
+                f"--delta {args.delta:g}: raise --max-records or lower --q")
     with cairn.LocalDeployment(
         dim=dim, clients=len(orgs), min_clients=len(orgs),
         noise="none" if epsilon is None else "aggregator",
@@ -124,6 +135,7 @@ def run(args, epsilon, seed):
         "macro_f1": model.macro_f1(y_test, predicted, classes),
         "accuracy": float(np.mean(predicted == y_test)),
         "epsilon_spent": last.epsilon_spent,
+        "delta_cap": delta_cap,
         "rounds": len(strategy.releases),
         "seconds": elapsed,
     }

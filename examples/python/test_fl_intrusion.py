@@ -24,3 +24,13 @@ def test_a_dp_run_spends_exactly_its_budget():
     assert r["rounds"] == 20
     # σ is calibrated so that the 20 releases spend the budget (to the search tolerance).
     assert 8.0 - 1e-3 < r["epsilon_spent"] <= 8.0, r
+    # m = 100 sits far above q·N ≈ 36: the cap's δ is negligible but accounted.
+    assert 0.0 < r["delta_cap"] < 1e-12, r
+
+
+def test_a_cap_too_tight_for_delta_is_refused():
+    """A max_records near q·N would add more δ than --delta: the run must not start."""
+    import pytest
+
+    with pytest.raises(SystemExit, match="raise --max-records"):
+        fl_intrusion.main(["--epsilons", "1", "--rounds", "20", "--max-records", "40"])

@@ -62,8 +62,9 @@ struct Args {
     /// Per-record clip C.
     #[arg(long, default_value_t = 1.0)]
     clip: f64,
-    /// Most sampled records per organisation and step.
-    #[arg(long, default_value_t = 100)]
+    /// Most sampled records per organisation and step (127, as `fl_intrusion`: the most
+    /// whose sum fits 16 bits at f = 8).
+    #[arg(long, default_value_t = 127)]
     max_records: u32,
     /// Adam step size.
     #[arg(long, default_value_t = 0.1)]
