@@ -100,8 +100,6 @@ fn record_level_dpsgd_writes_results_json() {
                 "1,2",
                 "--steps",
                 "8",
-                "--sampling-rate",
-                "0.05",
                 "--data",
             ])
             .arg(&data)
@@ -138,6 +136,17 @@ fn record_level_dpsgd_writes_results_json() {
         .collect();
     assert_eq!(spent.len(), 2);
     assert!(spent.iter().all(|e| *e > 1.9 && *e <= 2.0), "{spent:?}");
+
+    // A cap near q·N would skip steps often enough to break δ: the run refuses it.
+    let stderr = stderr_of_failure(
+        Command::new(env!("CARGO_BIN_EXE_fl_intrusion"))
+            .args(["--unit", "record", "--epsilons", "2", "--steps", "8"])
+            .args(["--max-records", "60", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(out.path()),
+    );
+    assert!(stderr.contains("raise --max-records"), "{stderr}");
 
     // Record level scales by the public KEEL ranges: NSL-KDD text is refused.
     let nsl = out.path().join("train.txt");
