@@ -9,23 +9,33 @@
 //! ([`crate::rdp`]), which assumes that every sampled record is summed, does not cover
 //! it alone. This module bounds what it adds.
 //!
-//! **Theorem.** Let `M'` be the mechanism without the cap (every sampled record
-//! summed), (ε, δ)-DP under the addition or removal of one record by the accountant,
-//! and `M` the same mechanism with the cap, run for `T` releases, where the
-//! organisation holding the record that differs holds at most `n` records in the
-//! larger of the two datasets. With `β = T · Pr[Binomial(n, q) > m]`, `M` is
-//! (ε, δ + (1 + e^ε)·β)-DP.
+//! **Theorem.** Fix neighbours `D`, `D'` that differ in one record of organisation
+//! `o`, which holds at most `n` records in the larger of the two. Let `M` be the
+//! mechanism with the cap, run for `T` releases, and `M'_o` the same mechanism with
+//! the cap dropped for `o` alone (every record `o` samples is summed; the other
+//! organisations keep their cap). Suppose the accountant's (ε, δ) holds for `M'_o` on
+//! `D`, `D'`. With `β = T · Pr[Binomial(n, q) > m]`, `M` is (ε, δ + (1 + e^ε)·β)-DP.
 //!
-//! *Proof.* Run `M` and `M'` on the same coins (the samples and the noise). Poisson
+//! *Why the accountant covers `M'_o`.* Its analysis of the subsampled Gaussian
+//! conditions on every coin but the differing record's inclusion (the other records'
+//! samples, earlier releases) and bounds the Rényi divergence of the two resulting mixtures for
+//! each value of that condition; the Rényi divergence of mixtures over a common
+//! condition is at most the largest of those (Rényi divergence is jointly
+//! quasi-convex for every order: van Erven & Harremoës, "Rényi Divergence and
+//! Kullback-Leibler Divergence", IEEE Trans. Inf. Theory 60(7), 2014). The other
+//! organisations' capped reports depend only on their own records and coins, the same
+//! under `D` and `D'`, so they are part of that condition; only `o`'s report sees the
+//! differing record, and `M'_o` sums all of it.
+//!
+//! *Proof.* Run `M` and `M'_o` on the same coins (the samples and the noise). Poisson
 //! sampling draws its coins whatever the outputs so far, so the two runs are identical
-//! unless the event `E`, that the organisation's sample exceeds `m` in some release,
-//! occurs; the other organisations' reports do not depend on the differing record, in
-//! either mechanism. An organisation with `n' ≤ n` records samples `Binomial(n', q)`
-//! of them, stochastically below `Binomial(n, q)`, so by the union bound
-//! `Pr[E] ≤ β` on either dataset, and for every set `S` of transcripts
-//! `|Pr[M(D) ∈ S] − Pr[M'(D) ∈ S]| ≤ β`. Hence, for neighbours `D`, `D'`:
-//! `Pr[M(D) ∈ S] ≤ Pr[M'(D) ∈ S] + β ≤ e^ε·Pr[M'(D') ∈ S] + δ + β
-//! ≤ e^ε·(Pr[M(D') ∈ S] + β) + δ + β`. ∎
+//! unless the event `E`, that `o`'s sample exceeds `m` in some release, occurs. With
+//! `n' ≤ n` records `o` samples `Binomial(n', q)` of them, stochastically below
+//! `Binomial(n, q)`, so by the union bound `Pr[E] ≤ β` on either dataset, and for every
+//! set `S` of transcripts `|Pr[M(D) ∈ S] − Pr[M'_o(D) ∈ S]| ≤ β`. Hence
+//! `Pr[M(D) ∈ S] ≤ Pr[M'_o(D) ∈ S] + β ≤ e^ε·Pr[M'_o(D') ∈ S] + δ + β
+//! ≤ e^ε·(Pr[M(D') ∈ S] + β) + δ + β`, and symmetrically. Taking `n` as the most
+//! records any organisation holds, plus one (the larger dataset), covers every pair. ∎
 //!
 //! This is the coupling argument that makes any mechanism within total-variation
 //! distance β of an (ε, δ)-DP one (ε, δ + (1 + e^ε)β)-DP. Truncating an oversized
