@@ -16,16 +16,21 @@
 //! organisations keep their cap). Suppose the accountant's (ε, δ) holds for `M'_o` on
 //! `D`, `D'`. With `β = T · Pr[Binomial(n, q) > m]`, `M` is (ε, δ + (1 + e^ε)·β)-DP.
 //!
-//! *Why the accountant covers `M'_o`.* Its analysis of the subsampled Gaussian
-//! conditions on every coin but the differing record's inclusion (the other records'
-//! samples, earlier releases) and bounds the Rényi divergence of the two resulting mixtures for
-//! each value of that condition; the Rényi divergence of mixtures over a common
-//! condition is at most the largest of those (Rényi divergence is jointly
-//! quasi-convex for every order: van Erven & Harremoës, "Rényi Divergence and
-//! Kullback-Leibler Divergence", IEEE Trans. Inf. Theory 60(7), 2014). The other
-//! organisations' capped reports depend only on their own records and coins, the same
-//! under `D` and `D'`, so they are part of that condition; only `o`'s report sees the
-//! differing record, and `M'_o` sums all of it.
+//! *Why the accountant covers `M'_o`.* Its releases compose adaptively (Mironov 2017,
+//! Proposition 1): each is analysed given the outputs before it. Within one release,
+//! the analysis of the subsampled Gaussian conditions on every coin but the differing
+//! record's inclusion and the noise — the other records' inclusions, and so the other
+//! organisations' samples, sums, rounding and skips, which depend only on their own
+//! records and coins, the same under `D` and `D'` — and bounds the Rényi divergence
+//! of the two outputs for each value of that condition, whose distribution is the same
+//! under both; the divergence of the two mixtures over it is at most the largest of
+//! those (Rényi divergence is jointly quasi-convex for every order: van Erven &
+//! Harremoës, "Rényi Divergence and Kullback-Leibler Divergence", IEEE Trans. Inf.
+//! Theory 60(7), 2014). Only `o`'s report sees the differing record, and `M'_o` sums
+//! all of it. The noise is not part of the condition: with client noise an
+//! organisation that skips sends no share of it, and the accountant's noise holds only
+//! because the aggregators refuse a round with fewer reports than the task's
+//! `min_honest_clients` (and `min_clients`).
 //!
 //! *Proof.* Run `M` and `M'_o` on the same coins (the samples and the noise). Poisson
 //! sampling draws its coins whatever the outputs so far, so the two runs are identical
@@ -34,8 +39,13 @@
 //! `Binomial(n, q)`, so by the union bound `Pr[E] ≤ β` on either dataset, and for every
 //! set `S` of transcripts `|Pr[M(D) ∈ S] − Pr[M'_o(D) ∈ S]| ≤ β`. Hence
 //! `Pr[M(D) ∈ S] ≤ Pr[M'_o(D) ∈ S] + β ≤ e^ε·Pr[M'_o(D') ∈ S] + δ + β
-//! ≤ e^ε·(Pr[M(D') ∈ S] + β) + δ + β`, and symmetrically. Taking `n` as the most
-//! records any organisation holds, plus one (the larger dataset), covers every pair. ∎
+//! ≤ e^ε·(Pr[M(D') ∈ S] + β) + δ + β`, and symmetrically. ∎
+//!
+//! Taking `n` as N + 1, with N a bound on the records of every organisation (the
+//! larger dataset may hold one more), covers every pair of neighbours whose
+//! organisations hold at most N records each. N is then part of what is public: the
+//! KDD'99 example takes its largest organisation's number of records, treating the
+//! organisations' sizes as public, as it does their total (which divides the sums).
 //!
 //! This is the coupling argument that makes any mechanism within total-variation
 //! distance β of an (ε, δ)-DP one (ε, δ + (1 + e^ε)β)-DP. Truncating an oversized
@@ -47,9 +57,13 @@
 //! here, and because choosing `m` well above `q·n` makes β negligible.
 //!
 //! The binomial tail is summed term by term in floating point from the exact ratio of
-//! consecutive terms, and the result rounded up by a relative 10⁻⁶, far above the
-//! rounding error of the sum, so it stays an upper bound; caps of 10^7 records and more
-//! take Chernoff's bound instead, so that no input takes long.
+//! consecutive terms. Its first term's logarithm, a sum of up to 10^7 logarithms, is
+//! summed with compensation and carries a bound on its rounding error, by which the
+//! result is raised;
+//! the rest is rounded up by a relative 10⁻⁶, far above the rounding error of the
+//! products and the sum, so it stays an upper bound (and a bound that underflows is
+//! returned as the smallest normal `f64`, not 0). Caps of 10^7 records and more take
+//! Chernoff's bound instead, so that no input takes long.
 
 /// Errors of the cap's bound.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -91,12 +105,33 @@ pub fn binomial_tail_above(n: u64, q: f64, m: u64) -> Result<f64, CapError> {
         return Ok(chernoff(n, q, k0));
     }
     // ln C(n, k0) = Σ_{i<k0} ln((n − i)/(k0 − i)), then the k0 successes and n − k0
-    // failures.
-    let mut ln_term = 0.0f64;
+    // failures. Summed in turn, up to 10^7 logarithms whose partial sums grow to 10^8
+    // were off by a relative 10⁻⁵ (ten times ROUND_UP), so they are summed with
+    // Neumaier's compensation, whose error is at most 2u·|S| + 2k·u²·Σ|v| (Higham,
+    // *Accuracy and Stability of Numerical Algorithms*, 2nd ed., §4.3; u = ε/2), and
+    // `err` bounds the absolute error of the logarithm (each conversion, quotient and
+    // logarithm is within a unit in the last place, and f64::EPSILON is two of those);
+    // the tail is multiplied by e^err at the end.
+    let eps = f64::EPSILON;
+    let (mut sum, mut compensation, mut magnitudes) = (0.0f64, 0.0f64, 0.0f64);
+    let mut err = 0.0f64;
     for i in 0..k0 {
-        ln_term += ((n - i) as f64 / (k0 - i) as f64).ln();
+        let v = ((n - i) as f64 / (k0 - i) as f64).ln();
+        let t = sum + v;
+        compensation += if sum.abs() >= v.abs() {
+            (sum - t) + v
+        } else {
+            (v - t) + sum
+        };
+        sum = t;
+        magnitudes += v.abs();
+        err += 2.0 * eps + v.abs() * eps;
     }
-    ln_term += k0 as f64 * q.ln() + (n - k0) as f64 * (-q).ln_1p();
+    let mut ln_term = sum + compensation;
+    err += eps * ln_term.abs() + k0 as f64 * eps * eps * magnitudes;
+    let (successes, failures) = (k0 as f64 * q.ln(), (n - k0) as f64 * (-q).ln_1p());
+    ln_term += successes + failures;
+    err += (successes.abs() + failures.abs()) * 3.0 * eps + ln_term.abs() * 2.0 * eps;
     let odds = q / (1.0 - q);
     let mut term = ln_term.exp();
     let mut sum = 0.0f64;
@@ -111,12 +146,21 @@ pub fn binomial_tail_above(n: u64, q: f64, m: u64) -> Result<f64, CapError> {
             return Ok(chernoff(n, q, k0));
         }
         // t_{k+1} / t_k = (n − k)/(k + 1) · q/(1 − q) < 1 past the mode, so the
-        // remaining terms sum to less than term · r/(1 − r); stopping once term is a
-        // 10^-18 of the sum loses less than that, well inside ROUND_UP.
+        // remaining terms sum to less than term · r/(1 − r) < term · 2·10^7; stopping
+        // once term is a 10^-18 of the sum loses less than 2·10^-11 of it, and the
+        // products and sums below 10^7 terms add at most some 10^-8 relative: both
+        // well inside ROUND_UP.
         term *= (n - k) as f64 / (k + 1) as f64 * odds;
         k += 1;
     }
-    Ok((sum * ROUND_UP).min(1.0))
+    Ok(at_least_tiny(sum * err.exp() * ROUND_UP).min(1.0))
+}
+
+/// A positive bound that underflowed to 0 stands for a value below e^-728 (the first
+/// term under e^-745, times at most 2·10^7 for the rest, times e^err): the smallest
+/// normal `f64`, 2.2·10^-308 ≈ e^-708, is above it, and 0 would not be an upper bound.
+fn at_least_tiny(bound: f64) -> f64 {
+    bound.max(f64::MIN_POSITIVE)
 }
 
 /// The most terms [`binomial_tail_above`] sums (and the most factors of C(n, k) it
@@ -137,7 +181,9 @@ fn chernoff(n: u64, q: f64, k: u64) -> f64 {
         } else {
             0.0
         };
-    ((-(n as f64) * kl).exp() * ROUND_UP).min(1.0)
+    // Its float error is relative n·|KL|·ε at most, far inside ROUND_UP wherever the
+    // result does not underflow; Chernoff's bound itself is loose by far more.
+    at_least_tiny((-(n as f64) * kl).exp() * ROUND_UP).min(1.0)
 }
 
 /// The δ the cap adds (module docs): `(1 + e^ε) · releases · Pr[Binomial(records + 1,
@@ -212,6 +258,28 @@ mod tests {
         let t = binomial_tail_above(1_000_000_000_000, 0.01, 10_000_100).unwrap();
         assert!(t > 0.0 && t <= 1.0, "{t}");
         assert!(start.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    /// A cap of 9 million: the first term's logarithm sums 9 million logarithms, whose
+    /// rounding alone put it a relative 1.03·10⁻⁵ low, ten times ROUND_UP, before the
+    /// running error bound. The references are the tail summed at 40 digits
+    /// (`mpmath` 1.3: log-gamma for the first term, then the terms' ratio, to a
+    /// relative 10⁻²⁵).
+    #[test]
+    fn a_long_first_term_stays_an_upper_bound() {
+        for (m, exact) in [
+            (9_018_000u64, 9.972_717_447_869_026e-10),
+            (9_015_000, 2.883_562_123_866_329e-7),
+        ] {
+            let got = binomial_tail_above(1_000_000_000_000, 9e-6, m).unwrap();
+            assert!(got >= exact, "{m}: {got} below {exact}");
+            assert!(got <= exact * 1.001, "{m}: {got} too far above {exact}");
+        }
+        // A bound that underflows is the smallest normal f64, never 0.
+        assert_eq!(
+            binomial_tail_above(1_000, 0.001, 999).unwrap(),
+            f64::MIN_POSITIVE
+        );
     }
 
     #[test]

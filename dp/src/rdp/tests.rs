@@ -8,7 +8,7 @@ fn without_subsampling_the_curve_is_the_discrete_gaussians() {
     for (alpha, v) in orders().zip(c.values()) {
         let exact = f64::from(alpha) * 9.0 / 8.0;
         assert!(
-            (v - exact).abs() <= 1e-11 * exact,
+            (v - exact).abs() <= 2e-10 * exact,
             "{alpha}: {v} vs {exact}"
         );
         assert!(*v >= exact, "rounded up");
@@ -22,15 +22,24 @@ fn without_subsampling_the_curve_is_the_discrete_gaussians() {
 
 #[test]
 fn order_two_matches_its_closed_form() {
-    // A_2 = (1 − q)² + 2q(1 − q) + q² e^{Δ²/σ²} = 1 + q²(e^{Δ²/σ²} − 1).
-    let (q, s) = (0.05f64, 1.3f64);
-    let c = RdpCurve::subsampled_discrete_gaussian(1.0, s, q).unwrap();
-    let exact = (q * q * ((1.0 / (s * s)).exp() - 1.0)).ln_1p();
-    let got = c.values()[0];
-    assert!(
-        got >= exact && got <= exact * (1.0 + 1e-10),
-        "{got} vs {exact}"
-    );
+    // A_2 = (1 − q)² + 2q(1 − q) + q² e^{Δ²/σ²} = 1 + q²(e^{Δ²/σ²} − 1), computed here
+    // without cancellation. The cheap releases (small q, large σ) are where a sum
+    // that nearly cancels to 1 lost up to a relative 5·10⁻⁶ and fell below it.
+    for (q, s) in [
+        (0.05f64, 1.3f64),
+        (0.04, 10.0),
+        (0.04, 50.0),
+        (0.01, 200.0),
+        (0.001, 200.0),
+    ] {
+        let c = RdpCurve::subsampled_discrete_gaussian(1.0, s, q).unwrap();
+        let exact = (q * q * (1.0 / (s * s)).exp_m1()).ln_1p();
+        let got = c.values()[0];
+        assert!(
+            got >= exact && got <= exact * (1.0 + 1e-9),
+            "q {q}, σ {s}: {got} vs {exact}"
+        );
+    }
 }
 
 #[test]
@@ -65,7 +74,7 @@ fn composition_adds_and_epsilon_falls_with_delta() {
     let two = one.compose(&one);
     for (t, o) in two.values().iter().zip(one.values()) {
         assert!(
-            *t >= 2.0 * o && *t <= 2.0 * o * (1.0 + 1e-11),
+            *t >= 2.0 * o && *t <= 2.0 * o * (1.0 + 1e-9),
             "{t} vs 2·{o}"
         );
     }
