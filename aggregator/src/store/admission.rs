@@ -215,7 +215,8 @@ impl SqliteTaskStore {
     }
 
     /// [`TaskStore::put_reports`]: the uploads' checks under the connection's lock;
-    /// the files of those not refused written, then synced together
+    /// the files of those not refused, nor shadowed by an earlier upload of the batch
+    /// ([`SqliteTaskStore::shadowed_in_batch`]), written, then synced together
     /// ([`ReportFiles::write_many`]); then one transaction that checks every upload
     /// again, in order (so the batch's uploads see each other's rows, and the answers
     /// are those of uploads put in turn), records those that pass, and commits once.
@@ -247,6 +248,50 @@ impl SqliteTaskStore {
         }
     }
 
+    /// Which of a batch's uploads, each passing the checks against the database
+    /// (`refusals`), an earlier upload of the same batch will have refused by the time
+    /// its turn comes, if that one is stored: the same report id, the same client in
+    /// the same round, or a round that the earlier ones fill. Those get no file, so
+    /// that a client cannot make the leader write and sync files it then throws away;
+    /// should one pass in the transaction after all (its earlier twin refused there),
+    /// its bytes go into the database.
+    fn shadowed_in_batch(
+        &self,
+        conn: &rusqlite::Connection,
+        reports: &[NewReport<'_>],
+        refusals: &[Option<UploadRefusal>],
+        max_reports: u32,
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut ids = std::collections::HashSet::new();
+        let mut clients = std::collections::HashSet::new();
+        let mut in_round: std::collections::HashMap<u32, i64> = std::collections::HashMap::new();
+        let mut shadowed = Vec::with_capacity(reports.len());
+        for (r, refused) in reports.iter().zip(refusals) {
+            if refused.is_some() {
+                shadowed.push(false);
+                continue;
+            }
+            let taken = match in_round.entry(r.round) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => e.insert(conn.query_row(
+                    "SELECT COUNT(*) FROM uploads WHERE task = ?1 AND round = ?2",
+                    params![self.t(), r.round],
+                    |row| row.get(0),
+                )?),
+            };
+            let shadow = ids.contains(&r.report_id.0)
+                || clients.contains(&(r.round, r.client_id.0))
+                || *taken >= i64::from(max_reports);
+            if !shadow {
+                ids.insert(r.report_id.0);
+                clients.insert((r.round, r.client_id.0));
+                *taken += 1;
+            }
+            shadowed.push(shadow);
+        }
+        Ok(shadowed)
+    }
+
     /// The batch path of [`SqliteTaskStore::sqlite_put_reports`], for a file-backed
     /// store.
     fn sqlite_put_batch(
@@ -259,17 +304,19 @@ impl SqliteTaskStore {
             .iter()
             .map(|r| report_bytes_digest(r.report))
             .collect();
-        let mut refusals: Vec<Option<UploadRefusal>> = {
+        let (mut refusals, shadowed) = {
             let conn = self.lock();
-            reports
+            let refusals: Vec<Option<UploadRefusal>> = reports
                 .iter()
                 .map(|r| self.upload_refusal(&conn, r.round, r.report_id, r.client_id, max_reports))
-                .collect::<Result<_, _>>()?
+                .collect::<Result<_, _>>()?;
+            let shadowed = self.shadowed_in_batch(&conn, reports, &refusals, max_reports)?;
+            (refusals, shadowed)
         };
         let to_write: Vec<(ReportId, &[u8])> = reports
             .iter()
-            .zip(&refusals)
-            .filter(|(_, refused)| refused.is_none())
+            .zip(refusals.iter().zip(&shadowed))
+            .filter(|(_, (refused, shadowed))| refused.is_none() && !**shadowed)
             .map(|(r, _)| (r.report_id, r.report))
             .collect();
         let written = files.write_many(&to_write)?;
@@ -279,26 +326,32 @@ impl SqliteTaskStore {
                 source: std::io::Error::other("fewer report files written than asked"),
             });
         }
+        #[cfg(test)]
+        super::tests::before_batch_transaction(written.len());
         let mut written = written.into_iter();
         let mut pending: Vec<Option<PendingFile<'_>>> = refusals
             .iter()
-            .map(|refused| {
-                if refused.is_none() {
+            .zip(&shadowed)
+            .map(|(refused, shadowed)| {
+                if refused.is_none() && !shadowed {
                     written.next()
                 } else {
                     None
                 }
             })
             .collect();
+        // Shadowed uploads the transaction stored after all, their bytes in the database.
+        let mut in_database = vec![false; reports.len()];
         // Files the transaction refuses after all, removed once the lock is released.
         let mut unused = Vec::new();
         {
             let mut conn = self.lock();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            for ((r, digest), (refusal, slot)) in reports
+            for (((r, digest), (refusal, slot)), (shadowed, in_database)) in reports
                 .iter()
                 .zip(&digests)
                 .zip(refusals.iter_mut().zip(pending.iter_mut()))
+                .zip(shadowed.iter().zip(in_database.iter_mut()))
             {
                 // Every upload is checked again, those refused before included: the
                 // batch's earlier uploads may change why (an id first used in the batch
@@ -313,6 +366,12 @@ impl SqliteTaskStore {
                     (None, Some(file)) => {
                         let name = file.name().to_owned();
                         self.insert_upload_rows(&tx, r, Some(&name), digest)?;
+                    }
+                    // Shadowed, and its earlier twin refused here after all (another
+                    // upload's rows came in between): stored, in the database.
+                    (None, None) if *shadowed && refusal.is_none() => {
+                        self.insert_upload_rows(&tx, r, None, digest)?;
+                        *in_database = true;
                     }
                     // Refused before the batch, so refused still (a batch only adds
                     // rows): the first answer stands.
@@ -331,7 +390,8 @@ impl SqliteTaskStore {
         // fail, so that no stored report's file is removed.
         let stored: Vec<bool> = pending
             .into_iter()
-            .map(|file| file.map(PendingFile::keep).is_some())
+            .zip(in_database)
+            .map(|(file, in_database)| file.map(PendingFile::keep).is_some() || in_database)
             .collect();
         reports
             .iter()

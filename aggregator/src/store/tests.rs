@@ -400,6 +400,24 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+thread_local! {
+    /// What a batch of uploads runs, once, between writing its files and its
+    /// transaction: another connection's uploads, interleaved exactly there.
+    static BEFORE_BATCH_TRANSACTION: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        const { std::cell::RefCell::new(None) };
+    /// How many report files batches wrote on this thread.
+    pub(super) static BATCH_FILES_WRITTEN: std::cell::Cell<usize> =
+        const { std::cell::Cell::new(0) };
+}
+
+/// Called by the batch path of `put_reports` at that point (tests only).
+pub(super) fn before_batch_transaction(files_written: usize) {
+    BATCH_FILES_WRITTEN.with(|n| n.set(n.get() + files_written));
+    if let Some(interleaved) = BEFORE_BATCH_TRANSACTION.with(|h| h.borrow_mut().take()) {
+        interleaved();
+    }
+}
+
 /// Called by [`SqliteTaskStore::report`] at that point (tests only).
 pub(super) fn between_name_and_file() {
     if let Some(interleaved) = BETWEEN_NAME_AND_FILE.with(|h| h.borrow_mut().take()) {
@@ -844,6 +862,80 @@ fn a_batch_of_uploads_leaves_a_file_for_each_stored_report_only() {
         Some(&b"seven"[..])
     );
     assert_eq!(store.queued_reports(0, 10).unwrap().len(), 4);
+}
+
+/// A batch writes no file for an upload that an earlier upload of the same batch
+/// refuses (the same report id, the same client in a round, a round the earlier ones
+/// fill): a client cannot make the leader write and sync files only to throw them
+/// away. The contract's batches store five reports between them and refuse ten
+/// uploads, six of them for their own batch's earlier uploads (four of those pass
+/// the checks against the database); they write five files, where nine were written
+/// before.
+#[test]
+fn a_batch_writes_no_file_for_an_upload_its_own_earlier_uploads_refuse() {
+    let (_dir, _path, store) = file_store();
+    BATCH_FILES_WRITTEN.with(|n| n.set(0));
+    let _store =
+        cairn_protocol::store::conformance::a_batch_of_uploads_is_answered_as_if_put_in_turn(store);
+    assert_eq!(BATCH_FILES_WRITTEN.with(std::cell::Cell::get), 5);
+}
+
+/// An upload shadowed in its batch (no file written) whose earlier twin is refused in
+/// the transaction after all, because another connection's upload came in between, is
+/// stored with its bytes in the database, and reads back.
+#[test]
+fn a_shadowed_upload_stored_after_all_keeps_its_bytes_in_the_database() {
+    let (_dir, path, store) = file_store();
+    let (twin, shadowed) = (ReportId([20; 16]), ClientId([22; 16]));
+    let other = path.clone();
+    BEFORE_BATCH_TRANSACTION.with(|h| {
+        *h.borrow_mut() = Some(Box::new(move || {
+            // Client 21's report for round 0, by another connection: the batch's
+            // upload of client 21 is then its second, refused.
+            let store = SqliteStore::open(&other).unwrap().task(TaskId([7; 32]), 3);
+            assert_eq!(
+                store
+                    .put_report(0, ReportId([40; 16]), ClientId([21; 16]), b"first", 10)
+                    .unwrap(),
+                PutOutcome::Stored
+            );
+        }))
+    });
+    let batch = [
+        NewReport {
+            round: 0,
+            report_id: twin,
+            client_id: ClientId([21; 16]),
+            report: b"twin",
+        },
+        NewReport {
+            round: 0,
+            report_id: twin,
+            client_id: shadowed,
+            report: b"shadowed",
+        },
+    ];
+    let outcomes: Vec<PutOutcome> = store
+        .put_reports(&batch, 10)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![PutOutcome::ClientAlreadySubmitted, PutOutcome::Stored]
+    );
+    assert_eq!(
+        store.report(twin).unwrap().as_deref(),
+        Some(&b"shadowed"[..])
+    );
+    // One file: client 21's first report's; the shadowed upload's bytes are a row.
+    assert_eq!(report_file_names(&path).len(), 1);
+    drop(store);
+    let store = SqliteStore::open(&path).unwrap().task(TaskId([7; 32]), 3);
+    assert_eq!(
+        store.report(twin).unwrap().as_deref(),
+        Some(&b"shadowed"[..])
+    );
 }
 
 /// Uploads racing on one file-backed store (each writes and syncs its file with the
