@@ -319,7 +319,13 @@ impl SqliteTaskStore {
             .filter(|(_, (refused, shadowed))| refused.is_none() && !**shadowed)
             .map(|(r, _)| (r.report_id, r.report))
             .collect();
-        let written = files.write_many(&to_write)?;
+        // Nothing to write (every upload refused or shadowed): no file, and no sync of
+        // the folder, which need not exist yet.
+        let written = if to_write.is_empty() {
+            Vec::new()
+        } else {
+            files.write_many(&to_write)?
+        };
         if written.len() != to_write.len() {
             return Err(StoreError::ReportFile {
                 path: files.dir().to_path_buf(),
@@ -400,7 +406,8 @@ impl SqliteTaskStore {
             .map(|((r, refused), (digest, stored))| match (refused, stored) {
                 (Some(refused), _) => Ok(refused.outcome(digest, r.report)),
                 (None, true) => Ok(PutOutcome::Stored),
-                // Not refused, so its file was written and its row committed.
+                // Not refused, so its file was written (or, shadowed, its bytes put in
+                // the database) and its row committed: unreachable.
                 (None, false) => Err(StoreError::ReportFile {
                     path: files.dir().to_path_buf(),
                     source: std::io::Error::other("an upload without its report file"),

@@ -84,7 +84,9 @@ pub const SCHEMA_VERSION: i64 = 6;
 #[derive(Clone)]
 pub struct SqliteTaskStore {
     conn: Arc<Mutex<Connection>>,
-    /// Where reports' bytes go (a file-backed database); `None`: into `report_payloads`.
+    /// Where reports' bytes go (a file-backed database); `None`: into `report_payloads`,
+    /// where a file-backed database also keeps the rare upload that a batch stored
+    /// without a file (`SqliteTaskStore::shadowed_in_batch`).
     files: Option<Arc<ReportFiles>>,
     task: TaskId,
     dimension: usize,
@@ -262,7 +264,8 @@ impl TaskStore for SqliteTaskStore {
                 )
                 .optional()?;
             if name.is_none() {
-                // In memory, or stored before reports had files (schema version 5).
+                // In memory, stored before reports had files (schema version 5), or
+                // a batch's shadowed upload stored after all (`shadowed_in_batch`).
                 return Ok(conn
                     .query_row(
                         "SELECT payload FROM report_payloads WHERE task = ?1 AND report_id = ?2",

@@ -24,7 +24,11 @@
 //! round) is answered from the checks, made under the connection's lock before the
 //! file is written, and again in the transaction; a file written for an upload that
 //! its transaction then refused is removed. A failed commit keeps its file: the commit
-//! may have reached the disk all the same.
+//! may have reached the disk all the same. A batch writes no file for an upload that an
+//! earlier upload of the batch will refuse; should that upload pass after all (another
+//! connection's upload refused its earlier twin in between), its bytes go into
+//! `report_payloads`, in the same transaction as its rows, and are read and deleted
+//! from there like those of a schema-5 database.
 //!
 //! **Names.** `<report id, hex>-<16 hex digits>`, created with `create_new`, so two
 //! uploads of one report id (a retry, a replay) never write to the same file; the name

@@ -868,7 +868,7 @@ fn a_batch_of_uploads_leaves_a_file_for_each_stored_report_only() {
 /// refuses (the same report id, the same client in a round, a round the earlier ones
 /// fill): a client cannot make the leader write and sync files only to throw them
 /// away. The contract's batches store five reports between them and refuse ten
-/// uploads, six of them for their own batch's earlier uploads (four of those pass
+/// uploads, five of them for their own batch's earlier uploads (four of those pass
 /// the checks against the database); they write five files, where nine were written
 /// before.
 #[test]
@@ -936,6 +936,79 @@ fn a_shadowed_upload_stored_after_all_keeps_its_bytes_in_the_database() {
         store.report(twin).unwrap().as_deref(),
         Some(&b"shadowed"[..])
     );
+}
+
+/// The same, for an upload shadowed by an earlier upload of its client: the earlier
+/// one's report id is stored by another connection in between, so it is a replay, and
+/// the client's later upload is its first report of the round.
+#[test]
+fn an_upload_shadowed_by_its_clients_earlier_one_is_stored_when_that_one_is_a_replay() {
+    let (_dir, path, store) = file_store();
+    let other = path.clone();
+    BEFORE_BATCH_TRANSACTION.with(|h| {
+        *h.borrow_mut() = Some(Box::new(move || {
+            let store = SqliteStore::open(&other).unwrap().task(TaskId([7; 32]), 3);
+            assert_eq!(
+                store
+                    .put_report(0, ReportId([20; 16]), ClientId([50; 16]), b"taken", 10)
+                    .unwrap(),
+                PutOutcome::Stored
+            );
+        }))
+    });
+    let client = ClientId([21; 16]);
+    let batch = [
+        NewReport {
+            round: 0,
+            report_id: ReportId([20; 16]),
+            client_id: client,
+            report: b"twin",
+        },
+        NewReport {
+            round: 0,
+            report_id: ReportId([23; 16]),
+            client_id: client,
+            report: b"shadowed",
+        },
+    ];
+    let outcomes: Vec<PutOutcome> = store
+        .put_reports(&batch, 10)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            PutOutcome::Duplicate { identical: false },
+            PutOutcome::Stored
+        ]
+    );
+    assert_eq!(
+        store.report(ReportId([23; 16])).unwrap().as_deref(),
+        Some(&b"shadowed"[..])
+    );
+    assert_eq!(report_file_names(&path).len(), 1);
+}
+
+/// A batch whose every upload is refused by the checks writes nothing, and needs no
+/// reports folder: on a fresh database, where no file made the folder yet, it is
+/// answered upload by upload (it used to open and sync the missing folder, and fail
+/// every upload).
+#[test]
+fn a_batch_with_nothing_to_write_is_answered_on_a_fresh_database() {
+    let (_dir, _path, store) = file_store();
+    let up = |i: u8| NewReport {
+        round: 0,
+        report_id: ReportId([i; 16]),
+        client_id: ClientId([i; 16]),
+        report: b"full",
+    };
+    let outcomes: Vec<PutOutcome> = store
+        .put_reports(&[up(1), up(2)], 0)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(outcomes, vec![PutOutcome::RoundFull; 2]);
 }
 
 /// Uploads racing on one file-backed store (each writes and syncs its file with the
