@@ -936,6 +936,35 @@ fn a_shadowed_upload_stored_after_all_keeps_its_bytes_in_the_database() {
         store.report(twin).unwrap().as_deref(),
         Some(&b"shadowed"[..])
     );
+    // A job that commits both reports deletes the row and the file alike.
+    store
+        .open_round(0, cairn_protocol::clock::Time(1), 3)
+        .unwrap();
+    let reports = vec![twin, ReportId([40; 16])];
+    let job = cairn_protocol::store::JobRecord {
+        job_id: cairn_protocol::ids::JobId([9; 16]),
+        round: 0,
+        reports: reports.clone(),
+        accepted: None,
+    };
+    store.create_job(&job).unwrap();
+    store
+        .commit_job(
+            0,
+            job.job_id,
+            &reports,
+            &cairn_protocol::scheme::Aggregate::zero(3),
+        )
+        .unwrap();
+    assert!(store.report(twin).unwrap().is_none());
+    let payloads: i64 = store
+        .conn
+        .lock()
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM report_payloads", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(payloads, 0, "the shadowed report's bytes went with its job");
+    assert!(report_file_names(&path).is_empty());
 }
 
 /// The same, for an upload shadowed by an earlier upload of its client: the earlier
