@@ -313,10 +313,15 @@ impl SqliteTaskStore {
             let shadowed = self.shadowed_in_batch(&conn, reports, &refusals, max_reports)?;
             (refusals, shadowed)
         };
+        let gets_file: Vec<bool> = refusals
+            .iter()
+            .zip(&shadowed)
+            .map(|(refused, shadowed)| refused.is_none() && !shadowed)
+            .collect();
         let to_write: Vec<(ReportId, &[u8])> = reports
             .iter()
-            .zip(refusals.iter().zip(&shadowed))
-            .filter(|(_, (refused, shadowed))| refused.is_none() && !**shadowed)
+            .zip(&gets_file)
+            .filter(|(_, gets_file)| **gets_file)
             .map(|(r, _)| (r.report_id, r.report))
             .collect();
         // Nothing to write (every upload refused or shadowed): no file, and no sync of
@@ -335,16 +340,9 @@ impl SqliteTaskStore {
         #[cfg(test)]
         super::tests::before_batch_transaction(written.len());
         let mut written = written.into_iter();
-        let mut pending: Vec<Option<PendingFile<'_>>> = refusals
+        let mut pending: Vec<Option<PendingFile<'_>>> = gets_file
             .iter()
-            .zip(&shadowed)
-            .map(|(refused, shadowed)| {
-                if refused.is_none() && !shadowed {
-                    written.next()
-                } else {
-                    None
-                }
-            })
+            .map(|gets_file| if *gets_file { written.next() } else { None })
             .collect();
         // Shadowed uploads the transaction stored after all, their bytes in the database.
         let mut in_database = vec![false; reports.len()];
@@ -373,9 +371,10 @@ impl SqliteTaskStore {
                         let name = file.name().to_owned();
                         self.insert_upload_rows(&tx, r, Some(&name), digest)?;
                     }
-                    // Shadowed, and its earlier twin refused here after all (another
-                    // upload's rows came in between): stored, in the database.
-                    (None, None) if *shadowed && refusal.is_none() => {
+                    // Shadowed (so it passed the checks before), and its earlier twin
+                    // refused here after all (another upload's rows came in between):
+                    // stored, in the database.
+                    (None, None) if *shadowed => {
                         self.insert_upload_rows(&tx, r, None, digest)?;
                         *in_database = true;
                     }

@@ -880,46 +880,62 @@ fn a_batch_writes_no_file_for_an_upload_its_own_earlier_uploads_refuse() {
     assert_eq!(BATCH_FILES_WRITTEN.with(std::cell::Cell::get), 5);
 }
 
+/// Puts `batch` (round 0, at most 10 reports a round) on `store`, whose database is at
+/// `path`, while another connection to it stores `interleaved` in round 0 between the
+/// batch's file writes and its transaction; the batch's answers.
+fn put_batch_with_an_upload_in_between(
+    path: &std::path::Path,
+    store: &SqliteTaskStore,
+    interleaved: (ReportId, ClientId, &'static [u8]),
+    batch: &[(ReportId, ClientId, &'static [u8])],
+) -> Vec<PutOutcome> {
+    let other = path.to_path_buf();
+    BEFORE_BATCH_TRANSACTION.with(|h| {
+        *h.borrow_mut() = Some(Box::new(move || {
+            let store = SqliteStore::open(&other).unwrap().task(TaskId([7; 32]), 3);
+            let (report_id, client_id, bytes) = interleaved;
+            assert_eq!(
+                store
+                    .put_report(0, report_id, client_id, bytes, 10)
+                    .unwrap(),
+                PutOutcome::Stored
+            );
+        }))
+    });
+    let batch: Vec<NewReport<'_>> = batch
+        .iter()
+        .map(|&(report_id, client_id, report)| NewReport {
+            round: 0,
+            report_id,
+            client_id,
+            report,
+        })
+        .collect();
+    store
+        .put_reports(&batch, 10)
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 /// An upload shadowed in its batch (no file written) whose earlier twin is refused in
 /// the transaction after all, because another connection's upload came in between, is
 /// stored with its bytes in the database, and reads back.
 #[test]
 fn a_shadowed_upload_stored_after_all_keeps_its_bytes_in_the_database() {
     let (_dir, path, store) = file_store();
-    let (twin, shadowed) = (ReportId([20; 16]), ClientId([22; 16]));
-    let other = path.clone();
-    BEFORE_BATCH_TRANSACTION.with(|h| {
-        *h.borrow_mut() = Some(Box::new(move || {
-            // Client 21's report for round 0, by another connection: the batch's
-            // upload of client 21 is then its second, refused.
-            let store = SqliteStore::open(&other).unwrap().task(TaskId([7; 32]), 3);
-            assert_eq!(
-                store
-                    .put_report(0, ReportId([40; 16]), ClientId([21; 16]), b"first", 10)
-                    .unwrap(),
-                PutOutcome::Stored
-            );
-        }))
-    });
-    let batch = [
-        NewReport {
-            round: 0,
-            report_id: twin,
-            client_id: ClientId([21; 16]),
-            report: b"twin",
-        },
-        NewReport {
-            round: 0,
-            report_id: twin,
-            client_id: shadowed,
-            report: b"shadowed",
-        },
-    ];
-    let outcomes: Vec<PutOutcome> = store
-        .put_reports(&batch, 10)
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let twin = ReportId([20; 16]);
+    // Client 21's report for round 0, by another connection: the batch's upload of
+    // client 21 is then its second, refused, and the upload it shadowed is stored.
+    let outcomes = put_batch_with_an_upload_in_between(
+        &path,
+        &store,
+        (ReportId([40; 16]), ClientId([21; 16]), b"first"),
+        &[
+            (twin, ClientId([21; 16]), b"twin"),
+            (twin, ClientId([22; 16]), b"shadowed"),
+        ],
+    );
     assert_eq!(
         outcomes,
         vec![PutOutcome::ClientAlreadySubmitted, PutOutcome::Stored]
@@ -973,38 +989,16 @@ fn a_shadowed_upload_stored_after_all_keeps_its_bytes_in_the_database() {
 #[test]
 fn an_upload_shadowed_by_its_clients_earlier_one_is_stored_when_that_one_is_a_replay() {
     let (_dir, path, store) = file_store();
-    let other = path.clone();
-    BEFORE_BATCH_TRANSACTION.with(|h| {
-        *h.borrow_mut() = Some(Box::new(move || {
-            let store = SqliteStore::open(&other).unwrap().task(TaskId([7; 32]), 3);
-            assert_eq!(
-                store
-                    .put_report(0, ReportId([20; 16]), ClientId([50; 16]), b"taken", 10)
-                    .unwrap(),
-                PutOutcome::Stored
-            );
-        }))
-    });
     let client = ClientId([21; 16]);
-    let batch = [
-        NewReport {
-            round: 0,
-            report_id: ReportId([20; 16]),
-            client_id: client,
-            report: b"twin",
-        },
-        NewReport {
-            round: 0,
-            report_id: ReportId([23; 16]),
-            client_id: client,
-            report: b"shadowed",
-        },
-    ];
-    let outcomes: Vec<PutOutcome> = store
-        .put_reports(&batch, 10)
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
+    let outcomes = put_batch_with_an_upload_in_between(
+        &path,
+        &store,
+        (ReportId([20; 16]), ClientId([50; 16]), b"taken"),
+        &[
+            (ReportId([20; 16]), client, b"twin"),
+            (ReportId([23; 16]), client, b"shadowed"),
+        ],
+    );
     assert_eq!(
         outcomes,
         vec![
