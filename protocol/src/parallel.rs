@@ -5,8 +5,9 @@
 //! accepted report into the running aggregate are pure functions of that report and of
 //! task-level data (scheme, verify key, HPKE key): no report depends on another. So the
 //! leader and the helpers map their per-report work over a [`Parallelism`]'s workers,
-//! and sum the accepted reports' shares into one partial aggregate per worker, merged
-//! at the end. A job's preparation states, O(d) secrets wiped on drop, are dropped on
+//! and sum the reports' shares into one partial aggregate per worker, merged at the
+//! end: the leader as it prepares them ([`Parallelism::map_and_sum`]), the helpers
+//! once the leader's decision names the accepted ones ([`Parallelism::sum`]). A job's preparation states, O(d) secrets wiped on drop, are dropped on
 //! the workers too.
 //!
 //! What stays on the calling thread, in job order: every store read and write (the
@@ -115,6 +116,53 @@ impl Parallelism {
     /// every job.
     pub(crate) fn drop_all<T: Send>(&self, items: Vec<T>) {
         self.run(items, || (), |(), (_, item)| drop(item));
+    }
+
+    /// `items.map(f)` as [`Parallelism::map`], where `f` may also add into a partial
+    /// aggregate of dimension `d` of its worker's own; returns the results in the order
+    /// of `items` and the partial aggregates added together (module docs: the sum does
+    /// not depend on the grouping). The leader adds each report's share as it prepares
+    /// it: summed in a pass of their own after the decision, the shares took a
+    /// parallel section that two threads barely shortened (5.9 against 5.3 ms per 60
+    /// reports at d = 10^5, BENCHMARKS.md).
+    pub(crate) fn map_and_sum<T, U, F>(
+        &self,
+        d: usize,
+        items: Vec<T>,
+        f: F,
+    ) -> Result<(Vec<U>, Aggregate), ErrorCode>
+    where
+        T: Send,
+        U: Send,
+        F: Fn(T, &mut Aggregate) -> U + Sync,
+    {
+        let n = items.len();
+        let per_worker = self.run(
+            items,
+            || (Vec::new(), Aggregate::zero(d)),
+            |(out, sum): &mut (Vec<(usize, U)>, Aggregate), (i, item)| {
+                out.push((i, f(item, sum)));
+            },
+        );
+        let mut slots: Vec<Option<U>> = (0..n).map(|_| None).collect();
+        let mut total: Option<Aggregate> = None;
+        for (results, partial) in per_worker {
+            for (i, u) in results {
+                if let Some(slot) = slots.get_mut(i) {
+                    *slot = Some(u);
+                }
+            }
+            // The first worker's sum is the total's start: no zeroed vector and one
+            // addition fewer on the calling thread, which merges alone (merging on the
+            // workers, each a range of the coordinates, was no faster at d = 10^5).
+            match total.as_mut() {
+                None => total = Some(partial),
+                Some(total) => merge(total, &partial)?,
+            }
+        }
+        let total = total.unwrap_or_else(|| Aggregate::zero(d));
+        // Every index in 0..n was taken from the queue by exactly one worker.
+        Ok((slots.into_iter().flatten().collect(), total))
     }
 
     /// The sum over `items` of what `add` adds to a zero aggregate of dimension `d`:
@@ -232,6 +280,35 @@ mod tests {
         for p in parallelisms() {
             let out = p.map(items.clone(), |x| x * x + 1);
             assert_eq!(out, items.iter().map(|x| x * x + 1).collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn map_and_sum_is_the_sequential_map_and_sum_whatever_the_thread_count() {
+        let d = 17;
+        // Values near p, so the sum wraps many times; every third item adds nothing.
+        let items: Vec<u64> = (0..200).map(|i| u64::MAX - 7919 * i).collect();
+        let f = |x: u64, acc: &mut Aggregate| {
+            if !x.is_multiple_of(3) {
+                let row: Vec<i64> = (0..d as u64)
+                    .map(|j| x.wrapping_mul(j + 1) as i64)
+                    .collect();
+                acc.add_noise(&row);
+            }
+            x / 2
+        };
+        let (out, expected) = Parallelism::sequential()
+            .map_and_sum(d, items.clone(), f)
+            .unwrap();
+        assert_eq!(out, items.iter().map(|x| x / 2).collect::<Vec<_>>());
+        assert_ne!(expected, Aggregate::zero(d));
+        for p in parallelisms() {
+            let (o, sum) = p.map_and_sum(d, items.clone(), f).unwrap();
+            assert_eq!(o, out);
+            assert_eq!(sum.encode(), expected.encode());
+            let (o, sum) = p.map_and_sum(d, Vec::new(), f).unwrap();
+            assert!(o.is_empty());
+            assert_eq!(sum, Aggregate::zero(d));
         }
     }
 

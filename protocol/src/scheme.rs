@@ -411,7 +411,8 @@ impl Scheme {
         }
     }
 
-    /// Adds an accepted report's share into the running aggregate.
+    /// Adds a report's share into a running aggregate: the helpers add accepted reports,
+    /// the leader each report it prepared ([`Scheme::withdraw`] takes back a rejected one).
     pub fn accumulate(
         &self,
         prepared: &Prepared,
@@ -427,6 +428,31 @@ impl Scheme {
                 }
                 for (a, w) in aggregate.0.iter_mut().zip(words.expose_secret()) {
                     *a += Field64::from_u64(u64::from(*w));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes a report's share back out of an aggregate that [`Scheme::accumulate`]
+    /// added it to: `aggregate − share`, exact in Field64 (for no-proof too, whose
+    /// words are added as field elements), so accumulating and withdrawing leave the
+    /// aggregate as it was.
+    pub fn withdraw(
+        &self,
+        prepared: &Prepared,
+        aggregate: &mut Aggregate,
+    ) -> Result<(), ErrorCode> {
+        match &prepared.state {
+            PreparedState::CarryLift(state) => state
+                .withdraw_from(&mut aggregate.0)
+                .map_err(|_| ErrorCode::Internal),
+            PreparedState::NoProof(words) => {
+                if words.len() != aggregate.0.len() {
+                    return Err(ErrorCode::Internal);
+                }
+                for (a, w) in aggregate.0.iter_mut().zip(words.expose_secret()) {
+                    *a -= Field64::from_u64(u64::from(*w));
                 }
                 Ok(())
             }
@@ -508,5 +534,31 @@ hpke_public_key = "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882
         // (700 + 3) mod 256, (255 + 1) mod 256, (0 − 1) mod 256.
         assert_eq!(words, vec![191, 0, 255]);
         assert!(words.iter().all(|w| *w < 256));
+    }
+
+    #[test]
+    fn a_withdrawn_no_proof_report_leaves_the_aggregate_as_without_it() {
+        let scheme = no_proof_scheme();
+        let report = |w: [u32; 3]| Prepared {
+            state: PreparedState::NoProof(SecretVec::new(w.to_vec())),
+        };
+        let (a, b, c) = (
+            report([255, 0, 7]),
+            report([1, 255, 200]),
+            report([9, 9, 9]),
+        );
+        let mut with_all = Aggregate::zero(3);
+        for r in [&a, &b, &c] {
+            scheme.accumulate(r, &mut with_all).unwrap();
+        }
+        scheme.withdraw(&b, &mut with_all).unwrap();
+        let mut without_b = Aggregate::zero(3);
+        for r in [&a, &c] {
+            scheme.accumulate(r, &mut without_b).unwrap();
+        }
+        assert_eq!(with_all, without_b);
+        let mut other = Aggregate::zero(4);
+        assert_eq!(scheme.withdraw(&a, &mut other), Err(ErrorCode::Internal));
+        assert_eq!(other, Aggregate::zero(4));
     }
 }

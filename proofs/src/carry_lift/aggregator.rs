@@ -37,6 +37,14 @@ impl PrepState {
             .map_err(|_| CarryLiftError::Aggregate("aggregate length differs from d"))
     }
 
+    /// Takes this aggregator's share of `X` back out of a running aggregate share that
+    /// [`PrepState::accumulate_into`] added it to (exact in the field): for an
+    /// aggregator that adds each share as it prepares it, before the decision.
+    pub fn withdraw_from(&self, aggregate: &mut [Field]) -> Result<(), CarryLiftError> {
+        cairn_mpc::vector::sub_assign(aggregate, self.output_share.expose_secret())
+            .map_err(|_| CarryLiftError::Aggregate("aggregate length differs from d"))
+    }
+
     /// This aggregator's share of `X`.
     pub fn into_output_share(self) -> SecretVec<Field> {
         self.output_share

@@ -219,68 +219,70 @@ impl<S: TaskStore> Leader<S> {
                 ));
             }
         }
-        // Each report sent to the helpers has its place in their results.
+        // Each report sent to the helpers has its place in their results. The
+        // preparations are taken out of the job: each is decided and, unless rejected,
+        // dropped (its share wiped) on its worker.
+        // Invariant: the job was looked up above and nothing removed it since.
+        let job = self
+            .jobs
+            .get_mut(&job_id)
+            .ok_or_else(|| Reject::new(ErrorCode::Internal, "job vanished"))?;
         let mut sent_count = 0;
-        let work: Vec<(&LeaderPrep, Option<usize>)> = job
-            .prepared
-            .iter()
-            .map(|(_, prepared)| {
+        let work: Vec<((ReportId, LeaderPrep), Option<usize>)> = std::mem::take(&mut job.prepared)
+            .into_iter()
+            .map(|(report_id, prepared)| {
                 let sent = prepared.is_ok().then(|| {
                     sent_count += 1;
                     sent_count - 1
                 });
-                (prepared, sent)
+                ((report_id, prepared), sent)
             })
             .collect();
         let scheme = &self.core.scheme;
-        let outcomes = self.core.parallelism.map(work, |(prepared, sent)| {
-            let (state, own_verifier) = prepared.as_ref().map_err(|code| *code)?;
-            // Every prepared report was sent (counted above).
-            let sent = sent.ok_or(ErrorCode::Internal)?;
-            let mut shares: Vec<&[u8]> = vec![own_verifier.as_slice()];
-            let mut helper_code = None;
-            for r in responses {
-                match &r.results[sent] {
-                    PrepareResult::Verifier { verifier_share, .. } => shares.push(verifier_share),
-                    PrepareResult::Rejected { code, .. } => helper_code = Some(*code),
-                }
-            }
-            match helper_code {
-                Some(code) => Err(code),
-                None => scheme.decide(state, &shares),
-            }
-        });
+        let outcomes = self
+            .core
+            .parallelism
+            .map(work, |((report_id, prepared), sent)| {
+                let outcome = decide_one(scheme, responses, &prepared, sent);
+                // A report rejected after the leader prepared it has its share in the
+                // job's sum: its state comes back, to withdraw it.
+                let withdraw = match (&outcome, prepared) {
+                    (Err(_), Ok((state, _))) => Some(state),
+                    _ => None,
+                };
+                (report_id, outcome, withdraw)
+            });
         let mut accepted = Vec::new();
         let mut rejections = Vec::new();
-        for ((report_id, _), outcome) in job.prepared.iter().zip(outcomes) {
+        let mut withdrawn = Ok(());
+        for (report_id, outcome, withdraw) in outcomes {
             match outcome {
-                Ok(()) => accepted.push(*report_id),
-                Err(code) => rejections.push(Rejection {
-                    report_id: *report_id,
-                    code,
-                }),
+                Ok(()) => accepted.push(report_id),
+                Err(code) => rejections.push(Rejection { report_id, code }),
+            }
+            if let Some(state) = withdraw
+                && withdrawn.is_ok()
+            {
+                withdrawn = scheme.withdraw(&state, &mut job.sum);
             }
         }
-        self.core
-            .store
-            .decide_job(job_id, &accepted)
-            .map_err(Reject::storage)?;
-        let record = {
-            // Invariant: the job was looked up above and nothing removed it since.
-            let job = self
-                .jobs
-                .get_mut(&job_id)
-                .ok_or_else(|| Reject::new(ErrorCode::Internal, "job vanished"))?;
-            job.record.accepted = Some(accepted.clone());
-            let contribution = job
-                .contribution(&self.core.scheme, &self.core.parallelism, &accepted)?
-                .into_owned();
-            job.contribution = Some(contribution);
-            self.core
-                .parallelism
-                .drop_all(std::mem::take(&mut job.prepared));
-            job.record.clone()
-        };
+        job.accepted_only = true;
+        let recorded = withdrawn
+            .map_err(|code| Reject::new(code, "job sum of another dimension"))
+            .and_then(|()| {
+                self.core
+                    .store
+                    .decide_job(job_id, &accepted)
+                    .map_err(Reject::storage)
+            });
+        if let Err(e) = recorded {
+            // The preparations are gone: forget the job, which the store still holds
+            // (undecided, or decided: the next resume prepares it again).
+            self.jobs.remove(&job_id);
+            return Err(e);
+        }
+        job.record.accepted = Some(accepted.clone());
+        let record = job.record.clone();
         Ok((self.continue_message(&record, accepted), rejections))
     }
 
@@ -302,7 +304,7 @@ impl<S: TaskStore> Leader<S> {
             return Ok(CommitOutcome::AlreadyCommitted);
         }
         self.renew_lease(job_id)?;
-        let job = self.jobs.get(&job_id).ok_or_else(|| {
+        let job = self.jobs.get_mut(&job_id).ok_or_else(|| {
             Reject::new(ErrorCode::UnknownJob, format!("job {}", job_id.to_hex()))
         })?;
         let accepted = job
@@ -322,12 +324,18 @@ impl<S: TaskStore> Leader<S> {
                 "helpers did not confirm the same reports",
             ));
         }
-        let contribution =
-            job.contribution(&self.core.scheme, &self.core.parallelism, &accepted)?;
+        let round = job.record.round;
+        let contribution = match job.contribution(&self.core.scheme, &accepted) {
+            Ok(c) => c,
+            Err(e) => {
+                self.jobs.remove(&job_id);
+                return Err(e);
+            }
+        };
         let outcome = self
             .core
             .store
-            .commit_job(job.record.round, job_id, &accepted, &contribution)
+            .commit_job(round, job_id, &accepted, contribution)
             .map_err(Reject::storage)?;
         self.jobs.remove(&job_id);
         Ok(outcome)
@@ -356,14 +364,23 @@ impl<S: TaskStore> Leader<S> {
         let (scheme, verify_key) = (&self.core.scheme, &self.core.verify_key);
         let store = &self.core.store;
         // A storage error fails the whole job (a report that cannot be read is not
-        // refused).
-        let outcomes = self
+        // refused). Each report prepared without error has its share added into its
+        // worker's part of the job's sum at once (withdrawn if it is rejected later).
+        let (outcomes, sum) = self
             .core
             .parallelism
-            .map(record.reports.clone(), |report_id| {
-                let bytes = store.report(report_id).map_err(Err)?;
-                prepare_one(scheme, verify_key, &limits, report_id, bytes).map_err(Ok)
-            });
+            .map_and_sum(
+                scheme.dimension(),
+                record.reports.clone(),
+                |report_id, sum| {
+                    let bytes = store.report(report_id).map_err(Err)?;
+                    let prepared =
+                        prepare_one(scheme, verify_key, &limits, report_id, bytes).map_err(Ok)?;
+                    scheme.accumulate(&prepared.0.0, sum).map_err(Ok)?;
+                    Ok(prepared)
+                },
+            )
+            .map_err(|code| Reject::new(code, "job sum of another dimension"))?;
         let mut checked = Vec::with_capacity(outcomes.len());
         for outcome in outcomes {
             match outcome {
@@ -402,10 +419,37 @@ impl<S: TaskStore> Leader<S> {
             InFlightJob {
                 record,
                 prepared,
-                contribution: None,
+                sum,
+                accepted_only: false,
             },
             inits,
         ))
+    }
+}
+
+/// The leader's decision on one report of a job: the helpers' verdicts and verifier
+/// shares (at `sent`, its place in their results) with its own.
+fn decide_one(
+    scheme: &Scheme,
+    responses: &[JobResponse],
+    prepared: &LeaderPrep,
+    sent: Option<usize>,
+) -> Result<(), ErrorCode> {
+    let (state, own_verifier) = prepared.as_ref().map_err(|code| *code)?;
+    // Every prepared report was sent (counted by the caller).
+    let sent = sent.ok_or(ErrorCode::Internal)?;
+    let mut shares: Vec<&[u8]> = vec![own_verifier.as_slice()];
+    let mut helper_code = None;
+    for r in responses {
+        match r.results.get(sent) {
+            Some(PrepareResult::Verifier { verifier_share, .. }) => shares.push(verifier_share),
+            Some(PrepareResult::Rejected { code, .. }) => helper_code = Some(*code),
+            None => return Err(ErrorCode::Internal),
+        }
+    }
+    match helper_code {
+        Some(code) => Err(code),
+        None => scheme.decide(state, &shares),
     }
 }
 

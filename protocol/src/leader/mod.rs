@@ -91,37 +91,39 @@ struct InFlightJob {
     /// The leader's preparation of each report, in job order (dropped once decided:
     /// each holds an O(d) share).
     prepared: Vec<(ReportId, LeaderPrep)>,
-    /// The sum of the accepted reports' shares, once decided: O(d) per job instead of
-    /// O(reports·d) between the decision and the commit.
-    contribution: Option<Aggregate>,
+    /// The sum of the shares of the reports the leader prepared without error, each
+    /// added on its worker as it was prepared ([`Parallelism::map_and_sum`]); once
+    /// `accepted_only`, of the accepted reports alone (the others withdrawn). O(d) per
+    /// job, where the preparations are O(reports·d) until the decision.
+    sum: Aggregate,
+    /// Whether the reports not accepted have been withdrawn from `sum`.
+    accepted_only: bool,
 }
 
 impl InFlightJob {
-    /// The sum of the shares of the `accepted` reports, summed per worker of
-    /// `parallelism` and merged; once decided, the sum kept then (borrowed: an O(d)
-    /// copy per commit saved).
+    /// The sum of the shares of the `accepted` reports: the prepared reports' sum,
+    /// less each prepared report not accepted (withdrawn once, the first time this is
+    /// asked; a job decided in this process has withdrawn them at its decision). An
+    /// error leaves the sum unusable: the caller forgets the job, which the store
+    /// still holds.
     fn contribution(
-        &self,
+        &mut self,
         scheme: &crate::scheme::Scheme,
-        parallelism: &Parallelism,
         accepted: &[ReportId],
-    ) -> Result<std::borrow::Cow<'_, Aggregate>, Reject> {
-        if let Some(c) = &self.contribution {
-            return Ok(std::borrow::Cow::Borrowed(c));
+    ) -> Result<&Aggregate, Reject> {
+        if !self.accepted_only {
+            for (report_id, prepared) in &self.prepared {
+                if let Ok((state, _)) = prepared
+                    && !accepted.contains(report_id)
+                {
+                    scheme
+                        .withdraw(state, &mut self.sum)
+                        .map_err(|code| Reject::new(code, "job sum of another dimension"))?;
+                }
+            }
+            self.accepted_only = true;
         }
-        let states: Vec<&Prepared> = self
-            .prepared
-            .iter()
-            .filter_map(|(report_id, prepared)| match prepared {
-                Ok((state, _)) if accepted.contains(report_id) => Some(state),
-                _ => None,
-            })
-            .collect();
-        Ok(std::borrow::Cow::Owned(parallelism.sum(
-            scheme.dimension(),
-            &states,
-            |state, sum| scheme.accumulate(state, sum),
-        )?))
+        Ok(&self.sum)
     }
 }
 
