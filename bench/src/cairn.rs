@@ -6,7 +6,6 @@
 //! released sum can be checked exactly against the plaintext sum of the quantised
 //! inputs (the `correct` flag in the output).
 
-use std::num::NonZeroUsize;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -84,16 +83,17 @@ pub(crate) fn reports_for(d: usize, quick: bool) -> usize {
 }
 
 /// Measures every Cairn figure at dimension `d` with `reports` reports, both
-/// aggregators verifying and aggregating on `threads` threads.
+/// aggregators verifying and aggregating on `parallelism`'s threads (the caller keeps
+/// it over its calls, as a node keeps its threads for its life).
 pub(crate) fn measure(
     d: usize,
     reports: usize,
     runs: usize,
     dir: &Path,
-    threads: NonZeroUsize,
+    parallelism: &Parallelism,
 ) -> anyhow::Result<CairnFigures> {
     let mut rng = ChaCha20Rng::from_seed([d as u8 ^ 0x5a; 32]);
-    let parallelism = Parallelism::with_threads(threads);
+    let parallelism = parallelism.clone();
     // A fresh deployment folder per call (`init` refuses to overwrite one).
     let deploy_dir = (0..)
         .map(|k| dir.join(format!("inmem-{d}-{k}")))
@@ -127,7 +127,7 @@ pub(crate) fn measure(
         MemoryStore::new(),
     )
     .map_err(|e| anyhow::anyhow!("helper: {e:?}"))?
-    .with_parallelism(parallelism);
+    .with_parallelism(parallelism.clone());
     let collector = Collector::new(task.clone(), collector_key)
         .map_err(|e| anyhow::anyhow!("collector: {e}"))?;
     let client = register(&leader, &helper, &task, credential)?;
@@ -240,7 +240,7 @@ pub(crate) fn measure(
     Ok(CairnFigures {
         d,
         reports,
-        threads: threads.get(),
+        threads: parallelism.threads(),
         client_prepare_ms: ms(prepare),
         upload_bytes,
         upload_bytes_per_param: upload_bytes as f64 / d as f64,

@@ -97,8 +97,9 @@ struct Cli {
     /// With `--scaling`: the dimension.
     #[arg(long, default_value_t = 100_000, requires = "scaling")]
     scaling_d: usize,
-    /// With `--scaling`: reports a run (at d = 10^5, jobs of 10).
-    #[arg(long, default_value_t = 40, requires = "scaling")]
+    /// With `--scaling`: reports a run (at d = 10^5, 56 is a whole number of jobs on one
+    /// thread and on two: 8 of 7 reports, 4 of 14).
+    #[arg(long, default_value_t = 56, requires = "scaling")]
     scaling_reports: usize,
     /// With `--scaling`: runs per thread count.
     #[arg(long, default_value_t = 5, requires = "scaling")]
@@ -331,11 +332,12 @@ fn main() -> anyhow::Result<()> {
     let mut prio017 = Vec::new();
     let mut prio018 = Vec::new();
     let mut floor = Vec::new();
+    let parallelism = cairn_protocol::parallel::Parallelism::with_threads(threads);
     for &d in &plan.dimensions {
         let runs = if d >= 1_000_000 { 3 } else { plan.runs };
         eprintln!("d = {d}: cairn");
         let reports = cairn::reports_for(d, plan.mode != "full");
-        let c = cairn::measure(d, reports, runs, work.path(), threads)?;
+        let c = cairn::measure(d, reports, runs, work.path(), &parallelism)?;
         anyhow::ensure!(c.correct, "d = {d}: the released sum is wrong");
         cairn.push(c);
         floor.push(anchors::floor(d, runs.max(3)));

@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::num::NonZeroUsize;
 use std::path::Path;
 
+use cairn_protocol::parallel::Parallelism;
 use serde::Serialize;
 
 /// One thread count's figures.
@@ -49,9 +50,16 @@ pub(crate) fn measure(
     dir: &Path,
 ) -> anyhow::Result<Vec<ScalingRow>> {
     let mut samples: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); threads.len()];
+    // One set of worker threads per count, kept over the runs as a node keeps its own:
+    // a pool started afresh for each run faulted its memory in again (on two threads
+    // about 650 more page faults a run of 60 reports at d = 10^5 than on one).
+    let pools: Vec<Parallelism> = threads
+        .iter()
+        .map(|t| Parallelism::with_threads(*t))
+        .collect();
     for run in 0..runs.max(1) {
-        for (t, sample) in threads.iter().zip(&mut samples) {
-            let c = crate::cairn::measure(d, reports, 1, dir, *t)?;
+        for ((t, pool), sample) in threads.iter().zip(&pools).zip(&mut samples) {
+            let c = crate::cairn::measure(d, reports, 1, dir, pool)?;
             anyhow::ensure!(c.correct, "d = {d}, {t} threads: the released sum is wrong");
             eprintln!(
                 "run {}: {t} threads: leader {:.3} ms/report, helper {:.3} ms/report",
