@@ -179,23 +179,22 @@ fn leader(dim: usize, threads: usize) -> Leader<MemoryStore> {
 
 #[test]
 fn a_job_sized_by_memory_keeps_every_thread_busy_to_its_end() {
-    // At d = 10^5 a job's memory budget holds a few reports: with 2 threads an odd
-    // count would leave one thread idle for the job's last report.
+    // At d = 10^5 a job's memory budget holds a few reports per thread: the job holds
+    // that many for each thread, so no thread idles through the job's last reports.
     let one = leader(100_000, 1).job_batch();
     assert!(
-        (4..cairn_protocol::scheme::MAX_REPORTS_PER_JOB).contains(&one),
+        (4..cairn_protocol::scheme::MAX_REPORTS_PER_JOB / 4).contains(&one),
         "memory-bound: {one}"
     );
     for threads in [2, 3, 4] {
         let batch = leader(100_000, threads).job_batch();
-        assert_eq!(batch % threads, 0, "{threads} threads: {batch}");
-        assert!(
-            batch <= one && batch > one - threads,
-            "{threads} threads: {batch}"
-        );
+        assert_eq!(batch, one * threads, "{threads} threads");
     }
-    // Fewer reports fit than there are threads: as many as fit.
-    assert_eq!(leader(100_000, one + 1).job_batch(), one);
+    // Many threads: at most a full job.
+    assert_eq!(
+        leader(100_000, 16).job_batch(),
+        cairn_protocol::scheme::MAX_REPORTS_PER_JOB
+    );
     // Full jobs are left whole, so a round makes the same jobs on any thread count
     // (which the test above relies on).
     for threads in [1, 2, 3, 4] {

@@ -14,30 +14,21 @@ impl<S: TaskStore> Leader<S> {
         self.core.store.queued_rounds().map_err(Reject::storage)
     }
 
-    /// Reports per job: [`MAX_REPORTS_PER_JOB`], or fewer for large uploads so that a
-    /// job stays within [`JOB_MEMORY`], rounded down then to a multiple of the
-    /// leader's threads (when more than one report per thread fits). A job's reports
-    /// are verified one per thread at a time, so with 2 threads a job of 7 leaves one
-    /// thread idle for its last report: 4 report-times for 7 reports, where 6 take 3.
-    /// Full jobs of [`MAX_REPORTS_PER_JOB`] are left alone: their last round of
-    /// reports is a small part of the job, and the same reports then make the same
-    /// jobs whatever the thread count.
+    /// Reports per job: [`MAX_REPORTS_PER_JOB`], or fewer for large uploads, so that a
+    /// job stays within [`JOB_MEMORY_PER_THREAD`] per thread of the leader: as many
+    /// reports per thread as fit, a multiple of the threads (a job's reports are
+    /// verified one per thread at a time, so with 2 threads a job of 7 would leave one
+    /// thread idle for its last report). Full jobs of [`MAX_REPORTS_PER_JOB`] are left
+    /// alone: their last round of reports is a small part of the job.
     pub fn job_batch(&self) -> usize {
         let upload = self
             .core
             .limits()
             .max_inbound_frame_len(crate::messages::Inbound::LeaderFromClients)
             .max(1);
-        let fits = (JOB_MEMORY / upload.saturating_mul(JOB_COPIES)).max(1);
-        if fits >= MAX_REPORTS_PER_JOB {
-            return MAX_REPORTS_PER_JOB;
-        }
-        let threads = self.core.parallelism.threads();
-        if fits > threads {
-            fits - fits % threads
-        } else {
-            fits
-        }
+        let per_thread = (JOB_MEMORY_PER_THREAD / upload.saturating_mul(JOB_COPIES)).max(1);
+        let fits = per_thread.saturating_mul(self.core.parallelism.threads());
+        fits.min(MAX_REPORTS_PER_JOB)
     }
 
     /// Starts a job over up to [`Leader::job_batch`] queued reports of `round`:

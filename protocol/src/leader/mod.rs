@@ -41,14 +41,21 @@ use crate::parallel::Parallelism;
 use crate::scheme::{Aggregate, MAX_REPORTS_PER_JOB, Prepared};
 use crate::store::{CommitOutcome, JobRecord, NewReport, PutOutcome, RoundStatus, TaskStore};
 
-/// Memory a leader's job may take: its reports' stored bytes, their decoded form and
-/// the preparation state, counted as [`JOB_COPIES`] times the upload size per report.
-/// At d = 10^5 (uploads of about 1 MB) that is 7 reports a job (6 on two threads:
-/// [`Leader::job_batch`]); small tasks keep the full [`MAX_REPORTS_PER_JOB`].
-pub const JOB_MEMORY: usize = 32 << 20;
+/// Memory a leader's job may take per thread it is verified on: its reports' stored
+/// bytes, their decoded form and the preparation state, counted as [`JOB_COPIES`] times
+/// the upload size per report. At d = 10^5 (uploads of about 1 MB) that is 7 reports
+/// per thread ([`Leader::job_batch`]); small tasks keep the full
+/// [`MAX_REPORTS_PER_JOB`]. Per thread, because a job has costs of its own that its
+/// threads do not share (merging the workers' sums, handing out and joining the work,
+/// the commit): with jobs of 6 reports on two threads they were a tenth of the leader's
+/// time, and two threads verified 1.73–1.80× the reports of one; with jobs of 14,
+/// 1.84–1.89× (BENCHMARKS.md, *One core against two*). One thread keeps jobs of 7: with
+/// 15 it was 1–4 % slower a report.
+pub const JOB_MEMORY_PER_THREAD: usize = 32 << 20;
 
-/// The upload sizes one report of a job is counted as in [`JOB_MEMORY`] (measured: a
-/// 64-report job at d = 10^5 held about 3 MB per report beyond the upload itself).
+/// The upload sizes one report of a job is counted as in [`JOB_MEMORY_PER_THREAD`]
+/// (measured: a 64-report job at d = 10^5 held about 3 MB per report beyond the upload
+/// itself).
 pub const JOB_COPIES: usize = 4;
 
 /// How many batches in a row [`Leader::start_job`] may lose to other leader processes
