@@ -48,9 +48,9 @@ use crate::store::{CommitOutcome, JobRecord, NewReport, PutOutcome, RoundStatus,
 /// [`MAX_REPORTS_PER_JOB`]. Per thread, because a job has costs of its own that its
 /// threads do not share (merging the workers' sums, handing out and joining the work,
 /// the commit): with jobs of 6 reports on two threads they were a tenth of the leader's
-/// time, and two threads verified 1.73–1.80× the reports of one; with jobs of 14,
-/// 1.84–1.89× (BENCHMARKS.md, *One core against two*). One thread keeps jobs of 7: with
-/// 15 it was 1–4 % slower a report.
+/// time, and two threads verified 1.74–1.77× the reports of one; with jobs of 14,
+/// 1.78–1.85× (BENCHMARKS.md, *One core against two*). One thread keeps jobs of 7: with
+/// 15 it was 0.6–4.5 % slower a report.
 pub const JOB_MEMORY_PER_THREAD: usize = 32 << 20;
 
 /// The upload sizes one report of a job is counted as in [`JOB_MEMORY_PER_THREAD`]
