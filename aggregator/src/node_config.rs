@@ -21,7 +21,8 @@
 //! client_streams = 1              # leader: requests at once on one client connection
 //! client_connections_per_address = 64  # leader: client connections of one IP (IPv6: /64)
 //! client_address_share_percent = 25    # leader: of the upload memory and slots, per IP
-//! threads = 2                     # threads verifying jobs (default: every core)
+//! threads = 2                     # threads verifying jobs (default: every core);
+//!                                 # leader: a job holds ~32 MiB of reports per thread
 //! ```
 //!
 //! Rotating the HPKE key (`cairn_protocol::keyring`): `hpke_key` is always the
@@ -264,7 +265,10 @@ pub struct NodeConfig {
     /// clients out. Default 25, between 1 and 100.
     pub client_address_share_percent: u8,
     /// Threads each job's reports are verified and aggregated on
-    /// (`cairn_protocol::parallel`). Default: the machine's cores.
+    /// (`cairn_protocol::parallel`). Default: the machine's cores. A leader's job holds
+    /// about 32 MiB of reports per thread (`cairn_protocol::leader::JOB_MEMORY_PER_THREAD`,
+    /// at most 64 reports), and a leader drives two jobs at once: a leader's memory
+    /// beyond its uploads grows with its threads.
     pub threads: NonZeroUsize,
 }
 
