@@ -22,7 +22,8 @@
 //! client_connections_per_address = 64  # leader: client connections of one IP (IPv6: /64)
 //! client_address_share_percent = 25    # leader: of the upload memory and slots, per IP
 //! threads = 2                     # threads verifying jobs (default: every core);
-//!                                 # leader: a job holds ~32 MiB of reports per thread
+//!                                 # leader: a job holds ~32 MiB of reports per thread,
+//!                                 # at most 128 MiB
 //! ```
 //!
 //! Rotating the HPKE key (`cairn_protocol::keyring`): `hpke_key` is always the
@@ -266,9 +267,9 @@ pub struct NodeConfig {
     pub client_address_share_percent: u8,
     /// Threads each job's reports are verified and aggregated on
     /// (`cairn_protocol::parallel`). Default: the machine's cores. A leader's job holds
-    /// about 32 MiB of reports per thread (`cairn_protocol::leader::JOB_MEMORY_PER_THREAD`,
-    /// at most 64 reports), and a leader drives two jobs at once: a leader's memory
-    /// beyond its uploads grows with its threads.
+    /// about 32 MiB of reports per thread (`cairn_protocol::leader::JOB_MEMORY_PER_THREAD`),
+    /// at most 128 MiB (`JOB_MEMORY_MAX`), and a leader drives two jobs at once: a
+    /// leader's memory beyond its uploads grows with its threads up to 4 of them.
     pub threads: NonZeroUsize,
 }
 

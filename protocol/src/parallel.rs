@@ -7,13 +7,16 @@
 //! leader and the helpers map their per-report work over a [`Parallelism`]'s workers,
 //! and sum the reports' shares into one partial aggregate per worker, merged at the
 //! end: the leader as it prepares them ([`Parallelism::map_and_sum`]), the helpers
-//! once the leader's decision names the accepted ones ([`Parallelism::sum`]). A job's preparation states, O(d) secrets wiped on drop, are dropped on
-//! the workers too.
+//! once the leader's decision names the accepted ones ([`Parallelism::sum`]). A job's
+//! preparation states, O(d) secrets wiped on drop, are dropped on the workers too (the
+//! few a job rejects after preparing them, and those of a job given up on an error, on
+//! the calling thread).
 //!
-//! What stays on the calling thread, in job order: every store read and write (the
-//! store's transactions and the durable "record before answering" step of
+//! What stays on the calling thread, in job order: every store write and the helper's
+//! reads (the store's transactions and the durable "record before answering" step of
 //! [`crate::helper`] keep their order and their single writer), and the assembly of
-//! the messages. So the outcome of a job — which reports are accepted, which rejected
+//! the messages. The leader reads each report of a job on the worker that prepares it,
+//! so the reads overlap with the other workers' verification. So the outcome of a job — which reports are accepted, which rejected
 //! and why, and the aggregate share — is the same byte for byte whatever the thread
 //! count: `Parallelism::map` returns results in input order, and the aggregate is a
 //! sum in Field64 (or of integers far below `p`, for the no-proof scheme), exact,

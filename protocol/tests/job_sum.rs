@@ -2,13 +2,18 @@
 //! before the helpers have answered, and takes the share back out of the sum when the
 //! report is rejected. These tests hold that the released sum is the accepted reports'
 //! alone: for a report whose proof fails and one the helper cannot open, decided in
-//! the same process, and decided before a restart and committed after it (the sum is
-//! then rebuilt from the stored reports and the recorded decision).
+//! the same process, decided before a restart and committed after it (the sum is then
+//! rebuilt from the stored reports and the recorded decision), and when the store fails
+//! to record the decision or the commit (the job is prepared again from the store).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "support/hooked_store.rs"]
+mod hooked_store;
 mod support;
 
 use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cairn_mpc::secret::{SecretVec, Seed};
@@ -22,16 +27,21 @@ use cairn_protocol::helper::Helper;
 use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::{ErrorCode, Message, UploadRequest};
 use cairn_protocol::parallel::Parallelism;
-use cairn_protocol::store::{MemoryStore, TaskStore};
+use cairn_protocol::store::{MemoryStore, StoreError, TaskStore};
+use hooked_store::HookedStore;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
 
 const DIM: usize = 40;
 const NOW: Time = Time(1_000);
 
+/// The leader's job writes fail once at the step named here, if any.
+type FailAt = Arc<Mutex<Option<&'static str>>>;
+
 struct World {
     task: TaskConfig,
-    leader: Leader<MemoryStore>,
+    leader: Leader<HookedStore>,
+    fail_at: FailAt,
     helper: Helper<MemoryStore>,
     collector: Collector,
     /// The sum of the honest reports' inputs.
@@ -49,7 +59,18 @@ fn world(threads: usize, rng: &mut ChaCha20Rng) -> World {
         support::two_aggregator_task(rng, &header, "noise = \"none\"");
     let task = TaskConfig::from_toml(&toml).unwrap();
     let parallelism = Parallelism::with_threads(NonZeroUsize::new(threads).unwrap());
-    let leader = Leader::new(task.clone(), Seed::from_bytes([6; 32]), MemoryStore::new())
+    let fail_at: FailAt = Arc::new(Mutex::new(None));
+    let hook_fail_at = Arc::clone(&fail_at);
+    let store =
+        HookedStore::new(Arc::new(MemoryStore::new())).with_job_write_hook(Box::new(move |step| {
+            let mut at = hook_fail_at.lock().unwrap();
+            if *at == Some(step) {
+                *at = None;
+                return Err(StoreError::NotFound("the disk (injected write failure)"));
+            }
+            Ok(())
+        }));
+    let leader = Leader::new(task.clone(), Seed::from_bytes([6; 32]), store)
         .unwrap()
         .with_parallelism(parallelism.clone());
     let helper = Helper::new(
@@ -65,6 +86,7 @@ fn world(threads: usize, rng: &mut ChaCha20Rng) -> World {
     World {
         task,
         leader,
+        fail_at,
         helper,
         collector,
         expected: vec![0; DIM],
@@ -155,6 +177,36 @@ impl World {
         codes
     }
 
+    /// Drives `job` with the helper while the store fails the leader's write at `step`
+    /// once: the job fails, and the leader, as a node does, resumes it from the store
+    /// and drives it to its commit. Returns the rejection codes of both attempts.
+    fn drive_through_a_failed_write(
+        &mut self,
+        mut job: JobDriver,
+        step: &'static str,
+        rng: &mut ChaCha20Rng,
+    ) -> Vec<ErrorCode> {
+        *self.fail_at.lock().unwrap() = Some(step);
+        let mut failed = false;
+        while let Some(request) = job.poll_transmit() {
+            let answer = self
+                .helper
+                .handle_message(request.message, NOW, rng)
+                .unwrap();
+            if job.handle_answer(&mut self.leader, Ok(answer)).is_err() {
+                failed = true;
+                break;
+            }
+        }
+        assert!(failed, "the injected {step} failure fails the job");
+        assert!(self.fail_at.lock().unwrap().is_none());
+        let mut codes: Vec<ErrorCode> = job.take_rejections().into_iter().map(|r| r.code).collect();
+        let mut resumed = JobDriver::resume_all(&mut self.leader).unwrap();
+        assert_eq!(resumed.len(), 1);
+        codes.extend(self.drive(resumed.pop().unwrap(), false, rng));
+        codes
+    }
+
     /// Releases round 0 and opens it.
     fn released(&mut self, rng: &mut ChaCha20Rng) -> (u64, Vec<i64>) {
         let mut driver = CollectDriver::new(
@@ -214,5 +266,40 @@ fn reports_rejected_after_the_leader_prepared_them_are_not_in_the_sum() {
 fn a_decision_committed_after_a_restart_sums_the_accepted_reports_alone() {
     for threads in [1, 2] {
         rejected_reports_leave_the_sum(threads, true, 81 + threads as u8);
+    }
+}
+
+#[test]
+fn a_decision_or_commit_the_store_failed_to_record_is_redone_with_the_accepted_reports_alone() {
+    for (threads, step, seed) in [
+        (1, "decide_job", 91),
+        (2, "decide_job", 92),
+        (1, "commit_job", 93),
+        (2, "commit_job", 94),
+    ] {
+        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+        let mut w = world(threads, &mut rng);
+        w.upload(5, &mut rng);
+        let job = JobDriver::start(&mut w.leader, 0, &mut rng)
+            .unwrap()
+            .unwrap();
+        let mut codes = w.drive_through_a_failed_write(job, step, &mut rng);
+        codes.sort_by_key(|c| format!("{c:?}"));
+        // A failed decision answers an error, not its rejections; the decision made
+        // again after the resume reports them. A failed commit re-sends the recorded
+        // decision, whose rejections were reported the first time.
+        assert_eq!(
+            codes,
+            vec![ErrorCode::DecryptFailed, ErrorCode::ProofFailed],
+            "{threads} threads, {step}"
+        );
+        assert!(
+            JobDriver::start(&mut w.leader, 0, &mut rng)
+                .unwrap()
+                .is_none()
+        );
+        let (count, sum) = w.released(&mut rng);
+        assert_eq!(count, w.honest, "{threads} threads, {step}");
+        assert_eq!(sum, w.expected, "{threads} threads, {step}");
     }
 }

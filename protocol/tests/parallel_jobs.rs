@@ -190,11 +190,26 @@ fn a_job_sized_by_memory_keeps_every_thread_busy_to_its_end() {
         let batch = leader(100_000, threads).job_batch();
         assert_eq!(batch, one * threads, "{threads} threads");
     }
-    // Many threads: at most a full job.
-    assert_eq!(
-        leader(100_000, 16).job_batch(),
-        cairn_protocol::scheme::MAX_REPORTS_PER_JOB
-    );
+    // Many threads: at most JOB_MEMORY_MAX (4 threads' worth), a multiple of the
+    // threads when more reports than threads fit, and at least one report.
+    let l = leader(100_000, 1);
+    let per_report = l
+        .limits()
+        .max_inbound_frame_len(cairn_protocol::messages::Inbound::LeaderFromClients)
+        * cairn_protocol::leader::JOB_COPIES;
+    let cap = cairn_protocol::leader::JOB_MEMORY_MAX / per_report;
+    assert!((4 * one..4 * one + 4).contains(&cap), "{cap}");
+    for threads in [5, 8, 16, 40] {
+        let batch = leader(100_000, threads).job_batch();
+        let expected = if cap > threads {
+            cap - cap % threads
+        } else {
+            cap
+        };
+        assert_eq!(batch, expected, "{threads} threads");
+    }
+    let huge = leader(4_000_000, 8).job_batch();
+    assert_eq!(huge, 1, "a report over the whole budget: jobs of one");
     // Full jobs are left whole, so a round makes the same jobs on any thread count
     // (which the test above relies on).
     for threads in [1, 2, 3, 4] {

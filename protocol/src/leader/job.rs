@@ -15,20 +15,32 @@ impl<S: TaskStore> Leader<S> {
     }
 
     /// Reports per job: [`MAX_REPORTS_PER_JOB`], or fewer for large uploads, so that a
-    /// job stays within [`JOB_MEMORY_PER_THREAD`] per thread of the leader: as many
-    /// reports per thread as fit, a multiple of the threads (a job's reports are
+    /// job stays within [`JOB_MEMORY_PER_THREAD`] per thread of the leader and within
+    /// [`JOB_MEMORY_MAX`] in all: as many reports per thread as fit, rounded down to a
+    /// multiple of the threads when more reports than threads fit (a job's reports are
     /// verified one per thread at a time, so with 2 threads a job of 7 would leave one
-    /// thread idle for its last report). Full jobs of [`MAX_REPORTS_PER_JOB`] are left
-    /// alone: their last round of reports is a small part of the job.
+    /// thread idle for its last report), at least one report. Full jobs of
+    /// [`MAX_REPORTS_PER_JOB`] are left alone: their last round of reports is a small
+    /// part of the job.
     pub fn job_batch(&self) -> usize {
         let upload = self
             .core
             .limits()
             .max_inbound_frame_len(crate::messages::Inbound::LeaderFromClients)
             .max(1);
-        let per_thread = (JOB_MEMORY_PER_THREAD / upload.saturating_mul(JOB_COPIES)).max(1);
-        let fits = per_thread.saturating_mul(self.core.parallelism.threads());
-        fits.min(MAX_REPORTS_PER_JOB)
+        let per_report = upload.saturating_mul(JOB_COPIES);
+        let threads = self.core.parallelism.threads();
+        let per_thread = (JOB_MEMORY_PER_THREAD / per_report).max(1);
+        let fits = per_thread
+            .saturating_mul(threads)
+            .min((JOB_MEMORY_MAX / per_report).max(1));
+        if fits >= MAX_REPORTS_PER_JOB {
+            MAX_REPORTS_PER_JOB
+        } else if fits > threads {
+            fits - fits % threads
+        } else {
+            fits
+        }
     }
 
     /// Starts a job over up to [`Leader::job_batch`] queued reports of `round`:

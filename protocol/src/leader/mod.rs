@@ -53,6 +53,11 @@ use crate::store::{CommitOutcome, JobRecord, NewReport, PutOutcome, RoundStatus,
 /// 15 it was 0.6–4.5 % slower a report.
 pub const JOB_MEMORY_PER_THREAD: usize = 32 << 20;
 
+/// Memory a leader's job may take whatever its threads: 4 × [`JOB_MEMORY_PER_THREAD`]
+/// (16 reports at d = 10^5 on 16 threads, not 64; a node drives two jobs at once). A
+/// report larger than this alone still makes a job of one report.
+pub const JOB_MEMORY_MAX: usize = 4 * JOB_MEMORY_PER_THREAD;
+
 /// The upload sizes one report of a job is counted as in [`JOB_MEMORY_PER_THREAD`]
 /// (measured: a 64-report job at d = 10^5 held about 3 MB per report beyond the upload
 /// itself).
@@ -95,8 +100,9 @@ pub struct JobLeases {
 /// A job between its start and its commit.
 struct InFlightJob {
     record: JobRecord,
-    /// The leader's preparation of each report, in job order (dropped once decided:
-    /// each holds an O(d) share).
+    /// The leader's preparation of each report, in job order (dropped once decided in
+    /// this process, each holding an O(d) share; a job resumed with its decision keeps
+    /// them until its commit).
     prepared: Vec<(ReportId, LeaderPrep)>,
     /// The sum of the shares of the reports the leader prepared without error, each
     /// added on its worker as it was prepared ([`Parallelism::map_and_sum`]); once

@@ -28,6 +28,10 @@ pub(crate) type ReportReadHook = Box<dyn Fn() -> Result<(), StoreError> + Send +
 /// upload's store with it.
 pub(crate) type PutHook = Box<dyn Fn(ReportId) -> Result<(), StoreError> + Send + Sync>;
 
+/// Runs before every job decision and job commit, with the step's name (`"decide_job"`
+/// or `"commit_job"`); an error fails that write with it.
+pub(crate) type JobWriteHook = Box<dyn Fn(&'static str) -> Result<(), StoreError> + Send + Sync>;
+
 /// Runs once, before the next read at its [`ReadPoint`].
 pub(crate) type OnceHook = Box<dyn FnOnce() + Send>;
 
@@ -45,6 +49,7 @@ pub(crate) struct HookedStore {
     inner: Arc<MemoryStore>,
     before_report_read: Option<ReportReadHook>,
     before_put: Option<PutHook>,
+    before_job_write: Option<JobWriteHook>,
     once: Mutex<Vec<(ReadPoint, OnceHook)>>,
 }
 
@@ -55,6 +60,7 @@ impl HookedStore {
             inner,
             before_report_read: None,
             before_put: None,
+            before_job_write: None,
             once: Mutex::new(Vec::new()),
         }
     }
@@ -68,6 +74,12 @@ impl HookedStore {
     /// Runs `hook` before every upload is stored, failing it when it fails.
     pub(crate) fn with_put_hook(mut self, hook: PutHook) -> Self {
         self.before_put = Some(hook);
+        self
+    }
+
+    /// Runs `hook` before every job decision and commit, failing it when it fails.
+    pub(crate) fn with_job_write_hook(mut self, hook: JobWriteHook) -> Self {
+        self.before_job_write = Some(hook);
         self
     }
 
@@ -150,6 +162,9 @@ impl TaskStore for HookedStore {
         self.inner.lease_job(job_id, owner, now, until)
     }
     fn decide_job(&self, job_id: JobId, accepted: &[ReportId]) -> Result<(), StoreError> {
+        if let Some(hook) = &self.before_job_write {
+            hook("decide_job")?;
+        }
         self.inner.decide_job(job_id, accepted)
     }
     fn open_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
@@ -206,6 +221,9 @@ impl TaskStore for HookedStore {
         accepted: &[ReportId],
         contribution: &Aggregate,
     ) -> Result<CommitOutcome, StoreError> {
+        if let Some(hook) = &self.before_job_write {
+            hook("commit_job")?;
+        }
         self.inner.commit_job(round, job_id, accepted, contribution)
     }
     fn ledger(&self) -> Result<Vec<LedgerEntry>, StoreError> {
