@@ -418,20 +418,7 @@ impl Scheme {
         prepared: &Prepared,
         aggregate: &mut Aggregate,
     ) -> Result<(), ErrorCode> {
-        match &prepared.state {
-            PreparedState::CarryLift(state) => state
-                .accumulate_into(&mut aggregate.0)
-                .map_err(|_| ErrorCode::Internal),
-            PreparedState::NoProof(words) => {
-                if words.len() != aggregate.0.len() {
-                    return Err(ErrorCode::Internal);
-                }
-                for (a, w) in aggregate.0.iter_mut().zip(words.expose_secret()) {
-                    *a += Field64::from_u64(u64::from(*w));
-                }
-                Ok(())
-            }
-        }
+        apply_share(prepared, aggregate, ShareOp::Add)
     }
 
     /// Takes a report's share back out of an aggregate that [`Scheme::accumulate`]
@@ -443,20 +430,7 @@ impl Scheme {
         prepared: &Prepared,
         aggregate: &mut Aggregate,
     ) -> Result<(), ErrorCode> {
-        match &prepared.state {
-            PreparedState::CarryLift(state) => state
-                .withdraw_from(&mut aggregate.0)
-                .map_err(|_| ErrorCode::Internal),
-            PreparedState::NoProof(words) => {
-                if words.len() != aggregate.0.len() {
-                    return Err(ErrorCode::Internal);
-                }
-                for (a, w) in aggregate.0.iter_mut().zip(words.expose_secret()) {
-                    *a -= Field64::from_u64(u64::from(*w));
-                }
-                Ok(())
-            }
-        }
+        apply_share(prepared, aggregate, ShareOp::Subtract)
     }
 
     /// Collector: sums the aggregators' (opened) aggregate shares and decodes the
@@ -482,6 +456,46 @@ impl Scheme {
                 let slices: Vec<&[u32]> = words.iter().map(|w| w.as_slice()).collect();
                 np.unshard(&slices).map_err(|_| ErrorCode::BadMessage)
             }
+        }
+    }
+}
+
+/// Whether [`apply_share`] adds a report's share or takes it back.
+#[derive(Clone, Copy)]
+enum ShareOp {
+    Add,
+    Subtract,
+}
+
+/// `aggregate ± share` for one prepared report ([`Scheme::accumulate`],
+/// [`Scheme::withdraw`]); a share of another dimension is refused before anything is
+/// changed.
+fn apply_share(
+    prepared: &Prepared,
+    aggregate: &mut Aggregate,
+    op: ShareOp,
+) -> Result<(), ErrorCode> {
+    match &prepared.state {
+        PreparedState::CarryLift(state) => match op {
+            ShareOp::Add => state.accumulate_into(&mut aggregate.0),
+            ShareOp::Subtract => state.withdraw_from(&mut aggregate.0),
+        }
+        .map_err(|_| ErrorCode::Internal),
+        PreparedState::NoProof(words) => {
+            if words.len() != aggregate.0.len() {
+                return Err(ErrorCode::Internal);
+            }
+            let words = words
+                .expose_secret()
+                .iter()
+                .map(|w| Field64::from_u64(u64::from(*w)));
+            for (a, w) in aggregate.0.iter_mut().zip(words) {
+                match op {
+                    ShareOp::Add => *a += w,
+                    ShareOp::Subtract => *a -= w,
+                }
+            }
+            Ok(())
         }
     }
 }
