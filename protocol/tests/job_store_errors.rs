@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cairn_mpc::secret::Seed;
-use cairn_protocol::auth::Credential;
 use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
 use cairn_protocol::config::TaskConfig;
@@ -115,15 +114,7 @@ fn prepared_upload(
     helper: &Helper<MemoryStore>,
     rng: &mut ChaCha20Rng,
 ) -> UploadRequest {
-    let cred = Credential::generate(task.id(), rng);
-    leader
-        .store()
-        .add_client(cred.client_id(), &cred.key_for(0))
-        .unwrap();
-    helper
-        .store()
-        .add_client(cred.client_id(), &cred.key_for(1))
-        .unwrap();
+    let cred = support::register_client(task, leader.store(), helper.store(), rng);
     let client = Client::new(task.clone(), cred).unwrap();
     let x: Vec<i64> = (0..DIM)
         .map(|_| i64::from(rng.next_u32() % 9) - 4)

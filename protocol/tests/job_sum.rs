@@ -17,7 +17,6 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use cairn_mpc::secret::{SecretVec, Seed};
-use cairn_protocol::auth::Credential;
 use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::Collector;
@@ -27,7 +26,7 @@ use cairn_protocol::helper::Helper;
 use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::{ErrorCode, Message, UploadRequest};
 use cairn_protocol::parallel::Parallelism;
-use cairn_protocol::store::{MemoryStore, StoreError, TaskStore};
+use cairn_protocol::store::{MemoryStore, StoreError};
 use hooked_store::HookedStore;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -98,15 +97,8 @@ impl World {
     /// A report of round 0 from a new client both aggregators know; honest ones are
     /// counted in the expected sum.
     fn report(&mut self, honest: bool, rng: &mut ChaCha20Rng) -> UploadRequest {
-        let cred = Credential::generate(self.task.id(), rng);
-        self.leader
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(0))
-            .unwrap();
-        self.helper
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(1))
-            .unwrap();
+        let cred =
+            support::register_client(&self.task, self.leader.store(), self.helper.store(), rng);
         let client = Client::new(self.task.clone(), cred).unwrap();
         let x: Vec<i64> = (0..DIM)
             .map(|_| i64::from(rng.next_u32() % 9) - 4)
@@ -138,7 +130,7 @@ impl World {
         }
     }
 
-    /// Drives `job` with the helper; returns the rejection codes, sorted. With
+    /// Drives `job` with the helper; returns the rejection codes. With
     /// `crash_after_decision`, the leader forgets the job once it has sent its decision
     /// (as a restart would), resumes it from the store and drives it to its commit.
     fn drive(
@@ -155,16 +147,12 @@ impl World {
                 self.leader.forget_job(job.job_id());
                 let mut resumed = JobDriver::resume_all(&mut self.leader).unwrap();
                 assert_eq!(resumed.len(), 1);
-                let resumed = resumed.pop().unwrap();
-                return {
-                    let rest = self.drive(resumed, false, rng);
-                    assert!(
-                        rest.is_empty(),
-                        "a resumed decision re-sends, never re-decides"
-                    );
-                    codes.sort_by_key(|c| format!("{c:?}"));
-                    codes
-                };
+                let rest = self.drive(resumed.pop().unwrap(), false, rng);
+                assert!(
+                    rest.is_empty(),
+                    "a resumed decision re-sends, never re-decides"
+                );
+                return codes;
             }
             let answer = self
                 .helper
@@ -173,7 +161,6 @@ impl World {
             job.handle_answer(&mut self.leader, Ok(answer)).unwrap();
         }
         codes.extend(job.take_rejections().into_iter().map(|r| r.code));
-        codes.sort_by_key(|c| format!("{c:?}"));
         codes
     }
 
@@ -233,17 +220,38 @@ impl World {
     }
 }
 
-fn rejected_reports_leave_the_sum(threads: usize, crash_after_decision: bool, seed: u8) {
+/// How a test's job reaches its commit.
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    /// Decided and committed by one leader process.
+    InOneProcess,
+    /// Decided, then the leader forgets it (a restart), resumes it and commits.
+    RestartAfterDecision,
+    /// The store fails the leader's write at this step once; the job is resumed.
+    FailedWrite(&'static str),
+}
+
+fn rejected_reports_leave_the_sum(threads: usize, path: Path, seed: u8) {
     let mut rng = ChaCha20Rng::from_seed([seed; 32]);
     let mut w = world(threads, &mut rng);
     w.upload(5, &mut rng);
     let job = JobDriver::start(&mut w.leader, 0, &mut rng)
         .unwrap()
         .unwrap();
-    let codes = w.drive(job, crash_after_decision, &mut rng);
+    let mut codes = match path {
+        Path::InOneProcess => w.drive(job, false, &mut rng),
+        Path::RestartAfterDecision => w.drive(job, true, &mut rng),
+        Path::FailedWrite(step) => w.drive_through_a_failed_write(job, step, &mut rng),
+    };
+    // Each rejection is reported once: a failed decision answers an error, not its
+    // rejections, and the decision made again after the resume reports them; a failed
+    // commit re-sends the recorded decision, whose rejections were reported the first
+    // time.
+    codes.sort_by_key(|c| format!("{c:?}"));
     assert_eq!(
         codes,
-        vec![ErrorCode::DecryptFailed, ErrorCode::ProofFailed]
+        vec![ErrorCode::DecryptFailed, ErrorCode::ProofFailed],
+        "{threads} threads, {path:?}"
     );
     assert!(
         JobDriver::start(&mut w.leader, 0, &mut rng)
@@ -251,21 +259,21 @@ fn rejected_reports_leave_the_sum(threads: usize, crash_after_decision: bool, se
             .is_none()
     );
     let (count, sum) = w.released(&mut rng);
-    assert_eq!(count, w.honest);
-    assert_eq!(sum, w.expected);
+    assert_eq!(count, w.honest, "{threads} threads, {path:?}");
+    assert_eq!(sum, w.expected, "{threads} threads, {path:?}");
 }
 
 #[test]
 fn reports_rejected_after_the_leader_prepared_them_are_not_in_the_sum() {
     for threads in [1, 2] {
-        rejected_reports_leave_the_sum(threads, false, 71 + threads as u8);
+        rejected_reports_leave_the_sum(threads, Path::InOneProcess, 71 + threads as u8);
     }
 }
 
 #[test]
 fn a_decision_committed_after_a_restart_sums_the_accepted_reports_alone() {
     for threads in [1, 2] {
-        rejected_reports_leave_the_sum(threads, true, 81 + threads as u8);
+        rejected_reports_leave_the_sum(threads, Path::RestartAfterDecision, 81 + threads as u8);
     }
 }
 
@@ -277,29 +285,6 @@ fn a_decision_or_commit_the_store_failed_to_record_is_redone_with_the_accepted_r
         (1, "commit_job", 93),
         (2, "commit_job", 94),
     ] {
-        let mut rng = ChaCha20Rng::from_seed([seed; 32]);
-        let mut w = world(threads, &mut rng);
-        w.upload(5, &mut rng);
-        let job = JobDriver::start(&mut w.leader, 0, &mut rng)
-            .unwrap()
-            .unwrap();
-        let mut codes = w.drive_through_a_failed_write(job, step, &mut rng);
-        codes.sort_by_key(|c| format!("{c:?}"));
-        // A failed decision answers an error, not its rejections; the decision made
-        // again after the resume reports them. A failed commit re-sends the recorded
-        // decision, whose rejections were reported the first time.
-        assert_eq!(
-            codes,
-            vec![ErrorCode::DecryptFailed, ErrorCode::ProofFailed],
-            "{threads} threads, {step}"
-        );
-        assert!(
-            JobDriver::start(&mut w.leader, 0, &mut rng)
-                .unwrap()
-                .is_none()
-        );
-        let (count, sum) = w.released(&mut rng);
-        assert_eq!(count, w.honest, "{threads} threads, {step}");
-        assert_eq!(sum, w.expected, "{threads} threads, {step}");
+        rejected_reports_leave_the_sum(threads, Path::FailedWrite(step), seed);
     }
 }

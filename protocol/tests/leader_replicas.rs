@@ -122,14 +122,8 @@ impl World {
     /// A fresh client, registered with both aggregators, and its upload of
     /// (1, 0, 0, 0)/256 for `round`.
     fn prepared_upload(&mut self, round: u32) -> UploadRequest {
-        let cred = Credential::generate(self.task.id(), &mut self.rng);
-        self.store
-            .add_client(cred.client_id(), &cred.key_for(0))
-            .unwrap();
-        self.helper
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(1))
-            .unwrap();
+        let cred =
+            support::register_client(&self.task, &*self.store, self.helper.store(), &mut self.rng);
         Client::new(self.task.clone(), cred)
             .unwrap()
             .prepare_upload_quantised(round, &[1, 0, 0, 0], &mut self.rng)

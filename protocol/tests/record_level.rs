@@ -8,7 +8,6 @@ mod support;
 
 use cairn_dp::rdp::RdpCurve;
 use cairn_mpc::secret::Seed;
-use cairn_protocol::auth::Credential;
 use cairn_protocol::client::{Client, ClientError};
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::{Collection, Collector};
@@ -70,15 +69,12 @@ fn world(privacy: &str) -> World {
 
 impl World {
     fn client(&mut self) -> Client {
-        let cred = Credential::generate(self.task.id(), &mut self.rng);
-        self.leader
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(0))
-            .unwrap();
-        self.helper
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(1))
-            .unwrap();
+        let cred = support::register_client(
+            &self.task,
+            self.leader.store(),
+            self.helper.store(),
+            &mut self.rng,
+        );
         Client::new(self.task.clone(), cred).unwrap()
     }
 

@@ -7,7 +7,6 @@
 mod support;
 
 use cairn_mpc::secret::Seed;
-use cairn_protocol::auth::Credential;
 use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::Collector;
@@ -66,15 +65,12 @@ impl World {
 
     /// `n` uploads of one fresh client for `round`.
     fn uploads(&mut self, round: u32, n: usize) -> Vec<Vec<u8>> {
-        let cred = Credential::generate(self.task.id(), &mut self.rng);
-        self.leader
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(0))
-            .unwrap();
-        self.helper
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(1))
-            .unwrap();
+        let cred = support::register_client(
+            &self.task,
+            self.leader.store(),
+            self.helper.store(),
+            &mut self.rng,
+        );
         let client = Client::new(self.task.clone(), cred).unwrap();
         (0..n)
             .map(|_| {

@@ -79,16 +79,12 @@ fn setup_with_min_clients(min_clients: u32) -> Setup {
 
 impl Setup {
     fn register(&mut self) -> Credential {
-        let cred = Credential::generate(self.task.id(), &mut self.rng);
-        self.leader
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(0))
-            .unwrap();
-        self.helper
-            .store()
-            .add_client(cred.client_id(), &cred.key_for(1))
-            .unwrap();
-        cred
+        support::register_client(
+            &self.task,
+            self.leader.store(),
+            self.helper.store(),
+            &mut self.rng,
+        )
     }
 
     /// An honest client's report, uploaded; the leader's honest job for it.

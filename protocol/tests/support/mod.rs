@@ -1,7 +1,33 @@
-//! What several protocol integration tests share: a two-aggregator task file.
+//! What several protocol integration tests share: a two-aggregator task file, and a
+//! client registered with both aggregators.
 
+use cairn_protocol::auth::Credential;
+use cairn_protocol::config::TaskConfig;
 use cairn_protocol::hpke::{HpkeSecretKey, generate_keypair};
+use cairn_protocol::store::TaskStore;
 use rand_chacha::ChaCha20Rng;
+
+/// A fresh client credential for `task`, registered with the leader's store (its key
+/// for aggregator 0) and the helper's (for aggregator 1).
+#[allow(
+    dead_code,
+    reason = "not every test that includes this file registers clients"
+)]
+pub(crate) fn register_client(
+    task: &TaskConfig,
+    leader: &(impl TaskStore + ?Sized),
+    helper: &(impl TaskStore + ?Sized),
+    rng: &mut ChaCha20Rng,
+) -> Credential {
+    let cred = Credential::generate(task.id(), rng);
+    leader
+        .add_client(cred.client_id(), &cred.key_for(0))
+        .expect("the leader's store registers the client");
+    helper
+        .add_client(cred.client_id(), &cred.key_for(1))
+        .expect("the helper's store registers the client");
+    cred
+}
 
 /// A task of one leader and one helper, with fresh keys drawn from `rng` (collector,
 /// leader, helper, in that order): `header` holds the task's own lines (name through
