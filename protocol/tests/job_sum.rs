@@ -5,6 +5,8 @@
 //! the same process, decided before a restart and committed after it (the sum is then
 //! rebuilt from the stored reports and the recorded decision), and when the store fails
 //! to record the decision or the commit (the job is prepared again from the store).
+//! A decided job whose accepted report no longer prepares after a restart is refused,
+//! not committed with that report's leader share missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "support/hooked_store.rs"]
@@ -23,10 +25,11 @@ use cairn_protocol::collector::Collector;
 use cairn_protocol::config::TaskConfig;
 use cairn_protocol::driver::{CollectDriver, CollectPoll, JobDriver};
 use cairn_protocol::helper::Helper;
+use cairn_protocol::ids::ReportId;
 use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::{ErrorCode, Message, UploadRequest};
 use cairn_protocol::parallel::Parallelism;
-use cairn_protocol::store::{MemoryStore, StoreError};
+use cairn_protocol::store::{MemoryStore, StoreError, TaskStore};
 use hooked_store::HookedStore;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{Rng, SeedableRng};
@@ -37,10 +40,15 @@ const NOW: Time = Time(1_000);
 /// The leader's job writes fail once at the step named here, if any.
 type FailAt = Arc<Mutex<Option<&'static str>>>;
 
+/// Reports whose stored bytes the leader's store answers truncated (a disk that
+/// altered them).
+type Corrupt = Arc<Mutex<Vec<ReportId>>>;
+
 struct World {
     task: TaskConfig,
     leader: Leader<HookedStore>,
     fail_at: FailAt,
+    corrupt: Corrupt,
     helper: Helper<MemoryStore>,
     collector: Collector,
     /// The sum of the honest reports' inputs.
@@ -69,6 +77,14 @@ fn world(threads: usize, rng: &mut ChaCha20Rng) -> World {
             }
             Ok(())
         }));
+    let corrupt: Corrupt = Arc::new(Mutex::new(Vec::new()));
+    let hook_corrupt = Arc::clone(&corrupt);
+    let store = store.with_report_bytes_hook(Box::new(move |report_id, mut bytes| {
+        if hook_corrupt.lock().unwrap().contains(&report_id) {
+            bytes.truncate(bytes.len() / 2);
+        }
+        bytes
+    }));
     let leader = Leader::new(task.clone(), Seed::from_bytes([6; 32]), store)
         .unwrap()
         .with_parallelism(parallelism.clone());
@@ -86,6 +102,7 @@ fn world(threads: usize, rng: &mut ChaCha20Rng) -> World {
         task,
         leader,
         fail_at,
+        corrupt,
         helper,
         collector,
         expected: vec![0; DIM],
@@ -287,4 +304,67 @@ fn a_decision_or_commit_the_store_failed_to_record_is_redone_with_the_accepted_r
     ] {
         rejected_reports_leave_the_sum(threads, Path::FailedWrite(step), seed);
     }
+}
+
+/// Decides a job of 5 honest and 2 rejected reports and, as a restart would, forgets
+/// it before sending the decision; the store then alters the bytes of the accepted
+/// report at `corrupt_accepted` (or, with `None`, of every report of the job). The
+/// resume must refuse, not commit the job with those reports' leader shares missing
+/// while the helper adds its own; once the store is repaired, the job commits and
+/// the released sum is the honest reports'.
+fn an_accepted_report_that_no_longer_prepares_is_not_committed(
+    corrupt_accepted: Option<usize>,
+    seed: u8,
+) {
+    let mut rng = ChaCha20Rng::from_seed([seed; 32]);
+    let mut w = world(2, &mut rng);
+    w.upload(5, &mut rng);
+    let mut job = JobDriver::start(&mut w.leader, 0, &mut rng)
+        .unwrap()
+        .unwrap();
+    let accepted = loop {
+        let request = job.poll_transmit().unwrap();
+        if let Message::JobContinue(decision) = &request.message {
+            break decision.accepted.clone();
+        }
+        let answer = w
+            .helper
+            .handle_message(request.message, NOW, &mut rng)
+            .unwrap();
+        job.handle_answer(&mut w.leader, Ok(answer)).unwrap();
+    };
+    assert_eq!(accepted.len(), 5);
+    let open = w.leader.store().open_jobs().unwrap();
+    assert_eq!(open.len(), 1);
+    let every_report = open[0].reports.clone();
+    assert_eq!(every_report.len(), 7);
+    w.leader.forget_job(job.job_id());
+    *w.corrupt.lock().unwrap() = match corrupt_accepted {
+        Some(i) => vec![accepted[i]],
+        None => every_report,
+    };
+    for _ in 0..2 {
+        let Err(refusal) = JobDriver::resume_all(&mut w.leader) else {
+            panic!("a decided job missing an accepted report is resumed");
+        };
+        assert_eq!(refusal.code, ErrorCode::Internal, "{refusal}");
+        assert!(refusal.detail.contains("no longer prepares"), "{refusal}");
+    }
+    w.corrupt.lock().unwrap().clear();
+    let mut resumed = JobDriver::resume_all(&mut w.leader).unwrap();
+    assert_eq!(resumed.len(), 1);
+    assert!(w.drive(resumed.pop().unwrap(), false, &mut rng).is_empty());
+    let (count, sum) = w.released(&mut rng);
+    assert_eq!(count, w.honest);
+    assert_eq!(sum, w.expected);
+}
+
+#[test]
+fn a_resumed_decision_whose_accepted_report_no_longer_prepares_is_refused() {
+    an_accepted_report_that_no_longer_prepares_is_not_committed(Some(2), 101);
+}
+
+#[test]
+fn a_resumed_decision_whose_every_report_no_longer_prepares_is_not_committed_empty() {
+    an_accepted_report_that_no_longer_prepares_is_not_committed(None, 102);
 }

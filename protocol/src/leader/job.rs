@@ -128,9 +128,10 @@ impl<S: TaskStore> Leader<S> {
     /// After a restart: re-prepares every recorded, uncommitted job. Returns, per job,
     /// the [`JobInit`]s and, for decided jobs, the [`JobContinue`] to re-send.
     ///
-    /// On an error (a store that cannot be read) no job of this call is kept in
-    /// memory, so the next call resumes all of them: a job kept without its messages
-    /// would never be sent again.
+    /// On an error (a store that cannot be read, or a decided job whose accepted report
+    /// no longer prepares: committing it would release a wrong sum) no job of this call
+    /// is kept in memory, so the next call resumes all of them: a job kept without its
+    /// messages would never be sent again.
     pub fn resume_jobs(&mut self) -> Result<Vec<ResumedJob>, Reject> {
         let mut out = Vec::new();
         if let Err(e) = self.resume_into(&mut out) {
@@ -155,6 +156,9 @@ impl<S: TaskStore> Leader<S> {
                 accepted: accepted.clone(),
             });
             let (job, inits) = self.prepare_job(record.clone())?;
+            if let Some(accepted) = &record.accepted {
+                refuse_accepted_unprepared(&job, accepted)?;
+            }
             if inits.iter().all(|i| i.reports.is_empty()) {
                 self.commit_locally(&record)?;
                 continue;
@@ -428,6 +432,32 @@ impl<S: TaskStore> Leader<S> {
             inits,
         ))
     }
+}
+
+/// Refuses to resume a decided job if a report it accepted no longer prepares here (its
+/// stored bytes altered, or the leader's code or task changed since the decision). The
+/// helpers add every accepted report's share; a leader that committed the job without
+/// one would release a sum missing that report's leader share, wrong in every
+/// coordinate. The job stays recorded, uncommitted, and every resume fails again,
+/// loudly, until an operator repairs the store.
+fn refuse_accepted_unprepared(job: &InFlightJob, accepted: &[ReportId]) -> Result<(), Reject> {
+    for (report_id, prepared) in &job.prepared {
+        if let Err(code) = prepared
+            && accepted.contains(report_id)
+        {
+            return Err(Reject::new(
+                ErrorCode::Internal,
+                format!(
+                    "job {}: report {} was accepted but no longer prepares on this leader \
+                     ({code:?}; its stored bytes or the task changed since the decision), \
+                     so the job cannot be committed",
+                    job.record.job_id.to_hex(),
+                    report_id.to_hex(),
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The leader's decision on one report of a job: the helpers' verdicts and verifier

@@ -24,6 +24,10 @@ use cairn_protocol::store::{
 /// Runs before every report read; an error fails the read with it.
 pub(crate) type ReportReadHook = Box<dyn Fn() -> Result<(), StoreError> + Send + Sync>;
 
+/// Runs on the bytes of every report read that found them, and returns the bytes the
+/// read answers (a disk that altered them).
+pub(crate) type ReportBytesHook = Box<dyn Fn(ReportId, Vec<u8>) -> Vec<u8> + Send + Sync>;
+
 /// Runs before every upload is stored, with its report id; an error fails that
 /// upload's store with it.
 pub(crate) type PutHook = Box<dyn Fn(ReportId) -> Result<(), StoreError> + Send + Sync>;
@@ -48,6 +52,7 @@ pub(crate) enum ReadPoint {
 pub(crate) struct HookedStore {
     inner: Arc<MemoryStore>,
     before_report_read: Option<ReportReadHook>,
+    report_bytes: Option<ReportBytesHook>,
     before_put: Option<PutHook>,
     before_job_write: Option<JobWriteHook>,
     once: Mutex<Vec<(ReadPoint, OnceHook)>>,
@@ -59,6 +64,7 @@ impl HookedStore {
         Self {
             inner,
             before_report_read: None,
+            report_bytes: None,
             before_put: None,
             before_job_write: None,
             once: Mutex::new(Vec::new()),
@@ -68,6 +74,12 @@ impl HookedStore {
     /// Runs `hook` before every report read, failing the read when it fails.
     pub(crate) fn with_report_read_hook(mut self, hook: ReportReadHook) -> Self {
         self.before_report_read = Some(hook);
+        self
+    }
+
+    /// Passes the bytes of every report read through `hook`.
+    pub(crate) fn with_report_bytes_hook(mut self, hook: ReportBytesHook) -> Self {
+        self.report_bytes = Some(hook);
         self
     }
 
@@ -139,7 +151,11 @@ impl TaskStore for HookedStore {
         if let Some(hook) = &self.before_report_read {
             hook()?;
         }
-        self.inner.report(report_id)
+        let bytes = self.inner.report(report_id)?;
+        Ok(match &self.report_bytes {
+            Some(hook) => bytes.map(|b| hook(report_id, b)),
+            None => bytes,
+        })
     }
     fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, StoreError> {
         self.run_hook(ReadPoint::Queue);
