@@ -29,6 +29,7 @@ use cairn_protocol::ids::ReportId;
 use cairn_protocol::leader::Leader;
 use cairn_protocol::messages::{ErrorCode, Message, UploadRequest};
 use cairn_protocol::parallel::Parallelism;
+use cairn_protocol::scheme::Aggregate;
 use cairn_protocol::store::{MemoryStore, StoreError, TaskStore};
 use hooked_store::HookedStore;
 use rand_chacha::ChaCha20Rng;
@@ -40,20 +41,90 @@ const NOW: Time = Time(1_000);
 /// The leader's job writes fail once at the step named here, if any.
 type FailAt = Arc<Mutex<Option<&'static str>>>;
 
-/// Reports whose stored bytes the leader's store answers truncated (a disk that
+/// How the leader's store alters a report's bytes when it reads them (a disk that
 /// altered them).
-type Corrupt = Arc<Mutex<Vec<ReportId>>>;
+#[derive(Clone)]
+enum Damage {
+    /// The bytes are lost (the store has the report's row, not its file).
+    Lose,
+    /// Half the bytes are lost: the report no longer decodes.
+    Truncate,
+    /// One bit of this leader share flips where it is stored: the report still
+    /// decodes and prepares, with another share.
+    FlipLeaderShareBit(Vec<u8>),
+}
+
+/// The reports whose stored bytes the leader's store alters, and how.
+type Damaged = Arc<Mutex<Vec<(ReportId, Damage)>>>;
+
+fn damage(mut bytes: Vec<u8>, how: &Damage) -> Option<Vec<u8>> {
+    match how {
+        Damage::Lose => return None,
+        Damage::Truncate => bytes.truncate(bytes.len() / 2),
+        Damage::FlipLeaderShareBit(share) => {
+            let at = bytes
+                .windows(share.len())
+                .position(|w| w == share.as_slice())
+                .expect("the leader share is stored whole");
+            bytes[at + 8] ^= 1;
+        }
+    }
+    Some(bytes)
+}
 
 struct World {
     task: TaskConfig,
+    threads: usize,
+    /// The leader's store, which outlives a leader process.
+    leader_store: Arc<MemoryStore>,
     leader: Leader<HookedStore>,
     fail_at: FailAt,
-    corrupt: Corrupt,
+    damaged: Damaged,
     helper: Helper<MemoryStore>,
     collector: Collector,
     /// The sum of the honest reports' inputs.
     expected: Vec<i64>,
     honest: u64,
+    /// Each honest report's leader share as uploaded.
+    leader_shares: Vec<(ReportId, Vec<u8>)>,
+}
+
+/// A leader process of `task` on `store`, whose job writes fail at `fail_at` and whose
+/// report reads are altered as `damaged` says.
+fn leader_process(
+    task: &TaskConfig,
+    threads: usize,
+    store: &Arc<MemoryStore>,
+    fail_at: &FailAt,
+    damaged: &Damaged,
+) -> Leader<HookedStore> {
+    let hook_fail_at = Arc::clone(fail_at);
+    let hook_damaged = Arc::clone(damaged);
+    let store = HookedStore::new(Arc::clone(store))
+        .with_job_write_hook(Box::new(move |step| {
+            let mut at = hook_fail_at.lock().unwrap();
+            if *at == Some(step) {
+                *at = None;
+                return Err(StoreError::NotFound("the disk (injected write failure)"));
+            }
+            Ok(())
+        }))
+        .with_report_bytes_hook(Box::new(move |report_id, bytes| {
+            match hook_damaged
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(id, _)| *id == report_id)
+            {
+                Some((_, how)) => damage(bytes, how),
+                None => Some(bytes),
+            }
+        }));
+    Leader::new(task.clone(), Seed::from_bytes([6; 32]), store)
+        .unwrap()
+        .with_parallelism(Parallelism::with_threads(
+            NonZeroUsize::new(threads).unwrap(),
+        ))
 }
 
 fn world(threads: usize, rng: &mut ChaCha20Rng) -> World {
@@ -67,27 +138,9 @@ fn world(threads: usize, rng: &mut ChaCha20Rng) -> World {
     let task = TaskConfig::from_toml(&toml).unwrap();
     let parallelism = Parallelism::with_threads(NonZeroUsize::new(threads).unwrap());
     let fail_at: FailAt = Arc::new(Mutex::new(None));
-    let hook_fail_at = Arc::clone(&fail_at);
-    let store =
-        HookedStore::new(Arc::new(MemoryStore::new())).with_job_write_hook(Box::new(move |step| {
-            let mut at = hook_fail_at.lock().unwrap();
-            if *at == Some(step) {
-                *at = None;
-                return Err(StoreError::NotFound("the disk (injected write failure)"));
-            }
-            Ok(())
-        }));
-    let corrupt: Corrupt = Arc::new(Mutex::new(Vec::new()));
-    let hook_corrupt = Arc::clone(&corrupt);
-    let store = store.with_report_bytes_hook(Box::new(move |report_id, mut bytes| {
-        if hook_corrupt.lock().unwrap().contains(&report_id) {
-            bytes.truncate(bytes.len() / 2);
-        }
-        bytes
-    }));
-    let leader = Leader::new(task.clone(), Seed::from_bytes([6; 32]), store)
-        .unwrap()
-        .with_parallelism(parallelism.clone());
+    let damaged: Damaged = Arc::new(Mutex::new(Vec::new()));
+    let leader_store = Arc::new(MemoryStore::new());
+    let leader = leader_process(&task, threads, &leader_store, &fail_at, &damaged);
     let helper = Helper::new(
         task.clone(),
         1,
@@ -100,13 +153,16 @@ fn world(threads: usize, rng: &mut ChaCha20Rng) -> World {
     let collector = Collector::new(task.clone(), collector_sk).unwrap();
     World {
         task,
+        threads,
+        leader_store,
         leader,
         fail_at,
-        corrupt,
+        damaged,
         helper,
         collector,
         expected: vec![0; DIM],
         honest: 0,
+        leader_shares: Vec::new(),
     }
 }
 
@@ -120,13 +176,29 @@ impl World {
         let x: Vec<i64> = (0..DIM)
             .map(|_| i64::from(rng.next_u32() % 9) - 4)
             .collect();
+        let req = client.prepare_upload_quantised(0, &x, rng).unwrap();
         if honest {
             for (e, v) in self.expected.iter_mut().zip(&x) {
                 *e += v;
             }
             self.honest += 1;
+            self.leader_shares.push((
+                req.report.report_id,
+                req.report.leader_share.expose_secret().to_vec(),
+            ));
         }
-        client.prepare_upload_quantised(0, &x, rng).unwrap()
+        req
+    }
+
+    /// The leader process stops and another starts on its store (with its hooks).
+    fn restart_leader(&mut self) {
+        self.leader = leader_process(
+            &self.task,
+            self.threads,
+            &self.leader_store,
+            &self.fail_at,
+            &self.damaged,
+        );
     }
 
     /// Uploads `honest` honest reports, one whose leader share was altered after the
@@ -306,51 +378,101 @@ fn a_decision_or_commit_the_store_failed_to_record_is_redone_with_the_accepted_r
     }
 }
 
-/// Decides a job of 5 honest and 2 rejected reports and, as a restart would, forgets
-/// it before sending the decision; the store then alters the bytes of the accepted
-/// report at `corrupt_accepted` (or, with `None`, of every report of the job). The
-/// resume must refuse, not commit the job with those reports' leader shares missing
-/// while the helper adds its own; once the store is repaired, the job commits and
-/// the released sum is the honest reports'.
-fn an_accepted_report_that_no_longer_prepares_is_not_committed(
-    corrupt_accepted: Option<usize>,
-    seed: u8,
-) {
+/// Which reports of a decided job the store alters after the decision.
+#[derive(Clone, Copy, Debug)]
+enum Altered {
+    /// One accepted report's bytes are lost.
+    OneLost,
+    /// One bit of one accepted report's leader share flips: it still prepares.
+    OneBitFlipped,
+    /// Every report of the job, accepted or not, loses half its bytes.
+    EveryTruncated,
+}
+
+/// Drives `job` until the leader has recorded its decision, and returns the accepted
+/// reports; the decision is not sent (the leader forgets the job, as a restart would).
+fn decide_then_crash(w: &mut World, mut job: JobDriver, rng: &mut ChaCha20Rng) -> Vec<ReportId> {
+    loop {
+        let request = job.poll_transmit().unwrap();
+        if let Message::JobContinue(decision) = &request.message {
+            w.leader.forget_job(job.job_id());
+            return decision.accepted.clone();
+        }
+        let answer = w.helper.handle_message(request.message, NOW, rng).unwrap();
+        job.handle_answer(&mut w.leader, Ok(answer)).unwrap();
+    }
+}
+
+/// Decides a job of 5 honest and 2 rejected reports, then the leader crashes and the
+/// store alters the job's reports as `altered` says. The resume must refuse the job,
+/// not commit it with an accepted report's leader share missing or altered while the
+/// helper adds its own; once, with why. A second job, started after the first was
+/// decided, is resumed and committed all the same. Once the store is repaired, a new
+/// leader process commits the refused job and the released sum is the honest
+/// reports'.
+fn a_decided_job_whose_reports_were_altered_is_refused(altered: Altered, seed: u8) {
     let mut rng = ChaCha20Rng::from_seed([seed; 32]);
     let mut w = world(2, &mut rng);
     w.upload(5, &mut rng);
-    let mut job = JobDriver::start(&mut w.leader, 0, &mut rng)
+    let job = JobDriver::start(&mut w.leader, 0, &mut rng)
         .unwrap()
         .unwrap();
-    let accepted = loop {
-        let request = job.poll_transmit().unwrap();
-        if let Message::JobContinue(decision) = &request.message {
-            break decision.accepted.clone();
-        }
-        let answer = w
-            .helper
-            .handle_message(request.message, NOW, &mut rng)
-            .unwrap();
-        job.handle_answer(&mut w.leader, Ok(answer)).unwrap();
-    };
+    let refused_id = job.job_id();
+    let accepted = decide_then_crash(&mut w, job, &mut rng);
     assert_eq!(accepted.len(), 5);
-    let open = w.leader.store().open_jobs().unwrap();
-    assert_eq!(open.len(), 1);
-    let every_report = open[0].reports.clone();
+    let every_report = w.leader.store().open_jobs().unwrap()[0].reports.clone();
     assert_eq!(every_report.len(), 7);
-    w.leader.forget_job(job.job_id());
-    *w.corrupt.lock().unwrap() = match corrupt_accepted {
-        Some(i) => vec![accepted[i]],
-        None => every_report,
+    w.upload(3, &mut rng);
+    let other = JobDriver::start(&mut w.leader, 0, &mut rng)
+        .unwrap()
+        .unwrap();
+    let other_id = other.job_id();
+    w.leader.forget_job(other_id);
+
+    let victim = accepted[2];
+    let share = w
+        .leader_shares
+        .iter()
+        .find(|(id, _)| *id == victim)
+        .map(|(_, share)| share.clone())
+        .unwrap();
+    *w.damaged.lock().unwrap() = match altered {
+        Altered::OneLost => vec![(victim, Damage::Lose)],
+        Altered::OneBitFlipped => vec![(victim, Damage::FlipLeaderShareBit(share))],
+        Altered::EveryTruncated => every_report
+            .iter()
+            .map(|id| (*id, Damage::Truncate))
+            .collect(),
     };
-    for _ in 0..2 {
-        let Err(refusal) = JobDriver::resume_all(&mut w.leader) else {
-            panic!("a decided job missing an accepted report is resumed");
-        };
-        assert_eq!(refusal.code, ErrorCode::Internal, "{refusal}");
-        assert!(refusal.detail.contains("no longer prepares"), "{refusal}");
-    }
-    w.corrupt.lock().unwrap().clear();
+    let mut resumed = JobDriver::resume_all(&mut w.leader).unwrap();
+    assert_eq!(resumed.len(), 1, "{altered:?}: the other job is resumed");
+    assert_eq!(resumed[0].job_id(), other_id);
+    let refusals = w.leader.take_refused_jobs();
+    assert_eq!(refusals.len(), 1, "{altered:?}");
+    let why = &refusals[0];
+    assert_eq!(why.code, ErrorCode::Internal, "{why}");
+    assert!(why.detail.contains(&refused_id.to_hex()), "{why}");
+    assert!(why.detail.contains(&victim.to_hex()), "{why}");
+    let (reason, reports) = match altered {
+        Altered::OneLost => ("it no longer prepares", 1),
+        Altered::OneBitFlipped => ("its stored bytes are not those uploaded", 1),
+        Altered::EveryTruncated => ("its stored bytes are not those uploaded", 5),
+    };
+    assert_eq!(
+        why.detail.matches(reason).count(),
+        reports,
+        "{altered:?}: {why}"
+    );
+    // The other job has 3 honest reports and 2 the joint verification rejects.
+    assert_eq!(w.drive(resumed.pop().unwrap(), false, &mut rng).len(), 2);
+    assert!(w.leader.store().job_committed(other_id).unwrap().is_some());
+    // Refused once: the next resumes skip the job without a word.
+    assert!(JobDriver::resume_all(&mut w.leader).unwrap().is_empty());
+    assert!(w.leader.take_refused_jobs().is_empty());
+    assert_eq!(w.leader.store().job_committed(refused_id).unwrap(), None);
+
+    w.damaged.lock().unwrap().clear();
+    w.restart_leader();
     let mut resumed = JobDriver::resume_all(&mut w.leader).unwrap();
     assert_eq!(resumed.len(), 1);
     assert!(w.drive(resumed.pop().unwrap(), false, &mut rng).is_empty());
@@ -360,11 +482,49 @@ fn an_accepted_report_that_no_longer_prepares_is_not_committed(
 }
 
 #[test]
-fn a_resumed_decision_whose_accepted_report_no_longer_prepares_is_refused() {
-    an_accepted_report_that_no_longer_prepares_is_not_committed(Some(2), 101);
+fn a_resumed_decision_whose_accepted_report_is_lost_is_refused() {
+    a_decided_job_whose_reports_were_altered_is_refused(Altered::OneLost, 101);
 }
 
 #[test]
-fn a_resumed_decision_whose_every_report_no_longer_prepares_is_not_committed_empty() {
-    an_accepted_report_that_no_longer_prepares_is_not_committed(None, 102);
+fn a_resumed_decision_whose_accepted_report_was_altered_but_prepares_is_refused() {
+    a_decided_job_whose_reports_were_altered_is_refused(Altered::OneBitFlipped, 102);
+}
+
+/// Every report fails, so the job has nothing for the helpers: the leader would commit
+/// it locally as empty were it not refused (which the store's decide-once rule stops,
+/// with an error that blames another leader process); the refusal names every
+/// accepted report.
+#[test]
+fn a_resumed_decision_whose_every_report_was_truncated_is_refused_with_why() {
+    a_decided_job_whose_reports_were_altered_is_refused(Altered::EveryTruncated, 103);
+}
+
+/// A replica that commits a decided job (deleting its reports) while this leader
+/// process resumes it leaves this process nothing to do: the reports it finds gone
+/// are not a reason to refuse the job.
+#[test]
+fn a_decided_job_another_process_commits_during_the_resume_is_not_refused() {
+    let mut rng = ChaCha20Rng::from_seed([104; 32]);
+    let mut w = world(2, &mut rng);
+    w.upload(5, &mut rng);
+    let job = JobDriver::start(&mut w.leader, 0, &mut rng)
+        .unwrap()
+        .unwrap();
+    let job_id = job.job_id();
+    let accepted = decide_then_crash(&mut w, job, &mut rng);
+    let store = Arc::clone(&w.leader_store);
+    let committed = std::sync::atomic::AtomicBool::new(false);
+    let replica =
+        HookedStore::new(Arc::clone(&w.leader_store)).with_report_read_hook(Box::new(move || {
+            if !committed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                let zero = Aggregate::zero(DIM);
+                store.commit_job(0, job_id, &accepted, &zero).unwrap();
+            }
+            Ok(())
+        }));
+    let mut leader = Leader::new(w.task.clone(), Seed::from_bytes([6; 32]), replica).unwrap();
+    assert!(JobDriver::resume_all(&mut leader).unwrap().is_empty());
+    assert!(leader.take_refused_jobs().is_empty());
+    assert!(w.leader_store.job_committed(job_id).unwrap().is_some());
 }

@@ -56,10 +56,18 @@ pub(super) async fn drive_job(
 }
 
 /// Re-runs the jobs the store recorded but did not commit (after a restart, or whose
-/// helper was unreachable).
+/// helper was unreachable), and logs as errors the decided jobs the leader refuses to
+/// resume (`Leader::take_refused_jobs`): each once, the others resumed all the same.
 pub(super) async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
     let _guard = shared.jobs.lock().await;
-    let drivers = with_leader(shared, JobDriver::resume_all).await?;
+    let (drivers, refused) = with_leader(shared, |leader| {
+        let drivers = JobDriver::resume_all(leader)?;
+        Ok((drivers, leader.take_refused_jobs()))
+    })
+    .await?;
+    for refusal in refused {
+        tracing::error!(code = %refusal.code, detail = %refusal.detail, "aggregation job refused");
+    }
     let (outcome, undriven) = drive_each(
         drivers,
         |driver| async move {

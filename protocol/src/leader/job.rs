@@ -128,10 +128,14 @@ impl<S: TaskStore> Leader<S> {
     /// After a restart: re-prepares every recorded, uncommitted job. Returns, per job,
     /// the [`JobInit`]s and, for decided jobs, the [`JobContinue`] to re-send.
     ///
-    /// On an error (a store that cannot be read, or a decided job whose accepted report
-    /// no longer prepares: committing it would release a wrong sum) no job of this call
-    /// is kept in memory, so the next call resumes all of them: a job kept without its
-    /// messages would never be sent again.
+    /// A decided job whose accepted report no longer prepares here, or whose stored
+    /// bytes are not those uploaded, is refused instead (committing it would release
+    /// a wrong sum): [`Leader::take_refused_jobs`] says why, and this process skips it
+    /// from then on while it resumes the others.
+    ///
+    /// On an error (a store that cannot be read) no job of this call is kept in
+    /// memory, so the next call resumes all of them: a job kept without its messages
+    /// would never be sent again.
     pub fn resume_jobs(&mut self) -> Result<Vec<ResumedJob>, Reject> {
         let mut out = Vec::new();
         if let Err(e) = self.resume_into(&mut out) {
@@ -145,7 +149,10 @@ impl<S: TaskStore> Leader<S> {
 
     fn resume_into(&mut self, out: &mut Vec<ResumedJob>) -> Result<(), Reject> {
         for record in self.core.store.open_jobs().map_err(Reject::storage)? {
-            if self.jobs.contains_key(&record.job_id) || !self.lease(record.job_id)? {
+            if self.jobs.contains_key(&record.job_id)
+                || self.refused.contains(&record.job_id)
+                || !self.lease(record.job_id)?
+            {
                 continue;
             }
             let job_id = record.job_id;
@@ -156,8 +163,23 @@ impl<S: TaskStore> Leader<S> {
                 accepted: accepted.clone(),
             });
             let (job, inits) = self.prepare_job(record.clone())?;
-            if let Some(accepted) = &record.accepted {
-                refuse_accepted_unprepared(&job, accepted)?;
+            if let Some(refusal) = record
+                .accepted
+                .as_ref()
+                .and_then(|accepted| refusal(&job, accepted))
+            {
+                // Unless another leader process committed the job meanwhile (and
+                // deleted its reports): then there is nothing left to do.
+                let committed = self
+                    .core
+                    .store
+                    .job_committed(job_id)
+                    .map_err(Reject::storage)?;
+                if committed.is_none() {
+                    self.refused.insert(job_id);
+                    self.refusals.push(refusal);
+                }
+                continue;
             }
             if inits.iter().all(|i| i.reports.is_empty()) {
                 self.commit_locally(&record)?;
@@ -171,6 +193,15 @@ impl<S: TaskStore> Leader<S> {
             });
         }
         Ok(())
+    }
+
+    /// The decided jobs [`Leader::resume_jobs`] refused since the last call, each with
+    /// why, for the operator's log; each job once per process. A refused job stays
+    /// recorded and uncommitted, so its round cannot be released (its collect waits for
+    /// it, then answers [`ErrorCode::Mismatch`]) until an operator restores the
+    /// report's bytes and restarts the leader; the other jobs and rounds go on.
+    pub fn take_refused_jobs(&mut self) -> Vec<Reject> {
+        std::mem::take(&mut self.refusals)
     }
 
     /// Drops the in-memory state of a job whose messages could not be delivered (a
@@ -370,6 +401,7 @@ impl<S: TaskStore> Leader<S> {
         let helpers = limits.helpers;
         let (scheme, verify_key) = (&self.core.scheme, &self.core.verify_key);
         let store = &self.core.store;
+        let accepted = record.accepted.as_deref().unwrap_or_default();
         // A storage error fails the whole job (a report that cannot be read is not
         // refused). Each report prepared without error has its share added into its
         // worker's part of the job's sum at once (withdrawn if it is rejected later).
@@ -380,20 +412,36 @@ impl<S: TaskStore> Leader<S> {
                 scheme.dimension(),
                 record.reports.clone(),
                 |report_id, sum| {
-                    let bytes = store.report(report_id).map_err(Err)?;
-                    let prepared =
-                        prepare_one(scheme, verify_key, &limits, report_id, bytes).map_err(Ok)?;
-                    scheme.accumulate(&prepared.0.0, sum).map_err(Ok)?;
+                    let bytes = store.report(report_id).map_err(NotPrepared::Storage)?;
+                    if let Some(bytes) = &bytes
+                        && accepted.contains(&report_id)
+                        && store
+                            .stored_report_matches(report_id, bytes)
+                            .map_err(NotPrepared::Storage)?
+                            != Some(true)
+                    {
+                        return Err(NotPrepared::Altered);
+                    }
+                    let prepared = prepare_one(scheme, verify_key, &limits, report_id, bytes)
+                        .map_err(NotPrepared::Refused)?;
+                    scheme
+                        .accumulate(&prepared.0.0, sum)
+                        .map_err(NotPrepared::Refused)?;
                     Ok(prepared)
                 },
             )
             .map_err(|code| Reject::new(code, "job sum of another dimension"))?;
         let mut checked = Vec::with_capacity(outcomes.len());
-        for outcome in outcomes {
+        let mut altered = Vec::new();
+        for (report_id, outcome) in record.reports.iter().zip(outcomes) {
             match outcome {
                 Ok(prepared) => checked.push(Ok(prepared)),
-                Err(Ok(code)) => checked.push(Err(code)),
-                Err(Err(e)) => return Err(Reject::storage(e)),
+                Err(NotPrepared::Refused(code)) => checked.push(Err(code)),
+                Err(NotPrepared::Altered) => {
+                    altered.push(*report_id);
+                    checked.push(Err(ErrorCode::Internal));
+                }
+                Err(NotPrepared::Storage(e)) => return Err(Reject::storage(e)),
             }
         }
         let outcomes = checked;
@@ -428,36 +476,61 @@ impl<S: TaskStore> Leader<S> {
                 prepared,
                 sum,
                 accepted_only: false,
+                altered,
             },
             inits,
         ))
     }
 }
 
-/// Refuses to resume a decided job if a report it accepted no longer prepares here (its
-/// stored bytes altered, or the leader's code or task changed since the decision). The
-/// helpers add every accepted report's share; a leader that committed the job without
-/// one would release a sum missing that report's leader share, wrong in every
-/// coordinate. The job stays recorded, uncommitted, and every resume fails again,
-/// loudly, until an operator repairs the store.
-fn refuse_accepted_unprepared(job: &InFlightJob, accepted: &[ReportId]) -> Result<(), Reject> {
+/// Why a decided job must not be resumed, if it must not: a report it accepted no
+/// longer prepares here, or its stored bytes are not those uploaded (both after the
+/// decision: the bytes altered on disk, the leader's code or task changed). The
+/// helpers add every accepted report's share, and the decision is re-sent, not made
+/// again; a leader that committed the job without a report's leader share, or with an
+/// altered one, would release a sum wrong in every coordinate.
+fn refusal(job: &InFlightJob, accepted: &[ReportId]) -> Option<Reject> {
+    let mut reasons = Vec::new();
     for (report_id, prepared) in &job.prepared {
-        if let Err(code) = prepared
-            && accepted.contains(report_id)
-        {
-            return Err(Reject::new(
-                ErrorCode::Internal,
-                format!(
-                    "job {}: report {} was accepted but no longer prepares on this leader \
-                     ({code:?}; its stored bytes or the task changed since the decision), \
-                     so the job cannot be committed",
-                    job.record.job_id.to_hex(),
-                    report_id.to_hex(),
-                ),
+        if !accepted.contains(report_id) {
+            continue;
+        }
+        if job.altered.contains(report_id) {
+            reasons.push(format!(
+                "{}: its stored bytes are not those uploaded",
+                report_id.to_hex()
+            ));
+        } else if let Err(code) = prepared {
+            reasons.push(format!(
+                "{}: it no longer prepares ({code})",
+                report_id.to_hex()
             ));
         }
     }
-    Ok(())
+    (!reasons.is_empty()).then(|| {
+        Reject::new(
+            ErrorCode::Internal,
+            format!(
+                "job {} of round {} cannot be committed: the helpers add every report it \
+                 accepted, and this leader no longer holds them as uploaded; its round \
+                 cannot be released until the reports' bytes are restored and the leader \
+                 restarted. Accepted reports: {}",
+                job.record.job_id.to_hex(),
+                job.record.round,
+                reasons.join("; "),
+            ),
+        )
+    })
+}
+
+/// Why a report of a job did not prepare ([`Leader::prepare_job`]).
+enum NotPrepared<E> {
+    /// The leader's own checks refused it.
+    Refused(ErrorCode),
+    /// An accepted report of a decided job whose stored bytes are not those uploaded.
+    Altered,
+    /// The store failed: the whole job fails.
+    Storage(E),
 }
 
 /// The leader's decision on one report of a job: the helpers' verdicts and verifier

@@ -77,6 +77,11 @@ pub use collect::{CollectStep, HelperRefusal};
 pub struct Leader<S: TaskStore> {
     core: AggregatorCore<S>,
     jobs: BTreeMap<JobId, InFlightJob>,
+    /// Decided jobs this process refuses to resume ([`Leader::take_refused_jobs`]),
+    /// skipped by every later resume until the process restarts.
+    refused: std::collections::BTreeSet<JobId>,
+    /// Why, for each job refused since the last [`Leader::take_refused_jobs`].
+    refusals: Vec<Reject>,
     leases: Option<JobLeases>,
     contention: Arc<AtomicU64>,
 }
@@ -111,6 +116,11 @@ struct InFlightJob {
     sum: Aggregate,
     /// Whether the reports not accepted have been withdrawn from `sum`.
     accepted_only: bool,
+    /// Reports whose stored bytes are not those uploaded (their digest differs, or none
+    /// was kept). Looked for only among the accepted reports of a decided job, whose
+    /// decision is re-sent, not made again: a report altered before its decision fails
+    /// the joint verification instead.
+    altered: Vec<ReportId>,
 }
 
 impl InFlightJob {
@@ -179,6 +189,8 @@ impl<S: TaskStore> Leader<S> {
         Ok(Self {
             core: AggregatorCore::new(task, verify_key, store, 0)?,
             jobs: BTreeMap::new(),
+            refused: std::collections::BTreeSet::new(),
+            refusals: Vec::new(),
             leases: None,
             contention: Arc::new(AtomicU64::new(0)),
         })

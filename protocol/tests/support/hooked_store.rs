@@ -24,9 +24,9 @@ use cairn_protocol::store::{
 /// Runs before every report read; an error fails the read with it.
 pub(crate) type ReportReadHook = Box<dyn Fn() -> Result<(), StoreError> + Send + Sync>;
 
-/// Runs on the bytes of every report read that found them, and returns the bytes the
-/// read answers (a disk that altered them).
-pub(crate) type ReportBytesHook = Box<dyn Fn(ReportId, Vec<u8>) -> Vec<u8> + Send + Sync>;
+/// Runs on the bytes of every report read that found them, and returns what the read
+/// answers (a disk that altered or lost them).
+pub(crate) type ReportBytesHook = Box<dyn Fn(ReportId, Vec<u8>) -> Option<Vec<u8>> + Send + Sync>;
 
 /// Runs before every upload is stored, with its report id; an error fails that
 /// upload's store with it.
@@ -153,7 +153,7 @@ impl TaskStore for HookedStore {
         }
         let bytes = self.inner.report(report_id)?;
         Ok(match &self.report_bytes {
-            Some(hook) => bytes.map(|b| hook(report_id, b)),
+            Some(hook) => bytes.and_then(|b| hook(report_id, b)),
             None => bytes,
         })
     }
