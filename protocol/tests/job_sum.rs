@@ -5,8 +5,9 @@
 //! the same process, decided before a restart and committed after it (the sum is then
 //! rebuilt from the stored reports and the recorded decision), and when the store fails
 //! to record the decision or the commit (the job is prepared again from the store).
-//! A decided job whose accepted report no longer prepares after a restart is refused,
-//! not committed with that report's leader share missing.
+//! A decided job whose accepted report is lost, altered or no longer prepares after a
+//! restart is refused on its own, not committed with that report's leader share missing
+//! or altered; a report whose bytes are lost is left out of the job that decides it.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "support/hooked_store.rs"]
@@ -45,7 +46,7 @@ type FailAt = Arc<Mutex<Option<&'static str>>>;
 /// altered them).
 #[derive(Clone)]
 enum Damage {
-    /// The bytes are lost (the store has the report's row, not its file).
+    /// The bytes are lost while the store holds the report (its file deleted).
     Lose,
     /// Half the bytes are lost: the report no longer decodes.
     Truncate,
@@ -57,9 +58,9 @@ enum Damage {
 /// The reports whose stored bytes the leader's store alters, and how.
 type Damaged = Arc<Mutex<Vec<(ReportId, Damage)>>>;
 
-fn damage(mut bytes: Vec<u8>, how: &Damage) -> Option<Vec<u8>> {
+fn damage(mut bytes: Vec<u8>, how: &Damage) -> Result<Vec<u8>, StoreError> {
     match how {
-        Damage::Lose => return None,
+        Damage::Lose => return Err(StoreError::NotFound(hooked_store::LOST)),
         Damage::Truncate => bytes.truncate(bytes.len() / 2),
         Damage::FlipLeaderShareBit(share) => {
             let at = bytes
@@ -69,7 +70,7 @@ fn damage(mut bytes: Vec<u8>, how: &Damage) -> Option<Vec<u8>> {
             bytes[at + 8] ^= 1;
         }
     }
-    Some(bytes)
+    Ok(bytes)
 }
 
 struct World {
@@ -85,8 +86,8 @@ struct World {
     /// The sum of the honest reports' inputs.
     expected: Vec<i64>,
     honest: u64,
-    /// Each honest report's leader share as uploaded.
-    leader_shares: Vec<(ReportId, Vec<u8>)>,
+    /// Each honest report's input and leader share as uploaded.
+    honest_reports: Vec<(ReportId, Vec<i64>, Vec<u8>)>,
 }
 
 /// A leader process of `task` on `store`, whose job writes fail at `fail_at` and whose
@@ -117,7 +118,7 @@ fn leader_process(
                 .find(|(id, _)| *id == report_id)
             {
                 Some((_, how)) => damage(bytes, how),
-                None => Some(bytes),
+                None => Ok(bytes),
             }
         }));
     Leader::new(task.clone(), Seed::from_bytes([6; 32]), store)
@@ -162,7 +163,7 @@ fn world(threads: usize, rng: &mut ChaCha20Rng) -> World {
         collector,
         expected: vec![0; DIM],
         honest: 0,
-        leader_shares: Vec::new(),
+        honest_reports: Vec::new(),
     }
 }
 
@@ -182,8 +183,9 @@ impl World {
                 *e += v;
             }
             self.honest += 1;
-            self.leader_shares.push((
+            self.honest_reports.push((
                 req.report.report_id,
+                x,
                 req.report.leader_share.expose_secret().to_vec(),
             ));
         }
@@ -431,10 +433,10 @@ fn a_decided_job_whose_reports_were_altered_is_refused(altered: Altered, seed: u
 
     let victim = accepted[2];
     let share = w
-        .leader_shares
+        .honest_reports
         .iter()
-        .find(|(id, _)| *id == victim)
-        .map(|(_, share)| share.clone())
+        .find(|(id, _, _)| *id == victim)
+        .map(|(_, _, share)| share.clone())
         .unwrap();
     *w.damaged.lock().unwrap() = match altered {
         Altered::OneLost => vec![(victim, Damage::Lose)],
@@ -447,14 +449,14 @@ fn a_decided_job_whose_reports_were_altered_is_refused(altered: Altered, seed: u
     let mut resumed = JobDriver::resume_all(&mut w.leader).unwrap();
     assert_eq!(resumed.len(), 1, "{altered:?}: the other job is resumed");
     assert_eq!(resumed[0].job_id(), other_id);
-    let refusals = w.leader.take_refused_jobs();
+    let refusals = w.leader.take_store_faults();
     assert_eq!(refusals.len(), 1, "{altered:?}");
     let why = &refusals[0];
     assert_eq!(why.code, ErrorCode::Internal, "{why}");
     assert!(why.detail.contains(&refused_id.to_hex()), "{why}");
     assert!(why.detail.contains(&victim.to_hex()), "{why}");
     let (reason, reports) = match altered {
-        Altered::OneLost => ("it no longer prepares", 1),
+        Altered::OneLost => ("its stored bytes are lost", 1),
         Altered::OneBitFlipped => ("its stored bytes are not those uploaded", 1),
         Altered::EveryTruncated => ("its stored bytes are not those uploaded", 5),
     };
@@ -466,9 +468,22 @@ fn a_decided_job_whose_reports_were_altered_is_refused(altered: Altered, seed: u
     // The other job has 3 honest reports and 2 the joint verification rejects.
     assert_eq!(w.drive(resumed.pop().unwrap(), false, &mut rng).len(), 2);
     assert!(w.leader.store().job_committed(other_id).unwrap().is_some());
+    // The refused job's round says at once why it cannot be released.
+    let mut collect = CollectDriver::new(
+        w.collector.request(0),
+        NOW,
+        Instant::now(),
+        Duration::from_secs(60),
+    );
+    let Err(stuck) = collect.poll(&mut w.leader, &mut rng, Instant::now()) else {
+        panic!("{altered:?}: the round's collect went on");
+    };
+    assert_eq!(stuck.code, ErrorCode::Internal, "{stuck}");
+    assert!(stuck.detail.contains("refused"), "{stuck}");
+    assert!(stuck.detail.contains(&refused_id.to_hex()), "{stuck}");
     // Refused once: the next resumes skip the job without a word.
     assert!(JobDriver::resume_all(&mut w.leader).unwrap().is_empty());
-    assert!(w.leader.take_refused_jobs().is_empty());
+    assert!(w.leader.take_store_faults().is_empty());
     assert_eq!(w.leader.store().job_committed(refused_id).unwrap(), None);
 
     w.damaged.lock().unwrap().clear();
@@ -525,6 +540,40 @@ fn a_decided_job_another_process_commits_during_the_resume_is_not_refused() {
         }));
     let mut leader = Leader::new(w.task.clone(), Seed::from_bytes([6; 32]), replica).unwrap();
     assert!(JobDriver::resume_all(&mut leader).unwrap().is_empty());
-    assert!(leader.take_refused_jobs().is_empty());
+    assert!(leader.take_store_faults().is_empty());
     assert!(w.leader_store.job_committed(job_id).unwrap().is_some());
+}
+
+/// A report whose stored bytes are lost (its file deleted outside the store) is left
+/// out of the job that decides it, which goes on with the others; the leader says so
+/// once, and the released sum is the other honest reports'.
+#[test]
+fn a_report_whose_bytes_are_lost_is_left_out_and_said() {
+    let mut rng = ChaCha20Rng::from_seed([105; 32]);
+    let mut w = world(2, &mut rng);
+    w.upload(5, &mut rng);
+    let (victim, input, _) = w.honest_reports[1].clone();
+    *w.damaged.lock().unwrap() = vec![(victim, Damage::Lose)];
+    let job = JobDriver::start(&mut w.leader, 0, &mut rng)
+        .unwrap()
+        .unwrap();
+    let faults = w.leader.take_store_faults();
+    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert!(faults[0].detail.contains(&victim.to_hex()), "{}", faults[0]);
+    assert!(faults[0].detail.contains("lost"), "{}", faults[0]);
+    let mut codes = w.drive(job, false, &mut rng);
+    codes.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(
+        codes,
+        vec![
+            ErrorCode::DecryptFailed,
+            ErrorCode::Internal,
+            ErrorCode::ProofFailed
+        ]
+    );
+    assert!(w.leader.take_store_faults().is_empty());
+    let (count, sum) = w.released(&mut rng);
+    assert_eq!(count, w.honest - 1);
+    let expected: Vec<i64> = w.expected.iter().zip(&input).map(|(e, x)| e - x).collect();
+    assert_eq!(sum, expected);
 }

@@ -55,19 +55,25 @@ pub(super) async fn drive_job(
     Ok(())
 }
 
+/// Logs as errors what the leader found wrong with its stored reports
+/// (`Leader::take_store_faults`): a decided job it refuses to resume, a lost report.
+fn log_store_faults(leader: &mut Leader<NodeStore>) {
+    for fault in leader.take_store_faults() {
+        tracing::error!(code = %fault.code, detail = %fault.detail, "stored reports damaged");
+    }
+}
+
 /// Re-runs the jobs the store recorded but did not commit (after a restart, or whose
-/// helper was unreachable), and logs as errors the decided jobs the leader refuses to
-/// resume (`Leader::take_refused_jobs`): each once, the others resumed all the same.
+/// helper was unreachable); a decided job the leader refuses is logged once and left,
+/// the others resumed all the same.
 pub(super) async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
     let _guard = shared.jobs.lock().await;
-    let (drivers, refused) = with_leader(shared, |leader| {
-        let drivers = JobDriver::resume_all(leader)?;
-        Ok((drivers, leader.take_refused_jobs()))
+    let drivers = with_leader(shared, |leader| {
+        let drivers = JobDriver::resume_all(leader);
+        log_store_faults(leader);
+        drivers
     })
     .await?;
-    for refusal in refused {
-        tracing::error!(code = %refusal.code, detail = %refusal.detail, "aggregation job refused");
-    }
     let (outcome, undriven) = drive_each(
         drivers,
         |driver| async move {
@@ -131,7 +137,9 @@ pub(super) async fn run_queued_jobs(shared: &Arc<LeaderShared>) -> Result<(), Re
         JOBS_IN_FLIGHT,
         || {
             with_leader(shared, |leader| {
-                JobDriver::next_queued(leader, &mut os_rng()?)
+                let next = JobDriver::next_queued(leader, &mut os_rng()?);
+                log_store_faults(leader);
+                next
             })
         },
         |driver| {

@@ -71,6 +71,13 @@ pub enum StoreError {
         /// What failed.
         source: std::io::Error,
     },
+    /// A stored report's file is missing while its row still names it: deleted or
+    /// lost outside cairn ([`TaskStore::is_report_lost`]).
+    #[error("report file {path}: missing (deleted or lost outside cairn)")]
+    ReportLost {
+        /// The file.
+        path: std::path::PathBuf,
+    },
     /// The batch of uploads this one was to be stored with failed. The error itself
     /// is in the node's log: it may name another upload's report.
     #[error("the batch of uploads it was stored with failed (the node's log has why)")]
@@ -297,15 +304,15 @@ impl TaskStore for SqliteTaskStore {
             |r| r.get(0),
         )?;
         if still_named {
-            return Err(StoreError::ReportFile {
+            return Err(StoreError::ReportLost {
                 path: files.dir().join(&name),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "the stored report's file is missing (deleted or lost outside cairn)",
-                ),
             });
         }
         Ok(None)
+    }
+
+    fn is_report_lost(&self, error: &StoreError) -> bool {
+        matches!(error, StoreError::ReportLost { .. })
     }
 
     fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, StoreError> {

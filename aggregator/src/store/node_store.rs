@@ -199,6 +199,13 @@ impl TaskStore for NodeStore {
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, NodeStoreError> {
         either!(self, s => s.report(report_id))
     }
+    fn is_report_lost(&self, error: &NodeStoreError) -> bool {
+        match (self, error) {
+            (NodeStore::Sqlite(s), NodeStoreError::Sqlite(e)) => s.is_report_lost(e),
+            (NodeStore::Postgres(s), NodeStoreError::Postgres(e)) => s.is_report_lost(e),
+            _ => false,
+        }
+    }
     fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, NodeStoreError> {
         either!(self, s => s.queued_reports(round, limit))
     }

@@ -592,6 +592,9 @@ fn files_left_by_a_crash_are_removed_once_old_and_those_in_flight_are_not() {
     assert_eq!(store.report(id).unwrap().as_deref(), Some(&[1u8; 700][..]));
 }
 
+/// A missing report file is a clear error, one the leader tells apart as lost
+/// (`is_report_lost`: it leaves that report out rather than fail its jobs at every
+/// try); a malformed name is an error of another kind.
 #[test]
 fn a_missing_report_file_is_a_clear_error_and_a_malformed_name_never_becomes_a_path() {
     let (_dir, path, store) = file_store();
@@ -601,10 +604,11 @@ fn a_missing_report_file_is_a_clear_error_and_a_malformed_name_never_becomes_a_p
     std::fs::remove_file(files.dir().join(&name)).unwrap();
     let err = store.report(id).unwrap_err();
     assert!(
-        matches!(&err, StoreError::ReportFile { path, .. } if path.ends_with(&name)),
+        matches!(&err, StoreError::ReportLost { path } if path.ends_with(&name)),
         "{err}"
     );
     assert!(err.to_string().contains(&name), "{err}");
+    assert!(store.is_report_lost(&err), "{err}");
 
     store
         .lock()
@@ -615,6 +619,7 @@ fn a_missing_report_file_is_a_clear_error_and_a_malformed_name_never_becomes_a_p
         err.to_string().contains("not the name of a report file"),
         "{err}"
     );
+    assert!(!store.is_report_lost(&err), "{err}");
 }
 
 #[test]
@@ -840,7 +845,7 @@ fn a_job_committed_between_the_name_and_the_file_reads_as_gone() {
     });
     assert!(matches!(
         store.report(id),
-        Err(StoreError::ReportFile { .. })
+        Err(StoreError::ReportLost { .. })
     ));
 }
 

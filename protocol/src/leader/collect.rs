@@ -112,6 +112,8 @@ impl<S: TaskStore> Leader<S> {
 
     /// Refuses ([`ErrorCode::Mismatch`], retriable) while `round` has reports queued or
     /// in an open job: the release must wait until they are aggregated or rejected.
+    /// A job this process refused to resume (`Leader::take_store_faults`) will not end
+    /// without an operator: that is said at once ([`ErrorCode::Internal`]).
     fn wait_for_reports_in_flight(&self, round: u32) -> Result<(), Reject> {
         let queued = !self
             .core
@@ -119,13 +121,22 @@ impl<S: TaskStore> Leader<S> {
             .queued_reports(round, 1)
             .map_err(Reject::storage)?
             .is_empty();
-        let in_jobs = self
-            .core
-            .store
-            .open_jobs()
-            .map_err(Reject::storage)?
+        let open = self.core.store.open_jobs().map_err(Reject::storage)?;
+        if let Some(job) = open
             .iter()
-            .any(|j| j.round == round);
+            .find(|j| j.round == round && self.refused.contains(&j.job_id))
+        {
+            return Err(Reject::new(
+                ErrorCode::Internal,
+                format!(
+                    "round {round} cannot be released: this leader refused to resume its \
+                     job {} (stored reports damaged; the leader's log says which), which \
+                     stays open until an operator restores them and restarts the leader",
+                    job.job_id.to_hex()
+                ),
+            ));
+        }
+        let in_jobs = open.iter().any(|j| j.round == round);
         if queued || in_jobs {
             return Err(Reject::new(
                 ErrorCode::Mismatch,

@@ -97,6 +97,7 @@ impl<S: TaskStore> Leader<S> {
                 self.contention.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            self.note_lost_reports(&job);
             if inits.iter().all(|i| i.reports.is_empty()) {
                 self.commit_locally(&record)?;
                 continue;
@@ -129,9 +130,9 @@ impl<S: TaskStore> Leader<S> {
     /// the [`JobInit`]s and, for decided jobs, the [`JobContinue`] to re-send.
     ///
     /// A decided job whose accepted report no longer prepares here, or whose stored
-    /// bytes are not those uploaded, is refused instead (committing it would release
-    /// a wrong sum): [`Leader::take_refused_jobs`] says why, and this process skips it
-    /// from then on while it resumes the others.
+    /// bytes are lost or not those uploaded, is refused instead (committing it would
+    /// release a wrong sum): [`Leader::take_store_faults`] says why, and this process
+    /// skips it from then on while it resumes the others.
     ///
     /// On an error (a store that cannot be read) no job of this call is kept in
     /// memory, so the next call resumes all of them: a job kept without its messages
@@ -177,9 +178,12 @@ impl<S: TaskStore> Leader<S> {
                     .map_err(Reject::storage)?;
                 if committed.is_none() {
                     self.refused.insert(job_id);
-                    self.refusals.push(refusal);
+                    self.store_faults.push(refusal);
                 }
                 continue;
+            }
+            if record.accepted.is_none() {
+                self.note_lost_reports(&job);
             }
             if inits.iter().all(|i| i.reports.is_empty()) {
                 self.commit_locally(&record)?;
@@ -195,13 +199,36 @@ impl<S: TaskStore> Leader<S> {
         Ok(())
     }
 
-    /// The decided jobs [`Leader::resume_jobs`] refused since the last call, each with
-    /// why, for the operator's log; each job once per process. A refused job stays
-    /// recorded and uncommitted, so its round cannot be released (its collect waits for
-    /// it, then answers [`ErrorCode::Mismatch`]) until an operator restores the
-    /// report's bytes and restarts the leader; the other jobs and rounds go on.
-    pub fn take_refused_jobs(&mut self) -> Vec<Reject> {
-        std::mem::take(&mut self.refusals)
+    /// What this leader found wrong with its stored reports since the last call, for
+    /// the operator's log (the node logs each as an error):
+    /// - a decided job [`Leader::resume_jobs`] refused, each once per process. It stays
+    ///   recorded and uncommitted, so its round cannot be released (its collect says
+    ///   so) until an operator restores the reports' bytes and restarts the leader; the
+    ///   other jobs and rounds go on;
+    /// - a report whose stored bytes are lost ([`TaskStore::is_report_lost`]), left
+    ///   out of the job deciding it now: it will not be counted.
+    pub fn take_store_faults(&mut self) -> Vec<Reject> {
+        std::mem::take(&mut self.store_faults)
+    }
+
+    /// Records, for [`Leader::take_store_faults`], each report of `job` (a job being
+    /// decided now) whose stored bytes are lost.
+    fn note_lost_reports(&mut self, job: &InFlightJob) {
+        for (report_id, damage) in &job.damaged {
+            if *damage == Damage::Lost {
+                self.store_faults.push(Reject::new(
+                    ErrorCode::Internal,
+                    format!(
+                        "report {} of round {} was acknowledged, but its stored bytes are \
+                         lost (deleted outside cairn?): job {} leaves it out, and it will \
+                         not be counted",
+                        report_id.to_hex(),
+                        job.record.round,
+                        job.record.job_id.to_hex(),
+                    ),
+                ));
+            }
+        }
     }
 
     /// Drops the in-memory state of a job whose messages could not be delivered (a
@@ -412,15 +439,23 @@ impl<S: TaskStore> Leader<S> {
                 scheme.dimension(),
                 record.reports.clone(),
                 |report_id, sum| {
-                    let bytes = store.report(report_id).map_err(NotPrepared::Storage)?;
-                    if let Some(bytes) = &bytes
-                        && accepted.contains(&report_id)
+                    // Wiped when dropped, on every return: it holds the leader's share.
+                    let bytes = match store.report(report_id) {
+                        Ok(Some(bytes)) => SecretVec::new(bytes),
+                        // Gone with its row: a job committed it meanwhile.
+                        Ok(None) => return Err(NotPrepared::Refused(ErrorCode::Internal)),
+                        Err(e) if store.is_report_lost(&e) => {
+                            return Err(NotPrepared::Damaged(Damage::Lost));
+                        }
+                        Err(e) => return Err(NotPrepared::Storage(e)),
+                    };
+                    if accepted.contains(&report_id)
                         && store
-                            .stored_report_matches(report_id, bytes)
+                            .stored_report_matches(report_id, bytes.expose_secret())
                             .map_err(NotPrepared::Storage)?
                             != Some(true)
                     {
-                        return Err(NotPrepared::Altered);
+                        return Err(NotPrepared::Damaged(Damage::Altered));
                     }
                     let prepared = prepare_one(scheme, verify_key, &limits, report_id, bytes)
                         .map_err(NotPrepared::Refused)?;
@@ -432,13 +467,13 @@ impl<S: TaskStore> Leader<S> {
             )
             .map_err(|code| Reject::new(code, "job sum of another dimension"))?;
         let mut checked = Vec::with_capacity(outcomes.len());
-        let mut altered = Vec::new();
+        let mut damaged = Vec::new();
         for (report_id, outcome) in record.reports.iter().zip(outcomes) {
             match outcome {
                 Ok(prepared) => checked.push(Ok(prepared)),
                 Err(NotPrepared::Refused(code)) => checked.push(Err(code)),
-                Err(NotPrepared::Altered) => {
-                    altered.push(*report_id);
+                Err(NotPrepared::Damaged(damage)) => {
+                    damaged.push((*report_id, damage));
                     checked.push(Err(ErrorCode::Internal));
                 }
                 Err(NotPrepared::Storage(e)) => return Err(Reject::storage(e)),
@@ -476,7 +511,7 @@ impl<S: TaskStore> Leader<S> {
                 prepared,
                 sum,
                 accepted_only: false,
-                altered,
+                damaged,
             },
             inits,
         ))
@@ -495,11 +530,14 @@ fn refusal(job: &InFlightJob, accepted: &[ReportId]) -> Option<Reject> {
         if !accepted.contains(report_id) {
             continue;
         }
-        if job.altered.contains(report_id) {
+        let damage = job.damaged.iter().find(|(id, _)| id == report_id);
+        if let Some((_, Damage::Altered)) = damage {
             reasons.push(format!(
                 "{}: its stored bytes are not those uploaded",
                 report_id.to_hex()
             ));
+        } else if let Some((_, Damage::Lost)) = damage {
+            reasons.push(format!("{}: its stored bytes are lost", report_id.to_hex()));
         } else if let Err(code) = prepared {
             reasons.push(format!(
                 "{}: it no longer prepares ({code})",
@@ -527,8 +565,8 @@ fn refusal(job: &InFlightJob, accepted: &[ReportId]) -> Option<Reject> {
 enum NotPrepared<E> {
     /// The leader's own checks refused it.
     Refused(ErrorCode),
-    /// An accepted report of a decided job whose stored bytes are not those uploaded.
-    Altered,
+    /// Its stored bytes cannot stand for its upload.
+    Damaged(Damage),
     /// The store failed: the whole job fails.
     Storage(E),
 }
@@ -571,9 +609,8 @@ fn prepare_one(
     verify_key: &Seed,
     limits: &Limits,
     report_id: ReportId,
-    bytes: Option<Vec<u8>>,
+    bytes: SecretVec<u8>,
 ) -> Result<PreparedReport, ErrorCode> {
-    let bytes = SecretVec::new(bytes.ok_or(ErrorCode::Internal)?);
     let mut reader = Reader::new(bytes.expose_secret());
     let report = ReportView::decode(&mut reader, limits).map_err(|_| ErrorCode::BadMessage)?;
     let prepared = scheme.prepare(

@@ -77,11 +77,12 @@ pub use collect::{CollectStep, HelperRefusal};
 pub struct Leader<S: TaskStore> {
     core: AggregatorCore<S>,
     jobs: BTreeMap<JobId, InFlightJob>,
-    /// Decided jobs this process refuses to resume ([`Leader::take_refused_jobs`]),
+    /// Decided jobs this process refuses to resume ([`Leader::take_store_faults`]),
     /// skipped by every later resume until the process restarts.
     refused: std::collections::BTreeSet<JobId>,
-    /// Why, for each job refused since the last [`Leader::take_refused_jobs`].
-    refusals: Vec<Reject>,
+    /// What was found wrong with the stored reports since the last
+    /// [`Leader::take_store_faults`].
+    store_faults: Vec<Reject>,
     leases: Option<JobLeases>,
     contention: Arc<AtomicU64>,
 }
@@ -116,11 +117,21 @@ struct InFlightJob {
     sum: Aggregate,
     /// Whether the reports not accepted have been withdrawn from `sum`.
     accepted_only: bool,
-    /// Reports whose stored bytes are not those uploaded (their digest differs, or none
-    /// was kept). Looked for only among the accepted reports of a decided job, whose
-    /// decision is re-sent, not made again: a report altered before its decision fails
-    /// the joint verification instead.
-    altered: Vec<ReportId>,
+    /// Reports whose stored bytes cannot stand for their upload: lost (any report), or
+    /// not those uploaded (their digest differs, or none was kept; looked for only
+    /// among the accepted reports of a decided job, whose decision is re-sent, not made
+    /// again: a report altered before its decision fails the joint verification).
+    damaged: Vec<(ReportId, Damage)>,
+}
+
+/// How a report's stored bytes fail to stand for its upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Damage {
+    /// The store holds the report, but its bytes are gone
+    /// ([`TaskStore::is_report_lost`]).
+    Lost,
+    /// The bytes are not those uploaded.
+    Altered,
 }
 
 impl InFlightJob {
@@ -190,7 +201,7 @@ impl<S: TaskStore> Leader<S> {
             core: AggregatorCore::new(task, verify_key, store, 0)?,
             jobs: BTreeMap::new(),
             refused: std::collections::BTreeSet::new(),
-            refusals: Vec::new(),
+            store_faults: Vec::new(),
             leases: None,
             contention: Arc::new(AtomicU64::new(0)),
         })

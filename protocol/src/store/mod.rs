@@ -282,6 +282,16 @@ pub trait TaskStore: Send + Sync {
     /// Leader: the stored bytes of a report still awaiting aggregation.
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, Self::Error>;
 
+    /// Whether `error`, from [`TaskStore::report`], says that report's bytes are gone
+    /// for good while the store still holds the report (a file deleted outside the
+    /// store): the leader then leaves that one report out, and refuses a decided job
+    /// that accepted it, instead of failing every job the report is in at every try.
+    /// A failure that may pass (I/O, a lost connection) is not. By default none is.
+    fn is_report_lost(&self, error: &Self::Error) -> bool {
+        let _ = error;
+        false
+    }
+
     /// Leader: up to `limit` stored reports of `round` not yet in a job.
     fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, Self::Error>;
 

@@ -52,6 +52,9 @@ impl<S: TaskStore> TaskStore for Arc<S> {
     fn report(&self, report_id: ReportId) -> Result<Option<Vec<u8>>, S::Error> {
         (**self).report(report_id)
     }
+    fn is_report_lost(&self, error: &S::Error) -> bool {
+        (**self).is_report_lost(error)
+    }
     fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, S::Error> {
         (**self).queued_reports(round, limit)
     }

@@ -25,8 +25,15 @@ use cairn_protocol::store::{
 pub(crate) type ReportReadHook = Box<dyn Fn() -> Result<(), StoreError> + Send + Sync>;
 
 /// Runs on the bytes of every report read that found them, and returns what the read
-/// answers (a disk that altered or lost them).
-pub(crate) type ReportBytesHook = Box<dyn Fn(ReportId, Vec<u8>) -> Option<Vec<u8>> + Send + Sync>;
+/// answers (a disk that altered or lost them: [`LOST`]).
+pub(crate) type ReportBytesHook =
+    Box<dyn Fn(ReportId, Vec<u8>) -> Result<Vec<u8>, StoreError> + Send + Sync>;
+
+/// What a [`ReportBytesHook`] answers, as `StoreError::NotFound(LOST)`, for a report
+/// whose bytes are lost while the store still holds it (as SQLite's store answers for
+/// a missing report file); [`HookedStore`] tells it apart as lost
+/// (`TaskStore::is_report_lost`).
+pub(crate) const LOST: &str = "report file (lost: injected)";
 
 /// Runs before every upload is stored, with its report id; an error fails that
 /// upload's store with it.
@@ -152,10 +159,13 @@ impl TaskStore for HookedStore {
             hook()?;
         }
         let bytes = self.inner.report(report_id)?;
-        Ok(match &self.report_bytes {
-            Some(hook) => bytes.and_then(|b| hook(report_id, b)),
-            None => bytes,
-        })
+        match (&self.report_bytes, bytes) {
+            (Some(hook), Some(bytes)) => hook(report_id, bytes).map(Some),
+            (_, bytes) => Ok(bytes),
+        }
+    }
+    fn is_report_lost(&self, error: &StoreError) -> bool {
+        matches!(error, StoreError::NotFound(what) if *what == LOST)
     }
     fn queued_reports(&self, round: u32, limit: usize) -> Result<Vec<ReportId>, StoreError> {
         self.run_hook(ReadPoint::Queue);
