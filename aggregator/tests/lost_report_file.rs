@@ -1,10 +1,11 @@
-//! A leader on the embedded store, whose report files are deleted outside cairn: a lost
-//! report is left out of the job that decides it, and a decided job that accepted a
-//! lost report is refused on its own, while the other jobs go on (the leader and a
-//! helper in this process, driven as a node drives them, on SQLite with its report
-//! files). The store tells a lost file apart from a failure that may pass
-//! (`TaskStore::is_report_lost`); were it not, every job the report is in would fail at
-//! every try.
+//! A leader on the embedded store whose report files are moved away outside cairn: a
+//! job with a lost report is refused on its own, decided or not, while the other jobs
+//! go on and the round's collect says why it waits; a missing reports folder is a
+//! failure that may pass, not a loss; once the files are back, a restarted leader
+//! aggregates the refused jobs and every acknowledged report is counted (the leader and
+//! a helper in this process, driven as a node drives them, on SQLite with its report
+//! files). The store tells a lost file apart (`TaskStore::is_report_lost`); were it
+//! not, every job would fail at every try.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ const NOW: Time = Time(1_000);
 
 struct World {
     task: TaskConfig,
+    verify: [u8; 32],
     db: PathBuf,
     leader: Leader<NodeStore>,
     helper: Helper<MemoryStore>,
@@ -51,7 +53,7 @@ fn world(dir: &Path, rng: &mut ChaCha20Rng) -> World {
         dimension: u32::try_from(DIM).unwrap(),
         noise: NoisePlacement::None,
         min_clients: 2,
-        clients: 8,
+        clients: 10,
         ..InitParams::default()
     };
     let dep = init(&dir.join("deployment"), &params, rng).unwrap();
@@ -80,6 +82,7 @@ fn world(dir: &Path, rng: &mut ChaCha20Rng) -> World {
         .collect();
     World {
         task,
+        verify,
         db,
         leader,
         helper,
@@ -113,8 +116,9 @@ impl World {
         }
     }
 
-    /// Deletes the file holding report `id`'s bytes, as an operator's mistake would.
-    fn delete_report_file(&self, id: ReportId) {
+    /// Moves the file holding report `id`'s bytes out of the store's folder, as an
+    /// operator's mistake would; returns where it went and where it was.
+    fn move_report_file_away(&self, id: ReportId) -> (PathBuf, PathBuf) {
         let files = ReportFiles::beside(&self.db);
         let prefix = id.to_hex();
         let name = std::fs::read_dir(files.dir())
@@ -122,7 +126,44 @@ impl World {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .find(|name| name.starts_with(&prefix))
             .expect("the report has a file");
-        std::fs::remove_file(files.dir().join(name)).unwrap();
+        let (from, to) = (files.dir().join(&name), self.db.with_file_name(&name));
+        std::fs::rename(&from, &to).unwrap();
+        (to, from)
+    }
+
+    /// The leader process stops and another starts on the same database.
+    fn restart_leader(&mut self) {
+        let store = NodeStore::Sqlite(
+            SqliteStore::open(&self.db)
+                .unwrap()
+                .task(self.task.id(), DIM),
+        );
+        self.leader = Leader::new(self.task.clone(), Seed::from_bytes(self.verify), store).unwrap();
+    }
+
+    /// The released count and sum of round 0.
+    fn released(&mut self, rng: &mut ChaCha20Rng) -> (u64, Vec<i64>) {
+        let mut driver = CollectDriver::new(
+            self.collector.request(0),
+            NOW,
+            Instant::now(),
+            Duration::ZERO,
+        );
+        let resp = loop {
+            match driver.poll(&mut self.leader, rng, Instant::now()).unwrap() {
+                CollectPoll::Transmit(request) => {
+                    let answer = self
+                        .helper
+                        .handle_message(request.message, NOW, rng)
+                        .unwrap();
+                    driver.handle_answer(Ok(answer)).unwrap();
+                }
+                CollectPoll::Retry { .. } => panic!("reports left in flight"),
+                CollectPoll::Done(resp) => break resp,
+            }
+        };
+        let opened = self.collector.open(0, &resp).unwrap();
+        (u64::from(opened.count), opened.sum_quantised)
     }
 
     /// Passes each request of `job` to the helper until `job` is committed, or, with
@@ -170,7 +211,7 @@ impl World {
 }
 
 #[test]
-fn deleted_report_files_leave_their_reports_out_and_refuse_only_their_decided_job() {
+fn report_files_moved_away_refuse_only_their_jobs_and_nothing_is_lost_once_back() {
     let dir = tempfile::tempdir().unwrap();
     let mut rng = ChaCha20Rng::from_seed([61; 32]);
     let mut w = world(dir.path(), &mut rng);
@@ -183,53 +224,80 @@ fn deleted_report_files_leave_their_reports_out_and_refuse_only_their_decided_jo
     let decided_job = job.job_id();
     let accepted = w.drive(job, true, &mut rng);
     assert_eq!(accepted.len(), 3);
-    // Then 3 more reports, queued.
+    // Then 3 more reports, queued; a file of each batch goes.
     w.upload(3, &mut rng);
-    let (lost_queued, _) = w.uploads[4].clone();
-    w.delete_report_file(accepted[1]);
-    w.delete_report_file(lost_queued);
+    let lost_queued = w.uploads[4].0;
+    let moved = [
+        w.move_report_file_away(accepted[1]),
+        w.move_report_file_away(lost_queued),
+    ];
 
-    // The decided job is refused on its own: nothing else to resume, no error.
+    // Each job is refused on its own, with why, once.
     assert!(JobDriver::resume_all(&mut w.leader).unwrap().is_empty());
+    assert!(
+        JobDriver::start(&mut w.leader, 0, &mut rng)
+            .unwrap()
+            .is_none()
+    );
     let faults = w.leader.take_store_faults();
-    assert_eq!(faults.len(), 1, "{faults:?}");
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    for (fault, lost) in faults.iter().zip([accepted[1], lost_queued]) {
+        let why = format!("{}: its stored bytes are lost", lost.to_hex());
+        assert!(fault.detail.contains(&why), "{fault}");
+    }
     assert!(
         faults[0].detail.contains(&decided_job.to_hex()),
         "{}",
         faults[0]
     );
-    assert!(
-        faults[0].detail.contains(&format!(
-            "{}: its stored bytes are lost",
-            accepted[1].to_hex()
-        )),
-        "{}",
-        faults[0]
-    );
 
-    // The queued reports' job goes on without the lost one, and says so.
+    // The next reports' job goes on.
+    w.upload(2, &mut rng);
     let job = JobDriver::start(&mut w.leader, 0, &mut rng)
         .unwrap()
         .unwrap();
-    let faults = w.leader.take_store_faults();
-    assert_eq!(faults.len(), 1, "{faults:?}");
-    assert!(
-        faults[0].detail.contains(&lost_queued.to_hex()),
-        "{}",
-        faults[0]
-    );
-    let other_job = job.job_id();
+    let next_job = job.job_id();
     w.drive(job, false, &mut rng);
-    assert_eq!(w.leader.store().job_committed(other_job).unwrap(), Some(2));
+    assert_eq!(w.leader.store().job_committed(next_job).unwrap(), Some(2));
 
-    // The round waits for the refused job, and says why.
+    // The whole folder missing (a mount not up yet) is a failure that may pass: the
+    // job fails, nothing is refused, and it goes on once the folder is back.
+    w.upload(1, &mut rng);
+    let folder = ReportFiles::beside(&w.db).dir().to_path_buf();
+    let aside = w.db.with_extension("folder-aside");
+    std::fs::rename(&folder, &aside).unwrap();
+    assert!(JobDriver::start(&mut w.leader, 0, &mut rng).is_err());
+    assert!(w.leader.take_store_faults().is_empty());
+    std::fs::rename(&aside, &folder).unwrap();
+    let job = JobDriver::start(&mut w.leader, 0, &mut rng)
+        .unwrap()
+        .unwrap();
+    w.drive(job, false, &mut rng);
+
+    // The round waits for the refused jobs, and says why.
     let refused = w.collect_refusal(&mut rng);
     assert!(refused.contains("refused"), "{refused}");
-    assert!(refused.contains(&decided_job.to_hex()), "{refused}");
-    assert!(
-        JobDriver::resume_all(&mut w.leader).unwrap().is_empty(),
-        "refused once"
-    );
-    assert!(w.leader.take_store_faults().is_empty());
+    assert!(JobDriver::resume_all(&mut w.leader).unwrap().is_empty());
+    assert!(w.leader.take_store_faults().is_empty(), "said once");
     assert_eq!(w.leader.store().job_committed(decided_job).unwrap(), None);
+
+    // The files back and the leader restarted: every acknowledged report counts.
+    for (now, was) in &moved {
+        std::fs::rename(now, was).unwrap();
+    }
+    w.restart_leader();
+    let resumed = JobDriver::resume_all(&mut w.leader).unwrap();
+    assert_eq!(resumed.len(), 2);
+    for job in resumed {
+        w.drive(job, false, &mut rng);
+    }
+    let (count, sum) = w.released(&mut rng);
+    assert_eq!(count, 9);
+    let mut expected = vec![0; DIM];
+    for (_, x) in &w.uploads {
+        for (e, v) in expected.iter_mut().zip(x) {
+            *e += v;
+        }
+    }
+    assert_eq!(sum, expected);
 }

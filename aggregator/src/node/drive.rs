@@ -55,8 +55,8 @@ pub(super) async fn drive_job(
     Ok(())
 }
 
-/// Logs as errors what the leader found wrong with its stored reports
-/// (`Leader::take_store_faults`): a decided job it refuses to resume, a lost report.
+/// Logs as errors the jobs the leader refused because their stored reports are lost
+/// or damaged (`Leader::take_store_faults`), each once.
 fn log_store_faults(leader: &mut Leader<NodeStore>) {
     for fault in leader.take_store_faults() {
         tracing::error!(code = %fault.code, detail = %fault.detail, "stored reports damaged");
@@ -64,8 +64,8 @@ fn log_store_faults(leader: &mut Leader<NodeStore>) {
 }
 
 /// Re-runs the jobs the store recorded but did not commit (after a restart, or whose
-/// helper was unreachable); a decided job the leader refuses is logged once and left,
-/// the others resumed all the same.
+/// helper was unreachable); a job the leader refuses is logged once and left, the
+/// others resumed all the same.
 pub(super) async fn resume_jobs(shared: &Arc<LeaderShared>) -> Result<(), Reject> {
     let _guard = shared.jobs.lock().await;
     let drivers = with_leader(shared, |leader| {

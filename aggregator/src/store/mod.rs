@@ -304,6 +304,17 @@ impl TaskStore for SqliteTaskStore {
             |r| r.get(0),
         )?;
         if still_named {
+            // The folder itself missing (a mount not up yet, a database moved without
+            // it) may pass, and says nothing of this one report.
+            if !files.dir().is_dir() {
+                return Err(StoreError::ReportFile {
+                    path: files.dir().to_path_buf(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        "the folder of the stored reports' files is missing",
+                    ),
+                });
+            }
             return Err(StoreError::ReportLost {
                 path: files.dir().join(&name),
             });

@@ -593,8 +593,8 @@ fn files_left_by_a_crash_are_removed_once_old_and_those_in_flight_are_not() {
 }
 
 /// A missing report file is a clear error, one the leader tells apart as lost
-/// (`is_report_lost`: it leaves that report out rather than fail its jobs at every
-/// try); a malformed name is an error of another kind.
+/// (`is_report_lost`: it refuses that report's job alone rather than fail every job
+/// at every try); a missing folder, or a malformed name, is an error of another kind.
 #[test]
 fn a_missing_report_file_is_a_clear_error_and_a_malformed_name_never_becomes_a_path() {
     let (_dir, path, store) = file_store();
@@ -609,6 +609,13 @@ fn a_missing_report_file_is_a_clear_error_and_a_malformed_name_never_becomes_a_p
     );
     assert!(err.to_string().contains(&name), "{err}");
     assert!(store.is_report_lost(&err), "{err}");
+    // The whole folder missing may pass (a mount not up yet): no report is lost.
+    let moved = path.with_extension("moved");
+    std::fs::rename(files.dir(), &moved).unwrap();
+    let err = store.report(id).unwrap_err();
+    assert!(!store.is_report_lost(&err), "{err}");
+    assert!(err.to_string().contains("folder"), "{err}");
+    std::fs::rename(&moved, files.dir()).unwrap();
 
     store
         .lock()

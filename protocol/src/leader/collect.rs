@@ -112,8 +112,9 @@ impl<S: TaskStore> Leader<S> {
 
     /// Refuses ([`ErrorCode::Mismatch`], retriable) while `round` has reports queued or
     /// in an open job: the release must wait until they are aggregated or rejected.
-    /// A job this process refused to resume (`Leader::take_store_faults`) will not end
-    /// without an operator: that is said at once ([`ErrorCode::Internal`]).
+    /// A job this process refused (`Leader::take_store_faults`) will not end without an
+    /// operator: that is said at once ([`ErrorCode::Internal`]). Only by the process
+    /// that refused it: another replica answers as for any job in flight.
     fn wait_for_reports_in_flight(&self, round: u32) -> Result<(), Reject> {
         let queued = !self
             .core
@@ -129,9 +130,10 @@ impl<S: TaskStore> Leader<S> {
             return Err(Reject::new(
                 ErrorCode::Internal,
                 format!(
-                    "round {round} cannot be released: this leader refused to resume its \
-                     job {} (stored reports damaged; the leader's log says which), which \
-                     stays open until an operator restores them and restarts the leader",
+                    "round {round} cannot be released: this leader refused to aggregate \
+                     its job {} (stored reports lost or damaged; the leader's log says \
+                     which), which stays open until an operator restores them and restarts \
+                     the leader",
                     job.job_id.to_hex()
                 ),
             ));

@@ -97,7 +97,11 @@ impl<S: TaskStore> Leader<S> {
                 self.contention.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            self.note_lost_reports(&job);
+            if let Some(refusal) = refusal(&job) {
+                // Recorded, so its reports are not taken again; the next batch is.
+                self.refuse(record.job_id, refusal);
+                continue;
+            }
             if inits.iter().all(|i| i.reports.is_empty()) {
                 self.commit_locally(&record)?;
                 continue;
@@ -129,10 +133,10 @@ impl<S: TaskStore> Leader<S> {
     /// After a restart: re-prepares every recorded, uncommitted job. Returns, per job,
     /// the [`JobInit`]s and, for decided jobs, the [`JobContinue`] to re-send.
     ///
-    /// A decided job whose accepted report no longer prepares here, or whose stored
-    /// bytes are lost or not those uploaded, is refused instead (committing it would
-    /// release a wrong sum): [`Leader::take_store_faults`] says why, and this process
-    /// skips it from then on while it resumes the others.
+    /// A job with a report whose stored bytes are lost, or a decided job whose accepted
+    /// report is not as uploaded or no longer prepares here, is refused instead
+    /// ([`Leader::take_store_faults`]): this process skips it from then on while it
+    /// resumes the others.
     ///
     /// On an error (a store that cannot be read) no job of this call is kept in
     /// memory, so the next call resumes all of them: a job kept without its messages
@@ -164,11 +168,7 @@ impl<S: TaskStore> Leader<S> {
                 accepted: accepted.clone(),
             });
             let (job, inits) = self.prepare_job(record.clone())?;
-            if let Some(refusal) = record
-                .accepted
-                .as_ref()
-                .and_then(|accepted| refusal(&job, accepted))
-            {
+            if let Some(refusal) = refusal(&job) {
                 // Unless another leader process committed the job meanwhile (and
                 // deleted its reports): then there is nothing left to do.
                 let committed = self
@@ -177,13 +177,9 @@ impl<S: TaskStore> Leader<S> {
                     .job_committed(job_id)
                     .map_err(Reject::storage)?;
                 if committed.is_none() {
-                    self.refused.insert(job_id);
-                    self.store_faults.push(refusal);
+                    self.refuse(job_id, refusal);
                 }
                 continue;
-            }
-            if record.accepted.is_none() {
-                self.note_lost_reports(&job);
             }
             if inits.iter().all(|i| i.reports.is_empty()) {
                 self.commit_locally(&record)?;
@@ -199,35 +195,24 @@ impl<S: TaskStore> Leader<S> {
         Ok(())
     }
 
-    /// What this leader found wrong with its stored reports since the last call, for
-    /// the operator's log (the node logs each as an error):
-    /// - a decided job [`Leader::resume_jobs`] refused, each once per process. It stays
-    ///   recorded and uncommitted, so its round cannot be released (its collect says
-    ///   so) until an operator restores the reports' bytes and restarts the leader; the
-    ///   other jobs and rounds go on;
-    /// - a report whose stored bytes are lost ([`TaskStore::is_report_lost`]), left
-    ///   out of the job deciding it now: it will not be counted.
+    /// The jobs this leader refused since the last call, each once per process with
+    /// why, for the operator's log (the node logs each as an error). A job is refused
+    /// when a report of it has lost its stored bytes ([`TaskStore::is_report_lost`]: a
+    /// file deleted outside cairn), or, decided, when a report it accepted is not as
+    /// uploaded or no longer prepares. Aggregating it anyway would leave an
+    /// acknowledged report out, or release a wrong sum. A refused job stays recorded and
+    /// uncommitted: this process skips it, the other jobs and rounds go on, and its
+    /// round's collect answers why it cannot be released, until an operator restores
+    /// the reports' bytes and restarts the leader. With replicas, each replica that
+    /// meets the job refuses it for itself.
     pub fn take_store_faults(&mut self) -> Vec<Reject> {
         std::mem::take(&mut self.store_faults)
     }
 
-    /// Records, for [`Leader::take_store_faults`], each report of `job` (a job being
-    /// decided now) whose stored bytes are lost.
-    fn note_lost_reports(&mut self, job: &InFlightJob) {
-        for (report_id, damage) in &job.damaged {
-            if *damage == Damage::Lost {
-                self.store_faults.push(Reject::new(
-                    ErrorCode::Internal,
-                    format!(
-                        "report {} of round {} was acknowledged, but its stored bytes are \
-                         lost (deleted outside cairn?): job {} leaves it out, and it will \
-                         not be counted",
-                        report_id.to_hex(),
-                        job.record.round,
-                        job.record.job_id.to_hex(),
-                    ),
-                ));
-            }
+    /// Refuses `job_id` for the rest of this process, saying why once.
+    fn refuse(&mut self, job_id: JobId, why: Reject) {
+        if self.refused.insert(job_id) {
+            self.store_faults.push(why);
         }
     }
 
@@ -429,9 +414,10 @@ impl<S: TaskStore> Leader<S> {
         let (scheme, verify_key) = (&self.core.scheme, &self.core.verify_key);
         let store = &self.core.store;
         let accepted = record.accepted.as_deref().unwrap_or_default();
-        // A storage error fails the whole job (a report that cannot be read is not
-        // refused). Each report prepared without error has its share added into its
-        // worker's part of the job's sum at once (withdrawn if it is rejected later).
+        // A storage error that may pass fails the whole job, to be tried again; a report
+        // whose bytes are lost, or not those uploaded, is noted for `refusal`. Each
+        // report prepared without error has its share added into its worker's part of
+        // the job's sum at once (withdrawn if it is rejected later).
         let (outcomes, sum) = self
             .core
             .parallelism
@@ -518,26 +504,30 @@ impl<S: TaskStore> Leader<S> {
     }
 }
 
-/// Why a decided job must not be resumed, if it must not: a report it accepted no
-/// longer prepares here, or its stored bytes are not those uploaded (both after the
-/// decision: the bytes altered on disk, the leader's code or task changed). The
-/// helpers add every accepted report's share, and the decision is re-sent, not made
-/// again; a leader that committed the job without a report's leader share, or with an
-/// altered one, would release a sum wrong in every coordinate.
-fn refusal(job: &InFlightJob, accepted: &[ReportId]) -> Option<Reject> {
+/// Why `job` must not be aggregated, if it must not:
+/// - a report's stored bytes are lost: without them the leader can neither send the
+///   report to the helpers nor add its share, and leaving out an acknowledged report
+///   is not the leader's to decide (nor could a job the helpers have seen change its
+///   reports: they refuse a second init of a job that differs from the first);
+/// - the job is decided and a report it accepted is not as uploaded (its digest
+///   differs) or no longer prepares (the leader's code or task changed): the decision
+///   is re-sent, not made again, and the helpers add every accepted report's share, so
+///   a leader that committed the job without that report's leader share, or with an
+///   altered one, would release a sum wrong in every coordinate.
+fn refusal(job: &InFlightJob) -> Option<Reject> {
+    let accepted = job.record.accepted.as_deref().unwrap_or_default();
     let mut reasons = Vec::new();
     for (report_id, prepared) in &job.prepared {
-        if !accepted.contains(report_id) {
-            continue;
-        }
         let damage = job.damaged.iter().find(|(id, _)| id == report_id);
-        if let Some((_, Damage::Altered)) = damage {
+        if let Some((_, Damage::Lost)) = damage {
+            reasons.push(format!("{}: its stored bytes are lost", report_id.to_hex()));
+        } else if !accepted.contains(report_id) {
+            continue;
+        } else if let Some((_, Damage::Altered)) = damage {
             reasons.push(format!(
                 "{}: its stored bytes are not those uploaded",
                 report_id.to_hex()
             ));
-        } else if let Some((_, Damage::Lost)) = damage {
-            reasons.push(format!("{}: its stored bytes are lost", report_id.to_hex()));
         } else if let Err(code) = prepared {
             reasons.push(format!(
                 "{}: it no longer prepares ({code})",
@@ -549,10 +539,9 @@ fn refusal(job: &InFlightJob, accepted: &[ReportId]) -> Option<Reject> {
         Reject::new(
             ErrorCode::Internal,
             format!(
-                "job {} of round {} cannot be committed: the helpers add every report it \
-                 accepted, and this leader no longer holds them as uploaded; its round \
-                 cannot be released until the reports' bytes are restored and the leader \
-                 restarted. Accepted reports: {}",
+                "job {} of round {} cannot be aggregated: this leader no longer holds its \
+                 reports as uploaded, and its round cannot be released until their bytes \
+                 are restored and the leader restarted. Reports: {}",
                 job.record.job_id.to_hex(),
                 job.record.round,
                 reasons.join("; "),

@@ -77,11 +77,10 @@ pub use collect::{CollectStep, HelperRefusal};
 pub struct Leader<S: TaskStore> {
     core: AggregatorCore<S>,
     jobs: BTreeMap<JobId, InFlightJob>,
-    /// Decided jobs this process refuses to resume ([`Leader::take_store_faults`]),
+    /// Jobs this process refuses to aggregate ([`Leader::take_store_faults`]),
     /// skipped by every later resume until the process restarts.
     refused: std::collections::BTreeSet<JobId>,
-    /// What was found wrong with the stored reports since the last
-    /// [`Leader::take_store_faults`].
+    /// Why, for each job refused since the last [`Leader::take_store_faults`].
     store_faults: Vec<Reject>,
     leases: Option<JobLeases>,
     contention: Arc<AtomicU64>,
@@ -120,7 +119,8 @@ struct InFlightJob {
     /// Reports whose stored bytes cannot stand for their upload: lost (any report), or
     /// not those uploaded (their digest differs, or none was kept; looked for only
     /// among the accepted reports of a decided job, whose decision is re-sent, not made
-    /// again: a report altered before its decision fails the joint verification).
+    /// again: a report altered before its decision fails the joint verification). A
+    /// job with any is refused, not aggregated (`refusal` in `job.rs`).
     damaged: Vec<(ReportId, Damage)>,
 }
 
