@@ -1,11 +1,12 @@
 //! A leader on the embedded store whose report files are moved away outside cairn: a
-//! job with a lost report is refused on its own, decided or not, while the other jobs
-//! go on and the round's collect says why it waits; a missing reports folder is a
-//! failure that may pass, not a loss; once the files are back, a restarted leader
-//! aggregates the refused jobs and every acknowledged report is counted (the leader and
-//! a helper in this process, driven as a node drives them, on SQLite with its report
-//! files). The store tells a lost file apart (`TaskStore::is_report_lost`); were it
-//! not, every job would fail at every try.
+//! decided job that accepted a lost report is refused on its own, a lost report of a
+//! new batch is set aside in a refused job of its own while the batch goes on, and the
+//! round's collect says why it waits; a missing reports folder is a failure that may
+//! pass, not a loss; once the files are back, a restarted leader aggregates the refused
+//! jobs and every acknowledged report is counted (the leader and a helper in this
+//! process, driven as a node drives them, on SQLite with its report files). The store
+//! tells a lost file apart (`TaskStore::is_report_lost`); were it not, every job would
+//! fail at every try.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -232,23 +233,29 @@ fn report_files_moved_away_refuse_only_their_jobs_and_nothing_is_lost_once_back(
         w.move_report_file_away(lost_queued),
     ];
 
-    // Each job is refused on its own, with why, once.
+    // The decided job is refused on its own, with why, once; the queued batch goes on
+    // without its lost report, set aside in a refused job of its own.
     assert!(JobDriver::resume_all(&mut w.leader).unwrap().is_empty());
-    assert!(
-        JobDriver::start(&mut w.leader, 0, &mut rng)
-            .unwrap()
-            .is_none()
-    );
+    let job = JobDriver::start(&mut w.leader, 0, &mut rng)
+        .unwrap()
+        .unwrap();
+    let batch_job = job.job_id();
+    w.drive(job, false, &mut rng);
+    assert_eq!(w.leader.store().job_committed(batch_job).unwrap(), Some(2));
     let faults = w.leader.take_store_faults();
     assert_eq!(faults.len(), 2, "{faults:?}");
-    for (fault, lost) in faults.iter().zip([accepted[1], lost_queued]) {
-        let why = format!("{}: its stored bytes are lost", lost.to_hex());
-        assert!(fault.detail.contains(&why), "{fault}");
-    }
+    let why = format!("{}: its stored bytes are lost", accepted[1].to_hex());
+    assert!(faults[0].detail.contains(&why), "{}", faults[0]);
     assert!(
         faults[0].detail.contains(&decided_job.to_hex()),
         "{}",
         faults[0]
+    );
+    assert!(faults[1].detail.contains("set aside"), "{}", faults[1]);
+    assert!(
+        faults[1].detail.contains(&lost_queued.to_hex()),
+        "{}",
+        faults[1]
     );
 
     // The next reports' job goes on.

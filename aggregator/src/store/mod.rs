@@ -304,8 +304,10 @@ impl TaskStore for SqliteTaskStore {
             |r| r.get(0),
         )?;
         if still_named {
-            // The folder itself missing (a mount not up yet, a database moved without
-            // it) may pass, and says nothing of this one report.
+            // The folder itself missing (a database moved without it, a mount not up
+            // yet) says nothing of this one report: a failure that may pass. An upload
+            // meanwhile makes the folder again; then each earlier report reads as lost
+            // and its job is refused until the files are back.
             if !files.dir().is_dir() {
                 return Err(StoreError::ReportFile {
                     path: files.dir().to_path_buf(),

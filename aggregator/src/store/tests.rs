@@ -609,7 +609,7 @@ fn a_missing_report_file_is_a_clear_error_and_a_malformed_name_never_becomes_a_p
     );
     assert!(err.to_string().contains(&name), "{err}");
     assert!(store.is_report_lost(&err), "{err}");
-    // The whole folder missing may pass (a mount not up yet): no report is lost.
+    // The whole folder missing (a mount not up yet) may pass: no report is lost.
     let moved = path.with_extension("moved");
     std::fs::rename(files.dir(), &moved).unwrap();
     let err = store.report(id).unwrap_err();

@@ -47,13 +47,17 @@ impl<S: TaskStore> Leader<S> {
     /// prepares the leader's side, records the job, and returns one [`JobInit`] per
     /// helper (in helper order). `None` if nothing is queued. A batch whose reports
     /// all fail the leader's own checks has nothing for the helpers: it is decided and
-    /// committed here (every report rejected) and the next batch is taken.
+    /// committed here (every report rejected) and the next batch is taken. Reports
+    /// whose stored bytes are lost ([`TaskStore::is_report_lost`]) are set aside in a
+    /// job of their own, recorded and refused ([`Leader::take_store_faults`]), and the
+    /// batch goes on without them.
     pub fn start_job<R: CryptoRng + ?Sized>(
         &mut self,
         round: u32,
         rng: &mut R,
     ) -> Result<Option<(JobId, Vec<JobInit>)>, Reject> {
         let mut contended = 0;
+        let mut set_aside = 0;
         loop {
             let ids = self
                 .core
@@ -63,43 +67,59 @@ impl<S: TaskStore> Leader<S> {
             if ids.is_empty() {
                 return Ok(None);
             }
-            let record = JobRecord {
+            let mut record = JobRecord {
                 job_id: JobId::random(rng),
                 round,
                 reports: ids,
                 accepted: None,
             };
-            let (job, inits) = self.prepare_job(record.clone())?;
-            if let Err(e) = self.core.store.create_job(&record) {
-                // Another leader process sharing the store took some of these reports
-                // into its own job between the read and the write (the store refuses
-                // the second job whole): take the next batch.
-                let still = self
-                    .core
-                    .store
-                    .queued_reports(round, self.job_batch())
-                    .map_err(Reject::storage)?;
-                if record.reports.iter().all(|r| still.contains(r)) {
-                    return Err(Reject::storage(e));
+            let (mut job, inits) = self.prepare_job(record.clone())?;
+            let lost: Vec<ReportId> = job
+                .damaged
+                .iter()
+                .filter(|(_, damage)| *damage == Damage::Lost)
+                .map(|(id, _)| *id)
+                .collect();
+            if !lost.is_empty() {
+                // The reports whose stored bytes are lost go into a job of their own,
+                // refused (`refusal`), and the rest of the batch goes on without them.
+                let lost_job = JobRecord {
+                    job_id: JobId::random(rng),
+                    round,
+                    reports: lost,
+                    accepted: None,
+                };
+                if !self.record_job(&lost_job, &mut contended)? {
+                    continue;
                 }
-                contended += 1;
-                self.contention.fetch_add(1, Ordering::Relaxed);
-                if contended >= MAX_JOB_CONTENTION {
-                    return Err(Reject::new(
-                        ErrorCode::Busy,
-                        "other leader processes keep taking the queued reports first",
-                    ));
+                self.refuse(lost_job.job_id, lost_reports(&lost_job));
+                record.reports.retain(|id| !lost_job.reports.contains(id));
+                job.record
+                    .reports
+                    .retain(|id| !lost_job.reports.contains(id));
+                job.prepared
+                    .retain(|(id, _)| !lost_job.reports.contains(id));
+                job.damaged.clear();
+                set_aside += 1;
+                if record.reports.is_empty() {
+                    if set_aside >= MAX_JOB_CONTENTION {
+                        // The leader is not held for the whole queue: the next call
+                        // goes on.
+                        return Err(Reject::new(
+                            ErrorCode::Busy,
+                            "many queued reports have lost their stored bytes (the \
+                             leader's log says which)",
+                        ));
+                    }
+                    continue;
                 }
+            }
+            if !self.record_job(&record, &mut contended)? {
                 continue;
             }
             if !self.lease(record.job_id)? {
                 // Another leader process leased the new job first: it drives it.
                 self.contention.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            if let Some(refusal) = refusal(&job) {
-                // Recorded, so its reports are not taken again; the next batch is.
-                self.refuse(record.job_id, refusal);
                 continue;
             }
             if inits.iter().all(|i| i.reports.is_empty()) {
@@ -109,6 +129,33 @@ impl<S: TaskStore> Leader<S> {
             self.jobs.insert(record.job_id, job);
             return Ok(Some((record.job_id, inits)));
         }
+    }
+
+    /// Records a new job; `false` if another leader process sharing the store took some
+    /// of its reports into its own job between the read and the write (the store
+    /// refuses the second job whole): the caller takes the next batch, up to
+    /// [`MAX_JOB_CONTENTION`] times in one call.
+    fn record_job(&mut self, record: &JobRecord, contended: &mut u32) -> Result<bool, Reject> {
+        let Err(e) = self.core.store.create_job(record) else {
+            return Ok(true);
+        };
+        let still = self
+            .core
+            .store
+            .queued_reports(record.round, self.job_batch())
+            .map_err(Reject::storage)?;
+        if record.reports.iter().all(|r| still.contains(r)) {
+            return Err(Reject::storage(e));
+        }
+        *contended += 1;
+        self.contention.fetch_add(1, Ordering::Relaxed);
+        if *contended >= MAX_JOB_CONTENTION {
+            return Err(Reject::new(
+                ErrorCode::Busy,
+                "other leader processes keep taking the queued reports first",
+            ));
+        }
+        Ok(false)
     }
 
     /// Decides and commits a recorded job that has nothing for the helpers: all its
@@ -550,6 +597,24 @@ fn refusal(job: &InFlightJob) -> Option<Reject> {
     })
 }
 
+/// Why `job`, the reports of a batch whose stored bytes are lost, set aside by
+/// [`Leader::start_job`], is refused.
+fn lost_reports(job: &JobRecord) -> Reject {
+    let ids: Vec<String> = job.reports.iter().map(ReportId::to_hex).collect();
+    Reject::new(
+        ErrorCode::Internal,
+        format!(
+            "job {} of round {} cannot be aggregated: it holds the reports whose stored \
+             bytes are lost, set aside from the batch being aggregated, and its round \
+             cannot be released until their bytes are restored and the leader restarted. \
+             Reports: {}",
+            job.job_id.to_hex(),
+            job.round,
+            ids.join(", "),
+        ),
+    )
+}
+
 /// Why a report of a job did not prepare ([`Leader::prepare_job`]).
 enum NotPrepared<E> {
     /// The leader's own checks refused it.
@@ -602,6 +667,11 @@ fn prepare_one(
 ) -> Result<PreparedReport, ErrorCode> {
     let mut reader = Reader::new(bytes.expose_secret());
     let report = ReportView::decode(&mut reader, limits).map_err(|_| ErrorCode::BadMessage)?;
+    // Checked at upload; stored bytes altered since then must not leave a helper
+    // without the report, whose answer would then never match the job.
+    if report.helper_shares.len() != limits.helpers {
+        return Err(ErrorCode::BadMessage);
+    }
     let prepared = scheme.prepare(
         0,
         verify_key,

@@ -18,7 +18,7 @@
 //! exchanges with the helpers around them and the retries belong to
 //! [`crate::driver`], which every caller uses instead of calling the steps itself.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -79,7 +79,7 @@ pub struct Leader<S: TaskStore> {
     jobs: BTreeMap<JobId, InFlightJob>,
     /// Jobs this process refuses to aggregate ([`Leader::take_store_faults`]),
     /// skipped by every later resume until the process restarts.
-    refused: std::collections::BTreeSet<JobId>,
+    refused: BTreeSet<JobId>,
     /// Why, for each job refused since the last [`Leader::take_store_faults`].
     store_faults: Vec<Reject>,
     leases: Option<JobLeases>,
@@ -200,7 +200,7 @@ impl<S: TaskStore> Leader<S> {
         Ok(Self {
             core: AggregatorCore::new(task, verify_key, store, 0)?,
             jobs: BTreeMap::new(),
-            refused: std::collections::BTreeSet::new(),
+            refused: BTreeSet::new(),
             store_faults: Vec::new(),
             leases: None,
             contention: Arc::new(AtomicU64::new(0)),

@@ -284,9 +284,10 @@ pub trait TaskStore: Send + Sync {
 
     /// Whether `error`, from [`TaskStore::report`], says that report's bytes are gone
     /// for good while the store still holds the report (a file deleted outside the
-    /// store): the leader then leaves that one report out, and refuses a decided job
-    /// that accepted it, instead of failing every job the report is in at every try.
-    /// A failure that may pass (I/O, a lost connection) is not. By default none is.
+    /// store): the leader then refuses that report's job alone (it sets the report
+    /// aside from a new batch), instead of failing every job at every try. A failure
+    /// that may pass (I/O, a lost connection, a missing folder) is not. By default none
+    /// is.
     fn is_report_lost(&self, error: &Self::Error) -> bool {
         let _ = error;
         false
