@@ -598,10 +598,11 @@ fn a_lost_report_is_set_aside_and_its_batch_goes_on() {
 }
 
 /// A stored report altered to carry no share for the helper (checked at upload, so only
-/// a damaged store holds one) is rejected by the leader's own checks: sent without it,
-/// the helper's answer would never match the job, which would fail at every try.
+/// a damaged store holds one) is rejected by the leader's own checks when a new batch
+/// takes it: sent without it, the helper's answer would never match the job, which
+/// would fail at every try.
 #[test]
-fn a_stored_report_without_its_helper_share_is_rejected_not_a_stuck_job() {
+fn a_stored_report_without_its_helper_share_is_rejected_in_a_new_batch() {
     let mut rng = ChaCha20Rng::from_seed([106; 32]);
     let mut w = world(2, &mut rng);
     w.upload(5, &mut rng);
@@ -625,28 +626,50 @@ fn a_stored_report_without_its_helper_share_is_rejected_not_a_stuck_job() {
     assert_eq!(count, w.honest - 1);
 }
 
-/// When every queued report has lost its stored bytes (a bad restore), one call sets
-/// aside at most 16 batches, then answers `Busy`, so the leader is not held for the
-/// whole queue; the next call goes on where it stopped.
-#[test]
-fn setting_aside_lost_reports_holds_the_leader_for_a_bounded_number_of_batches() {
-    let mut rng = ChaCha20Rng::from_seed([107; 32]);
+/// When no queued report has anything for the helpers (every one lost in a bad
+/// restore, or every one refused by the leader's own checks), one call uses up at most
+/// 16 batches, then answers `Busy`, so the leader is not held for the whole queue; the
+/// next call goes on where it stopped.
+fn a_queue_with_nothing_for_the_helpers_is_worked_through_in_bounded_calls(how: Damage, seed: u8) {
+    let mut rng = ChaCha20Rng::from_seed([seed; 32]);
     let mut w = world(1, &mut rng);
     let batch = w.leader.job_batch();
     w.upload(17 * batch - 2, &mut rng);
     let every: Vec<ReportId> = w.leader.store().queued_reports(0, usize::MAX).unwrap();
     assert_eq!(every.len(), 17 * batch);
-    *w.damaged.lock().unwrap() = every.iter().map(|id| (*id, Damage::Lose)).collect();
+    *w.damaged.lock().unwrap() = every.iter().map(|id| (*id, how.clone())).collect();
+    let lost = matches!(how, Damage::Lose);
     let Err(busy) = JobDriver::start(&mut w.leader, 0, &mut rng) else {
-        panic!("the whole queue was set aside in one call");
+        panic!("the whole queue was used up in one call");
     };
     assert_eq!(busy.code, ErrorCode::Busy, "{busy}");
-    assert_eq!(w.leader.take_store_faults().len(), 16);
+    assert_eq!(
+        w.leader
+            .store()
+            .queued_reports(0, usize::MAX)
+            .unwrap()
+            .len(),
+        batch
+    );
+    assert_eq!(
+        w.leader.take_store_faults().len(),
+        if lost { 16 } else { 0 }
+    );
     assert!(
         JobDriver::start(&mut w.leader, 0, &mut rng)
             .unwrap()
             .is_none()
     );
-    assert_eq!(w.leader.take_store_faults().len(), 1);
+    assert_eq!(w.leader.take_store_faults().len(), usize::from(lost));
     assert!(w.leader.store().queued_reports(0, 1).unwrap().is_empty());
+}
+
+#[test]
+fn setting_aside_lost_reports_holds_the_leader_for_a_bounded_number_of_batches() {
+    a_queue_with_nothing_for_the_helpers_is_worked_through_in_bounded_calls(Damage::Lose, 107);
+}
+
+#[test]
+fn refusing_malformed_reports_holds_the_leader_for_a_bounded_number_of_batches() {
+    a_queue_with_nothing_for_the_helpers_is_worked_through_in_bounded_calls(Damage::Truncate, 108);
 }

@@ -50,14 +50,19 @@ impl<S: TaskStore> Leader<S> {
     /// committed here (every report rejected) and the next batch is taken. Reports
     /// whose stored bytes are lost ([`TaskStore::is_report_lost`]) are set aside in a
     /// job of their own, recorded and refused ([`Leader::take_store_faults`]), and the
-    /// batch goes on without them.
+    /// batch goes on without them. After [`MAX_JOB_CONTENTION`] batches in a row with
+    /// nothing for the helpers, or lost to other leader processes, it answers a
+    /// retriable [`ErrorCode::Busy`]: what it did is recorded, and the next call goes
+    /// on.
     pub fn start_job<R: CryptoRng + ?Sized>(
         &mut self,
         round: u32,
         rng: &mut R,
     ) -> Result<Option<(JobId, Vec<JobInit>)>, Reject> {
         let mut contended = 0;
-        let mut set_aside = 0;
+        // Batches used up without a job for the helpers (set aside as lost, or every
+        // report refused by the leader's own checks).
+        let mut used_up = 0;
         loop {
             let ids = self
                 .core
@@ -82,7 +87,8 @@ impl<S: TaskStore> Leader<S> {
                 .collect();
             if !lost.is_empty() {
                 // The reports whose stored bytes are lost go into a job of their own,
-                // refused (`refusal`), and the rest of the batch goes on without them.
+                // refused (`lost_reports`), and the rest of the batch goes on without
+                // them.
                 let lost_job = JobRecord {
                     job_id: JobId::random(rng),
                     round,
@@ -100,17 +106,9 @@ impl<S: TaskStore> Leader<S> {
                 job.prepared
                     .retain(|(id, _)| !lost_job.reports.contains(id));
                 job.damaged.clear();
-                set_aside += 1;
                 if record.reports.is_empty() {
-                    if set_aside >= MAX_JOB_CONTENTION {
-                        // The leader is not held for the whole queue: the next call
-                        // goes on.
-                        return Err(Reject::new(
-                            ErrorCode::Busy,
-                            "many queued reports have lost their stored bytes (the \
-                             leader's log says which)",
-                        ));
-                    }
+                    used_up += 1;
+                    check_used_up(used_up)?;
                     continue;
                 }
             }
@@ -124,6 +122,8 @@ impl<S: TaskStore> Leader<S> {
             }
             if inits.iter().all(|i| i.reports.is_empty()) {
                 self.commit_locally(&record)?;
+                used_up += 1;
+                check_used_up(used_up)?;
                 continue;
             }
             self.jobs.insert(record.job_id, job);
@@ -595,6 +595,20 @@ fn refusal(job: &InFlightJob) -> Option<Reject> {
             ),
         )
     })
+}
+
+/// [`ErrorCode::Busy`] once [`Leader::start_job`] has used up [`MAX_JOB_CONTENTION`]
+/// batches without a job for the helpers: the leader is not held for the whole queue
+/// (a bad restore, a flood of malformed reports), and the next call goes on.
+fn check_used_up(used_up: u32) -> Result<(), Reject> {
+    if used_up >= MAX_JOB_CONTENTION {
+        return Err(Reject::new(
+            ErrorCode::Busy,
+            "many queued batches in a row had nothing for the helpers (set aside as lost, \
+             or refused by the leader's own checks); the next call goes on",
+        ));
+    }
+    Ok(())
 }
 
 /// Why `job`, the reports of a batch whose stored bytes are lost, set aside by

@@ -64,7 +64,8 @@ pub const JOB_MEMORY_MAX: usize = 4 * JOB_MEMORY_PER_THREAD;
 pub const JOB_COPIES: usize = 4;
 
 /// How many batches in a row [`Leader::start_job`] may lose to other leader processes
-/// (sharing the store) before it gives up with a retriable [`ErrorCode::Busy`].
+/// (sharing the store), or use up with nothing for the helpers, before it gives up with
+/// a retriable [`ErrorCode::Busy`].
 const MAX_JOB_CONTENTION: u32 = 16;
 
 mod collect;
@@ -120,7 +121,8 @@ struct InFlightJob {
     /// not those uploaded (their digest differs, or none was kept; looked for only
     /// among the accepted reports of a decided job, whose decision is re-sent, not made
     /// again: a report altered before its decision fails the joint verification). A
-    /// job with any is refused, not aggregated (`refusal` in `job.rs`).
+    /// new batch sets its lost reports aside ([`Leader::start_job`]); a resumed job
+    /// with any damage is refused, not aggregated (`refusal` in `job.rs`).
     damaged: Vec<(ReportId, Damage)>,
 }
 
