@@ -491,7 +491,15 @@ pub fn aggregate_in_process<S: TaskStore, H: TaskStore, R: CryptoRng + ?Sized>(
     rng: &mut R,
 ) -> Result<Vec<Rejection>, Reject> {
     let mut rejected = Vec::new();
-    while let Some(mut driver) = JobDriver::start(leader, round, rng)? {
+    loop {
+        let mut driver = match JobDriver::start(leader, round, rng) {
+            Ok(Some(driver)) => driver,
+            Ok(None) => break,
+            // Many batches used up with nothing for the helpers (or lost to another
+            // process sharing the store): each such answer leaves the queue shorter.
+            Err(e) if e.code == ErrorCode::Busy => continue,
+            Err(e) => return Err(e),
+        };
         while let Some(t) = driver.poll_transmit() {
             let answer = in_process(helpers, t, now, rng);
             driver.handle_answer(leader, answer)?;
