@@ -22,7 +22,7 @@ use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::Collector;
 use cairn_protocol::config::{NoisePlacement, TaskConfig};
-use cairn_protocol::driver::{CollectDriver, CollectPoll, JobDriver};
+use cairn_protocol::driver::{CollectDriver, CollectPoll, JobDriver, collect_in_process};
 use cairn_protocol::helper::Helper;
 use cairn_protocol::hpke::HpkeSecretKey;
 use cairn_protocol::ids::ReportId;
@@ -144,25 +144,10 @@ impl World {
 
     /// The released count and sum of round 0.
     fn released(&mut self, rng: &mut ChaCha20Rng) -> (u64, Vec<i64>) {
-        let mut driver = CollectDriver::new(
-            self.collector.request(0),
-            NOW,
-            Instant::now(),
-            Duration::ZERO,
-        );
-        let resp = loop {
-            match driver.poll(&mut self.leader, rng, Instant::now()).unwrap() {
-                CollectPoll::Transmit(request) => {
-                    let answer = self
-                        .helper
-                        .handle_message(request.message, NOW, rng)
-                        .unwrap();
-                    driver.handle_answer(Ok(answer)).unwrap();
-                }
-                CollectPoll::Retry { .. } => panic!("reports left in flight"),
-                CollectPoll::Done(resp) => break resp,
-            }
-        };
+        let request = self.collector.request(0);
+        let helpers = std::slice::from_mut(&mut self.helper);
+        let resp = collect_in_process(&mut self.leader, helpers, request, NOW, rng)
+            .expect("no report left in flight");
         let opened = self.collector.open(0, &resp).unwrap();
         (u64::from(opened.count), opened.sum_quantised)
     }

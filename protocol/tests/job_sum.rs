@@ -26,7 +26,7 @@ use cairn_protocol::client::Client;
 use cairn_protocol::clock::Time;
 use cairn_protocol::collector::Collector;
 use cairn_protocol::config::TaskConfig;
-use cairn_protocol::driver::{CollectDriver, CollectPoll, JobDriver};
+use cairn_protocol::driver::{CollectDriver, JobDriver, collect_in_process};
 use cairn_protocol::helper::Helper;
 use cairn_protocol::ids::ReportId;
 use cairn_protocol::leader::Leader;
@@ -316,27 +316,31 @@ impl World {
 
     /// Releases round 0 and opens it.
     fn released(&mut self, rng: &mut ChaCha20Rng) -> (u64, Vec<i64>) {
-        let mut driver = CollectDriver::new(
-            self.collector.request(0),
-            NOW,
-            Instant::now(),
-            Duration::ZERO,
-        );
-        let resp = loop {
-            match driver.poll(&mut self.leader, rng, Instant::now()).unwrap() {
-                CollectPoll::Transmit(request) => {
-                    let answer = self
-                        .helper
-                        .handle_message(request.message, NOW, rng)
-                        .unwrap();
-                    driver.handle_answer(Ok(answer)).unwrap();
-                }
-                CollectPoll::Retry { .. } => panic!("reports left in flight after the job"),
-                CollectPoll::Done(resp) => break resp,
-            }
-        };
+        let request = self.collector.request(0);
+        let helpers = std::slice::from_mut(&mut self.helper);
+        let resp = collect_in_process(&mut self.leader, helpers, request, NOW, rng)
+            .expect("no report left in flight after the job");
         let opened = self.collector.open(0, &resp).unwrap();
         (u64::from(opened.count), opened.sum_quantised)
+    }
+
+    /// A refused job is said once: the next resume skips it without a word.
+    fn assert_refused_once(&mut self) {
+        assert!(JobDriver::resume_all(&mut self.leader).unwrap().is_empty());
+        assert!(self.leader.take_store_faults().is_empty(), "said once");
+    }
+
+    /// The store repaired and the leader restarted: the one refused job is resumed and
+    /// committed with no rejection, and the released sum is every honest report's.
+    fn repair_and_release_everything(&mut self, rng: &mut ChaCha20Rng) {
+        self.damaged.lock().unwrap().clear();
+        self.restart_leader();
+        let mut resumed = JobDriver::resume_all(&mut self.leader).unwrap();
+        assert_eq!(resumed.len(), 1);
+        assert!(self.drive(resumed.pop().unwrap(), false, rng).is_empty());
+        let (count, sum) = self.released(rng);
+        assert_eq!(count, self.honest);
+        assert_eq!(sum, self.expected);
     }
 }
 
@@ -500,19 +504,9 @@ fn a_decided_job_whose_reports_were_altered_is_refused(altered: Altered, seed: u
     // The refused job's round says at once why it cannot be released.
     let stuck = w.collect_refusal(&mut rng);
     assert!(stuck.contains(&refused_id.to_hex()), "{stuck}");
-    // Refused once: the next resumes skip the job without a word.
-    assert!(JobDriver::resume_all(&mut w.leader).unwrap().is_empty());
-    assert!(w.leader.take_store_faults().is_empty());
+    w.assert_refused_once();
     assert_eq!(w.leader.store().job_committed(refused_id).unwrap(), None);
-
-    w.damaged.lock().unwrap().clear();
-    w.restart_leader();
-    let mut resumed = JobDriver::resume_all(&mut w.leader).unwrap();
-    assert_eq!(resumed.len(), 1);
-    assert!(w.drive(resumed.pop().unwrap(), false, &mut rng).is_empty());
-    let (count, sum) = w.released(&mut rng);
-    assert_eq!(count, w.honest);
-    assert_eq!(sum, w.expected);
+    w.repair_and_release_everything(&mut rng);
 }
 
 #[test]
@@ -584,17 +578,8 @@ fn a_lost_report_is_set_aside_and_its_batch_goes_on() {
     assert!(faults[0].detail.contains(&victim.to_hex()), "{}", faults[0]);
     assert_eq!(w.drive(job, false, &mut rng).len(), 2);
     w.collect_refusal(&mut rng);
-    assert!(JobDriver::resume_all(&mut w.leader).unwrap().is_empty());
-    assert!(w.leader.take_store_faults().is_empty(), "said once");
-
-    w.damaged.lock().unwrap().clear();
-    w.restart_leader();
-    let mut resumed = JobDriver::resume_all(&mut w.leader).unwrap();
-    assert_eq!(resumed.len(), 1);
-    assert!(w.drive(resumed.pop().unwrap(), false, &mut rng).is_empty());
-    let (count, sum) = w.released(&mut rng);
-    assert_eq!(count, w.honest);
-    assert_eq!(sum, w.expected);
+    w.assert_refused_once();
+    w.repair_and_release_everything(&mut rng);
 }
 
 /// A stored report altered to carry no share for the helper (checked at upload, so only

@@ -72,13 +72,13 @@ impl<S: TaskStore> Leader<S> {
             if ids.is_empty() {
                 return Ok(None);
             }
-            let mut record = JobRecord {
+            let record = JobRecord {
                 job_id: JobId::random(rng),
                 round,
                 reports: ids,
                 accepted: None,
             };
-            let (mut job, inits) = self.prepare_job(record.clone())?;
+            let (mut job, inits) = self.prepare_job(record)?;
             let lost: Vec<ReportId> = job
                 .damaged
                 .iter()
@@ -99,35 +99,35 @@ impl<S: TaskStore> Leader<S> {
                     continue;
                 }
                 self.refuse(lost_job.job_id, lost_reports(&lost_job));
-                record.reports.retain(|id| !lost_job.reports.contains(id));
                 job.record
                     .reports
                     .retain(|id| !lost_job.reports.contains(id));
                 job.prepared
                     .retain(|(id, _)| !lost_job.reports.contains(id));
                 job.damaged.clear();
-                if record.reports.is_empty() {
+                if job.record.reports.is_empty() {
                     used_up += 1;
                     check_used_up(used_up)?;
                     continue;
                 }
             }
-            if !self.record_job(&record, &mut contended)? {
+            if !self.record_job(&job.record, &mut contended)? {
                 continue;
             }
-            if !self.lease(record.job_id)? {
+            let job_id = job.record.job_id;
+            if !self.lease(job_id)? {
                 // Another leader process leased the new job first: it drives it.
                 self.contention.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             if inits.iter().all(|i| i.reports.is_empty()) {
-                self.commit_locally(&record)?;
+                self.commit_locally(&job.record)?;
                 used_up += 1;
                 check_used_up(used_up)?;
                 continue;
             }
-            self.jobs.insert(record.job_id, job);
-            return Ok(Some((record.job_id, inits)));
+            self.jobs.insert(job_id, job);
+            return Ok(Some((job_id, inits)));
         }
     }
 
@@ -583,18 +583,26 @@ fn refusal(job: &InFlightJob) -> Option<Reject> {
         }
     }
     (!reasons.is_empty()).then(|| {
-        Reject::new(
-            ErrorCode::Internal,
-            format!(
-                "job {} of round {} cannot be aggregated: this leader no longer holds its \
-                 reports as uploaded, and its round cannot be released until their bytes \
-                 are restored and the leader restarted. Reports: {}",
-                job.record.job_id.to_hex(),
-                job.record.round,
-                reasons.join("; "),
-            ),
+        refused(
+            &job.record,
+            "this leader no longer holds its reports as uploaded",
+            &reasons,
         )
     })
+}
+
+/// A refusal of the job `record`: `what` is wrong, and why for each report.
+fn refused(record: &JobRecord, what: &str, reasons: &[String]) -> Reject {
+    Reject::new(
+        ErrorCode::Internal,
+        format!(
+            "job {} of round {} cannot be aggregated: {what}, and its round cannot be \
+             released until their bytes are restored and the leader restarted. Reports: {}",
+            record.job_id.to_hex(),
+            record.round,
+            reasons.join("; "),
+        ),
+    )
 }
 
 /// [`ErrorCode::Busy`] once [`Leader::start_job`] has used up [`MAX_JOB_CONTENTION`]
@@ -615,17 +623,11 @@ fn check_used_up(used_up: u32) -> Result<(), Reject> {
 /// [`Leader::start_job`], is refused.
 fn lost_reports(job: &JobRecord) -> Reject {
     let ids: Vec<String> = job.reports.iter().map(ReportId::to_hex).collect();
-    Reject::new(
-        ErrorCode::Internal,
-        format!(
-            "job {} of round {} cannot be aggregated: it holds the reports whose stored \
-             bytes are lost, set aside from the batch being aggregated, and its round \
-             cannot be released until their bytes are restored and the leader restarted. \
-             Reports: {}",
-            job.job_id.to_hex(),
-            job.round,
-            ids.join(", "),
-        ),
+    refused(
+        job,
+        "it holds the reports whose stored bytes are lost, set aside from the batch \
+         being aggregated",
+        &ids,
     )
 }
 
